@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Message framing: one vfio-user message per call, with SCM_RIGHTS fds.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proto.h"
+
+static const char *const command_names[VFU_CMD_MAX] = {
+	[VFU_CMD_VERSION] = "VERSION",
+	[VFU_CMD_DMA_MAP] = "DMA_MAP",
+	[VFU_CMD_DMA_UNMAP] = "DMA_UNMAP",
+	[VFU_CMD_DEVICE_GET_INFO] = "DEVICE_GET_INFO",
+	[VFU_CMD_DEVICE_GET_REGION_INFO] = "DEVICE_GET_REGION_INFO",
+	[VFU_CMD_DEVICE_GET_REGION_IO_FDS] = "DEVICE_GET_REGION_IO_FDS",
+	[VFU_CMD_DEVICE_GET_IRQ_INFO] = "DEVICE_GET_IRQ_INFO",
+	[VFU_CMD_DEVICE_SET_IRQS] = "DEVICE_SET_IRQS",
+	[VFU_CMD_REGION_READ] = "REGION_READ",
+	[VFU_CMD_REGION_WRITE] = "REGION_WRITE",
+	[VFU_CMD_DMA_READ] = "DMA_READ",
+	[VFU_CMD_DMA_WRITE] = "DMA_WRITE",
+	[VFU_CMD_DEVICE_RESET] = "DEVICE_RESET",
+	[VFU_CMD_REGION_WRITE_MULTI] = "REGION_WRITE_MULTI",
+	[VFU_CMD_DEVICE_FEATURE] = "DEVICE_FEATURE",
+	[VFU_CMD_MIG_DATA_READ] = "MIG_DATA_READ",
+	[VFU_CMD_MIG_DATA_WRITE] = "MIG_DATA_WRITE",
+};
+
+const char *vfu_command_name(unsigned int cmd)
+{
+	if (cmd >= VFU_CMD_MAX || command_names[cmd] == NULL)
+		return "UNKNOWN";
+	return command_names[cmd];
+}
+
+int vfu_header_check(const struct vfu_header *hdr, size_t max_size)
+{
+	uint32_t type = hdr->flags & VFU_FLAGS_TYPE_MASK;
+
+	if (hdr->msg_size < sizeof(*hdr))
+		return -EINVAL;
+	if (hdr->msg_size > max_size)
+		return -EMSGSIZE;
+	if (hdr->flags & ~VFU_FLAGS_KNOWN)
+		return -EINVAL;
+	if (type != VFU_FLAGS_TYPE_COMMAND && type != VFU_FLAGS_TYPE_REPLY)
+		return -EINVAL;
+	return 0;
+}
+
+static void close_fds(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
+}
+
+/* Wait until sock is readable; used once a message has begun. */
+static int wait_readable(int sock)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	for (;;) {
+		int r = poll(&p, 1, -1);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/*
+ * Read exactly len bytes. begun: bytes of this message already consumed, to
+ * tell a clean close (nothing of the message read) from a torn message.
+ */
+static int read_full(int sock, void *buf, size_t len, bool begun)
+{
+	uint8_t *p = buf;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = recv(sock, p + got, len - got, 0);
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return (begun || got) ? -EPIPE : -ECONNRESET;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			int r = wait_readable(sock);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		return -errno;
+	}
+	return 0;
+}
+
+/* Collect SCM_RIGHTS fds from a control buffer; extras beyond cap are
+ * closed and counted in *dropped. */
+static void collect_fds(struct msghdr *mh, struct vfu_msg *msg,
+			size_t *dropped)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		const uint8_t *data = CMSG_DATA(c);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, data + i * sizeof(int), sizeof(int));
+			if (msg->nfds < VFU_MAX_FDS_PER_MSG)
+				msg->fds[msg->nfds++] = fd;
+			else {
+				close(fd);
+				(*dropped)++;
+			}
+		}
+	}
+}
+
+/* Read the 16-byte header with any ancillary fds. */
+static int recv_header(int sock, struct vfu_msg *msg, size_t *dropped,
+		       bool *ctrunc)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * VFU_MAX_FDS_PER_MSG)];
+		struct cmsghdr align;
+	} ctl;
+	uint8_t *p = (uint8_t *)&msg->hdr;
+	size_t got = 0;
+
+	while (got < sizeof(msg->hdr)) {
+		struct iovec iov = { p + got, sizeof(msg->hdr) - got };
+		struct msghdr mh = {
+			.msg_iov = &iov,
+			.msg_iovlen = 1,
+			.msg_control = ctl.buf,
+			.msg_controllen = sizeof(ctl.buf),
+		};
+		ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				int r = wait_readable(sock);
+				if (r < 0)
+					return r;
+				continue;
+			}
+			return -errno;
+		}
+		collect_fds(&mh, msg, dropped);
+		if (mh.msg_flags & MSG_CTRUNC)
+			*ctrunc = true;
+		if (n == 0)
+			return got ? -EPIPE : -ECONNRESET;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+int vfu_msg_recv(int sock, struct vfu_msg *msg, size_t max_size,
+		 size_t max_fds)
+{
+	size_t dropped = 0;
+	bool ctrunc = false;
+	int r;
+
+	memset(msg, 0, sizeof(*msg));
+	for (size_t i = 0; i < VFU_MAX_FDS_PER_MSG; i++)
+		msg->fds[i] = -1;
+
+	r = recv_header(sock, msg, &dropped, &ctrunc);
+	if (r < 0)
+		goto fail;
+	r = vfu_header_check(&msg->hdr, max_size);
+	if (r < 0)
+		goto fail;
+
+	msg->len = msg->hdr.msg_size - sizeof(msg->hdr);
+	if (msg->len) {
+		msg->payload = malloc(msg->len);
+		if (!msg->payload) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		r = read_full(sock, msg->payload, msg->len, true);
+		if (r < 0)
+			goto fail;
+	}
+	if (dropped || ctrunc || msg->nfds > max_fds) {
+		/* The message was consumed whole, so the stream is in step;
+		 * the caller answers with an error reply. */
+		close_fds(msg->fds, msg->nfds);
+		msg->nfds = 0;
+		return -EBADMSG;
+	}
+	return 0;
+fail:
+	vfu_msg_release(msg);
+	return r;
+}
+
+void vfu_msg_release(struct vfu_msg *msg)
+{
+	close_fds(msg->fds, msg->nfds);
+	msg->nfds = 0;
+	free(msg->payload);
+	msg->payload = NULL;
+	msg->len = 0;
+}
+
+int vfu_msg_take_fd(struct vfu_msg *msg, size_t i)
+{
+	int fd;
+
+	if (i >= msg->nfds)
+		return -1;
+	fd = msg->fds[i];
+	msg->fds[i] = -1;
+	return fd;
+}
+
+/* Advance an iovec array past n sent bytes. */
+static void iov_advance(struct iovec **iov, int *cnt, size_t n)
+{
+	while (*cnt > 0 && n >= (*iov)->iov_len) {
+		n -= (*iov)->iov_len;
+		(*iov)++;
+		(*cnt)--;
+	}
+	if (*cnt > 0) {
+		(*iov)->iov_base = (uint8_t *)(*iov)->iov_base + n;
+		(*iov)->iov_len -= n;
+	}
+}
+
+int vfu_msg_send(int sock, struct vfu_header *hdr, const struct iovec *iov,
+		 int iovcnt, const int *fds, size_t nfds)
+{
+	struct iovec vec[8];
+	struct iovec *cur = vec;
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * VFU_MAX_FDS_PER_MSG)];
+		struct cmsghdr align;
+	} ctl;
+	uint64_t total = sizeof(*hdr);
+	int cnt = 1;
+	bool fds_sent = false;
+
+	if (iovcnt < 0 || iovcnt > 7 || nfds > VFU_MAX_FDS_PER_MSG)
+		return -EINVAL;
+	for (int i = 0; i < iovcnt; i++) {
+		total += iov[i].iov_len;
+		if (iov[i].iov_len)
+			vec[cnt++] = iov[i];
+	}
+	if (total > UINT32_MAX)
+		return -EMSGSIZE;
+	hdr->msg_size = (uint32_t)total;
+	vec[0].iov_base = hdr;
+	vec[0].iov_len = sizeof(*hdr);
+
+	while (cnt > 0) {
+		struct msghdr mh = { .msg_iov = cur, .msg_iovlen = (size_t)cnt };
+		if (nfds && !fds_sent) {
+			memset(ctl.buf, 0, sizeof(ctl.buf));
+			mh.msg_control = ctl.buf;
+			mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+			memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+		}
+		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				struct pollfd p = { .fd = sock,
+						    .events = POLLOUT };
+				if (poll(&p, 1, -1) < 0 && errno != EINTR)
+					return -errno;
+				continue;
+			}
+			return -errno;
+		}
+		fds_sent = true;
+		iov_advance(&cur, &cnt, (size_t)n);
+	}
+	return 0;
+}
+
+int vfu_send_reply(int sock, const struct vfu_header *req, const void *payload,
+		   size_t len)
+{
+	struct vfu_header hdr = {
+		.msg_id = req->msg_id,
+		.command = req->command,
+		.flags = VFU_FLAGS_TYPE_REPLY,
+	};
+	struct iovec iov = { (void *)payload, len };
+
+	return vfu_msg_send(sock, &hdr, &iov, len ? 1 : 0, NULL, 0);
+}
+
+int vfu_send_error(int sock, const struct vfu_header *req, int err)
+{
+	struct vfu_header hdr = {
+		.msg_id = req->msg_id,
+		.command = req->command,
+		.flags = VFU_FLAGS_TYPE_REPLY | VFU_FLAGS_ERROR,
+		.error = (uint32_t)(err < 0 ? -err : err),
+	};
+
+	return vfu_msg_send(sock, &hdr, NULL, 0, NULL, 0);
+}

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared vfio-user protocol code: message framing with fd passing, header
+ * validation, capability JSON, bounds arithmetic and the logging shim.
+ *
+ * Internal to vfmig: compiled into both libraries with hidden visibility.
+ * Every function returns 0 (or a count) on success and a negative errno on
+ * failure, like the public APIs.
+ */
+#ifndef VFMIG_PROTOCOL_PROTO_H
+#define VFMIG_PROTOCOL_PROTO_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "wire.h"
+
+/* Largest message either side accepts: the largest data transfer we allow
+ * plus room for any fixed request/reply header. Anything larger is refused
+ * before its payload is read. */
+#define VFU_MSG_OVERHEAD 64u
+#define VFU_MAX_FDS_PER_MSG 16u /* what our receive buffers hold */
+
+/* ------------------------------------------------------------------ */
+/* Logging through the caller                                          */
+/* ------------------------------------------------------------------ */
+
+/* Levels follow syslog: 3 error, 4 warning, 6 info, 7 debug. */
+typedef void (*vfu_log_fn)(void *priv, int level, const char *msg);
+
+struct vfu_logger {
+	vfu_log_fn fn;
+	void *priv;
+	int level; /* messages above this level are dropped */
+};
+
+void vfu_log(const struct vfu_logger *lg, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#define VFU_LOG_ERR 3
+#define VFU_LOG_WARNING 4
+#define VFU_LOG_INFO 6
+#define VFU_LOG_DEBUG 7
+
+/* ------------------------------------------------------------------ */
+/* Bounds arithmetic                                                   */
+/* ------------------------------------------------------------------ */
+
+/* True when [off, off + count) lies inside [0, size) without overflow. */
+static inline bool vfu_range_ok(uint64_t off, uint64_t count, uint64_t size)
+{
+	return off <= size && count <= size - off;
+}
+
+/* True when [a, a + alen) lies inside [b, b + blen); no overflow. */
+static inline bool vfu_range_within(uint64_t a, uint64_t alen, uint64_t b,
+				    uint64_t blen)
+{
+	if (alen != 0 && a + alen - 1 < a)
+		return false;
+	if (blen != 0 && b + blen - 1 < b)
+		return false;
+	return a >= b && vfu_range_ok(a - b, alen, blen);
+}
+
+/* ------------------------------------------------------------------ */
+/* Messages                                                            */
+/* ------------------------------------------------------------------ */
+
+struct vfu_msg {
+	struct vfu_header hdr;
+	uint8_t *payload; /* malloc'd, hdr.msg_size - 16 bytes; NULL if none */
+	size_t len;       /* payload length */
+	int fds[VFU_MAX_FDS_PER_MSG];
+	size_t nfds;
+};
+
+/* Human-readable name of a command number ("REGION_READ"), or "UNKNOWN". */
+const char *vfu_command_name(unsigned int cmd);
+
+/*
+ * Check a header on its own: size within [16, max_size], flag bits known,
+ * a type of command or reply. Returns 0 or -EINVAL/-EMSGSIZE. Pure; used by
+ * vfu_msg_recv and unit-tested directly.
+ */
+int vfu_header_check(const struct vfu_header *hdr, size_t max_size);
+
+/*
+ * Receive one whole message from a stream socket.
+ *
+ * Reads the header (and any SCM_RIGHTS fds that came with it), checks it with
+ * vfu_header_check(max_size), then reads exactly msg_size - 16 payload bytes.
+ * If more than max_fds descriptors arrived they are all closed and -EBADMSG
+ * is returned after the payload was consumed, so the stream stays in step
+ * (the caller answers with an error reply). Returns 0 with *msg filled (free
+ * with vfu_msg_release), -ECONNRESET on orderly close before a header,
+ * -EPIPE when the peer closes mid-message, -EMSGSIZE / -EINVAL for a bad
+ * header (the stream cannot be trusted afterwards: close it), or another
+ * negative errno from recvmsg. Retries EINTR; on a non-blocking socket it
+ * waits with poll() once a message has started.
+ */
+int vfu_msg_recv(int sock, struct vfu_msg *msg, size_t max_size,
+		 size_t max_fds);
+
+/* Close every fd still owned by msg and free its payload. Idempotent. */
+void vfu_msg_release(struct vfu_msg *msg);
+
+/* Take ownership of msg->fds[i]; returns it or -1 if absent. */
+int vfu_msg_take_fd(struct vfu_msg *msg, size_t i);
+
+/*
+ * Send one message: a 16-byte header (msg_size filled in here from the iov
+ * lengths) followed by the iov pieces, with nfds descriptors attached to the
+ * first byte. Handles partial writes and EINTR; never raises SIGPIPE.
+ * Returns 0, or a negative errno (-EPIPE for a gone peer).
+ */
+int vfu_msg_send(int sock, struct vfu_header *hdr, const struct iovec *iov,
+		 int iovcnt, const int *fds, size_t nfds);
+
+/* Convenience: reply to req with payload (may be NULL/0) and no fds. */
+int vfu_send_reply(int sock, const struct vfu_header *req, const void *payload,
+		   size_t len);
+
+/* Convenience: header-only error reply carrying errno err (positive). */
+int vfu_send_error(int sock, const struct vfu_header *req, int err);
+
+/* ------------------------------------------------------------------ */
+/* VERSION and capabilities                                            */
+/* ------------------------------------------------------------------ */
+
+struct vfu_caps {
+	uint32_t max_msg_fds;
+	uint64_t max_data_xfer_size;
+	uint64_t max_dma_maps;
+	uint64_t pgsizes;
+	bool twin_socket;         /* twin_socket.supported */
+	bool write_multiple;      /* write_multiple */
+	bool has_migration;       /* legacy "migration" object was present */
+	uint64_t migration_pgsize; /* its pgsize, 0 if absent */
+};
+
+/* Fill caps with the specification's defaults for absent keys. */
+void vfu_caps_defaults(struct vfu_caps *caps);
+
+/*
+ * Parse the capabilities JSON text of a VERSION payload (json may lack the
+ * trailing NUL; len excludes it). Absent keys keep the defaults; unknown keys
+ * are ignored; the legacy "migration" object is accepted. Returns 0 or
+ * -EINVAL with a message naming the offending key written to err.
+ */
+int vfu_caps_parse(const char *json, size_t len, struct vfu_caps *caps,
+		   char *err, size_t errlen);
+
+/* Render caps as {"capabilities":{...}}; returns malloc'd text or NULL. */
+char *vfu_caps_format(const struct vfu_caps *caps, bool include_migration);
+
+/*
+ * Split a VERSION payload into major, minor and capabilities. A payload of
+ * exactly 4 bytes means no JSON (caps stay default). JSON must be
+ * NUL-terminated inside the payload and contain no earlier NUL.
+ * Returns 0 or -EINVAL with err filled.
+ */
+int vfu_version_parse(const uint8_t *payload, size_t len, uint16_t *major,
+		      uint16_t *minor, struct vfu_caps *caps, char *err,
+		      size_t errlen);
+
+/*
+ * Build a VERSION payload: 4-byte version + JSON + NUL. Returns malloc'd
+ * buffer (length in *len) or NULL on allocation failure.
+ */
+uint8_t *vfu_version_build(uint16_t major, uint16_t minor,
+			   const struct vfu_caps *caps, bool include_migration,
+			   size_t *len);
+
+#endif /* VFMIG_PROTOCOL_PROTO_H */
