@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sample device "regs", written against the public device API only.
+ *
+ * BAR0 (4 KiB MMIO, 32-bit little-endian registers, 4-byte accesses):
+ *   0x000 ID          ro  0x56464d47 ("VFMG")
+ *   0x004 VERSION     ro  1
+ *   0x010 SCRATCH0-7  rw  0x010 .. 0x02c, free for the driver
+ *   0x040 COUNTER     ro  number of DOORBELL writes
+ *   0x044 DOORBELL    wo  any write increments COUNTER
+ *   0x048 EVENT       wo  write N: raise MSI-X vector N (N >= 4: ERROR=EINVAL)
+ *   0x080 DMA_ADDR_LO rw  guest address, low half
+ *   0x084 DMA_ADDR_HI rw  guest address, high half
+ *   0x088 DMA_LEN     rw  length in bytes, 1 .. 1 MiB
+ *   0x08c DMA_CMD     wo  1: checksum guest buffer into DMA_RESULT
+ *                         2: fill guest buffer, byte i = (DMA_PATTERN + i)
+ *   0x090 DMA_STATUS  ro  bit 0 done, bit 1 error (cleared by DMA_CMD)
+ *   0x094 DMA_ERROR   ro  errno of the last failed command, else 0
+ *   0x098 DMA_RESULT  ro  FNV-1a 32-bit hash of the buffer (checksum)
+ *   0x09c DMA_PATTERN rw  first byte of the fill pattern (low 8 bits)
+ *   Other offsets read 0 and ignore writes. A finished DMA command raises
+ *   MSI-X vector 0.
+ * BAR2: 64 KiB device memory, mappable by the client (memfd).
+ * BAR4: 4 KiB, MSI-X table (4 vectors) at 0x000, PBA at 0x800.
+ * Also: MSI (1 vector), INTx, PCI Express capability.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vfmig/device.h>
+
+#include "regs.h"
+#include "regs_hw.h"
+
+/* Register offsets, IDs and constants: regs_hw.h, the datasheet shared
+ * with the drivers of this device. */
+
+/* All device state, in one place so migration can save it later. */
+struct regs_state {
+	uint32_t scratch[8];
+	uint32_t counter;
+	uint64_t dma_addr;
+	uint32_t dma_len, dma_status, dma_error, dma_result, dma_pattern;
+};
+
+struct regs {
+	struct regs_state st;
+	int verbosity;
+};
+
+static volatile sig_atomic_t regs_stop;
+
+static void regs_log(void *priv, int level, const char *msg)
+{
+	static const char *const names[8] = { "emerg", "alert", "crit",
+					       "error", "warning", "notice",
+					       "info", "debug" };
+	(void)priv;
+	fprintf(stderr, "regs: %s: %s\n",
+		level >= 0 && level < 8 ? names[level] : "log", msg);
+}
+
+static void regs_logf(const struct regs *r, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void regs_logf(const struct regs *r, int level, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+
+	if (level > r->verbosity)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	regs_log(NULL, level, buf);
+}
+
+static int dma_run(vfmig_dev *dev, struct regs *r, uint32_t cmd,
+		   uint8_t *buf)
+{
+	struct regs_state *s = &r->st;
+	int e;
+
+	if (cmd == DMA_CMD_CHECKSUM) {
+		e = vfmig_dev_dma_read(dev, s->dma_addr, buf, s->dma_len);
+		if (e == 0)
+			s->dma_result = regs_fnv1a(buf, s->dma_len);
+		return e;
+	}
+	for (uint32_t i = 0; i < s->dma_len; i++)
+		buf[i] = (uint8_t)(s->dma_pattern + i);
+	return vfmig_dev_dma_write(dev, s->dma_addr, buf, s->dma_len);
+}
+
+static void dma_start(vfmig_dev *dev, struct regs *r, uint32_t cmd)
+{
+	struct regs_state *s = &r->st;
+	uint8_t *buf = NULL;
+	int e = -EINVAL;
+
+	s->dma_status = 0;
+	s->dma_error = 0;
+	if ((cmd == DMA_CMD_CHECKSUM || cmd == DMA_CMD_FILL) &&
+	    s->dma_len > 0 && s->dma_len <= REGS_DMA_MAX) {
+		buf = malloc(s->dma_len);
+		e = buf ? dma_run(dev, r, cmd, buf) : -ENOMEM;
+	}
+	free(buf);
+	if (e < 0) {
+		s->dma_status = DMA_STATUS_DONE | DMA_STATUS_ERROR;
+		s->dma_error = (uint32_t)-e;
+		regs_logf(r, VFMIG_LOG_WARNING,
+			  "DMA cmd %u at 0x%llx len %u failed: %s", cmd,
+			  (unsigned long long)s->dma_addr, s->dma_len,
+			  vfmig_dev_strerror(e));
+	} else {
+		s->dma_status = DMA_STATUS_DONE;
+	}
+	(void)vfmig_dev_irq_trigger(dev, VFMIG_DEV_IRQ_MSIX, 0);
+}
+
+static uint32_t reg_read(const struct regs_state *s, uint64_t off)
+{
+	switch (off) {
+	case REG_ID: return REGS_MAGIC;
+	case REG_VERSION: return 1;
+	case REG_COUNTER: return s->counter;
+	case REG_DMA_ADDR_LO: return (uint32_t)s->dma_addr;
+	case REG_DMA_ADDR_HI: return (uint32_t)(s->dma_addr >> 32);
+	case REG_DMA_LEN: return s->dma_len;
+	case REG_DMA_STATUS: return s->dma_status;
+	case REG_DMA_ERROR: return s->dma_error;
+	case REG_DMA_RESULT: return s->dma_result;
+	case REG_DMA_PATTERN: return s->dma_pattern;
+	default:
+		if (off >= REG_SCRATCH0 && off <= REG_SCRATCH7)
+			return s->scratch[(off - REG_SCRATCH0) / 4];
+		return 0;
+	}
+}
+
+static void reg_write(vfmig_dev *dev, struct regs *r, uint64_t off,
+		      uint32_t v)
+{
+	struct regs_state *s = &r->st;
+
+	switch (off) {
+	case REG_DOORBELL: s->counter++; break;
+	case REG_EVENT:
+		if (v >= REGS_MSIX_VECTORS)
+			s->dma_error = EINVAL;
+		else
+			(void)vfmig_dev_irq_trigger(dev, VFMIG_DEV_IRQ_MSIX, v);
+		break;
+	case REG_DMA_ADDR_LO:
+		s->dma_addr = (s->dma_addr & ~0xffffffffull) | v;
+		break;
+	case REG_DMA_ADDR_HI:
+		s->dma_addr = (s->dma_addr & 0xffffffffull) | ((uint64_t)v << 32);
+		break;
+	case REG_DMA_LEN: s->dma_len = v; break;
+	case REG_DMA_CMD: dma_start(dev, r, v); break;
+	case REG_DMA_PATTERN: s->dma_pattern = v & 0xff; break;
+	default:
+		if (off >= REG_SCRATCH0 && off <= REG_SCRATCH7)
+			s->scratch[(off - REG_SCRATCH0) / 4] = v;
+		break;
+	}
+}
+
+static int regs_access(vfmig_dev *dev, void *priv, unsigned int bar,
+		       uint64_t off, void *buf, size_t len, bool is_write)
+{
+	struct regs *r = priv;
+	uint32_t v;
+
+	if (bar != REGS_BAR_REGS || len != 4 || (off & 3))
+		return -EINVAL;
+	if (is_write) {
+		memcpy(&v, buf, 4);
+		reg_write(dev, r, off, v);
+	} else {
+		v = reg_read(&r->st, off);
+		memcpy(buf, &v, 4);
+	}
+	return 0;
+}
+
+static int regs_reset(vfmig_dev *dev, void *priv)
+{
+	struct regs *r = priv;
+	uint64_t size;
+	void *mem = vfmig_dev_bar_ptr(dev, REGS_BAR_MEM, &size);
+
+	memset(&r->st, 0, sizeof(r->st));
+	if (mem)
+		memset(mem, 0, size);
+	return 0;
+}
+
+static const struct vfmig_dev_desc regs_desc = {
+	.vendor_id = REGS_VENDOR_ID,
+	.device_id = 0x1000,
+	.subsys_vendor_id = 0x1b36,
+	.subsys_id = 0x0001,
+	.revision = 1,
+	.class_code = 0xff0000,
+	.bars = {
+		[REGS_BAR_REGS] = { .size = 4096, .flags = VFMIG_DEV_BAR_MEM32 },
+		[REGS_BAR_MEM] = { .size = REGS_BAR_MEM_SIZE,
+			.flags = VFMIG_DEV_BAR_MEM64 | VFMIG_DEV_BAR_PREFETCH |
+				 VFMIG_DEV_BAR_MAPPABLE },
+		[REGS_BAR_MSIX] = { .size = 4096, .flags = VFMIG_DEV_BAR_MEM32 },
+	},
+	.intx_count = 1,
+	.msi_vectors = 1,
+	.msix_vectors = REGS_MSIX_VECTORS,
+	.msix_bar = REGS_BAR_MSIX,
+	.msix_table_offset = 0x000,
+	.msix_pba_offset = 0x800,
+	.err_count = 1,
+	.req_count = 1,
+	.pcie = true,
+};
+
+static const struct vfmig_dev_ops regs_ops = {
+	.version = VFMIG_DEV_OPS_VERSION,
+	.region_access = regs_access,
+	.reset = regs_reset,
+};
+
+/* ---- command line ---- */
+
+struct regs_opts {
+	const char *socket_path;
+	const char *fd;
+	const char *interface;
+	int verbosity;
+};
+
+/* Match "--name VAL" or "--name=VAL"; advances *i past a separate VAL. */
+static int opt_value(int argc, char **argv, int *i, const char *name,
+		     const char **val)
+{
+	size_t n = strlen(name);
+	const char *a = argv[*i];
+
+	if (strncmp(a, name, n))
+		return 0;
+	if (a[n] == '=') {
+		*val = a + n + 1;
+		return 1;
+	}
+	if (a[n])
+		return 0;
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "regs: option %s needs a value\n", name);
+		return -1;
+	}
+	*val = argv[++*i];
+	return 1;
+}
+
+static int parse_args(int argc, char **argv, struct regs_opts *o)
+{
+	static const char *const names[] = { "--socket-path", "--fd",
+					     "--interface" };
+	for (int i = 1; i < argc; i++) {
+		const char **slots[] = { &o->socket_path, &o->fd, &o->interface };
+		int m = 0;
+
+		if (!strcmp(argv[i], "--quiet")) {
+			o->verbosity = VFMIG_LOG_ERR;
+			continue;
+		}
+		if (!strcmp(argv[i], "--verbose")) {
+			o->verbosity = VFMIG_LOG_DEBUG;
+			continue;
+		}
+		for (size_t k = 0; k < 3 && m == 0; k++) {
+			m = opt_value(argc, argv, &i, names[k], slots[k]);
+			if (m < 0)
+				return -1;
+		}
+		if (m == 0) {
+			fprintf(stderr, "regs: unknown argument '%s'\n", argv[i]);
+			return -1;
+		}
+	}
+	if (!!o->socket_path == !!o->fd) {
+		fprintf(stderr, "regs: give exactly one of --socket-path PATH "
+				"or --fd N (%s)\n",
+			o->socket_path ? "both given" : "neither given");
+		return -1;
+	}
+	if (o->interface && strcmp(o->interface, "v2")) {
+		fprintf(stderr, "regs: --interface %s: %s\n", o->interface,
+			strcmp(o->interface, "region") ? "unknown interface"
+						       : "not supported yet");
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_fd(const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0 || v > 1 << 20)
+		return -1;
+	return (int)v;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	regs_stop = 1;
+}
+
+static int serve(vfmig_dev *dev, const struct regs_opts *o)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	int r, fd;
+
+	if (o->socket_path) {
+		r = vfmig_dev_listen(dev, o->socket_path);
+	} else {
+		fd = parse_fd(o->fd);
+		if (fd < 0) {
+			fprintf(stderr, "regs: --fd '%s' is not a valid fd\n",
+				o->fd);
+			return 2;
+		}
+		r = vfmig_dev_attach_fd(dev, fd);
+	}
+	if (r < 0) {
+		fprintf(stderr, "regs: cannot use %s: %s\n",
+			o->socket_path ? o->socket_path : o->fd,
+			vfmig_dev_strerror(r));
+		return 1;
+	}
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	r = vfmig_dev_run(dev, &regs_stop);
+	if (r < 0) {
+		fprintf(stderr, "regs: %s\n", vfmig_dev_strerror(r));
+		return 1;
+	}
+	return 0;
+}
+
+int vfmig_sample_regs_main(int argc, char **argv)
+{
+	struct regs_opts o = { .verbosity = VFMIG_LOG_INFO };
+	struct regs r = { 0 };
+	vfmig_dev *dev;
+	int rc;
+
+	if (parse_args(argc, argv, &o) < 0)
+		return 2;
+	r.verbosity = o.verbosity;
+	rc = vfmig_dev_create(&regs_desc, &regs_ops, &r, &dev);
+	if (rc < 0) {
+		fprintf(stderr, "regs: create: %s\n", vfmig_dev_strerror(rc));
+		return 1;
+	}
+	vfmig_dev_set_log(dev, regs_log, NULL, o.verbosity);
+	regs_stop = 0;
+	rc = serve(dev, &o);
+	vfmig_dev_destroy(dev);
+	return rc;
+}

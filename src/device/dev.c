@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Device lifecycle: create (validate the description, build config space,
+ * MSI-X, IRQ tables and mappable BAR memory), sockets, the event loop, and
+ * destroy. Also the small public helpers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define DEV_BATCH 1024 /* messages per vfmig_dev_process() call at most */
+
+static bool pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+static int check_bar(const struct vfmig_dev_desc *d, unsigned int i)
+{
+	const struct vfmig_dev_bar *b = &d->bars[i];
+	const uint32_t known = VFMIG_DEV_BAR_IO | VFMIG_DEV_BAR_MEM64 |
+			       VFMIG_DEV_BAR_PREFETCH | VFMIG_DEV_BAR_MAPPABLE;
+
+	if (!b->size)
+		return 0;
+	if (!pow2(b->size) || (b->flags & ~known) ||
+	    b->n_exclude > VFMIG_DEV_MAX_EXCLUDES)
+		return -EINVAL;
+	if (i > 0 && (d->bars[i - 1].flags & VFMIG_DEV_BAR_MEM64) &&
+	    d->bars[i - 1].size)
+		return -EINVAL; /* slot taken by the upper half of BAR i-1 */
+	if (b->flags & VFMIG_DEV_BAR_IO)
+		return (b->flags != VFMIG_DEV_BAR_IO || b->size < 4 ||
+			b->size > 256) ? -EINVAL : 0;
+	if (b->size < 16 ||
+	    (!(b->flags & VFMIG_DEV_BAR_MEM64) && b->size > (1ull << 31)))
+		return -EINVAL;
+	if ((b->flags & VFMIG_DEV_BAR_MEM64) && i + 1 >= VFMIG_DEV_MAX_BARS)
+		return -EINVAL;
+	if ((b->flags & VFMIG_DEV_BAR_MAPPABLE) &&
+	    (b->size < DEV_PAGE_SIZE || b->size > SIZE_MAX))
+		return -EINVAL;
+	for (uint32_t j = 0; j < b->n_exclude; j++)
+		if (!vfu_range_ok(b->exclude[j].offset, b->exclude[j].size,
+				  b->size))
+			return -EINVAL;
+	return 0;
+}
+
+static int check_msix(const struct vfmig_dev_desc *d)
+{
+	uint64_t n = d->msix_vectors, tlen = n * 16, plen = (n + 63) / 64 * 8;
+	const struct vfmig_dev_bar *b;
+
+	if (!n)
+		return 0;
+	if (n > DEV_MSIX_MAX || d->msix_bar >= VFMIG_DEV_MAX_BARS)
+		return -EINVAL;
+	b = &d->bars[d->msix_bar];
+	if (!b->size || (b->flags & VFMIG_DEV_BAR_IO) ||
+	    (d->msix_table_offset & 7) || (d->msix_pba_offset & 7) ||
+	    !vfu_range_ok(d->msix_table_offset, tlen, b->size) ||
+	    !vfu_range_ok(d->msix_pba_offset, plen, b->size))
+		return -EINVAL;
+	if (d->msix_table_offset < d->msix_pba_offset + plen &&
+	    d->msix_pba_offset < d->msix_table_offset + tlen)
+		return -EINVAL;
+	return 0;
+}
+
+static int check_desc(const struct vfmig_dev_desc *d)
+{
+	if (d->class_code > 0xffffff || d->intx_count > 1 ||
+	    d->err_count > 1 || d->req_count > 1 ||
+	    (d->msi_vectors && (!pow2(d->msi_vectors) || d->msi_vectors > 32)))
+		return -EINVAL;
+	for (unsigned int i = 0; i < VFMIG_DEV_MAX_BARS; i++)
+		if (check_bar(d, i) < 0)
+			return -EINVAL;
+	return check_msix(d);
+}
+
+static int bar_mem_init(struct vfmig_dev *dev, unsigned int i)
+{
+	const struct vfmig_dev_bar *b = &dev->desc.bars[i];
+	char name[32];
+	void *p;
+
+	if (!b->size || !(b->flags & VFMIG_DEV_BAR_MAPPABLE))
+		return 0;
+	snprintf(name, sizeof(name), "vfmig-bar%u", i);
+	dev->bars[i].memfd = memfd_create(name, MFD_CLOEXEC);
+	if (dev->bars[i].memfd < 0)
+		return -errno;
+	if (ftruncate(dev->bars[i].memfd, (off_t)b->size) < 0)
+		return -errno;
+	p = mmap(NULL, b->size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 dev->bars[i].memfd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	dev->bars[i].mem = p;
+	return 0;
+}
+
+VFMIG_EXPORT int vfmig_dev_create(const struct vfmig_dev_desc *desc,
+				  const struct vfmig_dev_ops *ops, void *priv,
+				  vfmig_dev **out)
+{
+	struct vfmig_dev *dev;
+	int r;
+
+	if (!desc || !ops || !out || ops->version != VFMIG_DEV_OPS_VERSION ||
+	    !ops->region_access || check_desc(desc) < 0)
+		return -EINVAL;
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return -ENOMEM;
+	dev->desc = *desc;
+	dev->ops = *ops;
+	dev->priv = priv;
+	dev->listen_fd = dev->conn_fd = -1;
+	dev->max_xfer = DEV_MAX_XFER;
+	vfu_caps_defaults(&dev->peer);
+	for (unsigned int i = 0; i < VFMIG_DEV_MAX_BARS; i++)
+		dev->bars[i].memfd = -1;
+	dev_pci_init(&dev->pci, desc);
+	r = dev_msix_init(&dev->msix, desc);
+	if (r == 0)
+		r = dev_irq_init(dev);
+	for (unsigned int i = 0; r == 0 && i < VFMIG_DEV_MAX_BARS; i++)
+		r = bar_mem_init(dev, i);
+	if (r < 0) {
+		vfmig_dev_destroy(dev);
+		return r;
+	}
+	*out = dev;
+	return 0;
+}
+
+VFMIG_EXPORT void *vfmig_dev_get_priv(const vfmig_dev *dev)
+{
+	return dev ? dev->priv : NULL;
+}
+
+VFMIG_EXPORT void vfmig_dev_set_log(vfmig_dev *dev, vfmig_log_fn fn,
+				    void *priv, int max_level)
+{
+	if (!dev)
+		return;
+	dev->log.fn = fn;
+	dev->log.priv = priv;
+	dev->log.level = max_level;
+}
+
+void dev_drop_client(struct vfmig_dev *dev)
+{
+	bool was = dev->negotiated;
+
+	if (dev->conn_fd < 0)
+		return;
+	close(dev->conn_fd);
+	dev->conn_fd = -1;
+	dev->negotiated = false;
+	dev->broken = false;
+	dev_queue_clear(dev);
+	dev_dma_clear(dev);
+	dev_irq_close_all(dev);
+	vfu_caps_defaults(&dev->peer);
+	DEV_LOG(dev, VFU_LOG_INFO, "client disconnected%s",
+		dev->listen_fd >= 0 ? "; listening again" : "");
+	if (was && dev->ops.client_changed)
+		dev->ops.client_changed(dev, dev->priv, false);
+}
+
+VFMIG_EXPORT int vfmig_dev_listen(vfmig_dev *dev, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, r;
+
+	if (!dev || !path || strlen(path) >= sizeof(sa.sun_path) || !*path)
+		return -EINVAL;
+	if (dev->listen_fd >= 0 || dev->conn_fd >= 0)
+		return -EBUSY;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path); /* stale socket from an earlier run */
+	dev->sock_path = strdup(path);
+	if (!dev->sock_path)
+		return -ENOMEM;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		goto fail;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fd, 4) < 0)
+		goto fail;
+	dev->listen_fd = fd;
+	DEV_LOG(dev, VFU_LOG_INFO, "listening on %s", path);
+	return 0;
+fail:
+	r = -errno;
+	if (fd >= 0)
+		close(fd);
+	free(dev->sock_path);
+	dev->sock_path = NULL;
+	return r;
+}
+
+VFMIG_EXPORT int vfmig_dev_attach_fd(vfmig_dev *dev, int fd)
+{
+	int acc = 0, fl;
+	socklen_t len = sizeof(acc);
+
+	if (!dev)
+		return -EINVAL;
+	if (fd < 0)
+		return -EBADF;
+	if (dev->listen_fd >= 0 || dev->conn_fd >= 0)
+		return -EBUSY;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &acc, &len) < 0)
+		return -errno;
+	if (acc != SOCK_STREAM)
+		return -EINVAL;
+	len = sizeof(acc);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0)
+		return -errno;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	if (acc) {
+		dev->listen_fd = fd;
+	} else {
+		dev->conn_fd = fd;
+		dev->next_msg_id = 0;
+	}
+	DEV_LOG(dev, VFU_LOG_INFO, "attached fd %d (%s)", fd,
+		acc ? "listening" : "connected");
+	return 0;
+}
+
+VFMIG_EXPORT int vfmig_dev_get_poll_fd(const vfmig_dev *dev)
+{
+	if (!dev)
+		return -EINVAL;
+	if (dev->conn_fd >= 0)
+		return dev->conn_fd;
+	return dev->listen_fd >= 0 ? dev->listen_fd : -ENOTCONN;
+}
+
+int vfmig_dev__process_one(struct vfmig_dev *dev)
+{
+	bool handled;
+	int r = dev_transport_process_one(dev, &handled);
+
+	return r < 0 ? r : handled;
+}
+
+void vfmig_dev__set_max_xfer(struct vfmig_dev *dev, uint64_t max_xfer)
+{
+	dev->max_xfer = max_xfer;
+}
+
+VFMIG_EXPORT int vfmig_dev_process(vfmig_dev *dev)
+{
+	int count = 0;
+
+	if (!dev)
+		return -EINVAL;
+	if (dev->conn_fd < 0 && dev->listen_fd < 0)
+		return -ENOTCONN;
+	while (count < DEV_BATCH) {
+		bool handled;
+		int r = dev_transport_process_one(dev, &handled);
+		if (r < 0)
+			return r == -ENOTCONN ? count : r;
+		if (!handled)
+			break;
+		count++;
+	}
+	return count;
+}
+
+VFMIG_EXPORT int vfmig_dev_run(vfmig_dev *dev, const volatile sig_atomic_t *stop)
+{
+	if (!dev || !stop)
+		return -EINVAL;
+	while (!*stop) {
+		struct pollfd p = { .fd = vfmig_dev_get_poll_fd(dev),
+				    .events = POLLIN };
+		int r;
+
+		if (p.fd < 0)
+			return 0; /* attached client left, nothing to accept */
+		if (!dev->q_head) {
+			r = poll(&p, 1, 100);
+			if (r < 0 && errno != EINTR)
+				return -errno;
+			if (r <= 0)
+				continue;
+		}
+		r = vfmig_dev_process(dev);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+VFMIG_EXPORT void vfmig_dev_destroy(vfmig_dev *dev)
+{
+	if (!dev)
+		return;
+	dev_drop_client(dev);
+	if (dev->listen_fd >= 0)
+		close(dev->listen_fd);
+	if (dev->sock_path)
+		unlink(dev->sock_path);
+	free(dev->sock_path);
+	dev_dma_clear(dev);
+	dev_irq_fini(dev);
+	dev_msix_fini(&dev->msix);
+	for (unsigned int i = 0; i < VFMIG_DEV_MAX_BARS; i++) {
+		if (dev->bars[i].mem)
+			munmap(dev->bars[i].mem, dev->desc.bars[i].size);
+		if (dev->bars[i].memfd >= 0)
+			close(dev->bars[i].memfd);
+	}
+	free(dev);
+}
+
+VFMIG_EXPORT void *vfmig_dev_bar_ptr(vfmig_dev *dev, unsigned int bar,
+				     uint64_t *size)
+{
+	if (!dev || bar >= VFMIG_DEV_MAX_BARS || !dev->bars[bar].mem)
+		return NULL;
+	if (size)
+		*size = dev->desc.bars[bar].size;
+	return dev->bars[bar].mem;
+}
+
+VFMIG_EXPORT int vfmig_dev_config_read(const vfmig_dev *dev, uint32_t off,
+				       void *buf, size_t len)
+{
+	if (!dev || (!buf && len))
+		return -EINVAL;
+	return dev_pci_read(&dev->pci, off, buf, len);
+}
+
+static const struct {
+	int err;
+	const char *text;
+} errtab[] = {
+	{ 0, "success" },
+	{ EINVAL, "invalid argument or malformed message" },
+	{ ENOMEM, "out of memory" },
+	{ EFAULT, "address outside every DMA window" },
+	{ ENOTCONN, "no client connected" },
+	{ ENOTSUP, "operation not supported" },
+	{ EEXIST, "DMA window overlaps an existing one" },
+	{ ENOENT, "no such DMA window" },
+	{ ENOSPC, "too many DMA windows" },
+	{ EBUSY, "socket already attached" },
+	{ EBADF, "bad file descriptor" },
+	{ ENOTSOCK, "not a socket" },
+	{ EIO, "client broke a DMA exchange" },
+	{ EPIPE, "client closed the connection mid-message" },
+	{ ECONNRESET, "client closed the connection" },
+	{ EMSGSIZE, "message too large" },
+	{ EBADMSG, "message carried too many file descriptors" },
+	{ ETIMEDOUT, "timed out" },
+	{ EADDRINUSE, "socket path in use" },
+	{ EACCES, "permission denied" },
+	{ ENOENT, "no such file or directory" },
+};
+
+VFMIG_EXPORT const char *vfmig_dev_strerror(int err)
+{
+	if (err < 0)
+		err = -err;
+	for (size_t i = 0; i < sizeof(errtab) / sizeof(errtab[0]); i++)
+		if (errtab[i].err == err)
+			return errtab[i].text;
+	return "unknown error";
+}

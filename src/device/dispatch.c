@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Command dispatch: one table indexed by command number gives the handler,
+ * the minimum payload and whether fds may come along. The small commands
+ * with no other home (VERSION, GET_INFO, RESET, DEVICE_FEATURE, MIG_DATA_*)
+ * live here too.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+int dev_reply_fds(struct vfmig_dev *dev, const struct vfu_header *req,
+		  const struct iovec *iov, int iovcnt, const int *fds,
+		  size_t nfds)
+{
+	struct vfu_header hdr = {
+		.msg_id = req->msg_id,
+		.command = req->command,
+		.flags = VFU_FLAGS_TYPE_REPLY,
+	};
+
+	if (req->flags & VFU_FLAGS_NO_REPLY)
+		return 0;
+	if (vfu_msg_send(dev->conn_fd, &hdr, iov, iovcnt, fds, nfds) < 0)
+		dev->broken = true;
+	return 0;
+}
+
+int dev_reply(struct vfmig_dev *dev, const struct vfu_header *req,
+	      const void *payload, size_t len)
+{
+	struct iovec iov = { (void *)payload, len };
+
+	return dev_reply_fds(dev, req, &iov, len ? 1 : 0, NULL, 0);
+}
+
+void dev_reply_error(struct vfmig_dev *dev, const struct vfu_header *req,
+		     int err)
+{
+	DEV_LOG(dev, VFU_LOG_INFO, "%s (id %u): error %d (%s)",
+		vfu_command_name(req->command), req->msg_id, err,
+		vfmig_dev_strerror(err));
+	if (req->flags & VFU_FLAGS_NO_REPLY)
+		return;
+	if (vfu_send_error(dev->conn_fd, req, err) < 0)
+		dev->broken = true;
+}
+
+static int cmd_version(struct vfmig_dev *dev, struct vfu_msg *msg)
+{
+	struct vfu_caps caps, ours;
+	uint16_t major, minor;
+	char err[128] = "";
+	uint8_t *buf;
+	size_t len;
+	int r;
+
+	if (dev->negotiated)
+		return -EINVAL;
+	r = vfu_version_parse(msg->payload, msg->len, &major, &minor, &caps,
+			      err, sizeof(err));
+	if (r < 0 || major != VFU_VERSION_MAJOR) {
+		DEV_LOG(dev, VFU_LOG_ERR, "VERSION refused: %s",
+			r < 0 ? err : "unsupported major version");
+		dev->broken = true; /* error reply, then close */
+		return r < 0 ? r : -ENOTSUP;
+	}
+	vfu_caps_defaults(&ours);
+	ours.max_msg_fds = DEV_MAX_FDS;
+	ours.max_data_xfer_size = dev->max_xfer;
+	ours.max_dma_maps = DEV_MAX_DMA_MAPS;
+	ours.pgsizes = DEV_PAGE_SIZE;
+	ours.twin_socket = false; /* not offered: the mode stays off */
+	ours.write_multiple = caps.write_multiple;
+	buf = vfu_version_build(VFU_VERSION_MAJOR,
+				minor < VFU_VERSION_MINOR ? minor : VFU_VERSION_MINOR,
+				&ours, false, &len);
+	if (!buf)
+		return -ENOMEM;
+	dev->peer = caps;
+	dev->negotiated = true;
+	DEV_LOG(dev, VFU_LOG_INFO,
+		"client negotiated %u.%u, max_data_xfer_size %llu, max_msg_fds %u",
+		major, minor, (unsigned long long)caps.max_data_xfer_size,
+		caps.max_msg_fds);
+	r = dev_reply(dev, &msg->hdr, buf, len);
+	free(buf);
+	if (dev->ops.client_changed)
+		dev->ops.client_changed(dev, dev->priv, true);
+	return r;
+}
+
+static int cmd_get_info(struct vfmig_dev *dev, struct vfu_msg *msg)
+{
+	struct vfu_device_info info;
+
+	memcpy(&info, msg->payload, sizeof(info));
+	if (info.argsz < sizeof(info))
+		return -EINVAL;
+	info = (struct vfu_device_info){
+		.argsz = sizeof(info),
+		.flags = VFU_DEVICE_FLAGS_RESET | VFU_DEVICE_FLAGS_PCI,
+		.num_regions = VFU_PCI_NUM_REGIONS,
+		.num_irqs = VFU_PCI_NUM_IRQS,
+	};
+	return dev_reply(dev, &msg->hdr, &info, sizeof(info));
+}
+
+static int cmd_reset(struct vfmig_dev *dev, struct vfu_msg *msg)
+{
+	int r = 0;
+
+	if (msg->len)
+		return -EINVAL;
+	if (dev->ops.reset)
+		r = dev->ops.reset(dev, dev->priv);
+	if (r < 0)
+		return r;
+	dev_pci_init(&dev->pci, &dev->desc);
+	dev_msix_reset(&dev->msix);
+	dev_irq_reset(dev);
+	for (unsigned int i = 0; i < VFMIG_DEV_IRQ_NUM; i++)
+		if (dev->irqs[i].count)
+			dev_irq_notify(dev, i);
+	DEV_LOG(dev, VFU_LOG_INFO, "device reset");
+	return dev_reply(dev, &msg->hdr, NULL, 0);
+}
+
+static int cmd_feature(struct vfmig_dev *dev, struct vfu_msg *msg)
+{
+	const uint32_t ops = VFU_FEATURE_GET | VFU_FEATURE_SET | VFU_FEATURE_PROBE;
+	struct vfu_device_feature f;
+
+	memcpy(&f, msg->payload, sizeof(f));
+	if (f.argsz < sizeof(f) || (f.flags & ~(VFU_FEATURE_MASK | ops)) ||
+	    !(f.flags & ops))
+		return -EINVAL;
+	if ((f.flags & VFU_FEATURE_GET) && (f.flags & VFU_FEATURE_SET) &&
+	    !(f.flags & VFU_FEATURE_PROBE))
+		return -EINVAL;
+	DEV_LOG(dev, VFU_LOG_DEBUG, "DEVICE_FEATURE %u: no migration support",
+		f.flags & VFU_FEATURE_MASK);
+	return -ENOTSUP;
+}
+
+static int cmd_mig_data(struct vfmig_dev *dev, struct vfu_msg *msg)
+{
+	struct vfu_mig_data m;
+
+	memcpy(&m, msg->payload, sizeof(m));
+	if (msg->hdr.command == VFU_CMD_MIG_DATA_WRITE &&
+	    m.size > msg->len - sizeof(m))
+		return -EINVAL;
+	/* valid or not: the device is never saving or resuming (yet) */
+	(void)dev;
+	return -EINVAL;
+}
+
+static int cmd_server_only(struct vfmig_dev *dev, struct vfu_msg *msg)
+{
+	(void)dev;
+	(void)msg;
+	return -EINVAL; /* DMA_READ/WRITE go server to client only */
+}
+
+struct cmd_entry {
+	int (*fn)(struct vfmig_dev *dev, struct vfu_msg *msg);
+	size_t min_len;
+	bool takes_fds;
+};
+
+static const struct cmd_entry cmd_table[VFU_CMD_MAX] = {
+	[VFU_CMD_VERSION] = { cmd_version, sizeof(struct vfu_version), false },
+	[VFU_CMD_DMA_MAP] = { dev_cmd_dma_map, sizeof(struct vfu_dma_map), true },
+	[VFU_CMD_DMA_UNMAP] = { dev_cmd_dma_unmap, sizeof(struct vfu_dma_unmap), false },
+	[VFU_CMD_DEVICE_GET_INFO] = { cmd_get_info, sizeof(struct vfu_device_info), false },
+	[VFU_CMD_DEVICE_GET_REGION_INFO] = { dev_cmd_get_region_info,
+					     sizeof(struct vfu_region_info), false },
+	[VFU_CMD_DEVICE_GET_REGION_IO_FDS] = { dev_cmd_get_region_io_fds,
+					       sizeof(struct vfu_region_io_fds_request), false },
+	[VFU_CMD_DEVICE_GET_IRQ_INFO] = { dev_cmd_get_irq_info, sizeof(struct vfu_irq_info), false },
+	[VFU_CMD_DEVICE_SET_IRQS] = { dev_cmd_set_irqs, sizeof(struct vfu_irq_set), true },
+	[VFU_CMD_REGION_READ] = { dev_cmd_region_rw, sizeof(struct vfu_region_access), false },
+	[VFU_CMD_REGION_WRITE] = { dev_cmd_region_rw, sizeof(struct vfu_region_access), false },
+	[VFU_CMD_DMA_READ] = { cmd_server_only, 0, false },
+	[VFU_CMD_DMA_WRITE] = { cmd_server_only, 0, false },
+	[VFU_CMD_DEVICE_RESET] = { cmd_reset, 0, false },
+	[VFU_CMD_REGION_WRITE_MULTI] = { dev_cmd_write_multi, sizeof(uint64_t), false },
+	[VFU_CMD_DEVICE_FEATURE] = { cmd_feature, sizeof(struct vfu_device_feature), false },
+	[VFU_CMD_MIG_DATA_READ] = { cmd_mig_data, sizeof(struct vfu_mig_data), false },
+	[VFU_CMD_MIG_DATA_WRITE] = { cmd_mig_data, sizeof(struct vfu_mig_data), false },
+};
+
+static int check_and_run(struct vfmig_dev *dev, struct vfu_msg *msg)
+{
+	unsigned int cmd = msg->hdr.command;
+	const struct cmd_entry *e;
+
+	if (!dev->negotiated && cmd != VFU_CMD_VERSION) {
+		DEV_LOG(dev, VFU_LOG_ERR, "%s before VERSION: closing",
+			vfu_command_name(cmd));
+		dev->broken = true;
+		return -EINVAL;
+	}
+	if (cmd >= VFU_CMD_MAX || !cmd_table[cmd].fn)
+		return -ENOTSUP;
+	e = &cmd_table[cmd];
+	if (msg->len < e->min_len)
+		return -EINVAL;
+	if (msg->nfds && !e->takes_fds)
+		return -EINVAL; /* the fds are closed by vfu_msg_release */
+	return e->fn(dev, msg);
+}
+
+void dev_dispatch(struct vfmig_dev *dev, struct vfu_msg *msg)
+{
+	int r;
+
+	if ((msg->hdr.flags & VFU_FLAGS_TYPE_MASK) != VFU_FLAGS_TYPE_COMMAND) {
+		DEV_LOG(dev, VFU_LOG_WARNING, "unexpected reply id %u dropped",
+			msg->hdr.msg_id);
+		vfu_msg_release(msg);
+		return;
+	}
+	DEV_LOG(dev, VFU_LOG_DEBUG, "<- %s id %u size %u fds %zu",
+		vfu_command_name(msg->hdr.command), msg->hdr.msg_id,
+		msg->hdr.msg_size, msg->nfds);
+	r = check_and_run(dev, msg);
+	if (r < 0 && !dev->negotiated)
+		dev->broken = true; /* failed VERSION: error reply, close */
+	if (r < 0)
+		dev_reply_error(dev, &msg->hdr, -r);
+	vfu_msg_release(msg);
+}

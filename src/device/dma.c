@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DMA windows (DMA_MAP / DMA_UNMAP) and the device's access to guest memory.
+ * A window the client passed an fd for is mmapped and accessed directly;
+ * without an fd the library sends DMA_READ / DMA_WRITE messages, split to
+ * the client's max_data_xfer_size. Every device write to guest memory goes
+ * through dma_write_window(), the single place a dirty-log hook will go.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+const struct dev_dma_window *dev_dma_find(const struct dev_dma *dma,
+					  uint64_t iova, uint64_t len)
+{
+	for (size_t i = 0; i < dma->n; i++)
+		if (vfu_range_within(iova, len ? len : 1, dma->win[i].iova,
+				     dma->win[i].size))
+			return &dma->win[i];
+	return NULL;
+}
+
+static void window_release(struct dev_dma_window *w)
+{
+	if (w->map)
+		munmap(w->map, w->map_len);
+	w->map = NULL;
+	w->base = NULL;
+}
+
+void dev_dma_clear(struct vfmig_dev *dev)
+{
+	for (size_t i = 0; i < dev->dma.n; i++)
+		window_release(&dev->dma.win[i]);
+	free(dev->dma.win);
+	memset(&dev->dma, 0, sizeof(dev->dma));
+}
+
+static bool overlaps(const struct dev_dma *dma, uint64_t iova, uint64_t size)
+{
+	for (size_t i = 0; i < dma->n; i++) {
+		const struct dev_dma_window *w = &dma->win[i];
+		if (iova < w->iova + w->size && w->iova < iova + size)
+			return true;
+	}
+	return false;
+}
+
+/* mmap size bytes of fd at offset (any alignment); fills map/base. */
+static int window_mmap(struct dev_dma_window *w, int fd, uint64_t offset)
+{
+	uint64_t aoff = offset & ~(uint64_t)(DEV_PAGE_SIZE - 1);
+	uint64_t delta = offset - aoff;
+	struct stat st;
+	int prot = 0;
+	void *p;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	/* Only regular files (memfd, shm, hugetlbfs): their size is known,
+	 * so a window past the end (SIGBUS on access) is refused. */
+	if (!S_ISREG(st.st_mode) || st.st_size < 0 ||
+	    !vfu_range_ok(offset, w->size, (uint64_t)st.st_size))
+		return -EINVAL;
+	if (w->size > SIZE_MAX - delta)
+		return -EINVAL;
+	if (w->prot & VFU_DMA_READABLE)
+		prot |= PROT_READ;
+	if (w->prot & VFU_DMA_WRITEABLE)
+		prot |= PROT_WRITE;
+	p = mmap(NULL, w->size + delta, prot, MAP_SHARED, fd, (off_t)aoff);
+	if (p == MAP_FAILED)
+		return -errno;
+	w->map = p;
+	w->map_len = w->size + delta;
+	w->base = w->map + delta;
+	return 0;
+}
+
+static int map_check(const struct vfmig_dev *dev, const struct vfu_dma_map *m,
+		     const struct vfu_msg *msg)
+{
+	const uint64_t pg = DEV_PAGE_SIZE - 1;
+
+	if (m->argsz < sizeof(*m) || m->argsz > msg->len || msg->nfds > 1)
+		return -EINVAL;
+	if (!m->flags || (m->flags & ~(VFU_DMA_READABLE | VFU_DMA_WRITEABLE)))
+		return -EINVAL;
+	if (!m->size || (m->address & pg) || (m->size & pg) ||
+	    m->address + m->size - 1 < m->address)
+		return -EINVAL;
+	if (overlaps(&dev->dma, m->address, m->size))
+		return -EEXIST;
+	if (dev->dma.n >= DEV_MAX_DMA_MAPS)
+		return -ENOSPC;
+	return 0;
+}
+
+int dev_cmd_dma_map(struct vfmig_dev *dev, struct vfu_msg *msg)
+{
+	struct dev_dma_window w = { 0 };
+	struct vfu_dma_map m;
+	int r;
+
+	memcpy(&m, msg->payload, sizeof(m));
+	r = map_check(dev, &m, msg);
+	if (r < 0)
+		return r;
+	if (dev->dma.n == dev->dma.cap) {
+		size_t cap = dev->dma.cap ? dev->dma.cap * 2 : 8;
+		void *p = realloc(dev->dma.win, cap * sizeof(w));
+		if (!p)
+			return -ENOMEM;
+		dev->dma.win = p;
+		dev->dma.cap = cap;
+	}
+	w.iova = m.address;
+	w.size = m.size;
+	w.prot = m.flags;
+	if (msg->nfds) {
+		r = window_mmap(&w, msg->fds[0], m.offset);
+		if (r < 0)
+			return r;
+	}
+	dev->dma.win[dev->dma.n++] = w;
+	DEV_LOG(dev, VFU_LOG_DEBUG, "DMA_MAP 0x%llx+0x%llx prot %u %s",
+		(unsigned long long)m.address, (unsigned long long)m.size,
+		m.flags, w.map ? "mmapped" : "message-based");
+	return dev_reply(dev, &msg->hdr, NULL, 0);
+}
+
+int dev_cmd_dma_unmap(struct vfmig_dev *dev, struct vfu_msg *msg)
+{
+	struct vfu_dma_unmap u;
+
+	memcpy(&u, msg->payload, sizeof(u));
+	if (u.argsz < sizeof(u) || u.flags != 0)
+		return -EINVAL;
+	for (size_t i = 0; i < dev->dma.n; i++) {
+		struct dev_dma_window *w = &dev->dma.win[i];
+		if (w->iova != u.address || w->size != u.size)
+			continue;
+		window_release(w);
+		memmove(w, w + 1, (dev->dma.n - i - 1) * sizeof(*w));
+		dev->dma.n--;
+		u.argsz = sizeof(u);
+		return dev_reply(dev, &msg->hdr, &u, sizeof(u));
+	}
+	return -ENOENT;
+}
+
+/* One DMA_READ / DMA_WRITE exchange of at most the client's limit. */
+static int dma_msg(struct vfmig_dev *dev, uint16_t cmd, uint64_t iova,
+		   void *buf, size_t len)
+{
+	struct vfu_dma_access a = { .address = iova, .count = len };
+	struct iovec iov[2] = { { &a, sizeof(a) }, { buf, len } };
+	struct vfu_msg rep;
+	struct vfu_dma_access ra;
+	int r;
+
+	r = dev_transport_call(dev, cmd, iov, cmd == VFU_CMD_DMA_WRITE ? 2 : 1,
+			       &rep);
+	if (r < 0)
+		return r;
+	r = -EIO;
+	if (rep.hdr.flags & VFU_FLAGS_ERROR)
+		goto out;
+	if (cmd == VFU_CMD_DMA_WRITE) {
+		/* QEMU answers header-only; others echo address and count */
+		if (rep.len != 0 && rep.len != sizeof(ra))
+			goto out;
+	} else {
+		if (rep.len != sizeof(ra) + len)
+			goto out;
+		memcpy(buf, rep.payload + sizeof(ra), len);
+	}
+	if (rep.len) {
+		memcpy(&ra, rep.payload, sizeof(ra));
+		if (ra.address != iova || ra.count != len)
+			goto out;
+	}
+	r = 0;
+out:
+	vfu_msg_release(&rep);
+	return r;
+}
+
+static int dma_by_msg(struct vfmig_dev *dev, uint16_t cmd, uint64_t iova,
+		      uint8_t *buf, size_t len)
+{
+	uint64_t chunk = dev->peer.max_data_xfer_size;
+
+	if (dev->conn_fd < 0 || !dev->negotiated)
+		return -ENOTCONN;
+	if (chunk > dev->max_xfer)
+		chunk = dev->max_xfer;
+	while (len) {
+		size_t n = len < chunk ? len : (size_t)chunk;
+		int r = dma_msg(dev, cmd, iova, buf, n);
+		if (r < 0)
+			return r;
+		iova += n;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+VFMIG_EXPORT int vfmig_dev_dma_read(vfmig_dev *dev, uint64_t iova, void *buf,
+				    size_t len)
+{
+	const struct dev_dma_window *w;
+
+	if (!dev || (!buf && len))
+		return -EINVAL;
+	if (!len)
+		return 0;
+	w = dev_dma_find(&dev->dma, iova, len);
+	if (!w || !(w->prot & VFU_DMA_READABLE))
+		return -EFAULT;
+	if (w->base) {
+		memcpy(buf, w->base + (iova - w->iova), len);
+		return 0;
+	}
+	return dma_by_msg(dev, VFU_CMD_DMA_READ, iova, buf, len);
+}
+
+/* The one path for device writes to guest memory (dirty-log hook here). */
+static int dma_write_window(struct vfmig_dev *dev,
+			    const struct dev_dma_window *w, uint64_t iova,
+			    const void *buf, size_t len)
+{
+	if (w->base) {
+		memcpy(w->base + (iova - w->iova), buf, len);
+		return 0;
+	}
+	return dma_by_msg(dev, VFU_CMD_DMA_WRITE, iova, (void *)buf, len);
+}
+
+VFMIG_EXPORT int vfmig_dev_dma_write(vfmig_dev *dev, uint64_t iova,
+				     const void *buf, size_t len)
+{
+	const struct dev_dma_window *w;
+
+	if (!dev || (!buf && len))
+		return -EINVAL;
+	if (!len)
+		return 0;
+	w = dev_dma_find(&dev->dma, iova, len);
+	if (!w || !(w->prot & VFU_DMA_WRITEABLE))
+		return -EFAULT;
+	return dma_write_window(dev, w, iova, buf, len);
+}

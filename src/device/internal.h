@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Device library internals, shared by its files, the unit tests and the
+ * server fuzz target. Nothing here is exported from the shared library.
+ */
+#ifndef VFMIG_DEVICE_INTERNAL_H
+#define VFMIG_DEVICE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vfmig/device.h>
+
+#include "protocol/proto.h"
+
+#define DEV_PAGE_SIZE 4096u
+#define DEV_MAX_XFER (1u << 20)      /* max_data_xfer_size we advertise */
+#define DEV_MAX_FDS 8u               /* max_msg_fds we advertise */
+#define DEV_MAX_DMA_MAPS 1024u       /* max_dma_maps we advertise */
+#define DEV_CFG_SIZE_PCI 256u
+#define DEV_CFG_SIZE_PCIE 4096u
+#define DEV_MSIX_MAX 2048u
+
+/* ---- config space (pci.c) ---- */
+struct dev_pci {
+	uint8_t cfg[DEV_CFG_SIZE_PCIE];
+	uint8_t wmask[DEV_CFG_SIZE_PCIE]; /* bits the client may write */
+	uint8_t w1c[DEV_CFG_SIZE_PCIE];   /* write-one-to-clear bits */
+	uint32_t size;                    /* 256 or 4096 */
+	uint8_t msi_cap, msix_cap, pcie_cap; /* offsets, 0 = absent */
+};
+
+/* PCI config offsets and capability IDs used by the library. */
+#define PCI_CMD 0x04
+#define PCI_CMD_INTX_DISABLE 0x0400
+#define PCI_STATUS 0x06
+#define PCI_STATUS_INTX 0x0008
+#define PCI_STATUS_CAPS 0x0010
+#define PCI_BAR0 0x10
+#define PCI_CAP_PTR 0x34
+#define PCI_CAP_ID_MSI 0x05
+#define PCI_CAP_ID_MSIX 0x11
+#define PCI_CAP_ID_EXP 0x10
+#define PCI_MSI_CTRL_ENABLE 0x0001
+#define PCI_MSIX_CTRL_MASKALL 0x4000
+#define PCI_MSIX_CTRL_ENABLE 0x8000
+
+void dev_pci_init(struct dev_pci *pci, const struct vfmig_dev_desc *desc);
+int dev_pci_read(const struct dev_pci *pci, uint64_t off, void *buf,
+		 size_t len);
+int dev_pci_write(struct dev_pci *pci, uint64_t off, const void *buf,
+		  size_t len);
+uint16_t dev_pci_get16(const struct dev_pci *pci, uint32_t off);
+uint32_t dev_pci_get32(const struct dev_pci *pci, uint32_t off);
+void dev_pci_set16(struct dev_pci *pci, uint32_t off, uint16_t v);
+void dev_pci_set32(struct dev_pci *pci, uint32_t off, uint32_t v);
+/* Walk the capability list (loop-safe); offset of cap id or 0. */
+uint8_t dev_pci_find_cap(const struct dev_pci *pci, uint8_t id);
+
+/* ---- MSI-X table and PBA (msix.c) ---- */
+struct dev_msix {
+	uint32_t vectors;
+	uint8_t *table; /* vectors * 16 bytes */
+	uint64_t *pba;  /* ceil(vectors / 64) words */
+	uint64_t table_off, table_len, pba_off, pba_len;
+};
+
+int dev_msix_init(struct dev_msix *m, const struct vfmig_dev_desc *desc);
+void dev_msix_fini(struct dev_msix *m);
+void dev_msix_reset(struct dev_msix *m);
+bool dev_msix_vector_masked(const struct dev_msix *m, uint32_t v);
+bool dev_msix_pending(const struct dev_msix *m, uint32_t v);
+void dev_msix_set_pending(struct dev_msix *m, uint32_t v, bool on);
+/* Emulated access at BAR offset off (must be inside table or PBA). */
+int dev_msix_access(struct dev_msix *m, uint64_t off, void *buf, size_t len,
+		    bool is_write);
+/* Bytes from off that the MSI-X emulation owns (0 = not MSI-X), or the
+ * distance to the next MSI-X range in *next (UINT64_MAX if none). */
+uint64_t dev_msix_claim(const struct dev_msix *m, uint64_t off,
+			uint64_t *next);
+
+/* ---- IRQs (irq.c) ---- */
+struct dev_irq_line {
+	int efd;      /* eventfd from the client, -1 if none */
+	bool masked;  /* SET_IRQS ACTION_MASK */
+	bool pending; /* masked trigger to deliver on unmask (not MSI-X) */
+};
+
+struct dev_irq {
+	uint32_t count;
+	uint32_t flags; /* VFU_IRQ_INFO_* */
+	struct dev_irq_line *lines;
+};
+
+/* Pure check of a SET_IRQS request against the IRQ table. payload is the
+ * whole request payload; nfds the fds that came with it. 0 or -errno. */
+int dev_irq_set_check(const struct dev_irq *irqs, const uint8_t *payload,
+		      size_t len, size_t nfds);
+
+/* ---- DMA windows (dma.c) ---- */
+struct dev_dma_window {
+	uint64_t iova, size;
+	uint32_t prot;   /* VFU_DMA_READABLE | VFU_DMA_WRITEABLE */
+	uint8_t *map;    /* mmap of the client's fd, or NULL (message based) */
+	size_t map_len;  /* length passed to munmap */
+	uint8_t *base;   /* map adjusted for the fd offset: iova maps here */
+	/* A dirty bitmap for DMA logging will hang off here. */
+};
+
+struct dev_dma {
+	struct dev_dma_window *win;
+	size_t n, cap;
+};
+
+/* Queued client command that arrived while waiting for a DMA reply. */
+struct dev_queued {
+	struct vfu_msg msg;
+	int err; /* nonzero: answer with this error (e.g. too many fds) */
+	struct dev_queued *next;
+};
+
+struct dev_bar {
+	uint8_t *mem; /* mappable: memfd mapping */
+	int memfd;    /* mappable: memfd, else -1 */
+};
+
+struct vfmig_dev {
+	struct vfmig_dev_desc desc;
+	struct vfmig_dev_ops ops;
+	void *priv;
+	struct vfu_logger log;
+
+	int listen_fd; /* -1 if none */
+	int conn_fd;   /* -1 if none */
+	char *sock_path; /* set by vfmig_dev_listen, unlinked at destroy */
+	bool negotiated; /* VERSION done on conn_fd */
+	struct vfu_caps peer; /* client's capabilities */
+	uint64_t max_xfer;    /* our max_data_xfer_size */
+	uint16_t next_msg_id;
+	bool broken; /* connection must be dropped */
+	struct dev_queued *q_head, *q_tail;
+
+	struct dev_pci pci;
+	struct dev_msix msix;
+	struct dev_irq irqs[VFMIG_DEV_IRQ_NUM];
+	struct dev_dma dma;
+	struct dev_bar bars[VFMIG_DEV_MAX_BARS];
+};
+
+/* dev.c */
+void dev_drop_client(struct vfmig_dev *dev);
+
+/* dispatch.c: handle one received command message (consumes msg). */
+void dev_dispatch(struct vfmig_dev *dev, struct vfu_msg *msg);
+/* Send a reply (with fds) unless the request said No_reply. A failed send
+ * marks the connection broken and still returns 0: the peer is gone. */
+int dev_reply(struct vfmig_dev *dev, const struct vfu_header *req,
+	      const void *payload, size_t len);
+int dev_reply_fds(struct vfmig_dev *dev, const struct vfu_header *req,
+		  const struct iovec *iov, int iovcnt, const int *fds,
+		  size_t nfds);
+/* A bad command: answer with err unless No_reply. */
+void dev_reply_error(struct vfmig_dev *dev, const struct vfu_header *req,
+		     int err);
+
+/* transport.c */
+int dev_transport_process_one(struct vfmig_dev *dev, bool *handled);
+/* Receive one message from the client (blocking once begun). */
+int dev_transport_recv(struct vfmig_dev *dev, struct vfu_msg *msg);
+void dev_queue_push(struct vfmig_dev *dev, struct vfu_msg *msg, int err);
+/* Largest message we accept from the client. */
+size_t dev_recv_limit(const struct vfmig_dev *dev);
+/* Send a server->client request and wait for its reply; commands that
+ * arrive meanwhile are queued. *reply must be released by the caller. */
+int dev_transport_call(struct vfmig_dev *dev, uint16_t cmd,
+		       const struct iovec *iov, int iovcnt,
+		       struct vfu_msg *reply);
+void dev_queue_clear(struct vfmig_dev *dev);
+
+/* Server-side command handlers, by concern. Each returns 0 after sending
+ * its reply itself, or a negative errno for dispatch to send. */
+int dev_cmd_version(struct vfmig_dev *dev, struct vfu_msg *msg);
+int dev_cmd_dma_map(struct vfmig_dev *dev, struct vfu_msg *msg);
+int dev_cmd_dma_unmap(struct vfmig_dev *dev, struct vfu_msg *msg);
+int dev_cmd_get_region_info(struct vfmig_dev *dev, struct vfu_msg *msg);
+int dev_cmd_get_region_io_fds(struct vfmig_dev *dev, struct vfu_msg *msg);
+int dev_cmd_region_rw(struct vfmig_dev *dev, struct vfu_msg *msg);
+int dev_cmd_write_multi(struct vfmig_dev *dev, struct vfu_msg *msg);
+int dev_cmd_get_irq_info(struct vfmig_dev *dev, struct vfu_msg *msg);
+int dev_cmd_set_irqs(struct vfmig_dev *dev, struct vfu_msg *msg);
+
+/* regions.c */
+int dev_region_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
+		      void *buf, size_t len, bool is_write);
+/* Build the GET_REGION_INFO reply for index given the client's argsz.
+ * *out is malloc'd (free it); *with_fd tells whether the BAR's memfd
+ * goes along. Pure apart from allocation. */
+int dev_region_info_build(const struct vfmig_dev *dev, uint32_t index,
+			  uint32_t argsz, uint8_t **out, size_t *outlen,
+			  bool *with_fd);
+
+/* irq.c */
+int dev_irq_init(struct vfmig_dev *dev);
+void dev_irq_fini(struct vfmig_dev *dev);
+void dev_irq_close_all(struct vfmig_dev *dev);
+void dev_irq_reset(struct vfmig_dev *dev);
+/* After a config or MSI-X table write: deliver what became unmasked. */
+void dev_irq_deliver_pending(struct vfmig_dev *dev);
+void dev_irq_notify(struct vfmig_dev *dev, unsigned int index);
+
+/* dma.c */
+void dev_dma_clear(struct vfmig_dev *dev);
+const struct dev_dma_window *dev_dma_find(const struct dev_dma *dma,
+					  uint64_t iova, uint64_t len);
+
+/* Fuzz/test hooks. */
+/* Handle at most one pending message; returns 1 if one was handled, 0 if
+ * none was pending, -ENOTCONN when there is no client any more. */
+int vfmig_dev__process_one(struct vfmig_dev *dev);
+/* Override the max_data_xfer_size advertised (before VERSION). */
+void vfmig_dev__set_max_xfer(struct vfmig_dev *dev, uint64_t max_xfer);
+
+#define DEV_LOG(dev, lvl, ...) vfu_log(&(dev)->log, (lvl), __VA_ARGS__)
+
+#endif /* VFMIG_DEVICE_INTERNAL_H */

@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Regions: REGION_READ / REGION_WRITE / REGION_WRITE_MULTI routing (config
+ * space, MSI-X table/PBA, mappable BAR memory, the device's callback),
+ * GET_REGION_INFO with its sparse-mmap capability, and GET_REGION_IO_FDS.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- access routing ---- */
+
+static int config_access(struct vfmig_dev *dev, uint64_t off, void *buf,
+			 size_t len, bool is_write)
+{
+	uint16_t msi = 0, msix = 0, msi2, msix2;
+	int r;
+
+	if (!is_write)
+		return dev_pci_read(&dev->pci, off, buf, len);
+	if (dev->pci.msi_cap)
+		msi = dev_pci_get16(&dev->pci, dev->pci.msi_cap + 2u);
+	if (dev->pci.msix_cap)
+		msix = dev_pci_get16(&dev->pci, dev->pci.msix_cap + 2u);
+	r = dev_pci_write(&dev->pci, off, buf, len);
+	if (r < 0)
+		return r;
+	msi2 = dev->pci.msi_cap ? dev_pci_get16(&dev->pci, dev->pci.msi_cap + 2u) : 0;
+	msix2 = dev->pci.msix_cap ? dev_pci_get16(&dev->pci, dev->pci.msix_cap + 2u) : 0;
+	dev_irq_deliver_pending(dev);
+	if (msi != msi2)
+		dev_irq_notify(dev, VFMIG_DEV_IRQ_MSI);
+	if (msix != msix2)
+		dev_irq_notify(dev, VFMIG_DEV_IRQ_MSIX);
+	return 0;
+}
+
+/* A piece of a BAR that is not MSI-X: memory or the device callback. */
+static int bar_plain(struct vfmig_dev *dev, unsigned int bar, uint64_t off,
+		     uint8_t *buf, size_t len, bool is_write)
+{
+	uint8_t *mem = dev->bars[bar].mem;
+
+	if (mem) {
+		if (is_write)
+			memcpy(mem + off, buf, len);
+		else
+			memcpy(buf, mem + off, len);
+		return 0;
+	}
+	return dev->ops.region_access(dev, dev->priv, bar, off, buf, len,
+				      is_write);
+}
+
+static int bar_access(struct vfmig_dev *dev, unsigned int bar, uint64_t off,
+		      uint8_t *buf, size_t len, bool is_write)
+{
+	bool has_msix = dev->msix.vectors && dev->desc.msix_bar == bar;
+
+	if (!vfu_range_ok(off, len, dev->desc.bars[bar].size) ||
+	    !dev->desc.bars[bar].size)
+		return -EINVAL;
+	while (len) {
+		uint64_t next = UINT64_MAX, claim = 0;
+		size_t n;
+		int r;
+
+		if (has_msix)
+			claim = dev_msix_claim(&dev->msix, off, &next);
+		n = (size_t)(claim ? (claim < len ? claim : len)
+				   : (next < len ? next : len));
+		if (claim) {
+			r = dev_msix_access(&dev->msix, off, buf, n, is_write);
+			if (r == 0 && is_write)
+				dev_irq_deliver_pending(dev);
+		} else {
+			r = bar_plain(dev, bar, off, buf, n, is_write);
+		}
+		if (r < 0)
+			return r;
+		off += n;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int dev_region_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
+		      void *buf, size_t len, bool is_write)
+{
+	if (region == VFU_PCI_CONFIG_REGION)
+		return config_access(dev, off, buf, len, is_write);
+	if (region < VFMIG_DEV_MAX_BARS)
+		return bar_access(dev, region, off, buf, len, is_write);
+	return -EINVAL;
+}
+
+int dev_cmd_region_rw(struct vfmig_dev *dev, struct vfu_msg *msg)
+{
+	bool is_write = msg->hdr.command == VFU_CMD_REGION_WRITE;
+	struct vfu_region_access a;
+	struct iovec iov[2];
+	uint8_t *data;
+	int r;
+
+	memcpy(&a, msg->payload, sizeof(a));
+	if (a.count == 0 || a.count > dev->max_xfer ||
+	    msg->len != sizeof(a) + (is_write ? a.count : 0))
+		return -EINVAL;
+	if (is_write) {
+		r = dev_region_access(dev, a.region, a.offset,
+				      msg->payload + sizeof(a), a.count, true);
+		return r < 0 ? r : dev_reply(dev, &msg->hdr, &a, sizeof(a));
+	}
+	data = malloc(a.count);
+	if (!data)
+		return -ENOMEM;
+	r = dev_region_access(dev, a.region, a.offset, data, a.count, false);
+	if (r == 0) {
+		iov[0] = (struct iovec){ &a, sizeof(a) };
+		iov[1] = (struct iovec){ data, a.count };
+		r = dev_reply_fds(dev, &msg->hdr, iov, 2, NULL, 0);
+	}
+	free(data);
+	return r;
+}
+
+int dev_cmd_write_multi(struct vfmig_dev *dev, struct vfu_msg *msg)
+{
+	struct vfu_write_multi_entry e;
+	uint64_t cnt;
+
+	memcpy(&cnt, msg->payload, sizeof(cnt));
+	if (cnt == 0 || cnt > VFU_WRITE_MULTI_MAX ||
+	    msg->len != sizeof(cnt) + cnt * sizeof(e))
+		return -EINVAL;
+	for (uint64_t i = 0; i < cnt; i++) {
+		memcpy(&e, msg->payload + sizeof(cnt) + i * sizeof(e),
+		       sizeof(e));
+		if (e.count == 0 || e.count > VFU_WRITE_MULTI_DATA_MAX)
+			return -EINVAL;
+		int r = dev_region_access(dev, e.region, e.offset, e.data,
+					  e.count, true);
+		if (r < 0)
+			return r;
+	}
+	return dev_reply(dev, &msg->hdr, &cnt, sizeof(cnt));
+}
+
+/* ---- GET_REGION_INFO ---- */
+
+#define MAX_HOLES (VFMIG_DEV_MAX_EXCLUDES + 2)
+
+/* Mappable areas of a BAR: [0, size) minus excluded ranges rounded out to
+ * pages (the MSI-X table and PBA always excluded). Returns the count. */
+static size_t sparse_areas(const struct vfmig_dev *dev, unsigned int bar,
+			   struct vfu_sparse_mmap_area *out)
+{
+	const struct vfmig_dev_bar *b = &dev->desc.bars[bar];
+	struct vfu_sparse_mmap_area hole[MAX_HOLES];
+	const uint64_t pg = DEV_PAGE_SIZE;
+	size_t nh = 0, n = 0;
+	uint64_t pos = 0;
+
+	for (uint32_t i = 0; i < b->n_exclude; i++)
+		hole[nh++] = (struct vfu_sparse_mmap_area){ b->exclude[i].offset,
+							    b->exclude[i].size };
+	if (dev->msix.vectors && dev->desc.msix_bar == bar) {
+		hole[nh++] = (struct vfu_sparse_mmap_area){ dev->msix.table_off,
+							    dev->msix.table_len };
+		hole[nh++] = (struct vfu_sparse_mmap_area){ dev->msix.pba_off,
+							    dev->msix.pba_len };
+	}
+	/* round out to pages, then sort by start (tiny: insertion sort) */
+	for (size_t i = 0; i < nh; i++) {
+		uint64_t s = hole[i].offset / pg * pg;
+		uint64_t e = (hole[i].offset + hole[i].size + pg - 1) / pg * pg;
+		hole[i] = (struct vfu_sparse_mmap_area){ s, e - s };
+		for (size_t j = i; j > 0 && hole[j].offset < hole[j - 1].offset; j--) {
+			struct vfu_sparse_mmap_area t = hole[j];
+			hole[j] = hole[j - 1];
+			hole[j - 1] = t;
+		}
+	}
+	for (size_t i = 0; i < nh; i++) {
+		if (hole[i].offset > pos)
+			out[n++] = (struct vfu_sparse_mmap_area){ pos,
+								  hole[i].offset - pos };
+		if (hole[i].offset + hole[i].size > pos)
+			pos = hole[i].offset + hole[i].size;
+	}
+	if (pos < b->size)
+		out[n++] = (struct vfu_sparse_mmap_area){ pos, b->size - pos };
+	return n;
+}
+
+static void base_info(const struct vfmig_dev *dev, uint32_t index,
+		      struct vfu_region_info *ri)
+{
+	memset(ri, 0, sizeof(*ri));
+	ri->index = index;
+	if (index == VFU_PCI_CONFIG_REGION)
+		ri->size = dev->pci.size;
+	else if (index < VFMIG_DEV_MAX_BARS)
+		ri->size = dev->desc.bars[index].size;
+	if (ri->size)
+		ri->flags = VFU_REGION_INFO_FLAG_READ | VFU_REGION_INFO_FLAG_WRITE;
+}
+
+int dev_region_info_build(const struct vfmig_dev *dev, uint32_t index,
+			  uint32_t argsz, uint8_t **out, size_t *outlen,
+			  bool *with_fd)
+{
+	struct vfu_sparse_mmap_area areas[MAX_HOLES + 1];
+	struct vfu_region_info_cap_sparse_mmap cap = { 0 };
+	struct vfu_region_info ri;
+	size_t n = 0, full;
+	uint8_t *buf;
+
+	*with_fd = false;
+	if (index >= VFU_PCI_NUM_REGIONS || argsz < sizeof(ri))
+		return -EINVAL;
+	base_info(dev, index, &ri);
+	if (index < VFMIG_DEV_MAX_BARS && dev->bars[index].mem)
+		n = sparse_areas(dev, index, areas);
+	full = sizeof(ri) + (n ? sizeof(cap) + n * sizeof(areas[0]) : 0);
+	if (n) {
+		ri.flags |= VFU_REGION_INFO_FLAG_MMAP | VFU_REGION_INFO_FLAG_CAPS;
+		ri.cap_offset = sizeof(ri);
+		*with_fd = true;
+	}
+	ri.argsz = (uint32_t)full;
+	if (argsz < full) { /* truncated: the client retries with argsz */
+		ri.cap_offset = 0;
+		full = sizeof(ri);
+	}
+	buf = malloc(full);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, &ri, sizeof(ri));
+	if (full > sizeof(ri)) {
+		cap.header.id = VFU_REGION_INFO_CAP_SPARSE_MMAP;
+		cap.header.version = 1;
+		cap.nr_areas = (uint32_t)n;
+		memcpy(buf + sizeof(ri), &cap, sizeof(cap));
+		memcpy(buf + sizeof(ri) + sizeof(cap), areas, n * sizeof(areas[0]));
+	}
+	*out = buf;
+	*outlen = full;
+	return 0;
+}
+
+int dev_cmd_get_region_info(struct vfmig_dev *dev, struct vfu_msg *msg)
+{
+	struct vfu_region_info req;
+	uint8_t *buf;
+	size_t len;
+	bool with_fd;
+	int r, fd;
+
+	memcpy(&req, msg->payload, sizeof(req));
+	r = dev_region_info_build(dev, req.index, req.argsz, &buf, &len,
+				  &with_fd);
+	if (r < 0)
+		return r;
+	/* The fd goes along whenever MMAP is set, if the client takes fds. */
+	if (with_fd && dev->peer.max_msg_fds < 1) {
+		struct vfu_region_info *ri = (struct vfu_region_info *)buf;
+		ri->flags &= ~VFU_REGION_INFO_FLAG_MMAP;
+		with_fd = false;
+	}
+	fd = with_fd ? dev->bars[req.index].memfd : -1;
+	r = dev_reply_fds(dev, &msg->hdr, &(struct iovec){ buf, len }, 1,
+			  &fd, with_fd ? 1 : 0);
+	free(buf);
+	return r;
+}
+
+int dev_cmd_get_region_io_fds(struct vfmig_dev *dev, struct vfu_msg *msg)
+{
+	struct vfu_region_io_fds_request req;
+
+	memcpy(&req, msg->payload, sizeof(req));
+	if (req.argsz < sizeof(req) || req.flags != 0 ||
+	    req.index >= VFU_PCI_NUM_REGIONS)
+		return -EINVAL;
+	/* No ioeventfds are offered: every access is a message. */
+	req.argsz = sizeof(req);
+	req.count = 0;
+	return dev_reply(dev, &msg->hdr, &req, sizeof(req));
+}
