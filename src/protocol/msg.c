@@ -62,15 +62,20 @@ static void close_fds(int *fds, size_t n)
 	}
 }
 
-/* Wait until sock is readable; used once a message has begun. */
+/*
+ * Wait until sock is readable, once a message has begun: a peer that sends
+ * part of a message and then stalls must not hold us forever.
+ */
 static int wait_readable(int sock)
 {
 	struct pollfd p = { .fd = sock, .events = POLLIN };
 	for (;;) {
-		int r = poll(&p, 1, -1);
+		int r = poll(&p, 1, VFU_MSG_PART_TIMEOUT_MS);
 		if (r > 0)
 			return 0;
-		if (r < 0 && errno != EINTR)
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
 			return -errno;
 	}
 }
@@ -85,7 +90,10 @@ static int read_full(int sock, void *buf, size_t len, bool begun)
 	size_t got = 0;
 
 	while (got < len) {
-		ssize_t n = recv(sock, p + got, len - got, 0);
+		int w = wait_readable(sock);
+		if (w < 0)
+			return w;
+		ssize_t n = recv(sock, p + got, len - got, MSG_DONTWAIT);
 		if (n > 0) {
 			got += (size_t)n;
 			continue;
@@ -94,12 +102,8 @@ static int read_full(int sock, void *buf, size_t len, bool begun)
 			return (begun || got) ? -EPIPE : -ECONNRESET;
 		if (errno == EINTR)
 			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			int r = wait_readable(sock);
-			if (r < 0)
-				return r;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			continue;
-		}
 		return -errno;
 	}
 	return 0;
@@ -140,6 +144,11 @@ static int recv_header(int sock, struct vfu_msg *msg, size_t *dropped,
 	size_t got = 0;
 
 	while (got < sizeof(msg->hdr)) {
+		if (got) {
+			int w = wait_readable(sock);
+			if (w < 0)
+				return w;
+		}
 		struct iovec iov = { p + got, sizeof(msg->hdr) - got };
 		struct msghdr mh = {
 			.msg_iov = &iov,
@@ -147,14 +156,19 @@ static int recv_header(int sock, struct vfu_msg *msg, size_t *dropped,
 			.msg_control = ctl.buf,
 			.msg_controllen = sizeof(ctl.buf),
 		};
-		ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+		ssize_t n = recvmsg(sock, &mh,
+				    MSG_CMSG_CLOEXEC | (got ? MSG_DONTWAIT : 0));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				int r = wait_readable(sock);
-				if (r < 0)
-					return r;
+				/* Nothing of the message yet: wait as long as
+				 * it takes (the caller polled first). */
+				struct pollfd pf = { .fd = sock,
+						     .events = POLLIN };
+				if (!got && poll(&pf, 1, -1) < 0 &&
+				    errno != EINTR)
+					return -errno;
 				continue;
 			}
 			return -errno;

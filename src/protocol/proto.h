@@ -23,6 +23,8 @@
  * before its payload is read. */
 #define VFU_MSG_OVERHEAD 64u
 #define VFU_MAX_FDS_PER_MSG 16u /* what our receive buffers hold */
+/* Longest pause allowed inside one message before the peer is dropped. */
+#define VFU_MSG_PART_TIMEOUT_MS 10000
 
 /* ------------------------------------------------------------------ */
 /* Logging through the caller                                          */
@@ -95,12 +97,14 @@ int vfu_header_check(const struct vfu_header *hdr, size_t max_size);
  * vfu_header_check(max_size), then reads exactly msg_size - 16 payload bytes.
  * If more than max_fds descriptors arrived they are all closed and -EBADMSG
  * is returned after the payload was consumed, so the stream stays in step
- * (the caller answers with an error reply). Returns 0 with *msg filled (free
- * with vfu_msg_release), -ECONNRESET on orderly close before a header,
- * -EPIPE when the peer closes mid-message, -EMSGSIZE / -EINVAL for a bad
+ * (the caller answers with an error reply; msg->hdr is valid). Returns 0
+ * with *msg filled (free with vfu_msg_release), -ECONNRESET on orderly
+ * close before a header,
+ * -EPIPE when the peer closes mid-message, -ETIMEDOUT when it stalls for
+ * VFU_MSG_PART_TIMEOUT_MS inside a message, -EMSGSIZE / -EINVAL for a bad
  * header (the stream cannot be trusted afterwards: close it), or another
- * negative errno from recvmsg. Retries EINTR; on a non-blocking socket it
- * waits with poll() once a message has started.
+ * negative errno from recvmsg. Retries EINTR. Works on blocking and
+ * non-blocking sockets; before the first byte it waits without a limit.
  */
 int vfu_msg_recv(int sock, struct vfu_msg *msg, size_t max_size,
 		 size_t max_fds);
