@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DEVICE_RESET, DEVICE_FEATURE and the raw migration data commands
+ * MIG_DATA_READ / MIG_DATA_WRITE.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+int vfmig_vmm_dev_reset(vfmig_vmm_dev *dev)
+{
+	struct vfu_msg reply;
+	int r = vmm_lock_live(dev);
+
+	if (r < 0)
+		return r;
+	r = vmm_call(dev, VFU_CMD_DEVICE_RESET, NULL, 0, NULL, 0, &reply);
+	if (r == 0)
+		vfu_msg_release(&reply);
+	vmm_unlock(dev);
+	return r;
+}
+
+/* Copy the reply data of a DEVICE_FEATURE call; see vmm.h. */
+static int feature_reply(vfmig_vmm_dev *dev, struct vfu_msg *reply,
+			 uint32_t argsz, void *out, size_t out_cap,
+			 size_t *out_len)
+{
+	struct vfu_device_feature f;
+	size_t avail;
+
+	if (reply->len < sizeof(f))
+		return vmm_proto_error(dev, reply, "DEVICE_FEATURE reply size");
+	memcpy(&f, reply->payload, sizeof(f));
+	if (f.argsz > argsz && f.argsz >= sizeof(f)) {
+		if (out_len)
+			*out_len = f.argsz - sizeof(f);
+		vfu_msg_release(reply);
+		return -E2BIG;
+	}
+	avail = reply->len - sizeof(f);
+	if (avail > out_cap)
+		avail = out_cap;
+	if (avail)
+		memcpy(out, reply->payload + sizeof(f), avail);
+	if (out_len)
+		*out_len = avail;
+	vfu_msg_release(reply);
+	return 0;
+}
+
+int vfmig_vmm_dev_feature(vfmig_vmm_dev *dev, uint32_t flags, const void *in,
+			  size_t in_len, void *out, size_t out_cap,
+			  size_t *out_len)
+{
+	size_t data = in_len > out_cap ? in_len : out_cap;
+	struct vfu_device_feature f = { .flags = flags };
+	struct vfu_msg reply;
+	int r;
+
+	if (out_len)
+		*out_len = 0;
+	if (data > VMM_MAX_XFER || (in_len && !in) || (out_cap && !out))
+		return -EINVAL;
+	f.argsz = (uint32_t)(sizeof(f) + data);
+	struct iovec iov[2] = { { &f, sizeof(f) }, { (void *)in, in_len } };
+	r = vmm_lock_live(dev);
+	if (r < 0)
+		return r;
+	r = vmm_call(dev, VFU_CMD_DEVICE_FEATURE, iov, in_len ? 2 : 1, NULL, 0,
+		     &reply);
+	if (r == 0)
+		r = feature_reply(dev, &reply, f.argsz, out, out_cap, out_len);
+	vmm_unlock(dev);
+	return r;
+}
+
+int vfmig_vmm_dev_mig_data_read(vfmig_vmm_dev *dev, void *buf, size_t len)
+{
+	struct vfu_mig_data m;
+	struct vfu_msg reply;
+	int r;
+
+	if (len && !buf)
+		return -EINVAL;
+	r = vmm_lock_live(dev);
+	if (r < 0)
+		return r;
+	if (len > vmm_xfer_chunk(dev))
+		len = vmm_xfer_chunk(dev);
+	m = (struct vfu_mig_data){ (uint32_t)(sizeof(m) + len),
+				   (uint32_t)len };
+	struct iovec iov = { &m, sizeof(m) };
+	r = vmm_call(dev, VFU_CMD_MIG_DATA_READ, &iov, 1, NULL, 0, &reply);
+	if (r < 0)
+		goto out;
+	/* Trust size (not argsz, not padding), bounded by what we asked and
+	 * by what arrived (PROTOCOL.md 1.8). */
+	if (reply.len < sizeof(m)) {
+		r = vmm_proto_error(dev, &reply, "MIG_DATA_READ reply size");
+		goto out;
+	}
+	memcpy(&m, reply.payload, sizeof(m));
+	if (m.size > len || m.size > reply.len - sizeof(m)) {
+		r = vmm_proto_error(dev, &reply,
+				    "MIG_DATA_READ size beyond request/reply");
+		goto out;
+	}
+	memcpy(buf, reply.payload + sizeof(m), m.size);
+	vfu_msg_release(&reply);
+	r = (int)m.size;
+out:
+	vmm_unlock(dev);
+	return r;
+}
+
+int vfmig_vmm_dev_mig_data_write(vfmig_vmm_dev *dev, const void *buf,
+				 size_t len)
+{
+	const uint8_t *p = buf;
+	size_t done = 0;
+	int r;
+
+	if (len && !buf)
+		return -EINVAL;
+	r = vmm_lock_live(dev);
+	if (r < 0)
+		return r;
+	size_t chunk = vmm_xfer_chunk(dev);
+	while (r == 0 && done < len) {
+		size_t n = len - done < chunk ? len - done : chunk;
+		struct vfu_mig_data m = { (uint32_t)(sizeof(m) + n),
+					  (uint32_t)n };
+		struct iovec iov[2] = { { &m, sizeof(m) },
+					{ (void *)(p + done), n } };
+		struct vfu_msg reply;
+		r = vmm_call(dev, VFU_CMD_MIG_DATA_WRITE, iov, 2, NULL, 0,
+			     &reply);
+		if (r == 0)
+			vfu_msg_release(&reply);
+		done += n;
+	}
+	vmm_unlock(dev);
+	return r;
+}

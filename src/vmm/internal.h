@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * VMM library internals: the connection object, the request/reply core and
+ * the pure helpers that unit tests and the fuzz target reach directly.
+ * Not installed; functions here carry the vmm_ prefix and hidden visibility.
+ */
+#ifndef VFMIG_VMM_INTERNAL_H
+#define VFMIG_VMM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <vfmig/vmm.h>
+
+#include "protocol/proto.h"
+
+/* Our own transfer limit, advertised in VERSION: the most data we accept in
+ * one message, and the most we send regardless of the device's limit. */
+#define VMM_MAX_XFER (1u << 20)
+/* Largest message we receive (header included). */
+#define VMM_MAX_MSG ((size_t)VMM_MAX_XFER + VFU_MSG_OVERHEAD)
+#define VMM_MAX_FDS 16u /* advertised max_msg_fds */
+#define VMM_DEFAULT_CONNECT_MS 2000u
+#define VMM_DEFAULT_REPLY_MS 30000
+#define VMM_REGION_INFO_FIRST 512u /* first argsz for region info */
+#define VMM_PROCESS_BUDGET 64 /* commands served per process() call */
+
+/* ---- DMA windows (dma.c) ---- */
+
+struct vmm_window {
+	uint64_t iova;
+	uint64_t size;
+	uint8_t *vaddr; /* caller's mapping, or NULL */
+	uint32_t prot;  /* VFMIG_VMM_DMA_* */
+};
+
+struct vmm_windows {
+	struct vmm_window *w;
+	size_t n, cap;
+};
+
+/* Add a window; -EINVAL (size 0, overflow, bad prot), -EEXIST (overlap),
+ * -ENOMEM. */
+int vmm_window_add(struct vmm_windows *ws, uint64_t iova, uint64_t size,
+		   void *vaddr, uint32_t prot);
+/* Index of the window exactly [iova, iova + size), or -ENOENT. */
+int vmm_window_index(const struct vmm_windows *ws, uint64_t iova,
+		     uint64_t size);
+void vmm_window_remove_at(struct vmm_windows *ws, size_t i);
+void vmm_windows_clear(struct vmm_windows *ws);
+
+/*
+ * Resolve a device access of count bytes at addr needing prot: the range
+ * must lie inside one window that has prot and a vaddr. Returns the host
+ * address, or NULL with *err = -EFAULT. count 0 is allowed (any address in
+ * a window).
+ */
+uint8_t *vmm_window_resolve(const struct vmm_windows *ws, uint64_t addr,
+			    uint64_t count, uint32_t prot, int *err);
+
+/* ---- The connection ---- */
+
+struct vfmig_vmm_dev {
+	pthread_mutex_t lock;
+	int fd;     /* -1 when broken */
+	char *path; /* NULL when adopted */
+	struct vfu_logger log;
+	void (*on_dma_write)(void *priv, uint64_t iova, uint64_t len);
+	void *priv;
+	unsigned int connect_timeout_ms;
+	int reply_timeout_ms;
+	uint16_t next_id;
+	struct vfmig_vmm_caps caps;
+	struct vmm_windows win;
+};
+
+/* conn.c */
+int vmm_dev_alloc(const struct vfmig_vmm_dev_opts *opts, vfmig_vmm_dev **out);
+void vmm_dev_free(vfmig_vmm_dev *dev);
+int vmm_negotiate(vfmig_vmm_dev *dev);
+/* Close the socket, forget windows; later calls give -ENOTCONN. */
+void vmm_break(vfmig_vmm_dev *dev);
+
+/* call.c; all called with dev->lock held. */
+
+/*
+ * Check a received header against the request (id, cmd): it must be a reply
+ * to that command with that id. Returns 0 and *dev_err = 0 (success reply)
+ * or the device's negative errno (-EIO for an error reply carrying 0);
+ * -EPROTO for any mismatch. Pure.
+ */
+int vmm_reply_check(uint16_t id, uint16_t cmd, const struct vfu_header *h,
+		    int *dev_err);
+
+/*
+ * Send command cmd with payload iov[] and fds, then wait for its reply,
+ * serving DMA commands that arrive first. Returns 0 with *reply owned by the
+ * caller (vfu_msg_release), the device's negative errno for an error reply
+ * (connection intact), or a transport/protocol error (connection broken).
+ */
+int vmm_call(vfmig_vmm_dev *dev, uint16_t cmd, const struct iovec *iov,
+	     int iovcnt, const int *fds, size_t nfds, struct vfu_msg *reply);
+
+/* Log why, break the connection, release reply, return -EPROTO. */
+int vmm_proto_error(vfmig_vmm_dev *dev, struct vfu_msg *reply,
+		    const char *what);
+
+/* Lock and check the connection; returns 0 (locked) or -ENOTCONN
+ * (unlocked). */
+int vmm_lock_live(vfmig_vmm_dev *dev);
+void vmm_unlock(vfmig_vmm_dev *dev);
+
+/* Largest data chunk for REGION/MIG transfers. */
+size_t vmm_xfer_chunk(const vfmig_vmm_dev *dev);
+
+/* dma.c: serve one server->client command; negative = send failed. */
+int vmm_serve_command(vfmig_vmm_dev *dev, const struct vfu_msg *msg);
+
+/* regions.c: parse the capability chain of a region-info reply (buf is the
+ * whole reply payload, starting at struct vfu_region_info). Fills the cap
+ * fields of info (areas malloc'd). Returns 0, -EPROTO with *why set, or
+ * -ENOMEM. Pure. */
+int vmm_parse_region_caps(const uint8_t *buf, size_t len,
+			  struct vfmig_vmm_region_info *info,
+			  const char **why);
+
+#endif /* VFMIG_VMM_INTERNAL_H */
