@@ -120,6 +120,23 @@ static int parse_caps_object(struct json_object *c, struct vfu_caps *caps,
 		if (r < 0)
 			return r;
 	}
+	/* vfmig's size-estimate extension. */
+	struct json_object *ext;
+	r = get_object(c, "vfmig_mig_info", &ext, err, errlen);
+	if (r < 0)
+		return r;
+	if (ext) {
+		v = 0;
+		r = get_uint(ext, "version", 1, UINT16_MAX, &v, err, errlen);
+		if (r < 0)
+			return r;
+		if (v == 0) {
+			snprintf(err, errlen,
+				 "\"vfmig_mig_info\" lacks \"version\"");
+			return -EINVAL;
+		}
+		caps->mig_info_version = (uint32_t)v;
+	}
 	/* Legacy migration object: tolerated, pgsize remembered. */
 	r = get_object(c, "migration", &mig, err, errlen);
 	if (r < 0)
@@ -221,6 +238,15 @@ char *vfu_caps_format(const struct vfu_caps *caps, bool include_migration)
 		}
 		if (json_object_object_add(t, "supported",
 					   json_object_new_boolean(1)) < 0)
+			goto out;
+	}
+	if (caps->mig_info_version) {
+		struct json_object *e = json_object_new_object();
+		if (!e || json_object_object_add(c, "vfmig_mig_info", e) < 0) {
+			json_object_put(e);
+			goto out;
+		}
+		if (add_u64(e, "version", caps->mig_info_version) < 0)
 			goto out;
 	}
 	if (include_migration) {

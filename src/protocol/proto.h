@@ -144,6 +144,9 @@ struct vfu_caps {
 	bool write_multiple;      /* write_multiple */
 	bool has_migration;       /* legacy "migration" object was present */
 	uint64_t migration_pgsize; /* its pgsize, 0 if absent */
+	/* vfmig extension "vfmig_mig_info": {"version": N}: size estimates
+	 * (docs/protocol-extensions.md). 0 when absent. */
+	uint32_t mig_info_version;
 };
 
 /* Fill caps with the specification's defaults for absent keys. */

@@ -263,7 +263,26 @@ enum vfu_feature {
 	VFU_FEATURE_DMA_LOGGING_START = 6,
 	VFU_FEATURE_DMA_LOGGING_STOP = 7,
 	VFU_FEATURE_DMA_LOGGING_REPORT = 8,
+	/* vfmig extension, only after "vfmig_mig_info" was negotiated
+	 * (docs/protocol-extensions.md). MIG_DATA_SIZE keeps the kernel's
+	 * index and layout; PRECOPY_INFO carries what the kernel returns from
+	 * VFIO_MIG_GET_PRECOPY_INFO. */
+	VFU_FEATURE_MIG_DATA_SIZE = 9,
+	VFU_FEATURE_VFMIG_PRECOPY_INFO = 0xf001,
 };
+
+#define VFU_MIG_INFO_VERSION 1
+
+struct vfu_mig_data_size {
+	uint64_t stop_copy_length;
+} VFU_PACKED;
+static_assert(sizeof(struct vfu_mig_data_size) == 8, "mig_data_size");
+
+struct vfu_precopy_info {
+	uint64_t initial_bytes;
+	uint64_t dirty_bytes;
+} VFU_PACKED;
+static_assert(sizeof(struct vfu_precopy_info) == 16, "precopy_info");
 
 struct vfu_device_feature {
 	uint32_t argsz;

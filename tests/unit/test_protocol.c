@@ -228,6 +228,11 @@ static void test_caps_rejects(void **state)
 			"twin_socket");
 	expect_bad_caps("{\"capabilities\":{\"migration\":{\"pgsize\":-4}}}",
 			"pgsize");
+	expect_bad_caps("{\"capabilities\":{\"vfmig_mig_info\":{}}}",
+			"vfmig_mig_info");
+	expect_bad_caps("{\"capabilities\":{\"vfmig_mig_info\":"
+			"{\"version\":70000}}}",
+			"version");
 }
 
 static void test_version_roundtrip(void **state)
@@ -241,6 +246,7 @@ static void test_version_roundtrip(void **state)
 	vfu_caps_defaults(&in);
 	in.max_msg_fds = 16;
 	in.max_data_xfer_size = 4u << 20;
+	in.mig_info_version = 1;
 	uint8_t *p = vfu_version_build(0, 2, &in, true, &len);
 	assert_non_null(p);
 	assert_int_equal(p[len - 1], 0);
@@ -252,6 +258,7 @@ static void test_version_roundtrip(void **state)
 	assert_int_equal(out.max_msg_fds, 16);
 	assert_int_equal(out.max_data_xfer_size, 4u << 20);
 	assert_true(out.has_migration);
+	assert_int_equal(out.mig_info_version, 1);
 
 	/* Without the NUL terminator: refused. */
 	assert_int_equal(vfu_version_parse(p, len - 1, &maj, &min, &out, err,
