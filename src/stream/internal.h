@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers shared between the files of libvfmig_stream; not for other parts. */
+#ifndef VFMIG_STREAM_INTERNAL_H
+#define VFMIG_STREAM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "stream.h"
+
+/* snprintf into err (if not NULL and errlen > 0). */
+void vfmig__err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Prints up to max bytes as " xx xx ..." (with " ..." if cut). */
+void vfmig__print_hex(FILE *f, const uint8_t *p, size_t len, size_t max);
+
+/* CRC-32 (zlib) over any length. */
+uint32_t vfmig__crc32(uint32_t crc, const void *p, size_t len);
+
+/* One entry of the record catalogue. */
+struct vfmig__rec_type {
+	const char *name;
+	bool must_understand; /* what a 1.0 writer sets */
+	int (*decode)(const uint8_t *p, uint32_t len, struct vfmig_stream_decoded *d,
+		      char *err, size_t errlen);
+	void (*print)(FILE *f, const struct vfmig_stream_decoded *d); /* whole lines */
+};
+
+/* The catalogue entry for type, or NULL if unknown to this version. */
+const struct vfmig__rec_type *vfmig__rec_type(uint16_t type);
+
+/* A record as framed on the wire, before any check but the length limit. */
+struct vfmig__frame {
+	uint64_t offset;
+	uint16_t type;
+	uint16_t flags;
+	uint32_t length;
+	const uint8_t *payload;
+	uint32_t crc_stored;
+	uint32_t crc_computed;
+};
+
+/*
+ * Reads one frame. Returns 1, or a negative errno (truncation, length above
+ * the limit, I/O) with the reader's error set.
+ */
+int vfmig__reader_frame(struct vfmig_stream_reader *r, struct vfmig__frame *fr);
+
+/*
+ * Checks a frame (checksum, flags, known/mandatory type, payload, record
+ * order) and fills rec. Returns 1 (accepted), 0 (unknown optional record,
+ * skipped) or a negative errno with the reader's error set.
+ */
+int vfmig__reader_accept(struct vfmig_stream_reader *r, const struct vfmig__frame *fr,
+			 struct vfmig_stream_record *rec);
+
+/* Whether the reader has returned END. */
+bool vfmig__reader_done(const struct vfmig_stream_reader *r);
+
+#endif

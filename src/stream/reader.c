@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stream reader: validates the header, then frames, checks and decodes one
+ * record at a time. Every error message names the byte offset of the header
+ * or record concerned.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "be.h"
+#include "internal.h"
+
+struct vfmig_stream_reader {
+	struct vfmig_io *io;
+	uint64_t offset;       /* bytes consumed */
+	uint16_t minor;
+	int error;             /* sticky */
+	bool done;             /* END returned */
+	bool have_list;
+	bool switchover;
+	uint16_t ndev;
+	uint32_t nrecords;     /* records read, skipped ones included */
+	uint32_t skipped;
+	uint8_t *buf;          /* current payload */
+	size_t bufcap;
+	uint16_t cur_type;     /* type whose decoded arrays rec->d may own */
+	struct vfmig_stream_decoded cur;
+	char err[320];
+};
+
+static int rfail(struct vfmig_stream_reader *r, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int rfail(struct vfmig_stream_reader *r, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->err, sizeof(r->err), fmt, ap);
+	va_end(ap);
+	r->error = rc;
+	return rc;
+}
+
+/* Reads exactly n bytes; what names the item for a truncation message. */
+static int read_exact(struct vfmig_stream_reader *r, void *p, size_t n, uint64_t at,
+		      const char *what)
+{
+	ssize_t got = vfmig_io_read(r->io, p, n);
+
+	if (got < 0)
+		return rfail(r, (int)got, "reading %s at offset %" PRIu64 ": %s", what, at,
+			     strerror((int)-got));
+	r->offset += (uint64_t)got;
+	if ((size_t)got < n)
+		return rfail(r, -ENODATA,
+			     "stream truncated: %s at offset %" PRIu64 " needs %zu bytes, %zd left",
+			     what, at, n, got);
+	return 0;
+}
+
+int vfmig_stream_reader_open(struct vfmig_stream_reader **out, struct vfmig_io *io,
+			     char *out_err, size_t errlen)
+{
+	struct vfmig_stream_reader *r;
+	uint8_t h[VFMIG_STREAM_HEADER_SIZE];
+	uint32_t flags, crc;
+	uint16_t major;
+	int rc;
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->io = io;
+	rc = read_exact(r, h, sizeof(h), 0, "stream header");
+	if (rc < 0)
+		goto fail;
+	if (memcmp(h, VFMIG_STREAM_MAGIC, 8) != 0) {
+		rc = rfail(r, -EBADMSG, "offset 0: not a vfmig stream (bad magic)");
+		goto fail;
+	}
+	/* Major first: another major may lay out the rest of its header
+	 * differently, and its reader deserves the version in the message. */
+	major = get_be16(h + 8);
+	if (major != VFMIG_STREAM_MAJOR) {
+		rc = rfail(r, -EPROTONOSUPPORT,
+			   "offset 8: stream major version %u, this reader supports %u", major,
+			   VFMIG_STREAM_MAJOR);
+		goto fail;
+	}
+	crc = vfmig__crc32(0, h, 16);
+	if (crc != get_be32(h + 16)) {
+		rc = rfail(r, -EBADMSG,
+			   "offset 16: header checksum mismatch (stored 0x%08" PRIx32
+			   ", computed 0x%08" PRIx32 ")", get_be32(h + 16), crc);
+		goto fail;
+	}
+	flags = get_be32(h + 12);
+	if (flags) {
+		rc = rfail(r, -EOPNOTSUPP,
+			   "offset 12: unknown stream header flags 0x%08" PRIx32, flags);
+		goto fail;
+	}
+	r->minor = get_be16(h + 10);
+	*out = r;
+	return 0;
+fail:
+	vfmig__err(out_err, errlen, "%s", r->err);
+	vfmig_stream_reader_free(r);
+	return rc;
+}
+
+int vfmig__reader_frame(struct vfmig_stream_reader *r, struct vfmig__frame *fr)
+{
+	uint8_t h[VFMIG_STREAM_RECORD_HEADER_SIZE], tail[4];
+	uint8_t *p;
+	ssize_t got;
+	int rc;
+
+	if (r->error)
+		return r->error;
+	memset(fr, 0, sizeof(*fr));
+	fr->offset = r->offset;
+	got = vfmig_io_read(r->io, h, 1);
+	if (got < 0)
+		return rfail(r, (int)got, "reading record at offset %" PRIu64 ": %s",
+			     fr->offset, strerror((int)-got));
+	if (got == 0)
+		return rfail(r, -ENODATA,
+			     "stream truncated: ends at offset %" PRIu64 " without an END record",
+			     r->offset);
+	r->offset++;
+	rc = read_exact(r, h + 1, sizeof(h) - 1, fr->offset, "record header");
+	if (rc < 0)
+		return rc;
+	fr->type = get_be16(h);
+	fr->flags = get_be16(h + 2);
+	fr->length = get_be32(h + 4);
+	if (fr->length > VFMIG_STREAM_MAX_RECORD)
+		return rfail(r, -EMSGSIZE,
+			     "record at offset %" PRIu64 " (type %u): length %" PRIu32
+			     " above the maximum %u", fr->offset, fr->type, fr->length,
+			     VFMIG_STREAM_MAX_RECORD);
+	if (fr->length > r->bufcap) {
+		p = realloc(r->buf, fr->length);
+		if (!p)
+			return rfail(r, -ENOMEM, "no memory for a %" PRIu32 "-byte record",
+				     fr->length);
+		r->buf = p;
+		r->bufcap = fr->length;
+	}
+	rc = read_exact(r, r->buf, fr->length, fr->offset, "record payload");
+	if (rc < 0)
+		return rc;
+	rc = read_exact(r, tail, sizeof(tail), fr->offset, "record checksum");
+	if (rc < 0)
+		return rc;
+	fr->payload = r->buf;
+	fr->crc_stored = get_be32(tail);
+	fr->crc_computed = vfmig__crc32(vfmig__crc32(0, h, sizeof(h)), r->buf, fr->length);
+	return 1;
+}
+
+/* Record-order rules of 1.0 (docs/stream-format.md, "Rules for readers"). */
+static int check_order(struct vfmig_stream_reader *r, const struct vfmig__frame *fr,
+		       const struct vfmig_stream_decoded *d)
+{
+	const char *name = vfmig_stream_type_name(fr->type);
+	uint16_t dev;
+
+	switch (fr->type) {
+	case VFMIG_REC_DEVICE_LIST:
+		if (r->have_list)
+			return rfail(r, -EPROTO, "record at offset %" PRIu64 ": second DEVICE_LIST",
+				     fr->offset);
+		return 0;
+	case VFMIG_REC_DEVICE_BEGIN:
+		dev = d->u.device_begin.dev;
+		break;
+	case VFMIG_REC_DEVICE_DATA:
+		dev = d->u.device_data.dev;
+		break;
+	case VFMIG_REC_DEVICE_END:
+		dev = d->u.device_end.dev;
+		break;
+	case VFMIG_REC_TYPE_STATE:
+		dev = d->u.type_state.dev;
+		break;
+	case VFMIG_REC_SWITCHOVER:
+		if (r->switchover)
+			return rfail(r, -EPROTO, "record at offset %" PRIu64 ": second SWITCHOVER",
+				     fr->offset);
+		return 0;
+	case VFMIG_REC_END:
+		if (!r->have_list)
+			return rfail(r, -EPROTO,
+				     "END at offset %" PRIu64 ": stream has no DEVICE_LIST",
+				     fr->offset);
+		if (d->u.end.records != r->nrecords)
+			return rfail(r, -EPROTO,
+				     "END at offset %" PRIu64 " counts %" PRIu32
+				     " records, the stream had %" PRIu32, fr->offset,
+				     d->u.end.records, r->nrecords);
+		return 0;
+	default:
+		return 0;
+	}
+	if (!r->have_list || dev >= r->ndev)
+		return rfail(r, -EPROTO,
+			     "%s at offset %" PRIu64 ": device index %u but DEVICE_LIST %s %u devices",
+			     name, fr->offset, dev, r->have_list ? "has" : "not seen,", r->ndev);
+	return 0;
+}
+
+int vfmig__reader_accept(struct vfmig_stream_reader *r, const struct vfmig__frame *fr,
+			 struct vfmig_stream_record *rec)
+{
+	const struct vfmig__rec_type *t;
+	char derr[240];
+	int rc;
+
+	if (fr->crc_stored != fr->crc_computed)
+		return rfail(r, -EBADMSG,
+			     "record at offset %" PRIu64 " (type %u): checksum mismatch (stored 0x%08"
+			     PRIx32 ", computed 0x%08" PRIx32 ")", fr->offset, fr->type,
+			     fr->crc_stored, fr->crc_computed);
+	if (fr->flags & ~VFMIG_STREAM_F_MUST_UNDERSTAND)
+		return rfail(r, -EOPNOTSUPP,
+			     "record at offset %" PRIu64 " (type %u): unknown flags 0x%04x",
+			     fr->offset, fr->type, fr->flags & ~VFMIG_STREAM_F_MUST_UNDERSTAND);
+	t = vfmig__rec_type(fr->type);
+	if (!t) {
+		if (fr->flags & VFMIG_STREAM_F_MUST_UNDERSTAND)
+			return rfail(r, -EOPNOTSUPP,
+				     "record at offset %" PRIu64
+				     ": unknown mandatory record type %u (MUST_UNDERSTAND set)",
+				     fr->offset, fr->type);
+		r->nrecords++;
+		r->skipped++;
+		return 0;
+	}
+	vfmig_stream_decoded_clear(r->cur_type, &r->cur);
+	derr[0] = 0;
+	rc = vfmig_stream_decode(fr->type, fr->payload, fr->length, &r->cur, derr, sizeof(derr));
+	if (rc < 0)
+		return rfail(r, rc, "record at offset %" PRIu64 " (%s): %s", fr->offset, t->name,
+			     derr);
+	r->cur_type = fr->type;
+	rc = check_order(r, fr, &r->cur);
+	if (rc < 0)
+		return rc;
+	switch (fr->type) {
+	case VFMIG_REC_DEVICE_LIST:
+		r->have_list = true;
+		r->ndev = r->cur.u.device_list.count;
+		break;
+	case VFMIG_REC_SWITCHOVER:
+		r->switchover = true;
+		break;
+	case VFMIG_REC_END:
+		r->done = true;
+		break;
+	default:
+		break;
+	}
+	r->nrecords++;
+	rec->offset = fr->offset;
+	rec->type = fr->type;
+	rec->flags = fr->flags;
+	rec->length = fr->length;
+	rec->payload = fr->payload;
+	rec->d = r->cur;
+	return 1;
+}
+
+int vfmig_stream_next(struct vfmig_stream_reader *r, struct vfmig_stream_record *rec)
+{
+	struct vfmig__frame fr;
+	int rc;
+
+	if (r->error)
+		return r->error;
+	if (r->done)
+		return 0;
+	do {
+		rc = vfmig__reader_frame(r, &fr);
+		if (rc < 0)
+			return rc;
+		rc = vfmig__reader_accept(r, &fr, rec);
+	} while (rc == 0);
+	return rc < 0 ? rc : 1;
+}
+
+bool vfmig__reader_done(const struct vfmig_stream_reader *r)
+{
+	return r->done;
+}
+
+uint16_t vfmig_stream_reader_minor(const struct vfmig_stream_reader *r)
+{
+	return r->minor;
+}
+
+uint32_t vfmig_stream_reader_skipped(const struct vfmig_stream_reader *r)
+{
+	return r->skipped;
+}
+
+uint64_t vfmig_stream_reader_offset(const struct vfmig_stream_reader *r)
+{
+	return r->offset;
+}
+
+const char *vfmig_stream_reader_error(const struct vfmig_stream_reader *r)
+{
+	return r->err;
+}
+
+void vfmig_stream_reader_free(struct vfmig_stream_reader *r)
+{
+	if (!r)
+		return;
+	vfmig_stream_decoded_clear(r->cur_type, &r->cur);
+	free(r->buf);
+	free(r);
+}

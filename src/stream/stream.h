@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The vfmig migration stream, format 1.0 (docs/stream-format.md).
+ *
+ * A stream is a header (magic "VFMIGSTR", major 1, minor 0, flags, CRC-32)
+ * followed by checksummed type-length-value records, big-endian throughout,
+ * the last of which is END. This library writes and reads streams through a
+ * struct vfmig_io; it knows records and field tables, not devices or sockets.
+ *
+ * Errors: functions return 0 (or a count) on success and a negative errno on
+ * failure. Writer and reader objects also keep a human-readable message for
+ * the last error (vfmig_stream_writer_error(), vfmig_stream_reader_error()),
+ * built where the error was detected; it names the problem and, for the
+ * reader, the byte offset. Reader errors:
+ *   -EBADMSG         bad magic, checksum mismatch, malformed payload
+ *   -EPROTONOSUPPORT major version other than 1
+ *   -EOPNOTSUPP      unknown header/record flag bits, unknown mandatory record
+ *   -EMSGSIZE        record length above VFMIG_STREAM_MAX_RECORD
+ *   -ENODATA         stream truncated (including: no END record)
+ *   -EPROTO          record order broken (e.g. device record before DEVICE_LIST)
+ *   other            from the I/O (e.g. -EIO, -ECONNRESET), or -ENOMEM
+ */
+#ifndef VFMIG_STREAM_STREAM_H
+#define VFMIG_STREAM_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "fields.h"
+#include "io.h"
+
+#define VFMIG_STREAM_MAGIC "VFMIGSTR"        /* 8 bytes, no NUL on the wire */
+#define VFMIG_STREAM_MAJOR 1
+#define VFMIG_STREAM_MINOR 0
+#define VFMIG_STREAM_HEADER_SIZE 20
+#define VFMIG_STREAM_RECORD_HEADER_SIZE 8    /* type, flags, length */
+#define VFMIG_STREAM_MAX_RECORD (64u << 20)  /* payload bytes */
+
+/* Record flags. Bits other than MUST_UNDERSTAND must be zero in 1.0. */
+#define VFMIG_STREAM_F_MUST_UNDERSTAND 0x0001u
+
+/* Limits a 1.0 reader enforces inside payloads. */
+#define VFMIG_STREAM_MAX_DEVICES 1024
+#define VFMIG_STREAM_MAX_INFO 1024
+
+/*
+ * The record catalogue, one list for every table derived from it:
+ * X(NAME, number, writer sets MUST_UNDERSTAND, lower-case name).
+ */
+#define VFMIG_STREAM_RECORDS(X) \
+	X(STREAM_INFO, 1, false, stream_info) \
+	X(DEVICE_LIST, 2, true, device_list) \
+	X(DEVICE_BEGIN, 3, true, device_begin) \
+	X(DEVICE_DATA, 4, true, device_data) \
+	X(DEVICE_END, 5, true, device_end) \
+	X(TYPE_STATE, 6, true, type_state) \
+	X(RAM_PAGES, 7, true, ram_pages) \
+	X(SWITCHOVER, 8, true, switchover) \
+	X(END, 9, true, end)
+
+enum vfmig_stream_type {
+#define X(name, num, mu, low) VFMIG_REC_##name = num,
+	VFMIG_STREAM_RECORDS(X)
+#undef X
+};
+
+enum vfmig_stream_phase {
+	VFMIG_PHASE_SETUP = 1,
+	VFMIG_PHASE_PRECOPY = 2,
+	VFMIG_PHASE_FINAL = 3,
+};
+
+/* A string view into a record payload: not NUL-terminated. */
+struct vfmig_stream_str {
+	const char *p;
+	uint16_t len;
+};
+
+/* Returns whether s equals the C string c. */
+bool vfmig_stream_str_eq(struct vfmig_stream_str s, const char *c);
+
+/* ---- values the writer takes (C strings) ---- */
+
+struct vfmig_stream_kv {
+	const char *key;
+	const char *value;
+};
+
+struct vfmig_stream_device {
+	const char *id;          /* unique in the list, e.g. "regs0" */
+	const char *type;        /* device type, e.g. "pci" */
+	const char *interface;   /* migration interface: "v2" or "region" */
+	uint32_t instance;
+	uint32_t type_version;   /* version of the type's TYPE_STATE */
+};
+
+/* One run of pages: npages pages from addr (a multiple of the page size). */
+struct vfmig_stream_ram_run {
+	uint64_t addr;           /* byte offset in the RAM block */
+	uint32_t npages;         /* >= 1 */
+	bool zero;               /* all pages zero: no data follows */
+	const uint8_t *data;     /* npages * page_size bytes unless zero */
+};
+
+struct vfmig_stream_ram_pages {
+	const char *block;       /* RAM block id (writer) */
+	uint32_t page_size;      /* power of two, 512 .. 1 GiB */
+	uint32_t nruns;
+	const struct vfmig_stream_ram_run *runs;
+};
+
+/* ---- decoded records (views into the reader's current record) ---- */
+
+struct vfmig_stream_kv_view {
+	struct vfmig_stream_str key, value;
+};
+
+struct vfmig_stream_device_view {
+	struct vfmig_stream_str id, type, interface;
+	uint32_t instance;
+	uint32_t type_version;
+};
+
+struct vfmig_stream_decoded {
+	union {
+		struct {
+			uint16_t count;
+			struct vfmig_stream_kv_view *kv;
+		} info;
+		struct {
+			uint16_t count;
+			struct vfmig_stream_device_view *dev;
+		} device_list;
+		struct {
+			uint16_t dev;
+			uint8_t phase; /* enum vfmig_stream_phase */
+		} device_begin;
+		struct {
+			uint16_t dev;
+			uint32_t len;
+			const uint8_t *data;
+		} device_data;
+		struct {
+			uint16_t dev;
+		} device_end;
+		struct {
+			uint16_t dev;
+			uint32_t len;
+			const uint8_t *state; /* field-table encoding */
+		} type_state;
+		struct {
+			struct vfmig_stream_str block;
+			uint32_t page_size;
+			uint32_t nruns;
+			struct vfmig_stream_ram_run *runs;
+		} ram_pages;
+		struct {
+			uint32_t records; /* records before END */
+		} end;
+	} u;
+};
+
+struct vfmig_stream_record {
+	uint64_t offset;         /* byte offset of the record in the stream */
+	uint16_t type;
+	uint16_t flags;
+	uint32_t length;         /* payload bytes */
+	const uint8_t *payload;
+	struct vfmig_stream_decoded d; /* valid for known types */
+};
+
+/* Returns the record type's name ("DEVICE_DATA"), or NULL if unknown. */
+const char *vfmig_stream_type_name(uint16_t type);
+
+/*
+ * Decodes and bounds-checks a known record's payload into *d, without
+ * record-order checks. Arrays in *d are malloc'd: release them with
+ * vfmig_stream_decoded_clear(). Views point into payload.
+ * Returns 0, -EBADMSG (malformed; message in err), -ENOENT (unknown type) or
+ * -ENOMEM.
+ */
+int vfmig_stream_decode(uint16_t type, const uint8_t *payload, uint32_t len,
+			struct vfmig_stream_decoded *d, char *err, size_t errlen);
+void vfmig_stream_decoded_clear(uint16_t type, struct vfmig_stream_decoded *d);
+
+/* ---- writer ---- */
+
+struct vfmig_stream_writer;
+
+/*
+ * Writes the stream header to io and returns a writer in *out. io stays owned
+ * by the caller and must outlive the writer. Returns 0, -ENOMEM or the I/O
+ * error.
+ */
+int vfmig_stream_writer_open(struct vfmig_stream_writer **out, struct vfmig_io *io);
+
+/*
+ * Record writers. Each writes one whole record and returns 0 or a negative
+ * errno: -EINVAL for bad arguments (device index not below the DEVICE_LIST
+ * count, record order, strings over 65535 bytes, bad page size), -EMSGSIZE
+ * for a payload above VFMIG_STREAM_MAX_RECORD, -ENOMEM, or the I/O error.
+ * After an I/O error every later call fails with it. Pointers are only read
+ * during the call.
+ */
+int vfmig_stream_write_info(struct vfmig_stream_writer *w,
+			    const struct vfmig_stream_kv *kv, size_t n);
+int vfmig_stream_write_device_list(struct vfmig_stream_writer *w,
+				   const struct vfmig_stream_device *dev, size_t n);
+int vfmig_stream_write_device_begin(struct vfmig_stream_writer *w, uint16_t dev,
+				    enum vfmig_stream_phase phase);
+int vfmig_stream_write_device_data(struct vfmig_stream_writer *w, uint16_t dev,
+				   const void *data, size_t len);
+int vfmig_stream_write_device_end(struct vfmig_stream_writer *w, uint16_t dev);
+/* Encodes obj through desc (see fields.h); also -ERANGE for an array count. */
+int vfmig_stream_write_type_state(struct vfmig_stream_writer *w, uint16_t dev,
+				  const struct vfmig_fields_desc *desc, const void *obj);
+int vfmig_stream_write_ram_pages(struct vfmig_stream_writer *w,
+				 const struct vfmig_stream_ram_pages *rp);
+int vfmig_stream_write_switchover(struct vfmig_stream_writer *w);
+/* Writes END and flushes io. No record may follow. */
+int vfmig_stream_writer_end(struct vfmig_stream_writer *w);
+
+/*
+ * Writes a raw record (any type, flags and payload), for extensions and
+ * tests. Flags other than MUST_UNDERSTAND give -EINVAL.
+ */
+int vfmig_stream_write_record(struct vfmig_stream_writer *w, uint16_t type, uint16_t flags,
+			      const void *payload, size_t len);
+
+/* Bytes written through the writer so far (header included). */
+uint64_t vfmig_stream_writer_bytes(const struct vfmig_stream_writer *w);
+/* Message for the last error ("" if none); owned by w. */
+const char *vfmig_stream_writer_error(const struct vfmig_stream_writer *w);
+/* Frees w (NULL is fine). Does not close io; does not write END. */
+void vfmig_stream_writer_free(struct vfmig_stream_writer *w);
+
+/* ---- reader ---- */
+
+struct vfmig_stream_reader;
+
+/*
+ * Reads and validates the header from io: magic, major == 1 (any minor),
+ * checksum, flags == 0. io stays owned by the caller and must outlive the
+ * reader. On success returns 0 and *out; on failure returns a negative errno
+ * and, if out_err is not NULL, copies the message there (errlen bytes).
+ */
+int vfmig_stream_reader_open(struct vfmig_stream_reader **out, struct vfmig_io *io,
+			     char *out_err, size_t errlen);
+
+/* The minor version found in the header. */
+uint16_t vfmig_stream_reader_minor(const struct vfmig_stream_reader *r);
+
+/*
+ * Reads the next record, verifies its checksum, flags and payload, checks
+ * record order, and decodes it into rec->d. Unknown records without
+ * MUST_UNDERSTAND are skipped (counted in vfmig_stream_reader_skipped()).
+ * Returns 1 with *rec filled (valid until the next call or free), 0 once END
+ * has been returned (the END record itself is returned with 1 first), or a
+ * negative errno (sticky: later calls return it again).
+ */
+int vfmig_stream_next(struct vfmig_stream_reader *r, struct vfmig_stream_record *rec);
+
+/* Unknown optional records skipped so far. */
+uint32_t vfmig_stream_reader_skipped(const struct vfmig_stream_reader *r);
+/* Bytes consumed so far (header included) = offset of the next record. */
+uint64_t vfmig_stream_reader_offset(const struct vfmig_stream_reader *r);
+/* Message for the error (""if none); owned by r. */
+const char *vfmig_stream_reader_error(const struct vfmig_stream_reader *r);
+/* Frees r and its buffers (NULL is fine). Does not close io. */
+void vfmig_stream_reader_free(struct vfmig_stream_reader *r);
+
+/* ---- printer ---- */
+
+/*
+ * Prints the stream read from io to out human-readably: the header, then each
+ * record with its offset, type name, flags, length, checksum OK/BAD and a
+ * decoded summary (TYPE_STATE: its fields). Also checks that nothing follows
+ * END. Returns 0 for a valid stream, or the reader's negative errno; the
+ * message (naming the problem and offset) is printed as "ERROR: ..." and
+ * copied to err if not NULL.
+ */
+int vfmig_stream_print(struct vfmig_io *io, FILE *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: MIT */
+/* Stream writer: header, one function per record type, END. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "be.h"
+#include "internal.h"
+
+struct vfmig_stream_writer {
+	struct vfmig_io *io;
+	uint64_t start;     /* io->bytes_written when opened */
+	uint32_t nrecords;  /* records written, for END */
+	bool have_list;
+	bool switchover;
+	bool ended;
+	uint16_t ndev;
+	int error;          /* sticky I/O error */
+	char err[256];
+};
+
+static int wfail(struct vfmig_stream_writer *w, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int wfail(struct vfmig_stream_writer *w, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(w->err, sizeof(w->err), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+struct part {
+	const void *p;
+	size_t len;
+};
+
+/* Frames and writes one record whose payload is the concatenation of parts. */
+static int write_parts(struct vfmig_stream_writer *w, uint16_t type, uint16_t flags,
+		       const struct part *parts, size_t nparts)
+{
+	uint8_t hdr[VFMIG_STREAM_RECORD_HEADER_SIZE], tail[4];
+	uint32_t crc;
+	size_t i, len = 0;
+	int rc;
+
+	if (w->error)
+		return w->error;
+	if (w->ended)
+		return wfail(w, -EINVAL, "record type %u written after END", type);
+	if (flags & ~VFMIG_STREAM_F_MUST_UNDERSTAND)
+		return wfail(w, -EINVAL, "record flags 0x%x have bits not defined in 1.0", flags);
+	for (i = 0; i < nparts; i++) {
+		if (parts[i].len > VFMIG_STREAM_MAX_RECORD - len)
+			return wfail(w, -EMSGSIZE, "record type %u payload above the %u-byte limit",
+				     type, VFMIG_STREAM_MAX_RECORD);
+		len += parts[i].len;
+	}
+	put_be16(hdr, type);
+	put_be16(hdr + 2, flags);
+	put_be32(hdr + 4, (uint32_t)len);
+	crc = vfmig__crc32(0, hdr, sizeof(hdr));
+	for (i = 0; i < nparts; i++)
+		crc = vfmig__crc32(crc, parts[i].p, parts[i].len);
+	put_be32(tail, crc);
+	vfmig_io_write(w->io, hdr, sizeof(hdr));
+	for (i = 0; i < nparts; i++)
+		vfmig_io_write(w->io, parts[i].p, parts[i].len);
+	rc = vfmig_io_write(w->io, tail, sizeof(tail));
+	if (rc < 0) {
+		w->error = rc;
+		return wfail(w, rc, "writing record type %u: %s", type, strerror(-rc));
+	}
+	w->nrecords++;
+	return 0;
+}
+
+/* Writes a catalogue record from an encode buffer (consumed). */
+static int write_buf(struct vfmig_stream_writer *w, uint16_t type, struct vfmig__buf *b)
+{
+	struct part part = { b->data, b->len };
+	int rc = b->err;
+
+	if (rc < 0)
+		rc = wfail(w, rc, "encoding record type %u: %s", type, strerror(-rc));
+	else
+		rc = write_parts(w, type, vfmig__rec_type(type)->must_understand ?
+				 VFMIG_STREAM_F_MUST_UNDERSTAND : 0, &part, 1);
+	vfmig__buf_free(b);
+	return rc;
+}
+
+static int check_dev(struct vfmig_stream_writer *w, uint16_t dev)
+{
+	if (!w->have_list)
+		return wfail(w, -EINVAL, "device record before DEVICE_LIST");
+	if (dev >= w->ndev)
+		return wfail(w, -EINVAL, "device index %u not below DEVICE_LIST count %u", dev,
+			     w->ndev);
+	return 0;
+}
+
+int vfmig_stream_writer_open(struct vfmig_stream_writer **out, struct vfmig_io *io)
+{
+	struct vfmig_stream_writer *w;
+	uint8_t hdr[VFMIG_STREAM_HEADER_SIZE];
+	int rc;
+
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->io = io;
+	w->start = io->bytes_written;
+	memcpy(hdr, VFMIG_STREAM_MAGIC, 8);
+	put_be16(hdr + 8, VFMIG_STREAM_MAJOR);
+	put_be16(hdr + 10, VFMIG_STREAM_MINOR);
+	put_be32(hdr + 12, 0);
+	put_be32(hdr + 16, vfmig__crc32(0, hdr, 16));
+	rc = vfmig_io_write(io, hdr, sizeof(hdr));
+	if (rc < 0) {
+		free(w);
+		return rc;
+	}
+	*out = w;
+	return 0;
+}
+
+int vfmig_stream_write_record(struct vfmig_stream_writer *w, uint16_t type, uint16_t flags,
+			      const void *payload, size_t len)
+{
+	struct part part = { payload, len };
+
+	return write_parts(w, type, flags, &part, 1);
+}
+
+int vfmig_stream_write_info(struct vfmig_stream_writer *w,
+			    const struct vfmig_stream_kv *kv, size_t n)
+{
+	struct vfmig__buf b = { 0 };
+	size_t i;
+
+	if (n > VFMIG_STREAM_MAX_INFO)
+		return wfail(w, -EINVAL, "STREAM_INFO with %zu entries, limit %u", n,
+			     VFMIG_STREAM_MAX_INFO);
+	vfmig__buf_u16(&b, (uint16_t)n);
+	for (i = 0; i < n; i++) {
+		vfmig__buf_str(&b, kv[i].key);
+		vfmig__buf_str(&b, kv[i].value);
+	}
+	return write_buf(w, VFMIG_REC_STREAM_INFO, &b);
+}
+
+int vfmig_stream_write_device_list(struct vfmig_stream_writer *w,
+				   const struct vfmig_stream_device *dev, size_t n)
+{
+	struct vfmig__buf b = { 0 };
+	size_t i, j;
+	int rc;
+
+	if (w->have_list)
+		return wfail(w, -EINVAL, "second DEVICE_LIST");
+	if (n > VFMIG_STREAM_MAX_DEVICES)
+		return wfail(w, -EINVAL, "DEVICE_LIST with %zu devices, limit %u", n,
+			     VFMIG_STREAM_MAX_DEVICES);
+	for (i = 0; i < n; i++) {
+		if (!dev[i].id || !dev[i].id[0])
+			return wfail(w, -EINVAL, "device %zu has no id", i);
+		for (j = 0; j < i; j++)
+			if (strcmp(dev[j].id, dev[i].id) == 0)
+				return wfail(w, -EINVAL, "device id '%s' listed twice", dev[i].id);
+	}
+	vfmig__buf_u16(&b, (uint16_t)n);
+	for (i = 0; i < n; i++) {
+		vfmig__buf_str(&b, dev[i].id);
+		vfmig__buf_str(&b, dev[i].type);
+		vfmig__buf_str(&b, dev[i].interface);
+		vfmig__buf_u32(&b, dev[i].instance);
+		vfmig__buf_u32(&b, dev[i].type_version);
+	}
+	rc = write_buf(w, VFMIG_REC_DEVICE_LIST, &b);
+	if (rc == 0) {
+		w->have_list = true;
+		w->ndev = (uint16_t)n;
+	}
+	return rc;
+}
+
+int vfmig_stream_write_device_begin(struct vfmig_stream_writer *w, uint16_t dev,
+				    enum vfmig_stream_phase phase)
+{
+	uint8_t p[4];
+	struct part part = { p, sizeof(p) };
+	int rc = check_dev(w, dev);
+
+	if (rc < 0)
+		return rc;
+	if (phase < VFMIG_PHASE_SETUP || phase > VFMIG_PHASE_FINAL)
+		return wfail(w, -EINVAL, "phase %d not in 1..3", (int)phase);
+	put_be16(p, dev);
+	p[2] = (uint8_t)phase;
+	p[3] = 0;
+	return write_parts(w, VFMIG_REC_DEVICE_BEGIN, VFMIG_STREAM_F_MUST_UNDERSTAND, &part, 1);
+}
+
+int vfmig_stream_write_device_data(struct vfmig_stream_writer *w, uint16_t dev,
+				   const void *data, size_t len)
+{
+	uint8_t p[2];
+	struct part parts[2] = { { p, sizeof(p) }, { data, len } };
+	int rc = check_dev(w, dev);
+
+	if (rc < 0)
+		return rc;
+	put_be16(p, dev);
+	return write_parts(w, VFMIG_REC_DEVICE_DATA, VFMIG_STREAM_F_MUST_UNDERSTAND, parts, 2);
+}
+
+int vfmig_stream_write_device_end(struct vfmig_stream_writer *w, uint16_t dev)
+{
+	uint8_t p[2];
+	struct part part = { p, sizeof(p) };
+	int rc = check_dev(w, dev);
+
+	if (rc < 0)
+		return rc;
+	put_be16(p, dev);
+	return write_parts(w, VFMIG_REC_DEVICE_END, VFMIG_STREAM_F_MUST_UNDERSTAND, &part, 1);
+}
+
+int vfmig_stream_write_type_state(struct vfmig_stream_writer *w, uint16_t dev,
+				  const struct vfmig_fields_desc *desc, const void *obj)
+{
+	uint8_t p[2];
+	struct part parts[2] = { { p, sizeof(p) }, { NULL, 0 } };
+	uint8_t *state;
+	size_t len;
+	int rc = check_dev(w, dev);
+
+	if (rc < 0)
+		return rc;
+	rc = vfmig_fields_encode(desc, obj, &state, &len, w->err, sizeof(w->err));
+	if (rc < 0)
+		return rc;
+	put_be16(p, dev);
+	parts[1].p = state;
+	parts[1].len = len;
+	rc = write_parts(w, VFMIG_REC_TYPE_STATE, VFMIG_STREAM_F_MUST_UNDERSTAND, parts, 2);
+	free(state);
+	return rc;
+}
+
+int vfmig_stream_write_ram_pages(struct vfmig_stream_writer *w,
+				 const struct vfmig_stream_ram_pages *rp)
+{
+	struct vfmig__buf b = { 0 };
+	uint32_t i, ps = rp->page_size;
+
+	if (ps < 512 || ps > (1u << 30) || (ps & (ps - 1)))
+		return wfail(w, -EINVAL, "page size %u is not a power of two in 512..1G", ps);
+	vfmig__buf_str(&b, rp->block);
+	vfmig__buf_u32(&b, ps);
+	vfmig__buf_u32(&b, rp->nruns);
+	for (i = 0; i < rp->nruns; i++) {
+		const struct vfmig_stream_ram_run *r = &rp->runs[i];
+		uint64_t bytes = (uint64_t)r->npages * ps;
+
+		if (r->npages == 0 || r->addr % ps || r->addr > UINT64_MAX - bytes ||
+		    (!r->zero && (!r->data || bytes > VFMIG_STREAM_MAX_RECORD))) {
+			vfmig__buf_free(&b);
+			return wfail(w, -EINVAL, "RAM run %u invalid or too large", i);
+		}
+		vfmig__buf_u64(&b, r->addr);
+		vfmig__buf_u32(&b, r->npages);
+		vfmig__buf_u8(&b, r->zero ? 1 : 0);
+		if (!r->zero)
+			vfmig__buf_bytes(&b, r->data, (size_t)bytes);
+	}
+	return write_buf(w, VFMIG_REC_RAM_PAGES, &b);
+}
+
+int vfmig_stream_write_switchover(struct vfmig_stream_writer *w)
+{
+	int rc;
+
+	if (w->switchover)
+		return wfail(w, -EINVAL, "second SWITCHOVER");
+	rc = write_parts(w, VFMIG_REC_SWITCHOVER, VFMIG_STREAM_F_MUST_UNDERSTAND, NULL, 0);
+	if (rc == 0)
+		w->switchover = true;
+	return rc;
+}
+
+int vfmig_stream_writer_end(struct vfmig_stream_writer *w)
+{
+	uint8_t p[4];
+	struct part part = { p, sizeof(p) };
+	int rc;
+
+	if (!w->have_list)
+		return wfail(w, -EINVAL, "END without a DEVICE_LIST");
+	put_be32(p, w->nrecords);
+	rc = write_parts(w, VFMIG_REC_END, VFMIG_STREAM_F_MUST_UNDERSTAND, &part, 1);
+	if (rc < 0)
+		return rc;
+	w->ended = true;
+	rc = vfmig_io_flush(w->io);
+	if (rc < 0) {
+		w->error = rc;
+		return wfail(w, rc, "flushing the stream: %s", strerror(-rc));
+	}
+	return 0;
+}
+
+uint64_t vfmig_stream_writer_bytes(const struct vfmig_stream_writer *w)
+{
+	return w->io->bytes_written - w->start;
+}
+
+const char *vfmig_stream_writer_error(const struct vfmig_stream_writer *w)
+{
+	return w->err;
+}
+
+void vfmig_stream_writer_free(struct vfmig_stream_writer *w)
+{
+	free(w);
+}

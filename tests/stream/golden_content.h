@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The content of tests/stream/golden/v1.0.vfmig, written through today's
+ * writer. gen_golden writes it once to the checked-in file; test_golden reads
+ * the file back (checking every decoded value independently) and also checks
+ * that today's writer still produces the same bytes.
+ */
+#ifndef VFMIG_TESTS_STREAM_GOLDEN_CONTENT_H
+#define VFMIG_TESTS_STREAM_GOLDEN_CONTENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "stream/stream.h"
+
+/* A made-up device type state: nothing PCI about it. */
+struct golden_state {
+	uint8_t a;
+	uint16_t b;
+	uint32_t c;
+	uint64_t d;          /* added in version 2 */
+	bool e;
+	uint8_t mac[6];
+	uint32_t n;          /* elements used in vec */
+	uint32_t vec[8];
+	bool has_extra;      /* not migrated: decides the subsection */
+	uint32_t extra;      /* subsection "extra" */
+};
+
+extern const struct vfmig_fields_desc golden_desc; /* "golden-type" v2, min 1 */
+
+/* The two states the golden stream carries (device 0 with the subsection,
+ * device 1 without). */
+void golden_state0(struct golden_state *s);
+void golden_state1(struct golden_state *s);
+
+/* Fills page i of the RAM_PAGES data run (4096 bytes). */
+void golden_page(uint8_t *page, unsigned i);
+
+/* Writes the golden stream to io. Returns 0 or a negative errno. */
+int golden_write(struct vfmig_io *io);
+
+#endif

@@ -1,0 +1,582 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The checked-in golden stream of format 1.0 and corrupt variants derived
+ * from its bytes. Expected values are written out here independently of the
+ * generator, so a format change breaks the test. Argument: the golden folder.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <zlib.h>
+
+#include "golden_content.h"
+
+static const char *golden_dir;
+static uint8_t *golden;
+static size_t golden_len;
+
+#define MAXREC 32
+static struct {
+	uint64_t offset;
+	uint16_t type;
+	uint32_t length;
+} recs[MAXREC];
+static size_t nrecs;
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *p;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	p = malloc((size_t)n + 1);
+	if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
+		free(p);
+		p = NULL;
+	}
+	fclose(f);
+	*len = (size_t)n;
+	return p;
+}
+
+static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static void wbe16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static void wbe32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+
+/* Walks the golden bytes by hand (not with the library) to find records. */
+static int setup(void **state)
+{
+	char path[4096];
+	size_t off = 20;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/v1.0.vfmig", golden_dir);
+	golden = read_file(path, &golden_len);
+	if (!golden)
+		return -1;
+	while (off + 8 <= golden_len && nrecs < MAXREC) {
+		recs[nrecs].offset = off;
+		recs[nrecs].type = be16(golden + off);
+		recs[nrecs].length = be32(golden + off + 4);
+		off += 12 + recs[nrecs].length;
+		nrecs++;
+	}
+	return off == golden_len ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	free(golden);
+	return 0;
+}
+
+static size_t find_rec(uint16_t type, unsigned nth)
+{
+	size_t i;
+
+	for (i = 0; i < nrecs; i++)
+		if (recs[i].type == type && nth-- == 0)
+			return i;
+	fail_msg("golden has no record type %u", type);
+	return 0;
+}
+
+static uint8_t *dup_golden(void)
+{
+	uint8_t *p = malloc(golden_len + 64);
+
+	assert_non_null(p);
+	memcpy(p, golden, golden_len);
+	return p;
+}
+
+static void fix_header_crc(uint8_t *p)
+{
+	wbe32(p + 16, (uint32_t)crc32(0, p, 16));
+}
+
+static void fix_record_crc(uint8_t *p, uint64_t off)
+{
+	uint32_t len = be32(p + off + 4);
+
+	wbe32(p + off + 8 + len, (uint32_t)crc32(0, p + off, 8 + len));
+}
+
+/* Reads a whole stream; returns the first error or 0, with the message. */
+static int read_all(const uint8_t *p, size_t len, char *msg, size_t msglen, uint32_t *skipped)
+{
+	struct vfmig_stream_reader *r;
+	struct vfmig_stream_record rec;
+	struct vfmig_io *io;
+	int rc;
+
+	msg[0] = 0;
+	assert_int_equal(vfmig_io_mem_reader(&io, p, len), 0);
+	rc = vfmig_stream_reader_open(&r, io, msg, msglen);
+	if (rc == 0) {
+		while ((rc = vfmig_stream_next(r, &rec)) == 1)
+			;
+		snprintf(msg, msglen, "%s", vfmig_stream_reader_error(r));
+		if (skipped)
+			*skipped = vfmig_stream_reader_skipped(r);
+		vfmig_stream_reader_free(r);
+	}
+	vfmig_io_close(io);
+	return rc;
+}
+
+/* Prints a stream to a memory FILE; returns the printer's result. */
+static int print_to(const uint8_t *p, size_t len, char **text)
+{
+	struct vfmig_io *io;
+	size_t sz;
+	FILE *f = open_memstream(text, &sz);
+	int rc;
+
+	assert_non_null(f);
+	assert_int_equal(vfmig_io_mem_reader(&io, p, len), 0);
+	rc = vfmig_stream_print(io, f, NULL, 0);
+	fclose(f);
+	vfmig_io_close(io);
+	return rc;
+}
+
+static void expect_str(struct vfmig_stream_str s, const char *c)
+{
+	if (!vfmig_stream_str_eq(s, c))
+		fail_msg("expected '%s', got '%.*s'", c, s.len, s.p);
+}
+
+static void next_ok(struct vfmig_stream_reader *r, struct vfmig_stream_record *rec,
+		    uint16_t type)
+{
+	int rc = vfmig_stream_next(r, rec);
+
+	if (rc != 1)
+		fail_msg("next: %d %s", rc, vfmig_stream_reader_error(r));
+	assert_int_equal(rec->type, type);
+	assert_int_equal(rec->flags, type == VFMIG_REC_STREAM_INFO ? 0 :
+			 VFMIG_STREAM_F_MUST_UNDERSTAND);
+}
+
+static void expect_dev_rec(struct vfmig_stream_reader *r, uint16_t type, uint16_t dev,
+			   uint8_t phase)
+{
+	struct vfmig_stream_record rec;
+
+	next_ok(r, &rec, type);
+	if (type == VFMIG_REC_DEVICE_BEGIN) {
+		assert_int_equal(rec.d.u.device_begin.dev, dev);
+		assert_int_equal(rec.d.u.device_begin.phase, phase);
+	} else {
+		assert_int_equal(rec.d.u.device_end.dev, dev);
+	}
+}
+
+static void expect_data(struct vfmig_stream_reader *r, uint16_t dev, const void *data,
+			uint32_t len)
+{
+	struct vfmig_stream_record rec;
+
+	next_ok(r, &rec, VFMIG_REC_DEVICE_DATA);
+	assert_int_equal(rec.d.u.device_data.dev, dev);
+	assert_int_equal(rec.d.u.device_data.len, len);
+	assert_memory_equal(rec.d.u.device_data.data, data, len);
+}
+
+static void expect_state(struct vfmig_stream_reader *r, uint16_t dev, int which)
+{
+	struct vfmig_stream_record rec;
+	struct golden_state got, want;
+	char err[256];
+
+	next_ok(r, &rec, VFMIG_REC_TYPE_STATE);
+	assert_int_equal(rec.d.u.type_state.dev, dev);
+	memset(&got, 0, sizeof(got));
+	memset(&want, 0, sizeof(want));
+	assert_int_equal(vfmig_fields_decode(&golden_desc, rec.d.u.type_state.state,
+					     rec.d.u.type_state.len, &got, err, sizeof(err)), 0);
+	if (which == 0) {
+		static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+
+		want.a = 0xa5; want.b = 0x1234; want.c = 0xdeadbeef;
+		want.d = 0x0102030405060708ull; want.e = true;
+		memcpy(want.mac, mac, 6);
+		want.n = 3; want.vec[0] = 10; want.vec[1] = 20; want.vec[2] = 0xffffffff;
+		want.extra = 77; /* has_extra is not migrated */
+	} else {
+		want.a = 1; want.b = 2; want.c = 3; want.d = 4;
+	}
+	assert_memory_equal(&got, &want, sizeof(got));
+}
+
+static void test_golden_content(void **state)
+{
+	static const uint8_t pre1[16] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+	static const uint8_t final0[] = { 0xfe, 0xed };
+	struct vfmig_stream_reader *r;
+	struct vfmig_stream_record rec;
+	struct vfmig_io *io;
+	uint8_t page[4096];
+	char err[256];
+
+	(void)state;
+	assert_int_equal(golden_len, 8866);
+	assert_memory_equal(golden, "VFMIGSTR\x00\x01\x00\x00\x00\x00\x00\x00", 16);
+	assert_int_equal(vfmig_io_mem_reader(&io, golden, golden_len), 0);
+	assert_int_equal(vfmig_stream_reader_open(&r, io, err, sizeof(err)), 0);
+	assert_int_equal(vfmig_stream_reader_minor(r), 0);
+
+	next_ok(r, &rec, VFMIG_REC_STREAM_INFO);
+	assert_int_equal(rec.offset, 20);
+	assert_int_equal(rec.d.u.info.count, 2);
+	expect_str(rec.d.u.info.kv[0].key, "producer");
+	expect_str(rec.d.u.info.kv[0].value, "vfmig golden generator");
+	expect_str(rec.d.u.info.kv[1].key, "time");
+	expect_str(rec.d.u.info.kv[1].value, "2026-01-01T00:00:00Z");
+
+	next_ok(r, &rec, VFMIG_REC_DEVICE_LIST);
+	assert_int_equal(rec.d.u.device_list.count, 2);
+	expect_str(rec.d.u.device_list.dev[0].id, "regs0");
+	expect_str(rec.d.u.device_list.dev[0].type, "pci");
+	expect_str(rec.d.u.device_list.dev[0].interface, "v2");
+	assert_int_equal(rec.d.u.device_list.dev[0].instance, 0);
+	assert_int_equal(rec.d.u.device_list.dev[0].type_version, 2);
+	expect_str(rec.d.u.device_list.dev[1].id, "vram0");
+	expect_str(rec.d.u.device_list.dev[1].type, "pci");
+	expect_str(rec.d.u.device_list.dev[1].interface, "region");
+	assert_int_equal(rec.d.u.device_list.dev[1].instance, 1);
+	assert_int_equal(rec.d.u.device_list.dev[1].type_version, 2);
+
+	expect_dev_rec(r, VFMIG_REC_DEVICE_BEGIN, 0, VFMIG_PHASE_SETUP);
+	expect_data(r, 0, "setup-0", 7);
+	expect_dev_rec(r, VFMIG_REC_DEVICE_END, 0, 0);
+
+	next_ok(r, &rec, VFMIG_REC_RAM_PAGES);
+	expect_str(rec.d.u.ram_pages.block, "pc.ram");
+	assert_int_equal(rec.d.u.ram_pages.page_size, 4096);
+	assert_int_equal(rec.d.u.ram_pages.nruns, 2);
+	assert_int_equal(rec.d.u.ram_pages.runs[0].addr, 0x1000);
+	assert_int_equal(rec.d.u.ram_pages.runs[0].npages, 2);
+	assert_false(rec.d.u.ram_pages.runs[0].zero);
+	golden_page(page, 0);
+	assert_memory_equal(rec.d.u.ram_pages.runs[0].data, page, 4096);
+	golden_page(page, 1);
+	assert_memory_equal(rec.d.u.ram_pages.runs[0].data + 4096, page, 4096);
+	assert_int_equal(rec.d.u.ram_pages.runs[1].addr, 0x10000);
+	assert_int_equal(rec.d.u.ram_pages.runs[1].npages, 16);
+	assert_true(rec.d.u.ram_pages.runs[1].zero);
+	assert_null(rec.d.u.ram_pages.runs[1].data);
+
+	expect_dev_rec(r, VFMIG_REC_DEVICE_BEGIN, 1, VFMIG_PHASE_PRECOPY);
+	expect_data(r, 1, pre1, 16);
+	expect_dev_rec(r, VFMIG_REC_DEVICE_END, 1, 0);
+	next_ok(r, &rec, VFMIG_REC_SWITCHOVER);
+	assert_int_equal(rec.length, 0);
+	expect_dev_rec(r, VFMIG_REC_DEVICE_BEGIN, 0, VFMIG_PHASE_FINAL);
+	expect_data(r, 0, final0, 2);
+	expect_state(r, 0, 0);
+	expect_dev_rec(r, VFMIG_REC_DEVICE_END, 0, 0);
+	expect_dev_rec(r, VFMIG_REC_DEVICE_BEGIN, 1, VFMIG_PHASE_FINAL);
+	expect_state(r, 1, 1);
+	expect_dev_rec(r, VFMIG_REC_DEVICE_END, 1, 0);
+	next_ok(r, &rec, VFMIG_REC_END);
+	assert_int_equal(rec.d.u.end.records, 17);
+	assert_int_equal(rec.offset + 16, golden_len);
+	assert_int_equal(vfmig_stream_next(r, &rec), 0);
+	assert_int_equal(vfmig_stream_reader_offset(r), golden_len);
+	vfmig_stream_reader_free(r);
+	vfmig_io_close(io);
+}
+
+/* Today's writer must still produce the released bytes exactly. */
+static void test_golden_writer_unchanged(void **state)
+{
+	struct vfmig_io *io;
+	const uint8_t *p;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(vfmig_io_mem_writer(&io), 0);
+	assert_int_equal(golden_write(io), 0);
+	p = vfmig_io_mem_data(io, &len);
+	assert_int_equal(len, golden_len);
+	assert_memory_equal(p, golden, len);
+	vfmig_io_close(io);
+}
+
+static void test_golden_prints(void **state)
+{
+	char *text = NULL;
+
+	(void)state;
+	assert_int_equal(print_to(golden, golden_len, &text), 0);
+	assert_non_null(strstr(text, "format 1.0"));
+	assert_non_null(strstr(text, "@20         STREAM_INFO"));
+	assert_non_null(strstr(text, "checksum OK"));
+	assert_null(strstr(text, "checksum BAD"));
+	assert_non_null(strstr(text, "2 bytes of device data"));
+	assert_non_null(strstr(text, "state 'golden-type' version 2"));
+	assert_non_null(strstr(text, "vec (u32[]) = [3] 0xa 0x14 0xffffffff"));
+	assert_non_null(strstr(text, "subsection 'extra'"));
+	assert_non_null(strstr(text, "17 records before END"));
+	free(text);
+}
+
+static void expect_fail(const uint8_t *p, size_t len, int want, const char *needle)
+{
+	char msg[512], *text = NULL;
+	int rc = read_all(p, len, msg, sizeof(msg), NULL);
+
+	if (rc != want)
+		fail_msg("expected %d (%s), got %d: %s", want, needle, rc, msg);
+	if (!strstr(msg, needle))
+		fail_msg("message '%s' lacks '%s'", msg, needle);
+	/* The printer refuses it too, and says why. */
+	assert_int_equal(print_to(p, len, &text), want);
+	assert_non_null(strstr(text, "ERROR: "));
+	assert_non_null(strstr(text, needle));
+	free(text);
+}
+
+static void test_truncated(void **state)
+{
+	size_t cut[] = { 0, 4, 8, 12, 19 };
+	size_t end = recs[nrecs - 1].offset;
+	size_t mid[5];
+	char needle[64];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cut) / sizeof(cut[0]); i++)
+		expect_fail(golden, cut[i], -ENODATA, "stream header at offset 0");
+	expect_fail(golden, 20, -ENODATA, "ends at offset 20 without an END record");
+	snprintf(needle, sizeof(needle), "ends at offset %zu without an END", end);
+	expect_fail(golden, end, -ENODATA, needle);
+	mid[0] = recs[1].offset + 3;               /* record header */
+	mid[1] = recs[1].offset + 10;              /* payload */
+	mid[2] = recs[1].offset + 8 + recs[1].length + 2; /* checksum */
+	mid[3] = golden_len - 1;                   /* END's last byte */
+	mid[4] = recs[find_rec(VFMIG_REC_RAM_PAGES, 0)].offset + 5000;
+	for (i = 0; i < 5; i++)
+		expect_fail(golden, mid[i], -ENODATA, "stream truncated");
+}
+
+static void test_flipped_bit(void **state)
+{
+	size_t k = find_rec(VFMIG_REC_DEVICE_DATA, 1);
+	char needle[64];
+	uint8_t *p;
+
+	(void)state;
+	p = dup_golden();
+	p[recs[k].offset + 8 + 5] ^= 0x10;
+	snprintf(needle, sizeof(needle), "record at offset %" PRIu64 " (type 4): checksum mismatch",
+		 recs[k].offset);
+	expect_fail(p, golden_len, -EBADMSG, needle);
+	memcpy(p, golden, golden_len);
+	p[recs[k].offset + 1] ^= 0x01;  /* in the covered record header */
+	expect_fail(p, golden_len, -EBADMSG, "checksum mismatch");
+	memcpy(p, golden, golden_len);
+	p[11] ^= 0x04;                  /* minor version, header checksum */
+	expect_fail(p, golden_len, -EBADMSG, "offset 16: header checksum mismatch");
+	memcpy(p, golden, golden_len);
+	p[2] ^= 0x01;
+	expect_fail(p, golden_len, -EBADMSG, "bad magic");
+	free(p);
+}
+
+static void test_major_minor(void **state)
+{
+	uint8_t *p = dup_golden();
+	char msg[256];
+
+	(void)state;
+	wbe16(p + 8, 2);
+	fix_header_crc(p);
+	expect_fail(p, golden_len, -EPROTONOSUPPORT,
+		    "stream major version 2, this reader supports 1");
+	wbe16(p + 8, 0);
+	fix_header_crc(p);
+	expect_fail(p, golden_len, -EPROTONOSUPPORT, "stream major version 0");
+	/* A higher minor is accepted. */
+	wbe16(p + 8, 1);
+	wbe16(p + 10, 7);
+	fix_header_crc(p);
+	assert_int_equal(read_all(p, golden_len, msg, sizeof(msg), NULL), 0);
+	free(p);
+}
+
+static void test_header_flags(void **state)
+{
+	uint8_t *p = dup_golden();
+
+	(void)state;
+	wbe32(p + 12, 0x4);
+	fix_header_crc(p);
+	expect_fail(p, golden_len, -EOPNOTSUPP, "unknown stream header flags 0x00000004");
+	free(p);
+}
+
+/* The golden with one extra record inserted before END (END count fixed). */
+static uint8_t *insert_before_end(uint16_t type, uint16_t flags, size_t *len)
+{
+	size_t end = recs[nrecs - 1].offset, n = 12 + 5;
+	uint8_t *p = malloc(golden_len + n);
+
+	assert_non_null(p);
+	memcpy(p, golden, end);
+	wbe16(p + end, type);
+	wbe16(p + end + 2, flags);
+	wbe32(p + end + 4, 5);
+	memcpy(p + end + 8, "hello", 5);
+	fix_record_crc(p, end);
+	memcpy(p + end + n, golden + end, golden_len - end);
+	wbe32(p + end + n + 8, be32(p + end + n + 8) + 1);
+	fix_record_crc(p, end + n);
+	*len = golden_len + n;
+	return p;
+}
+
+static void test_unknown_records(void **state)
+{
+	uint32_t skipped = 0;
+	char msg[256], *text = NULL;
+	size_t len;
+	uint8_t *p;
+
+	(void)state;
+	p = insert_before_end(0x7f00, VFMIG_STREAM_F_MUST_UNDERSTAND, &len);
+	expect_fail(p, len, -EOPNOTSUPP, "unknown mandatory record type 32512");
+	free(p);
+	p = insert_before_end(0x7f00, 0, &len);
+	assert_int_equal(read_all(p, len, msg, sizeof(msg), &skipped), 0);
+	assert_int_equal(skipped, 1);
+	assert_int_equal(print_to(p, len, &text), 0);
+	assert_non_null(strstr(text, "UNKNOWN      (type 32512)"));
+	assert_non_null(strstr(text, "skipped: unknown optional record"));
+	assert_non_null(strstr(text, "18 records before END"));
+	free(text);
+	free(p);
+}
+
+static void test_oversized_length(void **state)
+{
+	uint8_t *p = dup_golden();
+	char needle[64];
+
+	(void)state;
+	wbe32(p + recs[1].offset + 4, VFMIG_STREAM_MAX_RECORD + 1);
+	snprintf(needle, sizeof(needle), "length %u above the maximum %u",
+		 VFMIG_STREAM_MAX_RECORD + 1, VFMIG_STREAM_MAX_RECORD);
+	expect_fail(p, golden_len, -EMSGSIZE, needle);
+	free(p);
+}
+
+static void test_record_flags(void **state)
+{
+	uint8_t *p = dup_golden();
+
+	(void)state;
+	wbe16(p + recs[1].offset + 2, 0x0005);
+	fix_record_crc(p, recs[1].offset);
+	expect_fail(p, golden_len, -EOPNOTSUPP, "unknown flags 0x0004");
+	free(p);
+}
+
+/* A valid checksum does not make a record valid. */
+static void test_bad_payload_good_crc(void **state)
+{
+	size_t k = find_rec(VFMIG_REC_DEVICE_BEGIN, 0);
+	uint8_t *p = dup_golden();
+
+	(void)state;
+	p[recs[k].offset + 8 + 2] = 9; /* phase */
+	fix_record_crc(p, recs[k].offset);
+	expect_fail(p, golden_len, -EBADMSG, "DEVICE_BEGIN has phase 9");
+	memcpy(p, golden, golden_len);
+	wbe16(p + recs[k].offset + 8, 2); /* device index 2 of 2 */
+	fix_record_crc(p, recs[k].offset);
+	expect_fail(p, golden_len, -EPROTO, "device index 2 but DEVICE_LIST has 2 devices");
+	memcpy(p, golden, golden_len);
+	k = find_rec(VFMIG_REC_DEVICE_LIST, 0);
+	wbe16(p + recs[k].offset + 8, 3); /* count 3, payload holds 2 */
+	fix_record_crc(p, recs[k].offset);
+	expect_fail(p, golden_len, -EBADMSG, "DEVICE_LIST payload truncated");
+	free(p);
+}
+
+/* Dropping a whole record (with its checksum) is caught by END's count. */
+static void test_dropped_record(void **state)
+{
+	size_t k = find_rec(VFMIG_REC_SWITCHOVER, 0);
+	size_t rl = 12 + recs[k].length;
+	uint8_t *p = malloc(golden_len);
+
+	(void)state;
+	assert_non_null(p);
+	memcpy(p, golden, recs[k].offset);
+	memcpy(p + recs[k].offset, golden + recs[k].offset + rl, golden_len - recs[k].offset - rl);
+	expect_fail(p, golden_len - rl, -EPROTO, "counts 17 records, the stream had 16");
+	free(p);
+}
+
+static void test_trailing_garbage(void **state)
+{
+	uint8_t *p = dup_golden();
+	char msg[256], *text = NULL;
+
+	(void)state;
+	memcpy(p + golden_len, "junk", 4);
+	/* The reader stops at END (it must not block on a socket)... */
+	assert_int_equal(read_all(p, golden_len + 4, msg, sizeof(msg), NULL), 0);
+	/* ...the printer, verifying a file, refuses what follows. */
+	assert_int_equal(print_to(p, golden_len + 4, &text), -EBADMSG);
+	assert_non_null(strstr(text, "4 bytes after END"));
+	free(text);
+	free(p);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_golden_content),
+		cmocka_unit_test(test_golden_writer_unchanged),
+		cmocka_unit_test(test_golden_prints),
+		cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_flipped_bit),
+		cmocka_unit_test(test_major_minor),
+		cmocka_unit_test(test_header_flags),
+		cmocka_unit_test(test_unknown_records),
+		cmocka_unit_test(test_oversized_length),
+		cmocka_unit_test(test_record_flags),
+		cmocka_unit_test(test_bad_payload_good_crc),
+		cmocka_unit_test(test_dropped_record),
+		cmocka_unit_test(test_trailing_garbage),
+	};
+
+	golden_dir = argc > 1 ? argv[1] : "tests/stream/golden";
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
