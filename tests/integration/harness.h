@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Integration-test harness: runs sample devices as real processes
+ * (`vfmig device NAME --socket-path PATH`) in a private temporary folder and
+ * makes sure every child is gone when the test ends.
+ */
+#ifndef VFMIG_TEST_HARNESS_H
+#define VFMIG_TEST_HARNESS_H
+
+#include <sys/types.h>
+
+/* Create the test's temporary folder (once) and return "<dir>/<name>". The
+ * string is static storage reused by the next call: copy it if needed. */
+const char *harness_path(const char *name);
+
+/* Start `vfmig device NAME --socket-path PATH [extra...]` (extra is
+ * NULL-terminated, may be NULL) and wait until PATH exists. Its stderr goes
+ * to "<dir>/<name>.log". Returns the pid, or -1 after printing why. */
+pid_t harness_spawn_device(const char *name, const char *path,
+			   const char *const *extra);
+
+/* Send SIGTERM, wait up to 5 s (then SIGKILL). Returns the child's exit
+ * status (0..255), 128+signal if it died of a signal, or -1. */
+int harness_stop(pid_t pid);
+
+/* SIGKILL and reap, for tests that simulate a crash. */
+void harness_kill(pid_t pid);
+
+#endif
