@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <vfmig/common.h>
 
@@ -100,14 +101,55 @@ enum vfmig_dev_irq_index {
 	VFMIG_DEV_IRQ_NUM = 5,
 };
 
-#define VFMIG_DEV_OPS_VERSION 1
+/* Migration states (the VFIO v2 state machine, same values as vfio-user). */
+enum vfmig_dev_mig_state {
+	VFMIG_DEV_MIG_ERROR = 0,
+	VFMIG_DEV_MIG_STOP = 1,
+	VFMIG_DEV_MIG_RUNNING = 2,
+	VFMIG_DEV_MIG_STOP_COPY = 3,
+	VFMIG_DEV_MIG_RESUMING = 4,
+	VFMIG_DEV_MIG_RUNNING_P2P = 5,
+	VFMIG_DEV_MIG_PRE_COPY = 6,
+	VFMIG_DEV_MIG_PRE_COPY_P2P = 7,
+};
+
+/* Migration support flags (struct vfmig_dev_ops.mig_flags). */
+#define VFMIG_DEV_MIG_F_STOP_COPY (1ull << 0) /* required to migrate */
+#define VFMIG_DEV_MIG_F_P2P (1ull << 1)       /* RUNNING_P2P, PRE_COPY_P2P */
+#define VFMIG_DEV_MIG_F_PRE_COPY (1ull << 2)  /* PRE_COPY, iterative data */
+
+/* Size estimates a migrating device reports (mig_estimate callback). */
+struct vfmig_dev_mig_estimate {
+	/* PRE_COPY: bytes of the initial data not read yet (starts at the
+	 * size of the first full pass, falls to 0 as it is read). */
+	uint64_t initial_bytes;
+	/* PRE_COPY: bytes of changed data not read yet. */
+	uint64_t dirty_bytes;
+	/* Any state: estimated bytes a STOP_COPY session would return now. */
+	uint64_t stop_copy_bytes;
+};
+
+#define VFMIG_DEV_OPS_VERSION 2
 
 /*
- * Callbacks. version must be VFMIG_DEV_OPS_VERSION. A later version will
- * append the migration callbacks after the members below; members are never
- * reordered. Every callback gets the device and the caller's priv pointer.
- * Callbacks run on the thread that calls vfmig_dev_process()/run() and may
- * call the helpers (vfmig_dev_irq_trigger, vfmig_dev_dma_read/write, ...).
+ * Callbacks. version is 1 (no migration: the members up to client_changed)
+ * or 2 (adds the migration members). Members are never reordered; a later
+ * version only appends. Every callback gets the device and the caller's
+ * priv pointer. Callbacks run on the thread that calls
+ * vfmig_dev_process()/run() and may call the helpers
+ * (vfmig_dev_irq_trigger, vfmig_dev_dma_read/write, ...).
+ *
+ * Migration (version 2, mig_flags != 0; docs/device-migration.md):
+ * the library runs the state machine, the MIG_DATA_READ/WRITE sessions and
+ * DMA dirty logging; the device implements single arcs and produces or
+ * consumes its own opaque data stream. The state starts at RUNNING. Only
+ * the client changes it (DEVICE_FEATURE MIG_DEVICE_STATE, DEVICE_RESET).
+ * While the state is STOP, STOP_COPY, RESUMING or ERROR the library refuses
+ * device DMA (vfmig_dev_dma_read/write give -EPERM) and holds interrupts
+ * (vfmig_dev_irq_trigger returns 0; they are delivered when the device
+ * enters RUNNING or PRE_COPY again; held interrupts are not migrated).
+ * REGION_READ/WRITE still reach region_access while stopped: a device must
+ * not change its migrated state there (vfmig_dev_mig_state() tells).
  */
 struct vfmig_dev_ops {
 	uint32_t version;
@@ -123,7 +165,11 @@ struct vfmig_dev_ops {
 			     bool is_write);
 	/* Optional. The client reset the device (DEVICE_RESET). Reset device
 	 * registers (and mappable BAR memory if wanted). Config space, MSI-X
-	 * state and IRQ masks are reset by the library. Return 0 or -errno. */
+	 * state and IRQ masks are reset by the library. A migrating device
+	 * also drops any save or load session: the library puts the state
+	 * back to RUNNING (also out of ERROR) and stops DMA logging, without
+	 * calling mig_transition. Return 0 or -errno (the reset then fails
+	 * and nothing changes). */
 	int (*reset)(vfmig_dev *dev, void *priv);
 	/* Optional. IRQ configuration of index changed (eventfds assigned or
 	 * removed, masks changed, MSI/MSI-X enabled in config space). */
@@ -131,14 +177,72 @@ struct vfmig_dev_ops {
 	/* Optional. A client completed VERSION (attached true) or went away
 	 * (attached false; its DMA windows and eventfds are already gone). */
 	void (*client_changed)(vfmig_dev *dev, void *priv, bool attached);
+
+	/* ---- version 2: migration. mig_flags 0 = not migratable (the
+	 * callbacks below are then ignored and may be NULL). ---- */
+
+	/* VFMIG_DEV_MIG_F_*: STOP_COPY is required when non-zero; PRE_COPY
+	 * and P2P are optional. */
+	uint64_t mig_flags;
+	/*
+	 * Required. Make the single arc from -> to (enum vfmig_dev_mig_state;
+	 * the library walks longer paths arc by arc, PROTOCOL.md 2.2):
+	 *   RUNNING->STOP, STOP_COPY->STOP: stop (no DMA, no interrupts, no
+	 *     state change); leaving STOP_COPY ends the save session.
+	 *   STOP->RUNNING, PRE_COPY->RUNNING: run; leaving PRE_COPY ends the
+	 *     save session.
+	 *   RUNNING->PRE_COPY, STOP->STOP_COPY: start a save session (the next
+	 *     mig_save returns its first bytes).
+	 *   PRE_COPY->STOP_COPY: stop; the same session goes on and carries
+	 *     the final state.
+	 *   STOP->RESUMING: start a load session (reset internal state).
+	 *   RESUMING->STOP: called after mig_load_finish succeeded.
+	 *   P2P arcs only when VFMIG_DEV_MIG_F_P2P is set.
+	 * Return 0, or a negative errno when the arc cannot be made; the device
+	 * must then still be in state `from`. The library then tries to go
+	 * back to the state the request started from (ERROR if that fails too)
+	 * and answers the client with this errno.
+	 */
+	int (*mig_transition)(vfmig_dev *dev, void *priv, uint32_t from,
+			      uint32_t to);
+	/*
+	 * Required. In PRE_COPY or STOP_COPY: copy up to len (>= 1) bytes of
+	 * the save stream into buf. Return the count; fewer than len is fine
+	 * (the library calls again to fill a reply). 0 means "nothing more for
+	 * now" in PRE_COPY and "end of data" in STOP_COPY. A negative errno is
+	 * sent to the client as the MIG_DATA_READ error.
+	 */
+	ssize_t (*mig_save)(vfmig_dev *dev, void *priv, void *buf, size_t len);
+	/*
+	 * Optional (needed for the size-estimate extension, which is offered
+	 * only when this is set). Fill *est; any state but ERROR. 0 or -errno.
+	 */
+	int (*mig_estimate)(vfmig_dev *dev, void *priv,
+			    struct vfmig_dev_mig_estimate *est);
+	/*
+	 * Required. In RESUMING: consume len (>= 1) bytes of the stream a
+	 * save session produced (records may be split anywhere: buffer a
+	 * partial record). Return len when all was taken, a smaller count
+	 * (the client gets EINVAL) or a negative errno (sent to the client).
+	 */
+	ssize_t (*mig_load)(vfmig_dev *dev, void *priv, const void *buf,
+			    size_t len);
+	/*
+	 * Required. RESUMING->STOP is being made: check that everything
+	 * written forms a complete, consistent state and apply it. A negative
+	 * errno fails the arc; the device then goes to ERROR (leave it with
+	 * DEVICE_RESET). Log why through your own logger.
+	 */
+	int (*mig_load_finish)(vfmig_dev *dev, void *priv);
 };
 
 /*
  * Create a device. desc and ops are copied; priv is handed back to every
  * callback and is not touched by the library. On success *out owns the
  * device (free with vfmig_dev_destroy) and mappable BAR memory is zeroed.
- * Errors: -EINVAL (NULL argument, ops->version unknown, region_access
- * missing, bad BAR size/flags, MSI/MSI-X layout invalid or overlapping),
+ * Errors: -EINVAL (NULL argument, ops->version not 1 or 2, region_access
+ * missing, mig_flags without STOP_COPY or with unknown bits, a required
+ * migration callback missing, bad BAR size/flags, MSI/MSI-X layout invalid or overlapping),
  * -ENOMEM, or an errno from memfd_create/ftruncate/mmap.
  */
 VFMIG_EXPORT int vfmig_dev_create(const struct vfmig_dev_desc *desc,
@@ -216,7 +320,10 @@ VFMIG_EXPORT void *vfmig_dev_bar_ptr(vfmig_dev *dev, unsigned int bar,
  * Masking is honoured: MSI-X vector/function mask, MSI per-vector mask,
  * INTx disable, and SET_IRQS MASK. A masked trigger is remembered as pending
  * (MSI-X: the PBA bit) and delivered on unmask. A disabled MSI/MSI-X
- * capability, or no eventfd from the client, drops the interrupt.
+ * capability, or no eventfd from the client, drops the interrupt. While the
+ * device is stopped for migration (STOP, STOP_COPY, RESUMING, ERROR) the
+ * trigger is held and replayed when it enters RUNNING or PRE_COPY; a
+ * DEVICE_RESET discards held triggers.
  * Returns 1 when an eventfd was signalled, 0 when held pending or dropped.
  * Errors: -EINVAL (index or subindex out of range), or the errno of the
  * eventfd write.
@@ -237,7 +344,11 @@ VFMIG_EXPORT int vfmig_dev_dma_read(vfmig_dev *dev, uint64_t iova, void *buf,
 				    size_t len);
 
 /* Write len bytes from buf to guest memory at iova. As vfmig_dev_dma_read,
- * needing a writeable window. */
+ * needing a writeable window. Writes through a mapped window are recorded
+ * in the DMA dirty log while the client has logging on; writes done with
+ * DMA_WRITE messages are the client's to record. Both calls give -EPERM
+ * while the device is stopped for migration (STOP, STOP_COPY, RESUMING,
+ * ERROR). */
 VFMIG_EXPORT int vfmig_dev_dma_write(vfmig_dev *dev, uint64_t iova,
 				     const void *buf, size_t len);
 
@@ -247,6 +358,10 @@ VFMIG_EXPORT int vfmig_dev_dma_write(vfmig_dev *dev, uint64_t iova,
  */
 VFMIG_EXPORT int vfmig_dev_config_read(const vfmig_dev *dev, uint32_t off,
 				       void *buf, size_t len);
+
+/* Current migration state (enum vfmig_dev_mig_state); RUNNING for a device
+ * without migration. */
+VFMIG_EXPORT uint32_t vfmig_dev_mig_state(const vfmig_dev *dev);
 
 /* Static text for a (negative or positive) errno; never NULL. */
 VFMIG_EXPORT const char *vfmig_dev_strerror(int err);

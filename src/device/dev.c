@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,25 @@ static int check_desc(const struct vfmig_dev_desc *d)
 	return check_msix(d);
 }
 
+static int check_ops(const struct vfmig_dev_ops *o)
+{
+	const uint64_t known = VFMIG_DEV_MIG_F_STOP_COPY | VFMIG_DEV_MIG_F_P2P |
+			       VFMIG_DEV_MIG_F_PRE_COPY;
+
+	if (o->version != 1 && o->version != 2)
+		return -EINVAL;
+	if (!o->region_access)
+		return -EINVAL;
+	if (o->version == 1 || !o->mig_flags)
+		return 0;
+	if ((o->mig_flags & ~known) || !(o->mig_flags & VFMIG_DEV_MIG_F_STOP_COPY))
+		return -EINVAL;
+	if (!o->mig_transition || !o->mig_save || !o->mig_load ||
+	    !o->mig_load_finish)
+		return -EINVAL;
+	return 0;
+}
+
 static int bar_mem_init(struct vfmig_dev *dev, unsigned int i)
 {
 	const struct vfmig_dev_bar *b = &dev->desc.bars[i];
@@ -119,14 +139,17 @@ VFMIG_EXPORT int vfmig_dev_create(const struct vfmig_dev_desc *desc,
 	struct vfmig_dev *dev;
 	int r;
 
-	if (!desc || !ops || !out || ops->version != VFMIG_DEV_OPS_VERSION ||
-	    !ops->region_access || check_desc(desc) < 0)
+	if (!desc || !ops || !out || check_ops(ops) < 0 || check_desc(desc) < 0)
 		return -EINVAL;
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
 	dev->desc = *desc;
-	dev->ops = *ops;
+	/* A version 1 table ends at client_changed: copy only that much. */
+	memcpy(&dev->ops, ops, ops->version == 1
+				       ? offsetof(struct vfmig_dev_ops, mig_flags)
+				       : sizeof(*ops));
+	dev->mig.state = VFU_MIG_STATE_RUNNING;
 	dev->priv = priv;
 	dev->listen_fd = dev->conn_fd = -1;
 	dev->max_xfer = DEV_MAX_XFER;
@@ -173,6 +196,7 @@ void dev_drop_client(struct vfmig_dev *dev)
 	dev->negotiated = false;
 	dev->broken = false;
 	dev_queue_clear(dev);
+	dev_dlog_stop(dev); /* the log belongs to the client that started it */
 	dev_dma_clear(dev);
 	dev_irq_close_all(dev);
 	vfu_caps_defaults(&dev->peer);
@@ -325,6 +349,7 @@ VFMIG_EXPORT void vfmig_dev_destroy(vfmig_dev *dev)
 	if (dev->sock_path)
 		unlink(dev->sock_path);
 	free(dev->sock_path);
+	dev_dlog_stop(dev);
 	dev_dma_clear(dev);
 	dev_irq_fini(dev);
 	dev_msix_fini(&dev->msix);
@@ -380,6 +405,10 @@ static const struct {
 	{ EADDRINUSE, "socket path in use" },
 	{ EACCES, "permission denied" },
 	{ ENOENT, "no such file or directory" },
+	{ EPERM, "device is stopped for migration" },
+	{ E2BIG, "too many ranges or too large" },
+	{ EOVERFLOW, "address range overflows" },
+	{ ENODATA, "migration data incomplete" },
 };
 
 VFMIG_EXPORT const char *vfmig_dev_strerror(int err)

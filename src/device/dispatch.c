@@ -2,8 +2,8 @@
 /*
  * Command dispatch: one table indexed by command number gives the handler,
  * the minimum payload and whether fds may come along. The small commands
- * with no other home (VERSION, GET_INFO, RESET, DEVICE_FEATURE, MIG_DATA_*)
- * live here too.
+ * with no other home (VERSION, GET_INFO, RESET) live here too; DEVICE_FEATURE
+ * and MIG_DATA_* are in migration.c.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -74,6 +74,7 @@ static int cmd_version(struct vfmig_dev *dev, struct vfu_msg *msg)
 	ours.pgsizes = DEV_PAGE_SIZE;
 	ours.twin_socket = false; /* not offered: the mode stays off */
 	ours.write_multiple = caps.write_multiple;
+	ours.mig_info_version = dev_mig_info_offer(dev, caps.mig_info_version);
 	buf = vfu_version_build(VFU_VERSION_MAJOR,
 				minor < VFU_VERSION_MINOR ? minor : VFU_VERSION_MINOR,
 				&ours, false, &len);
@@ -81,6 +82,7 @@ static int cmd_version(struct vfmig_dev *dev, struct vfu_msg *msg)
 		return -ENOMEM;
 	dev->peer = caps;
 	dev->negotiated = true;
+	dev->mig.info_version = ours.mig_info_version;
 	DEV_LOG(dev, VFU_LOG_INFO,
 		"client negotiated %u.%u, max_data_xfer_size %llu, max_msg_fds %u",
 		major, minor, (unsigned long long)caps.max_data_xfer_size,
@@ -121,41 +123,14 @@ static int cmd_reset(struct vfmig_dev *dev, struct vfu_msg *msg)
 	dev_pci_init(&dev->pci, &dev->desc);
 	dev_msix_reset(&dev->msix);
 	dev_irq_reset(dev);
+	dev_irq_drop_held(dev);
+	dev_dlog_stop(dev);
+	dev_mig_reset(dev);
 	for (unsigned int i = 0; i < VFMIG_DEV_IRQ_NUM; i++)
 		if (dev->irqs[i].count)
 			dev_irq_notify(dev, i);
 	DEV_LOG(dev, VFU_LOG_INFO, "device reset");
 	return dev_reply(dev, &msg->hdr, NULL, 0);
-}
-
-static int cmd_feature(struct vfmig_dev *dev, struct vfu_msg *msg)
-{
-	const uint32_t ops = VFU_FEATURE_GET | VFU_FEATURE_SET | VFU_FEATURE_PROBE;
-	struct vfu_device_feature f;
-
-	memcpy(&f, msg->payload, sizeof(f));
-	if (f.argsz < sizeof(f) || (f.flags & ~(VFU_FEATURE_MASK | ops)) ||
-	    !(f.flags & ops))
-		return -EINVAL;
-	if ((f.flags & VFU_FEATURE_GET) && (f.flags & VFU_FEATURE_SET) &&
-	    !(f.flags & VFU_FEATURE_PROBE))
-		return -EINVAL;
-	DEV_LOG(dev, VFU_LOG_DEBUG, "DEVICE_FEATURE %u: no migration support",
-		f.flags & VFU_FEATURE_MASK);
-	return -ENOTSUP;
-}
-
-static int cmd_mig_data(struct vfmig_dev *dev, struct vfu_msg *msg)
-{
-	struct vfu_mig_data m;
-
-	memcpy(&m, msg->payload, sizeof(m));
-	if (msg->hdr.command == VFU_CMD_MIG_DATA_WRITE &&
-	    m.size > msg->len - sizeof(m))
-		return -EINVAL;
-	/* valid or not: the device is never saving or resuming (yet) */
-	(void)dev;
-	return -EINVAL;
 }
 
 static int cmd_server_only(struct vfmig_dev *dev, struct vfu_msg *msg)
@@ -188,9 +163,9 @@ static const struct cmd_entry cmd_table[VFU_CMD_MAX] = {
 	[VFU_CMD_DMA_WRITE] = { cmd_server_only, 0, false },
 	[VFU_CMD_DEVICE_RESET] = { cmd_reset, 0, false },
 	[VFU_CMD_REGION_WRITE_MULTI] = { dev_cmd_write_multi, sizeof(uint64_t), false },
-	[VFU_CMD_DEVICE_FEATURE] = { cmd_feature, sizeof(struct vfu_device_feature), false },
-	[VFU_CMD_MIG_DATA_READ] = { cmd_mig_data, sizeof(struct vfu_mig_data), false },
-	[VFU_CMD_MIG_DATA_WRITE] = { cmd_mig_data, sizeof(struct vfu_mig_data), false },
+	[VFU_CMD_DEVICE_FEATURE] = { dev_cmd_feature, sizeof(struct vfu_device_feature), false },
+	[VFU_CMD_MIG_DATA_READ] = { dev_cmd_mig_data, sizeof(struct vfu_mig_data), false },
+	[VFU_CMD_MIG_DATA_WRITE] = { dev_cmd_mig_data, sizeof(struct vfu_mig_data), false },
 };
 
 static int check_and_run(struct vfmig_dev *dev, struct vfu_msg *msg)
@@ -206,6 +181,13 @@ static int check_and_run(struct vfmig_dev *dev, struct vfu_msg *msg)
 	}
 	if (cmd >= VFU_CMD_MAX || !cmd_table[cmd].fn)
 		return -ENOTSUP;
+	if (!dev_mig_cmd_allowed(dev, cmd)) {
+		DEV_LOG(dev, VFU_LOG_WARNING, "%s refused: device is in %s",
+			vfu_command_name(cmd),
+			dev->mig.state == VFU_MIG_STATE_STOP ? "STOP"
+							     : "STOP_COPY");
+		return -EINVAL;
+	}
 	e = &cmd_table[cmd];
 	if (msg->len < e->min_len)
 		return -EINVAL;

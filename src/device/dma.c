@@ -4,7 +4,7 @@
  * A window the client passed an fd for is mmapped and accessed directly;
  * without an fd the library sends DMA_READ / DMA_WRITE messages, split to
  * the client's max_data_xfer_size. Every device write to guest memory goes
- * through dma_write_window(), the single place a dirty-log hook will go.
+ * through dma_write_window(), which marks the DMA dirty log (dirty.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -127,6 +127,11 @@ int dev_cmd_dma_map(struct vfmig_dev *dev, struct vfu_msg *msg)
 		if (r < 0)
 			return r;
 	}
+	r = dev_dlog_window_added(dev, w.iova, w.size);
+	if (r < 0) {
+		window_release(&w);
+		return r;
+	}
 	dev->dma.win[dev->dma.n++] = w;
 	DEV_LOG(dev, VFU_LOG_DEBUG, "DMA_MAP 0x%llx+0x%llx prot %u %s",
 		(unsigned long long)m.address, (unsigned long long)m.size,
@@ -146,6 +151,7 @@ int dev_cmd_dma_unmap(struct vfmig_dev *dev, struct vfu_msg *msg)
 		if (w->iova != u.address || w->size != u.size)
 			continue;
 		window_release(w);
+		dev_dlog_window_removed(dev, u.address, u.size);
 		memmove(w, w + 1, (dev->dma.n - i - 1) * sizeof(*w));
 		dev->dma.n--;
 		u.argsz = sizeof(u);
@@ -219,6 +225,8 @@ VFMIG_EXPORT int vfmig_dev_dma_read(vfmig_dev *dev, uint64_t iova, void *buf,
 
 	if (!dev || (!buf && len))
 		return -EINVAL;
+	if (!dev_mig_running(dev))
+		return -EPERM; /* stopped for migration: no DMA */
 	if (!len)
 		return 0;
 	w = dev_dma_find(&dev->dma, iova, len);
@@ -231,13 +239,14 @@ VFMIG_EXPORT int vfmig_dev_dma_read(vfmig_dev *dev, uint64_t iova, void *buf,
 	return dma_by_msg(dev, VFU_CMD_DMA_READ, iova, buf, len);
 }
 
-/* The one path for device writes to guest memory (dirty-log hook here). */
+/* The one path for device writes to guest memory: marks the dirty log. */
 static int dma_write_window(struct vfmig_dev *dev,
 			    const struct dev_dma_window *w, uint64_t iova,
 			    const void *buf, size_t len)
 {
 	if (w->base) {
 		memcpy(w->base + (iova - w->iova), buf, len);
+		dev_dlog_mark(dev, iova, len);
 		return 0;
 	}
 	return dma_by_msg(dev, VFU_CMD_DMA_WRITE, iova, (void *)buf, len);
@@ -250,6 +259,8 @@ VFMIG_EXPORT int vfmig_dev_dma_write(vfmig_dev *dev, uint64_t iova,
 
 	if (!dev || (!buf && len))
 		return -EINVAL;
+	if (!dev_mig_running(dev))
+		return -EPERM; /* stopped for migration: no DMA */
 	if (!len)
 		return 0;
 	w = dev_dma_find(&dev->dma, iova, len);

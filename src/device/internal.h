@@ -85,6 +85,7 @@ struct dev_irq_line {
 	int efd;      /* eventfd from the client, -1 if none */
 	bool masked;  /* SET_IRQS ACTION_MASK */
 	bool pending; /* masked trigger to deliver on unmask (not MSI-X) */
+	bool held;    /* triggered while stopped for migration */
 };
 
 struct dev_irq {
@@ -105,7 +106,6 @@ struct dev_dma_window {
 	uint8_t *map;    /* mmap of the client's fd, or NULL (message based) */
 	size_t map_len;  /* length passed to munmap */
 	uint8_t *base;   /* map adjusted for the fd offset: iova maps here */
-	/* A dirty bitmap for DMA logging will hang off here. */
 };
 
 struct dev_dma {
@@ -118,6 +118,30 @@ struct dev_queued {
 	struct vfu_msg msg;
 	int err; /* nonzero: answer with this error (e.g. too many fds) */
 	struct dev_queued *next;
+};
+
+/* ---- DMA dirty logging (dirty.c) ---- */
+#define DEV_LOG_MAX_RANGES 256u
+#define DEV_LOG_MAX_PAGES (1ull << 30) /* bits over all ranges */
+
+struct dev_log_range {
+	uint64_t iova, len; /* page aligned */
+	uint64_t *bits;     /* one bit per page, LSB first */
+};
+
+struct dev_dlog {
+	bool on;
+	bool all;         /* num_ranges 0: one range per DMA window */
+	uint64_t pgsize;
+	struct dev_log_range *r;
+	size_t n, cap;
+};
+
+/* ---- migration (migration.c) ---- */
+struct dev_mig {
+	uint32_t state;            /* enum vfu_mig_state */
+	uint32_t info_version;     /* negotiated vfmig_mig_info, 0 = off */
+	uint64_t bytes;            /* bytes moved in the current session */
 };
 
 struct dev_bar {
@@ -146,6 +170,8 @@ struct vfmig_dev {
 	struct dev_irq irqs[VFMIG_DEV_IRQ_NUM];
 	struct dev_dma dma;
 	struct dev_bar bars[VFMIG_DEV_MAX_BARS];
+	struct dev_mig mig;
+	struct dev_dlog dlog;
 };
 
 /* dev.c */
@@ -213,6 +239,36 @@ void dev_irq_notify(struct vfmig_dev *dev, unsigned int index);
 void dev_dma_clear(struct vfmig_dev *dev);
 const struct dev_dma_window *dev_dma_find(const struct dev_dma *dma,
 					  uint64_t iova, uint64_t len);
+
+/* migration.c */
+bool dev_mig_supported(const struct vfmig_dev *dev);
+/* May a command run in the current migration state (PROTOCOL.md 1.7)? */
+bool dev_mig_cmd_allowed(const struct vfmig_dev *dev, unsigned int cmd);
+/* Device DMA and interrupt delivery allowed (a running state)? */
+bool dev_mig_running(const struct vfmig_dev *dev);
+/* VERSION: the extension version to echo (0 = off), from the client's. */
+uint32_t dev_mig_info_offer(const struct vfmig_dev *dev, uint32_t client);
+/* DEVICE_RESET: back to RUNNING, sessions dropped, held IRQs delivered. */
+void dev_mig_reset(struct vfmig_dev *dev);
+int dev_cmd_feature(struct vfmig_dev *dev, struct vfu_msg *msg);
+int dev_cmd_mig_data(struct vfmig_dev *dev, struct vfu_msg *msg);
+
+/* dirty.c */
+int dev_dlog_start(struct vfmig_dev *dev, const uint8_t *data, size_t len,
+		   uint64_t *pgsize_out);
+void dev_dlog_stop(struct vfmig_dev *dev);
+/* Validate a REPORT and build the bitmap (clearing what it reports).
+ * *bitmap is malloc'd, *bytes long. */
+int dev_dlog_report(struct vfmig_dev *dev, const struct vfu_dma_logging_report *rq,
+		    uint64_t max_bytes, uint64_t **bitmap, size_t *bytes);
+void dev_dlog_mark(struct vfmig_dev *dev, uint64_t iova, uint64_t len);
+int dev_dlog_window_added(struct vfmig_dev *dev, uint64_t iova, uint64_t size);
+void dev_dlog_window_removed(struct vfmig_dev *dev, uint64_t iova,
+			     uint64_t size);
+
+/* irq.c */
+void dev_irq_release_held(struct vfmig_dev *dev);
+void dev_irq_drop_held(struct vfmig_dev *dev);
 
 /* Fuzz/test hooks. */
 /* Handle at most one pending message; returns 1 if one was handled, 0 if

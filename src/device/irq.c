@@ -3,6 +3,8 @@
  * Interrupts: the client's eventfds per IRQ index, SET_IRQS / GET_IRQ_INFO,
  * and delivery with masking. A trigger is delivered, held pending (masked:
  * it goes out on unmask) or dropped (capability disabled, no eventfd).
+ * While the device is stopped for migration a trigger is only remembered
+ * ("held") and replayed when the device runs again.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -171,6 +173,10 @@ VFMIG_EXPORT int vfmig_dev_irq_trigger(vfmig_dev *dev, unsigned int index,
 	if (!dev || index >= VFMIG_DEV_IRQ_NUM ||
 	    subindex >= dev->irqs[index].count)
 		return -EINVAL;
+	if (!dev_mig_running(dev)) { /* stopped: deliver when running again */
+		dev->irqs[index].lines[subindex].held = true;
+		return 0;
+	}
 	switch (judge(dev, index, subindex)) {
 	case IRQ_HOLD:
 		set_pending(dev, index, subindex, true);
@@ -180,6 +186,26 @@ VFMIG_EXPORT int vfmig_dev_irq_trigger(vfmig_dev *dev, unsigned int index,
 	default:
 		return signal_efd(dev->irqs[index].lines[subindex].efd);
 	}
+}
+
+void dev_irq_release_held(struct vfmig_dev *dev)
+{
+	for (unsigned int i = 0; i < VFMIG_DEV_IRQ_NUM; i++)
+		for (uint32_t j = 0; j < dev->irqs[i].count; j++) {
+			if (!dev->irqs[i].lines[j].held)
+				continue;
+			dev->irqs[i].lines[j].held = false;
+			if (vfmig_dev_irq_trigger(dev, i, j) < 0)
+				DEV_LOG(dev, VFU_LOG_WARNING,
+					"irq %u/%u: held interrupt lost", i, j);
+		}
+}
+
+void dev_irq_drop_held(struct vfmig_dev *dev)
+{
+	for (unsigned int i = 0; i < VFMIG_DEV_IRQ_NUM; i++)
+		for (uint32_t j = 0; j < dev->irqs[i].count; j++)
+			dev->irqs[i].lines[j].held = false;
 }
 
 void dev_irq_deliver_pending(struct vfmig_dev *dev)

@@ -202,7 +202,14 @@ static void test_bad_desc(void **state)
 	vfmig_dev *dev;
 
 	(void)state;
-	o.version = 2;
+	o.version = 3;
+	assert_int_equal(vfmig_dev_create(&d, &o, NULL, &dev), -EINVAL);
+	o.version = 0;
+	assert_int_equal(vfmig_dev_create(&d, &o, NULL, &dev), -EINVAL);
+	o = ops;
+	o.mig_flags = VFMIG_DEV_MIG_F_PRE_COPY; /* STOP_COPY missing */
+	assert_int_equal(vfmig_dev_create(&d, &o, NULL, &dev), -EINVAL);
+	o.mig_flags = VFMIG_DEV_MIG_F_STOP_COPY; /* callbacks missing */
 	assert_int_equal(vfmig_dev_create(&d, &o, NULL, &dev), -EINVAL);
 	d.bars[0].size = 3000; /* not a power of two */
 	assert_int_equal(vfmig_dev_create(&d, &ops, NULL, &dev), -EINVAL);

@@ -357,18 +357,117 @@ static void test_unknown_commands(void **state)
 	struct vfu_dma_access a = { 0, 4 };
 	xsend(fd, VFU_CMD_DMA_READ, &a, sizeof(a)); /* server->client only */
 	expect_err(fd, EINVAL);
-	/* DEVICE_FEATURE / MIG_DATA: no migration support yet */
+	/* DEVICE_FEATURE / MIG_DATA: regs migrates (STOP_COPY only) */
 	struct vfu_device_feature f = { 16, VFU_FEATURE_PROBE | VFU_FEATURE_GET | 1 };
+	struct vfu_msg m;
 	xsend(fd, VFU_CMD_DEVICE_FEATURE, &f, sizeof(f));
-	expect_err(fd, ENOTSUP);
+	expect_ok(fd, VFU_CMD_DEVICE_FEATURE, &m);
+	vfu_msg_release(&m);
+	f.flags = VFU_FEATURE_PROBE | VFU_FEATURE_SET | 1; /* GET only */
+	xsend(fd, VFU_CMD_DEVICE_FEATURE, &f, sizeof(f));
+	expect_err(fd, EINVAL);
 	f.flags = VFU_FEATURE_GET | VFU_FEATURE_SET | 1;
 	xsend(fd, VFU_CMD_DEVICE_FEATURE, &f, sizeof(f));
 	expect_err(fd, EINVAL);
+	f.flags = VFU_FEATURE_GET | 0x1234; /* unknown feature */
+	xsend(fd, VFU_CMD_DEVICE_FEATURE, &f, sizeof(f));
+	expect_err(fd, ENOTSUP);
+	f.flags = VFU_FEATURE_GET | VFU_FEATURE_MIG_DATA_SIZE; /* not negotiated */
+	xsend(fd, VFU_CMD_DEVICE_FEATURE, &f, sizeof(f));
+	expect_err(fd, ENOTSUP);
 	struct vfu_mig_data md = { 8 + 64, 64 };
-	xsend(fd, VFU_CMD_MIG_DATA_READ, &md, sizeof(md));
+	xsend(fd, VFU_CMD_MIG_DATA_READ, &md, sizeof(md)); /* RUNNING */
 	expect_err(fd, EINVAL);
 	xsend(fd, VFU_CMD_MIG_DATA_WRITE, &md, sizeof(md)); /* size lies */
 	expect_err(fd, EINVAL);
+	get_info(fd);
+	xclose(fd);
+}
+
+/* DEVICE_FEATURE with data; expects err (0: an OK reply, released). */
+static void feature(int fd, uint32_t flags, uint32_t argsz, const void *data,
+		    size_t len, int err)
+{
+	uint8_t buf[8 + 64];
+	struct vfu_device_feature f = { argsz, flags };
+	struct vfu_msg m;
+
+	assert_true(len <= 64);
+	memcpy(buf, &f, 8);
+	if (len)
+		memcpy(buf + 8, data, len);
+	xsend(fd, VFU_CMD_DEVICE_FEATURE, buf, 8 + len);
+	if (err) {
+		expect_err(fd, err);
+		return;
+	}
+	expect_ok(fd, VFU_CMD_DEVICE_FEATURE, &m);
+	vfu_msg_release(&m);
+}
+
+/* Hostile migration requests against the real regs process. */
+static void test_hostile_migration(void **state)
+{
+	const uint32_t SET = VFU_FEATURE_SET, GET = VFU_FEATURE_GET;
+	(void)state;
+	int fd = handshake();
+	struct vfu_mig_device_state st = { 0xffffffff, 0 };
+
+	feature(fd, SET | 2, 16, &st, 7, EINVAL);  /* short data */
+	feature(fd, SET | 2, 16, &st, 8, EINVAL);  /* no such state */
+	st.device_state = 5;                        /* RUNNING_P2P */
+	feature(fd, SET | 2, 16, &st, 8, EINVAL);
+	st.device_state = 6;                        /* no PRE_COPY */
+	feature(fd, SET | 2, 16, &st, 8, EINVAL);
+	feature(fd, GET | 2, 12, NULL, 0, EINVAL);  /* argsz too small */
+	/* DMA logging: absurd sizes are refused without a huge allocation */
+	struct { uint64_t pg; uint32_t n, r; uint64_t iova, len; } ls =
+		{ 4096, 0xffffffff, 0, 0, 0 };
+	feature(fd, SET | 6, 40, &ls, 16, E2BIG);
+	ls.n = 2; /* claims two, carries one */
+	feature(fd, SET | 6, 40, &ls, sizeof(ls), EINVAL);
+	ls = (typeof(ls)){ 4096, 1, 0, 0, 1ull << 62 };
+	feature(fd, SET | 6, 40, &ls, sizeof(ls), E2BIG);
+	ls = (typeof(ls)){ 1ull << 40, 1, 0, 0, 1ull << 40 };
+	feature(fd, SET | 6, 40, &ls, sizeof(ls), EINVAL); /* page > 1 GiB */
+	ls = (typeof(ls)){ 4096, 1, 0, 0, 64ull << 30 };
+	feature(fd, SET | 6, 40, &ls, sizeof(ls), 0);
+	struct vfu_dma_logging_report rq = { 0, 64ull << 30, 4096 };
+	feature(fd, GET | 8, 0xffffffff, &rq, sizeof(rq), E2BIG); /* > 1 MiB */
+	rq = (struct vfu_dma_logging_report){ 4096, UINT64_MAX, 4096 };
+	feature(fd, GET | 8, 0xffffffff, &rq, sizeof(rq), EOVERFLOW);
+	feature(fd, SET | 7, 8, NULL, 0, 0);
+	/* Garbage into RESUMING: the load is refused, the device survives. */
+	st.device_state = 4;
+	feature(fd, SET | 2, 16, &st, 8, 0);
+	uint8_t junk[8 + 100];
+	struct vfu_mig_data md = { sizeof(junk), 100 };
+	memset(junk, 0x5a, sizeof(junk));
+	memcpy(junk, &md, 8);
+	xsend(fd, VFU_CMD_MIG_DATA_WRITE, junk, sizeof(junk));
+	struct vfu_msg m;
+	expect_ok(fd, VFU_CMD_MIG_DATA_WRITE, &m);
+	assert_int_equal(m.len, 0);
+	vfu_msg_release(&m);
+	st.device_state = 2;
+	feature(fd, SET | 2, 16, &st, 8, EINVAL);
+	xsend(fd, VFU_CMD_DEVICE_RESET, NULL, 0);
+	expect_ok(fd, VFU_CMD_DEVICE_RESET, &m);
+	vfu_msg_release(&m);
+	/* STOP_COPY: a zero-size read is fine, gated commands are refused. */
+	st.device_state = 3;
+	feature(fd, SET | 2, 16, &st, 8, 0);
+	md = (struct vfu_mig_data){ 8, 0 };
+	xsend(fd, VFU_CMD_MIG_DATA_READ, &md, sizeof(md));
+	expect_ok(fd, VFU_CMD_MIG_DATA_READ, &m);
+	assert_int_equal(m.len, 8);
+	vfu_msg_release(&m);
+	struct vfu_irq_set is = { 20, VFU_IRQ_SET_DATA_NONE |
+				  VFU_IRQ_SET_ACTION_TRIGGER, 2, 0, 1 };
+	xsend(fd, VFU_CMD_DEVICE_SET_IRQS, &is, sizeof(is));
+	expect_err(fd, EINVAL);
+	st.device_state = 2;
+	feature(fd, SET | 2, 16, &st, 8, 0);
 	get_info(fd);
 	xclose(fd);
 }
@@ -793,6 +892,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_dma_messages, close_conns),
 		cmocka_unit_test_teardown(test_dma_fd_and_mmap, close_conns),
 		cmocka_unit_test_teardown(test_msix, close_conns),
+		cmocka_unit_test_teardown(test_hostile_migration, close_conns),
 		cmocka_unit_test(test_sample_args),
 		cmocka_unit_test(test_fd_mode),
 	};

@@ -485,15 +485,24 @@ static void test_features_refused_cleanly(void **state)
 	struct fx *f = *state;
 	uint8_t out[64];
 	size_t out_len;
+	uint64_t flags;
 
-	/* No migration support yet: every feature is refused, the
-	 * connection stays usable. */
-	assert_true(vfmig_vmm_dev_feature(f->dev,
-					  1 | VFMIG_VMM_FEATURE_GET, NULL, 0,
-					  out, sizeof(out), &out_len) < 0);
-	assert_true(vfmig_vmm_dev_feature(f->dev,
-					  1 | VFMIG_VMM_FEATURE_PROBE |
-						  VFMIG_VMM_FEATURE_GET,
+	/* regs migrates with STOP_COPY only; migration data commands are
+	 * refused while RUNNING, and the connection stays usable. */
+	assert_int_equal(vfmig_vmm_dev_feature(f->dev,
+					       1 | VFMIG_VMM_FEATURE_GET, NULL,
+					       0, out, sizeof(out), &out_len),
+			 0);
+	assert_int_equal(out_len, 8);
+	memcpy(&flags, out, 8);
+	assert_int_equal(flags, 1); /* STOP_COPY */
+	assert_int_equal(vfmig_vmm_dev_feature(f->dev,
+					       1 | VFMIG_VMM_FEATURE_PROBE |
+						       VFMIG_VMM_FEATURE_SET,
+					       NULL, 0, out, sizeof(out),
+					       &out_len),
+			 -EINVAL);
+	assert_true(vfmig_vmm_dev_feature(f->dev, 0x7777 | VFMIG_VMM_FEATURE_GET,
 					  NULL, 0, out, sizeof(out),
 					  &out_len) < 0);
 	assert_int_equal(vfmig_vmm_dev_mig_data_read(f->dev, out, 16),

@@ -1,0 +1,933 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sample device "vram", written against the public device API only: a large
+ * device-internal memory (like a GPU's), changed by device commands and
+ * through a non-mappable data window, migrated iteratively with its own
+ * dirty-page tracking (PRE_COPY). Register map: vram_hw.h and README.md.
+ *
+ * Every change to VRAM goes through vram_touch(), which marks the pages in
+ * the device's dirty bitmap. A save session sends every page once (the
+ * "initial" data), then pages dirtied since they were sent; in STOP_COPY it
+ * ends with the registers and an END record.
+ *
+ * Stream layout (big-endian; docs/device-migration.md):
+ *   stream header, 24 bytes: u32 magic "VRMS", u16 version 1, u16 flags 0,
+ *     u32 page size, u32 reserved 0, u64 number of pages
+ *   records, each a 16-byte header u32 type, u32 count, u64 first page:
+ *     PAGES (1): count pages of data follow (count*page size bytes)
+ *     ZERO  (2): count pages that are all zero; no data
+ *     REGS  (3): count = VRAM_MIG_REGS bytes of registers follow
+ *     END   (4): count 0, first 0; the last record of a STOP_COPY session
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <vfmig/device.h>
+
+#include "vram.h"
+#include "vram_hw.h"
+
+#define VRAM_MIG_MAGIC 0x56524d53u /* "VRMS" */
+#define VRAM_MIG_VERSION 1u
+#define VRAM_MIG_HDR 24u
+#define VRAM_REC_HDR 16u
+#define VRAM_MIG_REGS 60u
+#define VRAM_RUN_MAX 64u /* pages per PAGES record */
+#define VRAM_MIN_SIZE (16ull * VRAM_PAGE_SIZE)
+#define VRAM_MAX_SIZE (64ull << 30)
+
+enum { REC_PAGES = 1, REC_ZERO = 2, REC_REGS = 3, REC_END = 4 };
+
+struct vram_regs {
+	uint32_t fill_start, fill_count, fill_seed, status, error, dma_len,
+		counter;
+	uint64_t csum, dma_addr, vram_off, win_off;
+};
+
+/* Save session: pages still to send, and a staging buffer of records. */
+struct vram_save {
+	bool active, header_sent, final_sent;
+	uint64_t *todo;     /* initial pass: pages not sent yet */
+	uint64_t n_todo, n_dirty, cursor;
+	uint8_t *out;       /* staged bytes */
+	size_t out_len, out_pos;
+};
+
+/* Load session: an incremental parser over arbitrary chunk boundaries. */
+enum load_phase { L_HDR, L_REC, L_PAGES, L_REGS, L_DONE, L_BAD };
+struct vram_load {
+	enum load_phase phase;
+	uint8_t hdr[VRAM_MIG_HDR];
+	size_t have, need;     /* bytes of the fixed part gathered / wanted */
+	uint64_t data_off;     /* L_PAGES: VRAM offset of the next byte */
+	uint64_t data_left;
+	bool regs_seen;
+	struct vram_regs regs;
+};
+
+struct vram {
+	uint8_t *mem;
+	uint64_t size, npages;
+	uint64_t *dirty;       /* pages changed since last sent */
+	struct vram_regs r;
+	struct vram_save save;
+	struct vram_load load;
+	int verbosity;
+};
+
+static volatile sig_atomic_t vram_stop;
+
+static void vram_log(void *priv, int level, const char *msg)
+{
+	(void)priv;
+	fprintf(stderr, "vram: %s: %s\n",
+		level <= VFMIG_LOG_ERR ? "error"
+		: level <= VFMIG_LOG_WARNING ? "warning"
+		: level <= VFMIG_LOG_INFO ? "info" : "debug",
+		msg);
+}
+
+static void vlog(const struct vram *v, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void vlog(const struct vram *v, int level, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+
+	if (level > v->verbosity)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	vram_log(NULL, level, buf);
+}
+
+static bool bit(const uint64_t *b, uint64_t i)
+{
+	return b[i / 64] >> (i % 64) & 1;
+}
+
+static void bit_set(uint64_t *b, uint64_t i, bool on)
+{
+	if (on)
+		b[i / 64] |= 1ull << (i % 64);
+	else
+		b[i / 64] &= ~(1ull << (i % 64));
+}
+
+/* Mark [off, off + len) of VRAM as changed. */
+static void vram_touch(struct vram *v, uint64_t off, uint64_t len)
+{
+	if (!len)
+		return;
+	for (uint64_t p = off / VRAM_PAGE_SIZE;
+	     p <= (off + len - 1) / VRAM_PAGE_SIZE; p++) {
+		if (bit(v->dirty, p))
+			continue;
+		bit_set(v->dirty, p, true);
+		if (v->save.active && !bit(v->save.todo, p))
+			v->save.n_dirty++;
+	}
+}
+
+static bool stopped(vfmig_dev *dev)
+{
+	uint32_t s = vfmig_dev_mig_state(dev);
+
+	return s == VFMIG_DEV_MIG_STOP || s == VFMIG_DEV_MIG_STOP_COPY;
+}
+
+/* ---- device commands ---- */
+
+static int cmd_fill(struct vram *v)
+{
+	uint64_t start = v->r.fill_start, count = v->r.fill_count;
+
+	if (!count || start >= v->npages || count > v->npages - start)
+		return -EINVAL;
+	for (uint64_t p = start; p < start + count; p++) {
+		uint8_t *pg = v->mem + p * VRAM_PAGE_SIZE;
+		for (unsigned int i = 0; i < VRAM_PAGE_SIZE / 8; i++) {
+			uint64_t w = vram_fill_word(v->r.fill_seed, p, i);
+			for (int b = 0; b < 8; b++)
+				pg[i * 8 + b] = (uint8_t)(w >> (8 * b));
+		}
+	}
+	vram_touch(v, start * VRAM_PAGE_SIZE, count * VRAM_PAGE_SIZE);
+	return 0;
+}
+
+static int cmd_copy(vfmig_dev *dev, struct vram *v)
+{
+	uint64_t off = v->r.vram_off, len = v->r.dma_len;
+	int e;
+
+	if (!len || len > VRAM_DMA_MAX || off >= v->size || len > v->size - off)
+		return -EINVAL;
+	e = vfmig_dev_dma_read(dev, v->r.dma_addr, v->mem + off, len);
+	if (e == 0)
+		vram_touch(v, off, len);
+	return e;
+}
+
+static void run_cmd(vfmig_dev *dev, struct vram *v, uint32_t cmd)
+{
+	int e = -EINVAL;
+
+	v->r.status = 0;
+	v->r.error = 0;
+	if (cmd == VRAM_CMD_FILL)
+		e = cmd_fill(v);
+	else if (cmd == VRAM_CMD_COPY)
+		e = cmd_copy(dev, v);
+	else if (cmd == VRAM_CMD_CHECKSUM) {
+		v->r.csum = vram_csum(VRAM_CSUM_INIT, v->mem, v->size);
+		e = 0;
+	}
+	v->r.status = VRAM_STATUS_DONE | (e < 0 ? VRAM_STATUS_ERROR : 0);
+	v->r.error = e < 0 ? (uint32_t)-e : 0;
+	v->r.counter++;
+	if (e < 0)
+		vlog(v, VFMIG_LOG_WARNING, "command %u failed: %s", cmd,
+		     vfmig_dev_strerror(e));
+	(void)vfmig_dev_irq_trigger(dev, VFMIG_DEV_IRQ_MSIX, 0);
+}
+
+static uint32_t reg_read(const struct vram *v, uint64_t off)
+{
+	const struct vram_regs *r = &v->r;
+
+	switch (off) {
+	case VRAM_REG_ID: return VRAM_MAGIC;
+	case VRAM_REG_VERSION: return 1;
+	case VRAM_REG_SIZE_LO: return (uint32_t)v->size;
+	case VRAM_REG_SIZE_HI: return (uint32_t)(v->size >> 32);
+	case VRAM_REG_FILL_START: return r->fill_start;
+	case VRAM_REG_FILL_COUNT: return r->fill_count;
+	case VRAM_REG_FILL_SEED: return r->fill_seed;
+	case VRAM_REG_STATUS: return r->status;
+	case VRAM_REG_ERROR: return r->error;
+	case VRAM_REG_CSUM_LO: return (uint32_t)r->csum;
+	case VRAM_REG_CSUM_HI: return (uint32_t)(r->csum >> 32);
+	case VRAM_REG_DMA_ADDR_LO: return (uint32_t)r->dma_addr;
+	case VRAM_REG_DMA_ADDR_HI: return (uint32_t)(r->dma_addr >> 32);
+	case VRAM_REG_DMA_LEN: return r->dma_len;
+	case VRAM_REG_VRAM_OFF_LO: return (uint32_t)r->vram_off;
+	case VRAM_REG_VRAM_OFF_HI: return (uint32_t)(r->vram_off >> 32);
+	case VRAM_REG_WIN_OFF_LO: return (uint32_t)r->win_off;
+	case VRAM_REG_WIN_OFF_HI: return (uint32_t)(r->win_off >> 32);
+	case VRAM_REG_COUNTER: return r->counter;
+	default: return 0;
+	}
+}
+
+static void set_lo(uint64_t *x, uint32_t v)
+{
+	*x = (*x & ~0xffffffffull) | v;
+}
+
+static void set_hi(uint64_t *x, uint32_t v)
+{
+	*x = (*x & 0xffffffffull) | ((uint64_t)v << 32);
+}
+
+static void reg_write(vfmig_dev *dev, struct vram *v, uint64_t off,
+		      uint32_t val)
+{
+	struct vram_regs *r = &v->r;
+
+	switch (off) {
+	case VRAM_REG_FILL_START: r->fill_start = val; break;
+	case VRAM_REG_FILL_COUNT: r->fill_count = val; break;
+	case VRAM_REG_FILL_SEED: r->fill_seed = val; break;
+	case VRAM_REG_CMD: run_cmd(dev, v, val); break;
+	case VRAM_REG_DMA_ADDR_LO: set_lo(&r->dma_addr, val); break;
+	case VRAM_REG_DMA_ADDR_HI: set_hi(&r->dma_addr, val); break;
+	case VRAM_REG_DMA_LEN: r->dma_len = val; break;
+	case VRAM_REG_VRAM_OFF_LO: set_lo(&r->vram_off, val); break;
+	case VRAM_REG_VRAM_OFF_HI: set_hi(&r->vram_off, val); break;
+	case VRAM_REG_WIN_OFF_LO: set_lo(&r->win_off, val); break;
+	case VRAM_REG_WIN_OFF_HI: set_hi(&r->win_off, val); break;
+	default: break;
+	}
+}
+
+static int win_access(struct vram *v, uint64_t off, void *buf, size_t len,
+		      bool is_write)
+{
+	uint64_t at = v->r.win_off + off;
+
+	if (at < off || at >= v->size || len > v->size - at)
+		return -EINVAL; /* window reaches past the end of VRAM */
+	if (is_write) {
+		memcpy(v->mem + at, buf, len);
+		vram_touch(v, at, len);
+	} else {
+		memcpy(buf, v->mem + at, len);
+	}
+	return 0;
+}
+
+static int vram_access(vfmig_dev *dev, void *priv, unsigned int bar,
+		       uint64_t off, void *buf, size_t len, bool is_write)
+{
+	struct vram *v = priv;
+	uint32_t val;
+
+	if (is_write && stopped(dev))
+		return -EBUSY; /* a stopped device keeps its state */
+	if (bar == VRAM_BAR_WIN)
+		return win_access(v, off, buf, len, is_write);
+	if (bar != VRAM_BAR_REGS || len != 4 || (off & 3))
+		return -EINVAL;
+	if (is_write) {
+		memcpy(&val, buf, 4);
+		reg_write(dev, v, off, val);
+	} else {
+		val = reg_read(v, off);
+		memcpy(buf, &val, 4);
+	}
+	return 0;
+}
+
+static void save_end(struct vram *v);
+static void load_reset(struct vram_load *l);
+
+static int vram_reset(vfmig_dev *dev, void *priv)
+{
+	struct vram *v = priv;
+
+	(void)dev;
+	memset(&v->r, 0, sizeof(v->r));
+	memset(v->mem, 0, v->size);
+	memset(v->dirty, 0, (v->npages + 63) / 64 * 8);
+	save_end(v);
+	load_reset(&v->load);
+	return 0;
+}
+
+/* ---- big-endian helpers ---- */
+
+static uint8_t *put_be(uint8_t *p, uint64_t x, unsigned int bytes)
+{
+	for (unsigned int i = 0; i < bytes; i++)
+		p[i] = (uint8_t)(x >> (8 * (bytes - 1 - i)));
+	return p + bytes;
+}
+
+static uint64_t get_be(const uint8_t **p, unsigned int bytes)
+{
+	uint64_t x = 0;
+
+	for (unsigned int i = 0; i < bytes; i++)
+		x = (x << 8) | (*p)[i];
+	*p += bytes;
+	return x;
+}
+
+/* ---- save ---- */
+
+static void save_end(struct vram *v)
+{
+	free(v->save.todo);
+	free(v->save.out);
+	v->save = (struct vram_save){ 0 };
+}
+
+static int save_begin(struct vram *v)
+{
+	size_t words = (size_t)((v->npages + 63) / 64);
+
+	save_end(v);
+	v->save.todo = malloc(words * 8);
+	v->save.out = malloc(VRAM_REC_HDR + VRAM_RUN_MAX * VRAM_PAGE_SIZE);
+	if (!v->save.todo || !v->save.out) {
+		save_end(v);
+		return -ENOMEM;
+	}
+	memset(v->save.todo, 0xff, words * 8);
+	if (v->npages % 64)
+		v->save.todo[words - 1] = (1ull << (v->npages % 64)) - 1;
+	memset(v->dirty, 0, words * 8); /* the initial pass covers them */
+	v->save.n_todo = v->npages;
+	v->save.active = true;
+	return 0;
+}
+
+static bool page_zero(const struct vram *v, uint64_t p)
+{
+	const uint8_t *pg = v->mem + p * VRAM_PAGE_SIZE;
+
+	return pg[0] == 0 && !memcmp(pg, pg + 1, VRAM_PAGE_SIZE - 1);
+}
+
+static void stage_rec(struct vram_save *s, uint32_t type, uint32_t count,
+		      uint64_t first)
+{
+	uint8_t *p = s->out + s->out_len;
+
+	p = put_be(p, type, 4);
+	p = put_be(p, count, 4);
+	put_be(p, first, 8);
+	s->out_len += VRAM_REC_HDR;
+}
+
+/* Send page p: clear it from both sets, keeping the counts right. */
+static void page_sent(struct vram *v, uint64_t p)
+{
+	if (bit(v->save.todo, p)) {
+		bit_set(v->save.todo, p, false);
+		v->save.n_todo--;
+	} else if (bit(v->dirty, p)) {
+		v->save.n_dirty--;
+	}
+	bit_set(v->dirty, p, false);
+}
+
+static bool pending(const struct vram *v, uint64_t p)
+{
+	return bit(v->save.todo, p) || bit(v->dirty, p);
+}
+
+/* Next pending page at or after cursor (wrapping once), or npages. */
+static uint64_t next_pending(struct vram *v)
+{
+	for (uint64_t k = 0; k < v->npages; k++) {
+		uint64_t p = (v->save.cursor + k) % v->npages;
+		if (!(p % 64) && p + 64 <= v->npages && k + 64 <= v->npages &&
+		    !v->save.todo[p / 64] && !v->dirty[p / 64]) {
+			k += 63;
+			continue;
+		}
+		if (pending(v, p))
+			return p;
+	}
+	return v->npages;
+}
+
+static void regs_block(const struct vram_regs *r, uint8_t *p)
+{
+	p = put_be(p, r->fill_start, 4);
+	p = put_be(p, r->fill_count, 4);
+	p = put_be(p, r->fill_seed, 4);
+	p = put_be(p, r->status, 4);
+	p = put_be(p, r->error, 4);
+	p = put_be(p, r->csum, 8);
+	p = put_be(p, r->dma_addr, 8);
+	p = put_be(p, r->dma_len, 4);
+	p = put_be(p, r->vram_off, 8);
+	p = put_be(p, r->win_off, 8);
+	put_be(p, r->counter, 4);
+}
+
+/* Stage the next bytes of the stream; false when there is nothing now. */
+static bool stage_next(vfmig_dev *dev, struct vram *v)
+{
+	struct vram_save *s = &v->save;
+	uint64_t p;
+
+	s->out_len = s->out_pos = 0;
+	if (!s->header_sent) {
+		uint8_t *q = put_be(s->out, VRAM_MIG_MAGIC, 4);
+		q = put_be(q, VRAM_MIG_VERSION, 2);
+		q = put_be(q, 0, 2);
+		q = put_be(q, VRAM_PAGE_SIZE, 4);
+		q = put_be(q, 0, 4);
+		put_be(q, v->npages, 8);
+		s->out_len = VRAM_MIG_HDR;
+		s->header_sent = true;
+		return true;
+	}
+	p = next_pending(v);
+	if (p < v->npages) {
+		bool zero = page_zero(v, p);
+		uint32_t n = 0;
+		while (p + n < v->npages && n < VRAM_RUN_MAX &&
+		       pending(v, p + n) && page_zero(v, p + n) == zero)
+			n++;
+		stage_rec(s, zero ? REC_ZERO : REC_PAGES, n, p);
+		for (uint32_t i = 0; i < n; i++) {
+			if (!zero)
+				memcpy(s->out + s->out_len,
+				       v->mem + (p + i) * VRAM_PAGE_SIZE,
+				       VRAM_PAGE_SIZE);
+			s->out_len += zero ? 0 : VRAM_PAGE_SIZE;
+			page_sent(v, p + i);
+		}
+		s->cursor = p + n;
+		return true;
+	}
+	if (vfmig_dev_mig_state(dev) != VFMIG_DEV_MIG_STOP_COPY ||
+	    s->final_sent)
+		return false;
+	stage_rec(s, REC_REGS, VRAM_MIG_REGS, 0);
+	regs_block(&v->r, s->out + s->out_len);
+	s->out_len += VRAM_MIG_REGS;
+	stage_rec(s, REC_END, 0, 0);
+	s->final_sent = true;
+	return true;
+}
+
+static ssize_t vram_save(vfmig_dev *dev, void *priv, void *buf, size_t len)
+{
+	struct vram *v = priv;
+	struct vram_save *s = &v->save;
+	size_t n;
+
+	if (!s->active)
+		return -EINVAL;
+	if (s->out_pos == s->out_len && !stage_next(dev, v)) {
+		s->cursor = 0; /* the next round scans from the start */
+		return 0;
+	}
+	n = s->out_len - s->out_pos;
+	if (n > len)
+		n = len;
+	memcpy(buf, s->out + s->out_pos, n);
+	s->out_pos += n;
+	return (ssize_t)n;
+}
+
+static int vram_estimate(vfmig_dev *dev, void *priv,
+			 struct vfmig_dev_mig_estimate *est)
+{
+	struct vram *v = priv;
+	const uint64_t fin = 2 * VRAM_REC_HDR + VRAM_MIG_REGS;
+
+	(void)dev;
+	if (!v->save.active) {
+		est->stop_copy_bytes = VRAM_MIG_HDR + v->npages * VRAM_PAGE_SIZE +
+				       fin;
+		return 0;
+	}
+	est->initial_bytes = v->save.n_todo * VRAM_PAGE_SIZE;
+	est->dirty_bytes = v->save.n_dirty * VRAM_PAGE_SIZE;
+	est->stop_copy_bytes = est->initial_bytes + est->dirty_bytes + fin;
+	return 0;
+}
+
+/* ---- load ---- */
+
+static void load_reset(struct vram_load *l)
+{
+	*l = (struct vram_load){ .phase = L_HDR, .need = VRAM_MIG_HDR };
+}
+
+static int load_bad(struct vram *v, const char *why)
+{
+	vlog(v, VFMIG_LOG_ERR, "migration data refused: %s", why);
+	v->load.phase = L_BAD;
+	return -EINVAL;
+}
+
+static int load_header(struct vram *v)
+{
+	const uint8_t *p = v->load.hdr;
+
+	if (get_be(&p, 4) != VRAM_MIG_MAGIC)
+		return load_bad(v, "bad magic (not a vram migration stream)");
+	if (get_be(&p, 2) != VRAM_MIG_VERSION)
+		return load_bad(v, "unsupported stream version");
+	if (get_be(&p, 2) != 0)
+		return load_bad(v, "unknown flags");
+	if (get_be(&p, 4) != VRAM_PAGE_SIZE || get_be(&p, 4) != 0)
+		return load_bad(v, "page size differs");
+	if (get_be(&p, 8) != v->npages)
+		return load_bad(v, "VRAM size differs from this device's");
+	v->load.phase = L_REC;
+	v->load.need = VRAM_REC_HDR;
+	return 0;
+}
+
+static int load_record(struct vram *v)
+{
+	struct vram_load *l = &v->load;
+	const uint8_t *p = l->hdr;
+	uint32_t type = (uint32_t)get_be(&p, 4);
+	uint32_t count = (uint32_t)get_be(&p, 4);
+	uint64_t first = get_be(&p, 8);
+
+	l->need = VRAM_REC_HDR;
+	switch (type) {
+	case REC_PAGES:
+	case REC_ZERO:
+		if (!count || first >= v->npages || count > v->npages - first)
+			return load_bad(v, "page run outside VRAM");
+		if (type == REC_ZERO) {
+			memset(v->mem + first * VRAM_PAGE_SIZE, 0,
+			       (size_t)count * VRAM_PAGE_SIZE);
+			return 0;
+		}
+		l->phase = L_PAGES;
+		l->data_off = first * VRAM_PAGE_SIZE;
+		l->data_left = (uint64_t)count * VRAM_PAGE_SIZE;
+		return 0;
+	case REC_REGS:
+		if (count != VRAM_MIG_REGS || first != 0)
+			return load_bad(v, "register block has the wrong size");
+		l->phase = L_REGS;
+		l->need = VRAM_MIG_REGS;
+		return 0;
+	case REC_END:
+		if (count || first || !l->regs_seen)
+			return load_bad(v, "END record malformed or early");
+		l->phase = L_DONE;
+		return 0;
+	default:
+		return load_bad(v, "unknown record type");
+	}
+}
+
+static int load_regs(struct vram *v)
+{
+	const uint8_t *p = v->load.hdr;
+	struct vram_regs *r = &v->load.regs;
+
+	r->fill_start = (uint32_t)get_be(&p, 4);
+	r->fill_count = (uint32_t)get_be(&p, 4);
+	r->fill_seed = (uint32_t)get_be(&p, 4);
+	r->status = (uint32_t)get_be(&p, 4);
+	r->error = (uint32_t)get_be(&p, 4);
+	r->csum = get_be(&p, 8);
+	r->dma_addr = get_be(&p, 8);
+	r->dma_len = (uint32_t)get_be(&p, 4);
+	r->vram_off = get_be(&p, 8);
+	r->win_off = get_be(&p, 8);
+	r->counter = (uint32_t)get_be(&p, 4);
+	if (r->status > 3)
+		return load_bad(v, "STATUS register out of range");
+	v->load.regs_seen = true;
+	v->load.phase = L_REC;
+	v->load.need = VRAM_REC_HDR;
+	return 0;
+}
+
+static ssize_t vram_load(vfmig_dev *dev, void *priv, const void *buf,
+			 size_t len)
+{
+	struct vram *v = priv;
+	struct vram_load *l = &v->load;
+	const uint8_t *in = buf;
+	size_t left = len;
+	int r = 0;
+
+	(void)dev;
+	while (left && r == 0) {
+		if (l->phase == L_BAD)
+			return -EINVAL;
+		if (l->phase == L_DONE)
+			return load_bad(v, "data after the END record");
+		if (l->phase == L_PAGES) {
+			size_t n = left < l->data_left ? left : (size_t)l->data_left;
+			memcpy(v->mem + l->data_off, in, n);
+			l->data_off += n;
+			l->data_left -= n;
+			in += n;
+			left -= n;
+			if (!l->data_left)
+				l->phase = L_REC;
+			continue;
+		}
+		size_t n = l->need - l->have < left ? l->need - l->have : left;
+		memcpy(l->hdr + l->have, in, n);
+		l->have += n;
+		in += n;
+		left -= n;
+		if (l->have < l->need)
+			break;
+		l->have = 0;
+		if (l->phase == L_HDR)
+			r = load_header(v);
+		else if (l->phase == L_REC)
+			r = load_record(v);
+		else
+			r = load_regs(v);
+	}
+	return r < 0 ? r : (ssize_t)len;
+}
+
+static int vram_load_finish(vfmig_dev *dev, void *priv)
+{
+	struct vram *v = priv;
+
+	(void)dev;
+	if (v->load.phase != L_DONE) {
+		if (v->load.phase != L_BAD)
+			vlog(v, VFMIG_LOG_ERR,
+			     "migration data refused: stream incomplete "
+			     "(no END record)");
+		return -ENODATA;
+	}
+	v->r = v->load.regs;
+	memset(v->dirty, 0, (v->npages + 63) / 64 * 8);
+	vlog(v, VFMIG_LOG_INFO, "migration state loaded");
+	return 0;
+}
+
+static int vram_transition(vfmig_dev *dev, void *priv, uint32_t from,
+			   uint32_t to)
+{
+	struct vram *v = priv;
+	bool was_saving = from == VFMIG_DEV_MIG_PRE_COPY ||
+			  from == VFMIG_DEV_MIG_STOP_COPY;
+	bool saving = to == VFMIG_DEV_MIG_PRE_COPY ||
+		      to == VFMIG_DEV_MIG_STOP_COPY;
+
+	(void)dev;
+	vlog(v, VFMIG_LOG_DEBUG, "migration arc %u -> %u", from, to);
+	if (saving && !was_saving)
+		return save_begin(v);
+	if (was_saving && !saving)
+		save_end(v);
+	if (to == VFMIG_DEV_MIG_RESUMING)
+		load_reset(&v->load);
+	return 0;
+}
+
+/* ---- description ---- */
+
+static const struct vfmig_dev_desc vram_desc = {
+	.vendor_id = VRAM_VENDOR_ID,
+	.device_id = VRAM_DEVICE_ID,
+	.subsys_vendor_id = 0x1b36,
+	.subsys_id = 0x0002,
+	.revision = 1,
+	.class_code = 0x038000, /* display controller, other */
+	.bars = {
+		[VRAM_BAR_REGS] = { .size = 4096 },
+		[VRAM_BAR_WIN] = { .size = VRAM_BAR_WIN_SIZE },
+		[VRAM_BAR_MSIX] = { .size = 4096 },
+	},
+	.msix_vectors = VRAM_MSIX_VECTORS,
+	.msix_bar = VRAM_BAR_MSIX,
+	.msix_table_offset = 0x000,
+	.msix_pba_offset = 0x800,
+	.pcie = true,
+};
+
+static const struct vfmig_dev_ops vram_ops = {
+	.version = VFMIG_DEV_OPS_VERSION,
+	.region_access = vram_access,
+	.reset = vram_reset,
+	.mig_flags = VFMIG_DEV_MIG_F_STOP_COPY | VFMIG_DEV_MIG_F_PRE_COPY,
+	.mig_transition = vram_transition,
+	.mig_save = vram_save,
+	.mig_estimate = vram_estimate,
+	.mig_load = vram_load,
+	.mig_load_finish = vram_load_finish,
+};
+
+/* ---- command line ---- */
+
+struct vram_opts {
+	const char *socket_path, *fd, *interface, *size;
+	int verbosity;
+};
+
+static int opt_value(int argc, char **argv, int *i, const char *name,
+		     const char **val)
+{
+	size_t n = strlen(name);
+	const char *a = argv[*i];
+
+	if (strncmp(a, name, n))
+		return 0;
+	if (a[n] == '=') {
+		*val = a + n + 1;
+		return 1;
+	}
+	if (a[n])
+		return 0;
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "vram: option %s needs a value\n", name);
+		return -1;
+	}
+	*val = argv[++*i];
+	return 1;
+}
+
+static int parse_args(int argc, char **argv, struct vram_opts *o)
+{
+	static const char *const names[] = { "--socket-path", "--fd",
+					     "--interface", "--size" };
+	for (int i = 1; i < argc; i++) {
+		const char **slots[] = { &o->socket_path, &o->fd, &o->interface,
+					 &o->size };
+		int m = 0;
+
+		if (!strcmp(argv[i], "--quiet")) {
+			o->verbosity = VFMIG_LOG_ERR;
+			continue;
+		}
+		if (!strcmp(argv[i], "--verbose")) {
+			o->verbosity = VFMIG_LOG_DEBUG;
+			continue;
+		}
+		for (size_t k = 0; k < 4 && m == 0; k++) {
+			m = opt_value(argc, argv, &i, names[k], slots[k]);
+			if (m < 0)
+				return -1;
+		}
+		if (m == 0) {
+			fprintf(stderr, "vram: unknown argument '%s'\n", argv[i]);
+			return -1;
+		}
+	}
+	if (!!o->socket_path == !!o->fd) {
+		fprintf(stderr, "vram: give exactly one of --socket-path PATH "
+				"or --fd N (%s)\n",
+			o->socket_path ? "both given" : "neither given");
+		return -1;
+	}
+	if (o->interface && strcmp(o->interface, "v2")) {
+		fprintf(stderr, "vram: --interface %s: %s\n", o->interface,
+			strcmp(o->interface, "region") ? "unknown interface"
+						       : "not supported yet");
+		return -1;
+	}
+	return 0;
+}
+
+/* "256M", "4096K", "1G", "65536": bytes, a multiple of the page size. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned int shift = 0;
+
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		return -1;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (*end || v > (VRAM_MAX_SIZE >> shift))
+		return -1;
+	v <<= shift;
+	if (v < VRAM_MIN_SIZE || v % VRAM_PAGE_SIZE)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_fd(const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0 || v > 1 << 20)
+		return -1;
+	return (int)v;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	vram_stop = 1;
+}
+
+static int serve(vfmig_dev *dev, const struct vram_opts *o)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	int r, fd;
+
+	if (o->socket_path) {
+		r = vfmig_dev_listen(dev, o->socket_path);
+	} else {
+		fd = parse_fd(o->fd);
+		if (fd < 0) {
+			fprintf(stderr, "vram: --fd '%s' is not a valid fd\n",
+				o->fd);
+			return 2;
+		}
+		r = vfmig_dev_attach_fd(dev, fd);
+	}
+	if (r < 0) {
+		fprintf(stderr, "vram: cannot use %s: %s\n",
+			o->socket_path ? o->socket_path : o->fd,
+			vfmig_dev_strerror(r));
+		return 1;
+	}
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	r = vfmig_dev_run(dev, &vram_stop);
+	if (r < 0) {
+		fprintf(stderr, "vram: %s\n", vfmig_dev_strerror(r));
+		return 1;
+	}
+	return 0;
+}
+
+static int vram_init(struct vram *v, uint64_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	v->mem = p;
+	v->size = size;
+	v->npages = size / VRAM_PAGE_SIZE;
+	v->dirty = calloc((size_t)((v->npages + 63) / 64), 8);
+	if (!v->dirty)
+		return -ENOMEM;
+	load_reset(&v->load);
+	return 0;
+}
+
+static void vram_fini(struct vram *v)
+{
+	save_end(v);
+	free(v->dirty);
+	if (v->mem)
+		munmap(v->mem, v->size);
+}
+
+int vfmig_sample_vram_main(int argc, char **argv)
+{
+	struct vram_opts o = { .verbosity = VFMIG_LOG_INFO };
+	struct vram v = { 0 };
+	uint64_t size = 256ull << 20;
+	vfmig_dev *dev = NULL;
+	int rc;
+
+	if (parse_args(argc, argv, &o) < 0)
+		return 2;
+	if (o.size && parse_size(o.size, &size) < 0) {
+		fprintf(stderr, "vram: --size '%s': want a multiple of 4 KiB "
+				"from 64K to 64G (suffix K, M or G)\n", o.size);
+		return 2;
+	}
+	v.verbosity = o.verbosity;
+	rc = vram_init(&v, size);
+	if (rc == 0)
+		rc = vfmig_dev_create(&vram_desc, &vram_ops, &v, &dev);
+	if (rc < 0) {
+		fprintf(stderr, "vram: create: %s\n", vfmig_dev_strerror(rc));
+		vram_fini(&v);
+		return 1;
+	}
+	vfmig_dev_set_log(dev, vram_log, NULL, o.verbosity);
+	vram_stop = 0;
+	rc = serve(dev, &o);
+	vfmig_dev_destroy(dev);
+	vram_fini(&v);
+	return rc;
+}
