@@ -87,6 +87,12 @@ static int check_version(vfmig_vmm_dev *dev, const struct vfu_msg *reply)
 			"device enabled twin_socket, which we did not offer");
 		return -EPROTO;
 	}
+	if (caps.mig_info_version > VFU_MIG_INFO_VERSION) {
+		vfu_log(&dev->log, VFU_LOG_ERR,
+			"device answered vfmig_mig_info version %u to our %u",
+			caps.mig_info_version, VFU_MIG_INFO_VERSION);
+		return -EPROTO;
+	}
 	dev->caps = (struct vfmig_vmm_caps){
 		.major = major,
 		.minor = minor,
@@ -94,11 +100,14 @@ static int check_version(vfmig_vmm_dev *dev, const struct vfu_msg *reply)
 		.max_data_xfer_size = caps.max_data_xfer_size,
 		.max_dma_maps = caps.max_dma_maps,
 		.pgsizes = caps.pgsizes,
+		.mig_info_version = caps.mig_info_version,
 	};
 	vfu_log(&dev->log, VFU_LOG_INFO,
-		"negotiated vfio-user %u.%u, max_msg_fds %u, max_xfer %llu",
+		"negotiated vfio-user %u.%u, max_msg_fds %u, max_xfer %llu, "
+		"vfmig_mig_info %u",
 		major, minor, caps.max_msg_fds,
-		(unsigned long long)caps.max_data_xfer_size);
+		(unsigned long long)caps.max_data_xfer_size,
+		caps.mig_info_version);
 	return 0;
 }
 
@@ -113,6 +122,7 @@ int vmm_negotiate(vfmig_vmm_dev *dev)
 	vfu_caps_defaults(&ours);
 	ours.max_msg_fds = VMM_MAX_FDS;
 	ours.max_data_xfer_size = VMM_MAX_XFER;
+	ours.mig_info_version = VFU_MIG_INFO_VERSION;
 	payload = vfu_version_build(VFU_VERSION_MAJOR, VFU_VERSION_MINOR, &ours,
 				    false, &len);
 	if (!payload)

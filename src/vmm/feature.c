@@ -8,30 +8,81 @@
 
 #include "internal.h"
 
-int vfmig_vmm_dev_reset(vfmig_vmm_dev *dev)
+int vmm_reset_locked(vfmig_vmm_dev *dev)
 {
 	struct vfu_msg reply;
+	int r = vmm_call(dev, VFU_CMD_DEVICE_RESET, NULL, 0, NULL, 0, &reply);
+
+	if (r == 0)
+		vfu_msg_release(&reply);
+	return r;
+}
+
+int vfmig_vmm_dev_reset(vfmig_vmm_dev *dev)
+{
 	int r = vmm_lock_live(dev);
 
 	if (r < 0)
 		return r;
-	r = vmm_call(dev, VFU_CMD_DEVICE_RESET, NULL, 0, NULL, 0, &reply);
-	if (r == 0)
-		vfu_msg_release(&reply);
+	r = vmm_reset_locked(dev);
 	vmm_unlock(dev);
 	return r;
 }
 
+int vmm_feature_call(vfmig_vmm_dev *dev, uint32_t flags, const void *in,
+		     size_t in_len, size_t out_cap, struct vfu_msg *reply,
+		     const uint8_t **data, size_t *data_len)
+{
+	size_t most = in_len > out_cap ? in_len : out_cap;
+	struct vfu_device_feature f = { .flags = flags };
+	int r;
+
+	if (most > VMM_MAX_XFER || (in_len && !in))
+		return -EINVAL;
+	f.argsz = (uint32_t)(sizeof(f) + most);
+	struct iovec iov[2] = { { &f, sizeof(f) }, { (void *)in, in_len } };
+	r = vmm_call(dev, VFU_CMD_DEVICE_FEATURE, iov, in_len ? 2 : 1, NULL, 0,
+		     reply);
+	if (r < 0)
+		return r;
+	if (reply->len < sizeof(f))
+		return vmm_proto_error(dev, reply, "DEVICE_FEATURE reply size");
+	*data = reply->payload + sizeof(f);
+	*data_len = reply->len - sizeof(f);
+	return 0;
+}
+
+int vmm_feature_exact(vfmig_vmm_dev *dev, uint32_t flags, const void *in,
+		      size_t in_len, void *out, size_t want)
+{
+	struct vfu_msg reply;
+	const uint8_t *data;
+	size_t len;
+	int r = vmm_feature_call(dev, flags, in, in_len, want, &reply, &data,
+				 &len);
+
+	if (r < 0)
+		return r;
+	if (len != want) {
+		vfu_log(&dev->log, VFU_LOG_ERR,
+			"DEVICE_FEATURE %u: %zu bytes of reply data, want %zu",
+			flags & VFU_FEATURE_MASK, len, want);
+		return vmm_proto_error(dev, &reply,
+				       "DEVICE_FEATURE reply data size");
+	}
+	if (want)
+		memcpy(out, data, want);
+	vfu_msg_release(&reply);
+	return 0;
+}
+
 /* Copy the reply data of a DEVICE_FEATURE call; see vmm.h. */
-static int feature_reply(vfmig_vmm_dev *dev, struct vfu_msg *reply,
-			 uint32_t argsz, void *out, size_t out_cap,
-			 size_t *out_len)
+static int feature_reply(struct vfu_msg *reply, uint32_t argsz, void *out,
+			 size_t out_cap, size_t *out_len)
 {
 	struct vfu_device_feature f;
 	size_t avail;
 
-	if (reply->len < sizeof(f))
-		return vmm_proto_error(dev, reply, "DEVICE_FEATURE reply size");
 	memcpy(&f, reply->payload, sizeof(f));
 	if (f.argsz > argsz && f.argsz >= sizeof(f)) {
 		if (out_len)
@@ -54,32 +105,64 @@ int vfmig_vmm_dev_feature(vfmig_vmm_dev *dev, uint32_t flags, const void *in,
 			  size_t in_len, void *out, size_t out_cap,
 			  size_t *out_len)
 {
-	size_t data = in_len > out_cap ? in_len : out_cap;
-	struct vfu_device_feature f = { .flags = flags };
+	size_t most = in_len > out_cap ? in_len : out_cap;
 	struct vfu_msg reply;
+	const uint8_t *data;
+	size_t len;
 	int r;
 
 	if (out_len)
 		*out_len = 0;
-	if (data > VMM_MAX_XFER || (in_len && !in) || (out_cap && !out))
+	if (most > VMM_MAX_XFER || (in_len && !in) || (out_cap && !out))
 		return -EINVAL;
-	f.argsz = (uint32_t)(sizeof(f) + data);
-	struct iovec iov[2] = { { &f, sizeof(f) }, { (void *)in, in_len } };
 	r = vmm_lock_live(dev);
 	if (r < 0)
 		return r;
-	r = vmm_call(dev, VFU_CMD_DEVICE_FEATURE, iov, in_len ? 2 : 1, NULL, 0,
-		     &reply);
+	r = vmm_feature_call(dev, flags, in, in_len, out_cap, &reply, &data,
+			     &len);
 	if (r == 0)
-		r = feature_reply(dev, &reply, f.argsz, out, out_cap, out_len);
+		r = feature_reply(&reply,
+				  (uint32_t)(sizeof(struct vfu_device_feature) +
+					     most),
+				  out, out_cap, out_len);
 	vmm_unlock(dev);
 	return r;
 }
 
-int vfmig_vmm_dev_mig_data_read(vfmig_vmm_dev *dev, void *buf, size_t len)
+int vmm_mig_read_msg(vfmig_vmm_dev *dev, size_t len, struct vfu_msg *reply,
+		     const uint8_t **data)
 {
 	struct vfu_mig_data m;
+	int r;
+
+	if (len > vmm_xfer_chunk(dev))
+		len = vmm_xfer_chunk(dev);
+	m = (struct vfu_mig_data){ (uint32_t)(sizeof(m) + len),
+				   (uint32_t)len };
+	struct iovec iov = { &m, sizeof(m) };
+	r = vmm_call(dev, VFU_CMD_MIG_DATA_READ, &iov, 1, NULL, 0, reply);
+	if (r < 0)
+		return r;
+	/* Trust size (not argsz, not padding), bounded by what we asked and
+	 * by what arrived (PROTOCOL.md 1.8). */
+	if (reply->len < sizeof(m))
+		return vmm_proto_error(dev, reply, "MIG_DATA_READ reply size");
+	memcpy(&m, reply->payload, sizeof(m));
+	if (m.size > len || m.size > reply->len - sizeof(m)) {
+		vfu_log(&dev->log, VFU_LOG_ERR,
+			"MIG_DATA_READ: size %u, asked %zu, %zu arrived",
+			m.size, len, reply->len - sizeof(m));
+		return vmm_proto_error(dev, reply,
+				       "MIG_DATA_READ size beyond request/reply");
+	}
+	*data = reply->payload + sizeof(m);
+	return (int)m.size;
+}
+
+int vfmig_vmm_dev_mig_data_read(vfmig_vmm_dev *dev, void *buf, size_t len)
+{
 	struct vfu_msg reply;
+	const uint8_t *data;
 	int r;
 
 	if (len && !buf)
@@ -87,30 +170,12 @@ int vfmig_vmm_dev_mig_data_read(vfmig_vmm_dev *dev, void *buf, size_t len)
 	r = vmm_lock_live(dev);
 	if (r < 0)
 		return r;
-	if (len > vmm_xfer_chunk(dev))
-		len = vmm_xfer_chunk(dev);
-	m = (struct vfu_mig_data){ (uint32_t)(sizeof(m) + len),
-				   (uint32_t)len };
-	struct iovec iov = { &m, sizeof(m) };
-	r = vmm_call(dev, VFU_CMD_MIG_DATA_READ, &iov, 1, NULL, 0, &reply);
-	if (r < 0)
-		goto out;
-	/* Trust size (not argsz, not padding), bounded by what we asked and
-	 * by what arrived (PROTOCOL.md 1.8). */
-	if (reply.len < sizeof(m)) {
-		r = vmm_proto_error(dev, &reply, "MIG_DATA_READ reply size");
-		goto out;
+	r = vmm_mig_read_msg(dev, len, &reply, &data);
+	if (r >= 0) {
+		if (r)
+			memcpy(buf, data, (size_t)r);
+		vfu_msg_release(&reply);
 	}
-	memcpy(&m, reply.payload, sizeof(m));
-	if (m.size > len || m.size > reply.len - sizeof(m)) {
-		r = vmm_proto_error(dev, &reply,
-				    "MIG_DATA_READ size beyond request/reply");
-		goto out;
-	}
-	memcpy(buf, reply.payload + sizeof(m), m.size);
-	vfu_msg_release(&reply);
-	r = (int)m.size;
-out:
 	vmm_unlock(dev);
 	return r;
 }

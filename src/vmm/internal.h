@@ -27,6 +27,9 @@
 #define VMM_DEFAULT_REPLY_MS 30000
 #define VMM_REGION_INFO_FIRST 512u /* first argsz for region info */
 #define VMM_PROCESS_BUDGET 64 /* commands served per process() call */
+/* Bitmap words per DMA_LOGGING_REPORT message: the reply stays within
+ * VMM_MAX_MSG with room for the headers. */
+#define VMM_DMA_LOG_WORDS_PER_MSG ((VMM_MAX_XFER - 64u) / 8u)
 
 /* ---- DMA windows (dma.c) ---- */
 
@@ -115,6 +118,35 @@ void vmm_unlock(vfmig_vmm_dev *dev);
 
 /* Largest data chunk for REGION/MIG transfers. */
 size_t vmm_xfer_chunk(const vfmig_vmm_dev *dev);
+
+/* feature.c; all called with dev->lock held. */
+
+/* DEVICE_RESET. */
+int vmm_reset_locked(vfmig_vmm_dev *dev);
+
+/*
+ * DEVICE_FEATURE flags with in_len bytes of data, argsz allowing out_cap
+ * bytes of reply data. On 0, *reply is the caller's (vfu_msg_release) and
+ * *data / *data_len are the reply data after the 8-byte feature header
+ * (its argsz is not interpreted). Errors as vmm_call, -EINVAL (sizes),
+ * -EPROTO (reply shorter than the feature header; broken).
+ */
+int vmm_feature_call(vfmig_vmm_dev *dev, uint32_t flags, const void *in,
+		     size_t in_len, size_t out_cap, struct vfu_msg *reply,
+		     const uint8_t **data, size_t *data_len);
+
+/* As vmm_feature_call, copying the reply data to out: any amount other
+ * than exactly want bytes is -EPROTO (broken). */
+int vmm_feature_exact(vfmig_vmm_dev *dev, uint32_t flags, const void *in,
+		      size_t in_len, void *out, size_t want);
+
+/*
+ * One MIG_DATA_READ of up to len bytes (clamped to vmm_xfer_chunk). Returns
+ * the byte count n >= 0 with *reply the caller's and *data pointing at the
+ * n bytes inside it; or a negative errno (no reply to release).
+ */
+int vmm_mig_read_msg(vfmig_vmm_dev *dev, size_t len, struct vfu_msg *reply,
+		     const uint8_t **data);
 
 /* dma.c: serve one server->client command; negative = send failed. */
 int vmm_serve_command(vfmig_vmm_dev *dev, const struct vfu_msg *msg);

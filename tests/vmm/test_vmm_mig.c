@@ -1,0 +1,839 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The VMM library's device migration driver against a hostile server:
+ * extension negotiation, capability discovery and blockers, state changes
+ * with the recovery rule (the child checks the exact command sequence: SET
+ * target, SET recover, RESET, GET), the save pump, the size estimates and
+ * DMA logging, with replies that lie about states, sizes and echoes.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include <vfmig/vmm.h>
+
+#include "fake_server.h"
+
+#define EXT_JSON(v)                                                            \
+	"{\"capabilities\":{\"max_data_xfer_size\":4096,"                      \
+	"\"vfmig_mig_info\":{\"version\":" #v "}}}"
+
+static const struct vfmig_vmm_dev_opts opts = {
+	.version = VFMIG_VMM_OPTS_VERSION,
+	.reply_timeout_ms = 5000,
+};
+
+static vfmig_vmm_dev *open_dev(struct session *s, script_fn script, int rc)
+{
+	vfmig_vmm_dev *dev = NULL;
+
+	*s = start(script);
+	assert_int_equal(vfmig_vmm_dev_adopt_fd(s->fd, &opts, &dev), rc);
+	return dev;
+}
+
+static void srv_version_ext(int fd)
+{
+	srv_version_with(fd, 0, 2, EXT_JSON(1), 0);
+}
+
+/* ---- server-side DEVICE_FEATURE helpers ---- */
+
+struct feat {
+	struct vfu_msg m;
+	struct vfu_device_feature f;
+	const uint8_t *data; /* request data after the feature header */
+	size_t len;
+};
+
+/* Receive a DEVICE_FEATURE and check its flags. */
+static void srv_feature(int fd, struct feat *q, uint32_t flags)
+{
+	srv_recv(fd, &q->m, VFU_CMD_DEVICE_FEATURE);
+	CHECK(q->m.len >= sizeof(q->f));
+	memcpy(&q->f, q->m.payload, sizeof(q->f));
+	if (q->f.flags != flags)
+		fprintf(stderr, "feature flags 0x%x, want 0x%x\n", q->f.flags,
+			flags);
+	CHECK(q->f.flags == flags);
+	q->data = q->m.payload + sizeof(q->f);
+	q->len = q->m.len - sizeof(q->f);
+}
+
+/* Reply with the feature header and len bytes of data; release. */
+static void feat_reply(int fd, struct feat *q, const void *data, size_t len)
+{
+	uint8_t *buf = malloc(sizeof(q->f) + len);
+	struct vfu_device_feature f = { (uint32_t)(sizeof(f) + len),
+					q->f.flags };
+
+	CHECK(buf);
+	memcpy(buf, &f, sizeof(f));
+	if (len)
+		memcpy(buf + sizeof(f), data, len);
+	CHECK(vfu_send_reply(fd, &q->m.hdr, buf, sizeof(f) + len) == 0);
+	free(buf);
+	vfu_msg_release(&q->m);
+}
+
+static void feat_error(int fd, struct feat *q, int err)
+{
+	CHECK(vfu_send_error(fd, &q->m.hdr, err) == 0);
+	vfu_msg_release(&q->m);
+}
+
+#define GET(feat) (VFU_FEATURE_GET | (feat))
+#define SET(feat) (VFU_FEATURE_SET | (feat))
+#define PROBE(feat, ops) (VFU_FEATURE_PROBE | (ops) | (feat))
+
+/* Expect a GET of MIG_DEVICE_STATE and answer state (and data_fd). */
+static void srv_get_state(int fd, uint32_t state)
+{
+	struct feat q;
+	struct vfu_mig_device_state st = { state, 0xffffffffu };
+
+	srv_feature(fd, &q, GET(VFU_FEATURE_MIG_DEVICE_STATE));
+	CHECK(q.f.argsz == 16 && q.len == 0);
+	feat_reply(fd, &q, &st, sizeof(st));
+}
+
+/* Expect a SET of MIG_DEVICE_STATE to want; answer err or the echo. */
+static void srv_set_state(int fd, uint32_t want, int err)
+{
+	struct feat q;
+	struct vfu_mig_device_state st;
+
+	srv_feature(fd, &q, SET(VFU_FEATURE_MIG_DEVICE_STATE));
+	CHECK(q.len == sizeof(st));
+	memcpy(&st, q.data, sizeof(st));
+	CHECK(st.device_state == want && st.data_fd == 0xffffffffu);
+	if (err)
+		feat_error(fd, &q, err);
+	else
+		feat_reply(fd, &q, q.data, q.len);
+}
+
+static void srv_reset(int fd, int err)
+{
+	struct vfu_msg m;
+
+	srv_recv(fd, &m, VFU_CMD_DEVICE_RESET);
+	CHECK(m.len == 0);
+	if (err)
+		CHECK(vfu_send_error(fd, &m.hdr, err) == 0);
+	else
+		CHECK(vfu_send_reply(fd, &m.hdr, NULL, 0) == 0);
+	vfu_msg_release(&m);
+}
+
+/* ---- extension negotiation ---- */
+
+static void s_ext_on(int fd)
+{
+	struct vfu_caps proposal;
+	struct feat q;
+	struct vfu_mig_data_size ds = { 12345 };
+	struct vfu_precopy_info pi = { 100, 7 };
+
+	srv_version_caps(fd, 0, 2, EXT_JSON(1), 0, &proposal);
+	CHECK(proposal.mig_info_version == VFU_MIG_INFO_VERSION);
+	srv_feature(fd, &q, GET(VFU_FEATURE_MIG_DATA_SIZE));
+	CHECK(q.f.argsz == 16);
+	feat_reply(fd, &q, &ds, sizeof(ds));
+	srv_feature(fd, &q, GET(VFU_FEATURE_VFMIG_PRECOPY_INFO));
+	CHECK(q.f.argsz == 24);
+	feat_reply(fd, &q, &pi, sizeof(pi));
+	/* not in PRE_COPY: the device refuses, connection stays */
+	srv_feature(fd, &q, GET(VFU_FEATURE_VFMIG_PRECOPY_INFO));
+	feat_error(fd, &q, EINVAL);
+	/* a 16-byte answer to an 8-byte feature */
+	srv_feature(fd, &q, GET(VFU_FEATURE_MIG_DATA_SIZE));
+	feat_reply(fd, &q, &pi, sizeof(pi));
+	srv_expect_eof(fd);
+}
+
+static void test_ext_on(void **state)
+{
+	struct session s;
+	struct vfmig_vmm_caps caps;
+	uint64_t a = 0, b = 0;
+	vfmig_vmm_dev *dev = open_dev(&s, s_ext_on, 0);
+
+	(void)state;
+	assert_int_equal(vfmig_vmm_dev_get_caps(dev, &caps), 0);
+	assert_int_equal(caps.mig_info_version, 1);
+	assert_int_equal(vfmig_vmm_mig_stop_copy_size(dev, &a), 0);
+	assert_int_equal(a, 12345);
+	assert_int_equal(vfmig_vmm_mig_precopy_info(dev, &a, &b), 0);
+	assert_int_equal(a, 100);
+	assert_int_equal(b, 7);
+	assert_int_equal(vfmig_vmm_mig_precopy_info(dev, &a, &b), -EINVAL);
+	assert_true(vfmig_vmm_dev_connected(dev));
+	assert_int_equal(vfmig_vmm_mig_stop_copy_size(dev, &a), -EPROTO);
+	assert_false(vfmig_vmm_dev_connected(dev));
+	vfmig_vmm_dev_close(dev);
+	finish(&s);
+}
+
+/* Extension absent: the estimates fail without a message. */
+static void s_ext_off(int fd)
+{
+	srv_version(fd);
+	srv_expect_eof(fd);
+}
+
+static void test_ext_off(void **state)
+{
+	struct session s;
+	struct vfmig_vmm_caps caps;
+	uint64_t a, b;
+	vfmig_vmm_dev *dev = open_dev(&s, s_ext_off, 0);
+
+	(void)state;
+	assert_int_equal(vfmig_vmm_dev_get_caps(dev, &caps), 0);
+	assert_int_equal(caps.mig_info_version, 0);
+	assert_int_equal(vfmig_vmm_mig_precopy_info(dev, &a, &b), -EOPNOTSUPP);
+	assert_int_equal(vfmig_vmm_mig_stop_copy_size(dev, &a), -EOPNOTSUPP);
+	assert_true(vfmig_vmm_dev_connected(dev));
+	vfmig_vmm_dev_close(dev);
+	finish(&s);
+}
+
+static void s_ext_higher(int fd)
+{
+	srv_version_with(fd, 0, 2, EXT_JSON(2), 0);
+	srv_expect_eof(fd);
+}
+
+static void s_ext_malformed(int fd)
+{
+	srv_version_with(fd, 0, 2,
+			 "{\"capabilities\":{\"vfmig_mig_info\":{}}}", 0);
+	srv_expect_eof(fd);
+}
+
+static void test_ext_bad(void **state)
+{
+	struct session s;
+
+	(void)state;
+	assert_null(open_dev(&s, s_ext_higher, -EPROTO));
+	finish(&s);
+	assert_null(open_dev(&s, s_ext_malformed, -EPROTO));
+	finish(&s);
+}
+
+/* ---- discovery ---- */
+
+static void srv_migration_flags(int fd, uint64_t flags)
+{
+	struct feat q;
+
+	srv_feature(fd, &q, GET(VFU_FEATURE_MIGRATION));
+	CHECK(q.f.argsz == 16 && q.len == 0);
+	feat_reply(fd, &q, &flags, sizeof(flags));
+}
+
+static void srv_probe(int fd, uint32_t feature, uint32_t ops, int err)
+{
+	struct feat q;
+
+	srv_feature(fd, &q, PROBE(feature, ops));
+	CHECK(q.len == 0);
+	if (err)
+		feat_error(fd, &q, err);
+	else
+		feat_reply(fd, &q, NULL, 0);
+}
+
+static void s_disc_refused(int fd)
+{
+	struct feat q;
+
+	srv_version(fd);
+	srv_feature(fd, &q, GET(VFU_FEATURE_MIGRATION));
+	feat_error(fd, &q, ENOTSUP);
+	srv_migration_flags(fd, VFU_MIGRATION_PRE_COPY); /* no STOP_COPY */
+	srv_migration_flags(fd, VFU_MIGRATION_STOP_COPY);
+	srv_probe(fd, VFU_FEATURE_MIG_DEVICE_STATE,
+		  VFU_FEATURE_GET | VFU_FEATURE_SET, EINVAL);
+	srv_expect_eof(fd);
+}
+
+static void test_discover_blockers(void **state)
+{
+	struct session s;
+	struct vfmig_vmm_mig_caps mc;
+	vfmig_vmm_dev *dev = open_dev(&s, s_disc_refused, 0);
+
+	(void)state;
+	assert_int_equal(vfmig_vmm_mig_discover(dev, &mc), 0);
+	assert_false(mc.migratable);
+	assert_non_null(strstr(mc.blocker, "DEVICE_FEATURE MIGRATION refused"));
+	assert_non_null(strstr(mc.blocker, "not supported"));
+	assert_int_equal(vfmig_vmm_mig_discover(dev, &mc), 0);
+	assert_false(mc.migratable);
+	assert_int_equal(mc.flags, VFMIG_VMM_MIG_FLAG_PRE_COPY);
+	assert_non_null(strstr(mc.blocker, "does not report STOP_COPY"));
+	assert_int_equal(vfmig_vmm_mig_discover(dev, &mc), 0);
+	assert_false(mc.migratable);
+	assert_non_null(strstr(mc.blocker, "MIG_DEVICE_STATE"));
+	assert_true(vfmig_vmm_dev_connected(dev));
+	vfmig_vmm_dev_close(dev);
+	finish(&s);
+	assert_int_equal(vfmig_vmm_mig_discover(NULL, &mc), -EINVAL);
+}
+
+static void s_disc_full(int fd)
+{
+	srv_version_ext(fd);
+	/* first: everything works */
+	srv_migration_flags(fd, VFU_MIGRATION_STOP_COPY |
+					VFU_MIGRATION_PRE_COPY);
+	srv_probe(fd, VFU_FEATURE_MIG_DEVICE_STATE,
+		  VFU_FEATURE_GET | VFU_FEATURE_SET, 0);
+	srv_probe(fd, VFU_FEATURE_DMA_LOGGING_START, VFU_FEATURE_SET, 0);
+	srv_probe(fd, VFU_FEATURE_DMA_LOGGING_STOP, VFU_FEATURE_SET, 0);
+	srv_probe(fd, VFU_FEATURE_DMA_LOGGING_REPORT, VFU_FEATURE_GET, 0);
+	srv_probe(fd, VFU_FEATURE_MIG_DATA_SIZE, VFU_FEATURE_GET, 0);
+	srv_probe(fd, VFU_FEATURE_VFMIG_PRECOPY_INFO, VFU_FEATURE_GET, 0);
+	/* then: no REPORT, no size info; STOP_COPY only (no PRECOPY probe) */
+	srv_migration_flags(fd, VFU_MIGRATION_STOP_COPY);
+	srv_probe(fd, VFU_FEATURE_MIG_DEVICE_STATE,
+		  VFU_FEATURE_GET | VFU_FEATURE_SET, 0);
+	srv_probe(fd, VFU_FEATURE_DMA_LOGGING_START, VFU_FEATURE_SET, 0);
+	srv_probe(fd, VFU_FEATURE_DMA_LOGGING_STOP, VFU_FEATURE_SET, 0);
+	srv_probe(fd, VFU_FEATURE_DMA_LOGGING_REPORT, VFU_FEATURE_GET,
+		  ENOTSUP);
+	srv_probe(fd, VFU_FEATURE_MIG_DATA_SIZE, VFU_FEATURE_GET, ENOTSUP);
+	/* then: a GET MIGRATION reply of 4 bytes */
+	{
+		struct feat q;
+		srv_feature(fd, &q, GET(VFU_FEATURE_MIGRATION));
+		feat_reply(fd, &q, "\1\0\0\0", 4);
+	}
+	srv_expect_eof(fd);
+}
+
+static void test_discover_full(void **state)
+{
+	struct session s;
+	struct vfmig_vmm_mig_caps mc;
+	vfmig_vmm_dev *dev = open_dev(&s, s_disc_full, 0);
+
+	(void)state;
+	assert_int_equal(vfmig_vmm_mig_discover(dev, &mc), 0);
+	assert_true(mc.migratable);
+	assert_true(mc.dirty_logging);
+	assert_true(mc.size_info);
+	assert_string_equal(mc.blocker, "");
+	assert_int_equal(mc.flags, VFMIG_VMM_MIG_FLAG_STOP_COPY |
+					   VFMIG_VMM_MIG_FLAG_PRE_COPY);
+	assert_int_equal(vfmig_vmm_mig_discover(dev, &mc), 0);
+	assert_true(mc.migratable);
+	assert_false(mc.dirty_logging);
+	assert_false(mc.size_info);
+	assert_int_equal(vfmig_vmm_mig_discover(dev, &mc), -EPROTO);
+	assert_false(mc.migratable);
+	assert_true(mc.blocker[0] != '\0');
+	assert_int_equal(vfmig_vmm_mig_discover(dev, &mc), -ENOTCONN);
+	vfmig_vmm_dev_close(dev);
+	finish(&s);
+}
+
+/* ---- state: hostile replies ---- */
+
+static void s_state_lies(int fd)
+{
+	srv_version(fd);
+	srv_get_state(fd, VFU_MIG_STATE_PRE_COPY);
+	srv_get_state(fd, 8); /* out of range: connection dropped */
+	srv_expect_eof(fd);
+}
+
+static void s_state_wrong_echo(int fd)
+{
+	struct feat q;
+	struct vfu_mig_device_state st;
+
+	srv_version(fd);
+	srv_feature(fd, &q, SET(VFU_FEATURE_MIG_DEVICE_STATE));
+	memcpy(&st, q.data, sizeof(st));
+	st.device_state = VFU_MIG_STATE_RUNNING; /* asked STOP */
+	feat_reply(fd, &q, &st, sizeof(st));
+	srv_expect_eof(fd);
+}
+
+static void s_state_short(int fd)
+{
+	struct feat q;
+
+	srv_version(fd);
+	srv_feature(fd, &q, GET(VFU_FEATURE_MIG_DEVICE_STATE));
+	feat_reply(fd, &q, "\2\0\0\0", 4);
+	srv_expect_eof(fd);
+}
+
+static void test_state_lies(void **state)
+{
+	struct session s;
+	uint32_t st = 99, fin = 0;
+	vfmig_vmm_dev *dev = open_dev(&s, s_state_lies, 0);
+
+	(void)state;
+	assert_int_equal(vfmig_vmm_mig_get_state(dev, &st), 0);
+	assert_int_equal(st, VFMIG_VMM_MIG_PRE_COPY);
+	assert_int_equal(vfmig_vmm_mig_get_state(dev, &st), -EPROTO);
+	assert_false(vfmig_vmm_dev_connected(dev));
+	vfmig_vmm_dev_close(dev);
+	finish(&s);
+
+	dev = open_dev(&s, s_state_wrong_echo, 0);
+	assert_int_equal(vfmig_vmm_mig_set_state(dev, VFMIG_VMM_MIG_STOP,
+						 VFMIG_VMM_MIG_RUNNING, &fin),
+			 -EPROTO);
+	assert_int_equal(fin, VFMIG_VMM_MIG_UNKNOWN);
+	vfmig_vmm_dev_close(dev);
+	finish(&s);
+
+	dev = open_dev(&s, s_state_short, 0);
+	assert_int_equal(vfmig_vmm_mig_get_state(dev, &st), -EPROTO);
+	vfmig_vmm_dev_close(dev);
+	finish(&s);
+}
+
+/* ---- state: the recovery rule, command by command ---- */
+
+static void s_recovery(int fd)
+{
+	srv_version(fd);
+	/* 1: target works */
+	srv_set_state(fd, VFU_MIG_STATE_STOP_COPY, 0);
+	/* 2: target fails, recover works */
+	srv_set_state(fd, VFU_MIG_STATE_RESUMING, EBUSY);
+	srv_set_state(fd, VFU_MIG_STATE_RUNNING, 0);
+	/* 3: target fails, recover fails, reset, GET */
+	srv_set_state(fd, VFU_MIG_STATE_STOP, EIO);
+	srv_set_state(fd, VFU_MIG_STATE_RUNNING, EINVAL);
+	srv_reset(fd, 0);
+	srv_get_state(fd, VFU_MIG_STATE_RUNNING);
+	/* 4: recover ERROR: straight to reset, GET */
+	srv_set_state(fd, VFU_MIG_STATE_STOP_COPY, EINVAL);
+	srv_reset(fd, 0);
+	srv_get_state(fd, VFU_MIG_STATE_RUNNING);
+	/* 5: reset refused: unknown */
+	srv_set_state(fd, VFU_MIG_STATE_PRE_COPY, EINVAL);
+	srv_set_state(fd, VFU_MIG_STATE_RUNNING, EINVAL);
+	srv_reset(fd, EIO);
+	/* 6: after the reset GET answers garbage */
+	srv_set_state(fd, VFU_MIG_STATE_STOP, EINVAL);
+	srv_reset(fd, 0);
+	srv_get_state(fd, 0x1234);
+	srv_expect_eof(fd);
+}
+
+static void test_recovery(void **state)
+{
+	struct session s;
+	uint32_t fin = 0;
+	vfmig_vmm_dev *dev = open_dev(&s, s_recovery, 0);
+
+	(void)state;
+	/* invalid requests send nothing */
+	assert_int_equal(vfmig_vmm_mig_set_state(dev, VFMIG_VMM_MIG_ERROR,
+						 VFMIG_VMM_MIG_RUNNING, &fin),
+			 -EINVAL);
+	assert_int_equal(fin, VFMIG_VMM_MIG_UNKNOWN);
+	assert_int_equal(vfmig_vmm_mig_set_state(dev, 8, VFMIG_VMM_MIG_RUNNING,
+						 &fin),
+			 -EINVAL);
+	assert_int_equal(vfmig_vmm_mig_set_state(dev, VFMIG_VMM_MIG_STOP, 9,
+						 &fin),
+			 -EINVAL);
+	/* 1 */
+	assert_int_equal(vfmig_vmm_mig_set_state(dev, VFMIG_VMM_MIG_STOP_COPY,
+						 VFMIG_VMM_MIG_STOP, &fin),
+			 0);
+	assert_int_equal(fin, VFMIG_VMM_MIG_STOP_COPY);
+	/* 2 */
+	assert_int_equal(vfmig_vmm_mig_set_state(dev, VFMIG_VMM_MIG_RESUMING,
+						 VFMIG_VMM_MIG_RUNNING, &fin),
+			 -EBUSY);
+	assert_int_equal(fin, VFMIG_VMM_MIG_RUNNING);
+	/* 3 */
+	assert_int_equal(vfmig_vmm_mig_set_state(dev, VFMIG_VMM_MIG_STOP,
+						 VFMIG_VMM_MIG_RUNNING, &fin),
+			 -EIO);
+	assert_int_equal(fin, VFMIG_VMM_MIG_RUNNING);
+	/* 4 */
+	assert_int_equal(vfmig_vmm_mig_set_state(dev, VFMIG_VMM_MIG_STOP_COPY,
+						 VFMIG_VMM_MIG_ERROR, &fin),
+			 -EINVAL);
+	assert_int_equal(fin, VFMIG_VMM_MIG_RUNNING);
+	/* 5 */
+	assert_int_equal(vfmig_vmm_mig_set_state(dev, VFMIG_VMM_MIG_PRE_COPY,
+						 VFMIG_VMM_MIG_RUNNING, &fin),
+			 -EINVAL);
+	assert_int_equal(fin, VFMIG_VMM_MIG_UNKNOWN);
+	assert_true(vfmig_vmm_dev_connected(dev));
+	/* 6: the original errno is returned, the connection is gone */
+	assert_int_equal(vfmig_vmm_mig_set_state(dev, VFMIG_VMM_MIG_STOP,
+						 VFMIG_VMM_MIG_ERROR, NULL),
+			 -EINVAL);
+	assert_false(vfmig_vmm_dev_connected(dev));
+	assert_string_equal(vfmig_vmm_mig_state_name(VFMIG_VMM_MIG_UNKNOWN),
+			    "UNKNOWN");
+	assert_string_equal(vfmig_vmm_mig_state_name(VFMIG_VMM_MIG_STOP_COPY),
+			    "STOP_COPY");
+	vfmig_vmm_dev_close(dev);
+	finish(&s);
+}
+
+/* ---- the save pump ---- */
+
+/* Answer one MIG_DATA_READ (asked must be 4096) with n bytes of fill. */
+static void srv_data(int fd, uint32_t n, uint8_t fill)
+{
+	struct vfu_msg m;
+	struct vfu_mig_data md;
+	static uint8_t buf[8 + 4096];
+
+	srv_recv(fd, &m, VFU_CMD_MIG_DATA_READ);
+	CHECK(m.len == sizeof(md));
+	memcpy(&md, m.payload, sizeof(md));
+	CHECK(md.size == 4096 && md.argsz == 8 + 4096);
+	md = (struct vfu_mig_data){ 8 + n, n };
+	memcpy(buf, &md, sizeof(md));
+	memset(buf + 8, fill, n);
+	CHECK(vfu_send_reply(fd, &m.hdr, buf, 8 + n) == 0);
+	vfu_msg_release(&m);
+}
+
+static void s_save(int fd)
+{
+	struct vfu_msg m;
+
+	srv_version(fd);
+	/* STOP_COPY: two full chunks and a short one */
+	srv_get_state(fd, VFU_MIG_STATE_STOP_COPY);
+	srv_data(fd, 4096, 'a');
+	srv_data(fd, 4096, 'b');
+	srv_data(fd, 100, 'c');
+	/* PRE_COPY: nothing now */
+	srv_get_state(fd, VFU_MIG_STATE_PRE_COPY);
+	srv_data(fd, 0, 0);
+	/* PRE_COPY with a budget of 5000: stops after two chunks */
+	srv_get_state(fd, VFU_MIG_STATE_PRE_COPY);
+	srv_data(fd, 4096, 'd');
+	srv_data(fd, 4096, 'e');
+	/* RUNNING: refused before any read */
+	srv_get_state(fd, VFU_MIG_STATE_RUNNING);
+	/* the sink fails on the first chunk */
+	srv_get_state(fd, VFU_MIG_STATE_STOP_COPY);
+	srv_data(fd, 10, 'f');
+	/* a huge size field */
+	srv_get_state(fd, VFU_MIG_STATE_STOP_COPY);
+	srv_recv(fd, &m, VFU_CMD_MIG_DATA_READ);
+	{
+		struct vfu_mig_data md = { 0xffffffffu, 0xfffffff0u };
+		uint8_t buf[8 + 32] = { 0 };
+		memcpy(buf, &md, sizeof(md));
+		CHECK(vfu_send_reply(fd, &m.hdr, buf, sizeof(buf)) == 0);
+	}
+	vfu_msg_release(&m);
+	srv_expect_eof(fd);
+}
+
+struct sink {
+	uint8_t buf[16384];
+	size_t len;
+	int calls;
+	int fail; /* errno to return, 0 = accept */
+};
+
+static int sink_fn(void *priv, const void *buf, size_t len)
+{
+	struct sink *k = priv;
+
+	k->calls++;
+	if (k->fail)
+		return -k->fail;
+	assert_true(len > 0 && k->len + len <= sizeof(k->buf));
+	memcpy(k->buf + k->len, buf, len);
+	k->len += len;
+	return 0;
+}
+
+static void test_save(void **state)
+{
+	struct session s;
+	static struct sink k;
+	struct vfmig_vmm_mig_save_result res;
+	vfmig_vmm_dev *dev = open_dev(&s, s_save, 0);
+
+	(void)state;
+	assert_int_equal(vfmig_vmm_mig_save(dev, 0, sink_fn, &k, &res), 0);
+	assert_int_equal(res.status, VFMIG_VMM_MIG_SAVE_END);
+	assert_int_equal(res.bytes, 8192 + 100);
+	assert_int_equal(res.state, VFMIG_VMM_MIG_STOP_COPY);
+	assert_int_equal(k.len, 8192 + 100);
+	assert_int_equal(k.buf[0], 'a');
+	assert_int_equal(k.buf[4096], 'b');
+	assert_int_equal(k.buf[8192 + 99], 'c');
+
+	k.len = 0;
+	k.calls = 0;
+	assert_int_equal(vfmig_vmm_mig_save(dev, 0, sink_fn, &k, &res), 0);
+	assert_int_equal(res.status, VFMIG_VMM_MIG_SAVE_DRAINED);
+	assert_int_equal(res.bytes, 0);
+	assert_int_equal(k.calls, 0);
+
+	assert_int_equal(vfmig_vmm_mig_save(dev, 5000, sink_fn, &k, &res), 0);
+	assert_int_equal(res.status, VFMIG_VMM_MIG_SAVE_BUDGET);
+	assert_int_equal(res.bytes, 8192);
+	assert_int_equal(k.buf[8191], 'e');
+
+	assert_int_equal(vfmig_vmm_mig_save(dev, 0, sink_fn, &k, &res),
+			 -EINVAL);
+	assert_int_equal(res.state, VFMIG_VMM_MIG_RUNNING);
+	assert_int_equal(res.bytes, 0);
+
+	k.fail = ENOSPC;
+	assert_int_equal(vfmig_vmm_mig_save(dev, 0, sink_fn, &k, &res),
+			 -ENOSPC);
+	k.fail = 0;
+	assert_true(vfmig_vmm_dev_connected(dev));
+
+	assert_int_equal(vfmig_vmm_mig_save(dev, 0, sink_fn, &k, &res),
+			 -EPROTO);
+	assert_false(vfmig_vmm_dev_connected(dev));
+	assert_int_equal(vfmig_vmm_mig_save(dev, 0, NULL, &k, &res), -EINVAL);
+	assert_int_equal(vfmig_vmm_mig_save(dev, 0, sink_fn, &k, NULL),
+			 -EINVAL);
+	vfmig_vmm_dev_close(dev);
+	finish(&s);
+}
+
+/* ---- DMA logging ---- */
+
+static void s_log(int fd)
+{
+	struct feat q;
+	struct vfu_dma_logging_start ls;
+	struct vfu_dma_logging_range rg[2];
+
+	srv_version(fd);
+	/* START with two ranges; the device picks 8 KiB pages */
+	srv_feature(fd, &q, SET(VFU_FEATURE_DMA_LOGGING_START));
+	CHECK(q.len == sizeof(ls) + sizeof(rg));
+	CHECK(q.f.argsz == 8 + q.len);
+	memcpy(&ls, q.data, sizeof(ls));
+	memcpy(rg, q.data + sizeof(ls), sizeof(rg));
+	CHECK(ls.page_size == 4096 && ls.num_ranges == 2);
+	CHECK(rg[0].iova == 0x100000 && rg[0].length == 0x200000);
+	CHECK(rg[1].iova == 0x80000000ull && rg[1].length == 0x1000);
+	{
+		uint8_t echo[sizeof(ls) + sizeof(rg)];
+		memcpy(echo, q.data, sizeof(echo));
+		ls.page_size = 8192;
+		memcpy(echo, &ls, sizeof(ls));
+		feat_reply(fd, &q, echo, sizeof(echo));
+	}
+	/* START "all" whose echo changes the range count */
+	srv_feature(fd, &q, SET(VFU_FEATURE_DMA_LOGGING_START));
+	CHECK(q.len == sizeof(ls));
+	memcpy(&ls, q.data, sizeof(ls));
+	CHECK(ls.num_ranges == 0);
+	ls.num_ranges = 1;
+	feat_reply(fd, &q, &ls, sizeof(ls));
+	srv_expect_eof(fd);
+}
+
+static void s_report(int fd)
+{
+	struct feat q;
+	struct vfu_dma_logging_report rep;
+	uint8_t out[24 + 24];
+	uint64_t w[3] = { 0x8000000000000001ull, 0, 0xfffffffffffffffeull };
+
+	srv_version(fd);
+	/* 130 pages: 3 words; the last word has stray bits past page 129 */
+	srv_feature(fd, &q, GET(VFU_FEATURE_DMA_LOGGING_REPORT));
+	CHECK(q.len == sizeof(rep) && q.f.argsz == 8 + 24 + 24);
+	memcpy(&rep, q.data, sizeof(rep));
+	CHECK(rep.iova == 0x100000 && rep.length == 130 * 4096ull &&
+	      rep.page_size == 4096);
+	memcpy(out, &rep, sizeof(rep));
+	memcpy(out + 24, w, sizeof(w));
+	feat_reply(fd, &q, out, sizeof(out));
+	/* STOP */
+	srv_feature(fd, &q, SET(VFU_FEATURE_DMA_LOGGING_STOP));
+	CHECK(q.len == 0);
+	feat_reply(fd, &q, NULL, 0);
+	/* REPORT with logging off: refused */
+	srv_feature(fd, &q, GET(VFU_FEATURE_DMA_LOGGING_REPORT));
+	feat_error(fd, &q, EINVAL);
+	/* REPORT whose reply is one word short */
+	srv_feature(fd, &q, GET(VFU_FEATURE_DMA_LOGGING_REPORT));
+	memcpy(out, q.data, sizeof(rep));
+	feat_reply(fd, &q, out, sizeof(out) - 8);
+	srv_expect_eof(fd);
+}
+
+static void s_report_echo(int fd)
+{
+	struct feat q;
+	struct vfu_dma_logging_report rep;
+	uint8_t out[24 + 8] = { 0 };
+
+	srv_version(fd);
+	srv_feature(fd, &q, GET(VFU_FEATURE_DMA_LOGGING_REPORT));
+	memcpy(&rep, q.data, sizeof(rep));
+	rep.iova += 4096;
+	memcpy(out, &rep, sizeof(rep));
+	feat_reply(fd, &q, out, sizeof(out));
+	srv_expect_eof(fd);
+}
+
+/* A report too big for one message is split on a word boundary. */
+#define SPLIT_PAGES ((uint64_t)((1u << 20) - 64u) / 8u * 64u)
+
+static void s_report_split(int fd)
+{
+	static uint8_t out[24 + (1u << 20)];
+	struct feat q;
+	struct vfu_dma_logging_report rep;
+	uint64_t one = 1;
+
+	srv_version(fd);
+	for (int i = 0; i < 2; i++) {
+		srv_feature(fd, &q, GET(VFU_FEATURE_DMA_LOGGING_REPORT));
+		memcpy(&rep, q.data, sizeof(rep));
+		uint64_t pages = i == 0 ? SPLIT_PAGES : 10;
+		CHECK(rep.page_size == 4096);
+		CHECK(rep.iova == (i == 0 ? 0 : SPLIT_PAGES * 4096));
+		CHECK(rep.length == pages * 4096);
+		size_t words = (size_t)((pages + 63) / 64);
+		CHECK(q.f.argsz == 8 + 24 + words * 8);
+		memset(out, 0, 24 + words * 8);
+		memcpy(out, &rep, sizeof(rep));
+		memcpy(out + 24, &one, 8);
+		feat_reply(fd, &q, out, 24 + words * 8);
+	}
+	srv_expect_eof(fd);
+}
+
+static void test_dma_log_start(void **state)
+{
+	struct session s;
+	const struct vfmig_vmm_dma_range rg[2] = {
+		{ 0x100000, 0x200000 },
+		{ 0x80000000ull, 0x1000 },
+	};
+	static struct vfmig_vmm_dma_range many[257];
+	const struct vfmig_vmm_dma_range odd = { 0x1800, 0x1000 };
+	uint64_t chosen = 0;
+	vfmig_vmm_dev *dev = open_dev(&s, s_log, 0);
+
+	(void)state;
+	assert_int_equal(vfmig_vmm_dma_log_start(dev, 1000, rg, 2, &chosen),
+			 -EINVAL);
+	assert_int_equal(vfmig_vmm_dma_log_start(dev, 4096, &odd, 1, &chosen),
+			 -EINVAL);
+	assert_int_equal(vfmig_vmm_dma_log_start(dev, 4096, NULL, 1, &chosen),
+			 -EINVAL);
+	assert_int_equal(vfmig_vmm_dma_log_start(dev, 4096, many, 257,
+						 &chosen),
+			 -E2BIG);
+	assert_int_equal(vfmig_vmm_dma_log_start(dev, 4096, rg, 2, &chosen), 0);
+	assert_int_equal(chosen, 8192);
+	assert_int_equal(vfmig_vmm_dma_log_start(dev, 4096, NULL, 0, &chosen),
+			 -EPROTO);
+	vfmig_vmm_dev_close(dev);
+	finish(&s);
+}
+
+static void test_dma_log_report(void **state)
+{
+	struct session s;
+	uint64_t bm[3] = { 0x10, 0, 0 };
+	uint64_t *big;
+	vfmig_vmm_dev *dev = open_dev(&s, s_report, 0);
+
+	(void)state;
+	assert_int_equal(vfmig_vmm_dma_log_report(dev, 0x100000, 130 * 4096,
+						  4096, bm, 2),
+			 -EINVAL);
+	assert_int_equal(vfmig_vmm_dma_log_report(dev, 0x100000, 0, 4096, bm,
+						  3),
+			 -EINVAL);
+	assert_int_equal(vfmig_vmm_dma_log_report(dev, ~0ull - 4095, 8192,
+						  4096, bm, 3),
+			 -EINVAL);
+	assert_int_equal(vfmig_vmm_dma_log_report(dev, 0x100000, 130 * 4096,
+						  3000, bm, 3),
+			 -EINVAL);
+	assert_int_equal(vfmig_vmm_dma_log_report(dev, 0x100000, 130 * 4096,
+						  4096, bm, 3),
+			 0);
+	/* OR-ed in; bits past page 129 dropped */
+	assert_int_equal(bm[0], 0x8000000000000011ull);
+	assert_int_equal(bm[1], 0);
+	assert_int_equal(bm[2], 0x2);
+	assert_int_equal(vfmig_vmm_dma_log_stop(dev), 0);
+	assert_int_equal(vfmig_vmm_dma_log_report(dev, 0x100000, 130 * 4096,
+						  4096, bm, 3),
+			 -EINVAL);
+	assert_true(vfmig_vmm_dev_connected(dev));
+	assert_int_equal(vfmig_vmm_dma_log_report(dev, 0x100000, 130 * 4096,
+						  4096, bm, 3),
+			 -EPROTO);
+	assert_false(vfmig_vmm_dev_connected(dev));
+	vfmig_vmm_dev_close(dev);
+	finish(&s);
+
+	dev = open_dev(&s, s_report_echo, 0);
+	assert_int_equal(vfmig_vmm_dma_log_report(dev, 0, 4096, 4096, bm, 1),
+			 -EPROTO);
+	vfmig_vmm_dev_close(dev);
+	finish(&s);
+
+	size_t words = (size_t)((SPLIT_PAGES + 10 + 63) / 64);
+	big = calloc(words, 8);
+	assert_non_null(big);
+	dev = open_dev(&s, s_report_split, 0);
+	assert_int_equal(vfmig_vmm_dma_log_report(dev, 0,
+						  (SPLIT_PAGES + 10) * 4096,
+						  4096, big, words),
+			 0);
+	assert_int_equal(big[0], 1);
+	assert_int_equal(big[SPLIT_PAGES / 64], 1);
+	for (size_t i = 1; i < words; i++)
+		if (i != SPLIT_PAGES / 64)
+			assert_int_equal(big[i], 0);
+	free(big);
+	vfmig_vmm_dev_close(dev);
+	finish(&s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ext_on),
+		cmocka_unit_test(test_ext_off),
+		cmocka_unit_test(test_ext_bad),
+		cmocka_unit_test(test_discover_blockers),
+		cmocka_unit_test(test_discover_full),
+		cmocka_unit_test(test_state_lies),
+		cmocka_unit_test(test_recovery),
+		cmocka_unit_test(test_save),
+		cmocka_unit_test(test_dma_log_start),
+		cmocka_unit_test(test_dma_log_report),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
