@@ -1,0 +1,827 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Migration channels (channel.h): URI parsing, TCP/UNIX/file endpoints, a
+ * socket vfmig_io with timeouts, and the return path.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <zlib.h>
+
+#include "engine/channel.h"
+
+#define DEFAULT_TIMEOUT_MS 30000
+#define WBUF_SIZE (64u << 10)
+#define RP_HDR 6u
+
+struct sock_io {
+	struct vfmig_io io; /* first: the vtable's callers hold &io */
+	struct vfmig_chan *c;
+};
+
+struct vfmig_chan {
+	enum vfmig_chan_kind kind;
+	bool source;
+	int fd;               /* sockets */
+	int timeout_ms;
+	struct vfmig_io *io;  /* &sio.io for sockets, a path io for files */
+	struct sock_io sio;
+	uint8_t *wbuf;
+	size_t wlen;
+};
+
+struct vfmig_chan_listener {
+	struct vfmig_chan_uri uri;
+	int fd;
+	uint16_t port;
+};
+
+__attribute__((format(printf, 3, 4)))
+static void msg(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds left until deadline (-1: none), at least 0. */
+static int left_ms(int64_t deadline)
+{
+	int64_t l;
+
+	if (deadline < 0)
+		return -1;
+	l = deadline - now_ms();
+	return l < 0 ? 0 : (l > 1000000000 ? 1000000000 : (int)l);
+}
+
+static int64_t deadline_in(int timeout_ms)
+{
+	return timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+}
+
+/* ---- URI ---- */
+
+static int parse_port(const char *s, uint16_t *port, const char *uri, char *err, size_t errlen)
+{
+	unsigned long v = 0;
+
+	if (!*s) {
+		msg(err, errlen, "\"%s\": missing port after the last ':'", uri);
+		return -EINVAL;
+	}
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9' || p - s > 5) {
+			msg(err, errlen, "\"%s\": port \"%s\" is not a number 0-65535", uri, s);
+			return -EINVAL;
+		}
+		v = v * 10 + (unsigned long)(*p - '0');
+	}
+	if (v > 65535) {
+		msg(err, errlen, "\"%s\": port %lu is above 65535", uri, v);
+		return -EINVAL;
+	}
+	*port = (uint16_t)v;
+	return 0;
+}
+
+static int parse_tcp(const char *rest, const char *uri, struct vfmig_chan_uri *out,
+		     char *err, size_t errlen)
+{
+	const char *colon;
+	size_t hl;
+
+	if (rest[0] == '[') {
+		const char *close = strchr(rest, ']');
+		if (!close) {
+			msg(err, errlen, "\"%s\": IPv6 host has no closing ']'", uri);
+			return -EINVAL;
+		}
+		if (close[1] != ':') {
+			msg(err, errlen, "\"%s\": missing ':PORT' after the IPv6 host", uri);
+			return -EINVAL;
+		}
+		hl = (size_t)(close - rest - 1);
+		if (!hl || !memchr(rest + 1, ':', hl)) {
+			msg(err, errlen, "\"%s\": \"%.*s\" is not an IPv6 address", uri,
+			    (int)hl, rest + 1);
+			return -EINVAL;
+		}
+		if (hl >= sizeof(out->host)) {
+			msg(err, errlen, "\"%s\": host too long", uri);
+			return -EINVAL;
+		}
+		memcpy(out->host, rest + 1, hl);
+		out->host[hl] = 0;
+		return parse_port(close + 2, &out->port, uri, err, errlen);
+	}
+	colon = strrchr(rest, ':');
+	if (!colon) {
+		msg(err, errlen, "\"%s\": missing port (expected tcp:HOST:PORT)", uri);
+		return -EINVAL;
+	}
+	hl = (size_t)(colon - rest);
+	if (!hl) {
+		msg(err, errlen, "\"%s\": empty host (expected tcp:HOST:PORT)", uri);
+		return -EINVAL;
+	}
+	if (memchr(rest, ':', hl)) {
+		msg(err, errlen, "\"%s\": host \"%.*s\" has a ':'; write IPv6 as [ADDR]",
+		    uri, (int)hl, rest);
+		return -EINVAL;
+	}
+	if (hl >= sizeof(out->host)) {
+		msg(err, errlen, "\"%s\": host too long", uri);
+		return -EINVAL;
+	}
+	memcpy(out->host, rest, hl);
+	out->host[hl] = 0;
+	return parse_port(colon + 1, &out->port, uri, err, errlen);
+}
+
+int vfmig_chan_parse_uri(const char *uri, struct vfmig_chan_uri *out, char *err, size_t errlen)
+{
+	const char *colon;
+	size_t max;
+
+	if (!uri || !out) {
+		msg(err, errlen, "no URI");
+		return -EINVAL;
+	}
+	memset(out, 0, sizeof(*out));
+	colon = strchr(uri, ':');
+	if (!colon) {
+		msg(err, errlen, "\"%s\": no scheme (expected tcp:, unix: or file:)", uri);
+		return -EINVAL;
+	}
+	size_t sl = (size_t)(colon - uri);
+	if (sl == 3 && !strncmp(uri, "tcp", 3)) {
+		out->kind = VFMIG_CHAN_TCP;
+		return parse_tcp(colon + 1, uri, out, err, errlen);
+	}
+	if (sl == 4 && !strncmp(uri, "unix", 4))
+		out->kind = VFMIG_CHAN_UNIX;
+	else if (sl == 4 && !strncmp(uri, "file", 4))
+		out->kind = VFMIG_CHAN_FILE;
+	else {
+		msg(err, errlen, "\"%s\": unknown scheme \"%.*s\" (expected tcp, unix or file)",
+		    uri, (int)sl, uri);
+		return -EINVAL;
+	}
+	if (!colon[1]) {
+		msg(err, errlen, "\"%s\": empty path", uri);
+		return -EINVAL;
+	}
+	max = out->kind == VFMIG_CHAN_UNIX ? VFMIG_CHAN_UNIX_MAX_PATH : VFMIG_CHAN_MAX_PATH - 1;
+	if (strlen(colon + 1) > max) {
+		msg(err, errlen, "\"%.40s...\": path longer than %zu bytes", uri, max);
+		return -EINVAL;
+	}
+	strcpy(out->path, colon + 1);
+	return 0;
+}
+
+/* ---- socket I/O ---- */
+
+/* Waits for events on fd for up to ms (-1: forever). 0, -ETIMEDOUT or -errno. */
+static int wait_fd(int fd, short events, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	for (;;) {
+		int n = poll(&p, 1, ms);
+		if (n > 0)
+			return 0;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Sends all of buf, waiting at most timeout_ms for each bit of progress. */
+static int send_all(int fd, const void *buf, size_t n, int timeout_ms)
+{
+	const uint8_t *p = buf;
+
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		int r = wait_fd(fd, POLLOUT, timeout_ms);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Receives up to n bytes, fewer only at the peer's close. Each wait for
+ * data lasts until deadline (absolute ms; -1: none) or, if idle_ms >= 0,
+ * at most idle_ms since the last progress. Returns the count or -errno. */
+static ssize_t recv_all(int fd, void *buf, size_t n, int64_t deadline, int idle_ms)
+{
+	uint8_t *p = buf;
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = recv(fd, p + got, n - got, MSG_DONTWAIT);
+		if (r > 0) {
+			got += (size_t)r;
+			continue;
+		}
+		if (r == 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		int w = wait_fd(fd, POLLIN, idle_ms >= 0 ? idle_ms : left_ms(deadline));
+		if (w < 0)
+			return w;
+	}
+	return (ssize_t)got;
+}
+
+static int chan_flush_buf(struct vfmig_chan *c)
+{
+	int r = send_all(c->fd, c->wbuf, c->wlen, c->timeout_ms);
+
+	c->wlen = 0;
+	return r;
+}
+
+static int sio_write(struct vfmig_io *io, const void *buf, size_t n)
+{
+	struct vfmig_chan *c = ((struct sock_io *)io)->c;
+	int r;
+
+	if (!c->source)
+		return -EBADF;
+	if (c->wlen + n <= WBUF_SIZE) {
+		memcpy(c->wbuf + c->wlen, buf, n);
+		c->wlen += n;
+		return 0;
+	}
+	r = chan_flush_buf(c);
+	if (r < 0)
+		return r;
+	if (n <= WBUF_SIZE) {
+		memcpy(c->wbuf, buf, n);
+		c->wlen = n;
+		return 0;
+	}
+	return send_all(c->fd, buf, n, c->timeout_ms);
+}
+
+static ssize_t sio_read(struct vfmig_io *io, void *buf, size_t n)
+{
+	struct vfmig_chan *c = ((struct sock_io *)io)->c;
+
+	if (c->source)
+		return -EBADF;
+	/* The timeout bounds each wait for progress, not the whole read. */
+	return recv_all(c->fd, buf, n, -1, c->timeout_ms);
+}
+
+static int sio_flush(struct vfmig_io *io)
+{
+	struct vfmig_chan *c = ((struct sock_io *)io)->c;
+
+	return c->wlen ? chan_flush_buf(c) : 0;
+}
+
+static int sio_close(struct vfmig_io *io)
+{
+	(void)io; /* the channel owns everything */
+	return 0;
+}
+
+static const struct vfmig_io_ops sio_ops = {
+	.version = VFMIG_IO_OPS_VERSION,
+	.write = sio_write,
+	.read = sio_read,
+	.flush = sio_flush,
+	.close = sio_close,
+};
+
+static int chan_new_socket(int fd, bool source, enum vfmig_chan_kind kind,
+			   struct vfmig_chan **out)
+{
+	struct vfmig_chan *c = calloc(1, sizeof(*c));
+
+	if (!c || (source && !(c->wbuf = malloc(WBUF_SIZE)))) {
+		free(c);
+		close(fd);
+		return -ENOMEM;
+	}
+	c->kind = kind;
+	c->source = source;
+	c->fd = fd;
+	c->timeout_ms = DEFAULT_TIMEOUT_MS;
+	c->sio.io.ops = &sio_ops;
+	c->sio.c = c;
+	c->io = &c->sio.io;
+	if (kind == VFMIG_CHAN_TCP) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	*out = c;
+	return 0;
+}
+
+static int chan_new_file(const char *path, bool source, struct vfmig_chan **out,
+			 char *err, size_t errlen)
+{
+	struct vfmig_chan *c = calloc(1, sizeof(*c));
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	r = vfmig_io_path(&c->io, path, source);
+	if (r < 0) {
+		msg(err, errlen, "%s \"%s\": %s", source ? "creating" : "opening", path,
+		    strerror(-r));
+		free(c);
+		return r;
+	}
+	c->kind = VFMIG_CHAN_FILE;
+	c->source = source;
+	c->fd = -1;
+	c->timeout_ms = DEFAULT_TIMEOUT_MS;
+	*out = c;
+	return 0;
+}
+
+/* ---- endpoints ---- */
+
+static int resolve(const struct vfmig_chan_uri *u, bool passive, struct addrinfo **res,
+		   char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0) };
+	char port[8];
+	int g;
+
+	snprintf(port, sizeof(port), "%u", u->port);
+	g = getaddrinfo(u->host, port, &hints, res);
+	if (g) {
+		msg(err, errlen, "host \"%s\": %s", u->host, gai_strerror(g));
+		return -EHOSTUNREACH;
+	}
+	return 0;
+}
+
+_Static_assert(VFMIG_CHAN_UNIX_MAX_PATH < sizeof(((struct sockaddr_un *)0)->sun_path),
+	       "UNIX path limit must leave room for the NUL");
+
+/* The path fits: the parser allows at most VFMIG_CHAN_UNIX_MAX_PATH bytes. */
+static void unix_addr(const struct vfmig_chan_uri *u, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path, u->path, strlen(u->path) + 1);
+}
+
+/* One connect attempt to a resolved address or UNIX path, bounded by
+ * deadline. Returns the fd or -errno. */
+static int try_connect(int family, const struct sockaddr *sa, socklen_t len, int64_t deadline)
+{
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, sa, len) < 0) {
+		r = -errno;
+		if (r == -EINPROGRESS) {
+			int e = 0;
+			socklen_t el = sizeof(e);
+			r = wait_fd(fd, POLLOUT, left_ms(deadline));
+			if (!r && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) == 0)
+				r = -e;
+		}
+	}
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static int connect_once(const struct vfmig_chan_uri *u, int64_t deadline, char *err,
+			size_t errlen)
+{
+	if (u->kind == VFMIG_CHAN_UNIX) {
+		struct sockaddr_un sa;
+		unix_addr(u, &sa);
+		return try_connect(AF_UNIX, (struct sockaddr *)&sa, sizeof(sa), deadline);
+	}
+	struct addrinfo *res, *ai;
+	int fd = resolve(u, false, &res, err, errlen);
+	if (fd < 0)
+		return fd;
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = try_connect(ai->ai_family, ai->ai_addr, ai->ai_addrlen, deadline);
+		if (fd >= 0)
+			break;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+int vfmig_chan_connect(const char *uri, int timeout_ms, struct vfmig_chan **out,
+		       char *err, size_t errlen)
+{
+	struct vfmig_chan_uri u;
+	int64_t deadline = deadline_in(timeout_ms);
+	int fd, r = vfmig_chan_parse_uri(uri, &u, err, errlen);
+
+	if (r < 0)
+		return r;
+	if (u.kind == VFMIG_CHAN_FILE)
+		return chan_new_file(u.path, true, out, err, errlen);
+	if (u.kind == VFMIG_CHAN_TCP && u.port == 0) {
+		msg(err, errlen, "\"%s\": cannot connect to port 0", uri);
+		return -EINVAL;
+	}
+	for (;;) {
+		fd = connect_once(&u, deadline, err, errlen);
+		if (fd >= 0 || fd == -EHOSTUNREACH)
+			break;
+		if ((fd != -ECONNREFUSED && fd != -ENOENT) || left_ms(deadline) == 0)
+			break;
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (fd < 0) {
+		if (fd != -EHOSTUNREACH)
+			msg(err, errlen, "connecting to \"%s\": %s", uri, strerror(-fd));
+		return fd;
+	}
+	return chan_new_socket(fd, true, u.kind, out);
+}
+
+int vfmig_chan_listen(const char *uri, struct vfmig_chan_listener **out, char *err,
+		      size_t errlen)
+{
+	struct vfmig_chan_listener *l = calloc(1, sizeof(*l));
+	int r;
+
+	if (!l)
+		return -ENOMEM;
+	l->fd = -1;
+	r = vfmig_chan_parse_uri(uri, &l->uri, err, errlen);
+	if (r < 0)
+		goto fail;
+	if (l->uri.kind == VFMIG_CHAN_FILE) {
+		msg(err, errlen, "\"%s\": a file is not listened on", uri);
+		r = -EINVAL;
+		goto fail;
+	}
+	if (l->uri.kind == VFMIG_CHAN_UNIX) {
+		struct sockaddr_un sa;
+		struct stat st;
+		unix_addr(&l->uri, &sa);
+		if (lstat(l->uri.path, &st) == 0 && S_ISSOCK(st.st_mode))
+			unlink(l->uri.path);
+		l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+		    listen(l->fd, 1) < 0) {
+			r = -errno;
+			msg(err, errlen, "listening on \"%s\": %s", uri, strerror(errno));
+			if (l->fd >= 0)
+				close(l->fd);
+			l->fd = -1;
+			goto fail;
+		}
+	} else {
+		struct addrinfo *res, *ai;
+		int one = 1;
+		r = resolve(&l->uri, true, &res, err, errlen);
+		if (r < 0)
+			goto fail;
+		r = -EADDRNOTAVAIL;
+		for (ai = res; ai; ai = ai->ai_next) {
+			l->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (l->fd < 0) {
+				r = -errno;
+				continue;
+			}
+			setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+			if (bind(l->fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(l->fd, 1) == 0)
+				break;
+			r = -errno;
+			close(l->fd);
+			l->fd = -1;
+		}
+		freeaddrinfo(res);
+		if (l->fd < 0) {
+			msg(err, errlen, "listening on \"%s\": %s", uri, strerror(-r));
+			goto fail;
+		}
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) == 0)
+			l->port = ntohs(ss.ss_family == AF_INET6
+						? ((struct sockaddr_in6 *)&ss)->sin6_port
+						: ((struct sockaddr_in *)&ss)->sin_port);
+	}
+	*out = l;
+	return 0;
+fail:
+	free(l);
+	return r;
+}
+
+uint16_t vfmig_chan_listener_port(const struct vfmig_chan_listener *l)
+{
+	return l ? l->port : 0;
+}
+
+int vfmig_chan_accept(struct vfmig_chan_listener *l, int timeout_ms, struct vfmig_chan **out,
+		      char *err, size_t errlen)
+{
+	int fd, r = wait_fd(l->fd, POLLIN, timeout_ms);
+
+	if (r < 0) {
+		msg(err, errlen, "waiting for the source to connect: %s", strerror(-r));
+		return r;
+	}
+	fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		msg(err, errlen, "accepting the source: %s", strerror(errno));
+		return r;
+	}
+	return chan_new_socket(fd, false, l->uri.kind, out);
+}
+
+void vfmig_chan_listener_close(struct vfmig_chan_listener *l)
+{
+	if (!l)
+		return;
+	if (l->fd >= 0)
+		close(l->fd);
+	if (l->uri.kind == VFMIG_CHAN_UNIX)
+		unlink(l->uri.path);
+	free(l);
+}
+
+int vfmig_chan_open_incoming(const char *uri, int timeout_ms, struct vfmig_chan **out,
+			     char *err, size_t errlen)
+{
+	struct vfmig_chan_uri u;
+	struct vfmig_chan_listener *l;
+	int r = vfmig_chan_parse_uri(uri, &u, err, errlen);
+
+	if (r < 0)
+		return r;
+	if (u.kind == VFMIG_CHAN_FILE)
+		return chan_new_file(u.path, false, out, err, errlen);
+	r = vfmig_chan_listen(uri, &l, err, errlen);
+	if (r < 0)
+		return r;
+	r = vfmig_chan_accept(l, timeout_ms, out, err, errlen);
+	vfmig_chan_listener_close(l);
+	return r;
+}
+
+struct vfmig_io *vfmig_chan_io(struct vfmig_chan *c)
+{
+	return c->io;
+}
+
+enum vfmig_chan_kind vfmig_chan_kind(const struct vfmig_chan *c)
+{
+	return c->kind;
+}
+
+bool vfmig_chan_has_return_path(const struct vfmig_chan *c)
+{
+	return c->kind != VFMIG_CHAN_FILE;
+}
+
+void vfmig_chan_set_timeout(struct vfmig_chan *c, int timeout_ms)
+{
+	c->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
+}
+
+int vfmig_chan_close(struct vfmig_chan *c)
+{
+	int r = 0, sticky;
+
+	if (!c)
+		return 0;
+	if (c->kind == VFMIG_CHAN_FILE) {
+		r = vfmig_io_close(c->io);
+		free(c);
+		return r;
+	}
+	if (c->source)
+		r = vfmig_io_flush(c->io);
+	sticky = vfmig_io_error(c->io);
+	if (close(c->fd) < 0 && !r)
+		r = -errno;
+	free(c->wbuf);
+	free(c);
+	return sticky ? sticky : r;
+}
+
+/* ---- return path ---- */
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)(v >> 16));
+	put16(p + 2, (uint16_t)v);
+}
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get16(p + 2); }
+
+const char *vfmig_rp_type_name(enum vfmig_rp_type t)
+{
+	switch (t) {
+	case VFMIG_RP_SWITCHOVER_ACK: return "SWITCHOVER_ACK";
+	case VFMIG_RP_RESUMED: return "RESUMED";
+	case VFMIG_RP_FAILED: return "FAILED";
+	}
+	return "UNKNOWN";
+}
+
+int vfmig_chan_rp_send(struct vfmig_chan *c, const struct vfmig_rp_msg *m)
+{
+	uint8_t f[RP_HDR + VFMIG_RP_MAX + 4];
+	size_t len;
+
+	if (c->kind == VFMIG_CHAN_FILE || c->source)
+		return -ENOTSUP;
+	switch (m->type) {
+	case VFMIG_RP_SWITCHOVER_ACK:
+	case VFMIG_RP_FAILED:
+		len = strnlen(m->text, sizeof(m->text));
+		if (len > VFMIG_RP_MAX)
+			return -EINVAL;
+		memcpy(f + RP_HDR, m->text, len);
+		break;
+	case VFMIG_RP_RESUMED:
+		/* Timestamp, then the destination's optional verdict text. */
+		len = strnlen(m->text, sizeof(m->text));
+		if (len > VFMIG_RP_MAX - 8)
+			return -EINVAL;
+		put32(f + RP_HDR, (uint32_t)(m->timestamp_ns >> 32));
+		put32(f + RP_HDR + 4, (uint32_t)m->timestamp_ns);
+		memcpy(f + RP_HDR + 8, m->text, len);
+		len += 8;
+		break;
+	default:
+		return -EINVAL;
+	}
+	put16(f, (uint16_t)m->type);
+	put32(f + 2, (uint32_t)len);
+	put32(f + RP_HDR + len, (uint32_t)crc32(0, f, (uInt)(RP_HDR + len)));
+	return send_all(c->fd, f, RP_HDR + len + 4, c->timeout_ms);
+}
+
+static int rp_text(struct vfmig_chan *c, enum vfmig_rp_type t, const char *s)
+{
+	struct vfmig_rp_msg *m = calloc(1, sizeof(*m));
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	m->type = t;
+	if (s && strlen(s) > VFMIG_RP_MAX)
+		r = -EINVAL;
+	else {
+		snprintf(m->text, sizeof(m->text), "%s", s ? s : "");
+		r = vfmig_chan_rp_send(c, m);
+	}
+	free(m);
+	return r;
+}
+
+int vfmig_chan_rp_ack(struct vfmig_chan *c, const char *device_id)
+{
+	return rp_text(c, VFMIG_RP_SWITCHOVER_ACK, device_id);
+}
+
+int vfmig_chan_rp_failed(struct vfmig_chan *c, const char *message)
+{
+	return rp_text(c, VFMIG_RP_FAILED, message);
+}
+
+int vfmig_chan_rp_resumed(struct vfmig_chan *c, uint64_t timestamp_ns)
+{
+	struct vfmig_rp_msg m = { .type = VFMIG_RP_RESUMED, .timestamp_ns = timestamp_ns };
+
+	return vfmig_chan_rp_send(c, &m);
+}
+
+/* Reads exactly n bytes of a frame before deadline. */
+static int rp_read(struct vfmig_chan *c, void *buf, size_t n, int64_t deadline,
+		   char *err, size_t errlen)
+{
+	ssize_t r = recv_all(c->fd, buf, n, deadline, -2);
+
+	if (r == (ssize_t)n)
+		return 0;
+	if (r >= 0) {
+		msg(err, errlen, "return path: the destination closed the connection");
+		return -ECONNRESET;
+	}
+	msg(err, errlen, "return path: %s", r == -ETIMEDOUT ? "no message before the timeout"
+							     : strerror((int)-r));
+	return (int)r;
+}
+
+int vfmig_chan_rp_recv(struct vfmig_chan *c, struct vfmig_rp_msg *m, int timeout_ms,
+		       char *err, size_t errlen)
+{
+	uint8_t f[RP_HDR + VFMIG_RP_MAX + 4];
+	int64_t deadline = deadline_in(timeout_ms);
+	uint32_t len;
+	uint16_t type;
+	int r;
+
+	if (c->kind == VFMIG_CHAN_FILE || !c->source) {
+		msg(err, errlen, "no return path to receive from on this channel");
+		return -ENOTSUP;
+	}
+	r = vfmig_io_flush(c->io);
+	if (r < 0) {
+		msg(err, errlen, "sending the stream: %s", strerror(-r));
+		return r;
+	}
+	r = rp_read(c, f, RP_HDR, deadline, err, errlen);
+	if (r < 0)
+		return r;
+	type = get16(f);
+	len = get32(f + 2);
+	if (len > VFMIG_RP_MAX) {
+		msg(err, errlen, "return path: message length %u above %u", len, VFMIG_RP_MAX);
+		return -EBADMSG;
+	}
+	r = rp_read(c, f + RP_HDR, len + 4, deadline, err, errlen);
+	if (r < 0)
+		return r;
+	if (get32(f + RP_HDR + len) != (uint32_t)crc32(0, f, (uInt)(RP_HDR + len))) {
+		msg(err, errlen, "return path: checksum mismatch in a %s message",
+		    vfmig_rp_type_name((enum vfmig_rp_type)type));
+		return -EBADMSG;
+	}
+	memset(m, 0, sizeof(*m));
+	m->type = (enum vfmig_rp_type)type;
+	switch (type) {
+	case VFMIG_RP_SWITCHOVER_ACK:
+	case VFMIG_RP_FAILED:
+		if (memchr(f + RP_HDR, 0, len)) {
+			msg(err, errlen, "return path: NUL inside a %s message",
+			    vfmig_rp_type_name(m->type));
+			return -EBADMSG;
+		}
+		memcpy(m->text, f + RP_HDR, len);
+		return 0;
+	case VFMIG_RP_RESUMED:
+		if (len < 8 || memchr(f + RP_HDR + 8, 0, len - 8)) {
+			msg(err, errlen, "return path: RESUMED with %u bytes, "
+			    "not 8 plus text", len);
+			return -EBADMSG;
+		}
+		m->timestamp_ns = (uint64_t)get32(f + RP_HDR) << 32 | get32(f + RP_HDR + 4);
+		memcpy(m->text, f + RP_HDR + 8, len - 8);
+		return 0;
+	}
+	msg(err, errlen, "return path: unknown message type %u", type);
+	return -EBADMSG;
+}

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Migration channels: where a stream goes (source) or comes from
+ * (destination). URI forms:
+ *     tcp:HOST:PORT     HOST a name, an IPv4 address or [IPv6]; PORT 0-65535
+ *     unix:PATH         a UNIX stream socket
+ *     file:PATH         a file (save/restore)
+ *
+ * A channel exposes a struct vfmig_io for the stream in one direction: the
+ * source writes it, the destination reads it. Socket channels also carry a
+ * RETURN PATH on the same connection in the other direction: small framed
+ * messages from the destination to the source (switchover acknowledgement,
+ * "resumed", "failed"). A file channel has NO return path: the return-path
+ * calls give -ENOTSUP on it, and a caller restoring from a file decides
+ * switchover and success on its own.
+ *
+ * Return-path frame (big-endian): type u16, length u32 (<= VFMIG_RP_MAX),
+ * payload, CRC-32 (zlib) u32 over type, length and payload.
+ *   SWITCHOVER_ACK  payload: device id (UTF-8, no NUL; empty: all devices)
+ *   RESUMED         payload: u64 destination CLOCK_REALTIME in ns
+ *   FAILED          payload: a message (UTF-8, no NUL)
+ *
+ * No call blocks forever unless asked to: socket I/O waits at most the
+ * channel's timeout for progress (vfmig_chan_set_timeout, default 30 s) and
+ * gives -ETIMEDOUT; a dead peer gives -EPIPE or -ECONNRESET (SIGPIPE is
+ * never raised). A stream read that meets the peer's close returns fewer
+ * bytes (end of input), as vfmig_io promises; the stream reader reports the
+ * truncation.
+ *
+ * Errors are negative errno values; functions taking err/errlen also write
+ * a message naming what failed there (err may be NULL). A channel is used
+ * by one thread at a time.
+ */
+#ifndef VFMIG_ENGINE_CHANNEL_H
+#define VFMIG_ENGINE_CHANNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stream/io.h"
+
+enum vfmig_chan_kind {
+	VFMIG_CHAN_TCP = 1,
+	VFMIG_CHAN_UNIX = 2,
+	VFMIG_CHAN_FILE = 3,
+};
+
+#define VFMIG_CHAN_MAX_PATH 4096
+#define VFMIG_CHAN_UNIX_MAX_PATH 107 /* sun_path without the NUL */
+
+struct vfmig_chan_uri {
+	enum vfmig_chan_kind kind;
+	char host[256];                  /* TCP: without brackets */
+	uint16_t port;                   /* TCP; 0 only makes sense to listen */
+	char path[VFMIG_CHAN_MAX_PATH];  /* UNIX, FILE */
+};
+
+/*
+ * Parses uri into *out. Returns 0 or -EINVAL with a message naming the bad
+ * part (scheme, host, port, path).
+ */
+int vfmig_chan_parse_uri(const char *uri, struct vfmig_chan_uri *out,
+			 char *err, size_t errlen);
+
+struct vfmig_chan;
+struct vfmig_chan_listener;
+
+/*
+ * Source side: connects to a socket URI (retrying a refused or missing
+ * endpoint until timeout_ms has passed; negative: forever) or creates and
+ * truncates a file. Returns 0 and *out, or -EINVAL (bad URI), -ETIMEDOUT,
+ * the errno of socket/connect/open, -ENOMEM.
+ */
+int vfmig_chan_connect(const char *uri, int timeout_ms, struct vfmig_chan **out,
+		       char *err, size_t errlen);
+
+/*
+ * Destination side, in two steps so that a caller can learn the port
+ * before the source connects: listen (TCP port 0 picks a free port; a
+ * stale UNIX socket file at PATH is replaced), then accept. File URIs are
+ * refused here (-EINVAL): use vfmig_chan_open_incoming.
+ */
+int vfmig_chan_listen(const char *uri, struct vfmig_chan_listener **out,
+		      char *err, size_t errlen);
+/* The bound TCP port (0 for UNIX). */
+uint16_t vfmig_chan_listener_port(const struct vfmig_chan_listener *l);
+/* Waits up to timeout_ms (negative: forever) for one connection. Returns 0
+ * and *out, -ETIMEDOUT, or the errno of accept. The listener stays open. */
+int vfmig_chan_accept(struct vfmig_chan_listener *l, int timeout_ms,
+		      struct vfmig_chan **out, char *err, size_t errlen);
+/* Closes the listener and removes its UNIX socket file. NULL is fine. */
+void vfmig_chan_listener_close(struct vfmig_chan_listener *l);
+
+/* Destination convenience: file URI -> open for reading; socket URI ->
+ * listen, accept one connection within timeout_ms, close the listener. */
+int vfmig_chan_open_incoming(const char *uri, int timeout_ms,
+			     struct vfmig_chan **out, char *err, size_t errlen);
+
+/*
+ * The stream I/O, owned by the channel (do not vfmig_io_close it). On a
+ * source only writes work, on a destination only reads (else -EBADF).
+ * Socket writes are buffered: vfmig_io_flush pushes them out.
+ */
+struct vfmig_io *vfmig_chan_io(struct vfmig_chan *c);
+
+enum vfmig_chan_kind vfmig_chan_kind(const struct vfmig_chan *c);
+bool vfmig_chan_has_return_path(const struct vfmig_chan *c);
+
+/* Timeout for each wait of socket I/O, in ms; negative: none. Default 30000. */
+void vfmig_chan_set_timeout(struct vfmig_chan *c, int timeout_ms);
+
+/*
+ * Flushes (source) and closes the channel and frees it. Returns the
+ * stream I/O's sticky error, else the flush/close result. NULL is fine.
+ */
+int vfmig_chan_close(struct vfmig_chan *c);
+
+/* ---- return path (socket channels only) ---- */
+
+#define VFMIG_RP_MAX 4096 /* largest payload */
+
+enum vfmig_rp_type {
+	VFMIG_RP_SWITCHOVER_ACK = 1,
+	VFMIG_RP_RESUMED = 2,
+	VFMIG_RP_FAILED = 3,
+};
+
+struct vfmig_rp_msg {
+	enum vfmig_rp_type type;
+	char text[VFMIG_RP_MAX + 1]; /* ACK: device id ("" = all); FAILED:
+				      * message; RESUMED: verdict (may be "") */
+	uint64_t timestamp_ns;       /* RESUMED */
+};
+
+/* Destination: send one message. Returns 0, -ENOTSUP (file channel or a
+ * source channel), -EINVAL (unknown type, text too long), or I/O errors. */
+int vfmig_chan_rp_send(struct vfmig_chan *c, const struct vfmig_rp_msg *m);
+
+/* Destination helpers building the message. */
+int vfmig_chan_rp_ack(struct vfmig_chan *c, const char *device_id);
+int vfmig_chan_rp_resumed(struct vfmig_chan *c, uint64_t timestamp_ns);
+int vfmig_chan_rp_failed(struct vfmig_chan *c, const char *message);
+
+/*
+ * Source: flush the stream, then wait up to timeout_ms (negative: forever)
+ * for one message. Returns 0 and *m, -ETIMEDOUT, -ECONNRESET (the peer
+ * closed or died), -EBADMSG (bad checksum, length, type or payload; the
+ * message in err names it), -ENOTSUP (file or destination channel).
+ */
+int vfmig_chan_rp_recv(struct vfmig_chan *c, struct vfmig_rp_msg *m,
+		       int timeout_ms, char *err, size_t errlen);
+
+/* "SWITCHOVER_ACK", "RESUMED", "FAILED" or "UNKNOWN". */
+const char *vfmig_rp_type_name(enum vfmig_rp_type t);
+
+#endif

@@ -1,0 +1,531 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Channels through real sockets on loopback (UNIX and TCP 127.0.0.1 with an
+ * ephemeral port) and a real file: URI parsing, the stream in one direction
+ * and return-path messages in the other, a peer killed mid-transfer, the
+ * timeout, corrupt frames.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <zlib.h>
+
+#include "engine/channel.h"
+
+static char tmpdir[64];
+
+static const char *tmp_path(const char *name)
+{
+	static char p[128];
+
+	if (!tmpdir[0]) {
+		snprintf(tmpdir, sizeof(tmpdir), "/tmp/vfmig-chan-XXXXXX");
+		assert_non_null(mkdtemp(tmpdir));
+	}
+	snprintf(p, sizeof(p), "%s/%s", tmpdir, name);
+	return p;
+}
+
+/* ---- URI parsing ---- */
+
+static void test_uri_good(void **state)
+{
+	struct vfmig_chan_uri u;
+	char err[256];
+	(void)state;
+
+	assert_int_equal(vfmig_chan_parse_uri("tcp:127.0.0.1:4444", &u, err, sizeof(err)), 0);
+	assert_int_equal(u.kind, VFMIG_CHAN_TCP);
+	assert_string_equal(u.host, "127.0.0.1");
+	assert_int_equal(u.port, 4444);
+	assert_int_equal(vfmig_chan_parse_uri("tcp:localhost:0", &u, err, sizeof(err)), 0);
+	assert_string_equal(u.host, "localhost");
+	assert_int_equal(u.port, 0);
+	assert_int_equal(vfmig_chan_parse_uri("tcp:[::1]:65535", &u, err, sizeof(err)), 0);
+	assert_string_equal(u.host, "::1");
+	assert_int_equal(u.port, 65535);
+	assert_int_equal(vfmig_chan_parse_uri("unix:/run/x.sock", &u, err, sizeof(err)), 0);
+	assert_int_equal(u.kind, VFMIG_CHAN_UNIX);
+	assert_string_equal(u.path, "/run/x.sock");
+	assert_int_equal(vfmig_chan_parse_uri("file:rel/dir:with:colons", &u, err, sizeof(err)), 0);
+	assert_int_equal(u.kind, VFMIG_CHAN_FILE);
+	assert_string_equal(u.path, "rel/dir:with:colons");
+}
+
+static void expect_bad(const char *uri, const char *needle)
+{
+	struct vfmig_chan_uri u;
+	char err[256] = "";
+
+	assert_int_equal(vfmig_chan_parse_uri(uri, &u, err, sizeof(err)), -EINVAL);
+	if (!strstr(err, needle))
+		fail_msg("URI \"%s\": message \"%s\" does not name \"%s\"", uri, err, needle);
+}
+
+static void test_uri_bad(void **state)
+{
+	char longp[200];
+	(void)state;
+
+	expect_bad("/tmp/x.sock", "no scheme");
+	expect_bad("127.0.0.1:4444", "unknown scheme \"127.0.0.1\"");
+	expect_bad("http:host:80", "unknown scheme \"http\"");
+	expect_bad("TCP:host:80", "unknown scheme \"TCP\"");
+	expect_bad("tcp:host", "missing port");
+	expect_bad("tcp::80", "empty host");
+	expect_bad("tcp:host:", "missing port");
+	expect_bad("tcp:host:http", "port \"http\"");
+	expect_bad("tcp:host:-1", "port \"-1\"");
+	expect_bad("tcp:host:65536", "port 65536");
+	expect_bad("tcp:host:99999999999", "port \"99999999999\"");
+	expect_bad("tcp:::1:80", "write IPv6 as [ADDR]");
+	expect_bad("tcp:[::1:80", "no closing ']'");
+	expect_bad("tcp:[::1]80", "missing ':PORT'");
+	expect_bad("tcp:[]:80", "not an IPv6 address");
+	expect_bad("unix:", "empty path");
+	expect_bad("file:", "empty path");
+	memset(longp, 'a', sizeof(longp) - 1);
+	memcpy(longp, "unix:", 5);
+	longp[sizeof(longp) - 1] = 0;
+	expect_bad(longp, "longer than 107");
+	assert_int_equal(vfmig_chan_parse_uri(NULL, NULL, NULL, 0), -EINVAL);
+}
+
+/* ---- socket pairs of channels ---- */
+
+struct pair {
+	struct vfmig_chan *src, *dst;
+};
+
+struct conn_arg {
+	char uri[160];
+	struct vfmig_chan *c;
+	int r;
+};
+
+static void *connector(void *p)
+{
+	struct conn_arg *a = p;
+	char err[256];
+
+	a->r = vfmig_chan_connect(a->uri, 5000, &a->c, err, sizeof(err));
+	return NULL;
+}
+
+/* Destination listens, a thread connects as the source. */
+static void open_pair(const char *listen_uri, struct pair *p)
+{
+	struct vfmig_chan_listener *l;
+	struct conn_arg a = { .r = -1 };
+	pthread_t t;
+	char err[256];
+
+	assert_int_equal(vfmig_chan_listen(listen_uri, &l, err, sizeof(err)), 0);
+	if (!strncmp(listen_uri, "tcp:", 4)) {
+		assert_true(vfmig_chan_listener_port(l) != 0);
+		snprintf(a.uri, sizeof(a.uri), "tcp:127.0.0.1:%u", vfmig_chan_listener_port(l));
+	} else {
+		snprintf(a.uri, sizeof(a.uri), "%s", listen_uri);
+	}
+	assert_int_equal(pthread_create(&t, NULL, connector, &a), 0);
+	assert_int_equal(vfmig_chan_accept(l, 5000, &p->dst, err, sizeof(err)), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(a.r, 0);
+	p->src = a.c;
+	vfmig_chan_listener_close(l);
+	assert_true(vfmig_chan_has_return_path(p->src));
+	assert_true(vfmig_chan_has_return_path(p->dst));
+}
+
+struct writer_arg {
+	struct vfmig_chan *c;
+	size_t len;
+	int r;
+};
+
+static uint8_t pattern(size_t i)
+{
+	return (uint8_t)(i * 31 + (i >> 8));
+}
+
+static void *stream_writer(void *p)
+{
+	struct writer_arg *a = p;
+	uint8_t buf[7919]; /* odd size: crosses the write buffer unevenly */
+	size_t off = 0;
+
+	while (off < a->len) {
+		size_t n = a->len - off < sizeof(buf) ? a->len - off : sizeof(buf);
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pattern(off + i);
+		vfmig_io_write(vfmig_chan_io(a->c), buf, n);
+		off += n;
+	}
+	a->r = vfmig_io_flush(vfmig_chan_io(a->c));
+	return NULL;
+}
+
+/* 3 MiB source -> destination, then every return-path message back. */
+static void both_ways(const char *uri)
+{
+	struct pair p;
+	struct writer_arg w = { .len = 3u << 20 };
+	struct vfmig_rp_msg m;
+	pthread_t t;
+	uint8_t buf[65536];
+	size_t got = 0;
+	char err[256];
+
+	open_pair(uri, &p);
+	w.c = p.src;
+	assert_int_equal(pthread_create(&t, NULL, stream_writer, &w), 0);
+	while (got < w.len) {
+		size_t n = w.len - got < sizeof(buf) ? w.len - got : sizeof(buf);
+		assert_int_equal(vfmig_io_read(vfmig_chan_io(p.dst), buf, n), (ssize_t)n);
+		for (size_t i = 0; i < n; i++)
+			if (buf[i] != pattern(got + i))
+				fail_msg("byte %zu differs", got + i);
+		got += n;
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(w.r, 0);
+	/* Wrong directions are refused. */
+	assert_int_equal(vfmig_chan_rp_ack(p.src, "x"), -ENOTSUP);
+	assert_int_equal(vfmig_chan_rp_recv(p.dst, &m, 10, err, sizeof(err)), -ENOTSUP);
+
+	assert_int_equal(vfmig_chan_rp_ack(p.dst, "regs0"), 0);
+	assert_int_equal(vfmig_chan_rp_ack(p.dst, NULL), 0);
+	assert_int_equal(vfmig_chan_rp_resumed(p.dst, 0x0123456789abcdefull), 0);
+	assert_int_equal(vfmig_chan_rp_failed(p.dst, "loading regs0: vendor id differs"), 0);
+	assert_int_equal(vfmig_chan_rp_recv(p.src, &m, 2000, err, sizeof(err)), 0);
+	assert_int_equal(m.type, VFMIG_RP_SWITCHOVER_ACK);
+	assert_string_equal(m.text, "regs0");
+	assert_int_equal(vfmig_chan_rp_recv(p.src, &m, 2000, err, sizeof(err)), 0);
+	assert_int_equal(m.type, VFMIG_RP_SWITCHOVER_ACK);
+	assert_string_equal(m.text, "");
+	assert_int_equal(vfmig_chan_rp_recv(p.src, &m, 2000, err, sizeof(err)), 0);
+	assert_int_equal(m.type, VFMIG_RP_RESUMED);
+	assert_true(m.timestamp_ns == 0x0123456789abcdefull);
+	assert_int_equal(vfmig_chan_rp_recv(p.src, &m, 2000, err, sizeof(err)), 0);
+	assert_int_equal(m.type, VFMIG_RP_FAILED);
+	assert_string_equal(m.text, "loading regs0: vendor id differs");
+	assert_string_equal(vfmig_rp_type_name(m.type), "FAILED");
+
+	/* Destination closes: the source's wait ends with -ECONNRESET. */
+	assert_int_equal(vfmig_chan_close(p.dst), 0);
+	assert_int_equal(vfmig_chan_rp_recv(p.src, &m, 2000, err, sizeof(err)), -ECONNRESET);
+	assert_non_null(strstr(err, "closed"));
+	/* Reading on the source is refused, and the error sticks to close. */
+	assert_int_equal(vfmig_io_read(vfmig_chan_io(p.src), buf, 1), -EBADF);
+	assert_int_equal(vfmig_chan_close(p.src), -EBADF);
+}
+
+static void test_unix_both_ways(void **state)
+{
+	char uri[160];
+	(void)state;
+	snprintf(uri, sizeof(uri), "unix:%s", tmp_path("both.sock"));
+	both_ways(uri);
+}
+
+static void test_tcp_both_ways(void **state)
+{
+	(void)state;
+	both_ways("tcp:127.0.0.1:0");
+}
+
+static void test_return_path_timeout(void **state)
+{
+	struct pair p;
+	struct vfmig_rp_msg m;
+	struct timespec a, b;
+	char err[256];
+	(void)state;
+
+	open_pair("tcp:127.0.0.1:0", &p);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	assert_int_equal(vfmig_chan_rp_recv(p.src, &m, 200, err, sizeof(err)), -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+	assert_true(ms >= 190 && ms < 2000);
+	assert_non_null(strstr(err, "timeout"));
+	/* A stream read with nothing coming times out too. */
+	uint8_t x;
+	vfmig_chan_set_timeout(p.dst, 100);
+	assert_int_equal(vfmig_io_read(vfmig_chan_io(p.dst), &x, 1), -ETIMEDOUT);
+	/* Accept times out when nobody connects. */
+	struct vfmig_chan_listener *l;
+	struct vfmig_chan *c;
+	assert_int_equal(vfmig_chan_listen("tcp:127.0.0.1:0", &l, err, sizeof(err)), 0);
+	assert_int_equal(vfmig_chan_accept(l, 100, &c, err, sizeof(err)), -ETIMEDOUT);
+	vfmig_chan_listener_close(l);
+	vfmig_chan_close(p.dst);
+	vfmig_chan_close(p.src);
+}
+
+/* The test plays the destination with a raw socket and sends hand-made
+ * frames: a bad checksum, a length above the limit, an unknown type, a NUL
+ * inside a text, a frame cut short. */
+static void test_return_path_corrupt(void **state)
+{
+	static const uint8_t bad_crc[] = { 0, 1, 0, 0, 0, 1, 'x', 1, 2, 3, 4 };
+	static const uint8_t too_long[] = { 0, 1, 0, 0, 0x10, 1 };
+	uint8_t unknown[10] = { 0, 9, 0, 0, 0, 0 }, nul[11] = { 0, 3, 0, 0, 0, 1, 0 };
+	uint8_t ok[13] = { 0, 1, 0, 0, 0, 3, 'a', 'b', 'c' };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct vfmig_chan *src;
+	struct vfmig_rp_msg m;
+	char err[256], uri[160];
+	int lfd;
+	(void)state;
+
+	uLong crc = crc32(0, unknown, 6);
+	for (int i = 0; i < 4; i++)
+		unknown[6 + i] = (uint8_t)(crc >> (24 - 8 * i));
+	crc = crc32(0, nul, 7);
+	for (int i = 0; i < 4; i++)
+		nul[7 + i] = (uint8_t)(crc >> (24 - 8 * i));
+	crc = crc32(0, ok, 9);
+	for (int i = 0; i < 4; i++)
+		ok[9 + i] = (uint8_t)(crc >> (24 - 8 * i));
+	const struct { const uint8_t *f; size_t n; int r; const char *needle; } cases[] = {
+		{ ok, sizeof(ok), 0, "" },
+		{ bad_crc, sizeof(bad_crc), -EBADMSG, "checksum" },
+		{ too_long, sizeof(too_long), -EBADMSG, "length 4097" },
+		{ unknown, sizeof(unknown), -EBADMSG, "unknown message type 9" },
+		{ nul, sizeof(nul), -EBADMSG, "NUL" },
+		{ bad_crc, 5, -ECONNRESET, "closed" },
+		{ bad_crc, 8, -ECONNRESET, "closed" },
+	};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", tmp_path("corrupt.sock"));
+	snprintf(uri, sizeof(uri), "unix:%s", sa.sun_path);
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(vfmig_chan_connect(uri, 2000, &src, err, sizeof(err)), 0);
+		int fd = accept(lfd, NULL, NULL);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, cases[i].f, cases[i].n), (ssize_t)cases[i].n);
+		close(fd);
+		err[0] = 0;
+		assert_int_equal(vfmig_chan_rp_recv(src, &m, 2000, err, sizeof(err)), cases[i].r);
+		if (!strstr(err, cases[i].needle))
+			fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err, cases[i].needle);
+		if (cases[i].r == 0)
+			assert_string_equal(m.text, "abc");
+		vfmig_chan_close(src);
+	}
+	close(lfd);
+}
+
+/* The destination process dies mid-transfer: the source gets an error. */
+static void test_peer_killed(void **state)
+{
+	char uri[160];
+	struct vfmig_chan_listener *l;
+	struct vfmig_chan *src;
+	struct vfmig_rp_msg m;
+	char err[256];
+	pid_t pid;
+	int status;
+	(void)state;
+
+	snprintf(uri, sizeof(uri), "unix:%s", tmp_path("killed.sock"));
+	assert_int_equal(vfmig_chan_listen(uri, &l, err, sizeof(err)), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct vfmig_chan *d;
+		uint8_t buf[4096];
+		if (vfmig_chan_accept(l, 5000, &d, NULL, 0) < 0)
+			_exit(1);
+		/* read a little, then die without a word */
+		if (vfmig_io_read(vfmig_chan_io(d), buf, sizeof(buf)) != sizeof(buf))
+			_exit(2);
+		raise(SIGKILL);
+		_exit(3);
+	}
+	assert_int_equal(vfmig_chan_connect(uri, 5000, &src, err, sizeof(err)), 0);
+	vfmig_chan_listener_close(l);
+	vfmig_chan_set_timeout(src, 5000);
+	uint8_t *big = calloc(1, 1u << 20);
+	int r = 0;
+	for (int i = 0; i < 64 && r == 0; i++) /* 64 MiB: far more than buffers hold */
+		r = vfmig_io_write(vfmig_chan_io(src), big, 1u << 20);
+	if (r == 0)
+		r = vfmig_io_flush(vfmig_chan_io(src));
+	free(big);
+	assert_true(r == -EPIPE || r == -ECONNRESET);
+	/* The error is sticky, and the return path says the peer is gone. */
+	assert_int_equal(vfmig_io_error(vfmig_chan_io(src)), r);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	int rr = vfmig_chan_rp_recv(src, &m, 2000, err, sizeof(err));
+	assert_true(rr == -EPIPE || rr == -ECONNRESET);
+	assert_int_equal(vfmig_chan_close(src), r);
+}
+
+/* The source process dies mid-transfer: the destination's read ends (short
+ * count: end of input) at once instead of waiting, and sending on the
+ * return path to a dead source fails with an error, not a signal. */
+static void test_source_killed(void **state)
+{
+	struct vfmig_chan_listener *l;
+	struct vfmig_chan *dst;
+	char err[256];
+	pid_t pid;
+	int status;
+	(void)state;
+
+	assert_int_equal(vfmig_chan_listen("tcp:127.0.0.1:0", &l, err, sizeof(err)), 0);
+	uint16_t port = vfmig_chan_listener_port(l);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char uri[64];
+		struct vfmig_chan *s;
+		static uint8_t half[1u << 20];
+		snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%u", port);
+		if (vfmig_chan_connect(uri, 5000, &s, NULL, 0) < 0)
+			_exit(1);
+		vfmig_io_write(vfmig_chan_io(s), half, sizeof(half));
+		vfmig_io_flush(vfmig_chan_io(s));
+		raise(SIGKILL);
+		_exit(3);
+	}
+	assert_int_equal(vfmig_chan_accept(l, 5000, &dst, err, sizeof(err)), 0);
+	vfmig_chan_listener_close(l);
+	vfmig_chan_set_timeout(dst, 10000);
+	uint8_t *buf = malloc(4u << 20);
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	ssize_t n = vfmig_io_read(vfmig_chan_io(dst), buf, 4u << 20);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	free(buf);
+	assert_int_equal(n, 1u << 20); /* what was sent, then end of input */
+	assert_true(b.tv_sec - a.tv_sec < 5);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	int r = 0;
+	for (int i = 0; i < 100 && r == 0; i++)
+		r = vfmig_chan_rp_ack(dst, "regs0");
+	assert_true(r == -EPIPE || r == -ECONNRESET);
+	vfmig_chan_close(dst);
+}
+
+/* IPv6 loopback, when the host has it. */
+static void test_tcp_ipv6(void **state)
+{
+	struct vfmig_chan_listener *l;
+	char err[256];
+	(void)state;
+
+	int r = vfmig_chan_listen("tcp:[::1]:0", &l, err, sizeof(err));
+	if (r < 0) {
+		print_message("no IPv6 loopback here (%s): skipped\n", err);
+		skip();
+	}
+	char uri[64];
+	struct vfmig_chan *s, *d;
+	snprintf(uri, sizeof(uri), "tcp:[::1]:%u", vfmig_chan_listener_port(l));
+	assert_int_equal(vfmig_chan_connect(uri, 2000, &s, err, sizeof(err)), 0);
+	assert_int_equal(vfmig_chan_accept(l, 2000, &d, err, sizeof(err)), 0);
+	vfmig_chan_listener_close(l);
+	assert_int_equal(vfmig_io_write(vfmig_chan_io(s), "hello", 5), 0);
+	assert_int_equal(vfmig_io_flush(vfmig_chan_io(s)), 0);
+	char got[5];
+	assert_int_equal(vfmig_io_read(vfmig_chan_io(d), got, 5), 5);
+	assert_memory_equal(got, "hello", 5);
+	assert_int_equal(vfmig_chan_close(s), 0);
+	assert_int_equal(vfmig_chan_close(d), 0);
+}
+
+static void test_file_round_trip(void **state)
+{
+	char uri[160];
+	struct vfmig_chan *c;
+	struct vfmig_rp_msg m;
+	uint8_t buf[100000], back[100001];
+	char err[256];
+	(void)state;
+
+	snprintf(uri, sizeof(uri), "file:%s", tmp_path("stream.bin"));
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = pattern(i);
+	assert_int_equal(vfmig_chan_connect(uri, 0, &c, err, sizeof(err)), 0);
+	assert_int_equal(vfmig_chan_kind(c), VFMIG_CHAN_FILE);
+	assert_false(vfmig_chan_has_return_path(c));
+	assert_int_equal(vfmig_chan_rp_recv(c, &m, 10, err, sizeof(err)), -ENOTSUP);
+	assert_int_equal(vfmig_io_write(vfmig_chan_io(c), buf, sizeof(buf)), 0);
+	assert_int_equal(vfmig_chan_close(c), 0);
+
+	assert_int_equal(vfmig_chan_open_incoming(uri, 0, &c, err, sizeof(err)), 0);
+	assert_false(vfmig_chan_has_return_path(c));
+	assert_int_equal(vfmig_chan_rp_ack(c, NULL), -ENOTSUP);
+	assert_int_equal(vfmig_io_read(vfmig_chan_io(c), back, sizeof(back)), sizeof(buf));
+	assert_memory_equal(buf, back, sizeof(buf));
+	assert_int_equal(vfmig_chan_close(c), 0);
+
+	/* Errors name the file. */
+	assert_true(vfmig_chan_open_incoming("file:/nonexistent/x", 0, &c, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "/nonexistent/x"));
+	struct vfmig_chan_listener *l;
+	assert_int_equal(vfmig_chan_listen(uri, &l, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not listened on"));
+}
+
+static void test_connect_refused(void **state)
+{
+	struct vfmig_chan *c;
+	char err[256], uri[160];
+	(void)state;
+
+	snprintf(uri, sizeof(uri), "unix:%s", tmp_path("nobody.sock"));
+	assert_int_equal(vfmig_chan_connect(uri, 100, &c, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "nobody.sock"));
+	assert_int_equal(vfmig_chan_connect("tcp:127.0.0.1:0", 100, &c, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "port 0"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_uri_good),
+		cmocka_unit_test(test_uri_bad),
+		cmocka_unit_test(test_unix_both_ways),
+		cmocka_unit_test(test_tcp_both_ways),
+		cmocka_unit_test(test_return_path_timeout),
+		cmocka_unit_test(test_return_path_corrupt),
+		cmocka_unit_test(test_peer_killed),
+		cmocka_unit_test(test_source_killed),
+		cmocka_unit_test(test_tcp_ipv6),
+		cmocka_unit_test(test_file_round_trip),
+		cmocka_unit_test(test_connect_refused),
+	};
+	signal(SIGPIPE, SIG_DFL); /* a SIGPIPE would kill the test: none must come */
+	int r = cmocka_run_group_tests(tests, NULL, NULL);
+	if (tmpdir[0]) {
+		char cmd[128];
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+		if (system(cmd) != 0)
+			r = r ? r : 1;
+	}
+	return r;
+}
