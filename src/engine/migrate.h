@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The migration engine: moves a VM's guest RAM and its devices' state from a
+ * source VMM to a destination VMM over a channel, or into a file.
+ *
+ * The engine knows devices only through the VMM library's migration driver
+ * (vfmig_vmm_mig_*) and their types only through the type registry; the VM
+ * it moves is described by struct vfmig_mig_vm, so it knows nothing of the
+ * workload running in it.
+ *
+ * Source:      setup (capabilities, blockers, channel, stream header, device
+ *              list, DMA logging, PRE_COPY) -> pre-copy rounds (dirty RAM,
+ *              device pre-copy data, switchover acknowledgements) ->
+ *              switchover (pause guest, STOP_COPY, last dirty RAM, final
+ *              device data, type state, END) -> wait for RESUMED.
+ * Destination: check the header and device list before touching a device ->
+ *              RESUMING -> load -> STOP (the device validates) -> type state,
+ *              IRQs -> RUNNING -> resume guest -> RESUMED.
+ * Any failure before RESUMED leaves the source running with its devices
+ * back in RUNNING; the destination resets its devices and discards what it
+ * loaded. Errors name the phase and the cause.
+ */
+#ifndef VFMIG_ENGINE_MIGRATE_H
+#define VFMIG_ENGINE_MIGRATE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vfmig/vmm.h>
+
+#include "engine/ram.h"
+#include "engine/typereg.h"
+
+/* One device of the VM, as the engine sees it. */
+struct vfmig_mig_dev {
+	const char *id;   /* unique within the VM, e.g. "dev0" */
+	const char *type; /* registered type name, e.g. "pci" */
+	vfmig_vmm_dev *dev;
+};
+
+/* What the engine may ask of the VM it moves. */
+struct vfmig_mig_vm_ops {
+	/* Stop the guest; returns once nothing of it touches RAM or devices. */
+	int (*pause)(void *vm);
+	/* Let the guest run again. */
+	int (*resume)(void *vm);
+	/* Wire device i's interrupts again (after its state was loaded). */
+	int (*rewire_irqs)(void *vm, size_t i);
+	/* Optional, destination: check the loaded VM (devices running, guest
+	 * not yet). 0 if consistent, else a negative errno with msg naming
+	 * the first mismatch. The verdict travels to the source in RESUMED. */
+	int (*verify)(void *vm, char *msg, size_t len);
+};
+
+struct vfmig_mig_vm {
+	void *vm;
+	const struct vfmig_mig_vm_ops *ops;
+	struct vfmig_ram *ram;
+	size_t ndev;
+	const struct vfmig_mig_dev *devs;
+};
+
+struct vfmig_mig_params {
+	uint64_t downtime_ms; /* predicted downtime to switch over; 0: 300 */
+	unsigned max_rounds;  /* then switch over anyway; 0: 30 */
+	bool no_switchover_ack; /* do not wait for the destination's acks */
+	int timeout_ms;       /* connect/accept/return path; 0: 30000 */
+	uint64_t device_round_budget; /* pre-copy bytes per device per round;
+				       * 0: 64 MiB */
+};
+
+enum vfmig_mig_status {
+	VFMIG_MIG_NONE = 0,
+	VFMIG_MIG_SETUP,
+	VFMIG_MIG_ACTIVE,    /* pre-copy rounds */
+	VFMIG_MIG_SWITCHOVER,
+	VFMIG_MIG_COMPLETED,
+	VFMIG_MIG_FAILED,
+	VFMIG_MIG_CANCELLED,
+};
+
+const char *vfmig_mig_status_name(enum vfmig_mig_status s);
+
+/* Live progress, readable from another thread while a migration runs. */
+struct vfmig_mig_progress {
+	_Atomic int status;            /* enum vfmig_mig_status */
+	_Atomic unsigned rounds;
+	_Atomic uint64_t ram_bytes;    /* page data sent / loaded */
+	_Atomic uint64_t device_bytes; /* device data sent / loaded */
+	_Atomic uint64_t dirty_pages;  /* RAM still dirty after the round */
+	atomic_bool cancel;            /* set to ask the engine to stop */
+};
+
+/* The outcome; the keys of the `migrate --json` report. */
+struct vfmig_mig_report {
+	bool ok;
+	double total_ms;
+	double downtime_ms;   /* guest paused on source to running on destination */
+	unsigned rounds;      /* pre-copy rounds */
+	bool converged;       /* false: switched over after max_rounds */
+	bool verified;        /* the destination's verify() passed */
+	char verify_msg[256]; /* its verdict: "ok", a mismatch, or "not checked" */
+	uint64_t ram_bytes, device_bytes, overhead_bytes;
+	double throughput_mbps; /* stream bytes over total time */
+	uint64_t stream_bytes;
+	char error[512];      /* "" on success, else "phase: cause" */
+};
+
+/*
+ * Migrate vm to the destination at uri (tcp:HOST:PORT, unix:PATH: live,
+ * with a return path; file:PATH: the guest is paused and everything written
+ * at once). On success the guest stays paused and the devices are in STOP:
+ * the VM now runs on the destination. On failure the guest and devices run
+ * as before. progress may be NULL. Returns 0 or a negative errno, with
+ * rep->error naming the phase and cause either way (rep is required).
+ */
+int vfmig_migrate_out(const struct vfmig_mig_vm *vm,
+		      const struct vfmig_typereg *reg, const char *uri,
+		      const struct vfmig_mig_params *p,
+		      struct vfmig_mig_progress *progress,
+		      struct vfmig_mig_report *rep);
+
+/*
+ * Receive a VM from uri (tcp:/unix: listen and accept one source; file:
+ * read the file) into vm, whose devices are attached and RUNNING and whose
+ * guest is paused. On success the devices run with the loaded state and the
+ * guest is resumed. On failure the devices are reset and the guest stays
+ * paused. Returns 0 or a negative errno; rep->error names the cause.
+ */
+int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
+		     const struct vfmig_typereg *reg, const char *uri,
+		     const struct vfmig_mig_params *p,
+		     struct vfmig_mig_progress *progress,
+		     struct vfmig_mig_report *rep);
+
+#endif

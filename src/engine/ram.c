@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/* Guest RAM dirty tracking and RAM_PAGES transfer. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ram.h"
+
+/* Pages per RAM_PAGES record: bounds the staging copy the writer makes. */
+#define RECORD_DATA_MAX (1u << 20)
+#define RECORD_RUNS_MAX 256u
+
+static bool pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+int vfmig_ram_init(struct vfmig_ram *r, const char *name, void *host,
+		   uint64_t size, uint32_t page_size)
+{
+	memset(r, 0, sizeof(*r));
+	if (!name || strlen(name) >= sizeof(r->name) || !host ||
+	    !pow2(page_size) || page_size < 512 || page_size > (1u << 30) ||
+	    size == 0 || size % page_size)
+		return -EINVAL;
+	r->npages = size / page_size;
+	r->dirty = calloc((r->npages + 63) / 64, sizeof(uint64_t));
+	if (!r->dirty)
+		return -ENOMEM;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->host = host;
+	r->size = size;
+	r->page_size = page_size;
+	return 0;
+}
+
+void vfmig_ram_fini(struct vfmig_ram *r)
+{
+	free((void *)r->dirty);
+	r->dirty = NULL;
+}
+
+static void set_pages(struct vfmig_ram *r, uint64_t first, uint64_t last)
+{
+	for (uint64_t p = first; p <= last;) {
+		uint64_t word = p / 64, bit = p % 64;
+		uint64_t n = 64 - bit;
+		if (n > last - p + 1)
+			n = last - p + 1;
+		uint64_t mask = (n == 64 ? ~0ull : ((1ull << n) - 1)) << bit;
+		atomic_fetch_or_explicit(&r->dirty[word], mask,
+					 memory_order_release);
+		p += n;
+	}
+}
+
+void vfmig_ram_mark_dirty(struct vfmig_ram *r, uint64_t off, uint64_t len)
+{
+	if (len == 0 || off >= r->size)
+		return;
+	if (len > r->size - off)
+		len = r->size - off;
+	set_pages(r, off / r->page_size, (off + len - 1) / r->page_size);
+}
+
+void vfmig_ram_mark_all(struct vfmig_ram *r)
+{
+	set_pages(r, 0, r->npages - 1);
+}
+
+int vfmig_ram_merge_bitmap(struct vfmig_ram *r, uint64_t off,
+			   uint64_t page_size, const uint64_t *bm,
+			   uint64_t npages)
+{
+	if (!pow2(page_size) || page_size < 512)
+		return -EINVAL;
+	if (npages == 0)
+		return 0;
+	/* The last reported page must start inside the block. */
+	if (off >= r->size || npages - 1 > (r->size - off - 1) / page_size)
+		return -ERANGE;
+	for (uint64_t i = 0; i < npages; i++) {
+		if (!(bm[i / 64] & (1ull << (i % 64))))
+			continue;
+		vfmig_ram_mark_dirty(r, off + i * page_size, page_size);
+	}
+	return 0;
+}
+
+uint64_t vfmig_ram_dirty_pages(const struct vfmig_ram *r)
+{
+	uint64_t n = 0;
+
+	for (uint64_t w = 0; w < (r->npages + 63) / 64; w++)
+		n += (uint64_t)__builtin_popcountll(atomic_load_explicit(
+			&r->dirty[w], memory_order_relaxed));
+	return n;
+}
+
+static bool page_is_zero(const uint8_t *p, uint32_t size)
+{
+	const uint64_t *q = (const uint64_t *)(const void *)p;
+
+	for (uint32_t i = 0; i < size / 8; i++)
+		if (q[i])
+			return false;
+	return true;
+}
+
+/* Collects runs for one record, then writes it. */
+struct batch {
+	struct vfmig_ram *r;
+	struct vfmig_stream_writer *w;
+	struct vfmig_stream_ram_run runs[RECORD_RUNS_MAX];
+	uint32_t nruns;
+	uint64_t data; /* data bytes in the batch */
+	struct vfmig_ram_stats *st;
+};
+
+static int flush(struct batch *b)
+{
+	struct vfmig_stream_ram_pages rp = {
+		.block = b->r->name,
+		.page_size = b->r->page_size,
+		.nruns = b->nruns,
+		.runs = b->runs,
+	};
+	int rc;
+
+	if (!b->nruns)
+		return 0;
+	rc = vfmig_stream_write_ram_pages(b->w, &rp);
+	if (rc < 0) {
+		/* Put the pages back so nothing is lost. */
+		for (uint32_t i = 0; i < b->nruns; i++)
+			vfmig_ram_mark_dirty(b->r, b->runs[i].addr,
+					     (uint64_t)b->runs[i].npages *
+						     b->r->page_size);
+		b->nruns = 0;
+		b->data = 0;
+		return rc;
+	}
+	b->st->records++;
+	b->nruns = 0;
+	b->data = 0;
+	return 0;
+}
+
+/* Add page p to the batch, extending the last run when possible. */
+static int add_page(struct batch *b, uint64_t p)
+{
+	struct vfmig_ram *r = b->r;
+	uint64_t addr = p * r->page_size;
+	bool zero = page_is_zero(r->host + addr, r->page_size);
+	struct vfmig_stream_ram_run *last =
+		b->nruns ? &b->runs[b->nruns - 1] : NULL;
+	int rc;
+
+	if (!zero && b->data + r->page_size > RECORD_DATA_MAX) {
+		rc = flush(b);
+		if (rc < 0)
+			return rc;
+		last = NULL;
+	}
+	if (last && last->zero == zero &&
+	    last->addr + (uint64_t)last->npages * r->page_size == addr &&
+	    last->npages < UINT32_MAX) {
+		last->npages++;
+	} else {
+		if (b->nruns == RECORD_RUNS_MAX) {
+			rc = flush(b);
+			if (rc < 0)
+				return rc;
+		}
+		b->runs[b->nruns++] = (struct vfmig_stream_ram_run){
+			.addr = addr,
+			.npages = 1,
+			.zero = zero,
+			.data = zero ? NULL : r->host + addr,
+		};
+	}
+	b->st->pages++;
+	if (zero) {
+		b->st->zero_pages++;
+	} else {
+		b->data += r->page_size;
+		b->st->bytes += r->page_size;
+	}
+	return 0;
+}
+
+int vfmig_ram_send(struct vfmig_ram *r, struct vfmig_stream_writer *w,
+		   uint64_t budget, struct vfmig_ram_stats *st)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+	uint64_t start = st->bytes;
+	int rc = 0;
+
+	if (!b)
+		return -ENOMEM;
+	b->r = r;
+	b->w = w;
+	b->st = st;
+	for (uint64_t wi = 0; wi < (r->npages + 63) / 64; wi++) {
+		if (budget && st->bytes - start >= budget)
+			break;
+		/* Take the word's bits before reading the pages. */
+		uint64_t bits = atomic_exchange_explicit(&r->dirty[wi], 0,
+							 memory_order_acq_rel);
+		while (bits) {
+			unsigned bit = (unsigned)__builtin_ctzll(bits);
+			bits &= bits - 1;
+			rc = add_page(b, wi * 64 + bit);
+			if (rc < 0) {
+				/* Return the untaken bits of this word. */
+				atomic_fetch_or(&r->dirty[wi], bits);
+				goto out;
+			}
+		}
+	}
+	rc = flush(b);
+out:
+	free(b);
+	return rc;
+}
+
+int vfmig_ram_load(struct vfmig_ram *r, const struct vfmig_stream_record *rec,
+		   char *err, size_t errlen)
+{
+	const typeof(rec->d.u.ram_pages) *rp = &rec->d.u.ram_pages;
+
+	if (rec->type != VFMIG_REC_RAM_PAGES) {
+		snprintf(err, errlen, "record type %u is not RAM_PAGES",
+			 rec->type);
+		return -EINVAL;
+	}
+	if (!vfmig_stream_str_eq(rp->block, r->name)) {
+		snprintf(err, errlen, "RAM block \"%.*s\" is not this VM's "
+			 "\"%s\"", (int)(rp->block.len > 64 ? 64 : rp->block.len),
+			 rp->block.p, r->name);
+		return -EINVAL;
+	}
+	if (rp->page_size != r->page_size) {
+		snprintf(err, errlen, "RAM page size %u, this VM uses %u",
+			 rp->page_size, r->page_size);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < rp->nruns; i++) {
+		const struct vfmig_stream_ram_run *run = &rp->runs[i];
+		if (run->addr % r->page_size || run->addr >= r->size ||
+		    run->npages > (r->size - run->addr) / r->page_size) {
+			snprintf(err, errlen, "RAM run at 0x%llx of %u pages "
+				 "leaves the %llu-byte block",
+				 (unsigned long long)run->addr, run->npages,
+				 (unsigned long long)r->size);
+			return -EINVAL;
+		}
+	}
+	for (uint32_t i = 0; i < rp->nruns; i++) {
+		const struct vfmig_stream_ram_run *run = &rp->runs[i];
+		size_t len = (size_t)run->npages * r->page_size;
+		if (run->zero)
+			memset(r->host + run->addr, 0, len);
+		else
+			memcpy(r->host + run->addr, run->data, len);
+	}
+	return 0;
+}

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Guest RAM for migration: one block of host memory with a dirty bitmap that
+ * every source of writes feeds (the VMM's own writes, device DMA logs merged
+ * from DMA_LOGGING_REPORT, DMA_WRITE messages served by the VMM library), and
+ * the code that sends dirty pages as RAM_PAGES records and loads them back.
+ *
+ * Marking is thread-safe and lock-free (a guest-driver thread marks while the
+ * migration thread sends). A page's bit is cleared before its bytes are
+ * copied, so a write that races with sending marks it dirty again and it is
+ * sent in a later round: nothing is lost.
+ */
+#ifndef VFMIG_ENGINE_RAM_H
+#define VFMIG_ENGINE_RAM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stream/stream.h"
+
+#define VFMIG_RAM_NAME_MAX 32
+
+struct vfmig_ram {
+	char name[VFMIG_RAM_NAME_MAX]; /* block id carried in RAM_PAGES */
+	uint8_t *host;                 /* caller's mapping, not owned */
+	uint64_t size;                 /* multiple of page_size */
+	uint32_t page_size;            /* power of two, 512 .. 1 GiB */
+	uint64_t npages;
+	_Atomic uint64_t *dirty;       /* npages bits, LSB-first words */
+};
+
+struct vfmig_ram_stats {
+	uint64_t pages;      /* pages sent (data + zero) */
+	uint64_t zero_pages; /* of which all-zero, sent without data */
+	uint64_t bytes;      /* page data bytes sent */
+	uint64_t records;    /* RAM_PAGES records written */
+};
+
+/*
+ * Describe a block over host memory. name is copied (shorter than
+ * VFMIG_RAM_NAME_MAX); nothing is dirty. Returns 0, -EINVAL (size 0 or not a
+ * multiple of page_size, bad page size, name too long) or -ENOMEM.
+ */
+int vfmig_ram_init(struct vfmig_ram *r, const char *name, void *host,
+		   uint64_t size, uint32_t page_size);
+
+/* Free the bitmap. The host memory is the caller's. */
+void vfmig_ram_fini(struct vfmig_ram *r);
+
+/* Mark every page touching [off, off + len) dirty; bytes outside the block
+ * are ignored. Thread-safe. */
+void vfmig_ram_mark_dirty(struct vfmig_ram *r, uint64_t off, uint64_t len);
+
+/* Mark every page dirty (the first pre-copy round sends everything). */
+void vfmig_ram_mark_all(struct vfmig_ram *r);
+
+/*
+ * OR a bitmap of npages bits (LSB-first u64 words, one bit per page_size
+ * bytes starting at block offset off) into the dirty bitmap, as returned by
+ * a device's DMA_LOGGING_REPORT. page_size is the report's (a power of two
+ * >= 512, independent of the block's): each reported page marks every block
+ * page it overlaps. Returns 0, -ERANGE when the reported range leaves the
+ * block, or -EINVAL for a bad page size.
+ */
+int vfmig_ram_merge_bitmap(struct vfmig_ram *r, uint64_t off,
+			   uint64_t page_size, const uint64_t *bm,
+			   uint64_t npages);
+
+/* Number of dirty pages now (a snapshot). */
+uint64_t vfmig_ram_dirty_pages(const struct vfmig_ram *r);
+
+/*
+ * Send dirty pages, clearing their bits, as RAM_PAGES records, until none is
+ * left or about budget bytes of page data were sent (0: no budget). Runs of
+ * all-zero pages go without data. Adds to *st. Returns 0 or the writer's
+ * negative errno (pages whose bits were taken are marked dirty again, so a
+ * retry resends them).
+ */
+int vfmig_ram_send(struct vfmig_ram *r, struct vfmig_stream_writer *w,
+		   uint64_t budget, struct vfmig_ram_stats *st);
+
+/*
+ * Apply one decoded RAM_PAGES record to the block: the block name and page
+ * size must match, every run must lie inside the block. Nothing is written
+ * unless the whole record is valid. Returns 0 or -EINVAL with a message
+ * naming the problem in err.
+ */
+int vfmig_ram_load(struct vfmig_ram *r, const struct vfmig_stream_record *rec,
+		   char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: MIT */
+/* Guest RAM dirty tracking and RAM_PAGES transfer through a real stream. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engine/ram.h"
+#include "stream/io.h"
+#include "stream/stream.h"
+
+#define PAGE 4096u
+#define NPAGES 1024u
+#define SIZE (PAGE * NPAGES)
+
+static const struct vfmig_stream_device one_dev = {
+	.id = "d0", .type = "pci", .interface = "v2",
+};
+
+struct pair {
+	uint8_t *src, *dst;
+	struct vfmig_ram rs, rd;
+	struct vfmig_io *wio;
+	struct vfmig_stream_writer *w;
+};
+
+static int setup(void **state)
+{
+	struct pair *p = calloc(1, sizeof(*p));
+	p->src = aligned_alloc(PAGE, SIZE);
+	p->dst = aligned_alloc(PAGE, SIZE);
+	memset(p->src, 0, SIZE);
+	memset(p->dst, 0xee, SIZE);
+	if (vfmig_ram_init(&p->rs, "ram", p->src, SIZE, PAGE) ||
+	    vfmig_ram_init(&p->rd, "ram", p->dst, SIZE, PAGE) ||
+	    vfmig_io_mem_writer(&p->wio) ||
+	    vfmig_stream_writer_open(&p->w, p->wio) ||
+	    vfmig_stream_write_device_list(p->w, &one_dev, 1))
+		return -1;
+	*state = p;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct pair *p = *state;
+	vfmig_stream_writer_free(p->w);
+	vfmig_io_close(p->wio);
+	vfmig_ram_fini(&p->rs);
+	vfmig_ram_fini(&p->rd);
+	free(p->src);
+	free(p->dst);
+	free(p);
+	return 0;
+}
+
+/* End the stream and load every RAM_PAGES record into the destination. */
+static void replay(struct pair *p, uint64_t *records)
+{
+	size_t len;
+	const uint8_t *data;
+	struct vfmig_io *rio;
+	struct vfmig_stream_reader *r;
+	struct vfmig_stream_record rec;
+	char err[256];
+	int rc;
+
+	assert_int_equal(vfmig_stream_writer_end(p->w), 0);
+	data = vfmig_io_mem_data(p->wio, &len);
+	assert_int_equal(vfmig_io_mem_reader(&rio, data, len), 0);
+	assert_int_equal(vfmig_stream_reader_open(&r, rio, err, sizeof(err)),
+			 0);
+	*records = 0;
+	while ((rc = vfmig_stream_next(r, &rec)) == 1) {
+		if (rec.type != VFMIG_REC_RAM_PAGES)
+			continue;
+		if (vfmig_ram_load(&p->rd, &rec, err, sizeof(err)) != 0)
+			fail_msg("load: %s", err);
+		(*records)++;
+	}
+	if (rc != 0)
+		fail_msg("reader: %s", vfmig_stream_reader_error(r));
+	vfmig_stream_reader_free(r);
+	vfmig_io_close(rio);
+}
+
+static void test_full_copy_with_zero_pages(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_ram_stats st = { 0 };
+	uint64_t records;
+
+	for (uint32_t i = 0; i < NPAGES; i += 3)
+		memset(p->src + (size_t)i * PAGE, (int)(i & 0xff) | 1, PAGE);
+	vfmig_ram_mark_all(&p->rs);
+	assert_int_equal(vfmig_ram_dirty_pages(&p->rs), NPAGES);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	assert_int_equal(vfmig_ram_dirty_pages(&p->rs), 0);
+	assert_int_equal(st.pages, NPAGES);
+	assert_int_equal(st.zero_pages, NPAGES - (NPAGES + 2) / 3);
+	assert_int_equal(st.bytes, (uint64_t)((NPAGES + 2) / 3) * PAGE);
+	replay(p, &records);
+	assert_int_equal(records, st.records);
+	assert_memory_equal(p->src, p->dst, SIZE);
+}
+
+static void test_dirty_rounds_and_budget(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_ram_stats st = { 0 };
+	uint64_t records;
+
+	memset(p->src, 0x11, SIZE);
+	vfmig_ram_mark_all(&p->rs);
+	/* A budget stops early; the rest stays dirty. */
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 64 * PAGE, &st), 0);
+	assert_true(st.pages >= 64 && st.pages < NPAGES);
+	assert_int_equal(vfmig_ram_dirty_pages(&p->rs), NPAGES - st.pages);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	assert_int_equal(st.pages, NPAGES);
+	/* Round 2: only what changed. */
+	memset(p->src + 10 * PAGE + 5, 0x22, 3 * PAGE); /* pages 10..13 */
+	vfmig_ram_mark_dirty(&p->rs, 10 * PAGE + 5, 3 * PAGE);
+	assert_int_equal(vfmig_ram_dirty_pages(&p->rs), 4);
+	uint64_t before = st.pages;
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	assert_int_equal(st.pages - before, 4);
+	replay(p, &records);
+	assert_memory_equal(p->src, p->dst, SIZE);
+}
+
+static void test_merge_device_bitmap(void **state)
+{
+	struct pair *p = *state;
+	uint64_t bm[2] = { 0x5, 0x1 }; /* pages 0, 2 and 64 of 8 KiB */
+
+	assert_int_equal(vfmig_ram_merge_bitmap(&p->rs, 16 * PAGE, 8192, bm,
+						65),
+			 0);
+	/* Each 8 KiB report page covers two block pages. */
+	assert_int_equal(vfmig_ram_dirty_pages(&p->rs), 6);
+	assert_int_equal(vfmig_ram_merge_bitmap(&p->rs, 16 * PAGE, 8192, bm,
+						NPAGES),
+			 -ERANGE);
+	assert_int_equal(vfmig_ram_merge_bitmap(&p->rs, SIZE, PAGE, bm, 1),
+			 -ERANGE);
+	assert_int_equal(vfmig_ram_merge_bitmap(&p->rs, 0, 3000, bm, 1),
+			 -EINVAL);
+	/* Marks past the end are clipped, not out of bounds. */
+	vfmig_ram_mark_dirty(&p->rs, SIZE - 1, 1 << 20);
+	vfmig_ram_mark_dirty(&p->rs, UINT64_MAX - 4, 100);
+	assert_int_equal(vfmig_ram_dirty_pages(&p->rs), 7);
+}
+
+static void test_load_refuses_bad_records(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_stream_ram_run run = { .addr = SIZE - PAGE, .npages = 2,
+					    .zero = true };
+	struct vfmig_stream_record rec = { .type = VFMIG_REC_RAM_PAGES };
+	char err[256];
+
+	rec.d.u.ram_pages.block = (struct vfmig_stream_str){ "ram", 3 };
+	rec.d.u.ram_pages.page_size = PAGE;
+	rec.d.u.ram_pages.nruns = 1;
+	rec.d.u.ram_pages.runs = &run;
+	assert_int_equal(vfmig_ram_load(&p->rd, &rec, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "leaves"));
+	assert_int_equal(p->dst[SIZE - 1], 0xee); /* nothing written */
+	run.addr = 5; /* not page aligned */
+	run.npages = 1;
+	assert_int_equal(vfmig_ram_load(&p->rd, &rec, err, sizeof(err)),
+			 -EINVAL);
+	run.addr = 0;
+	rec.d.u.ram_pages.page_size = 8192;
+	assert_int_equal(vfmig_ram_load(&p->rd, &rec, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "page size"));
+	rec.d.u.ram_pages.page_size = PAGE;
+	rec.d.u.ram_pages.block = (struct vfmig_stream_str){ "vram", 4 };
+	assert_int_equal(vfmig_ram_load(&p->rd, &rec, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "vram"));
+	rec.d.u.ram_pages.block = (struct vfmig_stream_str){ "ram", 3 };
+	assert_int_equal(vfmig_ram_load(&p->rd, &rec, err, sizeof(err)), 0);
+	assert_int_equal(p->dst[0], 0);
+}
+
+/* A guest thread writes while rounds are sent; after it stops, one final
+ * round must leave the destination identical. */
+struct guest {
+	struct pair *p;
+	atomic_bool stop;
+	_Atomic uint64_t writes;
+};
+
+static void *guest_run(void *arg)
+{
+	struct guest *g = arg;
+	uint64_t x = 88172645463325252ull;
+
+	while (!atomic_load(&g->stop)) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		uint64_t off = (x % (SIZE / 8)) * 8;
+		memcpy(g->p->src + off, &x, 8);
+		vfmig_ram_mark_dirty(&g->p->rs, off, 8);
+		g->writes++;
+	}
+	return NULL;
+}
+
+static void test_concurrent_writer_loses_nothing(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_ram_stats st = { 0 };
+	struct guest g = { .p = p };
+	pthread_t t;
+	uint64_t records;
+
+	vfmig_ram_mark_all(&p->rs);
+	assert_int_equal(pthread_create(&t, NULL, guest_run, &g), 0);
+	/* Rounds go on while the guest writes, until it wrote plenty. */
+	for (int round = 0; round < 20 || (atomic_load(&g.writes) < 20000 &&
+					    round < 1000000);
+	     round++)
+		assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	atomic_store(&g.stop, true);
+	pthread_join(t, NULL);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	replay(p, &records);
+	assert_true(atomic_load(&g.writes) >= 20000);
+	assert_memory_equal(p->src, p->dst, SIZE);
+}
+
+static void test_init_rejects(void **state)
+{
+	(void)state;
+	struct vfmig_ram r;
+	uint8_t buf[8192];
+
+	assert_int_equal(vfmig_ram_init(&r, "x", buf, 8192, 3000), -EINVAL);
+	assert_int_equal(vfmig_ram_init(&r, "x", buf, 5000, 4096), -EINVAL);
+	assert_int_equal(vfmig_ram_init(&r, "x", buf, 0, 4096), -EINVAL);
+	assert_int_equal(vfmig_ram_init(&r,
+					"a-name-that-is-far-too-long-for-a-block",
+					buf, 8192, 4096),
+			 -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_full_copy_with_zero_pages,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dirty_rounds_and_budget,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge_device_bitmap, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_load_refuses_bad_records,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_concurrent_writer_loses_nothing, setup, teardown),
+		cmocka_unit_test(test_init_rejects),
+	};
+	return cmocka_run_group_tests_name("ram", tests, NULL, NULL);
+}

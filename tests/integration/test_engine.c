@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The migration engine between real device processes: a small VM (guest RAM
+ * in a memfd mapped into a `vfmig device regs` process, MSI-X on eventfds) is
+ * migrated to another such VM over a UNIX socket, back and forth, and through
+ * failures that must leave the source running.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <vfmig/vmm.h>
+
+#include "engine/migrate.h"
+#include "harness.h"
+#include "pci/pci_state.h"
+#include "regs_hw.h"
+
+#define RAM_SIZE (8u << 20)
+
+struct tvm {
+	char sock[256];
+	pid_t pid;
+	vfmig_vmm_dev *dev;
+	int ram_fd;
+	uint8_t *host;
+	struct vfmig_ram ram;
+	int irq[REGS_MSIX_VECTORS];
+	struct vfmig_mig_dev mdev;
+	struct vfmig_mig_vm vm;
+	int paused, resumed;
+};
+
+static struct vfmig_typereg *reg;
+
+static int tvm_pause(void *v)
+{
+	((struct tvm *)v)->paused++;
+	return 0;
+}
+
+static int tvm_resume(void *v)
+{
+	((struct tvm *)v)->resumed++;
+	return 0;
+}
+
+static int tvm_rewire(void *v, size_t i)
+{
+	struct tvm *t = v;
+	struct vfmig_vmm_irq_info ii;
+	(void)i;
+	int r = vfmig_vmm_dev_get_irq_info(t->dev, VFMIG_VMM_IRQ_MSIX, &ii);
+	if (r < 0 || ii.count < REGS_MSIX_VECTORS)
+		return r; /* a device without these vectors: nothing to wire */
+	return vfmig_vmm_dev_set_irq_eventfds(t->dev, VFMIG_VMM_IRQ_MSIX, 0,
+					      t->irq, REGS_MSIX_VECTORS);
+}
+
+static const struct vfmig_mig_vm_ops tvm_ops = {
+	.pause = tvm_pause, .resume = tvm_resume, .rewire_irqs = tvm_rewire,
+};
+
+static void on_dma_write(void *priv, uint64_t iova, uint64_t len)
+{
+	vfmig_ram_mark_dirty(&((struct tvm *)priv)->ram, iova, len);
+}
+
+static uint32_t rd(struct tvm *t, uint32_t off)
+{
+	uint32_t v = 0xffffffff;
+	assert_int_equal(vfmig_vmm_dev_region_read(t->dev, REGS_BAR_REGS, off,
+						   &v, 4),
+			 0);
+	return v;
+}
+
+static void wr(struct tvm *t, uint32_t off, uint32_t v)
+{
+	assert_int_equal(vfmig_vmm_dev_region_write(t->dev, REGS_BAR_REGS, off,
+						    &v, 4),
+			 0);
+}
+
+/* Driver init: MSI-X on, every vector unmasked, decoding and bus master. */
+static void driver_init(struct tvm *t)
+{
+	uint8_t cfg[256];
+	uint16_t ctl, cmd = 0x6;
+	uint32_t zero = 0;
+
+	assert_int_equal(vfmig_vmm_dev_region_read(t->dev,
+						   VFMIG_VMM_PCI_CONFIG, 0,
+						   cfg, sizeof(cfg)),
+			 0);
+	uint8_t cap = 0;
+	for (uint8_t p = cfg[0x34], n = 0; p && n < 48; p = cfg[p + 1], n++)
+		if (cfg[p] == 0x11)
+			cap = p;
+	assert_true(cap != 0);
+	memcpy(&ctl, cfg + cap + 2, 2);
+	ctl = (uint16_t)(ctl | 0x8000);
+	assert_int_equal(vfmig_vmm_dev_region_write(t->dev,
+						    VFMIG_VMM_PCI_CONFIG,
+						    cap + 2u, &ctl, 2),
+			 0);
+	for (unsigned v = 0; v < REGS_MSIX_VECTORS; v++)
+		assert_int_equal(vfmig_vmm_dev_region_write(
+					 t->dev, REGS_BAR_MSIX, v * 16 + 12,
+					 &zero, 4),
+				 0);
+	assert_int_equal(vfmig_vmm_dev_region_write(t->dev,
+						    VFMIG_VMM_PCI_CONFIG, 4,
+						    &cmd, 2),
+			 0);
+}
+
+static struct tvm *tvm_new(const char *device, bool init)
+{
+	static int n;
+	char name[32];
+	struct tvm *t = calloc(1, sizeof(*t));
+	struct vfmig_vmm_dev_opts o = {
+		.version = VFMIG_VMM_OPTS_VERSION,
+		.on_dma_write = on_dma_write,
+		.priv = t,
+	};
+
+	snprintf(name, sizeof(name), "eng%d.sock", n++);
+	snprintf(t->sock, sizeof(t->sock), "%s", harness_path(name));
+	t->pid = harness_spawn_device(device, t->sock, NULL);
+	assert_true(t->pid > 0);
+	assert_int_equal(vfmig_vmm_dev_connect(t->sock, &o, &t->dev), 0);
+	t->ram_fd = memfd_create("ram", MFD_CLOEXEC);
+	assert_true(t->ram_fd >= 0);
+	assert_int_equal(ftruncate(t->ram_fd, RAM_SIZE), 0);
+	t->host = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       t->ram_fd, 0);
+	assert_true(t->host != MAP_FAILED);
+	assert_int_equal(vfmig_ram_init(&t->ram, "ram", t->host, RAM_SIZE,
+					4096),
+			 0);
+	assert_int_equal(vfmig_vmm_dev_dma_map(t->dev, 0, RAM_SIZE, t->ram_fd,
+					       0, t->host,
+					       VFMIG_VMM_DMA_READ |
+						       VFMIG_VMM_DMA_WRITE),
+			 0);
+	for (unsigned i = 0; i < REGS_MSIX_VECTORS; i++)
+		t->irq[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_int_equal(tvm_rewire(t, 0), 0);
+	if (init)
+		driver_init(t);
+	t->mdev = (struct vfmig_mig_dev){ "dev0", "pci", t->dev };
+	t->vm = (struct vfmig_mig_vm){ t, &tvm_ops, &t->ram, 1, &t->mdev };
+	return t;
+}
+
+static void tvm_free(struct tvm *t)
+{
+	vfmig_vmm_dev_close(t->dev);
+	assert_int_equal(harness_stop(t->pid), 0);
+	vfmig_ram_fini(&t->ram);
+	munmap(t->host, RAM_SIZE);
+	close(t->ram_fd);
+	for (unsigned i = 0; i < REGS_MSIX_VECTORS; i++)
+		close(t->irq[i]);
+	free(t);
+}
+
+static uint64_t irq_wait(struct tvm *t, unsigned v, int ms)
+{
+	struct pollfd p = { .fd = t->irq[v], .events = POLLIN };
+	uint64_t n = 0;
+
+	if (poll(&p, 1, ms) == 1)
+		assert_int_equal(read(t->irq[v], &n, 8), 8);
+	return n;
+}
+
+static uint32_t mig_state(struct tvm *t)
+{
+	uint32_t s = 99;
+	assert_int_equal(vfmig_vmm_mig_get_state(t->dev, &s), 0);
+	return s;
+}
+
+/* ---- running a migration: destination on a thread ---- */
+
+struct incoming {
+	struct tvm *t;
+	char uri[300];
+	struct vfmig_mig_report rep;
+	int rc;
+};
+
+static void *incoming_run(void *arg)
+{
+	struct incoming *in = arg;
+	struct vfmig_mig_params p = { .timeout_ms = 10000 };
+
+	in->rc = vfmig_migrate_in(&in->t->vm, reg, in->uri, &p, NULL,
+				  &in->rep);
+	return NULL;
+}
+
+static int migrate(struct tvm *src, struct tvm *dst,
+		   struct vfmig_mig_report *srep,
+		   struct vfmig_mig_report *drep)
+{
+	static int n;
+	char name[32];
+	struct incoming in = { .t = dst };
+	struct vfmig_mig_params p = { .timeout_ms = 10000 };
+	pthread_t th;
+
+	snprintf(name, sizeof(name), "mig%d.sock", n++);
+	snprintf(in.uri, sizeof(in.uri), "unix:%s", harness_path(name));
+	assert_int_equal(pthread_create(&th, NULL, incoming_run, &in), 0);
+	int rc = vfmig_migrate_out(&src->vm, reg, in.uri, &p, NULL, srep);
+	pthread_join(th, NULL);
+	*drep = in.rep;
+	if (rc == 0 && in.rc != 0)
+		fail_msg("source ok but destination failed: %s",
+			 in.rep.error);
+	return rc;
+}
+
+/* ---- tests ---- */
+
+static void test_regs_moves_and_keeps_working(void **state)
+{
+	(void)state;
+	struct tvm *a = tvm_new("regs", true), *b = tvm_new("regs", false);
+	struct vfmig_mig_report sr, dr;
+
+	wr(a, REG_SCRATCH0 + 4, 0xfeedf00d);
+	for (int i = 0; i < 37; i++)
+		wr(a, REG_DOORBELL, 1);
+	/* Device DMA into guest RAM before migrating: must arrive too. */
+	wr(a, REG_DMA_ADDR_LO, 0x10000);
+	wr(a, REG_DMA_ADDR_HI, 0);
+	wr(a, REG_DMA_LEN, 65536);
+	wr(a, REG_DMA_PATTERN, 0x33);
+	wr(a, REG_DMA_CMD, DMA_CMD_FILL);
+	assert_int_equal(rd(a, REG_DMA_STATUS), DMA_STATUS_DONE);
+	irq_wait(a, 0, 1000);
+	for (uint32_t i = 0; i < RAM_SIZE; i += 4096 * 7)
+		a->host[i + 5] = (uint8_t)(i >> 12);
+
+	if (migrate(a, b, &sr, &dr) != 0)
+		fail_msg("migration failed: %s", sr.error);
+	assert_true(sr.ok);
+	assert_string_equal(sr.error, "");
+	assert_true(sr.ram_bytes > 0);
+	assert_true(sr.device_bytes > 0);
+	assert_true(sr.downtime_ms >= 0 && sr.downtime_ms <= sr.total_ms);
+	assert_memory_equal(a->host, b->host, RAM_SIZE);
+	assert_int_equal(b->host[0x10000 + 100], (uint8_t)(0x33 + 100));
+	assert_int_equal(rd(b, REG_SCRATCH0 + 4), 0xfeedf00d);
+	assert_int_equal(rd(b, REG_COUNTER), 37);
+	assert_int_equal(mig_state(b), VFMIG_VMM_MIG_RUNNING);
+	assert_int_equal(mig_state(a), VFMIG_VMM_MIG_STOP);
+	assert_int_equal(b->resumed, 1);
+	/* The destination device works: doorbells count on, interrupts
+	 * arrive through the restored MSI-X table on the new eventfds. */
+	wr(b, REG_DOORBELL, 1);
+	assert_int_equal(rd(b, REG_COUNTER), 38);
+	for (unsigned v = 0; v < REGS_MSIX_VECTORS; v++) {
+		wr(b, REG_EVENT, v);
+		assert_int_equal(irq_wait(b, v, 2000), 1);
+	}
+	tvm_free(a);
+	tvm_free(b);
+}
+
+static void test_back_and_forth_twenty_times(void **state)
+{
+	(void)state;
+	struct tvm *vm[2] = { tvm_new("regs", true), tvm_new("regs", false) };
+	struct vfmig_mig_report sr, dr;
+	uint32_t count = 0;
+
+	for (int i = 0; i < 20; i++) {
+		struct tvm *src = vm[i % 2], *dst = vm[(i + 1) % 2];
+		for (int k = 0; k < i + 1; k++)
+			wr(src, REG_DOORBELL, 1);
+		count += (uint32_t)i + 1;
+		src->host[4096 * (size_t)i] = (uint8_t)(i + 1);
+		wr(src, REG_SCRATCH0, (uint32_t)i);
+		if (migrate(src, dst, &sr, &dr) != 0)
+			fail_msg("migration %d failed: %s", i, sr.error);
+		assert_int_equal(rd(dst, REG_COUNTER), count);
+		assert_int_equal(rd(dst, REG_SCRATCH0), (uint32_t)i);
+		assert_int_equal(dst->host[4096 * (size_t)i], i + 1);
+		wr(dst, REG_EVENT, 1);
+		assert_int_equal(irq_wait(dst, 1, 2000), 1);
+	}
+	tvm_free(vm[0]);
+	tvm_free(vm[1]);
+}
+
+/* The source device must be RUNNING and working after a failure. */
+static void check_source_alive(struct tvm *a, uint32_t count)
+{
+	assert_int_equal(mig_state(a), VFMIG_VMM_MIG_RUNNING);
+	assert_int_equal(rd(a, REG_COUNTER), count);
+	wr(a, REG_DOORBELL, 1);
+	assert_int_equal(rd(a, REG_COUNTER), count + 1);
+	wr(a, REG_EVENT, 2);
+	assert_int_equal(irq_wait(a, 2, 2000), 1);
+	assert_int_equal(a->paused, a->resumed);
+}
+
+static void test_destination_dies_mid_stream(void **state)
+{
+	(void)state;
+	struct tvm *a = tvm_new("regs", true);
+	struct vfmig_mig_report sr;
+	struct vfmig_mig_params p = { .timeout_ms = 5000 };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char uri[300];
+
+	for (int i = 0; i < 5; i++)
+		wr(a, REG_DOORBELL, 1);
+	/* Fill RAM so the stream is long enough to be cut. */
+	for (size_t i = 0; i < RAM_SIZE; i++)
+		a->host[i] = (uint8_t)(i * 2654435761u >> 24);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s",
+		 harness_path("dying.sock"));
+	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	unlink(sa.sun_path);
+	assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(ls, 1), 0);
+	pid_t c = fork();
+	if (c == 0) {
+		/* A destination that reads 1 MiB and dies. */
+		int s = accept(ls, NULL, NULL);
+		static char buf[1 << 16];
+		size_t got = 0;
+		while (got < (1u << 20)) {
+			ssize_t n = read(s, buf, sizeof(buf));
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		kill(getpid(), SIGKILL);
+	}
+	close(ls);
+	snprintf(uri, sizeof(uri), "unix:%s", sa.sun_path);
+	int rc = vfmig_migrate_out(&a->vm, reg, uri, &p, NULL, &sr);
+	waitpid(c, NULL, 0);
+	assert_true(rc < 0);
+	assert_false(sr.ok);
+	/* The error names the phase. */
+	if (strncmp(sr.error, "pre-copy", 8) && strncmp(sr.error, "stop-copy", 9)
+	    && strncmp(sr.error, "completion", 10))
+		fail_msg("unexpected error: %s", sr.error);
+	check_source_alive(a, 5);
+	tvm_free(a);
+}
+
+static void test_destination_refuses_device_data(void **state)
+{
+	(void)state;
+	/* A regs stream into a vram device: the device must refuse it. */
+	struct tvm *a = tvm_new("regs", true), *b = tvm_new("vram", false);
+	struct vfmig_mig_report sr, dr;
+
+	wr(a, REG_DOORBELL, 1);
+	int rc = migrate(a, b, &sr, &dr);
+	assert_true(rc < 0);
+	assert_false(dr.ok);
+	assert_non_null(strstr(sr.error, "destination failed"));
+	check_source_alive(a, 1);
+	/* The destination device was reset to an empty RUNNING device. */
+	assert_int_equal(mig_state(b), VFMIG_VMM_MIG_RUNNING);
+	tvm_free(a);
+	tvm_free(b);
+}
+
+static void test_blocker_names_device(void **state)
+{
+	(void)state;
+	struct tvm *a = tvm_new("regs", true);
+	struct vfmig_mig_report sr;
+	struct vfmig_mig_dev bad = { "dev0", "no-such-type", a->dev };
+	struct vfmig_mig_vm vm = { a, &tvm_ops, &a->ram, 1, &bad };
+
+	assert_true(vfmig_migrate_out(&vm, reg, "unix:/nonexistent/x", NULL,
+				      NULL, &sr) < 0);
+	assert_non_null(strstr(sr.error, "setup"));
+	assert_non_null(strstr(sr.error, "no-such-type"));
+	/* Nothing was touched. */
+	check_source_alive(a, 0);
+	tvm_free(a);
+}
+
+static void test_save_and_restore_file(void **state)
+{
+	(void)state;
+	struct tvm *a = tvm_new("regs", true), *b = tvm_new("regs", false);
+	struct vfmig_mig_report sr, dr;
+	char uri[300];
+
+	wr(a, REG_SCRATCH0 + 28, 0xabad1dea);
+	memset(a->host + 12345, 0x7e, 99999);
+	snprintf(uri, sizeof(uri), "file:%s", harness_path("vm.vfmig"));
+	if (vfmig_migrate_out(&a->vm, reg, uri, NULL, NULL, &sr) != 0)
+		fail_msg("save: %s", sr.error);
+	assert_int_equal(a->paused, 1);
+	assert_int_equal(sr.rounds, 0);
+	if (vfmig_migrate_in(&b->vm, reg, uri, NULL, NULL, &dr) != 0)
+		fail_msg("restore: %s", dr.error);
+	assert_memory_equal(a->host, b->host, RAM_SIZE);
+	assert_int_equal(rd(b, REG_SCRATCH0 + 28), 0xabad1dea);
+	wr(b, REG_EVENT, 3);
+	assert_int_equal(irq_wait(b, 3, 2000), 1);
+	tvm_free(a);
+	tvm_free(b);
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	if (vfmig_typereg_create(&reg) < 0)
+		return -1;
+	return vfmig_pci_type_register(reg);
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	vfmig_typereg_destroy(reg);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_regs_moves_and_keeps_working),
+		cmocka_unit_test(test_back_and_forth_twenty_times),
+		cmocka_unit_test(test_destination_dies_mid_stream),
+		cmocka_unit_test(test_destination_refuses_device_data),
+		cmocka_unit_test(test_blocker_names_device),
+		cmocka_unit_test(test_save_and_restore_file),
+	};
+	return cmocka_run_group_tests_name("engine", tests, group_setup,
+					   group_teardown);
+}
