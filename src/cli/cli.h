@@ -8,5 +8,8 @@
 int cmd_device(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+int cmd_save(int argc, char **argv);
+int cmd_vmm(int argc, char **argv);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "regs.h"
+#include "vram.h"
 
 struct sample {
 	const char *name;
@@ -13,6 +14,7 @@ struct sample {
 
 static const struct sample samples[] = {
 	{ "regs", vfmig_sample_regs_main },
+	{ "vram", vfmig_sample_vram_main },
 };
 
 int cmd_device(int argc, char **argv)

@@ -17,8 +17,16 @@ static const struct subcommand subcommands[] = {
 	{ "device", cmd_device,
 	  "device NAME (--socket-path PATH | --fd N) [--interface v2]\n"
 	  "                                run a sample device (NAME: regs)" },
+	{ "migrate", cmd_migrate,
+	  "migrate --control PATH URI [--downtime-ms N] [--json]\n"
+	  "                                migrate a running VMM live" },
+	{ "save", cmd_save,
+	  "save --control PATH FILE      stop a VMM and save it to FILE" },
 	{ "inspect", cmd_inspect,
 	  "inspect FILE                  print and verify a migration stream" },
+	{ "vmm", cmd_vmm,
+	  "vmm --device SOCKET... [--ram SIZE] [--control PATH] [--incoming URI]\n"
+	  "                                run a VMM with guest RAM and a guest driver" },
 };
 
 static void usage(FILE *out)

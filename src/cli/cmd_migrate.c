@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vfmig migrate --control PATH URI [--downtime-ms N] [--max-rounds N] [--json]
+ * vfmig save --control PATH FILE
+ *
+ * Clients of a running VMM's control socket: start a migration, follow it
+ * with query-migrate until it ends, print the report. Exit 0 only when the
+ * migration succeeded and (live) the destination verified the VM.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "control_client.h"
+
+/* Run one migration through the control socket at path. */
+static int run(const char *path, const char *uri, long downtime, long rounds,
+	       bool json, bool live)
+{
+	struct ctl_client c;
+	struct json_object *args = json_object_new_object();
+	struct json_object *ret = NULL, *rep = NULL, *v;
+	char err[512];
+	const char *status = "";
+	int rc = 1;
+
+	if (ctl_client_open(&c, path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vfmig: %s\n", err);
+		json_object_put(args);
+		return 1;
+	}
+	json_object_object_add(args, "uri", json_object_new_string(uri));
+	if (downtime > 0)
+		json_object_object_add(args, "downtime-ms",
+				       json_object_new_int64(downtime));
+	if (rounds > 0)
+		json_object_object_add(args, "max-rounds",
+				       json_object_new_int64(rounds));
+	if (ctl_client_call(&c, "migrate", args, &ret, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vfmig: migrate: %s\n", err);
+		goto out;
+	}
+	json_object_put(ret);
+	ret = NULL;
+	/* Follow it until it ends (bounded: a migration that never ends is
+	 * reported as such after ten minutes). */
+	for (int i = 0; i < 600 * 50; i++) {
+		if (ctl_client_call(&c, "query-migrate", NULL, &ret, err,
+				    sizeof(err)) < 0) {
+			fprintf(stderr, "vfmig: query-migrate: %s\n", err);
+			goto out;
+		}
+		if (json_object_object_get_ex(ret, "status", &v))
+			status = json_object_get_string(v);
+		if (json_object_object_get_ex(ret, "report", &rep) &&
+		    (!strcmp(status, "completed") || !strcmp(status, "failed") ||
+		     !strcmp(status, "cancelled")))
+			break;
+		rep = NULL;
+		json_object_put(ret);
+		ret = NULL;
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (!rep) {
+		fprintf(stderr, "vfmig: the migration did not end\n");
+		goto out;
+	}
+	bool ok = !strcmp(status, "completed");
+	bool verified = json_object_object_get_ex(rep, "verified", &v) &&
+			json_object_get_boolean(v);
+	json_object_object_get_ex(rep, "error", &v);
+	const char *error = v ? json_object_get_string(v) : NULL;
+	if (!json) {
+		struct json_object *t, *d, *b;
+		json_object_object_get_ex(rep, "total_ms", &t);
+		json_object_object_get_ex(rep, "downtime_ms", &d);
+		json_object_object_get_ex(rep, "bytes", &b);
+		printf("migration %s: %s\n", status,
+		       ok ? (verified ? "verified by the destination"
+				      : (live ? "NOT verified" : "saved"))
+			  : error);
+		printf("  total %.1f ms, downtime %.1f ms\n",
+		       t ? json_object_get_double(t) : 0.0,
+		       d ? json_object_get_double(d) : 0.0);
+		printf("  %s\n", json_object_to_json_string_ext(
+					 b, JSON_C_TO_STRING_PLAIN));
+	} else {
+		printf("%s\n", json_object_to_json_string_ext(
+				       rep, JSON_C_TO_STRING_PLAIN));
+	}
+	rc = ok && (verified || !live) ? 0 : 1;
+out:
+	json_object_put(ret);
+	ctl_client_close(&c);
+	return rc;
+}
+
+static int usage(const char *cmd)
+{
+	if (!strcmp(cmd, "save"))
+		fprintf(stderr, "usage: vfmig save --control PATH FILE\n");
+	else
+		fprintf(stderr, "usage: vfmig migrate --control PATH URI "
+				"[--downtime-ms N] [--max-rounds N] [--json]\n"
+				"URI: tcp:HOST:PORT | unix:PATH | file:PATH\n");
+	return 2;
+}
+
+static int parse_long(const char *s, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v <= 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int migrate_main(int argc, char **argv, bool save)
+{
+	const char *control = NULL, *target = NULL;
+	long downtime = 0, rounds = 0;
+	bool json = false;
+	char uri[4200];
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--json") && !save) {
+			json = true;
+		} else if (!strcmp(a, "--control") && i + 1 < argc) {
+			control = argv[++i];
+		} else if (!strncmp(a, "--control=", 10)) {
+			control = a + 10;
+		} else if (!save && !strcmp(a, "--downtime-ms") &&
+			   i + 1 < argc) {
+			if (parse_long(argv[++i], &downtime) < 0) {
+				fprintf(stderr, "vfmig: --downtime-ms takes a "
+						"positive number\n");
+				return 2;
+			}
+		} else if (!save && !strcmp(a, "--max-rounds") &&
+			   i + 1 < argc) {
+			if (parse_long(argv[++i], &rounds) < 0) {
+				fprintf(stderr, "vfmig: --max-rounds takes a "
+						"positive number\n");
+				return 2;
+			}
+		} else if (a[0] == '-' || target) {
+			fprintf(stderr, "vfmig %s: unexpected argument '%s'\n",
+				argv[0], a);
+			return usage(argv[0]);
+		} else {
+			target = a;
+		}
+	}
+	if (!control || !target)
+		return usage(argv[0]);
+	if (save)
+		snprintf(uri, sizeof(uri), "file:%s", target);
+	else
+		snprintf(uri, sizeof(uri), "%s", target);
+	return run(control, uri, downtime, rounds, json,
+		   strncmp(uri, "file:", 5) != 0);
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+	return migrate_main(argc, argv, false);
+}
+
+int cmd_save(int argc, char **argv)
+{
+	return migrate_main(argc, argv, true);
+}

@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vfmig vmm: a VMM with guest RAM, vfio-user devices, a guest driver that
+ * keeps them busy, and a JSON control socket. Runs until SIGTERM/SIGINT or
+ * the "quit" command; logs to stderr.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "control.h"
+#include "migration.h"
+#include "engine/vm.h"
+
+#define USAGE                                                                  \
+	"usage: vfmig vmm --device SOCKET [--device SOCKET...] [--ram SIZE]\n" \
+	"                 [--control PATH] [--incoming URI]\n"                 \
+	"                 [--guest-interval-us N] [--seed N] [--quiet | --verbose]\n"
+
+struct vmm_args {
+	const char *devices[VFMIG_VM_MAX_DEVICES];
+	unsigned int ndevices;
+	uint64_t ram;
+	const char *control;
+	const char *incoming;
+	unsigned int interval_us;
+	uint64_t seed;
+	int log_level;
+};
+
+static void log_stderr(void *priv, int level, const char *msg)
+{
+	(void)priv;
+	fprintf(stderr, "vfmig vmm: %s%s\n",
+		level <= VFMIG_LOG_ERR ? "error: "
+		: level == VFMIG_LOG_WARNING ? "warning: "
+					     : "",
+		msg);
+}
+
+/* "64M", "1G", "4096", "512K": bytes, or 0 if malformed or overflowing. */
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	unsigned long long v;
+	unsigned int shift = 0;
+
+	if (!s || !*s || *s == '-')
+		return 0;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	default: break;
+	}
+	if (*end == 'i' && shift)
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || v > (UINT64_MAX >> shift))
+		return 0;
+	return (uint64_t)v << shift;
+}
+
+static int parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* --opt VAL or --opt=VAL; returns the value and advances *i, or NULL. */
+static const char *opt_value(int argc, char **argv, int *i, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(argv[*i], name, n))
+		return NULL;
+	if (argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	if (argv[*i][n] || *i + 1 >= argc)
+		return NULL;
+	return argv[++*i];
+}
+
+static int parse_args(int argc, char **argv, struct vmm_args *a)
+{
+	*a = (struct vmm_args){ .log_level = VFMIG_LOG_INFO };
+	for (int i = 1; i < argc; i++) {
+		const char *v;
+		uint64_t u;
+		if ((v = opt_value(argc, argv, &i, "--device"))) {
+			if (a->ndevices == VFMIG_VM_MAX_DEVICES) {
+				fprintf(stderr, "vfmig vmm: at most %u devices\n",
+					VFMIG_VM_MAX_DEVICES);
+				return -1;
+			}
+			a->devices[a->ndevices++] = v;
+		} else if ((v = opt_value(argc, argv, &i, "--ram"))) {
+			a->ram = parse_size(v);
+			if (!a->ram) {
+				fprintf(stderr, "vfmig vmm: bad --ram '%s' "
+						"(e.g. 64M, 1G)\n", v);
+				return -1;
+			}
+		} else if ((v = opt_value(argc, argv, &i, "--control"))) {
+			a->control = v;
+		} else if ((v = opt_value(argc, argv, &i, "--incoming"))) {
+			a->incoming = v;
+		} else if ((v = opt_value(argc, argv, &i,
+					   "--guest-interval-us"))) {
+			if (parse_uint(v, 10000000, &u) < 0 || !u) {
+				fprintf(stderr, "vfmig vmm: bad "
+						"--guest-interval-us '%s'\n", v);
+				return -1;
+			}
+			a->interval_us = (unsigned int)u;
+		} else if ((v = opt_value(argc, argv, &i, "--seed"))) {
+			if (parse_uint(v, UINT64_MAX, &a->seed) < 0) {
+				fprintf(stderr, "vfmig vmm: bad --seed '%s'\n",
+					v);
+				return -1;
+			}
+		} else if (!strcmp(argv[i], "--quiet")) {
+			a->log_level = VFMIG_LOG_WARNING;
+		} else if (!strcmp(argv[i], "--verbose")) {
+			a->log_level = VFMIG_LOG_DEBUG;
+		} else {
+			fprintf(stderr, "vfmig vmm: unknown or incomplete "
+					"option '%s'\n", argv[i]);
+			return -1;
+		}
+	}
+	if (!a->ndevices) {
+		fprintf(stderr, "vfmig vmm: at least one --device is needed\n");
+		return -1;
+	}
+	return 0;
+}
+
+int cmd_vmm(int argc, char **argv)
+{
+	struct vmm_args a;
+	struct vfmig_vm *vm = NULL;
+	struct vfmig_control *ctl = NULL;
+	struct vfmig_migration *mig = NULL;
+	char err[512] = "";
+	sigset_t mask;
+	int sfd, r, status = 1;
+
+	if (parse_args(argc, argv, &a) < 0) {
+		fputs(USAGE, stderr);
+		return 2;
+	}
+	/* Signals arrive on a signalfd; threads started below inherit the
+	 * mask, so none of them is interrupted. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0) {
+		perror("vfmig vmm: signalfd");
+		return 1;
+	}
+
+	struct vfmig_vm_opts o = {
+		.version = VFMIG_VM_OPTS_VERSION,
+		.devices = a.devices,
+		.ndevices = a.ndevices,
+		.ram_size = a.ram,
+		.incoming = a.incoming != NULL,
+		.guest_interval_us = a.interval_us,
+		.guest_seed = a.seed,
+		.log_fn = log_stderr,
+		.log_level = a.log_level,
+	};
+	r = vfmig_vm_create(&o, &vm, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "vfmig vmm: error: %s\n",
+			err[0] ? err : strerror(-r));
+		goto out;
+	}
+	r = vfmig_control_create(vm, a.control, &ctl, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "vfmig vmm: error: %s\n", err);
+		goto out;
+	}
+	r = vfmig_migration_create(vm, ctl, &mig, err, sizeof(err));
+	if (r == 0 && a.incoming) {
+		vfmig_vm_log(vm, VFMIG_LOG_INFO, "waiting for a migration on %s",
+			     a.incoming);
+		r = vfmig_migration_incoming(mig, a.incoming, err, sizeof(err));
+	}
+	if (r < 0) {
+		fprintf(stderr, "vfmig vmm: error: %s\n", err);
+		goto out;
+	}
+	if (a.control)
+		vfmig_vm_log(vm, VFMIG_LOG_INFO, "control socket %s", a.control);
+	r = vfmig_control_run(ctl, sfd);
+	if (r < 0) {
+		fprintf(stderr, "vfmig vmm: error: control loop: %s\n",
+			strerror(-r));
+		goto out;
+	}
+	vfmig_vm_log(vm, VFMIG_LOG_INFO, "shutting down");
+	status = 0;
+out:
+	vfmig_migration_destroy(mig);
+	vfmig_control_destroy(ctl);
+	vfmig_vm_destroy(vm);
+	close(sfd);
+	return status;
+}

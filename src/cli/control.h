@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The VMM's control socket: line-delimited JSON, QMP-like
+ * (docs/control-protocol.md). A request is
+ *   {"execute": "NAME", "arguments": {...}, "id": ANY}
+ * and gets exactly one reply line, {"return": {...}} or
+ * {"error": {"class": "...", "desc": "..."}} (with "id" echoed). Events go
+ * to every client as {"event": "NAME", "data": {...}, "timestamp":
+ * {"seconds": S, "microseconds": U}}.
+ *
+ * One thread runs vfmig_control_run(): it accepts clients (up to 8 at once),
+ * reads their lines and runs the handlers, one at a time. Other threads may
+ * queue events with vfmig_control_emit().
+ */
+#ifndef VFMIG_CLI_CONTROL_H
+#define VFMIG_CLI_CONTROL_H
+
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+#include "engine/vm.h"
+
+struct vfmig_control;
+
+/* Longest request line accepted (without the newline). */
+#define VFMIG_CONTROL_LINE_MAX (64u << 10)
+
+/*
+ * A command handler. args is the "arguments" object (never NULL: an empty
+ * object when the request had none; borrowed). On success return 0 and set
+ * *ret to a new object (or leave it NULL for {}); on failure return a
+ * negative errno and write the reason to err. Runs on the control thread.
+ */
+typedef int (*vfmig_control_fn)(struct vfmig_control *ctl, void *priv,
+				struct json_object *args,
+				struct json_object **ret, char *err,
+				size_t errlen);
+
+struct vfmig_control_cmd {
+	const char *name;
+	vfmig_control_fn fn;
+	const char *help; /* one line, listed by "query-commands" */
+};
+
+/*
+ * Listen on a UNIX socket at path (an old socket file there is replaced) for
+ * vm. path NULL: no socket; run() then only waits for stop_fd. Subscribes
+ * to vm's run-state changes (events STOP, RESUME).
+ * Errors: -EINVAL (path too long), -ENOMEM, the errno of socket/bind/listen
+ * (err names it).
+ */
+int vfmig_control_create(struct vfmig_vm *vm, const char *path,
+			 struct vfmig_control **out, char *err, size_t errlen);
+
+/* Close every client and the socket (removing the file), unsubscribe. */
+void vfmig_control_destroy(struct vfmig_control *ctl);
+
+/*
+ * Add a table of n more commands (e.g. the migration engine's), run with
+ * priv. table must outlive ctl. A name already known is -EEXIST; at most 8
+ * tables (-ENOSPC). Call before run().
+ */
+int vfmig_control_add_commands(struct vfmig_control *ctl,
+			       const struct vfmig_control_cmd *table, size_t n,
+			       void *priv);
+
+/*
+ * Serve until stop_fd (e.g. a signalfd; may be -1) becomes readable or a
+ * client sends "quit". Returns 0, or a negative errno if poll fails.
+ */
+int vfmig_control_run(struct vfmig_control *ctl, int stop_fd);
+
+/*
+ * Queue an event for every connected client; thread-safe. data may be NULL;
+ * ownership of data passes to the call. Returns 0 or -ENOMEM.
+ */
+int vfmig_control_emit(struct vfmig_control *ctl, const char *name,
+		       struct json_object *data);
+
+/* The VM the control socket drives. */
+struct vfmig_vm *vfmig_control_vm(struct vfmig_control *ctl);
+
+/*
+ * Helper for handlers: fail with -EINVAL and a message naming the first key
+ * of args that is not in allowed (NULL-terminated), or whose type differs.
+ * types[i] is the json_type of allowed[i] (json_type_null: any).
+ */
+int vfmig_control_check_args(struct json_object *args,
+			     const char *const *allowed,
+			     const enum json_type *types, char *err,
+			     size_t errlen);
+
+#endif

@@ -1,0 +1,385 @@
+/* SPDX-License-Identifier: MIT */
+/* Migration commands on the control socket; see migration.h. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/channel.h"
+#include "engine/guest.h"
+#include "engine/migrate.h"
+#include "migration.h"
+#include "pci/pci_state.h"
+
+struct vfmig_migration {
+	struct vfmig_vm *vm;
+	struct vfmig_control *ctl;
+	struct vfmig_typereg *reg;
+	struct vfmig_mig_dev devs[VFMIG_VM_MAX_DEVICES];
+	struct vfmig_mig_vm mvm;
+	struct vfmig_mig_params params;
+	struct vfmig_mig_progress prog;
+
+	pthread_mutex_t lock; /* guards the fields below */
+	bool thread_live;     /* a thread was started and not joined */
+	bool busy;            /* a migration runs */
+	bool incoming;
+	char uri[VFMIG_CHAN_MAX_PATH + 16];
+	struct vfmig_mig_report rep; /* the last finished migration */
+	bool have_report;
+	pthread_t thread;
+	enum vfmig_vm_run_state before; /* source run state at the start */
+};
+
+/* ---- the VM as the engine sees it ---- */
+
+static int mvm_pause(void *priv)
+{
+	struct vfmig_migration *m = priv;
+
+	m->before = vfmig_vm_run_state(m->vm);
+	if (m->before == VFMIG_VM_RUNNING)
+		return vfmig_vm_set_run_state(m->vm, VFMIG_VM_FINISH_MIGRATE);
+	return 0; /* already stopped: nothing runs */
+}
+
+static int mvm_resume(void *priv)
+{
+	struct vfmig_migration *m = priv;
+	char err[256];
+
+	if (m->incoming)
+		return vfmig_vm_cont(m->vm, err, sizeof(err));
+	/* Source rollback: back to the state the migration found. */
+	return vfmig_vm_set_run_state(m->vm, m->before);
+}
+
+static int mvm_rewire(void *priv, size_t i)
+{
+	struct vfmig_migration *m = priv;
+
+	return vfmig_vm_rewire_irqs(m->vm, (unsigned int)i);
+}
+
+static int mvm_verify(void *priv, char *msg, size_t len)
+{
+	struct vfmig_migration *m = priv;
+
+	return vfmig_guest_verify(m->vm, msg, len);
+}
+
+static const struct vfmig_mig_vm_ops mvm_ops = {
+	.pause = mvm_pause,
+	.resume = mvm_resume,
+	.rewire_irqs = mvm_rewire,
+	.verify = mvm_verify,
+};
+
+/* ---- the background thread ---- */
+
+static void emit_status(struct vfmig_migration *m, const char *status,
+			const char *error)
+{
+	struct json_object *d = json_object_new_object();
+
+	json_object_object_add(d, "status", json_object_new_string(status));
+	if (error && error[0])
+		json_object_object_add(d, "error",
+				       json_object_new_string(error));
+	vfmig_control_emit(m->ctl, "MIGRATION", d);
+}
+
+static void *migration_thread(void *arg)
+{
+	struct vfmig_migration *m = arg;
+	struct vfmig_mig_report rep;
+	int r;
+
+	emit_status(m, "setup", NULL);
+	if (m->incoming)
+		r = vfmig_migrate_in(&m->mvm, m->reg, m->uri, &m->params,
+				     &m->prog, &rep);
+	else
+		r = vfmig_migrate_out(&m->mvm, m->reg, m->uri, &m->params,
+				      &m->prog, &rep);
+	if (r == 0 && !m->incoming)
+		vfmig_vm_set_run_state(m->vm, VFMIG_VM_POSTMIGRATE);
+	vfmig_vm_log(m->vm, r == 0 ? VFMIG_LOG_INFO : VFMIG_LOG_ERR,
+		     "migration %s: %s", m->incoming ? "in" : "out",
+		     r == 0 ? "completed" : rep.error);
+	pthread_mutex_lock(&m->lock);
+	m->rep = rep;
+	m->have_report = true;
+	m->busy = false;
+	pthread_mutex_unlock(&m->lock);
+	emit_status(m, vfmig_mig_status_name(atomic_load(&m->prog.status)),
+		    rep.error);
+	return NULL;
+}
+
+/* Start a migration thread; the caller checked that none is busy. */
+static int start_thread(struct vfmig_migration *m, const char *uri,
+			bool incoming, char *err, size_t errlen)
+{
+	if (m->thread_live) {
+		pthread_join(m->thread, NULL);
+		m->thread_live = false;
+	}
+	if (strlen(uri) >= sizeof(m->uri)) {
+		snprintf(err, errlen, "URI longer than %zu bytes",
+			 sizeof(m->uri) - 1);
+		return -EINVAL;
+	}
+	snprintf(m->uri, sizeof(m->uri), "%s", uri);
+	m->incoming = incoming;
+	m->busy = true;
+	m->have_report = false;
+	atomic_store(&m->prog.cancel, false);
+	atomic_store(&m->prog.status, VFMIG_MIG_SETUP);
+	int r = pthread_create(&m->thread, NULL, migration_thread, m);
+	if (r != 0) {
+		m->busy = false;
+		snprintf(err, errlen, "cannot start a thread: %s", strerror(r));
+		return -r;
+	}
+	m->thread_live = true;
+	return 0;
+}
+
+/* ---- control commands ---- */
+
+static int cmd_migrate(struct vfmig_control *ctl, void *priv,
+		       struct json_object *args, struct json_object **ret,
+		       char *err, size_t errlen)
+{
+	static const char *const keys[] = { "uri", "downtime-ms",
+					    "max-rounds", NULL };
+	static const enum json_type types[] = { json_type_string,
+						json_type_int, json_type_int };
+	struct vfmig_migration *m = priv;
+	struct json_object *v;
+	int r;
+
+	(void)ctl;
+	(void)ret;
+	r = vfmig_control_check_args(args, keys, types, err, errlen);
+	if (r < 0)
+		return r;
+	if (!json_object_object_get_ex(args, "uri", &v)) {
+		snprintf(err, errlen, "missing argument \"uri\"");
+		return -EINVAL;
+	}
+	const char *uri = json_object_get_string(v);
+	pthread_mutex_lock(&m->lock);
+	if (m->busy) {
+		pthread_mutex_unlock(&m->lock);
+		snprintf(err, errlen, "a migration is already running");
+		return -EBUSY;
+	}
+	enum vfmig_vm_run_state s = vfmig_vm_run_state(m->vm);
+	if (s == VFMIG_VM_INCOMING || s == VFMIG_VM_POSTMIGRATE) {
+		pthread_mutex_unlock(&m->lock);
+		snprintf(err, errlen, "the VM is %s: nothing to migrate",
+			 vfmig_vm_run_state_name(s));
+		return -EINVAL;
+	}
+	memset(&m->params, 0, sizeof(m->params));
+	if (json_object_object_get_ex(args, "downtime-ms", &v)) {
+		int64_t ms = json_object_get_int64(v);
+		if (ms <= 0 || ms > 3600000) {
+			pthread_mutex_unlock(&m->lock);
+			snprintf(err, errlen, "\"downtime-ms\" must be 1.."
+				 "3600000");
+			return -EINVAL;
+		}
+		m->params.downtime_ms = (uint64_t)ms;
+	}
+	if (json_object_object_get_ex(args, "max-rounds", &v)) {
+		int64_t n = json_object_get_int64(v);
+		if (n <= 0 || n > 100000) {
+			pthread_mutex_unlock(&m->lock);
+			snprintf(err, errlen, "\"max-rounds\" must be 1..100000");
+			return -EINVAL;
+		}
+		m->params.max_rounds = (unsigned)n;
+	}
+	r = start_thread(m, uri, false, err, errlen);
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+static int cmd_migrate_cancel(struct vfmig_control *ctl, void *priv,
+			      struct json_object *args,
+			      struct json_object **ret, char *err,
+			      size_t errlen)
+{
+	struct vfmig_migration *m = priv;
+
+	(void)ctl;
+	(void)ret;
+	int r = vfmig_control_check_args(args, (const char *const[]){ NULL },
+					 NULL, err, errlen);
+	if (r < 0)
+		return r;
+	atomic_store(&m->prog.cancel, true);
+	return 0;
+}
+
+static void add_report(struct json_object *o,
+		       const struct vfmig_mig_report *rep)
+{
+	struct json_object *bytes = json_object_new_object();
+
+	json_object_object_add(o, "verified",
+			       json_object_new_boolean(rep->verified));
+	json_object_object_add(o, "verify",
+			       json_object_new_string(rep->verify_msg));
+	json_object_object_add(o, "total_ms",
+			       json_object_new_double(rep->total_ms));
+	json_object_object_add(o, "downtime_ms",
+			       rep->ok ? json_object_new_double(rep->downtime_ms)
+				       : NULL);
+	json_object_object_add(o, "rounds", json_object_new_int((int)rep->rounds));
+	json_object_object_add(o, "converged",
+			       json_object_new_boolean(rep->converged));
+	json_object_object_add(bytes, "ram",
+			       json_object_new_uint64(rep->ram_bytes));
+	json_object_object_add(bytes, "device",
+			       json_object_new_uint64(rep->device_bytes));
+	json_object_object_add(bytes, "overhead",
+			       json_object_new_uint64(rep->overhead_bytes));
+	json_object_object_add(o, "bytes", bytes);
+	json_object_object_add(o, "throughput_mbps",
+			       json_object_new_double(rep->throughput_mbps));
+	json_object_object_add(o, "error",
+			       rep->error[0] ? json_object_new_string(rep->error)
+					     : NULL);
+}
+
+static int cmd_query_migrate(struct vfmig_control *ctl, void *priv,
+			     struct json_object *args,
+			     struct json_object **ret, char *err,
+			     size_t errlen)
+{
+	struct vfmig_migration *m = priv;
+	struct json_object *o;
+
+	(void)ctl;
+	int r = vfmig_control_check_args(args, (const char *const[]){ NULL },
+					 NULL, err, errlen);
+	if (r < 0)
+		return r;
+	o = json_object_new_object();
+	pthread_mutex_lock(&m->lock);
+	json_object_object_add(
+		o, "status",
+		json_object_new_string(vfmig_mig_status_name(
+			atomic_load(&m->prog.status))));
+	json_object_object_add(o, "direction",
+			       json_object_new_string(m->incoming ? "in"
+								  : "out"));
+	json_object_object_add(o, "rounds",
+			       json_object_new_int((int)atomic_load(
+				       &m->prog.rounds)));
+	json_object_object_add(o, "ram_bytes",
+			       json_object_new_uint64(
+				       atomic_load(&m->prog.ram_bytes)));
+	json_object_object_add(o, "device_bytes",
+			       json_object_new_uint64(
+				       atomic_load(&m->prog.device_bytes)));
+	json_object_object_add(o, "dirty_pages",
+			       json_object_new_uint64(
+				       atomic_load(&m->prog.dirty_pages)));
+	if (m->have_report) {
+		struct json_object *rep = json_object_new_object();
+		add_report(rep, &m->rep);
+		json_object_object_add(o, "report", rep);
+	}
+	pthread_mutex_unlock(&m->lock);
+	*ret = o;
+	return 0;
+}
+
+static const struct vfmig_control_cmd commands[] = {
+	{ "migrate", cmd_migrate,
+	  "migrate live to {\"uri\": \"tcp:H:P|unix:PATH|file:PATH\", "
+	  "\"downtime-ms\": N, \"max-rounds\": N}" },
+	{ "migrate-cancel", cmd_migrate_cancel,
+	  "stop a running migration; the VM keeps running here" },
+	{ "query-migrate", cmd_query_migrate,
+	  "progress, and the report of the last migration" },
+};
+
+/* ---- lifecycle ---- */
+
+int vfmig_migration_create(struct vfmig_vm *vm, struct vfmig_control *ctl,
+			   struct vfmig_migration **out, char *err,
+			   size_t errlen)
+{
+	struct vfmig_migration *m = calloc(1, sizeof(*m));
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	m->vm = vm;
+	m->ctl = ctl;
+	pthread_mutex_init(&m->lock, NULL);
+	r = vfmig_typereg_create(&m->reg);
+	if (r == 0)
+		r = vfmig_pci_type_register(m->reg);
+	if (r < 0) {
+		snprintf(err, errlen, "device types: %s", strerror(-r));
+		vfmig_migration_destroy(m);
+		return r;
+	}
+	for (unsigned i = 0; i < vfmig_vm_ndevs(vm); i++)
+		m->devs[i] = (struct vfmig_mig_dev){
+			.id = vfmig_vm_dev_id(vm, i),
+			.type = "pci",
+			.dev = vfmig_vm_dev(vm, i),
+		};
+	m->mvm = (struct vfmig_mig_vm){
+		.vm = m,
+		.ops = &mvm_ops,
+		.ram = vfmig_vm_ram(vm),
+		.ndev = vfmig_vm_ndevs(vm),
+		.devs = m->devs,
+	};
+	r = vfmig_control_add_commands(ctl, commands,
+				       sizeof(commands) / sizeof(commands[0]),
+				       m);
+	if (r < 0) {
+		snprintf(err, errlen, "control commands: %s", strerror(-r));
+		vfmig_migration_destroy(m);
+		return r;
+	}
+	*out = m;
+	return 0;
+}
+
+int vfmig_migration_incoming(struct vfmig_migration *m, const char *uri,
+			     char *err, size_t errlen)
+{
+	int r;
+
+	memset(&m->params, 0, sizeof(m->params));
+	/* Wait for the source as long as it takes. */
+	m->params.timeout_ms = -1;
+	pthread_mutex_lock(&m->lock);
+	r = start_thread(m, uri, true, err, errlen);
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+void vfmig_migration_destroy(struct vfmig_migration *m)
+{
+	if (!m)
+		return;
+	atomic_store(&m->prog.cancel, true);
+	if (m->thread_live)
+		pthread_join(m->thread, NULL);
+	vfmig_typereg_destroy(m->reg);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Migration on the VMM's control socket: the commands migrate,
+ * migrate-cancel and query-migrate, the MIGRATION event, and the incoming
+ * side started by `vfmig vmm --incoming URI`. Glue between the VM model
+ * (engine/vm.h), the control socket and the engine (engine/migrate.h).
+ */
+#ifndef VFMIG_CLI_MIGRATION_H
+#define VFMIG_CLI_MIGRATION_H
+
+#include "control.h"
+#include "engine/vm.h"
+
+struct vfmig_migration;
+
+/*
+ * Set up migration for vm: register the device types, describe the VM to
+ * the engine and add the commands to ctl. Returns 0 or a negative errno
+ * with err filled.
+ */
+int vfmig_migration_create(struct vfmig_vm *vm, struct vfmig_control *ctl,
+			   struct vfmig_migration **out, char *err,
+			   size_t errlen);
+
+/* Start receiving a VM from uri in the background (the VM is incoming). */
+int vfmig_migration_incoming(struct vfmig_migration *m, const char *uri,
+			     char *err, size_t errlen);
+
+/* Cancel and wait for a running migration; free everything. NULL is ok. */
+void vfmig_migration_destroy(struct vfmig_migration *m);
+
+#endif

@@ -1,0 +1,604 @@
+/* SPDX-License-Identifier: MIT */
+/* The guest driver: the thread, the ledger in guest RAM, the RAM stamps,
+ * statistics and verification. The device drivers are guest_regs.c and
+ * guest_vram.c. */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/guest_drv.h"
+
+#define STAMPS_PER_ITER 4u
+#define IRQ_TIMEOUT_MS 2000
+#define BAR0 0u /* register BAR of every driven device */
+
+void guest__lset(struct vfmig_guest *g, uint64_t *p, uint64_t v)
+{
+	__atomic_store_n(p, htole64(v), __ATOMIC_RELAXED);
+	vfmig_ram_mark_dirty(g->ram, (uint64_t)((uint8_t *)p - g->ram->host),
+			     sizeof(*p));
+}
+
+int guest__fail(struct vfmig_guest *g, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(g->msg, sizeof(g->msg), fmt, ap);
+	va_end(ap);
+	return -EIO;
+}
+
+/* ---- generated contents: everything follows from (seed, counters) ---- */
+
+static uint64_t stamp_page(uint64_t seed, uint64_t n, uint64_t npages)
+{
+	return guest__mix64(seed ^ 0x5354414d50ull ^ (n * 0x100000001b3ull)) %
+	       npages;
+}
+
+static uint64_t stamp_word(uint64_t seed, uint64_t n, uint64_t page, uint64_t w)
+{
+	return guest__mix64(seed + n) ^ (page << 16) ^ w;
+}
+
+/* ---- device access ---- */
+
+int guest__reg_read(struct vfmig_guest *g, struct gdev *d, uint32_t off,
+		    uint32_t *val)
+{
+	int r = vfmig_vmm_dev_region_read(d->dev, BAR0, off, val, 4);
+	if (r < 0)
+		return guest__fail(g, "dev%u: read of register 0x%03x: %s",
+				   d->index, off, vfmig_vmm_strerror(r));
+	*val = le32toh(*val);
+	return 0;
+}
+
+int guest__reg_write(struct vfmig_guest *g, struct gdev *d, uint32_t off,
+		     uint32_t val)
+{
+	uint32_t le = htole32(val);
+	int r = vfmig_vmm_dev_region_write(d->dev, BAR0, off, &le, 4);
+	if (r < 0)
+		return guest__fail(g, "dev%u: write of register 0x%03x: %s",
+				   d->index, off, vfmig_vmm_strerror(r));
+	return 0;
+}
+
+int guest__collect_irqs(struct vfmig_guest *g, struct gdev *d)
+{
+	struct ledger_dev *ld = d->ld;
+
+	for (uint32_t v = 0; v < guest__lget(&ld->nvec); v++) {
+		uint64_t raised = guest__lget(&ld->irq_raised[v]);
+		uint64_t got = guest__lget(&ld->irq_received[v]);
+		int waited = 0;
+
+		while (got < raised) {
+			struct pollfd p = {.fd = d->irq_fds[v],
+					   .events = POLLIN};
+			uint64_t n;
+			if (poll(&p, 1, 10) == 1 &&
+			    read(d->irq_fds[v], &n, sizeof(n)) == sizeof(n)) {
+				got += n;
+				guest__lset(g, &ld->irq_received[v], got);
+				continue;
+			}
+			waited += 10;
+			if (waited >= IRQ_TIMEOUT_MS)
+				return guest__fail(
+					g,
+					"dev%u: vector %u: interrupt "
+					"lost (%llu raised, %llu received "
+					"after %d ms)",
+					d->index, v, (unsigned long long)raised,
+					(unsigned long long)got,
+					IRQ_TIMEOUT_MS);
+		}
+		if (got > raised)
+			return guest__fail(g,
+					   "dev%u: vector %u: %llu interrupts "
+					   "received, only %llu raised",
+					   d->index, v, (unsigned long long)got,
+					   (unsigned long long)raised);
+	}
+	return 0;
+}
+
+/* ---- PCI ---- */
+
+static int find_msix_cap(struct vfmig_guest *g, struct gdev *d, uint8_t *cap)
+{
+	uint8_t cfg[256];
+	int r = vfmig_vmm_dev_region_read(d->dev, VFMIG_VMM_PCI_CONFIG, 0, cfg,
+					  sizeof(cfg));
+	if (r < 0)
+		return guest__fail(g, "dev%u: config read: %s", d->index,
+				   vfmig_vmm_strerror(r));
+	*cap = 0;
+	for (uint8_t pos = cfg[0x34] & 0xfc, n = 0; pos && n < 48;
+	     pos = cfg[pos + 1] & 0xfc, n++)
+		if (cfg[pos] == 0x11) {
+			*cap = pos;
+			return 0;
+		}
+	return guest__fail(g, "dev%u: no MSI-X capability", d->index);
+}
+
+static int cfg_rw(struct vfmig_guest *g, struct gdev *d, bool write,
+		  uint32_t off, void *buf, size_t len)
+{
+	int r = write ? vfmig_vmm_dev_region_write(d->dev, VFMIG_VMM_PCI_CONFIG,
+						   off, buf, len)
+		      : vfmig_vmm_dev_region_read(d->dev, VFMIG_VMM_PCI_CONFIG,
+						  off, buf, len);
+	if (r < 0)
+		return guest__fail(g, "dev%u: config %s at 0x%x: %s", d->index,
+				   write ? "write" : "read", off,
+				   vfmig_vmm_strerror(r));
+	return 0;
+}
+
+int guest__pci_enable(struct vfmig_guest *g, struct gdev *d, uint32_t msix_bar,
+		      uint32_t nvec)
+{
+	uint8_t cap;
+	uint16_t ctrl, cmd;
+
+	CHECK(find_msix_cap(g, d, &cap));
+	CHECK(cfg_rw(g, d, false, cap + 2u, &ctrl, 2));
+	ctrl = htole16((uint16_t)((le16toh(ctrl) | 0x8000) & ~0x4000));
+	CHECK(cfg_rw(g, d, true, cap + 2u, &ctrl, 2));
+	for (uint32_t v = 0; v < nvec; v++) {
+		uint32_t vctl = 0;
+		int r = vfmig_vmm_dev_region_write(d->dev, msix_bar,
+						   v * 16 + 12, &vctl, 4);
+		if (r < 0)
+			return guest__fail(g, "dev%u: unmask vector %u: %s",
+					   d->index, v, vfmig_vmm_strerror(r));
+	}
+	CHECK(cfg_rw(g, d, false, 4, &cmd, 2));
+	cmd = htole16((uint16_t)(le16toh(cmd) | 0x6)); /* memory, master */
+	return cfg_rw(g, d, true, 4, &cmd, 2);
+}
+
+static const struct driver *const drivers[] = {
+	&guest__regs_driver,
+	&guest__vram_driver,
+};
+
+/* ---- binding, ledger ---- */
+
+/* Match the device's PCI IDs against the table (config reads only). */
+static void bind(struct vfmig_guest *g, struct gdev *d)
+{
+	uint16_t ids[2];
+
+	d->drv = NULL;
+	if (vfmig_vmm_dev_region_read(d->dev, VFMIG_VMM_PCI_CONFIG, 0, ids,
+				      sizeof(ids)) < 0)
+		return;
+	for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
+		if (le16toh(ids[0]) == drivers[i]->vendor &&
+		    le16toh(ids[1]) == drivers[i]->device && d->nirqs >= 1)
+			d->drv = drivers[i];
+	vfmig_vm_log(g->vm, VFMIG_LOG_INFO, "guest: dev%u %04x:%04x -> %s",
+		     d->index, le16toh(ids[0]), le16toh(ids[1]),
+		     d->drv ? d->drv->name : "no driver");
+}
+
+static bool ledger_present(struct vfmig_guest *g)
+{
+	return guest__lget(&g->L->magic) == LEDGER_MAGIC;
+}
+
+/* Is the ledger in RAM usable by this VM? 0 or -EINVAL with g->msg. */
+static int ledger_check(struct vfmig_guest *g)
+{
+	struct ledger *L = g->L;
+
+	if (!ledger_present(g))
+		return guest__fail(g, "no guest ledger in RAM");
+	if (guest__lget(&L->version) != LEDGER_VERSION)
+		return guest__fail(g, "ledger version %llu, driver knows %u",
+				   (unsigned long long)guest__lget(&L->version),
+				   LEDGER_VERSION);
+	if (guest__lget(&L->ndevs) != g->ndevs)
+		return guest__fail(g, "ledger has %llu devices, the VM %u",
+				   (unsigned long long)guest__lget(&L->ndevs),
+				   g->ndevs);
+	if (guest__lget(&L->stamp_pages) != g->stamp_pages)
+		return guest__fail(
+			g, "ledger has %llu stamp pages, the RAM %llu",
+			(unsigned long long)guest__lget(&L->stamp_pages),
+			(unsigned long long)g->stamp_pages);
+	for (unsigned int i = 0; i < g->ndevs; i++) {
+		struct gdev *d = &g->devs[i];
+		uint64_t kind = d->drv ? d->drv->kind : KIND_NONE;
+		if (guest__lget(&L->dev[i].kind) != kind)
+			return guest__fail(g,
+					   "dev%u: ledger kind %llu, device is "
+					   "%s",
+					   i,
+					   (unsigned long long)guest__lget(
+						   &L->dev[i].kind),
+					   d->drv ? d->drv->name : "unknown");
+		if (guest__lget(&L->dev[i].nvec) > d->nirqs ||
+		    guest__lget(&L->dev[i].nvec) > VFMIG_GUEST_MAX_VECTORS)
+			return guest__fail(
+				g,
+				"dev%u: ledger uses %llu vectors, device "
+				"has %u",
+				i,
+				(unsigned long long)guest__lget(
+					&L->dev[i].nvec),
+				d->nirqs);
+	}
+	g->seed = guest__lget(&L->seed);
+	return 0;
+}
+
+static int ledger_fresh(struct vfmig_guest *g)
+{
+	struct ledger *L = g->L;
+
+	memset(L, 0, sizeof(*L));
+	vfmig_ram_mark_dirty(g->ram, VFMIG_GUEST_LEDGER_ADDR, sizeof(*L));
+	guest__lset(g, &L->version, LEDGER_VERSION);
+	guest__lset(g, &L->ndevs, g->ndevs);
+	guest__lset(g, &L->seed, g->seed);
+	guest__lset(g, &L->stamp_pages, g->stamp_pages);
+	for (unsigned int i = 0; i < g->ndevs; i++)
+		if (g->devs[i].drv)
+			CHECK(g->devs[i].drv->init(g, &g->devs[i]));
+	guest__lset(g, &L->magic, LEDGER_MAGIC); /* valid only once complete */
+	return 0;
+}
+
+/* ---- the thread ---- */
+
+static void write_stamp(struct vfmig_guest *g, uint64_t n)
+{
+	uint64_t page = stamp_page(g->seed, n, g->stamp_pages);
+	uint64_t addr = VFMIG_GUEST_STAMP_BASE + page * VFMIG_VM_PAGE_SIZE;
+	uint64_t *p = (uint64_t *)(void *)guest__gpa(g, addr);
+
+	for (uint64_t w = 0; w < VFMIG_VM_PAGE_SIZE / 8; w++)
+		p[w] = htole64(stamp_word(g->seed, n, page, w));
+	vfmig_ram_mark_dirty(g->ram, addr, VFMIG_VM_PAGE_SIZE);
+}
+
+static int iterate(struct vfmig_guest *g)
+{
+	struct ledger *L = g->L;
+	uint64_t it = guest__lget(&L->iterations);
+
+	for (unsigned int i = 0; i < g->ndevs; i++)
+		if (g->devs[i].drv)
+			CHECK(g->devs[i].drv->iterate(g, &g->devs[i], it));
+	for (unsigned int k = 0; k < STAMPS_PER_ITER; k++) {
+		uint64_t n = guest__lget(&L->stamp_writes) + 1;
+		write_stamp(g, n);
+		guest__lset(g, &L->stamp_writes, n);
+	}
+	guest__lset(g, &L->iterations, it + 1);
+	return 0;
+}
+
+static void *guest_main(void *arg)
+{
+	struct vfmig_guest *g = arg;
+
+	pthread_mutex_lock(&g->lock);
+	while (!g->quit) {
+		if (g->pause_count || g->hold_count || g->failed) {
+			pthread_cond_wait(&g->cond, &g->lock);
+			continue;
+		}
+		g->busy = true;
+		pthread_mutex_unlock(&g->lock);
+		int r = iterate(g);
+		pthread_mutex_lock(&g->lock);
+		g->busy = false;
+		if (r < 0) {
+			g->failed = true;
+			snprintf(g->error, sizeof(g->error), "%s", g->msg);
+			vfmig_vm_log(g->vm, VFMIG_LOG_ERR,
+				     "guest driver failed: %s", g->msg);
+		}
+		pthread_cond_broadcast(&g->cond);
+		if (g->interval_us && !g->quit && !g->pause_count &&
+		    !g->hold_count) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (long)g->interval_us * 1000;
+			ts.tv_sec += ts.tv_nsec / 1000000000;
+			ts.tv_nsec %= 1000000000;
+			pthread_cond_timedwait(&g->cond, &g->lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+	return NULL;
+}
+
+int vfmig_guest_create(struct vfmig_vm *vm, unsigned int interval_us,
+		       uint64_t seed, struct vfmig_guest **out)
+{
+	struct vfmig_guest *g = calloc(1, sizeof(*g));
+
+	*out = NULL;
+	if (!g)
+		return -ENOMEM;
+	g->vm = vm;
+	g->ram = vfmig_vm_ram(vm);
+	g->L = (struct ledger *)(void *)(g->ram->host +
+					 VFMIG_GUEST_LEDGER_ADDR);
+	g->interval_us = interval_us ? interval_us : 1000;
+	if (!seed) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		seed = guest__mix64((uint64_t)ts.tv_sec * 1000000000ull +
+				    (uint64_t)ts.tv_nsec + (uint64_t)getpid());
+	}
+	g->seed = seed;
+	g->stamp_pages =
+		(g->ram->size - VFMIG_GUEST_STAMP_BASE) / VFMIG_VM_PAGE_SIZE;
+	g->ndevs = vfmig_vm_ndevs(vm);
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_mutex_init(&g->verify_lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	for (unsigned int i = 0; i < g->ndevs; i++) {
+		struct gdev *d = &g->devs[i];
+		d->index = i;
+		d->dev = vfmig_vm_dev(vm, i);
+		d->irq_fds = vfmig_vm_dev_irq_fds(vm, i, &d->nirqs);
+		d->ld = &g->L->dev[i];
+		bind(g, d);
+	}
+	*out = g;
+	return 0;
+}
+
+int vfmig_guest_start(struct vfmig_guest *g, char *err, size_t errlen)
+{
+	int r;
+
+	if (g->started)
+		return 0;
+	if (ledger_present(g)) {
+		r = ledger_check(g);
+		if (r < 0) {
+			snprintf(err, errlen, "guest: %s", g->msg);
+			return -EINVAL;
+		}
+		vfmig_vm_log(
+			g->vm, VFMIG_LOG_INFO,
+			"guest: adopted the ledger in RAM (iteration "
+			"%llu)",
+			(unsigned long long)guest__lget(&g->L->iterations));
+	} else {
+		r = ledger_fresh(g);
+		if (r < 0) {
+			snprintf(err, errlen, "guest init: %s", g->msg);
+			return r;
+		}
+	}
+	r = -pthread_create(&g->thread, NULL, guest_main, g);
+	if (r < 0) {
+		snprintf(err, errlen, "guest thread: %s", strerror(-r));
+		return r;
+	}
+	pthread_mutex_lock(&g->lock);
+	g->started = true; /* read by stats on other threads */
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
+/* Count one more reason to stay quiescent; wait until the thread is. */
+static void quiesce(struct vfmig_guest *g, unsigned int *count)
+{
+	pthread_mutex_lock(&g->lock);
+	(*count)++;
+	while (g->busy)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void release(struct vfmig_guest *g, unsigned int *count)
+{
+	pthread_mutex_lock(&g->lock);
+	if (*count)
+		(*count)--;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void vfmig_guest_pause(struct vfmig_guest *g)
+{
+	quiesce(g, &g->pause_count);
+}
+
+void vfmig_guest_resume(struct vfmig_guest *g)
+{
+	release(g, &g->pause_count);
+}
+
+void vfmig_guest_destroy(struct vfmig_guest *g)
+{
+	if (!g)
+		return;
+	if (g->started) {
+		pthread_mutex_lock(&g->lock);
+		g->quit = true;
+		pthread_cond_broadcast(&g->cond);
+		pthread_mutex_unlock(&g->lock);
+		pthread_join(g->thread, NULL);
+	}
+	pthread_mutex_destroy(&g->lock);
+	pthread_mutex_destroy(&g->verify_lock);
+	pthread_cond_destroy(&g->cond);
+	free(g);
+}
+
+/* ---- stats and verification ---- */
+
+static const char *const guest_state_names[] = {
+	[VFMIG_GUEST_NOT_STARTED] = "not-started",
+	[VFMIG_GUEST_RUNNING] = "running",
+	[VFMIG_GUEST_PAUSED] = "paused",
+	[VFMIG_GUEST_FAILED] = "failed",
+};
+
+const char *vfmig_guest_state_name(enum vfmig_guest_state s)
+{
+	if ((unsigned)s > VFMIG_GUEST_FAILED)
+		return "invalid";
+	return guest_state_names[s];
+}
+
+void vfmig_guest_stats(struct vfmig_guest *g, struct vfmig_guest_stats *st)
+{
+	struct ledger *L = g->L;
+
+	memset(st, 0, sizeof(*st));
+	quiesce(g, &g->hold_count); /* a consistent snapshot */
+	pthread_mutex_lock(&g->lock);
+	st->state = !g->started	     ? VFMIG_GUEST_NOT_STARTED
+		    : g->failed	     ? VFMIG_GUEST_FAILED
+		    : g->pause_count ? VFMIG_GUEST_PAUSED
+				     : VFMIG_GUEST_RUNNING;
+	snprintf(st->error, sizeof(st->error), "%s", g->error);
+	pthread_mutex_unlock(&g->lock);
+	st->ndevs = g->ndevs;
+	for (unsigned int i = 0; i < g->ndevs; i++)
+		snprintf(st->dev[i].kind, sizeof(st->dev[i].kind), "%s",
+			 g->devs[i].drv ? g->devs[i].drv->name : "none");
+	if (!ledger_present(g)) {
+		release(g, &g->hold_count);
+		return;
+	}
+	st->iterations = guest__lget(&L->iterations);
+	st->stamp_writes = guest__lget(&L->stamp_writes);
+	for (unsigned int i = 0; i < g->ndevs; i++) {
+		struct ledger_dev *ld = &L->dev[i];
+		struct vfmig_guest_dev_stats *ds = &st->dev[i];
+		ds->doorbells = guest__lget(&ld->doorbells);
+		ds->fills = guest__lget(&ld->fills);
+		ds->checksums = guest__lget(&ld->csums);
+		ds->mem_writes = guest__lget(&ld->mem_writes);
+		for (unsigned int v = 0; v < VFMIG_GUEST_MAX_VECTORS; v++) {
+			ds->irq_raised += guest__lget(&ld->irq_raised[v]);
+			ds->irq_received += guest__lget(&ld->irq_received[v]);
+		}
+	}
+	release(g, &g->hold_count);
+}
+
+static int verify_irqs(struct vfmig_guest *g, struct gdev *d)
+{
+	struct ledger_dev *ld = d->ld;
+
+	for (uint32_t v = 0; v < guest__lget(&ld->nvec); v++) {
+		struct pollfd p = {.fd = d->irq_fds[v], .events = POLLIN};
+		uint64_t raised = guest__lget(&ld->irq_raised[v]);
+		uint64_t got = guest__lget(&ld->irq_received[v]);
+		if (got != raised)
+			return guest__fail(g,
+					   "dev%u: vector %u: %llu interrupts "
+					   "raised, %llu received",
+					   d->index, v,
+					   (unsigned long long)raised,
+					   (unsigned long long)got);
+		if (poll(&p, 1, 0) == 1)
+			return guest__fail(
+				g,
+				"dev%u: vector %u: an interrupt is "
+				"pending that the driver did not raise",
+				d->index, v);
+	}
+	return 0;
+}
+
+static int verify_stamps(struct vfmig_guest *g)
+{
+	uint64_t n_all = guest__lget(&g->L->stamp_writes);
+	uint64_t *last = calloc(g->stamp_pages, sizeof(uint64_t));
+	int r = 0;
+
+	if (!last)
+		return guest__fail(g, "out of memory");
+	for (uint64_t n = 1; n <= n_all; n++)
+		last[stamp_page(g->seed, n, g->stamp_pages)] = n;
+	for (uint64_t page = 0; page < g->stamp_pages && !r; page++) {
+		const uint64_t *p = (const uint64_t *)(const void *)guest__gpa(
+			g, VFMIG_GUEST_STAMP_BASE + page * VFMIG_VM_PAGE_SIZE);
+		for (uint64_t w = 0; w < VFMIG_VM_PAGE_SIZE / 8; w++) {
+			uint64_t want =
+				last[page] ? stamp_word(g->seed, last[page],
+							page, w)
+					   : 0;
+			if (le64toh(p[w]) != want) {
+				r = guest__fail(
+					g,
+					"RAM page 0x%llx word %llu: "
+					"0x%016llx, stamp %llu wrote 0x%016llx",
+					(unsigned long long)(VFMIG_GUEST_STAMP_BASE +
+							     page * VFMIG_VM_PAGE_SIZE),
+					(unsigned long long)w,
+					(unsigned long long)le64toh(p[w]),
+					(unsigned long long)last[page],
+					(unsigned long long)want);
+				break;
+			}
+		}
+	}
+	free(last);
+	return r;
+}
+
+static int verify_all(struct vfmig_guest *g)
+{
+	bool failed;
+
+	pthread_mutex_lock(&g->lock);
+	failed = g->failed;
+	if (failed)
+		snprintf(g->msg, sizeof(g->msg), "guest driver failed: %.200s",
+			 g->error);
+	pthread_mutex_unlock(&g->lock);
+	if (failed)
+		return -EIO;
+	if (!ledger_present(g)) {
+		guest__fail(g, "no guest ledger in RAM");
+		return -EAGAIN;
+	}
+	CHECK(ledger_check(g));
+	for (unsigned int i = 0; i < g->ndevs; i++) {
+		struct gdev *d = &g->devs[i];
+		if (!d->drv)
+			continue;
+		CHECK(d->drv->verify(g, d));
+		CHECK(verify_irqs(g, d));
+	}
+	return verify_stamps(g);
+}
+
+int vfmig_guest_verify(struct vfmig_vm *vm, char *msg, size_t size)
+{
+	struct vfmig_guest *g = vfmig_vm_guest(vm);
+	int r;
+
+	pthread_mutex_lock(&g->verify_lock);
+	quiesce(g, &g->hold_count);
+	r = verify_all(g);
+	release(g, &g->hold_count);
+	snprintf(msg, size, "%s", r == 0 ? "ok" : g->msg);
+	pthread_mutex_unlock(&g->verify_lock);
+	return r;
+}

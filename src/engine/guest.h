@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The guest driver: a thread that drives every attached device as a guest OS
+ * would, and keeps ALL of its own state in guest RAM so that the state
+ * migrates with RAM and the destination's driver carries on from it.
+ *
+ * Guest RAM layout (4 KiB pages, little-endian u64 fields like an x86 guest):
+ *   0x000000  ledger page: magic, version, seed, counters, one slot per device
+ *   0x010000 + d * 0x10000   device d's DMA area (d < 8):
+ *             +0x0000  fill buffer (the device writes it by DMA)
+ *             +0x8000  checksum buffer (the driver writes, the device reads)
+ *   0x100000 .. end   stamp pages, written by the "CPU"
+ *
+ * Per iteration, for each "regs" device (matched by PCI vendor/device ID):
+ * 1..3 DOORBELL writes, then COUNTER must equal the ledger's doorbell count;
+ * an EVENT write on one vector and a DMA FILL with a pattern that differs
+ * from the previous one, a CHECKSUM of a freshly written buffer (must equal
+ * the driver's FNV-1a), each interrupt waited for on its eventfd; one
+ * SCRATCH register and one 1 KiB chunk of BAR2 (device memory) written.
+ * For each "vram" device (VRAM up to 1 GiB): a FILL command of 1..4 pages
+ * from (seed, fill number), the first filled page read back through the
+ * BAR2 window, COUNTER equal to the commands run, and every 256 fills a
+ * CHECKSUM command whose result the verifier recomputes from the ledger.
+ * Then a few stamp pages: stamp write n (1, 2, ...) fills page
+ * pick(seed, n) with words derived from (seed, n, page, word), so every
+ * byte of the stamp area follows from the ledger's seed and count alone.
+ * Unknown devices are left alone. Pages the device writes by DMA are NOT
+ * marked dirty by the driver: that is the device's dirty log's job, so a
+ * migration that loses them fails verification.
+ *
+ * The driver only stops between iterations (pause), so at every quiescent
+ * point the ledger, RAM and devices agree and every interrupt raised has
+ * been received.
+ */
+#ifndef VFMIG_ENGINE_GUEST_H
+#define VFMIG_ENGINE_GUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vfmig_vm;
+struct vfmig_guest;
+
+#define VFMIG_GUEST_LEDGER_ADDR 0x0ull
+#define VFMIG_GUEST_DMA_BASE 0x10000ull
+#define VFMIG_GUEST_DMA_STRIDE 0x10000ull
+#define VFMIG_GUEST_STAMP_BASE 0x100000ull
+#define VFMIG_GUEST_MAX_VECTORS 8u
+
+/*
+ * Create the driver of vm (not started). interval_us: sleep between
+ * iterations; seed: for a fresh ledger. Returns 0 or -ENOMEM.
+ */
+int vfmig_guest_create(struct vfmig_vm *vm, unsigned int interval_us,
+		       uint64_t seed, struct vfmig_guest **out);
+
+/*
+ * Start the driver thread. With a valid ledger in RAM (same version and
+ * device count, each device still of the recorded kind) the driver adopts
+ * it and goes on without initialising devices (migrated state). With no
+ * ledger (magic absent) it writes a fresh one and initialises the devices
+ * it knows (MSI-X enable and unmask, memory + bus master). Starting twice
+ * is 0. Errors: -EINVAL (a ledger that is present but unusable; err says
+ * why), device errors during init, the errno of pthread_create.
+ */
+int vfmig_guest_start(struct vfmig_guest *g, char *err, size_t errlen);
+
+/* Counted pause/resume (vm.h). */
+void vfmig_guest_pause(struct vfmig_guest *g);
+void vfmig_guest_resume(struct vfmig_guest *g);
+
+/* Stop and join the thread, free. NULL ok. */
+void vfmig_guest_destroy(struct vfmig_guest *g);
+
+enum vfmig_guest_state {
+	VFMIG_GUEST_NOT_STARTED = 0,
+	VFMIG_GUEST_RUNNING = 1,
+	VFMIG_GUEST_PAUSED = 2,
+	VFMIG_GUEST_FAILED = 3, /* a check failed; the driver stopped */
+};
+
+const char *vfmig_guest_state_name(enum vfmig_guest_state s);
+
+struct vfmig_guest_dev_stats {
+	char kind[16]; /* "regs", "vram", or "none" for a device left alone */
+	uint64_t doorbells; /* regs: DOORBELL writes; vram: commands run */
+	uint64_t fills, checksums, mem_writes;
+	uint64_t irq_raised, irq_received; /* all vectors */
+};
+
+struct vfmig_guest_stats {
+	enum vfmig_guest_state state;
+	uint64_t iterations;
+	uint64_t stamp_writes;
+	unsigned int ndevs;
+	struct vfmig_guest_dev_stats dev[8];
+	char error[256]; /* the failure, when state is FAILED */
+};
+
+/* A snapshot of the ledger's counters (read from guest RAM), taken with
+ * the driver paused for a moment so that they agree with each other. */
+void vfmig_guest_stats(struct vfmig_guest *g, struct vfmig_guest_stats *st);
+
+/*
+ * Check that everything the ledger says is true now, with the driver paused
+ * for the check: the driver has not failed; the ledger is valid; for each
+ * driven device COUNTER (low 32 bits) equals the doorbells, the SCRATCH
+ * registers and every BAR2 chunk hold what was last written, the fill
+ * buffer holds the last pattern, the checksum buffer holds the last
+ * generated data and its FNV-1a equals the recorded device result; per
+ * vector received == raised (every interrupt raised arrived, none twice)
+ * and no eventfd has an undelivered count (an interrupt nobody raised);
+ * every stamp page holds its last stamp and never-stamped pages are zero.
+ * For vram: COUNTER equals the commands, the size is the ledger's, and the
+ * last CHECKSUM result (register and ledger) equals the checksum that
+ * replaying every fill up to it gives.
+ * Returns 0 ("ok" in msg), -EIO with the first mismatch named in msg,
+ * -EAGAIN when RAM holds no ledger yet.
+ */
+int vfmig_guest_verify(struct vfmig_vm *vm, char *msg, size_t size);
+
+#endif

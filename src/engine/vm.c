@@ -1,0 +1,673 @@
+/* SPDX-License-Identifier: MIT */
+/* The VM model: guest RAM, attached devices, run state. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "engine/guest.h"
+#include "engine/vm.h"
+
+#define MAX_LISTENERS 8
+#define MAX_IRQS 64u
+#define IO_POLL_MS 100
+
+struct vm_dev {
+	char id[8];
+	char *path;
+	vfmig_vmm_dev *dev;
+	struct vfmig_vmm_mig_caps caps;
+	int *irq_fds;
+	uint32_t nirqs;
+};
+
+struct listener {
+	vfmig_vm_state_fn fn;
+	void *priv;
+};
+
+struct vfmig_vm {
+	vfmig_log_fn log_fn;
+	void *log_priv;
+	int log_level;
+
+	int ram_fd;
+	uint8_t *ram_host;
+	uint64_t ram_size; /* of the mapping */
+	struct vfmig_ram ram;
+	bool incoming;
+
+	struct vm_dev devs[VFMIG_VM_MAX_DEVICES];
+	unsigned int ndevs;
+
+	struct vfmig_guest *guest;
+
+	pthread_mutex_t op_lock;    /* serialises state operations */
+	pthread_mutex_t state_lock; /* run_state, listeners */
+	enum vfmig_vm_run_state run_state;
+	bool guest_held; /* the run state's pause of the guest (op_lock) */
+	struct listener listeners[MAX_LISTENERS];
+
+	pthread_t io_thread;
+	bool io_started;
+	int io_stop_fd; /* eventfd: the I/O thread exits when it fires */
+};
+
+static const char *const state_names[VFMIG_VM_NUM_STATES] = {
+	[VFMIG_VM_INCOMING] = "incoming",
+	[VFMIG_VM_PAUSED] = "paused",
+	[VFMIG_VM_RUNNING] = "running",
+	[VFMIG_VM_FINISH_MIGRATE] = "finish-migrate",
+	[VFMIG_VM_POSTMIGRATE] = "postmigrate",
+};
+
+const char *vfmig_vm_run_state_name(enum vfmig_vm_run_state s)
+{
+	if ((unsigned)s >= VFMIG_VM_NUM_STATES)
+		return "invalid";
+	return state_names[s];
+}
+
+void vfmig_vm_log(struct vfmig_vm *vm, int level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (!vm->log_fn || level > vm->log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	vm->log_fn(vm->log_priv, level, msg);
+}
+
+#define ERRF(...)                                                              \
+	do {                                                                   \
+		if (err && errlen)                                             \
+			snprintf(err, errlen, __VA_ARGS__);                    \
+	} while (0)
+
+/* ---- devices ---- */
+
+static void on_dma_write(void *priv, uint64_t iova, uint64_t len)
+{
+	struct vfmig_vm *vm = priv;
+
+	/* The window is RAM at IOVA 0: IOVA is the RAM offset. */
+	vfmig_ram_mark_dirty(&vm->ram, iova, len);
+}
+
+static int setup_irqs(struct vm_dev *d)
+{
+	struct vfmig_vmm_irq_info ii;
+	int r = vfmig_vmm_dev_get_irq_info(d->dev, VFMIG_VMM_IRQ_MSIX, &ii);
+
+	if (r < 0 || !(ii.flags & VFMIG_VMM_IRQ_INFO_EVENTFD) || !ii.count)
+		return 0; /* no MSI-X: the driver leaves such devices alone */
+	d->nirqs = ii.count < MAX_IRQS ? ii.count : MAX_IRQS;
+	d->irq_fds = calloc(d->nirqs, sizeof(int));
+	if (!d->irq_fds)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < d->nirqs; i++)
+		d->irq_fds[i] = -1;
+	for (uint32_t i = 0; i < d->nirqs; i++) {
+		d->irq_fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (d->irq_fds[i] < 0)
+			return -errno;
+	}
+	return vfmig_vmm_dev_set_irq_eventfds(d->dev, VFMIG_VMM_IRQ_MSIX, 0,
+					      d->irq_fds, d->nirqs);
+}
+
+static int attach(struct vfmig_vm *vm, unsigned int i, const char *path,
+		  char *err, size_t errlen)
+{
+	struct vm_dev *d = &vm->devs[i];
+	struct vfmig_vmm_dev_opts o = {
+		.version = VFMIG_VMM_OPTS_VERSION,
+		.log_fn = vm->log_fn,
+		.log_priv = vm->log_priv,
+		.log_level = vm->log_level,
+		.on_dma_write = on_dma_write,
+		.priv = vm,
+	};
+	int r;
+
+	snprintf(d->id, sizeof(d->id), "dev%u", i);
+	d->path = strdup(path);
+	if (!d->path)
+		return -ENOMEM;
+	r = vfmig_vmm_dev_connect(path, &o, &d->dev);
+	if (r < 0) {
+		ERRF("%s (%s): connect: %s", d->id, path,
+		     vfmig_vmm_strerror(r));
+		return r;
+	}
+	r = vfmig_vmm_mig_discover(d->dev, &d->caps);
+	if (r < 0) {
+		ERRF("%s (%s): migration discovery: %s", d->id, path,
+		     vfmig_vmm_strerror(r));
+		return r;
+	}
+	if (!d->caps.migratable)
+		vfmig_vm_log(vm, VFMIG_LOG_WARNING,
+			     "%s: migration blocked: %s", d->id,
+			     d->caps.blocker);
+	r = vfmig_vm_remap_ram(vm, i);
+	if (r < 0) {
+		ERRF("%s (%s): DMA_MAP of guest RAM: %s", d->id, path,
+		     vfmig_vmm_strerror(r));
+		return r;
+	}
+	r = setup_irqs(d);
+	if (r < 0) {
+		ERRF("%s (%s): MSI-X eventfds: %s", d->id, path,
+		     vfmig_vmm_strerror(r));
+		return r;
+	}
+	vfmig_vm_log(vm, VFMIG_LOG_INFO, "%s: %s attached, %u MSI-X vectors%s",
+		     d->id, path, d->nirqs,
+		     d->caps.migratable ? ", migratable" : "");
+	return 0;
+}
+
+int vfmig_vm_remap_ram(struct vfmig_vm *vm, unsigned int i)
+{
+	if (i >= vm->ndevs)
+		return -EINVAL;
+	return vfmig_vmm_dev_dma_map(vm->devs[i].dev, 0, vm->ram.size,
+				     vm->ram_fd, 0, vm->ram_host,
+				     VFMIG_VMM_DMA_READ | VFMIG_VMM_DMA_WRITE);
+}
+
+int vfmig_vm_rewire_irqs(struct vfmig_vm *vm, unsigned int i)
+{
+	if (i >= vm->ndevs)
+		return -EINVAL;
+	if (!vm->devs[i].nirqs)
+		return 0;
+	return vfmig_vmm_dev_set_irq_eventfds(vm->devs[i].dev,
+					      VFMIG_VMM_IRQ_MSIX, 0,
+					      vm->devs[i].irq_fds,
+					      vm->devs[i].nirqs);
+}
+
+/* ---- I/O thread: serve device DMA messages between calls ---- */
+
+static void *io_main(void *arg)
+{
+	struct vfmig_vm *vm = arg;
+	struct pollfd p[VFMIG_VM_MAX_DEVICES + 1];
+
+	for (;;) {
+		unsigned int n = 0, map[VFMIG_VM_MAX_DEVICES];
+		p[n++] = (struct pollfd){ .fd = vm->io_stop_fd,
+					  .events = POLLIN };
+		for (unsigned int i = 0; i < vm->ndevs; i++) {
+			int fd = vfmig_vmm_dev_get_poll_fd(vm->devs[i].dev);
+			if (fd < 0)
+				continue;
+			map[n - 1] = i;
+			p[n++] = (struct pollfd){ .fd = fd, .events = POLLIN };
+		}
+		if (poll(p, n, IO_POLL_MS) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents)
+			break;
+		for (unsigned int k = 1; k < n; k++) {
+			if (!(p[k].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			struct vm_dev *d = &vm->devs[map[k - 1]];
+			int r = vfmig_vmm_dev_process(d->dev);
+			if (r < 0 && r != -ENOTCONN)
+				vfmig_vm_log(vm, VFMIG_LOG_ERR,
+					     "%s: serving device messages: %s",
+					     d->id, vfmig_vmm_strerror(r));
+		}
+	}
+	return NULL;
+}
+
+/* ---- create / destroy ---- */
+
+static int map_ram(struct vfmig_vm *vm, uint64_t size)
+{
+	int r;
+
+	vm->ram_fd = memfd_create("vfmig-guest-ram", MFD_CLOEXEC);
+	if (vm->ram_fd < 0)
+		return -errno;
+	if (ftruncate(vm->ram_fd, (off_t)size) < 0)
+		return -errno;
+	vm->ram_size = size;
+	vm->ram_host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			    vm->ram_fd, 0);
+	if (vm->ram_host == MAP_FAILED) {
+		vm->ram_host = NULL;
+		return -errno;
+	}
+	r = vfmig_ram_init(&vm->ram, VFMIG_VM_RAM_BLOCK, vm->ram_host, size,
+			   VFMIG_VM_PAGE_SIZE);
+	return r;
+}
+
+int vfmig_vm_create(const struct vfmig_vm_opts *o, struct vfmig_vm **out,
+		    char *err, size_t errlen)
+{
+	struct vfmig_vm *vm;
+	uint64_t size;
+	int r;
+
+	*out = NULL;
+	if (!o || o->version != VFMIG_VM_OPTS_VERSION || !o->devices ||
+	    o->ndevices == 0 || o->ndevices > VFMIG_VM_MAX_DEVICES) {
+		ERRF("bad VM options (1 to %u devices)", VFMIG_VM_MAX_DEVICES);
+		return -EINVAL;
+	}
+	size = o->ram_size ? o->ram_size : VFMIG_VM_RAM_DEFAULT;
+	if (size < VFMIG_VM_RAM_MIN || size % VFMIG_VM_PAGE_SIZE ||
+	    size > (1ull << 40)) {
+		ERRF("RAM size %llu: must be a multiple of 4 KiB from 2 MiB "
+		     "to 1 TiB", (unsigned long long)size);
+		return -EINVAL;
+	}
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	vm->log_fn = o->log_fn;
+	vm->log_priv = o->log_priv;
+	vm->log_level = o->log_level;
+	vm->ram_fd = -1;
+	vm->io_stop_fd = -1;
+	vm->incoming = o->incoming;
+	vm->run_state = o->incoming ? VFMIG_VM_INCOMING : VFMIG_VM_PAUSED;
+	pthread_mutex_init(&vm->op_lock, NULL);
+	pthread_mutex_init(&vm->state_lock, NULL);
+
+	r = map_ram(vm, size);
+	if (r < 0) {
+		ERRF("guest RAM of %llu bytes: %s", (unsigned long long)size,
+		     strerror(-r));
+		goto fail;
+	}
+	for (unsigned int i = 0; i < o->ndevices; i++) {
+		vm->ndevs = i + 1;
+		r = attach(vm, i, o->devices[i], err, errlen);
+		if (r < 0)
+			goto fail;
+	}
+	vm->io_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->io_stop_fd < 0) {
+		r = -errno;
+		ERRF("eventfd: %s", strerror(-r));
+		goto fail;
+	}
+	r = -pthread_create(&vm->io_thread, NULL, io_main, vm);
+	if (r < 0) {
+		ERRF("I/O thread: %s", strerror(-r));
+		goto fail;
+	}
+	vm->io_started = true;
+	r = vfmig_guest_create(vm, o->guest_interval_us, o->guest_seed,
+			       &vm->guest);
+	if (r < 0) {
+		ERRF("guest driver: %s", strerror(-r));
+		goto fail;
+	}
+	if (!o->incoming) {
+		r = vfmig_guest_start(vm->guest, err, errlen);
+		if (r < 0)
+			goto fail;
+		vm->run_state = VFMIG_VM_RUNNING;
+	} else {
+		/* Not running: the run state holds the guest (it starts
+		 * paused at cont and is released by entering RUNNING). */
+		vfmig_guest_pause(vm->guest);
+		vm->guest_held = true;
+	}
+	vfmig_vm_log(vm, VFMIG_LOG_INFO, "VM: %llu MiB RAM, %u device%s, %s",
+		     (unsigned long long)(size >> 20), vm->ndevs,
+		     vm->ndevs == 1 ? "" : "s",
+		     vfmig_vm_run_state_name(vm->run_state));
+	*out = vm;
+	return 0;
+fail:
+	vfmig_vm_destroy(vm);
+	return r;
+}
+
+void vfmig_vm_destroy(struct vfmig_vm *vm)
+{
+	if (!vm)
+		return;
+	vfmig_guest_destroy(vm->guest);
+	if (vm->io_started) {
+		uint64_t one = 1;
+		if (write(vm->io_stop_fd, &one, sizeof(one)) != sizeof(one))
+			vfmig_vm_log(vm, VFMIG_LOG_ERR,
+				     "cannot stop I/O thread");
+		pthread_join(vm->io_thread, NULL);
+	}
+	if (vm->io_stop_fd >= 0)
+		close(vm->io_stop_fd);
+	for (unsigned int i = 0; i < VFMIG_VM_MAX_DEVICES; i++) {
+		struct vm_dev *d = &vm->devs[i];
+		vfmig_vmm_dev_close(d->dev);
+		for (uint32_t k = 0; d->irq_fds && k < d->nirqs; k++)
+			if (d->irq_fds[k] >= 0)
+				close(d->irq_fds[k]);
+		free(d->irq_fds);
+		free(d->path);
+	}
+	vfmig_ram_fini(&vm->ram);
+	if (vm->ram_host)
+		munmap(vm->ram_host, vm->ram_size);
+	if (vm->ram_fd >= 0)
+		close(vm->ram_fd);
+	pthread_mutex_destroy(&vm->op_lock);
+	pthread_mutex_destroy(&vm->state_lock);
+	free(vm);
+}
+
+/* ---- run state ---- */
+
+enum vfmig_vm_run_state vfmig_vm_run_state(struct vfmig_vm *vm)
+{
+	enum vfmig_vm_run_state s;
+
+	pthread_mutex_lock(&vm->state_lock);
+	s = vm->run_state;
+	pthread_mutex_unlock(&vm->state_lock);
+	return s;
+}
+
+/* The run state's own pause of the guest. Caller holds op_lock. */
+static void hold_guest(struct vfmig_vm *vm)
+{
+	if (!vm->guest_held) {
+		vfmig_guest_pause(vm->guest);
+		vm->guest_held = true;
+	}
+}
+
+static void release_guest(struct vfmig_vm *vm)
+{
+	if (vm->guest_held) {
+		vfmig_guest_resume(vm->guest);
+		vm->guest_held = false;
+	}
+}
+
+/* Every state but RUNNING holds the guest paused. Caller holds op_lock. */
+static void enter_state(struct vfmig_vm *vm, enum vfmig_vm_run_state now)
+{
+	struct listener copy[MAX_LISTENERS];
+	enum vfmig_vm_run_state old;
+
+	if (now == VFMIG_VM_RUNNING)
+		release_guest(vm);
+	else
+		hold_guest(vm); /* returns once the guest is quiescent */
+	pthread_mutex_lock(&vm->state_lock);
+	old = vm->run_state;
+	vm->run_state = now;
+	memcpy(copy, vm->listeners, sizeof(copy));
+	pthread_mutex_unlock(&vm->state_lock);
+	if (old == now)
+		return;
+	vfmig_vm_log(vm, VFMIG_LOG_INFO, "VM: %s -> %s",
+		     vfmig_vm_run_state_name(old),
+		     vfmig_vm_run_state_name(now));
+	for (unsigned int i = 0; i < MAX_LISTENERS; i++)
+		if (copy[i].fn)
+			copy[i].fn(copy[i].priv, old, now);
+}
+
+int vfmig_vm_set_run_state(struct vfmig_vm *vm, enum vfmig_vm_run_state s)
+{
+	if ((unsigned)s >= VFMIG_VM_NUM_STATES)
+		return -EINVAL;
+	pthread_mutex_lock(&vm->op_lock);
+	enter_state(vm, s);
+	pthread_mutex_unlock(&vm->op_lock);
+	return 0;
+}
+
+int vfmig_vm_add_listener(struct vfmig_vm *vm, vfmig_vm_state_fn fn,
+			  void *priv)
+{
+	int r = -ENOSPC;
+
+	if (!fn)
+		return -EINVAL;
+	pthread_mutex_lock(&vm->state_lock);
+	for (unsigned int i = 0; i < MAX_LISTENERS; i++)
+		if (!vm->listeners[i].fn) {
+			vm->listeners[i] = (struct listener){ fn, priv };
+			r = 0;
+			break;
+		}
+	pthread_mutex_unlock(&vm->state_lock);
+	return r;
+}
+
+void vfmig_vm_remove_listener(struct vfmig_vm *vm, vfmig_vm_state_fn fn,
+			      void *priv)
+{
+	pthread_mutex_lock(&vm->state_lock);
+	for (unsigned int i = 0; i < MAX_LISTENERS; i++)
+		if (vm->listeners[i].fn == fn && vm->listeners[i].priv == priv)
+			vm->listeners[i] = (struct listener){ 0 };
+	pthread_mutex_unlock(&vm->state_lock);
+}
+
+/* Move devices [0, n) that set_device_states() moved back to prev[].
+ * Caller holds op_lock. */
+static void restore_device_states(struct vfmig_vm *vm, unsigned int n,
+				  const uint32_t *prev, uint32_t target)
+{
+	while (n-- > 0) {
+		struct vm_dev *d = &vm->devs[n];
+		if (!d->caps.migratable || prev[n] == target)
+			continue;
+		int b = vfmig_vmm_mig_set_state(d->dev, prev[n], target, NULL);
+		if (b < 0)
+			vfmig_vm_log(vm, VFMIG_LOG_ERR,
+				     "%s: could not return to %s: %s", d->id,
+				     vfmig_vmm_mig_state_name(prev[n]),
+				     vfmig_vmm_strerror(b));
+	}
+}
+
+/* Move every migratable device to target; prev[] gets the states they were
+ * in. On failure the ones already moved go back. Caller holds op_lock. */
+static int set_device_states(struct vfmig_vm *vm, uint32_t target,
+			     uint32_t *prev, char *err, size_t errlen)
+{
+	unsigned int i;
+	int r = 0;
+
+	for (i = 0; i < vm->ndevs; i++) {
+		struct vm_dev *d = &vm->devs[i];
+		uint32_t final;
+		if (!d->caps.migratable)
+			continue;
+		r = vfmig_vmm_mig_get_state(d->dev, &prev[i]);
+		if (r < 0) {
+			ERRF("%s: reading migration state: %s", d->id,
+			     vfmig_vmm_strerror(r));
+			break;
+		}
+		if (prev[i] == target)
+			continue;
+		r = vfmig_vmm_mig_set_state(d->dev, target, prev[i], &final);
+		if (r < 0) {
+			ERRF("%s: %s -> %s refused: %s (device now %s)", d->id,
+			     vfmig_vmm_mig_state_name(prev[i]),
+			     vfmig_vmm_mig_state_name(target),
+			     vfmig_vmm_strerror(r),
+			     vfmig_vmm_mig_state_name(final));
+			break;
+		}
+	}
+	if (r < 0)
+		restore_device_states(vm, i, prev, target);
+	return r;
+}
+
+int vfmig_vm_set_device_states(struct vfmig_vm *vm, uint32_t target,
+			       char *err, size_t errlen)
+{
+	uint32_t prev[VFMIG_VM_MAX_DEVICES];
+	int r;
+
+	if (target == VFMIG_VMM_MIG_ERROR ||
+	    target >= VFMIG_VMM_MIG_NUM_STATES) {
+		ERRF("invalid device state %u", target);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&vm->op_lock);
+	r = set_device_states(vm, target, prev, err, errlen);
+	pthread_mutex_unlock(&vm->op_lock);
+	return r;
+}
+
+int vfmig_vm_stop(struct vfmig_vm *vm, char *err, size_t errlen)
+{
+	uint32_t prev[VFMIG_VM_MAX_DEVICES];
+	int r = 0;
+
+	pthread_mutex_lock(&vm->op_lock);
+	switch (vfmig_vm_run_state(vm)) {
+	case VFMIG_VM_RUNNING:
+		hold_guest(vm);
+		r = set_device_states(vm, VFMIG_VMM_MIG_STOP, prev, err,
+				      errlen);
+		if (r < 0) {
+			release_guest(vm);
+			break;
+		}
+		enter_state(vm, VFMIG_VM_PAUSED);
+		break;
+	case VFMIG_VM_INCOMING:
+		ERRF("the VM is waiting for an incoming migration");
+		r = -EBUSY;
+		break;
+	default:
+		break;
+	}
+	pthread_mutex_unlock(&vm->op_lock);
+	return r;
+}
+
+int vfmig_vm_cont(struct vfmig_vm *vm, char *err, size_t errlen)
+{
+	uint32_t prev[VFMIG_VM_MAX_DEVICES];
+	enum vfmig_vm_run_state s;
+	int r = 0;
+
+	pthread_mutex_lock(&vm->op_lock);
+	s = vfmig_vm_run_state(vm);
+	if (s == VFMIG_VM_RUNNING)
+		goto out;
+	if (s == VFMIG_VM_FINISH_MIGRATE) {
+		ERRF("the VM is being migrated (switchover in progress)");
+		r = -EBUSY;
+		goto out;
+	}
+	r = set_device_states(vm, VFMIG_VMM_MIG_RUNNING, prev, err, errlen);
+	if (r < 0)
+		goto out;
+	if (s == VFMIG_VM_INCOMING) {
+		/* First run: the guest adopts the ledger it finds in RAM. */
+		r = vfmig_guest_start(vm->guest, err, errlen);
+		if (r < 0) {
+			restore_device_states(vm, vm->ndevs, prev,
+					      VFMIG_VMM_MIG_RUNNING);
+			goto out;
+		}
+	}
+	enter_state(vm, VFMIG_VM_RUNNING); /* releases the guest */
+out:
+	pthread_mutex_unlock(&vm->op_lock);
+	return r;
+}
+
+/* ---- guest ---- */
+
+void vfmig_vm_pause_guest(struct vfmig_vm *vm)
+{
+	vfmig_guest_pause(vm->guest);
+}
+
+void vfmig_vm_resume_guest(struct vfmig_vm *vm)
+{
+	vfmig_guest_resume(vm->guest);
+}
+
+struct vfmig_guest *vfmig_vm_guest(struct vfmig_vm *vm)
+{
+	return vm->guest;
+}
+
+/* ---- accessors ---- */
+
+struct vfmig_ram *vfmig_vm_ram(struct vfmig_vm *vm)
+{
+	return &vm->ram;
+}
+
+int vfmig_vm_ram_fd(struct vfmig_vm *vm)
+{
+	return vm->ram_fd;
+}
+
+bool vfmig_vm_incoming(struct vfmig_vm *vm)
+{
+	return vm->incoming;
+}
+
+unsigned int vfmig_vm_ndevs(struct vfmig_vm *vm)
+{
+	return vm->ndevs;
+}
+
+vfmig_vmm_dev *vfmig_vm_dev(struct vfmig_vm *vm, unsigned int i)
+{
+	return i < vm->ndevs ? vm->devs[i].dev : NULL;
+}
+
+const char *vfmig_vm_dev_id(struct vfmig_vm *vm, unsigned int i)
+{
+	return i < vm->ndevs ? vm->devs[i].id : NULL;
+}
+
+const char *vfmig_vm_dev_path(struct vfmig_vm *vm, unsigned int i)
+{
+	return i < vm->ndevs ? vm->devs[i].path : NULL;
+}
+
+const struct vfmig_vmm_mig_caps *vfmig_vm_dev_mig_caps(struct vfmig_vm *vm,
+						       unsigned int i)
+{
+	return i < vm->ndevs ? &vm->devs[i].caps : NULL;
+}
+
+const int *vfmig_vm_dev_irq_fds(struct vfmig_vm *vm, unsigned int i,
+				uint32_t *count)
+{
+	if (i >= vm->ndevs) {
+		if (count)
+			*count = 0;
+		return NULL;
+	}
+	if (count)
+		*count = vm->devs[i].nirqs;
+	return vm->devs[i].irq_fds;
+}

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The VM model: guest RAM, the vfio-user devices attached to it, a run state,
+ * and the guest driver that keeps the devices busy (guest.h).
+ *
+ * Guest RAM is one memfd mapped in the VMM and described as the RAM block
+ * "ram" (ram.h, 4 KiB pages). Every device gets the whole of it as one DMA
+ * window at IOVA 0 with the memfd, its MSI-X vectors bound to eventfds the VM
+ * owns, and on_dma_write marking RAM dirty. An I/O thread serves the
+ * devices' DMA_READ/DMA_WRITE messages between calls.
+ *
+ * Lifecycle: vfmig_vm_create() (connects, maps, wires; starts the guest
+ * driver unless incoming) -> vfmig_vm_stop()/vfmig_vm_cont()/accessors ->
+ * vfmig_vm_destroy().
+ *
+ * Threading: stop, cont, set_run_state and set_device_states are serialised
+ * by one VM operation lock, so a control thread and a migration thread may
+ * both call them. Accessors may be called from any thread; the device
+ * handles are themselves thread-safe (vmm.h).
+ *
+ * Errors: negative errno; functions with err/errlen also write a message
+ * naming the device and the cause there (err may be NULL).
+ */
+#ifndef VFMIG_ENGINE_VM_H
+#define VFMIG_ENGINE_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vfmig/vmm.h>
+
+#include "engine/ram.h"
+
+struct vfmig_vm;
+struct vfmig_guest;
+
+/* Run states, QEMU's names. */
+enum vfmig_vm_run_state {
+	VFMIG_VM_INCOMING = 0,       /* awaiting a migration; guest not run */
+	VFMIG_VM_PAUSED = 1,         /* stopped by the user */
+	VFMIG_VM_RUNNING = 2,
+	VFMIG_VM_FINISH_MIGRATE = 3, /* source: stopped for the switchover */
+	VFMIG_VM_POSTMIGRATE = 4,    /* source: migration completed */
+	VFMIG_VM_NUM_STATES = 5,
+};
+
+/* Static name ("running", "paused", "incoming", "finish-migrate",
+ * "postmigrate"; "invalid" otherwise). Never NULL. */
+const char *vfmig_vm_run_state_name(enum vfmig_vm_run_state s);
+
+#define VFMIG_VM_OPTS_VERSION 1
+#define VFMIG_VM_MAX_DEVICES 8
+#define VFMIG_VM_RAM_DEFAULT (64ull << 20)
+#define VFMIG_VM_RAM_MIN (2ull << 20) /* the guest driver's layout needs it */
+#define VFMIG_VM_PAGE_SIZE 4096u
+#define VFMIG_VM_RAM_BLOCK "ram"
+
+struct vfmig_vm_opts {
+	uint32_t version;            /* VFMIG_VM_OPTS_VERSION */
+	const char *const *devices;  /* socket paths; ids "dev0", "dev1", ... */
+	unsigned int ndevices;       /* 1 .. VFMIG_VM_MAX_DEVICES */
+	uint64_t ram_size;           /* 0: 64 MiB; 4 KiB multiple, >= 2 MiB */
+	bool incoming;               /* state INCOMING, guest not started */
+	unsigned int guest_interval_us; /* sleep per guest iteration; 0: 1000 */
+	uint64_t guest_seed;         /* 0: from the clock */
+	vfmig_log_fn log_fn;         /* NULL: silent */
+	void *log_priv;
+	int log_level;
+};
+
+/*
+ * Build the VM: RAM, devices (connect, discover migration capabilities, DMA
+ * window, MSI-X eventfds), I/O thread. Not incoming: start the guest driver
+ * with a fresh ledger (it probes and initialises each device it knows) and
+ * enter RUNNING. Incoming: enter INCOMING; the guest starts at cont.
+ * Errors: -EINVAL (bad opts: no device, too many, bad RAM size, unknown
+ * version), -ENOMEM, the errno of memfd/mmap, a device's connect or setup
+ * error (err names the device).
+ */
+int vfmig_vm_create(const struct vfmig_vm_opts *opts, struct vfmig_vm **out,
+		    char *err, size_t errlen);
+
+/* Stop the guest driver and I/O thread, close every device, unmap and free
+ * RAM. Devices are left in whatever migration state they are in. NULL ok. */
+void vfmig_vm_destroy(struct vfmig_vm *vm);
+
+/* Log through the VM's callback (printf-style). For the engine and CLI. */
+void vfmig_vm_log(struct vfmig_vm *vm, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- Run state ---- */
+
+enum vfmig_vm_run_state vfmig_vm_run_state(struct vfmig_vm *vm);
+
+/*
+ * RUNNING -> PAUSED: pause the guest driver (returns once quiescent), then
+ * move every migratable device to STOP (devices without migration support
+ * are only left alone). If a device refuses, the devices already stopped go
+ * back to RUNNING, the guest resumes and the call fails with the device's
+ * error. Already stopped (PAUSED, FINISH_MIGRATE, POSTMIGRATE): 0, nothing
+ * done. INCOMING: -EBUSY.
+ */
+int vfmig_vm_stop(struct vfmig_vm *vm, char *err, size_t errlen);
+
+/*
+ * PAUSED, POSTMIGRATE or INCOMING -> RUNNING: move every migratable device
+ * to RUNNING, then resume the guest driver (starting it first if it never
+ * ran: it adopts a valid ledger found in RAM, e.g. a migrated one, or
+ * writes a fresh one when RAM holds none). RUNNING: 0. FINISH_MIGRATE:
+ * -EBUSY. On failure devices already moved go back and the state stays.
+ */
+int vfmig_vm_cont(struct vfmig_vm *vm, char *err, size_t errlen);
+
+/*
+ * Enter state s without touching devices (the migration engine's phases),
+ * notifying listeners. The run state owns one pause of the guest driver:
+ * entering any state but RUNNING pauses the guest (returning once it is
+ * quiescent) unless it already holds it; entering RUNNING releases it. So
+ * the switchover is set_run_state(FINISH_MIGRATE), then the devices; a
+ * failure puts the devices back and returns to the state it left (RUNNING
+ * resumes the guest, PAUSED keeps it paused). -EINVAL for a bad state.
+ */
+int vfmig_vm_set_run_state(struct vfmig_vm *vm, enum vfmig_vm_run_state s);
+
+/*
+ * Listeners hear every run-state change, after it happened, on the thread
+ * that made it, with the operation lock held: they must not call stop,
+ * cont, set_run_state or set_device_states. At most 8; -ENOSPC beyond.
+ */
+typedef void (*vfmig_vm_state_fn)(void *priv, enum vfmig_vm_run_state old,
+				  enum vfmig_vm_run_state now);
+int vfmig_vm_add_listener(struct vfmig_vm *vm, vfmig_vm_state_fn fn,
+			  void *priv);
+void vfmig_vm_remove_listener(struct vfmig_vm *vm, vfmig_vm_state_fn fn,
+			      void *priv);
+
+/*
+ * Move every migratable device to target (enum vfmig_vmm_mig_state) with
+ * vfmig_vmm_mig_set_state (recovering to the state it was in). If device k
+ * fails, devices 0..k-1 are moved back to their previous states (best
+ * effort) and the error of device k is returned. Non-migratable devices are
+ * skipped. Takes the operation lock.
+ */
+int vfmig_vm_set_device_states(struct vfmig_vm *vm, uint32_t target,
+			       char *err, size_t errlen);
+
+/* ---- Guest driver ---- */
+
+/* Counted pause, on top of the run state's own: returns once the driver
+ * thread is quiescent (no device access or RAM write in flight); it stays
+ * so until as many resumes. Before the driver started the count is kept
+ * and the thread starts paused. */
+void vfmig_vm_pause_guest(struct vfmig_vm *vm);
+void vfmig_vm_resume_guest(struct vfmig_vm *vm);
+
+/* The driver (never NULL after create). */
+struct vfmig_guest *vfmig_vm_guest(struct vfmig_vm *vm);
+
+/* ---- Accessors for the engine ---- */
+
+struct vfmig_ram *vfmig_vm_ram(struct vfmig_vm *vm);
+int vfmig_vm_ram_fd(struct vfmig_vm *vm);
+bool vfmig_vm_incoming(struct vfmig_vm *vm); /* created with opts.incoming */
+unsigned int vfmig_vm_ndevs(struct vfmig_vm *vm);
+/* Device i (< ndevs) handle, id ("dev0") and socket path; NULL past end. */
+vfmig_vmm_dev *vfmig_vm_dev(struct vfmig_vm *vm, unsigned int i);
+const char *vfmig_vm_dev_id(struct vfmig_vm *vm, unsigned int i);
+const char *vfmig_vm_dev_path(struct vfmig_vm *vm, unsigned int i);
+/* What vfmig_vmm_mig_discover() found at attach time (blocker reason
+ * included). NULL past end. */
+const struct vfmig_vmm_mig_caps *vfmig_vm_dev_mig_caps(struct vfmig_vm *vm,
+						       unsigned int i);
+/* MSI-X eventfds of device i (owned by the VM); *count gets how many (0
+ * when the device has no MSI-X). NULL past end. */
+const int *vfmig_vm_dev_irq_fds(struct vfmig_vm *vm, unsigned int i,
+				uint32_t *count);
+
+/* SET_IRQS the MSI-X eventfds of device i again (after a load or a
+ * reconnect). Errors: -EINVAL (bad index), device errors. */
+int vfmig_vm_rewire_irqs(struct vfmig_vm *vm, unsigned int i);
+
+/* DMA_MAP the RAM window of device i again (after a reconnect, which
+ * forgets windows). Errors: -EINVAL, device errors. */
+int vfmig_vm_remap_ram(struct vfmig_vm *vm, unsigned int i);
+
+#endif
