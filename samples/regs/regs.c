@@ -60,6 +60,7 @@ struct regs {
 	struct regs_state st;
 	struct regs_mig mig;
 	int verbosity;
+	int fail_to; /* fault injection: refuse arcs into this state; -1 none */
 };
 
 static volatile sig_atomic_t regs_stop;
@@ -304,6 +305,11 @@ static int regs_transition(vfmig_dev *dev, void *priv, uint32_t from,
 	struct regs *r = priv;
 
 	regs_logf(r, VFMIG_LOG_DEBUG, "migration arc %u -> %u", from, to);
+	if (r->fail_to >= 0 && to == (uint32_t)r->fail_to) {
+		regs_logf(r, VFMIG_LOG_WARNING, "refusing arc %u -> %u "
+			  "(--fail-transition)", from, to);
+		return -EIO;
+	}
 	if (to == VFMIG_DEV_MIG_STOP_COPY)
 		return mig_build(dev, r);
 	if (to == VFMIG_DEV_MIG_RESUMING || from == VFMIG_DEV_MIG_STOP_COPY ||
@@ -464,6 +470,7 @@ struct regs_opts {
 	const char *socket_path;
 	const char *fd;
 	const char *interface;
+	const char *fail_transition;
 	int verbosity;
 };
 
@@ -493,9 +500,11 @@ static int opt_value(int argc, char **argv, int *i, const char *name,
 static int parse_args(int argc, char **argv, struct regs_opts *o)
 {
 	static const char *const names[] = { "--socket-path", "--fd",
-					     "--interface" };
+					     "--interface",
+					     "--fail-transition" };
 	for (int i = 1; i < argc; i++) {
-		const char **slots[] = { &o->socket_path, &o->fd, &o->interface };
+		const char **slots[] = { &o->socket_path, &o->fd, &o->interface,
+					 &o->fail_transition };
 		int m = 0;
 
 		if (!strcmp(argv[i], "--quiet")) {
@@ -506,7 +515,7 @@ static int parse_args(int argc, char **argv, struct regs_opts *o)
 			o->verbosity = VFMIG_LOG_DEBUG;
 			continue;
 		}
-		for (size_t k = 0; k < 3 && m == 0; k++) {
+		for (size_t k = 0; k < 4 && m == 0; k++) {
 			m = opt_value(argc, argv, &i, names[k], slots[k]);
 			if (m < 0)
 				return -1;
@@ -529,6 +538,24 @@ static int parse_args(int argc, char **argv, struct regs_opts *o)
 		return -1;
 	}
 	return 0;
+}
+
+/* Fault injection for tests: the state whose arcs the device refuses. */
+static int fail_state(const char *name)
+{
+	static const struct {
+		const char *name;
+		int state;
+	} states[] = {
+		{ "STOP", VFMIG_DEV_MIG_STOP },
+		{ "RUNNING", VFMIG_DEV_MIG_RUNNING },
+		{ "STOP_COPY", VFMIG_DEV_MIG_STOP_COPY },
+		{ "RESUMING", VFMIG_DEV_MIG_RESUMING },
+	};
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		if (!strcmp(name, states[i].name))
+			return states[i].state;
+	return -1;
 }
 
 static int parse_fd(const char *s)
@@ -585,13 +612,22 @@ static int serve(vfmig_dev *dev, const struct regs_opts *o)
 int vfmig_sample_regs_main(int argc, char **argv)
 {
 	struct regs_opts o = { .verbosity = VFMIG_LOG_INFO };
-	struct regs r = { 0 };
+	struct regs r = { .fail_to = -1 };
 	vfmig_dev *dev;
 	int rc;
 
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;
 	r.verbosity = o.verbosity;
+	if (o.fail_transition) {
+		r.fail_to = fail_state(o.fail_transition);
+		if (r.fail_to < 0) {
+			fprintf(stderr, "regs: --fail-transition %s: not one of "
+					"STOP, RUNNING, STOP_COPY, RESUMING\n",
+				o.fail_transition);
+			return 2;
+		}
+	}
 	rc = vfmig_dev_create(&regs_desc, &regs_ops, &r, &dev);
 	if (rc < 0) {
 		fprintf(stderr, "regs: create: %s\n", vfmig_dev_strerror(rc));

@@ -130,7 +130,8 @@ static void driver_init(struct tvm *t)
 			 0);
 }
 
-static struct tvm *tvm_new(const char *device, bool init)
+static struct tvm *tvm_new_args(const char *device, bool init,
+				const char *const *extra)
 {
 	static int n;
 	char name[32];
@@ -143,7 +144,7 @@ static struct tvm *tvm_new(const char *device, bool init)
 
 	snprintf(name, sizeof(name), "eng%d.sock", n++);
 	snprintf(t->sock, sizeof(t->sock), "%s", harness_path(name));
-	t->pid = harness_spawn_device(device, t->sock, NULL);
+	t->pid = harness_spawn_device(device, t->sock, extra);
 	assert_true(t->pid > 0);
 	assert_int_equal(vfmig_vmm_dev_connect(t->sock, &o, &t->dev), 0);
 	t->ram_fd = memfd_create("ram", MFD_CLOEXEC);
@@ -168,6 +169,11 @@ static struct tvm *tvm_new(const char *device, bool init)
 	t->mdev = (struct vfmig_mig_dev){ "dev0", "pci", t->dev };
 	t->vm = (struct vfmig_mig_vm){ t, &tvm_ops, &t->ram, 1, &t->mdev };
 	return t;
+}
+
+static struct tvm *tvm_new(const char *device, bool init)
+{
+	return tvm_new_args(device, init, NULL);
 }
 
 static void tvm_free(struct tvm *t)
@@ -393,6 +399,45 @@ static void test_destination_refuses_device_data(void **state)
 	tvm_free(b);
 }
 
+static void test_source_device_refuses_stop_copy(void **state)
+{
+	(void)state;
+	const char *const fail[] = { "--fail-transition", "STOP_COPY", NULL };
+	struct tvm *a = tvm_new_args("regs", true, fail);
+	struct tvm *b = tvm_new("regs", false);
+	struct vfmig_mig_report sr, dr;
+
+	for (int i = 0; i < 3; i++)
+		wr(a, REG_DOORBELL, 1);
+	assert_true(migrate(a, b, &sr, &dr) < 0);
+	assert_non_null(strstr(sr.error, "switchover"));
+	assert_non_null(strstr(sr.error, "refused STOP_COPY"));
+	check_source_alive(a, 3);
+	/* The destination saw the stream end early and dropped it. */
+	assert_false(dr.ok);
+	assert_int_equal(mig_state(b), VFMIG_VMM_MIG_RUNNING);
+	assert_int_equal(b->resumed, 0);
+	tvm_free(a);
+	tvm_free(b);
+}
+
+static void test_destination_device_refuses_resuming(void **state)
+{
+	(void)state;
+	const char *const fail[] = { "--fail-transition", "RESUMING", NULL };
+	struct tvm *a = tvm_new("regs", true);
+	struct tvm *b = tvm_new_args("regs", false, fail);
+	struct vfmig_mig_report sr, dr;
+
+	wr(a, REG_DOORBELL, 1);
+	assert_true(migrate(a, b, &sr, &dr) < 0);
+	assert_non_null(strstr(dr.error, "refused RESUMING"));
+	assert_non_null(strstr(sr.error, "destination failed"));
+	check_source_alive(a, 1);
+	tvm_free(a);
+	tvm_free(b);
+}
+
 static void test_blocker_names_device(void **state)
 {
 	(void)state;
@@ -457,6 +502,8 @@ int main(void)
 		cmocka_unit_test(test_back_and_forth_twenty_times),
 		cmocka_unit_test(test_destination_dies_mid_stream),
 		cmocka_unit_test(test_destination_refuses_device_data),
+		cmocka_unit_test(test_source_device_refuses_stop_copy),
+		cmocka_unit_test(test_destination_device_refuses_resuming),
 		cmocka_unit_test(test_blocker_names_device),
 		cmocka_unit_test(test_save_and_restore_file),
 	};
