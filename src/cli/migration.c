@@ -49,8 +49,12 @@ static int mvm_resume(void *priv)
 	struct vfmig_migration *m = priv;
 	char err[256];
 
-	if (m->incoming)
+	if (m->incoming) {
+		/* The devices run with their loaded state: the migration no
+		 * longer owns them, and the guest starts. */
+		vfmig_vm_set_migrating(m->vm, false);
 		return vfmig_vm_cont(m->vm, err, sizeof(err));
+	}
 	/* Source rollback: back to the state the migration found. */
 	return vfmig_vm_set_run_state(m->vm, m->before);
 }
@@ -97,6 +101,7 @@ static void *migration_thread(void *arg)
 	int r;
 
 	emit_status(m, "setup", NULL);
+	vfmig_vm_set_migrating(m->vm, true);
 	if (m->incoming)
 		r = vfmig_migrate_in(&m->mvm, m->reg, m->uri, &m->params,
 				     &m->prog, &rep);
@@ -105,6 +110,7 @@ static void *migration_thread(void *arg)
 				      &m->prog, &rep);
 	if (r == 0 && !m->incoming)
 		vfmig_vm_set_run_state(m->vm, VFMIG_VM_POSTMIGRATE);
+	vfmig_vm_set_migrating(m->vm, false);
 	vfmig_vm_log(m->vm, r == 0 ? VFMIG_LOG_INFO : VFMIG_LOG_ERR,
 		     "migration %s: %s", m->incoming ? "in" : "out",
 		     r == 0 ? "completed" : rep.error);

@@ -52,6 +52,7 @@ struct vfmig_vm {
 	pthread_mutex_t state_lock; /* run_state, listeners */
 	enum vfmig_vm_run_state run_state;
 	bool guest_held; /* the run state's pause of the guest (op_lock) */
+	bool migrating;  /* a migration owns the devices' states (op_lock) */
 	struct listener listeners[MAX_LISTENERS];
 
 	pthread_t io_thread;
@@ -544,6 +545,12 @@ int vfmig_vm_stop(struct vfmig_vm *vm, char *err, size_t errlen)
 	int r = 0;
 
 	pthread_mutex_lock(&vm->op_lock);
+	if (vm->migrating) {
+		ERRF("a migration is running: cancel it first "
+		     "(migrate-cancel)");
+		pthread_mutex_unlock(&vm->op_lock);
+		return -EBUSY;
+	}
 	switch (vfmig_vm_run_state(vm)) {
 	case VFMIG_VM_RUNNING:
 		hold_guest(vm);
@@ -574,6 +581,12 @@ int vfmig_vm_cont(struct vfmig_vm *vm, char *err, size_t errlen)
 
 	pthread_mutex_lock(&vm->op_lock);
 	s = vfmig_vm_run_state(vm);
+	if (vm->migrating) {
+		ERRF("a migration is running: cancel it first "
+		     "(migrate-cancel)");
+		r = -EBUSY;
+		goto out;
+	}
 	if (s == VFMIG_VM_RUNNING)
 		goto out;
 	if (s == VFMIG_VM_FINISH_MIGRATE) {
@@ -670,4 +683,11 @@ const int *vfmig_vm_dev_irq_fds(struct vfmig_vm *vm, unsigned int i,
 	if (count)
 		*count = vm->devs[i].nirqs;
 	return vm->devs[i].irq_fds;
+}
+
+void vfmig_vm_set_migrating(struct vfmig_vm *vm, bool on)
+{
+	pthread_mutex_lock(&vm->op_lock);
+	vm->migrating = on;
+	pthread_mutex_unlock(&vm->op_lock);
 }

@@ -113,6 +113,13 @@ int vfmig_vm_stop(struct vfmig_vm *vm, char *err, size_t errlen);
 int vfmig_vm_cont(struct vfmig_vm *vm, char *err, size_t errlen);
 
 /*
+ * While on, a migration owns the devices' migration states: stop and cont
+ * fail with -EBUSY (the engine pauses and resumes the guest itself, through
+ * vfmig_vm_set_run_state and vfmig_vm_cont with this flag cleared).
+ */
+void vfmig_vm_set_migrating(struct vfmig_vm *vm, bool on);
+
+/*
  * Enter state s without touching devices (the migration engine's phases),
  * notifying listeners. The run state owns one pause of the guest driver:
  * entering any state but RUNNING pauses the guest (returning once it is

@@ -44,6 +44,11 @@ echo "$out" | grep -q '"error":"setup: channel' || fail "no setup error: $out"
 ctl "$D/a.ctl" '{"execute":"query-status"}' | grep -q '"running"' ||
 	fail "source not running after a failed migration"
 
+# While a migration owns the devices (here: the destination waiting for one),
+# stop and cont are refused rather than breaking it.
+ctl "$D/b.ctl" '{"execute":"stop"}' | grep -q 'migration is running' ||
+	fail "stop during a migration was not refused"
+
 # 2. Live migration, verified by the destination.
 out=$("$V" migrate --control "$D/a.ctl" "unix:$D/mig.sock" --json) ||
 	fail "migrate: $out"
