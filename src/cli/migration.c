@@ -319,6 +319,19 @@ static const struct vfmig_control_cmd commands[] = {
 
 /* ---- lifecycle ---- */
 
+/* A device's type, from what it reports (DEVICE_GET_INFO), never from what
+ * we expect it to be. An unknown type has no registered state: migrating
+ * it is blocked with a message that says so. */
+static const char *device_type(vfmig_vmm_dev *dev)
+{
+	struct vfmig_vmm_dev_info info;
+
+	if (vfmig_vmm_dev_get_info(dev, &info) == 0 &&
+	    (info.flags & VFMIG_VMM_DEV_FLAG_PCI))
+		return "pci";
+	return "unknown";
+}
+
 int vfmig_migration_create(struct vfmig_vm *vm, struct vfmig_control *ctl,
 			   struct vfmig_migration **out, char *err,
 			   size_t errlen)
@@ -342,7 +355,7 @@ int vfmig_migration_create(struct vfmig_vm *vm, struct vfmig_control *ctl,
 	for (unsigned i = 0; i < vfmig_vm_ndevs(vm); i++)
 		m->devs[i] = (struct vfmig_mig_dev){
 			.id = vfmig_vm_dev_id(vm, i),
-			.type = "pci",
+			.type = device_type(vfmig_vm_dev(vm, i)),
 			.dev = vfmig_vm_dev(vm, i),
 		};
 	m->mvm = (struct vfmig_mig_vm){

@@ -20,6 +20,8 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -224,18 +226,15 @@ static void *incoming_run(void *arg)
 	return NULL;
 }
 
-static int migrate(struct tvm *src, struct tvm *dst,
-		   struct vfmig_mig_report *srep,
-		   struct vfmig_mig_report *drep)
+static int migrate_uri(struct tvm *src, struct tvm *dst, const char *uri,
+		       struct vfmig_mig_report *srep,
+		       struct vfmig_mig_report *drep)
 {
-	static int n;
-	char name[32];
 	struct incoming in = { .t = dst };
 	struct vfmig_mig_params p = { .timeout_ms = 10000 };
 	pthread_t th;
 
-	snprintf(name, sizeof(name), "mig%d.sock", n++);
-	snprintf(in.uri, sizeof(in.uri), "unix:%s", harness_path(name));
+	snprintf(in.uri, sizeof(in.uri), "%s", uri);
 	assert_int_equal(pthread_create(&th, NULL, incoming_run, &in), 0);
 	int rc = vfmig_migrate_out(&src->vm, reg, in.uri, &p, NULL, srep);
 	pthread_join(th, NULL);
@@ -244,6 +243,18 @@ static int migrate(struct tvm *src, struct tvm *dst,
 		fail_msg("source ok but destination failed: %s",
 			 in.rep.error);
 	return rc;
+}
+
+static int migrate(struct tvm *src, struct tvm *dst,
+		   struct vfmig_mig_report *srep,
+		   struct vfmig_mig_report *drep)
+{
+	static int n;
+	char name[32], uri[300];
+
+	snprintf(name, sizeof(name), "mig%d.sock", n++);
+	snprintf(uri, sizeof(uri), "unix:%s", harness_path(name));
+	return migrate_uri(src, dst, uri, srep, drep);
 }
 
 /* ---- tests ---- */
@@ -290,6 +301,39 @@ static void test_regs_moves_and_keeps_working(void **state)
 		wr(b, REG_EVENT, v);
 		assert_int_equal(irq_wait(b, v, 2000), 1);
 	}
+	tvm_free(a);
+	tvm_free(b);
+}
+
+/* A free TCP port on loopback (bound, read, released: a small race). */
+static int free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(s >= 0);
+	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&sa, &len), 0);
+	close(s);
+	return ntohs(sa.sin_port);
+}
+
+static void test_over_tcp(void **state)
+{
+	(void)state;
+	struct tvm *a = tvm_new("regs", true), *b = tvm_new("regs", false);
+	struct vfmig_mig_report sr, dr;
+	char uri[64];
+
+	wr(a, REG_SCRATCH0 + 20, 0x7c9);
+	memset(a->host + 3 * 4096, 0x5d, 4096);
+	snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%d", free_port());
+	if (migrate_uri(a, b, uri, &sr, &dr) != 0)
+		fail_msg("tcp migration failed: %s", sr.error);
+	assert_int_equal(rd(b, REG_SCRATCH0 + 20), 0x7c9);
+	assert_memory_equal(a->host, b->host, RAM_SIZE);
 	tvm_free(a);
 	tvm_free(b);
 }
@@ -500,6 +544,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_regs_moves_and_keeps_working),
 		cmocka_unit_test(test_back_and_forth_twenty_times),
+		cmocka_unit_test(test_over_tcp),
 		cmocka_unit_test(test_destination_dies_mid_stream),
 		cmocka_unit_test(test_destination_refuses_device_data),
 		cmocka_unit_test(test_source_device_refuses_stop_copy),
