@@ -1,0 +1,683 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench-migration: device-state throughput of the large-memory sample
+ * device ("vram") from MIG_DATA_READ through the migration stream to
+ * MIG_DATA_WRITE, beside a raw UNIX-socket baseline measured in the same
+ * run.
+ *
+ * Two real `vfmig device vram` processes (source and destination) are
+ * started and driven with the VMM library. The source VRAM is filled with
+ * pseudo-random data by its FILL command (no all-zero pages, so the ZERO
+ * record shortcut does not flatter the figure). Each round:
+ *
+ *   baseline  write()/read() of the round's device-data byte count over a
+ *             socketpair (1 MiB at a time, 4 MiB socket buffers)
+ *   pipeline  source RUNNING->STOP_COPY, destination RUNNING->RESUMING;
+ *             vfmig_vmm_mig_save() into a stream writer over one end of a
+ *             socketpair while a thread reads the stream and hands every
+ *             DEVICE_DATA record to vfmig_vmm_dev_mig_data_write(); then
+ *             destination RESUMING->STOP (validates) ->RUNNING, source back
+ *             to RUNNING, and the destination's CHECKSUM must equal the
+ *             source's
+ *   read only / stream only / write only  each stage alone, to show where
+ *             the time goes: a save into memory; that memory as DEVICE_DATA
+ *             records through stream writer, socketpair and reader (no
+ *             device); a load of that memory
+ *
+ * Before each load the destination VRAM is refilled with another seed, so
+ * a load that moved nothing cannot pass the checksum check.
+ *
+ * The vfmig binary is $VFMIG if set, else ../src/cli/vfmig relative to the
+ * directory of this executable (the build tree layout).
+ *
+ * Usage: bench-migration [VRAM MiB, default 256]
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <vfmig/vmm.h>
+
+#include "stream/io.h"
+#include "stream/stream.h"
+#include "vram_hw.h"
+
+#define MiB (1024u * 1024u)
+#define ROUNDS 5
+#define FILL_STEP 16384u /* pages per FILL command (64 MiB) */
+#define SRC_SEED 0x5eedu
+
+/* ---- helpers ---- */
+
+static char tmpdir[64];
+static char sock_path[2][96];
+static pid_t dev_pid[2];
+
+static void cleanup(void)
+{
+	for (int i = 0; i < 2; i++) {
+		if (dev_pid[i] > 0) {
+			kill(dev_pid[i], SIGTERM);
+			waitpid(dev_pid[i], NULL, 0);
+			dev_pid[i] = 0;
+		}
+		if (sock_path[i][0])
+			unlink(sock_path[i]);
+	}
+	if (tmpdir[0])
+		rmdir(tmpdir);
+}
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "bench-migration: FAILED: %s: %s\n", what,
+		err ? vfmig_vmm_strerror(err) : "check failed");
+	cleanup();
+	exit(1);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double mbps(uint64_t bytes, double secs)
+{
+	return (double)bytes / 1e6 / secs;
+}
+
+/* The VMM library asks for 4 MiB socket buffers; the stream socketpair and
+ * the baseline get the same. */
+static void grow(int fd)
+{
+	int sz = 4 << 20;
+
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+}
+
+/* ---- device processes ---- */
+
+static void find_vfmig(char *out, size_t len)
+{
+	const char *env = getenv("VFMIG");
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	if (env && *env) {
+		snprintf(out, len, "%s", env);
+	} else {
+		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n < 0)
+			die("readlink /proc/self/exe", -errno);
+		exe[n] = '\0';
+		snprintf(out, len, "%s/../src/cli/vfmig", dirname(exe));
+	}
+	if (access(out, X_OK) < 0) {
+		fprintf(stderr, "bench-migration: no vfmig binary at %s: %s "
+				"(build src/cli/vfmig or set VFMIG)\n", out,
+			strerror(errno));
+		exit(1);
+	}
+}
+
+static vfmig_vmm_dev *start_vram(int i, const char *vfmig, uint64_t mib)
+{
+	struct vfmig_vmm_dev_opts opts = {
+		.version = VFMIG_VMM_OPTS_VERSION,
+		.connect_timeout_ms = 10000,
+		.reply_timeout_ms = 300000, /* FILL/CHECKSUM of large VRAM */
+	};
+	char size[32];
+	vfmig_vmm_dev *dev;
+	pid_t pid;
+	int r;
+
+	snprintf(sock_path[i], sizeof(sock_path[i]), "%s/%s.sock", tmpdir,
+		 i ? "dst" : "src");
+	snprintf(size, sizeof(size), "%lluM", (unsigned long long)mib);
+	pid = fork();
+	if (pid < 0)
+		die("fork", -errno);
+	if (pid == 0) {
+		execl(vfmig, "vfmig", "device", "vram", "--socket-path",
+		      sock_path[i], "--size", size, "--quiet", (char *)NULL);
+		fprintf(stderr, "bench-migration: exec %s: %s\n", vfmig,
+			strerror(errno));
+		_exit(127);
+	}
+	dev_pid[i] = pid;
+	r = vfmig_vmm_dev_connect(sock_path[i], &opts, &dev);
+	if (r < 0)
+		die(i ? "connect destination" : "connect source", r);
+	return dev;
+}
+
+/* ---- vram registers and commands ---- */
+
+static void reg_write(vfmig_vmm_dev *dev, uint32_t reg, uint32_t val)
+{
+	int r = vfmig_vmm_dev_region_write(dev, VRAM_BAR_REGS, reg, &val, 4);
+	if (r < 0)
+		die("register write", r);
+}
+
+static uint32_t reg_read(vfmig_vmm_dev *dev, uint32_t reg)
+{
+	uint32_t val;
+	int r = vfmig_vmm_dev_region_read(dev, VRAM_BAR_REGS, reg, &val, 4);
+	if (r < 0)
+		die("register read", r);
+	return val;
+}
+
+static void vram_cmd(vfmig_vmm_dev *dev, uint32_t cmd)
+{
+	uint32_t st;
+
+	reg_write(dev, VRAM_REG_CMD, cmd);
+	st = reg_read(dev, VRAM_REG_STATUS);
+	if (st != VRAM_STATUS_DONE) {
+		fprintf(stderr, "bench-migration: vram command %u: status %u "
+				"errno %u\n", cmd, st,
+			reg_read(dev, VRAM_REG_ERROR));
+		die("vram command", 0);
+	}
+}
+
+static void vram_fill(vfmig_vmm_dev *dev, uint64_t npages, uint32_t seed)
+{
+	reg_write(dev, VRAM_REG_FILL_SEED, seed);
+	for (uint64_t p = 0; p < npages; p += FILL_STEP) {
+		uint64_t n = npages - p < FILL_STEP ? npages - p : FILL_STEP;
+		reg_write(dev, VRAM_REG_FILL_START, (uint32_t)p);
+		reg_write(dev, VRAM_REG_FILL_COUNT, (uint32_t)n);
+		vram_cmd(dev, VRAM_CMD_FILL);
+	}
+}
+
+static uint64_t vram_checksum(vfmig_vmm_dev *dev)
+{
+	vram_cmd(dev, VRAM_CMD_CHECKSUM);
+	return (uint64_t)reg_read(dev, VRAM_REG_CSUM_HI) << 32 |
+	       reg_read(dev, VRAM_REG_CSUM_LO);
+}
+
+static void set_state(vfmig_vmm_dev *dev, uint32_t to, uint32_t recover,
+		      const char *what)
+{
+	uint32_t final;
+	int r = vfmig_vmm_mig_set_state(dev, to, recover, &final);
+
+	if (r < 0) {
+		fprintf(stderr, "bench-migration: %s -> %s failed (device now "
+				"%s)\n", what, vfmig_vmm_mig_state_name(to),
+			vfmig_vmm_mig_state_name(final));
+		die(what, r);
+	}
+}
+
+/* ---- raw socketpair baseline ---- */
+
+/* Move total bytes from a child writer to the parent reader, 1 MiB per
+ * write(); returns MB/s. */
+static double baseline(uint64_t total)
+{
+	uint8_t *buf = malloc(MiB);
+	int sv[2];
+	pid_t pid;
+	double t0, t1;
+	uint64_t got = 0;
+
+	if (!buf || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		die("baseline setup", -errno);
+	memset(buf, 0x5a, MiB);
+	grow(sv[0]);
+	grow(sv[1]);
+	pid = fork();
+	if (pid < 0)
+		die("fork", -errno);
+	if (pid == 0) {
+		close(sv[0]);
+		for (uint64_t sent = 0; sent < total;) {
+			size_t want = total - sent < MiB ? total - sent : MiB;
+			ssize_t n = write(sv[1], buf, want);
+			if (n <= 0)
+				_exit(1);
+			sent += (uint64_t)n;
+		}
+		_exit(0);
+	}
+	close(sv[1]);
+	t0 = now_s();
+	while (got < total) {
+		ssize_t n = read(sv[0], buf, MiB);
+		if (n <= 0)
+			break;
+		got += (uint64_t)n;
+	}
+	t1 = now_s();
+	close(sv[0]);
+	waitpid(pid, NULL, 0);
+	free(buf);
+	if (got != total)
+		die("baseline short read", -EIO);
+	return mbps(got, t1 - t0);
+}
+
+/* ---- the pipeline: save -> stream -> socket -> stream -> load ---- */
+
+static int sink_stream(void *priv, const void *buf, size_t len)
+{
+	return vfmig_stream_write_device_data(priv, 0, buf, len);
+}
+
+struct loader {
+	vfmig_vmm_dev *dst; /* NULL: decode and discard (stream only) */
+	int fd;
+	int err;
+	char msg[256];
+	uint64_t bytes;   /* DEVICE_DATA payload bytes loaded */
+	uint64_t records; /* DEVICE_DATA records */
+};
+
+static void *load_thread(void *arg)
+{
+	struct loader *l = arg;
+	struct vfmig_stream_reader *rd = NULL;
+	struct vfmig_stream_record rec;
+	struct vfmig_io *io = NULL;
+	int r;
+
+	r = vfmig_io_fd(&io, l->fd, false);
+	if (r == 0)
+		r = vfmig_stream_reader_open(&rd, io, l->msg, sizeof(l->msg));
+	while (r == 0) {
+		r = vfmig_stream_next(rd, &rec);
+		if (r < 0) {
+			snprintf(l->msg, sizeof(l->msg), "%s",
+				 vfmig_stream_reader_error(rd));
+			break;
+		}
+		if (r == 0 || rec.type == VFMIG_REC_END) {
+			r = 0;
+			break;
+		}
+		r = 0;
+		if (rec.type != VFMIG_REC_DEVICE_DATA)
+			continue;
+		if (l->dst)
+			r = vfmig_vmm_dev_mig_data_write(
+				l->dst, rec.d.u.device_data.data,
+				rec.d.u.device_data.len);
+		if (r < 0)
+			snprintf(l->msg, sizeof(l->msg), "MIG_DATA_WRITE: %s",
+				 vfmig_vmm_strerror(r));
+		l->bytes += rec.d.u.device_data.len;
+		l->records++;
+	}
+	l->err = r;
+	if (r < 0)
+		shutdown(l->fd, SHUT_RDWR); /* unblock the writer */
+	vfmig_stream_reader_free(rd);
+	vfmig_io_close(io);
+	return NULL;
+}
+
+/* One migration of the device state; returns the transfer time. */
+static double pipeline(vfmig_vmm_dev *src, vfmig_vmm_dev *dst,
+		       uint64_t *dev_bytes, uint64_t *records,
+		       uint64_t *stream_bytes)
+{
+	const struct vfmig_stream_device list[] = {
+		{ .id = "vram0", .type = "vram", .interface = "v2" },
+	};
+	struct loader l = { .dst = dst };
+	struct vfmig_vmm_mig_save_result res;
+	struct vfmig_stream_writer *w = NULL;
+	struct vfmig_io *io = NULL;
+	pthread_t th;
+	int sv[2], r;
+	double t0, t1;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		die("socketpair", -errno);
+	grow(sv[0]);
+	grow(sv[1]);
+	l.fd = sv[1];
+	set_state(src, VFMIG_VMM_MIG_STOP_COPY, VFMIG_VMM_MIG_RUNNING,
+		  "source RUNNING");
+	set_state(dst, VFMIG_VMM_MIG_RESUMING, VFMIG_VMM_MIG_RUNNING,
+		  "destination RUNNING");
+
+	t0 = now_s();
+	r = pthread_create(&th, NULL, load_thread, &l);
+	if (r != 0)
+		die("pthread_create", -r);
+	r = vfmig_io_fd(&io, sv[0], false);
+	if (r == 0)
+		r = vfmig_stream_writer_open(&w, io);
+	if (r == 0)
+		r = vfmig_stream_write_device_list(w, list, 1);
+	if (r == 0)
+		r = vfmig_stream_write_device_begin(w, 0, VFMIG_PHASE_FINAL);
+	if (r == 0) {
+		r = vfmig_vmm_mig_save(src, 0, sink_stream, w, &res);
+		if (r == 0 && res.status != VFMIG_VMM_MIG_SAVE_END)
+			r = -EPROTO;
+	}
+	if (r == 0)
+		r = vfmig_stream_write_device_end(w, 0);
+	if (r == 0)
+		r = vfmig_stream_writer_end(w);
+	if (r < 0)
+		shutdown(sv[0], SHUT_RDWR); /* the loader sees a short stream */
+	pthread_join(th, NULL);
+	t1 = now_s();
+
+	if (r < 0) {
+		fprintf(stderr, "bench-migration: save: %s\n",
+			w ? vfmig_stream_writer_error(w) : "");
+		die("save side", r);
+	}
+	if (l.err < 0) {
+		fprintf(stderr, "bench-migration: load: %s\n", l.msg);
+		die("load side", l.err);
+	}
+	if (l.bytes != res.bytes)
+		die("loaded byte count differs from saved", 0);
+	*stream_bytes = vfmig_stream_writer_bytes(w);
+	vfmig_stream_writer_free(w);
+	vfmig_io_close(io);
+	close(sv[0]);
+	close(sv[1]);
+
+	set_state(dst, VFMIG_VMM_MIG_STOP, VFMIG_VMM_MIG_ERROR,
+		  "destination RESUMING");
+	set_state(dst, VFMIG_VMM_MIG_RUNNING, VFMIG_VMM_MIG_STOP,
+		  "destination STOP");
+	set_state(src, VFMIG_VMM_MIG_RUNNING, VFMIG_VMM_MIG_ERROR,
+		  "source STOP_COPY");
+	*dev_bytes = res.bytes;
+	*records = l.records;
+	return t1 - t0;
+}
+
+/* ---- the two ends alone ---- */
+
+struct capture {
+	uint8_t *buf;
+	size_t cap, len;
+	size_t *chunk; /* the chunk sizes the pump delivered, in order */
+	size_t nchunk, chunk_cap;
+};
+
+static int sink_capture(void *priv, const void *buf, size_t len)
+{
+	struct capture *c = priv;
+
+	if (len > c->cap - c->len)
+		return -EOVERFLOW;
+	if (c->nchunk == c->chunk_cap) {
+		size_t n = c->chunk_cap ? 2 * c->chunk_cap : 1024;
+		size_t *p = realloc(c->chunk, n * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		c->chunk = p;
+		c->chunk_cap = n;
+	}
+	memcpy(c->buf + c->len, buf, len);
+	c->len += len;
+	c->chunk[c->nchunk++] = len;
+	return 0;
+}
+
+/* MIG_DATA_READ of the whole STOP_COPY session into memory. */
+static double read_only(vfmig_vmm_dev *src, struct capture *c)
+{
+	struct vfmig_vmm_mig_save_result res;
+	double t0, t1;
+	int r;
+
+	c->len = c->nchunk = 0;
+	set_state(src, VFMIG_VMM_MIG_STOP_COPY, VFMIG_VMM_MIG_RUNNING,
+		  "source RUNNING");
+	t0 = now_s();
+	r = vfmig_vmm_mig_save(src, 0, sink_capture, c, &res);
+	t1 = now_s();
+	if (r < 0)
+		die("save into memory", r);
+	if (res.status != VFMIG_VMM_MIG_SAVE_END)
+		die("save into memory did not end", 0);
+	set_state(src, VFMIG_VMM_MIG_RUNNING, VFMIG_VMM_MIG_ERROR,
+		  "source STOP_COPY");
+	return t1 - t0;
+}
+
+/* MIG_DATA_WRITE of a captured session, in the chunks it was read in. */
+static double write_only(vfmig_vmm_dev *dst, const struct capture *c)
+{
+	size_t off = 0;
+	double t0, t1;
+	int r;
+
+	set_state(dst, VFMIG_VMM_MIG_RESUMING, VFMIG_VMM_MIG_RUNNING,
+		  "destination RUNNING");
+	t0 = now_s();
+	for (size_t i = 0; i < c->nchunk; i++) {
+		r = vfmig_vmm_dev_mig_data_write(dst, c->buf + off,
+						 c->chunk[i]);
+		if (r < 0)
+			die("load from memory", r);
+		off += c->chunk[i];
+	}
+	t1 = now_s();
+	set_state(dst, VFMIG_VMM_MIG_STOP, VFMIG_VMM_MIG_ERROR,
+		  "destination RESUMING");
+	set_state(dst, VFMIG_VMM_MIG_RUNNING, VFMIG_VMM_MIG_STOP,
+		  "destination STOP");
+	return t1 - t0;
+}
+
+/* The stream alone: a captured session as DEVICE_DATA records (in the
+ * pump's chunks) through writer, socketpair and reader, no devices. */
+static double stream_only(const struct capture *c)
+{
+	const struct vfmig_stream_device list[] = {
+		{ .id = "vram0", .type = "vram", .interface = "v2" },
+	};
+	struct loader l = { .dst = NULL };
+	struct vfmig_stream_writer *w = NULL;
+	struct vfmig_io *io = NULL;
+	pthread_t th;
+	size_t off = 0;
+	int sv[2], r;
+	double t0, t1;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		die("socketpair", -errno);
+	grow(sv[0]);
+	grow(sv[1]);
+	l.fd = sv[1];
+	t0 = now_s();
+	r = pthread_create(&th, NULL, load_thread, &l);
+	if (r != 0)
+		die("pthread_create", -r);
+	r = vfmig_io_fd(&io, sv[0], false);
+	if (r == 0)
+		r = vfmig_stream_writer_open(&w, io);
+	if (r == 0)
+		r = vfmig_stream_write_device_list(w, list, 1);
+	if (r == 0)
+		r = vfmig_stream_write_device_begin(w, 0, VFMIG_PHASE_FINAL);
+	for (size_t i = 0; r == 0 && i < c->nchunk; i++) {
+		r = vfmig_stream_write_device_data(w, 0, c->buf + off,
+						   c->chunk[i]);
+		off += c->chunk[i];
+	}
+	if (r == 0)
+		r = vfmig_stream_write_device_end(w, 0);
+	if (r == 0)
+		r = vfmig_stream_writer_end(w);
+	if (r < 0)
+		shutdown(sv[0], SHUT_RDWR);
+	pthread_join(th, NULL);
+	t1 = now_s();
+	if (r < 0)
+		die("stream write", r);
+	if (l.err < 0) {
+		fprintf(stderr, "bench-migration: stream read: %s\n", l.msg);
+		die("stream read", l.err);
+	}
+	if (l.bytes != c->len)
+		die("stream delivered a different byte count", 0);
+	vfmig_stream_writer_free(w);
+	vfmig_io_close(io);
+	close(sv[0]);
+	close(sv[1]);
+	return t1 - t0;
+}
+
+/* ---- report ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return v[n / 2];
+}
+
+static void check_dst(vfmig_vmm_dev *dst, uint64_t want, const char *what)
+{
+	uint64_t got = vram_checksum(dst);
+
+	if (got != want) {
+		fprintf(stderr, "bench-migration: %s: destination checksum "
+				"%016llx, source %016llx\n", what,
+			(unsigned long long)got, (unsigned long long)want);
+		die("destination VRAM differs from the source", 0);
+	}
+}
+
+#define N_TESTS 4
+
+static const char *const test_names[N_TESTS] = {
+	"READ -> stream -> socket -> WRITE",
+	"MIG_DATA_READ only (into memory)",
+	"stream only (memory -> reader)",
+	"MIG_DATA_WRITE only (from memory)",
+};
+
+int main(int argc, char **argv)
+{
+	uint64_t mib = argc > 1 ? strtoull(argv[1], NULL, 0) : 256;
+	uint64_t npages, src_csum, dev_bytes = 0, records = 0, sbytes = 0;
+	char vfmig[PATH_MAX + 32];
+	vfmig_vmm_dev *src, *dst;
+	struct capture cap = { 0 };
+
+	if (mib < 1 || mib > 65536) {
+		fprintf(stderr, "usage: bench-migration [VRAM MiB, 1..65536, "
+				"default 256]\n");
+		return 2;
+	}
+	npages = mib * MiB / VRAM_PAGE_SIZE;
+	signal(SIGPIPE, SIG_IGN);
+	find_vfmig(vfmig, sizeof(vfmig));
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bench-migration-XXXXXX");
+	if (!mkdtemp(tmpdir)) {
+		tmpdir[0] = '\0';
+		die("mkdtemp", -errno);
+	}
+	src = start_vram(0, vfmig, mib);
+	dst = start_vram(1, vfmig, mib);
+
+	vram_fill(src, npages, SRC_SEED);
+	src_csum = vram_checksum(src);
+
+	/* Warm-up round (not reported): learns the device-data byte count
+	 * for the baseline and faults in both processes' buffers. */
+	vram_fill(dst, npages, SRC_SEED + 1);
+	if (vram_checksum(dst) == src_csum)
+		die("destination checksum equals the source before loading", 0);
+	pipeline(src, dst, &dev_bytes, &records, &sbytes);
+	check_dst(dst, src_csum, "warm-up");
+	cap.cap = dev_bytes;
+	cap.buf = malloc(cap.cap);
+	if (!cap.buf)
+		die("malloc", -ENOMEM);
+	memset(cap.buf, 0, cap.cap); /* no page faults inside the timing */
+
+	printf("bench-migration: vram %llu MiB (FILL seed 0x%x), vfmig %s\n",
+	       (unsigned long long)mib, SRC_SEED, vfmig);
+	printf("device data per round: %llu bytes (%.1f MiB) in %llu "
+	       "DEVICE_DATA records, stream %llu bytes\n",
+	       (unsigned long long)dev_bytes, (double)dev_bytes / MiB,
+	       (unsigned long long)records, (unsigned long long)sbytes);
+
+	/* Each round measures the baseline right before the tests, so a
+	 * ratio compares figures taken under the same machine load; the
+	 * report gives the median over the rounds. */
+	double mb[N_TESTS][ROUNDS], ratio[N_TESTS][ROUNDS], base[ROUNDS];
+	for (int k = 0; k < ROUNDS; k++) {
+		uint64_t b2, r2, s2;
+		double b = baseline(dev_bytes);
+
+		base[k] = b;
+		vram_fill(dst, npages, SRC_SEED + 2 + 2 * (uint32_t)k);
+		mb[0][k] = mbps(dev_bytes, pipeline(src, dst, &b2, &r2, &s2));
+		if (b2 != dev_bytes)
+			die("device-data byte count changed between rounds", 0);
+		check_dst(dst, src_csum, "pipeline");
+
+		mb[1][k] = mbps(dev_bytes, read_only(src, &cap));
+		if (cap.len != dev_bytes)
+			die("device-data byte count changed between rounds", 0);
+		mb[2][k] = mbps(dev_bytes, stream_only(&cap));
+		vram_fill(dst, npages, SRC_SEED + 3 + 2 * (uint32_t)k);
+		mb[3][k] = mbps(dev_bytes, write_only(dst, &cap));
+		check_dst(dst, src_csum, "write only");
+		for (int t = 0; t < N_TESTS; t++)
+			ratio[t][k] = mb[t][k] / b;
+	}
+	printf("%-34s %9.1f MB/s (median of %d rounds)\n",
+	       "baseline: raw socketpair", median(base, ROUNDS), ROUNDS);
+	for (int t = 0; t < N_TESTS; t++) {
+		double m = median(mb[t], ROUNDS);
+		double lo = ratio[t][0], hi = ratio[t][0];
+		for (int k = 1; k < ROUNDS; k++) {
+			lo = ratio[t][k] < lo ? ratio[t][k] : lo;
+			hi = ratio[t][k] > hi ? ratio[t][k] : hi;
+		}
+		printf("%-34s %9.1f MB/s   ratio to baseline %.2f "
+		       "(rounds %.2f-%.2f)\n",
+		       test_names[t], m, median(ratio[t], ROUNDS), lo, hi);
+	}
+	printf("destination checksum %016llx == source after every load\n",
+	       (unsigned long long)src_csum);
+
+	vfmig_vmm_dev_close(src);
+	vfmig_vmm_dev_close(dst);
+	free(cap.buf);
+	free(cap.chunk);
+	cleanup();
+	return 0;
+}
