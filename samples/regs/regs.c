@@ -34,6 +34,7 @@
 #include <vfmig/device.h>
 
 #include "regs.h"
+#include "sample_cli.h"
 #include "regs_hw.h"
 
 /* Register offsets, IDs and constants: regs_hw.h, the datasheet shared
@@ -63,7 +64,6 @@ struct regs {
 	int fail_to; /* fault injection: refuse arcs into this state; -1 none */
 };
 
-static volatile sig_atomic_t regs_stop;
 
 static void regs_log(void *priv, int level, const char *msg)
 {
@@ -466,80 +466,6 @@ static const struct vfmig_dev_ops regs_ops = {
 
 /* ---- command line ---- */
 
-struct regs_opts {
-	const char *socket_path;
-	const char *fd;
-	const char *interface;
-	const char *fail_transition;
-	int verbosity;
-};
-
-/* Match "--name VAL" or "--name=VAL"; advances *i past a separate VAL. */
-static int opt_value(int argc, char **argv, int *i, const char *name,
-		     const char **val)
-{
-	size_t n = strlen(name);
-	const char *a = argv[*i];
-
-	if (strncmp(a, name, n))
-		return 0;
-	if (a[n] == '=') {
-		*val = a + n + 1;
-		return 1;
-	}
-	if (a[n])
-		return 0;
-	if (*i + 1 >= argc) {
-		fprintf(stderr, "regs: option %s needs a value\n", name);
-		return -1;
-	}
-	*val = argv[++*i];
-	return 1;
-}
-
-static int parse_args(int argc, char **argv, struct regs_opts *o)
-{
-	static const char *const names[] = { "--socket-path", "--fd",
-					     "--interface",
-					     "--fail-transition" };
-	for (int i = 1; i < argc; i++) {
-		const char **slots[] = { &o->socket_path, &o->fd, &o->interface,
-					 &o->fail_transition };
-		int m = 0;
-
-		if (!strcmp(argv[i], "--quiet")) {
-			o->verbosity = VFMIG_LOG_ERR;
-			continue;
-		}
-		if (!strcmp(argv[i], "--verbose")) {
-			o->verbosity = VFMIG_LOG_DEBUG;
-			continue;
-		}
-		for (size_t k = 0; k < 4 && m == 0; k++) {
-			m = opt_value(argc, argv, &i, names[k], slots[k]);
-			if (m < 0)
-				return -1;
-		}
-		if (m == 0) {
-			fprintf(stderr, "regs: unknown argument '%s'\n", argv[i]);
-			return -1;
-		}
-	}
-	if (!!o->socket_path == !!o->fd) {
-		fprintf(stderr, "regs: give exactly one of --socket-path PATH "
-				"or --fd N (%s)\n",
-			o->socket_path ? "both given" : "neither given");
-		return -1;
-	}
-	if (o->interface && strcmp(o->interface, "v2")) {
-		fprintf(stderr, "regs: --interface %s: %s\n", o->interface,
-			strcmp(o->interface, "region") ? "unknown interface"
-						       : "not supported yet");
-		return -1;
-	}
-	return 0;
-}
-
 /* Fault injection for tests: the state whose arcs the device refuses. */
 static int fail_state(const char *name)
 {
@@ -558,73 +484,26 @@ static int fail_state(const char *name)
 	return -1;
 }
 
-static int parse_fd(const char *s)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 0 || v > 1 << 20)
-		return -1;
-	return (int)v;
-}
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	regs_stop = 1;
-}
-
-static int serve(vfmig_dev *dev, const struct regs_opts *o)
-{
-	struct sigaction sa = { .sa_handler = on_signal };
-	int r, fd;
-
-	if (o->socket_path) {
-		r = vfmig_dev_listen(dev, o->socket_path);
-	} else {
-		fd = parse_fd(o->fd);
-		if (fd < 0) {
-			fprintf(stderr, "regs: --fd '%s' is not a valid fd\n",
-				o->fd);
-			return 2;
-		}
-		r = vfmig_dev_attach_fd(dev, fd);
-	}
-	if (r < 0) {
-		fprintf(stderr, "regs: cannot use %s: %s\n",
-			o->socket_path ? o->socket_path : o->fd,
-			vfmig_dev_strerror(r));
-		return 1;
-	}
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	r = vfmig_dev_run(dev, &regs_stop);
-	if (r < 0) {
-		fprintf(stderr, "regs: %s\n", vfmig_dev_strerror(r));
-		return 1;
-	}
-	return 0;
-}
-
 int vfmig_sample_regs_main(int argc, char **argv)
 {
-	struct regs_opts o = { .verbosity = VFMIG_LOG_INFO };
+	static const char *const extra[] = { "--fail-transition" };
+	const char *fail_transition = NULL;
+	struct sample_cli o = { .name = "regs", .n_extra = 1,
+				.extra_names = extra,
+				.extra_vals = &fail_transition };
 	struct regs r = { .fail_to = -1 };
 	vfmig_dev *dev;
 	int rc;
 
-	if (parse_args(argc, argv, &o) < 0)
+	if (sample_cli_parse(&o, argc, argv) < 0)
 		return 2;
 	r.verbosity = o.verbosity;
-	if (o.fail_transition) {
-		r.fail_to = fail_state(o.fail_transition);
+	if (fail_transition) {
+		r.fail_to = fail_state(fail_transition);
 		if (r.fail_to < 0) {
 			fprintf(stderr, "regs: --fail-transition %s: not one of "
 					"STOP, RUNNING, STOP_COPY, RESUMING\n",
-				o.fail_transition);
+				fail_transition);
 			return 2;
 		}
 	}
@@ -634,8 +513,7 @@ int vfmig_sample_regs_main(int argc, char **argv)
 		return 1;
 	}
 	vfmig_dev_set_log(dev, regs_log, NULL, o.verbosity);
-	regs_stop = 0;
-	rc = serve(dev, &o);
+	rc = sample_cli_serve(dev, &o);
 	vfmig_dev_destroy(dev);
 	mig_reset(&r.mig);
 	return rc;

@@ -29,6 +29,7 @@
 
 #include <vfmig/device.h>
 
+#include "sample_cli.h"
 #include "vram.h"
 #include "vram_hw.h"
 
@@ -80,7 +81,6 @@ struct vram {
 	int verbosity;
 };
 
-static volatile sig_atomic_t vram_stop;
 
 static void vram_log(void *priv, int level, const char *msg)
 {
@@ -725,75 +725,6 @@ static const struct vfmig_dev_ops vram_ops = {
 
 /* ---- command line ---- */
 
-struct vram_opts {
-	const char *socket_path, *fd, *interface, *size;
-	int verbosity;
-};
-
-static int opt_value(int argc, char **argv, int *i, const char *name,
-		     const char **val)
-{
-	size_t n = strlen(name);
-	const char *a = argv[*i];
-
-	if (strncmp(a, name, n))
-		return 0;
-	if (a[n] == '=') {
-		*val = a + n + 1;
-		return 1;
-	}
-	if (a[n])
-		return 0;
-	if (*i + 1 >= argc) {
-		fprintf(stderr, "vram: option %s needs a value\n", name);
-		return -1;
-	}
-	*val = argv[++*i];
-	return 1;
-}
-
-static int parse_args(int argc, char **argv, struct vram_opts *o)
-{
-	static const char *const names[] = { "--socket-path", "--fd",
-					     "--interface", "--size" };
-	for (int i = 1; i < argc; i++) {
-		const char **slots[] = { &o->socket_path, &o->fd, &o->interface,
-					 &o->size };
-		int m = 0;
-
-		if (!strcmp(argv[i], "--quiet")) {
-			o->verbosity = VFMIG_LOG_ERR;
-			continue;
-		}
-		if (!strcmp(argv[i], "--verbose")) {
-			o->verbosity = VFMIG_LOG_DEBUG;
-			continue;
-		}
-		for (size_t k = 0; k < 4 && m == 0; k++) {
-			m = opt_value(argc, argv, &i, names[k], slots[k]);
-			if (m < 0)
-				return -1;
-		}
-		if (m == 0) {
-			fprintf(stderr, "vram: unknown argument '%s'\n", argv[i]);
-			return -1;
-		}
-	}
-	if (!!o->socket_path == !!o->fd) {
-		fprintf(stderr, "vram: give exactly one of --socket-path PATH "
-				"or --fd N (%s)\n",
-			o->socket_path ? "both given" : "neither given");
-		return -1;
-	}
-	if (o->interface && strcmp(o->interface, "v2")) {
-		fprintf(stderr, "vram: --interface %s: %s\n", o->interface,
-			strcmp(o->interface, "region") ? "unknown interface"
-						       : "not supported yet");
-		return -1;
-	}
-	return 0;
-}
-
 /* "256M", "4096K", "1G", "65536": bytes, a multiple of the page size. */
 static int parse_size(const char *s, uint64_t *out)
 {
@@ -824,57 +755,6 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-static int parse_fd(const char *s)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 0 || v > 1 << 20)
-		return -1;
-	return (int)v;
-}
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	vram_stop = 1;
-}
-
-static int serve(vfmig_dev *dev, const struct vram_opts *o)
-{
-	struct sigaction sa = { .sa_handler = on_signal };
-	int r, fd;
-
-	if (o->socket_path) {
-		r = vfmig_dev_listen(dev, o->socket_path);
-	} else {
-		fd = parse_fd(o->fd);
-		if (fd < 0) {
-			fprintf(stderr, "vram: --fd '%s' is not a valid fd\n",
-				o->fd);
-			return 2;
-		}
-		r = vfmig_dev_attach_fd(dev, fd);
-	}
-	if (r < 0) {
-		fprintf(stderr, "vram: cannot use %s: %s\n",
-			o->socket_path ? o->socket_path : o->fd,
-			vfmig_dev_strerror(r));
-		return 1;
-	}
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	r = vfmig_dev_run(dev, &vram_stop);
-	if (r < 0) {
-		fprintf(stderr, "vram: %s\n", vfmig_dev_strerror(r));
-		return 1;
-	}
-	return 0;
-}
-
 static int vram_init(struct vram *v, uint64_t size)
 {
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
@@ -902,17 +782,20 @@ static void vram_fini(struct vram *v)
 
 int vfmig_sample_vram_main(int argc, char **argv)
 {
-	struct vram_opts o = { .verbosity = VFMIG_LOG_INFO };
+	static const char *const extra[] = { "--size" };
+	const char *size_opt = NULL;
+	struct sample_cli o = { .name = "vram", .n_extra = 1,
+				.extra_names = extra, .extra_vals = &size_opt };
 	struct vram v = { 0 };
 	uint64_t size = 256ull << 20;
 	vfmig_dev *dev = NULL;
 	int rc;
 
-	if (parse_args(argc, argv, &o) < 0)
+	if (sample_cli_parse(&o, argc, argv) < 0)
 		return 2;
-	if (o.size && parse_size(o.size, &size) < 0) {
+	if (size_opt && parse_size(size_opt, &size) < 0) {
 		fprintf(stderr, "vram: --size '%s': want a multiple of 4 KiB "
-				"from 64K to 64G (suffix K, M or G)\n", o.size);
+				"from 64K to 64G (suffix K, M or G)\n", size_opt);
 		return 2;
 	}
 	v.verbosity = o.verbosity;
@@ -925,8 +808,7 @@ int vfmig_sample_vram_main(int argc, char **argv)
 		return 1;
 	}
 	vfmig_dev_set_log(dev, vram_log, NULL, o.verbosity);
-	vram_stop = 0;
-	rc = serve(dev, &o);
+	rc = sample_cli_serve(dev, &o);
 	vfmig_dev_destroy(dev);
 	vram_fini(&v);
 	return rc;

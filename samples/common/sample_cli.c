@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sample_cli.h"
+
+static volatile sig_atomic_t stop_flag;
+
+/* Match "--name VAL" or "--name=VAL"; advances *i past a separate VAL. */
+static int opt_value(const struct sample_cli *c, int argc, char **argv,
+		     int *i, const char *name, const char **val)
+{
+	size_t n = strlen(name);
+	const char *a = argv[*i];
+
+	if (strncmp(a, name, n))
+		return 0;
+	if (a[n] == '=') {
+		*val = a + n + 1;
+		return 1;
+	}
+	if (a[n])
+		return 0;
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "%s: option %s needs a value\n", c->name, name);
+		return -1;
+	}
+	*val = argv[++*i];
+	return 1;
+}
+
+/* Try the common value options, then the sample's own. */
+static int match_value(struct sample_cli *c, int argc, char **argv, int *i)
+{
+	static const char *const names[] = { "--socket-path", "--fd",
+					     "--interface" };
+	const char **slots[] = { &c->socket_path, &c->fd, &c->interface };
+	int m = 0;
+
+	for (size_t k = 0; k < 3 && m == 0; k++)
+		m = opt_value(c, argc, argv, i, names[k], slots[k]);
+	for (size_t k = 0; k < c->n_extra && m == 0; k++)
+		m = opt_value(c, argc, argv, i, c->extra_names[k],
+			      &c->extra_vals[k]);
+	return m;
+}
+
+int sample_cli_parse(struct sample_cli *c, int argc, char **argv)
+{
+	c->verbosity = VFMIG_LOG_INFO;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--quiet")) {
+			c->verbosity = VFMIG_LOG_ERR;
+			continue;
+		}
+		if (!strcmp(argv[i], "--verbose")) {
+			c->verbosity = VFMIG_LOG_DEBUG;
+			continue;
+		}
+		int m = match_value(c, argc, argv, &i);
+		if (m < 0)
+			return -1;
+		if (m == 0) {
+			fprintf(stderr, "%s: unknown argument '%s'\n", c->name,
+				argv[i]);
+			return -1;
+		}
+	}
+	if (!!c->socket_path == !!c->fd) {
+		fprintf(stderr, "%s: give exactly one of --socket-path PATH "
+				"or --fd N (%s)\n",
+			c->name, c->socket_path ? "both given" : "neither given");
+		return -1;
+	}
+	if (c->interface && strcmp(c->interface, "v2")) {
+		fprintf(stderr, "%s: --interface %s: %s\n", c->name,
+			c->interface,
+			strcmp(c->interface, "region") ? "unknown interface"
+						       : "not supported yet");
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_fd(const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0 || v > 1 << 20)
+		return -1;
+	return (int)v;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+int sample_cli_serve(vfmig_dev *dev, const struct sample_cli *c)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	int r, fd;
+
+	if (c->socket_path) {
+		r = vfmig_dev_listen(dev, c->socket_path);
+	} else {
+		fd = parse_fd(c->fd);
+		if (fd < 0) {
+			fprintf(stderr, "%s: --fd '%s' is not a valid fd\n",
+				c->name, c->fd);
+			return 2;
+		}
+		r = vfmig_dev_attach_fd(dev, fd);
+	}
+	if (r < 0) {
+		fprintf(stderr, "%s: cannot use %s: %s\n", c->name,
+			c->socket_path ? c->socket_path : c->fd,
+			vfmig_dev_strerror(r));
+		return 1;
+	}
+	stop_flag = 0;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	r = vfmig_dev_run(dev, &stop_flag);
+	if (r < 0) {
+		fprintf(stderr, "%s: %s\n", c->name, vfmig_dev_strerror(r));
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What every sample device process does the same way: the vfio-user backend
+ * options ((--socket-path PATH | --fd N), --interface, --quiet, --verbose,
+ * each value option as "--opt VAL" or "--opt=VAL") and serving until SIGTERM
+ * or SIGINT. Built on the public device API only.
+ */
+#ifndef VFMIG_SAMPLE_CLI_H
+#define VFMIG_SAMPLE_CLI_H
+
+#include <stddef.h>
+
+#include <vfmig/device.h>
+
+struct sample_cli {
+	const char *name; /* the sample's name, for messages */
+	/* The sample's own value options, and where their values go. */
+	size_t n_extra;
+	const char *const *extra_names; /* e.g. "--size" */
+	const char **extra_vals;        /* NULL where not given */
+	/* Filled by sample_cli_parse(). */
+	const char *socket_path, *fd, *interface;
+	int verbosity; /* enum vfmig_log_level */
+};
+
+/* Parse argv[1..] into c. Returns 0, or -1 after printing what is wrong. */
+int sample_cli_parse(struct sample_cli *c, int argc, char **argv);
+
+/* Listen on --socket-path (or take --fd), then run dev until SIGTERM or
+ * SIGINT. Returns the process exit status: 0, 1 (runtime), 2 (usage). */
+int sample_cli_serve(vfmig_dev *dev, const struct sample_cli *c);
+
+#endif
