@@ -48,11 +48,11 @@
 
 #include <vfmig/vmm.h>
 
+#include "bench_common.h"
 #include "stream/io.h"
 #include "stream/stream.h"
 #include "vram_hw.h"
 
-#define MiB (1024u * 1024u)
 #define ROUNDS 5
 #define FILL_STEP 16384u /* pages per FILL command (64 MiB) */
 #define SRC_SEED 0x5eedu
@@ -84,29 +84,6 @@ static void die(const char *what, int err)
 		err ? vfmig_vmm_strerror(err) : "check failed");
 	cleanup();
 	exit(1);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double mbps(uint64_t bytes, double secs)
-{
-	return (double)bytes / 1e6 / secs;
-}
-
-/* The VMM library asks for 4 MiB socket buffers; the stream socketpair and
- * the baseline get the same. */
-static void grow(int fd)
-{
-	int sz = 4 << 20;
-
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 }
 
 /* ---- device processes ---- */
@@ -234,52 +211,6 @@ static void set_state(vfmig_vmm_dev *dev, uint32_t to, uint32_t recover,
 
 /* Move total bytes from a child writer to the parent reader, 1 MiB per
  * write(); returns MB/s. */
-static double baseline(uint64_t total)
-{
-	uint8_t *buf = malloc(MiB);
-	int sv[2];
-	pid_t pid;
-	double t0, t1;
-	uint64_t got = 0;
-
-	if (!buf || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
-		die("baseline setup", -errno);
-	memset(buf, 0x5a, MiB);
-	grow(sv[0]);
-	grow(sv[1]);
-	pid = fork();
-	if (pid < 0)
-		die("fork", -errno);
-	if (pid == 0) {
-		close(sv[0]);
-		for (uint64_t sent = 0; sent < total;) {
-			size_t want = total - sent < MiB ? total - sent : MiB;
-			ssize_t n = write(sv[1], buf, want);
-			if (n <= 0)
-				_exit(1);
-			sent += (uint64_t)n;
-		}
-		_exit(0);
-	}
-	close(sv[1]);
-	t0 = now_s();
-	while (got < total) {
-		ssize_t n = read(sv[0], buf, MiB);
-		if (n <= 0)
-			break;
-		got += (uint64_t)n;
-	}
-	t1 = now_s();
-	close(sv[0]);
-	waitpid(pid, NULL, 0);
-	free(buf);
-	if (got != total)
-		die("baseline short read", -EIO);
-	return mbps(got, t1 - t0);
-}
-
-/* ---- the pipeline: save -> stream -> socket -> stream -> load ---- */
-
 static int sink_stream(void *priv, const void *buf, size_t len)
 {
 	return vfmig_stream_write_device_data(priv, 0, buf, len);
@@ -355,15 +286,15 @@ static double pipeline(vfmig_vmm_dev *src, vfmig_vmm_dev *dst,
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		die("socketpair", -errno);
-	grow(sv[0]);
-	grow(sv[1]);
+	bench_grow_socket(sv[0]);
+	bench_grow_socket(sv[1]);
 	l.fd = sv[1];
 	set_state(src, VFMIG_VMM_MIG_STOP_COPY, VFMIG_VMM_MIG_RUNNING,
 		  "source RUNNING");
 	set_state(dst, VFMIG_VMM_MIG_RESUMING, VFMIG_VMM_MIG_RUNNING,
 		  "destination RUNNING");
 
-	t0 = now_s();
+	t0 = bench_now_s();
 	r = pthread_create(&th, NULL, load_thread, &l);
 	if (r != 0)
 		die("pthread_create", -r);
@@ -386,7 +317,7 @@ static double pipeline(vfmig_vmm_dev *src, vfmig_vmm_dev *dst,
 	if (r < 0)
 		shutdown(sv[0], SHUT_RDWR); /* the loader sees a short stream */
 	pthread_join(th, NULL);
-	t1 = now_s();
+	t1 = bench_now_s();
 
 	if (r < 0) {
 		fprintf(stderr, "bench-migration: save: %s\n",
@@ -455,9 +386,9 @@ static double read_only(vfmig_vmm_dev *src, struct capture *c)
 	c->len = c->nchunk = 0;
 	set_state(src, VFMIG_VMM_MIG_STOP_COPY, VFMIG_VMM_MIG_RUNNING,
 		  "source RUNNING");
-	t0 = now_s();
+	t0 = bench_now_s();
 	r = vfmig_vmm_mig_save(src, 0, sink_capture, c, &res);
-	t1 = now_s();
+	t1 = bench_now_s();
 	if (r < 0)
 		die("save into memory", r);
 	if (res.status != VFMIG_VMM_MIG_SAVE_END)
@@ -476,7 +407,7 @@ static double write_only(vfmig_vmm_dev *dst, const struct capture *c)
 
 	set_state(dst, VFMIG_VMM_MIG_RESUMING, VFMIG_VMM_MIG_RUNNING,
 		  "destination RUNNING");
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (size_t i = 0; i < c->nchunk; i++) {
 		r = vfmig_vmm_dev_mig_data_write(dst, c->buf + off,
 						 c->chunk[i]);
@@ -484,7 +415,7 @@ static double write_only(vfmig_vmm_dev *dst, const struct capture *c)
 			die("load from memory", r);
 		off += c->chunk[i];
 	}
-	t1 = now_s();
+	t1 = bench_now_s();
 	set_state(dst, VFMIG_VMM_MIG_STOP, VFMIG_VMM_MIG_ERROR,
 		  "destination RESUMING");
 	set_state(dst, VFMIG_VMM_MIG_RUNNING, VFMIG_VMM_MIG_STOP,
@@ -509,10 +440,10 @@ static double stream_only(const struct capture *c)
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		die("socketpair", -errno);
-	grow(sv[0]);
-	grow(sv[1]);
+	bench_grow_socket(sv[0]);
+	bench_grow_socket(sv[1]);
 	l.fd = sv[1];
-	t0 = now_s();
+	t0 = bench_now_s();
 	r = pthread_create(&th, NULL, load_thread, &l);
 	if (r != 0)
 		die("pthread_create", -r);
@@ -535,7 +466,7 @@ static double stream_only(const struct capture *c)
 	if (r < 0)
 		shutdown(sv[0], SHUT_RDWR);
 	pthread_join(th, NULL);
-	t1 = now_s();
+	t1 = bench_now_s();
 	if (r < 0)
 		die("stream write", r);
 	if (l.err < 0) {
@@ -552,18 +483,6 @@ static double stream_only(const struct capture *c)
 }
 
 /* ---- report ---- */
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return v[n / 2];
-}
 
 static void check_dst(vfmig_vmm_dev *dst, uint64_t want, const char *what)
 {
@@ -639,29 +558,31 @@ int main(int argc, char **argv)
 	double mb[N_TESTS][ROUNDS], ratio[N_TESTS][ROUNDS], base[ROUNDS];
 	for (int k = 0; k < ROUNDS; k++) {
 		uint64_t b2, r2, s2;
-		double b = baseline(dev_bytes);
+		double b = bench_baseline(dev_bytes);
 
+		if (b <= 0)
+			die("baseline", 0);
 		base[k] = b;
 		vram_fill(dst, npages, SRC_SEED + 2 + 2 * (uint32_t)k);
-		mb[0][k] = mbps(dev_bytes, pipeline(src, dst, &b2, &r2, &s2));
+		mb[0][k] = bench_mbps(dev_bytes, pipeline(src, dst, &b2, &r2, &s2));
 		if (b2 != dev_bytes)
 			die("device-data byte count changed between rounds", 0);
 		check_dst(dst, src_csum, "pipeline");
 
-		mb[1][k] = mbps(dev_bytes, read_only(src, &cap));
+		mb[1][k] = bench_mbps(dev_bytes, read_only(src, &cap));
 		if (cap.len != dev_bytes)
 			die("device-data byte count changed between rounds", 0);
-		mb[2][k] = mbps(dev_bytes, stream_only(&cap));
+		mb[2][k] = bench_mbps(dev_bytes, stream_only(&cap));
 		vram_fill(dst, npages, SRC_SEED + 3 + 2 * (uint32_t)k);
-		mb[3][k] = mbps(dev_bytes, write_only(dst, &cap));
+		mb[3][k] = bench_mbps(dev_bytes, write_only(dst, &cap));
 		check_dst(dst, src_csum, "write only");
 		for (int t = 0; t < N_TESTS; t++)
 			ratio[t][k] = mb[t][k] / b;
 	}
 	printf("%-34s %9.1f MB/s (median of %d rounds)\n",
-	       "baseline: raw socketpair", median(base, ROUNDS), ROUNDS);
+	       "baseline: raw socketpair", bench_median(base, ROUNDS), ROUNDS);
 	for (int t = 0; t < N_TESTS; t++) {
-		double m = median(mb[t], ROUNDS);
+		double m = bench_median(mb[t], ROUNDS);
 		double lo = ratio[t][0], hi = ratio[t][0];
 		for (int k = 1; k < ROUNDS; k++) {
 			lo = ratio[t][k] < lo ? ratio[t][k] : lo;
@@ -669,7 +590,7 @@ int main(int argc, char **argv)
 		}
 		printf("%-34s %9.1f MB/s   ratio to baseline %.2f "
 		       "(rounds %.2f-%.2f)\n",
-		       test_names[t], m, median(ratio[t], ROUNDS), lo, hi);
+		       test_names[t], m, bench_median(ratio[t], ROUNDS), lo, hi);
 	}
 	printf("destination checksum %016llx == source after every load\n",
 	       (unsigned long long)src_csum);

@@ -27,23 +27,11 @@
 #include <vfmig/device.h>
 #include <vfmig/vmm.h>
 
-#define MiB (1024u * 1024u)
+#include "bench_common.h"
+
 #define BAR_SIZE (4 * MiB)
 #define DMA_CHUNK (4 * MiB)
 #define CTRL_BAR 4 /* register BAR: write {iova, len} to start a DMA read */
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double mbps(uint64_t bytes, double secs)
-{
-	return (double)bytes / 1e6 / secs;
-}
 
 static void die(const char *what, int err)
 {
@@ -110,59 +98,6 @@ static void run_device(int fd)
 	_exit(r < 0 ? 3 : 0);
 }
 
-/* ---- raw socketpair baseline ---- */
-
-/* The VMM library asks for 4 MiB socket buffers; give the baseline the
- * same so the comparison measures protocol overhead, not buffer sizes. */
-static void grow(int fd)
-{
-	int sz = 4 << 20;
-
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-}
-
-/* Move total bytes from a child writer to the parent reader, 1 MiB per
- * write(); returns MB/s. */
-static double baseline(uint64_t total)
-{
-	uint8_t *buf = malloc(MiB);
-	int sv[2];
-	pid_t pid;
-	double t0, t1;
-	uint64_t got = 0;
-
-	if (!buf || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
-		die("baseline setup", -errno);
-	memset(buf, 0x5a, MiB);
-	grow(sv[0]);
-	grow(sv[1]);
-	pid = fork();
-	if (pid == 0) {
-		close(sv[0]);
-		for (uint64_t sent = 0; sent < total;) {
-			ssize_t n = write(sv[1], buf, MiB);
-			if (n <= 0)
-				_exit(1);
-			sent += (uint64_t)n;
-		}
-		_exit(0);
-	}
-	close(sv[1]);
-	t0 = now_s();
-	while (got < total) {
-		ssize_t n = read(sv[0], buf, MiB);
-		if (n <= 0)
-			break;
-		got += (uint64_t)n;
-	}
-	t1 = now_s();
-	close(sv[0]);
-	waitpid(pid, NULL, 0);
-	free(buf);
-	return mbps(got, t1 - t0);
-}
-
 /* ---- vfio-user measurements ---- */
 
 static double bench_region_read(vfmig_vmm_dev *dev, uint32_t bar,
@@ -174,16 +109,16 @@ static double bench_region_read(vfmig_vmm_dev *dev, uint32_t bar,
 
 	if (!buf)
 		die("malloc", -ENOMEM);
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (uint64_t done = 0; done < total; done += MiB) {
 		r = vfmig_vmm_dev_region_read(dev, bar, done % BAR_SIZE, buf,
 					      MiB);
 		if (r < 0)
 			die("region read", r);
 	}
-	double secs = now_s() - t0;
+	double secs = bench_now_s() - t0;
 	free(buf);
-	return mbps(total, secs);
+	return bench_mbps(total, secs);
 }
 
 static double bench_dma_read(vfmig_vmm_dev *dev, uint64_t total)
@@ -200,7 +135,7 @@ static double bench_dma_read(vfmig_vmm_dev *dev, uint64_t total)
 				  VFMIG_VMM_DMA_READ | VFMIG_VMM_DMA_WRITE);
 	if (r < 0)
 		die("dma map", r);
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (uint64_t done = 0; done < total; done += DMA_CHUNK) {
 		uint64_t req[2] = { iova, DMA_CHUNK };
 		r = vfmig_vmm_dev_region_write(dev, CTRL_BAR, 0, req,
@@ -208,12 +143,12 @@ static double bench_dma_read(vfmig_vmm_dev *dev, uint64_t total)
 		if (r < 0)
 			die("dma trigger", r);
 	}
-	double secs = now_s() - t0;
+	double secs = bench_now_s() - t0;
 	r = vfmig_vmm_dev_dma_unmap(dev, iova, DMA_CHUNK);
 	if (r < 0)
 		die("dma unmap", r);
 	free(guest);
-	return mbps(total, secs);
+	return bench_mbps(total, secs);
 }
 
 /* Count the DMA_READ commands the library served (debug log lines). */
@@ -234,18 +169,6 @@ static const char *const test_names[N_TESTS] = {
 	"REGION_READ mappable BAR2",
 	"DMA_READ via messages",
 };
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return v[n / 2];
-}
 
 int main(int argc, char **argv)
 {
@@ -282,7 +205,9 @@ int main(int argc, char **argv)
 	 * report gives the median over the rounds. */
 	double mb[N_TESTS][ROUNDS], ratio[N_TESTS][ROUNDS], base[ROUNDS];
 	for (int k = 0; k < ROUNDS; k++) {
-		double b = baseline(total);
+		double b = bench_baseline(total);
+		if (b <= 0)
+			die("baseline", -EIO);
 		base[k] = b;
 		mb[0][k] = bench_region_read(dev, 0, total);
 		mb[1][k] = bench_region_read(dev, 2, total);
@@ -293,9 +218,9 @@ int main(int argc, char **argv)
 			ratio[t][k] = mb[t][k] / b;
 	}
 	printf("%-34s %9.1f MB/s (median of %d rounds)\n",
-	       "baseline: raw socketpair", median(base, ROUNDS), ROUNDS);
+	       "baseline: raw socketpair", bench_median(base, ROUNDS), ROUNDS);
 	for (int t = 0; t < N_TESTS; t++) {
-		double m = median(mb[t], ROUNDS);
+		double m = bench_median(mb[t], ROUNDS);
 		double lo = ratio[t][0], hi = ratio[t][0];
 		for (int k = 1; k < ROUNDS; k++) {
 			lo = ratio[t][k] < lo ? ratio[t][k] : lo;
@@ -303,7 +228,7 @@ int main(int argc, char **argv)
 		}
 		printf("%-34s %9.1f MB/s   ratio to baseline %.2f "
 		       "(rounds %.2f-%.2f)\n",
-		       test_names[t], m, median(ratio[t], ROUNDS), lo, hi);
+		       test_names[t], m, bench_median(ratio[t], ROUNDS), lo, hi);
 	}
 	printf("(%lu DMA_READ messages served)\n", dma_msgs);
 

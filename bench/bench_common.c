@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench_common.h"
+
+double bench_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double bench_mbps(uint64_t bytes, double secs)
+{
+	return (double)bytes / 1e6 / secs;
+}
+
+void bench_grow_socket(int fd)
+{
+	int sz = 4 << 20;
+
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+}
+
+double bench_baseline(uint64_t total)
+{
+	uint8_t *buf = malloc(MiB);
+	int sv[2];
+	pid_t pid;
+	double t0, t1;
+	uint64_t got = 0;
+
+	if (!buf || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) {
+		free(buf);
+		return -1;
+	}
+	memset(buf, 0x5a, MiB);
+	bench_grow_socket(sv[0]);
+	bench_grow_socket(sv[1]);
+	pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		for (uint64_t sent = 0; sent < total;) {
+			size_t want = total - sent < MiB ? total - sent : MiB;
+			ssize_t n = write(sv[1], buf, want);
+			if (n <= 0)
+				_exit(1);
+			sent += (uint64_t)n;
+		}
+		_exit(0);
+	}
+	close(sv[1]);
+	t0 = bench_now_s();
+	while (pid > 0 && got < total) {
+		ssize_t n = read(sv[0], buf, MiB);
+		if (n <= 0)
+			break;
+		got += (uint64_t)n;
+	}
+	t1 = bench_now_s();
+	close(sv[0]);
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+	free(buf);
+	return got == total ? bench_mbps(got, t1 - t0) : -1;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+double bench_median(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return v[n / 2];
+}
