@@ -52,9 +52,76 @@ static int fz_access(vfmig_dev *dev, void *priv, unsigned int bar,
 	}
 }
 
+/* Migration callbacks, so MIG_DEVICE_STATE, MIG_DATA_*, DMA logging and the
+ * estimate features are reachable: a 300-byte save stream per session,
+ * loads accepted up to 1000 bytes, the arc into STOP_COPY from PRE_COPY
+ * refused once in a while (driven by the saved byte count). */
+static size_t fz_saved, fz_loaded;
+
+static int fz_transition(vfmig_dev *dev, void *priv, uint32_t from,
+			 uint32_t to)
+{
+	(void)dev;
+	(void)priv;
+	if (from == VFMIG_DEV_MIG_PRE_COPY && to == VFMIG_DEV_MIG_STOP_COPY &&
+	    fz_saved % 7 == 3)
+		return -EIO;
+	if (to == VFMIG_DEV_MIG_STOP_COPY || to == VFMIG_DEV_MIG_PRE_COPY ||
+	    to == VFMIG_DEV_MIG_RESUMING)
+		fz_saved = fz_loaded = 0;
+	return 0;
+}
+
+static ssize_t fz_save(vfmig_dev *dev, void *priv, void *buf, size_t len)
+{
+	size_t n = 300 - fz_saved < len ? 300 - fz_saved : len;
+
+	(void)dev;
+	(void)priv;
+	memset(buf, (int)fz_saved, n);
+	fz_saved += n;
+	return (ssize_t)n;
+}
+
+static int fz_estimate(vfmig_dev *dev, void *priv,
+		       struct vfmig_dev_mig_estimate *est)
+{
+	(void)dev;
+	(void)priv;
+	memset(est, 0, sizeof(*est));
+	est->initial_bytes = 300 - fz_saved;
+	est->stop_copy_bytes = 300;
+	return 0;
+}
+
+static ssize_t fz_load(vfmig_dev *dev, void *priv, const void *buf,
+		       size_t len)
+{
+	(void)dev;
+	(void)priv;
+	(void)buf;
+	if (fz_loaded + len > 1000)
+		return -EINVAL;
+	fz_loaded += len;
+	return (ssize_t)len;
+}
+
+static int fz_load_finish(vfmig_dev *dev, void *priv)
+{
+	(void)dev;
+	(void)priv;
+	return fz_loaded == 300 ? 0 : -EINVAL;
+}
+
 static const struct vfmig_dev_ops fz_ops = {
 	.version = VFMIG_DEV_OPS_VERSION,
 	.region_access = fz_access,
+	.mig_flags = VFMIG_DEV_MIG_F_STOP_COPY | VFMIG_DEV_MIG_F_PRE_COPY,
+	.mig_transition = fz_transition,
+	.mig_save = fz_save,
+	.mig_estimate = fz_estimate,
+	.mig_load = fz_load,
+	.mig_load_finish = fz_load_finish,
 };
 
 static struct vfmig_dev_desc fz_desc(void)
@@ -100,7 +167,8 @@ static void drain(int fd)
 static void feed_version(int fd)
 {
 	static const char json[] = "{\"capabilities\":{\"max_msg_fds\":8,"
-				   "\"max_data_xfer_size\":4096}}";
+				   "\"max_data_xfer_size\":4096,"
+				   "\"vfmig_mig_info\":{\"version\":1}}}";
 	uint8_t msg[sizeof(struct vfu_header) + 4 + sizeof(json)];
 	struct vfu_header h = {
 		.command = VFU_CMD_VERSION,
@@ -122,6 +190,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
+	fz_saved = fz_loaded = 0;
 	if (vfmig_dev_create(&desc, &fz_ops, NULL, &dev) < 0)
 		return 0;
 	/* replies stay far below the socket buffer between drains */
