@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vfmig migrate --control PATH URI [--downtime-ms N] [--max-rounds N] [--json]
+ * vfmig migrate --control PATH URI [--downtime-ms N] [--max-rounds N]
+ *               [--connect-timeout-ms N] [--json]
  * vfmig save --control PATH FILE
  *
  * Clients of a running VMM's control socket: start a migration, follow it
@@ -11,6 +12,7 @@
 #include <json-c/json.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +24,13 @@
 #include "cli.h"
 #include "control_client.h"
 
+/* The numeric options of `migrate`; 0: the VMM's default. */
+struct mig_opts {
+	long downtime_ms, max_rounds, connect_timeout_ms;
+};
+
 /* Run one migration through the control socket at path. */
-static int run(const char *path, const char *uri, long downtime, long rounds,
+static int run(const char *path, const char *uri, const struct mig_opts *o,
 	       bool json, bool live)
 {
 	struct ctl_client c;
@@ -39,12 +46,15 @@ static int run(const char *path, const char *uri, long downtime, long rounds,
 		return 1;
 	}
 	json_object_object_add(args, "uri", json_object_new_string(uri));
-	if (downtime > 0)
+	if (o->downtime_ms > 0)
 		json_object_object_add(args, "downtime-ms",
-				       json_object_new_int64(downtime));
-	if (rounds > 0)
+				       json_object_new_int64(o->downtime_ms));
+	if (o->max_rounds > 0)
 		json_object_object_add(args, "max-rounds",
-				       json_object_new_int64(rounds));
+				       json_object_new_int64(o->max_rounds));
+	if (o->connect_timeout_ms > 0)
+		json_object_object_add(args, "connect-timeout-ms",
+				       json_object_new_int64(o->connect_timeout_ms));
 	if (ctl_client_call(&c, "migrate", args, &ret, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vfmig: migrate: %s\n", err);
 		goto out;
@@ -111,7 +121,8 @@ static int usage(const char *cmd)
 		fprintf(stderr, "usage: vfmig save --control PATH FILE\n");
 	else
 		fprintf(stderr, "usage: vfmig migrate --control PATH URI "
-				"[--downtime-ms N] [--max-rounds N] [--json]\n"
+				"[--downtime-ms N] [--max-rounds N]\n"
+				"       [--connect-timeout-ms N] [--json]\n"
 				"URI: tcp:HOST:PORT | unix:PATH | file:PATH\n");
 	return 2;
 }
@@ -131,33 +142,39 @@ static int parse_long(const char *s, long *out)
 
 static int migrate_main(int argc, char **argv, bool save)
 {
+	static const struct {
+		const char *name;
+		size_t off;
+	} nums[] = {
+		{ "--downtime-ms", offsetof(struct mig_opts, downtime_ms) },
+		{ "--max-rounds", offsetof(struct mig_opts, max_rounds) },
+		{ "--connect-timeout-ms",
+		  offsetof(struct mig_opts, connect_timeout_ms) },
+	};
 	const char *control = NULL, *target = NULL;
-	long downtime = 0, rounds = 0;
+	struct mig_opts o = { 0 };
 	bool json = false;
 	char uri[4200];
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		if (!strcmp(a, "--json") && !save) {
+		size_t n = save ? 0 : sizeof(nums) / sizeof(nums[0]), k;
+
+		for (k = 0; k < n && strcmp(a, nums[k].name); k++)
+			;
+		if (k < n) {
+			long *dst = (long *)((char *)&o + nums[k].off);
+			if (i + 1 >= argc || parse_long(argv[++i], dst) < 0) {
+				fprintf(stderr, "vfmig: %s takes a positive "
+						"number\n", a);
+				return 2;
+			}
+		} else if (!strcmp(a, "--json") && !save) {
 			json = true;
 		} else if (!strcmp(a, "--control") && i + 1 < argc) {
 			control = argv[++i];
 		} else if (!strncmp(a, "--control=", 10)) {
 			control = a + 10;
-		} else if (!save && !strcmp(a, "--downtime-ms") &&
-			   i + 1 < argc) {
-			if (parse_long(argv[++i], &downtime) < 0) {
-				fprintf(stderr, "vfmig: --downtime-ms takes a "
-						"positive number\n");
-				return 2;
-			}
-		} else if (!save && !strcmp(a, "--max-rounds") &&
-			   i + 1 < argc) {
-			if (parse_long(argv[++i], &rounds) < 0) {
-				fprintf(stderr, "vfmig: --max-rounds takes a "
-						"positive number\n");
-				return 2;
-			}
 		} else if (a[0] == '-' || target) {
 			fprintf(stderr, "vfmig %s: unexpected argument '%s'\n",
 				argv[0], a);
@@ -172,8 +189,7 @@ static int migrate_main(int argc, char **argv, bool save)
 		snprintf(uri, sizeof(uri), "file:%s", target);
 	else
 		snprintf(uri, sizeof(uri), "%s", target);
-	return run(control, uri, downtime, rounds, json,
-		   strncmp(uri, "file:", 5) != 0);
+	return run(control, uri, &o, json, strncmp(uri, "file:", 5) != 0);
 }
 
 int cmd_migrate(int argc, char **argv)

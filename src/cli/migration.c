@@ -160,9 +160,11 @@ static int cmd_migrate(struct vfmig_control *ctl, void *priv,
 		       char *err, size_t errlen)
 {
 	static const char *const keys[] = { "uri", "downtime-ms",
-					    "max-rounds", NULL };
+					    "max-rounds",
+					    "connect-timeout-ms", NULL };
 	static const enum json_type types[] = { json_type_string,
-						json_type_int, json_type_int };
+						json_type_int, json_type_int,
+						json_type_int };
 	struct vfmig_migration *m = priv;
 	struct json_object *v;
 	int r;
@@ -209,6 +211,16 @@ static int cmd_migrate(struct vfmig_control *ctl, void *priv,
 			return -EINVAL;
 		}
 		m->params.max_rounds = (unsigned)n;
+	}
+	if (json_object_object_get_ex(args, "connect-timeout-ms", &v)) {
+		int64_t ms = json_object_get_int64(v);
+		if (ms <= 0 || ms > 3600000) {
+			pthread_mutex_unlock(&m->lock);
+			snprintf(err, errlen, "\"connect-timeout-ms\" must be "
+				 "1..3600000");
+			return -EINVAL;
+		}
+		m->params.connect_timeout_ms = (int)ms;
 	}
 	r = start_thread(m, uri, false, err, errlen);
 	pthread_mutex_unlock(&m->lock);
@@ -310,7 +322,8 @@ static int cmd_query_migrate(struct vfmig_control *ctl, void *priv,
 static const struct vfmig_control_cmd commands[] = {
 	{ "migrate", cmd_migrate,
 	  "migrate live to {\"uri\": \"tcp:H:P|unix:PATH|file:PATH\", "
-	  "\"downtime-ms\": N, \"max-rounds\": N}" },
+	  "\"downtime-ms\": N, \"max-rounds\": N, "
+	  "\"connect-timeout-ms\": N}" },
 	{ "migrate-cancel", cmd_migrate_cancel,
 	  "stop a running migration; the VM keeps running here" },
 	{ "query-migrate", cmd_query_migrate,

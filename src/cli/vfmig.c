@@ -13,12 +13,14 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
 	{ "demo", cmd_demo,
-	  "demo [--json]                 start a sample device and drive it" },
+	  "demo [--json] [--downtime-ms N]\n"
+	  "                                migrate sample devices live between two VMMs" },
 	{ "device", cmd_device,
 	  "device NAME (--socket-path PATH | --fd N) [--interface v2]\n"
-	  "                                run a sample device (NAME: regs)" },
+	  "                                run a sample device (NAME: regs, vram)" },
 	{ "migrate", cmd_migrate,
-	  "migrate --control PATH URI [--downtime-ms N] [--json]\n"
+	  "migrate --control PATH URI [--downtime-ms N] [--max-rounds N]\n"
+	  "        [--connect-timeout-ms N] [--json]\n"
 	  "                                migrate a running VMM live" },
 	{ "save", cmd_save,
 	  "save --control PATH FILE      stop a VMM and save it to FILE" },

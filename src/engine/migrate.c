@@ -15,6 +15,7 @@
 #define DEFAULT_DOWNTIME_MS 300
 #define DEFAULT_MAX_ROUNDS 30
 #define DEFAULT_TIMEOUT_MS 30000
+#define DEFAULT_CONNECT_TIMEOUT_MS 3000
 #define DEFAULT_DEVICE_BUDGET (64ull << 20)
 #define LOG_PAGE 4096u
 
@@ -148,6 +149,8 @@ static int run_init(struct run *run, const struct vfmig_mig_vm *vm,
 		run->p.max_rounds = DEFAULT_MAX_ROUNDS;
 	if (!run->p.timeout_ms)
 		run->p.timeout_ms = DEFAULT_TIMEOUT_MS;
+	if (!run->p.connect_timeout_ms)
+		run->p.connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
 	if (!run->p.device_round_budget)
 		run->p.device_round_budget = DEFAULT_DEVICE_BUDGET;
 	run->prog = prog ? prog : &run->local_prog;
@@ -220,11 +223,12 @@ static int src_open_stream(struct run *run, const char *uri)
 	char err[256] = "";
 	int r;
 
-	r = vfmig_chan_connect(uri, run->p.timeout_ms, &run->chan, err,
+	r = vfmig_chan_connect(uri, run->p.connect_timeout_ms, &run->chan, err,
 			       sizeof(err));
 	if (r < 0)
 		return fail(run, r, "setup", "channel %s: %s", uri,
 			    err[0] ? err : strerror(-r));
+	vfmig_chan_set_timeout(run->chan, run->p.timeout_ms);
 	r = vfmig_stream_writer_open(&run->w, vfmig_chan_io(run->chan));
 	if (r < 0)
 		return fail(run, r, "setup", "stream header: %s", strerror(-r));

@@ -66,7 +66,10 @@ struct vfmig_mig_params {
 	uint64_t downtime_ms; /* predicted downtime to switch over; 0: 300 */
 	unsigned max_rounds;  /* then switch over anyway; 0: 30 */
 	bool no_switchover_ack; /* do not wait for the destination's acks */
-	int timeout_ms;       /* connect/accept/return path; 0: 30000 */
+	int timeout_ms;       /* accept, stalled channel, return path;
+			       * 0: 30000 */
+	int connect_timeout_ms; /* how long the source retries a destination
+				 * that is not listening yet; 0: 3000 */
 	uint64_t device_round_budget; /* pre-copy bytes per device per round;
 				       * 0: 64 MiB */
 };
