@@ -29,8 +29,8 @@ while True:
 PY
 }
 
-for n in a b c; do start "$V" device regs --socket-path "$D/$n.sock" --quiet; done
-for n in a b c; do wait_for "$D/$n.sock"; done
+for n in a b c d; do start "$V" device regs --socket-path "$D/$n.sock" --quiet; done
+for n in a b c d; do wait_for "$D/$n.sock"; done
 start "$V" vmm --device "$D/a.sock" --ram 16M --control "$D/a.ctl" --quiet
 start "$V" vmm --device "$D/b.sock" --ram 16M --control "$D/b.ctl" --quiet \
 	--incoming "unix:$D/mig.sock"
@@ -38,11 +38,36 @@ wait_for "$D/a.ctl"; wait_for "$D/b.ctl"
 sleep 0.3
 
 # 1. Nobody listens: the migration fails, names the phase, the VM runs on.
-out=$("$V" migrate --control "$D/a.ctl" "unix:$D/nobody.sock" --json) &&
+out=$("$V" migrate --control "$D/a.ctl" "unix:$D/nobody.sock" --connect-timeout-ms 200 --json) &&
 	fail "migrate to nowhere succeeded"
 echo "$out" | grep -q '"error":"setup: channel' || fail "no setup error: $out"
 ctl "$D/a.ctl" '{"execute":"query-status"}' | grep -q '"running"' ||
 	fail "source not running after a failed migration"
+"$V" migrate --control "$D/a.ctl" "unix:$D/nobody.sock" \
+	--connect-timeout-ms 0 2>/dev/null && fail "--connect-timeout-ms 0 accepted"
+ctl "$D/a.ctl" '{"execute":"migrate","arguments":{"uri":"unix:x","connect-timeout-ms":-1}}' |
+	grep -q 'connect-timeout-ms' || fail "a negative connect-timeout-ms was not named"
+
+# 1b. The destination process dies mid-migration: frozen first so the
+# stream is under way (the source fills the socket), then killed. The source
+# fails with the phase named and its guest still verifies.
+"$V" vmm --device "$D/d.sock" --ram 16M --control "$D/d.ctl" --quiet \
+	--incoming "unix:$D/mig-d.sock" 2>>"$D/procs.log" &
+dpid=$!
+wait_for "$D/mig-d.sock"
+kill -STOP $dpid
+"$V" migrate --control "$D/a.ctl" "unix:$D/mig-d.sock" --json >"$D/killed.out" &
+mpid=$!
+sleep 0.5
+kill -KILL $dpid
+wait $mpid && fail "migration to a killed destination succeeded"
+grep -q '"error":"\(pre-copy\|stop-copy\|completion\|setup\)' "$D/killed.out" ||
+	fail "no phase in the error: $(cat "$D/killed.out")"
+ctl "$D/a.ctl" '{"execute":"query-status"}' | grep -q '"running"' ||
+	fail "source not running after the destination died"
+sleep 0.2
+ctl "$D/a.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
+	fail "source guest does not verify after the failed migration"
 
 # While a migration owns the devices (here: the destination waiting for one),
 # stop and cont are refused rather than breaking it.
