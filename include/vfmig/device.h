@@ -260,10 +260,14 @@ VFMIG_EXPORT void vfmig_dev_set_log(vfmig_dev *dev, vfmig_log_fn fn,
 				    void *priv, int max_level);
 
 /*
- * Create a UNIX stream socket at path (a stale socket file is unlinked
- * first), bind and listen. The device then accepts one client at a time.
+ * Create a listening UNIX stream socket at path. The file appears only
+ * once the socket listens (it is bound under a temporary name in the same
+ * directory and renamed), so whoever waits for the file may connect at
+ * once. A stale socket file at path is replaced; any other file is not.
+ * The device then accepts one client at a time.
  * Errors: -EINVAL (NULL/too long path), -EBUSY (already listening or
- * attached), or the errno of socket/bind/listen.
+ * attached), -EADDRINUSE (a non-socket file is at path), -ENOMEM, or the
+ * errno of socket/bind/listen/rename.
  */
 VFMIG_EXPORT int vfmig_dev_listen(vfmig_dev *dev, const char *path);
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "protocol/proto.h"
 #include "engine/guest.h"
 
 #define MAX_CLIENTS 8
@@ -658,28 +659,18 @@ static void on_state(void *priv, enum vfmig_vm_run_state old,
 static int listen_on(struct vfmig_control *ctl, const char *path, char *err,
 		     size_t errlen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int r;
-
-	if (strlen(path) >= sizeof(sa.sun_path)) {
+	if (strlen(path) >= sizeof(ctl->path)) {
 		ERRF("control socket path too long: %s", path);
 		return -EINVAL;
 	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	ctl->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (ctl->listen_fd < 0)
-		goto fail;
-	unlink(path);
-	if (bind(ctl->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		goto fail;
+	ctl->listen_fd = vfu_unix_listen(path, 8, 0);
+	if (ctl->listen_fd < 0) {
+		int r = ctl->listen_fd;
+		ERRF("control socket %s: %s", path, strerror(-r));
+		return r;
+	}
 	snprintf(ctl->path, sizeof(ctl->path), "%s", path);
-	if (listen(ctl->listen_fd, 8) < 0)
-		goto fail;
 	return 0;
-fail:
-	r = -errno;
-	ERRF("control socket %s: %s", path, strerror(errno));
-	return r;
 }
 
 int vfmig_control_create(struct vfmig_vm *vm, const char *path,

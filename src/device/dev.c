@@ -208,36 +208,25 @@ void dev_drop_client(struct vfmig_dev *dev)
 
 VFMIG_EXPORT int vfmig_dev_listen(vfmig_dev *dev, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd, r;
+	struct sockaddr_un sa;
+	int fd;
 
 	if (!dev || !path || strlen(path) >= sizeof(sa.sun_path) || !*path)
 		return -EINVAL;
 	if (dev->listen_fd >= 0 || dev->conn_fd >= 0)
 		return -EBUSY;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(path); /* stale socket from an earlier run */
 	dev->sock_path = strdup(path);
 	if (!dev->sock_path)
 		return -ENOMEM;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		goto fail;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, 4) < 0)
-		goto fail;
+	fd = vfu_unix_listen(path, 4, SOCK_NONBLOCK);
+	if (fd < 0) {
+		free(dev->sock_path);
+		dev->sock_path = NULL;
+		return fd;
+	}
 	dev->listen_fd = fd;
 	DEV_LOG(dev, VFU_LOG_INFO, "listening on %s", path);
 	return 0;
-fail:
-	r = -errno;
-	if (fd >= 0)
-		close(fd);
-	free(dev->sock_path);
-	dev->sock_path = NULL;
-	return r;
 }
 
 VFMIG_EXPORT int vfmig_dev_attach_fd(vfmig_dev *dev, int fd)

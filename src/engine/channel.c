@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +20,7 @@
 #include <zlib.h>
 
 #include "engine/channel.h"
+#include "protocol/proto.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
 #define WBUF_SIZE (64u << 10)
@@ -510,18 +510,10 @@ int vfmig_chan_listen(const char *uri, struct vfmig_chan_listener **out, char *e
 		goto fail;
 	}
 	if (l->uri.kind == VFMIG_CHAN_UNIX) {
-		struct sockaddr_un sa;
-		struct stat st;
-		unix_addr(&l->uri, &sa);
-		if (lstat(l->uri.path, &st) == 0 && S_ISSOCK(st.st_mode))
-			unlink(l->uri.path);
-		l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-		    listen(l->fd, 1) < 0) {
-			r = -errno;
-			msg(err, errlen, "listening on \"%s\": %s", uri, strerror(errno));
-			if (l->fd >= 0)
-				close(l->fd);
+		l->fd = vfu_unix_listen(l->uri.path, 1, 0);
+		if (l->fd < 0) {
+			r = l->fd;
+			msg(err, errlen, "listening on \"%s\": %s", uri, strerror(-r));
 			l->fd = -1;
 			goto fail;
 		}

@@ -26,6 +26,16 @@
 /* Longest pause allowed inside one message before the peer is dropped. */
 #define VFU_MSG_PART_TIMEOUT_MS 10000
 
+/*
+ * A listening AF_UNIX stream socket at path that accepts connections from
+ * the moment the file appears (bound under a temporary name, renamed after
+ * listen). A stale socket file at path is removed; any other file there
+ * gives -EADDRINUSE. type_flags: extra socket() type flags (SOCK_NONBLOCK);
+ * SOCK_CLOEXEC is always set. Returns the fd or -EINVAL (empty or too long
+ * path), or the errno of socket/bind/listen/rename.
+ */
+int vfu_unix_listen(const char *path, int backlog, int type_flags);
+
 /* ------------------------------------------------------------------ */
 /* Logging through the caller                                          */
 /* ------------------------------------------------------------------ */

@@ -300,16 +300,25 @@ static int connect_ctl(struct fx *f)
 	struct json_object *hello, *v;
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->ctl_path);
+	/* The control socket file appears only once it listens: one connect
+	 * attempt must do. */
 	f->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (f->fd < 0 || connect(f->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+	if (f->fd < 0 || connect(f->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "connect %s: %s\n", f->ctl_path, strerror(errno));
 		return -1;
+	}
 	f->len = 0;
 	hello = read_json(f);
-	if (!hello || !json_object_object_get_ex(hello, "vfmig", &v))
+	if (!hello || !json_object_object_get_ex(hello, "vfmig", &v)) {
+		fprintf(stderr, "no greeting on %s\n", f->ctl_path);
+		json_object_put(hello);
 		return -1;
+	}
 	json_object_put(hello);
 	return 0;
 }
+
+static int teardown(void **state);
 
 static int start(void **state, unsigned int ndevs, const char *const *extra)
 {
@@ -319,9 +328,12 @@ static int start(void **state, unsigned int ndevs, const char *const *extra)
 	f->fd = -1;
 	f->ndevs = ndevs;
 	f->vmm_pid = spawn_vmm(f, extra);
-	if (f->vmm_pid < 0)
+	if (f->vmm_pid < 0 || connect_ctl(f) < 0) {
+		/* cmocka skips the teardown of a failed setup. */
+		teardown(state);
 		return -1;
-	return connect_ctl(f);
+	}
+	return 0;
 }
 
 static int setup1(void **state)

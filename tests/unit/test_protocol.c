@@ -6,10 +6,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -314,6 +316,54 @@ static void test_logger_levels(void **state)
 	assert_int_equal(n_logged, 1);
 }
 
+/* vfu_unix_listen: connectable as soon as it exists, replaces only a stale
+ * socket, leaves no temporary file behind. */
+static void test_unix_listen(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/vfmig-listen-XXXXXX", path[64], longp[200];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, fd2, c;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s.sock", dir);
+	fd = vfu_unix_listen(path, 1, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	c = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(c);
+	/* A second listener replaces the (now stale) socket file. */
+	fd2 = vfu_unix_listen(path, 1, SOCK_NONBLOCK);
+	assert_true(fd2 >= 0);
+	assert_true(fcntl(fd2, F_GETFL) & O_NONBLOCK);
+	close(fd);
+	close(fd2);
+	assert_int_equal(unlink(path), 0);
+	/* Only the socket was ever in the directory. */
+	assert_int_equal(rmdir(dir), 0);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	/* A regular file is never replaced. */
+	fd = open(path, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(vfu_unix_listen(path, 1, 0), -EADDRINUSE);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	unlink(path);
+	rmdir(dir);
+	/* Paths that cannot be a socket address. */
+	memset(longp, 'a', sizeof(longp) - 1);
+	longp[0] = '/';
+	longp[sizeof(longp) - 1] = 0;
+	assert_int_equal(vfu_unix_listen(longp, 1, 0), -EINVAL);
+	assert_int_equal(vfu_unix_listen("", 1, 0), -EINVAL);
+	assert_int_equal(vfu_unix_listen(NULL, 1, 0), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -334,6 +384,7 @@ int main(void)
 		cmocka_unit_test(test_version_roundtrip),
 		cmocka_unit_test(test_command_names),
 		cmocka_unit_test(test_logger_levels),
+		cmocka_unit_test(test_unix_listen),
 	};
 	return cmocka_run_group_tests_name("protocol", tests, NULL, NULL);
 }
