@@ -770,10 +770,14 @@ int vfmig_chan_rp_recv(struct vfmig_chan *c, struct vfmig_rp_msg *m, int timeout
 		msg(err, errlen, "no return path to receive from on this channel");
 		return -ENOTSUP;
 	}
-	r = vfmig_io_flush(c->io);
-	if (r < 0) {
-		msg(err, errlen, "sending the stream: %s", strerror(-r));
-		return r;
+	/* Once sending has failed, what the destination said before it went
+	 * is still worth reading: no flush then. */
+	if (!vfmig_io_error(c->io)) {
+		r = vfmig_io_flush(c->io);
+		if (r < 0) {
+			msg(err, errlen, "sending the stream: %s", strerror(-r));
+			return r;
+		}
 	}
 	r = rp_read(c, f, RP_HDR, deadline, err, errlen);
 	if (r < 0)

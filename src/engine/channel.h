@@ -143,8 +143,9 @@ int vfmig_chan_rp_resumed(struct vfmig_chan *c, uint64_t timestamp_ns);
 int vfmig_chan_rp_failed(struct vfmig_chan *c, const char *message);
 
 /*
- * Source: flush the stream, then wait up to timeout_ms (negative: forever)
- * for one message. Returns 0 and *m, -ETIMEDOUT, -ECONNRESET (the peer
+ * Source: flush the stream (unless sending has already failed: what the
+ * destination sent before it went can still be read), then wait up to
+ * timeout_ms (negative: forever) for one message. Returns 0 and *m, -ETIMEDOUT, -ECONNRESET (the peer
  * closed or died), -EBADMSG (bad checksum, length, type or payload; the
  * message in err names it), -ENOTSUP (file or destination channel).
  */

@@ -390,6 +390,36 @@ static int src_poll_return_path(struct run *run)
 	}
 }
 
+/*
+ * The source failed. If the destination failed first and said why (a
+ * FAILED message already waiting on the return path: it is sent before the
+ * destination closes), that is the cause to report, not the broken pipe it
+ * left behind. Does not wait.
+ */
+static void src_blame_destination(struct run *run)
+{
+	struct vfmig_rp_msg m;
+	char err[256], phase[32];
+	const char *colon = strchr(run->rep->error, ':');
+
+	if (!run->chan || !vfmig_chan_has_return_path(run->chan) || !colon ||
+	    strstr(run->rep->error, "destination failed") ||
+	    (size_t)(colon - run->rep->error) >= sizeof(phase))
+		return;
+	copy_text(phase, (size_t)(colon - run->rep->error) + 1,
+		  run->rep->error);
+	for (int i = 0; i < 64; i++) {
+		if (vfmig_chan_rp_recv(run->chan, &m, 0, err, sizeof(err)) < 0)
+			return;
+		if (m.type == VFMIG_RP_FAILED) {
+			snprintf(run->rep->error, sizeof(run->rep->error),
+				 "%s: destination failed: %.*s", phase,
+				 (int)sizeof(run->rep->error) / 2, m.text);
+			return;
+		}
+	}
+}
+
 /* One pre-copy round: device logs, dirty RAM, device pre-copy data. */
 static int src_round(struct run *run, double *bytes_out)
 {
@@ -696,6 +726,8 @@ int vfmig_migrate_out(const struct vfmig_mig_vm *vm,
 		if (!vfmig_chan_has_return_path(run.chan))
 			rep->downtime_ms = mono_ms() - run.t_pause;
 	} else {
+		if (r != -ECANCELED)
+			src_blame_destination(&run);
 		src_rollback(&run);
 		set_status(&run, r == -ECANCELED ? VFMIG_MIG_CANCELLED
 						 : VFMIG_MIG_FAILED);
