@@ -52,10 +52,13 @@ static int mvm_resume(void *priv)
 	if (m->incoming) {
 		/* The devices run with their loaded state: the migration no
 		 * longer owns them, and the guest starts. */
-		vfmig_vm_set_migrating(m->vm, false);
+		vfmig_vm_set_migrating(m->vm, false, NULL, NULL);
 		return vfmig_vm_cont(m->vm, err, sizeof(err));
 	}
-	/* Source rollback: back to the state the migration found. */
+	/* Source rollback: back to the state the migration found, unless the
+	 * user stopped the VM meanwhile (possibly after mvm_pause looked). */
+	if (atomic_load(&m->prog.user_stopped))
+		return vfmig_vm_set_run_state(m->vm, VFMIG_VM_PAUSED);
 	return vfmig_vm_set_run_state(m->vm, m->before);
 }
 
@@ -80,6 +83,21 @@ static const struct vfmig_mig_vm_ops mvm_ops = {
 	.verify = mvm_verify,
 };
 
+/* `stop` while a migration runs (vm.c calls this with its lock held). The
+ * source lets the guest pause and tells the engine to switch over at its
+ * first chance; a VM waiting for an incoming migration cannot be stopped. */
+static int mvm_user_stop(void *priv, char *err, size_t errlen)
+{
+	struct vfmig_migration *m = priv;
+
+	if (m->incoming) {
+		snprintf(err, errlen, "an incoming migration is running");
+		return -EBUSY;
+	}
+	atomic_store(&m->prog.user_stopped, true);
+	return 0;
+}
+
 /* ---- the background thread ---- */
 
 static void emit_status(struct vfmig_migration *m, const char *status,
@@ -101,7 +119,7 @@ static void *migration_thread(void *arg)
 	int r;
 
 	emit_status(m, "setup", NULL);
-	vfmig_vm_set_migrating(m->vm, true);
+	vfmig_vm_set_migrating(m->vm, true, mvm_user_stop, m);
 	if (m->incoming)
 		r = vfmig_migrate_in(&m->mvm, m->reg, m->uri, &m->params,
 				     &m->prog, &rep);
@@ -110,7 +128,7 @@ static void *migration_thread(void *arg)
 				      &m->prog, &rep);
 	if (r == 0 && !m->incoming)
 		vfmig_vm_set_run_state(m->vm, VFMIG_VM_POSTMIGRATE);
-	vfmig_vm_set_migrating(m->vm, false);
+	vfmig_vm_set_migrating(m->vm, false, NULL, NULL);
 	vfmig_vm_log(m->vm, r == 0 ? VFMIG_LOG_INFO : VFMIG_LOG_ERR,
 		     "migration %s: %s", m->incoming ? "in" : "out",
 		     r == 0 ? "completed" : rep.error);
@@ -142,6 +160,7 @@ static int start_thread(struct vfmig_migration *m, const char *uri,
 	m->busy = true;
 	m->have_report = false;
 	atomic_store(&m->prog.cancel, false);
+	atomic_store(&m->prog.user_stopped, false);
 	atomic_store(&m->prog.status, VFMIG_MIG_SETUP);
 	int r = pthread_create(&m->thread, NULL, migration_thread, m);
 	if (r != 0) {

@@ -525,6 +525,10 @@ static int src_precopy(struct run *run)
 			run->rep->converged = true;
 			break;
 		}
+		/* The guest was paused by its user: nothing more will
+		 * converge, so switch as soon as the destination allows. */
+		if (atomic_load(&run->prog->user_stopped) && src_acked(run))
+			break;
 		if (run->rep->rounds >= run->p.max_rounds && src_acked(run))
 			break;
 		if (run->rep->rounds >= 4 * run->p.max_rounds)
@@ -674,17 +678,23 @@ static void src_finish(struct run *run)
 }
 
 /* Failure: everything back as it was before the migration: devices in the
- * state they had, the guest running if it ran. */
+ * state they had, the guest running if it ran. If the user paused the VM
+ * meanwhile, it stays paused and its running devices go to STOP. */
 static void src_rollback(struct run *run)
 {
+	bool user_stopped = atomic_load(&run->prog->user_stopped);
+
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		struct dev_run *dr = &run->devs[i];
-		uint32_t final;
+		uint32_t back = dr->initial, final;
 
 		if (dr->logging)
 			vfmig_vmm_dma_log_stop(dr->d->dev);
-		if (dr->touched)
-			vfmig_vmm_mig_set_state(dr->d->dev, dr->initial,
+		if (user_stopped && back == VFMIG_VMM_MIG_RUNNING)
+			back = VFMIG_VMM_MIG_STOP;
+		/* initial is 0 (ERROR) when the run never read it. */
+		if (dr->initial && (dr->touched || back != dr->initial))
+			vfmig_vmm_mig_set_state(dr->d->dev, back,
 						VFMIG_VMM_MIG_ERROR, &final);
 	}
 	if (run->paused && run->vm->ops->resume(run->vm->vm) == 0)

@@ -94,6 +94,11 @@ struct vfmig_mig_progress {
 	_Atomic uint64_t device_bytes; /* device data sent / loaded */
 	_Atomic uint64_t dirty_pages;  /* RAM still dirty after the round */
 	atomic_bool cancel;            /* set to ask the engine to stop */
+	/* Source: set when the VM's user paused the guest during pre-copy.
+	 * The engine then switches over as soon as the destination has
+	 * acknowledged the devices' initial data, and a failure leaves the
+	 * VM paused with its devices in STOP instead of running again. */
+	atomic_bool user_stopped;
 };
 
 /* The outcome; the keys of the `migrate --json` report. */

@@ -53,6 +53,8 @@ struct vfmig_vm {
 	enum vfmig_vm_run_state run_state;
 	bool guest_held; /* the run state's pause of the guest (op_lock) */
 	bool migrating;  /* a migration owns the devices' states (op_lock) */
+	vfmig_vm_stop_fn stop_fn; /* stop while migrating (op_lock) */
+	void *stop_priv;
 	struct listener listeners[MAX_LISTENERS];
 
 	pthread_t io_thread;
@@ -545,11 +547,20 @@ int vfmig_vm_stop(struct vfmig_vm *vm, char *err, size_t errlen)
 	int r = 0;
 
 	pthread_mutex_lock(&vm->op_lock);
-	if (vm->migrating) {
-		ERRF("a migration is running: cancel it first "
-		     "(migrate-cancel)");
+	if (vm->migrating && vfmig_vm_run_state(vm) == VFMIG_VM_RUNNING) {
+		/* The migration owns the devices: it is told, and the guest
+		 * pauses here and now. */
+		if (!vm->stop_fn) {
+			ERRF("a migration is running: cancel it first "
+			     "(migrate-cancel)");
+			r = -EBUSY;
+		} else {
+			r = vm->stop_fn(vm->stop_priv, err, errlen);
+		}
+		if (r == 0)
+			enter_state(vm, VFMIG_VM_PAUSED);
 		pthread_mutex_unlock(&vm->op_lock);
-		return -EBUSY;
+		return r;
 	}
 	switch (vfmig_vm_run_state(vm)) {
 	case VFMIG_VM_RUNNING:
@@ -685,9 +696,12 @@ const int *vfmig_vm_dev_irq_fds(struct vfmig_vm *vm, unsigned int i,
 	return vm->devs[i].irq_fds;
 }
 
-void vfmig_vm_set_migrating(struct vfmig_vm *vm, bool on)
+void vfmig_vm_set_migrating(struct vfmig_vm *vm, bool on,
+			    vfmig_vm_stop_fn stop_fn, void *priv)
 {
 	pthread_mutex_lock(&vm->op_lock);
 	vm->migrating = on;
+	vm->stop_fn = on ? stop_fn : NULL;
+	vm->stop_priv = on ? priv : NULL;
 	pthread_mutex_unlock(&vm->op_lock);
 }

@@ -100,6 +100,10 @@ enum vfmig_vm_run_state vfmig_vm_run_state(struct vfmig_vm *vm);
  * back to RUNNING, the guest resumes and the call fails with the device's
  * error. Already stopped (PAUSED, FINISH_MIGRATE, POSTMIGRATE): 0, nothing
  * done. INCOMING: -EBUSY.
+ * While a migration owns the devices (vfmig_vm_set_migrating), RUNNING ->
+ * PAUSED does not touch them: the migration's stop_fn is called instead
+ * and, if it agrees (returns 0), only the guest pauses; without a stop_fn,
+ * or when it refuses, the call fails with its error (-EBUSY).
  */
 int vfmig_vm_stop(struct vfmig_vm *vm, char *err, size_t errlen);
 
@@ -113,11 +117,21 @@ int vfmig_vm_stop(struct vfmig_vm *vm, char *err, size_t errlen);
 int vfmig_vm_cont(struct vfmig_vm *vm, char *err, size_t errlen);
 
 /*
- * While on, a migration owns the devices' migration states: stop and cont
- * fail with -EBUSY (the engine pauses and resumes the guest itself, through
- * vfmig_vm_set_run_state and vfmig_vm_cont with this flag cleared).
+ * Told, with the operation lock held, that the VM's user asked to stop it
+ * during a migration: 0 to let the guest pause (the migration then owns
+ * bringing the devices down), or a negative errno with err filled to
+ * refuse. Must not call back into the VM.
  */
-void vfmig_vm_set_migrating(struct vfmig_vm *vm, bool on);
+typedef int (*vfmig_vm_stop_fn)(void *priv, char *err, size_t errlen);
+
+/*
+ * While on, a migration owns the devices' migration states: cont fails with
+ * -EBUSY, and stop is handed to stop_fn (NULL: refused with -EBUSY). The
+ * engine pauses and resumes the guest itself, through
+ * vfmig_vm_set_run_state and vfmig_vm_cont with this flag cleared.
+ */
+void vfmig_vm_set_migrating(struct vfmig_vm *vm, bool on,
+			    vfmig_vm_stop_fn stop_fn, void *priv);
 
 /*
  * Enter state s without touching devices (the migration engine's phases),

@@ -29,8 +29,10 @@ while True:
 PY
 }
 
-for n in a b c d; do start "$V" device regs --socket-path "$D/$n.sock" --quiet; done
-for n in a b c d; do wait_for "$D/$n.sock"; done
+for n in a b c d e f g; do
+	start "$V" device regs --socket-path "$D/$n.sock" --quiet
+done
+for n in a b c d e f g; do wait_for "$D/$n.sock"; done
 start "$V" vmm --device "$D/a.sock" --ram 16M --control "$D/a.ctl" --quiet
 start "$V" vmm --device "$D/b.sock" --ram 16M --control "$D/b.ctl" --quiet \
 	--incoming "unix:$D/mig.sock"
@@ -69,10 +71,64 @@ sleep 0.2
 ctl "$D/a.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
 	fail "source guest does not verify after the failed migration"
 
-# While a migration owns the devices (here: the destination waiting for one),
-# stop and cont are refused rather than breaking it.
-ctl "$D/b.ctl" '{"execute":"stop"}' | grep -q 'migration is running' ||
-	fail "stop during a migration was not refused"
+# 1c. `stop` during pre-copy, then the destination dies: the source stays
+# paused (what its user asked), devices stopped; `cont` runs it again.
+"$V" vmm --device "$D/e.sock" --ram 16M --control "$D/e.ctl" --quiet \
+	--incoming "unix:$D/mig-e.sock" 2>>"$D/procs.log" &
+epid=$!
+wait_for "$D/mig-e.sock"
+kill -STOP $epid
+"$V" migrate --control "$D/a.ctl" "unix:$D/mig-e.sock" --json >"$D/stopped.out" &
+mpid=$!
+sleep 0.5
+ctl "$D/a.ctl" '{"execute":"query-migrate"}' | grep -q '"status": *"active"' ||
+	fail "the migration to a frozen destination is not in pre-copy"
+ctl "$D/a.ctl" '{"execute":"stop"}' | grep -q '"return"' ||
+	fail "stop during pre-copy was refused"
+ctl "$D/a.ctl" '{"execute":"query-status"}' | grep -q '"paused"' ||
+	fail "source not paused after stop during pre-copy"
+kill -KILL $epid
+wait $mpid && fail "migration to a killed destination succeeded"
+ctl "$D/a.ctl" '{"execute":"query-status"}' | grep -q '"paused"' ||
+	fail "a failed migration resumed a VM its user had stopped"
+ctl "$D/a.ctl" '{"execute":"query-devices"}' | grep -q '"migration_state": *"STOP"' ||
+	fail "devices of the stopped VM not in STOP after the failed migration"
+ctl "$D/a.ctl" '{"execute":"cont"}' | grep -q '"return"' ||
+	fail "cont after the failed migration"
+sleep 0.2
+ctl "$D/a.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
+	fail "source guest does not verify after stop + failed migration"
+
+# 1d. `stop` during pre-copy on a migration that goes on: it switches over
+# without waiting for convergence, completes, and the destination verifies.
+start "$V" vmm --device "$D/f.sock" --ram 16M --control "$D/f.ctl" --quiet
+"$V" vmm --device "$D/g.sock" --ram 16M --control "$D/g.ctl" --quiet \
+	--incoming "unix:$D/mig-g.sock" 2>>"$D/procs.log" &
+gpid=$!
+pids="$pids $gpid"
+wait_for "$D/f.ctl"; wait_for "$D/mig-g.sock"
+sleep 0.2
+kill -STOP $gpid
+"$V" migrate --control "$D/f.ctl" "unix:$D/mig-g.sock" --max-rounds 100000 \
+	--json >"$D/stop-go.out" &
+mpid=$!
+sleep 0.5
+ctl "$D/f.ctl" '{"execute":"stop"}' | grep -q '"return"' ||
+	fail "stop during pre-copy was refused"
+kill -CONT $gpid
+wait $mpid || fail "migration after stop failed: $(cat "$D/stop-go.out")"
+tail -1 "$D/stop-go.out" | grep -q '"verified":true' ||
+	fail "not verified after stop: $(cat "$D/stop-go.out")"
+ctl "$D/f.ctl" '{"execute":"query-status"}' | grep -q postmigrate ||
+	fail "source not postmigrate after stop + migration"
+sleep 0.2
+ctl "$D/g.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
+	fail "destination guest does not verify after stop + migration"
+
+# A VM waiting for an incoming migration can be neither stopped nor
+# continued: the migration owns its devices.
+ctl "$D/b.ctl" '{"execute":"stop"}' | grep -q 'incoming migration' ||
+	fail "stop during an incoming migration was not refused"
 
 # 2. Live migration, verified by the destination.
 out=$("$V" migrate --control "$D/a.ctl" "unix:$D/mig.sock" --json) ||
