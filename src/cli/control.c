@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "control_parse.h"
 #include "protocol/proto.h"
 #include "engine/guest.h"
 
@@ -400,86 +401,26 @@ static bool only_space(const char *p, size_t n)
 	return true;
 }
 
-/* Parse one line; NULL with err set when it is not a single JSON value. */
-static struct json_object *parse_line(const char *line, size_t len, char *err,
-				      size_t errlen)
-{
-	struct json_tokener *tok = json_tokener_new();
-	struct json_object *o;
-
-	if (!tok) {
-		ERRF("out of memory");
-		return NULL;
-	}
-	o = json_tokener_parse_ex(tok, line, (int)len);
-	enum json_tokener_error e = json_tokener_get_error(tok);
-	if (!o && e == json_tokener_continue)
-		ERRF("malformed JSON: incomplete value");
-	else if (!o)
-		ERRF("malformed JSON: %s", json_tokener_error_desc(e));
-	else if (!only_space(line + tok->char_offset,
-			     len - (size_t)tok->char_offset)) {
-		ERRF("malformed JSON: extra text after the value at "
-		     "offset %d", (int)tok->char_offset);
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
-	return o;
-}
-
 static void handle_request(struct vfmig_control *ctl, struct client *c,
 			   const char *line, size_t len)
 {
-	struct json_object *req, *exe = NULL, *args = NULL, *id = NULL;
-	struct json_object *ret = NULL, *empty = NULL;
+	struct vfmig_control_request rq;
+	struct json_object *ret = NULL, *empty = NULL, *args;
 	const struct vfmig_control_cmd *cmd;
 	char err[400] = "";
 	void *priv;
 	int r;
 
-	req = parse_line(line, len, err, sizeof(err));
-	if (!req) {
-		send_error(c, NULL, "GenericError", err);
-		return;
-	}
-	if (!json_object_is_type(req, json_type_object)) {
-		send_error(c, NULL, "GenericError",
-			   "request is not a JSON object");
+	if (vfmig_control_parse_request(line, len, &rq, err, sizeof(err)) < 0) {
+		send_error(c, rq.id, "GenericError", err);
 		goto out;
 	}
-	json_object_object_get_ex(req, "id", &id);
-	json_object_object_foreach(req, key, val)
-	{
-		(void)val;
-		if (strcmp(key, "execute") && strcmp(key, "arguments") &&
-		    strcmp(key, "id")) {
-			snprintf(err, sizeof(err),
-				 "unexpected key '%.64s' in request", key);
-			send_error(c, id, "GenericError", err);
-			goto out;
-		}
-	}
-	if (!json_object_object_get_ex(req, "execute", &exe) ||
-	    !json_object_is_type(exe, json_type_string)) {
-		send_error(c, id, "GenericError",
-			   "request has no \"execute\" string");
-		goto out;
-	}
-	if (json_object_object_get_ex(req, "arguments", &args) &&
-	    !json_object_is_type(args, json_type_object)) {
-		send_error(c, id, "GenericError",
-			   "\"arguments\" must be an object");
-		goto out;
-	}
-	if (!args)
-		args = empty = json_object_new_object();
-	cmd = find_cmd(ctl, json_object_get_string(exe), &priv);
+	args = rq.args ? rq.args : (empty = json_object_new_object());
+	cmd = find_cmd(ctl, rq.execute, &priv);
 	if (!cmd) {
 		snprintf(err, sizeof(err),
-			 "the command %.64s has not been found",
-			 json_object_get_string(exe));
-		send_error(c, id, "CommandNotFound", err);
+			 "the command %.64s has not been found", rq.execute);
+		send_error(c, rq.id, "CommandNotFound", err);
 		goto out;
 	}
 	r = cmd->fn(ctl, priv, args, &ret, err, sizeof(err));
@@ -487,20 +428,21 @@ static void handle_request(struct vfmig_control *ctl, struct client *c,
 		if (!err[0])
 			snprintf(err, sizeof(err), "%s: %s", cmd->name,
 				 strerror(-r));
-		send_error(c, id, "GenericError", err);
+		send_error(c, rq.id, "GenericError", err);
 		json_object_put(ret);
 	} else {
 		struct json_object *o = json_object_new_object();
 		json_object_object_add(o, "return",
 				       ret ? ret : json_object_new_object());
-		if (id)
-			json_object_object_add(o, "id", json_object_get(id));
+		if (rq.id)
+			json_object_object_add(o, "id",
+					       json_object_get(rq.id));
 		send_json(c, o);
 		json_object_put(o);
 	}
 out:
 	json_object_put(empty);
-	json_object_put(req);
+	vfmig_control_request_release(&rq);
 }
 
 /* Read what the client sent and handle every complete line. */

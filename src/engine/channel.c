@@ -360,6 +360,17 @@ static int chan_new_socket(int fd, bool source, enum vfmig_chan_kind kind,
 	return 0;
 }
 
+int vfmig_chan_adopt_fd(int fd, bool source, enum vfmig_chan_kind kind,
+			struct vfmig_chan **out)
+{
+	if (fd < 0 || !out || kind == VFMIG_CHAN_FILE) {
+		if (fd >= 0)
+			close(fd);
+		return -EINVAL;
+	}
+	return chan_new_socket(fd, source, kind, out);
+}
+
 static int chan_new_file(const char *path, bool source, struct vfmig_chan **out,
 			 char *err, size_t errlen)
 {

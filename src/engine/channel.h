@@ -98,6 +98,15 @@ int vfmig_chan_open_incoming(const char *uri, int timeout_ms,
 			     struct vfmig_chan **out, char *err, size_t errlen);
 
 /*
+ * A channel on an already-connected stream socket fd (UNIX or TCP, as
+ * kind says), for the source (source true) or the destination end. The
+ * channel owns fd from the call on (closed on failure too). -EINVAL for a
+ * file kind or fd < 0, -ENOMEM.
+ */
+int vfmig_chan_adopt_fd(int fd, bool source, enum vfmig_chan_kind kind,
+			struct vfmig_chan **out);
+
+/*
  * The stream I/O, owned by the channel (do not vfmig_io_close it). On a
  * source only writes work, on a destination only reads (else -EBADF).
  * Socket writes are buffered: vfmig_io_flush pushes them out.
