@@ -8,7 +8,9 @@
  * one at a time until the stream ends; the replies are drained after each
  * message so the device never blocks on a full socket. The first input
  * byte selects options: bit 0 prepends a valid VERSION handshake so the
- * fuzzer reaches the other commands at once. The device's BAR0 callback
+ * fuzzer reaches the other commands at once; bit 1 switches the device to
+ * the region-based migration interface, so the control-region parser, the
+ * data and bitmap regions and their REGION_INFO are fuzzed too. The device's BAR0 callback
  * starts DMA and interrupts, so DMA_READ/WRITE replies, queued commands and
  * IRQ delivery are exercised too. Everything is created and destroyed per
  * input: no fd or allocation outlives an iteration.
@@ -195,6 +197,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	/* replies stay far below the socket buffer between drains */
 	vfmig_dev__set_max_xfer(dev, 16384);
+	if ((data[0] & 2) &&
+	    vfmig_dev_set_mig_interface(dev, VFMIG_DEV_MIG_IFACE_REGION) < 0) {
+		vfmig_dev_destroy(dev);
+		return 0;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		vfmig_dev_destroy(dev);
 		return 0;

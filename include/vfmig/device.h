@@ -363,6 +363,34 @@ VFMIG_EXPORT int vfmig_dev_dma_write(vfmig_dev *dev, uint64_t iova,
 VFMIG_EXPORT int vfmig_dev_config_read(const vfmig_dev *dev, uint32_t off,
 				       void *buf, size_t len);
 
+/* How the device offers migration to the client. */
+enum vfmig_dev_mig_interface {
+	/* The VFIO v2 state machine: DEVICE_FEATURE and MIG_DATA_READ/WRITE
+	 * (docs/device-migration.md). The default. */
+	VFMIG_DEV_MIG_IFACE_V2 = 0,
+	/* The 2019 region-based interface: a control region, two data regions
+	 * and a dirty-bitmap region at indexes 9..12 (docs/region-interface.md).
+	 * The v2 migration features and MIG_DATA_READ/WRITE are then refused
+	 * with ENOTSUP and the size-estimate extension is not offered. */
+	VFMIG_DEV_MIG_IFACE_REGION = 1,
+};
+
+/*
+ * Choose the migration interface (enum vfmig_dev_mig_interface), after
+ * vfmig_dev_create() and before a client attaches. The callbacks do not
+ * change: the library maps the region interface onto the same v2 arcs,
+ * save stream and load stream. REGION creates three memfd-backed data
+ * regions (2 MiB + 4 KiB, owned by the library, freed by destroy or by
+ * switching back to V2). Choosing the current interface again succeeds and
+ * changes nothing.
+ * Errors: -EINVAL (NULL dev, unknown iface, REGION on a device that does not
+ * migrate: ops version 1 or mig_flags 0), -EBUSY (a client is attached, or
+ * the migration state is not RUNNING), -ENOMEM or an errno from
+ * memfd_create/ftruncate/mmap (the interface is then unchanged).
+ */
+VFMIG_EXPORT int vfmig_dev_set_mig_interface(vfmig_dev *dev,
+					     enum vfmig_dev_mig_interface iface);
+
 /* Current migration state (enum vfmig_dev_mig_state); RUNNING for a device
  * without migration. */
 VFMIG_EXPORT uint32_t vfmig_dev_mig_state(const vfmig_dev *dev);

@@ -75,11 +75,11 @@ int sample_cli_parse(struct sample_cli *c, int argc, char **argv)
 			c->name, c->socket_path ? "both given" : "neither given");
 		return -1;
 	}
-	if (c->interface && strcmp(c->interface, "v2")) {
-		fprintf(stderr, "%s: --interface %s: %s\n", c->name,
-			c->interface,
-			strcmp(c->interface, "region") ? "unknown interface"
-						       : "not supported yet");
+	if (c->interface && strcmp(c->interface, "v2") &&
+	    strcmp(c->interface, "region")) {
+		fprintf(stderr, "%s: --interface %s: unknown interface "
+				"(v2 or region)\n",
+			c->name, c->interface);
 		return -1;
 	}
 	return 0;
@@ -108,6 +108,14 @@ int sample_cli_serve(vfmig_dev *dev, const struct sample_cli *c)
 	struct sigaction sa = { .sa_handler = on_signal };
 	int r, fd;
 
+	if (c->interface && !strcmp(c->interface, "region")) {
+		r = vfmig_dev_set_mig_interface(dev, VFMIG_DEV_MIG_IFACE_REGION);
+		if (r < 0) {
+			fprintf(stderr, "%s: --interface region: %s\n", c->name,
+				vfmig_dev_strerror(r));
+			return r == -EINVAL ? 2 : 1;
+		}
+	}
 	if (c->socket_path) {
 		r = vfmig_dev_listen(dev, c->socket_path);
 	} else {

@@ -6,7 +6,8 @@
 
 /*
  * Run the device until SIGTERM/SIGINT. argv[0] is the device name; options:
- * (--socket-path PATH | --fd N) [--interface v2] [--quiet | --verbose].
+ * (--socket-path PATH | --fd N) [--interface v2|region]
+ * [--quiet | --verbose].
  * Returns 0 on a clean stop, 1 on a runtime error, 2 on a usage error.
  */
 int vfmig_sample_regs_main(int argc, char **argv);

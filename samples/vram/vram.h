@@ -7,7 +7,7 @@
 
 /*
  * Run the device until SIGTERM/SIGINT. argv[0] is the device name; options:
- * (--socket-path PATH | --fd N) [--size SIZE] [--interface v2]
+ * (--socket-path PATH | --fd N) [--size SIZE] [--interface v2|region]
  * [--quiet | --verbose]. SIZE takes a K, M or G suffix (default 256M).
  * Returns 0 on a clean stop, 1 on a runtime error, 2 on a usage error.
  */

@@ -156,6 +156,8 @@ VFMIG_EXPORT int vfmig_dev_create(const struct vfmig_dev_desc *desc,
 	vfu_caps_defaults(&dev->peer);
 	for (unsigned int i = 0; i < VFMIG_DEV_MAX_BARS; i++)
 		dev->bars[i].memfd = -1;
+	for (unsigned int i = 0; i < DEV_DS_NDATA; i++)
+		dev->ds.data[i].memfd = -1;
 	dev_pci_init(&dev->pci, desc);
 	r = dev_msix_init(&dev->msix, desc);
 	if (r == 0)
@@ -197,6 +199,7 @@ void dev_drop_client(struct vfmig_dev *dev)
 	dev->broken = false;
 	dev_queue_clear(dev);
 	dev_dlog_stop(dev); /* the log belongs to the client that started it */
+	dev->ds.device_state &= ~VFU_DS_STATE_LOGGING; /* reads tell so */
 	dev_dma_clear(dev);
 	dev_irq_close_all(dev);
 	vfu_caps_defaults(&dev->peer);
@@ -342,6 +345,7 @@ VFMIG_EXPORT void vfmig_dev_destroy(vfmig_dev *dev)
 	dev_dma_clear(dev);
 	dev_irq_fini(dev);
 	dev_msix_fini(&dev->msix);
+	dev_ds_fini(dev);
 	for (unsigned int i = 0; i < VFMIG_DEV_MAX_BARS; i++) {
 		if (dev->bars[i].mem)
 			munmap(dev->bars[i].mem, dev->desc.bars[i].size);

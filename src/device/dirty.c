@@ -11,6 +11,10 @@
  * PROTOCOL.md 2.6 asks). Only device writes through a mapped window are
  * marked (dma.c calls dev_dlog_mark); writes the library performs with
  * DMA_WRITE messages are seen, and tracked, by the client.
+ *
+ * The region-based interface (mig_region.c) uses the same log: LOGGING
+ * starts "every window" at 4 KiB (dev_dlog_start_all) and the bitmap
+ * region is filled with dev_dlog_fill.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -126,10 +130,34 @@ static int check_ranges(struct vfu_dma_logging_range *rg, uint32_t n,
 	return 0;
 }
 
+/* Turn logging on: the checked, sorted ranges rg, or every window when
+ * n is 0. */
+static int start(struct vfmig_dev *dev, uint64_t pgsize,
+		 const struct vfu_dma_logging_range *rg, uint32_t n)
+{
+	struct dev_dlog *l = &dev->dlog;
+	int r = 0;
+
+	l->pgsize = pgsize;
+	l->all = n == 0;
+	for (uint32_t i = 0; r == 0 && i < n; i++)
+		r = range_add(l, rg[i].iova, rg[i].length);
+	for (size_t i = 0; r == 0 && l->all && i < dev->dma.n; i++)
+		r = window_range(l, dev->dma.win[i].iova, dev->dma.win[i].size);
+	if (r < 0) {
+		ranges_free(l);
+		return r;
+	}
+	l->on = true;
+	DEV_LOG(dev, VFU_LOG_INFO, "DMA logging on: page %llu, %zu range(s)%s",
+		(unsigned long long)l->pgsize, l->n,
+		l->all ? " (every window)" : "");
+	return 0;
+}
+
 int dev_dlog_start(struct vfmig_dev *dev, const uint8_t *data, size_t len,
 		   uint64_t *pgsize_out)
 {
-	struct dev_dlog *l = &dev->dlog;
 	struct vfu_dma_logging_start st;
 	struct vfu_dma_logging_range *rg = NULL;
 	int r = 0;
@@ -144,7 +172,7 @@ int dev_dlog_start(struct vfmig_dev *dev, const uint8_t *data, size_t len,
 		return -E2BIG;
 	if (len - sizeof(st) < (size_t)st.num_ranges * sizeof(*rg))
 		return -EINVAL;
-	if (l->on)
+	if (dev->dlog.on)
 		return -EBUSY;
 	if (st.num_ranges) {
 		rg = malloc(st.num_ranges * sizeof(*rg));
@@ -153,23 +181,21 @@ int dev_dlog_start(struct vfmig_dev *dev, const uint8_t *data, size_t len,
 		memcpy(rg, data + sizeof(st), st.num_ranges * sizeof(*rg));
 		r = check_ranges(rg, st.num_ranges, st.page_size);
 	}
-	l->pgsize = st.page_size;
-	l->all = st.num_ranges == 0;
-	for (uint32_t i = 0; r == 0 && i < st.num_ranges; i++)
-		r = range_add(l, rg[i].iova, rg[i].length);
-	for (size_t i = 0; r == 0 && l->all && i < dev->dma.n; i++)
-		r = window_range(l, dev->dma.win[i].iova, dev->dma.win[i].size);
+	if (r == 0)
+		r = start(dev, st.page_size, rg, st.num_ranges);
 	free(rg);
-	if (r < 0) {
-		ranges_free(l);
-		return r;
-	}
-	l->on = true;
-	*pgsize_out = l->pgsize;
-	DEV_LOG(dev, VFU_LOG_INFO, "DMA logging on: page %llu, %zu range(s)%s",
-		(unsigned long long)l->pgsize, l->n,
-		l->all ? " (every window)" : "");
-	return 0;
+	if (r == 0)
+		*pgsize_out = dev->dlog.pgsize;
+	return r;
+}
+
+int dev_dlog_start_all(struct vfmig_dev *dev, uint64_t pgsize)
+{
+	if (!pow2(pgsize) || pgsize < DEV_PAGE_SIZE || pgsize > (1ull << 30))
+		return -EINVAL;
+	if (dev->dlog.on)
+		return -EBUSY;
+	return start(dev, pgsize, NULL, 0);
 }
 
 void dev_dlog_stop(struct vfmig_dev *dev)
@@ -272,6 +298,20 @@ static void report_range(struct dev_dlog *l, struct dev_log_range *r,
 	}
 }
 
+/* Report [iova, end] from every range that overlaps it. */
+static void report_all(struct dev_dlog *l, uint64_t iova, uint64_t end,
+		       uint64_t ps, uint64_t *bm)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct dev_log_range *r = &l->r[i];
+		uint64_t a = iova > r->iova ? iova : r->iova;
+		uint64_t b = r->iova + r->len - 1 < end ? r->iova + r->len - 1
+							: end;
+		if (a <= b)
+			report_range(l, r, a, b, iova, ps, bm);
+	}
+}
+
 int dev_dlog_report(struct vfmig_dev *dev, const struct vfu_dma_logging_report *rq,
 		    uint64_t max_bytes, uint64_t **bitmap, size_t *bytes)
 {
@@ -305,15 +345,20 @@ int dev_dlog_report(struct vfmig_dev *dev, const struct vfu_dma_logging_report *
 	bm = calloc(1, nbytes ? nbytes : 8);
 	if (!bm)
 		return -ENOMEM;
-	for (size_t i = 0; i < l->n; i++) {
-		struct dev_log_range *r = &l->r[i];
-		uint64_t a = rq->iova > r->iova ? rq->iova : r->iova;
-		uint64_t b = r->iova + r->len - 1 < end ? r->iova + r->len - 1
-							: end;
-		if (a <= b)
-			report_range(l, r, a, b, rq->iova, rq->page_size, bm);
-	}
+	report_all(l, rq->iova, end, rq->page_size, bm);
 	*bitmap = bm;
 	*bytes = (size_t)nbytes;
+	return 0;
+}
+
+int dev_dlog_fill(struct vfmig_dev *dev, uint64_t iova, uint64_t pages,
+		  uint64_t *bm)
+{
+	const uint64_t ps = DEV_PAGE_SIZE;
+
+	if (!dev->dlog.on || !pages || (iova & (ps - 1)) ||
+	    pages > UINT64_MAX / ps || pages * ps - 1 > UINT64_MAX - iova)
+		return -EINVAL;
+	report_all(&dev->dlog, iova, iova + (pages * ps - 1), ps, bm);
 	return 0;
 }

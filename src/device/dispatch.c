@@ -104,7 +104,7 @@ static int cmd_get_info(struct vfmig_dev *dev, struct vfu_msg *msg)
 	info = (struct vfu_device_info){
 		.argsz = sizeof(info),
 		.flags = VFU_DEVICE_FLAGS_RESET | VFU_DEVICE_FLAGS_PCI,
-		.num_regions = VFU_PCI_NUM_REGIONS,
+		.num_regions = dev_num_regions(dev),
 		.num_irqs = VFU_PCI_NUM_IRQS,
 	};
 	return dev_reply(dev, &msg->hdr, &info, sizeof(info));

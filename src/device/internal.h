@@ -142,6 +142,25 @@ struct dev_mig {
 	uint32_t state;            /* enum vfu_mig_state */
 	uint32_t info_version;     /* negotiated vfmig_mig_info, 0 = off */
 	uint64_t bytes;            /* bytes moved in the current session */
+	uint64_t mem_bytes;        /* region interface: device-memory bytes
+				    * fetched or loaded in this session */
+};
+
+/* ---- region-based device-state interface (mig_region.c) ---- */
+enum { DEV_DS_CONFIG, DEV_DS_MEMORY, DEV_DS_BITMAP, DEV_DS_NDATA };
+
+struct dev_ds_data {
+	uint8_t *mem; /* memfd mapping, shared with a client that maps it */
+	int memfd;    /* -1 when absent */
+	size_t size;
+};
+
+struct dev_ds {
+	bool on;               /* VFMIG_DEV_MIG_IFACE_REGION */
+	uint32_t device_state; /* last value written (VFU_DS_STATE_*) */
+	uint64_t config_size, memory_size, memory_pos;
+	uint64_t start_addr, page_nr;
+	struct dev_ds_data data[DEV_DS_NDATA]; /* regions 10, 11, 12 */
 };
 
 struct dev_bar {
@@ -172,6 +191,7 @@ struct vfmig_dev {
 	struct dev_bar bars[VFMIG_DEV_MAX_BARS];
 	struct dev_mig mig;
 	struct dev_dlog dlog;
+	struct dev_ds ds;
 };
 
 /* dev.c */
@@ -220,11 +240,15 @@ int dev_cmd_set_irqs(struct vfmig_dev *dev, struct vfu_msg *msg);
 int dev_region_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
 		      void *buf, size_t len, bool is_write);
 /* Build the GET_REGION_INFO reply for index given the client's argsz.
- * *out is malloc'd (free it); *with_fd tells whether the BAR's memfd
- * goes along. Pure apart from allocation. */
+ * *out is malloc'd (free it); *with_fd tells whether the region's memfd
+ * (dev_region_fd) goes along. Pure apart from allocation. */
 int dev_region_info_build(const struct vfmig_dev *dev, uint32_t index,
 			  uint32_t argsz, uint8_t **out, size_t *outlen,
 			  bool *with_fd);
+/* The memfd passed with GET_REGION_INFO for index, or -1. */
+int dev_region_fd(const struct vfmig_dev *dev, uint32_t index);
+/* Regions the device has: 9, or 13 with the region interface. */
+uint32_t dev_num_regions(const struct vfmig_dev *dev);
 
 /* irq.c */
 int dev_irq_init(struct vfmig_dev *dev);
@@ -252,10 +276,42 @@ uint32_t dev_mig_info_offer(const struct vfmig_dev *dev, uint32_t client);
 void dev_mig_reset(struct vfmig_dev *dev);
 int dev_cmd_feature(struct vfmig_dev *dev, struct vfu_msg *msg);
 int dev_cmd_mig_data(struct vfmig_dev *dev, struct vfu_msg *msg);
+/* Go to v2 state target as a MIG_DEVICE_STATE SET would (same arcs, same
+ * recovery, ERROR on a refused load). 0 or -errno. */
+int dev_mig_goto(struct vfmig_dev *dev, uint32_t target);
+/* Saving state: fill buf with up to len bytes of the save stream
+ * (mig_save called until full or 0). *got gets the count. 0 or -errno. */
+int dev_mig_save_chunk(struct vfmig_dev *dev, uint8_t *buf, size_t len,
+		       size_t *got);
+/* RESUMING: hand len bytes to mig_load; all must be taken. 0 or -errno. */
+int dev_mig_load_chunk(struct vfmig_dev *dev, const uint8_t *buf,
+		       size_t len);
+
+/* mig_region.c: the region-based interface. */
+int dev_ds_enable(struct vfmig_dev *dev);
+void dev_ds_fini(struct vfmig_dev *dev);
+/* DEVICE_RESET: control fields back to 0 (device_state RUNNING). */
+void dev_ds_reset(struct vfmig_dev *dev);
+/* A REGION_READ/WRITE of region 9..12 (already known to exist). */
+int dev_ds_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
+		  void *buf, size_t len, bool is_write);
+/* GET_REGION_INFO body for 9..12 (see dev_region_info_build). */
+int dev_ds_region_info(const struct vfmig_dev *dev, uint32_t index,
+		       uint32_t argsz, uint8_t **out, size_t *outlen,
+		       bool *with_fd);
+int dev_ds_region_fd(const struct vfmig_dev *dev, uint32_t index);
 
 /* dirty.c */
 int dev_dlog_start(struct vfmig_dev *dev, const uint8_t *data, size_t len,
 		   uint64_t *pgsize_out);
+/* Start logging every DMA window (now and later) at page size pgsize. */
+int dev_dlog_start_all(struct vfmig_dev *dev, uint64_t pgsize);
+/* Report [iova, iova + pages * 4 KiB) at 4 KiB pages into bm (pages bits,
+ * zeroed by the caller), clearing what it reports. Pages no range logs
+ * stay 0 (the device cannot have written them). The range must not wrap
+ * and logging must be on (else -EINVAL). */
+int dev_dlog_fill(struct vfmig_dev *dev, uint64_t iova, uint64_t pages,
+		  uint64_t *bm);
 void dev_dlog_stop(struct vfmig_dev *dev);
 /* Validate a REPORT and build the bitmap (clearing what it reports).
  * *bitmap is malloc'd, *bytes long. */

@@ -10,6 +10,10 @@
  * entering PRE_COPY or STOP_COPY from outside the saving group and closes on
  * leaving the group; a load session lives exactly while in RESUMING. The
  * device learns both from its mig_transition arcs.
+ *
+ * The region-based interface (mig_region.c) drives the same machine through
+ * dev_mig_goto and the save/load chunk helpers; while it is on, the v2
+ * features and MIG_DATA_* are refused here with ENOTSUP.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -69,7 +73,8 @@ bool dev_mig_cmd_allowed(const struct vfmig_dev *dev, unsigned int cmd)
 
 uint32_t dev_mig_info_offer(const struct vfmig_dev *dev, uint32_t client)
 {
-	if (!client || !dev_mig_supported(dev) || !dev->ops.mig_estimate)
+	if (!client || !dev_mig_supported(dev) || !dev->ops.mig_estimate ||
+	    dev->ds.on)
 		return 0;
 	return client < VFU_MIG_INFO_VERSION ? client : VFU_MIG_INFO_VERSION;
 }
@@ -91,6 +96,7 @@ static void set_state(struct vfmig_dev *dev, uint32_t to)
 				from == VFU_MIG_STATE_RESUMING ? "load" : "save",
 				(unsigned long long)dev->mig.bytes);
 		dev->mig.bytes = 0;
+		dev->mig.mem_bytes = 0;
 	}
 	dev->mig.state = to;
 	DEV_LOG(dev, VFU_LOG_INFO, "migration state %s -> %s",
@@ -173,11 +179,18 @@ static int mig_set_state(struct vfmig_dev *dev, uint32_t target)
 	return r;
 }
 
+int dev_mig_goto(struct vfmig_dev *dev, uint32_t target)
+{
+	return mig_set_state(dev, target);
+}
+
 void dev_mig_reset(struct vfmig_dev *dev)
 {
 	if (dev->mig.state != VFU_MIG_STATE_RUNNING)
 		set_state(dev, VFU_MIG_STATE_RUNNING);
 	dev->mig.bytes = 0;
+	dev->mig.mem_bytes = 0;
+	dev_ds_reset(dev);
 }
 
 /* ---- DEVICE_FEATURE ---- */
@@ -369,6 +382,12 @@ int dev_cmd_feature(struct vfmig_dev *dev, struct vfu_msg *msg)
 	if ((c.f.flags & gs) == gs && !(c.f.flags & VFU_FEATURE_PROBE))
 		return -EINVAL;
 	index = c.f.flags & VFU_FEATURE_MASK;
+	if (dev->ds.on) {
+		/* Every feature here belongs to the v2 interface. */
+		DEV_LOG(dev, VFU_LOG_DEBUG,
+			"DEVICE_FEATURE %u: region interface in use", index);
+		return -ENOTSUP;
+	}
 	if (!dev_mig_supported(dev)) {
 		DEV_LOG(dev, VFU_LOG_DEBUG,
 			"DEVICE_FEATURE %u: device does not migrate", index);
@@ -391,12 +410,54 @@ int dev_cmd_feature(struct vfmig_dev *dev, struct vfu_msg *msg)
 
 /* ---- MIG_DATA_READ / MIG_DATA_WRITE ---- */
 
+int dev_mig_save_chunk(struct vfmig_dev *dev, uint8_t *buf, size_t len,
+		       size_t *got)
+{
+	*got = 0;
+	if (!vfu_mig_state_saving(dev->mig.state))
+		return -EINVAL;
+	while (*got < len) {
+		ssize_t n = dev->ops.mig_save(dev, dev->priv, buf + *got,
+					      len - *got);
+		if (n < 0)
+			return n >= -4095 ? (int)n : -EIO;
+		if (n == 0)
+			break;
+		if ((size_t)n > len - *got) /* a broken device */
+			return -EIO;
+		*got += (size_t)n;
+	}
+	dev->mig.bytes += *got;
+	return 0;
+}
+
+int dev_mig_load_chunk(struct vfmig_dev *dev, const uint8_t *buf,
+		       size_t len)
+{
+	ssize_t n;
+
+	if (dev->mig.state != VFU_MIG_STATE_RESUMING)
+		return -EINVAL;
+	if (len) {
+		n = dev->ops.mig_load(dev, dev->priv, buf, len);
+		if (n < 0)
+			return n >= -4095 ? (int)n : -EIO;
+		if ((size_t)n != len) {
+			DEV_LOG(dev, VFU_LOG_WARNING,
+				"load: device took %zd of %zu bytes", n, len);
+			return -EINVAL;
+		}
+	}
+	dev->mig.bytes += len;
+	return 0;
+}
+
 static int mig_read(struct vfmig_dev *dev, struct vfu_msg *msg,
 		    struct vfu_mig_data m)
 {
 	uint8_t *buf;
 	size_t got = 0;
-	int r = 0;
+	int r;
 
 	if (!vfu_mig_state_saving(dev->mig.state) || m.size > dev->max_xfer ||
 	    m.argsz < sizeof(m) + (uint64_t)m.size)
@@ -404,26 +465,11 @@ static int mig_read(struct vfmig_dev *dev, struct vfu_msg *msg,
 	buf = malloc(m.size ? m.size : 1);
 	if (!buf)
 		return -ENOMEM;
-	while (got < m.size) {
-		ssize_t n = dev->ops.mig_save(dev, dev->priv, buf + got,
-					      m.size - got);
-		if (n < 0) {
-			r = n >= -4095 ? (int)n : -EIO;
-			break;
-		}
-		if (n == 0)
-			break;
-		if ((size_t)n > m.size - got) { /* a broken device */
-			r = -EIO;
-			break;
-		}
-		got += (size_t)n;
-	}
+	r = dev_mig_save_chunk(dev, buf, m.size, &got);
 	if (r == 0) {
 		struct vfu_mig_data h = { (uint32_t)(sizeof(h) + got),
 					  (uint32_t)got };
 		struct iovec iov[2] = { { &h, sizeof(h) }, { buf, got } };
-		dev->mig.bytes += got;
 		r = dev_reply_fds(dev, &msg->hdr, iov, got ? 2 : 1, NULL, 0);
 	}
 	free(buf);
@@ -433,26 +479,14 @@ static int mig_read(struct vfmig_dev *dev, struct vfu_msg *msg,
 static int mig_write(struct vfmig_dev *dev, struct vfu_msg *msg,
 		     struct vfu_mig_data m)
 {
-	ssize_t n;
+	int r;
 
 	if (dev->mig.state != VFU_MIG_STATE_RESUMING ||
 	    m.size != msg->len - sizeof(m) ||
 	    m.argsz < sizeof(m) + (uint64_t)m.size)
 		return -EINVAL;
-	if (m.size) {
-		n = dev->ops.mig_load(dev, dev->priv, msg->payload + sizeof(m),
-				      m.size);
-		if (n < 0)
-			return n >= -4095 ? (int)n : -EIO;
-		if ((size_t)n != m.size) {
-			DEV_LOG(dev, VFU_LOG_WARNING,
-				"MIG_DATA_WRITE: device took %zd of %u bytes",
-				n, m.size);
-			return -EINVAL;
-		}
-	}
-	dev->mig.bytes += m.size;
-	return dev_reply(dev, &msg->hdr, NULL, 0);
+	r = dev_mig_load_chunk(dev, msg->payload + sizeof(m), m.size);
+	return r < 0 ? r : dev_reply(dev, &msg->hdr, NULL, 0);
 }
 
 int dev_cmd_mig_data(struct vfmig_dev *dev, struct vfu_msg *msg)
@@ -460,6 +494,8 @@ int dev_cmd_mig_data(struct vfmig_dev *dev, struct vfu_msg *msg)
 	struct vfu_mig_data m;
 
 	memcpy(&m, msg->payload, sizeof(m));
+	if (dev->ds.on)
+		return -ENOTSUP; /* the region interface moves the data */
 	if (!dev_mig_supported(dev))
 		return -EINVAL;
 	if (msg->hdr.command == VFU_CMD_MIG_DATA_READ)

@@ -3,6 +3,8 @@
  * Regions: REGION_READ / REGION_WRITE / REGION_WRITE_MULTI routing (config
  * space, MSI-X table/PBA, mappable BAR memory, the device's callback),
  * GET_REGION_INFO with its sparse-mmap capability, and GET_REGION_IO_FDS.
+ * Regions 9..12 of the region-based migration interface are handed to
+ * mig_region.c.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -94,7 +96,23 @@ int dev_region_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
 		return config_access(dev, off, buf, len, is_write);
 	if (region < VFMIG_DEV_MAX_BARS)
 		return bar_access(dev, region, off, buf, len, is_write);
+	if (region >= VFU_PCI_NUM_REGIONS && region < dev_num_regions(dev))
+		return dev_ds_access(dev, region, off, buf, len, is_write);
 	return -EINVAL;
+}
+
+uint32_t dev_num_regions(const struct vfmig_dev *dev)
+{
+	return dev->ds.on ? VFU_DS_NUM_REGIONS : VFU_PCI_NUM_REGIONS;
+}
+
+int dev_region_fd(const struct vfmig_dev *dev, uint32_t index)
+{
+	if (index < VFMIG_DEV_MAX_BARS)
+		return dev->bars[index].memfd;
+	if (index >= VFU_PCI_NUM_REGIONS && index < dev_num_regions(dev))
+		return dev_ds_region_fd(dev, index);
+	return -1;
 }
 
 int dev_cmd_region_rw(struct vfmig_dev *dev, struct vfu_msg *msg)
@@ -220,8 +238,11 @@ int dev_region_info_build(const struct vfmig_dev *dev, uint32_t index,
 	uint8_t *buf;
 
 	*with_fd = false;
-	if (index >= VFU_PCI_NUM_REGIONS || argsz < sizeof(ri))
+	if (index >= dev_num_regions(dev) || argsz < sizeof(ri))
 		return -EINVAL;
+	if (index >= VFU_PCI_NUM_REGIONS)
+		return dev_ds_region_info(dev, index, argsz, out, outlen,
+					  with_fd);
 	base_info(dev, index, &ri);
 	if (index < VFMIG_DEV_MAX_BARS && dev->bars[index].mem)
 		n = sparse_areas(dev, index, areas);
@@ -271,7 +292,7 @@ int dev_cmd_get_region_info(struct vfmig_dev *dev, struct vfu_msg *msg)
 		ri->flags &= ~VFU_REGION_INFO_FLAG_MMAP;
 		with_fd = false;
 	}
-	fd = with_fd ? dev->bars[req.index].memfd : -1;
+	fd = with_fd ? dev_region_fd(dev, req.index) : -1;
 	r = dev_reply_fds(dev, &msg->hdr, &(struct iovec){ buf, len }, 1,
 			  &fd, with_fd ? 1 : 0);
 	free(buf);
@@ -284,7 +305,7 @@ int dev_cmd_get_region_io_fds(struct vfmig_dev *dev, struct vfu_msg *msg)
 
 	memcpy(&req, msg->payload, sizeof(req));
 	if (req.argsz < sizeof(req) || req.flags != 0 ||
-	    req.index >= VFU_PCI_NUM_REGIONS)
+	    req.index >= dev_num_regions(dev))
 		return -EINVAL;
 	/* No ioeventfds are offered: every access is a message. */
 	req.argsz = sizeof(req);

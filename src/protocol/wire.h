@@ -169,6 +169,57 @@ struct vfu_region_info_cap_type {
 } VFU_PACKED;
 static_assert(sizeof(struct vfu_region_info_cap_type) == 16, "cap_type");
 
+/* ---- The 2019 region-based device-state interface (PROTOCOL.md 4,
+ * docs/region-interface.md). Little-endian fields in the control region. */
+#define VFU_REGION_TYPE_DEVICE_STATE 2u
+#define VFU_REGION_SUBTYPE_DEVICE_STATE_CTL 1u
+#define VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_CONFIG 2u
+#define VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_MEMORY 3u
+#define VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_DIRTYBITMAP 4u
+#define VFU_DEVICE_STATE_INTERFACE_VERSION 1u
+
+/* Where vfmig devices put the four regions (VMMs find them by type). */
+#define VFU_DS_REGION_CTL 9u
+#define VFU_DS_REGION_CONFIG 10u
+#define VFU_DS_REGION_MEMORY 11u
+#define VFU_DS_REGION_BITMAP 12u
+#define VFU_DS_NUM_REGIONS 13u
+
+/* device_state bits; 0 is RUNNING. */
+#define VFU_DS_STATE_STOP 1u
+#define VFU_DS_STATE_LOGGING 2u
+/* caps bits */
+#define VFU_DS_CAP_DEVICE_MEMORY 1u
+#define VFU_DS_CAP_SYSTEM_MEMORY 2u
+/* device_config.action / device_memory.action */
+#define VFU_DS_ACTION_GET_BUFFER 1u
+#define VFU_DS_ACTION_SET_BUFFER 2u
+
+/* struct vfio_device_state_ctl with natural alignment (x86-64 layout). */
+#define VFU_DS_OFF_VERSION 0u
+#define VFU_DS_OFF_DEVICE_STATE 4u
+#define VFU_DS_OFF_CAPS 8u
+#define VFU_DS_OFF_CONFIG_ACTION 16u
+#define VFU_DS_OFF_CONFIG_SIZE 24u
+#define VFU_DS_OFF_MEMORY_ACTION 32u
+#define VFU_DS_OFF_MEMORY_SIZE 40u
+#define VFU_DS_OFF_MEMORY_POS 48u
+#define VFU_DS_OFF_SYS_START_ADDR 56u
+#define VFU_DS_OFF_SYS_PAGE_NR 64u
+#define VFU_DS_CTL_STRUCT_SIZE 72u
+
+/* vfmig region sizes. */
+#define VFU_DS_CTL_REGION_SIZE 4096u
+#define VFU_DS_DATA_REGION_SIZE (1u << 20)
+#define VFU_DS_BITMAP_REGION_SIZE 4096u
+#define VFU_DS_PAGE_SIZE 4096u
+
+/* The VMM's framing of region-interface data in the opaque device data:
+ * u8 kind, be32 length, then length bytes. */
+#define VFU_DS_CHUNK_MEMORY 1u
+#define VFU_DS_CHUNK_CONFIG 2u
+#define VFU_DS_CHUNK_HDR 5u
+
 /* ---- DEVICE_GET_REGION_IO_FDS ---- */
 struct vfu_region_io_fds_request {
 	uint32_t argsz;

@@ -834,7 +834,7 @@ static void test_sample_args(void **state)
 	char *bad[][5] = {
 		{ "regs", NULL },
 		{ "regs", "--socket-path", "/tmp/x", "--fd", "3" },
-		{ "regs", "--fd=3", "--interface=region", NULL },
+		{ "regs", "--fd=3", "--interface=v3", NULL },
 		{ "regs", "--fd", "3", "--bogus", NULL },
 		{ "regs", "--socket-path", NULL },
 		{ "regs", "--fd=abc", NULL },
