@@ -9,7 +9,12 @@
  * The first input byte is not sent: its bit 0 picks the migration driver's
  * calls (discovery, states and recovery, save pump, estimates, DMA logging)
  * straight after negotiation, so their replies are reachable without first
- * getting every other call right.
+ * getting every other call right. Its bit 1 (with bit 0) puts a canned
+ * prefix before the input: the replies of a device that refuses the v2
+ * MIGRATION feature and offers the four device-state regions
+ * (docs/region-interface.md), so the region interface is discovered and
+ * the fuzzed bytes answer its state writes, GET_BUFFERs, bitmap reads and
+ * SET_BUFFERs.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -27,9 +32,81 @@
 
 struct feeder {
 	int fd;
+	const uint8_t *prefix; /* sent first; may be NULL */
+	size_t prefix_len;
 	const uint8_t *data;
 	size_t size;
 };
+
+/* ---- the canned region-interface prefix ---- */
+
+struct canned {
+	uint8_t buf[1024];
+	size_t len;
+	uint16_t id; /* msg_id of the next reply */
+};
+
+static void canned_reply(struct canned *c, uint16_t cmd, uint32_t flags,
+			 uint32_t err, const void *payload, size_t len)
+{
+	struct vfu_header h = { c->id++, cmd, (uint32_t)(sizeof(h) + len),
+				VFU_FLAGS_TYPE_REPLY | flags, err };
+
+	memcpy(c->buf + c->len, &h, sizeof(h));
+	if (len)
+		memcpy(c->buf + c->len + sizeof(h), payload, len);
+	c->len += sizeof(h) + len;
+}
+
+static void canned_region(struct canned *c, uint32_t index, uint64_t size)
+{
+	struct {
+		struct vfu_region_info ri;
+		struct vfu_region_info_cap_type t;
+	} out = {
+		{ sizeof(out),
+		  VFU_REGION_INFO_FLAG_READ | VFU_REGION_INFO_FLAG_WRITE |
+			  VFU_REGION_INFO_FLAG_CAPS,
+		  index, sizeof(out.ri), size, 0 },
+		{ { VFU_REGION_INFO_CAP_TYPE, 1, 0 },
+		  VFU_REGION_TYPE_DEVICE_STATE,
+		  index - VFU_DS_REGION_CTL + 1 },
+	};
+
+	canned_reply(c, VFU_CMD_DEVICE_GET_REGION_INFO, 0, 0, &out,
+		     sizeof(out));
+}
+
+/* VERSION, GET MIGRATION refused, GET_INFO, four region infos, the
+ * version and caps reads: msg_ids 1 to 9. */
+static void canned_build(struct canned *c)
+{
+	static const char caps[] =
+		"{\"capabilities\":{\"max_data_xfer_size\":4096}}";
+	uint8_t v[4 + sizeof(caps)] = { 0, 0, 2, 0 };
+	struct vfu_device_info di = { sizeof(di), 3, VFU_DS_NUM_REGIONS, 5 };
+	uint8_t rd[sizeof(struct vfu_region_access) + 4];
+	struct vfu_region_access a = { 0, VFU_DS_REGION_CTL, 4 };
+
+	c->len = 0;
+	c->id = 1;
+	memcpy(v + 4, caps, sizeof(caps));
+	canned_reply(c, VFU_CMD_VERSION, 0, 0, v, sizeof(v));
+	canned_reply(c, VFU_CMD_DEVICE_FEATURE, VFU_FLAGS_ERROR, ENOTSUP,
+		     NULL, 0);
+	canned_reply(c, VFU_CMD_DEVICE_GET_INFO, 0, 0, &di, sizeof(di));
+	canned_region(c, VFU_DS_REGION_CTL, VFU_DS_CTL_REGION_SIZE);
+	canned_region(c, VFU_DS_REGION_CONFIG, 8192);
+	canned_region(c, VFU_DS_REGION_MEMORY, 8192);
+	canned_region(c, VFU_DS_REGION_BITMAP, 8);
+	memcpy(rd, &a, sizeof(a));
+	memcpy(rd + sizeof(a), "\1\0\0\0", 4);
+	canned_reply(c, VFU_CMD_REGION_READ, 0, 0, rd, sizeof(rd));
+	a.offset = VFU_DS_OFF_CAPS;
+	memcpy(rd, &a, sizeof(a));
+	memcpy(rd + sizeof(a), "\3\0\0\0", 4);
+	canned_reply(c, VFU_CMD_REGION_READ, 0, 0, rd, sizeof(rd));
+}
 
 static void *feed(void *arg)
 {
@@ -37,6 +114,14 @@ static void *feed(void *arg)
 	uint8_t sink[4096];
 	size_t off = 0;
 
+	while (off < f->prefix_len) {
+		ssize_t n = send(f->fd, f->prefix + off, f->prefix_len - off,
+				 MSG_NOSIGNAL);
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	off = 0;
 	while (off < f->size) {
 		ssize_t n = send(f->fd, f->data + off, f->size - off,
 				 MSG_NOSIGNAL);
@@ -82,6 +167,10 @@ static void exercise_mig(vfmig_vmm_dev *dev)
 	vfmig_vmm_mig_save(dev, 1u << 16, sink, &sum, &res);
 	vfmig_vmm_mig_set_state(dev, VFMIG_VMM_MIG_RESUMING,
 				VFMIG_VMM_MIG_ERROR, &fin);
+	/* two chunks in the region interface's framing */
+	vfmig_vmm_dev_mig_data_write(dev, "\1\0\0\0\3abc\2\0\0\0\2de", 15);
+	vfmig_vmm_mig_set_state(dev, VFMIG_VMM_MIG_RUNNING,
+				VFMIG_VMM_MIG_STOP, &fin);
 	vfmig_vmm_mig_precopy_info(dev, &a, &b);
 	vfmig_vmm_mig_stop_copy_size(dev, &a);
 	vfmig_vmm_dma_log_start(dev, 4096, &rg, 1, &a);
@@ -140,6 +229,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	mig = data[0] & 1;
 	f = (struct feeder){ .data = data + 1, .size = size - 1 };
+	if (mig && (data[0] & 2)) {
+		static struct canned c;
+		if (!c.len)
+			canned_build(&c);
+		f.prefix = c.buf;
+		f.prefix_len = c.len;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return 0;
 	f.fd = sv[1];

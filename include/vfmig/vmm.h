@@ -410,7 +410,13 @@ struct vfmig_vmm_mig_caps {
  * Discover the device's migration capabilities: GET MIGRATION (STOP_COPY
  * required), PROBE GET|SET of MIG_DEVICE_STATE, PROBE of the three DMA
  * logging features, and, when the extension was negotiated, PROBE GET of
- * MIG_DATA_SIZE (and VFMIG_PRECOPY_INFO with PRE_COPY). A device's error
+ * MIG_DATA_SIZE (and VFMIG_PRECOPY_INFO with PRE_COPY). If the device
+ * refuses GET MIGRATION, look for the region interface instead
+ * (docs/region-interface.md): DEVICE_GET_INFO, the region info of indexes
+ * 9 to 63, version and caps from the control region; the data regions are
+ * mapped when the device offers an fd. Then flags is STOP_COPY (plus
+ * PRE_COPY when the device has iterative data), dirty_logging tells whether
+ * it has a dirty bitmap, size_info is false. A device's error
  * reply or refusal is not an error of this call: it returns 0 with
  * migratable false and the reason in caps->blocker.
  * Errors: -EINVAL (caps NULL), transport errors (-ENOTCONN, -EPROTO for a
@@ -418,6 +424,35 @@ struct vfmig_vmm_mig_caps {
  */
 VFMIG_EXPORT int vfmig_vmm_mig_discover(vfmig_vmm_dev *dev,
 					struct vfmig_vmm_mig_caps *caps);
+
+/* Which migration interface a device speaks (docs/region-interface.md). */
+enum vfmig_vmm_mig_interface {
+	VFMIG_VMM_MIG_IFACE_NONE = 0,   /* not migratable, or not discovered */
+	VFMIG_VMM_MIG_IFACE_V2 = 1,     /* DEVICE_FEATURE + MIG_DATA_READ/WRITE */
+	VFMIG_VMM_MIG_IFACE_REGION = 2, /* the 2019 device-state regions */
+};
+
+/*
+ * What the last vfmig_vmm_mig_discover() found: VFMIG_VMM_MIG_IFACE_V2 or
+ * _REGION when it found the device migratable, else (and before any
+ * discovery, and for NULL) VFMIG_VMM_MIG_IFACE_NONE. Never fails; it stays
+ * valid across a broken connection and vfmig_vmm_dev_reconnect().
+ *
+ * With the region interface the rest of this API keeps its meaning, with
+ * these differences: vfmig_vmm_mig_get_state() gives the state the library
+ * tracks without asking the device (RUNNING after the first discovery on a
+ * connection and after a reset; a repeated discovery keeps it); P2P states
+ * are -EINVAL for set_state (*final: the state kept); the save pump delivers chunks framed as
+ * u8 kind (1 device memory, 2 device config), be32 length, the bytes (the
+ * sink may get header and bytes in separate calls), which
+ * vfmig_vmm_dev_mig_data_write() expects back in RESUMING (-EINVAL in other
+ * states, -EPROTO for a bad kind or a length above 1 GiB, sticky until
+ * RESUMING is entered again); precopy_info and stop_copy_size give
+ * -EOPNOTSUPP; DMA logging takes page size 4096 only and logs every window
+ * (ranges are checked, then ignored); a report needs iova 4096-aligned.
+ * A device reporting a size beyond its region is -EPROTO (broken).
+ */
+VFMIG_EXPORT int vfmig_vmm_mig_interface(vfmig_vmm_dev *dev);
 
 /*
  * GET MIG_DEVICE_STATE into *state. Errors: -EINVAL (state NULL), -EPROTO

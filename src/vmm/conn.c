@@ -50,6 +50,7 @@ void vmm_dev_free(vfmig_vmm_dev *dev)
 	if (dev->fd >= 0)
 		close(dev->fd);
 	vmm_windows_clear(&dev->win);
+	vmm_ds_forget(dev);
 	pthread_mutex_destroy(&dev->lock);
 	free(dev->path);
 	free(dev);
@@ -61,6 +62,7 @@ void vmm_break(vfmig_vmm_dev *dev)
 		close(dev->fd);
 	dev->fd = -1;
 	vmm_windows_clear(&dev->win);
+	vmm_ds_unmap(dev);
 }
 
 /* ---- VERSION ---- */

@@ -87,12 +87,19 @@ int vfmig_vmm_dma_log_start(vfmig_vmm_dev *dev, uint64_t page_size,
 	for (uint32_t i = 0; i < n; i++)
 		if (!range_ok(ranges[i].iova, ranges[i].length, page_size))
 			return -EINVAL;
-	req = start_payload(page_size, ranges, n, &len);
-	if (!req)
-		return -ENOMEM;
 	r = vmm_lock_live(dev);
 	if (r < 0)
-		goto out;
+		return r;
+	if (vmm_ds_on(dev)) { /* the device logs every window */
+		r = vmm_ds_log_start(dev, page_size, chosen);
+		vmm_unlock(dev);
+		return r;
+	}
+	req = start_payload(page_size, ranges, n, &len);
+	if (!req) {
+		vmm_unlock(dev);
+		return -ENOMEM;
+	}
 	r = vmm_feature_call(dev, VFU_FEATURE_SET | VFU_FEATURE_DMA_LOGGING_START,
 			     req, len, len, &reply, &data, &got);
 	if (r == 0) {
@@ -111,7 +118,6 @@ int vfmig_vmm_dma_log_start(vfmig_vmm_dev *dev, uint64_t page_size,
 		if (chosen)
 			*chosen = ps;
 	}
-out:
 	free(req);
 	return r;
 }
@@ -182,6 +188,11 @@ int vfmig_vmm_dma_log_report(vfmig_vmm_dev *dev, uint64_t iova,
 	r = vmm_lock_live(dev);
 	if (r < 0)
 		return r;
+	if (vmm_ds_on(dev)) {
+		r = vmm_ds_log_report(dev, iova, length, page_size, bitmap);
+		vmm_unlock(dev);
+		return r;
+	}
 	per_msg = VMM_DMA_LOG_WORDS_PER_MSG * 64;
 	while (r == 0 && done < pages) {
 		uint64_t n = pages - done < per_msg ? pages - done : per_msg;
@@ -205,6 +216,11 @@ int vfmig_vmm_dma_log_stop(vfmig_vmm_dev *dev)
 
 	if (r < 0)
 		return r;
+	if (vmm_ds_on(dev)) {
+		r = vmm_ds_log_stop(dev);
+		vmm_unlock(dev);
+		return r;
+	}
 	r = vmm_feature_call(dev, VFU_FEATURE_SET | VFU_FEATURE_DMA_LOGGING_STOP,
 			     NULL, 0, 0, &reply, &data, &got);
 	if (r == 0) {

@@ -25,6 +25,8 @@ int vfmig_vmm_dev_reset(vfmig_vmm_dev *dev)
 	if (r < 0)
 		return r;
 	r = vmm_reset_locked(dev);
+	if (r == 0 && vmm_ds_on(dev))
+		vmm_ds_after_reset(dev);
 	vmm_unlock(dev);
 	return r;
 }
@@ -192,6 +194,11 @@ int vfmig_vmm_dev_mig_data_write(vfmig_vmm_dev *dev, const void *buf,
 	r = vmm_lock_live(dev);
 	if (r < 0)
 		return r;
+	if (vmm_ds_on(dev)) {
+		r = vmm_ds_load(dev, p, len);
+		vmm_unlock(dev);
+		return r;
+	}
 	size_t chunk = vmm_xfer_chunk(dev);
 	while (r == 0 && done < len) {
 		size_t n = len - done < chunk ? len - done : chunk;

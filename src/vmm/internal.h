@@ -64,6 +64,42 @@ void vmm_windows_clear(struct vmm_windows *ws);
 uint8_t *vmm_window_resolve(const struct vmm_windows *ws, uint64_t addr,
 			    uint64_t count, uint32_t prot, int *err);
 
+/* ---- The region-based device-state interface (mig_region.c) ---- */
+
+/* One of the four device-state regions, found by its TYPE capability. */
+struct vmm_ds_region {
+	bool present;
+	uint32_t index;
+	uint32_t flags; /* VFMIG_VMM_REGION_* */
+	uint64_t size;
+	uint8_t *map;   /* the whole region mapped, or NULL: REGION_READ/WRITE */
+};
+
+/* What the library tracks for a device that speaks the region interface
+ * (docs/region-interface.md, "The VMM side"). */
+struct vmm_ds {
+	struct vmm_ds_region ctl, cfg, mem, bmp;
+	uint32_t caps;        /* VFU_DS_CAP_* read at discovery */
+	uint32_t state;       /* shadow v2 state (VFU_MIG_STATE_*) */
+	bool logging;         /* DMA logging on (LOGGING bit wanted) */
+	/* saving: memory bytes fetched in this save session, and whether
+	 * STOP_COPY has drained the memory region already */
+	uint64_t mem_fetched;
+	bool mem_done;
+	/* loading: the chunk framing parsed across mig_data_write calls */
+	uint8_t hdr[VFU_DS_CHUNK_HDR];
+	size_t hdr_got;       /* header bytes seen of the current chunk */
+	uint32_t kind;        /* VFU_DS_CHUNK_* of the current chunk */
+	uint64_t left;        /* chunk bytes still to come */
+	uint64_t fill;        /* bytes in the region not yet handed over */
+	uint64_t mem_loaded;  /* bytes handed over by SET_BUFFER, per kind */
+	uint64_t cfg_loaded;
+	int load_err;         /* sticky until RESUMING is entered again */
+	/* the fields above describe this connection's device: a repeated
+	 * discovery keeps them (false after a break or reconnect) */
+	bool tracked;
+};
+
 /* ---- The connection ---- */
 
 struct vfmig_vmm_dev {
@@ -78,7 +114,14 @@ struct vfmig_vmm_dev {
 	uint16_t next_id;
 	struct vfmig_vmm_caps caps;
 	struct vmm_windows win;
+	int mig_iface; /* enum vfmig_vmm_mig_interface, set by discover */
+	struct vmm_ds ds; /* when mig_iface is REGION */
 };
+
+static inline bool vmm_ds_on(const vfmig_vmm_dev *dev)
+{
+	return dev->mig_iface == VFMIG_VMM_MIG_IFACE_REGION;
+}
 
 /* conn.c */
 int vmm_dev_alloc(const struct vfmig_vmm_dev_opts *opts, vfmig_vmm_dev **out);
@@ -147,6 +190,46 @@ int vmm_feature_exact(vfmig_vmm_dev *dev, uint32_t flags, const void *in,
  */
 int vmm_mig_read_msg(vfmig_vmm_dev *dev, size_t len, struct vfu_msg *reply,
 		     const uint8_t **data);
+
+/* regions.c, with dev->lock held: DEVICE_GET_INFO; DEVICE_GET_REGION_INFO
+ * (info reset first, released on failure); REGION_READ (rbuf) or
+ * REGION_WRITE (wbuf) of len bytes in chunks of vmm_xfer_chunk. */
+int vmm_dev_info_locked(vfmig_vmm_dev *dev, struct vfmig_vmm_dev_info *info);
+int vmm_region_info_locked(vfmig_vmm_dev *dev, uint32_t index,
+			   struct vfmig_vmm_region_info *info);
+int vmm_region_io_locked(vfmig_vmm_dev *dev, uint32_t index, uint64_t offset,
+			 uint8_t *rbuf, const uint8_t *wbuf, size_t len);
+
+/*
+ * mig_region.c: the region interface behind the migration API. All but
+ * vmm_ds_save are called with dev->lock held and only when vmm_ds_on().
+ */
+/* After GET MIGRATION was refused (connection intact, caps->blocker says
+ * so): look for the four regions; fills caps like discover does, leaving
+ * the blocker alone when the device has none of them. Returns 0 or a
+ * transport error. Sets dev->mig_iface to REGION on success, with the
+ * tracked state and sessions of prev (the previous discovery on this
+ * connection) or, when prev is NULL, RUNNING. */
+int vmm_ds_discover(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps,
+		    const struct vmm_ds *prev);
+/* Unmap the data regions (broken connection); the rest stays. */
+void vmm_ds_unmap(vfmig_vmm_dev *dev);
+/* Unmap and forget everything; mig_iface back to NONE. */
+void vmm_ds_forget(vfmig_vmm_dev *dev);
+/* After a successful DEVICE_RESET: shadow RUNNING, logging off. */
+void vmm_ds_after_reset(vfmig_vmm_dev *dev);
+int vmm_ds_set_state(vfmig_vmm_dev *dev, uint32_t target, uint32_t recover,
+		     uint32_t *ended);
+/* Takes the lock itself around each step (sinks run without it). */
+int vmm_ds_save(vfmig_vmm_dev *dev, uint64_t budget,
+		vfmig_vmm_mig_sink_fn sink, void *priv,
+		struct vfmig_vmm_mig_save_result *res);
+int vmm_ds_load(vfmig_vmm_dev *dev, const uint8_t *buf, size_t len);
+int vmm_ds_log_start(vfmig_vmm_dev *dev, uint64_t page_size,
+		     uint64_t *chosen);
+int vmm_ds_log_stop(vfmig_vmm_dev *dev);
+int vmm_ds_log_report(vfmig_vmm_dev *dev, uint64_t iova, uint64_t length,
+		      uint64_t page_size, uint64_t *bitmap);
 
 /* dma.c: serve one server->client command; negative = send failed. */
 int vmm_serve_command(vfmig_vmm_dev *dev, const struct vfu_msg *msg);

@@ -120,10 +120,19 @@ static int discover(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps)
 	uint64_t flags;
 	int r;
 
+	/* A repeated discovery on this connection keeps the region state
+	 * the library tracks (the device may be stopped meanwhile). */
+	struct vmm_ds prev = dev->ds;
+	bool keep = vmm_ds_on(dev) && dev->ds.tracked;
+
+	vmm_ds_forget(dev);
 	r = vmm_feature_exact(dev, VFU_FEATURE_GET | VFU_FEATURE_MIGRATION,
 			      NULL, 0, &flags, sizeof(flags));
-	if (r < 0)
-		return refused(dev, caps, "DEVICE_FEATURE MIGRATION", r);
+	if (r < 0) {
+		r = refused(dev, caps, "DEVICE_FEATURE MIGRATION", r);
+		return r < 0 ? r
+			     : vmm_ds_discover(dev, caps, keep ? &prev : NULL);
+	}
 	caps->flags = flags;
 	if (!(flags & VFU_MIGRATION_STOP_COPY)) {
 		blocker(caps, "device does not report STOP_COPY (flags 0x%llx)",
@@ -146,6 +155,7 @@ static int discover(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps)
 			vfmig_vmm_strerror(r));
 		return r;
 	}
+	dev->mig_iface = VFMIG_VMM_MIG_IFACE_V2;
 	vfu_log(&dev->log, VFU_LOG_INFO,
 		"migratable: flags 0x%llx, dirty logging %s, size info %s",
 		(unsigned long long)flags, caps->dirty_logging ? "yes" : "no",
@@ -168,6 +178,18 @@ int vfmig_vmm_mig_discover(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps)
 	r = discover(dev, caps);
 	vmm_unlock(dev);
 	return r;
+}
+
+int vfmig_vmm_mig_interface(vfmig_vmm_dev *dev)
+{
+	int iface;
+
+	if (!dev)
+		return VFMIG_VMM_MIG_IFACE_NONE;
+	pthread_mutex_lock(&dev->lock);
+	iface = dev->mig_iface;
+	pthread_mutex_unlock(&dev->lock);
+	return iface;
 }
 
 /* ---- state ---- */
@@ -221,7 +243,10 @@ int vfmig_vmm_mig_get_state(vfmig_vmm_dev *dev, uint32_t *state)
 	r = vmm_lock_live(dev);
 	if (r < 0)
 		return r;
-	r = get_state(dev, state);
+	if (vmm_ds_on(dev))
+		*state = dev->ds.state;
+	else
+		r = get_state(dev, state);
 	vmm_unlock(dev);
 	return r;
 }
@@ -276,6 +301,13 @@ int vfmig_vmm_mig_set_state(vfmig_vmm_dev *dev, uint32_t target,
 	r = vmm_lock_live(dev);
 	if (r < 0)
 		return r;
+	if (vmm_ds_on(dev)) {
+		r = vmm_ds_set_state(dev, target, recover, &ended);
+		vmm_unlock(dev);
+		if (final)
+			*final = ended;
+		return r;
+	}
 	r = set_state(dev, target);
 	if (r == 0) {
 		ended = target;
@@ -331,6 +363,13 @@ int vfmig_vmm_mig_save(vfmig_vmm_dev *dev, uint64_t budget,
 	*res = (struct vfmig_vmm_mig_save_result){ .state = st };
 	if (!sink)
 		return -EINVAL;
+	r = vmm_lock_live(dev);
+	if (r < 0)
+		return r;
+	bool region = vmm_ds_on(dev);
+	vmm_unlock(dev);
+	if (region)
+		return vmm_ds_save(dev, budget, sink, priv, res);
 	r = vfmig_vmm_mig_get_state(dev, &st);
 	if (r < 0)
 		return r;
@@ -365,7 +404,7 @@ static int estimate(vfmig_vmm_dev *dev, uint32_t feature, void *out,
 
 	if (r < 0)
 		return r;
-	if (!dev->caps.mig_info_version)
+	if (!dev->caps.mig_info_version || vmm_ds_on(dev))
 		r = -EOPNOTSUPP;
 	else
 		r = vmm_feature_exact(dev, VFU_FEATURE_GET | feature, NULL, 0,

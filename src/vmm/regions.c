@@ -12,11 +12,27 @@
 
 #include "internal.h"
 
-int vfmig_vmm_dev_get_info(vfmig_vmm_dev *dev, struct vfmig_vmm_dev_info *info)
+int vmm_dev_info_locked(vfmig_vmm_dev *dev, struct vfmig_vmm_dev_info *info)
 {
 	struct vfu_device_info di = { .argsz = sizeof(di) };
 	struct iovec iov = { &di, sizeof(di) };
 	struct vfu_msg reply;
+	int r;
+
+	r = vmm_call(dev, VFU_CMD_DEVICE_GET_INFO, &iov, 1, NULL, 0, &reply);
+	if (r < 0)
+		return r;
+	if (reply.len != sizeof(di))
+		return vmm_proto_error(dev, &reply, "DEVICE_GET_INFO reply size");
+	memcpy(&di, reply.payload, sizeof(di));
+	vfu_msg_release(&reply);
+	*info = (struct vfmig_vmm_dev_info){ di.flags, di.num_regions,
+					     di.num_irqs };
+	return 0;
+}
+
+int vfmig_vmm_dev_get_info(vfmig_vmm_dev *dev, struct vfmig_vmm_dev_info *info)
+{
 	int r;
 
 	if (!info)
@@ -24,18 +40,7 @@ int vfmig_vmm_dev_get_info(vfmig_vmm_dev *dev, struct vfmig_vmm_dev_info *info)
 	r = vmm_lock_live(dev);
 	if (r < 0)
 		return r;
-	r = vmm_call(dev, VFU_CMD_DEVICE_GET_INFO, &iov, 1, NULL, 0, &reply);
-	if (r < 0)
-		goto out;
-	if (reply.len != sizeof(di)) {
-		r = vmm_proto_error(dev, &reply, "DEVICE_GET_INFO reply size");
-		goto out;
-	}
-	memcpy(&di, reply.payload, sizeof(di));
-	vfu_msg_release(&reply);
-	*info = (struct vfmig_vmm_dev_info){ di.flags, di.num_regions,
-					     di.num_irqs };
-out:
+	r = vmm_dev_info_locked(dev, info);
 	vmm_unlock(dev);
 	return r;
 }
@@ -203,6 +208,19 @@ static int region_info_locked(vfmig_vmm_dev *dev, uint32_t index,
 	return r;
 }
 
+int vmm_region_info_locked(vfmig_vmm_dev *dev, uint32_t index,
+			   struct vfmig_vmm_region_info *info)
+{
+	int r;
+
+	memset(info, 0, sizeof(*info));
+	info->fd = -1;
+	r = region_info_locked(dev, index, info);
+	if (r < 0)
+		vfmig_vmm_region_info_release(info);
+	return r;
+}
+
 int vfmig_vmm_dev_get_region_info(vfmig_vmm_dev *dev, uint32_t index,
 				  struct vfmig_vmm_region_info *info)
 {
@@ -215,10 +233,8 @@ int vfmig_vmm_dev_get_region_info(vfmig_vmm_dev *dev, uint32_t index,
 	r = vmm_lock_live(dev);
 	if (r < 0)
 		return r;
-	r = region_info_locked(dev, index, info);
+	r = vmm_region_info_locked(dev, index, info);
 	vmm_unlock(dev);
-	if (r < 0)
-		vfmig_vmm_region_info_release(info);
 	return r;
 }
 
@@ -343,18 +359,14 @@ static int write_chunk(vfmig_vmm_dev *dev, uint32_t index, uint64_t offset,
 	return 0;
 }
 
-static int region_io(vfmig_vmm_dev *dev, uint32_t index, uint64_t offset,
-		     uint8_t *rbuf, const uint8_t *wbuf, size_t len)
+int vmm_region_io_locked(vfmig_vmm_dev *dev, uint32_t index, uint64_t offset,
+			 uint8_t *rbuf, const uint8_t *wbuf, size_t len)
 {
-	size_t done = 0;
-	int r;
+	size_t chunk = vmm_xfer_chunk(dev), done = 0;
+	int r = 0;
 
-	if (offset + len < offset || (len && !rbuf && !wbuf))
+	if (offset + len < offset || (len && !rbuf && !wbuf) || !chunk)
 		return -EINVAL;
-	r = vmm_lock_live(dev);
-	if (r < 0)
-		return r;
-	size_t chunk = vmm_xfer_chunk(dev);
 	while (r == 0 && done < len) {
 		uint32_t n = (uint32_t)(len - done < chunk ? len - done : chunk);
 		r = rbuf ? read_chunk(dev, index, offset + done, rbuf + done, n)
@@ -362,6 +374,20 @@ static int region_io(vfmig_vmm_dev *dev, uint32_t index, uint64_t offset,
 				       n);
 		done += n;
 	}
+	return r;
+}
+
+static int region_io(vfmig_vmm_dev *dev, uint32_t index, uint64_t offset,
+		     uint8_t *rbuf, const uint8_t *wbuf, size_t len)
+{
+	int r;
+
+	if (offset + len < offset || (len && !rbuf && !wbuf))
+		return -EINVAL;
+	r = vmm_lock_live(dev);
+	if (r < 0)
+		return r;
+	r = vmm_region_io_locked(dev, index, offset, rbuf, wbuf, len);
 	vmm_unlock(dev);
 	return r;
 }

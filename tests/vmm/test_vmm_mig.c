@@ -255,9 +255,16 @@ static void s_disc_refused(int fd)
 {
 	struct feat q;
 
+	struct vfu_msg m;
+	struct vfu_device_info di = { sizeof(di), 0, 9, 5 };
+
 	srv_version(fd);
 	srv_feature(fd, &q, GET(VFU_FEATURE_MIGRATION));
 	feat_error(fd, &q, ENOTSUP);
+	/* then the region interface is looked for: no regions past 8 */
+	srv_recv(fd, &m, VFU_CMD_DEVICE_GET_INFO);
+	CHECK(vfu_send_reply(fd, &m.hdr, &di, sizeof(di)) == 0);
+	vfu_msg_release(&m);
 	srv_migration_flags(fd, VFU_MIGRATION_PRE_COPY); /* no STOP_COPY */
 	srv_migration_flags(fd, VFU_MIGRATION_STOP_COPY);
 	srv_probe(fd, VFU_FEATURE_MIG_DEVICE_STATE,
@@ -276,6 +283,7 @@ static void test_discover_blockers(void **state)
 	assert_false(mc.migratable);
 	assert_non_null(strstr(mc.blocker, "DEVICE_FEATURE MIGRATION refused"));
 	assert_non_null(strstr(mc.blocker, "not supported"));
+	assert_int_equal(vfmig_vmm_mig_interface(dev), VFMIG_VMM_MIG_IFACE_NONE);
 	assert_int_equal(vfmig_vmm_mig_discover(dev, &mc), 0);
 	assert_false(mc.migratable);
 	assert_int_equal(mc.flags, VFMIG_VMM_MIG_FLAG_PRE_COPY);
@@ -334,6 +342,7 @@ static void test_discover_full(void **state)
 	assert_string_equal(mc.blocker, "");
 	assert_int_equal(mc.flags, VFMIG_VMM_MIG_FLAG_STOP_COPY |
 					   VFMIG_VMM_MIG_FLAG_PRE_COPY);
+	assert_int_equal(vfmig_vmm_mig_interface(dev), VFMIG_VMM_MIG_IFACE_V2);
 	assert_int_equal(vfmig_vmm_mig_discover(dev, &mc), 0);
 	assert_true(mc.migratable);
 	assert_false(mc.dirty_logging);
