@@ -27,6 +27,7 @@
 struct demo {
 	bool json;
 	const char *ram, *vram, *downtime;
+	const char *iface; /* device-state interface: "v2" or "region" */
 	char dir[64];
 	pid_t pids[N_PROCS];
 	int npids;
@@ -71,11 +72,13 @@ static int spawn(struct demo *d, const char *log, const char *const *args)
 	return 0;
 }
 
+/* Wait up to 30 s (sanitizer builds on a busy machine are slow) for a
+ * socket file; vfmig creates them only once they accept connections. */
 static int wait_path(const char *path)
 {
 	struct stat st;
 
-	for (int i = 0; i < 500; i++) {
+	for (int i = 0; i < 3000; i++) {
 		if (stat(path, &st) == 0)
 			return 0;
 		sleep_ms(10);
@@ -90,14 +93,15 @@ static int start_devices(struct demo *d, const char *side)
 	snprintf(name, sizeof(name), "%s-regs.sock", side);
 	path_in(d, name, regs, sizeof(regs));
 	snprintf(log, sizeof(log), "%s-regs.log", side);
-	const char *a1[] = { "device", "regs", "--socket-path", regs, NULL };
+	const char *a1[] = { "device", "regs", "--socket-path", regs,
+			     "--interface", d->iface, NULL };
 	if (spawn(d, log, a1) < 0)
 		return -1;
 	snprintf(name, sizeof(name), "%s-vram.sock", side);
 	path_in(d, name, vram, sizeof(vram));
 	snprintf(log, sizeof(log), "%s-vram.log", side);
 	const char *a2[] = { "device", "vram", "--socket-path", vram,
-			     "--size", d->vram, NULL };
+			     "--size", d->vram, "--interface", d->iface, NULL };
 	if (spawn(d, log, a2) < 0)
 		return -1;
 	return wait_path(regs) == 0 && wait_path(vram) == 0 ? 0 : -1;
@@ -133,8 +137,13 @@ static struct json_object *call(struct demo *d, const char *side,
 
 	snprintf(name, sizeof(name), "%s.ctl", side);
 	path_in(d, name, ctl, sizeof(ctl));
-	if (ctl_client_open(&c, ctl, err, sizeof(err)) < 0 ||
-	    ctl_client_call(&c, cmd, args, &ret, err, sizeof(err)) < 0) {
+	if (ctl_client_open(&c, ctl, err, sizeof(err)) < 0) {
+		snprintf(d->error, sizeof(d->error), "%s %s: %s", side, cmd,
+			 err);
+		json_object_put(args); /* ctl_client_call would consume it */
+		return NULL;
+	}
+	if (ctl_client_call(&c, cmd, args, &ret, err, sizeof(err)) < 0) {
 		snprintf(d->error, sizeof(d->error), "%s %s: %s", side, cmd,
 			 err);
 		if (c.fd >= 0)
@@ -242,12 +251,13 @@ static int parse_args(struct demo *d, int argc, char **argv)
 		else if (!strcmp(a, "--downtime-ms"))
 			slot = &d->downtime;
 		else if (!strcmp(a, "--interface")) {
-			if (i + 1 >= argc || strcmp(argv[i + 1], "v2")) {
-				fprintf(stderr, "vfmig demo: --interface: only "
-						"v2 is implemented so far\n");
+			if (i + 1 >= argc || (strcmp(argv[i + 1], "v2") &&
+					      strcmp(argv[i + 1], "region"))) {
+				fprintf(stderr, "vfmig demo: --interface takes "
+						"v2 or region\n");
 				return -1;
 			}
-			i++;
+			d->iface = argv[++i];
 			continue;
 		}
 		if (!slot || i + 1 >= argc) {
@@ -306,13 +316,13 @@ static void print_report(struct demo *d, struct json_object *rep,
 
 int cmd_demo(int argc, char **argv)
 {
-	struct demo d = { .ram = "64M", .vram = "256M" };
+	struct demo d = { .ram = "64M", .vram = "256M", .iface = "v2" };
 	struct json_object *rep = NULL, *before = NULL, *after = NULL, *v;
-	char uri[128];
+	char uri[128], ctl[128];
 	bool verified = false;
 
 	if (parse_args(&d, argc, argv) < 0) {
-		fprintf(stderr, "usage: vfmig demo [--json] [--interface v2] "
+		fprintf(stderr, "usage: vfmig demo [--json] [--interface v2|region] "
 				"[--ram SIZE] [--vram-size SIZE] "
 				"[--downtime-ms N]\n");
 		return 2;
@@ -325,12 +335,15 @@ int cmd_demo(int argc, char **argv)
 	}
 	snprintf(uri, sizeof(uri), "unix:%s/migration.sock", d.dir);
 	printf("vfmig demo: live migration of a VM with a regs and a %s vram "
-	       "device between two VMM processes\n", d.vram);
+	       "device (%s interface) between two VMM processes\n", d.vram,
+	       d.iface);
 	fflush(stdout);
 	if (start_devices(&d, "source") < 0 ||
 	    start_devices(&d, "destination") < 0 ||
 	    start_vmm(&d, "source", NULL) < 0 ||
-	    start_vmm(&d, "destination", uri) < 0) {
+	    start_vmm(&d, "destination", uri) < 0 ||
+	    wait_path(path_in(&d, "source.ctl", ctl, sizeof(ctl))) < 0 ||
+	    wait_path(path_in(&d, "destination.ctl", ctl, sizeof(ctl))) < 0) {
 		snprintf(d.error, sizeof(d.error), "setup: could not start "
 			 "the device and VMM processes (logs in %s)", d.dir);
 		goto out;

@@ -196,6 +196,13 @@ static int cmd_query_devices(struct vfmig_control *ctl, void *priv,
 					   vfmig_vm_dev_path(ctl->vm, i)));
 		json_object_object_add(o, "migratable",
 				       json_object_new_boolean(c->migratable));
+		static const char *const ifaces[] = { NULL, "v2", "region" };
+		int iface = vfmig_vmm_mig_interface(vfmig_vm_dev(ctl->vm, i));
+		json_object_object_add(o, "interface",
+				       iface > 0 && iface < 3
+					       ? json_object_new_string(
+							 ifaces[iface])
+					       : NULL);
 		uint32_t ms;
 		if (c->migratable &&
 		    vfmig_vmm_mig_get_state(vfmig_vm_dev(ctl->vm, i), &ms) == 0)

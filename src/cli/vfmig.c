@@ -13,10 +13,10 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
 	{ "demo", cmd_demo,
-	  "demo [--json] [--downtime-ms N]\n"
+	  "demo [--json] [--interface v2|region] [--downtime-ms N]\n"
 	  "                                migrate sample devices live between two VMMs" },
 	{ "device", cmd_device,
-	  "device NAME (--socket-path PATH | --fd N) [--interface v2]\n"
+	  "device NAME (--socket-path PATH | --fd N) [--interface v2|region]\n"
 	  "                                run a sample device (NAME: regs, vram)" },
 	{ "migrate", cmd_migrate,
 	  "migrate --control PATH URI [--downtime-ms N] [--max-rounds N]\n"

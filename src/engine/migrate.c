@@ -217,6 +217,19 @@ static int src_check_devices(struct run *run)
 	return 0;
 }
 
+/* The device-state interface discovery found, as the stream names it. */
+static const char *iface_name(vfmig_vmm_dev *dev)
+{
+	switch (vfmig_vmm_mig_interface(dev)) {
+	case VFMIG_VMM_MIG_IFACE_V2:
+		return "v2";
+	case VFMIG_VMM_MIG_IFACE_REGION:
+		return "region";
+	default:
+		return "none";
+	}
+}
+
 static int src_open_stream(struct run *run, const char *uri)
 {
 	struct vfmig_stream_device *list;
@@ -243,7 +256,7 @@ static int src_open_stream(struct run *run, const char *uri)
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		list[i].id = run->devs[i].d->id;
 		list[i].type = run->devs[i].d->type;
-		list[i].interface = "v2";
+		list[i].interface = iface_name(run->devs[i].d->dev);
 		list[i].instance = (uint32_t)i;
 		list[i].type_version = run->devs[i].type->desc->version;
 	}
@@ -780,12 +793,6 @@ static int dst_check_list(struct run *run,
 				    "has \"%s\" of type \"%s\"",
 				    i, v->id.len, v->id.p, v->type.len,
 				    v->type.p, dr->d->id, dr->d->type);
-		if (!vfmig_stream_str_eq(v->interface, "v2"))
-			return fail(run, -EOPNOTSUPP, "incoming",
-				    "device %s: interface \"%.*s\" is not "
-				    "supported (only v2)",
-				    dr->d->id, v->interface.len,
-				    v->interface.p);
 		if (!dr->type)
 			return fail(run, -EOPNOTSUPP, "incoming",
 				    "device %s: type \"%s\" is not registered",
@@ -803,6 +810,16 @@ static int dst_check_list(struct run *run,
 			return fail(run, r < 0 ? r : -EOPNOTSUPP, "incoming",
 				    "device %s cannot take a migration: %s",
 				    dr->d->id, dr->caps.blocker);
+		/* The device data is framed per interface: a v2 stream
+		 * cannot be loaded through the region interface, nor the
+		 * reverse. */
+		const char *mine = iface_name(dr->d->dev);
+		if (!vfmig_stream_str_eq(v->interface, mine))
+			return fail(run, -EOPNOTSUPP, "incoming",
+				    "device %s: the stream's interface is "
+				    "\"%.*s\", this device speaks %s",
+				    dr->d->id, v->interface.len,
+				    v->interface.p, mine);
 	}
 	return 0;
 }
