@@ -111,8 +111,12 @@ static void find_vfmig(char *out, size_t len)
 	}
 }
 
+/* The device-state interface the devices run with: "v2" or "region". */
+static const char *iface = "v2";
+
 static vfmig_vmm_dev *start_vram(int i, const char *vfmig, uint64_t mib)
 {
+	struct vfmig_vmm_mig_caps caps;
 	struct vfmig_vmm_dev_opts opts = {
 		.version = VFMIG_VMM_OPTS_VERSION,
 		.connect_timeout_ms = 10000,
@@ -131,7 +135,8 @@ static vfmig_vmm_dev *start_vram(int i, const char *vfmig, uint64_t mib)
 		die("fork", -errno);
 	if (pid == 0) {
 		execl(vfmig, "vfmig", "device", "vram", "--socket-path",
-		      sock_path[i], "--size", size, "--quiet", (char *)NULL);
+		      sock_path[i], "--size", size, "--interface", iface,
+		      "--quiet", (char *)NULL);
 		fprintf(stderr, "bench-migration: exec %s: %s\n", vfmig,
 			strerror(errno));
 		_exit(127);
@@ -140,6 +145,12 @@ static vfmig_vmm_dev *start_vram(int i, const char *vfmig, uint64_t mib)
 	r = vfmig_vmm_dev_connect(sock_path[i], &opts, &dev);
 	if (r < 0)
 		die(i ? "connect destination" : "connect source", r);
+	r = vfmig_vmm_mig_discover(dev, &caps);
+	if (r < 0 || !caps.migratable) {
+		fprintf(stderr, "bench-migration: device cannot migrate: %s\n",
+			caps.blocker);
+		die("discover", r < 0 ? r : -EOPNOTSUPP);
+	}
 	return dev;
 }
 
@@ -274,7 +285,7 @@ static double pipeline(vfmig_vmm_dev *src, vfmig_vmm_dev *dst,
 		       uint64_t *stream_bytes)
 {
 	const struct vfmig_stream_device list[] = {
-		{ .id = "vram0", .type = "vram", .interface = "v2" },
+		{ .id = "vram0", .type = "vram", .interface = iface },
 	};
 	struct loader l = { .dst = dst };
 	struct vfmig_vmm_mig_save_result res;
@@ -428,7 +439,7 @@ static double write_only(vfmig_vmm_dev *dst, const struct capture *c)
 static double stream_only(const struct capture *c)
 {
 	const struct vfmig_stream_device list[] = {
-		{ .id = "vram0", .type = "vram", .interface = "v2" },
+		{ .id = "vram0", .type = "vram", .interface = iface },
 	};
 	struct loader l = { .dst = NULL };
 	struct vfmig_stream_writer *w = NULL;
@@ -508,14 +519,18 @@ static const char *const test_names[N_TESTS] = {
 int main(int argc, char **argv)
 {
 	uint64_t mib = argc > 1 ? strtoull(argv[1], NULL, 0) : 256;
+
+	if (argc > 2)
+		iface = argv[2];
 	uint64_t npages, src_csum, dev_bytes = 0, records = 0, sbytes = 0;
 	char vfmig[PATH_MAX + 32];
 	vfmig_vmm_dev *src, *dst;
 	struct capture cap = { 0 };
 
-	if (mib < 1 || mib > 65536) {
+	if (mib < 1 || mib > 65536 || argc > 3 ||
+	    (strcmp(iface, "v2") && strcmp(iface, "region"))) {
 		fprintf(stderr, "usage: bench-migration [VRAM MiB, 1..65536, "
-				"default 256]\n");
+				"default 256] [v2|region, default v2]\n");
 		return 2;
 	}
 	npages = mib * MiB / VRAM_PAGE_SIZE;
@@ -545,8 +560,8 @@ int main(int argc, char **argv)
 		die("malloc", -ENOMEM);
 	memset(cap.buf, 0, cap.cap); /* no page faults inside the timing */
 
-	printf("bench-migration: vram %llu MiB (FILL seed 0x%x), vfmig %s\n",
-	       (unsigned long long)mib, SRC_SEED, vfmig);
+	printf("bench-migration: vram %llu MiB (FILL seed 0x%x), %s interface, "
+	       "vfmig %s\n", (unsigned long long)mib, SRC_SEED, iface, vfmig);
 	printf("device data per round: %llu bytes (%.1f MiB) in %llu "
 	       "DEVICE_DATA records, stream %llu bytes\n",
 	       (unsigned long long)dev_bytes, (double)dev_bytes / MiB,
