@@ -413,8 +413,10 @@ struct vfmig_vmm_mig_caps {
  * MIG_DATA_SIZE (and VFMIG_PRECOPY_INFO with PRE_COPY). If the device
  * refuses GET MIGRATION, look for the region interface instead
  * (docs/region-interface.md): DEVICE_GET_INFO, the region info of indexes
- * 9 to 63, version and caps from the control region; the data regions are
- * mapped when the device offers an fd. Then flags is STOP_COPY (plus
+ * 9 to 63, version and caps from the control region; when the device
+ * offers a data region's fd the library keeps a duplicate and reads and
+ * writes it with pread/pwrite (never mmap, so a device that truncates the
+ * file causes -EPROTO, not SIGBUS). Then flags is STOP_COPY (plus
  * PRE_COPY when the device has iterative data), dirty_logging tells whether
  * it has a dirty bitmap, size_info is false. A device's error
  * reply or refusal is not an error of this call: it returns 0 with

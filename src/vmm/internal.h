@@ -72,7 +72,12 @@ struct vmm_ds_region {
 	uint32_t index;
 	uint32_t flags; /* VFMIG_VMM_REGION_* */
 	uint64_t size;
-	uint8_t *map;   /* the whole region mapped, or NULL: REGION_READ/WRITE */
+	/* The region's fd from the device (our dup), or -1: REGION_READ/WRITE.
+	 * Accessed with pread/pwrite, never mmap: a device that truncates
+	 * its memfd then gives a short read, not SIGBUS in the VMM. */
+	bool has_fd;
+	int fd;          /* valid when has_fd */
+	uint64_t fd_off; /* the region's offset within fd */
 };
 
 /* What the library tracks for a device that speaks the region interface

@@ -13,11 +13,13 @@
  * offered an fd.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "protocol/migfsm.h"
@@ -64,12 +66,24 @@ static int ctl_read(vfmig_vmm_dev *dev, uint32_t off, uint64_t *v, size_t n)
 	return r;
 }
 
-/* Data-region access: through the mapping, else by message. */
+/* Data-region access: pread/pwrite on the device's fd, else by message.
+ * The callers keep off + len within the region. A short transfer means the
+ * device shrank its file under us: a broken device. */
 static int data_read(vfmig_vmm_dev *dev, const struct vmm_ds_region *rg,
 		     uint64_t off, uint8_t *buf, size_t len)
 {
-	if (rg->map) {
-		memcpy(buf, rg->map + off, len);
+	if (rg->has_fd) {
+		for (size_t done = 0; done < len;) {
+			ssize_t n = pread(rg->fd, buf + done, len - done,
+					  (off_t)(rg->fd_off + off + done));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return vmm_proto_error(dev, NULL, "data region "
+						       "file shorter than the "
+						       "region");
+			done += (size_t)n;
+		}
 		return 0;
 	}
 	return vmm_region_io_locked(dev, rg->index, off, buf, NULL, len);
@@ -78,8 +92,17 @@ static int data_read(vfmig_vmm_dev *dev, const struct vmm_ds_region *rg,
 static int data_write(vfmig_vmm_dev *dev, const struct vmm_ds_region *rg,
 		      uint64_t off, const uint8_t *buf, size_t len)
 {
-	if (rg->map) {
-		memcpy(rg->map + off, buf, len);
+	if (rg->has_fd) {
+		for (size_t done = 0; done < len;) {
+			ssize_t n = pwrite(rg->fd, buf + done, len - done,
+					   (off_t)(rg->fd_off + off + done));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return vmm_proto_error(dev, NULL, "data region "
+						       "file not writable");
+			done += (size_t)n;
+		}
 		return 0;
 	}
 	return vmm_region_io_locked(dev, rg->index, off, NULL, buf, len);
@@ -87,9 +110,10 @@ static int data_write(vfmig_vmm_dev *dev, const struct vmm_ds_region *rg,
 
 static void unmap_one(struct vmm_ds_region *rg)
 {
-	if (rg->map)
-		munmap(rg->map, (size_t)rg->size);
-	rg->map = NULL;
+	if (rg->has_fd)
+		close(rg->fd);
+	rg->has_fd = false;
+	rg->fd = -1;
 }
 
 void vmm_ds_unmap(vfmig_vmm_dev *dev)
@@ -169,26 +193,22 @@ static struct vmm_ds_region *ds_slot(struct vmm_ds *ds, uint32_t subtype)
 	}
 }
 
-/* Map a whole data region when the device gave an fd; else stay with
- * messages. A mapping that would not cover the region is not used. */
+/* Keep the fd of a data region the device offered for mapping; else stay
+ * with messages. The fd is only pread/pwritten (see struct vmm_ds_region),
+ * so its size need not be trusted. */
 static void try_map(vfmig_vmm_dev *dev, struct vmm_ds_region *rg,
-		    const struct vfmig_vmm_region_info *info, int prot)
+		    const struct vfmig_vmm_region_info *info)
 {
-	struct vfmig_vmm_mapping m = { 0 };
-	int n;
-
-	if (info->fd < 0 || !(info->flags & VFMIG_VMM_REGION_MMAP))
+	if (info->fd < 0 || !(info->flags & VFMIG_VMM_REGION_MMAP) ||
+	    info->mmap_offset > INT64_MAX - info->size)
 		return;
-	n = vfmig_vmm_region_mmap(info, prot, &m, 1);
-	if (n == 1 && m.offset == 0 && m.size == rg->size) {
-		rg->map = m.addr;
-		return;
-	}
-	if (n > 0)
-		vfmig_vmm_region_munmap(&m, (size_t)n);
-	vfu_log(&dev->log, VFU_LOG_DEBUG,
-		"region %u not mapped (%d); using REGION_READ/WRITE",
-		info->index, n);
+	rg->fd = fcntl(info->fd, F_DUPFD_CLOEXEC, 0);
+	rg->fd_off = info->mmap_offset;
+	rg->has_fd = rg->fd >= 0;
+	if (!rg->has_fd)
+		vfu_log(&dev->log, VFU_LOG_DEBUG,
+			"region %u: cannot keep its fd (%s); using "
+			"REGION_READ/WRITE", info->index, strerror(errno));
 }
 
 /* Look at one index; keep a device-state region's facts and mapping. */
@@ -204,17 +224,15 @@ static int scan_one(vfmig_vmm_dev *dev, uint32_t index, bool *any)
 	    (rg = ds_slot(&dev->ds, info.subtype)) && !rg->present) {
 		*any = true;
 		*rg = (struct vmm_ds_region){ true, index, info.flags,
-					      info.size, NULL };
+					      info.size, false, -1, 0 };
 		if (rg != &dev->ds.ctl && info.size >= MIN_DATA_REGION &&
 		    info.size <= MAX_DATA_REGION)
-			try_map(dev, rg, &info,
-				rg == &dev->ds.bmp ? PROT_READ
-						   : PROT_READ | PROT_WRITE);
+			try_map(dev, rg, &info);
 		vfu_log(&dev->log, VFU_LOG_DEBUG,
 			"region %u: %s, %llu bytes, flags 0x%x%s", index,
 			ds_names[info.subtype],
 			(unsigned long long)info.size, info.flags,
-			rg->map ? ", mapped" : "");
+			rg->has_fd ? ", through its fd" : "");
 	}
 	vfmig_vmm_region_info_release(&info);
 	return 0;
@@ -376,8 +394,8 @@ int vmm_ds_discover(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps,
 	vfu_log(&dev->log, VFU_LOG_INFO,
 		"migratable (region interface): caps 0x%x, memory %s, "
 		"config %s", dev->ds.caps,
-		dev->ds.mem.map ? "mapped" : "by message",
-		dev->ds.cfg.map ? "mapped" : "by message");
+		dev->ds.mem.has_fd ? "through its fd" : "by message",
+		dev->ds.cfg.has_fd ? "through its fd" : "by message");
 	return 0;
 lost:
 	vmm_ds_forget(dev);
@@ -557,8 +575,6 @@ static int deliver(struct pump *p, uint32_t kind, uint64_t size)
 	vfmig_vmm_dev *dev = p->dev;
 	const struct vmm_ds_region *rg =
 		kind == VFU_DS_CHUNK_MEMORY ? &dev->ds.mem : &dev->ds.cfg;
-	const uint8_t *map = rg->map;
-	uint32_t index = rg->index;
 	size_t chunk = vmm_xfer_chunk(dev);
 	uint8_t hdr[VFU_DS_CHUNK_HDR] = { (uint8_t)kind,
 					  (uint8_t)(size >> 24),
@@ -568,14 +584,20 @@ static int deliver(struct pump *p, uint32_t kind, uint64_t size)
 
 	vmm_unlock(dev);
 	r = p->sink(p->priv, hdr, sizeof(hdr));
-	if (r < 0 || map)
-		return r < 0 ? r : p->sink(p->priv, map, (size_t)size);
+	if (r < 0)
+		return r;
 	for (uint64_t done = 0; done < size;) {
-		size_t n = size - done < chunk ? (size_t)(size - done) : chunk;
+		size_t n;
 		r = vmm_lock_live(dev);
 		if (r < 0)
 			return r;
-		r = vmm_region_io_locked(dev, index, done, p->buf, NULL, n);
+		/* Under the lock: a close or reconnect may drop the fd. pread
+		 * has no message size limit; p->buf holds VMM_MAX_XFER. */
+		n = rg->has_fd ? VMM_MAX_XFER : chunk;
+		n = size - done < n ? (size_t)(size - done) : n;
+		r = vmm_ds_on(dev) && rg->present
+			    ? data_read(dev, rg, done, p->buf, n)
+			    : -ENOTCONN;
 		vmm_unlock(dev);
 		if (r == 0)
 			r = p->sink(p->priv, p->buf, n);

@@ -34,7 +34,7 @@ static int mapped_discoveries; /* the data regions came with an fd */
 static void on_log(void *priv, int level, const char *msg)
 {
 	(void)priv, (void)level;
-	if (strstr(msg, "region interface") && strstr(msg, "config mapped"))
+	if (strstr(msg, "region interface") && strstr(msg, "config through its fd"))
 		mapped_discoveries++;
 }
 

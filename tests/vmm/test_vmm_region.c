@@ -52,6 +52,7 @@ struct emu {
 	uint64_t cfg_size, mem_size, mem_pos, start, page_nr;
 	/* misbehaviour */
 	uint64_t lie_mem_size, lie_cfg_size; /* nonzero: GET reports this */
+	bool shrink; /* after a memory GET, truncate the region's memfd */
 	uint32_t fail_value;  /* writing this device_state fails ... */
 	int fail_times;       /* ... this many times, with EIO */
 	bool stray_bits;      /* set bits past page_nr */
@@ -173,6 +174,9 @@ static int ctl_write(struct emu *e, uint64_t off, const uint8_t *p,
 					      &e->mem_fetched);
 			if (e->lie_mem_size)
 				e->mem_size = e->lie_mem_size;
+			if (e->shrink &&
+			    ftruncate(e->reg[2].fd, 0) != 0)
+				return EIO;
 			return 0;
 		}
 		if (e->mem_pos != e->dst_mem_len ||
@@ -569,6 +573,33 @@ static int sink_drop(void *priv, const void *buf, size_t len)
 {
 	(void)priv, (void)buf, (void)len;
 	return 0;
+}
+
+/* A device that shrinks the file behind a data region after filling it:
+ * the VMM, which reads the region through the fd and never maps it, gets
+ * a short read and a clear error instead of SIGBUS. */
+static void test_shrunk_region_file(void **state)
+{
+	struct vfmig_vmm_mig_save_result res;
+	static const uint8_t data[3000];
+	struct emu e;
+	vfmig_vmm_dev *dev;
+	uint32_t fin;
+
+	(void)state;
+	emu_init(&e, true);
+	e.shrink = true;
+	e.src_mem = e.src_cfg = data;
+	e.src_mem_len = e.src_cfg_len = sizeof(data);
+	dev = emu_start(&e);
+	discover_ok(&e, dev);
+	assert_int_equal(vfmig_vmm_mig_set_state(dev, VFMIG_VMM_MIG_PRE_COPY,
+						 VFMIG_VMM_MIG_RUNNING, &fin),
+			 0);
+	assert_int_equal(vfmig_vmm_mig_save(dev, 0, sink_drop, NULL, &res),
+			 -EPROTO);
+	assert_false(vfmig_vmm_dev_connected(dev));
+	emu_stop(&e, dev);
 }
 
 static void test_lying_sizes(void **state)
@@ -1025,6 +1056,7 @@ int main(void)
 		cmocka_unit_test(test_discover_minimal),
 		cmocka_unit_test(test_lying_sizes),
 		cmocka_unit_test(test_save_load_mapped),
+		cmocka_unit_test(test_shrunk_region_file),
 		cmocka_unit_test(test_save_load_messages),
 		cmocka_unit_test(test_load_split),
 		cmocka_unit_test(test_framing_errors),
