@@ -295,10 +295,11 @@ void dev_ds_reset(struct vfmig_dev *dev);
 /* A REGION_READ/WRITE of region 9..12 (already known to exist). */
 int dev_ds_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
 		  void *buf, size_t len, bool is_write);
-/* GET_REGION_INFO body for 9..12 (see dev_region_info_build). */
-int dev_ds_region_info(const struct vfmig_dev *dev, uint32_t index,
-		       uint32_t argsz, uint8_t **out, size_t *outlen,
-		       bool *with_fd);
+/* The region info and TYPE capability of region 9..12; *with_fd: the
+ * region's memfd goes with the reply (dev_region_info_build sends it). */
+void dev_ds_region_info(const struct vfmig_dev *dev, uint32_t index,
+			struct vfu_region_info *ri,
+			struct vfu_region_info_cap_type *cap, bool *with_fd);
 int dev_ds_region_fd(const struct vfmig_dev *dev, uint32_t index);
 
 /* dirty.c */

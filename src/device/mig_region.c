@@ -468,46 +468,28 @@ int dev_ds_region_fd(const struct vfmig_dev *dev, uint32_t index)
 	return dev->ds.data[index - VFU_DS_REGION_CONFIG].memfd;
 }
 
-int dev_ds_region_info(const struct vfmig_dev *dev, uint32_t index,
-		       uint32_t argsz, uint8_t **out, size_t *outlen,
-		       bool *with_fd)
+void dev_ds_region_info(const struct vfmig_dev *dev, uint32_t index,
+			struct vfu_region_info *ri,
+			struct vfu_region_info_cap_type *cap, bool *with_fd)
 {
-	struct vfu_region_info ri = {
+	*ri = (struct vfu_region_info){
 		.index = index,
 		.flags = VFU_REGION_INFO_FLAG_READ | VFU_REGION_INFO_FLAG_WRITE |
 			 VFU_REGION_INFO_FLAG_CAPS,
-		.cap_offset = sizeof(ri),
 	};
-	struct vfu_region_info_cap_type cap = {
+	*cap = (struct vfu_region_info_cap_type){
 		.header = { .id = VFU_REGION_INFO_CAP_TYPE, .version = 1 },
 		.type = VFU_REGION_TYPE_DEVICE_STATE,
 	};
-	size_t full = sizeof(ri) + sizeof(cap);
-	uint8_t *buf;
-
 	*with_fd = false;
 	if (index == VFU_DS_REGION_CTL) {
-		ri.size = VFU_DS_CTL_REGION_SIZE;
-		cap.subtype = VFU_REGION_SUBTYPE_DEVICE_STATE_CTL;
+		ri->size = VFU_DS_CTL_REGION_SIZE;
+		cap->subtype = VFU_REGION_SUBTYPE_DEVICE_STATE_CTL;
 	} else {
 		unsigned int i = index - VFU_DS_REGION_CONFIG;
-		ri.size = dev->ds.data[i].size;
-		ri.flags |= VFU_REGION_INFO_FLAG_MMAP; /* the whole region */
-		cap.subtype = data_desc[i].subtype;
+		ri->size = dev->ds.data[i].size;
+		ri->flags |= VFU_REGION_INFO_FLAG_MMAP; /* the whole region */
+		cap->subtype = data_desc[i].subtype;
 		*with_fd = true;
 	}
-	ri.argsz = (uint32_t)full;
-	if (argsz < full) { /* truncated: the client retries with argsz */
-		ri.cap_offset = 0;
-		full = sizeof(ri);
-	}
-	buf = malloc(full);
-	if (!buf)
-		return -ENOMEM;
-	memcpy(buf, &ri, sizeof(ri));
-	if (full > sizeof(ri))
-		memcpy(buf + sizeof(ri), &cap, sizeof(cap));
-	*out = buf;
-	*outlen = full;
-	return 0;
 }

@@ -231,28 +231,45 @@ int dev_region_info_build(const struct vfmig_dev *dev, uint32_t index,
 			  uint32_t argsz, uint8_t **out, size_t *outlen,
 			  bool *with_fd)
 {
+	/* The capability chain: one sparse-mmap cap with its areas, or one
+	 * TYPE cap. */
+	uint8_t caps[sizeof(struct vfu_region_info_cap_sparse_mmap) +
+		     (MAX_HOLES + 1) * sizeof(struct vfu_sparse_mmap_area)];
 	struct vfu_sparse_mmap_area areas[MAX_HOLES + 1];
-	struct vfu_region_info_cap_sparse_mmap cap = { 0 };
 	struct vfu_region_info ri;
-	size_t n = 0, full;
+	size_t n = 0, caps_len = 0, full;
 	uint8_t *buf;
 
 	*with_fd = false;
 	if (index >= dev_num_regions(dev) || argsz < sizeof(ri))
 		return -EINVAL;
-	if (index >= VFU_PCI_NUM_REGIONS)
-		return dev_ds_region_info(dev, index, argsz, out, outlen,
-					  with_fd);
-	base_info(dev, index, &ri);
-	if (index < VFMIG_DEV_MAX_BARS && dev->bars[index].mem)
-		n = sparse_areas(dev, index, areas);
-	full = sizeof(ri) + (n ? sizeof(cap) + n * sizeof(areas[0]) : 0);
-	if (n) {
-		ri.flags |= VFU_REGION_INFO_FLAG_MMAP | VFU_REGION_INFO_FLAG_CAPS;
-		ri.cap_offset = sizeof(ri);
-		*with_fd = true;
+	if (index >= VFU_PCI_NUM_REGIONS) {
+		struct vfu_region_info_cap_type type;
+		static_assert(sizeof(type) <= sizeof(caps), "caps buffer");
+		dev_ds_region_info(dev, index, &ri, &type, with_fd);
+		memcpy(caps, &type, sizeof(type));
+		caps_len = sizeof(type);
+	} else {
+		base_info(dev, index, &ri);
+		if (index < VFMIG_DEV_MAX_BARS && dev->bars[index].mem)
+			n = sparse_areas(dev, index, areas);
+		if (n) {
+			struct vfu_region_info_cap_sparse_mmap cap = {
+				.header = { .id = VFU_REGION_INFO_CAP_SPARSE_MMAP,
+					    .version = 1 },
+				.nr_areas = (uint32_t)n,
+			};
+			ri.flags |= VFU_REGION_INFO_FLAG_MMAP |
+				    VFU_REGION_INFO_FLAG_CAPS;
+			memcpy(caps, &cap, sizeof(cap));
+			memcpy(caps + sizeof(cap), areas, n * sizeof(areas[0]));
+			caps_len = sizeof(cap) + n * sizeof(areas[0]);
+			*with_fd = true;
+		}
 	}
+	full = sizeof(ri) + caps_len;
 	ri.argsz = (uint32_t)full;
+	ri.cap_offset = caps_len ? sizeof(ri) : 0;
 	if (argsz < full) { /* truncated: the client retries with argsz */
 		ri.cap_offset = 0;
 		full = sizeof(ri);
@@ -261,13 +278,7 @@ int dev_region_info_build(const struct vfmig_dev *dev, uint32_t index,
 	if (!buf)
 		return -ENOMEM;
 	memcpy(buf, &ri, sizeof(ri));
-	if (full > sizeof(ri)) {
-		cap.header.id = VFU_REGION_INFO_CAP_SPARSE_MMAP;
-		cap.header.version = 1;
-		cap.nr_areas = (uint32_t)n;
-		memcpy(buf + sizeof(ri), &cap, sizeof(cap));
-		memcpy(buf + sizeof(ri) + sizeof(cap), areas, n * sizeof(areas[0]));
-	}
+	memcpy(buf + sizeof(ri), caps, full - sizeof(ri));
 	*out = buf;
 	*outlen = full;
 	return 0;
