@@ -80,11 +80,8 @@ struct vmm_ds_region {
 	uint64_t fd_off; /* the region's offset within fd */
 };
 
-/* What the library tracks for a device that speaks the region interface
- * (docs/region-interface.md, "The VMM side"). */
-struct vmm_ds {
-	struct vmm_ds_region ctl, cfg, mem, bmp;
-	uint32_t caps;        /* VFU_DS_CAP_* read at discovery */
+/* What a repeated discovery on the same connection keeps. */
+struct vmm_ds_session {
 	uint32_t state;       /* shadow v2 state (VFU_MIG_STATE_*) */
 	bool logging;         /* DMA logging on (LOGGING bit wanted) */
 	/* saving: memory bytes fetched in this save session, and whether
@@ -100,8 +97,16 @@ struct vmm_ds {
 	uint64_t mem_loaded;  /* bytes handed over by SET_BUFFER, per kind */
 	uint64_t cfg_loaded;
 	int load_err;         /* sticky until RESUMING is entered again */
-	/* the fields above describe this connection's device: a repeated
-	 * discovery keeps them (false after a break or reconnect) */
+};
+
+/* What the library tracks for a device that speaks the region interface
+ * (docs/region-interface.md, "The VMM side"). */
+struct vmm_ds {
+	struct vmm_ds_region ctl, cfg, mem, bmp;
+	uint32_t caps;        /* VFU_DS_CAP_* read at discovery */
+	/* this connection's device: a repeated discovery keeps it (tracked
+	 * false after a break or reconnect) */
+	struct vmm_ds_session sess;
 	bool tracked;
 };
 

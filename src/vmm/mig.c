@@ -244,7 +244,7 @@ int vfmig_vmm_mig_get_state(vfmig_vmm_dev *dev, uint32_t *state)
 	if (r < 0)
 		return r;
 	if (vmm_ds_on(dev))
-		*state = dev->ds.state;
+		*state = dev->ds.sess.state;
 	else
 		r = get_state(dev, state);
 	vmm_unlock(dev);

@@ -133,19 +133,19 @@ void vmm_ds_forget(vfmig_vmm_dev *dev)
 
 static void load_reset(struct vmm_ds *ds)
 {
-	ds->hdr_got = 0;
-	ds->kind = 0;
-	ds->left = ds->fill = 0;
-	ds->mem_loaded = ds->cfg_loaded = 0;
-	ds->load_err = 0;
+	ds->sess.hdr_got = 0;
+	ds->sess.kind = 0;
+	ds->sess.left = ds->sess.fill = 0;
+	ds->sess.mem_loaded = ds->sess.cfg_loaded = 0;
+	ds->sess.load_err = 0;
 }
 
 void vmm_ds_after_reset(vfmig_vmm_dev *dev)
 {
-	dev->ds.state = VFU_MIG_STATE_RUNNING;
-	dev->ds.logging = false;
-	dev->ds.mem_fetched = 0;
-	dev->ds.mem_done = false;
+	dev->ds.sess.state = VFU_MIG_STATE_RUNNING;
+	dev->ds.sess.logging = false;
+	dev->ds.sess.mem_fetched = 0;
+	dev->ds.sess.mem_done = false;
 	load_reset(&dev->ds);
 }
 
@@ -334,23 +334,6 @@ static bool pieces_ok(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps)
 	return true;
 }
 
-/* The tracked state and the save/load sessions of an earlier discovery. */
-static void keep_session(struct vmm_ds *ds, const struct vmm_ds *prev)
-{
-	ds->state = prev->state;
-	ds->logging = prev->logging;
-	ds->mem_fetched = prev->mem_fetched;
-	ds->mem_done = prev->mem_done;
-	memcpy(ds->hdr, prev->hdr, sizeof(ds->hdr));
-	ds->hdr_got = prev->hdr_got;
-	ds->kind = prev->kind;
-	ds->left = prev->left;
-	ds->fill = prev->fill;
-	ds->mem_loaded = prev->mem_loaded;
-	ds->cfg_loaded = prev->cfg_loaded;
-	ds->load_err = prev->load_err;
-}
-
 int vmm_ds_discover(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps,
 		    const struct vmm_ds *prev)
 {
@@ -388,8 +371,8 @@ int vmm_ds_discover(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps,
 	caps->size_info = false;
 	dev->mig_iface = VFMIG_VMM_MIG_IFACE_REGION;
 	vmm_ds_after_reset(dev);
-	if (prev)
-		keep_session(&dev->ds, prev);
+	if (prev) /* the tracked state and sessions of an earlier discovery */
+		dev->ds.sess = prev->sess;
 	dev->ds.tracked = true;
 	vfu_log(&dev->log, VFU_LOG_INFO,
 		"migratable (region interface): caps 0x%x, memory %s, "
@@ -429,7 +412,7 @@ static int ds_value(const struct vmm_ds *ds, uint32_t st, uint32_t *v)
 		return -EINVAL;
 	}
 	/* Logging while loading would make the value STOP_COPY. */
-	if (ds->logging && st != VFU_MIG_STATE_RESUMING)
+	if (ds->sess.logging && st != VFU_MIG_STATE_RESUMING)
 		*v |= VFU_DS_STATE_LOGGING;
 	return 0;
 }
@@ -449,16 +432,16 @@ static int write_state(vfmig_vmm_dev *dev, uint32_t st)
 /* The shadow moves to st: start a save or a load session as needed. */
 static void enter(struct vmm_ds *ds, uint32_t st)
 {
-	if (vfu_mig_state_saving(st) && !vfu_mig_state_saving(ds->state)) {
-		ds->mem_fetched = 0;
-		ds->mem_done = false;
+	if (vfu_mig_state_saving(st) && !vfu_mig_state_saving(ds->sess.state)) {
+		ds->sess.mem_fetched = 0;
+		ds->sess.mem_done = false;
 	}
 	if (st == VFU_MIG_STATE_RESUMING) {
-		ds->logging = false; /* the device dropped it with STOP */
-		if (ds->state != VFU_MIG_STATE_RESUMING)
+		ds->sess.logging = false; /* the device dropped it with STOP */
+		if (ds->sess.state != VFU_MIG_STATE_RESUMING)
 			load_reset(ds);
 	}
-	ds->state = st;
+	ds->sess.state = st;
 }
 
 /* After a failed write (connection intact): the v2 recovery rule. */
@@ -498,15 +481,15 @@ int vmm_ds_set_state(vfmig_vmm_dev *dev, uint32_t target, uint32_t recover,
 	uint32_t v;
 	int r;
 
-	*ended = ds->state;
+	*ended = ds->sess.state;
 	if (ds_value(ds, target, &v) < 0 ||
 	    (recover != VFU_MIG_STATE_ERROR && ds_value(ds, recover, &v) < 0))
 		return -EINVAL;
 	/* Writing STOP again would end the load we are in. */
 	if (target == VFU_MIG_STATE_RESUMING &&
-	    ds->state == VFU_MIG_STATE_RESUMING)
+	    ds->sess.state == VFU_MIG_STATE_RESUMING)
 		return 0;
-	if (ds->state == VFU_MIG_STATE_RESUMING && (ds->hdr_got || ds->left))
+	if (ds->sess.state == VFU_MIG_STATE_RESUMING && (ds->sess.hdr_got || ds->sess.left))
 		vfu_log(&dev->log, VFU_LOG_WARNING,
 			"leaving RESUMING inside a chunk: the stream was "
 			"truncated");
@@ -524,7 +507,7 @@ int vmm_ds_set_state(vfmig_vmm_dev *dev, uint32_t target, uint32_t recover,
 	if (dev->fd >= 0)
 		*ended = ds_recover(dev, recover);
 	if (*ended == VFMIG_VMM_MIG_UNKNOWN)
-		ds->state = VFU_MIG_STATE_ERROR;
+		ds->sess.state = VFU_MIG_STATE_ERROR;
 	return r;
 }
 
@@ -539,7 +522,7 @@ static int fetch(vfmig_vmm_dev *dev, uint32_t kind, uint64_t *size)
 	int r = 0;
 
 	if (mem)
-		r = ctl_write(dev, VFU_DS_OFF_MEMORY_POS, ds->mem_fetched, 8);
+		r = ctl_write(dev, VFU_DS_OFF_MEMORY_POS, ds->sess.mem_fetched, 8);
 	if (r == 0)
 		r = ctl_write(dev, mem ? VFU_DS_OFF_MEMORY_ACTION
 				       : VFU_DS_OFF_CONFIG_ACTION,
@@ -618,11 +601,11 @@ static int save_chunk(struct pump *p, uint32_t st, uint32_t *kind,
 
 	if (r < 0)
 		return r;
-	if (!vmm_ds_on(dev) || ds->state != st) {
+	if (!vmm_ds_on(dev) || ds->sess.state != st) {
 		vmm_unlock(dev);
 		return -EINVAL; /* rediscovered or moved meanwhile */
 	}
-	*kind = st == VFU_MIG_STATE_PRE_COPY || !ds->mem_done
+	*kind = st == VFU_MIG_STATE_PRE_COPY || !ds->sess.mem_done
 			? VFU_DS_CHUNK_MEMORY
 			: VFU_DS_CHUNK_CONFIG;
 	if (*kind == VFU_DS_CHUNK_MEMORY && !ds->mem.present) {
@@ -636,12 +619,12 @@ static int save_chunk(struct pump *p, uint32_t st, uint32_t *kind,
 	}
 	if (*size == 0) {
 		if (*kind == VFU_DS_CHUNK_MEMORY)
-			ds->mem_done = true;
+			ds->sess.mem_done = true;
 		vmm_unlock(dev);
 		return 0;
 	}
 	if (*kind == VFU_DS_CHUNK_MEMORY)
-		ds->mem_fetched += *size;
+		ds->sess.mem_fetched += *size;
 	r = deliver(p, *kind, *size);
 	return r < 0 ? r : 1;
 }
@@ -657,10 +640,10 @@ int vmm_ds_save(vfmig_vmm_dev *dev, uint64_t budget,
 
 	if (r < 0)
 		return r;
-	st = dev->ds.state;
+	st = dev->ds.sess.state;
 	res->state = st;
 	if (st == VFU_MIG_STATE_STOP_COPY && !dev->ds.mem.present)
-		dev->ds.mem_done = true;
+		dev->ds.sess.mem_done = true;
 	vmm_unlock(dev);
 	if (st != VFU_MIG_STATE_PRE_COPY && st != VFU_MIG_STATE_STOP_COPY)
 		return -EINVAL;
@@ -698,15 +681,15 @@ int vmm_ds_save(vfmig_vmm_dev *dev, uint64_t budget,
 static int flush(vfmig_vmm_dev *dev)
 {
 	struct vmm_ds *ds = &dev->ds;
-	bool mem = ds->kind == VFU_DS_CHUNK_MEMORY;
+	bool mem = ds->sess.kind == VFU_DS_CHUNK_MEMORY;
 	int r = 0;
 
 	if (mem)
-		r = ctl_write(dev, VFU_DS_OFF_MEMORY_POS, ds->mem_loaded, 8);
+		r = ctl_write(dev, VFU_DS_OFF_MEMORY_POS, ds->sess.mem_loaded, 8);
 	if (r == 0)
 		r = ctl_write(dev, mem ? VFU_DS_OFF_MEMORY_SIZE
 				       : VFU_DS_OFF_CONFIG_SIZE,
-			      ds->fill, 8);
+			      ds->sess.fill, 8);
 	if (r == 0)
 		r = ctl_write(dev, mem ? VFU_DS_OFF_MEMORY_ACTION
 				       : VFU_DS_OFF_CONFIG_ACTION,
@@ -714,10 +697,10 @@ static int flush(vfmig_vmm_dev *dev)
 	if (r < 0)
 		return r;
 	if (mem)
-		ds->mem_loaded += ds->fill;
+		ds->sess.mem_loaded += ds->sess.fill;
 	else
-		ds->cfg_loaded += ds->fill;
-	ds->fill = 0;
+		ds->sess.cfg_loaded += ds->sess.fill;
+	ds->sess.fill = 0;
 	return 0;
 }
 
@@ -725,32 +708,32 @@ static int flush(vfmig_vmm_dev *dev)
 static int take_header(vfmig_vmm_dev *dev, const uint8_t *p, size_t len)
 {
 	struct vmm_ds *ds = &dev->ds;
-	size_t n = VFU_DS_CHUNK_HDR - ds->hdr_got;
+	size_t n = VFU_DS_CHUNK_HDR - ds->sess.hdr_got;
 
 	if (n > len)
 		n = len;
-	memcpy(ds->hdr + ds->hdr_got, p, n);
-	ds->hdr_got += n;
-	if (ds->hdr_got < VFU_DS_CHUNK_HDR)
+	memcpy(ds->sess.hdr + ds->sess.hdr_got, p, n);
+	ds->sess.hdr_got += n;
+	if (ds->sess.hdr_got < VFU_DS_CHUNK_HDR)
 		return (int)n;
-	ds->kind = ds->hdr[0];
-	ds->left = (uint64_t)ds->hdr[1] << 24 | (uint64_t)ds->hdr[2] << 16 |
-		   (uint64_t)ds->hdr[3] << 8 | ds->hdr[4];
-	ds->fill = 0;
-	if ((ds->kind != VFU_DS_CHUNK_MEMORY && ds->kind != VFU_DS_CHUNK_CONFIG) ||
-	    (ds->kind == VFU_DS_CHUNK_MEMORY && !ds->mem.present)) {
+	ds->sess.kind = ds->sess.hdr[0];
+	ds->sess.left = (uint64_t)ds->sess.hdr[1] << 24 | (uint64_t)ds->sess.hdr[2] << 16 |
+		   (uint64_t)ds->sess.hdr[3] << 8 | ds->sess.hdr[4];
+	ds->sess.fill = 0;
+	if ((ds->sess.kind != VFU_DS_CHUNK_MEMORY && ds->sess.kind != VFU_DS_CHUNK_CONFIG) ||
+	    (ds->sess.kind == VFU_DS_CHUNK_MEMORY && !ds->mem.present)) {
 		vfu_log(&dev->log, VFU_LOG_ERR, "device data: chunk kind %u",
-			ds->kind);
+			ds->sess.kind);
 		return -EPROTO;
 	}
-	if (ds->left > MAX_CHUNK) {
+	if (ds->sess.left > MAX_CHUNK) {
 		vfu_log(&dev->log, VFU_LOG_ERR,
 			"device data: chunk of %llu bytes",
-			(unsigned long long)ds->left);
+			(unsigned long long)ds->sess.left);
 		return -EPROTO;
 	}
-	if (ds->left == 0)
-		ds->hdr_got = 0; /* empty chunk: nothing to hand over */
+	if (ds->sess.left == 0)
+		ds->sess.hdr_got = 0; /* empty chunk: nothing to hand over */
 	return (int)n;
 }
 
@@ -760,25 +743,25 @@ static int take_data(vfmig_vmm_dev *dev, const uint8_t *p, size_t len)
 {
 	struct vmm_ds *ds = &dev->ds;
 	const struct vmm_ds_region *rg =
-		ds->kind == VFU_DS_CHUNK_MEMORY ? &ds->mem : &ds->cfg;
+		ds->sess.kind == VFU_DS_CHUNK_MEMORY ? &ds->mem : &ds->cfg;
 	uint64_t n = len;
 	int r;
 
-	if (n > ds->left)
-		n = ds->left;
-	if (n > rg->size - ds->fill)
-		n = rg->size - ds->fill;
-	r = data_write(dev, rg, ds->fill, p, (size_t)n);
+	if (n > ds->sess.left)
+		n = ds->sess.left;
+	if (n > rg->size - ds->sess.fill)
+		n = rg->size - ds->sess.fill;
+	r = data_write(dev, rg, ds->sess.fill, p, (size_t)n);
 	if (r < 0)
 		return r;
-	ds->fill += n;
-	ds->left -= n;
-	if (ds->left == 0 || ds->fill == rg->size) {
+	ds->sess.fill += n;
+	ds->sess.left -= n;
+	if (ds->sess.left == 0 || ds->sess.fill == rg->size) {
 		r = flush(dev);
 		if (r < 0)
 			return r;
-		if (ds->left == 0)
-			ds->hdr_got = 0;
+		if (ds->sess.left == 0)
+			ds->sess.hdr_got = 0;
 	}
 	return (int)n;
 }
@@ -788,10 +771,10 @@ int vmm_ds_load(vfmig_vmm_dev *dev, const uint8_t *buf, size_t len)
 	struct vmm_ds *ds = &dev->ds;
 	size_t done = 0;
 
-	if (ds->state != VFU_MIG_STATE_RESUMING)
+	if (ds->sess.state != VFU_MIG_STATE_RESUMING)
 		return -EINVAL;
-	if (ds->load_err)
-		return ds->load_err;
+	if (ds->sess.load_err)
+		return ds->sess.load_err;
 	while (done < len) {
 		size_t n = len - done;
 		int r;
@@ -799,11 +782,11 @@ int vmm_ds_load(vfmig_vmm_dev *dev, const uint8_t *buf, size_t len)
 		/* pieces stay below INT_MAX for the int results */
 		if (n > MAX_CHUNK)
 			n = MAX_CHUNK;
-		r = ds->hdr_got < VFU_DS_CHUNK_HDR
+		r = ds->sess.hdr_got < VFU_DS_CHUNK_HDR
 			    ? take_header(dev, buf + done, n)
 			    : take_data(dev, buf + done, n);
 		if (r < 0) {
-			ds->load_err = r;
+			ds->sess.load_err = r;
 			return r;
 		}
 		done += (size_t)r;
@@ -823,16 +806,16 @@ int vmm_ds_log_start(vfmig_vmm_dev *dev, uint64_t page_size,
 	if (!(ds->caps & VFU_DS_CAP_SYSTEM_MEMORY))
 		return -EOPNOTSUPP;
 	if (page_size != VFU_DS_PAGE_SIZE ||
-	    ds->state == VFU_MIG_STATE_RESUMING)
+	    ds->sess.state == VFU_MIG_STATE_RESUMING)
 		return -EINVAL;
-	if (ds->logging)
+	if (ds->sess.logging)
 		return -EBUSY;
-	ds->logging = true;
-	r = ds_value(ds, ds->state, &v);
+	ds->sess.logging = true;
+	r = ds_value(ds, ds->sess.state, &v);
 	if (r == 0)
 		r = ctl_write(dev, VFU_DS_OFF_DEVICE_STATE, v, 4);
 	if (r < 0) {
-		ds->logging = false;
+		ds->sess.logging = false;
 		return r;
 	}
 	if (chosen)
@@ -848,18 +831,18 @@ int vmm_ds_log_stop(vfmig_vmm_dev *dev)
 	uint32_t v;
 	int r;
 
-	if (!ds->logging)
+	if (!ds->sess.logging)
 		return -EINVAL;
-	ds->logging = false;
+	ds->sess.logging = false;
 	/* PRE_COPY and STOP_COPY carry the bit in their value. */
-	if (ds->state == VFU_MIG_STATE_PRE_COPY ||
-	    ds->state == VFU_MIG_STATE_STOP_COPY)
+	if (ds->sess.state == VFU_MIG_STATE_PRE_COPY ||
+	    ds->sess.state == VFU_MIG_STATE_STOP_COPY)
 		return 0;
-	r = ds_value(ds, ds->state, &v);
+	r = ds_value(ds, ds->sess.state, &v);
 	if (r == 0)
 		r = ctl_write(dev, VFU_DS_OFF_DEVICE_STATE, v, 4);
 	if (r < 0)
-		ds->logging = true;
+		ds->sess.logging = true;
 	else
 		vfu_log(&dev->log, VFU_LOG_INFO, "DMA logging off");
 	return r;
