@@ -29,6 +29,18 @@ while True:
 PY
 }
 
+# frozen_destination N: a destination VMM for device N, listening on
+# mig-N.sock, then stopped (SIGSTOP), so that a migration to it stalls in
+# pre-copy with the stream under way. Its pid is in $fpid.
+frozen_destination() {
+	"$V" vmm --device "$D/$1.sock" --ram 16M --control "$D/$1.ctl" \
+		--quiet --incoming "unix:$D/mig-$1.sock" 2>>"$D/procs.log" &
+	fpid=$!
+	pids="$pids $fpid"
+	wait_for "$D/mig-$1.sock"
+	kill -STOP $fpid
+}
+
 for n in a b c d e f g; do
 	start "$V" device regs --socket-path "$D/$n.sock" --quiet
 done
@@ -53,11 +65,8 @@ ctl "$D/a.ctl" '{"execute":"migrate","arguments":{"uri":"unix:x","connect-timeou
 # 1b. The destination process dies mid-migration: frozen first so the
 # stream is under way (the source fills the socket), then killed. The source
 # fails with the phase named and its guest still verifies.
-"$V" vmm --device "$D/d.sock" --ram 16M --control "$D/d.ctl" --quiet \
-	--incoming "unix:$D/mig-d.sock" 2>>"$D/procs.log" &
-dpid=$!
-wait_for "$D/mig-d.sock"
-kill -STOP $dpid
+frozen_destination d
+dpid=$fpid
 "$V" migrate --control "$D/a.ctl" "unix:$D/mig-d.sock" --json >"$D/killed.out" &
 mpid=$!
 sleep 0.5
@@ -73,11 +82,8 @@ ctl "$D/a.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
 
 # 1c. `stop` during pre-copy, then the destination dies: the source stays
 # paused (what its user asked), devices stopped; `cont` runs it again.
-"$V" vmm --device "$D/e.sock" --ram 16M --control "$D/e.ctl" --quiet \
-	--incoming "unix:$D/mig-e.sock" 2>>"$D/procs.log" &
-epid=$!
-wait_for "$D/mig-e.sock"
-kill -STOP $epid
+frozen_destination e
+epid=$fpid
 "$V" migrate --control "$D/a.ctl" "unix:$D/mig-e.sock" --json >"$D/stopped.out" &
 mpid=$!
 sleep 0.5
@@ -102,13 +108,10 @@ ctl "$D/a.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
 # 1d. `stop` during pre-copy on a migration that goes on: it switches over
 # without waiting for convergence, completes, and the destination verifies.
 start "$V" vmm --device "$D/f.sock" --ram 16M --control "$D/f.ctl" --quiet
-"$V" vmm --device "$D/g.sock" --ram 16M --control "$D/g.ctl" --quiet \
-	--incoming "unix:$D/mig-g.sock" 2>>"$D/procs.log" &
-gpid=$!
-pids="$pids $gpid"
-wait_for "$D/f.ctl"; wait_for "$D/mig-g.sock"
+frozen_destination g
+gpid=$fpid
+wait_for "$D/f.ctl"
 sleep 0.2
-kill -STOP $gpid
 "$V" migrate --control "$D/f.ctl" "unix:$D/mig-g.sock" --max-rounds 100000 \
 	--json >"$D/stop-go.out" &
 mpid=$!
