@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "device/internal.h"
+#include "raw_client.h"
 
 enum { E_ = 0, S_ = 1, R_ = 2, SC_ = 3, RS_ = 4, PC_ = 6 };
 
@@ -140,36 +141,10 @@ struct fx {
 	uint32_t echoed; /* vfmig_mig_info version in the VERSION reply */
 };
 
-static void xsend_fds(struct fx *f, uint16_t cmd, const void *p, size_t len,
-		      const int *fds, size_t nfds)
-{
-	struct vfu_header h = { .msg_id = 9, .command = cmd };
-	struct iovec iov = { (void *)p, len };
-
-	assert_int_equal(vfu_msg_send(f->fd, &h, &iov, len ? 1 : 0, fds, nfds),
-			 0);
-	assert_int_equal(vfmig_dev__process_one(f->dev), 1);
-}
-
-/* One request; 0 (reply in *rep if given, release it) or -errno. */
 static int call_fds(struct fx *f, uint16_t cmd, const void *p, size_t len,
 		    const int *fds, size_t nfds, struct vfu_msg *rep)
 {
-	struct vfu_msg m;
-
-	xsend_fds(f, cmd, p, len, fds, nfds);
-	assert_int_equal(vfu_msg_recv(f->fd, &m, 1 << 22, 16), 0);
-	assert_int_equal(m.hdr.command, cmd);
-	if (m.hdr.flags & VFU_FLAGS_ERROR) {
-		assert_int_equal(m.len, 0);
-		vfu_msg_release(&m);
-		return -(int)m.hdr.error;
-	}
-	if (rep)
-		*rep = m;
-	else
-		vfu_msg_release(&m);
-	return 0;
+	return raw_call(f->dev, f->fd, cmd, p, len, fds, nfds, rep);
 }
 
 static int call(struct fx *f, uint16_t cmd, const void *p, size_t len,
