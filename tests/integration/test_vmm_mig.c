@@ -5,7 +5,9 @@
  * without migration (a tiny device made here with the public device
  * library, in a forked child), regs and vram state moved A -> B -> A with
  * the save pump and MIG_DATA_WRITE, and the device's DMA dirty log after a
- * DMA fill through an fd-mapped window.
+ * DMA fill through an fd-mapped window. The migration and dirty-log tests
+ * run again with the samples on the region-based interface (data through
+ * the device-state regions, the log through the bitmap region).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,10 +36,54 @@
 #define WIN_FD 0x100000ull
 #define PAGE 4096u
 
+/* Region-interface discoveries that found the data regions' fds. */
+static int fd_discoveries;
+
+static void on_log(void *priv, int level, const char *msg)
+{
+	(void)priv, (void)level;
+	if (strstr(msg, "region interface") &&
+	    strstr(msg, "config through its fd"))
+		fd_discoveries++;
+}
+
 static const struct vfmig_vmm_dev_opts opts = {
 	.version = VFMIG_VMM_OPTS_VERSION,
+	.log_fn = on_log,
+	.log_level = 6,
 	.reply_timeout_ms = 20000,
 };
+
+/* The migration tests run once per device-state interface: the cmocka
+ * prestate is "v2" or "region" (docs/region-interface.md). */
+static const char *iface_of(void **state)
+{
+	return *state ? (const char *)*state : "v2";
+}
+
+/* Discover dev and check it speaks iface; under the region interface
+ * also that the data regions came with fds and no size estimates are
+ * offered. */
+static void discover_iface(vfmig_vmm_dev *dev, const char *iface,
+			   struct vfmig_vmm_mig_caps *mc)
+{
+	bool region = !strcmp(iface, "region");
+	int before = fd_discoveries;
+	uint64_t a, b;
+
+	assert_int_equal(vfmig_vmm_mig_discover(dev, mc), 0);
+	if (!mc->migratable)
+		fail_msg("blocked: %s", mc->blocker);
+	assert_int_equal(vfmig_vmm_mig_interface(dev),
+			 region ? VFMIG_VMM_MIG_IFACE_REGION
+				: VFMIG_VMM_MIG_IFACE_V2);
+	if (!region)
+		return;
+	assert_false(mc->size_info);
+	assert_int_equal(fd_discoveries, before + 1);
+	assert_int_equal(vfmig_vmm_mig_precopy_info(dev, &a, &b), -EOPNOTSUPP);
+	assert_int_equal(vfmig_vmm_mig_stop_copy_size(dev, &a), -EOPNOTSUPP);
+}
 
 struct proc {
 	char sock[256];
@@ -117,18 +163,18 @@ static void set_state(vfmig_vmm_dev *dev, uint32_t target, uint32_t recover)
  * Move the device state of src to dst as the engine will: src to PRE_COPY
  * (if it can) and pump until drained, calling dirty() in between so the
  * device has new data to send; then STOP_COPY and pump to the end; dst
- * RESUMING, load, RUNNING; src ends in STOP (the old copy). Returns the
- * bytes moved.
+ * RESUMING, load, RUNNING; src ends in STOP (the old copy). Both devices
+ * must speak iface ("v2" or "region"). Returns the bytes moved.
  */
 static uint64_t migrate(vfmig_vmm_dev *src, vfmig_vmm_dev *dst,
-			void (*dirty)(vfmig_vmm_dev *dev))
+			void (*dirty)(vfmig_vmm_dev *dev), const char *iface)
 {
-	struct vfmig_vmm_mig_caps mc;
+	struct vfmig_vmm_mig_caps mc, mc2;
 	struct vfmig_vmm_mig_save_result res;
 	struct blob b = { 0 };
 
-	assert_int_equal(vfmig_vmm_mig_discover(src, &mc), 0);
-	assert_true(mc.migratable);
+	discover_iface(src, iface, &mc);
+	discover_iface(dst, iface, &mc2);
 	if (mc.flags & VFMIG_VMM_MIG_FLAG_PRE_COPY) {
 		set_state(src, VFMIG_VMM_MIG_PRE_COPY, VFMIG_VMM_MIG_RUNNING);
 		/* a small budget first: more must follow */
@@ -167,12 +213,20 @@ static uint64_t migrate(vfmig_vmm_dev *src, vfmig_vmm_dev *dst,
 	assert_true(b.len > 0);
 
 	set_state(dst, VFMIG_VMM_MIG_RESUMING, VFMIG_VMM_MIG_RUNNING);
-	assert_int_equal(vfmig_vmm_dev_mig_data_write(dst, b.p, b.len), 0);
+	/* in uneven pieces, as a stream reader would hand them over */
+	for (size_t off = 0, step = 3; off < b.len; step = step * 5 + 1) {
+		size_t n = b.len - off < step ? b.len - off : step;
+		assert_int_equal(vfmig_vmm_dev_mig_data_write(dst, b.p + off,
+							      n),
+				 0);
+		off += n;
+	}
 	set_state(dst, VFMIG_VMM_MIG_RUNNING, VFMIG_VMM_MIG_ERROR);
 	set_state(src, VFMIG_VMM_MIG_STOP, VFMIG_VMM_MIG_ERROR);
 	free(b.p);
 	return b.len;
 }
+
 
 /* ---- discovery ---- */
 
@@ -306,19 +360,20 @@ static void regs_expect(vfmig_vmm_dev *dev, uint32_t seed, uint32_t counter)
 
 static void test_migrate_regs(void **state)
 {
+	const char *iface = iface_of(state);
+	const char *const args[] = { "--interface", iface, NULL };
 	struct proc a, b;
 	uint8_t mem[256], back[256];
 
-	(void)state;
-	spawn(&a, "regs", NULL);
-	spawn(&b, "regs", NULL);
+	spawn(&a, "regs", args);
+	spawn(&b, "regs", args);
 	regs_load(a.dev, 5);
 	for (int i = 0; i < 256; i++)
 		mem[i] = (uint8_t)(i ^ 0x5a);
 	assert_int_equal(vfmig_vmm_dev_region_write(a.dev, REGS_BAR_MEM, 512,
 						    mem, sizeof(mem)),
 			 0);
-	assert_true(migrate(a.dev, b.dev, NULL) > 0);
+	assert_true(migrate(a.dev, b.dev, NULL, iface) > 0);
 	regs_expect(b.dev, 5, 5 % 7 + 1);
 	assert_int_equal(vfmig_vmm_dev_region_read(b.dev, REGS_BAR_MEM, 512,
 						   back, sizeof(back)),
@@ -332,7 +387,7 @@ static void test_migrate_regs(void **state)
 		assert_int_equal(vfmig_vmm_dev_reset(to), 0);
 		regs_load(from, 11 + round);
 		uint32_t counter = rd(from, REG_COUNTER);
-		migrate(from, to, NULL);
+		migrate(from, to, NULL, iface);
 		regs_expect(to, 11 + round, counter);
 	}
 	stop(&a);
@@ -370,21 +425,22 @@ static void vram_dirty(vfmig_vmm_dev *dev)
 
 static void test_migrate_vram(void **state)
 {
-	static const char *const args[] = { "--size", "4M", NULL };
+	const char *iface = iface_of(state);
+	const char *const args[] = { "--size", "4M", "--interface", iface,
+				     NULL };
 	struct proc a, b;
 
-	(void)state;
 	spawn(&a, "vram", args);
 	spawn(&b, "vram", args);
 	vram_fill(a.dev, 0, 1024, 7);
 	vram_want = 0;
-	assert_true(migrate(a.dev, b.dev, vram_dirty) > 4u << 20);
+	assert_true(migrate(a.dev, b.dev, vram_dirty, iface) > 4u << 20);
 	assert_true(vram_want != 0);
 	assert_int_equal(vram_checksum(b.dev), vram_want);
 	/* and back, with pre-copy again */
 	assert_int_equal(vfmig_vmm_dev_reset(a.dev), 0);
 	vram_fill(b.dev, 500, 3, 9);
-	migrate(b.dev, a.dev, vram_dirty);
+	migrate(b.dev, a.dev, vram_dirty, iface);
 	assert_int_equal(vram_checksum(a.dev), vram_want);
 	stop(&a);
 	stop(&b);
@@ -522,19 +578,25 @@ static void test_recovery_regs(void **state)
 
 static void test_dma_log_regs(void **state)
 {
+	const char *iface = iface_of(state);
+	const char *const args[] = { "--interface", iface, NULL };
+	struct vfmig_vmm_mig_caps mc;
 	struct proc p;
 	uint64_t bm[RAM_SIZE / 2 / PAGE / 64], ps = 0;
 	int ram_fd = memfd_create("ram", MFD_CLOEXEC);
 	uint8_t *ram;
 	const uint64_t win = RAM_SIZE / 2;
 
-	(void)state;
 	assert_true(ram_fd >= 0);
 	assert_int_equal(ftruncate(ram_fd, RAM_SIZE), 0);
 	ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, ram_fd,
 		   0);
 	assert_true(ram != MAP_FAILED);
-	spawn(&p, "regs", NULL);
+	spawn(&p, "regs", args);
+	/* the region interface logs through its bitmap region, which
+	 * discovery finds */
+	discover_iface(p.dev, iface, &mc);
+	assert_true(mc.dirty_logging);
 	assert_int_equal(vfmig_vmm_dev_dma_map(p.dev, WIN_FD, win, ram_fd, 0,
 					       ram,
 					       VFMIG_VMM_DMA_READ |
@@ -600,6 +662,9 @@ int main(void)
 		cmocka_unit_test(test_blocker_without_migration),
 		cmocka_unit_test(test_migrate_regs),
 		cmocka_unit_test(test_migrate_vram),
+		cmocka_unit_test_prestate(test_migrate_regs, "region"),
+		cmocka_unit_test_prestate(test_migrate_vram, "region"),
+		cmocka_unit_test_prestate(test_dma_log_regs, "region"),
 		cmocka_unit_test(test_recovery_regs),
 		cmocka_unit_test(test_device_dies_during_save),
 		cmocka_unit_test(test_concurrent_save),
