@@ -292,6 +292,51 @@ VFMIG_EXPORT int vfmig_vmm_dev_set_irq_action(vfmig_vmm_dev *dev,
 /* Disable a whole IRQ index (DATA_NONE|ACTION_TRIGGER, start 0, count 0). */
 VFMIG_EXPORT int vfmig_vmm_dev_irq_disable(vfmig_vmm_dev *dev, uint32_t index);
 
+/* ---- The VMM's shadow of a device ----
+ *
+ * Some vfio-user servers refuse DEVICE_GET_INFO, GET_REGION_INFO and
+ * GET_IRQ_INFO in STOP and STOP_COPY, and region access in STOP_COPY. A VMM
+ * must therefore not need the device to describe itself once it left
+ * RUNNING/PRE_COPY. The shadow is that description, kept by the library:
+ * device info, every region's flags and size (up to 64 regions), the IRQ
+ * info of indexes 0-4, the PCI config space (256 or 4096 bytes) and the
+ * MSI-X table (located through the config space, checked to lie inside its
+ * BAR). Capture it while the device runs; from then on every successful
+ * vfmig_vmm_dev_region_write() that touches the config space or the MSI-X
+ * table is read back into the shadow (the device decides which bits
+ * stick; if the read-back fails the written bytes stand in), and a
+ * successful vfmig_vmm_dev_reset() re-reads both. Device-owned bits that
+ * change without a VMM write (status, MSI pending bits, the PBA) are not
+ * followed: the device's own migration data carries them.
+ */
+
+/*
+ * Capture (or capture again) the shadow: DEVICE_GET_INFO, GET_REGION_INFO
+ * per region, GET_IRQ_INFO per index, then config space and MSI-X table by
+ * REGION_READ. A device error for one region or IRQ index records it as
+ * absent (size/count 0). Returns 0, or a transport error / the error of a
+ * config or table read (the previous shadow, if any, is kept).
+ */
+VFMIG_EXPORT int vfmig_vmm_dev_shadow_capture(vfmig_vmm_dev *dev);
+
+/*
+ * Read the shadow; no message is sent, so these work in any device state
+ * and on a broken connection. Errors: -ENODATA (never captured, or dropped
+ * after a reset whose re-read failed), -EINVAL (NULL, index beyond what was
+ * captured), and for _read -ENOENT when [offset, offset + len) of region
+ * index is not shadowed (only config space and the MSI-X table are).
+ */
+VFMIG_EXPORT int vfmig_vmm_dev_shadow_info(vfmig_vmm_dev *dev,
+					   struct vfmig_vmm_dev_info *info);
+VFMIG_EXPORT int vfmig_vmm_dev_shadow_region(vfmig_vmm_dev *dev,
+					     uint32_t index, uint32_t *flags,
+					     uint64_t *size);
+VFMIG_EXPORT int vfmig_vmm_dev_shadow_irq(vfmig_vmm_dev *dev, uint32_t index,
+					  struct vfmig_vmm_irq_info *info);
+VFMIG_EXPORT int vfmig_vmm_dev_shadow_read(vfmig_vmm_dev *dev, uint32_t index,
+					   uint64_t offset, void *buf,
+					   size_t len);
+
 /* ---- DMA windows (guest memory) ---- */
 
 #define VFMIG_VMM_DMA_READ (1u << 0)  /* device may read */

@@ -137,36 +137,40 @@ static void cfg_from_state(const pci_state *s, struct cfgbuf *c)
 	dwords_to_bytes(s->cfg, s->cfg_dwords, c->b);
 }
 
-/* Reads the live config space of dev. */
+/* The config space of dev as the VMM's shadow of it holds it (vmm.h),
+ * captured here if it never was (the device must be running then). No
+ * message goes to a device whose shadow exists: a stopped device may
+ * refuse every question. */
 static int read_cfg(vfmig_vmm_dev *dev, struct cfgbuf *c, char *err, size_t errlen)
 {
 	struct vfmig_vmm_dev_info info;
-	struct vfmig_vmm_region_info ri;
-	int r = vfmig_vmm_dev_get_info(dev, &info);
+	uint64_t size = 0;
+	int r = vfmig_vmm_dev_shadow_info(dev, &info);
 
+	if (r == -ENODATA) {
+		r = vfmig_vmm_dev_shadow_capture(dev);
+		if (r == 0)
+			r = vfmig_vmm_dev_shadow_info(dev, &info);
+	}
 	if (r < 0) {
-		msg(err, errlen, "device info: %s", vfmig_vmm_strerror(r));
+		msg(err, errlen, "describing the device: %s", vfmig_vmm_strerror(r));
 		return r;
 	}
 	if (!(info.flags & VFMIG_VMM_DEV_FLAG_PCI) || info.num_regions <= VFMIG_VMM_PCI_CONFIG) {
 		msg(err, errlen, "not a PCI device");
 		return -ENODEV;
 	}
-	r = vfmig_vmm_dev_get_region_info(dev, VFMIG_VMM_PCI_CONFIG, &ri);
-	if (r < 0) {
-		msg(err, errlen, "config region info: %s", vfmig_vmm_strerror(r));
-		return r;
-	}
-	c->size = (uint32_t)ri.size;
-	vfmig_vmm_region_info_release(&ri);
-	if (ri.size != 256 && ri.size != 4096) {
+	r = vfmig_vmm_dev_shadow_region(dev, VFMIG_VMM_PCI_CONFIG, NULL, &size);
+	if (r == 0 && size != 256 && size != 4096) {
 		msg(err, errlen, "config region is %llu bytes, not 256 or 4096",
-		    (unsigned long long)ri.size);
+		    (unsigned long long)size);
 		return -ENODEV;
 	}
-	r = vfmig_vmm_dev_region_read(dev, VFMIG_VMM_PCI_CONFIG, 0, c->b, c->size);
+	c->size = (uint32_t)size;
+	if (r == 0)
+		r = vfmig_vmm_dev_shadow_read(dev, VFMIG_VMM_PCI_CONFIG, 0, c->b, c->size);
 	if (r < 0)
-		msg(err, errlen, "reading config space: %s", vfmig_vmm_strerror(r));
+		msg(err, errlen, "config space: %s", vfmig_vmm_strerror(r));
 	return r;
 }
 
@@ -295,22 +299,16 @@ int vfmig_pci_save(vfmig_vmm_dev *dev, pci_state *s, char *err, size_t errlen)
 	r = -ENOMEM;
 	if (!tab)
 		goto out;
-	r = vfmig_vmm_dev_region_read(dev, s->msix_table_reg & 7, s->msix_table_reg & ~7u,
+	r = vfmig_vmm_dev_shadow_read(dev, s->msix_table_reg & 7, s->msix_table_reg & ~7u,
 				      tab, (size_t)nv * 16);
 	if (r < 0) {
-		msg(err, errlen, "reading the MSI-X table from BAR%u: %s",
-		    s->msix_table_reg & 7, vfmig_vmm_strerror(r));
+		msg(err, errlen, "the MSI-X table in BAR%u: %s", s->msix_table_reg & 7,
+		    r == -ENOENT ? "not inside its BAR" : vfmig_vmm_strerror(r));
 		goto out;
 	}
 	bytes_to_dwords(tab, s->msix_table_dwords, s->msix_table);
-	r = vfmig_vmm_dev_region_read(dev, s->msix_pba_reg & 7, s->msix_pba_reg & ~7u,
-				      tab, (size_t)s->msix_pba_dwords * 4);
-	if (r < 0) {
-		msg(err, errlen, "reading the MSI-X PBA from BAR%u: %s",
-		    s->msix_pba_reg & 7, vfmig_vmm_strerror(r));
-		goto out;
-	}
-	bytes_to_dwords(tab, s->msix_pba_dwords, s->msix_pba);
+	/* The PBA is the device's (its own data carries pending bits): it is
+	 * not asked for, and saved as zero. */
 out:
 	free(tab);
 	free(c);

@@ -8,7 +8,10 @@
  * BARs and expansion ROM, cache line, latency, INTx pin/line, MSI, PCIe
  * control registers) as named fields, and, in the subsection "msix" present
  * only when the device has MSI-X, the control register, the whole table and
- * the PBA read from their BAR.
+ * a PBA of zeros. All of it comes from the VMM library's shadow of the
+ * device (vmm.h), never from the device: the save runs after the device
+ * stopped, when a strict server answers nothing but the state machine and
+ * migration data.
  *
  * Restored (vfmig_pci_load), every step a REGION_WRITE:
  *   1. command = source command & ~(MEM | IO): no decoding while BARs move
@@ -21,9 +24,9 @@
  *   5. re-enable exactly the source's: MSI mask bits and control, MSI-X
  *      control (enable and function mask), then the command register as on
  *      the source
- * The PBA and MSI pending bits are saved for inspection but not written:
- * they are read-only to the VMM and owned by the device, whose own
- * migration data carries them. Status and PCIe device status are not
+ * The PBA and MSI pending bits are not written: they are read-only to the
+ * VMM and owned by the device, whose own migration data carries them (the
+ * PBA is not even read; MSI pending bits are as last shadowed). Status and PCIe device status are not
  * written either (their error bits are write-one-to-clear).
  *
  * Before any write, vfmig_pci_check compares identity and layout with the
@@ -97,7 +100,7 @@ extern const struct vfmig_type_ops vfmig_pci_type;
 int vfmig_pci_type_register(struct vfmig_typereg *reg);
 
 /*
- * Reads dev's config space (and MSI-X table and PBA) into s. Errors:
+ * Fills s from dev's shadow (captured first if it never was). Errors:
  * -ENODEV (not a PCI device, config region not 256/4096 bytes), -EBADMSG
  * (capability list loops or points outside, MSI-X table outside its BAR or
  * too large), device I/O errors.

@@ -51,6 +51,7 @@ void vmm_dev_free(vfmig_vmm_dev *dev)
 		close(dev->fd);
 	vmm_windows_clear(&dev->win);
 	vmm_ds_forget(dev);
+	vmm_shadow_forget(dev);
 	pthread_mutex_destroy(&dev->lock);
 	free(dev->path);
 	free(dev);

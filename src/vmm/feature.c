@@ -27,6 +27,8 @@ int vfmig_vmm_dev_reset(vfmig_vmm_dev *dev)
 	r = vmm_reset_locked(dev);
 	if (r == 0 && vmm_ds_on(dev))
 		vmm_ds_after_reset(dev);
+	if (r == 0)
+		vmm_shadow_after_reset(dev);
 	vmm_unlock(dev);
 	return r;
 }

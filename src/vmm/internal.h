@@ -110,6 +110,39 @@ struct vmm_ds {
 	bool tracked;
 };
 
+/* ---- The VMM's shadow of a device (shadow.c) ---- */
+
+#define VMM_SHADOW_MAX_REGIONS 64u
+#define VMM_SHADOW_MAX_IRQS 5u /* INTX, MSI, MSIX, ERR, REQ */
+
+struct vmm_shadow_region {
+	uint32_t flags; /* VFMIG_VMM_REGION_* */
+	uint64_t size;
+};
+
+struct vmm_shadow {
+	bool valid;
+	struct vfmig_vmm_dev_info info;
+	uint32_t nregions; /* min(info.num_regions, VMM_SHADOW_MAX_REGIONS) */
+	struct vmm_shadow_region regions[VMM_SHADOW_MAX_REGIONS];
+	uint32_t nirqs;
+	struct vfmig_vmm_irq_info irqs[VMM_SHADOW_MAX_IRQS];
+	uint32_t cfg_size; /* 0: no config space shadowed */
+	uint8_t *cfg;
+	uint32_t msix_bar; /* valid when msix_len */
+	uint64_t msix_off, msix_len;
+	uint8_t *msix;
+};
+
+/* With dev->lock held: drop the shadow; after a successful DEVICE_RESET,
+ * re-read config space and MSI-X table (dropped if that fails); after a
+ * successful REGION_WRITE, bring the shadowed bytes it touched up to date
+ * (read back from the device, or the written bytes if that fails). */
+void vmm_shadow_forget(vfmig_vmm_dev *dev);
+void vmm_shadow_after_reset(vfmig_vmm_dev *dev);
+void vmm_shadow_note_write(vfmig_vmm_dev *dev, uint32_t index, uint64_t off,
+			   const uint8_t *buf, size_t len);
+
 /* ---- The connection ---- */
 
 struct vfmig_vmm_dev {
@@ -126,6 +159,7 @@ struct vfmig_vmm_dev {
 	struct vmm_windows win;
 	int mig_iface; /* enum vfmig_vmm_mig_interface, set by discover */
 	struct vmm_ds ds; /* when mig_iface is REGION */
+	struct vmm_shadow shadow; /* kept across reconnects */
 };
 
 static inline bool vmm_ds_on(const vfmig_vmm_dev *dev)
@@ -209,6 +243,10 @@ int vmm_region_info_locked(vfmig_vmm_dev *dev, uint32_t index,
 			   struct vfmig_vmm_region_info *info);
 int vmm_region_io_locked(vfmig_vmm_dev *dev, uint32_t index, uint64_t offset,
 			 uint8_t *rbuf, const uint8_t *wbuf, size_t len);
+
+/* irq.c, with dev->lock held: DEVICE_GET_IRQ_INFO. */
+int vmm_irq_info_locked(vfmig_vmm_dev *dev, uint32_t index,
+			struct vfmig_vmm_irq_info *info);
 
 /*
  * mig_region.c: the region interface behind the migration API. All but

@@ -8,12 +8,31 @@
 
 #include "internal.h"
 
-int vfmig_vmm_dev_get_irq_info(vfmig_vmm_dev *dev, uint32_t index,
-			       struct vfmig_vmm_irq_info *info)
+int vmm_irq_info_locked(vfmig_vmm_dev *dev, uint32_t index,
+			struct vfmig_vmm_irq_info *info)
 {
 	struct vfu_irq_info ii = { .argsz = sizeof(ii), .index = index };
 	struct iovec iov = { &ii, sizeof(ii) };
 	struct vfu_msg reply;
+	int r;
+
+	r = vmm_call(dev, VFU_CMD_DEVICE_GET_IRQ_INFO, &iov, 1, NULL, 0,
+		     &reply);
+	if (r < 0)
+		return r;
+	if (reply.len != sizeof(ii))
+		return vmm_proto_error(dev, &reply, "IRQ info reply size");
+	memcpy(&ii, reply.payload, sizeof(ii));
+	if (ii.index != index)
+		return vmm_proto_error(dev, &reply, "IRQ info index echo");
+	vfu_msg_release(&reply);
+	*info = (struct vfmig_vmm_irq_info){ ii.flags, ii.count };
+	return 0;
+}
+
+int vfmig_vmm_dev_get_irq_info(vfmig_vmm_dev *dev, uint32_t index,
+			       struct vfmig_vmm_irq_info *info)
+{
 	int r;
 
 	if (!info)
@@ -21,22 +40,7 @@ int vfmig_vmm_dev_get_irq_info(vfmig_vmm_dev *dev, uint32_t index,
 	r = vmm_lock_live(dev);
 	if (r < 0)
 		return r;
-	r = vmm_call(dev, VFU_CMD_DEVICE_GET_IRQ_INFO, &iov, 1, NULL, 0,
-		     &reply);
-	if (r < 0)
-		goto out;
-	if (reply.len != sizeof(ii)) {
-		r = vmm_proto_error(dev, &reply, "IRQ info reply size");
-		goto out;
-	}
-	memcpy(&ii, reply.payload, sizeof(ii));
-	if (ii.index != index) {
-		r = vmm_proto_error(dev, &reply, "IRQ info index echo");
-		goto out;
-	}
-	vfu_msg_release(&reply);
-	*info = (struct vfmig_vmm_irq_info){ ii.flags, ii.count };
-out:
+	r = vmm_irq_info_locked(dev, index, info);
 	vmm_unlock(dev);
 	return r;
 }

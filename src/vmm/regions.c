@@ -388,6 +388,8 @@ static int region_io(vfmig_vmm_dev *dev, uint32_t index, uint64_t offset,
 	if (r < 0)
 		return r;
 	r = vmm_region_io_locked(dev, index, offset, rbuf, wbuf, len);
+	if (r == 0 && wbuf)
+		vmm_shadow_note_write(dev, index, offset, wbuf, len);
 	vmm_unlock(dev);
 	return r;
 }
