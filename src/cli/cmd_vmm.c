@@ -17,6 +17,7 @@
 #include "control.h"
 #include "migration.h"
 #include "engine/vm.h"
+#include "pci/pci_state.h"
 
 #define USAGE                                                                  \
 	"usage: vfmig vmm --device SOCKET [--device SOCKET...] [--ram SIZE]\n" \
@@ -162,6 +163,7 @@ int cmd_vmm(int argc, char **argv)
 	struct vfmig_vm *vm = NULL;
 	struct vfmig_control *ctl = NULL;
 	struct vfmig_migration *mig = NULL;
+	struct vfmig_typereg *types = NULL;
 	char err[512] = "";
 	sigset_t mask;
 	int sfd, r, status = 1;
@@ -183,8 +185,16 @@ int cmd_vmm(int argc, char **argv)
 		return 1;
 	}
 
+	r = vfmig_typereg_create(&types);
+	if (r == 0)
+		r = vfmig_pci_type_register(types);
+	if (r < 0) {
+		fprintf(stderr, "vfmig vmm: device types: %s\n", strerror(-r));
+		goto out;
+	}
 	struct vfmig_vm_opts o = {
 		.version = VFMIG_VM_OPTS_VERSION,
+		.types = types,
 		.devices = a.devices,
 		.ndevices = a.ndevices,
 		.ram_size = a.ram,
@@ -229,6 +239,7 @@ out:
 	vfmig_migration_destroy(mig);
 	vfmig_control_destroy(ctl);
 	vfmig_vm_destroy(vm);
+	vfmig_typereg_destroy(types);
 	close(sfd);
 	return status;
 }

@@ -10,12 +10,11 @@
 #include "engine/guest.h"
 #include "engine/migrate.h"
 #include "migration.h"
-#include "pci/pci_state.h"
 
 struct vfmig_migration {
 	struct vfmig_vm *vm;
 	struct vfmig_control *ctl;
-	struct vfmig_typereg *reg;
+	const struct vfmig_typereg *reg; /* the VM's */
 	struct vfmig_mig_dev devs[VFMIG_VM_MAX_DEVICES];
 	struct vfmig_mig_vm mvm;
 	struct vfmig_mig_params params;
@@ -351,19 +350,6 @@ static const struct vfmig_control_cmd commands[] = {
 
 /* ---- lifecycle ---- */
 
-/* A device's type, from what it reports (DEVICE_GET_INFO), never from what
- * we expect it to be. An unknown type has no registered state: migrating
- * it is blocked with a message that says so. */
-static const char *device_type(vfmig_vmm_dev *dev)
-{
-	struct vfmig_vmm_dev_info info;
-
-	if (vfmig_vmm_dev_get_info(dev, &info) == 0 &&
-	    (info.flags & VFMIG_VMM_DEV_FLAG_PCI))
-		return "pci";
-	return "unknown";
-}
-
 int vfmig_migration_create(struct vfmig_vm *vm, struct vfmig_control *ctl,
 			   struct vfmig_migration **out, char *err,
 			   size_t errlen)
@@ -376,18 +362,11 @@ int vfmig_migration_create(struct vfmig_vm *vm, struct vfmig_control *ctl,
 	m->vm = vm;
 	m->ctl = ctl;
 	pthread_mutex_init(&m->lock, NULL);
-	r = vfmig_typereg_create(&m->reg);
-	if (r == 0)
-		r = vfmig_pci_type_register(m->reg);
-	if (r < 0) {
-		snprintf(err, errlen, "device types: %s", strerror(-r));
-		vfmig_migration_destroy(m);
-		return r;
-	}
+	m->reg = vfmig_vm_types(vm);
 	for (unsigned i = 0; i < vfmig_vm_ndevs(vm); i++)
 		m->devs[i] = (struct vfmig_mig_dev){
 			.id = vfmig_vm_dev_id(vm, i),
-			.type = device_type(vfmig_vm_dev(vm, i)),
+			.type = vfmig_vm_dev_type(vm, i),
 			.dev = vfmig_vm_dev(vm, i),
 		};
 	m->mvm = (struct vfmig_mig_vm){
@@ -430,7 +409,6 @@ void vfmig_migration_destroy(struct vfmig_migration *m)
 	atomic_store(&m->prog.cancel, true);
 	if (m->thread_live)
 		pthread_join(m->thread, NULL);
-	vfmig_typereg_destroy(m->reg);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }

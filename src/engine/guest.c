@@ -155,6 +155,11 @@ int guest__pci_enable(struct vfmig_guest *g, struct gdev *d, uint32_t msix_bar,
 	CHECK(cfg_rw(g, d, false, cap + 2u, &ctrl, 2));
 	ctrl = htole16((uint16_t)((le16toh(ctrl) | 0x8000) & ~0x4000));
 	CHECK(cfg_rw(g, d, true, cap + 2u, &ctrl, 2));
+	/* The VMM traps that write: MSI-X is on, so its vectors get bound. */
+	int w = vfmig_vm_irq_refresh(g->vm, d->index);
+	if (w < 0)
+		return guest__fail(g, "dev%u: wiring MSI-X: %s", d->index,
+				   vfmig_vmm_strerror(w));
 	for (uint32_t v = 0; v < nvec; v++) {
 		uint32_t vctl = 0;
 		int r = vfmig_vmm_dev_region_write(d->dev, msix_bar,

@@ -17,14 +17,19 @@
 #define MAX_LISTENERS 8
 #define MAX_IRQS 64u
 #define IO_POLL_MS 100
+#define NIRQ_KINDS 3 /* INTX, MSI, MSIX: the indexes a type may wire */
 
 struct vm_dev {
 	char id[8];
 	char *path;
 	vfmig_vmm_dev *dev;
 	struct vfmig_vmm_mig_caps caps;
-	int *irq_fds;
-	uint32_t nirqs;
+	const char *type;                  /* "pci", or "unknown" */
+	const struct vfmig_type_ops *ops;  /* NULL: type not registered */
+	int *irq_fds[NIRQ_KINDS];          /* per IRQ index, owned */
+	uint32_t nirqs[NIRQ_KINDS];
+	struct vfmig_type_irq_wiring wired; /* what is bound now */
+	char fault[160];                   /* "" or why the device is unusable */
 };
 
 struct listener {
@@ -43,6 +48,7 @@ struct vfmig_vm {
 	struct vfmig_ram ram;
 	bool incoming;
 
+	const struct vfmig_typereg *types;
 	struct vm_dev devs[VFMIG_VM_MAX_DEVICES];
 	unsigned int ndevs;
 
@@ -106,26 +112,135 @@ static void on_dma_write(void *priv, uint64_t iova, uint64_t len)
 	vfmig_ram_mark_dirty(&vm->ram, iova, len);
 }
 
-static int setup_irqs(struct vm_dev *d)
+/* One eventfd per vector of every index the device offers with eventfds
+ * (INTx, MSI, MSI-X); which one is bound follows the wiring. */
+static int make_irq_fds(struct vm_dev *d)
 {
-	struct vfmig_vmm_irq_info ii;
-	int r = vfmig_vmm_dev_get_irq_info(d->dev, VFMIG_VMM_IRQ_MSIX, &ii);
-
-	if (r < 0 || !(ii.flags & VFMIG_VMM_IRQ_INFO_EVENTFD) || !ii.count)
-		return 0; /* no MSI-X: the driver leaves such devices alone */
-	d->nirqs = ii.count < MAX_IRQS ? ii.count : MAX_IRQS;
-	d->irq_fds = calloc(d->nirqs, sizeof(int));
-	if (!d->irq_fds)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < d->nirqs; i++)
-		d->irq_fds[i] = -1;
-	for (uint32_t i = 0; i < d->nirqs; i++) {
-		d->irq_fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (d->irq_fds[i] < 0)
-			return -errno;
+	for (uint32_t k = 0; k < NIRQ_KINDS; k++) {
+		struct vfmig_vmm_irq_info ii;
+		if (vfmig_vmm_dev_shadow_irq(d->dev, k, &ii) < 0 ||
+		    !(ii.flags & VFMIG_VMM_IRQ_INFO_EVENTFD) || !ii.count)
+			continue;
+		d->nirqs[k] = ii.count < MAX_IRQS ? ii.count : MAX_IRQS;
+		d->irq_fds[k] = malloc(d->nirqs[k] * sizeof(int));
+		if (!d->irq_fds[k])
+			return -ENOMEM;
+		for (uint32_t i = 0; i < d->nirqs[k]; i++)
+			d->irq_fds[k][i] = -1;
+		for (uint32_t i = 0; i < d->nirqs[k]; i++) {
+			d->irq_fds[k][i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+			if (d->irq_fds[k][i] < 0)
+				return -errno;
+		}
 	}
-	return vfmig_vmm_dev_set_irq_eventfds(d->dev, VFMIG_VMM_IRQ_MSIX, 0,
-					      d->irq_fds, d->nirqs);
+	return 0;
+}
+
+/* What the device's type says must be bound, from the VMM's shadow of the
+ * device (no message is sent). Nothing for a type that has no opinion. */
+static int wanted_wiring(struct vm_dev *d, struct vfmig_type_irq_wiring *w)
+{
+	char err[160] = "";
+	void *state;
+	int r;
+
+	*w = (struct vfmig_type_irq_wiring){ VFMIG_VMM_IRQ_INTX, 0 };
+	if (!d->ops || !d->ops->irq_wiring)
+		return 0;
+	state = vfmig_type_state_new(d->ops);
+	if (!state)
+		return -ENOMEM;
+	r = d->ops->save(d->dev, state, err, sizeof(err));
+	if (r == 0)
+		r = d->ops->irq_wiring(state, w);
+	free(state);
+	return r;
+}
+
+/* Bind what the type wants, unbinding the index bound before. force: the
+ * device lost its eventfds (a load, a reconnect): bind again even if the
+ * wiring did not change. */
+static int wire_irqs(struct vfmig_vm *vm, struct vm_dev *d, bool force)
+{
+	struct vfmig_type_irq_wiring w;
+	uint32_t n;
+	int r = wanted_wiring(d, &w);
+
+	if (r < 0)
+		return r;
+	if (w.index >= NIRQ_KINDS)
+		w.count = 0;
+	n = w.count < d->nirqs[w.index] ? w.count : d->nirqs[w.index];
+	if (!force && w.index == d->wired.index && n == d->wired.count)
+		return 0;
+	if (d->wired.count && (w.index != d->wired.index || !n)) {
+		r = vfmig_vmm_dev_irq_disable(d->dev, d->wired.index);
+		if (r < 0)
+			vfmig_vm_log(vm, VFMIG_LOG_WARNING, "%s: unbinding IRQ "
+				     "index %u: %s", d->id, d->wired.index,
+				     vfmig_vmm_strerror(r));
+	}
+	d->wired = (struct vfmig_type_irq_wiring){ w.index, 0 };
+	if (!n)
+		return 0;
+	r = vfmig_vmm_dev_set_irq_eventfds(d->dev, w.index, 0,
+					   d->irq_fds[w.index], n);
+	if (r < 0)
+		return r;
+	d->wired.count = n;
+	vfmig_vm_log(vm, VFMIG_LOG_DEBUG, "%s: %u vector%s of IRQ index %u "
+		     "bound", d->id, n, n == 1 ? "" : "s", w.index);
+	return 0;
+}
+
+/* The device's type, from what it reports (DEVICE_GET_INFO, shadowed),
+ * never from what we expect it to be. */
+static void find_type(struct vfmig_vm *vm, struct vm_dev *d)
+{
+	struct vfmig_vmm_dev_info info;
+
+	d->type = "unknown";
+	if (vfmig_vmm_dev_shadow_info(d->dev, &info) == 0 &&
+	    (info.flags & VFMIG_VMM_DEV_FLAG_PCI))
+		d->type = "pci";
+	d->ops = vfmig_typereg_find(vm->types, d->type);
+}
+
+/*
+ * A device an earlier client left in ERROR (or any state but RUNNING) is
+ * reset, or moved to RUNNING, and must then say RUNNING; otherwise it is
+ * refused. Region-interface devices track their state on our side only.
+ */
+static int check_mig_state(struct vm_dev *d, char *err, size_t errlen)
+{
+	uint32_t st, final;
+	int r;
+
+	if (vfmig_vmm_mig_interface(d->dev) != VFMIG_VMM_MIG_IFACE_V2)
+		return 0;
+	r = vfmig_vmm_mig_get_state(d->dev, &st);
+	if (r < 0) {
+		ERRF("%s (%s): reading its migration state: %s", d->id,
+		     d->path, vfmig_vmm_strerror(r));
+		return r;
+	}
+	if (st == VFMIG_VMM_MIG_RUNNING)
+		return 0;
+	if (st == VFMIG_VMM_MIG_ERROR)
+		r = vfmig_vmm_dev_reset(d->dev);
+	else
+		r = vfmig_vmm_mig_set_state(d->dev, VFMIG_VMM_MIG_RUNNING,
+					    VFMIG_VMM_MIG_ERROR, &final);
+	if (r == 0)
+		r = vfmig_vmm_mig_get_state(d->dev, &final);
+	if (r == 0 && final == VFMIG_VMM_MIG_RUNNING)
+		return 0;
+	ERRF("%s (%s): the device was left in %s by an earlier client and "
+	     "%s did not bring it back to RUNNING (%s)", d->id, d->path,
+	     vfmig_vmm_mig_state_name(st),
+	     st == VFMIG_VMM_MIG_ERROR ? "a reset" : "a state change",
+	     r < 0 ? vfmig_vmm_strerror(r) : vfmig_vmm_mig_state_name(final));
+	return r < 0 ? r : -EIO;
 }
 
 static int attach(struct vfmig_vm *vm, unsigned int i, const char *path,
@@ -162,20 +277,34 @@ static int attach(struct vfmig_vm *vm, unsigned int i, const char *path,
 		vfmig_vm_log(vm, VFMIG_LOG_WARNING,
 			     "%s: migration blocked: %s", d->id,
 			     d->caps.blocker);
+	r = check_mig_state(d, err, errlen);
+	if (r < 0)
+		return r;
+	/* While it runs: what the VMM will save of it once it stopped. */
+	r = vfmig_vmm_dev_shadow_capture(d->dev);
+	if (r < 0) {
+		ERRF("%s (%s): reading its description and config space: %s",
+		     d->id, path, vfmig_vmm_strerror(r));
+		return r;
+	}
+	find_type(vm, d);
 	r = vfmig_vm_remap_ram(vm, i);
 	if (r < 0) {
 		ERRF("%s (%s): DMA_MAP of guest RAM: %s", d->id, path,
 		     vfmig_vmm_strerror(r));
 		return r;
 	}
-	r = setup_irqs(d);
+	r = make_irq_fds(d);
+	if (r == 0)
+		r = wire_irqs(vm, d, true);
 	if (r < 0) {
-		ERRF("%s (%s): MSI-X eventfds: %s", d->id, path,
+		ERRF("%s (%s): interrupt eventfds: %s", d->id, path,
 		     vfmig_vmm_strerror(r));
 		return r;
 	}
-	vfmig_vm_log(vm, VFMIG_LOG_INFO, "%s: %s attached, %u MSI-X vectors%s",
-		     d->id, path, d->nirqs,
+	vfmig_vm_log(vm, VFMIG_LOG_INFO, "%s: %s attached, type %s, IRQ "
+		     "vectors INTx %u MSI %u MSI-X %u%s", d->id, path, d->type,
+		     d->nirqs[0], d->nirqs[1], d->nirqs[2],
 		     d->caps.migratable ? ", migratable" : "");
 	return 0;
 }
@@ -193,12 +322,14 @@ int vfmig_vm_rewire_irqs(struct vfmig_vm *vm, unsigned int i)
 {
 	if (i >= vm->ndevs)
 		return -EINVAL;
-	if (!vm->devs[i].nirqs)
-		return 0;
-	return vfmig_vmm_dev_set_irq_eventfds(vm->devs[i].dev,
-					      VFMIG_VMM_IRQ_MSIX, 0,
-					      vm->devs[i].irq_fds,
-					      vm->devs[i].nirqs);
+	return wire_irqs(vm, &vm->devs[i], true);
+}
+
+int vfmig_vm_irq_refresh(struct vfmig_vm *vm, unsigned int i)
+{
+	if (i >= vm->ndevs)
+		return -EINVAL;
+	return wire_irqs(vm, &vm->devs[i], false);
 }
 
 /* ---- I/O thread: serve device DMA messages between calls ---- */
@@ -269,8 +400,10 @@ int vfmig_vm_create(const struct vfmig_vm_opts *o, struct vfmig_vm **out,
 
 	*out = NULL;
 	if (!o || o->version != VFMIG_VM_OPTS_VERSION || !o->devices ||
-	    o->ndevices == 0 || o->ndevices > VFMIG_VM_MAX_DEVICES) {
-		ERRF("bad VM options (1 to %u devices)", VFMIG_VM_MAX_DEVICES);
+	    !o->types || o->ndevices == 0 ||
+	    o->ndevices > VFMIG_VM_MAX_DEVICES) {
+		ERRF("bad VM options (1 to %u devices, a type registry)",
+		     VFMIG_VM_MAX_DEVICES);
 		return -EINVAL;
 	}
 	size = o->ram_size ? o->ram_size : VFMIG_VM_RAM_DEFAULT;
@@ -286,6 +419,7 @@ int vfmig_vm_create(const struct vfmig_vm_opts *o, struct vfmig_vm **out,
 	vm->log_fn = o->log_fn;
 	vm->log_priv = o->log_priv;
 	vm->log_level = o->log_level;
+	vm->types = o->types;
 	vm->ram_fd = -1;
 	vm->io_stop_fd = -1;
 	vm->incoming = o->incoming;
@@ -362,10 +496,12 @@ void vfmig_vm_destroy(struct vfmig_vm *vm)
 	for (unsigned int i = 0; i < VFMIG_VM_MAX_DEVICES; i++) {
 		struct vm_dev *d = &vm->devs[i];
 		vfmig_vmm_dev_close(d->dev);
-		for (uint32_t k = 0; d->irq_fds && k < d->nirqs; k++)
-			if (d->irq_fds[k] >= 0)
-				close(d->irq_fds[k]);
-		free(d->irq_fds);
+		for (uint32_t k = 0; k < NIRQ_KINDS; k++) {
+			for (uint32_t v = 0; d->irq_fds[k] && v < d->nirqs[k]; v++)
+				if (d->irq_fds[k][v] >= 0)
+					close(d->irq_fds[k][v]);
+			free(d->irq_fds[k]);
+		}
 		free(d->path);
 	}
 	vfmig_ram_fini(&vm->ram);
@@ -692,8 +828,18 @@ const int *vfmig_vm_dev_irq_fds(struct vfmig_vm *vm, unsigned int i,
 		return NULL;
 	}
 	if (count)
-		*count = vm->devs[i].nirqs;
-	return vm->devs[i].irq_fds;
+		*count = vm->devs[i].nirqs[VFMIG_VMM_IRQ_MSIX];
+	return vm->devs[i].irq_fds[VFMIG_VMM_IRQ_MSIX];
+}
+
+const char *vfmig_vm_dev_type(struct vfmig_vm *vm, unsigned int i)
+{
+	return i < vm->ndevs ? vm->devs[i].type : NULL;
+}
+
+const struct vfmig_typereg *vfmig_vm_types(struct vfmig_vm *vm)
+{
+	return vm->types;
 }
 
 void vfmig_vm_set_migrating(struct vfmig_vm *vm, bool on,

@@ -31,6 +31,7 @@
 #include <vfmig/vmm.h>
 
 #include "engine/ram.h"
+#include "engine/typereg.h"
 
 struct vfmig_vm;
 struct vfmig_guest;
@@ -64,6 +65,10 @@ struct vfmig_vm_opts {
 	bool incoming;               /* state INCOMING, guest not started */
 	unsigned int guest_interval_us; /* sleep per guest iteration; 0: 1000 */
 	uint64_t guest_seed;         /* 0: from the clock */
+	/* Device types (required): a device's type comes from what it
+	 * reports, its interrupt wiring from the type's irq_wiring hook. The
+	 * registry must outlive the VM. */
+	const struct vfmig_typereg *types;
 	vfmig_log_fn log_fn;         /* NULL: silent */
 	void *log_priv;
 	int log_level;
@@ -197,8 +202,25 @@ const struct vfmig_vmm_mig_caps *vfmig_vm_dev_mig_caps(struct vfmig_vm *vm,
 const int *vfmig_vm_dev_irq_fds(struct vfmig_vm *vm, unsigned int i,
 				uint32_t *count);
 
-/* SET_IRQS the MSI-X eventfds of device i again (after a load or a
- * reconnect). Errors: -EINVAL (bad index), device errors. */
+/* Device i's type name ("pci", or "unknown" for a device that reports no
+ * type we know); NULL past end. The registry the VM was built with. */
+const char *vfmig_vm_dev_type(struct vfmig_vm *vm, unsigned int i);
+const struct vfmig_typereg *vfmig_vm_types(struct vfmig_vm *vm);
+
+/*
+ * Interrupt wiring. At attach the VM makes one eventfd per vector of every
+ * IRQ index the device offers (INTx, MSI, MSI-X; at most 64 each) and binds
+ * the one index its type's irq_wiring hook asks for, computed from the VMM's
+ * shadow of the device (an enabled MSI-X, else an enabled MSI, else INTx
+ * unless disabled): one index at a time, as QEMU does, because some
+ * servers keep one eventfd table for all three.
+ * vfmig_vm_irq_refresh: after the guest changed the interrupt mode (a
+ * config write), bind what the type now asks for, unbinding the index
+ * bound before; nothing when it did not change.
+ * vfmig_vm_rewire_irqs: bind again even if unchanged (after a load or a
+ * reconnect). Errors: -EINVAL (bad index), the type's or device's errors.
+ */
+int vfmig_vm_irq_refresh(struct vfmig_vm *vm, unsigned int i);
 int vfmig_vm_rewire_irqs(struct vfmig_vm *vm, unsigned int i);
 
 /* DMA_MAP the RAM window of device i again (after a reconnect, which

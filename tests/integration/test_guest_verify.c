@@ -24,6 +24,7 @@
 #include "engine/guest.h"
 #include "engine/vm.h"
 #include "harness.h"
+#include "pci/pci_state.h"
 
 #define RAM (4ull << 20)
 
@@ -39,6 +40,17 @@ static void msleep(int ms)
 	nanosleep(&ts, NULL);
 }
 
+/* The device types a VMM registers; one registry for the whole test. */
+static const struct vfmig_typereg *types(void)
+{
+	static struct vfmig_typereg *reg;
+
+	if (!reg && (vfmig_typereg_create(&reg) < 0 ||
+		     vfmig_pci_type_register(reg) < 0))
+		fail_msg("type registry");
+	return reg;
+}
+
 static int make_vm(const char *sock, bool incoming, uint64_t ram,
 		   struct vfmig_vm **vm)
 {
@@ -51,6 +63,7 @@ static int make_vm(const char *sock, bool incoming, uint64_t ram,
 		.incoming = incoming,
 		.guest_interval_us = 200,
 		.guest_seed = 12345,
+		.types = types(),
 	};
 	char err[256] = "";
 	int r = vfmig_vm_create(&o, vm, err, sizeof(err));
@@ -308,6 +321,7 @@ static void test_vram(void **state)
 		.ram_size = RAM,
 		.guest_interval_us = 100,
 		.guest_seed = 99,
+		.types = types(),
 	};
 	vfmig_vm_destroy(f->vm); /* the fixture's VM: the device is reused */
 	f->vm = NULL;
