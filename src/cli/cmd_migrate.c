@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vfmig migrate --control PATH URI [--downtime-ms N] [--max-rounds N]
- *               [--connect-timeout-ms N] [--json]
+ *               [--connect-timeout-ms N] [--precopy all|ram|none] [--json]
  * vfmig save --control PATH FILE
  *
  * Clients of a running VMM's control socket: start a migration, follow it
@@ -27,6 +27,7 @@
 /* The numeric options of `migrate`; 0: the VMM's default. */
 struct mig_opts {
 	long downtime_ms, max_rounds, connect_timeout_ms;
+	const char *precopy; /* NULL: the VMM's default ("all") */
 };
 
 /* Run one migration through the control socket at path. */
@@ -55,6 +56,9 @@ static int run(const char *path, const char *uri, const struct mig_opts *o,
 	if (o->connect_timeout_ms > 0)
 		json_object_object_add(args, "connect-timeout-ms",
 				       json_object_new_int64(o->connect_timeout_ms));
+	if (o->precopy)
+		json_object_object_add(args, "precopy",
+				       json_object_new_string(o->precopy));
 	if (ctl_client_call(&c, "migrate", args, &ret, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vfmig: migrate: %s\n", err);
 		goto out;
@@ -122,7 +126,8 @@ static int usage(const char *cmd)
 	else
 		fprintf(stderr, "usage: vfmig migrate --control PATH URI "
 				"[--downtime-ms N] [--max-rounds N]\n"
-				"       [--connect-timeout-ms N] [--json]\n"
+				"       [--connect-timeout-ms N] "
+				"[--precopy all|ram|none] [--json]\n"
 				"URI: tcp:HOST:PORT | unix:PATH | file:PATH\n");
 	return 2;
 }
@@ -171,6 +176,8 @@ static int migrate_main(int argc, char **argv, bool save)
 			}
 		} else if (!strcmp(a, "--json") && !save) {
 			json = true;
+		} else if (!strcmp(a, "--precopy") && !save && i + 1 < argc) {
+			o.precopy = argv[++i];
 		} else if (!strcmp(a, "--control") && i + 1 < argc) {
 			control = argv[++i];
 		} else if (!strncmp(a, "--control=", 10)) {

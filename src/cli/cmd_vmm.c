@@ -21,7 +21,7 @@
 
 #define USAGE                                                                  \
 	"usage: vfmig vmm --device SOCKET [--device SOCKET...] [--ram SIZE]\n" \
-	"                 [--control PATH] [--incoming URI]\n"                 \
+	"                 [--control PATH] [--incoming URI [--paused]]\n"      \
 	"                 [--guest-interval-us N] [--seed N] [--quiet | --verbose]\n"
 
 struct vmm_args {
@@ -30,6 +30,7 @@ struct vmm_args {
 	uint64_t ram;
 	const char *control;
 	const char *incoming;
+	bool paused; /* stay paused after an incoming migration */
 	unsigned int interval_us;
 	uint64_t seed;
 	int log_level;
@@ -126,6 +127,8 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 			a->control = v;
 		} else if ((v = opt_value(argc, argv, &i, "--incoming"))) {
 			a->incoming = v;
+		} else if (!strcmp(argv[i], "--paused")) {
+			a->paused = true;
 		} else if ((v = opt_value(argc, argv, &i,
 					   "--guest-interval-us"))) {
 			if (parse_uint(v, 10000000, &u) < 0 || !u) {
@@ -219,7 +222,8 @@ int cmd_vmm(int argc, char **argv)
 	if (r == 0 && a.incoming) {
 		vfmig_vm_log(vm, VFMIG_LOG_INFO, "waiting for a migration on %s",
 			     a.incoming);
-		r = vfmig_migration_incoming(mig, a.incoming, err, sizeof(err));
+		r = vfmig_migration_incoming(mig, a.incoming, a.paused, err,
+					     sizeof(err));
 	}
 	if (r < 0) {
 		fprintf(stderr, "vfmig vmm: error: %s\n", err);

@@ -85,6 +85,22 @@ static int cmd_query_status(struct vfmig_control *ctl, void *priv,
 		json_object_new_string(vfmig_vm_run_state_name(s)));
 	json_object_object_add(*ret, "running",
 			       json_object_new_boolean(s == VFMIG_VM_RUNNING));
+	/* Devices a failed recovery left unusable: the VM is not healthy
+	 * even if its guest runs. */
+	struct json_object *faults = json_object_new_array();
+	for (unsigned int i = 0; i < vfmig_vm_ndevs(ctl->vm); i++) {
+		char msg[200];
+		if (!vfmig_vm_dev_fault(ctl->vm, i, msg, sizeof(msg)))
+			continue;
+		struct json_object *f = json_object_new_object();
+		json_object_object_add(f, "id", json_object_new_string(
+					   vfmig_vm_dev_id(ctl->vm, i)));
+		json_object_object_add(f, "fault", json_object_new_string(msg));
+		json_object_array_add(faults, f);
+	}
+	json_object_object_add(*ret, "healthy", json_object_new_boolean(
+				       json_object_array_length(faults) == 0));
+	json_object_object_add(*ret, "device_faults", faults);
 	return 0;
 }
 
@@ -216,6 +232,12 @@ static int cmd_query_devices(struct vfmig_control *ctl, void *priv,
 					       ? NULL
 					       : json_object_new_string(
 							 c->blocker));
+		char fault[200];
+		json_object_object_add(o, "fault",
+				       vfmig_vm_dev_fault(ctl->vm, i, fault,
+							  sizeof(fault))
+					       ? json_object_new_string(fault)
+					       : NULL);
 		json_object_array_add(a, o);
 	}
 	*ret = json_object_new_object();

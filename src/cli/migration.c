@@ -75,11 +75,39 @@ static int mvm_verify(void *priv, char *msg, size_t len)
 	return vfmig_guest_verify(m->vm, msg, len);
 }
 
+/* The guest ran, and was not paused by its user during the migration. */
+static bool mvm_was_running(void *priv)
+{
+	struct vfmig_migration *m = priv;
+
+	return m->before == VFMIG_VM_RUNNING &&
+	       !atomic_load(&m->prog.user_stopped);
+}
+
+/* Destination of a paused VM: it arrived, its devices wait in STOP. */
+static int mvm_settle_paused(void *priv)
+{
+	struct vfmig_migration *m = priv;
+
+	vfmig_vm_set_migrating(m->vm, false, NULL, NULL);
+	return vfmig_vm_set_run_state(m->vm, VFMIG_VM_PAUSED);
+}
+
+static void mvm_device_fault(void *priv, size_t i, const char *msg)
+{
+	struct vfmig_migration *m = priv;
+
+	vfmig_vm_set_dev_fault(m->vm, (unsigned int)i, msg);
+}
+
 static const struct vfmig_mig_vm_ops mvm_ops = {
 	.pause = mvm_pause,
 	.resume = mvm_resume,
 	.rewire_irqs = mvm_rewire,
 	.verify = mvm_verify,
+	.was_running = mvm_was_running,
+	.settle_paused = mvm_settle_paused,
+	.device_fault = mvm_device_fault,
 };
 
 /* `stop` while a migration runs (vm.c calls this with its lock held). The
@@ -179,10 +207,12 @@ static int cmd_migrate(struct vfmig_control *ctl, void *priv,
 {
 	static const char *const keys[] = { "uri", "downtime-ms",
 					    "max-rounds",
-					    "connect-timeout-ms", NULL };
+					    "connect-timeout-ms", "precopy",
+					    NULL };
 	static const enum json_type types[] = { json_type_string,
 						json_type_int, json_type_int,
-						json_type_int };
+						json_type_int,
+						json_type_string };
 	struct vfmig_migration *m = priv;
 	struct json_object *v;
 	int r;
@@ -239,6 +269,14 @@ static int cmd_migrate(struct vfmig_control *ctl, void *priv,
 			return -EINVAL;
 		}
 		m->params.connect_timeout_ms = (int)ms;
+	}
+	if (json_object_object_get_ex(args, "precopy", &v) &&
+	    vfmig_mig_precopy_parse(json_object_get_string(v),
+				    &m->params.precopy) < 0) {
+		pthread_mutex_unlock(&m->lock);
+		snprintf(err, errlen, "\"precopy\" must be \"all\", \"ram\" "
+			 "or \"none\"");
+		return -EINVAL;
 	}
 	r = start_thread(m, uri, false, err, errlen);
 	pthread_mutex_unlock(&m->lock);
@@ -341,7 +379,7 @@ static const struct vfmig_control_cmd commands[] = {
 	{ "migrate", cmd_migrate,
 	  "migrate live to {\"uri\": \"tcp:H:P|unix:PATH|file:PATH\", "
 	  "\"downtime-ms\": N, \"max-rounds\": N, "
-	  "\"connect-timeout-ms\": N}" },
+	  "\"connect-timeout-ms\": N, \"precopy\": \"all|ram|none\"}" },
 	{ "migrate-cancel", cmd_migrate_cancel,
 	  "stop a running migration; the VM keeps running here" },
 	{ "query-migrate", cmd_query_migrate,
@@ -389,11 +427,12 @@ int vfmig_migration_create(struct vfmig_vm *vm, struct vfmig_control *ctl,
 }
 
 int vfmig_migration_incoming(struct vfmig_migration *m, const char *uri,
-			     char *err, size_t errlen)
+			     bool paused, char *err, size_t errlen)
 {
 	int r;
 
 	memset(&m->params, 0, sizeof(m->params));
+	m->params.dst_paused = paused;
 	/* Wait for the source as long as it takes. */
 	m->params.timeout_ms = -1;
 	pthread_mutex_lock(&m->lock);

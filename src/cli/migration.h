@@ -22,9 +22,11 @@ int vfmig_migration_create(struct vfmig_vm *vm, struct vfmig_control *ctl,
 			   struct vfmig_migration **out, char *err,
 			   size_t errlen);
 
-/* Start receiving a VM from uri in the background (the VM is incoming). */
+/* Start receiving a VM from uri in the background (the VM is incoming).
+ * The guest then runs if the source's ran, unless paused is set: then it
+ * stays paused (devices in STOP) until `cont`. */
 int vfmig_migration_incoming(struct vfmig_migration *m, const char *uri,
-			     char *err, size_t errlen);
+			     bool paused, char *err, size_t errlen);
 
 /* Cancel and wait for a running migration; free everything. NULL is ok. */
 void vfmig_migration_destroy(struct vfmig_migration *m);

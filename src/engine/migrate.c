@@ -36,6 +36,27 @@ const char *vfmig_mig_status_name(enum vfmig_mig_status s)
 	return status_names[s];
 }
 
+static const char *const precopy_names[] = {
+	[VFMIG_MIG_PRECOPY_ALL] = "all",
+	[VFMIG_MIG_PRECOPY_RAM] = "ram",
+	[VFMIG_MIG_PRECOPY_NONE] = "none",
+};
+
+const char *vfmig_mig_precopy_name(enum vfmig_mig_precopy m)
+{
+	return (unsigned)m < 3 ? precopy_names[m] : NULL;
+}
+
+int vfmig_mig_precopy_parse(const char *s, enum vfmig_mig_precopy *out)
+{
+	for (unsigned i = 0; s && i < 3; i++)
+		if (!strcmp(s, precopy_names[i])) {
+			*out = (enum vfmig_mig_precopy)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
 static double mono_ms(void)
 {
 	struct timespec ts;
@@ -119,6 +140,38 @@ static int fail(struct run *run, int err, const char *phase, const char *fmt,
 	snprintf(run->rep->error, sizeof(run->rep->error), "%s: %s", phase,
 		 cause);
 	return err < 0 ? err : -EIO;
+}
+
+/* A rollback step failed: the first error stays, this one is added to it,
+ * and the VM is told that device i is not in a working state. */
+static void rollback_failed(struct run *run, size_t i, uint32_t want,
+			    int err, uint32_t final)
+{
+	char msg[200];
+	size_t n = strlen(run->rep->error);
+
+	snprintf(msg, sizeof(msg), "could not return to %s: %s (%s)",
+		 vfmig_vmm_mig_state_name(want), vfmig_vmm_strerror(err),
+		 final == VFMIG_VMM_MIG_UNKNOWN
+			 ? "the reset that followed failed too: state unknown"
+			 : final == want ? "reset instead: its state is lost"
+					 : vfmig_vmm_mig_state_name(final));
+	snprintf(run->rep->error + n, sizeof(run->rep->error) - n,
+		 "%srollback: device %s %s", n ? "; " : "",
+		 run->devs[i].d->id, msg);
+	if (run->vm->ops->device_fault)
+		run->vm->ops->device_fault(run->vm->vm, i, msg);
+}
+
+/* Put device i into state want after a failure (reset if it refuses). */
+static void rollback_dev(struct run *run, size_t i, uint32_t want)
+{
+	uint32_t final = VFMIG_VMM_MIG_UNKNOWN;
+	int r = vfmig_vmm_mig_set_state(run->devs[i].d->dev, want,
+					VFMIG_VMM_MIG_ERROR, &final);
+
+	if (r < 0)
+		rollback_failed(run, i, want, r, final);
 }
 
 static void set_status(struct run *run, enum vfmig_mig_status s)
@@ -289,6 +342,7 @@ static int src_start_devices(struct run *run)
 		/* A stopped device has nothing to pre-copy (and must not be
 		 * run to get there). */
 		if ((dr->caps.flags & VFMIG_VMM_MIG_FLAG_PRE_COPY) &&
+		    run->p.precopy == VFMIG_MIG_PRECOPY_ALL &&
 		    dr->initial == VFMIG_VMM_MIG_RUNNING && !run->paused) {
 			dr->touched = true;
 			r = vfmig_vmm_mig_set_state(dr->d->dev,
@@ -515,7 +569,8 @@ static bool src_acked(struct run *run)
 
 static int src_precopy(struct run *run)
 {
-	bool live = vfmig_chan_has_return_path(run->chan);
+	bool live = vfmig_chan_has_return_path(run->chan) &&
+		    run->p.precopy != VFMIG_MIG_PRECOPY_NONE;
 
 	set_status(run, VFMIG_MIG_ACTIVE);
 	vfmig_ram_mark_all(run->vm->ram);
@@ -569,6 +624,19 @@ static int src_pause(struct run *run, const char *phase)
 	return 0;
 }
 
+/* The run state travels as the STREAM_INFO key "run-state" just before
+ * SWITCHOVER: the guest's state as the user left it, known only now. */
+static int src_write_run_state(struct run *run)
+{
+	bool ran = !run->vm->ops->was_running ||
+		   run->vm->ops->was_running(run->vm->vm);
+	const struct vfmig_stream_kv kv = { "run-state",
+					    ran ? "running" : "paused" };
+
+	run->rep->source_running = ran;
+	return vfmig_stream_write_info(run->w, &kv, 1);
+}
+
 static int src_switchover(struct run *run)
 {
 	struct vfmig_ram_stats st = { 0 };
@@ -599,7 +667,9 @@ static int src_switchover(struct run *run)
 	for (size_t i = 0; i < run->vm->ndev; i++)
 		if (!run->devs[i].caps.dirty_logging)
 			vfmig_ram_mark_all(run->vm->ram);
-	r = vfmig_stream_write_switchover(run->w);
+	r = src_write_run_state(run);
+	if (r == 0)
+		r = vfmig_stream_write_switchover(run->w);
 	if (r == 0)
 		r = vfmig_ram_send(run->vm->ram, run->w, 0, &st);
 	if (r < 0)
@@ -699,7 +769,7 @@ static void src_rollback(struct run *run)
 
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		struct dev_run *dr = &run->devs[i];
-		uint32_t back = dr->initial, final;
+		uint32_t back = dr->initial;
 
 		if (dr->logging)
 			vfmig_vmm_dma_log_stop(dr->d->dev);
@@ -707,8 +777,7 @@ static void src_rollback(struct run *run)
 			back = VFMIG_VMM_MIG_STOP;
 		/* initial is 0 (ERROR) when the run never read it. */
 		if (dr->initial && (dr->touched || back != dr->initial))
-			vfmig_vmm_mig_set_state(dr->d->dev, back,
-						VFMIG_VMM_MIG_ERROR, &final);
+			rollback_dev(run, i, back);
 	}
 	if (run->paused && run->vm->ops->resume(run->vm->vm) == 0)
 		run->paused = false;
@@ -731,8 +800,10 @@ int vfmig_migrate_out(const struct vfmig_mig_vm *vm,
 		r = src_check_devices(&run);
 	if (r == 0)
 		r = src_open_stream(&run, uri);
-	/* A file has no return path and no pre-copy: pause first. */
-	if (r == 0 && !vfmig_chan_has_return_path(run.chan))
+	/* A file has no return path and no pre-copy: pause first; so does a
+	 * migration asked to copy nothing live. */
+	if (r == 0 && (!vfmig_chan_has_return_path(run.chan) ||
+		       run.p.precopy == VFMIG_MIG_PRECOPY_NONE))
 		r = src_pause(&run, "setup");
 	if (r == 0)
 		r = src_start_devices(&run);
@@ -900,9 +971,32 @@ static int dst_record(struct run *run, const struct vfmig_stream_record *rec)
 		dr->type_state_len = rec->d.u.type_state.len;
 		return 0;
 	}
+	case VFMIG_REC_STREAM_INFO:
+		for (uint16_t k = 0; k < rec->d.u.info.count; k++) {
+			const struct vfmig_stream_kv_view *kv =
+				&rec->d.u.info.kv[k];
+			if (!vfmig_stream_str_eq(kv->key, "run-state"))
+				continue;
+			if (vfmig_stream_str_eq(kv->value, "running"))
+				run->rep->source_running = true;
+			else if (vfmig_stream_str_eq(kv->value, "paused"))
+				run->rep->source_running = false;
+			else
+				return fail(run, -EBADMSG, "load", "run-state "
+					    "\"%.*s\" is neither running nor "
+					    "paused", kv->value.len,
+					    kv->value.p);
+		}
+		return 0;
 	default:
-		return 0; /* STREAM_INFO, SWITCHOVER, END */
+		return 0; /* SWITCHOVER, END */
 	}
+}
+
+/* Whether the destination starts the guest: only if the source's ran. */
+static bool dst_runs(const struct run *run)
+{
+	return run->rep->source_running && !run->p.dst_paused;
 }
 
 /*
@@ -944,6 +1038,8 @@ static int dst_start(struct run *run)
 			return fail(run, r, "resume", "device %s rejected the "
 				    "loaded state: %s", dr->d->id,
 				    vfmig_vmm_strerror(r));
+		if (!dst_runs(run))
+			continue; /* a paused VM's devices wait in STOP */
 		r = vfmig_vmm_mig_set_state(dr->d->dev, VFMIG_VMM_MIG_RUNNING,
 					    VFMIG_VMM_MIG_ERROR, &final);
 		if (r < 0)
@@ -1010,13 +1106,9 @@ static void dst_rollback(struct run *run)
 {
 	if (run->chan && vfmig_chan_has_return_path(run->chan))
 		vfmig_chan_rp_failed(run->chan, run->rep->error);
-	for (size_t i = 0; i < run->vm->ndev; i++) {
-		uint32_t final;
+	for (size_t i = 0; i < run->vm->ndev; i++)
 		if (run->devs[i].touched)
-			vfmig_vmm_mig_set_state(run->devs[i].d->dev,
-						VFMIG_VMM_MIG_RUNNING,
-						VFMIG_VMM_MIG_ERROR, &final);
-	}
+			rollback_dev(run, i, VFMIG_VMM_MIG_RUNNING);
 }
 
 /* Open the incoming channel: a file at once; a socket by listening and
@@ -1070,6 +1162,8 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 
 	r = run_init(&run, vm, reg, p, progress, rep);
 	set_status(&run, VFMIG_MIG_SETUP);
+	/* A stream without "run-state" (older sources) ran its guest. */
+	rep->source_running = true;
 	if (r < 0)
 		r = fail(&run, r, "incoming", "out of memory");
 	if (r == 0)
@@ -1097,11 +1191,16 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 			r = fail(&run, r, "completion", "sending RESUMED: %s",
 				 strerror(-r));
 	}
-	if (r == 0) {
+	if (r == 0 && dst_runs(&run)) {
 		r = vm->ops->resume(vm->vm);
 		if (r < 0)
 			r = fail(&run, r, "resume", "resuming the guest: %s",
 				 strerror(-r));
+	} else if (r == 0 && vm->ops->settle_paused) {
+		r = vm->ops->settle_paused(vm->vm);
+		if (r < 0)
+			r = fail(&run, r, "resume", "leaving the VM paused: "
+				 "%s", strerror(-r));
 	}
 	if (r == 0) {
 		set_status(&run, VFMIG_MIG_COMPLETED);

@@ -52,6 +52,18 @@ struct vfmig_mig_vm_ops {
 	 * not yet). 0 if consistent, else a negative errno with msg naming
 	 * the first mismatch. The verdict travels to the source in RESUMED. */
 	int (*verify)(void *vm, char *msg, size_t len);
+	/* Optional, source: whether the guest runs, or ran until this
+	 * migration paused it (asked at the switchover; absent: true). The
+	 * destination starts the guest only if it did. */
+	bool (*was_running)(void *vm);
+	/* Optional, destination: the migration succeeded but the guest is
+	 * to stay paused (the source was paused, or p->dst_paused): devices
+	 * are in STOP with their loaded state. Called instead of resume. */
+	int (*settle_paused)(void *vm);
+	/* Optional: device i could not be brought back to a working state by
+	 * a rollback; msg says why. The VM should show it until the device
+	 * works again. */
+	void (*device_fault)(void *vm, size_t i, const char *msg);
 };
 
 struct vfmig_mig_vm {
@@ -61,6 +73,19 @@ struct vfmig_mig_vm {
 	size_t ndev;
 	const struct vfmig_mig_dev *devs;
 };
+
+/* What the source copies while the guest runs. Devices that do not offer
+ * PRE_COPY are stop-copy only in every mode. */
+enum vfmig_mig_precopy {
+	VFMIG_MIG_PRECOPY_ALL = 0,  /* RAM and device pre-copy data */
+	VFMIG_MIG_PRECOPY_RAM = 1,  /* RAM only: devices stay RUNNING until
+				     * the switchover, then STOP_COPY */
+	VFMIG_MIG_PRECOPY_NONE = 2, /* nothing: pause at once, copy all */
+};
+
+/* "all", "ram", "none"; NULL for other values. Parse: 0 or -EINVAL. */
+const char *vfmig_mig_precopy_name(enum vfmig_mig_precopy m);
+int vfmig_mig_precopy_parse(const char *s, enum vfmig_mig_precopy *out);
 
 struct vfmig_mig_params {
 	uint64_t downtime_ms; /* predicted downtime to switch over; 0: 300 */
@@ -72,6 +97,8 @@ struct vfmig_mig_params {
 				 * that is not listening yet; 0: 3000 */
 	uint64_t device_round_budget; /* pre-copy bytes per device per round;
 				       * 0: 64 MiB */
+	enum vfmig_mig_precopy precopy; /* source: what is copied live */
+	bool dst_paused; /* destination: keep the guest paused after it */
 };
 
 enum vfmig_mig_status {
@@ -109,6 +136,7 @@ struct vfmig_mig_report {
 	unsigned rounds;      /* pre-copy rounds */
 	bool converged;       /* false: switched over after max_rounds */
 	bool verified;        /* the destination's verify() passed */
+	bool source_running;  /* the stream says the source guest ran */
 	char verify_msg[256]; /* its verdict: "ok", a mismatch, or "not checked" */
 	uint64_t ram_bytes, device_bytes, overhead_bytes;
 	double throughput_mbps; /* stream bytes over total time */

@@ -615,12 +615,18 @@ static void restore_device_states(struct vfmig_vm *vm, unsigned int n,
 		struct vm_dev *d = &vm->devs[n];
 		if (!d->caps.migratable || prev[n] == target)
 			continue;
-		int b = vfmig_vmm_mig_set_state(d->dev, prev[n], target, NULL);
-		if (b < 0)
-			vfmig_vm_log(vm, VFMIG_LOG_ERR,
-				     "%s: could not return to %s: %s", d->id,
-				     vfmig_vmm_mig_state_name(prev[n]),
-				     vfmig_vmm_strerror(b));
+		uint32_t final = VFMIG_VMM_MIG_UNKNOWN;
+		int b = vfmig_vmm_mig_set_state(d->dev, prev[n], target,
+						&final);
+		if (b < 0) {
+			char msg[160];
+			snprintf(msg, sizeof(msg), "could not return to %s: %s "
+				 "(device now %s)",
+				 vfmig_vmm_mig_state_name(prev[n]),
+				 vfmig_vmm_strerror(b),
+				 vfmig_vmm_mig_state_name(final));
+			vfmig_vm_set_dev_fault(vm, n, msg);
+		}
 	}
 }
 
@@ -652,8 +658,19 @@ static int set_device_states(struct vfmig_vm *vm, uint32_t target,
 			     vfmig_vmm_mig_state_name(target),
 			     vfmig_vmm_strerror(r),
 			     vfmig_vmm_mig_state_name(final));
+			if (final != prev[i]) {
+				char msg[160];
+				snprintf(msg, sizeof(msg), "%s -> %s failed: "
+					 "%s (device now %s)",
+					 vfmig_vmm_mig_state_name(prev[i]),
+					 vfmig_vmm_mig_state_name(target),
+					 vfmig_vmm_strerror(r),
+					 vfmig_vmm_mig_state_name(final));
+				vfmig_vm_set_dev_fault(vm, i, msg);
+			}
 			break;
 		}
+		vfmig_vm_set_dev_fault(vm, i, NULL); /* it works again */
 	}
 	if (r < 0)
 		restore_device_states(vm, i, prev, target);
@@ -744,8 +761,9 @@ int vfmig_vm_cont(struct vfmig_vm *vm, char *err, size_t errlen)
 	r = set_device_states(vm, VFMIG_VMM_MIG_RUNNING, prev, err, errlen);
 	if (r < 0)
 		goto out;
-	if (s == VFMIG_VM_INCOMING) {
-		/* First run: the guest adopts the ledger it finds in RAM. */
+	if (s == VFMIG_VM_INCOMING || s == VFMIG_VM_PAUSED) {
+		/* First run (a no-op if it ran before): the guest adopts the
+		 * ledger it finds in RAM, e.g. a migrated paused VM's. */
 		r = vfmig_guest_start(vm->guest, err, errlen);
 		if (r < 0) {
 			restore_device_states(vm, vm->ndevs, prev,
@@ -830,6 +848,35 @@ const int *vfmig_vm_dev_irq_fds(struct vfmig_vm *vm, unsigned int i,
 	if (count)
 		*count = vm->devs[i].nirqs[VFMIG_VMM_IRQ_MSIX];
 	return vm->devs[i].irq_fds[VFMIG_VMM_IRQ_MSIX];
+}
+
+void vfmig_vm_set_dev_fault(struct vfmig_vm *vm, unsigned int i,
+			    const char *msg)
+{
+	if (i >= vm->ndevs)
+		return;
+	pthread_mutex_lock(&vm->state_lock);
+	snprintf(vm->devs[i].fault, sizeof(vm->devs[i].fault), "%s",
+		 msg ? msg : "");
+	pthread_mutex_unlock(&vm->state_lock);
+	if (msg && msg[0])
+		vfmig_vm_log(vm, VFMIG_LOG_ERR, "%s: fault: %s",
+			     vm->devs[i].id, msg);
+}
+
+bool vfmig_vm_dev_fault(struct vfmig_vm *vm, unsigned int i, char *buf,
+			size_t len)
+{
+	bool faulty;
+
+	if (i >= vm->ndevs)
+		return false;
+	pthread_mutex_lock(&vm->state_lock);
+	faulty = vm->devs[i].fault[0] != '\0';
+	if (buf && len)
+		snprintf(buf, len, "%s", vm->devs[i].fault);
+	pthread_mutex_unlock(&vm->state_lock);
+	return faulty;
 }
 
 const char *vfmig_vm_dev_type(struct vfmig_vm *vm, unsigned int i)

@@ -202,6 +202,18 @@ const struct vfmig_vmm_mig_caps *vfmig_vm_dev_mig_caps(struct vfmig_vm *vm,
 const int *vfmig_vm_dev_irq_fds(struct vfmig_vm *vm, unsigned int i,
 				uint32_t *count);
 
+/*
+ * A device that could not be brought back to a working state (a rollback
+ * or a stop/cont whose recovery failed) carries a fault message until a
+ * later state change of it succeeds. set: msg NULL or "" clears it (and
+ * logs nothing); a message is logged at error level. get: true when
+ * device i has a fault, copied to buf (may be NULL).
+ */
+void vfmig_vm_set_dev_fault(struct vfmig_vm *vm, unsigned int i,
+			    const char *msg);
+bool vfmig_vm_dev_fault(struct vfmig_vm *vm, unsigned int i, char *buf,
+			size_t len);
+
 /* Device i's type name ("pci", or "unknown" for a device that reports no
  * type we know); NULL past end. The registry the VM was built with. */
 const char *vfmig_vm_dev_type(struct vfmig_vm *vm, unsigned int i);
