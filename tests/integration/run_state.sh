@@ -1,0 +1,92 @@
+#!/bin/sh
+# What a migration carries besides memory and devices, and how much of it is
+# copied live: the run state travels (a paused source arrives paused, and
+# `vmm --incoming ... --paused` keeps a running one paused), and
+# `migrate --precopy none|ram` migrates with no pre-copy at all or RAM-only
+# pre-copy. Real device and VMM processes. Usage: run_state.sh VFMIG
+set -u
+V=$1
+D=$(mktemp -d /tmp/vfmig-rs-XXXXXX)
+pids=""
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null; done
+	for p in $pids; do wait "$p" 2>/dev/null; done
+	rm -rf "$D"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; tail -20 "$D/procs.log"; exit 1; }
+start() { "$@" 2>>"$D/procs.log" & pids="$pids $!"; }
+wait_for() { for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.02; done; fail "no $1"; }
+ctl() { # ctl SOCKET JSON -> the reply line to a command
+	python3 - "$1" "$2" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile()
+f.readline()
+s.sendall((sys.argv[2] + "\n").encode())
+while True:
+    line = json.loads(f.readline())
+    if "event" not in line:
+        print(json.dumps(line)); break
+PY
+}
+status_is() { # status_is CTL STATE: wait up to 2 s for the run state
+	for _ in $(seq 100); do
+		ctl "$1" '{"execute":"query-status"}' | grep -q "\"status\": *\"$2\"" && return 0
+		sleep 0.02
+	done
+	return 1
+}
+# vm NAME [vmm options...]: a regs device and a VMM for it
+vm() {
+	n=$1; shift
+	start "$V" device regs --socket-path "$D/$n.sock" --quiet
+	wait_for "$D/$n.sock"
+	start "$V" vmm --device "$D/$n.sock" --ram 16M --control "$D/$n.ctl" --quiet "$@"
+	wait_for "$D/$n.ctl"
+}
+verified() { sleep 0.2; ctl "$1" '{"execute":"query-guest"}' | grep -q '"verified": *true'; }
+
+# 1. A paused source arrives paused, its devices in STOP; cont runs it.
+vm a
+vm b --incoming "unix:$D/mig-b.sock"
+sleep 0.3
+ctl "$D/a.ctl" '{"execute":"stop"}' | grep -q '"return"' || fail "stop"
+out=$("$V" migrate --control "$D/a.ctl" "unix:$D/mig-b.sock" --json) || fail "migrate paused: $out"
+echo "$out" | tail -1 | grep -q '"verified":true' || fail "paused migration not verified: $out"
+status_is "$D/b.ctl" paused || fail "a paused source arrived $(ctl "$D/b.ctl" '{"execute":"query-status"}')"
+ctl "$D/b.ctl" '{"execute":"query-devices"}' | grep -q '"migration_state": *"STOP"' ||
+	fail "devices of the paused destination not in STOP"
+ctl "$D/b.ctl" '{"execute":"cont"}' | grep -q '"return"' || fail "cont on the destination"
+status_is "$D/b.ctl" running || fail "destination not running after cont"
+verified "$D/b.ctl" || fail "destination guest does not verify after cont"
+
+# 2. A running source to a destination started with --paused: paused.
+vm c --incoming "unix:$D/mig-c.sock" --paused
+sleep 0.2
+out=$("$V" migrate --control "$D/b.ctl" "unix:$D/mig-c.sock" --json) || fail "migrate to --paused: $out"
+status_is "$D/c.ctl" paused || fail "--paused destination is $(ctl "$D/c.ctl" '{"execute":"query-status"}')"
+ctl "$D/c.ctl" '{"execute":"cont"}' | grep -q '"return"' || fail "cont after --paused"
+status_is "$D/c.ctl" running || fail "not running after cont"
+verified "$D/c.ctl" || fail "guest does not verify after --paused and cont"
+
+# 3. No pre-copy at all: zero rounds, a running guest arrives running.
+vm d --incoming "unix:$D/mig-d.sock"
+sleep 0.2
+out=$("$V" migrate --control "$D/c.ctl" "unix:$D/mig-d.sock" --precopy none --json) ||
+	fail "migrate --precopy none: $out"
+echo "$out" | tail -1 | grep -q '"rounds":0' || fail "--precopy none ran rounds: $out"
+echo "$out" | tail -1 | grep -q '"verified":true' || fail "--precopy none not verified: $out"
+status_is "$D/d.ctl" running || fail "--precopy none destination not running"
+verified "$D/d.ctl" || fail "guest does not verify after --precopy none"
+
+# 4. RAM-only pre-copy.
+vm e --incoming "unix:$D/mig-e.sock"
+sleep 0.2
+out=$("$V" migrate --control "$D/d.ctl" "unix:$D/mig-e.sock" --precopy ram --json) ||
+	fail "migrate --precopy ram: $out"
+echo "$out" | tail -1 | grep -q '"verified":true' || fail "--precopy ram not verified: $out"
+verified "$D/e.ctl" || fail "guest does not verify after --precopy ram"
+"$V" migrate --control "$D/e.ctl" "unix:$D/x.sock" --precopy some 2>"$D/bad.err" &&
+	fail "--precopy some accepted"
+grep -q 'precopy' "$D/bad.err" || fail "a bad --precopy was not named: $(cat "$D/bad.err")"
+echo "run-state: all checks passed"
