@@ -354,6 +354,43 @@ static void test_vram(void **state)
 	assert_int_equal(harness_stop(pid), 0);
 }
 
+/*
+ * An earlier client left the device in ERROR (a load it refused). A new VM
+ * attaching it resets it, checks it says RUNNING again, and its guest runs
+ * and verifies; before, such a device was attached as it was and the guest
+ * failed later with lost interrupts.
+ */
+static void test_attach_resets_error(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t junk[64] = { 0xde, 0xad };
+	vfmig_vmm_dev *c;
+	uint32_t st;
+
+	vfmig_vm_destroy(f->vm); /* the fixture's VM: the device is reused */
+	f->vm = NULL;
+	assert_int_equal(vfmig_vmm_dev_connect(f->sock, NULL, &c), 0);
+	assert_int_equal(vfmig_vmm_mig_set_state(c, VFMIG_VMM_MIG_RESUMING,
+						 VFMIG_VMM_MIG_RUNNING, NULL), 0);
+	assert_int_equal(vfmig_vmm_dev_mig_data_write(c, junk, sizeof(junk)), 0);
+	/* A raw SET (no recovery, as a crashing client would leave it):
+	 * RESUMING -> STOP validates the junk and fails into ERROR. */
+	uint32_t set[2] = { VFMIG_VMM_MIG_STOP, UINT32_MAX };
+	assert_true(vfmig_vmm_dev_feature(c, 2 | VFMIG_VMM_FEATURE_SET, set,
+					  sizeof(set), NULL, 0, NULL) < 0);
+	assert_int_equal(vfmig_vmm_mig_get_state(c, &st), 0);
+	vfmig_vmm_dev_close(c);
+	if (st != VFMIG_VMM_MIG_ERROR)
+		fail_msg("the refused load left the device in %s, not ERROR",
+			 vfmig_vmm_mig_state_name(st));
+
+	assert_int_equal(make_vm(f->sock, false, RAM, &f->vm), 0);
+	assert_int_equal(vfmig_vmm_mig_get_state(vfmig_vm_dev(f->vm, 0), &st), 0);
+	assert_int_equal(st, VFMIG_VMM_MIG_RUNNING);
+	wait_iterations(f->vm, 50);
+	expect_ok(f->vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -363,6 +400,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_vram, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_state_holds_guest,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attach_resets_error,
 						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
