@@ -362,7 +362,8 @@ int vfmig_guest_create(struct vfmig_vm *vm, unsigned int interval_us,
 		struct gdev *d = &g->devs[i];
 		d->index = i;
 		d->dev = vfmig_vm_dev(vm, i);
-		d->irq_fds = vfmig_vm_dev_irq_fds(vm, i, &d->nirqs);
+		d->irq_fds = vfmig_vm_dev_irq_fds(vm, i, VFMIG_VMM_IRQ_MSIX,
+						  &d->nirqs);
 		d->ld = &g->L->dev[i];
 		bind(g, d);
 	}

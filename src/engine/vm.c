@@ -838,16 +838,16 @@ const struct vfmig_vmm_mig_caps *vfmig_vm_dev_mig_caps(struct vfmig_vm *vm,
 }
 
 const int *vfmig_vm_dev_irq_fds(struct vfmig_vm *vm, unsigned int i,
-				uint32_t *count)
+				uint32_t index, uint32_t *count)
 {
-	if (i >= vm->ndevs) {
+	if (i >= vm->ndevs || index >= NIRQ_KINDS) {
 		if (count)
 			*count = 0;
 		return NULL;
 	}
 	if (count)
-		*count = vm->devs[i].nirqs[VFMIG_VMM_IRQ_MSIX];
-	return vm->devs[i].irq_fds[VFMIG_VMM_IRQ_MSIX];
+		*count = vm->devs[i].nirqs[index];
+	return vm->devs[i].irq_fds[index];
 }
 
 void vfmig_vm_set_dev_fault(struct vfmig_vm *vm, unsigned int i,

@@ -197,10 +197,12 @@ const char *vfmig_vm_dev_path(struct vfmig_vm *vm, unsigned int i);
  * included). NULL past end. */
 const struct vfmig_vmm_mig_caps *vfmig_vm_dev_mig_caps(struct vfmig_vm *vm,
 						       unsigned int i);
-/* MSI-X eventfds of device i (owned by the VM); *count gets how many (0
- * when the device has no MSI-X). NULL past end. */
+/* The eventfds of IRQ index (VFMIG_VMM_IRQ_INTX, _MSI or _MSIX) of device
+ * i, one per vector, owned by the VM; *count gets how many (0 when the
+ * device does not offer that index). NULL past end or for other indexes.
+ * Which index is bound to the device at a time: vfmig_vm_irq_refresh(). */
 const int *vfmig_vm_dev_irq_fds(struct vfmig_vm *vm, unsigned int i,
-				uint32_t *count);
+				uint32_t index, uint32_t *count);
 
 /*
  * A device that could not be brought back to a working state (a rollback

@@ -181,7 +181,8 @@ static void test_detects_damage(void **state)
 
 	/* An interrupt nobody raised (or raised once, delivered twice). */
 	uint32_t n;
-	const int *fds = vfmig_vm_dev_irq_fds(f->vm, 0, &n);
+	const int *fds = vfmig_vm_dev_irq_fds(f->vm, 0, VFMIG_VMM_IRQ_MSIX,
+					      &n);
 	uint64_t one = 1;
 	assert_true(n >= 2);
 	assert_int_equal(write(fds[1], &one, sizeof(one)), sizeof(one));
