@@ -645,8 +645,14 @@ static int src_wait_resumed(struct run *run)
 	struct vfmig_rp_msg m;
 	char err[256] = "";
 
-	if (!vfmig_chan_has_return_path(run->chan))
+	/* A file has no one to confirm: it is complete once it is synced and
+	 * under its name. Until then a failure leaves no trace of it. */
+	if (!vfmig_chan_has_return_path(run->chan)) {
+		int r = vfmig_chan_commit(run->chan, err, sizeof(err));
+		if (r < 0)
+			return fail(run, r, "completion", "%s", err);
 		return 0;
+	}
 	for (;;) {
 		int r = vfmig_chan_rp_recv(run->chan, &m, run->p.timeout_ms,
 					   err, sizeof(err));
