@@ -1080,6 +1080,7 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 		r = fail(&run, r, "incoming", "out of memory");
 	if (r == 0)
 		r = dst_open(&run, uri);
+	rep->channel_opened = run.chan != NULL;
 	if (r == 0) {
 		r = vfmig_stream_reader_open(&run.r, vfmig_chan_io(run.chan),
 					     err, sizeof(err));
@@ -1114,7 +1115,8 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 		rep->ok = true;
 	} else {
 		dst_rollback(&run);
-		set_status(&run, VFMIG_MIG_FAILED);
+		set_status(&run, r == -ECANCELED ? VFMIG_MIG_CANCELLED
+						 : VFMIG_MIG_FAILED);
 	}
 	rep->device_bytes = run.dev_bytes;
 	rep->stream_bytes = run.r ? vfmig_stream_reader_offset(run.r) : 0;
