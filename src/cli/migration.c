@@ -139,33 +139,61 @@ static void emit_status(struct vfmig_migration *m, const char *status,
 	vfmig_control_emit(m->ctl, "MIGRATION", d);
 }
 
+/* After a failed incoming migration over a socket the VMM listens again
+ * on the same URI: the devices were reset and the guest never ran, so a
+ * second source may try. Not after a cancel (the user stopped waiting),
+ * not for a file (reading it again gives the same result), and not when
+ * the failure came before any source connected (listening failed). */
+static bool listen_again(struct vfmig_migration *m, int r,
+			 const struct vfmig_mig_report *rep)
+{
+	return m->incoming && r < 0 && r != -ECANCELED &&
+	       !atomic_load(&m->prog.cancel) && rep->channel_opened &&
+	       strncmp(m->uri, "file:", 5) != 0;
+}
+
 static void *migration_thread(void *arg)
 {
 	struct vfmig_migration *m = arg;
 	struct vfmig_mig_report rep;
+	bool again;
 	int r;
 
 	emit_status(m, "setup", NULL);
 	vfmig_vm_set_migrating(m->vm, true, mvm_user_stop, m);
-	if (m->incoming)
-		r = vfmig_migrate_in(&m->mvm, m->reg, m->uri, &m->params,
-				     &m->prog, &rep);
-	else
-		r = vfmig_migrate_out(&m->mvm, m->reg, m->uri, &m->params,
-				      &m->prog, &rep);
-	if (r == 0 && !m->incoming)
-		vfmig_vm_set_run_state(m->vm, VFMIG_VM_POSTMIGRATE);
-	vfmig_vm_set_migrating(m->vm, false, NULL, NULL);
-	vfmig_vm_log(m->vm, r == 0 ? VFMIG_LOG_INFO : VFMIG_LOG_ERR,
-		     "migration %s: %s", m->incoming ? "in" : "out",
-		     r == 0 ? "completed" : rep.error);
-	pthread_mutex_lock(&m->lock);
-	m->rep = rep;
-	m->have_report = true;
-	m->busy = false;
-	pthread_mutex_unlock(&m->lock);
-	emit_status(m, vfmig_mig_status_name(atomic_load(&m->prog.status)),
-		    rep.error);
+	do {
+		if (m->incoming)
+			r = vfmig_migrate_in(&m->mvm, m->reg, m->uri,
+					     &m->params, &m->prog, &rep);
+		else
+			r = vfmig_migrate_out(&m->mvm, m->reg, m->uri,
+					      &m->params, &m->prog, &rep);
+		again = listen_again(m, r, &rep);
+		if (!again) {
+			if (r == 0 && !m->incoming)
+				vfmig_vm_set_run_state(m->vm,
+						       VFMIG_VM_POSTMIGRATE);
+			vfmig_vm_set_migrating(m->vm, false, NULL, NULL);
+		}
+		vfmig_vm_log(m->vm, r == 0 ? VFMIG_LOG_INFO : VFMIG_LOG_ERR,
+			     "migration %s: %s%s%s", m->incoming ? "in" : "out",
+			     r == 0 ? "completed" : rep.error,
+			     again ? "; waiting again on " : "",
+			     again ? m->uri : "");
+		/* The event reports the failed attempt; query-migrate shows
+		 * the new wait ("setup") with that attempt's report. */
+		pthread_mutex_lock(&m->lock);
+		m->rep = rep;
+		m->have_report = true;
+		m->busy = again;
+		int status = atomic_load(&m->prog.status);
+		if (again)
+			atomic_store(&m->prog.status, VFMIG_MIG_SETUP);
+		pthread_mutex_unlock(&m->lock);
+		emit_status(m, vfmig_mig_status_name(status), rep.error);
+		if (again)
+			emit_status(m, "setup", NULL);
+	} while (again);
 	return NULL;
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,12 +35,18 @@ struct sock_io {
 struct vfmig_chan {
 	enum vfmig_chan_kind kind;
 	bool source;
-	int fd;               /* sockets */
+	int fd;               /* sockets; a file source's fd (-1 once closed) */
 	int timeout_ms;
-	struct vfmig_io *io;  /* &sio.io for sockets, a path io for files */
+	struct vfmig_io *io;  /* &sio.io for sockets, an fd or path io for files */
 	struct sock_io sio;
 	uint8_t *wbuf;
 	size_t wlen;
+	/* File source: the stream is written to tmp and renamed onto path by
+	 * vfmig_chan_commit; tmp is NULL when the file is written in place
+	 * (not a regular file: a FIFO, /dev/null). */
+	char *path;
+	char *tmp;
+	bool committed;
 };
 
 struct vfmig_chan_listener {
@@ -371,27 +378,187 @@ int vfmig_chan_adopt_fd(int fd, bool source, enum vfmig_chan_kind kind,
 	return chan_new_socket(fd, source, kind, out);
 }
 
-static int chan_new_file(const char *path, bool source, struct vfmig_chan **out,
-			 char *err, size_t errlen)
+static int chan_new_file_reader(const char *path, struct vfmig_chan **out,
+				char *err, size_t errlen)
 {
 	struct vfmig_chan *c = calloc(1, sizeof(*c));
 	int r;
 
 	if (!c)
 		return -ENOMEM;
-	r = vfmig_io_path(&c->io, path, source);
+	r = vfmig_io_path(&c->io, path, false);
 	if (r < 0) {
-		msg(err, errlen, "%s \"%s\": %s", source ? "creating" : "opening", path,
-		    strerror(-r));
+		msg(err, errlen, "opening \"%s\": %s", path, strerror(-r));
 		free(c);
 		return r;
 	}
 	c->kind = VFMIG_CHAN_FILE;
-	c->source = source;
 	c->fd = -1;
 	c->timeout_ms = DEFAULT_TIMEOUT_MS;
 	*out = c;
 	return 0;
+}
+
+/* Create "<target>.tmp.<pid>[.<n>]" exclusively. Returns the fd (and the
+ * name in *tmp) or -errno. */
+static int create_temp(const char *target, char **tmp)
+{
+	for (unsigned n = 0; n < 100; n++) {
+		char *t;
+		int fd, e;
+
+		if ((n ? asprintf(&t, "%s.tmp.%d.%u", target, (int)getpid(), n)
+		       : asprintf(&t, "%s.tmp.%d", target, (int)getpid())) < 0)
+			return -ENOMEM;
+		fd = open(t, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			*tmp = t;
+			return fd;
+		}
+		e = errno;
+		free(t);
+		if (e != EEXIST)
+			return -e;
+	}
+	return -EEXIST;
+}
+
+/*
+ * A file source. A regular file (or a new one) is written under a
+ * temporary name in the same directory and appears under its name only at
+ * vfmig_chan_commit, so that a failed save never leaves a truncated stream
+ * there, nor destroys an older file. Through a symbolic link the target
+ * is the file it names. Anything else (a FIFO, /dev/null) is written in
+ * place: it cannot hold a partial stream, and must not be replaced.
+ */
+static int chan_new_file_writer(const char *path, struct vfmig_chan **out,
+				char *err, size_t errlen)
+{
+	struct vfmig_chan *c = calloc(1, sizeof(*c));
+	struct stat st;
+	char *real = NULL;
+	int fd, r;
+
+	if (!c)
+		return -ENOMEM;
+	c->kind = VFMIG_CHAN_FILE;
+	c->source = true;
+	c->fd = -1;
+	c->timeout_ms = DEFAULT_TIMEOUT_MS;
+	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+		real = realpath(path, NULL); /* NULL if dangling: replace it */
+	c->path = strdup(real ? real : path);
+	free(real);
+	if (!c->path) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (stat(c->path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		fd = open(c->path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			fd = -errno;
+	} else {
+		fd = create_temp(c->path, &c->tmp);
+	}
+	if (fd < 0) {
+		r = fd;
+		msg(err, errlen, "creating \"%s\": %s", path, strerror(-r));
+		goto fail;
+	}
+	c->fd = fd;
+	r = vfmig_io_fd(&c->io, fd, false);
+	if (r < 0) {
+		msg(err, errlen, "out of memory");
+		goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->tmp)
+		unlink(c->tmp);
+	free(c->tmp);
+	free(c->path);
+	free(c);
+	return r;
+}
+
+/* fsync the directory holding path, so that a rename into it lasts. */
+static void sync_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path))
+			  : strdup(".");
+	int fd;
+
+	if (!dir)
+		return;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(dir);
+}
+
+static int file_commit(struct vfmig_chan *c, char *err, size_t errlen)
+{
+	int r = vfmig_io_error(c->io);
+
+	if (r < 0) {
+		msg(err, errlen, "writing \"%s\": %s", c->path, strerror(-r));
+		return r;
+	}
+	/* A FIFO or a character device cannot be synced (EINVAL). */
+	if (fsync(c->fd) < 0 && (c->tmp || errno != EINVAL)) {
+		r = -errno;
+		msg(err, errlen, "syncing \"%s\": %s", c->tmp ? c->tmp : c->path,
+		    strerror(errno));
+		return r;
+	}
+	r = close(c->fd);
+	c->fd = -1;
+	if (r < 0) {
+		r = -errno;
+		msg(err, errlen, "closing \"%s\": %s", c->tmp ? c->tmp : c->path,
+		    strerror(errno));
+		return r;
+	}
+	if (c->tmp) {
+		if (rename(c->tmp, c->path) < 0) {
+			r = -errno;
+			msg(err, errlen, "renaming \"%s\" onto \"%s\": %s", c->tmp,
+			    c->path, strerror(errno));
+			return r;
+		}
+		/* The stream is in place from here on: a failure to sync the
+		 * directory only weakens durability, it does not undo that. */
+		free(c->tmp);
+		c->tmp = NULL;
+		sync_dir(c->path);
+	}
+	c->committed = true;
+	return 0;
+}
+
+int vfmig_chan_commit(struct vfmig_chan *c, char *err, size_t errlen)
+{
+	if (!c->source)
+		return 0;
+	if (c->kind != VFMIG_CHAN_FILE) {
+		int r = vfmig_io_flush(c->io);
+		if (r < 0)
+			msg(err, errlen, "sending the stream: %s", strerror(-r));
+		return r;
+	}
+	if (c->committed)
+		return 0;
+	if (c->fd < 0) {
+		msg(err, errlen, "\"%s\": an earlier commit failed", c->path);
+		return -EBADF;
+	}
+	return file_commit(c, err, errlen);
 }
 
 /* ---- endpoints ---- */
@@ -481,7 +648,7 @@ int vfmig_chan_connect(const char *uri, int timeout_ms, struct vfmig_chan **out,
 	if (r < 0)
 		return r;
 	if (u.kind == VFMIG_CHAN_FILE)
-		return chan_new_file(u.path, true, out, err, errlen);
+		return chan_new_file_writer(u.path, out, err, errlen);
 	if (u.kind == VFMIG_CHAN_TCP && u.port == 0) {
 		msg(err, errlen, "\"%s\": cannot connect to port 0", uri);
 		return -EINVAL;
@@ -611,7 +778,7 @@ int vfmig_chan_open_incoming(const char *uri, int timeout_ms, struct vfmig_chan 
 	if (r < 0)
 		return r;
 	if (u.kind == VFMIG_CHAN_FILE)
-		return chan_new_file(u.path, false, out, err, errlen);
+		return chan_new_file_reader(u.path, out, err, errlen);
 	r = vfmig_chan_listen(uri, &l, err, errlen);
 	if (r < 0)
 		return r;
@@ -647,7 +814,14 @@ int vfmig_chan_close(struct vfmig_chan *c)
 	if (!c)
 		return 0;
 	if (c->kind == VFMIG_CHAN_FILE) {
-		r = vfmig_io_close(c->io);
+		r = vfmig_io_close(c->io); /* the sticky error first */
+		if (c->fd >= 0 && close(c->fd) < 0 && !r)
+			r = -errno;
+		/* Never committed: the partial stream goes away. */
+		if (c->tmp)
+			unlink(c->tmp);
+		free(c->tmp);
+		free(c->path);
 		free(c);
 		return r;
 	}

@@ -68,9 +68,14 @@ struct vfmig_chan_listener;
 
 /*
  * Source side: connects to a socket URI (retrying a refused or missing
- * endpoint until timeout_ms has passed; negative: forever) or creates and
- * truncates a file. Returns 0 and *out, or -EINVAL (bad URI), -ETIMEDOUT,
- * the errno of socket/connect/open, -ENOMEM.
+ * endpoint until timeout_ms has passed; negative: forever) or creates a
+ * file. A file is written under a temporary name beside it,
+ * "PATH.tmp.PID" (through a symbolic link: beside the file it names), and
+ * takes its name only at vfmig_chan_commit(); closing the channel without
+ * a commit removes the temporary, so PATH is either untouched or holds
+ * the whole stream. A PATH that exists and is not a regular file (a FIFO,
+ * /dev/null) is written in place instead. Returns 0 and *out, or -EINVAL
+ * (bad URI), -ETIMEDOUT, the errno of socket/connect/open, -ENOMEM.
  */
 int vfmig_chan_connect(const char *uri, int timeout_ms, struct vfmig_chan **out,
 		       char *err, size_t errlen);
@@ -120,8 +125,18 @@ bool vfmig_chan_has_return_path(const struct vfmig_chan *c);
 void vfmig_chan_set_timeout(struct vfmig_chan *c, int timeout_ms);
 
 /*
- * Flushes (source) and closes the channel and frees it. Returns the
- * stream I/O's sticky error, else the flush/close result. NULL is fine.
+ * Source: the stream is complete. A file is synced (fsync), closed and
+ * renamed onto its path, then its directory is synced; a socket is
+ * flushed. Returns 0, the stream I/O's sticky error, or the errno of
+ * fsync/close/rename with err naming the file. After a failed commit the
+ * file is left as it was (close removes the temporary). Destination: 0.
+ */
+int vfmig_chan_commit(struct vfmig_chan *c, char *err, size_t errlen);
+
+/*
+ * Flushes (source socket) and closes the channel and frees it; a file
+ * source that was not committed loses its temporary. Returns the stream
+ * I/O's sticky error, else the flush/close result. NULL is fine.
  */
 int vfmig_chan_close(struct vfmig_chan *c);
 

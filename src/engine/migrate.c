@@ -715,8 +715,14 @@ static int src_wait_resumed(struct run *run)
 	struct vfmig_rp_msg m;
 	char err[256] = "";
 
-	if (!vfmig_chan_has_return_path(run->chan))
+	/* A file has no one to confirm: it is complete once it is synced and
+	 * under its name. Until then a failure leaves no trace of it. */
+	if (!vfmig_chan_has_return_path(run->chan)) {
+		int r = vfmig_chan_commit(run->chan, err, sizeof(err));
+		if (r < 0)
+			return fail(run, r, "completion", "%s", err);
 		return 0;
+	}
 	for (;;) {
 		int r = vfmig_chan_rp_recv(run->chan, &m, run->p.timeout_ms,
 					   err, sizeof(err));
@@ -1168,6 +1174,7 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 		r = fail(&run, r, "incoming", "out of memory");
 	if (r == 0)
 		r = dst_open(&run, uri);
+	rep->channel_opened = run.chan != NULL;
 	if (r == 0) {
 		r = vfmig_stream_reader_open(&run.r, vfmig_chan_io(run.chan),
 					     err, sizeof(err));
@@ -1207,7 +1214,8 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 		rep->ok = true;
 	} else {
 		dst_rollback(&run);
-		set_status(&run, VFMIG_MIG_FAILED);
+		set_status(&run, r == -ECANCELED ? VFMIG_MIG_CANCELLED
+						 : VFMIG_MIG_FAILED);
 	}
 	rep->device_bytes = run.dev_bytes;
 	rep->stream_bytes = run.r ? vfmig_stream_reader_offset(run.r) : 0;

@@ -142,6 +142,10 @@ struct vfmig_mig_report {
 	double throughput_mbps; /* stream bytes over total time */
 	uint64_t stream_bytes;
 	char error[512];      /* "" on success, else "phase: cause" */
+	/* Destination: the channel was opened (a source connected, or the
+	 * file was opened). False when the run failed while listening or
+	 * waiting: a new attempt on the same URI would fail alike. */
+	bool channel_opened;
 };
 
 /*

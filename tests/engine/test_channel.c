@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -473,6 +475,7 @@ static void test_file_round_trip(void **state)
 	assert_false(vfmig_chan_has_return_path(c));
 	assert_int_equal(vfmig_chan_rp_recv(c, &m, 10, err, sizeof(err)), -ENOTSUP);
 	assert_int_equal(vfmig_io_write(vfmig_chan_io(c), buf, sizeof(buf)), 0);
+	assert_int_equal(vfmig_chan_commit(c, err, sizeof(err)), 0);
 	assert_int_equal(vfmig_chan_close(c), 0);
 
 	assert_int_equal(vfmig_chan_open_incoming(uri, 0, &c, err, sizeof(err)), 0);
@@ -488,6 +491,126 @@ static void test_file_round_trip(void **state)
 	struct vfmig_chan_listener *l;
 	assert_int_equal(vfmig_chan_listen(uri, &l, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "not listened on"));
+}
+
+/* Names in folder dir, sorted and joined by spaces ("" when empty). */
+static const char *listing(const char *dir)
+{
+	static char out[512];
+	struct dirent **names;
+	int n = scandir(dir, &names, NULL, alphasort);
+
+	out[0] = '\0';
+	assert_true(n >= 0);
+	for (int i = 0; i < n; i++) {
+		if (names[i]->d_name[0] != '.')
+			snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%s",
+				 out[0] ? " " : "", names[i]->d_name);
+		free(names[i]);
+	}
+	free(names);
+	return out;
+}
+
+static void put_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static const char *get_file(const char *path)
+{
+	static char text[256];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f)
+		return NULL;
+	n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	return text;
+}
+
+/* A file source takes its name only when committed; until then and after
+ * a close without commit, the name holds what it held before. */
+static void test_file_commit(void **state)
+{
+	char dir[160], path[200], uri[210], link[200], err[256];
+	struct vfmig_chan *c;
+	struct stat st;
+	(void)state;
+
+	snprintf(dir, sizeof(dir), "%s", tmp_path("commit"));
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(path, sizeof(path), "%s/vm.bin", dir);
+	snprintf(uri, sizeof(uri), "file:%s", path);
+
+	/* Abandoned: nothing under the name, no temporary left. */
+	assert_int_equal(vfmig_chan_connect(uri, 0, &c, err, sizeof(err)), 0);
+	assert_int_equal(vfmig_io_write(vfmig_chan_io(c), "new", 3), 0);
+	assert_int_equal(vfmig_io_flush(vfmig_chan_io(c)), 0);
+	assert_null(get_file(path));
+	assert_non_null(strstr(listing(dir), "vm.bin.tmp."));
+	assert_int_equal(vfmig_chan_close(c), 0);
+	assert_string_equal(listing(dir), "");
+
+	/* Abandoned over an older file: the older file stays whole. */
+	put_file(path, "old");
+	assert_int_equal(vfmig_chan_connect(uri, 0, &c, err, sizeof(err)), 0);
+	assert_int_equal(vfmig_io_write(vfmig_chan_io(c), "new", 3), 0);
+	assert_string_equal(get_file(path), "old");
+	assert_int_equal(vfmig_chan_close(c), 0);
+	assert_string_equal(get_file(path), "old");
+	assert_string_equal(listing(dir), "vm.bin");
+
+	/* Committed: the new stream replaces it, nothing else remains. */
+	assert_int_equal(vfmig_chan_connect(uri, 0, &c, err, sizeof(err)), 0);
+	assert_int_equal(vfmig_io_write(vfmig_chan_io(c), "new", 3), 0);
+	assert_int_equal(vfmig_chan_commit(c, err, sizeof(err)), 0);
+	assert_int_equal(vfmig_chan_commit(c, err, sizeof(err)), 0);
+	assert_string_equal(get_file(path), "new");
+	assert_int_equal(vfmig_chan_close(c), 0);
+	assert_string_equal(listing(dir), "vm.bin");
+
+	/* Through a symbolic link: the file it names is replaced, the link
+	 * stays a link. */
+	snprintf(link, sizeof(link), "%s/link.bin", dir);
+	assert_int_equal(symlink("vm.bin", link), 0);
+	snprintf(uri, sizeof(uri), "file:%s", link);
+	assert_int_equal(vfmig_chan_connect(uri, 0, &c, err, sizeof(err)), 0);
+	assert_int_equal(vfmig_io_write(vfmig_chan_io(c), "via", 3), 0);
+	assert_int_equal(vfmig_chan_commit(c, err, sizeof(err)), 0);
+	assert_int_equal(vfmig_chan_close(c), 0);
+	assert_int_equal(lstat(link, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	assert_string_equal(get_file(path), "via");
+	assert_string_equal(listing(dir), "link.bin vm.bin");
+
+	/* Not a regular file: written in place, never replaced. */
+	assert_int_equal(vfmig_chan_connect("file:/dev/null", 0, &c, err,
+					    sizeof(err)), 0);
+	assert_int_equal(vfmig_io_write(vfmig_chan_io(c), "x", 1), 0);
+	assert_int_equal(vfmig_chan_commit(c, err, sizeof(err)), 0);
+	assert_int_equal(vfmig_chan_close(c), 0);
+	assert_int_equal(stat("/dev/null", &st), 0);
+	assert_true(S_ISCHR(st.st_mode));
+
+	/* A write error is sticky, fails the commit and names the file. */
+	assert_int_equal(vfmig_chan_connect("file:/dev/full", 0, &c, err,
+					    sizeof(err)), 0);
+	assert_int_equal(vfmig_io_write(vfmig_chan_io(c), "x", 1), -ENOSPC);
+	assert_int_equal(vfmig_chan_commit(c, err, sizeof(err)), -ENOSPC);
+	assert_non_null(strstr(err, "/dev/full"));
+	assert_int_equal(vfmig_chan_close(c), -ENOSPC);
+
+	/* A folder that does not exist: refused at once, nothing created. */
+	snprintf(uri, sizeof(uri), "file:%s/no/such/vm.bin", dir);
+	assert_int_equal(vfmig_chan_connect(uri, 0, &c, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "no/such/vm.bin"));
+	assert_string_equal(listing(dir), "link.bin vm.bin");
 }
 
 static void test_connect_refused(void **state)
@@ -517,6 +640,7 @@ int main(void)
 		cmocka_unit_test(test_source_killed),
 		cmocka_unit_test(test_tcp_ipv6),
 		cmocka_unit_test(test_file_round_trip),
+		cmocka_unit_test(test_file_commit),
 		cmocka_unit_test(test_connect_refused),
 	};
 	signal(SIGPIPE, SIG_DFL); /* a SIGPIPE would kill the test: none must come */

@@ -57,36 +57,20 @@ static void forget_child(pid_t pid)
 			children[i] = 0;
 }
 
-pid_t harness_spawn_device(const char *name, const char *path,
-			   const char *const *extra)
+pid_t harness_spawn(const char *name, const char *const *argv,
+		    const char *wait_path)
 {
-	const char *bin = getenv("VFMIG");
 	char logname[96], log[256];
-	const char *argv[32];
-	size_t n = 0;
 	pid_t pid;
 
-	if (!bin) {
-		fprintf(stderr, "harness: VFMIG (path of the vfmig binary) "
-				"is not set\n");
-		return -1;
-	}
 	if (n_children == MAX_CHILDREN) {
 		fprintf(stderr, "harness: too many children\n");
 		return -1;
 	}
 	snprintf(logname, sizeof(logname), "%s.log", name);
 	snprintf(log, sizeof(log), "%s", harness_path(logname));
-	argv[n++] = bin;
-	argv[n++] = "device";
-	argv[n++] = name;
-	argv[n++] = "--socket-path";
-	argv[n++] = path;
-	for (size_t i = 0; extra && extra[i] && n < 31; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-
-	unlink(path);
+	if (wait_path)
+		unlink(wait_path);
 	pid = fork();
 	if (pid < 0) {
 		perror("fork");
@@ -98,21 +82,23 @@ pid_t harness_spawn_device(const char *name, const char *path,
 			dup2(fd, 2);
 			close(fd);
 		}
-		execv(bin, (char *const *)argv);
+		execv(argv[0], (char *const *)argv);
 		perror("execv");
 		_exit(127);
 	}
 	children[n_children++] = pid;
+	if (!wait_path)
+		return pid;
 
 	/* Wait (bounded) for the socket to appear. */
 	for (int i = 0; i < 500; i++) {
 		struct stat st;
 		int status;
-		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		if (stat(wait_path, &st) == 0 && S_ISSOCK(st.st_mode))
 			return pid;
 		if (waitpid(pid, &status, WNOHANG) == pid) {
 			forget_child(pid);
-			fprintf(stderr, "harness: device %s exited early "
+			fprintf(stderr, "harness: %s exited early "
 					"(status %d); log in %s\n",
 				name, status, log);
 			return -1;
@@ -120,9 +106,32 @@ pid_t harness_spawn_device(const char *name, const char *path,
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
-	fprintf(stderr, "harness: socket %s did not appear\n", path);
+	fprintf(stderr, "harness: socket %s did not appear\n", wait_path);
 	harness_kill(pid);
 	return -1;
+}
+
+pid_t harness_spawn_device(const char *name, const char *path,
+			   const char *const *extra)
+{
+	const char *bin = getenv("VFMIG");
+	const char *argv[32];
+	size_t n = 0;
+
+	if (!bin) {
+		fprintf(stderr, "harness: VFMIG (path of the vfmig binary) "
+				"is not set\n");
+		return -1;
+	}
+	argv[n++] = bin;
+	argv[n++] = "device";
+	argv[n++] = name;
+	argv[n++] = "--socket-path";
+	argv[n++] = path;
+	for (size_t i = 0; extra && extra[i] && n < 31; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	return harness_spawn(name, argv, path);
 }
 
 int harness_stop(pid_t pid)

@@ -13,6 +13,14 @@
  * string is static storage reused by the next call: copy it if needed. */
 const char *harness_path(const char *name);
 
+/* Start the program argv[0] with argv (NULL-terminated), its stderr going
+ * to "<dir>/<name>.log", and, unless wait_path is NULL, wait until a socket
+ * appears there (an old file at wait_path is removed first). The child is
+ * killed when the test exits unless stopped before. Returns the pid, or -1
+ * after printing why. */
+pid_t harness_spawn(const char *name, const char *const *argv,
+		    const char *wait_path);
+
 /* Start `vfmig device NAME --socket-path PATH [extra...]` (extra is
  * NULL-terminated, may be NULL) and wait until PATH exists. Its stderr goes
  * to "<dir>/<name>.log". Returns the pid, or -1 after printing why. */

@@ -1,0 +1,31 @@
+# Helpers for the shell tests that run `vfmig` as a user does. Source it
+# with V (the vfmig binary) set; it makes the folder $D, and on exit stops
+# every process started with `start` (or added to $pids), runs the
+# function `on_exit` if the script defined one, and removes $D.
+set -u
+D=$(mktemp -d /tmp/vfmig-cli-XXXXXX)
+pids=""
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null; done
+	for p in $pids; do wait "$p" 2>/dev/null; done
+	if command -v on_exit >/dev/null; then on_exit; fi
+	rm -rf "$D"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; for f in "$D"/*.log; do echo "== $f"; tail -5 "$f"; done; exit 1; }
+start() { "$@" 2>>"$D/procs.log" & pids="$pids $!"; }
+wait_for() { for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.02; done; fail "no $1"; }
+ctl() { # ctl SOCKET JSON -> the reply line to a command
+	python3 - "$1" "$2" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile()
+f.readline()
+s.sendall((sys.argv[2] + "\n").encode())
+while True:
+    line = json.loads(f.readline())
+    if "event" not in line:
+        print(json.dumps(line)); break
+PY
+}
+# ls_dir DIR: the names in DIR, one line, sorted (sockets included).
+ls_dir() { (cd "$1" && ls -A | sort | tr '\n' ' ' | sed 's/ $//'); }

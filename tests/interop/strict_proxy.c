@@ -1,0 +1,401 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vfmig-strict-proxy: an emulated vfio-user peer for interop tests.
+ *
+ *   vfmig-strict-proxy --listen PATH --device PATH [--log FILE]
+ *
+ * It listens on PATH and, for each client (one at a time), connects to the
+ * real device socket and forwards whole vfio-user messages both ways,
+ * SCM_RIGHTS fds included (DMA_MAP and SET_IRQS fds to the device, the
+ * GET_REGION_INFO reply's fd to the client). On the way it gates the
+ * client's commands by the device's v2 migration state, the way
+ * libvfio-user, the server library behind many vfio-user devices, refuses
+ * commands in its stopped states:
+ *
+ *   STOP       only REGION_READ, REGION_WRITE, DEVICE_FEATURE, MIG_DATA_READ
+ *   STOP_COPY  only DEVICE_FEATURE, MIG_DATA_READ
+ *   otherwise  everything;  VERSION always
+ *
+ * A refused command gets a header-only error reply (EINVAL) from the proxy
+ * and never reaches the device. Server-to-client messages (replies,
+ * DMA_READ/DMA_WRITE) pass untouched.
+ *
+ * Why: the vfmig device library is more lenient while stopped: it also
+ * answers DEVICE_GET_INFO, GET_REGION_INFO, GET_IRQ_INFO and DEVICE_RESET
+ * (docs/device-migration.md), so a VMM that relies on them while its
+ * devices are stopped works against vfmig devices and fails against
+ * stricter servers. Put in front of a vfmig device, this proxy makes the
+ * difference visible in a test. (The STOP_COPY row is stricter still than
+ * libvfio-user, which lets region access through there too: a test that
+ * passes here passes there.)
+ *
+ * The state starts as RUNNING and follows what the device confirms: a
+ * successful reply to a DEVICE_FEATURE SET of MIG_DEVICE_STATE (the state
+ * asked for), a GET reply (the state reported), a successful DEVICE_RESET
+ * (RUNNING). It is the device's, so it outlives a client's connection.
+ *
+ * --log FILE appends one line per refused command and per state change:
+ *   refused DEVICE_GET_INFO in STOP_COPY
+ *   state RUNNING -> STOP
+ * SIGTERM or SIGINT removes PATH and exits 0.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "protocol/migfsm.h"
+#include "protocol/proto.h"
+
+#define MAX_MSG (VFU_MAX_DATA_XFER_LIMIT + VFU_MSG_OVERHEAD)
+#define MAX_PENDING 64
+#define CONNECT_RETRY_MS 5000
+
+/* A MIG_DEVICE_STATE request forwarded to the device, until its reply. */
+struct pending {
+	bool used;
+	uint16_t msg_id;
+	bool set;       /* SET (else GET) */
+	uint32_t state; /* SET: the state asked for */
+};
+
+static struct {
+	const char *listen_path;
+	int log_fd;
+	pthread_mutex_t lock;  /* state and pending */
+	pthread_mutex_t wlock; /* writes to client (both threads send there) */
+	uint32_t state;
+	struct pending pending[MAX_PENDING];
+	int client, device;
+} P = {
+	.log_fd = -1,
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.wlock = PTHREAD_MUTEX_INITIALIZER,
+	.state = VFU_MIG_STATE_RUNNING,
+	.client = -1,
+	.device = -1,
+};
+
+__attribute__((format(printf, 1, 2)))
+static void log_line(const char *fmt, ...)
+{
+	char line[160];
+	va_list ap;
+	int n;
+
+	if (P.log_fd < 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	/* One write per line, O_APPEND: lines never interleave. */
+	if (write(P.log_fd, line, (size_t)n) < 0)
+		perror("vfmig-strict-proxy: log");
+}
+
+/* With P.lock held. */
+static void set_state(uint32_t s)
+{
+	if (s == P.state)
+		return;
+	log_line("state %s -> %s", vfu_mig_state_name(P.state),
+		 vfu_mig_state_name(s));
+	P.state = s;
+}
+
+static bool allowed(uint32_t state, unsigned int cmd)
+{
+	if (cmd == VFU_CMD_VERSION)
+		return true;
+	switch (state) {
+	case VFU_MIG_STATE_STOP:
+		return cmd == VFU_CMD_REGION_READ ||
+		       cmd == VFU_CMD_REGION_WRITE ||
+		       cmd == VFU_CMD_DEVICE_FEATURE ||
+		       cmd == VFU_CMD_MIG_DATA_READ;
+	case VFU_MIG_STATE_STOP_COPY:
+		return cmd == VFU_CMD_DEVICE_FEATURE ||
+		       cmd == VFU_CMD_MIG_DATA_READ;
+	default:
+		return true;
+	}
+}
+
+/* The feature header of a DEVICE_FEATURE payload naming MIG_DEVICE_STATE
+ * with GET or SET (not PROBE), or NULL. */
+static const struct vfu_device_feature *mig_state_feature(const struct vfu_msg *m)
+{
+	const struct vfu_device_feature *f = (const void *)m->payload;
+
+	if (m->hdr.command != VFU_CMD_DEVICE_FEATURE || m->len < sizeof(*f))
+		return NULL;
+	if ((f->flags & VFU_FEATURE_MASK) != VFU_FEATURE_MIG_DEVICE_STATE ||
+	    (f->flags & VFU_FEATURE_PROBE) ||
+	    !(f->flags & (VFU_FEATURE_GET | VFU_FEATURE_SET)))
+		return NULL;
+	return f;
+}
+
+/* The device state carried after the feature header, if there is one. */
+static bool payload_state(const struct vfu_msg *m, uint32_t *state)
+{
+	struct vfu_mig_device_state ds;
+	size_t off = sizeof(struct vfu_device_feature);
+
+	if (m->len < off + sizeof(ds))
+		return false;
+	memcpy(&ds, m->payload + off, sizeof(ds));
+	*state = ds.device_state;
+	return true;
+}
+
+/* Client -> device, with P.lock held: note a state request. */
+static void note_request(const struct vfu_msg *m)
+{
+	const struct vfu_device_feature *f = mig_state_feature(m);
+	struct pending *p = NULL;
+
+	if (!f)
+		return;
+	for (size_t i = 0; i < MAX_PENDING && !p; i++)
+		if (!P.pending[i].used || P.pending[i].msg_id == m->hdr.msg_id)
+			p = &P.pending[i];
+	if (!p) {
+		fprintf(stderr, "vfmig-strict-proxy: more than %d state requests "
+				"outstanding; one is not tracked\n", MAX_PENDING);
+		return;
+	}
+	*p = (struct pending){ .used = true, .msg_id = m->hdr.msg_id,
+			       .set = (f->flags & VFU_FEATURE_SET) != 0 };
+	if (p->set && !payload_state(m, &p->state))
+		p->used = false; /* the device will refuse it */
+}
+
+/* Device -> client, with P.lock held: learn the state from a reply. */
+static void note_reply(const struct vfu_msg *m)
+{
+	bool ok = !(m->hdr.flags & VFU_FLAGS_ERROR);
+	uint32_t s;
+
+	if (m->hdr.command == VFU_CMD_DEVICE_RESET && ok) {
+		set_state(VFU_MIG_STATE_RUNNING);
+		return;
+	}
+	if (m->hdr.command != VFU_CMD_DEVICE_FEATURE)
+		return;
+	for (size_t i = 0; i < MAX_PENDING; i++) {
+		struct pending *p = &P.pending[i];
+		if (!p->used || p->msg_id != m->hdr.msg_id)
+			continue;
+		p->used = false;
+		if (ok && p->set)
+			set_state(p->state);
+		else if (ok && payload_state(m, &s) && s < VFU_MIG_STATE_NUM)
+			set_state(s);
+		return;
+	}
+}
+
+static int forward(int to, struct vfu_msg *m)
+{
+	struct iovec iov = { m->payload, m->len };
+
+	return vfu_msg_send(to, &m->hdr, &iov, m->len ? 1 : 0, m->fds, m->nfds);
+}
+
+/* Forward m to the client, or with refuse_errno answer it with an error. */
+static int to_client(struct vfu_msg *m, int refuse_errno)
+{
+	int r;
+
+	pthread_mutex_lock(&P.wlock);
+	r = refuse_errno ? vfu_send_error(P.client, &m->hdr, refuse_errno)
+			 : forward(P.client, m);
+	pthread_mutex_unlock(&P.wlock);
+	return r;
+}
+
+/* End a session: wake both directions (the other thread is in recv). */
+static void hang_up(void)
+{
+	shutdown(P.client, SHUT_RDWR);
+	shutdown(P.device, SHUT_RDWR);
+}
+
+/* Device -> client, in its own thread. */
+static void *device_to_client(void *arg)
+{
+	struct vfu_msg m;
+	int r;
+
+	(void)arg;
+	while ((r = vfu_msg_recv(P.device, &m, MAX_MSG, VFU_MAX_FDS_PER_MSG)) == 0) {
+		/* The state changes before the client sees the reply, so that
+		 * its next command is judged by the new state. */
+		pthread_mutex_lock(&P.lock);
+		if ((m.hdr.flags & VFU_FLAGS_TYPE_MASK) == VFU_FLAGS_TYPE_REPLY)
+			note_reply(&m);
+		pthread_mutex_unlock(&P.lock);
+		r = to_client(&m, 0);
+		vfu_msg_release(&m);
+		if (r < 0)
+			break;
+	}
+	hang_up();
+	return NULL;
+}
+
+/* Client -> device, in the session's main thread. */
+static void client_to_device(void)
+{
+	struct vfu_msg m;
+	int r;
+
+	while ((r = vfu_msg_recv(P.client, &m, MAX_MSG, VFU_MAX_FDS_PER_MSG)) == 0) {
+		bool command = (m.hdr.flags & VFU_FLAGS_TYPE_MASK) ==
+			       VFU_FLAGS_TYPE_COMMAND;
+		bool refuse;
+		pthread_mutex_lock(&P.lock);
+		refuse = command && !allowed(P.state, m.hdr.command);
+		if (refuse)
+			log_line("refused %s in %s", vfu_command_name(m.hdr.command),
+				 vfu_mig_state_name(P.state));
+		else if (command)
+			note_request(&m);
+		pthread_mutex_unlock(&P.lock);
+		if (!refuse)
+			r = forward(P.device, &m);
+		else if (!(m.hdr.flags & VFU_FLAGS_NO_REPLY))
+			r = to_client(&m, EINVAL);
+		vfu_msg_release(&m);
+		if (r < 0)
+			break;
+	}
+	hang_up();
+}
+
+/* Connect to the device, retrying a socket that is not there yet. */
+static int connect_device(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timespec pause = { 0, 20 * 1000 * 1000 };
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	for (int waited = 0;; waited += 20) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return fd;
+		int e = errno;
+		close(fd);
+		if ((e != ECONNREFUSED && e != ENOENT) || waited >= CONNECT_RETRY_MS)
+			return -e;
+		nanosleep(&pause, NULL);
+	}
+}
+
+static void serve(int client, const char *device_path)
+{
+	pthread_t t;
+	int r, dev = connect_device(device_path);
+
+	if (dev < 0) {
+		fprintf(stderr, "vfmig-strict-proxy: connecting to %s: %s\n",
+			device_path, strerror(-dev));
+		close(client);
+		return;
+	}
+	pthread_mutex_lock(&P.lock);
+	P.client = client;
+	P.device = dev;
+	memset(P.pending, 0, sizeof(P.pending));
+	pthread_mutex_unlock(&P.lock);
+	r = pthread_create(&t, NULL, device_to_client, NULL);
+	if (r == 0) {
+		client_to_device();
+		pthread_join(t, NULL);
+	} else {
+		fprintf(stderr, "vfmig-strict-proxy: thread: %s\n", strerror(r));
+	}
+	close(client);
+	close(dev);
+	P.client = P.device = -1;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	unlink(P.listen_path);
+	_exit(0);
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: vfmig-strict-proxy --listen PATH --device PATH "
+			"[--log FILE]\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	const char *device = NULL, *log = NULL;
+	struct sigaction sa = { .sa_handler = on_signal };
+	int lfd;
+
+	for (int i = 1; i < argc; i++) {
+		const char **dst = !strcmp(argv[i], "--listen") ? &P.listen_path
+				   : !strcmp(argv[i], "--device") ? &device
+				   : !strcmp(argv[i], "--log")	  ? &log
+								  : NULL;
+		if (!dst || i + 1 >= argc)
+			return usage();
+		*dst = argv[++i];
+	}
+	if (!P.listen_path || !device)
+		return usage();
+	if (log) {
+		P.log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+				0644);
+		if (P.log_fd < 0) {
+			perror(log);
+			return 1;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	/* Bound under a temporary name and renamed once listening: whoever
+	 * sees PATH can connect. */
+	lfd = vfu_unix_listen(P.listen_path, 4, 0);
+	if (lfd < 0) {
+		fprintf(stderr, "vfmig-strict-proxy: listening on %s: %s\n",
+			P.listen_path, strerror(-lfd));
+		return 1;
+	}
+	for (;;) {
+		int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (c >= 0)
+			serve(c, device);
+		else if (errno != EINTR && errno != ECONNABORTED) {
+			perror("vfmig-strict-proxy: accept");
+			unlink(P.listen_path);
+			return 1;
+		}
+	}
+}
