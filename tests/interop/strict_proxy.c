@@ -3,6 +3,7 @@
  * vfmig-strict-proxy: an emulated vfio-user peer for interop tests.
  *
  *   vfmig-strict-proxy --listen PATH --device PATH [--log FILE]
+ *                      [--fault stuck-in-stop-copy] [--fault stop-copy-read]
  *
  * It listens on PATH and, for each client (one at a time), connects to the
  * real device socket and forwards whole vfio-user messages both ways,
@@ -38,6 +39,13 @@
  *   refused DEVICE_GET_INFO in STOP_COPY
  *   state RUNNING -> STOP
  * SIGTERM or SIGINT removes PATH and exits 0.
+ *
+ * Faults, for tests of what a VMM does when recovery fails (each refusal is
+ * an EIO error reply, logged as "fault: refused ..."):
+ *   stuck-in-stop-copy  every MIG_DEVICE_STATE SET while in STOP_COPY: the
+ *                       device cannot leave STOP_COPY (and the gating above
+ *                       refuses the reset a VMM tries next)
+ *   stop-copy-read      MIG_DATA_READ in STOP_COPY: the stop-copy fails
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -75,6 +83,7 @@ static struct {
 	uint32_t state;
 	struct pending pending[MAX_PENDING];
 	int client, device;
+	bool stuck_in_stop_copy, stop_copy_read; /* --fault */
 } P = {
 	.log_fd = -1,
 	.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -132,6 +141,21 @@ static bool allowed(uint32_t state, unsigned int cmd)
 	default:
 		return true;
 	}
+}
+
+static const struct vfu_device_feature *mig_state_feature(const struct vfu_msg *m);
+
+/* A --fault refusal of client command m, with P.lock held. */
+static bool faulty(const struct vfu_msg *m)
+{
+	const struct vfu_device_feature *f;
+
+	if (P.state != VFU_MIG_STATE_STOP_COPY)
+		return false;
+	if (P.stop_copy_read && m->hdr.command == VFU_CMD_MIG_DATA_READ)
+		return true;
+	f = mig_state_feature(m);
+	return P.stuck_in_stop_copy && f && (f->flags & VFU_FEATURE_SET);
 }
 
 /* The feature header of a DEVICE_FEATURE payload naming MIG_DEVICE_STATE
@@ -267,11 +291,14 @@ static void client_to_device(void)
 	while ((r = vfu_msg_recv(P.client, &m, MAX_MSG, VFU_MAX_FDS_PER_MSG)) == 0) {
 		bool command = (m.hdr.flags & VFU_FLAGS_TYPE_MASK) ==
 			       VFU_FLAGS_TYPE_COMMAND;
-		bool refuse;
+		bool refuse, fault = false;
 		pthread_mutex_lock(&P.lock);
 		refuse = command && !allowed(P.state, m.hdr.command);
+		if (!refuse && command)
+			fault = refuse = faulty(&m);
 		if (refuse)
-			log_line("refused %s in %s", vfu_command_name(m.hdr.command),
+			log_line("%srefused %s in %s", fault ? "fault: " : "",
+				 vfu_command_name(m.hdr.command),
 				 vfu_mig_state_name(P.state));
 		else if (command)
 			note_request(&m);
@@ -279,7 +306,7 @@ static void client_to_device(void)
 		if (!refuse)
 			r = forward(P.device, &m);
 		else if (!(m.hdr.flags & VFU_FLAGS_NO_REPLY))
-			r = to_client(&m, EINVAL);
+			r = to_client(&m, fault ? EIO : EINVAL);
 		vfu_msg_release(&m);
 		if (r < 0)
 			break;
@@ -348,7 +375,8 @@ static void on_signal(int sig)
 static int usage(void)
 {
 	fprintf(stderr, "usage: vfmig-strict-proxy --listen PATH --device PATH "
-			"[--log FILE]\n");
+			"[--log FILE]\n"
+			"       [--fault stuck-in-stop-copy|stop-copy-read]...\n");
 	return 2;
 }
 
@@ -359,6 +387,16 @@ int main(int argc, char **argv)
 	int lfd;
 
 	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--fault") && i + 1 < argc) {
+			const char *f = argv[++i];
+			if (!strcmp(f, "stuck-in-stop-copy"))
+				P.stuck_in_stop_copy = true;
+			else if (!strcmp(f, "stop-copy-read"))
+				P.stop_copy_read = true;
+			else
+				return usage();
+			continue;
+		}
 		const char **dst = !strcmp(argv[i], "--listen") ? &P.listen_path
 				   : !strcmp(argv[i], "--device") ? &device
 				   : !strcmp(argv[i], "--log")	  ? &log
