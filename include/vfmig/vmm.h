@@ -20,7 +20,9 @@
  * Threading: every call on one vfmig_vmm_dev is serialised by an internal
  * mutex, so a guest-driver thread and a control thread may share it. The
  * on_dma_write callback runs with that mutex held: it must not call back into
- * the library for the same device.
+ * the library for the same device. The socket is non-blocking: a call waits
+ * only in poll(), for at most its reply timeout, reading and serving the
+ * device's own commands while its request waits for room to be sent.
  *
  * Errors: functions returning int give 0 (or a non-negative count) on
  * success and a negative errno on failure; vfmig_vmm_strerror() names it.
@@ -30,7 +32,12 @@
  *   -EPROTO      the device sent a malformed or unexpected message (wrong
  *                msg_id, command, type or payload size); the connection is
  *                closed and marked broken
- *   -ETIMEDOUT   no reply within the reply timeout (now broken)
+ *   -ETIMEDOUT   no reply within the reply timeout, counted from the start
+ *                of the call: messages the device sends meanwhile do not
+ *                extend it; or a message it began was not whole within 10 s
+ *                (now broken)
+ *   -ENOBUFS     the device does not read: more than two of the largest
+ *                messages wait to be sent to it (now broken)
  *   other        the errno carried by the device's error reply (connection
  *                stays usable), -EIO if that reply carried errno 0
  * The library never prints; it logs only through the caller's callback.
@@ -625,13 +632,19 @@ VFMIG_EXPORT int vfmig_vmm_dma_log_stop(vfmig_vmm_dev *dev);
 
 /* ---- Serving the device between calls ---- */
 
-/* The socket to poll for POLLIN, or -ENOTCONN. It changes on reconnect. */
+/* The socket to poll for POLLIN, or -ENOTCONN. It changes on reconnect.
+ * Takes no lock: it answers at once even while a call on the device waits
+ * for its reply. */
 VFMIG_EXPORT int vfmig_vmm_dev_get_poll_fd(vfmig_vmm_dev *dev);
 
 /*
- * Non-blocking: serve every DMA_READ/DMA_WRITE command already pending on
- * the socket. Returns how many were served (0 if none). A reply arriving
- * here (no call outstanding) is a protocol error (-EPROTO, broken).
+ * Non-blocking: send what waits to be sent, and serve every DMA_READ /
+ * DMA_WRITE command already received whole (at most 64 a call; a message
+ * that is still arriving stays half-read for the next call). Returns how
+ * many were served (0 if none), or -EBUSY without doing anything when a
+ * call on this device is in progress (that call serves the device itself:
+ * leave its fd out of the next poll for a moment). A reply arriving here
+ * (no call outstanding) is a protocol error (-EPROTO, broken).
  */
 VFMIG_EXPORT int vfmig_vmm_dev_process(vfmig_vmm_dev *dev);
 

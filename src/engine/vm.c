@@ -17,6 +17,7 @@
 #define MAX_LISTENERS 8
 #define MAX_IRQS 64u
 #define IO_POLL_MS 100
+#define BUSY_POLL_MS 5 /* a device in a call is looked at again */
 #define NIRQ_KINDS 3 /* INTX, MSI, MSIX: the indexes a type may wire */
 
 struct vm_dev {
@@ -334,32 +335,47 @@ int vfmig_vm_irq_refresh(struct vfmig_vm *vm, unsigned int i)
 
 /* ---- I/O thread: serve device DMA messages between calls ---- */
 
+/*
+ * Serves the devices' DMA messages between calls. It never waits for a
+ * device's lock: a device whose call is in progress (process() says
+ * -EBUSY) is served by that call, and is left out of the next poll, which
+ * then waits only BUSY_POLL_MS, so that one stuck device never delays the
+ * others' service.
+ */
 static void *io_main(void *arg)
 {
 	struct vfmig_vm *vm = arg;
 	struct pollfd p[VFMIG_VM_MAX_DEVICES + 1];
+	bool busy[VFMIG_VM_MAX_DEVICES] = { false };
 
 	for (;;) {
 		unsigned int n = 0, map[VFMIG_VM_MAX_DEVICES];
+		bool any_busy = false;
 		p[n++] = (struct pollfd){ .fd = vm->io_stop_fd,
 					  .events = POLLIN };
 		for (unsigned int i = 0; i < vm->ndevs; i++) {
 			int fd = vfmig_vmm_dev_get_poll_fd(vm->devs[i].dev);
-			if (fd < 0)
+			any_busy |= busy[i];
+			if (fd < 0 || busy[i])
 				continue;
 			map[n - 1] = i;
 			p[n++] = (struct pollfd){ .fd = fd, .events = POLLIN };
 		}
-		if (poll(p, n, IO_POLL_MS) < 0 && errno != EINTR)
+		if (poll(p, n, any_busy ? BUSY_POLL_MS : IO_POLL_MS) < 0 &&
+		    errno != EINTR)
 			break;
 		if (p[0].revents)
 			break;
+		for (unsigned int i = 0; i < vm->ndevs; i++)
+			busy[i] = false;
 		for (unsigned int k = 1; k < n; k++) {
 			if (!(p[k].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
 			struct vm_dev *d = &vm->devs[map[k - 1]];
 			int r = vfmig_vmm_dev_process(d->dev);
-			if (r < 0 && r != -ENOTCONN)
+			if (r == -EBUSY)
+				busy[map[k - 1]] = true;
+			else if (r < 0 && r != -ENOTCONN)
 				vfmig_vm_log(vm, VFMIG_LOG_ERR,
 					     "%s: serving device messages: %s",
 					     d->id, vfmig_vmm_strerror(r));

@@ -64,13 +64,14 @@ static void close_fds(int *fds, size_t n)
 
 /*
  * Wait until sock is readable, once a message has begun: a peer that sends
- * part of a message and then stalls must not hold us forever.
+ * part of a message and then stalls, or trickles it, must not hold us past
+ * the message's deadline (VFU_MSG_PART_TIMEOUT_MS from its first byte).
  */
-static int wait_readable(int sock)
+static int wait_readable(int sock, int64_t deadline)
 {
 	struct pollfd p = { .fd = sock, .events = POLLIN };
 	for (;;) {
-		int r = poll(&p, 1, VFU_MSG_PART_TIMEOUT_MS);
+		int r = poll(&p, 1, vfu_ms_left(deadline));
 		if (r > 0)
 			return 0;
 		if (r == 0)
@@ -84,13 +85,14 @@ static int wait_readable(int sock)
  * Read exactly len bytes. begun: bytes of this message already consumed, to
  * tell a clean close (nothing of the message read) from a torn message.
  */
-static int read_full(int sock, void *buf, size_t len, bool begun)
+static int read_full(int sock, void *buf, size_t len, bool begun,
+		     int64_t deadline)
 {
 	uint8_t *p = buf;
 	size_t got = 0;
 
 	while (got < len) {
-		int w = wait_readable(sock);
+		int w = wait_readable(sock, deadline);
 		if (w < 0)
 			return w;
 		ssize_t n = recv(sock, p + got, len - got, MSG_DONTWAIT);
@@ -134,7 +136,7 @@ static void collect_fds(struct msghdr *mh, struct vfu_msg *msg,
 
 /* Read the 16-byte header with any ancillary fds. */
 static int recv_header(int sock, struct vfu_msg *msg, size_t *dropped,
-		       bool *ctrunc)
+		       bool *ctrunc, int64_t *deadline)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * VFU_MAX_FDS_PER_MSG)];
@@ -145,7 +147,7 @@ static int recv_header(int sock, struct vfu_msg *msg, size_t *dropped,
 
 	while (got < sizeof(msg->hdr)) {
 		if (got) {
-			int w = wait_readable(sock);
+			int w = wait_readable(sock, *deadline);
 			if (w < 0)
 				return w;
 		}
@@ -178,6 +180,8 @@ static int recv_header(int sock, struct vfu_msg *msg, size_t *dropped,
 			*ctrunc = true;
 		if (n == 0)
 			return got ? -EPIPE : -ECONNRESET;
+		if (!got)
+			*deadline = vfu_deadline_after(VFU_MSG_PART_TIMEOUT_MS);
 		got += (size_t)n;
 	}
 	return 0;
@@ -188,13 +192,14 @@ int vfu_msg_recv(int sock, struct vfu_msg *msg, size_t max_size,
 {
 	size_t dropped = 0;
 	bool ctrunc = false;
+	int64_t deadline = VFU_FOREVER; /* set at the first byte */
 	int r;
 
 	memset(msg, 0, sizeof(*msg));
 	for (size_t i = 0; i < VFU_MAX_FDS_PER_MSG; i++)
 		msg->fds[i] = -1;
 
-	r = recv_header(sock, msg, &dropped, &ctrunc);
+	r = recv_header(sock, msg, &dropped, &ctrunc, &deadline);
 	if (r < 0)
 		goto fail;
 	r = vfu_header_check(&msg->hdr, max_size);
@@ -208,7 +213,7 @@ int vfu_msg_recv(int sock, struct vfu_msg *msg, size_t max_size,
 			r = -ENOMEM;
 			goto fail;
 		}
-		r = read_full(sock, msg->payload, msg->len, true);
+		r = read_full(sock, msg->payload, msg->len, true, deadline);
 		if (r < 0)
 			goto fail;
 	}
@@ -269,6 +274,7 @@ int vfu_msg_send(int sock, struct vfu_header *hdr, const struct iovec *iov,
 		struct cmsghdr align;
 	} ctl;
 	uint64_t total = sizeof(*hdr);
+	int64_t deadline = vfu_deadline_after(VFU_SEND_TIMEOUT_MS);
 	int cnt = 1;
 	bool fds_sent = false;
 
@@ -297,15 +303,18 @@ int vfu_msg_send(int sock, struct vfu_header *hdr, const struct iovec *iov,
 			c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
 			memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
 		}
-		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				struct pollfd p = { .fd = sock,
 						    .events = POLLOUT };
-				if (poll(&p, 1, -1) < 0 && errno != EINTR)
+				int w = poll(&p, 1, vfu_ms_left(deadline));
+				if (w < 0 && errno != EINTR)
 					return -errno;
+				if (w == 0)
+					return -ETIMEDOUT;
 				continue;
 			}
 			return -errno;

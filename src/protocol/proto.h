@@ -23,8 +23,11 @@
  * before its payload is read. */
 #define VFU_MSG_OVERHEAD 64u
 #define VFU_MAX_FDS_PER_MSG 16u /* what our receive buffers hold */
-/* Longest pause allowed inside one message before the peer is dropped. */
+/* A message, once its first byte arrived, must be whole within this time,
+ * however its sender paces it; else the peer is dropped. */
 #define VFU_MSG_PART_TIMEOUT_MS 10000
+/* The blocking vfu_msg_send() gives up after this long without room. */
+#define VFU_SEND_TIMEOUT_MS 10000
 
 /*
  * A listening AF_UNIX stream socket at path that accepts connections from
@@ -114,7 +117,9 @@ int vfu_header_check(const struct vfu_header *hdr, size_t max_size);
  * VFU_MSG_PART_TIMEOUT_MS inside a message, -EMSGSIZE / -EINVAL for a bad
  * header (the stream cannot be trusted afterwards: close it), or another
  * negative errno from recvmsg. Retries EINTR. Works on blocking and
- * non-blocking sockets; before the first byte it waits without a limit.
+ * non-blocking sockets; before the first byte it waits without a limit,
+ * after it the whole message must arrive within VFU_MSG_PART_TIMEOUT_MS.
+ * For tests and helpers; the libraries use struct vfu_rx.
  */
 int vfu_msg_recv(int sock, struct vfu_msg *msg, size_t max_size,
 		 size_t max_fds);
@@ -129,7 +134,9 @@ int vfu_msg_take_fd(struct vfu_msg *msg, size_t i);
  * Send one message: a 16-byte header (msg_size filled in here from the iov
  * lengths) followed by the iov pieces, with nfds descriptors attached to the
  * first byte. Handles partial writes and EINTR; never raises SIGPIPE.
- * Returns 0, or a negative errno (-EPIPE for a gone peer).
+ * Returns 0, or a negative errno (-EPIPE for a gone peer, -ETIMEDOUT when
+ * the socket took no more for VFU_SEND_TIMEOUT_MS: the stream is torn).
+ * For tests and helpers; the libraries use struct vfu_tx.
  */
 int vfu_msg_send(int sock, struct vfu_header *hdr, const struct iovec *iov,
 		 int iovcnt, const int *fds, size_t nfds);
@@ -140,6 +147,79 @@ int vfu_send_reply(int sock, const struct vfu_header *req, const void *payload,
 
 /* Convenience: header-only error reply carrying errno err (positive). */
 int vfu_send_error(int sock, const struct vfu_header *req, int err);
+
+/* ------------------------------------------------------------------ */
+/* Connections: non-blocking receive and bounded send queue (conn.c)   */
+/* ------------------------------------------------------------------ */
+
+/* Deadlines are CLOCK_MONOTONIC milliseconds; VFU_FOREVER never comes. */
+#define VFU_FOREVER INT64_MAX
+int64_t vfu_now_ms(void);
+/* now + ms; VFU_FOREVER for ms < 0. */
+int64_t vfu_deadline_after(int ms);
+/* What is left of deadline as a poll() timeout: -1 for VFU_FOREVER, 0
+ * once it passed. */
+int vfu_ms_left(int64_t deadline);
+
+/*
+ * Incremental receiver: each vfu_rx_poll() reads what the socket has of
+ * the next message, without waiting, one part (header, then payload) per
+ * recvmsg so that fds always land with the message they came with.
+ */
+struct vfu_rx {
+	struct vfu_msg msg; /* being assembled */
+	size_t got;         /* its bytes so far, header included */
+	int64_t first_ms;   /* when its first byte came */
+	size_t dropped;     /* fds beyond VFU_MAX_FDS_PER_MSG, closed */
+	bool ctrunc;
+};
+
+void vfu_rx_init(struct vfu_rx *rx);
+/* Forget a partial message (its fds are closed). */
+void vfu_rx_reset(struct vfu_rx *rx);
+/* The begun message's deadline (first byte + VFU_MSG_PART_TIMEOUT_MS), or
+ * VFU_FOREVER when none has begun. */
+int64_t vfu_rx_deadline(const struct vfu_rx *rx);
+
+/*
+ * Returns 1 with a whole message in *out (release it), 0 when it is not
+ * complete yet (call again when the socket is readable), or a negative
+ * errno with the partial message dropped: -ECONNRESET (closed before a
+ * header), -EPIPE (closed inside one), -ETIMEDOUT (begun more than
+ * VFU_MSG_PART_TIMEOUT_MS ago and still not whole), -EMSGSIZE/-EINVAL (bad
+ * header: close the stream), -ENOMEM, or the recvmsg errno. More fds than
+ * max_fds: -EBADMSG after the message was consumed whole, with out->hdr
+ * valid for an error reply and no fds kept.
+ */
+int vfu_rx_poll(int sock, struct vfu_rx *rx, size_t max_size, size_t max_fds,
+		struct vfu_msg *out);
+
+/*
+ * Send queue with a byte limit. vfu_tx_send() writes a message straight to
+ * the socket when nothing is queued and the socket takes it; whatever it
+ * cannot take now is copied into the queue (fds duplicated, sent with the
+ * message's first byte). It never waits.
+ */
+struct vfu_tx_item;
+struct vfu_tx {
+	struct vfu_tx_item *head, *tail;
+	size_t bytes; /* queued */
+	size_t limit; /* most bytes queued at once */
+};
+
+void vfu_tx_init(struct vfu_tx *tx, size_t limit);
+/* Drop everything queued (the connection is going away). */
+void vfu_tx_clear(struct vfu_tx *tx);
+bool vfu_tx_pending(const struct vfu_tx *tx);
+/* Returns 0 (sent or queued), -ENOBUFS (the queue would pass its limit:
+ * the peer does not read; drop it), -EINVAL, -EMSGSIZE, -ENOMEM, the dup
+ * or sendmsg errno (-EPIPE: peer gone). msg_size is filled in. */
+int vfu_tx_send(int sock, struct vfu_tx *tx, struct vfu_header *hdr,
+		const struct iovec *iov, int iovcnt, const int *fds,
+		size_t nfds);
+/* Send what is queued, without waiting: 0 when all went, -EAGAIN when
+ * some is left (wait for POLLOUT), or the sendmsg errno. */
+int vfu_tx_flush(int sock, struct vfu_tx *tx);
 
 /* ------------------------------------------------------------------ */
 /* VERSION and capabilities                                            */

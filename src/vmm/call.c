@@ -62,7 +62,7 @@ int vmm_proto_error(vfmig_vmm_dev *dev, struct vfu_msg *reply,
 	return -EPROTO;
 }
 
-/* Map a vfu_msg_recv failure to the documented error and break. */
+/* Map a receive failure to the documented error and break. */
 static int recv_failed(vfmig_vmm_dev *dev, int r)
 {
 	switch (r) {
@@ -76,58 +76,106 @@ static int recv_failed(vfmig_vmm_dev *dev, int r)
 	case -EBADMSG:
 		return vmm_proto_error(dev, NULL, "malformed message header, "
 				       "oversized message or too many fds");
+	case -ETIMEDOUT:
+		vfu_log(&dev->log, VFU_LOG_ERR, "device left a message "
+			"unfinished for %d ms; closing", VFU_MSG_PART_TIMEOUT_MS);
+		vmm_break(dev);
+		return r;
 	default:
-		vfu_log(&dev->log, VFU_LOG_ERR, "receive failed: errno %d", -r);
+		vfu_log(&dev->log, VFU_LOG_ERR, "receiving from the device: %s",
+			vfmig_vmm_strerror(r));
 		vmm_break(dev);
 		return r;
 	}
 }
 
-/* Wait for input up to the reply timeout. */
-static int wait_input(vfmig_vmm_dev *dev)
+int vmm_send(vfmig_vmm_dev *dev, struct vfu_header *hdr,
+	     const struct iovec *iov, int iovcnt, const int *fds, size_t nfds)
 {
-	struct pollfd p = { .fd = dev->fd, .events = POLLIN };
-	int ms = dev->reply_timeout_ms;
+	int r = vfu_tx_send(dev->fd, &dev->tx, hdr, iov, iovcnt, fds, nfds);
 
+	if (r == 0)
+		return 0;
+	if (r == -ENOBUFS)
+		vfu_log(&dev->log, VFU_LOG_ERR, "device does not read: more than "
+			"%zu bytes wait to be sent to it; closing",
+			(size_t)VMM_TX_LIMIT);
+	else
+		vfu_log(&dev->log, VFU_LOG_ERR, "sending %s: %s",
+			vfu_command_name(hdr->command), vfmig_vmm_strerror(r));
+	vmm_break(dev);
+	return r == -EPIPE ? -ECONNRESET : r;
+}
+
+/*
+ * Wait until the socket is readable (or writable while something is
+ * queued), sending what is queued, until deadline. The deadline is the
+ * call's, fixed when it began: nothing the device sends meanwhile moves
+ * it, and a message it has begun must also be whole in time.
+ */
+static int wait_io(vfmig_vmm_dev *dev, int64_t deadline, const char *what)
+{
 	for (;;) {
-		int r = poll(&p, 1, ms < 0 ? -1 : ms);
-		if (r > 0)
-			return 0;
-		if (r == 0) {
-			vfu_log(&dev->log, VFU_LOG_ERR,
-				"no reply within %d ms; closing", ms);
+		int r = vfu_tx_flush(dev->fd, &dev->tx);
+		if (r < 0 && r != -EAGAIN) {
+			vfu_log(&dev->log, VFU_LOG_ERR, "sending to the device: %s",
+				vfmig_vmm_strerror(r));
 			vmm_break(dev);
-			return -ETIMEDOUT;
+			return r == -EPIPE ? -ECONNRESET : r;
 		}
-		if (errno != EINTR) {
+		int64_t until = vfu_rx_deadline(&dev->rx);
+		if (deadline < until)
+			until = deadline;
+		struct pollfd p = { .fd = dev->fd, .events = POLLIN };
+		if (r == -EAGAIN)
+			p.events |= POLLOUT;
+		r = poll(&p, 1, vfu_ms_left(until));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
 			r = -errno;
 			vmm_break(dev);
 			return r;
 		}
+		if (p.revents & (POLLIN | POLLHUP | POLLERR))
+			return 0;
+		if (r == 0 && vfu_now_ms() >= deadline) {
+			vfu_log(&dev->log, VFU_LOG_ERR, "no reply to %s within "
+				"%d ms; closing", what, dev->reply_timeout_ms);
+			vmm_break(dev);
+			return -ETIMEDOUT;
+		}
+		if (r == 0)
+			return 0; /* the begun message's deadline: rx says */
 	}
 }
 
-/* Receive one message; a failure breaks the connection. */
-static int recv_one(vfmig_vmm_dev *dev, struct vfu_msg *msg)
+/* Receive whatever has come: 1 and *msg when a message is whole, 0 when
+ * not yet; a failure breaks the connection. */
+static int recv_some(vfmig_vmm_dev *dev, struct vfu_msg *msg)
 {
-	int r = vfu_msg_recv(dev->fd, msg, VMM_MAX_MSG, VFU_MAX_FDS_PER_MSG);
+	int r = vfu_rx_poll(dev->fd, &dev->rx, VMM_MAX_MSG,
+			    VFU_MAX_FDS_PER_MSG, msg);
 
-	return r < 0 ? recv_failed(dev, r) : 0;
+	return r < 0 ? recv_failed(dev, r) : r;
 }
 
 static int wait_reply(vfmig_vmm_dev *dev, uint16_t id, uint16_t cmd,
-		      struct vfu_msg *reply)
+		      int64_t deadline, struct vfu_msg *reply)
 {
 	for (;;) {
 		struct vfu_msg msg;
 		int dev_err, r;
 
-		r = wait_input(dev);
+		r = wait_io(dev, deadline, vfu_command_name(cmd));
 		if (r < 0)
 			return r;
-		r = recv_one(dev, &msg);
-		if (r < 0)
-			return r;
+		r = recv_some(dev, &msg);
+		if (r <= 0) {
+			if (r < 0)
+				return r;
+			continue;
+		}
 		if ((msg.hdr.flags & VFU_FLAGS_TYPE_MASK) ==
 		    VFU_FLAGS_TYPE_COMMAND) {
 			r = vmm_serve_command(dev, &msg);
@@ -144,8 +192,8 @@ static int wait_reply(vfmig_vmm_dev *dev, uint16_t id, uint16_t cmd,
 			return vmm_proto_error(dev, &msg, "unexpected reply");
 		}
 		if (dev_err) {
-			vfu_log(&dev->log, VFU_LOG_DEBUG, "%s failed: errno %d",
-				vfu_command_name(cmd), -dev_err);
+			vfu_log(&dev->log, VFU_LOG_DEBUG, "%s failed: %s",
+				vfu_command_name(cmd), vfmig_vmm_strerror(dev_err));
 			vfu_msg_release(&msg);
 			return dev_err;
 		}
@@ -162,68 +210,71 @@ int vmm_call(vfmig_vmm_dev *dev, uint16_t cmd, const struct iovec *iov,
 		.command = cmd,
 		.flags = VFU_FLAGS_TYPE_COMMAND,
 	};
+	int64_t deadline = vfu_deadline_after(dev->reply_timeout_ms);
 	int r;
 
 	memset(reply, 0, sizeof(*reply));
 	vfu_log(&dev->log, VFU_LOG_DEBUG, "-> %s id %u",
 		vfu_command_name(cmd), hdr.msg_id);
-	r = vfu_msg_send(dev->fd, &hdr, iov, iovcnt, fds, nfds);
-	if (r < 0) {
-		vfu_log(&dev->log, VFU_LOG_ERR, "send %s failed: errno %d",
-			vfu_command_name(cmd), -r);
-		vmm_break(dev);
-		return r == -EPIPE ? -ECONNRESET : r;
-	}
-	return wait_reply(dev, hdr.msg_id, cmd, reply);
+	r = vmm_send(dev, &hdr, iov, iovcnt, fds, nfds);
+	if (r < 0)
+		return r;
+	return wait_reply(dev, hdr.msg_id, cmd, deadline, reply);
 }
 
 /* ---- Serving the device between calls ---- */
 
 int vfmig_vmm_dev_get_poll_fd(vfmig_vmm_dev *dev)
 {
-	int r = vmm_lock_live(dev);
+	int fd;
 
-	if (r < 0)
-		return r;
-	r = dev->fd;
-	vmm_unlock(dev);
-	return r;
-}
-
-static bool input_pending(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-
-	return poll(&p, 1, 0) > 0;
+	if (!dev)
+		return -EINVAL;
+	fd = atomic_load(&dev->poll_fd);
+	return fd >= 0 ? fd : -ENOTCONN;
 }
 
 int vfmig_vmm_dev_process(vfmig_vmm_dev *dev)
 {
-	int served = 0;
-	int r = vmm_lock_live(dev);
+	int served = 0, r;
 
-	if (r < 0)
-		return r;
-	while (served < VMM_PROCESS_BUDGET && input_pending(dev->fd)) {
+	if (!dev)
+		return -EINVAL;
+	/* A call in progress serves the device's commands itself. */
+	if (pthread_mutex_trylock(&dev->lock) != 0)
+		return -EBUSY;
+	if (dev->fd < 0) {
+		pthread_mutex_unlock(&dev->lock);
+		return -ENOTCONN;
+	}
+	r = vfu_tx_flush(dev->fd, &dev->tx);
+	if (r < 0 && r != -EAGAIN) {
+		vfu_log(&dev->log, VFU_LOG_ERR, "sending to the device: %s",
+			vfmig_vmm_strerror(r));
+		vmm_break(dev);
+		goto out;
+	}
+	while (served < VMM_PROCESS_BUDGET) {
 		struct vfu_msg msg;
 
-		r = recv_one(dev, &msg);
-		if (r < 0)
-			goto out;
+		r = recv_some(dev, &msg);
+		if (r <= 0)
+			break;
 		if ((msg.hdr.flags & VFU_FLAGS_TYPE_MASK) !=
 		    VFU_FLAGS_TYPE_COMMAND) {
 			r = vmm_proto_error(dev, &msg,
 					    "reply with no call outstanding");
-			goto out;
+			break;
 		}
 		r = vmm_serve_command(dev, &msg);
 		vfu_msg_release(&msg);
 		if (r < 0)
-			goto out;
+			break;
 		served++;
 	}
-	r = served;
+	if (r >= 0)
+		r = served;
 out:
-	vmm_unlock(dev);
+	pthread_mutex_unlock(&dev->lock);
 	return r;
 }

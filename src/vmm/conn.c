@@ -4,6 +4,7 @@
  * negotiation, reconnect, break and close.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,9 @@ int vmm_dev_alloc(const struct vfmig_vmm_dev_opts *opts, vfmig_vmm_dev **out)
 		return -ENOMEM;
 	pthread_mutex_init(&dev->lock, NULL);
 	dev->fd = -1;
+	atomic_init(&dev->poll_fd, -1);
+	vfu_rx_init(&dev->rx);
+	vfu_tx_init(&dev->tx, VMM_TX_LIMIT);
 	dev->next_id = 1;
 	dev->connect_timeout_ms = VMM_DEFAULT_CONNECT_MS;
 	dev->reply_timeout_ms = VMM_DEFAULT_REPLY_MS;
@@ -47,6 +51,8 @@ int vmm_dev_alloc(const struct vfmig_vmm_dev_opts *opts, vfmig_vmm_dev **out)
 
 void vmm_dev_free(vfmig_vmm_dev *dev)
 {
+	vfu_rx_reset(&dev->rx);
+	vfu_tx_clear(&dev->tx);
 	if (dev->fd >= 0)
 		close(dev->fd);
 	vmm_windows_clear(&dev->win);
@@ -59,6 +65,9 @@ void vmm_dev_free(vfmig_vmm_dev *dev)
 
 void vmm_break(vfmig_vmm_dev *dev)
 {
+	atomic_store(&dev->poll_fd, -1);
+	vfu_rx_reset(&dev->rx);
+	vfu_tx_clear(&dev->tx);
 	if (dev->fd >= 0)
 		close(dev->fd);
 	dev->fd = -1;
@@ -148,8 +157,9 @@ static void grow_buffers(int fd)
 {
 	int sz = SOCK_BUF_BYTES;
 
-	/* Best effort: larger buffers make a send/send deadlock with a
-	 * device that writes a big DMA_WRITE at the same time unlikely. */
+	/* Best effort, for throughput: a device sending a big DMA_WRITE
+	 * while we send a big request cannot deadlock us anyway (we read
+	 * and queue while our send waits for room). */
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 }
@@ -196,11 +206,20 @@ static int connect_path(vfmig_vmm_dev *dev)
 	return r;
 }
 
-/* Put a connected fd in place and negotiate. Lock held. */
+/* Put a connected fd in place (non-blocking: every wait is a poll with
+ * the call's deadline) and negotiate. Lock held. */
 static int start(vfmig_vmm_dev *dev, int fd)
 {
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
 	grow_buffers(fd);
 	dev->fd = fd;
+	atomic_store(&dev->poll_fd, fd);
 	dev->next_id = 1;
 	return vmm_negotiate(dev);
 }

@@ -92,11 +92,18 @@ uint8_t *vmm_window_resolve(const struct vmm_windows *ws, uint64_t addr,
 
 static int reply_err(vfmig_vmm_dev *dev, const struct vfu_msg *msg, int err)
 {
-	vfu_log(&dev->log, VFU_LOG_WARNING, "refusing %s: errno %d",
-		vfu_command_name(msg->hdr.command), -err);
+	struct vfu_header h = {
+		.msg_id = msg->hdr.msg_id,
+		.command = msg->hdr.command,
+		.flags = VFU_FLAGS_TYPE_REPLY | VFU_FLAGS_ERROR,
+		.error = (uint32_t)-err,
+	};
+
+	vfu_log(&dev->log, VFU_LOG_WARNING, "refusing the device's %s: %s",
+		vfu_command_name(msg->hdr.command), vfmig_vmm_strerror(err));
 	if (msg->hdr.flags & VFU_FLAGS_NO_REPLY)
 		return 0;
-	return vfu_send_error(dev->fd, &msg->hdr, err);
+	return vmm_send(dev, &h, NULL, 0, NULL, 0);
 }
 
 static int serve_dma_read(vfmig_vmm_dev *dev, const struct vfu_msg *msg)
@@ -120,7 +127,7 @@ static int serve_dma_read(vfmig_vmm_dev *dev, const struct vfu_msg *msg)
 		.command = msg->hdr.command,
 		.flags = VFU_FLAGS_TYPE_REPLY,
 	};
-	return vfu_msg_send(dev->fd, &h, iov, 2, NULL, 0);
+	return vmm_send(dev, &h, iov, 2, NULL, 0);
 }
 
 static int serve_dma_write(vfmig_vmm_dev *dev, const struct vfu_msg *msg)
@@ -143,7 +150,12 @@ static int serve_dma_write(vfmig_vmm_dev *dev, const struct vfu_msg *msg)
 		dev->on_dma_write(dev->priv, a.address, a.count);
 	if (msg->hdr.flags & VFU_FLAGS_NO_REPLY)
 		return 0;
-	return vfu_send_reply(dev->fd, &msg->hdr, &a, sizeof(a));
+	struct vfu_header h = {
+		.msg_id = msg->hdr.msg_id,
+		.command = msg->hdr.command,
+		.flags = VFU_FLAGS_TYPE_REPLY,
+	};
+	return vmm_send(dev, &h, &(struct iovec){ &a, sizeof(a) }, 1, NULL, 0);
 }
 
 static int serve_unknown(vfmig_vmm_dev *dev, const struct vfu_msg *msg)

@@ -8,6 +8,7 @@
 #define VFMIG_VMM_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,9 @@
 #define VMM_DEFAULT_REPLY_MS 30000
 #define VMM_REGION_INFO_FIRST 512u /* first argsz for region info */
 #define VMM_PROCESS_BUDGET 64 /* commands served per process() call */
+/* Most bytes waiting to be sent to one device: two of the largest
+ * messages. A device that lets more pile up does not read: dropped. */
+#define VMM_TX_LIMIT (2 * VMM_MAX_MSG)
 /* Bitmap words per DMA_LOGGING_REPORT message: the reply stays within
  * VMM_MAX_MSG with room for the headers. */
 #define VMM_DMA_LOG_WORDS_PER_MSG ((VMM_MAX_XFER - 64u) / 8u)
@@ -147,7 +151,12 @@ void vmm_shadow_note_write(vfmig_vmm_dev *dev, uint32_t index, uint64_t off,
 
 struct vfmig_vmm_dev {
 	pthread_mutex_t lock;
-	int fd;     /* -1 when broken */
+	int fd;     /* -1 when broken; non-blocking */
+	/* A copy of fd readable without the lock (the I/O thread's poll):
+	 * one stuck call must not make other devices' service wait. */
+	_Atomic int poll_fd;
+	struct vfu_rx rx; /* the message being received */
+	struct vfu_tx tx; /* what the socket could not take yet */
 	char *path; /* NULL when adopted */
 	struct vfu_logger log;
 	void (*on_dma_write)(void *priv, uint64_t iova, uint64_t len);
@@ -193,6 +202,12 @@ int vmm_reply_check(uint16_t id, uint16_t cmd, const struct vfu_header *h,
  */
 int vmm_call(vfmig_vmm_dev *dev, uint16_t cmd, const struct iovec *iov,
 	     int iovcnt, const int *fds, size_t nfds, struct vfu_msg *reply);
+
+/* Send a message (a reply to the device's command, or a request) through
+ * the send queue, never waiting. -ENOBUFS (the device does not read) and
+ * send errors break the connection. Lock held. */
+int vmm_send(vfmig_vmm_dev *dev, struct vfu_header *hdr,
+	     const struct iovec *iov, int iovcnt, const int *fds, size_t nfds);
 
 /* Log why, break the connection, release reply, return -EPROTO. */
 int vmm_proto_error(vfmig_vmm_dev *dev, struct vfu_msg *reply,
