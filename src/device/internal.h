@@ -241,7 +241,9 @@ int dev_region_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
 		      void *buf, size_t len, bool is_write);
 /* Build the GET_REGION_INFO reply for index given the client's argsz.
  * *out is malloc'd (free it); *with_fd tells whether the region's memfd
- * (dev_region_fd) goes along. Pure apart from allocation. */
+ * (dev_region_fd) goes along. An argsz too small for the capabilities
+ * gets the bare struct with the full argsz and neither CAPS, MMAP nor an
+ * fd. Pure apart from allocation. */
 int dev_region_info_build(const struct vfmig_dev *dev, uint32_t index,
 			  uint32_t argsz, uint8_t **out, size_t *outlen,
 			  bool *with_fd);

@@ -29,6 +29,7 @@
 #include "protocol/proto.h"
 #include "regs.h"
 #include "regs_hw.h"
+#include "strict_client.h"
 
 #define RECV_MAX (2u << 20)
 static char dir[64], sock_path[128];
@@ -877,6 +878,109 @@ static void test_fd_mode(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* ---- GET_REGION_INFO as QEMU asks (strict_client.h) ---- */
+
+static int strict_call(void *ctx, const struct vfu_region_info *req,
+		       struct vfu_msg *rep)
+{
+	int fd = *(const int *)ctx, err;
+
+	xsend(fd, VFU_CMD_DEVICE_GET_REGION_INFO, req, sizeof(*req));
+	assert_int_equal(xrecv(fd, rep), 0);
+	assert_int_equal(rep->hdr.command, VFU_CMD_DEVICE_GET_REGION_INFO);
+	if (!(rep->hdr.flags & VFU_FLAGS_ERROR))
+		return 0;
+	err = (int)rep->hdr.error;
+	vfu_msg_release(rep);
+	return -err;
+}
+
+static uint32_t num_regions(int fd)
+{
+	struct vfu_device_info info = { .argsz = sizeof(info) };
+	struct vfu_msg m;
+
+	xsend(fd, VFU_CMD_DEVICE_GET_INFO, &info, sizeof(info));
+	expect_ok(fd, VFU_CMD_DEVICE_GET_INFO, &m);
+	assert_int_equal(m.len, sizeof(info));
+	memcpy(&info, m.payload, sizeof(info));
+	vfu_msg_release(&m);
+	return info.num_regions;
+}
+
+/* Every region of the sample: BAR2 mappable as one area, 9..12 typed,
+ * 10..12 mappable whole; the rest plain, asked once. */
+static void strict_probe_all(int fd, uint32_t n)
+{
+	struct strict_region s;
+
+	for (uint32_t i = 0; i < n; i++) {
+		bool typed = i >= VFU_PCI_NUM_REGIONS;
+		bool mapped = i == REGS_BAR_MEM ||
+			      (typed && i != VFU_DS_REGION_CTL);
+
+		assert_int_equal(strict_region_info(strict_call, &fd, i, &s), 0);
+		assert_int_equal(s.retried, i == REGS_BAR_MEM || typed);
+		assert_int_equal(s.has_type, typed);
+		assert_int_equal(s.fd >= 0, mapped);
+		assert_int_equal(!!(s.flags & VFU_REGION_INFO_FLAG_MMAP), mapped);
+		if (i == REGS_BAR_MEM) {
+			assert_int_equal(s.nr_areas, 1);
+			assert_int_equal(s.areas[0].offset, 0);
+			assert_int_equal(s.areas[0].size, REGS_BAR_MEM_SIZE);
+		}
+		if (s.fd < 0)
+			continue;
+		void *p = mmap(NULL, s.size, PROT_READ, MAP_SHARED, s.fd,
+			       (off_t)s.offset);
+		assert_true(p != MAP_FAILED);
+		munmap(p, s.size);
+		close(s.fd);
+	}
+}
+
+static void test_strict_region_info(void **state)
+{
+	int fd = handshake();
+
+	(void)state;
+	assert_int_equal(num_regions(fd), VFU_PCI_NUM_REGIONS);
+	strict_probe_all(fd, VFU_PCI_NUM_REGIONS);
+	xclose(fd);
+}
+
+/* The same sample with --interface region, on a socketpair (--fd). */
+static void test_strict_region_info_iface(void **state)
+{
+	int sv[2], status;
+	char num[16];
+	struct vfu_msg m;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	snprintf(num, sizeof(num), "%d", sv[1]);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char *argv[] = { "regs", "--fd", num, "--interface", "region",
+				 "--quiet", NULL };
+		close(sv[0]);
+		exit(vfmig_sample_regs_main(6, argv)); /* exit: LSan checks it */
+	}
+	close(sv[1]);
+	send_version(sv[0], 0, "{\"capabilities\":{\"max_msg_fds\":8}}");
+	expect_ok(sv[0], VFU_CMD_VERSION, &m);
+	vfu_msg_release(&m);
+	assert_int_equal(num_regions(sv[0]), VFU_DS_NUM_REGIONS);
+	strict_probe_all(sv[0], VFU_DS_NUM_REGIONS);
+	close(sv[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -895,6 +999,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_hostile_migration, close_conns),
 		cmocka_unit_test(test_sample_args),
 		cmocka_unit_test(test_fd_mode),
+		cmocka_unit_test_teardown(test_strict_region_info, close_conns),
+		cmocka_unit_test(test_strict_region_info_iface),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	int failed = cmocka_run_group_tests(tests, start_server, stop_server);
