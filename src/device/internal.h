@@ -212,6 +212,9 @@ void dev_reply_error(struct vfmig_dev *dev, const struct vfu_header *req,
 
 /* transport.c */
 int dev_transport_process_one(struct vfmig_dev *dev, bool *handled);
+/* While a client is attached: accept and close every connection waiting
+ * on the listening socket, logging each at warning level. */
+void dev_transport_refuse_extra(struct vfmig_dev *dev);
 /* Receive one message from the client (blocking once begun). */
 int dev_transport_recv(struct vfmig_dev *dev, struct vfu_msg *msg);
 void dev_queue_push(struct vfmig_dev *dev, struct vfu_msg *msg, int err);
