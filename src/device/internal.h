@@ -61,8 +61,8 @@ uint8_t dev_pci_find_cap(const struct dev_pci *pci, uint8_t id);
 /* ---- MSI-X table and PBA (msix.c) ---- */
 struct dev_msix {
 	uint32_t vectors;
-	uint8_t *table; /* vectors * 16 bytes */
-	uint64_t *pba;  /* ceil(vectors / 64) words */
+	uint8_t *table; /* vectors * 16 bytes, as the guest sees them */
+	uint8_t *pba;   /* ceil(vectors / 64) little-endian qwords */
 	uint64_t table_off, table_len, pba_off, pba_len;
 };
 
