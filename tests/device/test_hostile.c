@@ -6,6 +6,7 @@
  * closed connection, and that the server keeps serving afterwards. A few
  * positive checks (DMA both ways, MSI-X delivery, mmap of BAR2) ride along.
  */
+#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -217,16 +218,18 @@ static void region_rw(int fd, uint32_t region, uint64_t off, void *buf,
 	vfu_msg_release(&m);
 }
 
+/* Registers and config space are little-endian, whatever the host. */
 static void w32(int fd, uint32_t region, uint64_t off, uint32_t v)
 {
-	region_rw(fd, region, off, &v, 4, true);
+	uint32_t le = htole32(v);
+	region_rw(fd, region, off, &le, 4, true);
 }
 
 static uint32_t r32(int fd, uint32_t region, uint64_t off)
 {
-	uint32_t v;
-	region_rw(fd, region, off, &v, 4, false);
-	return v;
+	uint32_t le;
+	region_rw(fd, region, off, &le, 4, false);
+	return le32toh(le);
 }
 
 static void region_err(int fd, uint16_t cmd, uint64_t off, uint32_t region,
@@ -750,7 +753,7 @@ static void test_dma_fd_and_mmap(void **state)
 	w32(fd, 2, 0x1230, 0x600dbeef);
 	uint32_t v;
 	memcpy(&v, bar + 0x1230, 4);
-	assert_int_equal(v, 0x600dbeef);
+	assert_int_equal(le32toh(v), 0x600dbeef);
 	memcpy(bar + 0x40, "\x11\x22\x33\x44", 4);
 	assert_int_equal(r32(fd, 2, 0x40), 0x44332211);
 	munmap(bar, 0x10000);
@@ -759,6 +762,25 @@ static void test_dma_fd_and_mmap(void **state)
 	close(mfd);
 	xclose(fd);
 	still_serving();
+}
+
+/* ---- byte order: what a guest reads is the same on any host ---- */
+
+static void test_register_bytes(void **state)
+{
+	uint8_t b[4], in[4] = { 0x11, 0x22, 0x33, 0x44 };
+	int fd = handshake();
+
+	(void)state;
+	region_rw(fd, 0, REG_ID, b, 4, false);
+	assert_memory_equal(b, "GMFV", 4); /* 0x56464d47, little-endian */
+	region_rw(fd, 0, REG_VERSION, b, 4, false);
+	assert_memory_equal(b, "\x01\0\0\0", 4);
+	region_rw(fd, 0, REG_SCRATCH0, in, 4, true);
+	assert_int_equal(r32(fd, 0, REG_SCRATCH0), 0x44332211);
+	region_rw(fd, 7, 0, b, 4, false); /* vendor 0x1b36, device 0x1000 */
+	assert_memory_equal(b, "\x36\x1b\x00\x10", 4);
+	xclose(fd);
 }
 
 /* ---- MSI-X delivery through the real socket ---- */
@@ -791,7 +813,7 @@ static void test_msix(void **state)
 	while (p && (r32(fd, 7, p) & 0xff) != 0x11)
 		p = (uint8_t)(r32(fd, 7, p) >> 8);
 	assert_true(p >= 0x40);
-	uint16_t ctrl = 0x8000;
+	uint16_t ctrl = htole16(0x8000);
 	region_rw(fd, 7, p + 2u, &ctrl, 2, true);
 	w32(fd, 4, 1 * 16 + 12, 0);
 	w32(fd, 0, REG_EVENT, 1);
@@ -995,6 +1017,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_dma_unmapped, close_conns),
 		cmocka_unit_test_teardown(test_dma_messages, close_conns),
 		cmocka_unit_test_teardown(test_dma_fd_and_mmap, close_conns),
+		cmocka_unit_test_teardown(test_register_bytes, close_conns),
 		cmocka_unit_test_teardown(test_msix, close_conns),
 		cmocka_unit_test_teardown(test_hostile_migration, close_conns),
 		cmocka_unit_test(test_sample_args),
