@@ -186,7 +186,7 @@ struct vfmig_dev_ops {
 	uint64_t mig_flags;
 	/*
 	 * Required. Make the single arc from -> to (enum vfmig_dev_mig_state;
-	 * the library walks longer paths arc by arc, PROTOCOL.md 2.2):
+	 * the library walks longer paths arc by arc, docs/device-migration.md):
 	 *   RUNNING->STOP, STOP_COPY->STOP: stop (no DMA, no interrupts, no
 	 *     state change); leaving STOP_COPY ends the save session.
 	 *   STOP->RUNNING, PRE_COPY->RUNNING: run; leaving PRE_COPY ends the

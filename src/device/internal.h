@@ -271,7 +271,8 @@ const struct dev_dma_window *dev_dma_find(const struct dev_dma *dma,
 
 /* migration.c */
 bool dev_mig_supported(const struct vfmig_dev *dev);
-/* May a command run in the current migration state (PROTOCOL.md 1.7)? */
+/* May a command run in the current migration state (docs/device-migration.md,
+ * "While stopped")? */
 bool dev_mig_cmd_allowed(const struct vfmig_dev *dev, unsigned int cmd);
 /* Device DMA and interrupt delivery allowed (a running state)? */
 bool dev_mig_running(const struct vfmig_dev *dev);
