@@ -32,6 +32,7 @@
  *
  * Usage: bench-migration [VRAM MiB, default 256]
  */
+#include <endian.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -156,9 +157,11 @@ static vfmig_vmm_dev *start_vram(int i, const char *vfmig, uint64_t mib)
 
 /* ---- vram registers and commands ---- */
 
+/* The registers are little-endian, whatever the host. */
 static void reg_write(vfmig_vmm_dev *dev, uint32_t reg, uint32_t val)
 {
-	int r = vfmig_vmm_dev_region_write(dev, VRAM_BAR_REGS, reg, &val, 4);
+	uint32_t le = htole32(val);
+	int r = vfmig_vmm_dev_region_write(dev, VRAM_BAR_REGS, reg, &le, 4);
 	if (r < 0)
 		die("register write", r);
 }
@@ -169,7 +172,7 @@ static uint32_t reg_read(vfmig_vmm_dev *dev, uint32_t reg)
 	int r = vfmig_vmm_dev_region_read(dev, VRAM_BAR_REGS, reg, &val, 4);
 	if (r < 0)
 		die("register read", r);
-	return val;
+	return le32toh(val);
 }
 
 static void vram_cmd(vfmig_vmm_dev *dev, uint32_t cmd)

@@ -13,6 +13,7 @@
  *
  * Usage: bench-throughput [MiB per test, default 512]
  */
+#include <endian.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -57,7 +58,9 @@ static int bench_access(vfmig_dev *dev, void *priv, unsigned int bar,
 	}
 	if (offset != 0 || len != sizeof(req))
 		return -EINVAL;
-	memcpy(req, buf, sizeof(req));
+	memcpy(req, buf, sizeof(req)); /* two little-endian u64 registers */
+	req[0] = le64toh(req[0]);
+	req[1] = le64toh(req[1]);
 	if (req[1] > DMA_CHUNK)
 		return -EINVAL;
 	return vfmig_dev_dma_read(dev, req[0], dev_dma_buf, (size_t)req[1]);
@@ -137,7 +140,7 @@ static double bench_dma_read(vfmig_vmm_dev *dev, uint64_t total)
 		die("dma map", r);
 	t0 = bench_now_s();
 	for (uint64_t done = 0; done < total; done += DMA_CHUNK) {
-		uint64_t req[2] = { iova, DMA_CHUNK };
+		uint64_t req[2] = { htole64(iova), htole64(DMA_CHUNK) };
 		r = vfmig_vmm_dev_region_write(dev, CTRL_BAR, 0, req,
 					       sizeof(req));
 		if (r < 0)

@@ -186,7 +186,7 @@ struct vfmig_dev_ops {
 	uint64_t mig_flags;
 	/*
 	 * Required. Make the single arc from -> to (enum vfmig_dev_mig_state;
-	 * the library walks longer paths arc by arc, PROTOCOL.md 2.2):
+	 * the library walks longer paths arc by arc, docs/device-migration.md):
 	 *   RUNNING->STOP, STOP_COPY->STOP: stop (no DMA, no interrupts, no
 	 *     state change); leaving STOP_COPY ends the save session.
 	 *   STOP->RUNNING, PRE_COPY->RUNNING: run; leaving PRE_COPY ends the
@@ -264,7 +264,10 @@ VFMIG_EXPORT void vfmig_dev_set_log(vfmig_dev *dev, vfmig_log_fn fn,
  * once the socket listens (it is bound under a temporary name in the same
  * directory and renamed), so whoever waits for the file may connect at
  * once. A stale socket file at path is replaced; any other file is not.
- * The device then accepts one client at a time.
+ * The device then serves one client at a time: a connection that arrives
+ * while a client is attached is accepted and closed at once (the newcomer
+ * sees EOF or ECONNRESET) and logged at warning level; the attached client
+ * is not disturbed.
  * Errors: -EINVAL (NULL/too long path), -EBUSY (already listening or
  * attached), -EADDRINUSE (a non-socket file is at path), -ENOMEM, or the
  * errno of socket/bind/listen/rename.
@@ -284,14 +287,18 @@ VFMIG_EXPORT int vfmig_dev_attach_fd(vfmig_dev *dev, int fd);
 /*
  * The fd to poll for POLLIN: the connected client's socket, else the
  * listening socket. -ENOTCONN when the device has neither. The fd may
- * change after vfmig_dev_process(); ask again each loop iteration.
+ * change after vfmig_dev_process(); ask again each loop iteration. While a
+ * client is attached the listening socket is not this fd, so a loop that
+ * polls only this fd refuses a second client at the first client's next
+ * message; vfmig_dev_run() watches both and refuses it at once.
  */
 VFMIG_EXPORT int vfmig_dev_get_poll_fd(const vfmig_dev *dev);
 
 /*
- * Non-blocking step: accept a pending client, or handle every message
- * that is pending from the connected client (at most 1024 per call, so a
- * flooding client cannot starve the caller's loop). Returns the number of
+ * Non-blocking step: accept a pending client, or refuse any waiting one
+ * (see vfmig_dev_listen) and handle every message that is pending from the
+ * connected client (at most 1024 per call, so a flooding client cannot
+ * starve the caller's loop). Returns the number of
  * messages handled (0 when nothing was pending). Once a message has begun
  * to arrive, the call waits for the rest of it. A client that goes away,
  * or breaks the framing, is dropped (the device keeps its state) and the

@@ -105,8 +105,10 @@ struct vfmig_vmm_caps {
  * -ENOMEM, the connect() errno (-ECONNREFUSED/-ENOENT after the retries),
  * -EPROTONOSUPPORT (reply major differs or minor above ours), -EPROTO
  * (malformed VERSION reply or capabilities, an extension version above the
- * one we proposed), or the I/O errors above. We propose the vfmig
- * "vfmig_mig_info" extension; the reply decides (struct vfmig_vmm_caps).
+ * one we proposed), or the I/O errors above: -ECONNRESET also when the
+ * device closes the connection instead of answering VERSION, as a vfmig
+ * device does at once while another client is attached. We propose the
+ * vfmig "vfmig_mig_info" extension; the reply decides (struct vfmig_vmm_caps).
  */
 VFMIG_EXPORT int vfmig_vmm_dev_connect(const char *path,
 				       const struct vfmig_vmm_dev_opts *opts,

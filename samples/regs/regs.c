@@ -184,24 +184,34 @@ static void reg_write(vfmig_dev *dev, struct regs *r, uint64_t off,
 	}
 }
 
+/* PCI is little-endian: a register's bytes in buf are the same on every
+ * host, so they are assembled byte by byte, never memcpy'd. */
+static uint32_t le32_get(const uint8_t *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+	       (uint32_t)b[3] << 24;
+}
+
+static void le32_put(uint8_t *b, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+}
+
 static int regs_access(vfmig_dev *dev, void *priv, unsigned int bar,
 		       uint64_t off, void *buf, size_t len, bool is_write)
 {
 	struct regs *r = priv;
-	uint32_t v;
 
 	if (bar != REGS_BAR_REGS || len != 4 || (off & 3))
 		return -EINVAL;
 	if (is_write && (vfmig_dev_mig_state(dev) == VFMIG_DEV_MIG_STOP ||
 			 vfmig_dev_mig_state(dev) == VFMIG_DEV_MIG_STOP_COPY))
 		return -EBUSY; /* stopped for migration: state is frozen */
-	if (is_write) {
-		memcpy(&v, buf, 4);
-		reg_write(dev, r, off, v);
-	} else {
-		v = reg_read(&r->st, off);
-		memcpy(buf, &v, 4);
-	}
+	if (is_write)
+		reg_write(dev, r, off, le32_get(buf));
+	else
+		le32_put(buf, reg_read(&r->st, off));
 	return 0;
 }
 

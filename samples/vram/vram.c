@@ -274,11 +274,24 @@ static int win_access(struct vram *v, uint64_t off, void *buf, size_t len,
 	return 0;
 }
 
+/* PCI is little-endian: a register's bytes in buf are the same on every
+ * host, so they are assembled byte by byte, never memcpy'd. */
+static uint32_t le32_get(const uint8_t *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+	       (uint32_t)b[3] << 24;
+}
+
+static void le32_put(uint8_t *b, uint32_t x)
+{
+	for (int i = 0; i < 4; i++)
+		b[i] = (uint8_t)(x >> (8 * i));
+}
+
 static int vram_access(vfmig_dev *dev, void *priv, unsigned int bar,
 		       uint64_t off, void *buf, size_t len, bool is_write)
 {
 	struct vram *v = priv;
-	uint32_t val;
 
 	if (is_write && stopped(dev))
 		return -EBUSY; /* a stopped device keeps its state */
@@ -286,13 +299,10 @@ static int vram_access(vfmig_dev *dev, void *priv, unsigned int bar,
 		return win_access(v, off, buf, len, is_write);
 	if (bar != VRAM_BAR_REGS || len != 4 || (off & 3))
 		return -EINVAL;
-	if (is_write) {
-		memcpy(&val, buf, 4);
-		reg_write(dev, v, off, val);
-	} else {
-		val = reg_read(v, off);
-		memcpy(buf, &val, 4);
-	}
+	if (is_write)
+		reg_write(dev, v, off, le32_get(buf));
+	else
+		le32_put(buf, reg_read(v, off));
 	return 0;
 }
 

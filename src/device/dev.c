@@ -303,7 +303,28 @@ VFMIG_EXPORT int vfmig_dev_process(vfmig_dev *dev)
 			break;
 		count++;
 	}
+	/* After the client's input, so that its EOF is seen first. */
+	dev_transport_refuse_extra(dev);
 	return count;
+}
+
+/* Wait up to 100 ms for the client, or for a connection to accept (or,
+ * while a client is attached, to refuse). 1: input, 0: none, or -errno. */
+static int wait_input(const struct vfmig_dev *dev)
+{
+	struct pollfd p[2] = {
+		{ .fd = vfmig_dev_get_poll_fd(dev), .events = POLLIN },
+		{ .fd = dev->conn_fd >= 0 ? dev->listen_fd : -1,
+		  .events = POLLIN },
+	};
+	int r;
+
+	if (dev->q_head)
+		return 1;
+	r = poll(p, 2, 100);
+	if (r < 0 && errno != EINTR)
+		return -errno;
+	return r > 0;
 }
 
 VFMIG_EXPORT int vfmig_dev_run(vfmig_dev *dev, const volatile sig_atomic_t *stop)
@@ -311,18 +332,15 @@ VFMIG_EXPORT int vfmig_dev_run(vfmig_dev *dev, const volatile sig_atomic_t *stop
 	if (!dev || !stop)
 		return -EINVAL;
 	while (!*stop) {
-		struct pollfd p = { .fd = vfmig_dev_get_poll_fd(dev),
-				    .events = POLLIN };
 		int r;
 
-		if (p.fd < 0)
+		if (vfmig_dev_get_poll_fd(dev) < 0)
 			return 0; /* attached client left, nothing to accept */
-		if (!dev->q_head) {
-			r = poll(&p, 1, 100);
-			if (r < 0 && errno != EINTR)
-				return -errno;
-			if (r <= 0)
-				continue;
+		r = wait_input(dev);
+		if (r <= 0) {
+			if (r < 0)
+				return r;
+			continue;
 		}
 		r = vfmig_dev_process(dev);
 		if (r < 0)

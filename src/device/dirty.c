@@ -8,9 +8,9 @@
  * write": one range per DMA window, kept in step with DMA_MAP/DMA_UNMAP
  * while logging (a window unmapped while logging takes its bits with it, so
  * a later REPORT over it fails and the client treats it as all dirty, as
- * PROTOCOL.md 2.6 asks). Only device writes through a mapped window are
- * marked (dma.c calls dev_dlog_mark); writes the library performs with
- * DMA_WRITE messages are seen, and tracked, by the client.
+ * the VFIO DMA-logging rules ask). Only device writes through a mapped
+ * window are marked (dma.c calls dev_dlog_mark); writes the library
+ * performs with DMA_WRITE messages are seen, and tracked, by the client.
  *
  * The region-based interface (mig_region.c) uses the same log: LOGGING
  * starts "every window" at 4 KiB (dev_dlog_start_all) and the bitmap
@@ -113,7 +113,7 @@ static int cmp_range(const void *a, const void *b)
 	return x->iova < y->iova ? -1 : x->iova > y->iova;
 }
 
-/* Check the START ranges (PROTOCOL.md 2.6); sorts the copy. */
+/* Check the START ranges (VFIO DMA-logging rules); sorts the copy. */
 static int check_ranges(struct vfu_dma_logging_range *rg, uint32_t n,
 			uint64_t pg)
 {

@@ -61,8 +61,8 @@ uint8_t dev_pci_find_cap(const struct dev_pci *pci, uint8_t id);
 /* ---- MSI-X table and PBA (msix.c) ---- */
 struct dev_msix {
 	uint32_t vectors;
-	uint8_t *table; /* vectors * 16 bytes */
-	uint64_t *pba;  /* ceil(vectors / 64) words */
+	uint8_t *table; /* vectors * 16 bytes, as the guest sees them */
+	uint8_t *pba;   /* ceil(vectors / 64) little-endian qwords */
 	uint64_t table_off, table_len, pba_off, pba_len;
 };
 
@@ -212,6 +212,9 @@ void dev_reply_error(struct vfmig_dev *dev, const struct vfu_header *req,
 
 /* transport.c */
 int dev_transport_process_one(struct vfmig_dev *dev, bool *handled);
+/* While a client is attached: accept and close every connection waiting
+ * on the listening socket, logging each at warning level. */
+void dev_transport_refuse_extra(struct vfmig_dev *dev);
 /* Receive one message from the client (blocking once begun). */
 int dev_transport_recv(struct vfmig_dev *dev, struct vfu_msg *msg);
 void dev_queue_push(struct vfmig_dev *dev, struct vfu_msg *msg, int err);
@@ -241,7 +244,9 @@ int dev_region_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
 		      void *buf, size_t len, bool is_write);
 /* Build the GET_REGION_INFO reply for index given the client's argsz.
  * *out is malloc'd (free it); *with_fd tells whether the region's memfd
- * (dev_region_fd) goes along. Pure apart from allocation. */
+ * (dev_region_fd) goes along. An argsz too small for the capabilities
+ * gets the bare struct with the full argsz and neither CAPS, MMAP nor an
+ * fd. Pure apart from allocation. */
 int dev_region_info_build(const struct vfmig_dev *dev, uint32_t index,
 			  uint32_t argsz, uint8_t **out, size_t *outlen,
 			  bool *with_fd);
@@ -266,7 +271,8 @@ const struct dev_dma_window *dev_dma_find(const struct dev_dma *dma,
 
 /* migration.c */
 bool dev_mig_supported(const struct vfmig_dev *dev);
-/* May a command run in the current migration state (PROTOCOL.md 1.7)? */
+/* May a command run in the current migration state (docs/device-migration.md,
+ * "While stopped")? */
 bool dev_mig_cmd_allowed(const struct vfmig_dev *dev, unsigned int cmd);
 /* Device DMA and interrupt delivery allowed (a running state)? */
 bool dev_mig_running(const struct vfmig_dev *dev);

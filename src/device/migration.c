@@ -6,10 +6,10 @@
  * sessions behind MIG_DATA_READ / MIG_DATA_WRITE, and command gating while
  * the device is stopped.
  *
- * Sessions (PROTOCOL.md 2.3) are tied to the state: a save session opens on
- * entering PRE_COPY or STOP_COPY from outside the saving group and closes on
- * leaving the group; a load session lives exactly while in RESUMING. The
- * device learns both from its mig_transition arcs.
+ * Sessions (docs/device-migration.md) are tied to the state: a save
+ * session opens on entering PRE_COPY or STOP_COPY from outside the saving
+ * group and closes on leaving the group; a load session lives exactly while
+ * in RESUMING. The device learns both from its mig_transition arcs.
  *
  * The region-based interface (mig_region.c) drives the same machine through
  * dev_mig_goto and the save/load chunk helpers; while it is on, the v2

@@ -4,6 +4,8 @@
  * address (8), data (4), vector control (4, bit 0 = mask). The PBA is one
  * bit per vector in 64-bit words; it is read-only for the client and set by
  * masked triggers (irq.c). Both live in the BAR named by the description.
+ * Both are kept as the bytes the guest sees (little-endian, as PCI), so a
+ * read is a copy on any host.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -57,17 +59,18 @@ bool dev_msix_vector_masked(const struct dev_msix *m, uint32_t v)
 	return m->table[v * MSIX_ENTRY_SIZE + MSIX_VCTRL] & MSIX_VCTRL_MASK;
 }
 
+/* PBA bit v of the little-endian qwords is bit v % 8 of byte v / 8. */
 bool dev_msix_pending(const struct dev_msix *m, uint32_t v)
 {
-	return (m->pba[v / 64] >> (v % 64)) & 1;
+	return (m->pba[v / 8] >> (v % 8)) & 1;
 }
 
 void dev_msix_set_pending(struct dev_msix *m, uint32_t v, bool on)
 {
 	if (on)
-		m->pba[v / 64] |= 1ull << (v % 64);
+		m->pba[v / 8] |= (uint8_t)(1u << (v % 8));
 	else
-		m->pba[v / 64] &= ~(1ull << (v % 64));
+		m->pba[v / 8] &= (uint8_t)~(1u << (v % 8));
 }
 
 static bool in(uint64_t off, uint64_t start, uint64_t len)
@@ -121,7 +124,7 @@ int dev_msix_access(struct dev_msix *m, uint64_t off, void *buf, size_t len,
 	if (m->vectors && vfu_range_within(off, len, m->pba_off, m->pba_len)) {
 		/* PBA writes are ignored: it is read-only */
 		if (!is_write)
-			memcpy(buf, (uint8_t *)m->pba + (off - m->pba_off), len);
+			memcpy(buf, m->pba + (off - m->pba_off), len);
 		return 0;
 	}
 	return -EINVAL;

@@ -227,6 +227,18 @@ static void base_info(const struct vfmig_dev *dev, uint32_t index,
 		ri->flags = VFU_REGION_INFO_FLAG_READ | VFU_REGION_INFO_FLAG_WRITE;
 }
 
+/* A reply too short for the capability chain is the bare struct with the
+ * full argsz, so that the client asks again. It says nothing it cannot
+ * back: no FLAG_CAPS (strict clients refuse FLAG_CAPS without a chain),
+ * and no fd, hence no FLAG_MMAP either (the specification sends the fd
+ * whenever MMAP is set). The retry gets all three. */
+static void truncate_info(struct vfu_region_info *ri, bool *with_fd)
+{
+	ri->flags &= ~(VFU_REGION_INFO_FLAG_CAPS | VFU_REGION_INFO_FLAG_MMAP);
+	ri->cap_offset = 0;
+	*with_fd = false;
+}
+
 int dev_region_info_build(const struct vfmig_dev *dev, uint32_t index,
 			  uint32_t argsz, uint8_t **out, size_t *outlen,
 			  bool *with_fd)
@@ -270,8 +282,8 @@ int dev_region_info_build(const struct vfmig_dev *dev, uint32_t index,
 	full = sizeof(ri) + caps_len;
 	ri.argsz = (uint32_t)full;
 	ri.cap_offset = caps_len ? sizeof(ri) : 0;
-	if (argsz < full) { /* truncated: the client retries with argsz */
-		ri.cap_offset = 0;
+	if (argsz < full) {
+		truncate_info(&ri, with_fd);
 		full = sizeof(ri);
 	}
 	buf = malloc(full);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Transport: accept a client, receive its messages one at a time, queue
- * client commands that arrive while the device waits for the reply to its
- * own DMA_READ / DMA_WRITE, and drop a client whose stream broke.
+ * Transport: accept a client (and refuse any other while it is attached),
+ * receive its messages one at a time, queue client commands that arrive
+ * while the device waits for the reply to its own DMA_READ / DMA_WRITE, and
+ * drop a client whose stream broke.
  */
 #include <errno.h>
 #include <poll.h>
@@ -14,6 +15,7 @@
 #include "internal.h"
 
 #define DEV_CALL_TIMEOUT_MS 10000 /* client must answer DMA within this */
+#define DEV_REFUSE_BATCH 16 /* waiting connections refused per call at most */
 
 size_t dev_recv_limit(const struct vfmig_dev *dev)
 {
@@ -140,6 +142,38 @@ static int accept_client(struct vfmig_dev *dev, bool *handled)
 	*handled = true;
 	DEV_LOG(dev, VFU_LOG_INFO, "client connected");
 	return 0;
+}
+
+/* The attached client has closed or shut down its end: its EOF is still
+ * to be read. A connection that arrived after that close may be the same
+ * client reconnecting, and is served once the EOF has been handled. */
+static bool client_leaving(const struct vfmig_dev *dev)
+{
+	struct pollfd p = { .fd = dev->conn_fd, .events = POLLRDHUP };
+
+	return poll(&p, 1, 0) > 0 &&
+	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* The device serves one client. Connections that wait on the listening
+ * socket while one is attached are accepted and closed at once: the
+ * newcomer sees its connection closed now instead of waiting for a reply
+ * that would come only after the first client left. */
+void dev_transport_refuse_extra(struct vfmig_dev *dev)
+{
+	for (unsigned int i = 0; i < DEV_REFUSE_BATCH; i++) {
+		int fd;
+
+		if (dev->listen_fd < 0 || dev->conn_fd < 0 ||
+		    !readable(dev->listen_fd, 0) || client_leaving(dev))
+			return;
+		fd = accept4(dev->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			return; /* EAGAIN, or out of fds: try again later */
+		close(fd);
+		DEV_LOG(dev, VFU_LOG_WARNING,
+			"refused a second client: one is already connected");
+	}
 }
 
 static void recv_one(struct vfmig_dev *dev, bool *handled)

@@ -169,8 +169,8 @@ struct vfu_region_info_cap_type {
 } VFU_PACKED;
 static_assert(sizeof(struct vfu_region_info_cap_type) == 16, "cap_type");
 
-/* ---- The 2019 region-based device-state interface (PROTOCOL.md 4,
- * docs/region-interface.md). Little-endian fields in the control region. */
+/* ---- The 2019 region-based device-state interface
+ * (docs/region-interface.md). Little-endian fields in the control region. */
 #define VFU_REGION_TYPE_DEVICE_STATE 2u
 #define VFU_REGION_SUBTYPE_DEVICE_STATE_CTL 1u
 #define VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_CONFIG 2u

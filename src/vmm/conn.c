@@ -142,6 +142,11 @@ int vmm_negotiate(vfmig_vmm_dev *dev)
 	struct iovec iov = { payload, len };
 	r = vmm_call(dev, VFU_CMD_VERSION, &iov, 1, NULL, 0, &reply);
 	free(payload);
+	if (r == -ECONNRESET)
+		vfu_log(&dev->log, VFU_LOG_ERR,
+			"device closed the connection before answering "
+			"VERSION (a vfmig device does so while it serves "
+			"another client)");
 	if (r < 0)
 		return r;
 	r = check_version(dev, &reply);

@@ -148,7 +148,7 @@ int vmm_mig_read_msg(vfmig_vmm_dev *dev, size_t len, struct vfu_msg *reply,
 	if (r < 0)
 		return r;
 	/* Trust size (not argsz, not padding), bounded by what we asked and
-	 * by what arrived (PROTOCOL.md 1.8). */
+	 * by what arrived: libvfio-user pads the reply to the size asked. */
 	if (reply->len < sizeof(m))
 		return vmm_proto_error(dev, reply, "MIG_DATA_READ reply size");
 	memcpy(&m, reply->payload, sizeof(m));

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests: PCI config space emulation and GET_REGION_INFO encoding. */
+#include <endian.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -65,30 +66,33 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* Config space is little-endian, whatever the host. */
 static uint32_t rd32(vfmig_dev *dev, uint32_t off)
 {
-	uint32_t v;
-	assert_int_equal(dev_region_access(dev, VFU_PCI_CONFIG_REGION, off, &v,
+	uint32_t le;
+	assert_int_equal(dev_region_access(dev, VFU_PCI_CONFIG_REGION, off, &le,
 					   4, false), 0);
-	return v;
+	return le32toh(le);
 }
 
 static uint16_t rd16(vfmig_dev *dev, uint32_t off)
 {
-	uint16_t v;
-	assert_int_equal(vfmig_dev_config_read(dev, off, &v, 2), 0);
-	return v;
+	uint16_t le;
+	assert_int_equal(vfmig_dev_config_read(dev, off, &le, 2), 0);
+	return le16toh(le);
 }
 
 static void wr32(vfmig_dev *dev, uint32_t off, uint32_t v)
 {
-	assert_int_equal(dev_region_access(dev, VFU_PCI_CONFIG_REGION, off, &v,
+	uint32_t le = htole32(v);
+	assert_int_equal(dev_region_access(dev, VFU_PCI_CONFIG_REGION, off, &le,
 					   4, true), 0);
 }
 
 static void wr16(vfmig_dev *dev, uint32_t off, uint16_t v)
 {
-	assert_int_equal(dev_region_access(dev, VFU_PCI_CONFIG_REGION, off, &v,
+	uint16_t le = htole16(v);
+	assert_int_equal(dev_region_access(dev, VFU_PCI_CONFIG_REGION, off, &le,
 					   2, true), 0);
 }
 
@@ -97,6 +101,9 @@ static void test_ids_readonly(void **state)
 	vfmig_dev *dev = *state;
 
 	assert_int_equal(rd32(dev, 0), 0x56781234);
+	uint8_t ids[4];
+	assert_int_equal(vfmig_dev_config_read(dev, 0, ids, 4), 0);
+	assert_memory_equal(ids, "\x34\x12\x78\x56", 4); /* the bytes a guest reads */
 	wr32(dev, 0, 0xffffffff);
 	assert_int_equal(rd32(dev, 0), 0x56781234);
 	assert_int_equal(rd32(dev, 0x08), 0x02000003);
@@ -263,13 +270,17 @@ static void test_region_info(void **state)
 	assert_int_equal(a[2].size, 0x7000);
 	free(buf);
 
-	/* argsz too small for the capability: truncated, true argsz */
+	/* argsz too small for the capability: the bare struct with the true
+	 * argsz, and nothing it cannot back: no CAPS, no MMAP, no fd */
 	assert_int_equal(dev_region_info_build(dev, 2, 32, &buf, &len, &fd), 0);
 	assert_int_equal(len, sizeof(ri));
+	assert_false(fd);
 	memcpy(&ri, buf, sizeof(ri));
 	assert_int_equal(ri.argsz, sizeof(ri) + sizeof(cap) + 3 * sizeof(a[0]));
 	assert_int_equal(ri.cap_offset, 0);
-	assert_true(ri.flags & VFU_REGION_INFO_FLAG_CAPS);
+	assert_int_equal(ri.flags, VFU_REGION_INFO_FLAG_READ |
+				   VFU_REGION_INFO_FLAG_WRITE);
+	assert_int_equal(ri.size, 1 << 16);
 	free(buf);
 
 	/* config: 4 KiB, rw, never mmap */

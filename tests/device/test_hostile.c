@@ -6,6 +6,7 @@
  * closed connection, and that the server keeps serving afterwards. A few
  * positive checks (DMA both ways, MSI-X delivery, mmap of BAR2) ride along.
  */
+#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -29,6 +30,7 @@
 #include "protocol/proto.h"
 #include "regs.h"
 #include "regs_hw.h"
+#include "strict_client.h"
 
 #define RECV_MAX (2u << 20)
 static char dir[64], sock_path[128];
@@ -216,16 +218,18 @@ static void region_rw(int fd, uint32_t region, uint64_t off, void *buf,
 	vfu_msg_release(&m);
 }
 
+/* Registers and config space are little-endian, whatever the host. */
 static void w32(int fd, uint32_t region, uint64_t off, uint32_t v)
 {
-	region_rw(fd, region, off, &v, 4, true);
+	uint32_t le = htole32(v);
+	region_rw(fd, region, off, &le, 4, true);
 }
 
 static uint32_t r32(int fd, uint32_t region, uint64_t off)
 {
-	uint32_t v;
-	region_rw(fd, region, off, &v, 4, false);
-	return v;
+	uint32_t le;
+	region_rw(fd, region, off, &le, 4, false);
+	return le32toh(le);
 }
 
 static void region_err(int fd, uint16_t cmd, uint64_t off, uint32_t region,
@@ -749,7 +753,7 @@ static void test_dma_fd_and_mmap(void **state)
 	w32(fd, 2, 0x1230, 0x600dbeef);
 	uint32_t v;
 	memcpy(&v, bar + 0x1230, 4);
-	assert_int_equal(v, 0x600dbeef);
+	assert_int_equal(le32toh(v), 0x600dbeef);
 	memcpy(bar + 0x40, "\x11\x22\x33\x44", 4);
 	assert_int_equal(r32(fd, 2, 0x40), 0x44332211);
 	munmap(bar, 0x10000);
@@ -758,6 +762,25 @@ static void test_dma_fd_and_mmap(void **state)
 	close(mfd);
 	xclose(fd);
 	still_serving();
+}
+
+/* ---- byte order: what a guest reads is the same on any host ---- */
+
+static void test_register_bytes(void **state)
+{
+	uint8_t b[4], in[4] = { 0x11, 0x22, 0x33, 0x44 };
+	int fd = handshake();
+
+	(void)state;
+	region_rw(fd, 0, REG_ID, b, 4, false);
+	assert_memory_equal(b, "GMFV", 4); /* 0x56464d47, little-endian */
+	region_rw(fd, 0, REG_VERSION, b, 4, false);
+	assert_memory_equal(b, "\x01\0\0\0", 4);
+	region_rw(fd, 0, REG_SCRATCH0, in, 4, true);
+	assert_int_equal(r32(fd, 0, REG_SCRATCH0), 0x44332211);
+	region_rw(fd, 7, 0, b, 4, false); /* vendor 0x1b36, device 0x1000 */
+	assert_memory_equal(b, "\x36\x1b\x00\x10", 4);
+	xclose(fd);
 }
 
 /* ---- MSI-X delivery through the real socket ---- */
@@ -790,7 +813,7 @@ static void test_msix(void **state)
 	while (p && (r32(fd, 7, p) & 0xff) != 0x11)
 		p = (uint8_t)(r32(fd, 7, p) >> 8);
 	assert_true(p >= 0x40);
-	uint16_t ctrl = 0x8000;
+	uint16_t ctrl = htole16(0x8000);
 	region_rw(fd, 7, p + 2u, &ctrl, 2, true);
 	w32(fd, 4, 1 * 16 + 12, 0);
 	w32(fd, 0, REG_EVENT, 1);
@@ -877,6 +900,109 @@ static void test_fd_mode(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* ---- GET_REGION_INFO as QEMU asks (strict_client.h) ---- */
+
+static int strict_call(void *ctx, const struct vfu_region_info *req,
+		       struct vfu_msg *rep)
+{
+	int fd = *(const int *)ctx, err;
+
+	xsend(fd, VFU_CMD_DEVICE_GET_REGION_INFO, req, sizeof(*req));
+	assert_int_equal(xrecv(fd, rep), 0);
+	assert_int_equal(rep->hdr.command, VFU_CMD_DEVICE_GET_REGION_INFO);
+	if (!(rep->hdr.flags & VFU_FLAGS_ERROR))
+		return 0;
+	err = (int)rep->hdr.error;
+	vfu_msg_release(rep);
+	return -err;
+}
+
+static uint32_t num_regions(int fd)
+{
+	struct vfu_device_info info = { .argsz = sizeof(info) };
+	struct vfu_msg m;
+
+	xsend(fd, VFU_CMD_DEVICE_GET_INFO, &info, sizeof(info));
+	expect_ok(fd, VFU_CMD_DEVICE_GET_INFO, &m);
+	assert_int_equal(m.len, sizeof(info));
+	memcpy(&info, m.payload, sizeof(info));
+	vfu_msg_release(&m);
+	return info.num_regions;
+}
+
+/* Every region of the sample: BAR2 mappable as one area, 9..12 typed,
+ * 10..12 mappable whole; the rest plain, asked once. */
+static void strict_probe_all(int fd, uint32_t n)
+{
+	struct strict_region s;
+
+	for (uint32_t i = 0; i < n; i++) {
+		bool typed = i >= VFU_PCI_NUM_REGIONS;
+		bool mapped = i == REGS_BAR_MEM ||
+			      (typed && i != VFU_DS_REGION_CTL);
+
+		assert_int_equal(strict_region_info(strict_call, &fd, i, &s), 0);
+		assert_int_equal(s.retried, i == REGS_BAR_MEM || typed);
+		assert_int_equal(s.has_type, typed);
+		assert_int_equal(s.fd >= 0, mapped);
+		assert_int_equal(!!(s.flags & VFU_REGION_INFO_FLAG_MMAP), mapped);
+		if (i == REGS_BAR_MEM) {
+			assert_int_equal(s.nr_areas, 1);
+			assert_int_equal(s.areas[0].offset, 0);
+			assert_int_equal(s.areas[0].size, REGS_BAR_MEM_SIZE);
+		}
+		if (s.fd < 0)
+			continue;
+		void *p = mmap(NULL, s.size, PROT_READ, MAP_SHARED, s.fd,
+			       (off_t)s.offset);
+		assert_true(p != MAP_FAILED);
+		munmap(p, s.size);
+		close(s.fd);
+	}
+}
+
+static void test_strict_region_info(void **state)
+{
+	int fd = handshake();
+
+	(void)state;
+	assert_int_equal(num_regions(fd), VFU_PCI_NUM_REGIONS);
+	strict_probe_all(fd, VFU_PCI_NUM_REGIONS);
+	xclose(fd);
+}
+
+/* The same sample with --interface region, on a socketpair (--fd). */
+static void test_strict_region_info_iface(void **state)
+{
+	int sv[2], status;
+	char num[16];
+	struct vfu_msg m;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	snprintf(num, sizeof(num), "%d", sv[1]);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char *argv[] = { "regs", "--fd", num, "--interface", "region",
+				 "--quiet", NULL };
+		close(sv[0]);
+		exit(vfmig_sample_regs_main(6, argv)); /* exit: LSan checks it */
+	}
+	close(sv[1]);
+	send_version(sv[0], 0, "{\"capabilities\":{\"max_msg_fds\":8}}");
+	expect_ok(sv[0], VFU_CMD_VERSION, &m);
+	vfu_msg_release(&m);
+	assert_int_equal(num_regions(sv[0]), VFU_DS_NUM_REGIONS);
+	strict_probe_all(sv[0], VFU_DS_NUM_REGIONS);
+	close(sv[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -891,10 +1017,13 @@ int main(void)
 		cmocka_unit_test_teardown(test_dma_unmapped, close_conns),
 		cmocka_unit_test_teardown(test_dma_messages, close_conns),
 		cmocka_unit_test_teardown(test_dma_fd_and_mmap, close_conns),
+		cmocka_unit_test_teardown(test_register_bytes, close_conns),
 		cmocka_unit_test_teardown(test_msix, close_conns),
 		cmocka_unit_test_teardown(test_hostile_migration, close_conns),
 		cmocka_unit_test(test_sample_args),
 		cmocka_unit_test(test_fd_mode),
+		cmocka_unit_test_teardown(test_strict_region_info, close_conns),
+		cmocka_unit_test(test_strict_region_info_iface),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	int failed = cmocka_run_group_tests(tests, start_server, stop_server);

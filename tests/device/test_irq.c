@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests: MSI-X table/PBA, masking and delivery, SET_IRQS checks. */
+#include <endian.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -65,22 +66,35 @@ static uint64_t fired(int fd)
 	return v;
 }
 
+/* BAR and config registers are little-endian, whatever the host. */
 static void bar1_w32(vfmig_dev *dev, uint64_t off, uint32_t v)
 {
-	assert_int_equal(dev_region_access(dev, 1, off, &v, 4, true), 0);
+	uint32_t le = htole32(v);
+
+	assert_int_equal(dev_region_access(dev, 1, off, &le, 4, true), 0);
 }
 
 static uint32_t bar1_r32(vfmig_dev *dev, uint64_t off)
 {
-	uint32_t v;
-	assert_int_equal(dev_region_access(dev, 1, off, &v, 4, false), 0);
-	return v;
+	uint32_t le;
+
+	assert_int_equal(dev_region_access(dev, 1, off, &le, 4, false), 0);
+	return le32toh(le);
+}
+
+static void cfg_w(vfmig_dev *dev, uint32_t off, uint32_t v, size_t len)
+{
+	uint8_t b[4];
+
+	for (size_t i = 0; i < len; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+	assert_int_equal(dev_region_access(dev, VFU_PCI_CONFIG_REGION, off, b,
+					   len, true), 0);
 }
 
 static void msix_ctrl(vfmig_dev *dev, uint16_t v)
 {
-	assert_int_equal(dev_region_access(dev, VFU_PCI_CONFIG_REGION,
-					   dev->pci.msix_cap + 2u, &v, 2, true), 0);
+	cfg_w(dev, dev->pci.msix_cap + 2u, v, 2);
 }
 
 static void test_msix_table(void **state)
@@ -123,6 +137,9 @@ static void test_msix_mask_pending(void **state)
 	msix_ctrl(dev, PCI_MSIX_CTRL_ENABLE);
 	assert_int_equal(vfmig_dev_irq_trigger(dev, VFMIG_DEV_IRQ_MSIX, 65), 0);
 	assert_int_equal(bar1_r32(dev, 0x808), 1u << 1);
+	uint8_t pba[8];
+	assert_int_equal(dev_region_access(dev, 1, 0x808, pba, 8, false), 0);
+	assert_memory_equal(pba, "\x02\0\0\0\0\0\0\0", 8); /* LE qword */
 	assert_int_equal(fired(fd), 0);
 	/* function mask, then unmask vector: still held */
 	msix_ctrl(dev, PCI_MSIX_CTRL_ENABLE | PCI_MSIX_CTRL_MASKALL);
@@ -155,24 +172,19 @@ static void test_msi_intx(void **state)
 	int fd = new_efd(dev, VFMIG_DEV_IRQ_MSI, 1);
 	int ifd = new_efd(dev, VFMIG_DEV_IRQ_INTX, 0);
 	uint32_t c = dev->pci.msi_cap;
-	uint16_t ctrl = 0x0011; /* enable, 2 vectors */
-	uint32_t mask = 0x2;
 
 	assert_int_equal(vfmig_dev_irq_trigger(dev, VFMIG_DEV_IRQ_MSI, 1), 0);
-	dev_region_access(dev, VFU_PCI_CONFIG_REGION, c + 2, &ctrl, 2, true);
-	dev_region_access(dev, VFU_PCI_CONFIG_REGION, c + 16, &mask, 4, true);
+	cfg_w(dev, c + 2, 0x0011, 2); /* enable, 2 vectors */
+	cfg_w(dev, c + 16, 0x2, 4);   /* mask vector 1 */
 	assert_int_equal(vfmig_dev_irq_trigger(dev, VFMIG_DEV_IRQ_MSI, 1), 0);
 	assert_int_equal(dev_pci_get32(&dev->pci, c + 20), 0x2);
-	mask = 0;
-	dev_region_access(dev, VFU_PCI_CONFIG_REGION, c + 16, &mask, 4, true);
+	cfg_w(dev, c + 16, 0, 4);
 	assert_int_equal(fired(fd), 1);
 	assert_int_equal(dev_pci_get32(&dev->pci, c + 20), 0);
 	/* INTx: command INTx-disable holds it */
-	uint16_t cmd = PCI_CMD_INTX_DISABLE;
-	dev_region_access(dev, VFU_PCI_CONFIG_REGION, PCI_CMD, &cmd, 2, true);
+	cfg_w(dev, PCI_CMD, PCI_CMD_INTX_DISABLE, 2);
 	assert_int_equal(vfmig_dev_irq_trigger(dev, VFMIG_DEV_IRQ_INTX, 0), 0);
-	cmd = 0;
-	dev_region_access(dev, VFU_PCI_CONFIG_REGION, PCI_CMD, &cmd, 2, true);
+	cfg_w(dev, PCI_CMD, 0, 2);
 	assert_int_equal(fired(ifd), 1);
 	close(fd);
 	close(ifd);

@@ -29,7 +29,7 @@
 
 enum { E_ = 0, S_ = 1, R_ = 2, SC_ = 3, RS_ = 4, RP_ = 5, PC_ = 6, PP_ = 7 };
 
-/* PROTOCOL.md 2.2, minimum arc set for vfio-user with PRE_COPY; then the
+/* The VFIO v2 uAPI's minimum arc set for vfio-user with PRE_COPY; then the
  * uAPI's P2P arcs. R->S, S->R and PC->SC exist only without P2P. */
 static const uint32_t spec_arcs[][2] = {
 	{ R_, S_ }, { SC_, S_ }, { RS_, S_ }, { PC_, R_ }, { S_, R_ },

@@ -6,6 +6,7 @@
  * identity and capability-layout mismatches are refused before anything is
  * written, and a self-inconsistent state is refused.
  */
+#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -368,8 +369,8 @@ static void test_stream_over_channel(void **state)
 
 	assert_int_equal(vfmig_typereg_create(&reg), 0);
 	assert_int_equal(vfmig_pci_type_register(reg), 0);
-	uint32_t bar0 = 0xfebf0000u;
-	uint16_t cmd = 0x0006;
+	uint32_t bar0 = htole32(0xfebf0000u); /* config space is little-endian */
+	uint16_t cmd = htole16(0x0006);
 	assert_int_equal(vfmig_vmm_dev_region_write(a->vmm, VFMIG_VMM_PCI_CONFIG, 0x10, &bar0, 4), 0);
 	assert_int_equal(vfmig_vmm_dev_region_write(a->vmm, VFMIG_VMM_PCI_CONFIG, 4, &cmd, 2), 0);
 

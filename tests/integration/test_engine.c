@@ -5,6 +5,7 @@
  * migrated to another such VM over a UNIX socket, back and forth, and through
  * failures that must leave the source running.
  */
+#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -83,17 +84,19 @@ static void on_dma_write(void *priv, uint64_t iova, uint64_t len)
 	vfmig_ram_mark_dirty(&((struct tvm *)priv)->ram, iova, len);
 }
 
+/* Registers and config space are little-endian, whatever the host. */
 static uint32_t rd(struct tvm *t, uint32_t off)
 {
 	uint32_t v = 0xffffffff;
 	assert_int_equal(vfmig_vmm_dev_region_read(t->dev, REGS_BAR_REGS, off,
 						   &v, 4),
 			 0);
-	return v;
+	return le32toh(v);
 }
 
 static void wr(struct tvm *t, uint32_t off, uint32_t v)
 {
+	v = htole32(v);
 	assert_int_equal(vfmig_vmm_dev_region_write(t->dev, REGS_BAR_REGS, off,
 						    &v, 4),
 			 0);
@@ -103,7 +106,7 @@ static void wr(struct tvm *t, uint32_t off, uint32_t v)
 static void driver_init(struct tvm *t)
 {
 	uint8_t cfg[256];
-	uint16_t ctl, cmd = 0x6;
+	uint16_t ctl, cmd = htole16(0x6);
 	uint32_t zero = 0;
 
 	assert_int_equal(vfmig_vmm_dev_region_read(t->dev,
@@ -116,7 +119,7 @@ static void driver_init(struct tvm *t)
 			cap = p;
 	assert_true(cap != 0);
 	memcpy(&ctl, cfg + cap + 2, 2);
-	ctl = (uint16_t)(ctl | 0x8000);
+	ctl = htole16((uint16_t)(le16toh(ctl) | 0x8000));
 	assert_int_equal(vfmig_vmm_dev_region_write(t->dev,
 						    VFMIG_VMM_PCI_CONFIG,
 						    cap + 2u, &ctl, 2),

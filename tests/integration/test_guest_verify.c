@@ -7,6 +7,7 @@
  * missing ledger). And the ledger carries the driver over to another VM
  * that attaches to the same device with a copy of the RAM.
  */
+#include <endian.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -193,7 +194,7 @@ static void test_detects_damage(void **state)
 	/* A doorbell the ledger does not know (done twice, say). */
 	assert_int_equal(vfmig_vm_cont(f->vm, err, sizeof(err)), 0);
 	vfmig_vm_pause_guest(f->vm);
-	uint32_t bell = 1;
+	uint32_t bell = htole32(1); /* registers are little-endian */
 	assert_int_equal(vfmig_vmm_dev_region_write(vfmig_vm_dev(f->vm, 0), 0,
 						    0x044, &bell, 4),
 			 0);
@@ -344,7 +345,7 @@ static void test_vram(void **state)
 	/* A command the ledger does not know about. */
 	assert_int_equal(vfmig_vm_cont(vm, err, sizeof(err)), 0);
 	vfmig_vm_pause_guest(vm);
-	uint32_t cmd = 3; /* CHECKSUM */
+	uint32_t cmd = htole32(3); /* CHECKSUM; registers are little-endian */
 	assert_int_equal(vfmig_vmm_dev_region_write(vfmig_vm_dev(vm, 1), 0,
 						    0x02c, &cmd, 4),
 			 0);

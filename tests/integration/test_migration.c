@@ -6,6 +6,7 @@
  * part of a migration (PCI config, IRQ wiring, guest RAM) is redone by hand
  * on the destination, as the engine would.
  */
+#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -62,15 +63,17 @@ static void side_stop(struct side *s)
 	assert_int_equal(harness_stop(s->pid), 0); /* clean exit */
 }
 
+/* Registers and config space are little-endian, whatever the host. */
 static uint32_t rd(struct side *s, uint32_t bar, uint32_t off)
 {
 	uint32_t v = 0xffffffff;
 	assert_int_equal(vfmig_vmm_dev_region_read(s->dev, bar, off, &v, 4), 0);
-	return v;
+	return le32toh(v);
 }
 
 static void wr(struct side *s, uint32_t bar, uint32_t off, uint32_t v)
 {
+	v = htole32(v);
 	assert_int_equal(vfmig_vmm_dev_region_write(s->dev, bar, off, &v, 4), 0);
 }
 
@@ -152,7 +155,7 @@ static void enable_msix(struct side *s, uint32_t bar, unsigned int vectors)
 	assert_int_equal(vfmig_vmm_dev_set_irq_eventfds(s->dev, VFMIG_VMM_IRQ_MSIX,
 							0, s->irq, vectors), 0);
 	memcpy(&ctl, cfg + cap + 2, 2);
-	ctl = (uint16_t)(ctl | 0x8000);
+	ctl = htole16((uint16_t)(le16toh(ctl) | 0x8000));
 	assert_int_equal(vfmig_vmm_dev_region_write(s->dev, VFMIG_VMM_PCI_CONFIG,
 						    cap + 2u, &ctl, 2), 0);
 	for (unsigned v = 0; v < vectors; v++)
@@ -284,7 +287,7 @@ static void test_regs_migrate(void **state)
 	/* The stopped source refuses what would change it. */
 	assert_true(vfmig_vmm_dev_dma_map(a.dev, 0x40000000, 4096, -1, 0, ram,
 					  VFMIG_VMM_DMA_READ) < 0);
-	uint32_t one = 1;
+	uint32_t one = htole32(1);
 	assert_true(vfmig_vmm_dev_region_write(a.dev, REGS_BAR_REGS,
 					       REG_DOORBELL, &one, 4) < 0);
 	assert_int_equal(set_state(&a, ST_RUNNING), 0);
@@ -452,7 +455,7 @@ static void test_vram_precopy(void **state)
 	uint32_t counter = rd(&a, VRAM_BAR_REGS, VRAM_REG_COUNTER);
 	assert_int_equal(set_state(&a, ST_STOP_COPY), 0);
 	/* Stopped: writes that would change VRAM are refused. */
-	uint32_t v = 1;
+	uint32_t v = htole32(1);
 	assert_true(vfmig_vmm_dev_region_write(a.dev, VRAM_BAR_REGS,
 					       VRAM_REG_CMD, &v, 4) < 0);
 	/* The rest: two pages, registers, END. */

@@ -15,6 +15,7 @@
  * address/data while MSI could fire, and no MSI-X table entry while the
  * function was not masked; and that the final values are the source's.
  */
+#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -232,15 +233,24 @@ static int teardown(void **state)
 	return sa == 0 && sb == 0 ? 0 : -1;
 }
 
+/* n little-endian bytes of config space, whatever the host. */
 static void cfg_wr(vfmig_vmm_dev *d, uint32_t off, uint32_t v, unsigned n)
 {
-	assert_int_equal(vfmig_vmm_dev_region_write(d, VFMIG_VMM_PCI_CONFIG, off, &v, n), 0);
+	uint8_t b[4];
+
+	for (unsigned i = 0; i < n; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+	assert_int_equal(vfmig_vmm_dev_region_write(d, VFMIG_VMM_PCI_CONFIG, off, b, n), 0);
 }
 
 static uint32_t cfg_rd(vfmig_vmm_dev *d, uint32_t off, unsigned n)
 {
+	uint8_t b[4];
 	uint32_t v = 0;
-	assert_int_equal(vfmig_vmm_dev_region_read(d, VFMIG_VMM_PCI_CONFIG, off, &v, n), 0);
+
+	assert_int_equal(vfmig_vmm_dev_region_read(d, VFMIG_VMM_PCI_CONFIG, off, b, n), 0);
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint32_t)b[i] << (8 * i);
 	return v;
 }
 
@@ -272,7 +282,8 @@ static void program_source(vfmig_vmm_dev *a, uint8_t msi, uint8_t msix, bool use
 	cfg_wr(a, msi + 16u, 1, 4);
 	/* MSI-X table: vectors 1 and 3 masked, 0 and 2 live. */
 	for (uint32_t v = 0; v < REGS_MSIX_VECTORS; v++) {
-		uint32_t e[4] = { 0xfee00000u + v * 0x1000, 0, 0x4020 + v, v & 1 };
+		uint32_t e[4] = { htole32(0xfee00000u + v * 0x1000), 0,
+				  htole32(0x4020 + v), htole32(v & 1) };
 		assert_int_equal(vfmig_vmm_dev_region_write(a, REGS_BAR_MSIX, v * 16, e, 16), 0);
 	}
 	if (use_msi) {
@@ -347,6 +358,7 @@ static uint64_t irq_count(struct fx *f, unsigned v, int ms)
 
 static void raise_on(vfmig_vmm_dev *d, uint32_t vector)
 {
+	vector = htole32(vector);
 	assert_int_equal(vfmig_vmm_dev_region_write(d, REGS_BAR_REGS, REG_EVENT, &vector, 4), 0);
 }
 
@@ -403,7 +415,7 @@ static void test_save_load_rewire(void **state)
 	assert_int_equal(irq_count(f, 1, 100), 0);
 	uint32_t pba = 0;
 	assert_int_equal(vfmig_vmm_dev_region_read(f->b, REGS_BAR_MSIX, 0x800, &pba, 4), 0);
-	assert_true(pba & 2);
+	assert_true(le32toh(pba) & 2);
 	free(s);
 	free(ca);
 	free(cb);

@@ -5,6 +5,7 @@
  * interrupts on eventfds with masking, DMA through a mapped fd and through
  * messages, reset, and reconnecting after a client goes away.
  */
+#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -100,17 +101,19 @@ static int teardown(void **state)
 	return status == 0 ? 0 : -1;
 }
 
+/* Registers and config space are little-endian, whatever the host. */
 static uint32_t rd(struct fx *f, uint32_t off)
 {
 	uint32_t v = 0xffffffff;
 	assert_int_equal(vfmig_vmm_dev_region_read(f->dev, REGS_BAR_REGS, off,
 						   &v, 4),
 			 0);
-	return v;
+	return le32toh(v);
 }
 
 static void wr(struct fx *f, uint32_t off, uint32_t v)
 {
+	v = htole32(v);
 	assert_int_equal(vfmig_vmm_dev_region_write(f->dev, REGS_BAR_REGS, off,
 						    &v, 4),
 			 0);
@@ -147,7 +150,7 @@ static void enable_msix(struct fx *f)
 						   VFMIG_VMM_PCI_CONFIG,
 						   cap + 2u, &ctl, 2),
 			 0);
-	ctl = (uint16_t)(ctl | 0x8000);
+	ctl = htole16((uint16_t)(le16toh(ctl) | 0x8000));
 	assert_int_equal(vfmig_vmm_dev_region_write(f->dev,
 						    VFMIG_VMM_PCI_CONFIG,
 						    cap + 2u, &ctl, 2),
@@ -256,15 +259,15 @@ static void test_config_space(void **state)
 						   VFMIG_VMM_PCI_CONFIG, 0,
 						   &vendor, 2),
 			 0);
-	assert_int_equal(vendor, REGS_VENDOR_ID);
+	assert_int_equal(le16toh(vendor), REGS_VENDOR_ID);
 	/* Vendor ID is read-only. */
-	uint16_t junk = 0x1234;
+	uint16_t junk = htole16(0x1234);
 	vfmig_vmm_dev_region_write(f->dev, VFMIG_VMM_PCI_CONFIG, 0, &junk, 2);
 	assert_int_equal(vfmig_vmm_dev_region_read(f->dev,
 						   VFMIG_VMM_PCI_CONFIG, 0,
 						   &vendor, 2),
 			 0);
-	assert_int_equal(vendor, REGS_VENDOR_ID);
+	assert_int_equal(le16toh(vendor), REGS_VENDOR_ID);
 	/* BAR sizing: all-ones reads back the size mask. */
 	assert_int_equal(vfmig_vmm_dev_region_read(f->dev,
 						   VFMIG_VMM_PCI_CONFIG, 0x10,
@@ -278,9 +281,9 @@ static void test_config_space(void **state)
 						   VFMIG_VMM_PCI_CONFIG, 0x10,
 						   &size_mask, 4),
 			 0);
-	assert_int_equal(size_mask & ~0xfu, ~(4096u - 1));
+	assert_int_equal(le32toh(size_mask) & ~0xfu, ~(4096u - 1));
 	/* Command register: memory + bus master stick. */
-	cmd = 0x6;
+	cmd = htole16(0x6);
 	assert_int_equal(vfmig_vmm_dev_region_write(f->dev,
 						    VFMIG_VMM_PCI_CONFIG, 4,
 						    &cmd, 2),
@@ -289,7 +292,7 @@ static void test_config_space(void **state)
 						   VFMIG_VMM_PCI_CONFIG, 4,
 						   &cmd, 2),
 			 0);
-	assert_int_equal(cmd & 0x6, 0x6);
+	assert_int_equal(le16toh(cmd) & 0x6, 0x6);
 	/* Out of range config access is refused. */
 	assert_true(vfmig_vmm_dev_region_read(f->dev, VFMIG_VMM_PCI_CONFIG,
 					      4094, &bar0, 4) < 0);
@@ -329,7 +332,7 @@ static void test_interrupts_and_masking(void **state)
 	}
 	/* Per-vector mask in the table: held pending (PBA), then delivered
 	 * when unmasked. */
-	uint32_t one = 1, zero = 0, pba = 0;
+	uint32_t one = htole32(1), zero = 0, pba = 0;
 	assert_int_equal(vfmig_vmm_dev_region_write(f->dev, REGS_BAR_MSIX,
 						    2 * 16 + 12, &one, 4),
 			 0);
@@ -341,11 +344,12 @@ static void test_interrupts_and_masking(void **state)
 						   VFMIG_VMM_PCI_CONFIG,
 						   cap + 8u, &pba_reg, 4),
 			 0);
+	pba_reg = le32toh(pba_reg);
 	assert_int_equal(pba_reg & 7u, REGS_BAR_MSIX);
 	assert_int_equal(vfmig_vmm_dev_region_read(f->dev, REGS_BAR_MSIX,
 						   pba_reg & ~7u, &pba, 4),
 			 0);
-	assert_true(pba & (1u << 2));
+	assert_true(le32toh(pba) & (1u << 2));
 	assert_int_equal(vfmig_vmm_dev_region_write(f->dev, REGS_BAR_MSIX,
 						    2 * 16 + 12, &zero, 4),
 			 0);
@@ -355,14 +359,14 @@ static void test_interrupts_and_masking(void **state)
 						   VFMIG_VMM_PCI_CONFIG,
 						   cap + 2u, &ctl, 2),
 			 0);
-	ctl |= 0x4000;
+	ctl = htole16((uint16_t)(le16toh(ctl) | 0x4000));
 	assert_int_equal(vfmig_vmm_dev_region_write(f->dev,
 						    VFMIG_VMM_PCI_CONFIG,
 						    cap + 2u, &ctl, 2),
 			 0);
 	wr(f, REG_EVENT, 1);
 	assert_int_equal(irq_count(f, 1, 100), 0);
-	ctl &= (uint16_t)~0x4000;
+	ctl = htole16((uint16_t)(le16toh(ctl) & ~0x4000));
 	assert_int_equal(vfmig_vmm_dev_region_write(f->dev,
 						    VFMIG_VMM_PCI_CONFIG,
 						    cap + 2u, &ctl, 2),
