@@ -47,7 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <vfmig/vmm.h>
+#include <vfmig/vmm_mig.h>
 
 #include "bench_common.h"
 #include "stream/io.h"

@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <vfmig/vmm.h>
+#include <vfmig/vmm_mig.h>
 
 #include "engine/ram.h"
 #include "engine/typereg.h"

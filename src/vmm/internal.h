@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include <vfmig/vmm.h>
+#include <vfmig/vmm_mig.h>
 
 #include "protocol/proto.h"
 

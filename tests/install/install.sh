@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 meson install -C "$B" --destdir "$T" --no-rebuild --quiet ||
 	fail "meson install --destdir"
 
-for h in common.h device.h vmm.h; do
+for h in common.h device.h vmm.h vmm_mig.h; do
 	[ -n "$(find "$T" -path "*/include/vfmig/$h")" ] || fail "no include/vfmig/$h"
 done
 [ -n "$(find "$T" -path '*/bin/vfmig' -type f)" ] || fail "no bin/vfmig"

@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <vfmig/vmm.h>
+#include <vfmig/vmm_mig.h>
 
 #include "engine/migrate.h"
 #include "harness.h"

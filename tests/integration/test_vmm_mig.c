@@ -26,7 +26,7 @@
 
 #include <cmocka.h>
 #include <vfmig/device.h>
-#include <vfmig/vmm.h>
+#include <vfmig/vmm_mig.h>
 
 #include "harness.h"
 #include "regs_hw.h"

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <vfmig/vmm.h>
+#include <vfmig/vmm_mig.h>
 
 #include "harness.h"
 #include "regs_hw.h"

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include <vfmig/vmm.h>
+#include <vfmig/vmm_mig.h>
 
 #include "fake_server.h"
 

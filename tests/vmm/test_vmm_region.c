@@ -23,7 +23,7 @@
 
 #include <cmocka.h>
 
-#include <vfmig/vmm.h>
+#include <vfmig/vmm_mig.h>
 
 #include "protocol/proto.h"
 
