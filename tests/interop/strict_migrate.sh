@@ -4,7 +4,8 @@
 # STOP_COPY). Real device, proxy and VMM processes on both sides:
 #   1. live migration of a VM with a regs and a vram device verifies, and
 #      not one command was refused on either side;
-#   2. a paused VM migrates, arrives paused, runs after cont, verifies;
+#   2. a paused VM migrates, arrives paused, runs after cont, verifies; a
+#      device that does not offer PRE_COPY migrates live, stop-copy only;
 #   3. a device that fails its stop-copy and then cannot leave STOP_COPY
 #      (state change and reset both refused): the error names the first
 #      cause and the failed rollback, and the source VM reports the fault.
@@ -74,6 +75,20 @@ status_is "$D/c.ctl" paused || fail "a paused VM arrived $(ctl "$D/c.ctl" '{"exe
 ctl "$D/c.ctl" '{"execute":"cont"}' | grep -q '"return"' || fail "cont on C"
 status_is "$D/c.ctl" running || fail "C not running after cont"
 verified "$D/c.ctl" || fail "C does not verify after cont"
+
+# 2b. A device that does not offer PRE_COPY migrates live, stop-copy only:
+# it never enters PRE_COPY, and the migration does not wait for it.
+strict f0 regs --no-precopy
+strict g0 regs
+vmm f f0
+vmm g g0 -- --incoming "unix:$D/mig-g.sock"
+sleep 0.3
+out=$("$V" migrate --control "$D/f.ctl" "unix:$D/mig-g.sock" --json) || fail "no-PRE_COPY migration: $out"
+echo "$out" | tail -1 | grep -q '"verified":true' || fail "no-PRE_COPY migration not verified: $out"
+grep -q -- "-> PRE_COPY" "$D/f0.proxy" && fail "a device without PRE_COPY entered it"
+grep -q -- "RUNNING -> STOP" "$D/f0.proxy" || fail "f0 never stopped: $(cat "$D/f0.proxy")"
+no_refusals f0 g0
+verified "$D/g.ctl" || fail "no-PRE_COPY destination does not verify"
 
 # 3. A stop-copy that fails, on a device that then cannot leave STOP_COPY.
 strict d0 regs --fault stop-copy-read --fault stuck-in-stop-copy

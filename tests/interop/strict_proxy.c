@@ -4,6 +4,7 @@
  *
  *   vfmig-strict-proxy --listen PATH --device PATH [--log FILE]
  *                      [--fault stuck-in-stop-copy] [--fault stop-copy-read]
+ *                      [--no-precopy]
  *
  * It listens on PATH and, for each client (one at a time), connects to the
  * real device socket and forwards whole vfio-user messages both ways,
@@ -46,6 +47,10 @@
  *                       device cannot leave STOP_COPY (and the gating above
  *                       refuses the reset a VMM tries next)
  *   stop-copy-read      MIG_DATA_READ in STOP_COPY: the stop-copy fails
+ *
+ * --no-precopy makes the device one that does not offer PRE_COPY: the
+ * PRE_COPY bit is cleared from GET MIGRATION replies, and a SET to
+ * PRE_COPY is refused (EINVAL, logged "refused SET PRE_COPY").
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -84,6 +89,9 @@ static struct {
 	struct pending pending[MAX_PENDING];
 	int client, device;
 	bool stuck_in_stop_copy, stop_copy_read; /* --fault */
+	bool no_precopy;                         /* --no-precopy */
+	uint16_t mig_get[MAX_PENDING];           /* GET MIGRATION ids asked */
+	size_t nmig_get;
 } P = {
 	.log_fd = -1,
 	.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -186,6 +194,46 @@ static bool payload_state(const struct vfu_msg *m, uint32_t *state)
 	return true;
 }
 
+/* --no-precopy, with P.lock held: remember GET MIGRATION requests; refuse
+ * a SET to PRE_COPY (true). */
+static bool hide_precopy_request(const struct vfu_msg *m)
+{
+	const struct vfu_device_feature *f = (const void *)m->payload;
+	uint32_t s;
+
+	if (!P.no_precopy || m->hdr.command != VFU_CMD_DEVICE_FEATURE ||
+	    m->len < sizeof(*f))
+		return false;
+	if ((f->flags & VFU_FEATURE_MASK) == VFU_FEATURE_MIGRATION &&
+	    (f->flags & VFU_FEATURE_GET) && !(f->flags & VFU_FEATURE_PROBE)) {
+		P.mig_get[P.nmig_get++ % MAX_PENDING] = m->hdr.msg_id;
+		return false;
+	}
+	return mig_state_feature(m) && (f->flags & VFU_FEATURE_SET) &&
+	       payload_state(m, &s) && s == VFU_MIG_STATE_PRE_COPY;
+}
+
+/* --no-precopy, with P.lock held: a reply to a GET MIGRATION we saw loses
+ * its PRE_COPY bit. */
+static void hide_precopy_reply(struct vfu_msg *m)
+{
+	size_t off = sizeof(struct vfu_device_feature);
+	uint64_t flags;
+
+	if (!P.no_precopy || m->hdr.command != VFU_CMD_DEVICE_FEATURE ||
+	    (m->hdr.flags & VFU_FLAGS_ERROR) || m->len < off + sizeof(flags))
+		return;
+	for (size_t i = 0; i < MAX_PENDING && i < P.nmig_get; i++) {
+		if (P.mig_get[i] != m->hdr.msg_id)
+			continue;
+		memcpy(&flags, m->payload + off, sizeof(flags));
+		flags &= ~VFU_MIGRATION_PRE_COPY;
+		memcpy(m->payload + off, &flags, sizeof(flags));
+		P.mig_get[i] = (uint16_t)~m->hdr.msg_id; /* used */
+		return;
+	}
+}
+
 /* Client -> device, with P.lock held: note a state request. */
 static void note_request(const struct vfu_msg *m)
 {
@@ -270,8 +318,10 @@ static void *device_to_client(void *arg)
 		/* The state changes before the client sees the reply, so that
 		 * its next command is judged by the new state. */
 		pthread_mutex_lock(&P.lock);
-		if ((m.hdr.flags & VFU_FLAGS_TYPE_MASK) == VFU_FLAGS_TYPE_REPLY)
+		if ((m.hdr.flags & VFU_FLAGS_TYPE_MASK) == VFU_FLAGS_TYPE_REPLY) {
 			note_reply(&m);
+			hide_precopy_reply(&m);
+		}
 		pthread_mutex_unlock(&P.lock);
 		r = to_client(&m, 0);
 		vfu_msg_release(&m);
@@ -296,7 +346,10 @@ static void client_to_device(void)
 		refuse = command && !allowed(P.state, m.hdr.command);
 		if (!refuse && command)
 			fault = refuse = faulty(&m);
-		if (refuse)
+		if (!refuse && command && hide_precopy_request(&m)) {
+			refuse = true;
+			log_line("refused SET PRE_COPY");
+		} else if (refuse)
 			log_line("%srefused %s in %s", fault ? "fault: " : "",
 				 vfu_command_name(m.hdr.command),
 				 vfu_mig_state_name(P.state));
@@ -376,7 +429,8 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: vfmig-strict-proxy --listen PATH --device PATH "
 			"[--log FILE]\n"
-			"       [--fault stuck-in-stop-copy|stop-copy-read]...\n");
+			"       [--fault stuck-in-stop-copy|stop-copy-read]... "
+			"[--no-precopy]\n");
 	return 2;
 }
 
@@ -387,6 +441,10 @@ int main(int argc, char **argv)
 	int lfd;
 
 	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--no-precopy")) {
+			P.no_precopy = true;
+			continue;
+		}
 		if (!strcmp(argv[i], "--fault") && i + 1 < argc) {
 			const char *f = argv[++i];
 			if (!strcmp(f, "stuck-in-stop-copy"))
