@@ -187,8 +187,6 @@ int vfmig_vmm_dev_mig_data_read(vfmig_vmm_dev *dev, void *buf, size_t len)
 int vfmig_vmm_dev_mig_data_write(vfmig_vmm_dev *dev, const void *buf,
 				 size_t len)
 {
-	const uint8_t *p = buf;
-	size_t done = 0;
 	int r;
 
 	if (len && !buf)
@@ -196,25 +194,8 @@ int vfmig_vmm_dev_mig_data_write(vfmig_vmm_dev *dev, const void *buf,
 	r = vmm_lock_live(dev);
 	if (r < 0)
 		return r;
-	if (vmm_ds_on(dev)) {
-		r = vmm_ds_load(dev, p, len);
-		vmm_unlock(dev);
-		return r;
-	}
-	size_t chunk = vmm_xfer_chunk(dev);
-	while (r == 0 && done < len) {
-		size_t n = len - done < chunk ? len - done : chunk;
-		struct vfu_mig_data m = { (uint32_t)(sizeof(m) + n),
-					  (uint32_t)n };
-		struct iovec iov[2] = { { &m, sizeof(m) },
-					{ (void *)(p + done), n } };
-		struct vfu_msg reply;
-		r = vmm_call(dev, VFU_CMD_MIG_DATA_WRITE, iov, 2, NULL, 0,
-			     &reply);
-		if (r == 0)
-			vfu_msg_release(&reply);
-		done += n;
-	}
+	/* MIG_DATA_WRITE, or (region interface) the data regions */
+	r = vmm_mig(dev)->load(dev, buf, len);
 	vmm_unlock(dev);
 	return r;
 }

@@ -166,14 +166,61 @@ struct vfmig_vmm_dev {
 	uint16_t next_id;
 	struct vfmig_vmm_caps caps;
 	struct vmm_windows win;
-	int mig_iface; /* enum vfmig_vmm_mig_interface, set by discover */
-	struct vmm_ds ds; /* when mig_iface is REGION */
+	/* The device-state interface discovery found (NULL: none yet; the
+	 * raw calls then speak v2). */
+	const struct vmm_mig_backend *mig;
+	struct vmm_ds ds; /* when mig is &vmm_mig_region */
 	struct vmm_shadow shadow; /* kept across reconnects */
 };
 
+/*
+ * One device-state interface behind the migration driver: the public
+ * functions of vmm_mig.h check their arguments, take the lock and call
+ * these. A new interface is one new file with one of these tables.
+ * All but save are called with dev->lock held; save takes it itself
+ * around each step, so that its sink runs without it.
+ */
+struct vmm_mig_backend {
+	int iface; /* enum vfmig_vmm_mig_interface */
+	int (*get_state)(vfmig_vmm_dev *dev, uint32_t *state);
+	/* SET target, with the recovery rule on failure; *ended: the state
+	 * the device ended in, or VFMIG_VMM_MIG_UNKNOWN. */
+	int (*set_state)(vfmig_vmm_dev *dev, uint32_t target,
+			 uint32_t recover, uint32_t *ended);
+	int (*save)(vfmig_vmm_dev *dev, uint64_t budget,
+		    vfmig_vmm_mig_sink_fn sink, void *priv,
+		    struct vfmig_vmm_mig_save_result *res);
+	int (*load)(vfmig_vmm_dev *dev, const uint8_t *buf, size_t len);
+	int (*log_start)(vfmig_vmm_dev *dev, uint64_t page_size,
+			 const struct vfmig_vmm_dma_range *ranges, uint32_t n,
+			 uint64_t *chosen);
+	/* bitmap holds ceil(ceil(length / page_size) / 64) words */
+	int (*log_report)(vfmig_vmm_dev *dev, uint64_t iova, uint64_t length,
+			  uint64_t page_size, uint64_t *bitmap);
+	int (*log_stop)(vfmig_vmm_dev *dev);
+	/* GET of a size-estimate feature; -EOPNOTSUPP without one */
+	int (*estimate)(vfmig_vmm_dev *dev, uint32_t feature, void *out,
+			size_t len);
+};
+
+extern const struct vmm_mig_backend vmm_mig_v2;     /* mig_v2.c */
+extern const struct vmm_mig_backend vmm_mig_region; /* mig_region.c */
+
+/* What the device's migration calls go through. */
+static inline const struct vmm_mig_backend *vmm_mig(const vfmig_vmm_dev *dev)
+{
+	return dev->mig ? dev->mig : &vmm_mig_v2;
+}
+
 static inline bool vmm_ds_on(const vfmig_vmm_dev *dev)
 {
-	return dev->mig_iface == VFMIG_VMM_MIG_IFACE_REGION;
+	return dev->mig == &vmm_mig_region;
+}
+
+/* DMA logging page sizes: a power of two of at least 4 KiB. */
+static inline bool vmm_log_page_ok(uint64_t ps)
+{
+	return ps >= 4096 && (ps & (ps - 1)) == 0;
 }
 
 /* conn.c */
@@ -264,36 +311,24 @@ int vmm_irq_info_locked(vfmig_vmm_dev *dev, uint32_t index,
 			struct vfmig_vmm_irq_info *info);
 
 /*
- * mig_region.c: the region interface behind the migration API. All but
- * vmm_ds_save are called with dev->lock held and only when vmm_ds_on().
+ * mig_region.c: the region interface behind the migration API (its
+ * operations are the table vmm_mig_region), plus these, with dev->lock
+ * held.
  */
 /* After GET MIGRATION was refused (connection intact, caps->blocker says
  * so): look for the four regions; fills caps like discover does, leaving
  * the blocker alone when the device has none of them. Returns 0 or a
- * transport error. Sets dev->mig_iface to REGION on success, with the
+ * transport error. Sets dev->mig to &vmm_mig_region on success, with the
  * tracked state and sessions of prev (the previous discovery on this
  * connection) or, when prev is NULL, RUNNING. */
 int vmm_ds_discover(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps,
 		    const struct vmm_ds *prev);
 /* Unmap the data regions (broken connection); the rest stays. */
 void vmm_ds_unmap(vfmig_vmm_dev *dev);
-/* Unmap and forget everything; mig_iface back to NONE. */
+/* Unmap and forget everything; dev->mig back to none. */
 void vmm_ds_forget(vfmig_vmm_dev *dev);
 /* After a successful DEVICE_RESET: shadow RUNNING, logging off. */
 void vmm_ds_after_reset(vfmig_vmm_dev *dev);
-int vmm_ds_set_state(vfmig_vmm_dev *dev, uint32_t target, uint32_t recover,
-		     uint32_t *ended);
-/* Takes the lock itself around each step (sinks run without it). */
-int vmm_ds_save(vfmig_vmm_dev *dev, uint64_t budget,
-		vfmig_vmm_mig_sink_fn sink, void *priv,
-		struct vfmig_vmm_mig_save_result *res);
-int vmm_ds_load(vfmig_vmm_dev *dev, const uint8_t *buf, size_t len);
-int vmm_ds_log_start(vfmig_vmm_dev *dev, uint64_t page_size,
-		     uint64_t *chosen);
-int vmm_ds_log_stop(vfmig_vmm_dev *dev);
-int vmm_ds_log_report(vfmig_vmm_dev *dev, uint64_t iova, uint64_t length,
-		      uint64_t page_size, uint64_t *bitmap);
-
 /* dma.c: serve one server->client command; negative = send failed. */
 int vmm_serve_command(vfmig_vmm_dev *dev, const struct vfu_msg *msg);
 

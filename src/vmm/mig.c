@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The VMM-side device migration driver: capability discovery with a blocker
- * reason, MIG_DEVICE_STATE get/set with QEMU's recovery rule
- * (vfio_migration_set_state: on failure SET the recover state, if that
- * fails reset and re-read the state), the save pump over MIG_DATA_READ and
- * the size estimates of the vfmig extension.
+ * The VMM-side device migration driver (vmm_mig.h): capability discovery
+ * with a blocker reason, which picks the device-state interface, and the
+ * public calls, which check their arguments and go through that
+ * interface's operations (struct vmm_mig_backend: mig_v2.c, mig_region.c).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -28,9 +27,6 @@ SAME(VFMIG_VMM_MIG_NUM_STATES, VFU_MIG_STATE_NUM);
 SAME(VFMIG_VMM_MIG_FLAG_STOP_COPY, VFU_MIGRATION_STOP_COPY);
 SAME(VFMIG_VMM_MIG_FLAG_P2P, VFU_MIGRATION_P2P);
 SAME(VFMIG_VMM_MIG_FLAG_PRE_COPY, VFU_MIGRATION_PRE_COPY);
-
-/* data_fd is unused in vfio-user; we send -1 as lvu's client does. */
-#define NO_DATA_FD 0xffffffffu
 
 const char *vfmig_vmm_mig_state_name(uint32_t state)
 {
@@ -155,7 +151,7 @@ static int discover(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps)
 			vfmig_vmm_strerror(r));
 		return r;
 	}
-	dev->mig_iface = VFMIG_VMM_MIG_IFACE_V2;
+	dev->mig = &vmm_mig_v2;
 	vfu_log(&dev->log, VFU_LOG_INFO,
 		"migratable: flags 0x%llx, dirty logging %s, size info %s",
 		(unsigned long long)flags, caps->dirty_logging ? "yes" : "no",
@@ -187,52 +183,12 @@ int vfmig_vmm_mig_interface(vfmig_vmm_dev *dev)
 	if (!dev)
 		return VFMIG_VMM_MIG_IFACE_NONE;
 	pthread_mutex_lock(&dev->lock);
-	iface = dev->mig_iface;
+	iface = dev->mig ? dev->mig->iface : VFMIG_VMM_MIG_IFACE_NONE;
 	pthread_mutex_unlock(&dev->lock);
 	return iface;
 }
 
 /* ---- state ---- */
-
-static int get_state(vfmig_vmm_dev *dev, uint32_t *state)
-{
-	struct vfu_mig_device_state st;
-	int r = vmm_feature_exact(dev,
-				  VFU_FEATURE_GET | VFU_FEATURE_MIG_DEVICE_STATE,
-				  NULL, 0, &st, sizeof(st));
-
-	if (r < 0)
-		return r;
-	if (st.device_state >= VFU_MIG_STATE_NUM) {
-		vfu_log(&dev->log, VFU_LOG_ERR, "device reports state %u",
-			st.device_state);
-		return vmm_proto_error(dev, NULL, "MIG_DEVICE_STATE out of range");
-	}
-	*state = st.device_state;
-	return 0;
-}
-
-static int set_state(vfmig_vmm_dev *dev, uint32_t target)
-{
-	struct vfu_mig_device_state req = { target, NO_DATA_FD }, echo;
-	int r;
-
-	vfu_log(&dev->log, VFU_LOG_DEBUG, "SET MIG_DEVICE_STATE %s",
-		vfu_mig_state_name(target));
-	r = vmm_feature_exact(dev,
-			      VFU_FEATURE_SET | VFU_FEATURE_MIG_DEVICE_STATE,
-			      &req, sizeof(req), &echo, sizeof(echo));
-	if (r < 0)
-		return r;
-	if (memcmp(&req, &echo, sizeof(req)) != 0) {
-		vfu_log(&dev->log, VFU_LOG_ERR,
-			"SET %u answered with state %u data_fd %u", target,
-			echo.device_state, echo.data_fd);
-		return vmm_proto_error(dev, NULL,
-				       "MIG_DEVICE_STATE SET reply is no echo");
-	}
-	return 0;
-}
 
 int vfmig_vmm_mig_get_state(vfmig_vmm_dev *dev, uint32_t *state)
 {
@@ -243,48 +199,9 @@ int vfmig_vmm_mig_get_state(vfmig_vmm_dev *dev, uint32_t *state)
 	r = vmm_lock_live(dev);
 	if (r < 0)
 		return r;
-	if (vmm_ds_on(dev))
-		*state = dev->ds.sess.state;
-	else
-		r = get_state(dev, state);
+	r = vmm_mig(dev)->get_state(dev, state);
 	vmm_unlock(dev);
 	return r;
-}
-
-/* After a failed SET (connection intact): the §3.5 recovery. Returns the
- * state the device ended in, or VFMIG_VMM_MIG_UNKNOWN. */
-static uint32_t recover_state(vfmig_vmm_dev *dev, uint32_t recover)
-{
-	uint32_t st;
-	int r;
-
-	if (recover != VFU_MIG_STATE_ERROR) {
-		r = set_state(dev, recover);
-		if (r == 0) {
-			vfu_log(&dev->log, VFU_LOG_WARNING,
-				"recovered to %s", vfu_mig_state_name(recover));
-			return recover;
-		}
-		vfu_log(&dev->log, VFU_LOG_ERR, "SET %s to recover failed: %s",
-			vfu_mig_state_name(recover), vfmig_vmm_strerror(r));
-		if (dev->fd < 0)
-			return VFMIG_VMM_MIG_UNKNOWN;
-	}
-	r = vmm_reset_locked(dev);
-	if (r < 0) {
-		vfu_log(&dev->log, VFU_LOG_ERR, "reset after failed SET: %s",
-			vfmig_vmm_strerror(r));
-		return VFMIG_VMM_MIG_UNKNOWN;
-	}
-	r = get_state(dev, &st);
-	if (r < 0) {
-		vfu_log(&dev->log, VFU_LOG_ERR, "GET state after reset: %s",
-			vfmig_vmm_strerror(r));
-		return VFMIG_VMM_MIG_UNKNOWN;
-	}
-	vfu_log(&dev->log, VFU_LOG_WARNING, "device reset; now in %s",
-		vfu_mig_state_name(st));
-	return st;
 }
 
 int vfmig_vmm_mig_set_state(vfmig_vmm_dev *dev, uint32_t target,
@@ -301,98 +218,34 @@ int vfmig_vmm_mig_set_state(vfmig_vmm_dev *dev, uint32_t target,
 	r = vmm_lock_live(dev);
 	if (r < 0)
 		return r;
-	if (vmm_ds_on(dev)) {
-		r = vmm_ds_set_state(dev, target, recover, &ended);
-		vmm_unlock(dev);
-		if (final)
-			*final = ended;
-		return r;
-	}
-	r = set_state(dev, target);
-	if (r == 0) {
-		ended = target;
-		vfu_log(&dev->log, VFU_LOG_INFO, "device now in %s",
-			vfu_mig_state_name(target));
-	} else {
-		vfu_log(&dev->log, VFU_LOG_ERR, "SET %s failed: %s",
-			vfu_mig_state_name(target), vfmig_vmm_strerror(r));
-		if (dev->fd >= 0)
-			ended = recover_state(dev, recover);
-	}
+	r = vmm_mig(dev)->set_state(dev, target, recover, &ended);
 	vmm_unlock(dev);
 	if (final)
 		*final = ended;
 	return r;
 }
 
-/* ---- save pump ---- */
-
-/* Read one chunk with the lock held, hand it to the sink without. Returns
- * the byte count, or a negative errno; *asked gets the request size. */
-static int pump_chunk(vfmig_vmm_dev *dev, vfmig_vmm_mig_sink_fn sink,
-		      void *priv, size_t *asked)
-{
-	struct vfu_msg reply;
-	const uint8_t *data;
-	int r = vmm_lock_live(dev);
-
-	if (r < 0)
-		return r;
-	*asked = vmm_xfer_chunk(dev);
-	r = vmm_mig_read_msg(dev, *asked, &reply, &data);
-	vmm_unlock(dev);
-	if (r <= 0) {
-		if (r == 0)
-			vfu_msg_release(&reply);
-		return r;
-	}
-	int s = sink(priv, data, (size_t)r);
-	vfu_msg_release(&reply);
-	return s < 0 ? s : r;
-}
+/* ---- save ---- */
 
 int vfmig_vmm_mig_save(vfmig_vmm_dev *dev, uint64_t budget,
 		       vfmig_vmm_mig_sink_fn sink, void *priv,
 		       struct vfmig_vmm_mig_save_result *res)
 {
-	uint32_t st = VFMIG_VMM_MIG_UNKNOWN;
+	const struct vmm_mig_backend *b;
 	int r;
 
 	if (!res)
 		return -EINVAL;
-	*res = (struct vfmig_vmm_mig_save_result){ .state = st };
+	*res = (struct vfmig_vmm_mig_save_result){ .state =
+							  VFMIG_VMM_MIG_UNKNOWN };
 	if (!sink)
 		return -EINVAL;
 	r = vmm_lock_live(dev);
 	if (r < 0)
 		return r;
-	bool region = vmm_ds_on(dev);
+	b = vmm_mig(dev);
 	vmm_unlock(dev);
-	if (region)
-		return vmm_ds_save(dev, budget, sink, priv, res);
-	r = vfmig_vmm_mig_get_state(dev, &st);
-	if (r < 0)
-		return r;
-	res->state = st;
-	if (!vfu_mig_state_saving(st))
-		return -EINVAL;
-	for (;;) {
-		size_t asked;
-		r = pump_chunk(dev, sink, priv, &asked);
-		if (r < 0)
-			return r;
-		res->bytes += (uint64_t)r;
-		if ((size_t)r < asked) {
-			res->status = st == VFU_MIG_STATE_STOP_COPY
-					      ? VFMIG_VMM_MIG_SAVE_END
-					      : VFMIG_VMM_MIG_SAVE_DRAINED;
-			return 0;
-		}
-		if (budget && res->bytes >= budget) {
-			res->status = VFMIG_VMM_MIG_SAVE_BUDGET;
-			return 0;
-		}
-	}
+	return b->save(dev, budget, sink, priv, res);
 }
 
 /* ---- size estimates (vfmig extension) ---- */
@@ -404,11 +257,7 @@ static int estimate(vfmig_vmm_dev *dev, uint32_t feature, void *out,
 
 	if (r < 0)
 		return r;
-	if (!dev->caps.mig_info_version || vmm_ds_on(dev))
-		r = -EOPNOTSUPP;
-	else
-		r = vmm_feature_exact(dev, VFU_FEATURE_GET | feature, NULL, 0,
-				      out, len);
+	r = vmm_mig(dev)->estimate(dev, feature, out, len);
 	vmm_unlock(dev);
 	return r;
 }
@@ -441,4 +290,66 @@ int vfmig_vmm_mig_stop_copy_size(vfmig_vmm_dev *dev, uint64_t *bytes)
 		return r;
 	*bytes = ds.stop_copy_length;
 	return 0;
+}
+
+/* ---- DMA dirty logging ---- */
+
+/* Non-empty, not wrapping, aligned to ps. */
+static bool range_ok(uint64_t iova, uint64_t len, uint64_t ps)
+{
+	return len && iova + (len - 1) >= iova && !(iova & (ps - 1)) &&
+	       !(len & (ps - 1));
+}
+
+int vfmig_vmm_dma_log_start(vfmig_vmm_dev *dev, uint64_t page_size,
+			    const struct vfmig_vmm_dma_range *ranges,
+			    uint32_t n, uint64_t *chosen)
+{
+	int r;
+
+	if (!vmm_log_page_ok(page_size) || (n && !ranges))
+		return -EINVAL;
+	if (n > VFMIG_VMM_DMA_LOG_MAX_RANGES)
+		return -E2BIG;
+	for (uint32_t i = 0; i < n; i++)
+		if (!range_ok(ranges[i].iova, ranges[i].length, page_size))
+			return -EINVAL;
+	r = vmm_lock_live(dev);
+	if (r < 0)
+		return r;
+	r = vmm_mig(dev)->log_start(dev, page_size, ranges, n, chosen);
+	vmm_unlock(dev);
+	return r;
+}
+
+int vfmig_vmm_dma_log_report(vfmig_vmm_dev *dev, uint64_t iova,
+			     uint64_t length, uint64_t page_size,
+			     uint64_t *bitmap, size_t words)
+{
+	uint64_t pages;
+	int r;
+
+	if (!vmm_log_page_ok(page_size) || !length || !bitmap ||
+	    iova + (length - 1) < iova)
+		return -EINVAL;
+	pages = length / page_size + (length % page_size != 0);
+	if ((pages + 63) / 64 > words)
+		return -EINVAL;
+	r = vmm_lock_live(dev);
+	if (r < 0)
+		return r;
+	r = vmm_mig(dev)->log_report(dev, iova, length, page_size, bitmap);
+	vmm_unlock(dev);
+	return r;
+}
+
+int vfmig_vmm_dma_log_stop(vfmig_vmm_dev *dev)
+{
+	int r = vmm_lock_live(dev);
+
+	if (r < 0)
+		return r;
+	r = vmm_mig(dev)->log_stop(dev);
+	vmm_unlock(dev);
+	return r;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The VMM side of the 2019 region-based device-state interface
- * (docs/region-interface.md), behind the v2 migration API: discovery of the
+ * (docs/region-interface.md), behind the v2 migration API as the table
+ * vmm_mig_region (struct vmm_mig_backend, internal.h): discovery of the
  * four regions by TYPE capability, a shadow v2 state mapped onto
  * device_state, the save pump over GET_BUFFER with the chunk framing, the
  * load side that parses that framing back into SET_BUFFERs, and DMA dirty
@@ -128,7 +129,7 @@ void vmm_ds_forget(vfmig_vmm_dev *dev)
 {
 	vmm_ds_unmap(dev);
 	memset(&dev->ds, 0, sizeof(dev->ds));
-	dev->mig_iface = VFMIG_VMM_MIG_IFACE_NONE;
+	dev->mig = NULL;
 }
 
 static void load_reset(struct vmm_ds *ds)
@@ -369,7 +370,7 @@ int vmm_ds_discover(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps,
 	caps->migratable = true;
 	caps->dirty_logging = dev->ds.caps & VFU_DS_CAP_SYSTEM_MEMORY;
 	caps->size_info = false;
-	dev->mig_iface = VFMIG_VMM_MIG_IFACE_REGION;
+	dev->mig = &vmm_mig_region;
 	vmm_ds_after_reset(dev);
 	if (prev) /* the tracked state and sessions of an earlier discovery */
 		dev->ds.sess = prev->sess;
@@ -474,8 +475,8 @@ static uint32_t ds_recover(vfmig_vmm_dev *dev, uint32_t recover)
 	return VFU_MIG_STATE_RUNNING;
 }
 
-int vmm_ds_set_state(vfmig_vmm_dev *dev, uint32_t target, uint32_t recover,
-		     uint32_t *ended)
+static int ds_set_state(vfmig_vmm_dev *dev, uint32_t target,
+			uint32_t recover, uint32_t *ended)
 {
 	struct vmm_ds *ds = &dev->ds;
 	uint32_t v;
@@ -629,9 +630,9 @@ static int save_chunk(struct pump *p, uint32_t st, uint32_t *kind,
 	return r < 0 ? r : 1;
 }
 
-int vmm_ds_save(vfmig_vmm_dev *dev, uint64_t budget,
-		vfmig_vmm_mig_sink_fn sink, void *priv,
-		struct vfmig_vmm_mig_save_result *res)
+static int ds_save(vfmig_vmm_dev *dev, uint64_t budget,
+		   vfmig_vmm_mig_sink_fn sink, void *priv,
+		   struct vfmig_vmm_mig_save_result *res)
 {
 	struct pump p = { dev, sink, priv, NULL };
 	uint32_t st, kind = 0;
@@ -766,7 +767,7 @@ static int take_data(vfmig_vmm_dev *dev, const uint8_t *p, size_t len)
 	return (int)n;
 }
 
-int vmm_ds_load(vfmig_vmm_dev *dev, const uint8_t *buf, size_t len)
+static int ds_load(vfmig_vmm_dev *dev, const uint8_t *buf, size_t len)
 {
 	struct vmm_ds *ds = &dev->ds;
 	size_t done = 0;
@@ -796,8 +797,8 @@ int vmm_ds_load(vfmig_vmm_dev *dev, const uint8_t *buf, size_t len)
 
 /* ---- DMA dirty logging ---- */
 
-int vmm_ds_log_start(vfmig_vmm_dev *dev, uint64_t page_size,
-		     uint64_t *chosen)
+static int ds_log_start_all(vfmig_vmm_dev *dev, uint64_t page_size,
+			    uint64_t *chosen)
 {
 	struct vmm_ds *ds = &dev->ds;
 	uint32_t v;
@@ -825,7 +826,7 @@ int vmm_ds_log_start(vfmig_vmm_dev *dev, uint64_t page_size,
 	return 0;
 }
 
-int vmm_ds_log_stop(vfmig_vmm_dev *dev)
+static int ds_log_stop(vfmig_vmm_dev *dev)
 {
 	struct vmm_ds *ds = &dev->ds;
 	uint32_t v;
@@ -865,8 +866,8 @@ static void merge(uint64_t *out, const uint8_t *bits, uint64_t pages,
 	}
 }
 
-int vmm_ds_log_report(vfmig_vmm_dev *dev, uint64_t iova, uint64_t length,
-		      uint64_t page_size, uint64_t *bitmap)
+static int ds_log_report(vfmig_vmm_dev *dev, uint64_t iova,
+			 uint64_t length, uint64_t page_size, uint64_t *bitmap)
 {
 	struct vmm_ds *ds = &dev->ds;
 	uint64_t usable, per, pages, done = 0;
@@ -904,3 +905,43 @@ int vmm_ds_log_report(vfmig_vmm_dev *dev, uint64_t iova, uint64_t length,
 			"dirty bitmap had bits past the range; dropped");
 	return r;
 }
+
+/* ---- the table ---- */
+
+static int ds_get_state(vfmig_vmm_dev *dev, uint32_t *state)
+{
+	*state = dev->ds.sess.state; /* tracked here: the regions have none */
+	return 0;
+}
+
+/* The device logs every window: the ranges were checked, then ignored. */
+static int ds_log_start(vfmig_vmm_dev *dev, uint64_t page_size,
+			const struct vfmig_vmm_dma_range *ranges, uint32_t n,
+			uint64_t *chosen)
+{
+	(void)ranges;
+	(void)n;
+	return ds_log_start_all(dev, page_size, chosen);
+}
+
+static int ds_estimate(vfmig_vmm_dev *dev, uint32_t feature, void *out,
+		       size_t len)
+{
+	(void)dev;
+	(void)feature;
+	(void)out;
+	(void)len;
+	return -EOPNOTSUPP; /* the 2019 interface has no size estimates */
+}
+
+const struct vmm_mig_backend vmm_mig_region = {
+	.iface = VFMIG_VMM_MIG_IFACE_REGION,
+	.get_state = ds_get_state,
+	.set_state = ds_set_state,
+	.save = ds_save,
+	.load = ds_load,
+	.log_start = ds_log_start,
+	.log_report = ds_log_report,
+	.log_stop = ds_log_stop,
+	.estimate = ds_estimate,
+};
