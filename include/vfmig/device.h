@@ -12,8 +12,20 @@
  *
  * Lifecycle: vfmig_dev_create() -> vfmig_dev_set_log() (optional) ->
  * vfmig_dev_listen() or vfmig_dev_attach_fd() -> vfmig_dev_run() or an event
- * loop around vfmig_dev_get_poll_fd() + vfmig_dev_process() ->
+ * loop around vfmig_dev_get_poll_fd(), vfmig_dev_get_poll_events(),
+ * vfmig_dev_get_poll_timeout() and vfmig_dev_process() ->
  * vfmig_dev_destroy().
+ *
+ * I/O (docs/io-model.md, "vfio-user connections: device side"): the
+ * library never waits for the client, except inside a DMA exchange that a
+ * device callback asked for (vfmig_dev_dma_read/write on a window without
+ * an fd, at most 10 s). Replies are queued when the socket cannot take
+ * them; while more than one largest message (1 MiB + 80 bytes) waits the
+ * device takes no new command from the client; a client that leaves what
+ * was queued for it unread for 10 s, lets the queue pass four largest
+ * messages, leaves a begun message unfinished for 10 s, or floods more
+ * than 64 commands or 8 MiB during a DMA exchange is dropped with a log
+ * line saying why.
  *
  * Threading: a vfmig_dev is not thread-safe. Call every function, including
  * the helpers, from the thread that runs vfmig_dev_process()/vfmig_dev_run(),
@@ -285,33 +297,65 @@ VFMIG_EXPORT int vfmig_dev_listen(vfmig_dev *dev, const char *path);
 VFMIG_EXPORT int vfmig_dev_attach_fd(vfmig_dev *dev, int fd);
 
 /*
- * The fd to poll for POLLIN: the connected client's socket, else the
- * listening socket. -ENOTCONN when the device has neither. The fd may
- * change after vfmig_dev_process(); ask again each loop iteration. While a
- * client is attached the listening socket is not this fd, so a loop that
- * polls only this fd refuses a second client at the first client's next
- * message; vfmig_dev_run() watches both and refuses it at once.
+ * The fd to poll, for the events vfmig_dev_get_poll_events() gives: the
+ * connected client's socket, else the listening socket. -ENOTCONN when the
+ * device has neither. The fd may change after vfmig_dev_process(); ask
+ * again each loop iteration. While a client is attached the listening
+ * socket is not this fd, so a loop that polls only this fd refuses a
+ * second client at the first client's next message; vfmig_dev_run()
+ * watches both and refuses it at once.
  */
 VFMIG_EXPORT int vfmig_dev_get_poll_fd(const vfmig_dev *dev);
 
 /*
+ * The poll events to wait for on vfmig_dev_get_poll_fd() now: POLLIN while
+ * the device takes input, POLLOUT while output waits to be sent to the
+ * client. While more than one largest message waits, only POLLOUT: the
+ * device takes no new command from a client that does not read its
+ * replies. An event loop must poll for exactly these (a loop that polls
+ * only POLLIN stalls replies that did not fit the socket). -EINVAL (NULL),
+ * -ENOTCONN (no socket). Ask again each iteration.
+ */
+VFMIG_EXPORT int vfmig_dev_get_poll_events(const vfmig_dev *dev);
+
+/*
+ * How long (ms) the caller may wait for those events before it must call
+ * vfmig_dev_process() anyway: -1 when no deadline runs, 0 when work is
+ * ready without I/O (commands kept during a DMA exchange), else the time
+ * to the next connection deadline (a message the client began, output it
+ * has not read), so that a client that stalls is dropped on time. -EINVAL
+ * for NULL. Ask again each iteration.
+ */
+VFMIG_EXPORT int vfmig_dev_get_poll_timeout(const vfmig_dev *dev);
+
+/*
  * Non-blocking step: accept a pending client, or refuse any waiting one
- * (see vfmig_dev_listen) and handle every message that is pending from the
- * connected client (at most 1024 per call, so a flooding client cannot
- * starve the caller's loop). Returns the number of
- * messages handled (0 when nothing was pending). Once a message has begun
- * to arrive, the call waits for the rest of it. A client that goes away,
- * or breaks the framing, is dropped (the device keeps its state) and the
- * device listens again; that is not an error. Errors: -ENOTCONN (no client
- * and no listening socket), -ENOMEM, or an errno from accept().
+ * (see vfmig_dev_listen), send what output the socket takes, and handle
+ * every message that is wholly there from the connected client (at most
+ * 1024 per call, so a flooding client cannot starve the caller's loop).
+ * Returns the number of messages handled (0 when nothing was pending). A
+ * message that has only partly arrived is kept for the next call; it must
+ * be whole within 10 s of its first byte. Replies are queued when the
+ * socket cannot take them, never waited for; while more than one largest
+ * message is queued no new command is taken. The call never waits, except
+ * inside a callback's synchronous DMA exchange (vfmig_dev_dma_read/write,
+ * at most 10 s). A client that goes away, breaks the framing, or misses a
+ * deadline or bound (see the top of this file) is dropped with a log line
+ * (the device keeps its state) and the device listens again; that is not
+ * an error. Errors: -ENOTCONN (no client and no listening socket), -ENOMEM,
+ * or an errno from accept().
  */
 VFMIG_EXPORT int vfmig_dev_process(vfmig_dev *dev);
 
 /*
  * Serve until *stop becomes nonzero (checked at least every 100 ms, so a
- * signal handler may set it) or a fatal error. Returns 0 when stopped, or
- * when a directly attached client left and there is no listening socket;
- * a negative errno otherwise.
+ * signal handler may set it) or a fatal error. Polls for
+ * vfmig_dev_get_poll_events() with vfmig_dev_get_poll_timeout(). A DMA
+ * exchange that a callback started while this runs also gives up within
+ * 100 ms of *stop becoming nonzero (the DMA fails with -EIO and the client
+ * is dropped), so a stop is never held up by a client that does not
+ * answer. Returns 0 when stopped, or when a directly attached client left
+ * and there is no listening socket; a negative errno otherwise.
  */
 VFMIG_EXPORT int vfmig_dev_run(vfmig_dev *dev, const volatile sig_atomic_t *stop);
 

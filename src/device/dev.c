@@ -153,6 +153,9 @@ VFMIG_EXPORT int vfmig_dev_create(const struct vfmig_dev_desc *desc,
 	dev->priv = priv;
 	dev->listen_fd = dev->conn_fd = -1;
 	dev->max_xfer = DEV_MAX_XFER;
+	vfu_rx_init(&dev->rx);
+	vfu_tx_init(&dev->tx, 0);
+	dev->tx_deadline = VFU_FOREVER;
 	vfu_caps_defaults(&dev->peer);
 	for (unsigned int i = 0; i < VFMIG_DEV_MAX_BARS; i++)
 		dev->bars[i].memfd = -1;
@@ -193,11 +196,14 @@ void dev_drop_client(struct vfmig_dev *dev)
 
 	if (dev->conn_fd < 0)
 		return;
+	/* Whatever the socket takes now (say, the error reply to a refused
+	 * VERSION) still goes; nothing is waited for. */
+	(void)vfu_tx_flush(dev->conn_fd, &dev->tx);
 	close(dev->conn_fd);
 	dev->conn_fd = -1;
 	dev->negotiated = false;
 	dev->broken = false;
-	dev_queue_clear(dev);
+	dev_conn_end(dev);
 	dev_dlog_stop(dev); /* the log belongs to the client that started it */
 	dev->ds.device_state &= ~VFU_DS_STATE_LOGGING; /* reads tell so */
 	dev_dma_clear(dev);
@@ -253,12 +259,10 @@ VFMIG_EXPORT int vfmig_dev_attach_fd(vfmig_dev *dev, int fd)
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
-	if (acc) {
+	if (acc)
 		dev->listen_fd = fd;
-	} else {
-		dev->conn_fd = fd;
-		dev->next_msg_id = 0;
-	}
+	else
+		dev_conn_start(dev, fd);
 	DEV_LOG(dev, VFU_LOG_INFO, "attached fd %d (%s)", fd,
 		acc ? "listening" : "connected");
 	return 0;
@@ -271,6 +275,20 @@ VFMIG_EXPORT int vfmig_dev_get_poll_fd(const vfmig_dev *dev)
 	if (dev->conn_fd >= 0)
 		return dev->conn_fd;
 	return dev->listen_fd >= 0 ? dev->listen_fd : -ENOTCONN;
+}
+
+VFMIG_EXPORT int vfmig_dev_get_poll_events(const vfmig_dev *dev)
+{
+	if (!dev)
+		return -EINVAL;
+	return dev_transport_events(dev);
+}
+
+VFMIG_EXPORT int vfmig_dev_get_poll_timeout(const vfmig_dev *dev)
+{
+	if (!dev)
+		return -EINVAL;
+	return dev_transport_timeout(dev);
 }
 
 int vfmig_dev__process_one(struct vfmig_dev *dev)
@@ -308,45 +326,46 @@ VFMIG_EXPORT int vfmig_dev_process(vfmig_dev *dev)
 	return count;
 }
 
-/* Wait up to 100 ms for the client, or for a connection to accept (or,
- * while a client is attached, to refuse). 1: input, 0: none, or -errno. */
-static int wait_input(const struct vfmig_dev *dev)
+/* Wait up to 100 ms (less when a deadline comes sooner) for what the
+ * device asks for on its fd, or for a connection to refuse while a client
+ * is attached. 0 or -errno; vfmig_dev_process() is called either way. */
+static int wait_io(const vfmig_dev *dev)
 {
 	struct pollfd p[2] = {
-		{ .fd = vfmig_dev_get_poll_fd(dev), .events = POLLIN },
+		{ .fd = vfmig_dev_get_poll_fd(dev),
+		  .events = (short)vfmig_dev_get_poll_events(dev) },
 		{ .fd = dev->conn_fd >= 0 ? dev->listen_fd : -1,
 		  .events = POLLIN },
 	};
-	int r;
+	int t = vfmig_dev_get_poll_timeout(dev);
 
-	if (dev->q_head)
-		return 1;
-	r = poll(p, 2, 100);
-	if (r < 0 && errno != EINTR)
+	if (t < 0 || t > 100)
+		t = 100;
+	if (poll(p, 2, t) < 0 && errno != EINTR)
 		return -errno;
-	return r > 0;
+	return 0;
 }
 
 VFMIG_EXPORT int vfmig_dev_run(vfmig_dev *dev, const volatile sig_atomic_t *stop)
 {
+	int r = 0;
+
 	if (!dev || !stop)
 		return -EINVAL;
+	dev->stop = stop; /* a DMA wait gives up when it is set */
 	while (!*stop) {
-		int r;
-
 		if (vfmig_dev_get_poll_fd(dev) < 0)
-			return 0; /* attached client left, nothing to accept */
-		r = wait_input(dev);
-		if (r <= 0) {
-			if (r < 0)
-				return r;
-			continue;
-		}
+			break; /* attached client left, nothing to accept */
+		r = wait_io(dev);
+		if (r < 0 || *stop)
+			break;
 		r = vfmig_dev_process(dev);
 		if (r < 0)
-			return r;
+			break;
+		r = 0;
 	}
-	return 0;
+	dev->stop = NULL;
+	return r;
 }
 
 VFMIG_EXPORT void vfmig_dev_destroy(vfmig_dev *dev)

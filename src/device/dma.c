@@ -160,12 +160,25 @@ int dev_cmd_dma_unmap(struct vfmig_dev *dev, struct vfu_msg *msg)
 	return -ENOENT;
 }
 
+/* A reply that is not what was asked for: the client is broken. */
+static int bad_reply(struct vfmig_dev *dev, uint16_t cmd, const char *why,
+		     size_t len, size_t want)
+{
+	DEV_LOG(dev, VFU_LOG_ERR,
+		"client answered %s with %s (payload %zu bytes, expected %zu): "
+		"protocol error; closing",
+		vfu_command_name(cmd), why, len, want);
+	dev->broken = true;
+	return -EIO;
+}
+
 /* One DMA_READ / DMA_WRITE exchange of at most the client's limit. */
 static int dma_msg(struct vfmig_dev *dev, uint16_t cmd, uint64_t iova,
 		   void *buf, size_t len)
 {
 	struct vfu_dma_access a = { .address = iova, .count = len };
 	struct iovec iov[2] = { { &a, sizeof(a) }, { buf, len } };
+	size_t want = sizeof(a) + (cmd == VFU_CMD_DMA_READ ? len : 0);
 	struct vfu_msg rep;
 	struct vfu_dma_access ra;
 	int r;
@@ -176,21 +189,25 @@ static int dma_msg(struct vfmig_dev *dev, uint16_t cmd, uint64_t iova,
 		return r;
 	r = -EIO;
 	if (rep.hdr.flags & VFU_FLAGS_ERROR)
+		goto out; /* the client refused: the exchange went right */
+	/* A DMA_WRITE reply may be header-only (QEMU) or echo address and
+	 * count; a DMA_READ reply carries exactly what was asked. */
+	if (rep.len != want && !(cmd == VFU_CMD_DMA_WRITE && rep.len == 0)) {
+		r = bad_reply(dev, cmd, rep.len > want ? "more than was asked"
+						       : "less than was asked",
+			      rep.len, want);
 		goto out;
-	if (cmd == VFU_CMD_DMA_WRITE) {
-		/* QEMU answers header-only; others echo address and count */
-		if (rep.len != 0 && rep.len != sizeof(ra))
-			goto out;
-	} else {
-		if (rep.len != sizeof(ra) + len)
-			goto out;
-		memcpy(buf, rep.payload + sizeof(ra), len);
 	}
 	if (rep.len) {
 		memcpy(&ra, rep.payload, sizeof(ra));
-		if (ra.address != iova || ra.count != len)
+		if (ra.address != iova || ra.count != len) {
+			r = bad_reply(dev, cmd, "another address or count",
+				      rep.len, want);
 			goto out;
+		}
 	}
+	if (cmd == VFU_CMD_DMA_READ)
+		memcpy(buf, rep.payload + sizeof(ra), len);
 	r = 0;
 out:
 	vfu_msg_release(&rep);
