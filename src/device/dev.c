@@ -110,26 +110,39 @@ static int check_ops(const struct vfmig_dev_ops *o)
 	return 0;
 }
 
+int dev_memfd_create(const char *name, size_t size, int *fd, void **mem)
+{
+	const int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+	void *p;
+
+	*fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (*fd < 0)
+		return -errno;
+	/* The client gets this fd: sealed, it cannot truncate the file and
+	 * kill the device with SIGBUS on its next access. */
+	if (ftruncate(*fd, (off_t)size) < 0 ||
+	    fcntl(*fd, F_ADD_SEALS, seals) < 0)
+		return -errno;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	*mem = p;
+	return 0;
+}
+
 static int bar_mem_init(struct vfmig_dev *dev, unsigned int i)
 {
 	const struct vfmig_dev_bar *b = &dev->desc.bars[i];
 	char name[32];
-	void *p;
+	void *p = NULL;
+	int r;
 
 	if (!b->size || !(b->flags & VFMIG_DEV_BAR_MAPPABLE))
 		return 0;
 	snprintf(name, sizeof(name), "vfmig-bar%u", i);
-	dev->bars[i].memfd = memfd_create(name, MFD_CLOEXEC);
-	if (dev->bars[i].memfd < 0)
-		return -errno;
-	if (ftruncate(dev->bars[i].memfd, (off_t)b->size) < 0)
-		return -errno;
-	p = mmap(NULL, b->size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		 dev->bars[i].memfd, 0);
-	if (p == MAP_FAILED)
-		return -errno;
+	r = dev_memfd_create(name, b->size, &dev->bars[i].memfd, &p);
 	dev->bars[i].mem = p;
-	return 0;
+	return r;
 }
 
 VFMIG_EXPORT int vfmig_dev_create(const struct vfmig_dev_desc *desc,

@@ -227,9 +227,14 @@ struct vfmig_dev {
 /* dev.c */
 void dev_drop_client(struct vfmig_dev *dev);
 
+/* A memfd of size bytes mapped shared at *mem, sealed against resizing
+ * (a client it is passed to cannot shrink it under the mapping). */
+int dev_memfd_create(const char *name, size_t size, int *fd, void **mem);
+
 /* dispatch.c: handle one received command message (consumes msg). */
 void dev_dispatch(struct vfmig_dev *dev, struct vfu_msg *msg);
-/* Send a reply (with fds) unless the request said No_reply. A failed send
+/* Send a reply (with fds) unless the request said No_reply. It is queued
+ * when the socket cannot take it now, never waited for. A failed send
  * marks the connection broken and still returns 0: the peer is gone. */
 int dev_reply(struct vfmig_dev *dev, const struct vfu_header *req,
 	      const void *payload, size_t len);
