@@ -33,7 +33,19 @@
  *
  * Errors: every function returning int returns 0 (or a non-negative count)
  * on success and a negative errno on failure; vfmig_dev_strerror() names it.
- * The library never prints, never exits and never installs signal handlers.
+ * The library never prints and never exits.
+ *
+ * Signals: the first time a client maps a DMA window with an fd, the
+ * library installs a SIGBUS handler (once per process). It catches only
+ * faults inside the library's own copies to and from mapped DMA windows (a
+ * client that truncated the file: the copy fails with -EFAULT, the window
+ * and the client are dropped); every other SIGBUS goes to the handler that
+ * was installed before it, or gets the default action. An application
+ * that installs its own SIGBUS handler later must chain to the one it
+ * replaces. The library has no call that hands out pointers into guest
+ * memory: access it only through vfmig_dev_dma_read/write. (Mappable BAR
+ * memory, vfmig_dev_bar_ptr, is the library's own memfd, sealed so that a
+ * client cannot shrink it.)
  */
 #ifndef VFMIG_DEVICE_H
 #define VFMIG_DEVICE_H
@@ -390,10 +402,17 @@ VFMIG_EXPORT int vfmig_dev_irq_trigger(vfmig_dev *dev, unsigned int index,
  * Read len bytes of guest memory at iova into buf (device DMA). The range
  * must lie inside one DMA window the client mapped readable; it is copied
  * from the mmapped window, or fetched with DMA_READ messages when the client
- * gave no fd (client commands arriving meanwhile are queued and handled
- * afterwards). Errors: -EFAULT (not inside one window, or no permission),
- * -ENOTCONN (no client), -EIO (client answered with an error or broke the
- * exchange), -ENOMEM.
+ * gave no fd. That exchange is synchronous: the call blocks the calling
+ * thread until the client answers, at most 10 s per message from when it
+ * was sent (a client sending other messages meanwhile does not extend it).
+ * Client commands arriving meanwhile are kept, at most 64 of them and
+ * 8 MiB, and handled afterwards in order. A copy from a mapped window is
+ * guarded: if the client truncated the file behind it, the call fails with
+ * -EFAULT and the window and the client are dropped (see Signals above).
+ * Errors: -EFAULT (not inside one window, no permission, or the mapped
+ * memory is gone), -ENOTCONN (no client), -EIO (client answered with an
+ * error, broke the exchange, missed the deadline or passed the bound; all
+ * but an error reply drop the client), -ENOMEM.
  */
 VFMIG_EXPORT int vfmig_dev_dma_read(vfmig_dev *dev, uint64_t iova, void *buf,
 				    size_t len);

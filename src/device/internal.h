@@ -309,6 +309,15 @@ void dev_irq_reset(struct vfmig_dev *dev);
 void dev_irq_deliver_pending(struct vfmig_dev *dev);
 void dev_irq_notify(struct vfmig_dev *dev, unsigned int index);
 
+/* guard.c: copies to or from a client's mapped memory that survive the
+ * client truncating the file behind it. A SIGBUS inside [map, map +
+ * map_len) during the copy makes it return -EFAULT; other SIGBUS go to the
+ * handler that was there before. dev_guard_init() installs the handler
+ * once per process (0 or -errno); call it before the first guarded copy. */
+int dev_guard_init(void);
+int dev_guarded_copy(void *dst, const void *src, size_t len, const void *map,
+		     size_t map_len);
+
 /* dma.c */
 void dev_dma_clear(struct vfmig_dev *dev);
 const struct dev_dma_window *dev_dma_find(const struct dev_dma *dma,
