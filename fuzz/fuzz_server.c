@@ -129,6 +129,7 @@ static const struct vfmig_dev_ops fz_ops = {
 static struct vfmig_dev_desc fz_desc(void)
 {
 	struct vfmig_dev_desc d = {
+		.version = VFMIG_DEV_DESC_VERSION,
 		.vendor_id = 0x1b36, .device_id = 0x1000, .class_code = 0xff0000,
 		.intx_count = 1, .msi_vectors = 4, .msix_vectors = 8,
 		.msix_bar = 4, .msix_table_offset = 0, .msix_pba_offset = 0x800,
@@ -210,9 +211,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		feed_version(sv[0]);
 	feed(sv[0], data + 1, size - 1);
 	shutdown(sv[0], SHUT_WR);
-	if (vfmig_dev_attach_fd(dev, sv[1]) < 0) {
-		close(sv[1]);
-	} else {
+	if (vfmig_dev_attach_fd(dev, sv[1]) == 0) { /* else closed by it */
 		for (int i = 0; i < 100000; i++) {
 			int r = vfmig_dev__process_one(dev);
 			drain(sv[0]);

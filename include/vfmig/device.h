@@ -95,8 +95,16 @@ struct vfmig_dev_bar {
 	struct vfmig_dev_range exclude[VFMIG_DEV_MAX_EXCLUDES];
 };
 
-/* Static description of a PCI device; copied by vfmig_dev_create(). */
+#define VFMIG_DEV_DESC_VERSION 1
+
+/*
+ * Static description of a PCI device; copied by vfmig_dev_create().
+ * version must be VFMIG_DEV_DESC_VERSION of the header the caller was built
+ * with. Members are never reordered; a later version only appends, and the
+ * library reads only the members the caller's version has.
+ */
 struct vfmig_dev_desc {
+	uint32_t version;
 	uint16_t vendor_id;
 	uint16_t device_id;
 	uint16_t subsys_vendor_id;
@@ -264,7 +272,8 @@ struct vfmig_dev_ops {
  * Create a device. desc and ops are copied; priv is handed back to every
  * callback and is not touched by the library. On success *out owns the
  * device (free with vfmig_dev_destroy) and mappable BAR memory is zeroed.
- * Errors: -EINVAL (NULL argument, ops->version not 1 or 2, region_access
+ * Errors: -EINVAL (NULL argument, desc->version not one this library knows
+ * (1; 0 = unset), ops->version not 1 or 2, region_access
  * missing, mig_flags without STOP_COPY or with unknown bits, a required
  * migration callback missing, bad BAR size/flags, MSI/MSI-X layout invalid or overlapping),
  * -ENOMEM, or an errno from memfd_create/ftruncate/mmap.
@@ -299,12 +308,15 @@ VFMIG_EXPORT void vfmig_dev_set_log(vfmig_dev *dev, vfmig_log_fn fn,
 VFMIG_EXPORT int vfmig_dev_listen(vfmig_dev *dev, const char *path);
 
 /*
- * Hand the device a socket it then owns (closed by the library on error
- * paths after success, and by vfmig_dev_destroy). A listening socket
- * (SO_ACCEPTCONN) is used to accept clients; any other stream socket is
- * taken as an already-connected client. On failure fd stays the caller's.
- * Errors: -EBADF, -ENOTSOCK, -EINVAL (not a stream socket), -EBUSY
- * (already listening or attached).
+ * Hand the device a socket. The library owns fd from this call on, whatever
+ * it returns, as vfmig_vmm_dev_adopt_fd() does: on success it is closed
+ * when the client is dropped or by vfmig_dev_destroy; on failure it is
+ * closed before the call returns. The caller never closes it (nor passes
+ * an fd the device already has). A listening socket (SO_ACCEPTCONN) is used
+ * to accept clients; any other stream socket is taken as an
+ * already-connected client, and made non-blocking.
+ * Errors: -EBADF (fd < 0: nothing is closed), -ENOTSOCK, -EINVAL (NULL dev,
+ * not a stream socket), -EBUSY (already listening or attached).
  */
 VFMIG_EXPORT int vfmig_dev_attach_fd(vfmig_dev *dev, int fd);
 

@@ -145,19 +145,33 @@ static int bar_mem_init(struct vfmig_dev *dev, unsigned int i)
 	return r;
 }
 
+/* The caller's description into *out. Version 1 is the only one so far;
+ * a later version only appends members, and the library will then copy
+ * just the part the caller's version has and zero the rest. */
+static int desc_copy(const struct vfmig_dev_desc *desc,
+		     struct vfmig_dev_desc *out)
+{
+	if (desc->version != VFMIG_DEV_DESC_VERSION)
+		return -EINVAL; /* 0 (unset) or newer than this library */
+	*out = *desc;
+	return 0;
+}
+
 VFMIG_EXPORT int vfmig_dev_create(const struct vfmig_dev_desc *desc,
 				  const struct vfmig_dev_ops *ops, void *priv,
 				  vfmig_dev **out)
 {
+	struct vfmig_dev_desc d;
 	struct vfmig_dev *dev;
 	int r;
 
-	if (!desc || !ops || !out || check_ops(ops) < 0 || check_desc(desc) < 0)
+	if (!desc || !ops || !out || desc_copy(desc, &d) < 0 ||
+	    check_ops(ops) < 0 || check_desc(&d) < 0)
 		return -EINVAL;
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
-	dev->desc = *desc;
+	dev->desc = d;
 	/* A version 1 table ends at client_changed: copy only that much. */
 	memcpy(&dev->ops, ops, ops->version == 1
 				       ? offsetof(struct vfmig_dev_ops, mig_flags)
@@ -174,8 +188,8 @@ VFMIG_EXPORT int vfmig_dev_create(const struct vfmig_dev_desc *desc,
 		dev->bars[i].memfd = -1;
 	for (unsigned int i = 0; i < DEV_DS_NDATA; i++)
 		dev->ds.data[i].memfd = -1;
-	dev_pci_init(&dev->pci, desc);
-	r = dev_msix_init(&dev->msix, desc);
+	dev_pci_init(&dev->pci, &dev->desc);
+	r = dev_msix_init(&dev->msix, &dev->desc);
 	if (r == 0)
 		r = dev_irq_init(dev);
 	for (unsigned int i = 0; r == 0 && i < VFMIG_DEV_MAX_BARS; i++)
@@ -251,15 +265,14 @@ VFMIG_EXPORT int vfmig_dev_listen(vfmig_dev *dev, const char *path)
 	return 0;
 }
 
-VFMIG_EXPORT int vfmig_dev_attach_fd(vfmig_dev *dev, int fd)
+/* vfmig_dev_attach_fd() without the close on failure. */
+static int attach_fd(vfmig_dev *dev, int fd)
 {
 	int acc = 0, fl;
 	socklen_t len = sizeof(acc);
 
 	if (!dev)
 		return -EINVAL;
-	if (fd < 0)
-		return -EBADF;
 	if (dev->listen_fd >= 0 || dev->conn_fd >= 0)
 		return -EBUSY;
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &acc, &len) < 0)
@@ -279,6 +292,18 @@ VFMIG_EXPORT int vfmig_dev_attach_fd(vfmig_dev *dev, int fd)
 	DEV_LOG(dev, VFU_LOG_INFO, "attached fd %d (%s)", fd,
 		acc ? "listening" : "connected");
 	return 0;
+}
+
+VFMIG_EXPORT int vfmig_dev_attach_fd(vfmig_dev *dev, int fd)
+{
+	int r;
+
+	if (fd < 0)
+		return -EBADF;
+	r = attach_fd(dev, fd);
+	if (r < 0)
+		close(fd); /* the fd is the library's in every case */
+	return r;
 }
 
 VFMIG_EXPORT int vfmig_dev_get_poll_fd(const vfmig_dev *dev)
