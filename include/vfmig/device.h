@@ -415,8 +415,9 @@ VFMIG_EXPORT int vfmig_dev_irq_trigger(vfmig_dev *dev, unsigned int index,
  * must lie inside one DMA window the client mapped readable; it is copied
  * from the mmapped window, or fetched with DMA_READ messages when the client
  * gave no fd. That exchange is synchronous: the call blocks the calling
- * thread until the client answers, at most 10 s per message from when it
- * was sent (a client sending other messages meanwhile does not extend it).
+ * thread until the client has answered every message (the transfer is
+ * split by the client's max_data_xfer_size), at most 10 s from the call
+ * in all; a client sending other messages meanwhile does not extend it.
  * Client commands arriving meanwhile are kept, at most 64 of them and
  * 8 MiB, and handled afterwards in order. A copy from a mapped window is
  * guarded: if the client truncated the file behind it, the call fails with

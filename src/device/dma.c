@@ -212,7 +212,7 @@ static int bad_reply(struct vfmig_dev *dev, uint16_t cmd, const char *why,
 
 /* One DMA_READ / DMA_WRITE exchange of at most the client's limit. */
 static int dma_msg(struct vfmig_dev *dev, uint16_t cmd, uint64_t iova,
-		   void *buf, size_t len)
+		   void *buf, size_t len, int64_t deadline)
 {
 	struct vfu_dma_access a = { .address = iova, .count = len };
 	struct iovec iov[2] = { { &a, sizeof(a) }, { buf, len } };
@@ -222,7 +222,7 @@ static int dma_msg(struct vfmig_dev *dev, uint16_t cmd, uint64_t iova,
 	int r;
 
 	r = dev_transport_call(dev, cmd, iov, cmd == VFU_CMD_DMA_WRITE ? 2 : 1,
-			       &rep);
+			       deadline, &rep);
 	if (r < 0)
 		return r;
 	r = -EIO;
@@ -256,6 +256,9 @@ static int dma_by_msg(struct vfmig_dev *dev, uint16_t cmd, uint64_t iova,
 		      uint8_t *buf, size_t len)
 {
 	uint64_t chunk = dev->peer.max_data_xfer_size;
+	/* One deadline for the whole transfer: a client that answers each
+	 * piece just in time cannot stretch the call to pieces x 10 s. */
+	int64_t deadline = vfu_deadline_after(DEV_CALL_TIMEOUT_MS);
 
 	if (dev->conn_fd < 0 || !dev->negotiated)
 		return -ENOTCONN;
@@ -263,7 +266,7 @@ static int dma_by_msg(struct vfmig_dev *dev, uint16_t cmd, uint64_t iova,
 		chunk = dev->max_xfer;
 	while (len) {
 		size_t n = len < chunk ? len : (size_t)chunk;
-		int r = dma_msg(dev, cmd, iova, buf, n);
+		int r = dma_msg(dev, cmd, iova, buf, n, deadline);
 		if (r < 0)
 			return r;
 		iova += n;

@@ -25,9 +25,10 @@
 
 /* ---- the connection's bounds and deadlines (docs/io-model.md, "vfio-user
  * connections: device side") ---- */
-/* The client must answer a DMA_READ/DMA_WRITE within this, counted from
- * when the request was queued; nothing the client sends meanwhile moves
- * it. */
+/* The client must answer every DMA_READ/DMA_WRITE of one helper call
+ * (vfmig_dev_dma_read/write, split by its max_data_xfer_size) within
+ * this, counted from the first request; nothing the client sends
+ * meanwhile moves it. */
 #define DEV_CALL_TIMEOUT_MS 10000
 /* While waiting for that answer, client commands are kept for later, at
  * most this many and this many bytes (headers included); one more drops
@@ -263,13 +264,14 @@ int dev_transport_process_one(struct vfmig_dev *dev, bool *handled);
 void dev_transport_refuse_extra(struct vfmig_dev *dev);
 /* Largest message we accept from the client, and send to it. */
 size_t dev_recv_limit(const struct vfmig_dev *dev);
-/* Send a server->client request and wait for its reply, at most
- * DEV_CALL_TIMEOUT_MS from now; commands that arrive meanwhile are queued
- * (DEV_QUEUE_MAX_*). Anything else (another reply, a broken stream, the
- * deadline, a full queue, the run loop's stop flag) drops the client and
- * gives -EIO. *reply must be released by the caller. */
+/* Send a server->client request and wait for its reply until deadline
+ * (fixed by the caller when the DMA began: nothing the client sends moves
+ * it); commands that arrive meanwhile are queued (DEV_QUEUE_MAX_*).
+ * Anything else (another reply, a broken stream, the deadline, a full
+ * queue, the run loop's stop flag) drops the client and gives -EIO.
+ * *reply must be released by the caller. */
 int dev_transport_call(struct vfmig_dev *dev, uint16_t cmd,
-		       const struct iovec *iov, int iovcnt,
+		       const struct iovec *iov, int iovcnt, int64_t deadline,
 		       struct vfu_msg *reply);
 
 /* Server-side command handlers, by concern. Each returns 0 after sending

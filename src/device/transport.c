@@ -269,7 +269,7 @@ static int call_wait(struct vfmig_dev *dev, int64_t deadline,
 		if (dev->broken || tx_overdue(dev))
 			return -EIO;
 		if (dev->stop && *dev->stop) {
-			DEV_LOG(dev, VFU_LOG_WARNING,
+			DEV_LOG(dev, VFU_LOG_ERR,
 				"stopping: %s abandoned; closing", what);
 			dev->broken = true;
 			return -EIO;
@@ -310,15 +310,13 @@ static int call_wait(struct vfmig_dev *dev, int64_t deadline,
 }
 
 int dev_transport_call(struct vfmig_dev *dev, uint16_t cmd,
-		       const struct iovec *iov, int iovcnt,
+		       const struct iovec *iov, int iovcnt, int64_t deadline,
 		       struct vfu_msg *reply)
 {
 	struct vfu_header hdr = { .msg_id = dev->next_msg_id++,
 				  .command = cmd,
 				  .flags = VFU_FLAGS_TYPE_COMMAND };
 	const char *what = vfu_command_name(cmd);
-	/* Fixed now: nothing the client sends moves it. */
-	int64_t deadline = vfu_deadline_after(DEV_CALL_TIMEOUT_MS);
 	struct vfu_msg m;
 
 	memset(reply, 0, sizeof(*reply));

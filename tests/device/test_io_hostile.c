@@ -263,19 +263,27 @@ static void expect_ok(int fd, uint16_t cmd)
 	vfu_msg_release(&m);
 }
 
-static int handshake(void)
+/* Connect and negotiate, with our max_data_xfer_size. */
+static int handshake_xfer(unsigned int xfer)
 {
-	static const char json[] = "{\"capabilities\":{\"max_msg_fds\":8,"
-				   "\"max_data_xfer_size\":1048576}}";
-	uint8_t buf[128];
+	char json[128];
+	uint8_t buf[160];
 	struct vfu_version v = { 0, 0 };
-	int fd = conn();
+	int fd = conn(), n;
 
+	n = snprintf(json, sizeof(json),
+		     "{\"capabilities\":{\"max_msg_fds\":8,"
+		     "\"max_data_xfer_size\":%u}}", xfer);
 	memcpy(buf, &v, sizeof(v));
-	memcpy(buf + sizeof(v), json, sizeof(json));
-	xsend(fd, VFU_CMD_VERSION, buf, sizeof(v) + sizeof(json));
+	memcpy(buf + sizeof(v), json, (size_t)n + 1);
+	xsend(fd, VFU_CMD_VERSION, buf, sizeof(v) + (size_t)n + 1);
 	expect_ok(fd, VFU_CMD_VERSION);
 	return fd;
+}
+
+static int handshake(void)
+{
+	return handshake_xfer(MIB);
 }
 
 static void w32(int fd, uint64_t off, uint32_t v)
@@ -581,6 +589,46 @@ closed:
 	still_serving();
 }
 
+/* A client that answers each piece of a split DMA just in time: the
+ * deadline is the whole transfer's, not each piece's. */
+static void test_dma_slow_pieces(void **state)
+{
+	/* 64-byte pieces: a 640-byte checksum is 10 DMA_READs, answered
+	 * 1.5 s apart: 15 s in all, past the 10 s the device allows. */
+	int fd = handshake_xfer(64), ms = -1;
+	int64_t t0;
+
+	(void)state;
+	dma_map(fd, 0x100000, 0x2000, -1);
+	dma_program(fd, 0x100000, 640);
+	dma_start(fd, DMA_CMD_CHECKSUM);
+	t0 = now_ms();
+	for (int i = 0; i < 10 && ms < 0; i++) {
+		uint8_t rep[sizeof(struct vfu_dma_access) + 64] = { 0 };
+		struct vfu_msg req;
+
+		assert_int_equal(xrecv(fd, &req), 0);
+		assert_int_equal(req.hdr.command, VFU_CMD_DMA_READ);
+		assert_int_equal(req.len, sizeof(struct vfu_dma_access));
+		memcpy(rep, req.payload, sizeof(struct vfu_dma_access));
+		if (wait_hup(fd, 1500) >= 0)
+			ms = (int)(now_ms() - t0);
+		else
+			assert_int_equal(vfu_send_reply(fd, &req.hdr, rep,
+							sizeof(rep)), 0);
+		vfu_msg_release(&req);
+	}
+	if (ms < 0)
+		ms = wait_hup(fd, PROMPT_MS) < 0 ? -1 : (int)(now_ms() - t0);
+	if (ms < 0)
+		fail_msg("a DMA answered piece by piece outlived its deadline");
+	if (ms < DEADLINE_MS - SLACK_MS || ms > DEADLINE_MS + SLACK_MS)
+		fail_msg("dropped after %d ms, deadline %d ms", ms, DEADLINE_MS);
+	expect_log("client did not answer DMA_READ within");
+	close(fd);
+	still_serving();
+}
+
 /* ---- replies nobody asked for, and replies bigger than asked ---- */
 
 static void test_unsolicited_reply(void **state)
@@ -732,6 +780,7 @@ int main(int argc, char **argv)
 		T(test_trickle),
 		T(test_dma_flood_count),
 		T(test_dma_flood_bytes),
+		T(test_dma_slow_pieces),
 		T(test_unsolicited_reply),
 		T(test_reply_bigger),
 		T(test_truncated_memfd),
