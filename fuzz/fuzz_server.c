@@ -6,7 +6,8 @@
  * end of a socketpair (then shut for writing), the other end is attached to
  * a fresh device as its connected client, and the device handles messages
  * one at a time until the stream ends; the replies are drained after each
- * message so the device never blocks on a full socket. The first input
+ * message so the device's send queue stays empty and it keeps taking
+ * commands (a full queue would stop it reading). The first input
  * byte selects options: bit 0 prepends a valid VERSION handshake so the
  * fuzzer reaches the other commands at once; bit 1 switches the device to
  * the region-based migration interface, so the control-region parser, the
