@@ -70,6 +70,7 @@ static void run_device(int fd)
 {
 	static const volatile sig_atomic_t stop = 0;
 	struct vfmig_dev_desc desc = {
+		.version = VFMIG_DEV_DESC_VERSION,
 		.vendor_id = 0x1af4,
 		.device_id = 0x10f0,
 		.class_code = 0xff0000,

@@ -6,7 +6,8 @@
  * end of a socketpair (then shut for writing), the other end is attached to
  * a fresh device as its connected client, and the device handles messages
  * one at a time until the stream ends; the replies are drained after each
- * message so the device never blocks on a full socket. The first input
+ * message so the device's send queue stays empty and it keeps taking
+ * commands (a full queue would stop it reading). The first input
  * byte selects options: bit 0 prepends a valid VERSION handshake so the
  * fuzzer reaches the other commands at once; bit 1 switches the device to
  * the region-based migration interface, so the control-region parser, the
@@ -129,6 +130,7 @@ static const struct vfmig_dev_ops fz_ops = {
 static struct vfmig_dev_desc fz_desc(void)
 {
 	struct vfmig_dev_desc d = {
+		.version = VFMIG_DEV_DESC_VERSION,
 		.vendor_id = 0x1b36, .device_id = 0x1000, .class_code = 0xff0000,
 		.intx_count = 1, .msi_vectors = 4, .msix_vectors = 8,
 		.msix_bar = 4, .msix_table_offset = 0, .msix_pba_offset = 0x800,
@@ -210,9 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		feed_version(sv[0]);
 	feed(sv[0], data + 1, size - 1);
 	shutdown(sv[0], SHUT_WR);
-	if (vfmig_dev_attach_fd(dev, sv[1]) < 0) {
-		close(sv[1]);
-	} else {
+	if (vfmig_dev_attach_fd(dev, sv[1]) == 0) { /* else closed by it */
 		for (int i = 0; i < 100000; i++) {
 			int r = vfmig_dev__process_one(dev);
 			drain(sv[0]);

@@ -12,8 +12,20 @@
  *
  * Lifecycle: vfmig_dev_create() -> vfmig_dev_set_log() (optional) ->
  * vfmig_dev_listen() or vfmig_dev_attach_fd() -> vfmig_dev_run() or an event
- * loop around vfmig_dev_get_poll_fd() + vfmig_dev_process() ->
+ * loop around vfmig_dev_get_poll_fd(), vfmig_dev_get_poll_events(),
+ * vfmig_dev_get_poll_timeout() and vfmig_dev_process() ->
  * vfmig_dev_destroy().
+ *
+ * I/O (docs/io-model.md, "vfio-user connections: device side"): the
+ * library never waits for the client, except inside a DMA exchange that a
+ * device callback asked for (vfmig_dev_dma_read/write on a window without
+ * an fd, at most 10 s). Replies are queued when the socket cannot take
+ * them; while more than one largest message (1 MiB + 80 bytes) waits the
+ * device takes no new command from the client; a client that leaves what
+ * was queued for it unread for 10 s, lets the queue pass four largest
+ * messages, leaves a begun message unfinished for 10 s, or floods more
+ * than 64 commands or 8 MiB during a DMA exchange is dropped with a log
+ * line saying why.
  *
  * Threading: a vfmig_dev is not thread-safe. Call every function, including
  * the helpers, from the thread that runs vfmig_dev_process()/vfmig_dev_run(),
@@ -21,7 +33,19 @@
  *
  * Errors: every function returning int returns 0 (or a non-negative count)
  * on success and a negative errno on failure; vfmig_dev_strerror() names it.
- * The library never prints, never exits and never installs signal handlers.
+ * The library never prints and never exits.
+ *
+ * Signals: the first time a client maps a DMA window with an fd, the
+ * library installs a SIGBUS handler (once per process). It catches only
+ * faults inside the library's own copies to and from mapped DMA windows (a
+ * client that truncated the file: the copy fails with -EFAULT, the window
+ * and the client are dropped); every other SIGBUS goes to the handler that
+ * was installed before it, or gets the default action. An application
+ * that installs its own SIGBUS handler later must chain to the one it
+ * replaces. The library has no call that hands out pointers into guest
+ * memory: access it only through vfmig_dev_dma_read/write. (Mappable BAR
+ * memory, vfmig_dev_bar_ptr, is the library's own memfd, sealed so that a
+ * client cannot shrink it.)
  */
 #ifndef VFMIG_DEVICE_H
 #define VFMIG_DEVICE_H
@@ -71,8 +95,16 @@ struct vfmig_dev_bar {
 	struct vfmig_dev_range exclude[VFMIG_DEV_MAX_EXCLUDES];
 };
 
-/* Static description of a PCI device; copied by vfmig_dev_create(). */
+#define VFMIG_DEV_DESC_VERSION 1
+
+/*
+ * Static description of a PCI device; copied by vfmig_dev_create().
+ * version must be VFMIG_DEV_DESC_VERSION of the header the caller was built
+ * with. Members are never reordered; a later version only appends, and the
+ * library reads only the members the caller's version has.
+ */
 struct vfmig_dev_desc {
+	uint32_t version;
 	uint16_t vendor_id;
 	uint16_t device_id;
 	uint16_t subsys_vendor_id;
@@ -240,7 +272,8 @@ struct vfmig_dev_ops {
  * Create a device. desc and ops are copied; priv is handed back to every
  * callback and is not touched by the library. On success *out owns the
  * device (free with vfmig_dev_destroy) and mappable BAR memory is zeroed.
- * Errors: -EINVAL (NULL argument, ops->version not 1 or 2, region_access
+ * Errors: -EINVAL (NULL argument, desc->version not one this library knows
+ * (1; 0 = unset), ops->version not 1 or 2, region_access
  * missing, mig_flags without STOP_COPY or with unknown bits, a required
  * migration callback missing, bad BAR size/flags, MSI/MSI-X layout invalid or overlapping),
  * -ENOMEM, or an errno from memfd_create/ftruncate/mmap.
@@ -275,43 +308,78 @@ VFMIG_EXPORT void vfmig_dev_set_log(vfmig_dev *dev, vfmig_log_fn fn,
 VFMIG_EXPORT int vfmig_dev_listen(vfmig_dev *dev, const char *path);
 
 /*
- * Hand the device a socket it then owns (closed by the library on error
- * paths after success, and by vfmig_dev_destroy). A listening socket
- * (SO_ACCEPTCONN) is used to accept clients; any other stream socket is
- * taken as an already-connected client. On failure fd stays the caller's.
- * Errors: -EBADF, -ENOTSOCK, -EINVAL (not a stream socket), -EBUSY
- * (already listening or attached).
+ * Hand the device a socket. The library owns fd from this call on, whatever
+ * it returns, as vfmig_vmm_dev_adopt_fd() does: on success it is closed
+ * when the client is dropped or by vfmig_dev_destroy; on failure it is
+ * closed before the call returns. The caller never closes it (nor passes
+ * an fd the device already has). A listening socket (SO_ACCEPTCONN) is used
+ * to accept clients; any other stream socket is taken as an
+ * already-connected client, and made non-blocking.
+ * Errors: -EBADF (fd < 0: nothing is closed), -ENOTSOCK, -EINVAL (NULL dev,
+ * not a stream socket), -EBUSY (already listening or attached).
  */
 VFMIG_EXPORT int vfmig_dev_attach_fd(vfmig_dev *dev, int fd);
 
 /*
- * The fd to poll for POLLIN: the connected client's socket, else the
- * listening socket. -ENOTCONN when the device has neither. The fd may
- * change after vfmig_dev_process(); ask again each loop iteration. While a
- * client is attached the listening socket is not this fd, so a loop that
- * polls only this fd refuses a second client at the first client's next
- * message; vfmig_dev_run() watches both and refuses it at once.
+ * The fd to poll, for the events vfmig_dev_get_poll_events() gives: the
+ * connected client's socket, else the listening socket. -ENOTCONN when the
+ * device has neither. The fd may change after vfmig_dev_process(); ask
+ * again each loop iteration. While a client is attached the listening
+ * socket is not this fd, so a loop that polls only this fd refuses a
+ * second client at the first client's next message; vfmig_dev_run()
+ * watches both and refuses it at once.
  */
 VFMIG_EXPORT int vfmig_dev_get_poll_fd(const vfmig_dev *dev);
 
 /*
+ * The poll events to wait for on vfmig_dev_get_poll_fd() now: POLLIN while
+ * the device takes input, POLLOUT while output waits to be sent to the
+ * client. While more than one largest message waits, only POLLOUT: the
+ * device takes no new command from a client that does not read its
+ * replies. An event loop must poll for exactly these (a loop that polls
+ * only POLLIN stalls replies that did not fit the socket). -EINVAL (NULL),
+ * -ENOTCONN (no socket). Ask again each iteration.
+ */
+VFMIG_EXPORT int vfmig_dev_get_poll_events(const vfmig_dev *dev);
+
+/*
+ * How long (ms) the caller may wait for those events before it must call
+ * vfmig_dev_process() anyway: -1 when no deadline runs, 0 when work is
+ * ready without I/O (commands kept during a DMA exchange), else the time
+ * to the next connection deadline (a message the client began, output it
+ * has not read), so that a client that stalls is dropped on time. -EINVAL
+ * for NULL. Ask again each iteration.
+ */
+VFMIG_EXPORT int vfmig_dev_get_poll_timeout(const vfmig_dev *dev);
+
+/*
  * Non-blocking step: accept a pending client, or refuse any waiting one
- * (see vfmig_dev_listen) and handle every message that is pending from the
- * connected client (at most 1024 per call, so a flooding client cannot
- * starve the caller's loop). Returns the number of
- * messages handled (0 when nothing was pending). Once a message has begun
- * to arrive, the call waits for the rest of it. A client that goes away,
- * or breaks the framing, is dropped (the device keeps its state) and the
- * device listens again; that is not an error. Errors: -ENOTCONN (no client
- * and no listening socket), -ENOMEM, or an errno from accept().
+ * (see vfmig_dev_listen), send what output the socket takes, and handle
+ * every message that is wholly there from the connected client (at most
+ * 1024 per call, so a flooding client cannot starve the caller's loop).
+ * Returns the number of messages handled (0 when nothing was pending). A
+ * message that has only partly arrived is kept for the next call; it must
+ * be whole within 10 s of its first byte. Replies are queued when the
+ * socket cannot take them, never waited for; while more than one largest
+ * message is queued no new command is taken. The call never waits, except
+ * inside a callback's synchronous DMA exchange (vfmig_dev_dma_read/write,
+ * at most 10 s). A client that goes away, breaks the framing, or misses a
+ * deadline or bound (see the top of this file) is dropped with a log line
+ * (the device keeps its state) and the device listens again; that is not
+ * an error. Errors: -ENOTCONN (no client and no listening socket), -ENOMEM,
+ * or an errno from accept().
  */
 VFMIG_EXPORT int vfmig_dev_process(vfmig_dev *dev);
 
 /*
  * Serve until *stop becomes nonzero (checked at least every 100 ms, so a
- * signal handler may set it) or a fatal error. Returns 0 when stopped, or
- * when a directly attached client left and there is no listening socket;
- * a negative errno otherwise.
+ * signal handler may set it) or a fatal error. Polls for
+ * vfmig_dev_get_poll_events() with vfmig_dev_get_poll_timeout(). A DMA
+ * exchange that a callback started while this runs also gives up within
+ * 100 ms of *stop becoming nonzero (the DMA fails with -EIO and the client
+ * is dropped), so a stop is never held up by a client that does not
+ * answer. Returns 0 when stopped, or when a directly attached client left
+ * and there is no listening socket; a negative errno otherwise.
  */
 VFMIG_EXPORT int vfmig_dev_run(vfmig_dev *dev, const volatile sig_atomic_t *stop);
 
@@ -346,10 +414,18 @@ VFMIG_EXPORT int vfmig_dev_irq_trigger(vfmig_dev *dev, unsigned int index,
  * Read len bytes of guest memory at iova into buf (device DMA). The range
  * must lie inside one DMA window the client mapped readable; it is copied
  * from the mmapped window, or fetched with DMA_READ messages when the client
- * gave no fd (client commands arriving meanwhile are queued and handled
- * afterwards). Errors: -EFAULT (not inside one window, or no permission),
- * -ENOTCONN (no client), -EIO (client answered with an error or broke the
- * exchange), -ENOMEM.
+ * gave no fd. That exchange is synchronous: the call blocks the calling
+ * thread until the client has answered every message (the transfer is
+ * split by the client's max_data_xfer_size), at most 10 s from the call
+ * in all; a client sending other messages meanwhile does not extend it.
+ * Client commands arriving meanwhile are kept, at most 64 of them and
+ * 8 MiB, and handled afterwards in order. A copy from a mapped window is
+ * guarded: if the client truncated the file behind it, the call fails with
+ * -EFAULT and the window and the client are dropped (see Signals above).
+ * Errors: -EFAULT (not inside one window, no permission, or the mapped
+ * memory is gone), -ENOTCONN (no client), -EIO (client answered with an
+ * error, broke the exchange, missed the deadline or passed the bound; all
+ * but an error reply drop the client), -ENOMEM.
  */
 VFMIG_EXPORT int vfmig_dev_dma_read(vfmig_dev *dev, uint64_t iova, void *buf,
 				    size_t len);

@@ -438,6 +438,7 @@ static int regs_load_finish(vfmig_dev *dev, void *priv)
 }
 
 static const struct vfmig_dev_desc regs_desc = {
+		.version = VFMIG_DEV_DESC_VERSION,
 	.vendor_id = REGS_VENDOR_ID,
 	.device_id = 0x1000,
 	.subsys_vendor_id = 0x1b36,

@@ -703,6 +703,7 @@ static int vram_transition(vfmig_dev *dev, void *priv, uint32_t from,
 /* ---- description ---- */
 
 static const struct vfmig_dev_desc vram_desc = {
+		.version = VFMIG_DEV_DESC_VERSION,
 	.vendor_id = VRAM_VENDOR_ID,
 	.device_id = VRAM_DEVICE_ID,
 	.subsys_vendor_id = 0x1b36,

@@ -110,25 +110,50 @@ static int check_ops(const struct vfmig_dev_ops *o)
 	return 0;
 }
 
+int dev_memfd_create(const char *name, size_t size, int *fd, void **mem)
+{
+	const int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+	void *p;
+
+	*fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (*fd < 0)
+		return -errno;
+	/* The client gets this fd: sealed, it cannot truncate the file and
+	 * kill the device with SIGBUS on its next access. */
+	if (ftruncate(*fd, (off_t)size) < 0 ||
+	    fcntl(*fd, F_ADD_SEALS, seals) < 0)
+		return -errno;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	*mem = p;
+	return 0;
+}
+
 static int bar_mem_init(struct vfmig_dev *dev, unsigned int i)
 {
 	const struct vfmig_dev_bar *b = &dev->desc.bars[i];
 	char name[32];
-	void *p;
+	void *p = NULL;
+	int r;
 
 	if (!b->size || !(b->flags & VFMIG_DEV_BAR_MAPPABLE))
 		return 0;
 	snprintf(name, sizeof(name), "vfmig-bar%u", i);
-	dev->bars[i].memfd = memfd_create(name, MFD_CLOEXEC);
-	if (dev->bars[i].memfd < 0)
-		return -errno;
-	if (ftruncate(dev->bars[i].memfd, (off_t)b->size) < 0)
-		return -errno;
-	p = mmap(NULL, b->size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		 dev->bars[i].memfd, 0);
-	if (p == MAP_FAILED)
-		return -errno;
+	r = dev_memfd_create(name, b->size, &dev->bars[i].memfd, &p);
 	dev->bars[i].mem = p;
+	return r;
+}
+
+/* The caller's description into *out. Version 1 is the only one so far;
+ * a later version only appends members, and the library will then copy
+ * just the part the caller's version has and zero the rest. */
+static int desc_copy(const struct vfmig_dev_desc *desc,
+		     struct vfmig_dev_desc *out)
+{
+	if (desc->version != VFMIG_DEV_DESC_VERSION)
+		return -EINVAL; /* 0 (unset) or newer than this library */
+	*out = *desc;
 	return 0;
 }
 
@@ -136,15 +161,17 @@ VFMIG_EXPORT int vfmig_dev_create(const struct vfmig_dev_desc *desc,
 				  const struct vfmig_dev_ops *ops, void *priv,
 				  vfmig_dev **out)
 {
+	struct vfmig_dev_desc d;
 	struct vfmig_dev *dev;
 	int r;
 
-	if (!desc || !ops || !out || check_ops(ops) < 0 || check_desc(desc) < 0)
+	if (!desc || !ops || !out || desc_copy(desc, &d) < 0 ||
+	    check_ops(ops) < 0 || check_desc(&d) < 0)
 		return -EINVAL;
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
-	dev->desc = *desc;
+	dev->desc = d;
 	/* A version 1 table ends at client_changed: copy only that much. */
 	memcpy(&dev->ops, ops, ops->version == 1
 				       ? offsetof(struct vfmig_dev_ops, mig_flags)
@@ -153,13 +180,16 @@ VFMIG_EXPORT int vfmig_dev_create(const struct vfmig_dev_desc *desc,
 	dev->priv = priv;
 	dev->listen_fd = dev->conn_fd = -1;
 	dev->max_xfer = DEV_MAX_XFER;
+	vfu_rx_init(&dev->rx);
+	vfu_tx_init(&dev->tx, 0);
+	dev->tx_deadline = VFU_FOREVER;
 	vfu_caps_defaults(&dev->peer);
 	for (unsigned int i = 0; i < VFMIG_DEV_MAX_BARS; i++)
 		dev->bars[i].memfd = -1;
 	for (unsigned int i = 0; i < DEV_DS_NDATA; i++)
 		dev->ds.data[i].memfd = -1;
-	dev_pci_init(&dev->pci, desc);
-	r = dev_msix_init(&dev->msix, desc);
+	dev_pci_init(&dev->pci, &dev->desc);
+	r = dev_msix_init(&dev->msix, &dev->desc);
 	if (r == 0)
 		r = dev_irq_init(dev);
 	for (unsigned int i = 0; r == 0 && i < VFMIG_DEV_MAX_BARS; i++)
@@ -193,11 +223,14 @@ void dev_drop_client(struct vfmig_dev *dev)
 
 	if (dev->conn_fd < 0)
 		return;
+	/* Whatever the socket takes now (say, the error reply to a refused
+	 * VERSION) still goes; nothing is waited for. */
+	(void)vfu_tx_flush(dev->conn_fd, &dev->tx);
 	close(dev->conn_fd);
 	dev->conn_fd = -1;
 	dev->negotiated = false;
 	dev->broken = false;
-	dev_queue_clear(dev);
+	dev_conn_end(dev);
 	dev_dlog_stop(dev); /* the log belongs to the client that started it */
 	dev->ds.device_state &= ~VFU_DS_STATE_LOGGING; /* reads tell so */
 	dev_dma_clear(dev);
@@ -232,15 +265,14 @@ VFMIG_EXPORT int vfmig_dev_listen(vfmig_dev *dev, const char *path)
 	return 0;
 }
 
-VFMIG_EXPORT int vfmig_dev_attach_fd(vfmig_dev *dev, int fd)
+/* vfmig_dev_attach_fd() without the close on failure. */
+static int attach_fd(vfmig_dev *dev, int fd)
 {
 	int acc = 0, fl;
 	socklen_t len = sizeof(acc);
 
 	if (!dev)
 		return -EINVAL;
-	if (fd < 0)
-		return -EBADF;
 	if (dev->listen_fd >= 0 || dev->conn_fd >= 0)
 		return -EBUSY;
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &acc, &len) < 0)
@@ -253,15 +285,25 @@ VFMIG_EXPORT int vfmig_dev_attach_fd(vfmig_dev *dev, int fd)
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
-	if (acc) {
+	if (acc)
 		dev->listen_fd = fd;
-	} else {
-		dev->conn_fd = fd;
-		dev->next_msg_id = 0;
-	}
+	else
+		dev_conn_start(dev, fd);
 	DEV_LOG(dev, VFU_LOG_INFO, "attached fd %d (%s)", fd,
 		acc ? "listening" : "connected");
 	return 0;
+}
+
+VFMIG_EXPORT int vfmig_dev_attach_fd(vfmig_dev *dev, int fd)
+{
+	int r;
+
+	if (fd < 0)
+		return -EBADF;
+	r = attach_fd(dev, fd);
+	if (r < 0)
+		close(fd); /* the fd is the library's in every case */
+	return r;
 }
 
 VFMIG_EXPORT int vfmig_dev_get_poll_fd(const vfmig_dev *dev)
@@ -271,6 +313,20 @@ VFMIG_EXPORT int vfmig_dev_get_poll_fd(const vfmig_dev *dev)
 	if (dev->conn_fd >= 0)
 		return dev->conn_fd;
 	return dev->listen_fd >= 0 ? dev->listen_fd : -ENOTCONN;
+}
+
+VFMIG_EXPORT int vfmig_dev_get_poll_events(const vfmig_dev *dev)
+{
+	if (!dev)
+		return -EINVAL;
+	return dev_transport_events(dev);
+}
+
+VFMIG_EXPORT int vfmig_dev_get_poll_timeout(const vfmig_dev *dev)
+{
+	if (!dev)
+		return -EINVAL;
+	return dev_transport_timeout(dev);
 }
 
 int vfmig_dev__process_one(struct vfmig_dev *dev)
@@ -308,45 +364,46 @@ VFMIG_EXPORT int vfmig_dev_process(vfmig_dev *dev)
 	return count;
 }
 
-/* Wait up to 100 ms for the client, or for a connection to accept (or,
- * while a client is attached, to refuse). 1: input, 0: none, or -errno. */
-static int wait_input(const struct vfmig_dev *dev)
+/* Wait up to 100 ms (less when a deadline comes sooner) for what the
+ * device asks for on its fd, or for a connection to refuse while a client
+ * is attached. 0 or -errno; vfmig_dev_process() is called either way. */
+static int wait_io(const vfmig_dev *dev)
 {
 	struct pollfd p[2] = {
-		{ .fd = vfmig_dev_get_poll_fd(dev), .events = POLLIN },
+		{ .fd = vfmig_dev_get_poll_fd(dev),
+		  .events = (short)vfmig_dev_get_poll_events(dev) },
 		{ .fd = dev->conn_fd >= 0 ? dev->listen_fd : -1,
 		  .events = POLLIN },
 	};
-	int r;
+	int t = vfmig_dev_get_poll_timeout(dev);
 
-	if (dev->q_head)
-		return 1;
-	r = poll(p, 2, 100);
-	if (r < 0 && errno != EINTR)
+	if (t < 0 || t > 100)
+		t = 100;
+	if (poll(p, 2, t) < 0 && errno != EINTR)
 		return -errno;
-	return r > 0;
+	return 0;
 }
 
 VFMIG_EXPORT int vfmig_dev_run(vfmig_dev *dev, const volatile sig_atomic_t *stop)
 {
+	int r = 0;
+
 	if (!dev || !stop)
 		return -EINVAL;
+	dev->stop = stop; /* a DMA wait gives up when it is set */
 	while (!*stop) {
-		int r;
-
 		if (vfmig_dev_get_poll_fd(dev) < 0)
-			return 0; /* attached client left, nothing to accept */
-		r = wait_input(dev);
-		if (r <= 0) {
-			if (r < 0)
-				return r;
-			continue;
-		}
+			break; /* attached client left, nothing to accept */
+		r = wait_io(dev);
+		if (r < 0 || *stop)
+			break;
 		r = vfmig_dev_process(dev);
 		if (r < 0)
-			return r;
+			break;
+		r = 0;
 	}
-	return 0;
+	dev->stop = NULL;
+	return r;
 }
 
 VFMIG_EXPORT void vfmig_dev_destroy(vfmig_dev *dev)

@@ -23,8 +23,7 @@ int dev_reply_fds(struct vfmig_dev *dev, const struct vfu_header *req,
 
 	if (req->flags & VFU_FLAGS_NO_REPLY)
 		return 0;
-	if (vfu_msg_send(dev->conn_fd, &hdr, iov, iovcnt, fds, nfds) < 0)
-		dev->broken = true;
+	(void)dev_send(dev, &hdr, iov, iovcnt, fds, nfds); /* logs, breaks */
 	return 0;
 }
 
@@ -44,8 +43,13 @@ void dev_reply_error(struct vfmig_dev *dev, const struct vfu_header *req,
 		vfmig_dev_strerror(err));
 	if (req->flags & VFU_FLAGS_NO_REPLY)
 		return;
-	if (vfu_send_error(dev->conn_fd, req, err) < 0)
-		dev->broken = true;
+	struct vfu_header hdr = {
+		.msg_id = req->msg_id,
+		.command = req->command,
+		.flags = VFU_FLAGS_TYPE_REPLY | VFU_FLAGS_ERROR,
+		.error = (uint32_t)(err < 0 ? -err : err),
+	};
+	(void)dev_send(dev, &hdr, NULL, 0, NULL, 0);
 }
 
 static int cmd_version(struct vfmig_dev *dev, struct vfu_msg *msg)
@@ -201,8 +205,13 @@ void dev_dispatch(struct vfmig_dev *dev, struct vfu_msg *msg)
 	int r;
 
 	if ((msg->hdr.flags & VFU_FLAGS_TYPE_MASK) != VFU_FLAGS_TYPE_COMMAND) {
-		DEV_LOG(dev, VFU_LOG_WARNING, "unexpected reply id %u dropped",
-			msg->hdr.msg_id);
+		/* The device has no request outstanding here (a DMA exchange
+		 * takes its reply itself): a correct client cannot send one. */
+		DEV_LOG(dev, VFU_LOG_ERR,
+			"client sent a reply (id %u, %s) to no request: "
+			"protocol error; closing",
+			msg->hdr.msg_id, vfu_command_name(msg->hdr.command));
+		dev->broken = true;
 		vfu_msg_release(msg);
 		return;
 	}

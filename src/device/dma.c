@@ -5,8 +5,15 @@
  * without an fd the library sends DMA_READ / DMA_WRITE messages, split to
  * the client's max_data_xfer_size. Every device write to guest memory goes
  * through dma_write_window(), which marks the DMA dirty log (dirty.c).
+ *
+ * A client could shrink the file behind a mapped window and so make the
+ * device's next access fault with SIGBUS. Where the file can be sealed
+ * (memfd, tmpfs) the window is sealed against shrinking when it is mapped;
+ * whatever the seals, every copy to or from a mapped window is a guarded
+ * copy (guard.c), and a fault drops the window and the client.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -51,15 +58,37 @@ static bool overlaps(const struct dev_dma *dma, uint64_t iova, uint64_t size)
 	return false;
 }
 
+/* Keep the client from shrinking the file under our mapping where it
+ * lets us: a file that supports sealing and is not sealed against further
+ * seals gets F_SEAL_SHRINK (QEMU passes such memfds). Otherwise the
+ * guarded copies are what protects the device. */
+static void seal_shrink(struct vfmig_dev *dev, int fd)
+{
+	int s = fcntl(fd, F_GET_SEALS);
+
+	if (s < 0 || (s & F_SEAL_SHRINK))
+		return; /* no sealing here, or sealed already */
+	if (!(s & F_SEAL_SEAL) && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) == 0)
+		return;
+	DEV_LOG(dev, VFU_LOG_DEBUG,
+		"DMA_MAP: the file cannot be sealed against shrinking; "
+		"accesses are guarded");
+}
+
 /* mmap size bytes of fd at offset (any alignment); fills map/base. */
-static int window_mmap(struct dev_dma_window *w, int fd, uint64_t offset)
+static int window_mmap(struct vfmig_dev *dev, struct dev_dma_window *w,
+		       int fd, uint64_t offset)
 {
 	uint64_t aoff = offset & ~(uint64_t)(DEV_PAGE_SIZE - 1);
 	uint64_t delta = offset - aoff;
 	struct stat st;
-	int prot = 0;
+	int prot = 0, r;
 	void *p;
 
+	r = dev_guard_init();
+	if (r < 0)
+		return r;
+	seal_shrink(dev, fd); /* before the size is checked */
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	/* Only regular files (memfd, shm, hugetlbfs): their size is known,
@@ -123,7 +152,7 @@ int dev_cmd_dma_map(struct vfmig_dev *dev, struct vfu_msg *msg)
 	w.size = m.size;
 	w.prot = m.flags;
 	if (msg->nfds) {
-		r = window_mmap(&w, msg->fds[0], m.offset);
+		r = window_mmap(dev, &w, msg->fds[0], m.offset);
 		if (r < 0)
 			return r;
 	}
@@ -139,6 +168,18 @@ int dev_cmd_dma_map(struct vfmig_dev *dev, struct vfu_msg *msg)
 	return dev_reply(dev, &msg->hdr, NULL, 0);
 }
 
+/* Forget window i: unmapped, out of the dirty log. */
+static void window_remove(struct vfmig_dev *dev, size_t i)
+{
+	struct dev_dma_window *w = &dev->dma.win[i];
+	uint64_t iova = w->iova, size = w->size;
+
+	window_release(w);
+	memmove(w, w + 1, (dev->dma.n - i - 1) * sizeof(*w));
+	dev->dma.n--;
+	dev_dlog_window_removed(dev, iova, size);
+}
+
 int dev_cmd_dma_unmap(struct vfmig_dev *dev, struct vfu_msg *msg)
 {
 	struct vfu_dma_unmap u;
@@ -150,47 +191,61 @@ int dev_cmd_dma_unmap(struct vfmig_dev *dev, struct vfu_msg *msg)
 		struct dev_dma_window *w = &dev->dma.win[i];
 		if (w->iova != u.address || w->size != u.size)
 			continue;
-		window_release(w);
-		dev_dlog_window_removed(dev, u.address, u.size);
-		memmove(w, w + 1, (dev->dma.n - i - 1) * sizeof(*w));
-		dev->dma.n--;
+		window_remove(dev, i);
 		u.argsz = sizeof(u);
 		return dev_reply(dev, &msg->hdr, &u, sizeof(u));
 	}
 	return -ENOENT;
 }
 
+/* A reply that is not what was asked for: the client is broken. */
+static int bad_reply(struct vfmig_dev *dev, uint16_t cmd, const char *why,
+		     size_t len, size_t want)
+{
+	DEV_LOG(dev, VFU_LOG_ERR,
+		"client answered %s with %s (payload %zu bytes, expected %zu): "
+		"protocol error; closing",
+		vfu_command_name(cmd), why, len, want);
+	dev->broken = true;
+	return -EIO;
+}
+
 /* One DMA_READ / DMA_WRITE exchange of at most the client's limit. */
 static int dma_msg(struct vfmig_dev *dev, uint16_t cmd, uint64_t iova,
-		   void *buf, size_t len)
+		   void *buf, size_t len, int64_t deadline)
 {
 	struct vfu_dma_access a = { .address = iova, .count = len };
 	struct iovec iov[2] = { { &a, sizeof(a) }, { buf, len } };
+	size_t want = sizeof(a) + (cmd == VFU_CMD_DMA_READ ? len : 0);
 	struct vfu_msg rep;
 	struct vfu_dma_access ra;
 	int r;
 
 	r = dev_transport_call(dev, cmd, iov, cmd == VFU_CMD_DMA_WRITE ? 2 : 1,
-			       &rep);
+			       deadline, &rep);
 	if (r < 0)
 		return r;
 	r = -EIO;
 	if (rep.hdr.flags & VFU_FLAGS_ERROR)
+		goto out; /* the client refused: the exchange went right */
+	/* A DMA_WRITE reply may be header-only (QEMU) or echo address and
+	 * count; a DMA_READ reply carries exactly what was asked. */
+	if (rep.len != want && !(cmd == VFU_CMD_DMA_WRITE && rep.len == 0)) {
+		r = bad_reply(dev, cmd, rep.len > want ? "more than was asked"
+						       : "less than was asked",
+			      rep.len, want);
 		goto out;
-	if (cmd == VFU_CMD_DMA_WRITE) {
-		/* QEMU answers header-only; others echo address and count */
-		if (rep.len != 0 && rep.len != sizeof(ra))
-			goto out;
-	} else {
-		if (rep.len != sizeof(ra) + len)
-			goto out;
-		memcpy(buf, rep.payload + sizeof(ra), len);
 	}
 	if (rep.len) {
 		memcpy(&ra, rep.payload, sizeof(ra));
-		if (ra.address != iova || ra.count != len)
+		if (ra.address != iova || ra.count != len) {
+			r = bad_reply(dev, cmd, "another address or count",
+				      rep.len, want);
 			goto out;
+		}
 	}
+	if (cmd == VFU_CMD_DMA_READ)
+		memcpy(buf, rep.payload + sizeof(ra), len);
 	r = 0;
 out:
 	vfu_msg_release(&rep);
@@ -201,6 +256,9 @@ static int dma_by_msg(struct vfmig_dev *dev, uint16_t cmd, uint64_t iova,
 		      uint8_t *buf, size_t len)
 {
 	uint64_t chunk = dev->peer.max_data_xfer_size;
+	/* One deadline for the whole transfer: a client that answers each
+	 * piece just in time cannot stretch the call to pieces x 10 s. */
+	int64_t deadline = vfu_deadline_after(DEV_CALL_TIMEOUT_MS);
 
 	if (dev->conn_fd < 0 || !dev->negotiated)
 		return -ENOTCONN;
@@ -208,7 +266,7 @@ static int dma_by_msg(struct vfmig_dev *dev, uint16_t cmd, uint64_t iova,
 		chunk = dev->max_xfer;
 	while (len) {
 		size_t n = len < chunk ? len : (size_t)chunk;
-		int r = dma_msg(dev, cmd, iova, buf, n);
+		int r = dma_msg(dev, cmd, iova, buf, n, deadline);
 		if (r < 0)
 			return r;
 		iova += n;
@@ -218,10 +276,40 @@ static int dma_by_msg(struct vfmig_dev *dev, uint16_t cmd, uint64_t iova,
 	return 0;
 }
 
+/* The window holding [iova, iova + len) with permission prot, or -1. */
+static ssize_t window_find(const struct vfmig_dev *dev, uint64_t iova,
+			   size_t len, uint32_t prot)
+{
+	const struct dev_dma_window *w = dev_dma_find(&dev->dma, iova, len);
+
+	if (!w || !(w->prot & prot))
+		return -1;
+	return w - dev->dma.win;
+}
+
+/* Copy to or from mapped window i; a fault (the client truncated the file)
+ * drops the window and the client. */
+static int window_copy(struct vfmig_dev *dev, size_t i, void *dst,
+		       const void *src, size_t len)
+{
+	struct dev_dma_window *w = &dev->dma.win[i];
+	int r = dev_guarded_copy(dst, src, len, w->map, w->map_len);
+
+	if (r == 0)
+		return 0;
+	DEV_LOG(dev, VFU_LOG_ERR,
+		"client truncated the memory behind DMA window 0x%llx+0x%llx: "
+		"window dropped; closing",
+		(unsigned long long)w->iova, (unsigned long long)w->size);
+	window_remove(dev, i);
+	dev->broken = true;
+	return -EFAULT;
+}
+
 VFMIG_EXPORT int vfmig_dev_dma_read(vfmig_dev *dev, uint64_t iova, void *buf,
 				    size_t len)
 {
-	const struct dev_dma_window *w;
+	ssize_t i;
 
 	if (!dev || (!buf && len))
 		return -EINVAL;
@@ -229,25 +317,29 @@ VFMIG_EXPORT int vfmig_dev_dma_read(vfmig_dev *dev, uint64_t iova, void *buf,
 		return -EPERM; /* stopped for migration: no DMA */
 	if (!len)
 		return 0;
-	w = dev_dma_find(&dev->dma, iova, len);
-	if (!w || !(w->prot & VFU_DMA_READABLE))
+	i = window_find(dev, iova, len, VFU_DMA_READABLE);
+	if (i < 0)
 		return -EFAULT;
-	if (w->base) {
-		memcpy(buf, w->base + (iova - w->iova), len);
-		return 0;
-	}
+	if (dev->dma.win[i].base)
+		return window_copy(dev, (size_t)i, buf,
+				   dev->dma.win[i].base +
+					   (iova - dev->dma.win[i].iova),
+				   len);
 	return dma_by_msg(dev, VFU_CMD_DMA_READ, iova, buf, len);
 }
 
 /* The one path for device writes to guest memory: marks the dirty log. */
-static int dma_write_window(struct vfmig_dev *dev,
-			    const struct dev_dma_window *w, uint64_t iova,
+static int dma_write_window(struct vfmig_dev *dev, size_t i, uint64_t iova,
 			    const void *buf, size_t len)
 {
+	const struct dev_dma_window *w = &dev->dma.win[i];
+	int r;
+
 	if (w->base) {
-		memcpy(w->base + (iova - w->iova), buf, len);
-		dev_dlog_mark(dev, iova, len);
-		return 0;
+		r = window_copy(dev, i, w->base + (iova - w->iova), buf, len);
+		if (r == 0)
+			dev_dlog_mark(dev, iova, len);
+		return r;
 	}
 	return dma_by_msg(dev, VFU_CMD_DMA_WRITE, iova, (void *)buf, len);
 }
@@ -255,7 +347,7 @@ static int dma_write_window(struct vfmig_dev *dev,
 VFMIG_EXPORT int vfmig_dev_dma_write(vfmig_dev *dev, uint64_t iova,
 				     const void *buf, size_t len)
 {
-	const struct dev_dma_window *w;
+	ssize_t i;
 
 	if (!dev || (!buf && len))
 		return -EINVAL;
@@ -263,8 +355,8 @@ VFMIG_EXPORT int vfmig_dev_dma_write(vfmig_dev *dev, uint64_t iova,
 		return -EPERM; /* stopped for migration: no DMA */
 	if (!len)
 		return 0;
-	w = dev_dma_find(&dev->dma, iova, len);
-	if (!w || !(w->prot & VFU_DMA_WRITEABLE))
+	i = window_find(dev, iova, len, VFU_DMA_WRITEABLE);
+	if (i < 0)
 		return -EFAULT;
-	return dma_write_window(dev, w, iova, buf, len);
+	return dma_write_window(dev, (size_t)i, iova, buf, len);
 }

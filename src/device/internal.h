@@ -6,6 +6,7 @@
 #ifndef VFMIG_DEVICE_INTERNAL_H
 #define VFMIG_DEVICE_INTERNAL_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +22,27 @@
 #define DEV_CFG_SIZE_PCI 256u
 #define DEV_CFG_SIZE_PCIE 4096u
 #define DEV_MSIX_MAX 2048u
+
+/* ---- the connection's bounds and deadlines (docs/io-model.md, "vfio-user
+ * connections: device side") ---- */
+/* The client must answer every DMA_READ/DMA_WRITE of one helper call
+ * (vfmig_dev_dma_read/write, split by its max_data_xfer_size) within
+ * this, counted from the first request; nothing the client sends
+ * meanwhile moves it. */
+#define DEV_CALL_TIMEOUT_MS 10000
+/* While waiting for that answer, client commands are kept for later, at
+ * most this many and this many bytes (headers included); one more drops
+ * the client. */
+#define DEV_QUEUE_MAX_MSGS 64u
+#define DEV_QUEUE_MAX_BYTES (8u << 20)
+/* Send queue: past one largest message (dev_recv_limit) queued the device
+ * takes no new command from the client; past this many largest messages
+ * the client is dropped. */
+#define DEV_TX_LIMIT_MSGS 4u
+/* What is queued for the client when the clock starts must have left
+ * within this; the clock starts when the queue becomes non-empty and again
+ * each time it is met with bytes still queued. */
+#define DEV_TX_DRAIN_MS 10000
 
 /* ---- config space (pci.c) ---- */
 struct dev_pci {
@@ -115,6 +137,7 @@ struct dev_dma {
 
 /* Queued client command that arrived while waiting for a DMA reply. */
 struct dev_queued {
+	size_t bytes; /* counted against DEV_QUEUE_MAX_BYTES */
 	struct vfu_msg msg;
 	int err; /* nonzero: answer with this error (e.g. too many fds) */
 	struct dev_queued *next;
@@ -182,7 +205,15 @@ struct vfmig_dev {
 	uint64_t max_xfer;    /* our max_data_xfer_size */
 	uint16_t next_msg_id;
 	bool broken; /* connection must be dropped */
+	struct vfu_rx rx; /* the client's message being received */
+	struct vfu_tx tx; /* what the socket could not take yet */
+	size_t tx_owed;      /* bytes that must leave by tx_deadline */
+	int64_t tx_deadline; /* VFU_FOREVER while nothing is queued */
 	struct dev_queued *q_head, *q_tail;
+	size_t q_n, q_bytes; /* queued commands, against DEV_QUEUE_MAX_* */
+	/* vfmig_dev_run's stop flag while it runs: a DMA wait gives up when
+	 * it is set. NULL otherwise. */
+	const volatile sig_atomic_t *stop;
 
 	struct dev_pci pci;
 	struct dev_msix msix;
@@ -197,9 +228,14 @@ struct vfmig_dev {
 /* dev.c */
 void dev_drop_client(struct vfmig_dev *dev);
 
+/* A memfd of size bytes mapped shared at *mem, sealed against resizing
+ * (a client it is passed to cannot shrink it under the mapping). */
+int dev_memfd_create(const char *name, size_t size, int *fd, void **mem);
+
 /* dispatch.c: handle one received command message (consumes msg). */
 void dev_dispatch(struct vfmig_dev *dev, struct vfu_msg *msg);
-/* Send a reply (with fds) unless the request said No_reply. A failed send
+/* Send a reply (with fds) unless the request said No_reply. It is queued
+ * when the socket cannot take it now, never waited for. A failed send
  * marks the connection broken and still returns 0: the peer is gone. */
 int dev_reply(struct vfmig_dev *dev, const struct vfu_header *req,
 	      const void *payload, size_t len);
@@ -211,21 +247,32 @@ void dev_reply_error(struct vfmig_dev *dev, const struct vfu_header *req,
 		     int err);
 
 /* transport.c */
+/* Start and end the connection state for conn_fd (rx, tx, queue). */
+void dev_conn_start(struct vfmig_dev *dev, int fd);
+void dev_conn_end(struct vfmig_dev *dev);
+/* Send one message through the send queue: 0, or a negative errno with
+ * the connection marked broken (logged). Never waits. */
+int dev_send(struct vfmig_dev *dev, struct vfu_header *hdr,
+	     const struct iovec *iov, int iovcnt, const int *fds, size_t nfds);
+/* POLLIN/POLLOUT wanted on the poll fd, and how long the caller may
+ * sleep (-1: no deadline), as in vfmig_dev_get_poll_events/_timeout. */
+int dev_transport_events(const struct vfmig_dev *dev);
+int dev_transport_timeout(const struct vfmig_dev *dev);
 int dev_transport_process_one(struct vfmig_dev *dev, bool *handled);
 /* While a client is attached: accept and close every connection waiting
  * on the listening socket, logging each at warning level. */
 void dev_transport_refuse_extra(struct vfmig_dev *dev);
-/* Receive one message from the client (blocking once begun). */
-int dev_transport_recv(struct vfmig_dev *dev, struct vfu_msg *msg);
-void dev_queue_push(struct vfmig_dev *dev, struct vfu_msg *msg, int err);
-/* Largest message we accept from the client. */
+/* Largest message we accept from the client, and send to it. */
 size_t dev_recv_limit(const struct vfmig_dev *dev);
-/* Send a server->client request and wait for its reply; commands that
- * arrive meanwhile are queued. *reply must be released by the caller. */
+/* Send a server->client request and wait for its reply until deadline
+ * (fixed by the caller when the DMA began: nothing the client sends moves
+ * it); commands that arrive meanwhile are queued (DEV_QUEUE_MAX_*).
+ * Anything else (another reply, a broken stream, the deadline, a full
+ * queue, the run loop's stop flag) drops the client and gives -EIO.
+ * *reply must be released by the caller. */
 int dev_transport_call(struct vfmig_dev *dev, uint16_t cmd,
-		       const struct iovec *iov, int iovcnt,
+		       const struct iovec *iov, int iovcnt, int64_t deadline,
 		       struct vfu_msg *reply);
-void dev_queue_clear(struct vfmig_dev *dev);
 
 /* Server-side command handlers, by concern. Each returns 0 after sending
  * its reply itself, or a negative errno for dispatch to send. */
@@ -263,6 +310,15 @@ void dev_irq_reset(struct vfmig_dev *dev);
 /* After a config or MSI-X table write: deliver what became unmasked. */
 void dev_irq_deliver_pending(struct vfmig_dev *dev);
 void dev_irq_notify(struct vfmig_dev *dev, unsigned int index);
+
+/* guard.c: copies to or from a client's mapped memory that survive the
+ * client truncating the file behind it. A SIGBUS inside [map, map +
+ * map_len) during the copy makes it return -EFAULT; other SIGBUS go to the
+ * handler that was there before. dev_guard_init() installs the handler
+ * once per process (0 or -errno); call it before the first guarded copy. */
+int dev_guard_init(void);
+int dev_guarded_copy(void *dst, const void *src, size_t len, const void *map,
+		     size_t map_len);
 
 /* dma.c */
 void dev_dma_clear(struct vfmig_dev *dev);

@@ -62,17 +62,12 @@ void dev_ds_fini(struct vfmig_dev *dev)
 
 static int data_init(struct dev_ds_data *d, unsigned int i)
 {
-	void *p;
+	void *p = NULL;
+	int r = dev_memfd_create(data_desc[i].name, data_desc[i].size,
+				 &d->memfd, &p);
 
-	d->memfd = memfd_create(data_desc[i].name, MFD_CLOEXEC);
-	if (d->memfd < 0)
-		return -errno;
-	if (ftruncate(d->memfd, (off_t)data_desc[i].size) < 0)
-		return -errno;
-	p = mmap(NULL, data_desc[i].size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		 d->memfd, 0);
-	if (p == MAP_FAILED)
-		return -errno;
+	if (r < 0)
+		return r;
 	d->mem = p;
 	d->size = data_desc[i].size;
 	return 0;

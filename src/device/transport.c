@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Transport: accept a client (and refuse any other while it is attached),
- * receive its messages one at a time, queue client commands that arrive
- * while the device waits for the reply to its own DMA_READ / DMA_WRITE, and
- * drop a client whose stream broke.
+ * receive its messages without waiting (struct vfu_rx: a begun message must
+ * be whole within VFU_MSG_PART_TIMEOUT_MS), send every reply and request
+ * through a bounded queue (struct vfu_tx) that is never waited for outside
+ * a DMA exchange, stop reading while the client does not read its replies,
+ * queue (boundedly) client commands that arrive while the device waits for
+ * the reply to its own DMA_READ / DMA_WRITE, and drop a client whose stream
+ * broke or that missed a deadline. docs/io-model.md, "vfio-user
+ * connections: device side", has the whole picture.
  */
 #include <errno.h>
 #include <poll.h>
@@ -14,8 +19,9 @@
 
 #include "internal.h"
 
-#define DEV_CALL_TIMEOUT_MS 10000 /* client must answer DMA within this */
 #define DEV_REFUSE_BATCH 16 /* waiting connections refused per call at most */
+#define DEV_STOP_CHECK_MS 100 /* a DMA wait under vfmig_dev_run looks at
+			       * the stop flag this often at least */
 
 size_t dev_recv_limit(const struct vfmig_dev *dev)
 {
@@ -33,32 +39,6 @@ static bool readable(int fd, int timeout_ms)
 	return r > 0;
 }
 
-int dev_transport_recv(struct vfmig_dev *dev, struct vfu_msg *msg)
-{
-	return vfu_msg_recv(dev->conn_fd, msg, dev_recv_limit(dev),
-			    DEV_MAX_FDS);
-}
-
-void dev_queue_push(struct vfmig_dev *dev, struct vfu_msg *msg, int err)
-{
-	struct dev_queued *q = malloc(sizeof(*q));
-
-	if (!q) {
-		dev_reply_error(dev, &msg->hdr, ENOMEM);
-		vfu_msg_release(msg);
-		return;
-	}
-	q->msg = *msg;
-	q->err = err;
-	q->next = NULL;
-	memset(msg, 0, sizeof(*msg));
-	if (dev->q_tail)
-		dev->q_tail->next = q;
-	else
-		dev->q_head = q;
-	dev->q_tail = q;
-}
-
 static struct dev_queued *queue_pop(struct vfmig_dev *dev)
 {
 	struct dev_queued *q = dev->q_head;
@@ -67,11 +47,13 @@ static struct dev_queued *queue_pop(struct vfmig_dev *dev)
 		dev->q_head = q->next;
 		if (!dev->q_head)
 			dev->q_tail = NULL;
+		dev->q_n--;
+		dev->q_bytes -= q->bytes;
 	}
 	return q;
 }
 
-void dev_queue_clear(struct vfmig_dev *dev)
+static void queue_clear(struct vfmig_dev *dev)
 {
 	struct dev_queued *q;
 
@@ -81,48 +63,312 @@ void dev_queue_clear(struct vfmig_dev *dev)
 	}
 }
 
+void dev_conn_start(struct vfmig_dev *dev, int fd)
+{
+	dev->conn_fd = fd;
+	dev->next_msg_id = 0;
+	dev->broken = false;
+	vfu_rx_init(&dev->rx);
+	vfu_tx_init(&dev->tx, DEV_TX_LIMIT_MSGS * dev_recv_limit(dev));
+	dev->tx_owed = 0;
+	dev->tx_deadline = VFU_FOREVER;
+}
+
+void dev_conn_end(struct vfmig_dev *dev)
+{
+	vfu_rx_reset(&dev->rx);
+	vfu_tx_clear(&dev->tx);
+	dev->tx_owed = 0;
+	dev->tx_deadline = VFU_FOREVER;
+	queue_clear(dev);
+}
+
+/* ---- sending ---- */
+
+/*
+ * The drain clock. Called after every send or flush with the queued byte
+ * count from before it. The bytes queued when the clock starts are owed by
+ * tx_deadline; the queue is FIFO, so every byte that leaves pays the oldest
+ * debt first. Once paid, the clock starts again for what is queued then.
+ * A client that reads a little at a time cannot move a deadline, only meet
+ * it.
+ */
+static void tx_clock(struct vfmig_dev *dev, size_t before)
+{
+	size_t now = dev->tx.bytes;
+
+	if (now < before) {
+		size_t sent = before - now;
+
+		dev->tx_owed = sent >= dev->tx_owed ? 0 : dev->tx_owed - sent;
+		if (!dev->tx_owed)
+			dev->tx_deadline = VFU_FOREVER;
+	}
+	if (dev->tx_deadline == VFU_FOREVER && vfu_tx_pending(&dev->tx)) {
+		dev->tx_owed = now;
+		dev->tx_deadline = vfu_deadline_after(DEV_TX_DRAIN_MS);
+	}
+}
+
+static void send_failed(struct vfmig_dev *dev, const char *what, int r)
+{
+	if (dev->broken)
+		return; /* said already */
+	if (r == -ENOBUFS)
+		DEV_LOG(dev, VFU_LOG_ERR,
+			"client does not read: more than %zu bytes would wait "
+			"to be sent to it; closing",
+			dev->tx.limit);
+	else if (r == -EPIPE || r == -ECONNRESET)
+		DEV_LOG(dev, VFU_LOG_INFO, "client went away while %s was sent",
+			what);
+	else
+		DEV_LOG(dev, VFU_LOG_ERR, "sending %s to the client: %s", what,
+			vfmig_dev_strerror(r));
+	dev->broken = true;
+}
+
+int dev_send(struct vfmig_dev *dev, struct vfu_header *hdr,
+	     const struct iovec *iov, int iovcnt, const int *fds, size_t nfds)
+{
+	size_t before = dev->tx.bytes;
+	int r;
+
+	if (dev->conn_fd < 0)
+		return -ENOTCONN;
+	r = vfu_tx_send(dev->conn_fd, &dev->tx, hdr, iov, iovcnt, fds, nfds);
+	tx_clock(dev, before);
+	if (r < 0)
+		send_failed(dev, vfu_command_name(hdr->command), r);
+	return r;
+}
+
+/* Send what is queued without waiting. 0 when nothing is left, -EAGAIN
+ * when some is, another negative errno when the connection broke. */
+static int tx_flush(struct vfmig_dev *dev)
+{
+	size_t before = dev->tx.bytes;
+	int r;
+
+	if (!vfu_tx_pending(&dev->tx))
+		return 0;
+	r = vfu_tx_flush(dev->conn_fd, &dev->tx);
+	tx_clock(dev, before);
+	if (r < 0 && r != -EAGAIN)
+		send_failed(dev, "a queued message", r);
+	return r;
+}
+
+/* The drain deadline passed: drop the client (true). */
+static bool tx_overdue(struct vfmig_dev *dev)
+{
+	if (!vfu_tx_pending(&dev->tx) || vfu_now_ms() < dev->tx_deadline)
+		return false;
+	if (!dev->broken)
+		DEV_LOG(dev, VFU_LOG_ERR,
+			"client does not read: %zu bytes queued for it did not "
+			"leave within %d ms (%zu bytes wait); closing",
+			dev->tx_owed, DEV_TX_DRAIN_MS, dev->tx.bytes);
+	dev->broken = true;
+	return true;
+}
+
+/* Backpressure: more than one largest message waits to be sent, so no new
+ * command is taken from the client (a message it has begun is still read
+ * to its end, so that its deadline is the client's own doing). */
+static bool tx_full(const struct vfmig_dev *dev)
+{
+	return dev->tx.bytes > dev_recv_limit(dev) && dev->rx.got == 0;
+}
+
+/* ---- receiving ---- */
+
+static int recv_msg(struct vfmig_dev *dev, struct vfu_msg *msg)
+{
+	return vfu_rx_poll(dev->conn_fd, &dev->rx, dev_recv_limit(dev),
+			   DEV_MAX_FDS, msg);
+}
+
+/* Log why the stream ended and mark the connection broken. */
+static void recv_failed(struct vfmig_dev *dev, int r)
+{
+	switch (r) {
+	case -ECONNRESET:
+		DEV_LOG(dev, VFU_LOG_INFO, "client closed the connection");
+		break;
+	case -EPIPE:
+		DEV_LOG(dev, VFU_LOG_WARNING,
+			"client closed the connection mid-message");
+		break;
+	case -ETIMEDOUT:
+		DEV_LOG(dev, VFU_LOG_ERR,
+			"client left a message unfinished for %d ms; closing",
+			VFU_MSG_PART_TIMEOUT_MS);
+		break;
+	case -EMSGSIZE:
+		DEV_LOG(dev, VFU_LOG_ERR,
+			"client announced a message larger than %zu bytes; "
+			"closing",
+			dev_recv_limit(dev));
+		break;
+	case -EINVAL:
+		DEV_LOG(dev, VFU_LOG_ERR,
+			"client sent a malformed message header; closing");
+		break;
+	default:
+		DEV_LOG(dev, VFU_LOG_WARNING, "client connection: %s",
+			vfmig_dev_strerror(r));
+	}
+	dev->broken = true;
+}
+
+/* Keep a command for after the DMA exchange: 0, or -ENOBUFS/-ENOMEM when
+ * the bound is reached (msg is released either way). */
+static int queue_push(struct vfmig_dev *dev, struct vfu_msg *msg, int err)
+{
+	size_t bytes = msg->hdr.msg_size;
+	struct dev_queued *q;
+
+	if (dev->q_n >= DEV_QUEUE_MAX_MSGS ||
+	    bytes > DEV_QUEUE_MAX_BYTES - dev->q_bytes) {
+		vfu_msg_release(msg);
+		return -ENOBUFS;
+	}
+	q = malloc(sizeof(*q));
+	if (!q) {
+		vfu_msg_release(msg);
+		return -ENOMEM;
+	}
+	q->msg = *msg;
+	q->err = err;
+	q->bytes = bytes;
+	q->next = NULL;
+	memset(msg, 0, sizeof(*msg));
+	if (dev->q_tail)
+		dev->q_tail->next = q;
+	else
+		dev->q_head = q;
+	dev->q_tail = q;
+	dev->q_n++;
+	dev->q_bytes += bytes;
+	return 0;
+}
+
+/* ---- the device's own requests: DMA_READ / DMA_WRITE ---- */
+
+/*
+ * Wait until the socket is readable, sending what is queued meanwhile.
+ * 0: read now. -EIO: the connection is broken (logged): the deadline, the
+ * drain deadline or the run loop's stop flag came, or the socket failed.
+ */
+static int call_wait(struct vfmig_dev *dev, int64_t deadline,
+		     const char *what)
+{
+	for (;;) {
+		int r = tx_flush(dev);
+		if (dev->broken || tx_overdue(dev))
+			return -EIO;
+		if (dev->stop && *dev->stop) {
+			DEV_LOG(dev, VFU_LOG_ERR,
+				"stopping: %s abandoned; closing", what);
+			dev->broken = true;
+			return -EIO;
+		}
+		int64_t now = vfu_now_ms();
+		if (now >= deadline) {
+			DEV_LOG(dev, VFU_LOG_ERR,
+				"client did not answer %s within %d ms; "
+				"closing",
+				what, DEV_CALL_TIMEOUT_MS);
+			dev->broken = true;
+			return -EIO;
+		}
+		int64_t until = deadline;
+		if (vfu_rx_deadline(&dev->rx) < until)
+			until = vfu_rx_deadline(&dev->rx);
+		if (vfu_tx_pending(&dev->tx) && dev->tx_deadline < until)
+			until = dev->tx_deadline;
+		if (dev->rx.got && now >= vfu_rx_deadline(&dev->rx))
+			return 0; /* the receiver reports its own deadline */
+		int left = vfu_ms_left(until);
+		if (dev->stop && (left < 0 || left > DEV_STOP_CHECK_MS))
+			left = DEV_STOP_CHECK_MS;
+		struct pollfd p = { .fd = dev->conn_fd, .events = POLLIN };
+		if (r == -EAGAIN)
+			p.events |= POLLOUT;
+		r = poll(&p, 1, left);
+		if (r < 0 && errno != EINTR) {
+			r = -errno;
+			DEV_LOG(dev, VFU_LOG_ERR, "waiting for the client: %s",
+				vfmig_dev_strerror(r));
+			dev->broken = true;
+			return -EIO;
+		}
+		if (r > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+			return 0;
+	}
+}
+
 int dev_transport_call(struct vfmig_dev *dev, uint16_t cmd,
-		       const struct iovec *iov, int iovcnt,
+		       const struct iovec *iov, int iovcnt, int64_t deadline,
 		       struct vfu_msg *reply)
 {
 	struct vfu_header hdr = { .msg_id = dev->next_msg_id++,
 				  .command = cmd,
 				  .flags = VFU_FLAGS_TYPE_COMMAND };
+	const char *what = vfu_command_name(cmd);
 	struct vfu_msg m;
 
+	memset(reply, 0, sizeof(*reply));
 	if (dev->conn_fd < 0 || dev->broken)
 		return -ENOTCONN;
-	if (vfu_msg_send(dev->conn_fd, &hdr, iov, iovcnt, NULL, 0) < 0)
-		goto broken;
+	if (dev_send(dev, &hdr, iov, iovcnt, NULL, 0) < 0)
+		return -EIO;
 	for (;;) {
-		if (!readable(dev->conn_fd, DEV_CALL_TIMEOUT_MS)) {
-			DEV_LOG(dev, VFU_LOG_ERR, "%s: no reply from client",
-				vfu_command_name(cmd));
-			goto broken;
-		}
-		int r = dev_transport_recv(dev, &m);
-		if (r == -EBADMSG) { /* too many fds: answer it in order */
-			dev_queue_push(dev, &m, EINVAL);
-			continue;
-		}
+		int r = call_wait(dev, deadline, what);
 		if (r < 0)
-			goto broken;
-		if ((m.hdr.flags & VFU_FLAGS_TYPE_MASK) == VFU_FLAGS_TYPE_COMMAND) {
-			dev_queue_push(dev, &m, 0);
+			return r;
+		r = recv_msg(dev, &m);
+		if (r == 0)
+			continue;
+		if (r < 0 && r != -EBADMSG) {
+			recv_failed(dev, r);
+			return -EIO;
+		}
+		bool is_cmd = (m.hdr.flags & VFU_FLAGS_TYPE_MASK) ==
+			      VFU_FLAGS_TYPE_COMMAND;
+		if (r == -EBADMSG || is_cmd) {
+			/* Answered in order after the exchange; one with
+			 * too many fds gets EINVAL then. */
+			r = queue_push(dev, &m, r == -EBADMSG ? EINVAL : 0);
+			if (r < 0) {
+				DEV_LOG(dev, VFU_LOG_ERR,
+					"client sent more than %u commands or "
+					"%u MiB while the device waited for "
+					"its %s reply; closing",
+					DEV_QUEUE_MAX_MSGS,
+					DEV_QUEUE_MAX_BYTES >> 20, what);
+				dev->broken = true;
+				return -EIO;
+			}
 			continue;
 		}
 		if (m.hdr.msg_id == hdr.msg_id && m.hdr.command == cmd) {
 			*reply = m;
 			return 0;
 		}
-		DEV_LOG(dev, VFU_LOG_WARNING, "stray reply id %u dropped",
-			m.hdr.msg_id);
+		DEV_LOG(dev, VFU_LOG_ERR,
+			"client sent a reply (id %u, %s) while the device "
+			"waited for its %s id %u: protocol error; closing",
+			m.hdr.msg_id, vfu_command_name(m.hdr.command), what,
+			hdr.msg_id);
 		vfu_msg_release(&m);
+		dev->broken = true;
+		return -EIO;
 	}
-broken:
-	dev->broken = true;
-	return -EIO;
 }
+
+/* ---- accepting and refusing ---- */
 
 static int accept_client(struct vfmig_dev *dev, bool *handled)
 {
@@ -137,8 +383,7 @@ static int accept_client(struct vfmig_dev *dev, bool *handled)
 			return 0;
 		return -errno;
 	}
-	dev->conn_fd = fd;
-	dev->next_msg_id = 0;
+	dev_conn_start(dev, fd);
 	*handled = true;
 	DEV_LOG(dev, VFU_LOG_INFO, "client connected");
 	return 0;
@@ -176,16 +421,18 @@ void dev_transport_refuse_extra(struct vfmig_dev *dev)
 	}
 }
 
+/* ---- serving ---- */
+
+/* Take one whole message from the socket, if one is there. */
 static void recv_one(struct vfmig_dev *dev, bool *handled)
 {
 	struct vfu_msg msg;
-	int r;
+	int r = recv_msg(dev, &msg);
 
-	if (!readable(dev->conn_fd, 0))
-		return;
+	if (r == 0)
+		return; /* nothing, or not whole yet */
 	*handled = true;
-	r = dev_transport_recv(dev, &msg);
-	if (r == 0) {
+	if (r == 1) {
 		dev_dispatch(dev, &msg);
 	} else if (r == -EBADMSG) {
 		DEV_LOG(dev, VFU_LOG_WARNING, "%s: too many fds",
@@ -193,10 +440,34 @@ static void recv_one(struct vfmig_dev *dev, bool *handled)
 		dev_reply_error(dev, &msg.hdr, EINVAL);
 		vfu_msg_release(&msg);
 	} else {
-		DEV_LOG(dev, r == -ECONNRESET ? VFU_LOG_INFO : VFU_LOG_WARNING,
-			"client connection: %s", vfmig_dev_strerror(r));
-		dev->broken = true;
+		recv_failed(dev, r);
 	}
+}
+
+int dev_transport_events(const struct vfmig_dev *dev)
+{
+	int ev = 0;
+
+	if (dev->conn_fd < 0)
+		return dev->listen_fd < 0 ? -ENOTCONN : POLLIN;
+	if (!tx_full(dev))
+		ev |= POLLIN;
+	if (vfu_tx_pending(&dev->tx))
+		ev |= POLLOUT;
+	return ev;
+}
+
+int dev_transport_timeout(const struct vfmig_dev *dev)
+{
+	int64_t until = vfu_rx_deadline(&dev->rx);
+
+	if (dev->conn_fd < 0)
+		return -1;
+	if (dev->broken || (dev->q_head && !tx_full(dev)))
+		return 0; /* work that waits for no I/O */
+	if (vfu_tx_pending(&dev->tx) && dev->tx_deadline < until)
+		until = dev->tx_deadline;
+	return vfu_ms_left(until);
 }
 
 int dev_transport_process_one(struct vfmig_dev *dev, bool *handled)
@@ -207,20 +478,28 @@ int dev_transport_process_one(struct vfmig_dev *dev, bool *handled)
 	if (dev->conn_fd < 0)
 		return dev->listen_fd < 0 ? -ENOTCONN
 					  : accept_client(dev, handled);
-	q = queue_pop(dev);
-	if (q) {
-		*handled = true;
-		if (q->err) {
-			dev_reply_error(dev, &q->msg.hdr, q->err);
-			vfu_msg_release(&q->msg);
-		} else {
-			dev_dispatch(dev, &q->msg);
-		}
-		free(q);
-	} else {
-		recv_one(dev, handled);
+	if (!dev->broken) {
+		tx_flush(dev);
+		tx_overdue(dev);
 	}
-	if (dev->broken)
+	if (!dev->broken && !tx_full(dev)) {
+		q = queue_pop(dev);
+		if (q) {
+			*handled = true;
+			if (q->err) {
+				dev_reply_error(dev, &q->msg.hdr, q->err);
+				vfu_msg_release(&q->msg);
+			} else {
+				dev_dispatch(dev, &q->msg);
+			}
+			free(q);
+		} else {
+			recv_one(dev, handled);
+		}
+	}
+	if (dev->broken) {
 		dev_drop_client(dev);
+		*handled = true; /* the next call may accept a client */
+	}
 	return 0;
 }

@@ -29,6 +29,7 @@ static const struct vfmig_dev_ops ops = {
 static struct vfmig_dev_desc test_desc(void)
 {
 	struct vfmig_dev_desc d = {
+		.version = VFMIG_DEV_DESC_VERSION,
 		.vendor_id = 0x1234, .device_id = 0x5678,
 		.subsys_vendor_id = 0xaaaa, .subsys_id = 0xbbbb,
 		.revision = 3, .class_code = 0x020000,
@@ -191,7 +192,8 @@ static void test_cap_chain(void **state)
 
 static void test_plain_pci(void **state)
 {
-	struct vfmig_dev_desc d = { .vendor_id = 1 };
+	struct vfmig_dev_desc d = { .version = VFMIG_DEV_DESC_VERSION,
+				    .vendor_id = 1 };
 	vfmig_dev *dev;
 
 	(void)state;

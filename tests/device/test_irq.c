@@ -32,6 +32,7 @@ static const struct vfmig_dev_ops ops = {
 static int setup(void **state)
 {
 	struct vfmig_dev_desc d = {
+		.version = VFMIG_DEV_DESC_VERSION,
 		.intx_count = 1, .msi_vectors = 2, .msix_vectors = 70,
 		.msix_bar = 1, .msix_table_offset = 0x0,
 		.msix_pba_offset = 0x800, .err_count = 1,

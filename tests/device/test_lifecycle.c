@@ -5,6 +5,7 @@
  * eventfds but keeps device state, and argument checks of the public API.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,7 +76,8 @@ static void reply_ok(int fd)
 
 static void test_disconnect_keeps_state(void **state)
 {
-	struct vfmig_dev_desc d = { .msix_vectors = 2, .msix_bar = 0,
+	struct vfmig_dev_desc d = { .version = VFMIG_DEV_DESC_VERSION,
+				    .msix_vectors = 2, .msix_bar = 0,
 				    .msix_pba_offset = 0x800 };
 	struct counts c = { 0 };
 	vfmig_dev *dev;
@@ -89,7 +91,10 @@ static void test_disconnect_keeps_state(void **state)
 	assert_int_equal(vfmig_dev_process(dev), -ENOTCONN);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	assert_int_equal(vfmig_dev_attach_fd(dev, sv[1]), 0);
-	assert_int_equal(vfmig_dev_attach_fd(dev, sv[1]), -EBUSY);
+	int extra = dup(sv[1]);
+	assert_int_equal(vfmig_dev_attach_fd(dev, extra), -EBUSY);
+	assert_int_equal(fcntl(extra, F_GETFD), -1); /* closed on failure */
+	assert_int_equal(errno, EBADF);
 	assert_int_equal(vfmig_dev_get_poll_fd(dev), sv[1]);
 
 	struct vfu_version v = { 0, 0 };
@@ -144,7 +149,7 @@ static void test_disconnect_keeps_state(void **state)
 
 static void test_api_args(void **state)
 {
-	struct vfmig_dev_desc d = { 0 };
+	struct vfmig_dev_desc d = { .version = VFMIG_DEV_DESC_VERSION };
 	struct counts c = { 0 };
 	vfmig_dev *dev;
 	uint8_t b[8];
@@ -171,7 +176,18 @@ static void test_api_args(void **state)
 	assert_int_equal(vfmig_dev_attach_fd(dev, -1), -EBADF);
 	int nfd = eventfd(0, EFD_CLOEXEC);
 	assert_int_equal(vfmig_dev_attach_fd(dev, nfd), -ENOTSOCK);
-	close(nfd);
+	assert_int_equal(fcntl(nfd, F_GETFD), -1); /* the library closed it */
+	assert_int_equal(errno, EBADF);
+	nfd = eventfd(0, EFD_CLOEXEC);
+	assert_int_equal(vfmig_dev_attach_fd(NULL, nfd), -EINVAL);
+	assert_int_equal(fcntl(nfd, F_GETFD), -1);
+	/* A description without its version is refused. */
+	struct vfmig_dev_desc unset = d;
+	vfmig_dev *other;
+	unset.version = 0;
+	assert_int_equal(vfmig_dev_create(&unset, &ops, NULL, &other), -EINVAL);
+	unset.version = VFMIG_DEV_DESC_VERSION + 1;
+	assert_int_equal(vfmig_dev_create(&unset, &ops, NULL, &other), -EINVAL);
 	assert_int_equal(vfmig_dev_listen(dev, ""), -EINVAL);
 	assert_int_equal(vfmig_dev_dma_read(dev, 0, b, 8), -EFAULT);
 	assert_int_equal(vfmig_dev_dma_read(dev, 0, b, 0), 0);

@@ -233,7 +233,8 @@ static int set_state(struct fx *f, uint32_t to)
 static void fx_open(struct fx *f, const struct vfmig_dev_ops *o,
 		    const char *json)
 {
-	struct vfmig_dev_desc d = { .msix_vectors = 2, .msix_bar = 4,
+	struct vfmig_dev_desc d = { .version = VFMIG_DEV_DESC_VERSION,
+				    .msix_vectors = 2, .msix_bar = 4,
 				    .msix_pba_offset = 0x800 };
 	uint8_t v[256] = { 0 };
 	size_t vlen = 4;

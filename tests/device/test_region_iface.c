@@ -158,7 +158,9 @@ static void fx_open(struct fx *f, const struct vfmig_dev_ops *o, bool region)
 {
 	static const char json[] = "{\"capabilities\":{\"max_msg_fds\":8,"
 				   "\"vfmig_mig_info\":{\"version\":1}}}";
-	struct vfmig_dev_desc d = { .vendor_id = 0x1b36, .device_id = 0x1000 };
+	struct vfmig_dev_desc d = { .version = VFMIG_DEV_DESC_VERSION,
+				    .vendor_id = 0x1b36,
+				    .device_id = 0x1000 };
 	uint8_t v[4 + sizeof(json)] = { 0 };
 	struct vfu_caps caps;
 	uint16_t major, minor;
@@ -922,7 +924,7 @@ static void test_extension_not_offered(void **state)
 
 static void test_set_interface_errors(void **state)
 {
-	struct vfmig_dev_desc d = { 0 };
+	struct vfmig_dev_desc d = { .version = VFMIG_DEV_DESC_VERSION };
 	struct vfmig_dev_ops o = make_ops(PRE);
 	vfmig_dev *dev;
 	int sv[2];

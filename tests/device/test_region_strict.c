@@ -81,6 +81,7 @@ static const struct vfmig_dev_ops ops = {
 static struct vfmig_dev_desc msix_desc(void)
 {
 	struct vfmig_dev_desc d = {
+		.version = VFMIG_DEV_DESC_VERSION,
 		.vendor_id = 0x1234, .device_id = 0x5678, .msix_vectors = 8,
 		.msix_bar = 2, .msix_table_offset = 0x2000,
 		.msix_pba_offset = 0x3000, .pcie = true,

@@ -90,7 +90,9 @@ static int setup(void **state)
 		.version = VFMIG_DEV_OPS_VERSION,
 		.region_access = t_access,
 	};
-	struct vfmig_dev_desc d = { .vendor_id = 0x1b36, .device_id = 0x1234 };
+	struct vfmig_dev_desc d = { .version = VFMIG_DEV_DESC_VERSION,
+				    .vendor_id = 0x1b36,
+				    .device_id = 0x1234 };
 	struct fx *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);

@@ -52,6 +52,7 @@ static const struct vfmig_dev_ops dev_ops = { .version = 1, .region_access = reg
 static struct vfmig_dev_desc regs_like(void)
 {
 	struct vfmig_dev_desc d = {
+		.version = VFMIG_DEV_DESC_VERSION,
 		.vendor_id = 0x1b36, .device_id = 0x1000, .subsys_vendor_id = 0x1b36,
 		.subsys_id = 1, .revision = 1, .class_code = 0xff0000,
 		.intx_count = 1, .msi_vectors = 1, .msix_vectors = 4, .msix_bar = 4,

@@ -32,6 +32,7 @@ static void *serve(void *arg)
 int main(void)
 {
 	const struct vfmig_dev_desc desc = {
+		.version = VFMIG_DEV_DESC_VERSION,
 		.vendor_id = 0x1af4, .device_id = 0x10f0,
 		.class_code = 0xff0000,
 		.bars = { [0] = { .size = 4096 } },

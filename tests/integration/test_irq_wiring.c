@@ -70,6 +70,7 @@ static void *serve(void *p)
 static struct sdev *sdev_start(const char *name)
 {
 	struct vfmig_dev_desc d = {
+		.version = VFMIG_DEV_DESC_VERSION,
 		.vendor_id = 0x1b36, .device_id = 0x10f0, .class_code = 0xff0000,
 		.intx_count = 1, .msi_vectors = 4,
 	};

@@ -290,6 +290,7 @@ static int plain_access(vfmig_dev *dev, void *priv, unsigned int bar,
 static void run_plain_device(const char *path)
 {
 	struct vfmig_dev_desc desc = {
+		.version = VFMIG_DEV_DESC_VERSION,
 		.vendor_id = 0x1b36,
 		.device_id = 0x10ff,
 		.bars = { [0] = { .size = 4096 } },
