@@ -236,11 +236,12 @@ static int cmd_migrate(struct vfmig_control *ctl, void *priv,
 	static const char *const keys[] = { "uri", "downtime-ms",
 					    "max-rounds",
 					    "connect-timeout-ms", "precopy",
-					    NULL };
+					    "max-stop-copy-bytes", NULL };
 	static const enum json_type types[] = { json_type_string,
 						json_type_int, json_type_int,
 						json_type_int,
-						json_type_string };
+						json_type_string,
+						json_type_int };
 	struct vfmig_migration *m = priv;
 	struct json_object *v;
 	int r;
@@ -297,6 +298,16 @@ static int cmd_migrate(struct vfmig_control *ctl, void *priv,
 			return -EINVAL;
 		}
 		m->params.connect_timeout_ms = (int)ms;
+	}
+	if (json_object_object_get_ex(args, "max-stop-copy-bytes", &v)) {
+		int64_t n = json_object_get_int64(v);
+		if (n <= 0) {
+			pthread_mutex_unlock(&m->lock);
+			snprintf(err, errlen, "\"max-stop-copy-bytes\" must be "
+				 "a positive number of bytes");
+			return -EINVAL;
+		}
+		m->params.max_stop_copy_bytes = (uint64_t)n;
 	}
 	if (json_object_object_get_ex(args, "precopy", &v) &&
 	    vfmig_mig_precopy_parse(json_object_get_string(v),
@@ -407,9 +418,11 @@ static const struct vfmig_control_cmd commands[] = {
 	{ "migrate", cmd_migrate,
 	  "migrate live to {\"uri\": \"tcp:H:P|unix:PATH|file:PATH\", "
 	  "\"downtime-ms\": N, \"max-rounds\": N, "
-	  "\"connect-timeout-ms\": N, \"precopy\": \"all|ram|none\"}" },
+	  "\"connect-timeout-ms\": N, \"precopy\": \"all|ram|none\", "
+	  "\"max-stop-copy-bytes\": N}" },
 	{ "migrate-cancel", cmd_migrate_cancel,
-	  "stop a running migration; the VM keeps running here" },
+	  "stop a running migration (also in its stop-copy); the VM keeps "
+	  "running here" },
 	{ "query-migrate", cmd_query_migrate,
 	  "progress, and the report of the last migration" },
 };

@@ -87,6 +87,21 @@ enum vfmig_mig_precopy {
 const char *vfmig_mig_precopy_name(enum vfmig_mig_precopy m);
 int vfmig_mig_precopy_parse(const char *s, enum vfmig_mig_precopy *out);
 
+/*
+ * The stop-copy bound: the most STOP_COPY data the source takes from one
+ * device before it gives up (a device that never ends its data would keep
+ * the VM paused forever). With max_stop_copy_bytes 0 it is the device's own
+ * estimate when the stop-copy starts (size-estimate extension) times
+ * VFMIG_MIG_STOP_COPY_SLACK plus VFMIG_MIG_STOP_COPY_MARGIN, or
+ * VFMIG_MIG_STOP_COPY_MAX for a device that gives no estimate; a non-zero
+ * max_stop_copy_bytes is the bound for every device. The data is read in
+ * chunks of VFMIG_MIG_STOP_COPY_CHUNK, and a cancel is noticed between two.
+ */
+#define VFMIG_MIG_STOP_COPY_SLACK 2u
+#define VFMIG_MIG_STOP_COPY_MARGIN (64ull << 20)
+#define VFMIG_MIG_STOP_COPY_MAX (4ull << 30)
+#define VFMIG_MIG_STOP_COPY_CHUNK (8ull << 20)
+
 struct vfmig_mig_params {
 	uint64_t downtime_ms; /* predicted downtime to switch over; 0: 300 */
 	unsigned max_rounds;  /* then switch over anyway; 0: 30 */
@@ -98,6 +113,8 @@ struct vfmig_mig_params {
 	uint64_t device_round_budget; /* pre-copy bytes per device per round;
 				       * 0: 64 MiB */
 	enum vfmig_mig_precopy precopy; /* source: what is copied live */
+	uint64_t max_stop_copy_bytes; /* source: stop-copy bytes per device;
+				       * 0: the estimate rule above */
 	bool dst_paused; /* destination: keep the guest paused after it */
 };
 
