@@ -77,7 +77,7 @@ static int recv_failed(vfmig_vmm_dev *dev, int r)
 		return vmm_proto_error(dev, NULL, "malformed message header, "
 				       "oversized message or too many fds");
 	default:
-		vfu_log(&dev->log, VFU_LOG_ERR, "receive failed: errno %d", -r);
+		vfu_log(&dev->log, VFU_LOG_ERR, "receive failed: %s", strerror(-r));
 		vmm_break(dev);
 		return r;
 	}
@@ -144,8 +144,9 @@ static int wait_reply(vfmig_vmm_dev *dev, uint16_t id, uint16_t cmd,
 			return vmm_proto_error(dev, &msg, "unexpected reply");
 		}
 		if (dev_err) {
-			vfu_log(&dev->log, VFU_LOG_DEBUG, "%s failed: errno %d",
-				vfu_command_name(cmd), -dev_err);
+			vfu_log(&dev->log, VFU_LOG_DEBUG, "%s failed: %s",
+				vfu_command_name(cmd),
+				vfmig_vmm_strerror(dev_err));
 			vfu_msg_release(&msg);
 			return dev_err;
 		}
@@ -169,8 +170,8 @@ int vmm_call(vfmig_vmm_dev *dev, uint16_t cmd, const struct iovec *iov,
 		vfu_command_name(cmd), hdr.msg_id);
 	r = vfu_msg_send(dev->fd, &hdr, iov, iovcnt, fds, nfds);
 	if (r < 0) {
-		vfu_log(&dev->log, VFU_LOG_ERR, "send %s failed: errno %d",
-			vfu_command_name(cmd), -r);
+		vfu_log(&dev->log, VFU_LOG_ERR, "send %s failed: %s",
+			vfu_command_name(cmd), strerror(-r));
 		vmm_break(dev);
 		return r == -EPIPE ? -ECONNRESET : r;
 	}

@@ -92,8 +92,8 @@ uint8_t *vmm_window_resolve(const struct vmm_windows *ws, uint64_t addr,
 
 static int reply_err(vfmig_vmm_dev *dev, const struct vfu_msg *msg, int err)
 {
-	vfu_log(&dev->log, VFU_LOG_WARNING, "refusing %s: errno %d",
-		vfu_command_name(msg->hdr.command), -err);
+	vfu_log(&dev->log, VFU_LOG_WARNING, "refusing %s: %s",
+		vfu_command_name(msg->hdr.command), vfmig_vmm_strerror(err));
 	if (msg->hdr.flags & VFU_FLAGS_NO_REPLY)
 		return 0;
 	return vfu_send_error(dev->fd, &msg->hdr, err);
@@ -169,8 +169,8 @@ int vmm_serve_command(vfmig_vmm_dev *dev, const struct vfu_msg *msg)
 		vfu_command_name(cmd), msg->hdr.msg_id);
 	r = fn(dev, msg);
 	if (r < 0) {
-		vfu_log(&dev->log, VFU_LOG_ERR, "reply to %s failed: errno %d",
-			vfu_command_name(cmd), -r);
+		vfu_log(&dev->log, VFU_LOG_ERR, "reply to %s failed: %s",
+			vfu_command_name(cmd), strerror(-r));
 		vmm_break(dev);
 		return r == -EPIPE ? -ECONNRESET : r;
 	}
