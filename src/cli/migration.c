@@ -100,6 +100,13 @@ static void mvm_device_fault(void *priv, size_t i, const char *msg)
 	vfmig_vm_set_dev_fault(m->vm, (unsigned int)i, msg);
 }
 
+static bool mvm_dev_connected(void *priv, size_t i, char *cause, size_t len)
+{
+	struct vfmig_migration *m = priv;
+
+	return vfmig_vm_dev_connected(m->vm, (unsigned int)i, cause, len);
+}
+
 static const struct vfmig_mig_vm_ops mvm_ops = {
 	.pause = mvm_pause,
 	.resume = mvm_resume,
@@ -108,6 +115,7 @@ static const struct vfmig_mig_vm_ops mvm_ops = {
 	.was_running = mvm_was_running,
 	.settle_paused = mvm_settle_paused,
 	.device_fault = mvm_device_fault,
+	.dev_connected = mvm_dev_connected,
 };
 
 /* `stop` while a migration runs (vm.c calls this with its lock held). The
@@ -447,6 +455,7 @@ int vfmig_migration_create(struct vfmig_vm *vm, struct vfmig_control *ctl,
 			.id = vfmig_vm_dev_id(vm, i),
 			.type = vfmig_vm_dev_type(vm, i),
 			.dev = vfmig_vm_dev(vm, i),
+			.path = vfmig_vm_dev_path(vm, i),
 		};
 	m->mvm = (struct vfmig_mig_vm){
 		.vm = m,

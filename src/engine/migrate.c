@@ -244,6 +244,36 @@ static void run_fini(struct run *run)
 /* Source                                                              */
 /* ------------------------------------------------------------------ */
 
+/* Whether device i's connection works; if not, the cause in cause. */
+static bool dev_connected(struct run *run, size_t i, char *cause, size_t len)
+{
+	cause[0] = '\0';
+	if (run->vm->ops->dev_connected)
+		return run->vm->ops->dev_connected(run->vm->vm, i, cause, len);
+	return vfmig_vmm_dev_connected(run->devs[i].d->dev);
+}
+
+/*
+ * The connection to device i is gone (or the call that gave err found it
+ * so): "device dev0 (PATH): connection lost: CAUSE", with the VM's account
+ * of how it broke, else what the library said. Returns 0 if the
+ * connection is in fact fine: the caller reports err its own way.
+ */
+static int dev_lost(struct run *run, size_t i, int err, const char *phase)
+{
+	const struct vfmig_mig_dev *d = run->devs[i].d;
+	char cause[200];
+
+	if (dev_connected(run, i, cause, sizeof(cause)))
+		return 0;
+	if (!cause[0])
+		snprintf(cause, sizeof(cause), "%s", vfmig_vmm_strerror(err));
+	return fail(run, err < 0 ? err : -ENOTCONN, phase,
+		    "device %s%s%s%s: connection lost: %s", d->id,
+		    d->path ? " (" : "", d->path ? d->path : "",
+		    d->path ? ")" : "", cause);
+}
+
 /* Capabilities and blockers: nothing is changed when a device can't go. */
 static int src_check_devices(struct run *run)
 {
@@ -251,11 +281,18 @@ static int src_check_devices(struct run *run)
 		struct dev_run *dr = &run->devs[i];
 		int r;
 
+		/* A dead device is named as such, before anything that
+		 * would only fail because of it. */
+		r = dev_lost(run, i, -ENOTCONN, "setup");
+		if (r < 0)
+			return r;
 		if (!dr->type)
 			return fail(run, -EOPNOTSUPP, "setup",
 				    "device %s: type \"%s\" is not registered",
 				    dr->d->id, dr->d->type);
 		r = vfmig_vmm_mig_discover(dr->d->dev, &dr->caps);
+		if (r < 0 && dev_lost(run, i, r, "setup") < 0)
+			return r;
 		if (r < 0 || !dr->caps.migratable)
 			return fail(run, r < 0 ? r : -EOPNOTSUPP, "setup",
 				    "migration blocked by device %s: %s",
@@ -977,6 +1014,8 @@ static int dst_check_list(struct run *run,
 				    dr->type->desc->min_version,
 				    dr->type->desc->version);
 		int r = vfmig_vmm_mig_discover(dr->d->dev, &dr->caps);
+		if (r < 0 && dev_lost(run, i, r, "incoming") < 0)
+			return r;
 		if (r < 0 || !dr->caps.migratable)
 			return fail(run, r < 0 ? r : -EOPNOTSUPP, "incoming",
 				    "device %s cannot take a migration: %s",

@@ -38,6 +38,7 @@ struct vfmig_mig_dev {
 	const char *id;   /* unique within the VM, e.g. "dev0" */
 	const char *type; /* registered type name, e.g. "pci" */
 	vfmig_vmm_dev *dev;
+	const char *path; /* its socket, for messages; may be NULL */
 };
 
 /* What the engine may ask of the VM it moves. */
@@ -64,6 +65,10 @@ struct vfmig_mig_vm_ops {
 	 * a rollback; msg says why. The VM should show it until the device
 	 * works again. */
 	void (*device_fault)(void *vm, size_t i, const char *msg);
+	/* Optional: whether device i's connection works; when it does not,
+	 * why it broke, in cause ("" if unknown). Absent: the engine asks
+	 * the VMM library, which knows only that it broke. */
+	bool (*dev_connected)(void *vm, size_t i, char *cause, size_t len);
 };
 
 struct vfmig_mig_vm {
