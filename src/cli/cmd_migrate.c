@@ -59,7 +59,8 @@ static int run(const char *path, const char *uri, const struct mig_opts *o,
 				       json_object_new_int64(o->connect_timeout_ms));
 	if (o->max_stop_copy_bytes > 0)
 		json_object_object_add(args, "max-stop-copy-bytes",
-				       json_object_new_int64(o->max_stop_copy_bytes));
+				       json_object_new_int64(
+					       o->max_stop_copy_bytes));
 	if (o->precopy)
 		json_object_object_add(args, "precopy",
 				       json_object_new_string(o->precopy));
@@ -160,7 +161,8 @@ static int migrate_main(int argc, char **argv, bool save)
 	} nums[] = {
 		{ "--downtime-ms", offsetof(struct mig_opts, downtime_ms),
 		  false },
-		{ "--max-rounds", offsetof(struct mig_opts, max_rounds), false },
+		{ "--max-rounds", offsetof(struct mig_opts, max_rounds),
+		  false },
 		{ "--connect-timeout-ms",
 		  offsetof(struct mig_opts, connect_timeout_ms), false },
 		{ "--max-stop-copy-bytes",

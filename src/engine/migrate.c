@@ -523,15 +523,15 @@ static int src_stop_copy_section(struct run *run, size_t i)
 			return fail(run, r, "stop-copy", "device %s data: %s",
 				    dr->d->id, vfmig_vmm_strerror(r));
 		if (sent > limit) {
-			char why[96];
+			char why[96] = "it gives no estimate";
 			if (est != UINT64_MAX)
-				snprintf(why, sizeof(why), "its estimate was %llu",
+				snprintf(why, sizeof(why),
+					 "its estimate was %llu",
 					 (unsigned long long)est);
-			else
-				snprintf(why, sizeof(why), "it gives no estimate");
 			return fail(run, -EFBIG, "stop-copy", "device %s sent "
-				    "more than %llu bytes of stop-copy data (%s)",
-				    dr->d->id, (unsigned long long)limit, why);
+				    "more than %llu bytes of stop-copy data "
+				    "(%s)", dr->d->id,
+				    (unsigned long long)limit, why);
 		}
 		if (res.status == VFMIG_VMM_MIG_SAVE_END)
 			break;
@@ -759,7 +759,8 @@ static int src_switchover(struct run *run)
 
 	set_status(run, VFMIG_MIG_SWITCHOVER);
 	if (cancelled(run))
-		return fail(run, -ECANCELED, "switchover", "cancelled by request");
+		return fail(run, -ECANCELED, "switchover",
+			    "cancelled by request");
 	r = src_pause(run, "switchover");
 	if (r < 0)
 		return r;
@@ -813,7 +814,8 @@ static int src_switchover(struct run *run)
 			return r;
 	}
 	if (cancelled(run))
-		return fail(run, -ECANCELED, "stop-copy", "cancelled by request");
+		return fail(run, -ECANCELED, "stop-copy",
+			    "cancelled by request");
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		struct dev_run *dr = &run->devs[i];
 		void *state = vfmig_type_state_new(dr->type);
