@@ -60,6 +60,14 @@ int sample_cli_parse(struct sample_cli *c, int argc, char **argv)
 			c->verbosity = VFMIG_LOG_DEBUG;
 			continue;
 		}
+		size_t f;
+		for (f = 0; f < c->n_flags; f++)
+			if (!strcmp(argv[i], c->flag_names[f]))
+				break;
+		if (f < c->n_flags) {
+			c->flag_vals[f] = true;
+			continue;
+		}
 		int m = match_value(c, argc, argv, &i);
 		if (m < 0)
 			return -1;

@@ -2,12 +2,13 @@
 /*
  * What every sample device process does the same way: the vfio-user backend
  * options ((--socket-path PATH | --fd N), --interface, --quiet, --verbose,
- * each value option as "--opt VAL" or "--opt=VAL") and serving until SIGTERM
- * or SIGINT. Built on the public device API only.
+ * each value option as "--opt VAL" or "--opt=VAL"; a sample's own flags)
+ * and serving until SIGTERM or SIGINT. Built on the public device API only.
  */
 #ifndef VFMIG_SAMPLE_CLI_H
 #define VFMIG_SAMPLE_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <vfmig/device.h>
@@ -18,6 +19,10 @@ struct sample_cli {
 	size_t n_extra;
 	const char *const *extra_names; /* e.g. "--size" */
 	const char **extra_vals;        /* NULL where not given */
+	/* The sample's own flags (no value), e.g. "--endless-stop-copy". */
+	size_t n_flags;
+	const char *const *flag_names;
+	bool *flag_vals;                /* set to true when given */
 	/* Filled by sample_cli_parse(). */
 	const char *socket_path, *fd, *interface;
 	int verbosity; /* enum vfmig_log_level */

@@ -62,6 +62,9 @@ struct regs {
 	struct regs_mig mig;
 	int verbosity;
 	int fail_to; /* fault injection: refuse arcs into this state; -1 none */
+	/* Fault injection: STOP_COPY data never ends (after the state comes
+	 * filler, forever), and a load takes any surplus and drops it. */
+	bool endless;
 };
 
 
@@ -330,7 +333,8 @@ static int regs_transition(vfmig_dev *dev, void *priv, uint32_t from,
 
 static ssize_t regs_save(vfmig_dev *dev, void *priv, void *buf, size_t len)
 {
-	struct regs_mig *m = &((struct regs *)priv)->mig;
+	struct regs *r = priv;
+	struct regs_mig *m = &r->mig;
 	size_t n = m->len - m->pos;
 
 	(void)dev;
@@ -338,6 +342,11 @@ static ssize_t regs_save(vfmig_dev *dev, void *priv, void *buf, size_t len)
 		n = len;
 	memcpy(buf, m->buf + m->pos, n);
 	m->pos += n;
+	if (r->endless && n < len) {
+		/* --endless-stop-copy: every read is full, so it never ends. */
+		memset((uint8_t *)buf + n, 0xee, len - n);
+		n = len;
+	}
 	return (ssize_t)n;
 }
 
@@ -359,6 +368,13 @@ static ssize_t regs_load(vfmig_dev *dev, void *priv, const void *buf,
 	(void)dev;
 	if (m->bad)
 		return -EINVAL;
+	if (r->endless && len > REGS_MIG_TOTAL - m->len) {
+		/* --endless-stop-copy: keep the state, drop the filler. */
+		size_t keep = REGS_MIG_TOTAL - m->len;
+		if (keep && regs_load(dev, priv, buf, keep) < 0)
+			return -EINVAL;
+		return (ssize_t)len;
+	}
 	if (len > REGS_MIG_TOTAL - m->len) {
 		regs_logf(r, VFMIG_LOG_ERR,
 			  "migration data refused: more than the %u bytes of a "
@@ -498,11 +514,14 @@ static int fail_state(const char *name)
 int vfmig_sample_regs_main(int argc, char **argv)
 {
 	static const char *const extra[] = { "--fail-transition" };
+	static const char *const flags[] = { "--endless-stop-copy" };
 	const char *fail_transition = NULL;
+	struct regs r = { .fail_to = -1 };
 	struct sample_cli o = { .name = "regs", .n_extra = 1,
 				.extra_names = extra,
-				.extra_vals = &fail_transition };
-	struct regs r = { .fail_to = -1 };
+				.extra_vals = &fail_transition,
+				.n_flags = 1, .flag_names = flags,
+				.flag_vals = &r.endless };
 	vfmig_dev *dev;
 	int rc;
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vfmig migrate --control PATH URI [--downtime-ms N] [--max-rounds N]
- *               [--connect-timeout-ms N] [--precopy all|ram|none] [--json]
- * vfmig save --control PATH FILE
+ *               [--connect-timeout-ms N] [--precopy all|ram|none]
+ *               [--max-stop-copy-bytes N] [--json]
+ * vfmig save --control PATH FILE [--max-stop-copy-bytes N]
  *
  * Clients of a running VMM's control socket: start a migration, follow it
  * with query-migrate until it ends, print the report. Exit 0 only when the
@@ -26,7 +27,7 @@
 
 /* The numeric options of `migrate`; 0: the VMM's default. */
 struct mig_opts {
-	long downtime_ms, max_rounds, connect_timeout_ms;
+	long downtime_ms, max_rounds, connect_timeout_ms, max_stop_copy_bytes;
 	const char *precopy; /* NULL: the VMM's default ("all") */
 };
 
@@ -56,6 +57,10 @@ static int run(const char *path, const char *uri, const struct mig_opts *o,
 	if (o->connect_timeout_ms > 0)
 		json_object_object_add(args, "connect-timeout-ms",
 				       json_object_new_int64(o->connect_timeout_ms));
+	if (o->max_stop_copy_bytes > 0)
+		json_object_object_add(args, "max-stop-copy-bytes",
+				       json_object_new_int64(
+					       o->max_stop_copy_bytes));
 	if (o->precopy)
 		json_object_object_add(args, "precopy",
 				       json_object_new_string(o->precopy));
@@ -122,12 +127,14 @@ out:
 static int usage(const char *cmd)
 {
 	if (!strcmp(cmd, "save"))
-		fprintf(stderr, "usage: vfmig save --control PATH FILE\n");
+		fprintf(stderr, "usage: vfmig save --control PATH FILE "
+				"[--max-stop-copy-bytes N]\n");
 	else
 		fprintf(stderr, "usage: vfmig migrate --control PATH URI "
 				"[--downtime-ms N] [--max-rounds N]\n"
 				"       [--connect-timeout-ms N] "
-				"[--precopy all|ram|none] [--json]\n"
+				"[--precopy all|ram|none]\n"
+				"       [--max-stop-copy-bytes N] [--json]\n"
 				"URI: tcp:HOST:PORT | unix:PATH | file:PATH\n");
 	return 2;
 }
@@ -150,11 +157,16 @@ static int migrate_main(int argc, char **argv, bool save)
 	static const struct {
 		const char *name;
 		size_t off;
+		bool save; /* `save` takes it too */
 	} nums[] = {
-		{ "--downtime-ms", offsetof(struct mig_opts, downtime_ms) },
-		{ "--max-rounds", offsetof(struct mig_opts, max_rounds) },
+		{ "--downtime-ms", offsetof(struct mig_opts, downtime_ms),
+		  false },
+		{ "--max-rounds", offsetof(struct mig_opts, max_rounds),
+		  false },
 		{ "--connect-timeout-ms",
-		  offsetof(struct mig_opts, connect_timeout_ms) },
+		  offsetof(struct mig_opts, connect_timeout_ms), false },
+		{ "--max-stop-copy-bytes",
+		  offsetof(struct mig_opts, max_stop_copy_bytes), true },
 	};
 	const char *control = NULL, *target = NULL;
 	struct mig_opts o = { 0 };
@@ -163,9 +175,11 @@ static int migrate_main(int argc, char **argv, bool save)
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		size_t n = save ? 0 : sizeof(nums) / sizeof(nums[0]), k;
+		size_t n = sizeof(nums) / sizeof(nums[0]), k;
 
-		for (k = 0; k < n && strcmp(a, nums[k].name); k++)
+		for (k = 0; k < n && (strcmp(a, nums[k].name) ||
+				      (save && !nums[k].save));
+		     k++)
 			;
 		if (k < n) {
 			long *dst = (long *)((char *)&o + nums[k].off);

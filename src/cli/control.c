@@ -85,12 +85,15 @@ static int cmd_query_status(struct vfmig_control *ctl, void *priv,
 		json_object_new_string(vfmig_vm_run_state_name(s)));
 	json_object_object_add(*ret, "running",
 			       json_object_new_boolean(s == VFMIG_VM_RUNNING));
-	/* Devices a failed recovery left unusable: the VM is not healthy
-	 * even if its guest runs. */
+	/* Devices a failed recovery left unusable, or whose connection
+	 * broke: the VM is not healthy even if its guest runs. */
 	struct json_object *faults = json_object_new_array();
 	for (unsigned int i = 0; i < vfmig_vm_ndevs(ctl->vm); i++) {
-		char msg[200];
-		if (!vfmig_vm_dev_fault(ctl->vm, i, msg, sizeof(msg)))
+		char msg[200], cause[160];
+		if (!vfmig_vm_dev_connected(ctl->vm, i, cause, sizeof(cause)))
+			snprintf(msg, sizeof(msg), "connection to the device "
+				 "lost: %s", cause);
+		else if (!vfmig_vm_dev_fault(ctl->vm, i, msg, sizeof(msg)))
 			continue;
 		struct json_object *f = json_object_new_object();
 		json_object_object_add(f, "id", json_object_new_string(
@@ -206,12 +209,23 @@ static int cmd_query_devices(struct vfmig_control *ctl, void *priv,
 		const struct vfmig_vmm_mig_caps *c =
 			vfmig_vm_dev_mig_caps(ctl->vm, i);
 		struct json_object *o = json_object_new_object();
+		char cause[160], lost[200] = "";
+		/* A device whose connection broke cannot migrate, whatever
+		 * it could when it was attached. */
+		bool up = vfmig_vm_dev_connected(ctl->vm, i, cause,
+						 sizeof(cause));
+		bool migratable = up && c->migratable;
+		if (!up)
+			snprintf(lost, sizeof(lost), "connection to the device "
+				 "lost: %s", cause);
 		json_object_object_add(o, "id", json_object_new_string(
 					   vfmig_vm_dev_id(ctl->vm, i)));
 		json_object_object_add(o, "socket", json_object_new_string(
 					   vfmig_vm_dev_path(ctl->vm, i)));
+		json_object_object_add(o, "connected",
+				       json_object_new_boolean(up));
 		json_object_object_add(o, "migratable",
-				       json_object_new_boolean(c->migratable));
+				       json_object_new_boolean(migratable));
 		static const char *const ifaces[] = { NULL, "v2", "region" };
 		int iface = vfmig_vmm_mig_interface(vfmig_vm_dev(ctl->vm, i));
 		json_object_object_add(o, "interface",
@@ -220,7 +234,7 @@ static int cmd_query_devices(struct vfmig_control *ctl, void *priv,
 							 ifaces[iface])
 					       : NULL);
 		uint32_t ms;
-		if (c->migratable &&
+		if (migratable &&
 		    vfmig_vmm_mig_get_state(vfmig_vm_dev(ctl->vm, i), &ms) == 0)
 			json_object_object_add(o, "migration_state",
 					       json_object_new_string(
@@ -228,10 +242,10 @@ static int cmd_query_devices(struct vfmig_control *ctl, void *priv,
 		else
 			json_object_object_add(o, "migration_state", NULL);
 		json_object_object_add(o, "blocker",
-				       c->migratable
-					       ? NULL
-					       : json_object_new_string(
-							 c->blocker));
+				       migratable ? NULL
+						  : json_object_new_string(
+							    up ? c->blocker
+							       : lost));
 		char fault[200];
 		json_object_object_add(o, "fault",
 				       vfmig_vm_dev_fault(ctl->vm, i, fault,
@@ -292,7 +306,7 @@ static const struct vfmig_control_cmd builtin[] = {
 	{ "query-guest", cmd_query_guest,
 	  "guest driver counters and verification (\"verify\": false skips)" },
 	{ "query-devices", cmd_query_devices,
-	  "attached devices, migration state and blockers" },
+	  "attached devices, connection, migration state and blockers" },
 	{ "query-commands", cmd_query_commands, "list the commands" },
 	{ "quit", cmd_quit, "stop the VMM (exit status 0)" },
 };

@@ -100,6 +100,13 @@ static void mvm_device_fault(void *priv, size_t i, const char *msg)
 	vfmig_vm_set_dev_fault(m->vm, (unsigned int)i, msg);
 }
 
+static bool mvm_dev_connected(void *priv, size_t i, char *cause, size_t len)
+{
+	struct vfmig_migration *m = priv;
+
+	return vfmig_vm_dev_connected(m->vm, (unsigned int)i, cause, len);
+}
+
 static const struct vfmig_mig_vm_ops mvm_ops = {
 	.pause = mvm_pause,
 	.resume = mvm_resume,
@@ -108,6 +115,7 @@ static const struct vfmig_mig_vm_ops mvm_ops = {
 	.was_running = mvm_was_running,
 	.settle_paused = mvm_settle_paused,
 	.device_fault = mvm_device_fault,
+	.dev_connected = mvm_dev_connected,
 };
 
 /* `stop` while a migration runs (vm.c calls this with its lock held). The
@@ -236,11 +244,12 @@ static int cmd_migrate(struct vfmig_control *ctl, void *priv,
 	static const char *const keys[] = { "uri", "downtime-ms",
 					    "max-rounds",
 					    "connect-timeout-ms", "precopy",
-					    NULL };
+					    "max-stop-copy-bytes", NULL };
 	static const enum json_type types[] = { json_type_string,
 						json_type_int, json_type_int,
 						json_type_int,
-						json_type_string };
+						json_type_string,
+						json_type_int };
 	struct vfmig_migration *m = priv;
 	struct json_object *v;
 	int r;
@@ -297,6 +306,16 @@ static int cmd_migrate(struct vfmig_control *ctl, void *priv,
 			return -EINVAL;
 		}
 		m->params.connect_timeout_ms = (int)ms;
+	}
+	if (json_object_object_get_ex(args, "max-stop-copy-bytes", &v)) {
+		int64_t n = json_object_get_int64(v);
+		if (n <= 0) {
+			pthread_mutex_unlock(&m->lock);
+			snprintf(err, errlen, "\"max-stop-copy-bytes\" must be "
+				 "a positive number of bytes");
+			return -EINVAL;
+		}
+		m->params.max_stop_copy_bytes = (uint64_t)n;
 	}
 	if (json_object_object_get_ex(args, "precopy", &v) &&
 	    vfmig_mig_precopy_parse(json_object_get_string(v),
@@ -407,9 +426,11 @@ static const struct vfmig_control_cmd commands[] = {
 	{ "migrate", cmd_migrate,
 	  "migrate live to {\"uri\": \"tcp:H:P|unix:PATH|file:PATH\", "
 	  "\"downtime-ms\": N, \"max-rounds\": N, "
-	  "\"connect-timeout-ms\": N, \"precopy\": \"all|ram|none\"}" },
+	  "\"connect-timeout-ms\": N, \"precopy\": \"all|ram|none\", "
+	  "\"max-stop-copy-bytes\": N}" },
 	{ "migrate-cancel", cmd_migrate_cancel,
-	  "stop a running migration; the VM keeps running here" },
+	  "stop a running migration (also in its stop-copy); the VM keeps "
+	  "running here" },
 	{ "query-migrate", cmd_query_migrate,
 	  "progress, and the report of the last migration" },
 };
@@ -434,6 +455,7 @@ int vfmig_migration_create(struct vfmig_vm *vm, struct vfmig_control *ctl,
 			.id = vfmig_vm_dev_id(vm, i),
 			.type = vfmig_vm_dev_type(vm, i),
 			.dev = vfmig_vm_dev(vm, i),
+			.path = vfmig_vm_dev_path(vm, i),
 		};
 	m->mvm = (struct vfmig_mig_vm){
 		.vm = m,

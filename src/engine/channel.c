@@ -26,6 +26,8 @@
 #define DEFAULT_TIMEOUT_MS 30000
 #define WBUF_SIZE (64u << 10)
 #define RP_HDR 6u
+_Static_assert(VFMIG_RP_FRAME_MAX == RP_HDR + VFMIG_RP_MAX + 4,
+	       "a frame is its header, the largest payload and the CRC");
 
 struct sock_io {
 	struct vfmig_io io; /* first: the vtable's callers hold &io */
@@ -47,6 +49,16 @@ struct vfmig_chan {
 	char *path;
 	char *tmp;
 	bool committed;
+	/* Source socket: the return-path frame being reassembled. Bytes stay
+	 * here across calls until the frame is whole, so a wait that times
+	 * out mid-frame loses nothing. rp_since: when its first byte came. */
+	uint8_t rp_buf[VFMIG_RP_FRAME_MAX];
+	size_t rp_len;
+	int64_t rp_since;
+	/* Set once the return path cannot be read again (a length above the
+	 * limit, a frame stalled mid-way): every later call gives it. */
+	int rp_err;
+	char rp_errmsg[160];
 };
 
 struct vfmig_chan_listener {
@@ -925,27 +937,127 @@ int vfmig_chan_rp_resumed(struct vfmig_chan *c, uint64_t timestamp_ns)
 	return vfmig_chan_rp_send(c, &m);
 }
 
-/* Reads exactly n bytes of a frame before deadline. */
-static int rp_read(struct vfmig_chan *c, void *buf, size_t n, int64_t deadline,
-		   char *err, size_t errlen)
+/* The return path is unusable from now on: remember why, for every call. */
+__attribute__((format(printf, 5, 6)))
+static int rp_broken(struct vfmig_chan *c, int r, char *err, size_t errlen,
+		     const char *fmt, ...)
 {
-	ssize_t r = recv_all(c->fd, buf, n, deadline, -2);
+	va_list ap;
 
-	if (r == (ssize_t)n)
-		return 0;
-	if (r >= 0) {
-		msg(err, errlen, "return path: the destination closed the connection");
-		return -ECONNRESET;
+	va_start(ap, fmt);
+	vsnprintf(c->rp_errmsg, sizeof(c->rp_errmsg), fmt, ap);
+	va_end(ap);
+	c->rp_err = r;
+	msg(err, errlen, "%s", c->rp_errmsg);
+	return r;
+}
+
+/* What of the frame being reassembled has come: "a RESUMED message (9
+ * of 20 bytes)", or of its header while the length is not known yet. */
+static const char *rp_partial(const struct vfmig_chan *c, size_t need, char *buf,
+			      size_t len)
+{
+	const char *name = c->rp_len >= 2
+		? vfmig_rp_type_name((enum vfmig_rp_type)get16(c->rp_buf)) : NULL;
+
+	if (c->rp_len < RP_HDR)
+		snprintf(buf, len, "%s%s message (%zu of the %u header bytes)",
+			 name ? "a " : "a", name ? name : "", c->rp_len, RP_HDR);
+	else
+		snprintf(buf, len, "a %s message (%zu of %zu bytes)", name,
+			 c->rp_len, need);
+	return buf;
+}
+
+/*
+ * Reads into the reassembly buffer until it holds one whole frame, waiting
+ * until deadline (-1: none). A frame may arrive in any number of pieces
+ * over any number of calls: what a call read stays in the buffer when it
+ * times out. A frame that began more than the channel's timeout ago and
+ * is still incomplete is an error: the peer stalled (or trickles) mid-frame.
+ */
+static int rp_fill(struct vfmig_chan *c, int64_t deadline, char *err, size_t errlen)
+{
+	char what[96];
+
+	for (;;) {
+		size_t need = RP_HDR;
+
+		if (c->rp_len >= RP_HDR) {
+			uint32_t len = get32(c->rp_buf + 2);
+			if (len > VFMIG_RP_MAX)
+				return rp_broken(c, -EBADMSG, err, errlen,
+						 "return path: message length %u above %u",
+						 len, VFMIG_RP_MAX);
+			need = RP_HDR + len + 4;
+			if (c->rp_len == need)
+				return 0;
+		}
+		/* Exactly what this frame still lacks: the next frame's bytes
+		 * stay in the socket. */
+		ssize_t r = recv(c->fd, c->rp_buf + c->rp_len, need - c->rp_len, MSG_DONTWAIT);
+		if (r > 0) {
+			if (!c->rp_len)
+				c->rp_since = now_ms();
+			c->rp_len += (size_t)r;
+			continue;
+		}
+		if (r == 0) {
+			if (c->rp_len)
+				msg(err, errlen, "return path: the destination closed the "
+				    "connection in the middle of %s",
+				    rp_partial(c, need, what, sizeof(what)));
+			else
+				msg(err, errlen, "return path: the destination closed the "
+				    "connection");
+			return -ECONNRESET;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			int e = -errno;
+			msg(err, errlen, "return path: %s", strerror(errno));
+			return e;
+		}
+		int wait = left_ms(deadline);
+		bool stall_first = false;
+		if (c->rp_len && c->timeout_ms >= 0) {
+			int64_t age = now_ms() - c->rp_since;
+			if (age >= c->timeout_ms)
+				return rp_broken(c, -EPROTO, err, errlen,
+						 "return path: stalled in %s for %lld ms "
+						 "(the limit is %d ms)",
+						 rp_partial(c, need, what, sizeof(what)),
+						 (long long)age, c->timeout_ms);
+			int stall_left = (int)(c->timeout_ms - age);
+			if (wait < 0 || stall_left < wait) {
+				wait = stall_left;
+				stall_first = true;
+			}
+		}
+		int w = wait_fd(c->fd, POLLIN, wait);
+		if (w == -ETIMEDOUT && stall_first)
+			continue; /* the stall check above decides */
+		if (w == -ETIMEDOUT) {
+			if (c->rp_len)
+				msg(err, errlen, "return path: %s was incomplete at "
+				    "the timeout (kept for the next call)",
+				    rp_partial(c, need, what, sizeof(what)));
+			else
+				msg(err, errlen, "return path: no message before the timeout");
+			return w;
+		}
+		if (w < 0) {
+			msg(err, errlen, "return path: %s", strerror(-w));
+			return w;
+		}
 	}
-	msg(err, errlen, "return path: %s", r == -ETIMEDOUT ? "no message before the timeout"
-							     : strerror((int)-r));
-	return (int)r;
 }
 
 int vfmig_chan_rp_recv(struct vfmig_chan *c, struct vfmig_rp_msg *m, int timeout_ms,
 		       char *err, size_t errlen)
 {
-	uint8_t f[RP_HDR + VFMIG_RP_MAX + 4];
+	const uint8_t *f = c->rp_buf;
 	int64_t deadline = deadline_in(timeout_ms);
 	uint32_t len;
 	uint16_t type;
@@ -954,6 +1066,10 @@ int vfmig_chan_rp_recv(struct vfmig_chan *c, struct vfmig_rp_msg *m, int timeout
 	if (c->kind == VFMIG_CHAN_FILE || !c->source) {
 		msg(err, errlen, "no return path to receive from on this channel");
 		return -ENOTSUP;
+	}
+	if (c->rp_err) {
+		msg(err, errlen, "%s", c->rp_errmsg);
+		return c->rp_err;
 	}
 	/* Once sending has failed, what the destination said before it went
 	 * is still worth reading: no flush then. */
@@ -964,18 +1080,14 @@ int vfmig_chan_rp_recv(struct vfmig_chan *c, struct vfmig_rp_msg *m, int timeout
 			return r;
 		}
 	}
-	r = rp_read(c, f, RP_HDR, deadline, err, errlen);
+	r = rp_fill(c, deadline, err, errlen);
 	if (r < 0)
 		return r;
+	/* The frame is whole: whatever it holds, the next one starts after
+	 * it. */
+	c->rp_len = 0;
 	type = get16(f);
 	len = get32(f + 2);
-	if (len > VFMIG_RP_MAX) {
-		msg(err, errlen, "return path: message length %u above %u", len, VFMIG_RP_MAX);
-		return -EBADMSG;
-	}
-	r = rp_read(c, f + RP_HDR, len + 4, deadline, err, errlen);
-	if (r < 0)
-		return r;
 	if (get32(f + RP_HDR + len) != (uint32_t)crc32(0, f, (uInt)(RP_HDR + len))) {
 		msg(err, errlen, "return path: checksum mismatch in a %s message",
 		    vfmig_rp_type_name((enum vfmig_rp_type)type));

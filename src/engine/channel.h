@@ -22,7 +22,8 @@
  *
  * No call blocks forever unless asked to: socket I/O waits at most the
  * channel's timeout for progress (vfmig_chan_set_timeout, default 30 s) and
- * gives -ETIMEDOUT; a dead peer gives -EPIPE or -ECONNRESET (SIGPIPE is
+ * gives -ETIMEDOUT (a return-path frame must also be complete within that
+ * time of its first byte, docs/io-model.md); a dead peer gives -EPIPE or -ECONNRESET (SIGPIPE is
  * never raised). A stream read that meets the peer's close returns fewer
  * bytes (end of input), as vfmig_io promises; the stream reader reports the
  * truncation.
@@ -143,6 +144,9 @@ int vfmig_chan_close(struct vfmig_chan *c);
 /* ---- return path (socket channels only) ---- */
 
 #define VFMIG_RP_MAX 4096 /* largest payload */
+/* Largest frame: header (6), payload, CRC (4). The source reassembles one
+ * frame at a time in a buffer of this size. */
+#define VFMIG_RP_FRAME_MAX (6 + VFMIG_RP_MAX + 4)
 
 enum vfmig_rp_type {
 	VFMIG_RP_SWITCHOVER_ACK = 1,
@@ -169,9 +173,21 @@ int vfmig_chan_rp_failed(struct vfmig_chan *c, const char *message);
 /*
  * Source: flush the stream (unless sending has already failed: what the
  * destination sent before it went can still be read), then wait up to
- * timeout_ms (negative: forever) for one message. Returns 0 and *m, -ETIMEDOUT, -ECONNRESET (the peer
- * closed or died), -EBADMSG (bad checksum, length, type or payload; the
- * message in err names it), -ENOTSUP (file or destination channel).
+ * timeout_ms (negative: forever; 0: only look) for one whole message.
+ * Frames may arrive in any number of pieces: what a call read of an
+ * incomplete frame is kept in the channel's reassembly buffer (one frame,
+ * VFMIG_RP_FRAME_MAX bytes) for the next call, so a timeout never loses
+ * bytes and a frame that trickles in over many zero-timeout polls comes out
+ * whole. Returns 0 and *m, or:
+ *   -ETIMEDOUT   no whole message yet (err says whether part of one came)
+ *   -ECONNRESET  the peer closed or died (mid-frame: err says so)
+ *   -EBADMSG     bad checksum, type or payload (that frame is dropped, the
+ *                next one can be read), or a length above VFMIG_RP_MAX
+ *   -EPROTO      a frame began more than the channel's timeout ago and is
+ *                still incomplete: the peer stalls or trickles mid-frame
+ *   -ENOTSUP     file or destination channel
+ * After a length above the limit or a stalled frame the return path is
+ * out of step for good: every later call gives the same error.
  */
 int vfmig_chan_rp_recv(struct vfmig_chan *c, struct vfmig_rp_msg *m,
 		       int timeout_ms, char *err, size_t errlen);

@@ -18,6 +18,9 @@
 #define DEFAULT_CONNECT_TIMEOUT_MS 3000
 #define DEFAULT_DEVICE_BUDGET (64ull << 20)
 #define LOG_PAGE 4096u
+/* RAM at the switchover goes in pieces of this many bytes of page data, so
+ * that a cancel is noticed during a large VM's last copy (or a save). */
+#define SWITCHOVER_RAM_CHUNK (64ull << 20)
 
 static const char *const status_names[] = {
 	[VFMIG_MIG_NONE] = "none",
@@ -241,6 +244,36 @@ static void run_fini(struct run *run)
 /* Source                                                              */
 /* ------------------------------------------------------------------ */
 
+/* Whether device i's connection works; if not, the cause in cause. */
+static bool dev_connected(struct run *run, size_t i, char *cause, size_t len)
+{
+	cause[0] = '\0';
+	if (run->vm->ops->dev_connected)
+		return run->vm->ops->dev_connected(run->vm->vm, i, cause, len);
+	return vfmig_vmm_dev_connected(run->devs[i].d->dev);
+}
+
+/*
+ * The connection to device i is gone (or the call that gave err found it
+ * so): "device dev0 (PATH): connection lost: CAUSE", with the VM's account
+ * of how it broke, else what the library said. Returns 0 if the
+ * connection is in fact fine: the caller reports err its own way.
+ */
+static int dev_lost(struct run *run, size_t i, int err, const char *phase)
+{
+	const struct vfmig_mig_dev *d = run->devs[i].d;
+	char cause[200];
+
+	if (dev_connected(run, i, cause, sizeof(cause)))
+		return 0;
+	if (!cause[0])
+		snprintf(cause, sizeof(cause), "%s", vfmig_vmm_strerror(err));
+	return fail(run, err < 0 ? err : -ENOTCONN, phase,
+		    "device %s%s%s%s: connection lost: %s", d->id,
+		    d->path ? " (" : "", d->path ? d->path : "",
+		    d->path ? ")" : "", cause);
+}
+
 /* Capabilities and blockers: nothing is changed when a device can't go. */
 static int src_check_devices(struct run *run)
 {
@@ -248,11 +281,18 @@ static int src_check_devices(struct run *run)
 		struct dev_run *dr = &run->devs[i];
 		int r;
 
+		/* A dead device is named as such, before anything that
+		 * would only fail because of it. */
+		r = dev_lost(run, i, -ENOTCONN, "setup");
+		if (r < 0)
+			return r;
 		if (!dr->type)
 			return fail(run, -EOPNOTSUPP, "setup",
 				    "device %s: type \"%s\" is not registered",
 				    dr->d->id, dr->d->type);
 		r = vfmig_vmm_mig_discover(dr->d->dev, &dr->caps);
+		if (r < 0 && dev_lost(run, i, r, "setup") < 0)
+			return r;
 		if (r < 0 || !dr->caps.migratable)
 			return fail(run, r < 0 ? r : -EOPNOTSUPP, "setup",
 				    "migration blocked by device %s: %s",
@@ -404,28 +444,103 @@ static int sink_device_data(void *priv, const void *buf, size_t len)
 	return r;
 }
 
-/* One section of device data: BEGIN, the pump's chunks, END. */
-static int src_device_section(struct run *run, size_t i,
-			      enum vfmig_stream_phase phase, uint64_t budget,
-			      struct vfmig_vmm_mig_save_result *res)
+/* One pre-copy section of device data: BEGIN, up to budget bytes of the
+ * pump's chunks, END. */
+static int src_precopy_section(struct run *run, size_t i, uint64_t budget,
+			       struct vfmig_vmm_mig_save_result *res)
 {
 	struct dev_run *dr = &run->devs[i];
-	const char *what = phase == VFMIG_PHASE_FINAL ? "stop-copy"
-						      : "pre-copy";
 	uint64_t before = run->dev_bytes;
 	int r;
 
 	run->cur_dev = (uint16_t)i;
-	r = vfmig_stream_write_device_begin(run->w, (uint16_t)i, phase);
+	r = vfmig_stream_write_device_begin(run->w, (uint16_t)i,
+					    VFMIG_PHASE_PRECOPY);
 	if (r == 0)
 		r = vfmig_vmm_mig_save(dr->d->dev, budget, sink_device_data,
 				       run, res);
 	if (r == 0)
 		r = vfmig_stream_write_device_end(run->w, (uint16_t)i);
 	if (r < 0)
-		return fail(run, r, what, "device %s data: %s", dr->d->id,
+		return fail(run, r, "pre-copy", "device %s data: %s", dr->d->id,
 			    vfmig_vmm_strerror(r));
 	dr->last_bytes = run->dev_bytes - before;
+	return 0;
+}
+
+/* The most STOP_COPY data device i may send, and its estimate (*est,
+ * UINT64_MAX when it gives none). See VFMIG_MIG_STOP_COPY_* in migrate.h. */
+static uint64_t stop_copy_limit(struct run *run, size_t i, uint64_t *est)
+{
+	struct dev_run *dr = &run->devs[i];
+	uint64_t n;
+
+	*est = UINT64_MAX;
+	if (dr->caps.size_info &&
+	    vfmig_vmm_mig_stop_copy_size(dr->d->dev, &n) == 0)
+		*est = n;
+	if (run->p.max_stop_copy_bytes)
+		return run->p.max_stop_copy_bytes;
+	if (*est == UINT64_MAX)
+		return VFMIG_MIG_STOP_COPY_MAX;
+	if (*est > (UINT64_MAX - VFMIG_MIG_STOP_COPY_MARGIN) /
+			   VFMIG_MIG_STOP_COPY_SLACK)
+		return UINT64_MAX;
+	return *est * VFMIG_MIG_STOP_COPY_SLACK + VFMIG_MIG_STOP_COPY_MARGIN;
+}
+
+/*
+ * Device i's final section: its STOP_COPY data until the device ends it,
+ * read in chunks so that a cancel is noticed and the data bounded (a
+ * device that never ends would keep the guest paused for good).
+ */
+static int src_stop_copy_section(struct run *run, size_t i)
+{
+	struct dev_run *dr = &run->devs[i];
+	struct vfmig_vmm_mig_save_result res;
+	uint64_t est, limit = stop_copy_limit(run, i, &est);
+	uint64_t before = run->dev_bytes, sent = 0;
+	int r;
+
+	run->cur_dev = (uint16_t)i;
+	r = vfmig_stream_write_device_begin(run->w, (uint16_t)i,
+					    VFMIG_PHASE_FINAL);
+	if (r < 0)
+		return fail(run, r, "stop-copy", "device %s data: %s",
+			    dr->d->id, strerror(-r));
+	for (;;) {
+		if (cancelled(run))
+			return fail(run, -ECANCELED, "stop-copy",
+				    "cancelled by request");
+		/* One byte past the limit is enough to know it was passed. */
+		uint64_t budget = limit - sent < VFMIG_MIG_STOP_COPY_CHUNK
+					  ? limit - sent + 1
+					  : VFMIG_MIG_STOP_COPY_CHUNK;
+		r = vfmig_vmm_mig_save(dr->d->dev, budget, sink_device_data,
+				       run, &res);
+		sent = run->dev_bytes - before;
+		if (r < 0)
+			return fail(run, r, "stop-copy", "device %s data: %s",
+				    dr->d->id, vfmig_vmm_strerror(r));
+		if (sent > limit) {
+			char why[96] = "it gives no estimate";
+			if (est != UINT64_MAX)
+				snprintf(why, sizeof(why),
+					 "its estimate was %llu",
+					 (unsigned long long)est);
+			return fail(run, -EFBIG, "stop-copy", "device %s sent "
+				    "more than %llu bytes of stop-copy data "
+				    "(%s)", dr->d->id,
+				    (unsigned long long)limit, why);
+		}
+		if (res.status == VFMIG_VMM_MIG_SAVE_END)
+			break;
+	}
+	r = vfmig_stream_write_device_end(run->w, (uint16_t)i);
+	if (r < 0)
+		return fail(run, r, "stop-copy", "device %s data: %s",
+			    dr->d->id, strerror(-r));
+	dr->last_bytes = sent;
 	return 0;
 }
 
@@ -510,8 +625,8 @@ static int src_round(struct run *run, double *bytes_out)
 
 		if (!dr->precopy)
 			continue;
-		r = src_device_section(run, i, VFMIG_PHASE_PRECOPY,
-				       run->p.device_round_budget, &res);
+		r = src_precopy_section(run, i, run->p.device_round_budget,
+					&res);
 		if (r < 0)
 			return r;
 		dr->sections++;
@@ -643,6 +758,9 @@ static int src_switchover(struct run *run)
 	int r;
 
 	set_status(run, VFMIG_MIG_SWITCHOVER);
+	if (cancelled(run))
+		return fail(run, -ECANCELED, "switchover",
+			    "cancelled by request");
 	r = src_pause(run, "switchover");
 	if (r < 0)
 		return r;
@@ -670,19 +788,34 @@ static int src_switchover(struct run *run)
 	r = src_write_run_state(run);
 	if (r == 0)
 		r = vfmig_stream_write_switchover(run->w);
-	if (r == 0)
-		r = vfmig_ram_send(run->vm->ram, run->w, 0, &st);
 	if (r < 0)
-		return fail(run, r, "stop-copy", "sending RAM: %s",
+		return fail(run, r, "stop-copy", "writing the switchover: %s",
 			    strerror(-r));
-	atomic_fetch_add(&run->prog->ram_bytes, st.bytes);
+	/* The last RAM, in pieces: a piece that sends less than asked for
+	 * took every dirty page there was (nothing dirties RAM now). */
+	for (;;) {
+		uint64_t before = st.bytes;
+		if (cancelled(run))
+			return fail(run, -ECANCELED, "stop-copy",
+				    "cancelled by request");
+		r = vfmig_ram_send(run->vm->ram, run->w, SWITCHOVER_RAM_CHUNK,
+				   &st);
+		if (r < 0)
+			return fail(run, r, "stop-copy", "sending RAM: %s",
+				    strerror(-r));
+		atomic_fetch_add(&run->prog->ram_bytes, st.bytes - before);
+		if (st.bytes - before < SWITCHOVER_RAM_CHUNK)
+			break;
+	}
 	run->rep->ram_bytes += st.bytes;
 	for (size_t i = 0; i < run->vm->ndev; i++) {
-		struct vfmig_vmm_mig_save_result res;
-		r = src_device_section(run, i, VFMIG_PHASE_FINAL, 0, &res);
+		r = src_stop_copy_section(run, i);
 		if (r < 0)
 			return r;
 	}
+	if (cancelled(run))
+		return fail(run, -ECANCELED, "stop-copy",
+			    "cancelled by request");
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		struct dev_run *dr = &run->devs[i];
 		void *state = vfmig_type_state_new(dr->type);
@@ -883,6 +1016,8 @@ static int dst_check_list(struct run *run,
 				    dr->type->desc->min_version,
 				    dr->type->desc->version);
 		int r = vfmig_vmm_mig_discover(dr->d->dev, &dr->caps);
+		if (r < 0 && dev_lost(run, i, r, "incoming") < 0)
+			return r;
 		if (r < 0 || !dr->caps.migratable)
 			return fail(run, r < 0 ? r : -EOPNOTSUPP, "incoming",
 				    "device %s cannot take a migration: %s",

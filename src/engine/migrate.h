@@ -38,6 +38,7 @@ struct vfmig_mig_dev {
 	const char *id;   /* unique within the VM, e.g. "dev0" */
 	const char *type; /* registered type name, e.g. "pci" */
 	vfmig_vmm_dev *dev;
+	const char *path; /* its socket, for messages; may be NULL */
 };
 
 /* What the engine may ask of the VM it moves. */
@@ -64,6 +65,10 @@ struct vfmig_mig_vm_ops {
 	 * a rollback; msg says why. The VM should show it until the device
 	 * works again. */
 	void (*device_fault)(void *vm, size_t i, const char *msg);
+	/* Optional: whether device i's connection works; when it does not,
+	 * why it broke, in cause ("" if unknown). Absent: the engine asks
+	 * the VMM library, which knows only that it broke. */
+	bool (*dev_connected)(void *vm, size_t i, char *cause, size_t len);
 };
 
 struct vfmig_mig_vm {
@@ -87,6 +92,21 @@ enum vfmig_mig_precopy {
 const char *vfmig_mig_precopy_name(enum vfmig_mig_precopy m);
 int vfmig_mig_precopy_parse(const char *s, enum vfmig_mig_precopy *out);
 
+/*
+ * The stop-copy bound: the most STOP_COPY data the source takes from one
+ * device before it gives up (a device that never ends its data would keep
+ * the VM paused forever). With max_stop_copy_bytes 0 it is the device's own
+ * estimate when the stop-copy starts (size-estimate extension) times
+ * VFMIG_MIG_STOP_COPY_SLACK plus VFMIG_MIG_STOP_COPY_MARGIN, or
+ * VFMIG_MIG_STOP_COPY_MAX for a device that gives no estimate; a non-zero
+ * max_stop_copy_bytes is the bound for every device. The data is read in
+ * chunks of VFMIG_MIG_STOP_COPY_CHUNK, and a cancel is noticed between two.
+ */
+#define VFMIG_MIG_STOP_COPY_SLACK 2u
+#define VFMIG_MIG_STOP_COPY_MARGIN (64ull << 20)
+#define VFMIG_MIG_STOP_COPY_MAX (4ull << 30)
+#define VFMIG_MIG_STOP_COPY_CHUNK (8ull << 20)
+
 struct vfmig_mig_params {
 	uint64_t downtime_ms; /* predicted downtime to switch over; 0: 300 */
 	unsigned max_rounds;  /* then switch over anyway; 0: 30 */
@@ -98,6 +118,8 @@ struct vfmig_mig_params {
 	uint64_t device_round_budget; /* pre-copy bytes per device per round;
 				       * 0: 64 MiB */
 	enum vfmig_mig_precopy precopy; /* source: what is copied live */
+	uint64_t max_stop_copy_bytes; /* source: stop-copy bytes per device;
+				       * 0: the estimate rule above */
 	bool dst_paused; /* destination: keep the guest paused after it */
 };
 

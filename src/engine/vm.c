@@ -21,6 +21,7 @@
 #define NIRQ_KINDS 3 /* INTX, MSI, MSIX: the indexes a type may wire */
 
 struct vm_dev {
+	struct vfmig_vm *vm;
 	char id[8];
 	char *path;
 	vfmig_vmm_dev *dev;
@@ -31,6 +32,11 @@ struct vm_dev {
 	uint32_t nirqs[NIRQ_KINDS];
 	struct vfmig_type_irq_wiring wired; /* what is bound now */
 	char fault[160];                   /* "" or why the device is unusable */
+	/* The library's last error message about this device, and, once
+	 * its connection was found broken, the one that explains why (the
+	 * library logs the cause as it breaks it). Both under state_lock. */
+	char last_err[160];
+	char lost[160];
 };
 
 struct listener {
@@ -111,6 +117,46 @@ static void on_dma_write(void *priv, uint64_t iova, uint64_t len)
 
 	/* The window is RAM at IOVA 0: IOVA is the RAM offset. */
 	vfmig_ram_mark_dirty(&vm->ram, iova, len);
+}
+
+/* The VMM library's messages about one device: named after it, and its
+ * errors kept (see lost). May run with the device's mutex held: it must
+ * not call the library. */
+static void dev_log(void *priv, int level, const char *msg)
+{
+	struct vm_dev *d = priv;
+	struct vfmig_vm *vm = d->vm;
+	char line[600];
+
+	if (level <= VFMIG_LOG_ERR) {
+		pthread_mutex_lock(&vm->state_lock);
+		snprintf(d->last_err, sizeof(d->last_err), "%s", msg);
+		pthread_mutex_unlock(&vm->state_lock);
+	}
+	if (!vm->log_fn || level > vm->log_level)
+		return;
+	snprintf(line, sizeof(line), "%s: %s", d->id, msg);
+	vm->log_fn(vm->log_priv, level, line);
+}
+
+/* The device's connection is broken: settle why, once (it is never
+ * reconnected), and say so. Does not take the device's mutex. */
+static void note_lost(struct vfmig_vm *vm, struct vm_dev *d)
+{
+	bool first = false;
+	char cause[sizeof(d->lost)];
+
+	pthread_mutex_lock(&vm->state_lock);
+	if (!d->lost[0]) {
+		snprintf(d->lost, sizeof(d->lost), "%s",
+			 d->last_err[0] ? d->last_err : "the connection broke");
+		first = true;
+	}
+	memcpy(cause, d->lost, sizeof(cause));
+	pthread_mutex_unlock(&vm->state_lock);
+	if (first)
+		vfmig_vm_log(vm, VFMIG_LOG_ERR, "%s (%s): connection lost: %s",
+			     d->id, d->path, cause);
 }
 
 /* One eventfd per vector of every index the device offers with eventfds
@@ -250,14 +296,17 @@ static int attach(struct vfmig_vm *vm, unsigned int i, const char *path,
 	struct vm_dev *d = &vm->devs[i];
 	struct vfmig_vmm_dev_opts o = {
 		.version = VFMIG_VMM_OPTS_VERSION,
-		.log_fn = vm->log_fn,
-		.log_priv = vm->log_priv,
-		.log_level = vm->log_level,
+		/* Errors always reach dev_log: they explain a lost device. */
+		.log_fn = dev_log,
+		.log_priv = d,
+		.log_level = vm->log_level > VFMIG_LOG_ERR ? vm->log_level
+							   : VFMIG_LOG_ERR,
 		.on_dma_write = on_dma_write,
 		.priv = vm,
 	};
 	int r;
 
+	d->vm = vm;
 	snprintf(d->id, sizeof(d->id), "dev%u", i);
 	d->path = strdup(path);
 	if (!d->path)
@@ -356,7 +405,11 @@ static void *io_main(void *arg)
 		for (unsigned int i = 0; i < vm->ndevs; i++) {
 			int fd = vfmig_vmm_dev_get_poll_fd(vm->devs[i].dev);
 			any_busy |= busy[i];
-			if (fd < 0 || busy[i])
+			if (fd < 0) {
+				note_lost(vm, &vm->devs[i]);
+				continue;
+			}
+			if (busy[i])
 				continue;
 			map[n - 1] = i;
 			p[n++] = (struct pollfd){ .fd = fd, .events = POLLIN };
@@ -375,7 +428,9 @@ static void *io_main(void *arg)
 			int r = vfmig_vmm_dev_process(d->dev);
 			if (r == -EBUSY)
 				busy[map[k - 1]] = true;
-			else if (r < 0 && r != -ENOTCONN)
+			else if (r < 0 && !vfmig_vmm_dev_connected(d->dev))
+				note_lost(vm, d); /* says so, once */
+			else if (r < 0)
 				vfmig_vm_log(vm, VFMIG_LOG_ERR,
 					     "%s: serving device messages: %s",
 					     d->id, vfmig_vmm_strerror(r));
@@ -893,6 +948,24 @@ bool vfmig_vm_dev_fault(struct vfmig_vm *vm, unsigned int i, char *buf,
 		snprintf(buf, len, "%s", vm->devs[i].fault);
 	pthread_mutex_unlock(&vm->state_lock);
 	return faulty;
+}
+
+bool vfmig_vm_dev_connected(struct vfmig_vm *vm, unsigned int i, char *cause,
+			    size_t len)
+{
+	if (cause && len)
+		cause[0] = '\0';
+	if (i >= vm->ndevs)
+		return false;
+	if (vfmig_vmm_dev_connected(vm->devs[i].dev))
+		return true;
+	note_lost(vm, &vm->devs[i]);
+	if (cause && len) {
+		pthread_mutex_lock(&vm->state_lock);
+		snprintf(cause, len, "%s", vm->devs[i].lost);
+		pthread_mutex_unlock(&vm->state_lock);
+	}
+	return false;
 }
 
 const char *vfmig_vm_dev_type(struct vfmig_vm *vm, unsigned int i)

@@ -216,6 +216,17 @@ void vfmig_vm_set_dev_fault(struct vfmig_vm *vm, unsigned int i,
 bool vfmig_vm_dev_fault(struct vfmig_vm *vm, unsigned int i, char *buf,
 			size_t len);
 
+/*
+ * Whether device i's connection is usable. When it broke (the device died,
+ * stopped answering, or sent garbage; it is not reconnected), false, with
+ * cause (may be NULL) the library's message from the moment it broke,
+ * e.g. "device closed the connection" or "no reply within 30000 ms;
+ * closing". The VM logs "devN (PATH): connection lost: CAUSE" once, when
+ * it first sees the break (its I/O thread looks every 100 ms).
+ */
+bool vfmig_vm_dev_connected(struct vfmig_vm *vm, unsigned int i, char *cause,
+			    size_t len);
+
 /* Device i's type name ("pci", or "unknown" for a device that reports no
  * type we know); NULL past end. The registry the VM was built with. */
 const char *vfmig_vm_dev_type(struct vfmig_vm *vm, unsigned int i);

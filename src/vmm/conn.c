@@ -207,7 +207,7 @@ static int connect_path(vfmig_vmm_dev *dev)
 			break;
 		nanosleep(&(struct timespec){ 0, CONNECT_RETRY_NS }, NULL);
 	}
-	vfu_log(&dev->log, VFU_LOG_ERR, "connect %s: errno %d", dev->path, -r);
+	vfu_log(&dev->log, VFU_LOG_ERR, "connect %s: %s", dev->path, strerror(-r));
 	return r;
 }
 

@@ -181,8 +181,8 @@ int vmm_serve_command(vfmig_vmm_dev *dev, const struct vfu_msg *msg)
 		vfu_command_name(cmd), msg->hdr.msg_id);
 	r = fn(dev, msg);
 	if (r < 0) {
-		vfu_log(&dev->log, VFU_LOG_ERR, "reply to %s failed: errno %d",
-			vfu_command_name(cmd), -r);
+		vfu_log(&dev->log, VFU_LOG_ERR, "reply to %s failed: %s",
+			vfu_command_name(cmd), strerror(-r));
 		vmm_break(dev);
 		return r == -EPIPE ? -ECONNRESET : r;
 	}

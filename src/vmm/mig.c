@@ -69,9 +69,8 @@ static int probe(vfmig_vmm_dev *dev, uint32_t feature, uint32_t ops)
 static int refused(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps,
 		   const char *what, int err)
 {
-	blocker(caps, "%s %s: %s (errno %d)", what,
-		dev->fd < 0 ? "failed" : "refused", vfmig_vmm_strerror(err),
-		-err);
+	blocker(caps, "%s %s: %s", what,
+		dev->fd < 0 ? "failed" : "refused", vfmig_vmm_strerror(err));
 	vfu_log(&dev->log, VFU_LOG_INFO, "migration blocked: %s",
 		caps->blocker);
 	return dev->fd < 0 ? err : 0;

@@ -164,8 +164,8 @@ void vmm_shadow_after_reset(vfmig_vmm_dev *dev)
 	r = capture_contents(dev, &dev->shadow);
 	if (r < 0) {
 		vfu_log(&dev->log, VFU_LOG_WARNING,
-			"shadow: re-reading config space after reset: errno %d"
-			" (shadow dropped)", -r);
+			"shadow: re-reading config space after reset: %s"
+			" (shadow dropped)", vfmig_vmm_strerror(r));
 		shadow_free(&dev->shadow);
 	}
 }

@@ -3,7 +3,7 @@
  * Channels through real sockets on loopback (UNIX and TCP 127.0.0.1 with an
  * ephemeral port) and a real file: URI parsing, the stream in one direction
  * and return-path messages in the other, a peer killed mid-transfer, the
- * timeout, corrupt frames.
+ * timeout, corrupt frames, frames that arrive a byte at a time.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,6 +20,9 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -336,6 +339,225 @@ static void test_return_path_corrupt(void **state)
 	close(lfd);
 }
 
+/* ---- return-path frames in pieces ---- */
+
+/* A return-path frame: type, length, payload, CRC-32. Returns its size. */
+static size_t rp_frame(uint8_t *f, uint16_t type, const void *payload, uint32_t len)
+{
+	f[0] = (uint8_t)(type >> 8);
+	f[1] = (uint8_t)type;
+	for (int i = 0; i < 4; i++)
+		f[2 + i] = (uint8_t)(len >> (24 - 8 * i));
+	memcpy(f + 6, payload, len);
+	uLong crc = crc32(0, f, 6 + len);
+	for (int i = 0; i < 4; i++)
+		f[6 + len + i] = (uint8_t)(crc >> (24 - 8 * i));
+	return 6 + len + 4;
+}
+
+/* A source channel connected to a bare socket that the test holds as the
+ * destination end, so that it can send frames a byte at a time. */
+static void raw_destination(bool tcp, struct vfmig_chan **src, int *fd)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t sl;
+	char err[256], uri[160];
+	int lfd;
+
+	if (tcp) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		in->sin_family = AF_INET;
+		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sl = sizeof(*in);
+	} else {
+		struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+		un->sun_family = AF_UNIX;
+		snprintf(un->sun_path, sizeof(un->sun_path), "%s", tmp_path("raw.sock"));
+		unlink(un->sun_path);
+		sl = sizeof(*un);
+	}
+	lfd = socket(ss.ss_family, SOCK_STREAM, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&ss, sl), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	if (tcp) {
+		assert_int_equal(getsockname(lfd, (struct sockaddr *)&ss, &sl), 0);
+		snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%u",
+			 ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	} else {
+		snprintf(uri, sizeof(uri), "unix:%s", ((struct sockaddr_un *)&ss)->sun_path);
+	}
+	assert_int_equal(vfmig_chan_connect(uri, 2000, src, err, sizeof(err)), 0);
+	*fd = accept(lfd, NULL, NULL);
+	assert_true(*fd >= 0);
+	close(lfd);
+	if (tcp) {
+		int one = 1; /* every byte its own segment */
+		setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+}
+
+struct trickle_arg {
+	int fd;
+	const uint8_t *bytes;
+	size_t n;
+};
+
+/* Send the bytes one at a time with a pause after each. */
+static void *trickle(void *p)
+{
+	struct trickle_arg *a = p;
+
+	for (size_t i = 0; i < a->n; i++) {
+		if (write(a->fd, a->bytes + i, 1) != 1)
+			break;
+		usleep(2000);
+	}
+	return NULL;
+}
+
+/*
+ * The destination's frames arrive a byte at a time while the source polls
+ * the return path without waiting (timeout 0, as in each pre-copy round):
+ * every poll that finds a frame incomplete says "timeout" and keeps what
+ * it read, so both frames come out whole and in order.
+ */
+static void trickled_frames(bool tcp)
+{
+	static const char ok[] = "ok";
+	uint8_t wire[64], resumed[8 + sizeof(ok) - 1];
+	struct vfmig_chan *src;
+	struct vfmig_rp_msg m;
+	struct trickle_arg a;
+	struct timespec t0, t;
+	pthread_t th;
+	char err[256];
+	int fd, got = 0, polls = 0;
+
+	raw_destination(tcp, &src, &fd);
+	size_t n = rp_frame(wire, VFMIG_RP_SWITCHOVER_ACK, "dev0", 4);
+	for (int i = 0; i < 8; i++)
+		resumed[i] = (uint8_t)(0x0102030405060708ull >> (56 - 8 * i));
+	memcpy(resumed + 8, ok, sizeof(ok) - 1);
+	n += rp_frame(wire + n, VFMIG_RP_RESUMED, resumed, sizeof(resumed));
+	a = (struct trickle_arg){ .fd = fd, .bytes = wire, .n = n };
+	assert_int_equal(pthread_create(&th, NULL, trickle, &a), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (got < 2) {
+		int r = vfmig_chan_rp_recv(src, &m, 0, err, sizeof(err));
+		polls++;
+		if (r == -ETIMEDOUT) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			if (t.tv_sec - t0.tv_sec > 10)
+				fail_msg("frames not complete after 10 s (%d polls)", polls);
+			usleep(500);
+			continue;
+		}
+		if (r != 0)
+			fail_msg("poll %d: %d: %s", polls, r, err);
+		if (got == 0) {
+			assert_int_equal(m.type, VFMIG_RP_SWITCHOVER_ACK);
+			assert_string_equal(m.text, "dev0");
+		} else {
+			assert_int_equal(m.type, VFMIG_RP_RESUMED);
+			assert_true(m.timestamp_ns == 0x0102030405060708ull);
+			assert_string_equal(m.text, "ok");
+		}
+		got++;
+	}
+	pthread_join(th, NULL);
+	/* Many polls met a frame in pieces: the test did what it says. */
+	assert_true(polls > (int)n);
+	close(fd);
+	vfmig_chan_close(src);
+}
+
+static void test_return_path_trickle_unix(void **state)
+{
+	(void)state;
+	trickled_frames(false);
+}
+
+static void test_return_path_trickle_tcp(void **state)
+{
+	(void)state;
+	trickled_frames(true);
+}
+
+/*
+ * A frame cut by the caller's deadline is kept: the wait ends with
+ * -ETIMEDOUT and a message saying the frame was incomplete, and the rest
+ * completes it on the next call. A frame that stays incomplete for longer
+ * than the channel's timeout is an error (-EPROTO), for good: the peer is
+ * stalled mid-frame and the return path cannot be trusted again.
+ */
+static void test_return_path_partial(void **state)
+{
+	uint8_t f[64];
+	struct vfmig_chan *src;
+	struct vfmig_rp_msg m;
+	struct timespec t0, t;
+	char err[256];
+	int fd, r;
+	(void)state;
+
+	raw_destination(false, &src, &fd);
+	size_t n = rp_frame(f, VFMIG_RP_FAILED, "loading dev0: no", 16);
+	assert_int_equal(write(fd, f, 7), 7);
+	err[0] = 0;
+	assert_int_equal(vfmig_chan_rp_recv(src, &m, 200, err, sizeof(err)), -ETIMEDOUT);
+	if (!strstr(err, "incomplete") || !strstr(err, "7 of 26"))
+		fail_msg("a frame cut by the deadline: \"%s\"", err);
+	assert_int_equal(write(fd, f + 7, n - 7), (ssize_t)(n - 7));
+	assert_int_equal(vfmig_chan_rp_recv(src, &m, 2000, err, sizeof(err)), 0);
+	assert_int_equal(m.type, VFMIG_RP_FAILED);
+	assert_string_equal(m.text, "loading dev0: no");
+	/* Nothing pending: the plain timeout message. */
+	assert_int_equal(vfmig_chan_rp_recv(src, &m, 0, err, sizeof(err)), -ETIMEDOUT);
+	assert_non_null(strstr(err, "no message before the timeout"));
+
+	/* Stalled mid-frame beyond the channel's timeout (300 ms here), while
+	 * the caller only polls. */
+	vfmig_chan_set_timeout(src, 300);
+	assert_int_equal(write(fd, f, 3), 3);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		r = vfmig_chan_rp_recv(src, &m, 0, err, sizeof(err));
+		if (r != -ETIMEDOUT)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec > 5)
+			fail_msg("a stalled frame still only times out after 5 s");
+		usleep(10000);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_int_equal(r, -EPROTO);
+	if (!strstr(err, "stalled") || !strstr(err, "3 of the 6 header bytes"))
+		fail_msg("a stalled frame: \"%s\"", err);
+	assert_true(ms >= 250 && ms < 3000);
+	/* The rest arriving now does not revive it. */
+	assert_int_equal(write(fd, f + 3, n - 3), (ssize_t)(n - 3));
+	assert_int_equal(vfmig_chan_rp_recv(src, &m, 200, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "stalled"));
+	close(fd);
+	vfmig_chan_close(src);
+
+	/* A length above the frame limit: refused, and so is every later
+	 * call (the next frame's start is unknown). */
+	raw_destination(false, &src, &fd);
+	static const uint8_t too_long[] = { 0, 1, 0, 0, 0x10, 1, 'x', 'y' };
+	assert_int_equal(write(fd, too_long, sizeof(too_long)), (ssize_t)sizeof(too_long));
+	assert_int_equal(vfmig_chan_rp_recv(src, &m, 2000, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "length 4097"));
+	n = rp_frame(f, VFMIG_RP_SWITCHOVER_ACK, "", 0);
+	assert_int_equal(write(fd, f, n), (ssize_t)n);
+	assert_int_equal(vfmig_chan_rp_recv(src, &m, 200, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "length 4097"));
+	close(fd);
+	vfmig_chan_close(src);
+}
+
 /* The destination process dies mid-transfer: the source gets an error. */
 static void test_peer_killed(void **state)
 {
@@ -636,6 +858,9 @@ int main(void)
 		cmocka_unit_test(test_tcp_both_ways),
 		cmocka_unit_test(test_return_path_timeout),
 		cmocka_unit_test(test_return_path_corrupt),
+		cmocka_unit_test(test_return_path_trickle_unix),
+		cmocka_unit_test(test_return_path_trickle_tcp),
+		cmocka_unit_test(test_return_path_partial),
 		cmocka_unit_test(test_peer_killed),
 		cmocka_unit_test(test_source_killed),
 		cmocka_unit_test(test_tcp_ipv6),
