@@ -18,6 +18,9 @@
 #define DEFAULT_CONNECT_TIMEOUT_MS 3000
 #define DEFAULT_DEVICE_BUDGET (64ull << 20)
 #define LOG_PAGE 4096u
+/* While only acknowledgements hold a switchover back, each round waits
+ * this long for them on the return path. */
+#define ACK_WAIT_MS 20
 /* RAM at the switchover goes in pieces of this many bytes of page data, so
  * that a cancel is noticed during a large VM's last copy (or a save). */
 #define SWITCHOVER_RAM_CHUNK (64ull << 20)
@@ -545,7 +548,7 @@ static int src_stop_copy_section(struct run *run, size_t i)
 }
 
 /* Read switchover acks (and a destination failure) without waiting. */
-static int src_poll_return_path(struct run *run)
+static int src_poll_return_path(struct run *run, int wait_ms)
 {
 	struct vfmig_rp_msg m;
 	char err[256] = "";
@@ -553,7 +556,9 @@ static int src_poll_return_path(struct run *run)
 	if (!vfmig_chan_has_return_path(run->chan))
 		return 0;
 	for (;;) {
-		int r = vfmig_chan_rp_recv(run->chan, &m, 0, err, sizeof(err));
+		int r = vfmig_chan_rp_recv(run->chan, &m, wait_ms, err,
+					   sizeof(err));
+		wait_ms = 0; /* then only what is there already */
 		if (r == -ETIMEDOUT)
 			return 0;
 		if (r < 0)
@@ -643,7 +648,7 @@ static int src_round(struct run *run, double *bytes_out)
 		}
 	}
 	*bytes_out = (double)st.bytes + (double)(run->dev_bytes - dev_before);
-	return src_poll_return_path(run);
+	return src_poll_return_path(run, 0);
 }
 
 /* Bytes the stop-and-copy phase would still have to send. */
@@ -686,6 +691,9 @@ static int src_precopy(struct run *run)
 {
 	bool live = vfmig_chan_has_return_path(run->chan) &&
 		    run->p.precopy != VFMIG_MIG_PRECOPY_NONE;
+	int ack_limit_ms = run->p.timeout_ms > 0 ? run->p.timeout_ms
+						 : DEFAULT_TIMEOUT_MS;
+	double ack_wait_since = 0;
 
 	set_status(run, VFMIG_MIG_ACTIVE);
 	vfmig_ram_mark_all(run->vm->ram);
@@ -704,20 +712,32 @@ static int src_precopy(struct run *run)
 		double ms = mono_ms() - t;
 		double bw = bytes / (ms > 0.001 ? ms : 0.001); /* bytes/ms */
 		double predicted = bw > 0 ? src_remaining(run) / bw : 1e9;
-		if (predicted <= (double)run->p.downtime_ms && src_acked(run)) {
-			run->rep->converged = true;
-			break;
-		}
+		bool fits = predicted <= (double)run->p.downtime_ms;
 		/* The guest was paused by its user: nothing more will
 		 * converge, so switch as soon as the destination allows. */
-		if (atomic_load(&run->prog->user_stopped) && src_acked(run))
+		bool want = fits || atomic_load(&run->prog->user_stopped) ||
+			    run->rep->rounds >= run->p.max_rounds;
+		if (want && src_acked(run)) {
+			run->rep->converged = fits;
 			break;
-		if (run->rep->rounds >= run->p.max_rounds && src_acked(run))
-			break;
-		if (run->rep->rounds >= 4 * run->p.max_rounds)
+		}
+		if (!want) {
+			ack_wait_since = 0;
+			continue;
+		}
+		/* Only the destination's acknowledgements hold the
+		 * switchover back: wait for them on the return path rather
+		 * than spin empty rounds, for at most the channel timeout. */
+		if (!ack_wait_since)
+			ack_wait_since = mono_ms();
+		else if (mono_ms() - ack_wait_since > ack_limit_ms)
 			return fail(run, -ETIMEDOUT, "pre-copy",
-				    "no switchover acknowledgement after %u "
-				    "rounds", run->rep->rounds);
+				    "no switchover acknowledgement from the "
+				    "destination within %d ms (%u rounds)",
+				    ack_limit_ms, run->rep->rounds);
+		r = src_poll_return_path(run, ACK_WAIT_MS);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
