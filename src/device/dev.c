@@ -464,7 +464,7 @@ static const struct {
 	{ EBUSY, "socket already attached" },
 	{ EBADF, "bad file descriptor" },
 	{ ENOTSOCK, "not a socket" },
-	{ EIO, "client broke a DMA exchange" },
+	{ EIO, "I/O error: a DMA exchange with the client or a device callback failed" },
 	{ EPIPE, "client closed the connection mid-message" },
 	{ ECONNRESET, "client closed the connection" },
 	{ EMSGSIZE, "message too large" },

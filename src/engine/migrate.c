@@ -126,6 +126,7 @@ struct run {
 	double t0, t_pause;
 	uint64_t pause_realtime_ns;
 	uint16_t cur_dev; /* device of the section being written/read */
+	int sink_err;     /* the stream write that failed a device section */
 	uint64_t dev_bytes;
 };
 
@@ -443,8 +444,22 @@ static int sink_device_data(void *priv, const void *buf, size_t len)
 	if (r == 0) {
 		run->dev_bytes += len;
 		atomic_fetch_add(&run->prog->device_bytes, len);
+	} else {
+		run->sink_err = r; /* the stream failed, not the device */
 	}
 	return r;
+}
+
+/* The cause of a failed device section: the stream's (writing to the
+ * destination) or the device's, each named as what it is. */
+static int device_section_failed(struct run *run, int r, const char *phase,
+				 const struct dev_run *dr)
+{
+	if (run->sink_err && r == run->sink_err)
+		return fail(run, r, phase, "sending device %s data to the "
+			    "destination: %s", dr->d->id, strerror(-r));
+	return fail(run, r, phase, "device %s data: %s", dr->d->id,
+		    vfmig_vmm_strerror(r));
 }
 
 /* One pre-copy section of device data: BEGIN, up to budget bytes of the
@@ -465,8 +480,7 @@ static int src_precopy_section(struct run *run, size_t i, uint64_t budget,
 	if (r == 0)
 		r = vfmig_stream_write_device_end(run->w, (uint16_t)i);
 	if (r < 0)
-		return fail(run, r, "pre-copy", "device %s data: %s", dr->d->id,
-			    vfmig_vmm_strerror(r));
+		return device_section_failed(run, r, "pre-copy", dr);
 	dr->last_bytes = run->dev_bytes - before;
 	return 0;
 }
@@ -523,8 +537,7 @@ static int src_stop_copy_section(struct run *run, size_t i)
 				       run, &res);
 		sent = run->dev_bytes - before;
 		if (r < 0)
-			return fail(run, r, "stop-copy", "device %s data: %s",
-				    dr->d->id, vfmig_vmm_strerror(r));
+			return device_section_failed(run, r, "stop-copy", dr);
 		if (sent > limit) {
 			char why[96] = "it gives no estimate";
 			if (est != UINT64_MAX)
@@ -882,7 +895,7 @@ static int src_wait_resumed(struct run *run)
 		if (r < 0)
 			return fail(run, r, "completion",
 				    "no confirmation from the destination: %s",
-				    err[0] ? err : vfmig_vmm_strerror(r));
+				    err[0] ? err : strerror(-r));
 		if (m.type == VFMIG_RP_SWITCHOVER_ACK)
 			continue;
 		if (m.type == VFMIG_RP_FAILED)
