@@ -11,19 +11,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct vfu_caps caps;
+	struct vfw_caps caps;
 	uint16_t major, minor;
 	char err[256];
 
-	if (vfu_version_parse(data, size, &major, &minor, &caps, err,
+	if (vfw_version_parse(data, size, &major, &minor, &caps, err,
 			      sizeof(err)) == 0) {
 		/* Whatever parsed must format and parse back the same. */
 		size_t len;
-		uint8_t *p = vfu_version_build(major, minor, &caps,
+		uint8_t *p = vfw_version_build(major, minor, &caps,
 					       caps.has_migration, &len);
 		if (p) {
-			struct vfu_caps again;
-			if (vfu_version_parse(p, len, &major, &minor, &again,
+			struct vfw_caps again;
+			if (vfw_version_parse(p, len, &major, &minor, &again,
 					      err, sizeof(err)) != 0 ||
 			    again.max_msg_fds != caps.max_msg_fds ||
 			    again.max_data_xfer_size !=

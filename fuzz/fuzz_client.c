@@ -49,8 +49,8 @@ struct canned {
 static void canned_reply(struct canned *c, uint16_t cmd, uint32_t flags,
 			 uint32_t err, const void *payload, size_t len)
 {
-	struct vfu_header h = { c->id++, cmd, (uint32_t)(sizeof(h) + len),
-				VFU_FLAGS_TYPE_REPLY | flags, err };
+	struct vfw_header h = { c->id++, cmd, (uint32_t)(sizeof(h) + len),
+				VFW_FLAGS_TYPE_REPLY | flags, err };
 
 	memcpy(c->buf + c->len, &h, sizeof(h));
 	if (len)
@@ -61,19 +61,19 @@ static void canned_reply(struct canned *c, uint16_t cmd, uint32_t flags,
 static void canned_region(struct canned *c, uint32_t index, uint64_t size)
 {
 	struct {
-		struct vfu_region_info ri;
-		struct vfu_region_info_cap_type t;
+		struct vfw_region_info ri;
+		struct vfw_region_info_cap_type t;
 	} out = {
 		{ sizeof(out),
-		  VFU_REGION_INFO_FLAG_READ | VFU_REGION_INFO_FLAG_WRITE |
-			  VFU_REGION_INFO_FLAG_CAPS,
+		  VFW_REGION_INFO_FLAG_READ | VFW_REGION_INFO_FLAG_WRITE |
+			  VFW_REGION_INFO_FLAG_CAPS,
 		  index, sizeof(out.ri), size, 0 },
-		{ { VFU_REGION_INFO_CAP_TYPE, 1, 0 },
-		  VFU_REGION_TYPE_DEVICE_STATE,
-		  index - VFU_DS_REGION_CTL + 1 },
+		{ { VFW_REGION_INFO_CAP_TYPE, 1, 0 },
+		  VFW_REGION_TYPE_DEVICE_STATE,
+		  index - VFW_DS_REGION_CTL + 1 },
 	};
 
-	canned_reply(c, VFU_CMD_DEVICE_GET_REGION_INFO, 0, 0, &out,
+	canned_reply(c, VFW_CMD_DEVICE_GET_REGION_INFO, 0, 0, &out,
 		     sizeof(out));
 }
 
@@ -84,28 +84,28 @@ static void canned_build(struct canned *c)
 	static const char caps[] =
 		"{\"capabilities\":{\"max_data_xfer_size\":4096}}";
 	uint8_t v[4 + sizeof(caps)] = { 0, 0, 2, 0 };
-	struct vfu_device_info di = { sizeof(di), 3, VFU_DS_NUM_REGIONS, 5 };
-	uint8_t rd[sizeof(struct vfu_region_access) + 4];
-	struct vfu_region_access a = { 0, VFU_DS_REGION_CTL, 4 };
+	struct vfw_device_info di = { sizeof(di), 3, VFW_DS_NUM_REGIONS, 5 };
+	uint8_t rd[sizeof(struct vfw_region_access) + 4];
+	struct vfw_region_access a = { 0, VFW_DS_REGION_CTL, 4 };
 
 	c->len = 0;
 	c->id = 1;
 	memcpy(v + 4, caps, sizeof(caps));
-	canned_reply(c, VFU_CMD_VERSION, 0, 0, v, sizeof(v));
-	canned_reply(c, VFU_CMD_DEVICE_FEATURE, VFU_FLAGS_ERROR, ENOTSUP,
+	canned_reply(c, VFW_CMD_VERSION, 0, 0, v, sizeof(v));
+	canned_reply(c, VFW_CMD_DEVICE_FEATURE, VFW_FLAGS_ERROR, ENOTSUP,
 		     NULL, 0);
-	canned_reply(c, VFU_CMD_DEVICE_GET_INFO, 0, 0, &di, sizeof(di));
-	canned_region(c, VFU_DS_REGION_CTL, VFU_DS_CTL_REGION_SIZE);
-	canned_region(c, VFU_DS_REGION_CONFIG, 8192);
-	canned_region(c, VFU_DS_REGION_MEMORY, 8192);
-	canned_region(c, VFU_DS_REGION_BITMAP, 8);
+	canned_reply(c, VFW_CMD_DEVICE_GET_INFO, 0, 0, &di, sizeof(di));
+	canned_region(c, VFW_DS_REGION_CTL, VFW_DS_CTL_REGION_SIZE);
+	canned_region(c, VFW_DS_REGION_CONFIG, 8192);
+	canned_region(c, VFW_DS_REGION_MEMORY, 8192);
+	canned_region(c, VFW_DS_REGION_BITMAP, 8);
 	memcpy(rd, &a, sizeof(a));
 	memcpy(rd + sizeof(a), "\1\0\0\0", 4);
-	canned_reply(c, VFU_CMD_REGION_READ, 0, 0, rd, sizeof(rd));
-	a.offset = VFU_DS_OFF_CAPS;
+	canned_reply(c, VFW_CMD_REGION_READ, 0, 0, rd, sizeof(rd));
+	a.offset = VFW_DS_OFF_CAPS;
 	memcpy(rd, &a, sizeof(a));
 	memcpy(rd + sizeof(a), "\3\0\0\0", 4);
-	canned_reply(c, VFU_CMD_REGION_READ, 0, 0, rd, sizeof(rd));
+	canned_reply(c, VFW_CMD_REGION_READ, 0, 0, rd, sizeof(rd));
 }
 
 static void *feed(void *arg)

@@ -173,12 +173,12 @@ static void feed_version(int fd)
 	static const char json[] = "{\"capabilities\":{\"max_msg_fds\":8,"
 				   "\"max_data_xfer_size\":4096,"
 				   "\"vfmig_mig_info\":{\"version\":1}}}";
-	uint8_t msg[sizeof(struct vfu_header) + 4 + sizeof(json)];
-	struct vfu_header h = {
-		.command = VFU_CMD_VERSION,
+	uint8_t msg[sizeof(struct vfw_header) + 4 + sizeof(json)];
+	struct vfw_header h = {
+		.command = VFW_CMD_VERSION,
 		.msg_size = sizeof(msg),
 	};
-	struct vfu_version v = { 0, 2 };
+	struct vfw_version v = { 0, 2 };
 
 	memcpy(msg, &h, sizeof(h));
 	memcpy(msg + sizeof(h), &v, sizeof(v));

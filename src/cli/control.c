@@ -648,7 +648,7 @@ static int listen_on(struct vfmig_control *ctl, const char *path, char *err,
 		ERRF("control socket path too long: %s", path);
 		return -EINVAL;
 	}
-	ctl->listen_fd = vfu_unix_listen(path, 8, 0);
+	ctl->listen_fd = vfw_unix_listen(path, 8, 0);
 	if (ctl->listen_fd < 0) {
 		int r = ctl->listen_fd;
 		ERRF("control socket %s: %s", path, strerror(-r));

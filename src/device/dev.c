@@ -52,7 +52,7 @@ static int check_bar(const struct vfmig_dev_desc *d, unsigned int i)
 	    (b->size < DEV_PAGE_SIZE || b->size > SIZE_MAX))
 		return -EINVAL;
 	for (uint32_t j = 0; j < b->n_exclude; j++)
-		if (!vfu_range_ok(b->exclude[j].offset, b->exclude[j].size,
+		if (!vfw_range_ok(b->exclude[j].offset, b->exclude[j].size,
 				  b->size))
 			return -EINVAL;
 	return 0;
@@ -70,8 +70,8 @@ static int check_msix(const struct vfmig_dev_desc *d)
 	b = &d->bars[d->msix_bar];
 	if (!b->size || (b->flags & VFMIG_DEV_BAR_IO) ||
 	    (d->msix_table_offset & 7) || (d->msix_pba_offset & 7) ||
-	    !vfu_range_ok(d->msix_table_offset, tlen, b->size) ||
-	    !vfu_range_ok(d->msix_pba_offset, plen, b->size))
+	    !vfw_range_ok(d->msix_table_offset, tlen, b->size) ||
+	    !vfw_range_ok(d->msix_pba_offset, plen, b->size))
 		return -EINVAL;
 	if (d->msix_table_offset < d->msix_pba_offset + plen &&
 	    d->msix_pba_offset < d->msix_table_offset + tlen)
@@ -176,14 +176,14 @@ VFMIG_EXPORT int vfmig_dev_create(const struct vfmig_dev_desc *desc,
 	memcpy(&dev->ops, ops, ops->version == 1
 				       ? offsetof(struct vfmig_dev_ops, mig_flags)
 				       : sizeof(*ops));
-	dev->mig.state = VFU_MIG_STATE_RUNNING;
+	dev->mig.state = VFW_MIG_STATE_RUNNING;
 	dev->priv = priv;
 	dev->listen_fd = dev->conn_fd = -1;
 	dev->max_xfer = DEV_MAX_XFER;
-	vfu_rx_init(&dev->rx);
-	vfu_tx_init(&dev->tx, 0);
-	dev->tx_deadline = VFU_FOREVER;
-	vfu_caps_defaults(&dev->peer);
+	vfw_rx_init(&dev->rx);
+	vfw_tx_init(&dev->tx, 0);
+	dev->tx_deadline = VFW_FOREVER;
+	vfw_caps_defaults(&dev->peer);
 	for (unsigned int i = 0; i < VFMIG_DEV_MAX_BARS; i++)
 		dev->bars[i].memfd = -1;
 	for (unsigned int i = 0; i < DEV_DS_NDATA; i++)
@@ -225,18 +225,18 @@ void dev_drop_client(struct vfmig_dev *dev)
 		return;
 	/* Whatever the socket takes now (say, the error reply to a refused
 	 * VERSION) still goes; nothing is waited for. */
-	(void)vfu_tx_flush(dev->conn_fd, &dev->tx);
+	(void)vfw_tx_flush(dev->conn_fd, &dev->tx);
 	close(dev->conn_fd);
 	dev->conn_fd = -1;
 	dev->negotiated = false;
 	dev->broken = false;
 	dev_conn_end(dev);
 	dev_dlog_stop(dev); /* the log belongs to the client that started it */
-	dev->ds.device_state &= ~VFU_DS_STATE_LOGGING; /* reads tell so */
+	dev->ds.device_state &= ~VFW_DS_STATE_LOGGING; /* reads tell so */
 	dev_dma_clear(dev);
 	dev_irq_close_all(dev);
-	vfu_caps_defaults(&dev->peer);
-	DEV_LOG(dev, VFU_LOG_INFO, "client disconnected%s",
+	vfw_caps_defaults(&dev->peer);
+	DEV_LOG(dev, VFW_LOG_INFO, "client disconnected%s",
 		dev->listen_fd >= 0 ? "; listening again" : "");
 	if (was && dev->ops.client_changed)
 		dev->ops.client_changed(dev, dev->priv, false);
@@ -254,14 +254,14 @@ VFMIG_EXPORT int vfmig_dev_listen(vfmig_dev *dev, const char *path)
 	dev->sock_path = strdup(path);
 	if (!dev->sock_path)
 		return -ENOMEM;
-	fd = vfu_unix_listen(path, 4, SOCK_NONBLOCK);
+	fd = vfw_unix_listen(path, 4, SOCK_NONBLOCK);
 	if (fd < 0) {
 		free(dev->sock_path);
 		dev->sock_path = NULL;
 		return fd;
 	}
 	dev->listen_fd = fd;
-	DEV_LOG(dev, VFU_LOG_INFO, "listening on %s", path);
+	DEV_LOG(dev, VFW_LOG_INFO, "listening on %s", path);
 	return 0;
 }
 
@@ -289,7 +289,7 @@ static int attach_fd(vfmig_dev *dev, int fd)
 		dev->listen_fd = fd;
 	else
 		dev_conn_start(dev, fd);
-	DEV_LOG(dev, VFU_LOG_INFO, "attached fd %d (%s)", fd,
+	DEV_LOG(dev, VFW_LOG_INFO, "attached fd %d (%s)", fd,
 		acc ? "listening" : "connected");
 	return 0;
 }

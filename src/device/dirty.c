@@ -108,13 +108,13 @@ static int window_range(struct dev_dlog *l, uint64_t iova, uint64_t size)
 
 static int cmp_range(const void *a, const void *b)
 {
-	const struct vfu_dma_logging_range *x = a, *y = b;
+	const struct vfw_dma_logging_range *x = a, *y = b;
 
 	return x->iova < y->iova ? -1 : x->iova > y->iova;
 }
 
 /* Check the START ranges (VFIO DMA-logging rules); sorts the copy. */
-static int check_ranges(struct vfu_dma_logging_range *rg, uint32_t n,
+static int check_ranges(struct vfw_dma_logging_range *rg, uint32_t n,
 			uint64_t pg)
 {
 	for (uint32_t i = 0; i < n; i++) {
@@ -133,7 +133,7 @@ static int check_ranges(struct vfu_dma_logging_range *rg, uint32_t n,
 /* Turn logging on: the checked, sorted ranges rg, or every window when
  * n is 0. */
 static int start(struct vfmig_dev *dev, uint64_t pgsize,
-		 const struct vfu_dma_logging_range *rg, uint32_t n)
+		 const struct vfw_dma_logging_range *rg, uint32_t n)
 {
 	struct dev_dlog *l = &dev->dlog;
 	int r = 0;
@@ -149,7 +149,7 @@ static int start(struct vfmig_dev *dev, uint64_t pgsize,
 		return r;
 	}
 	l->on = true;
-	DEV_LOG(dev, VFU_LOG_INFO, "DMA logging on: page %llu, %zu range(s)%s",
+	DEV_LOG(dev, VFW_LOG_INFO, "DMA logging on: page %llu, %zu range(s)%s",
 		(unsigned long long)l->pgsize, l->n,
 		l->all ? " (every window)" : "");
 	return 0;
@@ -158,8 +158,8 @@ static int start(struct vfmig_dev *dev, uint64_t pgsize,
 int dev_dlog_start(struct vfmig_dev *dev, const uint8_t *data, size_t len,
 		   uint64_t *pgsize_out)
 {
-	struct vfu_dma_logging_start st;
-	struct vfu_dma_logging_range *rg = NULL;
+	struct vfw_dma_logging_start st;
+	struct vfw_dma_logging_range *rg = NULL;
 	int r = 0;
 
 	if (len < sizeof(st))
@@ -201,7 +201,7 @@ int dev_dlog_start_all(struct vfmig_dev *dev, uint64_t pgsize)
 void dev_dlog_stop(struct vfmig_dev *dev)
 {
 	if (dev->dlog.on)
-		DEV_LOG(dev, VFU_LOG_INFO, "DMA logging off");
+		DEV_LOG(dev, VFW_LOG_INFO, "DMA logging off");
 	ranges_free(&dev->dlog);
 	dev->dlog.on = false;
 }
@@ -312,7 +312,7 @@ static void report_all(struct dev_dlog *l, uint64_t iova, uint64_t end,
 	}
 }
 
-int dev_dlog_report(struct vfmig_dev *dev, const struct vfu_dma_logging_report *rq,
+int dev_dlog_report(struct vfmig_dev *dev, const struct vfw_dma_logging_report *rq,
 		    uint64_t max_bytes, uint64_t **bitmap, size_t *bytes)
 {
 	struct dev_dlog *l = &dev->dlog;

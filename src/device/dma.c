@@ -26,7 +26,7 @@ const struct dev_dma_window *dev_dma_find(const struct dev_dma *dma,
 					  uint64_t iova, uint64_t len)
 {
 	for (size_t i = 0; i < dma->n; i++)
-		if (vfu_range_within(iova, len ? len : 1, dma->win[i].iova,
+		if (vfw_range_within(iova, len ? len : 1, dma->win[i].iova,
 				     dma->win[i].size))
 			return &dma->win[i];
 	return NULL;
@@ -70,7 +70,7 @@ static void seal_shrink(struct vfmig_dev *dev, int fd)
 		return; /* no sealing here, or sealed already */
 	if (!(s & F_SEAL_SEAL) && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) == 0)
 		return;
-	DEV_LOG(dev, VFU_LOG_DEBUG,
+	DEV_LOG(dev, VFW_LOG_DEBUG,
 		"DMA_MAP: the file cannot be sealed against shrinking; "
 		"accesses are guarded");
 }
@@ -94,13 +94,13 @@ static int window_mmap(struct vfmig_dev *dev, struct dev_dma_window *w,
 	/* Only regular files (memfd, shm, hugetlbfs): their size is known,
 	 * so a window past the end (SIGBUS on access) is refused. */
 	if (!S_ISREG(st.st_mode) || st.st_size < 0 ||
-	    !vfu_range_ok(offset, w->size, (uint64_t)st.st_size))
+	    !vfw_range_ok(offset, w->size, (uint64_t)st.st_size))
 		return -EINVAL;
 	if (w->size > SIZE_MAX - delta)
 		return -EINVAL;
-	if (w->prot & VFU_DMA_READABLE)
+	if (w->prot & VFW_DMA_READABLE)
 		prot |= PROT_READ;
-	if (w->prot & VFU_DMA_WRITEABLE)
+	if (w->prot & VFW_DMA_WRITEABLE)
 		prot |= PROT_WRITE;
 	p = mmap(NULL, w->size + delta, prot, MAP_SHARED, fd, (off_t)aoff);
 	if (p == MAP_FAILED)
@@ -111,14 +111,14 @@ static int window_mmap(struct vfmig_dev *dev, struct dev_dma_window *w,
 	return 0;
 }
 
-static int map_check(const struct vfmig_dev *dev, const struct vfu_dma_map *m,
-		     const struct vfu_msg *msg)
+static int map_check(const struct vfmig_dev *dev, const struct vfw_dma_map *m,
+		     const struct vfw_msg *msg)
 {
 	const uint64_t pg = DEV_PAGE_SIZE - 1;
 
 	if (m->argsz < sizeof(*m) || m->argsz > msg->len || msg->nfds > 1)
 		return -EINVAL;
-	if (!m->flags || (m->flags & ~(VFU_DMA_READABLE | VFU_DMA_WRITEABLE)))
+	if (!m->flags || (m->flags & ~(VFW_DMA_READABLE | VFW_DMA_WRITEABLE)))
 		return -EINVAL;
 	if (!m->size || (m->address & pg) || (m->size & pg) ||
 	    m->address + m->size - 1 < m->address)
@@ -130,10 +130,10 @@ static int map_check(const struct vfmig_dev *dev, const struct vfu_dma_map *m,
 	return 0;
 }
 
-int dev_cmd_dma_map(struct vfmig_dev *dev, struct vfu_msg *msg)
+int dev_cmd_dma_map(struct vfmig_dev *dev, struct vfw_msg *msg)
 {
 	struct dev_dma_window w = { 0 };
-	struct vfu_dma_map m;
+	struct vfw_dma_map m;
 	int r;
 
 	memcpy(&m, msg->payload, sizeof(m));
@@ -162,7 +162,7 @@ int dev_cmd_dma_map(struct vfmig_dev *dev, struct vfu_msg *msg)
 		return r;
 	}
 	dev->dma.win[dev->dma.n++] = w;
-	DEV_LOG(dev, VFU_LOG_DEBUG, "DMA_MAP 0x%llx+0x%llx prot %u %s",
+	DEV_LOG(dev, VFW_LOG_DEBUG, "DMA_MAP 0x%llx+0x%llx prot %u %s",
 		(unsigned long long)m.address, (unsigned long long)m.size,
 		m.flags, w.map ? "mmapped" : "message-based");
 	return dev_reply(dev, &msg->hdr, NULL, 0);
@@ -180,9 +180,9 @@ static void window_remove(struct vfmig_dev *dev, size_t i)
 	dev_dlog_window_removed(dev, iova, size);
 }
 
-int dev_cmd_dma_unmap(struct vfmig_dev *dev, struct vfu_msg *msg)
+int dev_cmd_dma_unmap(struct vfmig_dev *dev, struct vfw_msg *msg)
 {
-	struct vfu_dma_unmap u;
+	struct vfw_dma_unmap u;
 
 	memcpy(&u, msg->payload, sizeof(u));
 	if (u.argsz < sizeof(u) || u.flags != 0)
@@ -202,10 +202,10 @@ int dev_cmd_dma_unmap(struct vfmig_dev *dev, struct vfu_msg *msg)
 static int bad_reply(struct vfmig_dev *dev, uint16_t cmd, const char *why,
 		     size_t len, size_t want)
 {
-	DEV_LOG(dev, VFU_LOG_ERR,
+	DEV_LOG(dev, VFW_LOG_ERR,
 		"client answered %s with %s (payload %zu bytes, expected %zu): "
 		"protocol error; closing",
-		vfu_command_name(cmd), why, len, want);
+		vfw_command_name(cmd), why, len, want);
 	dev->broken = true;
 	return -EIO;
 }
@@ -214,23 +214,23 @@ static int bad_reply(struct vfmig_dev *dev, uint16_t cmd, const char *why,
 static int dma_msg(struct vfmig_dev *dev, uint16_t cmd, uint64_t iova,
 		   void *buf, size_t len, int64_t deadline)
 {
-	struct vfu_dma_access a = { .address = iova, .count = len };
+	struct vfw_dma_access a = { .address = iova, .count = len };
 	struct iovec iov[2] = { { &a, sizeof(a) }, { buf, len } };
-	size_t want = sizeof(a) + (cmd == VFU_CMD_DMA_READ ? len : 0);
-	struct vfu_msg rep;
-	struct vfu_dma_access ra;
+	size_t want = sizeof(a) + (cmd == VFW_CMD_DMA_READ ? len : 0);
+	struct vfw_msg rep;
+	struct vfw_dma_access ra;
 	int r;
 
-	r = dev_transport_call(dev, cmd, iov, cmd == VFU_CMD_DMA_WRITE ? 2 : 1,
+	r = dev_transport_call(dev, cmd, iov, cmd == VFW_CMD_DMA_WRITE ? 2 : 1,
 			       deadline, &rep);
 	if (r < 0)
 		return r;
 	r = -EIO;
-	if (rep.hdr.flags & VFU_FLAGS_ERROR)
+	if (rep.hdr.flags & VFW_FLAGS_ERROR)
 		goto out; /* the client refused: the exchange went right */
 	/* A DMA_WRITE reply may be header-only (QEMU) or echo address and
 	 * count; a DMA_READ reply carries exactly what was asked. */
-	if (rep.len != want && !(cmd == VFU_CMD_DMA_WRITE && rep.len == 0)) {
+	if (rep.len != want && !(cmd == VFW_CMD_DMA_WRITE && rep.len == 0)) {
 		r = bad_reply(dev, cmd, rep.len > want ? "more than was asked"
 						       : "less than was asked",
 			      rep.len, want);
@@ -244,11 +244,11 @@ static int dma_msg(struct vfmig_dev *dev, uint16_t cmd, uint64_t iova,
 			goto out;
 		}
 	}
-	if (cmd == VFU_CMD_DMA_READ)
+	if (cmd == VFW_CMD_DMA_READ)
 		memcpy(buf, rep.payload + sizeof(ra), len);
 	r = 0;
 out:
-	vfu_msg_release(&rep);
+	vfw_msg_release(&rep);
 	return r;
 }
 
@@ -258,7 +258,7 @@ static int dma_by_msg(struct vfmig_dev *dev, uint16_t cmd, uint64_t iova,
 	uint64_t chunk = dev->peer.max_data_xfer_size;
 	/* One deadline for the whole transfer: a client that answers each
 	 * piece just in time cannot stretch the call to pieces x 10 s. */
-	int64_t deadline = vfu_deadline_after(DEV_CALL_TIMEOUT_MS);
+	int64_t deadline = vfw_deadline_after(DEV_CALL_TIMEOUT_MS);
 
 	if (dev->conn_fd < 0 || !dev->negotiated)
 		return -ENOTCONN;
@@ -297,7 +297,7 @@ static int window_copy(struct vfmig_dev *dev, size_t i, void *dst,
 
 	if (r == 0)
 		return 0;
-	DEV_LOG(dev, VFU_LOG_ERR,
+	DEV_LOG(dev, VFW_LOG_ERR,
 		"client truncated the memory behind DMA window 0x%llx+0x%llx: "
 		"window dropped; closing",
 		(unsigned long long)w->iova, (unsigned long long)w->size);
@@ -317,7 +317,7 @@ VFMIG_EXPORT int vfmig_dev_dma_read(vfmig_dev *dev, uint64_t iova, void *buf,
 		return -EPERM; /* stopped for migration: no DMA */
 	if (!len)
 		return 0;
-	i = window_find(dev, iova, len, VFU_DMA_READABLE);
+	i = window_find(dev, iova, len, VFW_DMA_READABLE);
 	if (i < 0)
 		return -EFAULT;
 	if (dev->dma.win[i].base)
@@ -325,7 +325,7 @@ VFMIG_EXPORT int vfmig_dev_dma_read(vfmig_dev *dev, uint64_t iova, void *buf,
 				   dev->dma.win[i].base +
 					   (iova - dev->dma.win[i].iova),
 				   len);
-	return dma_by_msg(dev, VFU_CMD_DMA_READ, iova, buf, len);
+	return dma_by_msg(dev, VFW_CMD_DMA_READ, iova, buf, len);
 }
 
 /* The one path for device writes to guest memory: marks the dirty log. */
@@ -341,7 +341,7 @@ static int dma_write_window(struct vfmig_dev *dev, size_t i, uint64_t iova,
 			dev_dlog_mark(dev, iova, len);
 		return r;
 	}
-	return dma_by_msg(dev, VFU_CMD_DMA_WRITE, iova, (void *)buf, len);
+	return dma_by_msg(dev, VFW_CMD_DMA_WRITE, iova, (void *)buf, len);
 }
 
 VFMIG_EXPORT int vfmig_dev_dma_write(vfmig_dev *dev, uint64_t iova,
@@ -355,7 +355,7 @@ VFMIG_EXPORT int vfmig_dev_dma_write(vfmig_dev *dev, uint64_t iova,
 		return -EPERM; /* stopped for migration: no DMA */
 	if (!len)
 		return 0;
-	i = window_find(dev, iova, len, VFU_DMA_WRITEABLE);
+	i = window_find(dev, iova, len, VFW_DMA_WRITEABLE);
 	if (i < 0)
 		return -EFAULT;
 	return dma_write_window(dev, (size_t)i, iova, buf, len);

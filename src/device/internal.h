@@ -112,7 +112,7 @@ struct dev_irq_line {
 
 struct dev_irq {
 	uint32_t count;
-	uint32_t flags; /* VFU_IRQ_INFO_* */
+	uint32_t flags; /* VFW_IRQ_INFO_* */
 	struct dev_irq_line *lines;
 };
 
@@ -124,7 +124,7 @@ int dev_irq_set_check(const struct dev_irq *irqs, const uint8_t *payload,
 /* ---- DMA windows (dma.c) ---- */
 struct dev_dma_window {
 	uint64_t iova, size;
-	uint32_t prot;   /* VFU_DMA_READABLE | VFU_DMA_WRITEABLE */
+	uint32_t prot;   /* VFW_DMA_READABLE | VFW_DMA_WRITEABLE */
 	uint8_t *map;    /* mmap of the client's fd, or NULL (message based) */
 	size_t map_len;  /* length passed to munmap */
 	uint8_t *base;   /* map adjusted for the fd offset: iova maps here */
@@ -138,7 +138,7 @@ struct dev_dma {
 /* Queued client command that arrived while waiting for a DMA reply. */
 struct dev_queued {
 	size_t bytes; /* counted against DEV_QUEUE_MAX_BYTES */
-	struct vfu_msg msg;
+	struct vfw_msg msg;
 	int err; /* nonzero: answer with this error (e.g. too many fds) */
 	struct dev_queued *next;
 };
@@ -162,7 +162,7 @@ struct dev_dlog {
 
 /* ---- migration (migration.c) ---- */
 struct dev_mig {
-	uint32_t state;            /* enum vfu_mig_state */
+	uint32_t state;            /* enum vfw_mig_state */
 	uint32_t info_version;     /* negotiated vfmig_mig_info, 0 = off */
 	uint64_t bytes;            /* bytes moved in the current session */
 	uint64_t mem_bytes;        /* region interface: device-memory bytes
@@ -180,7 +180,7 @@ struct dev_ds_data {
 
 struct dev_ds {
 	bool on;               /* VFMIG_DEV_MIG_IFACE_REGION */
-	uint32_t device_state; /* last value written (VFU_DS_STATE_*) */
+	uint32_t device_state; /* last value written (VFW_DS_STATE_*) */
 	uint64_t config_size, memory_size, memory_pos;
 	uint64_t start_addr, page_nr;
 	struct dev_ds_data data[DEV_DS_NDATA]; /* regions 10, 11, 12 */
@@ -195,20 +195,20 @@ struct vfmig_dev {
 	struct vfmig_dev_desc desc;
 	struct vfmig_dev_ops ops;
 	void *priv;
-	struct vfu_logger log;
+	struct vfw_logger log;
 
 	int listen_fd; /* -1 if none */
 	int conn_fd;   /* -1 if none */
 	char *sock_path; /* set by vfmig_dev_listen, unlinked at destroy */
 	bool negotiated; /* VERSION done on conn_fd */
-	struct vfu_caps peer; /* client's capabilities */
+	struct vfw_caps peer; /* client's capabilities */
 	uint64_t max_xfer;    /* our max_data_xfer_size */
 	uint16_t next_msg_id;
 	bool broken; /* connection must be dropped */
-	struct vfu_rx rx; /* the client's message being received */
-	struct vfu_tx tx; /* what the socket could not take yet */
+	struct vfw_rx rx; /* the client's message being received */
+	struct vfw_tx tx; /* what the socket could not take yet */
 	size_t tx_owed;      /* bytes that must leave by tx_deadline */
-	int64_t tx_deadline; /* VFU_FOREVER while nothing is queued */
+	int64_t tx_deadline; /* VFW_FOREVER while nothing is queued */
 	struct dev_queued *q_head, *q_tail;
 	size_t q_n, q_bytes; /* queued commands, against DEV_QUEUE_MAX_* */
 	/* vfmig_dev_run's stop flag while it runs: a DMA wait gives up when
@@ -233,17 +233,17 @@ void dev_drop_client(struct vfmig_dev *dev);
 int dev_memfd_create(const char *name, size_t size, int *fd, void **mem);
 
 /* dispatch.c: handle one received command message (consumes msg). */
-void dev_dispatch(struct vfmig_dev *dev, struct vfu_msg *msg);
+void dev_dispatch(struct vfmig_dev *dev, struct vfw_msg *msg);
 /* Send a reply (with fds) unless the request said No_reply. It is queued
  * when the socket cannot take it now, never waited for. A failed send
  * marks the connection broken and still returns 0: the peer is gone. */
-int dev_reply(struct vfmig_dev *dev, const struct vfu_header *req,
+int dev_reply(struct vfmig_dev *dev, const struct vfw_header *req,
 	      const void *payload, size_t len);
-int dev_reply_fds(struct vfmig_dev *dev, const struct vfu_header *req,
+int dev_reply_fds(struct vfmig_dev *dev, const struct vfw_header *req,
 		  const struct iovec *iov, int iovcnt, const int *fds,
 		  size_t nfds);
 /* A bad command: answer with err unless No_reply. */
-void dev_reply_error(struct vfmig_dev *dev, const struct vfu_header *req,
+void dev_reply_error(struct vfmig_dev *dev, const struct vfw_header *req,
 		     int err);
 
 /* transport.c */
@@ -252,7 +252,7 @@ void dev_conn_start(struct vfmig_dev *dev, int fd);
 void dev_conn_end(struct vfmig_dev *dev);
 /* Send one message through the send queue: 0, or a negative errno with
  * the connection marked broken (logged). Never waits. */
-int dev_send(struct vfmig_dev *dev, struct vfu_header *hdr,
+int dev_send(struct vfmig_dev *dev, struct vfw_header *hdr,
 	     const struct iovec *iov, int iovcnt, const int *fds, size_t nfds);
 /* POLLIN/POLLOUT wanted on the poll fd, and how long the caller may
  * sleep (-1: no deadline), as in vfmig_dev_get_poll_events/_timeout. */
@@ -272,19 +272,19 @@ size_t dev_recv_limit(const struct vfmig_dev *dev);
  * *reply must be released by the caller. */
 int dev_transport_call(struct vfmig_dev *dev, uint16_t cmd,
 		       const struct iovec *iov, int iovcnt, int64_t deadline,
-		       struct vfu_msg *reply);
+		       struct vfw_msg *reply);
 
 /* Server-side command handlers, by concern. Each returns 0 after sending
  * its reply itself, or a negative errno for dispatch to send. */
-int dev_cmd_version(struct vfmig_dev *dev, struct vfu_msg *msg);
-int dev_cmd_dma_map(struct vfmig_dev *dev, struct vfu_msg *msg);
-int dev_cmd_dma_unmap(struct vfmig_dev *dev, struct vfu_msg *msg);
-int dev_cmd_get_region_info(struct vfmig_dev *dev, struct vfu_msg *msg);
-int dev_cmd_get_region_io_fds(struct vfmig_dev *dev, struct vfu_msg *msg);
-int dev_cmd_region_rw(struct vfmig_dev *dev, struct vfu_msg *msg);
-int dev_cmd_write_multi(struct vfmig_dev *dev, struct vfu_msg *msg);
-int dev_cmd_get_irq_info(struct vfmig_dev *dev, struct vfu_msg *msg);
-int dev_cmd_set_irqs(struct vfmig_dev *dev, struct vfu_msg *msg);
+int dev_cmd_version(struct vfmig_dev *dev, struct vfw_msg *msg);
+int dev_cmd_dma_map(struct vfmig_dev *dev, struct vfw_msg *msg);
+int dev_cmd_dma_unmap(struct vfmig_dev *dev, struct vfw_msg *msg);
+int dev_cmd_get_region_info(struct vfmig_dev *dev, struct vfw_msg *msg);
+int dev_cmd_get_region_io_fds(struct vfmig_dev *dev, struct vfw_msg *msg);
+int dev_cmd_region_rw(struct vfmig_dev *dev, struct vfw_msg *msg);
+int dev_cmd_write_multi(struct vfmig_dev *dev, struct vfw_msg *msg);
+int dev_cmd_get_irq_info(struct vfmig_dev *dev, struct vfw_msg *msg);
+int dev_cmd_set_irqs(struct vfmig_dev *dev, struct vfw_msg *msg);
 
 /* regions.c */
 int dev_region_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
@@ -336,8 +336,8 @@ bool dev_mig_running(const struct vfmig_dev *dev);
 uint32_t dev_mig_info_offer(const struct vfmig_dev *dev, uint32_t client);
 /* DEVICE_RESET: back to RUNNING, sessions dropped, held IRQs delivered. */
 void dev_mig_reset(struct vfmig_dev *dev);
-int dev_cmd_feature(struct vfmig_dev *dev, struct vfu_msg *msg);
-int dev_cmd_mig_data(struct vfmig_dev *dev, struct vfu_msg *msg);
+int dev_cmd_feature(struct vfmig_dev *dev, struct vfw_msg *msg);
+int dev_cmd_mig_data(struct vfmig_dev *dev, struct vfw_msg *msg);
 /* Go to v2 state target as a MIG_DEVICE_STATE SET would (same arcs, same
  * recovery, ERROR on a refused load). 0 or -errno. */
 int dev_mig_goto(struct vfmig_dev *dev, uint32_t target);
@@ -360,8 +360,8 @@ int dev_ds_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
 /* The region info and TYPE capability of region 9..12; *with_fd: the
  * region's memfd goes with the reply (dev_region_info_build sends it). */
 void dev_ds_region_info(const struct vfmig_dev *dev, uint32_t index,
-			struct vfu_region_info *ri,
-			struct vfu_region_info_cap_type *cap, bool *with_fd);
+			struct vfw_region_info *ri,
+			struct vfw_region_info_cap_type *cap, bool *with_fd);
 int dev_ds_region_fd(const struct vfmig_dev *dev, uint32_t index);
 
 /* dirty.c */
@@ -378,7 +378,7 @@ int dev_dlog_fill(struct vfmig_dev *dev, uint64_t iova, uint64_t pages,
 void dev_dlog_stop(struct vfmig_dev *dev);
 /* Validate a REPORT and build the bitmap (clearing what it reports).
  * *bitmap is malloc'd, *bytes long. */
-int dev_dlog_report(struct vfmig_dev *dev, const struct vfu_dma_logging_report *rq,
+int dev_dlog_report(struct vfmig_dev *dev, const struct vfw_dma_logging_report *rq,
 		    uint64_t max_bytes, uint64_t **bitmap, size_t *bytes);
 void dev_dlog_mark(struct vfmig_dev *dev, uint64_t iova, uint64_t len);
 int dev_dlog_window_added(struct vfmig_dev *dev, uint64_t iova, uint64_t size);
@@ -396,6 +396,6 @@ int vfmig_dev__process_one(struct vfmig_dev *dev);
 /* Override the max_data_xfer_size advertised (before VERSION). */
 void vfmig_dev__set_max_xfer(struct vfmig_dev *dev, uint64_t max_xfer);
 
-#define DEV_LOG(dev, lvl, ...) vfu_log(&(dev)->log, (lvl), __VA_ARGS__)
+#define DEV_LOG(dev, lvl, ...) vfw_log(&(dev)->log, (lvl), __VA_ARGS__)
 
 #endif /* VFMIG_DEVICE_INTERNAL_H */

@@ -18,17 +18,17 @@ enum verdict { IRQ_DELIVER, IRQ_HOLD, IRQ_DROP };
 int dev_irq_init(struct vfmig_dev *dev)
 {
 	const struct vfmig_dev_desc *d = &dev->desc;
-	const uint32_t maskable = VFU_IRQ_INFO_EVENTFD | VFU_IRQ_INFO_MASKABLE;
+	const uint32_t maskable = VFW_IRQ_INFO_EVENTFD | VFW_IRQ_INFO_MASKABLE;
 	const struct {
 		uint32_t count, flags;
 	} tab[VFMIG_DEV_IRQ_NUM] = {
 		[VFMIG_DEV_IRQ_INTX] = { d->intx_count, maskable },
 		[VFMIG_DEV_IRQ_MSI] = { d->msi_vectors,
-					maskable | VFU_IRQ_INFO_NORESIZE },
+					maskable | VFW_IRQ_INFO_NORESIZE },
 		[VFMIG_DEV_IRQ_MSIX] = { d->msix_vectors,
-					 maskable | VFU_IRQ_INFO_NORESIZE },
-		[VFMIG_DEV_IRQ_ERR] = { d->err_count, VFU_IRQ_INFO_EVENTFD },
-		[VFMIG_DEV_IRQ_REQ] = { d->req_count, VFU_IRQ_INFO_EVENTFD },
+					 maskable | VFW_IRQ_INFO_NORESIZE },
+		[VFMIG_DEV_IRQ_ERR] = { d->err_count, VFW_IRQ_INFO_EVENTFD },
+		[VFMIG_DEV_IRQ_REQ] = { d->req_count, VFW_IRQ_INFO_EVENTFD },
 	};
 
 	for (unsigned int i = 0; i < VFMIG_DEV_IRQ_NUM; i++) {
@@ -196,7 +196,7 @@ void dev_irq_release_held(struct vfmig_dev *dev)
 				continue;
 			dev->irqs[i].lines[j].held = false;
 			if (vfmig_dev_irq_trigger(dev, i, j) < 0)
-				DEV_LOG(dev, VFU_LOG_WARNING,
+				DEV_LOG(dev, VFW_LOG_WARNING,
 					"irq %u/%u: held interrupt lost", i, j);
 		}
 }
@@ -217,7 +217,7 @@ void dev_irq_deliver_pending(struct vfmig_dev *dev)
 				continue;
 			set_pending(dev, i, j, false);
 			if (signal_efd(dev->irqs[i].lines[j].efd) < 0)
-				DEV_LOG(dev, VFU_LOG_WARNING,
+				DEV_LOG(dev, VFW_LOG_WARNING,
 					"irq %u/%u: eventfd write failed", i,
 					j);
 		}
@@ -231,58 +231,58 @@ static int one_bit(uint32_t v)
 int dev_irq_set_check(const struct dev_irq *irqs, const uint8_t *payload,
 		      size_t len, size_t nfds)
 {
-	struct vfu_irq_set s;
+	struct vfw_irq_set s;
 	uint32_t data, action;
 	uint64_t want;
 
 	if (len < sizeof(s))
 		return -EINVAL;
 	memcpy(&s, payload, sizeof(s));
-	data = s.flags & VFU_IRQ_SET_DATA_MASK;
-	action = s.flags & VFU_IRQ_SET_ACTION_MASK_ALL;
-	if ((s.flags & ~(VFU_IRQ_SET_DATA_MASK | VFU_IRQ_SET_ACTION_MASK_ALL)) ||
+	data = s.flags & VFW_IRQ_SET_DATA_MASK;
+	action = s.flags & VFW_IRQ_SET_ACTION_MASK_ALL;
+	if ((s.flags & ~(VFW_IRQ_SET_DATA_MASK | VFW_IRQ_SET_ACTION_MASK_ALL)) ||
 	    !one_bit(data) || !one_bit(action))
 		return -EINVAL;
-	want = sizeof(s) + (data == VFU_IRQ_SET_DATA_BOOL ? s.count : 0);
+	want = sizeof(s) + (data == VFW_IRQ_SET_DATA_BOOL ? s.count : 0);
 	if (s.argsz != want || len != want)
 		return -EINVAL;
 	if (s.index >= VFMIG_DEV_IRQ_NUM)
 		return -EINVAL;
-	if (s.count == 0 && (data != VFU_IRQ_SET_DATA_NONE || s.start != 0))
+	if (s.count == 0 && (data != VFW_IRQ_SET_DATA_NONE || s.start != 0))
 		return -EINVAL;
 	if ((uint64_t)s.start + s.count > irqs[s.index].count)
 		return -EINVAL;
-	if (data == VFU_IRQ_SET_DATA_EVENTFD) {
-		if (action != VFU_IRQ_SET_ACTION_TRIGGER)
+	if (data == VFW_IRQ_SET_DATA_EVENTFD) {
+		if (action != VFW_IRQ_SET_ACTION_TRIGGER)
 			return -EINVAL;
 		if (nfds != 0 && nfds != s.count)
 			return -EINVAL;
 	} else if (nfds) {
 		return -EINVAL;
 	}
-	if (action != VFU_IRQ_SET_ACTION_TRIGGER &&
-	    !(irqs[s.index].flags & VFU_IRQ_INFO_MASKABLE))
+	if (action != VFW_IRQ_SET_ACTION_TRIGGER &&
+	    !(irqs[s.index].flags & VFW_IRQ_INFO_MASKABLE))
 		return -EINVAL;
 	return 0;
 }
 
 /* Apply a checked request; sub-index i is selected unless DATA_BOOL says
  * otherwise. */
-static void apply_set(struct vfmig_dev *dev, const struct vfu_irq_set *s,
-		      const uint8_t *bools, struct vfu_msg *msg)
+static void apply_set(struct vfmig_dev *dev, const struct vfw_irq_set *s,
+		      const uint8_t *bools, struct vfw_msg *msg)
 {
 	struct dev_irq *irq = &dev->irqs[s->index];
-	uint32_t action = s->flags & VFU_IRQ_SET_ACTION_MASK_ALL;
+	uint32_t action = s->flags & VFW_IRQ_SET_ACTION_MASK_ALL;
 
-	if (s->flags & VFU_IRQ_SET_DATA_EVENTFD) {
+	if (s->flags & VFW_IRQ_SET_DATA_EVENTFD) {
 		irq_close_range(irq, s->start, s->count);
 		for (uint32_t i = 0; i < msg->nfds; i++)
-			irq->lines[s->start + i].efd = vfu_msg_take_fd(msg, i);
+			irq->lines[s->start + i].efd = vfw_msg_take_fd(msg, i);
 		dev_irq_deliver_pending(dev);
 		return;
 	}
 	if (s->count == 0) {
-		if (action == VFU_IRQ_SET_ACTION_TRIGGER && irq->lines)
+		if (action == VFW_IRQ_SET_ACTION_TRIGGER && irq->lines)
 			irq_close_range(irq, 0, irq->count);
 		return;
 	}
@@ -290,39 +290,39 @@ static void apply_set(struct vfmig_dev *dev, const struct vfu_irq_set *s,
 		uint32_t sub = s->start + i;
 		if (bools && !bools[i])
 			continue;
-		if (action == VFU_IRQ_SET_ACTION_MASK)
+		if (action == VFW_IRQ_SET_ACTION_MASK)
 			irq->lines[sub].masked = true;
-		else if (action == VFU_IRQ_SET_ACTION_UNMASK)
+		else if (action == VFW_IRQ_SET_ACTION_UNMASK)
 			irq->lines[sub].masked = false;
 		else
 			(void)vfmig_dev_irq_trigger(dev, s->index, sub);
 	}
-	if (action == VFU_IRQ_SET_ACTION_UNMASK)
+	if (action == VFW_IRQ_SET_ACTION_UNMASK)
 		dev_irq_deliver_pending(dev);
 }
 
-int dev_cmd_set_irqs(struct vfmig_dev *dev, struct vfu_msg *msg)
+int dev_cmd_set_irqs(struct vfmig_dev *dev, struct vfw_msg *msg)
 {
-	struct vfu_irq_set s;
+	struct vfw_irq_set s;
 	int r = dev_irq_set_check(dev->irqs, msg->payload, msg->len, msg->nfds);
 
 	if (r < 0)
 		return r;
 	memcpy(&s, msg->payload, sizeof(s));
-	DEV_LOG(dev, VFU_LOG_DEBUG,
+	DEV_LOG(dev, VFW_LOG_DEBUG,
 		"SET_IRQS index %u start %u count %u flags 0x%x fds %zu",
 		s.index, s.start, s.count, s.flags, msg->nfds);
 	apply_set(dev, &s,
-		  (s.flags & VFU_IRQ_SET_DATA_BOOL) ? msg->payload + sizeof(s)
+		  (s.flags & VFW_IRQ_SET_DATA_BOOL) ? msg->payload + sizeof(s)
 						    : NULL,
 		  msg);
 	dev_irq_notify(dev, s.index);
 	return dev_reply(dev, &msg->hdr, NULL, 0);
 }
 
-int dev_cmd_get_irq_info(struct vfmig_dev *dev, struct vfu_msg *msg)
+int dev_cmd_get_irq_info(struct vfmig_dev *dev, struct vfw_msg *msg)
 {
-	struct vfu_irq_info in;
+	struct vfw_irq_info in;
 
 	memcpy(&in, msg->payload, sizeof(in));
 	if (in.argsz < sizeof(in) || in.index >= VFMIG_DEV_IRQ_NUM)

@@ -24,25 +24,25 @@
 
 #include "internal.h"
 
-/* The data regions, by dev_ds.data index (region VFU_DS_REGION_CONFIG + i). */
+/* The data regions, by dev_ds.data index (region VFW_DS_REGION_CONFIG + i). */
 static const struct {
 	const char *name;
 	uint32_t subtype;
 	size_t size;
 } data_desc[DEV_DS_NDATA] = {
 	[DEV_DS_CONFIG] = { "vfmig-ds-config",
-			    VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_CONFIG,
-			    VFU_DS_DATA_REGION_SIZE },
+			    VFW_REGION_SUBTYPE_DEVICE_STATE_DATA_CONFIG,
+			    VFW_DS_DATA_REGION_SIZE },
 	[DEV_DS_MEMORY] = { "vfmig-ds-memory",
-			    VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_MEMORY,
-			    VFU_DS_DATA_REGION_SIZE },
+			    VFW_REGION_SUBTYPE_DEVICE_STATE_DATA_MEMORY,
+			    VFW_DS_DATA_REGION_SIZE },
 	[DEV_DS_BITMAP] = { "vfmig-ds-bitmap",
-			    VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_DIRTYBITMAP,
-			    VFU_DS_BITMAP_REGION_SIZE },
+			    VFW_REGION_SUBTYPE_DEVICE_STATE_DATA_DIRTYBITMAP,
+			    VFW_DS_BITMAP_REGION_SIZE },
 };
 
-static_assert(VFU_DS_REGION_MEMORY == VFU_DS_REGION_CONFIG + DEV_DS_MEMORY &&
-		      VFU_DS_REGION_BITMAP == VFU_DS_REGION_CONFIG + DEV_DS_BITMAP,
+static_assert(VFW_DS_REGION_MEMORY == VFW_DS_REGION_CONFIG + DEV_DS_MEMORY &&
+		      VFW_DS_REGION_BITMAP == VFW_DS_REGION_CONFIG + DEV_DS_BITMAP,
 	      "data region indexes follow dev_ds.data");
 
 /* ---- lifecycle ---- */
@@ -105,18 +105,18 @@ VFMIG_EXPORT int vfmig_dev_set_mig_interface(vfmig_dev *dev,
 		return -EINVAL;
 	if (iface == VFMIG_DEV_MIG_IFACE_REGION && !dev_mig_supported(dev))
 		return -EINVAL;
-	if (dev->conn_fd >= 0 || dev->mig.state != VFU_MIG_STATE_RUNNING)
+	if (dev->conn_fd >= 0 || dev->mig.state != VFW_MIG_STATE_RUNNING)
 		return -EBUSY;
 	if ((iface == VFMIG_DEV_MIG_IFACE_REGION) == dev->ds.on)
 		return 0;
 	if (iface == VFMIG_DEV_MIG_IFACE_V2) {
 		dev_ds_fini(dev);
-		DEV_LOG(dev, VFU_LOG_INFO, "migration interface: v2");
+		DEV_LOG(dev, VFW_LOG_INFO, "migration interface: v2");
 		return 0;
 	}
 	int r = dev_ds_enable(dev);
 	if (r == 0)
-		DEV_LOG(dev, VFU_LOG_INFO, "migration interface: region");
+		DEV_LOG(dev, VFW_LOG_INFO, "migration interface: region");
 	return r;
 }
 
@@ -127,15 +127,15 @@ static uint32_t v2_target(const struct vfmig_dev *dev, uint32_t v)
 {
 	switch (v) {
 	case 0:
-		return VFU_MIG_STATE_RUNNING;
-	case VFU_DS_STATE_STOP:
-		return VFU_MIG_STATE_STOP;
-	case VFU_DS_STATE_LOGGING:
+		return VFW_MIG_STATE_RUNNING;
+	case VFW_DS_STATE_STOP:
+		return VFW_MIG_STATE_STOP;
+	case VFW_DS_STATE_LOGGING:
 		return (dev->ops.mig_flags & VFMIG_DEV_MIG_F_PRE_COPY)
-			       ? VFU_MIG_STATE_PRE_COPY
-			       : VFU_MIG_STATE_RUNNING;
+			       ? VFW_MIG_STATE_PRE_COPY
+			       : VFW_MIG_STATE_RUNNING;
 	default:
-		return VFU_MIG_STATE_STOP_COPY;
+		return VFW_MIG_STATE_STOP_COPY;
 	}
 }
 
@@ -143,9 +143,9 @@ static uint32_t v2_target(const struct vfmig_dev *dev, uint32_t v)
  * save session through RUNNING and starts a new one. */
 static int go(struct vfmig_dev *dev, uint32_t target)
 {
-	if (dev->mig.state == VFU_MIG_STATE_STOP_COPY &&
-	    target == VFU_MIG_STATE_PRE_COPY) {
-		int r = dev_mig_goto(dev, VFU_MIG_STATE_RUNNING);
+	if (dev->mig.state == VFW_MIG_STATE_STOP_COPY &&
+	    target == VFW_MIG_STATE_PRE_COPY) {
+		int r = dev_mig_goto(dev, VFW_MIG_STATE_RUNNING);
 		if (r < 0)
 			return r;
 	}
@@ -155,23 +155,23 @@ static int go(struct vfmig_dev *dev, uint32_t target)
 static int write_state(struct vfmig_dev *dev, uint32_t v)
 {
 	struct dev_ds *ds = &dev->ds;
-	bool log = v & VFU_DS_STATE_LOGGING, was_log = dev->dlog.on;
+	bool log = v & VFW_DS_STATE_LOGGING, was_log = dev->dlog.on;
 	int r;
 
-	if (v & ~(VFU_DS_STATE_STOP | VFU_DS_STATE_LOGGING))
+	if (v & ~(VFW_DS_STATE_STOP | VFW_DS_STATE_LOGGING))
 		return -EINVAL;
-	if (dev->mig.state == VFU_MIG_STATE_ERROR)
+	if (dev->mig.state == VFW_MIG_STATE_ERROR)
 		return -EIO;
-	if (dev->mig.state == VFU_MIG_STATE_RESUMING) {
+	if (dev->mig.state == VFW_MIG_STATE_RESUMING) {
 		/* End the implicit load session first (mig_load_finish). */
-		r = dev_mig_goto(dev, VFU_MIG_STATE_STOP);
+		r = dev_mig_goto(dev, VFW_MIG_STATE_STOP);
 		if (r < 0)
 			return r;
 	} else if (v == ds->device_state && log == was_log) {
 		return 0;
 	}
 	if (log && !was_log) {
-		r = dev_dlog_start_all(dev, VFU_DS_PAGE_SIZE);
+		r = dev_dlog_start_all(dev, VFW_DS_PAGE_SIZE);
 		if (r < 0)
 			return r;
 	}
@@ -183,7 +183,7 @@ static int write_state(struct vfmig_dev *dev, uint32_t v)
 	}
 	if (!log && was_log)
 		dev_dlog_stop(dev);
-	DEV_LOG(dev, VFU_LOG_INFO, "device_state %u -> %u", ds->device_state,
+	DEV_LOG(dev, VFW_LOG_INFO, "device_state %u -> %u", ds->device_state,
 		v);
 	ds->device_state = v;
 	return 0;
@@ -216,11 +216,11 @@ static int load_from(struct vfmig_dev *dev, unsigned int which,
 
 	if (size > d->size)
 		return -EINVAL;
-	if (dev->mig.state == VFU_MIG_STATE_STOP) {
-		r = dev_mig_goto(dev, VFU_MIG_STATE_RESUMING);
+	if (dev->mig.state == VFW_MIG_STATE_STOP) {
+		r = dev_mig_goto(dev, VFW_MIG_STATE_RESUMING);
 		if (r < 0)
 			return r;
-	} else if (dev->mig.state != VFU_MIG_STATE_RESUMING) {
+	} else if (dev->mig.state != VFW_MIG_STATE_RESUMING) {
 		return -EINVAL;
 	}
 	copy = malloc(size ? (size_t)size : 1);
@@ -237,11 +237,11 @@ static int config_action(struct vfmig_dev *dev, uint32_t action)
 	struct dev_ds *ds = &dev->ds;
 
 	switch (action) {
-	case VFU_DS_ACTION_GET_BUFFER:
-		if (dev->mig.state != VFU_MIG_STATE_STOP_COPY)
+	case VFW_DS_ACTION_GET_BUFFER:
+		if (dev->mig.state != VFW_MIG_STATE_STOP_COPY)
 			return -EINVAL;
 		return save_into(dev, DEV_DS_CONFIG, &ds->config_size);
-	case VFU_DS_ACTION_SET_BUFFER:
+	case VFW_DS_ACTION_SET_BUFFER:
 		return load_from(dev, DEV_DS_CONFIG, ds->config_size);
 	default:
 		return -EINVAL;
@@ -254,7 +254,7 @@ static int memory_get(struct vfmig_dev *dev)
 	int r;
 
 	switch (dev->mig.state) {
-	case VFU_MIG_STATE_PRE_COPY:
+	case VFW_MIG_STATE_PRE_COPY:
 		/* Chunks are sequential: pos is what was fetched so far. */
 		if (ds->memory_pos != dev->mig.mem_bytes)
 			return -EINVAL;
@@ -262,12 +262,12 @@ static int memory_get(struct vfmig_dev *dev)
 		if (r == 0)
 			dev->mig.mem_bytes += ds->memory_size;
 		return r;
-	case VFU_MIG_STATE_RUNNING:
+	case VFW_MIG_STATE_RUNNING:
 		/* RUNNING + LOGGING of a device without iterative data */
-		if (ds->device_state != VFU_DS_STATE_LOGGING)
+		if (ds->device_state != VFW_DS_STATE_LOGGING)
 			return -EINVAL;
 		/* fall through */
-	case VFU_MIG_STATE_STOP_COPY:
+	case VFW_MIG_STATE_STOP_COPY:
 		ds->memory_size = 0; /* the rest comes through config */
 		return 0;
 	default:
@@ -281,9 +281,9 @@ static int memory_action(struct vfmig_dev *dev, uint32_t action)
 	int r;
 
 	switch (action) {
-	case VFU_DS_ACTION_GET_BUFFER:
+	case VFW_DS_ACTION_GET_BUFFER:
 		return memory_get(dev);
-	case VFU_DS_ACTION_SET_BUFFER:
+	case VFW_DS_ACTION_SET_BUFFER:
 		if (ds->memory_pos != dev->mig.mem_bytes)
 			return -EINVAL;
 		r = load_from(dev, DEV_DS_MEMORY, ds->memory_size);
@@ -300,10 +300,10 @@ static int memory_action(struct vfmig_dev *dev, uint32_t action)
 static int fill_bitmap(struct vfmig_dev *dev, uint64_t start, uint64_t pages)
 {
 	struct dev_ds *ds = &dev->ds;
-	uint64_t bm[VFU_DS_BITMAP_REGION_SIZE / 8] = { 0 };
+	uint64_t bm[VFW_DS_BITMAP_REGION_SIZE / 8] = { 0 };
 	int r;
 
-	if (pages > VFU_DS_BITMAP_REGION_SIZE * 8ull)
+	if (pages > VFW_DS_BITMAP_REGION_SIZE * 8ull)
 		return -EINVAL;
 	r = dev_dlog_fill(dev, start, pages, bm);
 	if (r < 0)
@@ -324,17 +324,17 @@ enum { CTL_R = 1, CTL_W = 2 };
 static const struct {
 	uint32_t off, size, access;
 } ctl_fields[] = {
-	{ VFU_DS_OFF_VERSION, 4, CTL_R },
-	{ VFU_DS_OFF_DEVICE_STATE, 4, CTL_R | CTL_W },
-	{ VFU_DS_OFF_CAPS, 4, CTL_R },
-	{ VFU_DS_OFF_CONFIG_ACTION, 4, CTL_W },
-	{ VFU_DS_OFF_CONFIG_SIZE, 8, CTL_R | CTL_W },
-	{ VFU_DS_OFF_MEMORY_ACTION, 4, CTL_W },
-	{ VFU_DS_OFF_MEMORY_SIZE, 8, CTL_R | CTL_W },
-	{ VFU_DS_OFF_MEMORY_POS, 8, CTL_R | CTL_W },
-	{ VFU_DS_OFF_SYS_START_ADDR, 8, CTL_R | CTL_W },
-	{ VFU_DS_OFF_SYS_PAGE_NR, 8, CTL_R | CTL_W },
-	{ VFU_DS_OFF_SYS_START_ADDR, 16, CTL_W }, /* start_addr + page_nr */
+	{ VFW_DS_OFF_VERSION, 4, CTL_R },
+	{ VFW_DS_OFF_DEVICE_STATE, 4, CTL_R | CTL_W },
+	{ VFW_DS_OFF_CAPS, 4, CTL_R },
+	{ VFW_DS_OFF_CONFIG_ACTION, 4, CTL_W },
+	{ VFW_DS_OFF_CONFIG_SIZE, 8, CTL_R | CTL_W },
+	{ VFW_DS_OFF_MEMORY_ACTION, 4, CTL_W },
+	{ VFW_DS_OFF_MEMORY_SIZE, 8, CTL_R | CTL_W },
+	{ VFW_DS_OFF_MEMORY_POS, 8, CTL_R | CTL_W },
+	{ VFW_DS_OFF_SYS_START_ADDR, 8, CTL_R | CTL_W },
+	{ VFW_DS_OFF_SYS_PAGE_NR, 8, CTL_R | CTL_W },
+	{ VFW_DS_OFF_SYS_START_ADDR, 16, CTL_W }, /* start_addr + page_nr */
 };
 
 static bool ctl_field_ok(uint64_t off, size_t len, bool is_write)
@@ -350,24 +350,24 @@ static uint64_t ctl_get(const struct vfmig_dev *dev, uint64_t off)
 	const struct dev_ds *ds = &dev->ds;
 
 	switch (off) {
-	case VFU_DS_OFF_VERSION:
-		return VFU_DEVICE_STATE_INTERFACE_VERSION;
-	case VFU_DS_OFF_DEVICE_STATE:
+	case VFW_DS_OFF_VERSION:
+		return VFW_DEVICE_STATE_INTERFACE_VERSION;
+	case VFW_DS_OFF_DEVICE_STATE:
 		return ds->device_state;
-	case VFU_DS_OFF_CAPS:
-		return VFU_DS_CAP_SYSTEM_MEMORY |
+	case VFW_DS_OFF_CAPS:
+		return VFW_DS_CAP_SYSTEM_MEMORY |
 		       ((dev->ops.mig_flags & VFMIG_DEV_MIG_F_PRE_COPY)
-				? VFU_DS_CAP_DEVICE_MEMORY
+				? VFW_DS_CAP_DEVICE_MEMORY
 				: 0);
-	case VFU_DS_OFF_CONFIG_SIZE:
+	case VFW_DS_OFF_CONFIG_SIZE:
 		return ds->config_size;
-	case VFU_DS_OFF_MEMORY_SIZE:
+	case VFW_DS_OFF_MEMORY_SIZE:
 		return ds->memory_size;
-	case VFU_DS_OFF_MEMORY_POS:
+	case VFW_DS_OFF_MEMORY_POS:
 		return ds->memory_pos;
-	case VFU_DS_OFF_SYS_START_ADDR:
+	case VFW_DS_OFF_SYS_START_ADDR:
 		return ds->start_addr;
-	default: /* VFU_DS_OFF_SYS_PAGE_NR */
+	default: /* VFW_DS_OFF_SYS_PAGE_NR */
 		return ds->page_nr;
 	}
 }
@@ -392,27 +392,27 @@ static int ctl_set(struct vfmig_dev *dev, uint64_t off, const uint8_t *buf,
 	uint64_t v = le_get(buf, len < 8 ? len : 8);
 
 	switch (off) {
-	case VFU_DS_OFF_DEVICE_STATE:
+	case VFW_DS_OFF_DEVICE_STATE:
 		return write_state(dev, (uint32_t)v);
-	case VFU_DS_OFF_CONFIG_ACTION:
+	case VFW_DS_OFF_CONFIG_ACTION:
 		return config_action(dev, (uint32_t)v);
-	case VFU_DS_OFF_CONFIG_SIZE:
+	case VFW_DS_OFF_CONFIG_SIZE:
 		ds->config_size = v;
 		return 0;
-	case VFU_DS_OFF_MEMORY_ACTION:
+	case VFW_DS_OFF_MEMORY_ACTION:
 		return memory_action(dev, (uint32_t)v);
-	case VFU_DS_OFF_MEMORY_SIZE:
+	case VFW_DS_OFF_MEMORY_SIZE:
 		ds->memory_size = v;
 		return 0;
-	case VFU_DS_OFF_MEMORY_POS:
+	case VFW_DS_OFF_MEMORY_POS:
 		ds->memory_pos = v;
 		return 0;
-	case VFU_DS_OFF_SYS_START_ADDR:
+	case VFW_DS_OFF_SYS_START_ADDR:
 		if (len == 16)
 			return fill_bitmap(dev, v, le_get(buf + 8, 8));
 		ds->start_addr = v;
 		return 0;
-	default: /* VFU_DS_OFF_SYS_PAGE_NR */
+	default: /* VFW_DS_OFF_SYS_PAGE_NR */
 		return fill_bitmap(dev, ds->start_addr, v);
 	}
 }
@@ -442,10 +442,10 @@ int dev_ds_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
 {
 	struct dev_ds_data *d;
 
-	if (region == VFU_DS_REGION_CTL)
+	if (region == VFW_DS_REGION_CTL)
 		return ctl_access(dev, off, buf, len, is_write);
-	d = &dev->ds.data[region - VFU_DS_REGION_CONFIG];
-	if (!vfu_range_ok(off, len, d->size))
+	d = &dev->ds.data[region - VFW_DS_REGION_CONFIG];
+	if (!vfw_range_ok(off, len, d->size))
 		return -EINVAL;
 	if (is_write)
 		memcpy(d->mem + off, buf, len);
@@ -458,32 +458,32 @@ int dev_ds_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
 
 int dev_ds_region_fd(const struct vfmig_dev *dev, uint32_t index)
 {
-	if (index < VFU_DS_REGION_CONFIG || index > VFU_DS_REGION_BITMAP)
+	if (index < VFW_DS_REGION_CONFIG || index > VFW_DS_REGION_BITMAP)
 		return -1;
-	return dev->ds.data[index - VFU_DS_REGION_CONFIG].memfd;
+	return dev->ds.data[index - VFW_DS_REGION_CONFIG].memfd;
 }
 
 void dev_ds_region_info(const struct vfmig_dev *dev, uint32_t index,
-			struct vfu_region_info *ri,
-			struct vfu_region_info_cap_type *cap, bool *with_fd)
+			struct vfw_region_info *ri,
+			struct vfw_region_info_cap_type *cap, bool *with_fd)
 {
-	*ri = (struct vfu_region_info){
+	*ri = (struct vfw_region_info){
 		.index = index,
-		.flags = VFU_REGION_INFO_FLAG_READ | VFU_REGION_INFO_FLAG_WRITE |
-			 VFU_REGION_INFO_FLAG_CAPS,
+		.flags = VFW_REGION_INFO_FLAG_READ | VFW_REGION_INFO_FLAG_WRITE |
+			 VFW_REGION_INFO_FLAG_CAPS,
 	};
-	*cap = (struct vfu_region_info_cap_type){
-		.header = { .id = VFU_REGION_INFO_CAP_TYPE, .version = 1 },
-		.type = VFU_REGION_TYPE_DEVICE_STATE,
+	*cap = (struct vfw_region_info_cap_type){
+		.header = { .id = VFW_REGION_INFO_CAP_TYPE, .version = 1 },
+		.type = VFW_REGION_TYPE_DEVICE_STATE,
 	};
 	*with_fd = false;
-	if (index == VFU_DS_REGION_CTL) {
-		ri->size = VFU_DS_CTL_REGION_SIZE;
-		cap->subtype = VFU_REGION_SUBTYPE_DEVICE_STATE_CTL;
+	if (index == VFW_DS_REGION_CTL) {
+		ri->size = VFW_DS_CTL_REGION_SIZE;
+		cap->subtype = VFW_REGION_SUBTYPE_DEVICE_STATE_CTL;
 	} else {
-		unsigned int i = index - VFU_DS_REGION_CONFIG;
+		unsigned int i = index - VFW_DS_REGION_CONFIG;
 		ri->size = dev->ds.data[i].size;
-		ri->flags |= VFU_REGION_INFO_FLAG_MMAP; /* the whole region */
+		ri->flags |= VFW_REGION_INFO_FLAG_MMAP; /* the whole region */
 		cap->subtype = data_desc[i].subtype;
 		*with_fd = true;
 	}

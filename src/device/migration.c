@@ -29,16 +29,16 @@ bool dev_mig_supported(const struct vfmig_dev *dev)
 
 VFMIG_EXPORT uint32_t vfmig_dev_mig_state(const vfmig_dev *dev)
 {
-	return dev ? dev->mig.state : VFU_MIG_STATE_ERROR;
+	return dev ? dev->mig.state : VFW_MIG_STATE_ERROR;
 }
 
 bool dev_mig_running(const struct vfmig_dev *dev)
 {
 	switch (dev->mig.state) {
-	case VFU_MIG_STATE_RUNNING:
-	case VFU_MIG_STATE_RUNNING_P2P:
-	case VFU_MIG_STATE_PRE_COPY:
-	case VFU_MIG_STATE_PRE_COPY_P2P:
+	case VFW_MIG_STATE_RUNNING:
+	case VFW_MIG_STATE_RUNNING_P2P:
+	case VFW_MIG_STATE_PRE_COPY:
+	case VFW_MIG_STATE_PRE_COPY_P2P:
 		return true;
 	default:
 		return false;
@@ -50,25 +50,25 @@ bool dev_mig_running(const struct vfmig_dev *dev)
  * every state) and the read-only info queries change no device state and
  * are allowed too. DMA_MAP/UNMAP, SET_IRQS, REGION_WRITE_MULTI and
  * MIG_DATA_WRITE are refused with EINVAL. */
-static const bool stopped_ok[VFU_CMD_MAX] = {
-	[VFU_CMD_REGION_READ] = true,
-	[VFU_CMD_REGION_WRITE] = true,
-	[VFU_CMD_DEVICE_FEATURE] = true,
-	[VFU_CMD_MIG_DATA_READ] = true,
-	[VFU_CMD_VERSION] = true,
-	[VFU_CMD_DEVICE_RESET] = true,
-	[VFU_CMD_DEVICE_GET_INFO] = true,
-	[VFU_CMD_DEVICE_GET_REGION_INFO] = true,
-	[VFU_CMD_DEVICE_GET_IRQ_INFO] = true,
+static const bool stopped_ok[VFW_CMD_MAX] = {
+	[VFW_CMD_REGION_READ] = true,
+	[VFW_CMD_REGION_WRITE] = true,
+	[VFW_CMD_DEVICE_FEATURE] = true,
+	[VFW_CMD_MIG_DATA_READ] = true,
+	[VFW_CMD_VERSION] = true,
+	[VFW_CMD_DEVICE_RESET] = true,
+	[VFW_CMD_DEVICE_GET_INFO] = true,
+	[VFW_CMD_DEVICE_GET_REGION_INFO] = true,
+	[VFW_CMD_DEVICE_GET_IRQ_INFO] = true,
 };
 
 bool dev_mig_cmd_allowed(const struct vfmig_dev *dev, unsigned int cmd)
 {
 	uint32_t s = dev->mig.state;
 
-	if (s != VFU_MIG_STATE_STOP && s != VFU_MIG_STATE_STOP_COPY)
+	if (s != VFW_MIG_STATE_STOP && s != VFW_MIG_STATE_STOP_COPY)
 		return true; /* RESUMING is not gated: QEMU restores config */
-	return cmd < VFU_CMD_MAX && stopped_ok[cmd];
+	return cmd < VFW_CMD_MAX && stopped_ok[cmd];
 }
 
 uint32_t dev_mig_info_offer(const struct vfmig_dev *dev, uint32_t client)
@@ -76,31 +76,31 @@ uint32_t dev_mig_info_offer(const struct vfmig_dev *dev, uint32_t client)
 	if (!client || !dev_mig_supported(dev) || !dev->ops.mig_estimate ||
 	    dev->ds.on)
 		return 0;
-	return client < VFU_MIG_INFO_VERSION ? client : VFU_MIG_INFO_VERSION;
+	return client < VFW_MIG_INFO_VERSION ? client : VFW_MIG_INFO_VERSION;
 }
 
 static bool in_session_state(uint32_t s)
 {
-	return vfu_mig_state_saving(s) || s == VFU_MIG_STATE_RESUMING;
+	return vfw_mig_state_saving(s) || s == VFW_MIG_STATE_RESUMING;
 }
 
 static void set_state(struct vfmig_dev *dev, uint32_t to)
 {
 	uint32_t from = dev->mig.state;
 
-	if (vfu_mig_state_saving(from) != vfu_mig_state_saving(to) ||
-	    (from == VFU_MIG_STATE_RESUMING) != (to == VFU_MIG_STATE_RESUMING)) {
+	if (vfw_mig_state_saving(from) != vfw_mig_state_saving(to) ||
+	    (from == VFW_MIG_STATE_RESUMING) != (to == VFW_MIG_STATE_RESUMING)) {
 		if (in_session_state(from))
-			DEV_LOG(dev, VFU_LOG_INFO,
+			DEV_LOG(dev, VFW_LOG_INFO,
 				"%s session closed after %llu bytes",
-				from == VFU_MIG_STATE_RESUMING ? "load" : "save",
+				from == VFW_MIG_STATE_RESUMING ? "load" : "save",
 				(unsigned long long)dev->mig.bytes);
 		dev->mig.bytes = 0;
 		dev->mig.mem_bytes = 0;
 	}
 	dev->mig.state = to;
-	DEV_LOG(dev, VFU_LOG_INFO, "migration state %s -> %s",
-		vfu_mig_state_name(from), vfu_mig_state_name(to));
+	DEV_LOG(dev, VFW_LOG_INFO, "migration state %s -> %s",
+		vfw_mig_state_name(from), vfw_mig_state_name(to));
 	if (dev_mig_running(dev))
 		dev_irq_release_held(dev);
 }
@@ -113,10 +113,10 @@ static int do_arc(struct vfmig_dev *dev, uint32_t from, uint32_t to,
 	int r;
 
 	*to_error = false;
-	if (from == VFU_MIG_STATE_RESUMING && to == VFU_MIG_STATE_STOP) {
+	if (from == VFW_MIG_STATE_RESUMING && to == VFW_MIG_STATE_STOP) {
 		r = dev->ops.mig_load_finish(dev, dev->priv);
 		if (r < 0) {
-			DEV_LOG(dev, VFU_LOG_ERR,
+			DEV_LOG(dev, VFW_LOG_ERR,
 				"device refused the loaded state: %s",
 				vfmig_dev_strerror(r));
 			*to_error = true;
@@ -125,8 +125,8 @@ static int do_arc(struct vfmig_dev *dev, uint32_t from, uint32_t to,
 	}
 	r = dev->ops.mig_transition(dev, dev->priv, from, to);
 	if (r < 0) {
-		DEV_LOG(dev, VFU_LOG_ERR, "arc %s -> %s failed: %s",
-			vfu_mig_state_name(from), vfu_mig_state_name(to),
+		DEV_LOG(dev, VFW_LOG_ERR, "arc %s -> %s failed: %s",
+			vfw_mig_state_name(from), vfw_mig_state_name(to),
 			vfmig_dev_strerror(r));
 		return r >= -4095 ? r : -EIO;
 	}
@@ -139,7 +139,7 @@ static int walk(struct vfmig_dev *dev, uint32_t target, bool *to_error)
 {
 	while (dev->mig.state != target) {
 		uint32_t next;
-		int r = vfu_mig_next_state(dev->mig.state, target,
+		int r = vfw_mig_next_state(dev->mig.state, target,
 					   dev->ops.mig_flags, &next);
 		if (r < 0)
 			return r;
@@ -162,10 +162,10 @@ static int mig_set_state(struct vfmig_dev *dev, uint32_t target)
 	bool to_error = false, dummy;
 	int r;
 
-	r = vfu_mig_next_state(orig, target, dev->ops.mig_flags, &next);
+	r = vfw_mig_next_state(orig, target, dev->ops.mig_flags, &next);
 	if (r < 0) {
-		DEV_LOG(dev, VFU_LOG_WARNING, "migration state %s -> %s: invalid",
-			vfu_mig_state_name(orig), vfu_mig_state_name(target));
+		DEV_LOG(dev, VFW_LOG_WARNING, "migration state %s -> %s: invalid",
+			vfw_mig_state_name(orig), vfw_mig_state_name(target));
 		return r;
 	}
 	r = walk(dev, target, &to_error);
@@ -175,7 +175,7 @@ static int mig_set_state(struct vfmig_dev *dev, uint32_t target)
 		return r; /* stay in the valid state the failure left */
 	if (!to_error && walk(dev, orig, &dummy) == 0)
 		return r;
-	set_state(dev, VFU_MIG_STATE_ERROR);
+	set_state(dev, VFW_MIG_STATE_ERROR);
 	return r;
 }
 
@@ -186,8 +186,8 @@ int dev_mig_goto(struct vfmig_dev *dev, uint32_t target)
 
 void dev_mig_reset(struct vfmig_dev *dev)
 {
-	if (dev->mig.state != VFU_MIG_STATE_RUNNING)
-		set_state(dev, VFU_MIG_STATE_RUNNING);
+	if (dev->mig.state != VFW_MIG_STATE_RUNNING)
+		set_state(dev, VFW_MIG_STATE_RUNNING);
 	dev->mig.bytes = 0;
 	dev->mig.mem_bytes = 0;
 	dev_ds_reset(dev);
@@ -197,8 +197,8 @@ void dev_mig_reset(struct vfmig_dev *dev)
 
 struct feat_ctx {
 	struct vfmig_dev *dev;
-	struct vfu_msg *msg;
-	struct vfu_device_feature f;
+	struct vfw_msg *msg;
+	struct vfw_device_feature f;
 	const uint8_t *data; /* after the feature header */
 	size_t len;
 };
@@ -206,7 +206,7 @@ struct feat_ctx {
 /* GET reply: header with argsz = total, then data. */
 static int reply_get(struct feat_ctx *c, const void *data, size_t len)
 {
-	struct vfu_device_feature h = { (uint32_t)(sizeof(h) + len), c->f.flags };
+	struct vfw_device_feature h = { (uint32_t)(sizeof(h) + len), c->f.flags };
 	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)data, len } };
 
 	if (c->f.argsz < sizeof(h) + len)
@@ -231,10 +231,10 @@ static int feat_migration(struct feat_ctx *c)
 
 static int feat_state(struct feat_ctx *c)
 {
-	struct vfu_mig_device_state s = { 0 };
+	struct vfw_mig_device_state s = { 0 };
 	int r;
 
-	if (c->f.flags & VFU_FEATURE_GET) {
+	if (c->f.flags & VFW_FEATURE_GET) {
 		s.device_state = c->dev->mig.state;
 		s.data_fd = UINT32_MAX;
 		return reply_get(c, &s, sizeof(s));
@@ -251,7 +251,7 @@ static int feat_state(struct feat_ctx *c)
 
 static int feat_log_start(struct feat_ctx *c)
 {
-	struct vfu_dma_logging_start st;
+	struct vfw_dma_logging_start st;
 	uint64_t pg;
 	uint8_t *echo;
 	int r = dev_dlog_start(c->dev, c->data, c->len, &pg);
@@ -280,7 +280,7 @@ static int feat_log_stop(struct feat_ctx *c)
 
 static int feat_log_report(struct feat_ctx *c)
 {
-	struct vfu_dma_logging_report rq;
+	struct vfw_dma_logging_report rq;
 	const size_t fixed = sizeof(c->f) + sizeof(rq);
 	uint64_t *bm;
 	size_t bytes;
@@ -297,7 +297,7 @@ static int feat_log_report(struct feat_ctx *c)
 	r = dev_dlog_report(c->dev, &rq, max, &bm, &bytes);
 	if (r < 0)
 		return r;
-	struct vfu_device_feature h = { (uint32_t)(fixed + bytes), c->f.flags };
+	struct vfw_device_feature h = { (uint32_t)(fixed + bytes), c->f.flags };
 	struct iovec iov[3] = { { &h, sizeof(h) }, { &rq, sizeof(rq) },
 				{ bm, bytes } };
 	r = dev_reply_fds(c->dev, &c->msg->hdr, iov, 3, NULL, 0);
@@ -317,10 +317,10 @@ static int estimate(struct vfmig_dev *dev, struct vfmig_dev_mig_estimate *e)
 static int feat_data_size(struct feat_ctx *c)
 {
 	struct vfmig_dev_mig_estimate e;
-	struct vfu_mig_data_size d;
+	struct vfw_mig_data_size d;
 	int r;
 
-	if (c->dev->mig.state == VFU_MIG_STATE_ERROR)
+	if (c->dev->mig.state == VFW_MIG_STATE_ERROR)
 		return -EINVAL;
 	r = estimate(c->dev, &e);
 	if (r < 0)
@@ -332,11 +332,11 @@ static int feat_data_size(struct feat_ctx *c)
 static int feat_precopy_info(struct feat_ctx *c)
 {
 	struct vfmig_dev_mig_estimate e;
-	struct vfu_precopy_info d;
+	struct vfw_precopy_info d;
 	uint32_t s = c->dev->mig.state;
 	int r;
 
-	if (s != VFU_MIG_STATE_PRE_COPY && s != VFU_MIG_STATE_PRE_COPY_P2P)
+	if (s != VFW_MIG_STATE_PRE_COPY && s != VFW_MIG_STATE_PRE_COPY_P2P)
 		return -EINVAL;
 	r = estimate(c->dev, &e);
 	if (r < 0)
@@ -354,21 +354,21 @@ static const struct {
 	bool ext;
 	int (*fn)(struct feat_ctx *c);
 } features[] = {
-	{ VFU_FEATURE_MIGRATION, VFU_FEATURE_GET, false, feat_migration },
-	{ VFU_FEATURE_MIG_DEVICE_STATE, VFU_FEATURE_GET | VFU_FEATURE_SET,
+	{ VFW_FEATURE_MIGRATION, VFW_FEATURE_GET, false, feat_migration },
+	{ VFW_FEATURE_MIG_DEVICE_STATE, VFW_FEATURE_GET | VFW_FEATURE_SET,
 	  false, feat_state },
-	{ VFU_FEATURE_DMA_LOGGING_START, VFU_FEATURE_SET, false, feat_log_start },
-	{ VFU_FEATURE_DMA_LOGGING_STOP, VFU_FEATURE_SET, false, feat_log_stop },
-	{ VFU_FEATURE_DMA_LOGGING_REPORT, VFU_FEATURE_GET, false,
+	{ VFW_FEATURE_DMA_LOGGING_START, VFW_FEATURE_SET, false, feat_log_start },
+	{ VFW_FEATURE_DMA_LOGGING_STOP, VFW_FEATURE_SET, false, feat_log_stop },
+	{ VFW_FEATURE_DMA_LOGGING_REPORT, VFW_FEATURE_GET, false,
 	  feat_log_report },
-	{ VFU_FEATURE_MIG_DATA_SIZE, VFU_FEATURE_GET, true, feat_data_size },
-	{ VFU_FEATURE_VFMIG_PRECOPY_INFO, VFU_FEATURE_GET, true,
+	{ VFW_FEATURE_MIG_DATA_SIZE, VFW_FEATURE_GET, true, feat_data_size },
+	{ VFW_FEATURE_VFMIG_PRECOPY_INFO, VFW_FEATURE_GET, true,
 	  feat_precopy_info },
 };
 
-int dev_cmd_feature(struct vfmig_dev *dev, struct vfu_msg *msg)
+int dev_cmd_feature(struct vfmig_dev *dev, struct vfw_msg *msg)
 {
-	const uint32_t gs = VFU_FEATURE_GET | VFU_FEATURE_SET;
+	const uint32_t gs = VFW_FEATURE_GET | VFW_FEATURE_SET;
 	struct feat_ctx c = { .dev = dev, .msg = msg };
 	uint32_t index;
 
@@ -376,20 +376,20 @@ int dev_cmd_feature(struct vfmig_dev *dev, struct vfu_msg *msg)
 	c.data = msg->payload + sizeof(c.f);
 	c.len = msg->len - sizeof(c.f);
 	if (c.f.argsz < sizeof(c.f) ||
-	    (c.f.flags & ~(VFU_FEATURE_MASK | gs | VFU_FEATURE_PROBE)) ||
-	    !(c.f.flags & (gs | VFU_FEATURE_PROBE)))
+	    (c.f.flags & ~(VFW_FEATURE_MASK | gs | VFW_FEATURE_PROBE)) ||
+	    !(c.f.flags & (gs | VFW_FEATURE_PROBE)))
 		return -EINVAL;
-	if ((c.f.flags & gs) == gs && !(c.f.flags & VFU_FEATURE_PROBE))
+	if ((c.f.flags & gs) == gs && !(c.f.flags & VFW_FEATURE_PROBE))
 		return -EINVAL;
-	index = c.f.flags & VFU_FEATURE_MASK;
+	index = c.f.flags & VFW_FEATURE_MASK;
 	if (dev->ds.on) {
 		/* Every feature here belongs to the v2 interface. */
-		DEV_LOG(dev, VFU_LOG_DEBUG,
+		DEV_LOG(dev, VFW_LOG_DEBUG,
 			"DEVICE_FEATURE %u: region interface in use", index);
 		return -ENOTSUP;
 	}
 	if (!dev_mig_supported(dev)) {
-		DEV_LOG(dev, VFU_LOG_DEBUG,
+		DEV_LOG(dev, VFW_LOG_DEBUG,
 			"DEVICE_FEATURE %u: device does not migrate", index);
 		return -ENOTSUP;
 	}
@@ -400,11 +400,11 @@ int dev_cmd_feature(struct vfmig_dev *dev, struct vfu_msg *msg)
 			break;
 		if ((c.f.flags & gs) & ~features[i].ops)
 			return -EINVAL;
-		if (c.f.flags & VFU_FEATURE_PROBE)
+		if (c.f.flags & VFW_FEATURE_PROBE)
 			return reply_set(&c, c.data, c.len);
 		return features[i].fn(&c);
 	}
-	DEV_LOG(dev, VFU_LOG_DEBUG, "DEVICE_FEATURE %u: not supported", index);
+	DEV_LOG(dev, VFW_LOG_DEBUG, "DEVICE_FEATURE %u: not supported", index);
 	return -ENOTSUP;
 }
 
@@ -414,7 +414,7 @@ int dev_mig_save_chunk(struct vfmig_dev *dev, uint8_t *buf, size_t len,
 		       size_t *got)
 {
 	*got = 0;
-	if (!vfu_mig_state_saving(dev->mig.state))
+	if (!vfw_mig_state_saving(dev->mig.state))
 		return -EINVAL;
 	while (*got < len) {
 		ssize_t n = dev->ops.mig_save(dev, dev->priv, buf + *got,
@@ -436,14 +436,14 @@ int dev_mig_load_chunk(struct vfmig_dev *dev, const uint8_t *buf,
 {
 	ssize_t n;
 
-	if (dev->mig.state != VFU_MIG_STATE_RESUMING)
+	if (dev->mig.state != VFW_MIG_STATE_RESUMING)
 		return -EINVAL;
 	if (len) {
 		n = dev->ops.mig_load(dev, dev->priv, buf, len);
 		if (n < 0)
 			return n >= -4095 ? (int)n : -EIO;
 		if ((size_t)n != len) {
-			DEV_LOG(dev, VFU_LOG_WARNING,
+			DEV_LOG(dev, VFW_LOG_WARNING,
 				"load: device took %zd of %zu bytes", n, len);
 			return -EINVAL;
 		}
@@ -452,14 +452,14 @@ int dev_mig_load_chunk(struct vfmig_dev *dev, const uint8_t *buf,
 	return 0;
 }
 
-static int mig_read(struct vfmig_dev *dev, struct vfu_msg *msg,
-		    struct vfu_mig_data m)
+static int mig_read(struct vfmig_dev *dev, struct vfw_msg *msg,
+		    struct vfw_mig_data m)
 {
 	uint8_t *buf;
 	size_t got = 0;
 	int r;
 
-	if (!vfu_mig_state_saving(dev->mig.state) || m.size > dev->max_xfer ||
+	if (!vfw_mig_state_saving(dev->mig.state) || m.size > dev->max_xfer ||
 	    m.argsz < sizeof(m) + (uint64_t)m.size)
 		return -EINVAL;
 	buf = malloc(m.size ? m.size : 1);
@@ -467,7 +467,7 @@ static int mig_read(struct vfmig_dev *dev, struct vfu_msg *msg,
 		return -ENOMEM;
 	r = dev_mig_save_chunk(dev, buf, m.size, &got);
 	if (r == 0) {
-		struct vfu_mig_data h = { (uint32_t)(sizeof(h) + got),
+		struct vfw_mig_data h = { (uint32_t)(sizeof(h) + got),
 					  (uint32_t)got };
 		struct iovec iov[2] = { { &h, sizeof(h) }, { buf, got } };
 		r = dev_reply_fds(dev, &msg->hdr, iov, got ? 2 : 1, NULL, 0);
@@ -476,12 +476,12 @@ static int mig_read(struct vfmig_dev *dev, struct vfu_msg *msg,
 	return r;
 }
 
-static int mig_write(struct vfmig_dev *dev, struct vfu_msg *msg,
-		     struct vfu_mig_data m)
+static int mig_write(struct vfmig_dev *dev, struct vfw_msg *msg,
+		     struct vfw_mig_data m)
 {
 	int r;
 
-	if (dev->mig.state != VFU_MIG_STATE_RESUMING ||
+	if (dev->mig.state != VFW_MIG_STATE_RESUMING ||
 	    m.size != msg->len - sizeof(m) ||
 	    m.argsz < sizeof(m) + (uint64_t)m.size)
 		return -EINVAL;
@@ -489,16 +489,16 @@ static int mig_write(struct vfmig_dev *dev, struct vfu_msg *msg,
 	return r < 0 ? r : dev_reply(dev, &msg->hdr, NULL, 0);
 }
 
-int dev_cmd_mig_data(struct vfmig_dev *dev, struct vfu_msg *msg)
+int dev_cmd_mig_data(struct vfmig_dev *dev, struct vfw_msg *msg)
 {
-	struct vfu_mig_data m;
+	struct vfw_mig_data m;
 
 	memcpy(&m, msg->payload, sizeof(m));
 	if (dev->ds.on)
 		return -ENOTSUP; /* the region interface moves the data */
 	if (!dev_mig_supported(dev))
 		return -EINVAL;
-	if (msg->hdr.command == VFU_CMD_MIG_DATA_READ)
+	if (msg->hdr.command == VFW_CMD_MIG_DATA_READ)
 		return mig_read(dev, msg, m);
 	return mig_write(dev, msg, m);
 }

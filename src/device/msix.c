@@ -112,7 +112,7 @@ static void table_write(struct dev_msix *m, uint64_t t, const uint8_t *v,
 int dev_msix_access(struct dev_msix *m, uint64_t off, void *buf, size_t len,
 		    bool is_write)
 {
-	if (m->vectors && vfu_range_within(off, len, m->table_off,
+	if (m->vectors && vfw_range_within(off, len, m->table_off,
 					   m->table_len)) {
 		uint64_t t = off - m->table_off;
 		if (is_write)
@@ -121,7 +121,7 @@ int dev_msix_access(struct dev_msix *m, uint64_t off, void *buf, size_t len,
 			memcpy(buf, m->table + t, len);
 		return 0;
 	}
-	if (m->vectors && vfu_range_within(off, len, m->pba_off, m->pba_len)) {
+	if (m->vectors && vfw_range_within(off, len, m->pba_off, m->pba_len)) {
 		/* PBA writes are ignored: it is read-only */
 		if (!is_write)
 			memcpy(buf, m->pba + (off - m->pba_off), len);

@@ -214,7 +214,7 @@ void dev_pci_init(struct dev_pci *pci, const struct vfmig_dev_desc *d)
 int dev_pci_read(const struct dev_pci *pci, uint64_t off, void *buf,
 		 size_t len)
 {
-	if (!vfu_range_ok(off, len, pci->size))
+	if (!vfw_range_ok(off, len, pci->size))
 		return -EINVAL;
 	memcpy(buf, pci->cfg + off, len);
 	return 0;
@@ -225,7 +225,7 @@ int dev_pci_write(struct dev_pci *pci, uint64_t off, const void *buf,
 {
 	const uint8_t *v = buf;
 
-	if (!vfu_range_ok(off, len, pci->size))
+	if (!vfw_range_ok(off, len, pci->size))
 		return -EINVAL;
 	for (size_t i = 0; i < len; i++) {
 		size_t o = (size_t)off + i;

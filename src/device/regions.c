@@ -61,7 +61,7 @@ static int bar_access(struct vfmig_dev *dev, unsigned int bar, uint64_t off,
 {
 	bool has_msix = dev->msix.vectors && dev->desc.msix_bar == bar;
 
-	if (!vfu_range_ok(off, len, dev->desc.bars[bar].size) ||
+	if (!vfw_range_ok(off, len, dev->desc.bars[bar].size) ||
 	    !dev->desc.bars[bar].size)
 		return -EINVAL;
 	while (len) {
@@ -92,33 +92,33 @@ static int bar_access(struct vfmig_dev *dev, unsigned int bar, uint64_t off,
 int dev_region_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
 		      void *buf, size_t len, bool is_write)
 {
-	if (region == VFU_PCI_CONFIG_REGION)
+	if (region == VFW_PCI_CONFIG_REGION)
 		return config_access(dev, off, buf, len, is_write);
 	if (region < VFMIG_DEV_MAX_BARS)
 		return bar_access(dev, region, off, buf, len, is_write);
-	if (region >= VFU_PCI_NUM_REGIONS && region < dev_num_regions(dev))
+	if (region >= VFW_PCI_NUM_REGIONS && region < dev_num_regions(dev))
 		return dev_ds_access(dev, region, off, buf, len, is_write);
 	return -EINVAL;
 }
 
 uint32_t dev_num_regions(const struct vfmig_dev *dev)
 {
-	return dev->ds.on ? VFU_DS_NUM_REGIONS : VFU_PCI_NUM_REGIONS;
+	return dev->ds.on ? VFW_DS_NUM_REGIONS : VFW_PCI_NUM_REGIONS;
 }
 
 int dev_region_fd(const struct vfmig_dev *dev, uint32_t index)
 {
 	if (index < VFMIG_DEV_MAX_BARS)
 		return dev->bars[index].memfd;
-	if (index >= VFU_PCI_NUM_REGIONS && index < dev_num_regions(dev))
+	if (index >= VFW_PCI_NUM_REGIONS && index < dev_num_regions(dev))
 		return dev_ds_region_fd(dev, index);
 	return -1;
 }
 
-int dev_cmd_region_rw(struct vfmig_dev *dev, struct vfu_msg *msg)
+int dev_cmd_region_rw(struct vfmig_dev *dev, struct vfw_msg *msg)
 {
-	bool is_write = msg->hdr.command == VFU_CMD_REGION_WRITE;
-	struct vfu_region_access a;
+	bool is_write = msg->hdr.command == VFW_CMD_REGION_WRITE;
+	struct vfw_region_access a;
 	struct iovec iov[2];
 	uint8_t *data;
 	int r;
@@ -145,19 +145,19 @@ int dev_cmd_region_rw(struct vfmig_dev *dev, struct vfu_msg *msg)
 	return r;
 }
 
-int dev_cmd_write_multi(struct vfmig_dev *dev, struct vfu_msg *msg)
+int dev_cmd_write_multi(struct vfmig_dev *dev, struct vfw_msg *msg)
 {
-	struct vfu_write_multi_entry e;
+	struct vfw_write_multi_entry e;
 	uint64_t cnt;
 
 	memcpy(&cnt, msg->payload, sizeof(cnt));
-	if (cnt == 0 || cnt > VFU_WRITE_MULTI_MAX ||
+	if (cnt == 0 || cnt > VFW_WRITE_MULTI_MAX ||
 	    msg->len != sizeof(cnt) + cnt * sizeof(e))
 		return -EINVAL;
 	for (uint64_t i = 0; i < cnt; i++) {
 		memcpy(&e, msg->payload + sizeof(cnt) + i * sizeof(e),
 		       sizeof(e));
-		if (e.count == 0 || e.count > VFU_WRITE_MULTI_DATA_MAX)
+		if (e.count == 0 || e.count > VFW_WRITE_MULTI_DATA_MAX)
 			return -EINVAL;
 		int r = dev_region_access(dev, e.region, e.offset, e.data,
 					  e.count, true);
@@ -174,57 +174,57 @@ int dev_cmd_write_multi(struct vfmig_dev *dev, struct vfu_msg *msg)
 /* Mappable areas of a BAR: [0, size) minus excluded ranges rounded out to
  * pages (the MSI-X table and PBA always excluded). Returns the count. */
 static size_t sparse_areas(const struct vfmig_dev *dev, unsigned int bar,
-			   struct vfu_sparse_mmap_area *out)
+			   struct vfw_sparse_mmap_area *out)
 {
 	const struct vfmig_dev_bar *b = &dev->desc.bars[bar];
-	struct vfu_sparse_mmap_area hole[MAX_HOLES];
+	struct vfw_sparse_mmap_area hole[MAX_HOLES];
 	const uint64_t pg = DEV_PAGE_SIZE;
 	size_t nh = 0, n = 0;
 	uint64_t pos = 0;
 
 	for (uint32_t i = 0; i < b->n_exclude; i++)
-		hole[nh++] = (struct vfu_sparse_mmap_area){ b->exclude[i].offset,
+		hole[nh++] = (struct vfw_sparse_mmap_area){ b->exclude[i].offset,
 							    b->exclude[i].size };
 	if (dev->msix.vectors && dev->desc.msix_bar == bar) {
-		hole[nh++] = (struct vfu_sparse_mmap_area){ dev->msix.table_off,
+		hole[nh++] = (struct vfw_sparse_mmap_area){ dev->msix.table_off,
 							    dev->msix.table_len };
-		hole[nh++] = (struct vfu_sparse_mmap_area){ dev->msix.pba_off,
+		hole[nh++] = (struct vfw_sparse_mmap_area){ dev->msix.pba_off,
 							    dev->msix.pba_len };
 	}
 	/* round out to pages, then sort by start (tiny: insertion sort) */
 	for (size_t i = 0; i < nh; i++) {
 		uint64_t s = hole[i].offset / pg * pg;
 		uint64_t e = (hole[i].offset + hole[i].size + pg - 1) / pg * pg;
-		hole[i] = (struct vfu_sparse_mmap_area){ s, e - s };
+		hole[i] = (struct vfw_sparse_mmap_area){ s, e - s };
 		for (size_t j = i; j > 0 && hole[j].offset < hole[j - 1].offset; j--) {
-			struct vfu_sparse_mmap_area t = hole[j];
+			struct vfw_sparse_mmap_area t = hole[j];
 			hole[j] = hole[j - 1];
 			hole[j - 1] = t;
 		}
 	}
 	for (size_t i = 0; i < nh; i++) {
 		if (hole[i].offset > pos)
-			out[n++] = (struct vfu_sparse_mmap_area){ pos,
+			out[n++] = (struct vfw_sparse_mmap_area){ pos,
 								  hole[i].offset - pos };
 		if (hole[i].offset + hole[i].size > pos)
 			pos = hole[i].offset + hole[i].size;
 	}
 	if (pos < b->size)
-		out[n++] = (struct vfu_sparse_mmap_area){ pos, b->size - pos };
+		out[n++] = (struct vfw_sparse_mmap_area){ pos, b->size - pos };
 	return n;
 }
 
 static void base_info(const struct vfmig_dev *dev, uint32_t index,
-		      struct vfu_region_info *ri)
+		      struct vfw_region_info *ri)
 {
 	memset(ri, 0, sizeof(*ri));
 	ri->index = index;
-	if (index == VFU_PCI_CONFIG_REGION)
+	if (index == VFW_PCI_CONFIG_REGION)
 		ri->size = dev->pci.size;
 	else if (index < VFMIG_DEV_MAX_BARS)
 		ri->size = dev->desc.bars[index].size;
 	if (ri->size)
-		ri->flags = VFU_REGION_INFO_FLAG_READ | VFU_REGION_INFO_FLAG_WRITE;
+		ri->flags = VFW_REGION_INFO_FLAG_READ | VFW_REGION_INFO_FLAG_WRITE;
 }
 
 /* A reply too short for the capability chain is the bare struct with the
@@ -232,9 +232,9 @@ static void base_info(const struct vfmig_dev *dev, uint32_t index,
  * back: no FLAG_CAPS (strict clients refuse FLAG_CAPS without a chain),
  * and no fd, hence no FLAG_MMAP either (the specification sends the fd
  * whenever MMAP is set). The retry gets all three. */
-static void truncate_info(struct vfu_region_info *ri, bool *with_fd)
+static void truncate_info(struct vfw_region_info *ri, bool *with_fd)
 {
-	ri->flags &= ~(VFU_REGION_INFO_FLAG_CAPS | VFU_REGION_INFO_FLAG_MMAP);
+	ri->flags &= ~(VFW_REGION_INFO_FLAG_CAPS | VFW_REGION_INFO_FLAG_MMAP);
 	ri->cap_offset = 0;
 	*with_fd = false;
 }
@@ -245,18 +245,18 @@ int dev_region_info_build(const struct vfmig_dev *dev, uint32_t index,
 {
 	/* The capability chain: one sparse-mmap cap with its areas, or one
 	 * TYPE cap. */
-	uint8_t caps[sizeof(struct vfu_region_info_cap_sparse_mmap) +
-		     (MAX_HOLES + 1) * sizeof(struct vfu_sparse_mmap_area)];
-	struct vfu_sparse_mmap_area areas[MAX_HOLES + 1];
-	struct vfu_region_info ri;
+	uint8_t caps[sizeof(struct vfw_region_info_cap_sparse_mmap) +
+		     (MAX_HOLES + 1) * sizeof(struct vfw_sparse_mmap_area)];
+	struct vfw_sparse_mmap_area areas[MAX_HOLES + 1];
+	struct vfw_region_info ri;
 	size_t n = 0, caps_len = 0, full;
 	uint8_t *buf;
 
 	*with_fd = false;
 	if (index >= dev_num_regions(dev) || argsz < sizeof(ri))
 		return -EINVAL;
-	if (index >= VFU_PCI_NUM_REGIONS) {
-		struct vfu_region_info_cap_type type;
+	if (index >= VFW_PCI_NUM_REGIONS) {
+		struct vfw_region_info_cap_type type;
 		static_assert(sizeof(type) <= sizeof(caps), "caps buffer");
 		dev_ds_region_info(dev, index, &ri, &type, with_fd);
 		memcpy(caps, &type, sizeof(type));
@@ -266,13 +266,13 @@ int dev_region_info_build(const struct vfmig_dev *dev, uint32_t index,
 		if (index < VFMIG_DEV_MAX_BARS && dev->bars[index].mem)
 			n = sparse_areas(dev, index, areas);
 		if (n) {
-			struct vfu_region_info_cap_sparse_mmap cap = {
-				.header = { .id = VFU_REGION_INFO_CAP_SPARSE_MMAP,
+			struct vfw_region_info_cap_sparse_mmap cap = {
+				.header = { .id = VFW_REGION_INFO_CAP_SPARSE_MMAP,
 					    .version = 1 },
 				.nr_areas = (uint32_t)n,
 			};
-			ri.flags |= VFU_REGION_INFO_FLAG_MMAP |
-				    VFU_REGION_INFO_FLAG_CAPS;
+			ri.flags |= VFW_REGION_INFO_FLAG_MMAP |
+				    VFW_REGION_INFO_FLAG_CAPS;
 			memcpy(caps, &cap, sizeof(cap));
 			memcpy(caps + sizeof(cap), areas, n * sizeof(areas[0]));
 			caps_len = sizeof(cap) + n * sizeof(areas[0]);
@@ -296,9 +296,9 @@ int dev_region_info_build(const struct vfmig_dev *dev, uint32_t index,
 	return 0;
 }
 
-int dev_cmd_get_region_info(struct vfmig_dev *dev, struct vfu_msg *msg)
+int dev_cmd_get_region_info(struct vfmig_dev *dev, struct vfw_msg *msg)
 {
-	struct vfu_region_info req;
+	struct vfw_region_info req;
 	uint8_t *buf;
 	size_t len;
 	bool with_fd;
@@ -311,8 +311,8 @@ int dev_cmd_get_region_info(struct vfmig_dev *dev, struct vfu_msg *msg)
 		return r;
 	/* The fd goes along whenever MMAP is set, if the client takes fds. */
 	if (with_fd && dev->peer.max_msg_fds < 1) {
-		struct vfu_region_info *ri = (struct vfu_region_info *)buf;
-		ri->flags &= ~VFU_REGION_INFO_FLAG_MMAP;
+		struct vfw_region_info *ri = (struct vfw_region_info *)buf;
+		ri->flags &= ~VFW_REGION_INFO_FLAG_MMAP;
 		with_fd = false;
 	}
 	fd = with_fd ? dev_region_fd(dev, req.index) : -1;
@@ -322,9 +322,9 @@ int dev_cmd_get_region_info(struct vfmig_dev *dev, struct vfu_msg *msg)
 	return r;
 }
 
-int dev_cmd_get_region_io_fds(struct vfmig_dev *dev, struct vfu_msg *msg)
+int dev_cmd_get_region_io_fds(struct vfmig_dev *dev, struct vfw_msg *msg)
 {
-	struct vfu_region_io_fds_request req;
+	struct vfw_region_io_fds_request req;
 
 	memcpy(&req, msg->payload, sizeof(req));
 	if (req.argsz < sizeof(req) || req.flags != 0 ||

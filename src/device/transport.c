@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Transport: accept a client (and refuse any other while it is attached),
- * receive its messages without waiting (struct vfu_rx: a begun message must
- * be whole within VFU_MSG_PART_TIMEOUT_MS), send every reply and request
- * through a bounded queue (struct vfu_tx) that is never waited for outside
+ * receive its messages without waiting (struct vfw_rx: a begun message must
+ * be whole within VFW_MSG_PART_TIMEOUT_MS), send every reply and request
+ * through a bounded queue (struct vfw_tx) that is never waited for outside
  * a DMA exchange, stop reading while the client does not read its replies,
  * queue (boundedly) client commands that arrive while the device waits for
  * the reply to its own DMA_READ / DMA_WRITE, and drop a client whose stream
@@ -25,7 +25,7 @@
 
 size_t dev_recv_limit(const struct vfmig_dev *dev)
 {
-	return sizeof(struct vfu_header) + VFU_MSG_OVERHEAD + dev->max_xfer;
+	return sizeof(struct vfw_header) + VFW_MSG_OVERHEAD + dev->max_xfer;
 }
 
 static bool readable(int fd, int timeout_ms)
@@ -58,7 +58,7 @@ static void queue_clear(struct vfmig_dev *dev)
 	struct dev_queued *q;
 
 	while ((q = queue_pop(dev))) {
-		vfu_msg_release(&q->msg);
+		vfw_msg_release(&q->msg);
 		free(q);
 	}
 }
@@ -68,18 +68,18 @@ void dev_conn_start(struct vfmig_dev *dev, int fd)
 	dev->conn_fd = fd;
 	dev->next_msg_id = 0;
 	dev->broken = false;
-	vfu_rx_init(&dev->rx);
-	vfu_tx_init(&dev->tx, DEV_TX_LIMIT_MSGS * dev_recv_limit(dev));
+	vfw_rx_init(&dev->rx);
+	vfw_tx_init(&dev->tx, DEV_TX_LIMIT_MSGS * dev_recv_limit(dev));
 	dev->tx_owed = 0;
-	dev->tx_deadline = VFU_FOREVER;
+	dev->tx_deadline = VFW_FOREVER;
 }
 
 void dev_conn_end(struct vfmig_dev *dev)
 {
-	vfu_rx_reset(&dev->rx);
-	vfu_tx_clear(&dev->tx);
+	vfw_rx_reset(&dev->rx);
+	vfw_tx_clear(&dev->tx);
 	dev->tx_owed = 0;
-	dev->tx_deadline = VFU_FOREVER;
+	dev->tx_deadline = VFW_FOREVER;
 	queue_clear(dev);
 }
 
@@ -102,11 +102,11 @@ static void tx_clock(struct vfmig_dev *dev, size_t before)
 
 		dev->tx_owed = sent >= dev->tx_owed ? 0 : dev->tx_owed - sent;
 		if (!dev->tx_owed)
-			dev->tx_deadline = VFU_FOREVER;
+			dev->tx_deadline = VFW_FOREVER;
 	}
-	if (dev->tx_deadline == VFU_FOREVER && vfu_tx_pending(&dev->tx)) {
+	if (dev->tx_deadline == VFW_FOREVER && vfw_tx_pending(&dev->tx)) {
 		dev->tx_owed = now;
-		dev->tx_deadline = vfu_deadline_after(DEV_TX_DRAIN_MS);
+		dev->tx_deadline = vfw_deadline_after(DEV_TX_DRAIN_MS);
 	}
 }
 
@@ -115,20 +115,20 @@ static void send_failed(struct vfmig_dev *dev, const char *what, int r)
 	if (dev->broken)
 		return; /* said already */
 	if (r == -ENOBUFS)
-		DEV_LOG(dev, VFU_LOG_ERR,
+		DEV_LOG(dev, VFW_LOG_ERR,
 			"client does not read: more than %zu bytes would wait "
 			"to be sent to it; closing",
 			dev->tx.limit);
 	else if (r == -EPIPE || r == -ECONNRESET)
-		DEV_LOG(dev, VFU_LOG_INFO, "client went away while %s was sent",
+		DEV_LOG(dev, VFW_LOG_INFO, "client went away while %s was sent",
 			what);
 	else
-		DEV_LOG(dev, VFU_LOG_ERR, "sending %s to the client: %s", what,
+		DEV_LOG(dev, VFW_LOG_ERR, "sending %s to the client: %s", what,
 			vfmig_dev_strerror(r));
 	dev->broken = true;
 }
 
-int dev_send(struct vfmig_dev *dev, struct vfu_header *hdr,
+int dev_send(struct vfmig_dev *dev, struct vfw_header *hdr,
 	     const struct iovec *iov, int iovcnt, const int *fds, size_t nfds)
 {
 	size_t before = dev->tx.bytes;
@@ -136,10 +136,10 @@ int dev_send(struct vfmig_dev *dev, struct vfu_header *hdr,
 
 	if (dev->conn_fd < 0)
 		return -ENOTCONN;
-	r = vfu_tx_send(dev->conn_fd, &dev->tx, hdr, iov, iovcnt, fds, nfds);
+	r = vfw_tx_send(dev->conn_fd, &dev->tx, hdr, iov, iovcnt, fds, nfds);
 	tx_clock(dev, before);
 	if (r < 0)
-		send_failed(dev, vfu_command_name(hdr->command), r);
+		send_failed(dev, vfw_command_name(hdr->command), r);
 	return r;
 }
 
@@ -150,9 +150,9 @@ static int tx_flush(struct vfmig_dev *dev)
 	size_t before = dev->tx.bytes;
 	int r;
 
-	if (!vfu_tx_pending(&dev->tx))
+	if (!vfw_tx_pending(&dev->tx))
 		return 0;
-	r = vfu_tx_flush(dev->conn_fd, &dev->tx);
+	r = vfw_tx_flush(dev->conn_fd, &dev->tx);
 	tx_clock(dev, before);
 	if (r < 0 && r != -EAGAIN)
 		send_failed(dev, "a queued message", r);
@@ -162,10 +162,10 @@ static int tx_flush(struct vfmig_dev *dev)
 /* The drain deadline passed: drop the client (true). */
 static bool tx_overdue(struct vfmig_dev *dev)
 {
-	if (!vfu_tx_pending(&dev->tx) || vfu_now_ms() < dev->tx_deadline)
+	if (!vfw_tx_pending(&dev->tx) || vfw_now_ms() < dev->tx_deadline)
 		return false;
 	if (!dev->broken)
-		DEV_LOG(dev, VFU_LOG_ERR,
+		DEV_LOG(dev, VFW_LOG_ERR,
 			"client does not read: %zu bytes queued for it did not "
 			"leave within %d ms (%zu bytes wait); closing",
 			dev->tx_owed, DEV_TX_DRAIN_MS, dev->tx.bytes);
@@ -183,9 +183,9 @@ static bool tx_full(const struct vfmig_dev *dev)
 
 /* ---- receiving ---- */
 
-static int recv_msg(struct vfmig_dev *dev, struct vfu_msg *msg)
+static int recv_msg(struct vfmig_dev *dev, struct vfw_msg *msg)
 {
-	return vfu_rx_poll(dev->conn_fd, &dev->rx, dev_recv_limit(dev),
+	return vfw_rx_poll(dev->conn_fd, &dev->rx, dev_recv_limit(dev),
 			   DEV_MAX_FDS, msg);
 }
 
@@ -194,29 +194,29 @@ static void recv_failed(struct vfmig_dev *dev, int r)
 {
 	switch (r) {
 	case -ECONNRESET:
-		DEV_LOG(dev, VFU_LOG_INFO, "client closed the connection");
+		DEV_LOG(dev, VFW_LOG_INFO, "client closed the connection");
 		break;
 	case -EPIPE:
-		DEV_LOG(dev, VFU_LOG_WARNING,
+		DEV_LOG(dev, VFW_LOG_WARNING,
 			"client closed the connection mid-message");
 		break;
 	case -ETIMEDOUT:
-		DEV_LOG(dev, VFU_LOG_ERR,
+		DEV_LOG(dev, VFW_LOG_ERR,
 			"client left a message unfinished for %d ms; closing",
-			VFU_MSG_PART_TIMEOUT_MS);
+			VFW_MSG_PART_TIMEOUT_MS);
 		break;
 	case -EMSGSIZE:
-		DEV_LOG(dev, VFU_LOG_ERR,
+		DEV_LOG(dev, VFW_LOG_ERR,
 			"client announced a message larger than %zu bytes; "
 			"closing",
 			dev_recv_limit(dev));
 		break;
 	case -EINVAL:
-		DEV_LOG(dev, VFU_LOG_ERR,
+		DEV_LOG(dev, VFW_LOG_ERR,
 			"client sent a malformed message header; closing");
 		break;
 	default:
-		DEV_LOG(dev, VFU_LOG_WARNING, "client connection: %s",
+		DEV_LOG(dev, VFW_LOG_WARNING, "client connection: %s",
 			vfmig_dev_strerror(r));
 	}
 	dev->broken = true;
@@ -224,19 +224,19 @@ static void recv_failed(struct vfmig_dev *dev, int r)
 
 /* Keep a command for after the DMA exchange: 0, or -ENOBUFS/-ENOMEM when
  * the bound is reached (msg is released either way). */
-static int queue_push(struct vfmig_dev *dev, struct vfu_msg *msg, int err)
+static int queue_push(struct vfmig_dev *dev, struct vfw_msg *msg, int err)
 {
 	size_t bytes = msg->hdr.msg_size;
 	struct dev_queued *q;
 
 	if (dev->q_n >= DEV_QUEUE_MAX_MSGS ||
 	    bytes > DEV_QUEUE_MAX_BYTES - dev->q_bytes) {
-		vfu_msg_release(msg);
+		vfw_msg_release(msg);
 		return -ENOBUFS;
 	}
 	q = malloc(sizeof(*q));
 	if (!q) {
-		vfu_msg_release(msg);
+		vfw_msg_release(msg);
 		return -ENOMEM;
 	}
 	q->msg = *msg;
@@ -269,14 +269,14 @@ static int call_wait(struct vfmig_dev *dev, int64_t deadline,
 		if (dev->broken || tx_overdue(dev))
 			return -EIO;
 		if (dev->stop && *dev->stop) {
-			DEV_LOG(dev, VFU_LOG_ERR,
+			DEV_LOG(dev, VFW_LOG_ERR,
 				"stopping: %s abandoned; closing", what);
 			dev->broken = true;
 			return -EIO;
 		}
-		int64_t now = vfu_now_ms();
+		int64_t now = vfw_now_ms();
 		if (now >= deadline) {
-			DEV_LOG(dev, VFU_LOG_ERR,
+			DEV_LOG(dev, VFW_LOG_ERR,
 				"client did not answer %s within %d ms; "
 				"closing",
 				what, DEV_CALL_TIMEOUT_MS);
@@ -284,13 +284,13 @@ static int call_wait(struct vfmig_dev *dev, int64_t deadline,
 			return -EIO;
 		}
 		int64_t until = deadline;
-		if (vfu_rx_deadline(&dev->rx) < until)
-			until = vfu_rx_deadline(&dev->rx);
-		if (vfu_tx_pending(&dev->tx) && dev->tx_deadline < until)
+		if (vfw_rx_deadline(&dev->rx) < until)
+			until = vfw_rx_deadline(&dev->rx);
+		if (vfw_tx_pending(&dev->tx) && dev->tx_deadline < until)
 			until = dev->tx_deadline;
-		if (dev->rx.got && now >= vfu_rx_deadline(&dev->rx))
+		if (dev->rx.got && now >= vfw_rx_deadline(&dev->rx))
 			return 0; /* the receiver reports its own deadline */
-		int left = vfu_ms_left(until);
+		int left = vfw_ms_left(until);
 		if (dev->stop && (left < 0 || left > DEV_STOP_CHECK_MS))
 			left = DEV_STOP_CHECK_MS;
 		struct pollfd p = { .fd = dev->conn_fd, .events = POLLIN };
@@ -299,7 +299,7 @@ static int call_wait(struct vfmig_dev *dev, int64_t deadline,
 		r = poll(&p, 1, left);
 		if (r < 0 && errno != EINTR) {
 			r = -errno;
-			DEV_LOG(dev, VFU_LOG_ERR, "waiting for the client: %s",
+			DEV_LOG(dev, VFW_LOG_ERR, "waiting for the client: %s",
 				vfmig_dev_strerror(r));
 			dev->broken = true;
 			return -EIO;
@@ -311,13 +311,13 @@ static int call_wait(struct vfmig_dev *dev, int64_t deadline,
 
 int dev_transport_call(struct vfmig_dev *dev, uint16_t cmd,
 		       const struct iovec *iov, int iovcnt, int64_t deadline,
-		       struct vfu_msg *reply)
+		       struct vfw_msg *reply)
 {
-	struct vfu_header hdr = { .msg_id = dev->next_msg_id++,
+	struct vfw_header hdr = { .msg_id = dev->next_msg_id++,
 				  .command = cmd,
-				  .flags = VFU_FLAGS_TYPE_COMMAND };
-	const char *what = vfu_command_name(cmd);
-	struct vfu_msg m;
+				  .flags = VFW_FLAGS_TYPE_COMMAND };
+	const char *what = vfw_command_name(cmd);
+	struct vfw_msg m;
 
 	memset(reply, 0, sizeof(*reply));
 	if (dev->conn_fd < 0 || dev->broken)
@@ -335,14 +335,14 @@ int dev_transport_call(struct vfmig_dev *dev, uint16_t cmd,
 			recv_failed(dev, r);
 			return -EIO;
 		}
-		bool is_cmd = (m.hdr.flags & VFU_FLAGS_TYPE_MASK) ==
-			      VFU_FLAGS_TYPE_COMMAND;
+		bool is_cmd = (m.hdr.flags & VFW_FLAGS_TYPE_MASK) ==
+			      VFW_FLAGS_TYPE_COMMAND;
 		if (r == -EBADMSG || is_cmd) {
 			/* Answered in order after the exchange; one with
 			 * too many fds gets EINVAL then. */
 			r = queue_push(dev, &m, r == -EBADMSG ? EINVAL : 0);
 			if (r < 0) {
-				DEV_LOG(dev, VFU_LOG_ERR,
+				DEV_LOG(dev, VFW_LOG_ERR,
 					"client sent more than %u commands or "
 					"%u MiB while the device waited for "
 					"its %s reply; closing",
@@ -357,12 +357,12 @@ int dev_transport_call(struct vfmig_dev *dev, uint16_t cmd,
 			*reply = m;
 			return 0;
 		}
-		DEV_LOG(dev, VFU_LOG_ERR,
+		DEV_LOG(dev, VFW_LOG_ERR,
 			"client sent a reply (id %u, %s) while the device "
 			"waited for its %s id %u: protocol error; closing",
-			m.hdr.msg_id, vfu_command_name(m.hdr.command), what,
+			m.hdr.msg_id, vfw_command_name(m.hdr.command), what,
 			hdr.msg_id);
-		vfu_msg_release(&m);
+		vfw_msg_release(&m);
 		dev->broken = true;
 		return -EIO;
 	}
@@ -385,7 +385,7 @@ static int accept_client(struct vfmig_dev *dev, bool *handled)
 	}
 	dev_conn_start(dev, fd);
 	*handled = true;
-	DEV_LOG(dev, VFU_LOG_INFO, "client connected");
+	DEV_LOG(dev, VFW_LOG_INFO, "client connected");
 	return 0;
 }
 
@@ -416,7 +416,7 @@ void dev_transport_refuse_extra(struct vfmig_dev *dev)
 		if (fd < 0)
 			return; /* EAGAIN, or out of fds: try again later */
 		close(fd);
-		DEV_LOG(dev, VFU_LOG_WARNING,
+		DEV_LOG(dev, VFW_LOG_WARNING,
 			"refused a second client: one is already connected");
 	}
 }
@@ -426,7 +426,7 @@ void dev_transport_refuse_extra(struct vfmig_dev *dev)
 /* Take one whole message from the socket, if one is there. */
 static void recv_one(struct vfmig_dev *dev, bool *handled)
 {
-	struct vfu_msg msg;
+	struct vfw_msg msg;
 	int r = recv_msg(dev, &msg);
 
 	if (r == 0)
@@ -435,10 +435,10 @@ static void recv_one(struct vfmig_dev *dev, bool *handled)
 	if (r == 1) {
 		dev_dispatch(dev, &msg);
 	} else if (r == -EBADMSG) {
-		DEV_LOG(dev, VFU_LOG_WARNING, "%s: too many fds",
-			vfu_command_name(msg.hdr.command));
+		DEV_LOG(dev, VFW_LOG_WARNING, "%s: too many fds",
+			vfw_command_name(msg.hdr.command));
 		dev_reply_error(dev, &msg.hdr, EINVAL);
-		vfu_msg_release(&msg);
+		vfw_msg_release(&msg);
 	} else {
 		recv_failed(dev, r);
 	}
@@ -452,22 +452,22 @@ int dev_transport_events(const struct vfmig_dev *dev)
 		return dev->listen_fd < 0 ? -ENOTCONN : POLLIN;
 	if (!tx_full(dev))
 		ev |= POLLIN;
-	if (vfu_tx_pending(&dev->tx))
+	if (vfw_tx_pending(&dev->tx))
 		ev |= POLLOUT;
 	return ev;
 }
 
 int dev_transport_timeout(const struct vfmig_dev *dev)
 {
-	int64_t until = vfu_rx_deadline(&dev->rx);
+	int64_t until = vfw_rx_deadline(&dev->rx);
 
 	if (dev->conn_fd < 0)
 		return -1;
 	if (dev->broken || (dev->q_head && !tx_full(dev)))
 		return 0; /* work that waits for no I/O */
-	if (vfu_tx_pending(&dev->tx) && dev->tx_deadline < until)
+	if (vfw_tx_pending(&dev->tx) && dev->tx_deadline < until)
 		until = dev->tx_deadline;
-	return vfu_ms_left(until);
+	return vfw_ms_left(until);
 }
 
 int dev_transport_process_one(struct vfmig_dev *dev, bool *handled)
@@ -488,7 +488,7 @@ int dev_transport_process_one(struct vfmig_dev *dev, bool *handled)
 			*handled = true;
 			if (q->err) {
 				dev_reply_error(dev, &q->msg.hdr, q->err);
-				vfu_msg_release(&q->msg);
+				vfw_msg_release(&q->msg);
 			} else {
 				dev_dispatch(dev, &q->msg);
 			}

@@ -700,7 +700,7 @@ int vfmig_chan_listen(const char *uri, struct vfmig_chan_listener **out, char *e
 		goto fail;
 	}
 	if (l->uri.kind == VFMIG_CHAN_UNIX) {
-		l->fd = vfu_unix_listen(l->uri.path, 1, 0);
+		l->fd = vfw_unix_listen(l->uri.path, 1, 0);
 		if (l->fd < 0) {
 			r = l->fd;
 			msg(err, errlen, "listening on \"%s\": %s", uri, strerror(-r));

@@ -10,13 +10,13 @@
 
 #include "proto.h"
 
-void vfu_caps_defaults(struct vfu_caps *caps)
+void vfw_caps_defaults(struct vfw_caps *caps)
 {
 	memset(caps, 0, sizeof(*caps));
-	caps->max_msg_fds = VFU_DEFAULT_MAX_MSG_FDS;
-	caps->max_data_xfer_size = VFU_DEFAULT_MAX_DATA_XFER;
-	caps->max_dma_maps = VFU_DEFAULT_MAX_DMA_MAPS;
-	caps->pgsizes = VFU_DEFAULT_PGSIZES;
+	caps->max_msg_fds = VFW_DEFAULT_MAX_MSG_FDS;
+	caps->max_data_xfer_size = VFW_DEFAULT_MAX_DATA_XFER;
+	caps->max_dma_maps = VFW_DEFAULT_MAX_DMA_MAPS;
+	caps->pgsizes = VFW_DEFAULT_PGSIZES;
 }
 
 /* Fetch an integer member in [lo, hi]. Absent: 0 and *out untouched. */
@@ -83,7 +83,7 @@ static int get_object(struct json_object *obj, const char *key,
 	return 0;
 }
 
-static int parse_caps_object(struct json_object *c, struct vfu_caps *caps,
+static int parse_caps_object(struct json_object *c, struct vfw_caps *caps,
 			     char *err, size_t errlen)
 {
 	struct json_object *twin, *mig;
@@ -91,7 +91,7 @@ static int parse_caps_object(struct json_object *c, struct vfu_caps *caps,
 	int r;
 
 	v = caps->max_msg_fds;
-	r = get_uint(c, "max_msg_fds", 0, VFU_MAX_MSG_FDS_LIMIT, &v, err,
+	r = get_uint(c, "max_msg_fds", 0, VFW_MAX_MSG_FDS_LIMIT, &v, err,
 		     errlen);
 	if (r < 0)
 		return r;
@@ -160,7 +160,7 @@ static bool only_space(const char *s, size_t n)
 	return true;
 }
 
-int vfu_caps_parse(const char *json, size_t len, struct vfu_caps *caps,
+int vfw_caps_parse(const char *json, size_t len, struct vfw_caps *caps,
 		   char *err, size_t errlen)
 {
 	struct json_tokener *tok;
@@ -211,7 +211,7 @@ static int add_u64(struct json_object *o, const char *key, uint64_t v)
 	return 0;
 }
 
-char *vfu_caps_format(const struct vfu_caps *caps, bool include_migration)
+char *vfw_caps_format(const struct vfw_caps *caps, bool include_migration)
 {
 	struct json_object *root = json_object_new_object();
 	struct json_object *c = json_object_new_object();
@@ -269,13 +269,13 @@ out:
 	return text;
 }
 
-int vfu_version_parse(const uint8_t *payload, size_t len, uint16_t *major,
-		      uint16_t *minor, struct vfu_caps *caps, char *err,
+int vfw_version_parse(const uint8_t *payload, size_t len, uint16_t *major,
+		      uint16_t *minor, struct vfw_caps *caps, char *err,
 		      size_t errlen)
 {
-	struct vfu_version v;
+	struct vfw_version v;
 
-	vfu_caps_defaults(caps);
+	vfw_caps_defaults(caps);
 	if (len < sizeof(v)) {
 		snprintf(err, errlen, "VERSION payload of %zu bytes is shorter "
 			 "than 4", len);
@@ -300,15 +300,15 @@ int vfu_version_parse(const uint8_t *payload, size_t len, uint16_t *major,
 			 "VERSION capabilities have data after the NUL");
 		return -EINVAL;
 	}
-	return vfu_caps_parse(json, jlen - 1, caps, err, errlen);
+	return vfw_caps_parse(json, jlen - 1, caps, err, errlen);
 }
 
-uint8_t *vfu_version_build(uint16_t major, uint16_t minor,
-			   const struct vfu_caps *caps, bool include_migration,
+uint8_t *vfw_version_build(uint16_t major, uint16_t minor,
+			   const struct vfw_caps *caps, bool include_migration,
 			   size_t *len)
 {
-	struct vfu_version v = { .major = major, .minor = minor };
-	char *json = vfu_caps_format(caps, include_migration);
+	struct vfw_version v = { .major = major, .minor = minor };
+	char *json = vfw_caps_format(caps, include_migration);
 	uint8_t *buf;
 	size_t jlen;
 

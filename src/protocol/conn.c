@@ -4,7 +4,7 @@
  * incremental receiver that assembles one message from whatever bytes are
  * there, and a bounded send queue that takes what the socket cannot take
  * now. Neither ever waits; deadlines are the caller's, except the one a
- * begun message carries: it must be whole within VFU_MSG_PART_TIMEOUT_MS of
+ * begun message carries: it must be whole within VFW_MSG_PART_TIMEOUT_MS of
  * its first byte, however the peer trickles it.
  */
 #include <errno.h>
@@ -17,7 +17,7 @@
 
 #include "proto.h"
 
-int64_t vfu_now_ms(void)
+int64_t vfw_now_ms(void)
 {
 	struct timespec ts;
 
@@ -25,18 +25,18 @@ int64_t vfu_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t vfu_deadline_after(int ms)
+int64_t vfw_deadline_after(int ms)
 {
-	return ms < 0 ? VFU_FOREVER : vfu_now_ms() + ms;
+	return ms < 0 ? VFW_FOREVER : vfw_now_ms() + ms;
 }
 
-int vfu_ms_left(int64_t deadline)
+int vfw_ms_left(int64_t deadline)
 {
 	int64_t left;
 
-	if (deadline == VFU_FOREVER)
+	if (deadline == VFW_FOREVER)
 		return -1;
-	left = deadline - vfu_now_ms();
+	left = deadline - vfw_now_ms();
 	if (left <= 0)
 		return 0;
 	return left > INT32_MAX ? INT32_MAX : (int)left;
@@ -51,25 +51,25 @@ static void close_all(int *fds, size_t n)
 			close(fds[i]);
 }
 
-void vfu_rx_init(struct vfu_rx *rx)
+void vfw_rx_init(struct vfw_rx *rx)
 {
 	memset(rx, 0, sizeof(*rx));
-	for (size_t i = 0; i < VFU_MAX_FDS_PER_MSG; i++)
+	for (size_t i = 0; i < VFW_MAX_FDS_PER_MSG; i++)
 		rx->msg.fds[i] = -1;
 }
 
-void vfu_rx_reset(struct vfu_rx *rx)
+void vfw_rx_reset(struct vfw_rx *rx)
 {
-	vfu_msg_release(&rx->msg);
-	vfu_rx_init(rx);
+	vfw_msg_release(&rx->msg);
+	vfw_rx_init(rx);
 }
 
-int64_t vfu_rx_deadline(const struct vfu_rx *rx)
+int64_t vfw_rx_deadline(const struct vfw_rx *rx)
 {
-	return rx->got ? rx->first_ms + VFU_MSG_PART_TIMEOUT_MS : VFU_FOREVER;
+	return rx->got ? rx->first_ms + VFW_MSG_PART_TIMEOUT_MS : VFW_FOREVER;
 }
 
-static void take_fds(struct vfu_rx *rx, struct msghdr *mh)
+static void take_fds(struct vfw_rx *rx, struct msghdr *mh)
 {
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
@@ -78,7 +78,7 @@ static void take_fds(struct vfu_rx *rx, struct msghdr *mh)
 		for (size_t i = 0; i < n; i++) {
 			int fd;
 			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-			if (rx->msg.nfds < VFU_MAX_FDS_PER_MSG)
+			if (rx->msg.nfds < VFW_MAX_FDS_PER_MSG)
 				rx->msg.fds[rx->msg.nfds++] = fd;
 			else {
 				close(fd);
@@ -92,10 +92,10 @@ static void take_fds(struct vfu_rx *rx, struct msghdr *mh)
 
 /* One recvmsg of at most the rest of the current part: the header, then
  * the payload, so that fds always belong to the message being read. */
-static ssize_t read_part(int sock, struct vfu_rx *rx)
+static ssize_t read_part(int sock, struct vfw_rx *rx)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * VFU_MAX_FDS_PER_MSG)];
+		char buf[CMSG_SPACE(sizeof(int) * VFW_MAX_FDS_PER_MSG)];
 		struct cmsghdr align;
 	} ctl;
 	const size_t hsz = sizeof(rx->msg.hdr);
@@ -121,9 +121,9 @@ static ssize_t read_part(int sock, struct vfu_rx *rx)
 }
 
 /* The header is complete: check it and make room for the payload. */
-static int header_done(struct vfu_rx *rx, size_t max_size)
+static int header_done(struct vfw_rx *rx, size_t max_size)
 {
-	int r = vfu_header_check(&rx->msg.hdr, max_size);
+	int r = vfw_header_check(&rx->msg.hdr, max_size);
 
 	if (r < 0)
 		return r;
@@ -136,14 +136,14 @@ static int header_done(struct vfu_rx *rx, size_t max_size)
 	return 0;
 }
 
-int vfu_rx_poll(int sock, struct vfu_rx *rx, size_t max_size, size_t max_fds,
-		struct vfu_msg *out)
+int vfw_rx_poll(int sock, struct vfw_rx *rx, size_t max_size, size_t max_fds,
+		struct vfw_msg *out)
 {
 	const size_t hsz = sizeof(rx->msg.hdr);
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < VFU_MAX_FDS_PER_MSG; i++)
+	for (size_t i = 0; i < VFW_MAX_FDS_PER_MSG; i++)
 		out->fds[i] = -1;
 	for (;;) {
 		if (rx->got >= hsz && rx->got == hsz + rx->msg.len)
@@ -154,7 +154,7 @@ int vfu_rx_poll(int sock, struct vfu_rx *rx, size_t max_size, size_t max_fds,
 			goto fail;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (rx->got && vfu_now_ms() >= vfu_rx_deadline(rx)) {
+			if (rx->got && vfw_now_ms() >= vfw_rx_deadline(rx)) {
 				r = -ETIMEDOUT;
 				goto fail;
 			}
@@ -165,7 +165,7 @@ int vfu_rx_poll(int sock, struct vfu_rx *rx, size_t max_size, size_t max_fds,
 			goto fail;
 		}
 		if (!rx->got)
-			rx->first_ms = vfu_now_ms();
+			rx->first_ms = vfw_now_ms();
 		rx->got += (size_t)n;
 		if (rx->got == hsz) {
 			r = header_done(rx, max_size);
@@ -180,42 +180,42 @@ int vfu_rx_poll(int sock, struct vfu_rx *rx, size_t max_size, size_t max_fds,
 		 * for an error reply; the fds are not kept. */
 		close_all(out->fds, out->nfds);
 		out->nfds = 0;
-		for (size_t i = 0; i < VFU_MAX_FDS_PER_MSG; i++)
+		for (size_t i = 0; i < VFW_MAX_FDS_PER_MSG; i++)
 			out->fds[i] = -1;
 	}
-	vfu_rx_init(rx); /* ownership went to out */
+	vfw_rx_init(rx); /* ownership went to out */
 	return r;
 fail:
-	vfu_rx_reset(rx);
+	vfw_rx_reset(rx);
 	return r;
 }
 
 /* ---- sending ---- */
 
-struct vfu_tx_item {
-	struct vfu_tx_item *next;
+struct vfw_tx_item {
+	struct vfw_tx_item *next;
 	size_t len, off;
-	int fds[VFU_MAX_FDS_PER_MSG];
+	int fds[VFW_MAX_FDS_PER_MSG];
 	size_t nfds; /* sent with the first byte, then closed */
 	uint8_t bytes[];
 };
 
-void vfu_tx_init(struct vfu_tx *tx, size_t limit)
+void vfw_tx_init(struct vfw_tx *tx, size_t limit)
 {
 	memset(tx, 0, sizeof(*tx));
 	tx->limit = limit;
 }
 
-static void item_free(struct vfu_tx_item *it)
+static void item_free(struct vfw_tx_item *it)
 {
 	close_all(it->fds, it->nfds);
 	free(it);
 }
 
-void vfu_tx_clear(struct vfu_tx *tx)
+void vfw_tx_clear(struct vfw_tx *tx)
 {
 	while (tx->head) {
-		struct vfu_tx_item *it = tx->head;
+		struct vfw_tx_item *it = tx->head;
 		tx->head = it->next;
 		item_free(it);
 	}
@@ -223,7 +223,7 @@ void vfu_tx_clear(struct vfu_tx *tx)
 	tx->bytes = 0;
 }
 
-bool vfu_tx_pending(const struct vfu_tx *tx)
+bool vfw_tx_pending(const struct vfw_tx *tx)
 {
 	return tx->head != NULL;
 }
@@ -233,7 +233,7 @@ static ssize_t send_some(int sock, const struct iovec *iov, int iovcnt,
 			 const int *fds, size_t nfds)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * VFU_MAX_FDS_PER_MSG)];
+		char buf[CMSG_SPACE(sizeof(int) * VFW_MAX_FDS_PER_MSG)];
 		struct cmsghdr align;
 	} ctl;
 	struct msghdr mh = { .msg_iov = (struct iovec *)iov,
@@ -256,10 +256,10 @@ static ssize_t send_some(int sock, const struct iovec *iov, int iovcnt,
 	return n;
 }
 
-int vfu_tx_flush(int sock, struct vfu_tx *tx)
+int vfw_tx_flush(int sock, struct vfw_tx *tx)
 {
 	while (tx->head) {
-		struct vfu_tx_item *it = tx->head;
+		struct vfw_tx_item *it = tx->head;
 		struct iovec iov = { it->bytes + it->off, it->len - it->off };
 		ssize_t n = send_some(sock, &iov, 1, it->fds,
 				      it->off ? 0 : it->nfds);
@@ -284,10 +284,10 @@ int vfu_tx_flush(int sock, struct vfu_tx *tx)
 }
 
 /* Queue bytes [skip, total) of the message; fds only if none went yet. */
-static int queue_rest(struct vfu_tx *tx, const struct iovec *vec, int cnt,
+static int queue_rest(struct vfw_tx *tx, const struct iovec *vec, int cnt,
 		      size_t total, size_t skip, const int *fds, size_t nfds)
 {
-	struct vfu_tx_item *it;
+	struct vfw_tx_item *it;
 	size_t at = 0, len = total - skip;
 
 	if (tx->bytes + len > tx->limit)
@@ -328,7 +328,7 @@ static int queue_rest(struct vfu_tx *tx, const struct iovec *vec, int cnt,
 	return 0;
 }
 
-int vfu_tx_send(int sock, struct vfu_tx *tx, struct vfu_header *hdr,
+int vfw_tx_send(int sock, struct vfw_tx *tx, struct vfw_header *hdr,
 		const struct iovec *iov, int iovcnt, const int *fds,
 		size_t nfds)
 {
@@ -337,7 +337,7 @@ int vfu_tx_send(int sock, struct vfu_tx *tx, struct vfu_header *hdr,
 	int cnt = 1;
 	ssize_t n = 0;
 
-	if (iovcnt < 0 || iovcnt > 7 || nfds > VFU_MAX_FDS_PER_MSG)
+	if (iovcnt < 0 || iovcnt > 7 || nfds > VFW_MAX_FDS_PER_MSG)
 		return -EINVAL;
 	for (int i = 0; i < iovcnt; i++) {
 		total += iov[i].iov_len;

@@ -4,7 +4,7 @@
 
 #include "proto.h"
 
-void vfu_log(const struct vfu_logger *lg, int level, const char *fmt, ...)
+void vfw_log(const struct vfw_logger *lg, int level, const char *fmt, ...)
 {
 	char buf[512];
 	va_list ap;

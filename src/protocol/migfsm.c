@@ -25,15 +25,15 @@
 #include "migfsm.h"
 
 enum {
-	E = VFU_MIG_STATE_ERROR,
-	S = VFU_MIG_STATE_STOP,
-	R = VFU_MIG_STATE_RUNNING,
-	SC = VFU_MIG_STATE_STOP_COPY,
-	RS = VFU_MIG_STATE_RESUMING,
-	RP = VFU_MIG_STATE_RUNNING_P2P,
-	PC = VFU_MIG_STATE_PRE_COPY,
-	PP = VFU_MIG_STATE_PRE_COPY_P2P,
-	N = VFU_MIG_STATE_NUM,
+	E = VFW_MIG_STATE_ERROR,
+	S = VFW_MIG_STATE_STOP,
+	R = VFW_MIG_STATE_RUNNING,
+	SC = VFW_MIG_STATE_STOP_COPY,
+	RS = VFW_MIG_STATE_RESUMING,
+	RP = VFW_MIG_STATE_RUNNING_P2P,
+	PC = VFW_MIG_STATE_PRE_COPY,
+	PP = VFW_MIG_STATE_PRE_COPY_P2P,
+	N = VFW_MIG_STATE_NUM,
 };
 
 /* next_hop[cur][target], columns in state-number order:
@@ -49,9 +49,9 @@ static const uint8_t next_hop[N][N] = {
 	[PP] = { E, RP, RP, SC, RP, RP, PC, PP },
 };
 
-#define F_SC VFU_MIGRATION_STOP_COPY
-#define F_P2P VFU_MIGRATION_P2P
-#define F_PRE VFU_MIGRATION_PRE_COPY
+#define F_SC VFW_MIGRATION_STOP_COPY
+#define F_P2P VFW_MIGRATION_P2P
+#define F_PRE VFW_MIGRATION_PRE_COPY
 
 /* Feature flags a state needs. ERROR needs "everything" so it is never a
  * reachable hop. */
@@ -72,37 +72,37 @@ static const char *const state_names[N] = {
 	[PC] = "PRE_COPY",   [PP] = "PRE_COPY_P2P",
 };
 
-const char *vfu_mig_state_name(uint32_t state)
+const char *vfw_mig_state_name(uint32_t state)
 {
 	return state < N ? state_names[state] : "INVALID";
 }
 
-bool vfu_mig_state_supported(uint32_t state, uint64_t features)
+bool vfw_mig_state_supported(uint32_t state, uint64_t features)
 {
 	return state < N && (state_needs[state] & features) == state_needs[state];
 }
 
-bool vfu_mig_state_saving(uint32_t state)
+bool vfw_mig_state_saving(uint32_t state)
 {
 	return state == SC || state == PC || state == PP;
 }
 
-int vfu_mig_next_state(uint32_t cur, uint32_t target, uint64_t features,
+int vfw_mig_next_state(uint32_t cur, uint32_t target, uint64_t features,
 		       uint32_t *next)
 {
 	uint32_t hop;
 	int guard = N;
 
-	if (!vfu_mig_state_supported(cur, features) ||
-	    !vfu_mig_state_supported(target, features))
+	if (!vfw_mig_state_supported(cur, features) ||
+	    !vfw_mig_state_supported(target, features))
 		return -EINVAL;
 	hop = next_hop[cur][target];
 	/* Skip hops through states this device does not have. Each skip
 	 * moves strictly closer in the full table, so this ends. */
-	while (hop != E && !vfu_mig_state_supported(hop, features) &&
+	while (hop != E && !vfw_mig_state_supported(hop, features) &&
 	       guard-- > 0)
 		hop = next_hop[hop][target];
-	if (hop == E || !vfu_mig_state_supported(hop, features))
+	if (hop == E || !vfw_mig_state_supported(hop, features))
 		return -EINVAL;
 	*next = hop;
 	return 0;

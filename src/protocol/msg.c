@@ -11,44 +11,44 @@
 
 #include "proto.h"
 
-static const char *const command_names[VFU_CMD_MAX] = {
-	[VFU_CMD_VERSION] = "VERSION",
-	[VFU_CMD_DMA_MAP] = "DMA_MAP",
-	[VFU_CMD_DMA_UNMAP] = "DMA_UNMAP",
-	[VFU_CMD_DEVICE_GET_INFO] = "DEVICE_GET_INFO",
-	[VFU_CMD_DEVICE_GET_REGION_INFO] = "DEVICE_GET_REGION_INFO",
-	[VFU_CMD_DEVICE_GET_REGION_IO_FDS] = "DEVICE_GET_REGION_IO_FDS",
-	[VFU_CMD_DEVICE_GET_IRQ_INFO] = "DEVICE_GET_IRQ_INFO",
-	[VFU_CMD_DEVICE_SET_IRQS] = "DEVICE_SET_IRQS",
-	[VFU_CMD_REGION_READ] = "REGION_READ",
-	[VFU_CMD_REGION_WRITE] = "REGION_WRITE",
-	[VFU_CMD_DMA_READ] = "DMA_READ",
-	[VFU_CMD_DMA_WRITE] = "DMA_WRITE",
-	[VFU_CMD_DEVICE_RESET] = "DEVICE_RESET",
-	[VFU_CMD_REGION_WRITE_MULTI] = "REGION_WRITE_MULTI",
-	[VFU_CMD_DEVICE_FEATURE] = "DEVICE_FEATURE",
-	[VFU_CMD_MIG_DATA_READ] = "MIG_DATA_READ",
-	[VFU_CMD_MIG_DATA_WRITE] = "MIG_DATA_WRITE",
+static const char *const command_names[VFW_CMD_MAX] = {
+	[VFW_CMD_VERSION] = "VERSION",
+	[VFW_CMD_DMA_MAP] = "DMA_MAP",
+	[VFW_CMD_DMA_UNMAP] = "DMA_UNMAP",
+	[VFW_CMD_DEVICE_GET_INFO] = "DEVICE_GET_INFO",
+	[VFW_CMD_DEVICE_GET_REGION_INFO] = "DEVICE_GET_REGION_INFO",
+	[VFW_CMD_DEVICE_GET_REGION_IO_FDS] = "DEVICE_GET_REGION_IO_FDS",
+	[VFW_CMD_DEVICE_GET_IRQ_INFO] = "DEVICE_GET_IRQ_INFO",
+	[VFW_CMD_DEVICE_SET_IRQS] = "DEVICE_SET_IRQS",
+	[VFW_CMD_REGION_READ] = "REGION_READ",
+	[VFW_CMD_REGION_WRITE] = "REGION_WRITE",
+	[VFW_CMD_DMA_READ] = "DMA_READ",
+	[VFW_CMD_DMA_WRITE] = "DMA_WRITE",
+	[VFW_CMD_DEVICE_RESET] = "DEVICE_RESET",
+	[VFW_CMD_REGION_WRITE_MULTI] = "REGION_WRITE_MULTI",
+	[VFW_CMD_DEVICE_FEATURE] = "DEVICE_FEATURE",
+	[VFW_CMD_MIG_DATA_READ] = "MIG_DATA_READ",
+	[VFW_CMD_MIG_DATA_WRITE] = "MIG_DATA_WRITE",
 };
 
-const char *vfu_command_name(unsigned int cmd)
+const char *vfw_command_name(unsigned int cmd)
 {
-	if (cmd >= VFU_CMD_MAX || command_names[cmd] == NULL)
+	if (cmd >= VFW_CMD_MAX || command_names[cmd] == NULL)
 		return "UNKNOWN";
 	return command_names[cmd];
 }
 
-int vfu_header_check(const struct vfu_header *hdr, size_t max_size)
+int vfw_header_check(const struct vfw_header *hdr, size_t max_size)
 {
-	uint32_t type = hdr->flags & VFU_FLAGS_TYPE_MASK;
+	uint32_t type = hdr->flags & VFW_FLAGS_TYPE_MASK;
 
 	if (hdr->msg_size < sizeof(*hdr))
 		return -EINVAL;
 	if (hdr->msg_size > max_size)
 		return -EMSGSIZE;
-	if (hdr->flags & ~VFU_FLAGS_KNOWN)
+	if (hdr->flags & ~VFW_FLAGS_KNOWN)
 		return -EINVAL;
-	if (type != VFU_FLAGS_TYPE_COMMAND && type != VFU_FLAGS_TYPE_REPLY)
+	if (type != VFW_FLAGS_TYPE_COMMAND && type != VFW_FLAGS_TYPE_REPLY)
 		return -EINVAL;
 	return 0;
 }
@@ -65,13 +65,13 @@ static void close_fds(int *fds, size_t n)
 /*
  * Wait until sock is readable, once a message has begun: a peer that sends
  * part of a message and then stalls, or trickles it, must not hold us past
- * the message's deadline (VFU_MSG_PART_TIMEOUT_MS from its first byte).
+ * the message's deadline (VFW_MSG_PART_TIMEOUT_MS from its first byte).
  */
 static int wait_readable(int sock, int64_t deadline)
 {
 	struct pollfd p = { .fd = sock, .events = POLLIN };
 	for (;;) {
-		int r = poll(&p, 1, vfu_ms_left(deadline));
+		int r = poll(&p, 1, vfw_ms_left(deadline));
 		if (r > 0)
 			return 0;
 		if (r == 0)
@@ -113,7 +113,7 @@ static int read_full(int sock, void *buf, size_t len, bool begun,
 
 /* Collect SCM_RIGHTS fds from a control buffer; extras beyond cap are
  * closed and counted in *dropped. */
-static void collect_fds(struct msghdr *mh, struct vfu_msg *msg,
+static void collect_fds(struct msghdr *mh, struct vfw_msg *msg,
 			size_t *dropped)
 {
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
@@ -124,7 +124,7 @@ static void collect_fds(struct msghdr *mh, struct vfu_msg *msg,
 		for (size_t i = 0; i < n; i++) {
 			int fd;
 			memcpy(&fd, data + i * sizeof(int), sizeof(int));
-			if (msg->nfds < VFU_MAX_FDS_PER_MSG)
+			if (msg->nfds < VFW_MAX_FDS_PER_MSG)
 				msg->fds[msg->nfds++] = fd;
 			else {
 				close(fd);
@@ -135,11 +135,11 @@ static void collect_fds(struct msghdr *mh, struct vfu_msg *msg,
 }
 
 /* Read the 16-byte header with any ancillary fds. */
-static int recv_header(int sock, struct vfu_msg *msg, size_t *dropped,
+static int recv_header(int sock, struct vfw_msg *msg, size_t *dropped,
 		       bool *ctrunc, int64_t *deadline)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * VFU_MAX_FDS_PER_MSG)];
+		char buf[CMSG_SPACE(sizeof(int) * VFW_MAX_FDS_PER_MSG)];
 		struct cmsghdr align;
 	} ctl;
 	uint8_t *p = (uint8_t *)&msg->hdr;
@@ -181,28 +181,28 @@ static int recv_header(int sock, struct vfu_msg *msg, size_t *dropped,
 		if (n == 0)
 			return got ? -EPIPE : -ECONNRESET;
 		if (!got)
-			*deadline = vfu_deadline_after(VFU_MSG_PART_TIMEOUT_MS);
+			*deadline = vfw_deadline_after(VFW_MSG_PART_TIMEOUT_MS);
 		got += (size_t)n;
 	}
 	return 0;
 }
 
-int vfu_msg_recv(int sock, struct vfu_msg *msg, size_t max_size,
+int vfw_msg_recv(int sock, struct vfw_msg *msg, size_t max_size,
 		 size_t max_fds)
 {
 	size_t dropped = 0;
 	bool ctrunc = false;
-	int64_t deadline = VFU_FOREVER; /* set at the first byte */
+	int64_t deadline = VFW_FOREVER; /* set at the first byte */
 	int r;
 
 	memset(msg, 0, sizeof(*msg));
-	for (size_t i = 0; i < VFU_MAX_FDS_PER_MSG; i++)
+	for (size_t i = 0; i < VFW_MAX_FDS_PER_MSG; i++)
 		msg->fds[i] = -1;
 
 	r = recv_header(sock, msg, &dropped, &ctrunc, &deadline);
 	if (r < 0)
 		goto fail;
-	r = vfu_header_check(&msg->hdr, max_size);
+	r = vfw_header_check(&msg->hdr, max_size);
 	if (r < 0)
 		goto fail;
 
@@ -226,11 +226,11 @@ int vfu_msg_recv(int sock, struct vfu_msg *msg, size_t max_size,
 	}
 	return 0;
 fail:
-	vfu_msg_release(msg);
+	vfw_msg_release(msg);
 	return r;
 }
 
-void vfu_msg_release(struct vfu_msg *msg)
+void vfw_msg_release(struct vfw_msg *msg)
 {
 	close_fds(msg->fds, msg->nfds);
 	msg->nfds = 0;
@@ -239,7 +239,7 @@ void vfu_msg_release(struct vfu_msg *msg)
 	msg->len = 0;
 }
 
-int vfu_msg_take_fd(struct vfu_msg *msg, size_t i)
+int vfw_msg_take_fd(struct vfw_msg *msg, size_t i)
 {
 	int fd;
 
@@ -264,21 +264,21 @@ static void iov_advance(struct iovec **iov, int *cnt, size_t n)
 	}
 }
 
-int vfu_msg_send(int sock, struct vfu_header *hdr, const struct iovec *iov,
+int vfw_msg_send(int sock, struct vfw_header *hdr, const struct iovec *iov,
 		 int iovcnt, const int *fds, size_t nfds)
 {
 	struct iovec vec[8];
 	struct iovec *cur = vec;
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * VFU_MAX_FDS_PER_MSG)];
+		char buf[CMSG_SPACE(sizeof(int) * VFW_MAX_FDS_PER_MSG)];
 		struct cmsghdr align;
 	} ctl;
 	uint64_t total = sizeof(*hdr);
-	int64_t deadline = vfu_deadline_after(VFU_SEND_TIMEOUT_MS);
+	int64_t deadline = vfw_deadline_after(VFW_SEND_TIMEOUT_MS);
 	int cnt = 1;
 	bool fds_sent = false;
 
-	if (iovcnt < 0 || iovcnt > 7 || nfds > VFU_MAX_FDS_PER_MSG)
+	if (iovcnt < 0 || iovcnt > 7 || nfds > VFW_MAX_FDS_PER_MSG)
 		return -EINVAL;
 	for (int i = 0; i < iovcnt; i++) {
 		total += iov[i].iov_len;
@@ -310,7 +310,7 @@ int vfu_msg_send(int sock, struct vfu_header *hdr, const struct iovec *iov,
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				struct pollfd p = { .fd = sock,
 						    .events = POLLOUT };
-				int w = poll(&p, 1, vfu_ms_left(deadline));
+				int w = poll(&p, 1, vfw_ms_left(deadline));
 				if (w < 0 && errno != EINTR)
 					return -errno;
 				if (w == 0)
@@ -325,27 +325,27 @@ int vfu_msg_send(int sock, struct vfu_header *hdr, const struct iovec *iov,
 	return 0;
 }
 
-int vfu_send_reply(int sock, const struct vfu_header *req, const void *payload,
+int vfw_send_reply(int sock, const struct vfw_header *req, const void *payload,
 		   size_t len)
 {
-	struct vfu_header hdr = {
+	struct vfw_header hdr = {
 		.msg_id = req->msg_id,
 		.command = req->command,
-		.flags = VFU_FLAGS_TYPE_REPLY,
+		.flags = VFW_FLAGS_TYPE_REPLY,
 	};
 	struct iovec iov = { (void *)payload, len };
 
-	return vfu_msg_send(sock, &hdr, &iov, len ? 1 : 0, NULL, 0);
+	return vfw_msg_send(sock, &hdr, &iov, len ? 1 : 0, NULL, 0);
 }
 
-int vfu_send_error(int sock, const struct vfu_header *req, int err)
+int vfw_send_error(int sock, const struct vfw_header *req, int err)
 {
-	struct vfu_header hdr = {
+	struct vfw_header hdr = {
 		.msg_id = req->msg_id,
 		.command = req->command,
-		.flags = VFU_FLAGS_TYPE_REPLY | VFU_FLAGS_ERROR,
+		.flags = VFW_FLAGS_TYPE_REPLY | VFW_FLAGS_ERROR,
 		.error = (uint32_t)(err < 0 ? -err : err),
 	};
 
-	return vfu_msg_send(sock, &hdr, NULL, 0, NULL, 0);
+	return vfw_msg_send(sock, &hdr, NULL, 0, NULL, 0);
 }

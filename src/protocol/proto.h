@@ -4,6 +4,7 @@
  * validation, capability JSON, bounds arithmetic and the logging shim.
  *
  * Internal to vfmig: compiled into both libraries with hidden visibility.
+ * Its names carry the prefix vfw_ ("vfmig wire"), never another project's.
  * Every function returns 0 (or a count) on success and a negative errno on
  * failure, like the public APIs.
  */
@@ -21,13 +22,13 @@
 /* Largest message either side accepts: the largest data transfer we allow
  * plus room for any fixed request/reply header. Anything larger is refused
  * before its payload is read. */
-#define VFU_MSG_OVERHEAD 64u
-#define VFU_MAX_FDS_PER_MSG 16u /* what our receive buffers hold */
+#define VFW_MSG_OVERHEAD 64u
+#define VFW_MAX_FDS_PER_MSG 16u /* what our receive buffers hold */
 /* A message, once its first byte arrived, must be whole within this time,
  * however its sender paces it; else the peer is dropped. */
-#define VFU_MSG_PART_TIMEOUT_MS 10000
-/* The blocking vfu_msg_send() gives up after this long without room. */
-#define VFU_SEND_TIMEOUT_MS 10000
+#define VFW_MSG_PART_TIMEOUT_MS 10000
+/* The blocking vfw_msg_send() gives up after this long without room. */
+#define VFW_SEND_TIMEOUT_MS 10000
 
 /*
  * A listening AF_UNIX stream socket at path that accepts connections from
@@ -37,195 +38,195 @@
  * SOCK_CLOEXEC is always set. Returns the fd or -EINVAL (empty or too long
  * path), or the errno of socket/bind/listen/rename.
  */
-int vfu_unix_listen(const char *path, int backlog, int type_flags);
+int vfw_unix_listen(const char *path, int backlog, int type_flags);
 
 /* ------------------------------------------------------------------ */
 /* Logging through the caller                                          */
 /* ------------------------------------------------------------------ */
 
 /* Levels follow syslog: 3 error, 4 warning, 6 info, 7 debug. */
-typedef void (*vfu_log_fn)(void *priv, int level, const char *msg);
+typedef void (*vfw_log_fn)(void *priv, int level, const char *msg);
 
-struct vfu_logger {
-	vfu_log_fn fn;
+struct vfw_logger {
+	vfw_log_fn fn;
 	void *priv;
 	int level; /* messages above this level are dropped */
 };
 
-void vfu_log(const struct vfu_logger *lg, int level, const char *fmt, ...)
+void vfw_log(const struct vfw_logger *lg, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-#define VFU_LOG_ERR 3
-#define VFU_LOG_WARNING 4
-#define VFU_LOG_INFO 6
-#define VFU_LOG_DEBUG 7
+#define VFW_LOG_ERR 3
+#define VFW_LOG_WARNING 4
+#define VFW_LOG_INFO 6
+#define VFW_LOG_DEBUG 7
 
 /* ------------------------------------------------------------------ */
 /* Bounds arithmetic                                                   */
 /* ------------------------------------------------------------------ */
 
 /* True when [off, off + count) lies inside [0, size) without overflow. */
-static inline bool vfu_range_ok(uint64_t off, uint64_t count, uint64_t size)
+static inline bool vfw_range_ok(uint64_t off, uint64_t count, uint64_t size)
 {
 	return off <= size && count <= size - off;
 }
 
 /* True when [a, a + alen) lies inside [b, b + blen); no overflow. */
-static inline bool vfu_range_within(uint64_t a, uint64_t alen, uint64_t b,
+static inline bool vfw_range_within(uint64_t a, uint64_t alen, uint64_t b,
 				    uint64_t blen)
 {
 	if (alen != 0 && a + alen - 1 < a)
 		return false;
 	if (blen != 0 && b + blen - 1 < b)
 		return false;
-	return a >= b && vfu_range_ok(a - b, alen, blen);
+	return a >= b && vfw_range_ok(a - b, alen, blen);
 }
 
 /* ------------------------------------------------------------------ */
 /* Messages                                                            */
 /* ------------------------------------------------------------------ */
 
-struct vfu_msg {
-	struct vfu_header hdr;
+struct vfw_msg {
+	struct vfw_header hdr;
 	uint8_t *payload; /* malloc'd, hdr.msg_size - 16 bytes; NULL if none */
 	size_t len;       /* payload length */
-	int fds[VFU_MAX_FDS_PER_MSG];
+	int fds[VFW_MAX_FDS_PER_MSG];
 	size_t nfds;
 };
 
 /* Human-readable name of a command number ("REGION_READ"), or "UNKNOWN". */
-const char *vfu_command_name(unsigned int cmd);
+const char *vfw_command_name(unsigned int cmd);
 
 /*
  * Check a header on its own: size within [16, max_size], flag bits known,
  * a type of command or reply. Returns 0 or -EINVAL/-EMSGSIZE. Pure; used by
- * vfu_msg_recv and unit-tested directly.
+ * vfw_msg_recv and unit-tested directly.
  */
-int vfu_header_check(const struct vfu_header *hdr, size_t max_size);
+int vfw_header_check(const struct vfw_header *hdr, size_t max_size);
 
 /*
  * Receive one whole message from a stream socket.
  *
  * Reads the header (and any SCM_RIGHTS fds that came with it), checks it with
- * vfu_header_check(max_size), then reads exactly msg_size - 16 payload bytes.
+ * vfw_header_check(max_size), then reads exactly msg_size - 16 payload bytes.
  * If more than max_fds descriptors arrived they are all closed and -EBADMSG
  * is returned after the payload was consumed, so the stream stays in step
  * (the caller answers with an error reply; msg->hdr is valid). Returns 0
- * with *msg filled (free with vfu_msg_release), -ECONNRESET on orderly
+ * with *msg filled (free with vfw_msg_release), -ECONNRESET on orderly
  * close before a header,
  * -EPIPE when the peer closes mid-message, -ETIMEDOUT when it stalls for
- * VFU_MSG_PART_TIMEOUT_MS inside a message, -EMSGSIZE / -EINVAL for a bad
+ * VFW_MSG_PART_TIMEOUT_MS inside a message, -EMSGSIZE / -EINVAL for a bad
  * header (the stream cannot be trusted afterwards: close it), or another
  * negative errno from recvmsg. Retries EINTR. Works on blocking and
  * non-blocking sockets; before the first byte it waits without a limit,
- * after it the whole message must arrive within VFU_MSG_PART_TIMEOUT_MS.
- * For tests and helpers; the libraries use struct vfu_rx.
+ * after it the whole message must arrive within VFW_MSG_PART_TIMEOUT_MS.
+ * For tests and helpers; the libraries use struct vfw_rx.
  */
-int vfu_msg_recv(int sock, struct vfu_msg *msg, size_t max_size,
+int vfw_msg_recv(int sock, struct vfw_msg *msg, size_t max_size,
 		 size_t max_fds);
 
 /* Close every fd still owned by msg and free its payload. Idempotent. */
-void vfu_msg_release(struct vfu_msg *msg);
+void vfw_msg_release(struct vfw_msg *msg);
 
 /* Take ownership of msg->fds[i]; returns it or -1 if absent. */
-int vfu_msg_take_fd(struct vfu_msg *msg, size_t i);
+int vfw_msg_take_fd(struct vfw_msg *msg, size_t i);
 
 /*
  * Send one message: a 16-byte header (msg_size filled in here from the iov
  * lengths) followed by the iov pieces, with nfds descriptors attached to the
  * first byte. Handles partial writes and EINTR; never raises SIGPIPE.
  * Returns 0, or a negative errno (-EPIPE for a gone peer, -ETIMEDOUT when
- * the socket took no more for VFU_SEND_TIMEOUT_MS: the stream is torn).
- * For tests and helpers; the libraries use struct vfu_tx.
+ * the socket took no more for VFW_SEND_TIMEOUT_MS: the stream is torn).
+ * For tests and helpers; the libraries use struct vfw_tx.
  */
-int vfu_msg_send(int sock, struct vfu_header *hdr, const struct iovec *iov,
+int vfw_msg_send(int sock, struct vfw_header *hdr, const struct iovec *iov,
 		 int iovcnt, const int *fds, size_t nfds);
 
 /* Convenience: reply to req with payload (may be NULL/0) and no fds. */
-int vfu_send_reply(int sock, const struct vfu_header *req, const void *payload,
+int vfw_send_reply(int sock, const struct vfw_header *req, const void *payload,
 		   size_t len);
 
 /* Convenience: header-only error reply carrying errno err (positive). */
-int vfu_send_error(int sock, const struct vfu_header *req, int err);
+int vfw_send_error(int sock, const struct vfw_header *req, int err);
 
 /* ------------------------------------------------------------------ */
 /* Connections: non-blocking receive and bounded send queue (conn.c)   */
 /* ------------------------------------------------------------------ */
 
-/* Deadlines are CLOCK_MONOTONIC milliseconds; VFU_FOREVER never comes. */
-#define VFU_FOREVER INT64_MAX
-int64_t vfu_now_ms(void);
-/* now + ms; VFU_FOREVER for ms < 0. */
-int64_t vfu_deadline_after(int ms);
-/* What is left of deadline as a poll() timeout: -1 for VFU_FOREVER, 0
+/* Deadlines are CLOCK_MONOTONIC milliseconds; VFW_FOREVER never comes. */
+#define VFW_FOREVER INT64_MAX
+int64_t vfw_now_ms(void);
+/* now + ms; VFW_FOREVER for ms < 0. */
+int64_t vfw_deadline_after(int ms);
+/* What is left of deadline as a poll() timeout: -1 for VFW_FOREVER, 0
  * once it passed. */
-int vfu_ms_left(int64_t deadline);
+int vfw_ms_left(int64_t deadline);
 
 /*
- * Incremental receiver: each vfu_rx_poll() reads what the socket has of
+ * Incremental receiver: each vfw_rx_poll() reads what the socket has of
  * the next message, without waiting, one part (header, then payload) per
  * recvmsg so that fds always land with the message they came with.
  */
-struct vfu_rx {
-	struct vfu_msg msg; /* being assembled */
+struct vfw_rx {
+	struct vfw_msg msg; /* being assembled */
 	size_t got;         /* its bytes so far, header included */
 	int64_t first_ms;   /* when its first byte came */
-	size_t dropped;     /* fds beyond VFU_MAX_FDS_PER_MSG, closed */
+	size_t dropped;     /* fds beyond VFW_MAX_FDS_PER_MSG, closed */
 	bool ctrunc;
 };
 
-void vfu_rx_init(struct vfu_rx *rx);
+void vfw_rx_init(struct vfw_rx *rx);
 /* Forget a partial message (its fds are closed). */
-void vfu_rx_reset(struct vfu_rx *rx);
-/* The begun message's deadline (first byte + VFU_MSG_PART_TIMEOUT_MS), or
- * VFU_FOREVER when none has begun. */
-int64_t vfu_rx_deadline(const struct vfu_rx *rx);
+void vfw_rx_reset(struct vfw_rx *rx);
+/* The begun message's deadline (first byte + VFW_MSG_PART_TIMEOUT_MS), or
+ * VFW_FOREVER when none has begun. */
+int64_t vfw_rx_deadline(const struct vfw_rx *rx);
 
 /*
  * Returns 1 with a whole message in *out (release it), 0 when it is not
  * complete yet (call again when the socket is readable), or a negative
  * errno with the partial message dropped: -ECONNRESET (closed before a
  * header), -EPIPE (closed inside one), -ETIMEDOUT (begun more than
- * VFU_MSG_PART_TIMEOUT_MS ago and still not whole), -EMSGSIZE/-EINVAL (bad
+ * VFW_MSG_PART_TIMEOUT_MS ago and still not whole), -EMSGSIZE/-EINVAL (bad
  * header: close the stream), -ENOMEM, or the recvmsg errno. More fds than
  * max_fds: -EBADMSG after the message was consumed whole, with out->hdr
  * valid for an error reply and no fds kept.
  */
-int vfu_rx_poll(int sock, struct vfu_rx *rx, size_t max_size, size_t max_fds,
-		struct vfu_msg *out);
+int vfw_rx_poll(int sock, struct vfw_rx *rx, size_t max_size, size_t max_fds,
+		struct vfw_msg *out);
 
 /*
- * Send queue with a byte limit. vfu_tx_send() writes a message straight to
+ * Send queue with a byte limit. vfw_tx_send() writes a message straight to
  * the socket when nothing is queued and the socket takes it; whatever it
  * cannot take now is copied into the queue (fds duplicated, sent with the
  * message's first byte). It never waits.
  */
-struct vfu_tx_item;
-struct vfu_tx {
-	struct vfu_tx_item *head, *tail;
+struct vfw_tx_item;
+struct vfw_tx {
+	struct vfw_tx_item *head, *tail;
 	size_t bytes; /* queued */
 	size_t limit; /* most bytes queued at once */
 };
 
-void vfu_tx_init(struct vfu_tx *tx, size_t limit);
+void vfw_tx_init(struct vfw_tx *tx, size_t limit);
 /* Drop everything queued (the connection is going away). */
-void vfu_tx_clear(struct vfu_tx *tx);
-bool vfu_tx_pending(const struct vfu_tx *tx);
+void vfw_tx_clear(struct vfw_tx *tx);
+bool vfw_tx_pending(const struct vfw_tx *tx);
 /* Returns 0 (sent or queued), -ENOBUFS (the queue would pass its limit:
  * the peer does not read; drop it), -EINVAL, -EMSGSIZE, -ENOMEM, the dup
  * or sendmsg errno (-EPIPE: peer gone). msg_size is filled in. */
-int vfu_tx_send(int sock, struct vfu_tx *tx, struct vfu_header *hdr,
+int vfw_tx_send(int sock, struct vfw_tx *tx, struct vfw_header *hdr,
 		const struct iovec *iov, int iovcnt, const int *fds,
 		size_t nfds);
 /* Send what is queued, without waiting: 0 when all went, -EAGAIN when
  * some is left (wait for POLLOUT), or the sendmsg errno. */
-int vfu_tx_flush(int sock, struct vfu_tx *tx);
+int vfw_tx_flush(int sock, struct vfw_tx *tx);
 
 /* ------------------------------------------------------------------ */
 /* VERSION and capabilities                                            */
 /* ------------------------------------------------------------------ */
 
-struct vfu_caps {
+struct vfw_caps {
 	uint32_t max_msg_fds;
 	uint64_t max_data_xfer_size;
 	uint64_t max_dma_maps;
@@ -240,7 +241,7 @@ struct vfu_caps {
 };
 
 /* Fill caps with the specification's defaults for absent keys. */
-void vfu_caps_defaults(struct vfu_caps *caps);
+void vfw_caps_defaults(struct vfw_caps *caps);
 
 /*
  * Parse the capabilities JSON text of a VERSION payload (json may lack the
@@ -248,11 +249,11 @@ void vfu_caps_defaults(struct vfu_caps *caps);
  * are ignored; the legacy "migration" object is accepted. Returns 0 or
  * -EINVAL with a message naming the offending key written to err.
  */
-int vfu_caps_parse(const char *json, size_t len, struct vfu_caps *caps,
+int vfw_caps_parse(const char *json, size_t len, struct vfw_caps *caps,
 		   char *err, size_t errlen);
 
 /* Render caps as {"capabilities":{...}}; returns malloc'd text or NULL. */
-char *vfu_caps_format(const struct vfu_caps *caps, bool include_migration);
+char *vfw_caps_format(const struct vfw_caps *caps, bool include_migration);
 
 /*
  * Split a VERSION payload into major, minor and capabilities. A payload of
@@ -260,16 +261,16 @@ char *vfu_caps_format(const struct vfu_caps *caps, bool include_migration);
  * NUL-terminated inside the payload and contain no earlier NUL.
  * Returns 0 or -EINVAL with err filled.
  */
-int vfu_version_parse(const uint8_t *payload, size_t len, uint16_t *major,
-		      uint16_t *minor, struct vfu_caps *caps, char *err,
+int vfw_version_parse(const uint8_t *payload, size_t len, uint16_t *major,
+		      uint16_t *minor, struct vfw_caps *caps, char *err,
 		      size_t errlen);
 
 /*
  * Build a VERSION payload: 4-byte version + JSON + NUL. Returns malloc'd
  * buffer (length in *len) or NULL on allocation failure.
  */
-uint8_t *vfu_version_build(uint16_t major, uint16_t minor,
-			   const struct vfu_caps *caps, bool include_migration,
+uint8_t *vfw_version_build(uint16_t major, uint16_t minor,
+			   const struct vfw_caps *caps, bool include_migration,
 			   size_t *len);
 
 #endif /* VFMIG_PROTOCOL_PROTO_H */

@@ -16,7 +16,7 @@
 
 #include "proto.h"
 
-int vfu_unix_listen(const char *path, int backlog, int type_flags)
+int vfw_unix_listen(const char *path, int backlog, int type_flags)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char tmp[sizeof(sa.sun_path)];

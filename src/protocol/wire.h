@@ -17,383 +17,383 @@
 #include <assert.h>
 #include <stdint.h>
 
-#define VFU_PACKED __attribute__((packed))
+#define VFW_PACKED __attribute__((packed))
 
 /* Protocol version we speak. Reply major must equal ours; minor may be lower. */
-#define VFU_VERSION_MAJOR 0
-#define VFU_VERSION_MINOR 2
+#define VFW_VERSION_MAJOR 0
+#define VFW_VERSION_MINOR 2
 
 /* Commands, spec table "Commands". 14 was DIRTY_PAGES in the old spec. */
-enum vfu_command {
-	VFU_CMD_VERSION = 1,
-	VFU_CMD_DMA_MAP = 2,
-	VFU_CMD_DMA_UNMAP = 3,
-	VFU_CMD_DEVICE_GET_INFO = 4,
-	VFU_CMD_DEVICE_GET_REGION_INFO = 5,
-	VFU_CMD_DEVICE_GET_REGION_IO_FDS = 6,
-	VFU_CMD_DEVICE_GET_IRQ_INFO = 7,
-	VFU_CMD_DEVICE_SET_IRQS = 8,
-	VFU_CMD_REGION_READ = 9,
-	VFU_CMD_REGION_WRITE = 10,
-	VFU_CMD_DMA_READ = 11,
-	VFU_CMD_DMA_WRITE = 12,
-	VFU_CMD_DEVICE_RESET = 13,
-	VFU_CMD_REGION_WRITE_MULTI = 15,
-	VFU_CMD_DEVICE_FEATURE = 16,
-	VFU_CMD_MIG_DATA_READ = 17,
-	VFU_CMD_MIG_DATA_WRITE = 18,
-	VFU_CMD_MAX = 19, /* one past the highest command number */
+enum vfw_command {
+	VFW_CMD_VERSION = 1,
+	VFW_CMD_DMA_MAP = 2,
+	VFW_CMD_DMA_UNMAP = 3,
+	VFW_CMD_DEVICE_GET_INFO = 4,
+	VFW_CMD_DEVICE_GET_REGION_INFO = 5,
+	VFW_CMD_DEVICE_GET_REGION_IO_FDS = 6,
+	VFW_CMD_DEVICE_GET_IRQ_INFO = 7,
+	VFW_CMD_DEVICE_SET_IRQS = 8,
+	VFW_CMD_REGION_READ = 9,
+	VFW_CMD_REGION_WRITE = 10,
+	VFW_CMD_DMA_READ = 11,
+	VFW_CMD_DMA_WRITE = 12,
+	VFW_CMD_DEVICE_RESET = 13,
+	VFW_CMD_REGION_WRITE_MULTI = 15,
+	VFW_CMD_DEVICE_FEATURE = 16,
+	VFW_CMD_MIG_DATA_READ = 17,
+	VFW_CMD_MIG_DATA_WRITE = 18,
+	VFW_CMD_MAX = 19, /* one past the highest command number */
 };
 
 /* ---- Message header (16 bytes on every request and reply) ---- */
-#define VFU_FLAGS_TYPE_MASK 0xfu
-#define VFU_FLAGS_TYPE_COMMAND 0x0u
-#define VFU_FLAGS_TYPE_REPLY 0x1u
-#define VFU_FLAGS_NO_REPLY 0x10u
-#define VFU_FLAGS_ERROR 0x20u
-#define VFU_FLAGS_KNOWN (VFU_FLAGS_TYPE_MASK | VFU_FLAGS_NO_REPLY | VFU_FLAGS_ERROR)
+#define VFW_FLAGS_TYPE_MASK 0xfu
+#define VFW_FLAGS_TYPE_COMMAND 0x0u
+#define VFW_FLAGS_TYPE_REPLY 0x1u
+#define VFW_FLAGS_NO_REPLY 0x10u
+#define VFW_FLAGS_ERROR 0x20u
+#define VFW_FLAGS_KNOWN (VFW_FLAGS_TYPE_MASK | VFW_FLAGS_NO_REPLY | VFW_FLAGS_ERROR)
 
-struct vfu_header {
+struct vfw_header {
 	uint16_t msg_id;
 	uint16_t command;
 	uint32_t msg_size; /* whole message, header included */
 	uint32_t flags;
 	uint32_t error; /* errno; only meaningful in a reply with ERROR set */
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_header) == 16, "vfu_header");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_header) == 16, "vfw_header");
 
 /* Defaults that apply when the peer's capabilities omit a key. */
-#define VFU_DEFAULT_MAX_MSG_FDS 1u
-#define VFU_DEFAULT_MAX_DATA_XFER (1u << 20)
-#define VFU_DEFAULT_MAX_DMA_MAPS 65535u
-#define VFU_DEFAULT_PGSIZES 4096u
-#define VFU_MAX_MSG_FDS_LIMIT 1024u /* refuse capabilities above this */
-#define VFU_MAX_DATA_XFER_LIMIT (64u << 20)
+#define VFW_DEFAULT_MAX_MSG_FDS 1u
+#define VFW_DEFAULT_MAX_DATA_XFER (1u << 20)
+#define VFW_DEFAULT_MAX_DMA_MAPS 65535u
+#define VFW_DEFAULT_PGSIZES 4096u
+#define VFW_MAX_MSG_FDS_LIMIT 1024u /* refuse capabilities above this */
+#define VFW_MAX_DATA_XFER_LIMIT (64u << 20)
 
 /* ---- VERSION ---- */
-struct vfu_version {
+struct vfw_version {
 	uint16_t major;
 	uint16_t minor;
 	/* followed by an optional NUL-terminated JSON capabilities text */
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_version) == 4, "vfu_version");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_version) == 4, "vfw_version");
 
 /* ---- DMA_MAP / DMA_UNMAP ---- */
-#define VFU_DMA_READABLE (1u << 0)
-#define VFU_DMA_WRITEABLE (1u << 1)
+#define VFW_DMA_READABLE (1u << 0)
+#define VFW_DMA_WRITEABLE (1u << 1)
 
-struct vfu_dma_map {
+struct vfw_dma_map {
 	uint32_t argsz;
 	uint32_t flags;
 	uint64_t offset; /* offset into the passed fd */
 	uint64_t address;
 	uint64_t size;
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_dma_map) == 32, "vfu_dma_map");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_dma_map) == 32, "vfw_dma_map");
 
-struct vfu_dma_unmap {
+struct vfw_dma_unmap {
 	uint32_t argsz;
 	uint32_t flags;
 	uint64_t address;
 	uint64_t size;
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_dma_unmap) == 24, "vfu_dma_unmap");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_dma_unmap) == 24, "vfw_dma_unmap");
 
 /* ---- DEVICE_GET_INFO ---- */
-#define VFU_DEVICE_FLAGS_RESET (1u << 0)
-#define VFU_DEVICE_FLAGS_PCI (1u << 1)
+#define VFW_DEVICE_FLAGS_RESET (1u << 0)
+#define VFW_DEVICE_FLAGS_PCI (1u << 1)
 
-struct vfu_device_info {
+struct vfw_device_info {
 	uint32_t argsz;
 	uint32_t flags;
 	uint32_t num_regions;
 	uint32_t num_irqs;
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_device_info) == 16, "vfu_device_info");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_device_info) == 16, "vfw_device_info");
 
 /* ---- DEVICE_GET_REGION_INFO ---- */
-#define VFU_REGION_INFO_FLAG_READ (1u << 0)
-#define VFU_REGION_INFO_FLAG_WRITE (1u << 1)
-#define VFU_REGION_INFO_FLAG_MMAP (1u << 2)
-#define VFU_REGION_INFO_FLAG_CAPS (1u << 3)
+#define VFW_REGION_INFO_FLAG_READ (1u << 0)
+#define VFW_REGION_INFO_FLAG_WRITE (1u << 1)
+#define VFW_REGION_INFO_FLAG_MMAP (1u << 2)
+#define VFW_REGION_INFO_FLAG_CAPS (1u << 3)
 
 /* PCI region indices */
-enum vfu_pci_region {
-	VFU_PCI_BAR0_REGION = 0,
-	VFU_PCI_BAR5_REGION = 5,
-	VFU_PCI_ROM_REGION = 6,
-	VFU_PCI_CONFIG_REGION = 7,
-	VFU_PCI_VGA_REGION = 8,
-	VFU_PCI_NUM_REGIONS = 9,
+enum vfw_pci_region {
+	VFW_PCI_BAR0_REGION = 0,
+	VFW_PCI_BAR5_REGION = 5,
+	VFW_PCI_ROM_REGION = 6,
+	VFW_PCI_CONFIG_REGION = 7,
+	VFW_PCI_VGA_REGION = 8,
+	VFW_PCI_NUM_REGIONS = 9,
 };
 
-struct vfu_region_info {
+struct vfw_region_info {
 	uint32_t argsz;
 	uint32_t flags;
 	uint32_t index;
 	uint32_t cap_offset; /* from the start of this struct; 0 = none */
 	uint64_t size;
 	uint64_t offset; /* mmap offset for the passed fd */
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_region_info) == 32, "vfu_region_info");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_region_info) == 32, "vfw_region_info");
 
-#define VFU_REGION_INFO_CAP_SPARSE_MMAP 1
-#define VFU_REGION_INFO_CAP_TYPE 2
-#define VFU_REGION_INFO_CAP_MSIX_MAPPABLE 3
+#define VFW_REGION_INFO_CAP_SPARSE_MMAP 1
+#define VFW_REGION_INFO_CAP_TYPE 2
+#define VFW_REGION_INFO_CAP_MSIX_MAPPABLE 3
 
-struct vfu_info_cap_header {
+struct vfw_info_cap_header {
 	uint16_t id;
 	uint16_t version;
 	uint32_t next; /* from the start of the region info struct; 0 = last */
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_info_cap_header) == 8, "vfu_info_cap_header");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_info_cap_header) == 8, "vfw_info_cap_header");
 
-struct vfu_sparse_mmap_area {
+struct vfw_sparse_mmap_area {
 	uint64_t offset; /* added to the region's mmap offset */
 	uint64_t size;
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_sparse_mmap_area) == 16, "vfu_sparse_mmap_area");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_sparse_mmap_area) == 16, "vfw_sparse_mmap_area");
 
-struct vfu_region_info_cap_sparse_mmap {
-	struct vfu_info_cap_header header;
+struct vfw_region_info_cap_sparse_mmap {
+	struct vfw_info_cap_header header;
 	uint32_t nr_areas;
 	uint32_t reserved;
-	/* followed by nr_areas struct vfu_sparse_mmap_area */
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_region_info_cap_sparse_mmap) == 16, "sparse_mmap");
+	/* followed by nr_areas struct vfw_sparse_mmap_area */
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_region_info_cap_sparse_mmap) == 16, "sparse_mmap");
 
-struct vfu_region_info_cap_type {
-	struct vfu_info_cap_header header;
+struct vfw_region_info_cap_type {
+	struct vfw_info_cap_header header;
 	uint32_t type;
 	uint32_t subtype;
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_region_info_cap_type) == 16, "cap_type");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_region_info_cap_type) == 16, "cap_type");
 
 /* ---- The 2019 region-based device-state interface
  * (docs/region-interface.md). Little-endian fields in the control region. */
-#define VFU_REGION_TYPE_DEVICE_STATE 2u
-#define VFU_REGION_SUBTYPE_DEVICE_STATE_CTL 1u
-#define VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_CONFIG 2u
-#define VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_MEMORY 3u
-#define VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_DIRTYBITMAP 4u
-#define VFU_DEVICE_STATE_INTERFACE_VERSION 1u
+#define VFW_REGION_TYPE_DEVICE_STATE 2u
+#define VFW_REGION_SUBTYPE_DEVICE_STATE_CTL 1u
+#define VFW_REGION_SUBTYPE_DEVICE_STATE_DATA_CONFIG 2u
+#define VFW_REGION_SUBTYPE_DEVICE_STATE_DATA_MEMORY 3u
+#define VFW_REGION_SUBTYPE_DEVICE_STATE_DATA_DIRTYBITMAP 4u
+#define VFW_DEVICE_STATE_INTERFACE_VERSION 1u
 
 /* Where vfmig devices put the four regions (VMMs find them by type). */
-#define VFU_DS_REGION_CTL 9u
-#define VFU_DS_REGION_CONFIG 10u
-#define VFU_DS_REGION_MEMORY 11u
-#define VFU_DS_REGION_BITMAP 12u
-#define VFU_DS_NUM_REGIONS 13u
+#define VFW_DS_REGION_CTL 9u
+#define VFW_DS_REGION_CONFIG 10u
+#define VFW_DS_REGION_MEMORY 11u
+#define VFW_DS_REGION_BITMAP 12u
+#define VFW_DS_NUM_REGIONS 13u
 
 /* device_state bits; 0 is RUNNING. */
-#define VFU_DS_STATE_STOP 1u
-#define VFU_DS_STATE_LOGGING 2u
+#define VFW_DS_STATE_STOP 1u
+#define VFW_DS_STATE_LOGGING 2u
 /* caps bits */
-#define VFU_DS_CAP_DEVICE_MEMORY 1u
-#define VFU_DS_CAP_SYSTEM_MEMORY 2u
+#define VFW_DS_CAP_DEVICE_MEMORY 1u
+#define VFW_DS_CAP_SYSTEM_MEMORY 2u
 /* device_config.action / device_memory.action */
-#define VFU_DS_ACTION_GET_BUFFER 1u
-#define VFU_DS_ACTION_SET_BUFFER 2u
+#define VFW_DS_ACTION_GET_BUFFER 1u
+#define VFW_DS_ACTION_SET_BUFFER 2u
 
 /* struct vfio_device_state_ctl with natural alignment (x86-64 layout). */
-#define VFU_DS_OFF_VERSION 0u
-#define VFU_DS_OFF_DEVICE_STATE 4u
-#define VFU_DS_OFF_CAPS 8u
-#define VFU_DS_OFF_CONFIG_ACTION 16u
-#define VFU_DS_OFF_CONFIG_SIZE 24u
-#define VFU_DS_OFF_MEMORY_ACTION 32u
-#define VFU_DS_OFF_MEMORY_SIZE 40u
-#define VFU_DS_OFF_MEMORY_POS 48u
-#define VFU_DS_OFF_SYS_START_ADDR 56u
-#define VFU_DS_OFF_SYS_PAGE_NR 64u
-#define VFU_DS_CTL_STRUCT_SIZE 72u
+#define VFW_DS_OFF_VERSION 0u
+#define VFW_DS_OFF_DEVICE_STATE 4u
+#define VFW_DS_OFF_CAPS 8u
+#define VFW_DS_OFF_CONFIG_ACTION 16u
+#define VFW_DS_OFF_CONFIG_SIZE 24u
+#define VFW_DS_OFF_MEMORY_ACTION 32u
+#define VFW_DS_OFF_MEMORY_SIZE 40u
+#define VFW_DS_OFF_MEMORY_POS 48u
+#define VFW_DS_OFF_SYS_START_ADDR 56u
+#define VFW_DS_OFF_SYS_PAGE_NR 64u
+#define VFW_DS_CTL_STRUCT_SIZE 72u
 
 /* vfmig region sizes. */
-#define VFU_DS_CTL_REGION_SIZE 4096u
-#define VFU_DS_DATA_REGION_SIZE (1u << 20)
-#define VFU_DS_BITMAP_REGION_SIZE 4096u
-#define VFU_DS_PAGE_SIZE 4096u
+#define VFW_DS_CTL_REGION_SIZE 4096u
+#define VFW_DS_DATA_REGION_SIZE (1u << 20)
+#define VFW_DS_BITMAP_REGION_SIZE 4096u
+#define VFW_DS_PAGE_SIZE 4096u
 
 /* The VMM's framing of region-interface data in the opaque device data:
  * u8 kind, be32 length, then length bytes. */
-#define VFU_DS_CHUNK_MEMORY 1u
-#define VFU_DS_CHUNK_CONFIG 2u
-#define VFU_DS_CHUNK_HDR 5u
+#define VFW_DS_CHUNK_MEMORY 1u
+#define VFW_DS_CHUNK_CONFIG 2u
+#define VFW_DS_CHUNK_HDR 5u
 
 /* ---- DEVICE_GET_REGION_IO_FDS ---- */
-struct vfu_region_io_fds_request {
+struct vfw_region_io_fds_request {
 	uint32_t argsz;
 	uint32_t flags;
 	uint32_t index;
 	uint32_t count;
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_region_io_fds_request) == 16, "io_fds");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_region_io_fds_request) == 16, "io_fds");
 
 /* ---- DEVICE_GET_IRQ_INFO / DEVICE_SET_IRQS ---- */
-#define VFU_IRQ_INFO_EVENTFD (1u << 0)
-#define VFU_IRQ_INFO_MASKABLE (1u << 1)
-#define VFU_IRQ_INFO_AUTOMASKED (1u << 2)
-#define VFU_IRQ_INFO_NORESIZE (1u << 3)
+#define VFW_IRQ_INFO_EVENTFD (1u << 0)
+#define VFW_IRQ_INFO_MASKABLE (1u << 1)
+#define VFW_IRQ_INFO_AUTOMASKED (1u << 2)
+#define VFW_IRQ_INFO_NORESIZE (1u << 3)
 
-enum vfu_pci_irq {
-	VFU_PCI_INTX_IRQ_INDEX = 0,
-	VFU_PCI_MSI_IRQ_INDEX = 1,
-	VFU_PCI_MSIX_IRQ_INDEX = 2,
-	VFU_PCI_ERR_IRQ_INDEX = 3,
-	VFU_PCI_REQ_IRQ_INDEX = 4,
-	VFU_PCI_NUM_IRQS = 5,
+enum vfw_pci_irq {
+	VFW_PCI_INTX_IRQ_INDEX = 0,
+	VFW_PCI_MSI_IRQ_INDEX = 1,
+	VFW_PCI_MSIX_IRQ_INDEX = 2,
+	VFW_PCI_ERR_IRQ_INDEX = 3,
+	VFW_PCI_REQ_IRQ_INDEX = 4,
+	VFW_PCI_NUM_IRQS = 5,
 };
 
-struct vfu_irq_info {
+struct vfw_irq_info {
 	uint32_t argsz;
 	uint32_t flags;
 	uint32_t index;
 	uint32_t count;
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_irq_info) == 16, "vfu_irq_info");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_irq_info) == 16, "vfw_irq_info");
 
-#define VFU_IRQ_SET_DATA_NONE (1u << 0)
-#define VFU_IRQ_SET_DATA_BOOL (1u << 1)
-#define VFU_IRQ_SET_DATA_EVENTFD (1u << 2)
-#define VFU_IRQ_SET_ACTION_MASK (1u << 3)
-#define VFU_IRQ_SET_ACTION_UNMASK (1u << 4)
-#define VFU_IRQ_SET_ACTION_TRIGGER (1u << 5)
-#define VFU_IRQ_SET_DATA_MASK                                                  \
-	(VFU_IRQ_SET_DATA_NONE | VFU_IRQ_SET_DATA_BOOL | VFU_IRQ_SET_DATA_EVENTFD)
-#define VFU_IRQ_SET_ACTION_MASK_ALL                                            \
-	(VFU_IRQ_SET_ACTION_MASK | VFU_IRQ_SET_ACTION_UNMASK |                 \
-	 VFU_IRQ_SET_ACTION_TRIGGER)
+#define VFW_IRQ_SET_DATA_NONE (1u << 0)
+#define VFW_IRQ_SET_DATA_BOOL (1u << 1)
+#define VFW_IRQ_SET_DATA_EVENTFD (1u << 2)
+#define VFW_IRQ_SET_ACTION_MASK (1u << 3)
+#define VFW_IRQ_SET_ACTION_UNMASK (1u << 4)
+#define VFW_IRQ_SET_ACTION_TRIGGER (1u << 5)
+#define VFW_IRQ_SET_DATA_MASK                                                  \
+	(VFW_IRQ_SET_DATA_NONE | VFW_IRQ_SET_DATA_BOOL | VFW_IRQ_SET_DATA_EVENTFD)
+#define VFW_IRQ_SET_ACTION_MASK_ALL                                            \
+	(VFW_IRQ_SET_ACTION_MASK | VFW_IRQ_SET_ACTION_UNMASK |                 \
+	 VFW_IRQ_SET_ACTION_TRIGGER)
 
-struct vfu_irq_set {
+struct vfw_irq_set {
 	uint32_t argsz; /* size of the request including data */
 	uint32_t flags;
 	uint32_t index;
 	uint32_t start;
 	uint32_t count;
 	/* DATA_BOOL: count bytes follow */
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_irq_set) == 20, "vfu_irq_set");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_irq_set) == 20, "vfw_irq_set");
 
 /* ---- REGION_READ / REGION_WRITE ---- */
-struct vfu_region_access {
+struct vfw_region_access {
 	uint64_t offset;
 	uint32_t region;
 	uint32_t count;
 	/* WRITE request and READ reply: count bytes of data follow */
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_region_access) == 16, "vfu_region_access");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_region_access) == 16, "vfw_region_access");
 
 /* ---- DMA_READ / DMA_WRITE (server to client) ---- */
-struct vfu_dma_access {
+struct vfw_dma_access {
 	uint64_t address;
 	uint64_t count;
 	/* DMA_WRITE request and DMA_READ reply: count bytes of data follow */
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_dma_access) == 16, "vfu_dma_access");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_dma_access) == 16, "vfw_dma_access");
 
 /* ---- REGION_WRITE_MULTI ---- */
-#define VFU_WRITE_MULTI_DATA_MAX 8
-#define VFU_WRITE_MULTI_MAX 200
-struct vfu_write_multi_entry {
+#define VFW_WRITE_MULTI_DATA_MAX 8
+#define VFW_WRITE_MULTI_MAX 200
+struct vfw_write_multi_entry {
 	uint64_t offset;
 	uint32_t region;
 	uint32_t count; /* <= 8 */
-	uint8_t data[VFU_WRITE_MULTI_DATA_MAX];
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_write_multi_entry) == 24, "write_multi_entry");
+	uint8_t data[VFW_WRITE_MULTI_DATA_MAX];
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_write_multi_entry) == 24, "write_multi_entry");
 
 /* ---- DEVICE_FEATURE ---- */
-#define VFU_FEATURE_MASK 0xffffu
-#define VFU_FEATURE_GET (1u << 16)
-#define VFU_FEATURE_SET (1u << 17)
-#define VFU_FEATURE_PROBE (1u << 18)
+#define VFW_FEATURE_MASK 0xffffu
+#define VFW_FEATURE_GET (1u << 16)
+#define VFW_FEATURE_SET (1u << 17)
+#define VFW_FEATURE_PROBE (1u << 18)
 
-enum vfu_feature {
-	VFU_FEATURE_MIGRATION = 1,
-	VFU_FEATURE_MIG_DEVICE_STATE = 2,
-	VFU_FEATURE_DMA_LOGGING_START = 6,
-	VFU_FEATURE_DMA_LOGGING_STOP = 7,
-	VFU_FEATURE_DMA_LOGGING_REPORT = 8,
+enum vfw_feature {
+	VFW_FEATURE_MIGRATION = 1,
+	VFW_FEATURE_MIG_DEVICE_STATE = 2,
+	VFW_FEATURE_DMA_LOGGING_START = 6,
+	VFW_FEATURE_DMA_LOGGING_STOP = 7,
+	VFW_FEATURE_DMA_LOGGING_REPORT = 8,
 	/* vfmig extension, only after "vfmig_mig_info" was negotiated
 	 * (docs/protocol-extensions.md). MIG_DATA_SIZE keeps the kernel's
 	 * index and layout; PRECOPY_INFO carries what the kernel returns from
 	 * VFIO_MIG_GET_PRECOPY_INFO. */
-	VFU_FEATURE_MIG_DATA_SIZE = 9,
-	VFU_FEATURE_VFMIG_PRECOPY_INFO = 0xf001,
+	VFW_FEATURE_MIG_DATA_SIZE = 9,
+	VFW_FEATURE_VFMIG_PRECOPY_INFO = 0xf001,
 };
 
-#define VFU_MIG_INFO_VERSION 1
+#define VFW_MIG_INFO_VERSION 1
 
-struct vfu_mig_data_size {
+struct vfw_mig_data_size {
 	uint64_t stop_copy_length;
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_mig_data_size) == 8, "mig_data_size");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_mig_data_size) == 8, "mig_data_size");
 
-struct vfu_precopy_info {
+struct vfw_precopy_info {
 	uint64_t initial_bytes;
 	uint64_t dirty_bytes;
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_precopy_info) == 16, "precopy_info");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_precopy_info) == 16, "precopy_info");
 
-struct vfu_device_feature {
+struct vfw_device_feature {
 	uint32_t argsz;
 	uint32_t flags;
 	/* feature data follows */
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_device_feature) == 8, "vfu_device_feature");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_device_feature) == 8, "vfw_device_feature");
 
 /* MIGRATION feature flags (GET reply data, u64) */
-#define VFU_MIGRATION_STOP_COPY (1ull << 0)
-#define VFU_MIGRATION_P2P (1ull << 1)
-#define VFU_MIGRATION_PRE_COPY (1ull << 2)
+#define VFW_MIGRATION_STOP_COPY (1ull << 0)
+#define VFW_MIGRATION_P2P (1ull << 1)
+#define VFW_MIGRATION_PRE_COPY (1ull << 2)
 
 /* v2 migration states */
-enum vfu_mig_state {
-	VFU_MIG_STATE_ERROR = 0,
-	VFU_MIG_STATE_STOP = 1,
-	VFU_MIG_STATE_RUNNING = 2,
-	VFU_MIG_STATE_STOP_COPY = 3,
-	VFU_MIG_STATE_RESUMING = 4,
-	VFU_MIG_STATE_RUNNING_P2P = 5,
-	VFU_MIG_STATE_PRE_COPY = 6,
-	VFU_MIG_STATE_PRE_COPY_P2P = 7,
-	VFU_MIG_STATE_NUM = 8,
+enum vfw_mig_state {
+	VFW_MIG_STATE_ERROR = 0,
+	VFW_MIG_STATE_STOP = 1,
+	VFW_MIG_STATE_RUNNING = 2,
+	VFW_MIG_STATE_STOP_COPY = 3,
+	VFW_MIG_STATE_RESUMING = 4,
+	VFW_MIG_STATE_RUNNING_P2P = 5,
+	VFW_MIG_STATE_PRE_COPY = 6,
+	VFW_MIG_STATE_PRE_COPY_P2P = 7,
+	VFW_MIG_STATE_NUM = 8,
 };
 
-struct vfu_mig_device_state {
+struct vfw_mig_device_state {
 	uint32_t device_state;
 	uint32_t data_fd; /* unused in vfio-user; echoed */
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_mig_device_state) == 8, "mig_device_state");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_mig_device_state) == 8, "mig_device_state");
 
-struct vfu_dma_logging_range {
+struct vfw_dma_logging_range {
 	uint64_t iova;
 	uint64_t length;
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_dma_logging_range) == 16, "logging_range");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_dma_logging_range) == 16, "logging_range");
 
-struct vfu_dma_logging_start {
+struct vfw_dma_logging_start {
 	uint64_t page_size;
 	uint32_t num_ranges;
 	uint32_t reserved;
-	/* followed by num_ranges struct vfu_dma_logging_range */
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_dma_logging_start) == 16, "logging_start");
+	/* followed by num_ranges struct vfw_dma_logging_range */
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_dma_logging_start) == 16, "logging_start");
 
-struct vfu_dma_logging_report {
+struct vfw_dma_logging_report {
 	uint64_t iova;
 	uint64_t length;
 	uint64_t page_size;
 	/* reply: bitmap of u64 words, bit i = page iova + i * page_size */
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_dma_logging_report) == 24, "logging_report");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_dma_logging_report) == 24, "logging_report");
 
 /* ---- MIG_DATA_READ / MIG_DATA_WRITE ---- */
-struct vfu_mig_data {
+struct vfw_mig_data {
 	uint32_t argsz;
 	uint32_t size;
 	/* data follows */
-} VFU_PACKED;
-static_assert(sizeof(struct vfu_mig_data) == 8, "vfu_mig_data");
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_mig_data) == 8, "vfw_mig_data");
 
 #endif /* VFMIG_PROTOCOL_WIRE_H */

@@ -34,15 +34,15 @@ size_t vmm_xfer_chunk(const vfmig_vmm_dev *dev)
 	return (size_t)(c < VMM_MAX_XFER ? c : VMM_MAX_XFER);
 }
 
-int vmm_reply_check(uint16_t id, uint16_t cmd, const struct vfu_header *h,
+int vmm_reply_check(uint16_t id, uint16_t cmd, const struct vfw_header *h,
 		    int *dev_err)
 {
 	*dev_err = 0;
-	if ((h->flags & VFU_FLAGS_TYPE_MASK) != VFU_FLAGS_TYPE_REPLY)
+	if ((h->flags & VFW_FLAGS_TYPE_MASK) != VFW_FLAGS_TYPE_REPLY)
 		return -EPROTO;
 	if (h->msg_id != id || h->command != cmd)
 		return -EPROTO;
-	if (h->flags & VFU_FLAGS_ERROR) {
+	if (h->flags & VFW_FLAGS_ERROR) {
 		/* Bound the errno so it stays a plausible negative int. */
 		if (h->error == 0 || h->error > 4095)
 			*dev_err = -EIO;
@@ -52,12 +52,12 @@ int vmm_reply_check(uint16_t id, uint16_t cmd, const struct vfu_header *h,
 	return 0;
 }
 
-int vmm_proto_error(vfmig_vmm_dev *dev, struct vfu_msg *reply,
+int vmm_proto_error(vfmig_vmm_dev *dev, struct vfw_msg *reply,
 		    const char *what)
 {
-	vfu_log(&dev->log, VFU_LOG_ERR, "protocol error: %s; closing", what);
+	vfw_log(&dev->log, VFW_LOG_ERR, "protocol error: %s; closing", what);
 	if (reply)
-		vfu_msg_release(reply);
+		vfw_msg_release(reply);
 	vmm_break(dev);
 	return -EPROTO;
 }
@@ -68,7 +68,7 @@ static int recv_failed(vfmig_vmm_dev *dev, int r)
 	switch (r) {
 	case -ECONNRESET:
 	case -EPIPE:
-		vfu_log(&dev->log, VFU_LOG_ERR, "device closed the connection");
+		vfw_log(&dev->log, VFW_LOG_ERR, "device closed the connection");
 		vmm_break(dev);
 		return -ECONNRESET;
 	case -EMSGSIZE:
@@ -77,32 +77,32 @@ static int recv_failed(vfmig_vmm_dev *dev, int r)
 		return vmm_proto_error(dev, NULL, "malformed message header, "
 				       "oversized message or too many fds");
 	case -ETIMEDOUT:
-		vfu_log(&dev->log, VFU_LOG_ERR, "device left a message "
-			"unfinished for %d ms; closing", VFU_MSG_PART_TIMEOUT_MS);
+		vfw_log(&dev->log, VFW_LOG_ERR, "device left a message "
+			"unfinished for %d ms; closing", VFW_MSG_PART_TIMEOUT_MS);
 		vmm_break(dev);
 		return r;
 	default:
-		vfu_log(&dev->log, VFU_LOG_ERR, "receiving from the device: %s",
+		vfw_log(&dev->log, VFW_LOG_ERR, "receiving from the device: %s",
 			vfmig_vmm_strerror(r));
 		vmm_break(dev);
 		return r;
 	}
 }
 
-int vmm_send(vfmig_vmm_dev *dev, struct vfu_header *hdr,
+int vmm_send(vfmig_vmm_dev *dev, struct vfw_header *hdr,
 	     const struct iovec *iov, int iovcnt, const int *fds, size_t nfds)
 {
-	int r = vfu_tx_send(dev->fd, &dev->tx, hdr, iov, iovcnt, fds, nfds);
+	int r = vfw_tx_send(dev->fd, &dev->tx, hdr, iov, iovcnt, fds, nfds);
 
 	if (r == 0)
 		return 0;
 	if (r == -ENOBUFS)
-		vfu_log(&dev->log, VFU_LOG_ERR, "device does not read: more than "
+		vfw_log(&dev->log, VFW_LOG_ERR, "device does not read: more than "
 			"%zu bytes wait to be sent to it; closing",
 			(size_t)VMM_TX_LIMIT);
 	else
-		vfu_log(&dev->log, VFU_LOG_ERR, "sending %s: %s",
-			vfu_command_name(hdr->command), vfmig_vmm_strerror(r));
+		vfw_log(&dev->log, VFW_LOG_ERR, "sending %s: %s",
+			vfw_command_name(hdr->command), vfmig_vmm_strerror(r));
 	vmm_break(dev);
 	return r == -EPIPE ? -ECONNRESET : r;
 }
@@ -116,20 +116,20 @@ int vmm_send(vfmig_vmm_dev *dev, struct vfu_header *hdr,
 static int wait_io(vfmig_vmm_dev *dev, int64_t deadline, const char *what)
 {
 	for (;;) {
-		int r = vfu_tx_flush(dev->fd, &dev->tx);
+		int r = vfw_tx_flush(dev->fd, &dev->tx);
 		if (r < 0 && r != -EAGAIN) {
-			vfu_log(&dev->log, VFU_LOG_ERR, "sending to the device: %s",
+			vfw_log(&dev->log, VFW_LOG_ERR, "sending to the device: %s",
 				vfmig_vmm_strerror(r));
 			vmm_break(dev);
 			return r == -EPIPE ? -ECONNRESET : r;
 		}
-		int64_t until = vfu_rx_deadline(&dev->rx);
+		int64_t until = vfw_rx_deadline(&dev->rx);
 		if (deadline < until)
 			until = deadline;
 		struct pollfd p = { .fd = dev->fd, .events = POLLIN };
 		if (r == -EAGAIN)
 			p.events |= POLLOUT;
-		r = poll(&p, 1, vfu_ms_left(until));
+		r = poll(&p, 1, vfw_ms_left(until));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
@@ -139,8 +139,8 @@ static int wait_io(vfmig_vmm_dev *dev, int64_t deadline, const char *what)
 		}
 		if (p.revents & (POLLIN | POLLHUP | POLLERR))
 			return 0;
-		if (r == 0 && vfu_now_ms() >= deadline) {
-			vfu_log(&dev->log, VFU_LOG_ERR, "no reply to %s within "
+		if (r == 0 && vfw_now_ms() >= deadline) {
+			vfw_log(&dev->log, VFW_LOG_ERR, "no reply to %s within "
 				"%d ms; closing", what, dev->reply_timeout_ms);
 			vmm_break(dev);
 			return -ETIMEDOUT;
@@ -152,22 +152,22 @@ static int wait_io(vfmig_vmm_dev *dev, int64_t deadline, const char *what)
 
 /* Receive whatever has come: 1 and *msg when a message is whole, 0 when
  * not yet; a failure breaks the connection. */
-static int recv_some(vfmig_vmm_dev *dev, struct vfu_msg *msg)
+static int recv_some(vfmig_vmm_dev *dev, struct vfw_msg *msg)
 {
-	int r = vfu_rx_poll(dev->fd, &dev->rx, VMM_MAX_MSG,
-			    VFU_MAX_FDS_PER_MSG, msg);
+	int r = vfw_rx_poll(dev->fd, &dev->rx, VMM_MAX_MSG,
+			    VFW_MAX_FDS_PER_MSG, msg);
 
 	return r < 0 ? recv_failed(dev, r) : r;
 }
 
 static int wait_reply(vfmig_vmm_dev *dev, uint16_t id, uint16_t cmd,
-		      int64_t deadline, struct vfu_msg *reply)
+		      int64_t deadline, struct vfw_msg *reply)
 {
 	for (;;) {
-		struct vfu_msg msg;
+		struct vfw_msg msg;
 		int dev_err, r;
 
-		r = wait_io(dev, deadline, vfu_command_name(cmd));
+		r = wait_io(dev, deadline, vfw_command_name(cmd));
 		if (r < 0)
 			return r;
 		r = recv_some(dev, &msg);
@@ -176,25 +176,25 @@ static int wait_reply(vfmig_vmm_dev *dev, uint16_t id, uint16_t cmd,
 				return r;
 			continue;
 		}
-		if ((msg.hdr.flags & VFU_FLAGS_TYPE_MASK) ==
-		    VFU_FLAGS_TYPE_COMMAND) {
+		if ((msg.hdr.flags & VFW_FLAGS_TYPE_MASK) ==
+		    VFW_FLAGS_TYPE_COMMAND) {
 			r = vmm_serve_command(dev, &msg);
-			vfu_msg_release(&msg);
+			vfw_msg_release(&msg);
 			if (r < 0)
 				return r;
 			continue;
 		}
 		if (vmm_reply_check(id, cmd, &msg.hdr, &dev_err) < 0) {
-			vfu_log(&dev->log, VFU_LOG_ERR,
+			vfw_log(&dev->log, VFW_LOG_ERR,
 				"expected reply id %u to %s, got id %u cmd %u",
-				id, vfu_command_name(cmd), msg.hdr.msg_id,
+				id, vfw_command_name(cmd), msg.hdr.msg_id,
 				msg.hdr.command);
 			return vmm_proto_error(dev, &msg, "unexpected reply");
 		}
 		if (dev_err) {
-			vfu_log(&dev->log, VFU_LOG_DEBUG, "%s failed: %s",
-				vfu_command_name(cmd), vfmig_vmm_strerror(dev_err));
-			vfu_msg_release(&msg);
+			vfw_log(&dev->log, VFW_LOG_DEBUG, "%s failed: %s",
+				vfw_command_name(cmd), vfmig_vmm_strerror(dev_err));
+			vfw_msg_release(&msg);
 			return dev_err;
 		}
 		*reply = msg;
@@ -203,19 +203,19 @@ static int wait_reply(vfmig_vmm_dev *dev, uint16_t id, uint16_t cmd,
 }
 
 int vmm_call(vfmig_vmm_dev *dev, uint16_t cmd, const struct iovec *iov,
-	     int iovcnt, const int *fds, size_t nfds, struct vfu_msg *reply)
+	     int iovcnt, const int *fds, size_t nfds, struct vfw_msg *reply)
 {
-	struct vfu_header hdr = {
+	struct vfw_header hdr = {
 		.msg_id = dev->next_id++,
 		.command = cmd,
-		.flags = VFU_FLAGS_TYPE_COMMAND,
+		.flags = VFW_FLAGS_TYPE_COMMAND,
 	};
-	int64_t deadline = vfu_deadline_after(dev->reply_timeout_ms);
+	int64_t deadline = vfw_deadline_after(dev->reply_timeout_ms);
 	int r;
 
 	memset(reply, 0, sizeof(*reply));
-	vfu_log(&dev->log, VFU_LOG_DEBUG, "-> %s id %u",
-		vfu_command_name(cmd), hdr.msg_id);
+	vfw_log(&dev->log, VFW_LOG_DEBUG, "-> %s id %u",
+		vfw_command_name(cmd), hdr.msg_id);
 	r = vmm_send(dev, &hdr, iov, iovcnt, fds, nfds);
 	if (r < 0)
 		return r;
@@ -247,27 +247,27 @@ int vfmig_vmm_dev_process(vfmig_vmm_dev *dev)
 		pthread_mutex_unlock(&dev->lock);
 		return -ENOTCONN;
 	}
-	r = vfu_tx_flush(dev->fd, &dev->tx);
+	r = vfw_tx_flush(dev->fd, &dev->tx);
 	if (r < 0 && r != -EAGAIN) {
-		vfu_log(&dev->log, VFU_LOG_ERR, "sending to the device: %s",
+		vfw_log(&dev->log, VFW_LOG_ERR, "sending to the device: %s",
 			vfmig_vmm_strerror(r));
 		vmm_break(dev);
 		goto out;
 	}
 	while (served < VMM_PROCESS_BUDGET) {
-		struct vfu_msg msg;
+		struct vfw_msg msg;
 
 		r = recv_some(dev, &msg);
 		if (r <= 0)
 			break;
-		if ((msg.hdr.flags & VFU_FLAGS_TYPE_MASK) !=
-		    VFU_FLAGS_TYPE_COMMAND) {
+		if ((msg.hdr.flags & VFW_FLAGS_TYPE_MASK) !=
+		    VFW_FLAGS_TYPE_COMMAND) {
 			r = vmm_proto_error(dev, &msg,
 					    "reply with no call outstanding");
 			break;
 		}
 		r = vmm_serve_command(dev, &msg);
-		vfu_msg_release(&msg);
+		vfw_msg_release(&msg);
 		if (r < 0)
 			break;
 		served++;

@@ -30,13 +30,13 @@ int vmm_dev_alloc(const struct vfmig_vmm_dev_opts *opts, vfmig_vmm_dev **out)
 	pthread_mutex_init(&dev->lock, NULL);
 	dev->fd = -1;
 	atomic_init(&dev->poll_fd, -1);
-	vfu_rx_init(&dev->rx);
-	vfu_tx_init(&dev->tx, VMM_TX_LIMIT);
+	vfw_rx_init(&dev->rx);
+	vfw_tx_init(&dev->tx, VMM_TX_LIMIT);
 	dev->next_id = 1;
 	dev->connect_timeout_ms = VMM_DEFAULT_CONNECT_MS;
 	dev->reply_timeout_ms = VMM_DEFAULT_REPLY_MS;
 	if (opts) {
-		dev->log = (struct vfu_logger){ opts->log_fn, opts->log_priv,
+		dev->log = (struct vfw_logger){ opts->log_fn, opts->log_priv,
 						opts->log_level };
 		dev->on_dma_write = opts->on_dma_write;
 		dev->priv = opts->priv;
@@ -51,8 +51,8 @@ int vmm_dev_alloc(const struct vfmig_vmm_dev_opts *opts, vfmig_vmm_dev **out)
 
 void vmm_dev_free(vfmig_vmm_dev *dev)
 {
-	vfu_rx_reset(&dev->rx);
-	vfu_tx_clear(&dev->tx);
+	vfw_rx_reset(&dev->rx);
+	vfw_tx_clear(&dev->tx);
 	if (dev->fd >= 0)
 		close(dev->fd);
 	vmm_windows_clear(&dev->win);
@@ -66,8 +66,8 @@ void vmm_dev_free(vfmig_vmm_dev *dev)
 void vmm_break(vfmig_vmm_dev *dev)
 {
 	atomic_store(&dev->poll_fd, -1);
-	vfu_rx_reset(&dev->rx);
-	vfu_tx_clear(&dev->tx);
+	vfw_rx_reset(&dev->rx);
+	vfw_tx_clear(&dev->tx);
 	if (dev->fd >= 0)
 		close(dev->fd);
 	dev->fd = -1;
@@ -77,32 +77,32 @@ void vmm_break(vfmig_vmm_dev *dev)
 
 /* ---- VERSION ---- */
 
-static int check_version(vfmig_vmm_dev *dev, const struct vfu_msg *reply)
+static int check_version(vfmig_vmm_dev *dev, const struct vfw_msg *reply)
 {
-	struct vfu_caps caps;
+	struct vfw_caps caps;
 	uint16_t major, minor;
 	char err[160] = "";
 
-	if (vfu_version_parse(reply->payload, reply->len, &major, &minor,
+	if (vfw_version_parse(reply->payload, reply->len, &major, &minor,
 			      &caps, err, sizeof(err)) < 0) {
-		vfu_log(&dev->log, VFU_LOG_ERR, "bad VERSION reply: %s", err);
+		vfw_log(&dev->log, VFW_LOG_ERR, "bad VERSION reply: %s", err);
 		return -EPROTO;
 	}
-	if (major != VFU_VERSION_MAJOR || minor > VFU_VERSION_MINOR) {
-		vfu_log(&dev->log, VFU_LOG_ERR,
+	if (major != VFW_VERSION_MAJOR || minor > VFW_VERSION_MINOR) {
+		vfw_log(&dev->log, VFW_LOG_ERR,
 			"device answered version %u.%u to our %u.%u", major,
-			minor, VFU_VERSION_MAJOR, VFU_VERSION_MINOR);
+			minor, VFW_VERSION_MAJOR, VFW_VERSION_MINOR);
 		return -EPROTONOSUPPORT;
 	}
 	if (caps.twin_socket) {
-		vfu_log(&dev->log, VFU_LOG_ERR,
+		vfw_log(&dev->log, VFW_LOG_ERR,
 			"device enabled twin_socket, which we did not offer");
 		return -EPROTO;
 	}
-	if (caps.mig_info_version > VFU_MIG_INFO_VERSION) {
-		vfu_log(&dev->log, VFU_LOG_ERR,
+	if (caps.mig_info_version > VFW_MIG_INFO_VERSION) {
+		vfw_log(&dev->log, VFW_LOG_ERR,
 			"device answered vfmig_mig_info version %u to our %u",
-			caps.mig_info_version, VFU_MIG_INFO_VERSION);
+			caps.mig_info_version, VFW_MIG_INFO_VERSION);
 		return -EPROTO;
 	}
 	dev->caps = (struct vfmig_vmm_caps){
@@ -114,7 +114,7 @@ static int check_version(vfmig_vmm_dev *dev, const struct vfu_msg *reply)
 		.pgsizes = caps.pgsizes,
 		.mig_info_version = caps.mig_info_version,
 	};
-	vfu_log(&dev->log, VFU_LOG_INFO,
+	vfw_log(&dev->log, VFW_LOG_INFO,
 		"negotiated vfio-user %u.%u, max_msg_fds %u, max_xfer %llu, "
 		"vfmig_mig_info %u",
 		major, minor, caps.max_msg_fds,
@@ -125,32 +125,32 @@ static int check_version(vfmig_vmm_dev *dev, const struct vfu_msg *reply)
 
 int vmm_negotiate(vfmig_vmm_dev *dev)
 {
-	struct vfu_caps ours;
-	struct vfu_msg reply;
+	struct vfw_caps ours;
+	struct vfw_msg reply;
 	size_t len;
 	uint8_t *payload;
 	int r;
 
-	vfu_caps_defaults(&ours);
+	vfw_caps_defaults(&ours);
 	ours.max_msg_fds = VMM_MAX_FDS;
 	ours.max_data_xfer_size = VMM_MAX_XFER;
-	ours.mig_info_version = VFU_MIG_INFO_VERSION;
-	payload = vfu_version_build(VFU_VERSION_MAJOR, VFU_VERSION_MINOR, &ours,
+	ours.mig_info_version = VFW_MIG_INFO_VERSION;
+	payload = vfw_version_build(VFW_VERSION_MAJOR, VFW_VERSION_MINOR, &ours,
 				    false, &len);
 	if (!payload)
 		return -ENOMEM;
 	struct iovec iov = { payload, len };
-	r = vmm_call(dev, VFU_CMD_VERSION, &iov, 1, NULL, 0, &reply);
+	r = vmm_call(dev, VFW_CMD_VERSION, &iov, 1, NULL, 0, &reply);
 	free(payload);
 	if (r == -ECONNRESET)
-		vfu_log(&dev->log, VFU_LOG_ERR,
+		vfw_log(&dev->log, VFW_LOG_ERR,
 			"device closed the connection before answering "
 			"VERSION (a vfmig device does so while it serves "
 			"another client)");
 	if (r < 0)
 		return r;
 	r = check_version(dev, &reply);
-	vfu_msg_release(&reply);
+	vfw_msg_release(&reply);
 	if (r < 0)
 		vmm_break(dev);
 	return r;
@@ -207,7 +207,7 @@ static int connect_path(vfmig_vmm_dev *dev)
 			break;
 		nanosleep(&(struct timespec){ 0, CONNECT_RETRY_NS }, NULL);
 	}
-	vfu_log(&dev->log, VFU_LOG_ERR, "connect %s: %s", dev->path, strerror(-r));
+	vfw_log(&dev->log, VFW_LOG_ERR, "connect %s: %s", dev->path, strerror(-r));
 	return r;
 }
 
@@ -311,7 +311,7 @@ void vfmig_vmm_dev_set_log(vfmig_vmm_dev *dev, vfmig_log_fn fn, void *priv,
 	if (!dev)
 		return;
 	pthread_mutex_lock(&dev->lock);
-	dev->log = (struct vfu_logger){ fn, priv, max_level };
+	dev->log = (struct vfw_logger){ fn, priv, max_level };
 	pthread_mutex_unlock(&dev->lock);
 }
 

@@ -78,7 +78,7 @@ uint8_t *vmm_window_resolve(const struct vmm_windows *ws, uint64_t addr,
 		if (addr < w->iova || addr - w->iova >= w->size)
 			continue;
 		/* Windows do not overlap: this is the only candidate. */
-		if (!vfu_range_ok(addr - w->iova, count, w->size))
+		if (!vfw_range_ok(addr - w->iova, count, w->size))
 			return NULL;
 		if ((w->prot & prot) != prot || !w->vaddr)
 			return NULL;
@@ -90,25 +90,25 @@ uint8_t *vmm_window_resolve(const struct vmm_windows *ws, uint64_t addr,
 
 /* ---- Serving DMA_READ / DMA_WRITE ---- */
 
-static int reply_err(vfmig_vmm_dev *dev, const struct vfu_msg *msg, int err)
+static int reply_err(vfmig_vmm_dev *dev, const struct vfw_msg *msg, int err)
 {
-	struct vfu_header h = {
+	struct vfw_header h = {
 		.msg_id = msg->hdr.msg_id,
 		.command = msg->hdr.command,
-		.flags = VFU_FLAGS_TYPE_REPLY | VFU_FLAGS_ERROR,
+		.flags = VFW_FLAGS_TYPE_REPLY | VFW_FLAGS_ERROR,
 		.error = (uint32_t)-err,
 	};
 
-	vfu_log(&dev->log, VFU_LOG_WARNING, "refusing the device's %s: %s",
-		vfu_command_name(msg->hdr.command), vfmig_vmm_strerror(err));
-	if (msg->hdr.flags & VFU_FLAGS_NO_REPLY)
+	vfw_log(&dev->log, VFW_LOG_WARNING, "refusing the device's %s: %s",
+		vfw_command_name(msg->hdr.command), vfmig_vmm_strerror(err));
+	if (msg->hdr.flags & VFW_FLAGS_NO_REPLY)
 		return 0;
 	return vmm_send(dev, &h, NULL, 0, NULL, 0);
 }
 
-static int serve_dma_read(vfmig_vmm_dev *dev, const struct vfu_msg *msg)
+static int serve_dma_read(vfmig_vmm_dev *dev, const struct vfw_msg *msg)
 {
-	struct vfu_dma_access a;
+	struct vfw_dma_access a;
 	uint8_t *host;
 	int err;
 
@@ -122,17 +122,17 @@ static int serve_dma_read(vfmig_vmm_dev *dev, const struct vfu_msg *msg)
 	if (!host)
 		return reply_err(dev, msg, err);
 	struct iovec iov[2] = { { &a, sizeof(a) }, { host, (size_t)a.count } };
-	struct vfu_header h = {
+	struct vfw_header h = {
 		.msg_id = msg->hdr.msg_id,
 		.command = msg->hdr.command,
-		.flags = VFU_FLAGS_TYPE_REPLY,
+		.flags = VFW_FLAGS_TYPE_REPLY,
 	};
 	return vmm_send(dev, &h, iov, 2, NULL, 0);
 }
 
-static int serve_dma_write(vfmig_vmm_dev *dev, const struct vfu_msg *msg)
+static int serve_dma_write(vfmig_vmm_dev *dev, const struct vfw_msg *msg)
 {
-	struct vfu_dma_access a;
+	struct vfw_dma_access a;
 	uint8_t *host;
 	int err;
 
@@ -148,41 +148,41 @@ static int serve_dma_write(vfmig_vmm_dev *dev, const struct vfu_msg *msg)
 	memcpy(host, msg->payload + sizeof(a), (size_t)a.count);
 	if (dev->on_dma_write && a.count)
 		dev->on_dma_write(dev->priv, a.address, a.count);
-	if (msg->hdr.flags & VFU_FLAGS_NO_REPLY)
+	if (msg->hdr.flags & VFW_FLAGS_NO_REPLY)
 		return 0;
-	struct vfu_header h = {
+	struct vfw_header h = {
 		.msg_id = msg->hdr.msg_id,
 		.command = msg->hdr.command,
-		.flags = VFU_FLAGS_TYPE_REPLY,
+		.flags = VFW_FLAGS_TYPE_REPLY,
 	};
 	return vmm_send(dev, &h, &(struct iovec){ &a, sizeof(a) }, 1, NULL, 0);
 }
 
-static int serve_unknown(vfmig_vmm_dev *dev, const struct vfu_msg *msg)
+static int serve_unknown(vfmig_vmm_dev *dev, const struct vfw_msg *msg)
 {
 	return reply_err(dev, msg, -ENOTSUP);
 }
 
-typedef int (*serve_fn)(vfmig_vmm_dev *dev, const struct vfu_msg *msg);
+typedef int (*serve_fn)(vfmig_vmm_dev *dev, const struct vfw_msg *msg);
 
-static const serve_fn serve_table[VFU_CMD_MAX] = {
-	[VFU_CMD_DMA_READ] = serve_dma_read,
-	[VFU_CMD_DMA_WRITE] = serve_dma_write,
+static const serve_fn serve_table[VFW_CMD_MAX] = {
+	[VFW_CMD_DMA_READ] = serve_dma_read,
+	[VFW_CMD_DMA_WRITE] = serve_dma_write,
 };
 
-int vmm_serve_command(vfmig_vmm_dev *dev, const struct vfu_msg *msg)
+int vmm_serve_command(vfmig_vmm_dev *dev, const struct vfw_msg *msg)
 {
 	unsigned int cmd = msg->hdr.command;
-	serve_fn fn = cmd < VFU_CMD_MAX && serve_table[cmd] ? serve_table[cmd]
+	serve_fn fn = cmd < VFW_CMD_MAX && serve_table[cmd] ? serve_table[cmd]
 							    : serve_unknown;
 	int r;
 
-	vfu_log(&dev->log, VFU_LOG_DEBUG, "<- %s id %u",
-		vfu_command_name(cmd), msg->hdr.msg_id);
+	vfw_log(&dev->log, VFW_LOG_DEBUG, "<- %s id %u",
+		vfw_command_name(cmd), msg->hdr.msg_id);
 	r = fn(dev, msg);
 	if (r < 0) {
-		vfu_log(&dev->log, VFU_LOG_ERR, "reply to %s failed: %s",
-			vfu_command_name(cmd), strerror(-r));
+		vfw_log(&dev->log, VFW_LOG_ERR, "reply to %s failed: %s",
+			vfw_command_name(cmd), strerror(-r));
 		vmm_break(dev);
 		return r == -EPIPE ? -ECONNRESET : r;
 	}
@@ -195,7 +195,7 @@ int vfmig_vmm_dev_dma_map(vfmig_vmm_dev *dev, uint64_t iova, uint64_t size,
 			  int fd, uint64_t fd_offset, void *vaddr,
 			  uint32_t prot)
 {
-	struct vfu_dma_map m = {
+	struct vfw_dma_map m = {
 		.argsz = sizeof(m),
 		.flags = prot,
 		.offset = fd >= 0 ? fd_offset : 0,
@@ -203,7 +203,7 @@ int vfmig_vmm_dev_dma_map(vfmig_vmm_dev *dev, uint64_t iova, uint64_t size,
 		.size = size,
 	};
 	struct iovec iov = { &m, sizeof(m) };
-	struct vfu_msg reply;
+	struct vfw_msg reply;
 	int r = vmm_lock_live(dev);
 
 	if (r < 0)
@@ -211,10 +211,10 @@ int vfmig_vmm_dev_dma_map(vfmig_vmm_dev *dev, uint64_t iova, uint64_t size,
 	r = vmm_window_add(&dev->win, iova, size, vaddr, prot);
 	if (r < 0)
 		goto out;
-	r = vmm_call(dev, VFU_CMD_DMA_MAP, &iov, 1, &fd, fd >= 0 ? 1 : 0,
+	r = vmm_call(dev, VFW_CMD_DMA_MAP, &iov, 1, &fd, fd >= 0 ? 1 : 0,
 		     &reply);
 	if (r == 0) {
-		vfu_msg_release(&reply); /* header-only in practice */
+		vfw_msg_release(&reply); /* header-only in practice */
 	} else if (dev->fd >= 0) {
 		int i = vmm_window_index(&dev->win, iova, size);
 		if (i >= 0)
@@ -226,10 +226,10 @@ out:
 }
 
 /* The reply is the request echoed, or (tolerated) header-only. */
-static int check_unmap_reply(vfmig_vmm_dev *dev, struct vfu_msg *reply,
-			     const struct vfu_dma_unmap *req)
+static int check_unmap_reply(vfmig_vmm_dev *dev, struct vfw_msg *reply,
+			     const struct vfw_dma_unmap *req)
 {
-	struct vfu_dma_unmap u;
+	struct vfw_dma_unmap u;
 
 	if (reply->len == 0)
 		return 0;
@@ -238,19 +238,19 @@ static int check_unmap_reply(vfmig_vmm_dev *dev, struct vfu_msg *reply,
 	memcpy(&u, reply->payload, sizeof(u));
 	if (u.address != req->address || u.size != req->size)
 		return vmm_proto_error(dev, reply, "DMA_UNMAP echo differs");
-	vfu_msg_release(reply);
+	vfw_msg_release(reply);
 	return 0;
 }
 
 int vfmig_vmm_dev_dma_unmap(vfmig_vmm_dev *dev, uint64_t iova, uint64_t size)
 {
-	struct vfu_dma_unmap u = {
+	struct vfw_dma_unmap u = {
 		.argsz = sizeof(u),
 		.address = iova,
 		.size = size,
 	};
 	struct iovec iov = { &u, sizeof(u) };
-	struct vfu_msg reply;
+	struct vfw_msg reply;
 	int r = vmm_lock_live(dev);
 
 	if (r < 0)
@@ -258,7 +258,7 @@ int vfmig_vmm_dev_dma_unmap(vfmig_vmm_dev *dev, uint64_t iova, uint64_t size)
 	r = vmm_window_index(&dev->win, iova, size);
 	if (r < 0)
 		goto out;
-	r = vmm_call(dev, VFU_CMD_DMA_UNMAP, &iov, 1, NULL, 0, &reply);
+	r = vmm_call(dev, VFW_CMD_DMA_UNMAP, &iov, 1, NULL, 0, &reply);
 	if (r == 0)
 		r = check_unmap_reply(dev, &reply, &u);
 	if (r == 0) {

@@ -10,11 +10,11 @@
 
 int vmm_reset_locked(vfmig_vmm_dev *dev)
 {
-	struct vfu_msg reply;
-	int r = vmm_call(dev, VFU_CMD_DEVICE_RESET, NULL, 0, NULL, 0, &reply);
+	struct vfw_msg reply;
+	int r = vmm_call(dev, VFW_CMD_DEVICE_RESET, NULL, 0, NULL, 0, &reply);
 
 	if (r == 0)
-		vfu_msg_release(&reply);
+		vfw_msg_release(&reply);
 	return r;
 }
 
@@ -34,18 +34,18 @@ int vfmig_vmm_dev_reset(vfmig_vmm_dev *dev)
 }
 
 int vmm_feature_call(vfmig_vmm_dev *dev, uint32_t flags, const void *in,
-		     size_t in_len, size_t out_cap, struct vfu_msg *reply,
+		     size_t in_len, size_t out_cap, struct vfw_msg *reply,
 		     const uint8_t **data, size_t *data_len)
 {
 	size_t most = in_len > out_cap ? in_len : out_cap;
-	struct vfu_device_feature f = { .flags = flags };
+	struct vfw_device_feature f = { .flags = flags };
 	int r;
 
 	if (most > VMM_MAX_XFER || (in_len && !in))
 		return -EINVAL;
 	f.argsz = (uint32_t)(sizeof(f) + most);
 	struct iovec iov[2] = { { &f, sizeof(f) }, { (void *)in, in_len } };
-	r = vmm_call(dev, VFU_CMD_DEVICE_FEATURE, iov, in_len ? 2 : 1, NULL, 0,
+	r = vmm_call(dev, VFW_CMD_DEVICE_FEATURE, iov, in_len ? 2 : 1, NULL, 0,
 		     reply);
 	if (r < 0)
 		return r;
@@ -59,7 +59,7 @@ int vmm_feature_call(vfmig_vmm_dev *dev, uint32_t flags, const void *in,
 int vmm_feature_exact(vfmig_vmm_dev *dev, uint32_t flags, const void *in,
 		      size_t in_len, void *out, size_t want)
 {
-	struct vfu_msg reply;
+	struct vfw_msg reply;
 	const uint8_t *data;
 	size_t len;
 	int r = vmm_feature_call(dev, flags, in, in_len, want, &reply, &data,
@@ -68,30 +68,30 @@ int vmm_feature_exact(vfmig_vmm_dev *dev, uint32_t flags, const void *in,
 	if (r < 0)
 		return r;
 	if (len != want) {
-		vfu_log(&dev->log, VFU_LOG_ERR,
+		vfw_log(&dev->log, VFW_LOG_ERR,
 			"DEVICE_FEATURE %u: %zu bytes of reply data, want %zu",
-			flags & VFU_FEATURE_MASK, len, want);
+			flags & VFW_FEATURE_MASK, len, want);
 		return vmm_proto_error(dev, &reply,
 				       "DEVICE_FEATURE reply data size");
 	}
 	if (want)
 		memcpy(out, data, want);
-	vfu_msg_release(&reply);
+	vfw_msg_release(&reply);
 	return 0;
 }
 
 /* Copy the reply data of a DEVICE_FEATURE call; see vmm.h. */
-static int feature_reply(struct vfu_msg *reply, uint32_t argsz, void *out,
+static int feature_reply(struct vfw_msg *reply, uint32_t argsz, void *out,
 			 size_t out_cap, size_t *out_len)
 {
-	struct vfu_device_feature f;
+	struct vfw_device_feature f;
 	size_t avail;
 
 	memcpy(&f, reply->payload, sizeof(f));
 	if (f.argsz > argsz && f.argsz >= sizeof(f)) {
 		if (out_len)
 			*out_len = f.argsz - sizeof(f);
-		vfu_msg_release(reply);
+		vfw_msg_release(reply);
 		return -E2BIG;
 	}
 	avail = reply->len - sizeof(f);
@@ -101,7 +101,7 @@ static int feature_reply(struct vfu_msg *reply, uint32_t argsz, void *out,
 		memcpy(out, reply->payload + sizeof(f), avail);
 	if (out_len)
 		*out_len = avail;
-	vfu_msg_release(reply);
+	vfw_msg_release(reply);
 	return 0;
 }
 
@@ -110,7 +110,7 @@ int vfmig_vmm_dev_feature(vfmig_vmm_dev *dev, uint32_t flags, const void *in,
 			  size_t *out_len)
 {
 	size_t most = in_len > out_cap ? in_len : out_cap;
-	struct vfu_msg reply;
+	struct vfw_msg reply;
 	const uint8_t *data;
 	size_t len;
 	int r;
@@ -126,25 +126,25 @@ int vfmig_vmm_dev_feature(vfmig_vmm_dev *dev, uint32_t flags, const void *in,
 			     &len);
 	if (r == 0)
 		r = feature_reply(&reply,
-				  (uint32_t)(sizeof(struct vfu_device_feature) +
+				  (uint32_t)(sizeof(struct vfw_device_feature) +
 					     most),
 				  out, out_cap, out_len);
 	vmm_unlock(dev);
 	return r;
 }
 
-int vmm_mig_read_msg(vfmig_vmm_dev *dev, size_t len, struct vfu_msg *reply,
+int vmm_mig_read_msg(vfmig_vmm_dev *dev, size_t len, struct vfw_msg *reply,
 		     const uint8_t **data)
 {
-	struct vfu_mig_data m;
+	struct vfw_mig_data m;
 	int r;
 
 	if (len > vmm_xfer_chunk(dev))
 		len = vmm_xfer_chunk(dev);
-	m = (struct vfu_mig_data){ (uint32_t)(sizeof(m) + len),
+	m = (struct vfw_mig_data){ (uint32_t)(sizeof(m) + len),
 				   (uint32_t)len };
 	struct iovec iov = { &m, sizeof(m) };
-	r = vmm_call(dev, VFU_CMD_MIG_DATA_READ, &iov, 1, NULL, 0, reply);
+	r = vmm_call(dev, VFW_CMD_MIG_DATA_READ, &iov, 1, NULL, 0, reply);
 	if (r < 0)
 		return r;
 	/* Trust size (not argsz, not padding), bounded by what we asked and
@@ -153,7 +153,7 @@ int vmm_mig_read_msg(vfmig_vmm_dev *dev, size_t len, struct vfu_msg *reply,
 		return vmm_proto_error(dev, reply, "MIG_DATA_READ reply size");
 	memcpy(&m, reply->payload, sizeof(m));
 	if (m.size > len || m.size > reply->len - sizeof(m)) {
-		vfu_log(&dev->log, VFU_LOG_ERR,
+		vfw_log(&dev->log, VFW_LOG_ERR,
 			"MIG_DATA_READ: size %u, asked %zu, %zu arrived",
 			m.size, len, reply->len - sizeof(m));
 		return vmm_proto_error(dev, reply,
@@ -165,7 +165,7 @@ int vmm_mig_read_msg(vfmig_vmm_dev *dev, size_t len, struct vfu_msg *reply,
 
 int vfmig_vmm_dev_mig_data_read(vfmig_vmm_dev *dev, void *buf, size_t len)
 {
-	struct vfu_msg reply;
+	struct vfw_msg reply;
 	const uint8_t *data;
 	int r;
 
@@ -178,7 +178,7 @@ int vfmig_vmm_dev_mig_data_read(vfmig_vmm_dev *dev, void *buf, size_t len)
 	if (r >= 0) {
 		if (r)
 			memcpy(buf, data, (size_t)r);
-		vfu_msg_release(&reply);
+		vfw_msg_release(&reply);
 	}
 	vmm_unlock(dev);
 	return r;

@@ -22,7 +22,7 @@
  * one message, and the most we send regardless of the device's limit. */
 #define VMM_MAX_XFER (1u << 20)
 /* Largest message we receive (header included). */
-#define VMM_MAX_MSG ((size_t)VMM_MAX_XFER + VFU_MSG_OVERHEAD)
+#define VMM_MAX_MSG ((size_t)VMM_MAX_XFER + VFW_MSG_OVERHEAD)
 #define VMM_MAX_FDS 16u /* advertised max_msg_fds */
 #define VMM_DEFAULT_CONNECT_MS 2000u
 #define VMM_DEFAULT_REPLY_MS 30000
@@ -86,16 +86,16 @@ struct vmm_ds_region {
 
 /* What a repeated discovery on the same connection keeps. */
 struct vmm_ds_session {
-	uint32_t state;       /* shadow v2 state (VFU_MIG_STATE_*) */
+	uint32_t state;       /* shadow v2 state (VFW_MIG_STATE_*) */
 	bool logging;         /* DMA logging on (LOGGING bit wanted) */
 	/* saving: memory bytes fetched in this save session, and whether
 	 * STOP_COPY has drained the memory region already */
 	uint64_t mem_fetched;
 	bool mem_done;
 	/* loading: the chunk framing parsed across mig_data_write calls */
-	uint8_t hdr[VFU_DS_CHUNK_HDR];
+	uint8_t hdr[VFW_DS_CHUNK_HDR];
 	size_t hdr_got;       /* header bytes seen of the current chunk */
-	uint32_t kind;        /* VFU_DS_CHUNK_* of the current chunk */
+	uint32_t kind;        /* VFW_DS_CHUNK_* of the current chunk */
 	uint64_t left;        /* chunk bytes still to come */
 	uint64_t fill;        /* bytes in the region not yet handed over */
 	uint64_t mem_loaded;  /* bytes handed over by SET_BUFFER, per kind */
@@ -107,7 +107,7 @@ struct vmm_ds_session {
  * (docs/region-interface.md, "The VMM side"). */
 struct vmm_ds {
 	struct vmm_ds_region ctl, cfg, mem, bmp;
-	uint32_t caps;        /* VFU_DS_CAP_* read at discovery */
+	uint32_t caps;        /* VFW_DS_CAP_* read at discovery */
 	/* this connection's device: a repeated discovery keeps it (tracked
 	 * false after a break or reconnect) */
 	struct vmm_ds_session sess;
@@ -155,10 +155,10 @@ struct vfmig_vmm_dev {
 	/* A copy of fd readable without the lock (the I/O thread's poll):
 	 * one stuck call must not make other devices' service wait. */
 	_Atomic int poll_fd;
-	struct vfu_rx rx; /* the message being received */
-	struct vfu_tx tx; /* what the socket could not take yet */
+	struct vfw_rx rx; /* the message being received */
+	struct vfw_tx tx; /* what the socket could not take yet */
 	char *path; /* NULL when adopted */
-	struct vfu_logger log;
+	struct vfw_logger log;
 	void (*on_dma_write)(void *priv, uint64_t iova, uint64_t len);
 	void *priv;
 	unsigned int connect_timeout_ms;
@@ -238,26 +238,26 @@ void vmm_break(vfmig_vmm_dev *dev);
  * or the device's negative errno (-EIO for an error reply carrying 0);
  * -EPROTO for any mismatch. Pure.
  */
-int vmm_reply_check(uint16_t id, uint16_t cmd, const struct vfu_header *h,
+int vmm_reply_check(uint16_t id, uint16_t cmd, const struct vfw_header *h,
 		    int *dev_err);
 
 /*
  * Send command cmd with payload iov[] and fds, then wait for its reply,
  * serving DMA commands that arrive first. Returns 0 with *reply owned by the
- * caller (vfu_msg_release), the device's negative errno for an error reply
+ * caller (vfw_msg_release), the device's negative errno for an error reply
  * (connection intact), or a transport/protocol error (connection broken).
  */
 int vmm_call(vfmig_vmm_dev *dev, uint16_t cmd, const struct iovec *iov,
-	     int iovcnt, const int *fds, size_t nfds, struct vfu_msg *reply);
+	     int iovcnt, const int *fds, size_t nfds, struct vfw_msg *reply);
 
 /* Send a message (a reply to the device's command, or a request) through
  * the send queue, never waiting. -ENOBUFS (the device does not read) and
  * send errors break the connection. Lock held. */
-int vmm_send(vfmig_vmm_dev *dev, struct vfu_header *hdr,
+int vmm_send(vfmig_vmm_dev *dev, struct vfw_header *hdr,
 	     const struct iovec *iov, int iovcnt, const int *fds, size_t nfds);
 
 /* Log why, break the connection, release reply, return -EPROTO. */
-int vmm_proto_error(vfmig_vmm_dev *dev, struct vfu_msg *reply,
+int vmm_proto_error(vfmig_vmm_dev *dev, struct vfw_msg *reply,
 		    const char *what);
 
 /* Lock and check the connection; returns 0 (locked) or -ENOTCONN
@@ -275,13 +275,13 @@ int vmm_reset_locked(vfmig_vmm_dev *dev);
 
 /*
  * DEVICE_FEATURE flags with in_len bytes of data, argsz allowing out_cap
- * bytes of reply data. On 0, *reply is the caller's (vfu_msg_release) and
+ * bytes of reply data. On 0, *reply is the caller's (vfw_msg_release) and
  * *data / *data_len are the reply data after the 8-byte feature header
  * (its argsz is not interpreted). Errors as vmm_call, -EINVAL (sizes),
  * -EPROTO (reply shorter than the feature header; broken).
  */
 int vmm_feature_call(vfmig_vmm_dev *dev, uint32_t flags, const void *in,
-		     size_t in_len, size_t out_cap, struct vfu_msg *reply,
+		     size_t in_len, size_t out_cap, struct vfw_msg *reply,
 		     const uint8_t **data, size_t *data_len);
 
 /* As vmm_feature_call, copying the reply data to out: any amount other
@@ -294,7 +294,7 @@ int vmm_feature_exact(vfmig_vmm_dev *dev, uint32_t flags, const void *in,
  * the byte count n >= 0 with *reply the caller's and *data pointing at the
  * n bytes inside it; or a negative errno (no reply to release).
  */
-int vmm_mig_read_msg(vfmig_vmm_dev *dev, size_t len, struct vfu_msg *reply,
+int vmm_mig_read_msg(vfmig_vmm_dev *dev, size_t len, struct vfw_msg *reply,
 		     const uint8_t **data);
 
 /* regions.c, with dev->lock held: DEVICE_GET_INFO; DEVICE_GET_REGION_INFO
@@ -330,10 +330,10 @@ void vmm_ds_forget(vfmig_vmm_dev *dev);
 /* After a successful DEVICE_RESET: shadow RUNNING, logging off. */
 void vmm_ds_after_reset(vfmig_vmm_dev *dev);
 /* dma.c: serve one server->client command; negative = send failed. */
-int vmm_serve_command(vfmig_vmm_dev *dev, const struct vfu_msg *msg);
+int vmm_serve_command(vfmig_vmm_dev *dev, const struct vfw_msg *msg);
 
 /* regions.c: parse the capability chain of a region-info reply (buf is the
- * whole reply payload, starting at struct vfu_region_info). Fills the cap
+ * whole reply payload, starting at struct vfw_region_info). Fills the cap
  * fields of info (areas malloc'd). Returns 0, -EPROTO with *why set, or
  * -ENOMEM. Pure. */
 int vmm_parse_region_caps(const uint8_t *buf, size_t len,

@@ -11,12 +11,12 @@
 int vmm_irq_info_locked(vfmig_vmm_dev *dev, uint32_t index,
 			struct vfmig_vmm_irq_info *info)
 {
-	struct vfu_irq_info ii = { .argsz = sizeof(ii), .index = index };
+	struct vfw_irq_info ii = { .argsz = sizeof(ii), .index = index };
 	struct iovec iov = { &ii, sizeof(ii) };
-	struct vfu_msg reply;
+	struct vfw_msg reply;
 	int r;
 
-	r = vmm_call(dev, VFU_CMD_DEVICE_GET_IRQ_INFO, &iov, 1, NULL, 0,
+	r = vmm_call(dev, VFW_CMD_DEVICE_GET_IRQ_INFO, &iov, 1, NULL, 0,
 		     &reply);
 	if (r < 0)
 		return r;
@@ -25,7 +25,7 @@ int vmm_irq_info_locked(vfmig_vmm_dev *dev, uint32_t index,
 	memcpy(&ii, reply.payload, sizeof(ii));
 	if (ii.index != index)
 		return vmm_proto_error(dev, &reply, "IRQ info index echo");
-	vfu_msg_release(&reply);
+	vfw_msg_release(&reply);
 	*info = (struct vfmig_vmm_irq_info){ ii.flags, ii.count };
 	return 0;
 }
@@ -50,7 +50,7 @@ static int set_irqs(vfmig_vmm_dev *dev, uint32_t flags, uint32_t index,
 		    uint32_t start, uint32_t count, const uint8_t *data,
 		    size_t dlen, const int *fds, size_t nfds)
 {
-	struct vfu_irq_set s = {
+	struct vfw_irq_set s = {
 		.argsz = (uint32_t)(sizeof(s) + dlen),
 		.flags = flags,
 		.index = index,
@@ -58,12 +58,12 @@ static int set_irqs(vfmig_vmm_dev *dev, uint32_t flags, uint32_t index,
 		.count = count,
 	};
 	struct iovec iov[2] = { { &s, sizeof(s) }, { (void *)data, dlen } };
-	struct vfu_msg reply;
-	int r = vmm_call(dev, VFU_CMD_DEVICE_SET_IRQS, iov, dlen ? 2 : 1, fds,
+	struct vfw_msg reply;
+	int r = vmm_call(dev, VFW_CMD_DEVICE_SET_IRQS, iov, dlen ? 2 : 1, fds,
 			 nfds, &reply);
 
 	if (r == 0)
-		vfu_msg_release(&reply);
+		vfw_msg_release(&reply);
 	return r;
 }
 
@@ -73,7 +73,7 @@ int vfmig_vmm_dev_irq_disable(vfmig_vmm_dev *dev, uint32_t index)
 
 	if (r < 0)
 		return r;
-	r = set_irqs(dev, VFU_IRQ_SET_DATA_NONE | VFU_IRQ_SET_ACTION_TRIGGER,
+	r = set_irqs(dev, VFW_IRQ_SET_DATA_NONE | VFW_IRQ_SET_ACTION_TRIGGER,
 		     index, 0, 0, NULL, 0, NULL, 0);
 	vmm_unlock(dev);
 	return r;
@@ -84,7 +84,7 @@ int vfmig_vmm_dev_set_irq_eventfds(vfmig_vmm_dev *dev, uint32_t index,
 				   uint32_t count)
 {
 	const uint32_t flags =
-		VFU_IRQ_SET_DATA_EVENTFD | VFU_IRQ_SET_ACTION_TRIGGER;
+		VFW_IRQ_SET_DATA_EVENTFD | VFW_IRQ_SET_ACTION_TRIGGER;
 	uint32_t done = 0;
 	size_t per;
 	int r;
@@ -99,9 +99,9 @@ int vfmig_vmm_dev_set_irq_eventfds(vfmig_vmm_dev *dev, uint32_t index,
 	r = vmm_lock_live(dev);
 	if (r < 0)
 		return r;
-	per = dev->caps.max_msg_fds < VFU_MAX_FDS_PER_MSG
+	per = dev->caps.max_msg_fds < VFW_MAX_FDS_PER_MSG
 		      ? dev->caps.max_msg_fds
-		      : VFU_MAX_FDS_PER_MSG;
+		      : VFW_MAX_FDS_PER_MSG;
 	if (per == 0)
 		r = -ENOTSUP; /* the device takes no fds at all */
 	while (r == 0 && done < count) {
@@ -115,9 +115,9 @@ int vfmig_vmm_dev_set_irq_eventfds(vfmig_vmm_dev *dev, uint32_t index,
 }
 
 static const uint32_t action_flags[] = {
-	[VFMIG_VMM_IRQ_MASK] = VFU_IRQ_SET_ACTION_MASK,
-	[VFMIG_VMM_IRQ_UNMASK] = VFU_IRQ_SET_ACTION_UNMASK,
-	[VFMIG_VMM_IRQ_TRIGGER] = VFU_IRQ_SET_ACTION_TRIGGER,
+	[VFMIG_VMM_IRQ_MASK] = VFW_IRQ_SET_ACTION_MASK,
+	[VFMIG_VMM_IRQ_UNMASK] = VFW_IRQ_SET_ACTION_UNMASK,
+	[VFMIG_VMM_IRQ_TRIGGER] = VFW_IRQ_SET_ACTION_TRIGGER,
 };
 
 int vfmig_vmm_dev_set_irq_action(vfmig_vmm_dev *dev, uint32_t index,
@@ -134,7 +134,7 @@ int vfmig_vmm_dev_set_irq_action(vfmig_vmm_dev *dev, uint32_t index,
 	    (bools && count > VMM_MAX_XFER))
 		return -EINVAL;
 	flags = action_flags[action] |
-		(bools ? VFU_IRQ_SET_DATA_BOOL : VFU_IRQ_SET_DATA_NONE);
+		(bools ? VFW_IRQ_SET_DATA_BOOL : VFW_IRQ_SET_DATA_NONE);
 	r = vmm_lock_live(dev);
 	if (r < 0)
 		return r;

@@ -15,24 +15,24 @@
 
 /* The public enum mirrors the wire values. */
 #define SAME(a, b) static_assert((long)(a) == (long)(b), #a)
-SAME(VFMIG_VMM_MIG_ERROR, VFU_MIG_STATE_ERROR);
-SAME(VFMIG_VMM_MIG_STOP, VFU_MIG_STATE_STOP);
-SAME(VFMIG_VMM_MIG_RUNNING, VFU_MIG_STATE_RUNNING);
-SAME(VFMIG_VMM_MIG_STOP_COPY, VFU_MIG_STATE_STOP_COPY);
-SAME(VFMIG_VMM_MIG_RESUMING, VFU_MIG_STATE_RESUMING);
-SAME(VFMIG_VMM_MIG_RUNNING_P2P, VFU_MIG_STATE_RUNNING_P2P);
-SAME(VFMIG_VMM_MIG_PRE_COPY, VFU_MIG_STATE_PRE_COPY);
-SAME(VFMIG_VMM_MIG_PRE_COPY_P2P, VFU_MIG_STATE_PRE_COPY_P2P);
-SAME(VFMIG_VMM_MIG_NUM_STATES, VFU_MIG_STATE_NUM);
-SAME(VFMIG_VMM_MIG_FLAG_STOP_COPY, VFU_MIGRATION_STOP_COPY);
-SAME(VFMIG_VMM_MIG_FLAG_P2P, VFU_MIGRATION_P2P);
-SAME(VFMIG_VMM_MIG_FLAG_PRE_COPY, VFU_MIGRATION_PRE_COPY);
+SAME(VFMIG_VMM_MIG_ERROR, VFW_MIG_STATE_ERROR);
+SAME(VFMIG_VMM_MIG_STOP, VFW_MIG_STATE_STOP);
+SAME(VFMIG_VMM_MIG_RUNNING, VFW_MIG_STATE_RUNNING);
+SAME(VFMIG_VMM_MIG_STOP_COPY, VFW_MIG_STATE_STOP_COPY);
+SAME(VFMIG_VMM_MIG_RESUMING, VFW_MIG_STATE_RESUMING);
+SAME(VFMIG_VMM_MIG_RUNNING_P2P, VFW_MIG_STATE_RUNNING_P2P);
+SAME(VFMIG_VMM_MIG_PRE_COPY, VFW_MIG_STATE_PRE_COPY);
+SAME(VFMIG_VMM_MIG_PRE_COPY_P2P, VFW_MIG_STATE_PRE_COPY_P2P);
+SAME(VFMIG_VMM_MIG_NUM_STATES, VFW_MIG_STATE_NUM);
+SAME(VFMIG_VMM_MIG_FLAG_STOP_COPY, VFW_MIGRATION_STOP_COPY);
+SAME(VFMIG_VMM_MIG_FLAG_P2P, VFW_MIGRATION_P2P);
+SAME(VFMIG_VMM_MIG_FLAG_PRE_COPY, VFW_MIGRATION_PRE_COPY);
 
 const char *vfmig_vmm_mig_state_name(uint32_t state)
 {
 	if (state == VFMIG_VMM_MIG_UNKNOWN)
 		return "UNKNOWN";
-	return vfu_mig_state_name(state);
+	return vfw_mig_state_name(state);
 }
 
 /* ---- discovery ---- */
@@ -52,15 +52,15 @@ static void blocker(struct vfmig_vmm_mig_caps *caps, const char *fmt, ...)
 /* PROBE with the given GET/SET bits; the echoed payload is not used. */
 static int probe(vfmig_vmm_dev *dev, uint32_t feature, uint32_t ops)
 {
-	struct vfu_msg reply;
+	struct vfw_msg reply;
 	const uint8_t *data;
 	size_t len;
-	int r = vmm_feature_call(dev, VFU_FEATURE_PROBE | ops | feature, NULL,
+	int r = vmm_feature_call(dev, VFW_FEATURE_PROBE | ops | feature, NULL,
 				 0, 0, &reply, &data, &len);
 
 	if (r == 0)
-		vfu_msg_release(&reply);
-	vfu_log(&dev->log, VFU_LOG_DEBUG, "PROBE feature %u ops 0x%x: %d",
+		vfw_msg_release(&reply);
+	vfw_log(&dev->log, VFW_LOG_DEBUG, "PROBE feature %u ops 0x%x: %d",
 		feature, ops, r);
 	return r;
 }
@@ -71,7 +71,7 @@ static int refused(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps,
 {
 	blocker(caps, "%s %s: %s", what,
 		dev->fd < 0 ? "failed" : "refused", vfmig_vmm_strerror(err));
-	vfu_log(&dev->log, VFU_LOG_INFO, "migration blocked: %s",
+	vfw_log(&dev->log, VFW_LOG_INFO, "migration blocked: %s",
 		caps->blocker);
 	return dev->fd < 0 ? err : 0;
 }
@@ -79,9 +79,9 @@ static int refused(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps,
 static int probe_logging(vfmig_vmm_dev *dev, bool *ok)
 {
 	static const uint32_t probes[][2] = {
-		{ VFU_FEATURE_DMA_LOGGING_START, VFU_FEATURE_SET },
-		{ VFU_FEATURE_DMA_LOGGING_STOP, VFU_FEATURE_SET },
-		{ VFU_FEATURE_DMA_LOGGING_REPORT, VFU_FEATURE_GET },
+		{ VFW_FEATURE_DMA_LOGGING_START, VFW_FEATURE_SET },
+		{ VFW_FEATURE_DMA_LOGGING_STOP, VFW_FEATURE_SET },
+		{ VFW_FEATURE_DMA_LOGGING_REPORT, VFW_FEATURE_GET },
 	};
 
 	*ok = false;
@@ -101,9 +101,9 @@ static int probe_sizes(vfmig_vmm_dev *dev, uint64_t flags, bool *ok)
 	*ok = false;
 	if (!dev->caps.mig_info_version)
 		return 0;
-	r = probe(dev, VFU_FEATURE_MIG_DATA_SIZE, VFU_FEATURE_GET);
-	if (r == 0 && (flags & VFU_MIGRATION_PRE_COPY))
-		r = probe(dev, VFU_FEATURE_VFMIG_PRECOPY_INFO, VFU_FEATURE_GET);
+	r = probe(dev, VFW_FEATURE_MIG_DATA_SIZE, VFW_FEATURE_GET);
+	if (r == 0 && (flags & VFW_MIGRATION_PRE_COPY))
+		r = probe(dev, VFW_FEATURE_VFMIG_PRECOPY_INFO, VFW_FEATURE_GET);
 	if (r < 0)
 		return dev->fd < 0 ? r : 0;
 	*ok = true;
@@ -121,7 +121,7 @@ static int discover(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps)
 	bool keep = vmm_ds_on(dev) && dev->ds.tracked;
 
 	vmm_ds_forget(dev);
-	r = vmm_feature_exact(dev, VFU_FEATURE_GET | VFU_FEATURE_MIGRATION,
+	r = vmm_feature_exact(dev, VFW_FEATURE_GET | VFW_FEATURE_MIGRATION,
 			      NULL, 0, &flags, sizeof(flags));
 	if (r < 0) {
 		r = refused(dev, caps, "DEVICE_FEATURE MIGRATION", r);
@@ -129,15 +129,15 @@ static int discover(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps)
 			     : vmm_ds_discover(dev, caps, keep ? &prev : NULL);
 	}
 	caps->flags = flags;
-	if (!(flags & VFU_MIGRATION_STOP_COPY)) {
+	if (!(flags & VFW_MIGRATION_STOP_COPY)) {
 		blocker(caps, "device does not report STOP_COPY (flags 0x%llx)",
 			(unsigned long long)flags);
-		vfu_log(&dev->log, VFU_LOG_INFO, "migration blocked: %s",
+		vfw_log(&dev->log, VFW_LOG_INFO, "migration blocked: %s",
 			caps->blocker);
 		return 0;
 	}
-	r = probe(dev, VFU_FEATURE_MIG_DEVICE_STATE,
-		  VFU_FEATURE_GET | VFU_FEATURE_SET);
+	r = probe(dev, VFW_FEATURE_MIG_DEVICE_STATE,
+		  VFW_FEATURE_GET | VFW_FEATURE_SET);
 	if (r < 0)
 		return refused(dev, caps, "PROBE of MIG_DEVICE_STATE", r);
 	caps->migratable = true;
@@ -151,7 +151,7 @@ static int discover(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps)
 		return r;
 	}
 	dev->mig = &vmm_mig_v2;
-	vfu_log(&dev->log, VFU_LOG_INFO,
+	vfw_log(&dev->log, VFW_LOG_INFO,
 		"migratable: flags 0x%llx, dirty logging %s, size info %s",
 		(unsigned long long)flags, caps->dirty_logging ? "yes" : "no",
 		caps->size_info ? "yes" : "no");
@@ -211,8 +211,8 @@ int vfmig_vmm_mig_set_state(vfmig_vmm_dev *dev, uint32_t target,
 
 	if (final)
 		*final = VFMIG_VMM_MIG_UNKNOWN;
-	if (target == VFU_MIG_STATE_ERROR || target >= VFU_MIG_STATE_NUM ||
-	    recover >= VFU_MIG_STATE_NUM)
+	if (target == VFW_MIG_STATE_ERROR || target >= VFW_MIG_STATE_NUM ||
+	    recover >= VFW_MIG_STATE_NUM)
 		return -EINVAL;
 	r = vmm_lock_live(dev);
 	if (r < 0)
@@ -264,12 +264,12 @@ static int estimate(vfmig_vmm_dev *dev, uint32_t feature, void *out,
 int vfmig_vmm_mig_precopy_info(vfmig_vmm_dev *dev, uint64_t *initial_bytes,
 			       uint64_t *dirty_bytes)
 {
-	struct vfu_precopy_info pi;
+	struct vfw_precopy_info pi;
 	int r;
 
 	if (!initial_bytes || !dirty_bytes)
 		return -EINVAL;
-	r = estimate(dev, VFU_FEATURE_VFMIG_PRECOPY_INFO, &pi, sizeof(pi));
+	r = estimate(dev, VFW_FEATURE_VFMIG_PRECOPY_INFO, &pi, sizeof(pi));
 	if (r < 0)
 		return r;
 	*initial_bytes = pi.initial_bytes;
@@ -279,12 +279,12 @@ int vfmig_vmm_mig_precopy_info(vfmig_vmm_dev *dev, uint64_t *initial_bytes,
 
 int vfmig_vmm_mig_stop_copy_size(vfmig_vmm_dev *dev, uint64_t *bytes)
 {
-	struct vfu_mig_data_size ds;
+	struct vfw_mig_data_size ds;
 	int r;
 
 	if (!bytes)
 		return -EINVAL;
-	r = estimate(dev, VFU_FEATURE_MIG_DATA_SIZE, &ds, sizeof(ds));
+	r = estimate(dev, VFW_FEATURE_MIG_DATA_SIZE, &ds, sizeof(ds));
 	if (r < 0)
 		return r;
 	*bytes = ds.stop_copy_length;

@@ -143,7 +143,7 @@ static void load_reset(struct vmm_ds *ds)
 
 void vmm_ds_after_reset(vfmig_vmm_dev *dev)
 {
-	dev->ds.sess.state = VFU_MIG_STATE_RUNNING;
+	dev->ds.sess.state = VFW_MIG_STATE_RUNNING;
 	dev->ds.sess.logging = false;
 	dev->ds.sess.mem_fetched = 0;
 	dev->ds.sess.mem_done = false;
@@ -167,27 +167,27 @@ static void ds_blocker(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps,
 		  ap);
 	va_end(ap);
 	caps->migratable = false;
-	vfu_log(&dev->log, VFU_LOG_INFO, "migration blocked: %s",
+	vfw_log(&dev->log, VFW_LOG_INFO, "migration blocked: %s",
 		caps->blocker);
 }
 
 static const char *const ds_names[] = {
-	[VFU_REGION_SUBTYPE_DEVICE_STATE_CTL] = "control",
-	[VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_CONFIG] = "device-config",
-	[VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_MEMORY] = "device-memory",
-	[VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_DIRTYBITMAP] = "dirty-bitmap",
+	[VFW_REGION_SUBTYPE_DEVICE_STATE_CTL] = "control",
+	[VFW_REGION_SUBTYPE_DEVICE_STATE_DATA_CONFIG] = "device-config",
+	[VFW_REGION_SUBTYPE_DEVICE_STATE_DATA_MEMORY] = "device-memory",
+	[VFW_REGION_SUBTYPE_DEVICE_STATE_DATA_DIRTYBITMAP] = "dirty-bitmap",
 };
 
 static struct vmm_ds_region *ds_slot(struct vmm_ds *ds, uint32_t subtype)
 {
 	switch (subtype) {
-	case VFU_REGION_SUBTYPE_DEVICE_STATE_CTL:
+	case VFW_REGION_SUBTYPE_DEVICE_STATE_CTL:
 		return &ds->ctl;
-	case VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_CONFIG:
+	case VFW_REGION_SUBTYPE_DEVICE_STATE_DATA_CONFIG:
 		return &ds->cfg;
-	case VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_MEMORY:
+	case VFW_REGION_SUBTYPE_DEVICE_STATE_DATA_MEMORY:
 		return &ds->mem;
-	case VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_DIRTYBITMAP:
+	case VFW_REGION_SUBTYPE_DEVICE_STATE_DATA_DIRTYBITMAP:
 		return &ds->bmp;
 	default:
 		return NULL;
@@ -207,7 +207,7 @@ static void try_map(vfmig_vmm_dev *dev, struct vmm_ds_region *rg,
 	rg->fd_off = info->mmap_offset;
 	rg->has_fd = rg->fd >= 0;
 	if (!rg->has_fd)
-		vfu_log(&dev->log, VFU_LOG_DEBUG,
+		vfw_log(&dev->log, VFW_LOG_DEBUG,
 			"region %u: cannot keep its fd (%s); using "
 			"REGION_READ/WRITE", info->index, strerror(errno));
 }
@@ -221,7 +221,7 @@ static int scan_one(vfmig_vmm_dev *dev, uint32_t index, bool *any)
 
 	if (r < 0)
 		return dev->fd < 0 ? r : 0; /* a refused index is skipped */
-	if (info.has_type && info.type == VFU_REGION_TYPE_DEVICE_STATE &&
+	if (info.has_type && info.type == VFW_REGION_TYPE_DEVICE_STATE &&
 	    (rg = ds_slot(&dev->ds, info.subtype)) && !rg->present) {
 		*any = true;
 		*rg = (struct vmm_ds_region){ true, index, info.flags,
@@ -229,7 +229,7 @@ static int scan_one(vfmig_vmm_dev *dev, uint32_t index, bool *any)
 		if (rg != &dev->ds.ctl && info.size >= MIN_DATA_REGION &&
 		    info.size <= MAX_DATA_REGION)
 			try_map(dev, rg, &info);
-		vfu_log(&dev->log, VFU_LOG_DEBUG,
+		vfw_log(&dev->log, VFW_LOG_DEBUG,
 			"region %u: %s, %llu bytes, flags 0x%x%s", index,
 			ds_names[info.subtype],
 			(unsigned long long)info.size, info.flags,
@@ -273,11 +273,11 @@ static bool ctl_ok(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps)
 		return ds_blocker(dev, caps,
 				  "control region not readable and writable"),
 		       false;
-	if (c->size < VFU_DS_CTL_STRUCT_SIZE)
+	if (c->size < VFW_DS_CTL_STRUCT_SIZE)
 		return ds_blocker(dev, caps,
 				  "control region of %llu bytes (want >= %u)",
 				  (unsigned long long)c->size,
-				  VFU_DS_CTL_STRUCT_SIZE),
+				  VFW_DS_CTL_STRUCT_SIZE),
 		       false;
 	if (vmm_xfer_chunk(dev) < 8)
 		return ds_blocker(dev, caps,
@@ -292,15 +292,15 @@ static bool read_header(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps,
 			int *err)
 {
 	uint64_t version = 0, dcaps = 0;
-	int r = ctl_read(dev, VFU_DS_OFF_VERSION, &version, 4);
+	int r = ctl_read(dev, VFW_DS_OFF_VERSION, &version, 4);
 
-	if (r == 0 && version != VFU_DEVICE_STATE_INTERFACE_VERSION)
+	if (r == 0 && version != VFW_DEVICE_STATE_INTERFACE_VERSION)
 		return ds_blocker(dev, caps, "version %llu, expected %u",
 				  (unsigned long long)version,
-				  VFU_DEVICE_STATE_INTERFACE_VERSION),
+				  VFW_DEVICE_STATE_INTERFACE_VERSION),
 		       false;
 	if (r == 0)
-		r = ctl_read(dev, VFU_DS_OFF_CAPS, &dcaps, 4);
+		r = ctl_read(dev, VFW_DS_OFF_CAPS, &dcaps, 4);
 	if (r < 0) {
 		*err = dev->fd < 0 ? r : 0;
 		ds_blocker(dev, caps, "reading the control region: %s",
@@ -317,13 +317,13 @@ static bool pieces_ok(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps)
 	struct vmm_ds *ds = &dev->ds;
 
 	if (!data_region_ok(dev, &ds->cfg,
-			    VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_CONFIG, caps))
+			    VFW_REGION_SUBTYPE_DEVICE_STATE_DATA_CONFIG, caps))
 		return false;
-	if ((ds->caps & VFU_DS_CAP_DEVICE_MEMORY) &&
+	if ((ds->caps & VFW_DS_CAP_DEVICE_MEMORY) &&
 	    !data_region_ok(dev, &ds->mem,
-			    VFU_REGION_SUBTYPE_DEVICE_STATE_DATA_MEMORY, caps))
+			    VFW_REGION_SUBTYPE_DEVICE_STATE_DATA_MEMORY, caps))
 		return false;
-	if (!(ds->caps & VFU_DS_CAP_SYSTEM_MEMORY))
+	if (!(ds->caps & VFW_DS_CAP_SYSTEM_MEMORY))
 		return true;
 	if (!ds->bmp.present)
 		return ds_blocker(dev, caps, "no dirty-bitmap region"), false;
@@ -364,18 +364,18 @@ int vmm_ds_discover(vfmig_vmm_dev *dev, struct vfmig_vmm_mig_caps *caps,
 		return 0;
 	}
 	caps->blocker[0] = '\0';
-	caps->flags = VFU_MIGRATION_STOP_COPY;
-	if (dev->ds.caps & VFU_DS_CAP_DEVICE_MEMORY)
-		caps->flags |= VFU_MIGRATION_PRE_COPY;
+	caps->flags = VFW_MIGRATION_STOP_COPY;
+	if (dev->ds.caps & VFW_DS_CAP_DEVICE_MEMORY)
+		caps->flags |= VFW_MIGRATION_PRE_COPY;
 	caps->migratable = true;
-	caps->dirty_logging = dev->ds.caps & VFU_DS_CAP_SYSTEM_MEMORY;
+	caps->dirty_logging = dev->ds.caps & VFW_DS_CAP_SYSTEM_MEMORY;
 	caps->size_info = false;
 	dev->mig = &vmm_mig_region;
 	vmm_ds_after_reset(dev);
 	if (prev) /* the tracked state and sessions of an earlier discovery */
 		dev->ds.sess = prev->sess;
 	dev->ds.tracked = true;
-	vfu_log(&dev->log, VFU_LOG_INFO,
+	vfw_log(&dev->log, VFW_LOG_INFO,
 		"migratable (region interface): caps 0x%x, memory %s, "
 		"config %s", dev->ds.caps,
 		dev->ds.mem.has_fd ? "through its fd" : "by message",
@@ -396,25 +396,25 @@ lost:
 static int ds_value(const struct vmm_ds *ds, uint32_t st, uint32_t *v)
 {
 	switch (st) {
-	case VFU_MIG_STATE_RUNNING:
+	case VFW_MIG_STATE_RUNNING:
 		*v = 0;
 		break;
-	case VFU_MIG_STATE_STOP:
-	case VFU_MIG_STATE_RESUMING:
-		*v = VFU_DS_STATE_STOP;
+	case VFW_MIG_STATE_STOP:
+	case VFW_MIG_STATE_RESUMING:
+		*v = VFW_DS_STATE_STOP;
 		break;
-	case VFU_MIG_STATE_PRE_COPY:
-		*v = VFU_DS_STATE_LOGGING;
+	case VFW_MIG_STATE_PRE_COPY:
+		*v = VFW_DS_STATE_LOGGING;
 		break;
-	case VFU_MIG_STATE_STOP_COPY:
-		*v = VFU_DS_STATE_STOP | VFU_DS_STATE_LOGGING;
+	case VFW_MIG_STATE_STOP_COPY:
+		*v = VFW_DS_STATE_STOP | VFW_DS_STATE_LOGGING;
 		break;
 	default:
 		return -EINVAL;
 	}
 	/* Logging while loading would make the value STOP_COPY. */
-	if (ds->sess.logging && st != VFU_MIG_STATE_RESUMING)
-		*v |= VFU_DS_STATE_LOGGING;
+	if (ds->sess.logging && st != VFW_MIG_STATE_RESUMING)
+		*v |= VFW_DS_STATE_LOGGING;
 	return 0;
 }
 
@@ -425,21 +425,21 @@ static int write_state(vfmig_vmm_dev *dev, uint32_t st)
 
 	if (r < 0)
 		return r;
-	vfu_log(&dev->log, VFU_LOG_DEBUG, "device_state = %u (%s)", v,
-		vfu_mig_state_name(st));
-	return ctl_write(dev, VFU_DS_OFF_DEVICE_STATE, v, 4);
+	vfw_log(&dev->log, VFW_LOG_DEBUG, "device_state = %u (%s)", v,
+		vfw_mig_state_name(st));
+	return ctl_write(dev, VFW_DS_OFF_DEVICE_STATE, v, 4);
 }
 
 /* The shadow moves to st: start a save or a load session as needed. */
 static void enter(struct vmm_ds *ds, uint32_t st)
 {
-	if (vfu_mig_state_saving(st) && !vfu_mig_state_saving(ds->sess.state)) {
+	if (vfw_mig_state_saving(st) && !vfw_mig_state_saving(ds->sess.state)) {
 		ds->sess.mem_fetched = 0;
 		ds->sess.mem_done = false;
 	}
-	if (st == VFU_MIG_STATE_RESUMING) {
+	if (st == VFW_MIG_STATE_RESUMING) {
 		ds->sess.logging = false; /* the device dropped it with STOP */
-		if (ds->sess.state != VFU_MIG_STATE_RESUMING)
+		if (ds->sess.state != VFW_MIG_STATE_RESUMING)
 			load_reset(ds);
 	}
 	ds->sess.state = st;
@@ -450,29 +450,29 @@ static uint32_t ds_recover(vfmig_vmm_dev *dev, uint32_t recover)
 {
 	int r;
 
-	if (recover != VFU_MIG_STATE_ERROR) {
+	if (recover != VFW_MIG_STATE_ERROR) {
 		r = write_state(dev, recover);
 		if (r == 0) {
-			vfu_log(&dev->log, VFU_LOG_WARNING, "recovered to %s",
-				vfu_mig_state_name(recover));
+			vfw_log(&dev->log, VFW_LOG_WARNING, "recovered to %s",
+				vfw_mig_state_name(recover));
 			enter(&dev->ds, recover);
 			return recover;
 		}
-		vfu_log(&dev->log, VFU_LOG_ERR, "device_state %s to recover "
-			"failed: %s", vfu_mig_state_name(recover),
+		vfw_log(&dev->log, VFW_LOG_ERR, "device_state %s to recover "
+			"failed: %s", vfw_mig_state_name(recover),
 			vfmig_vmm_strerror(r));
 		if (dev->fd < 0)
 			return VFMIG_VMM_MIG_UNKNOWN;
 	}
 	r = vmm_reset_locked(dev);
 	if (r < 0) {
-		vfu_log(&dev->log, VFU_LOG_ERR, "reset after failed write: %s",
+		vfw_log(&dev->log, VFW_LOG_ERR, "reset after failed write: %s",
 			vfmig_vmm_strerror(r));
 		return VFMIG_VMM_MIG_UNKNOWN;
 	}
 	vmm_ds_after_reset(dev);
-	vfu_log(&dev->log, VFU_LOG_WARNING, "device reset; now in RUNNING");
-	return VFU_MIG_STATE_RUNNING;
+	vfw_log(&dev->log, VFW_LOG_WARNING, "device reset; now in RUNNING");
+	return VFW_MIG_STATE_RUNNING;
 }
 
 static int ds_set_state(vfmig_vmm_dev *dev, uint32_t target,
@@ -484,31 +484,31 @@ static int ds_set_state(vfmig_vmm_dev *dev, uint32_t target,
 
 	*ended = ds->sess.state;
 	if (ds_value(ds, target, &v) < 0 ||
-	    (recover != VFU_MIG_STATE_ERROR && ds_value(ds, recover, &v) < 0))
+	    (recover != VFW_MIG_STATE_ERROR && ds_value(ds, recover, &v) < 0))
 		return -EINVAL;
 	/* Writing STOP again would end the load we are in. */
-	if (target == VFU_MIG_STATE_RESUMING &&
-	    ds->sess.state == VFU_MIG_STATE_RESUMING)
+	if (target == VFW_MIG_STATE_RESUMING &&
+	    ds->sess.state == VFW_MIG_STATE_RESUMING)
 		return 0;
-	if (ds->sess.state == VFU_MIG_STATE_RESUMING && (ds->sess.hdr_got || ds->sess.left))
-		vfu_log(&dev->log, VFU_LOG_WARNING,
+	if (ds->sess.state == VFW_MIG_STATE_RESUMING && (ds->sess.hdr_got || ds->sess.left))
+		vfw_log(&dev->log, VFW_LOG_WARNING,
 			"leaving RESUMING inside a chunk: the stream was "
 			"truncated");
 	r = write_state(dev, target);
 	if (r == 0) {
 		enter(ds, target);
 		*ended = target;
-		vfu_log(&dev->log, VFU_LOG_INFO, "device now in %s",
-			vfu_mig_state_name(target));
+		vfw_log(&dev->log, VFW_LOG_INFO, "device now in %s",
+			vfw_mig_state_name(target));
 		return 0;
 	}
-	vfu_log(&dev->log, VFU_LOG_ERR, "device_state for %s failed: %s",
-		vfu_mig_state_name(target), vfmig_vmm_strerror(r));
+	vfw_log(&dev->log, VFW_LOG_ERR, "device_state for %s failed: %s",
+		vfw_mig_state_name(target), vfmig_vmm_strerror(r));
 	*ended = VFMIG_VMM_MIG_UNKNOWN;
 	if (dev->fd >= 0)
 		*ended = ds_recover(dev, recover);
 	if (*ended == VFMIG_VMM_MIG_UNKNOWN)
-		ds->sess.state = VFU_MIG_STATE_ERROR;
+		ds->sess.state = VFW_MIG_STATE_ERROR;
 	return r;
 }
 
@@ -518,24 +518,24 @@ static int ds_set_state(vfmig_vmm_dev *dev, uint32_t target,
 static int fetch(vfmig_vmm_dev *dev, uint32_t kind, uint64_t *size)
 {
 	struct vmm_ds *ds = &dev->ds;
-	bool mem = kind == VFU_DS_CHUNK_MEMORY;
+	bool mem = kind == VFW_DS_CHUNK_MEMORY;
 	const struct vmm_ds_region *rg = mem ? &ds->mem : &ds->cfg;
 	int r = 0;
 
 	if (mem)
-		r = ctl_write(dev, VFU_DS_OFF_MEMORY_POS, ds->sess.mem_fetched, 8);
+		r = ctl_write(dev, VFW_DS_OFF_MEMORY_POS, ds->sess.mem_fetched, 8);
 	if (r == 0)
-		r = ctl_write(dev, mem ? VFU_DS_OFF_MEMORY_ACTION
-				       : VFU_DS_OFF_CONFIG_ACTION,
-			      VFU_DS_ACTION_GET_BUFFER, 4);
+		r = ctl_write(dev, mem ? VFW_DS_OFF_MEMORY_ACTION
+				       : VFW_DS_OFF_CONFIG_ACTION,
+			      VFW_DS_ACTION_GET_BUFFER, 4);
 	if (r == 0)
-		r = ctl_read(dev, mem ? VFU_DS_OFF_MEMORY_SIZE
-				      : VFU_DS_OFF_CONFIG_SIZE,
+		r = ctl_read(dev, mem ? VFW_DS_OFF_MEMORY_SIZE
+				      : VFW_DS_OFF_CONFIG_SIZE,
 			     size, 8);
 	if (r < 0)
 		return r;
 	if (*size > rg->size) {
-		vfu_log(&dev->log, VFU_LOG_ERR,
+		vfw_log(&dev->log, VFW_LOG_ERR,
 			"%s size %llu beyond its %llu-byte region",
 			mem ? "device_memory" : "device_config",
 			(unsigned long long)*size,
@@ -558,9 +558,9 @@ static int deliver(struct pump *p, uint32_t kind, uint64_t size)
 {
 	vfmig_vmm_dev *dev = p->dev;
 	const struct vmm_ds_region *rg =
-		kind == VFU_DS_CHUNK_MEMORY ? &dev->ds.mem : &dev->ds.cfg;
+		kind == VFW_DS_CHUNK_MEMORY ? &dev->ds.mem : &dev->ds.cfg;
 	size_t chunk = vmm_xfer_chunk(dev);
-	uint8_t hdr[VFU_DS_CHUNK_HDR] = { (uint8_t)kind,
+	uint8_t hdr[VFW_DS_CHUNK_HDR] = { (uint8_t)kind,
 					  (uint8_t)(size >> 24),
 					  (uint8_t)(size >> 16),
 					  (uint8_t)(size >> 8), (uint8_t)size };
@@ -606,10 +606,10 @@ static int save_chunk(struct pump *p, uint32_t st, uint32_t *kind,
 		vmm_unlock(dev);
 		return -EINVAL; /* rediscovered or moved meanwhile */
 	}
-	*kind = st == VFU_MIG_STATE_PRE_COPY || !ds->sess.mem_done
-			? VFU_DS_CHUNK_MEMORY
-			: VFU_DS_CHUNK_CONFIG;
-	if (*kind == VFU_DS_CHUNK_MEMORY && !ds->mem.present) {
+	*kind = st == VFW_MIG_STATE_PRE_COPY || !ds->sess.mem_done
+			? VFW_DS_CHUNK_MEMORY
+			: VFW_DS_CHUNK_CONFIG;
+	if (*kind == VFW_DS_CHUNK_MEMORY && !ds->mem.present) {
 		*size = 0;
 	} else {
 		r = fetch(dev, *kind, size);
@@ -619,12 +619,12 @@ static int save_chunk(struct pump *p, uint32_t st, uint32_t *kind,
 		}
 	}
 	if (*size == 0) {
-		if (*kind == VFU_DS_CHUNK_MEMORY)
+		if (*kind == VFW_DS_CHUNK_MEMORY)
 			ds->sess.mem_done = true;
 		vmm_unlock(dev);
 		return 0;
 	}
-	if (*kind == VFU_DS_CHUNK_MEMORY)
+	if (*kind == VFW_DS_CHUNK_MEMORY)
 		ds->sess.mem_fetched += *size;
 	r = deliver(p, *kind, *size);
 	return r < 0 ? r : 1;
@@ -643,10 +643,10 @@ static int ds_save(vfmig_vmm_dev *dev, uint64_t budget,
 		return r;
 	st = dev->ds.sess.state;
 	res->state = st;
-	if (st == VFU_MIG_STATE_STOP_COPY && !dev->ds.mem.present)
+	if (st == VFW_MIG_STATE_STOP_COPY && !dev->ds.mem.present)
 		dev->ds.sess.mem_done = true;
 	vmm_unlock(dev);
-	if (st != VFU_MIG_STATE_PRE_COPY && st != VFU_MIG_STATE_STOP_COPY)
+	if (st != VFW_MIG_STATE_PRE_COPY && st != VFW_MIG_STATE_STOP_COPY)
 		return -EINVAL;
 	p.buf = malloc(VMM_MAX_XFER);
 	if (!p.buf)
@@ -656,16 +656,16 @@ static int ds_save(vfmig_vmm_dev *dev, uint64_t budget,
 		if (r < 0)
 			break;
 		if (r == 0) {
-			if (st == VFU_MIG_STATE_STOP_COPY &&
-			    kind == VFU_DS_CHUNK_MEMORY)
+			if (st == VFW_MIG_STATE_STOP_COPY &&
+			    kind == VFW_DS_CHUNK_MEMORY)
 				continue; /* on to the config data */
-			res->status = st == VFU_MIG_STATE_STOP_COPY
+			res->status = st == VFW_MIG_STATE_STOP_COPY
 					      ? VFMIG_VMM_MIG_SAVE_END
 					      : VFMIG_VMM_MIG_SAVE_DRAINED;
 			r = 0;
 			break;
 		}
-		res->bytes += VFU_DS_CHUNK_HDR + size;
+		res->bytes += VFW_DS_CHUNK_HDR + size;
 		if (budget && res->bytes >= budget) {
 			res->status = VFMIG_VMM_MIG_SAVE_BUDGET;
 			r = 0;
@@ -682,19 +682,19 @@ static int ds_save(vfmig_vmm_dev *dev, uint64_t budget,
 static int flush(vfmig_vmm_dev *dev)
 {
 	struct vmm_ds *ds = &dev->ds;
-	bool mem = ds->sess.kind == VFU_DS_CHUNK_MEMORY;
+	bool mem = ds->sess.kind == VFW_DS_CHUNK_MEMORY;
 	int r = 0;
 
 	if (mem)
-		r = ctl_write(dev, VFU_DS_OFF_MEMORY_POS, ds->sess.mem_loaded, 8);
+		r = ctl_write(dev, VFW_DS_OFF_MEMORY_POS, ds->sess.mem_loaded, 8);
 	if (r == 0)
-		r = ctl_write(dev, mem ? VFU_DS_OFF_MEMORY_SIZE
-				       : VFU_DS_OFF_CONFIG_SIZE,
+		r = ctl_write(dev, mem ? VFW_DS_OFF_MEMORY_SIZE
+				       : VFW_DS_OFF_CONFIG_SIZE,
 			      ds->sess.fill, 8);
 	if (r == 0)
-		r = ctl_write(dev, mem ? VFU_DS_OFF_MEMORY_ACTION
-				       : VFU_DS_OFF_CONFIG_ACTION,
-			      VFU_DS_ACTION_SET_BUFFER, 4);
+		r = ctl_write(dev, mem ? VFW_DS_OFF_MEMORY_ACTION
+				       : VFW_DS_OFF_CONFIG_ACTION,
+			      VFW_DS_ACTION_SET_BUFFER, 4);
 	if (r < 0)
 		return r;
 	if (mem)
@@ -709,26 +709,26 @@ static int flush(vfmig_vmm_dev *dev)
 static int take_header(vfmig_vmm_dev *dev, const uint8_t *p, size_t len)
 {
 	struct vmm_ds *ds = &dev->ds;
-	size_t n = VFU_DS_CHUNK_HDR - ds->sess.hdr_got;
+	size_t n = VFW_DS_CHUNK_HDR - ds->sess.hdr_got;
 
 	if (n > len)
 		n = len;
 	memcpy(ds->sess.hdr + ds->sess.hdr_got, p, n);
 	ds->sess.hdr_got += n;
-	if (ds->sess.hdr_got < VFU_DS_CHUNK_HDR)
+	if (ds->sess.hdr_got < VFW_DS_CHUNK_HDR)
 		return (int)n;
 	ds->sess.kind = ds->sess.hdr[0];
 	ds->sess.left = (uint64_t)ds->sess.hdr[1] << 24 | (uint64_t)ds->sess.hdr[2] << 16 |
 		   (uint64_t)ds->sess.hdr[3] << 8 | ds->sess.hdr[4];
 	ds->sess.fill = 0;
-	if ((ds->sess.kind != VFU_DS_CHUNK_MEMORY && ds->sess.kind != VFU_DS_CHUNK_CONFIG) ||
-	    (ds->sess.kind == VFU_DS_CHUNK_MEMORY && !ds->mem.present)) {
-		vfu_log(&dev->log, VFU_LOG_ERR, "device data: chunk kind %u",
+	if ((ds->sess.kind != VFW_DS_CHUNK_MEMORY && ds->sess.kind != VFW_DS_CHUNK_CONFIG) ||
+	    (ds->sess.kind == VFW_DS_CHUNK_MEMORY && !ds->mem.present)) {
+		vfw_log(&dev->log, VFW_LOG_ERR, "device data: chunk kind %u",
 			ds->sess.kind);
 		return -EPROTO;
 	}
 	if (ds->sess.left > MAX_CHUNK) {
-		vfu_log(&dev->log, VFU_LOG_ERR,
+		vfw_log(&dev->log, VFW_LOG_ERR,
 			"device data: chunk of %llu bytes",
 			(unsigned long long)ds->sess.left);
 		return -EPROTO;
@@ -744,7 +744,7 @@ static int take_data(vfmig_vmm_dev *dev, const uint8_t *p, size_t len)
 {
 	struct vmm_ds *ds = &dev->ds;
 	const struct vmm_ds_region *rg =
-		ds->sess.kind == VFU_DS_CHUNK_MEMORY ? &ds->mem : &ds->cfg;
+		ds->sess.kind == VFW_DS_CHUNK_MEMORY ? &ds->mem : &ds->cfg;
 	uint64_t n = len;
 	int r;
 
@@ -772,7 +772,7 @@ static int ds_load(vfmig_vmm_dev *dev, const uint8_t *buf, size_t len)
 	struct vmm_ds *ds = &dev->ds;
 	size_t done = 0;
 
-	if (ds->sess.state != VFU_MIG_STATE_RESUMING)
+	if (ds->sess.state != VFW_MIG_STATE_RESUMING)
 		return -EINVAL;
 	if (ds->sess.load_err)
 		return ds->sess.load_err;
@@ -783,7 +783,7 @@ static int ds_load(vfmig_vmm_dev *dev, const uint8_t *buf, size_t len)
 		/* pieces stay below INT_MAX for the int results */
 		if (n > MAX_CHUNK)
 			n = MAX_CHUNK;
-		r = ds->sess.hdr_got < VFU_DS_CHUNK_HDR
+		r = ds->sess.hdr_got < VFW_DS_CHUNK_HDR
 			    ? take_header(dev, buf + done, n)
 			    : take_data(dev, buf + done, n);
 		if (r < 0) {
@@ -804,24 +804,24 @@ static int ds_log_start_all(vfmig_vmm_dev *dev, uint64_t page_size,
 	uint32_t v;
 	int r;
 
-	if (!(ds->caps & VFU_DS_CAP_SYSTEM_MEMORY))
+	if (!(ds->caps & VFW_DS_CAP_SYSTEM_MEMORY))
 		return -EOPNOTSUPP;
-	if (page_size != VFU_DS_PAGE_SIZE ||
-	    ds->sess.state == VFU_MIG_STATE_RESUMING)
+	if (page_size != VFW_DS_PAGE_SIZE ||
+	    ds->sess.state == VFW_MIG_STATE_RESUMING)
 		return -EINVAL;
 	if (ds->sess.logging)
 		return -EBUSY;
 	ds->sess.logging = true;
 	r = ds_value(ds, ds->sess.state, &v);
 	if (r == 0)
-		r = ctl_write(dev, VFU_DS_OFF_DEVICE_STATE, v, 4);
+		r = ctl_write(dev, VFW_DS_OFF_DEVICE_STATE, v, 4);
 	if (r < 0) {
 		ds->sess.logging = false;
 		return r;
 	}
 	if (chosen)
-		*chosen = VFU_DS_PAGE_SIZE;
-	vfu_log(&dev->log, VFU_LOG_INFO, "DMA logging on (device_state %u)",
+		*chosen = VFW_DS_PAGE_SIZE;
+	vfw_log(&dev->log, VFW_LOG_INFO, "DMA logging on (device_state %u)",
 		v);
 	return 0;
 }
@@ -836,16 +836,16 @@ static int ds_log_stop(vfmig_vmm_dev *dev)
 		return -EINVAL;
 	ds->sess.logging = false;
 	/* PRE_COPY and STOP_COPY carry the bit in their value. */
-	if (ds->sess.state == VFU_MIG_STATE_PRE_COPY ||
-	    ds->sess.state == VFU_MIG_STATE_STOP_COPY)
+	if (ds->sess.state == VFW_MIG_STATE_PRE_COPY ||
+	    ds->sess.state == VFW_MIG_STATE_STOP_COPY)
 		return 0;
 	r = ds_value(ds, ds->sess.state, &v);
 	if (r == 0)
-		r = ctl_write(dev, VFU_DS_OFF_DEVICE_STATE, v, 4);
+		r = ctl_write(dev, VFW_DS_OFF_DEVICE_STATE, v, 4);
 	if (r < 0)
 		ds->sess.logging = true;
 	else
-		vfu_log(&dev->log, VFU_LOG_INFO, "DMA logging off");
+		vfw_log(&dev->log, VFW_LOG_INFO, "DMA logging off");
 	return r;
 }
 
@@ -875,9 +875,9 @@ static int ds_log_report(vfmig_vmm_dev *dev, uint64_t iova,
 	bool stray = false;
 	int r = 0;
 
-	if (!(ds->caps & VFU_DS_CAP_SYSTEM_MEMORY))
+	if (!(ds->caps & VFW_DS_CAP_SYSTEM_MEMORY))
 		return -EOPNOTSUPP;
-	if (page_size != VFU_DS_PAGE_SIZE || iova % VFU_DS_PAGE_SIZE)
+	if (page_size != VFW_DS_PAGE_SIZE || iova % VFW_DS_PAGE_SIZE)
 		return -EINVAL;
 	usable = ds->bmp.size < VMM_MAX_XFER ? ds->bmp.size : VMM_MAX_XFER;
 	per = usable / 8 * 64; /* pages per pass, a multiple of 64 */
@@ -889,10 +889,10 @@ static int ds_log_report(vfmig_vmm_dev *dev, uint64_t iova,
 		uint64_t n = pages - done < per ? pages - done : per;
 		size_t bytes = (size_t)((n + 63) / 64 * 8);
 
-		r = ctl_write(dev, VFU_DS_OFF_SYS_START_ADDR,
+		r = ctl_write(dev, VFW_DS_OFF_SYS_START_ADDR,
 			      iova + done * page_size, 8);
 		if (r == 0)
-			r = ctl_write(dev, VFU_DS_OFF_SYS_PAGE_NR, n, 8);
+			r = ctl_write(dev, VFW_DS_OFF_SYS_PAGE_NR, n, 8);
 		if (r == 0)
 			r = data_read(dev, &ds->bmp, 0, buf, bytes);
 		if (r == 0)
@@ -901,7 +901,7 @@ static int ds_log_report(vfmig_vmm_dev *dev, uint64_t iova,
 	}
 	free(buf);
 	if (stray)
-		vfu_log(&dev->log, VFU_LOG_WARNING,
+		vfw_log(&dev->log, VFW_LOG_WARNING,
 			"dirty bitmap had bits past the range; dropped");
 	return r;
 }

@@ -23,22 +23,22 @@
 #define NO_DATA_FD 0xffffffffu
 
 static_assert(sizeof(struct vfmig_vmm_dma_range) ==
-		      sizeof(struct vfu_dma_logging_range),
+		      sizeof(struct vfw_dma_logging_range),
 	      "range layout");
 
 /* ---- state: MIG_DEVICE_STATE ---- */
 
 static int get_state(vfmig_vmm_dev *dev, uint32_t *state)
 {
-	struct vfu_mig_device_state st;
+	struct vfw_mig_device_state st;
 	int r = vmm_feature_exact(dev,
-				  VFU_FEATURE_GET | VFU_FEATURE_MIG_DEVICE_STATE,
+				  VFW_FEATURE_GET | VFW_FEATURE_MIG_DEVICE_STATE,
 				  NULL, 0, &st, sizeof(st));
 
 	if (r < 0)
 		return r;
-	if (st.device_state >= VFU_MIG_STATE_NUM) {
-		vfu_log(&dev->log, VFU_LOG_ERR, "device reports state %u",
+	if (st.device_state >= VFW_MIG_STATE_NUM) {
+		vfw_log(&dev->log, VFW_LOG_ERR, "device reports state %u",
 			st.device_state);
 		return vmm_proto_error(dev, NULL, "MIG_DEVICE_STATE out of range");
 	}
@@ -48,18 +48,18 @@ static int get_state(vfmig_vmm_dev *dev, uint32_t *state)
 
 static int set_state(vfmig_vmm_dev *dev, uint32_t target)
 {
-	struct vfu_mig_device_state req = { target, NO_DATA_FD }, echo;
+	struct vfw_mig_device_state req = { target, NO_DATA_FD }, echo;
 	int r;
 
-	vfu_log(&dev->log, VFU_LOG_DEBUG, "SET MIG_DEVICE_STATE %s",
-		vfu_mig_state_name(target));
+	vfw_log(&dev->log, VFW_LOG_DEBUG, "SET MIG_DEVICE_STATE %s",
+		vfw_mig_state_name(target));
 	r = vmm_feature_exact(dev,
-			      VFU_FEATURE_SET | VFU_FEATURE_MIG_DEVICE_STATE,
+			      VFW_FEATURE_SET | VFW_FEATURE_MIG_DEVICE_STATE,
 			      &req, sizeof(req), &echo, sizeof(echo));
 	if (r < 0)
 		return r;
 	if (memcmp(&req, &echo, sizeof(req)) != 0) {
-		vfu_log(&dev->log, VFU_LOG_ERR,
+		vfw_log(&dev->log, VFW_LOG_ERR,
 			"SET %u answered with state %u data_fd %u", target,
 			echo.device_state, echo.data_fd);
 		return vmm_proto_error(dev, NULL,
@@ -75,32 +75,32 @@ static uint32_t recover_state(vfmig_vmm_dev *dev, uint32_t recover)
 	uint32_t st;
 	int r;
 
-	if (recover != VFU_MIG_STATE_ERROR) {
+	if (recover != VFW_MIG_STATE_ERROR) {
 		r = set_state(dev, recover);
 		if (r == 0) {
-			vfu_log(&dev->log, VFU_LOG_WARNING,
-				"recovered to %s", vfu_mig_state_name(recover));
+			vfw_log(&dev->log, VFW_LOG_WARNING,
+				"recovered to %s", vfw_mig_state_name(recover));
 			return recover;
 		}
-		vfu_log(&dev->log, VFU_LOG_ERR, "SET %s to recover failed: %s",
-			vfu_mig_state_name(recover), vfmig_vmm_strerror(r));
+		vfw_log(&dev->log, VFW_LOG_ERR, "SET %s to recover failed: %s",
+			vfw_mig_state_name(recover), vfmig_vmm_strerror(r));
 		if (dev->fd < 0)
 			return VFMIG_VMM_MIG_UNKNOWN;
 	}
 	r = vmm_reset_locked(dev);
 	if (r < 0) {
-		vfu_log(&dev->log, VFU_LOG_ERR, "reset after failed SET: %s",
+		vfw_log(&dev->log, VFW_LOG_ERR, "reset after failed SET: %s",
 			vfmig_vmm_strerror(r));
 		return VFMIG_VMM_MIG_UNKNOWN;
 	}
 	r = get_state(dev, &st);
 	if (r < 0) {
-		vfu_log(&dev->log, VFU_LOG_ERR, "GET state after reset: %s",
+		vfw_log(&dev->log, VFW_LOG_ERR, "GET state after reset: %s",
 			vfmig_vmm_strerror(r));
 		return VFMIG_VMM_MIG_UNKNOWN;
 	}
-	vfu_log(&dev->log, VFU_LOG_WARNING, "device reset; now in %s",
-		vfu_mig_state_name(st));
+	vfw_log(&dev->log, VFW_LOG_WARNING, "device reset; now in %s",
+		vfw_mig_state_name(st));
 	return st;
 }
 
@@ -113,12 +113,12 @@ static int v2_set_state(vfmig_vmm_dev *dev, uint32_t target, uint32_t recover,
 	*ended = VFMIG_VMM_MIG_UNKNOWN;
 	if (r == 0) {
 		*ended = target;
-		vfu_log(&dev->log, VFU_LOG_INFO, "device now in %s",
-			vfu_mig_state_name(target));
+		vfw_log(&dev->log, VFW_LOG_INFO, "device now in %s",
+			vfw_mig_state_name(target));
 		return 0;
 	}
-	vfu_log(&dev->log, VFU_LOG_ERR, "SET %s failed: %s",
-		vfu_mig_state_name(target), vfmig_vmm_strerror(r));
+	vfw_log(&dev->log, VFW_LOG_ERR, "SET %s failed: %s",
+		vfw_mig_state_name(target), vfmig_vmm_strerror(r));
 	if (dev->fd >= 0)
 		*ended = recover_state(dev, recover);
 	return r;
@@ -131,7 +131,7 @@ static int v2_set_state(vfmig_vmm_dev *dev, uint32_t target, uint32_t recover,
 static int pump_chunk(vfmig_vmm_dev *dev, vfmig_vmm_mig_sink_fn sink,
 		      void *priv, size_t *asked)
 {
-	struct vfu_msg reply;
+	struct vfw_msg reply;
 	const uint8_t *data;
 	int r = vmm_lock_live(dev);
 
@@ -142,11 +142,11 @@ static int pump_chunk(vfmig_vmm_dev *dev, vfmig_vmm_mig_sink_fn sink,
 	vmm_unlock(dev);
 	if (r <= 0) {
 		if (r == 0)
-			vfu_msg_release(&reply);
+			vfw_msg_release(&reply);
 		return r;
 	}
 	int s = sink(priv, data, (size_t)r);
-	vfu_msg_release(&reply);
+	vfw_msg_release(&reply);
 	return s < 0 ? s : r;
 }
 
@@ -164,7 +164,7 @@ static int v2_save(vfmig_vmm_dev *dev, uint64_t budget,
 	if (r < 0)
 		return r;
 	res->state = st;
-	if (!vfu_mig_state_saving(st))
+	if (!vfw_mig_state_saving(st))
 		return -EINVAL;
 	for (;;) {
 		size_t asked;
@@ -173,7 +173,7 @@ static int v2_save(vfmig_vmm_dev *dev, uint64_t budget,
 			return r;
 		res->bytes += (uint64_t)r;
 		if ((size_t)r < asked) {
-			res->status = st == VFU_MIG_STATE_STOP_COPY
+			res->status = st == VFW_MIG_STATE_STOP_COPY
 					      ? VFMIG_VMM_MIG_SAVE_END
 					      : VFMIG_VMM_MIG_SAVE_DRAINED;
 			return 0;
@@ -194,15 +194,15 @@ static int v2_load(vfmig_vmm_dev *dev, const uint8_t *p, size_t len)
 
 	while (r == 0 && done < len) {
 		size_t n = len - done < chunk ? len - done : chunk;
-		struct vfu_mig_data m = { (uint32_t)(sizeof(m) + n),
+		struct vfw_mig_data m = { (uint32_t)(sizeof(m) + n),
 					  (uint32_t)n };
 		struct iovec iov[2] = { { &m, sizeof(m) },
 					{ (void *)(p + done), n } };
-		struct vfu_msg reply;
-		r = vmm_call(dev, VFU_CMD_MIG_DATA_WRITE, iov, 2, NULL, 0,
+		struct vfw_msg reply;
+		r = vmm_call(dev, VFW_CMD_MIG_DATA_WRITE, iov, 2, NULL, 0,
 			     &reply);
 		if (r == 0)
-			vfu_msg_release(&reply);
+			vfw_msg_release(&reply);
 		done += n;
 	}
 	return r;
@@ -215,14 +215,14 @@ static int v2_estimate(vfmig_vmm_dev *dev, uint32_t feature, void *out,
 {
 	if (!dev->caps.mig_info_version)
 		return -EOPNOTSUPP;
-	return vmm_feature_exact(dev, VFU_FEATURE_GET | feature, NULL, 0, out,
+	return vmm_feature_exact(dev, VFW_FEATURE_GET | feature, NULL, 0, out,
 				 len);
 }
 
 /* ---- DMA dirty logging: DMA_LOGGING_START / REPORT / STOP ---- */
 
 static_assert(sizeof(struct vfmig_vmm_dma_range) ==
-		      sizeof(struct vfu_dma_logging_range),
+		      sizeof(struct vfw_dma_logging_range),
 	      "range layout");
 
 /* Build the START payload; malloc'd, length in *len. */
@@ -230,16 +230,16 @@ static uint8_t *start_payload(uint64_t ps,
 			      const struct vfmig_vmm_dma_range *ranges,
 			      uint32_t n, size_t *len)
 {
-	struct vfu_dma_logging_start s = { .page_size = ps, .num_ranges = n };
+	struct vfw_dma_logging_start s = { .page_size = ps, .num_ranges = n };
 	uint8_t *p;
 
-	*len = sizeof(s) + (size_t)n * sizeof(struct vfu_dma_logging_range);
+	*len = sizeof(s) + (size_t)n * sizeof(struct vfw_dma_logging_range);
 	p = malloc(*len);
 	if (!p)
 		return NULL;
 	memcpy(p, &s, sizeof(s));
 	for (uint32_t i = 0; i < n; i++) {
-		struct vfu_dma_logging_range r = { ranges[i].iova,
+		struct vfw_dma_logging_range r = { ranges[i].iova,
 						   ranges[i].length };
 		memcpy(p + sizeof(s) + i * sizeof(r), &r, sizeof(r));
 	}
@@ -250,7 +250,7 @@ static uint8_t *start_payload(uint64_t ps,
 static int check_start_echo(const uint8_t *req, const uint8_t *data,
 			    size_t len, size_t want, uint64_t *ps)
 {
-	struct vfu_dma_logging_start s;
+	struct vfw_dma_logging_start s;
 
 	if (len != want)
 		return -EPROTO;
@@ -268,7 +268,7 @@ static int v2_log_start(vfmig_vmm_dev *dev, uint64_t page_size,
 			const struct vfmig_vmm_dma_range *ranges, uint32_t n,
 			uint64_t *chosen)
 {
-	struct vfu_msg reply;
+	struct vfw_msg reply;
 	const uint8_t *data;
 	uint8_t *req;
 	size_t len, got;
@@ -278,7 +278,7 @@ static int v2_log_start(vfmig_vmm_dev *dev, uint64_t page_size,
 	req = start_payload(page_size, ranges, n, &len);
 	if (!req)
 		return -ENOMEM;
-	r = vmm_feature_call(dev, VFU_FEATURE_SET | VFU_FEATURE_DMA_LOGGING_START,
+	r = vmm_feature_call(dev, VFW_FEATURE_SET | VFW_FEATURE_DMA_LOGGING_START,
 			     req, len, len, &reply, &data, &got);
 	if (r == 0) {
 		r = check_start_echo(req, data, got, len, &ps);
@@ -286,11 +286,11 @@ static int v2_log_start(vfmig_vmm_dev *dev, uint64_t page_size,
 			r = vmm_proto_error(dev, &reply,
 					    "DMA_LOGGING_START reply is no echo");
 		else
-			vfu_msg_release(&reply);
+			vfw_msg_release(&reply);
 	}
 	free(req);
 	if (r == 0) {
-		vfu_log(&dev->log, VFU_LOG_INFO,
+		vfw_log(&dev->log, VFW_LOG_INFO,
 			"DMA logging on: %u ranges, page size %llu", n,
 			(unsigned long long)ps);
 		if (chosen)
@@ -319,21 +319,21 @@ static void merge(uint64_t *out, const uint8_t *bits, size_t words,
 static int report_one(vfmig_vmm_dev *dev, uint64_t iova, uint64_t len,
 		      uint64_t ps, uint64_t pages, uint64_t *out)
 {
-	struct vfu_dma_logging_report req = { iova, len, ps }, echo;
+	struct vfw_dma_logging_report req = { iova, len, ps }, echo;
 	size_t words = (size_t)((pages + 63) / 64);
 	size_t want = sizeof(req) + words * 8;
-	struct vfu_msg reply;
+	struct vfw_msg reply;
 	const uint8_t *data;
 	size_t got;
 	bool stray = false;
 	int r;
 
-	r = vmm_feature_call(dev, VFU_FEATURE_GET | VFU_FEATURE_DMA_LOGGING_REPORT,
+	r = vmm_feature_call(dev, VFW_FEATURE_GET | VFW_FEATURE_DMA_LOGGING_REPORT,
 			     &req, sizeof(req), want, &reply, &data, &got);
 	if (r < 0)
 		return r;
 	if (got != want) {
-		vfu_log(&dev->log, VFU_LOG_ERR,
+		vfw_log(&dev->log, VFW_LOG_ERR,
 			"DMA_LOGGING_REPORT: %zu bytes of reply data, want %zu",
 			got, want);
 		return vmm_proto_error(dev, &reply, "REPORT reply size");
@@ -342,9 +342,9 @@ static int report_one(vfmig_vmm_dev *dev, uint64_t iova, uint64_t len,
 	if (memcmp(&echo, &req, sizeof(req)) != 0)
 		return vmm_proto_error(dev, &reply, "REPORT reply is no echo");
 	merge(out, data + sizeof(req), words, pages, &stray);
-	vfu_msg_release(&reply);
+	vfw_msg_release(&reply);
 	if (stray)
-		vfu_log(&dev->log, VFU_LOG_WARNING,
+		vfw_log(&dev->log, VFW_LOG_WARNING,
 			"REPORT set bits past the range; dropped");
 	return 0;
 }
@@ -370,15 +370,15 @@ static int v2_log_report(vfmig_vmm_dev *dev, uint64_t iova, uint64_t length,
 
 static int v2_log_stop(vfmig_vmm_dev *dev)
 {
-	struct vfu_msg reply;
+	struct vfw_msg reply;
 	const uint8_t *data;
 	size_t got;
-	int r = vmm_feature_call(dev, VFU_FEATURE_SET | VFU_FEATURE_DMA_LOGGING_STOP,
+	int r = vmm_feature_call(dev, VFW_FEATURE_SET | VFW_FEATURE_DMA_LOGGING_STOP,
 				 NULL, 0, 0, &reply, &data, &got);
 
 	if (r == 0) {
-		vfu_msg_release(&reply);
-		vfu_log(&dev->log, VFU_LOG_INFO, "DMA logging off");
+		vfw_msg_release(&reply);
+		vfw_log(&dev->log, VFW_LOG_INFO, "DMA logging off");
 	}
 	return r;
 }

@@ -14,18 +14,18 @@
 
 int vmm_dev_info_locked(vfmig_vmm_dev *dev, struct vfmig_vmm_dev_info *info)
 {
-	struct vfu_device_info di = { .argsz = sizeof(di) };
+	struct vfw_device_info di = { .argsz = sizeof(di) };
 	struct iovec iov = { &di, sizeof(di) };
-	struct vfu_msg reply;
+	struct vfw_msg reply;
 	int r;
 
-	r = vmm_call(dev, VFU_CMD_DEVICE_GET_INFO, &iov, 1, NULL, 0, &reply);
+	r = vmm_call(dev, VFW_CMD_DEVICE_GET_INFO, &iov, 1, NULL, 0, &reply);
 	if (r < 0)
 		return r;
 	if (reply.len != sizeof(di))
 		return vmm_proto_error(dev, &reply, "DEVICE_GET_INFO reply size");
 	memcpy(&di, reply.payload, sizeof(di));
-	vfu_msg_release(&reply);
+	vfw_msg_release(&reply);
 	*info = (struct vfmig_vmm_dev_info){ di.flags, di.num_regions,
 					     di.num_irqs };
 	return 0;
@@ -50,7 +50,7 @@ int vfmig_vmm_dev_get_info(vfmig_vmm_dev *dev, struct vfmig_vmm_dev_info *info)
 static int cap_sparse(const uint8_t *buf, size_t len, size_t off,
 		      struct vfmig_vmm_region_info *info, const char **why)
 {
-	struct vfu_region_info_cap_sparse_mmap sp;
+	struct vfw_region_info_cap_sparse_mmap sp;
 	size_t room;
 
 	if (info->has_sparse)
@@ -58,7 +58,7 @@ static int cap_sparse(const uint8_t *buf, size_t len, size_t off,
 	if (len - off < sizeof(sp))
 		return *why = "truncated SPARSE_MMAP capability", -EPROTO;
 	memcpy(&sp, buf + off, sizeof(sp));
-	room = (len - off - sizeof(sp)) / sizeof(struct vfu_sparse_mmap_area);
+	room = (len - off - sizeof(sp)) / sizeof(struct vfw_sparse_mmap_area);
 	if (sp.nr_areas > room)
 		return *why = "SPARSE_MMAP nr_areas beyond the reply", -EPROTO;
 	info->areas = calloc(sp.nr_areas ? sp.nr_areas : 1,
@@ -67,9 +67,9 @@ static int cap_sparse(const uint8_t *buf, size_t len, size_t off,
 		return -ENOMEM;
 	info->has_sparse = true;
 	for (uint32_t i = 0; i < sp.nr_areas; i++) {
-		struct vfu_sparse_mmap_area a;
+		struct vfw_sparse_mmap_area a;
 		memcpy(&a, buf + off + sizeof(sp) + i * sizeof(a), sizeof(a));
-		if (!vfu_range_ok(a.offset, a.size, info->size))
+		if (!vfw_range_ok(a.offset, a.size, info->size))
 			return *why = "sparse area outside the region", -EPROTO;
 		info->areas[i] = (struct vfmig_vmm_area){ a.offset, a.size };
 	}
@@ -80,7 +80,7 @@ static int cap_sparse(const uint8_t *buf, size_t len, size_t off,
 static int cap_type(const uint8_t *buf, size_t len, size_t off,
 		    struct vfmig_vmm_region_info *info, const char **why)
 {
-	struct vfu_region_info_cap_type t;
+	struct vfw_region_info_cap_type t;
 
 	if (len - off < sizeof(t))
 		return *why = "truncated TYPE capability", -EPROTO;
@@ -103,16 +103,16 @@ typedef int (*cap_fn)(const uint8_t *buf, size_t len, size_t off,
 		      struct vfmig_vmm_region_info *info, const char **why);
 
 static const cap_fn cap_table[] = {
-	[VFU_REGION_INFO_CAP_SPARSE_MMAP] = cap_sparse,
-	[VFU_REGION_INFO_CAP_TYPE] = cap_type,
-	[VFU_REGION_INFO_CAP_MSIX_MAPPABLE] = cap_msix,
+	[VFW_REGION_INFO_CAP_SPARSE_MMAP] = cap_sparse,
+	[VFW_REGION_INFO_CAP_TYPE] = cap_type,
+	[VFW_REGION_INFO_CAP_MSIX_MAPPABLE] = cap_msix,
 };
 
 int vmm_parse_region_caps(const uint8_t *buf, size_t len,
 			  struct vfmig_vmm_region_info *info,
 			  const char **why)
 {
-	struct vfu_region_info ri;
+	struct vfw_region_info ri;
 	size_t hops = 0;
 	uint32_t off;
 
@@ -120,12 +120,12 @@ int vmm_parse_region_caps(const uint8_t *buf, size_t len,
 	if (len < sizeof(ri))
 		return *why = "region info shorter than 32 bytes", -EPROTO;
 	memcpy(&ri, buf, sizeof(ri));
-	if (!(ri.flags & VFU_REGION_INFO_FLAG_CAPS) || ri.cap_offset == 0)
+	if (!(ri.flags & VFW_REGION_INFO_FLAG_CAPS) || ri.cap_offset == 0)
 		return 0;
 	/* Each capability takes at least a header, so a chain with more
 	 * hops than headers fit in the reply must loop. */
 	for (off = ri.cap_offset; off != 0; hops++) {
-		struct vfu_info_cap_header h;
+		struct vfw_info_cap_header h;
 		int r;
 
 		if (hops > len / sizeof(h))
@@ -149,14 +149,14 @@ int vmm_parse_region_caps(const uint8_t *buf, size_t len,
 
 /* One request with argsz; on success *reply holds a reply of >= 32 bytes. */
 static int region_info_call(vfmig_vmm_dev *dev, uint32_t index,
-			    uint32_t argsz, struct vfu_msg *reply,
-			    struct vfu_region_info *ri)
+			    uint32_t argsz, struct vfw_msg *reply,
+			    struct vfw_region_info *ri)
 {
-	struct vfu_region_info req = { .argsz = argsz, .index = index };
+	struct vfw_region_info req = { .argsz = argsz, .index = index };
 	struct iovec iov = { &req, sizeof(req) };
 	int r;
 
-	r = vmm_call(dev, VFU_CMD_DEVICE_GET_REGION_INFO, &iov, 1, NULL, 0,
+	r = vmm_call(dev, VFW_CMD_DEVICE_GET_REGION_INFO, &iov, 1, NULL, 0,
 		     reply);
 	if (r < 0)
 		return r;
@@ -173,15 +173,15 @@ static int region_info_call(vfmig_vmm_dev *dev, uint32_t index,
 static int region_info_locked(vfmig_vmm_dev *dev, uint32_t index,
 			      struct vfmig_vmm_region_info *info)
 {
-	struct vfu_region_info ri;
-	struct vfu_msg reply;
+	struct vfw_region_info ri;
+	struct vfw_msg reply;
 	uint32_t argsz = VMM_REGION_INFO_FIRST;
 	const char *why;
 	int r;
 
 	r = region_info_call(dev, index, argsz, &reply, &ri);
 	if (r == 0 && ri.argsz > argsz) {
-		vfu_msg_release(&reply);
+		vfw_msg_release(&reply);
 		if (ri.argsz > VMM_MAX_XFER)
 			return vmm_proto_error(dev, NULL,
 					       "region info argsz too large");
@@ -203,8 +203,8 @@ static int region_info_locked(vfmig_vmm_dev *dev, uint32_t index,
 	if (r == -EPROTO)
 		return vmm_proto_error(dev, &reply, why);
 	if (r == 0)
-		info->fd = vfu_msg_take_fd(&reply, 0);
-	vfu_msg_release(&reply);
+		info->fd = vfw_msg_take_fd(&reply, 0);
+	vfw_msg_release(&reply);
 	return r;
 }
 
@@ -314,10 +314,10 @@ void vfmig_vmm_region_munmap(struct vfmig_vmm_mapping *maps, size_t n)
 
 /* ---- REGION_READ / REGION_WRITE ---- */
 
-static bool echo_ok(const struct vfu_msg *reply,
-		    const struct vfu_region_access *req)
+static bool echo_ok(const struct vfw_msg *reply,
+		    const struct vfw_region_access *req)
 {
-	struct vfu_region_access a;
+	struct vfw_region_access a;
 
 	memcpy(&a, reply->payload, sizeof(a));
 	return a.offset == req->offset && a.region == req->region &&
@@ -327,10 +327,10 @@ static bool echo_ok(const struct vfu_msg *reply,
 static int read_chunk(vfmig_vmm_dev *dev, uint32_t index, uint64_t offset,
 		      uint8_t *buf, uint32_t count)
 {
-	struct vfu_region_access a = { offset, index, count };
+	struct vfw_region_access a = { offset, index, count };
 	struct iovec iov = { &a, sizeof(a) };
-	struct vfu_msg reply;
-	int r = vmm_call(dev, VFU_CMD_REGION_READ, &iov, 1, NULL, 0, &reply);
+	struct vfw_msg reply;
+	int r = vmm_call(dev, VFW_CMD_REGION_READ, &iov, 1, NULL, 0, &reply);
 
 	if (r < 0)
 		return r;
@@ -338,24 +338,24 @@ static int read_chunk(vfmig_vmm_dev *dev, uint32_t index, uint64_t offset,
 		return vmm_proto_error(dev, &reply, "REGION_READ reply does "
 				       "not match the request");
 	memcpy(buf, reply.payload + sizeof(a), count);
-	vfu_msg_release(&reply);
+	vfw_msg_release(&reply);
 	return 0;
 }
 
 static int write_chunk(vfmig_vmm_dev *dev, uint32_t index, uint64_t offset,
 		       const uint8_t *buf, uint32_t count)
 {
-	struct vfu_region_access a = { offset, index, count };
+	struct vfw_region_access a = { offset, index, count };
 	struct iovec iov[2] = { { &a, sizeof(a) }, { (void *)buf, count } };
-	struct vfu_msg reply;
-	int r = vmm_call(dev, VFU_CMD_REGION_WRITE, iov, 2, NULL, 0, &reply);
+	struct vfw_msg reply;
+	int r = vmm_call(dev, VFW_CMD_REGION_WRITE, iov, 2, NULL, 0, &reply);
 
 	if (r < 0)
 		return r;
 	if (reply.len != sizeof(a) || !echo_ok(&reply, &a))
 		return vmm_proto_error(dev, &reply, "REGION_WRITE reply does "
 				       "not match the request");
-	vfu_msg_release(&reply);
+	vfw_msg_release(&reply);
 	return 0;
 }
 

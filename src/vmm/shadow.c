@@ -45,7 +45,7 @@ static void find_msix(struct vmm_shadow *s)
 		uint64_t off = tab & ~7u, len = (uint64_t)nv * 16;
 
 		if (bar >= 6 || bar >= s->nregions || nv > MSIX_MAX_VECTORS ||
-		    !vfu_range_ok(off, len, s->regions[bar].size))
+		    !vfw_range_ok(off, len, s->regions[bar].size))
 			return;
 		s->msix_bar = bar;
 		s->msix_off = off;
@@ -134,7 +134,7 @@ static int capture_locked(vfmig_vmm_dev *dev)
 	s.valid = true;
 	shadow_free(&dev->shadow);
 	dev->shadow = s;
-	vfu_log(&dev->log, VFU_LOG_DEBUG,
+	vfw_log(&dev->log, VFW_LOG_DEBUG,
 		"shadow: %u regions, %u IRQ indexes, config %u bytes, "
 		"MSI-X table %llu bytes", s.nregions, s.nirqs, s.cfg_size,
 		(unsigned long long)s.msix_len);
@@ -163,7 +163,7 @@ void vmm_shadow_after_reset(vfmig_vmm_dev *dev)
 		return;
 	r = capture_contents(dev, &dev->shadow);
 	if (r < 0) {
-		vfu_log(&dev->log, VFU_LOG_WARNING,
+		vfw_log(&dev->log, VFW_LOG_WARNING,
 			"shadow: re-reading config space after reset: %s"
 			" (shadow dropped)", vfmig_vmm_strerror(r));
 		shadow_free(&dev->shadow);
@@ -295,10 +295,10 @@ int vfmig_vmm_dev_shadow_read(vfmig_vmm_dev *dev, uint32_t index,
 		return r;
 	s = &dev->shadow;
 	if (index == VFMIG_VMM_PCI_CONFIG && s->cfg &&
-	    vfu_range_ok(offset, len, s->cfg_size))
+	    vfw_range_ok(offset, len, s->cfg_size))
 		memcpy(buf, s->cfg + offset, len);
 	else if (s->msix && index == s->msix_bar && offset >= s->msix_off &&
-		 vfu_range_ok(offset - s->msix_off, len, s->msix_len))
+		 vfw_range_ok(offset - s->msix_off, len, s->msix_len))
 		memcpy(buf, s->msix + (offset - s->msix_off), len);
 	else
 		r = -ENOENT;

@@ -17,6 +17,6 @@
  * with the reply in *rep (release it; NULL: released here), or the
  * negative errno of an error reply. */
 int raw_call(vfmig_dev *dev, int fd, uint16_t cmd, const void *p, size_t len,
-	     const int *fds, size_t nfds, struct vfu_msg *rep);
+	     const int *fds, size_t nfds, struct vfw_msg *rep);
 
 #endif

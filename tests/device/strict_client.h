@@ -26,19 +26,19 @@
 /* Send one GET_REGION_INFO request and receive its reply: 0 with *rep
  * filled (the strict client releases it), or the negative errno of an
  * error reply. */
-typedef int (*strict_call_fn)(void *ctx, const struct vfu_region_info *req,
-			      struct vfu_msg *rep);
+typedef int (*strict_call_fn)(void *ctx, const struct vfw_region_info *req,
+			      struct vfw_msg *rep);
 
 #define STRICT_MAX_AREAS 8
 
 struct strict_region {
-	uint32_t flags; /* VFU_REGION_INFO_FLAG_* of the final reply */
+	uint32_t flags; /* VFW_REGION_INFO_FLAG_* of the final reply */
 	uint64_t size, offset;
 	bool retried;   /* the first reply was truncated */
 	bool has_type;  /* a TYPE capability was found */
 	uint32_t type, subtype;
 	uint32_t nr_areas; /* areas of a SPARSE_MMAP capability */
-	struct vfu_sparse_mmap_area areas[STRICT_MAX_AREAS];
+	struct vfw_sparse_mmap_area areas[STRICT_MAX_AREAS];
 	int fd;            /* the fd of the final reply, or -1; caller closes */
 };
 

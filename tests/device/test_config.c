@@ -71,7 +71,7 @@ static int teardown(void **state)
 static uint32_t rd32(vfmig_dev *dev, uint32_t off)
 {
 	uint32_t le;
-	assert_int_equal(dev_region_access(dev, VFU_PCI_CONFIG_REGION, off, &le,
+	assert_int_equal(dev_region_access(dev, VFW_PCI_CONFIG_REGION, off, &le,
 					   4, false), 0);
 	return le32toh(le);
 }
@@ -86,14 +86,14 @@ static uint16_t rd16(vfmig_dev *dev, uint32_t off)
 static void wr32(vfmig_dev *dev, uint32_t off, uint32_t v)
 {
 	uint32_t le = htole32(v);
-	assert_int_equal(dev_region_access(dev, VFU_PCI_CONFIG_REGION, off, &le,
+	assert_int_equal(dev_region_access(dev, VFW_PCI_CONFIG_REGION, off, &le,
 					   4, true), 0);
 }
 
 static void wr16(vfmig_dev *dev, uint32_t off, uint16_t v)
 {
 	uint16_t le = htole16(v);
-	assert_int_equal(dev_region_access(dev, VFU_PCI_CONFIG_REGION, off, &le,
+	assert_int_equal(dev_region_access(dev, VFW_PCI_CONFIG_REGION, off, &le,
 					   2, true), 0);
 }
 
@@ -183,7 +183,7 @@ static void test_cap_chain(void **state)
 	/* out of range accesses refused */
 	uint32_t v;
 	assert_int_equal(vfmig_dev_config_read(dev, 4094, &v, 4), -EINVAL);
-	assert_int_equal(dev_region_access(dev, VFU_PCI_CONFIG_REGION,
+	assert_int_equal(dev_region_access(dev, VFW_PCI_CONFIG_REGION,
 					   UINT64_MAX - 1, &v, 4, false), -EINVAL);
 	/* a looping chain terminates */
 	dev->pci.cfg[msi + 1] = msi;
@@ -239,9 +239,9 @@ static void test_bad_desc(void **state)
 static void test_region_info(void **state)
 {
 	vfmig_dev *dev = *state;
-	struct vfu_region_info ri;
-	struct vfu_region_info_cap_sparse_mmap cap;
-	struct vfu_sparse_mmap_area a[4];
+	struct vfw_region_info ri;
+	struct vfw_region_info_cap_sparse_mmap cap;
+	struct vfw_sparse_mmap_area a[4];
 	uint8_t *buf;
 	size_t len;
 	bool fd;
@@ -252,13 +252,13 @@ static void test_region_info(void **state)
 	memcpy(&ri, buf, sizeof(ri));
 	assert_int_equal(ri.argsz, len);
 	assert_int_equal(ri.size, 1 << 16);
-	assert_int_equal(ri.flags, VFU_REGION_INFO_FLAG_READ |
-				   VFU_REGION_INFO_FLAG_WRITE |
-				   VFU_REGION_INFO_FLAG_MMAP |
-				   VFU_REGION_INFO_FLAG_CAPS);
+	assert_int_equal(ri.flags, VFW_REGION_INFO_FLAG_READ |
+				   VFW_REGION_INFO_FLAG_WRITE |
+				   VFW_REGION_INFO_FLAG_MMAP |
+				   VFW_REGION_INFO_FLAG_CAPS);
 	assert_int_equal(ri.cap_offset, sizeof(ri));
 	memcpy(&cap, buf + ri.cap_offset, sizeof(cap));
-	assert_int_equal(cap.header.id, VFU_REGION_INFO_CAP_SPARSE_MMAP);
+	assert_int_equal(cap.header.id, VFW_REGION_INFO_CAP_SPARSE_MMAP);
 	assert_int_equal(cap.header.version, 1);
 	assert_int_equal(cap.header.next, 0);
 	assert_int_equal(cap.nr_areas, 3);
@@ -280,8 +280,8 @@ static void test_region_info(void **state)
 	memcpy(&ri, buf, sizeof(ri));
 	assert_int_equal(ri.argsz, sizeof(ri) + sizeof(cap) + 3 * sizeof(a[0]));
 	assert_int_equal(ri.cap_offset, 0);
-	assert_int_equal(ri.flags, VFU_REGION_INFO_FLAG_READ |
-				   VFU_REGION_INFO_FLAG_WRITE);
+	assert_int_equal(ri.flags, VFW_REGION_INFO_FLAG_READ |
+				   VFW_REGION_INFO_FLAG_WRITE);
 	assert_int_equal(ri.size, 1 << 16);
 	free(buf);
 
@@ -291,8 +291,8 @@ static void test_region_info(void **state)
 	assert_false(fd);
 	assert_int_equal(len, sizeof(ri));
 	assert_int_equal(ri.size, 4096);
-	assert_int_equal(ri.flags, VFU_REGION_INFO_FLAG_READ |
-				   VFU_REGION_INFO_FLAG_WRITE);
+	assert_int_equal(ri.flags, VFW_REGION_INFO_FLAG_READ |
+				   VFW_REGION_INFO_FLAG_WRITE);
 	free(buf);
 	/* BAR0: not mappable; BAR3: upper half, size 0; VGA: 0 */
 	const uint32_t idx[] = { 0, 3, 8 };

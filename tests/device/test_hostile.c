@@ -82,9 +82,9 @@ static int conn(void)
 static void xsend_fds(int fd, uint16_t cmd, const void *p, size_t len,
 		      const int *fds, size_t nfds)
 {
-	struct vfu_header h = { .msg_id = next_id++, .command = cmd };
+	struct vfw_header h = { .msg_id = next_id++, .command = cmd };
 	struct iovec iov = { (void *)p, len };
-	assert_int_equal(vfu_msg_send(fd, &h, &iov, len ? 1 : 0, fds, nfds), 0);
+	assert_int_equal(vfw_msg_send(fd, &h, &iov, len ? 1 : 0, fds, nfds), 0);
 }
 
 static void xsend(int fd, uint16_t cmd, const void *p, size_t len)
@@ -97,48 +97,48 @@ static void raw(int fd, const void *p, size_t len)
 	assert_int_equal(send(fd, p, len, MSG_NOSIGNAL), (ssize_t)len);
 }
 
-static int xrecv(int fd, struct vfu_msg *m)
+static int xrecv(int fd, struct vfw_msg *m)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	if (poll(&p, 1, 5000) != 1)
 		fail_msg("server did not answer within 5 s");
-	return vfu_msg_recv(fd, m, RECV_MAX, 16);
+	return vfw_msg_recv(fd, m, RECV_MAX, 16);
 }
 
 /* Receive a non-error reply to cmd; payload stays in *m. */
-static void expect_ok(int fd, uint16_t cmd, struct vfu_msg *m)
+static void expect_ok(int fd, uint16_t cmd, struct vfw_msg *m)
 {
 	assert_int_equal(xrecv(fd, m), 0);
-	if (m->hdr.flags & VFU_FLAGS_ERROR)
+	if (m->hdr.flags & VFW_FLAGS_ERROR)
 		fail_msg("cmd %u: error reply %u", cmd, m->hdr.error);
 	if (m->hdr.command != cmd)
 		fail_msg("reply to cmd %u, expected %u", m->hdr.command, cmd);
 	assert_int_equal(m->hdr.command, cmd);
-	assert_int_equal(m->hdr.flags & VFU_FLAGS_TYPE_MASK, VFU_FLAGS_TYPE_REPLY);
+	assert_int_equal(m->hdr.flags & VFW_FLAGS_TYPE_MASK, VFW_FLAGS_TYPE_REPLY);
 }
 
 static void expect_err(int fd, int err)
 {
-	struct vfu_msg m;
+	struct vfw_msg m;
 	assert_int_equal(xrecv(fd, &m), 0);
-	assert_true(m.hdr.flags & VFU_FLAGS_ERROR);
+	assert_true(m.hdr.flags & VFW_FLAGS_ERROR);
 	if (err && (int)m.hdr.error != err)
 		fail_msg("error %u, expected %d", m.hdr.error, err);
 	assert_int_equal(m.len, 0);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 }
 
 /* An error reply is allowed before the close; any other reply is not. */
 static void expect_closed(int fd)
 {
 	for (int i = 0; i < 2; i++) {
-		struct vfu_msg m;
+		struct vfw_msg m;
 		int r = xrecv(fd, &m);
 		if (r == -ECONNRESET || r == -EPIPE)
 			return;
 		assert_int_equal(r, 0);
-		assert_true(m.hdr.flags & VFU_FLAGS_ERROR);
-		vfu_msg_release(&m);
+		assert_true(m.hdr.flags & VFW_FLAGS_ERROR);
+		vfw_msg_release(&m);
 	}
 	fail_msg("connection not closed");
 }
@@ -146,51 +146,51 @@ static void expect_closed(int fd)
 static void send_version(int fd, uint16_t major, const char *json)
 {
 	uint8_t buf[512];
-	struct vfu_version v = { major, 0 };
+	struct vfw_version v = { major, 0 };
 	size_t n = sizeof(v);
 	memcpy(buf, &v, sizeof(v));
 	if (json) {
 		memcpy(buf + n, json, strlen(json) + 1);
 		n += strlen(json) + 1;
 	}
-	xsend(fd, VFU_CMD_VERSION, buf, n);
+	xsend(fd, VFW_CMD_VERSION, buf, n);
 }
 
 static int handshake(void)
 {
 	int fd = conn();
-	struct vfu_msg m;
-	struct vfu_caps caps;
+	struct vfw_msg m;
+	struct vfw_caps caps;
 	uint16_t major, minor;
 	char err[128];
 
 	send_version(fd, 0, "{\"capabilities\":{\"max_msg_fds\":8,"
 			    "\"max_data_xfer_size\":1048576,"
 			    "\"twin_socket\":{\"supported\":true}}}");
-	expect_ok(fd, VFU_CMD_VERSION, &m);
-	assert_int_equal(vfu_version_parse(m.payload, m.len, &major, &minor,
+	expect_ok(fd, VFW_CMD_VERSION, &m);
+	assert_int_equal(vfw_version_parse(m.payload, m.len, &major, &minor,
 					   &caps, err, sizeof(err)), 0);
 	assert_int_equal(major, 0);
-	assert_true(minor <= VFU_VERSION_MINOR);
+	assert_true(minor <= VFW_VERSION_MINOR);
 	assert_false(caps.twin_socket);
 	assert_int_equal(caps.max_msg_fds, 8);
 	assert_int_equal(caps.max_data_xfer_size, 1u << 20);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	return fd;
 }
 
 static void get_info(int fd)
 {
-	struct vfu_device_info info = { .argsz = sizeof(info) };
-	struct vfu_msg m;
-	xsend(fd, VFU_CMD_DEVICE_GET_INFO, &info, sizeof(info));
-	expect_ok(fd, VFU_CMD_DEVICE_GET_INFO, &m);
+	struct vfw_device_info info = { .argsz = sizeof(info) };
+	struct vfw_msg m;
+	xsend(fd, VFW_CMD_DEVICE_GET_INFO, &info, sizeof(info));
+	expect_ok(fd, VFW_CMD_DEVICE_GET_INFO, &m);
 	assert_int_equal(m.len, sizeof(info));
 	memcpy(&info, m.payload, sizeof(info));
 	assert_int_equal(info.num_regions, 9);
 	assert_int_equal(info.num_irqs, 5);
-	assert_int_equal(info.flags, VFU_DEVICE_FLAGS_RESET | VFU_DEVICE_FLAGS_PCI);
-	vfu_msg_release(&m);
+	assert_int_equal(info.flags, VFW_DEVICE_FLAGS_RESET | VFW_DEVICE_FLAGS_PCI);
+	vfw_msg_release(&m);
 }
 
 static void still_serving(void)
@@ -204,18 +204,18 @@ static void region_rw(int fd, uint32_t region, uint64_t off, void *buf,
 		      uint32_t count, bool is_write)
 {
 	uint8_t msg[64];
-	struct vfu_region_access a = { off, region, count };
-	struct vfu_msg m;
+	struct vfw_region_access a = { off, region, count };
+	struct vfw_msg m;
 	memcpy(msg, &a, sizeof(a));
 	if (is_write)
 		memcpy(msg + sizeof(a), buf, count);
-	xsend(fd, is_write ? VFU_CMD_REGION_WRITE : VFU_CMD_REGION_READ, msg,
+	xsend(fd, is_write ? VFW_CMD_REGION_WRITE : VFW_CMD_REGION_READ, msg,
 	      sizeof(a) + (is_write ? count : 0));
-	expect_ok(fd, is_write ? VFU_CMD_REGION_WRITE : VFU_CMD_REGION_READ, &m);
+	expect_ok(fd, is_write ? VFW_CMD_REGION_WRITE : VFW_CMD_REGION_READ, &m);
 	assert_int_equal(m.len, sizeof(a) + (is_write ? 0 : count));
 	if (!is_write)
 		memcpy(buf, m.payload + sizeof(a), count);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 }
 
 /* Registers and config space are little-endian, whatever the host. */
@@ -236,7 +236,7 @@ static void region_err(int fd, uint16_t cmd, uint64_t off, uint32_t region,
 		       uint32_t count, size_t extra)
 {
 	uint8_t msg[64] = { 0 };
-	struct vfu_region_access a = { off, region, count };
+	struct vfw_region_access a = { off, region, count };
 	memcpy(msg, &a, sizeof(a));
 	xsend(fd, cmd, msg, sizeof(a) + extra);
 	expect_err(fd, EINVAL);
@@ -244,17 +244,17 @@ static void region_err(int fd, uint16_t cmd, uint64_t off, uint32_t region,
 
 static void dma_map(int fd, uint64_t addr, uint64_t size, int mfd, int err)
 {
-	struct vfu_dma_map d = { sizeof(d), VFU_DMA_READABLE | VFU_DMA_WRITEABLE,
+	struct vfw_dma_map d = { sizeof(d), VFW_DMA_READABLE | VFW_DMA_WRITEABLE,
 				 0, addr, size };
-	struct vfu_msg m;
-	xsend_fds(fd, VFU_CMD_DMA_MAP, &d, sizeof(d), &mfd, mfd >= 0 ? 1 : 0);
+	struct vfw_msg m;
+	xsend_fds(fd, VFW_CMD_DMA_MAP, &d, sizeof(d), &mfd, mfd >= 0 ? 1 : 0);
 	if (err) {
 		expect_err(fd, err);
 		return;
 	}
-	expect_ok(fd, VFU_CMD_DMA_MAP, &m);
+	expect_ok(fd, VFW_CMD_DMA_MAP, &m);
 	assert_int_equal(m.len, 0);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 }
 
 
@@ -321,7 +321,7 @@ static void test_short_body(void **state)
 {
 	(void)state;
 	int fd = handshake();
-	struct vfu_header h = { .msg_id = 9, .command = VFU_CMD_DEVICE_GET_INFO,
+	struct vfw_header h = { .msg_id = 9, .command = VFW_CMD_DEVICE_GET_INFO,
 				.msg_size = 16 + 100 };
 	raw(fd, &h, sizeof(h));
 	raw(fd, "0123456789", 10);
@@ -333,11 +333,11 @@ static void test_short_body(void **state)
 
 static void test_bad_headers(void **state)
 {
-	static const struct vfu_header bad[] = {
-		{ 1, VFU_CMD_DEVICE_GET_INFO, 0x7fffffff, 0, 0 }, /* too big */
-		{ 1, VFU_CMD_DEVICE_GET_INFO, 8, 0, 0 },          /* < 16 */
-		{ 1, VFU_CMD_DEVICE_GET_INFO, 32, 0x100, 0 },     /* flags */
-		{ 1, VFU_CMD_DEVICE_GET_INFO, 32, 0x7, 0 },       /* type */
+	static const struct vfw_header bad[] = {
+		{ 1, VFW_CMD_DEVICE_GET_INFO, 0x7fffffff, 0, 0 }, /* too big */
+		{ 1, VFW_CMD_DEVICE_GET_INFO, 8, 0, 0 },          /* < 16 */
+		{ 1, VFW_CMD_DEVICE_GET_INFO, 32, 0x100, 0 },     /* flags */
+		{ 1, VFW_CMD_DEVICE_GET_INFO, 32, 0x7, 0 },       /* type */
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -358,31 +358,31 @@ static void test_unknown_commands(void **state)
 		xsend(fd, cmds[i], "abcd", 4);
 		expect_err(fd, ENOTSUP);
 	}
-	struct vfu_dma_access a = { 0, 4 };
-	xsend(fd, VFU_CMD_DMA_READ, &a, sizeof(a)); /* server->client only */
+	struct vfw_dma_access a = { 0, 4 };
+	xsend(fd, VFW_CMD_DMA_READ, &a, sizeof(a)); /* server->client only */
 	expect_err(fd, EINVAL);
 	/* DEVICE_FEATURE / MIG_DATA: regs migrates (STOP_COPY only) */
-	struct vfu_device_feature f = { 16, VFU_FEATURE_PROBE | VFU_FEATURE_GET | 1 };
-	struct vfu_msg m;
-	xsend(fd, VFU_CMD_DEVICE_FEATURE, &f, sizeof(f));
-	expect_ok(fd, VFU_CMD_DEVICE_FEATURE, &m);
-	vfu_msg_release(&m);
-	f.flags = VFU_FEATURE_PROBE | VFU_FEATURE_SET | 1; /* GET only */
-	xsend(fd, VFU_CMD_DEVICE_FEATURE, &f, sizeof(f));
+	struct vfw_device_feature f = { 16, VFW_FEATURE_PROBE | VFW_FEATURE_GET | 1 };
+	struct vfw_msg m;
+	xsend(fd, VFW_CMD_DEVICE_FEATURE, &f, sizeof(f));
+	expect_ok(fd, VFW_CMD_DEVICE_FEATURE, &m);
+	vfw_msg_release(&m);
+	f.flags = VFW_FEATURE_PROBE | VFW_FEATURE_SET | 1; /* GET only */
+	xsend(fd, VFW_CMD_DEVICE_FEATURE, &f, sizeof(f));
 	expect_err(fd, EINVAL);
-	f.flags = VFU_FEATURE_GET | VFU_FEATURE_SET | 1;
-	xsend(fd, VFU_CMD_DEVICE_FEATURE, &f, sizeof(f));
+	f.flags = VFW_FEATURE_GET | VFW_FEATURE_SET | 1;
+	xsend(fd, VFW_CMD_DEVICE_FEATURE, &f, sizeof(f));
 	expect_err(fd, EINVAL);
-	f.flags = VFU_FEATURE_GET | 0x1234; /* unknown feature */
-	xsend(fd, VFU_CMD_DEVICE_FEATURE, &f, sizeof(f));
+	f.flags = VFW_FEATURE_GET | 0x1234; /* unknown feature */
+	xsend(fd, VFW_CMD_DEVICE_FEATURE, &f, sizeof(f));
 	expect_err(fd, ENOTSUP);
-	f.flags = VFU_FEATURE_GET | VFU_FEATURE_MIG_DATA_SIZE; /* not negotiated */
-	xsend(fd, VFU_CMD_DEVICE_FEATURE, &f, sizeof(f));
+	f.flags = VFW_FEATURE_GET | VFW_FEATURE_MIG_DATA_SIZE; /* not negotiated */
+	xsend(fd, VFW_CMD_DEVICE_FEATURE, &f, sizeof(f));
 	expect_err(fd, ENOTSUP);
-	struct vfu_mig_data md = { 8 + 64, 64 };
-	xsend(fd, VFU_CMD_MIG_DATA_READ, &md, sizeof(md)); /* RUNNING */
+	struct vfw_mig_data md = { 8 + 64, 64 };
+	xsend(fd, VFW_CMD_MIG_DATA_READ, &md, sizeof(md)); /* RUNNING */
 	expect_err(fd, EINVAL);
-	xsend(fd, VFU_CMD_MIG_DATA_WRITE, &md, sizeof(md)); /* size lies */
+	xsend(fd, VFW_CMD_MIG_DATA_WRITE, &md, sizeof(md)); /* size lies */
 	expect_err(fd, EINVAL);
 	get_info(fd);
 	xclose(fd);
@@ -393,29 +393,29 @@ static void feature(int fd, uint32_t flags, uint32_t argsz, const void *data,
 		    size_t len, int err)
 {
 	uint8_t buf[8 + 64];
-	struct vfu_device_feature f = { argsz, flags };
-	struct vfu_msg m;
+	struct vfw_device_feature f = { argsz, flags };
+	struct vfw_msg m;
 
 	assert_true(len <= 64);
 	memcpy(buf, &f, 8);
 	if (len)
 		memcpy(buf + 8, data, len);
-	xsend(fd, VFU_CMD_DEVICE_FEATURE, buf, 8 + len);
+	xsend(fd, VFW_CMD_DEVICE_FEATURE, buf, 8 + len);
 	if (err) {
 		expect_err(fd, err);
 		return;
 	}
-	expect_ok(fd, VFU_CMD_DEVICE_FEATURE, &m);
-	vfu_msg_release(&m);
+	expect_ok(fd, VFW_CMD_DEVICE_FEATURE, &m);
+	vfw_msg_release(&m);
 }
 
 /* Hostile migration requests against the real regs process. */
 static void test_hostile_migration(void **state)
 {
-	const uint32_t SET = VFU_FEATURE_SET, GET = VFU_FEATURE_GET;
+	const uint32_t SET = VFW_FEATURE_SET, GET = VFW_FEATURE_GET;
 	(void)state;
 	int fd = handshake();
-	struct vfu_mig_device_state st = { 0xffffffff, 0 };
+	struct vfw_mig_device_state st = { 0xffffffff, 0 };
 
 	feature(fd, SET | 2, 16, &st, 7, EINVAL);  /* short data */
 	feature(fd, SET | 2, 16, &st, 8, EINVAL);  /* no such state */
@@ -436,39 +436,39 @@ static void test_hostile_migration(void **state)
 	feature(fd, SET | 6, 40, &ls, sizeof(ls), EINVAL); /* page > 1 GiB */
 	ls = (typeof(ls)){ 4096, 1, 0, 0, 64ull << 30 };
 	feature(fd, SET | 6, 40, &ls, sizeof(ls), 0);
-	struct vfu_dma_logging_report rq = { 0, 64ull << 30, 4096 };
+	struct vfw_dma_logging_report rq = { 0, 64ull << 30, 4096 };
 	feature(fd, GET | 8, 0xffffffff, &rq, sizeof(rq), E2BIG); /* > 1 MiB */
-	rq = (struct vfu_dma_logging_report){ 4096, UINT64_MAX, 4096 };
+	rq = (struct vfw_dma_logging_report){ 4096, UINT64_MAX, 4096 };
 	feature(fd, GET | 8, 0xffffffff, &rq, sizeof(rq), EOVERFLOW);
 	feature(fd, SET | 7, 8, NULL, 0, 0);
 	/* Garbage into RESUMING: the load is refused, the device survives. */
 	st.device_state = 4;
 	feature(fd, SET | 2, 16, &st, 8, 0);
 	uint8_t junk[8 + 100];
-	struct vfu_mig_data md = { sizeof(junk), 100 };
+	struct vfw_mig_data md = { sizeof(junk), 100 };
 	memset(junk, 0x5a, sizeof(junk));
 	memcpy(junk, &md, 8);
-	xsend(fd, VFU_CMD_MIG_DATA_WRITE, junk, sizeof(junk));
-	struct vfu_msg m;
-	expect_ok(fd, VFU_CMD_MIG_DATA_WRITE, &m);
+	xsend(fd, VFW_CMD_MIG_DATA_WRITE, junk, sizeof(junk));
+	struct vfw_msg m;
+	expect_ok(fd, VFW_CMD_MIG_DATA_WRITE, &m);
 	assert_int_equal(m.len, 0);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	st.device_state = 2;
 	feature(fd, SET | 2, 16, &st, 8, EINVAL);
-	xsend(fd, VFU_CMD_DEVICE_RESET, NULL, 0);
-	expect_ok(fd, VFU_CMD_DEVICE_RESET, &m);
-	vfu_msg_release(&m);
+	xsend(fd, VFW_CMD_DEVICE_RESET, NULL, 0);
+	expect_ok(fd, VFW_CMD_DEVICE_RESET, &m);
+	vfw_msg_release(&m);
 	/* STOP_COPY: a zero-size read is fine, gated commands are refused. */
 	st.device_state = 3;
 	feature(fd, SET | 2, 16, &st, 8, 0);
-	md = (struct vfu_mig_data){ 8, 0 };
-	xsend(fd, VFU_CMD_MIG_DATA_READ, &md, sizeof(md));
-	expect_ok(fd, VFU_CMD_MIG_DATA_READ, &m);
+	md = (struct vfw_mig_data){ 8, 0 };
+	xsend(fd, VFW_CMD_MIG_DATA_READ, &md, sizeof(md));
+	expect_ok(fd, VFW_CMD_MIG_DATA_READ, &m);
 	assert_int_equal(m.len, 8);
-	vfu_msg_release(&m);
-	struct vfu_irq_set is = { 20, VFU_IRQ_SET_DATA_NONE |
-				  VFU_IRQ_SET_ACTION_TRIGGER, 2, 0, 1 };
-	xsend(fd, VFU_CMD_DEVICE_SET_IRQS, &is, sizeof(is));
+	vfw_msg_release(&m);
+	struct vfw_irq_set is = { 20, VFW_IRQ_SET_DATA_NONE |
+				  VFW_IRQ_SET_ACTION_TRIGGER, 2, 0, 1 };
+	xsend(fd, VFW_CMD_DEVICE_SET_IRQS, &is, sizeof(is));
 	expect_err(fd, EINVAL);
 	st.device_state = 2;
 	feature(fd, SET | 2, 16, &st, 8, 0);
@@ -480,33 +480,33 @@ static void test_lying_sizes(void **state)
 {
 	(void)state;
 	int fd = handshake();
-	struct vfu_region_info ri = { .argsz = 8, .index = 0 };
-	xsend(fd, VFU_CMD_DEVICE_GET_REGION_INFO, &ri, sizeof(ri));
+	struct vfw_region_info ri = { .argsz = 8, .index = 0 };
+	xsend(fd, VFW_CMD_DEVICE_GET_REGION_INFO, &ri, sizeof(ri));
 	expect_err(fd, EINVAL);
 	ri.argsz = 64;
-	xsend(fd, VFU_CMD_DEVICE_GET_REGION_INFO, &ri, 16); /* short payload */
+	xsend(fd, VFW_CMD_DEVICE_GET_REGION_INFO, &ri, 16); /* short payload */
 	expect_err(fd, EINVAL);
 	ri.index = 9;
-	xsend(fd, VFU_CMD_DEVICE_GET_REGION_INFO, &ri, sizeof(ri));
+	xsend(fd, VFW_CMD_DEVICE_GET_REGION_INFO, &ri, sizeof(ri));
 	expect_err(fd, EINVAL);
-	struct vfu_irq_set s = { 1000, VFU_IRQ_SET_DATA_NONE |
-				 VFU_IRQ_SET_ACTION_TRIGGER, 2, 0, 1 };
-	xsend(fd, VFU_CMD_DEVICE_SET_IRQS, &s, sizeof(s));
+	struct vfw_irq_set s = { 1000, VFW_IRQ_SET_DATA_NONE |
+				 VFW_IRQ_SET_ACTION_TRIGGER, 2, 0, 1 };
+	xsend(fd, VFW_CMD_DEVICE_SET_IRQS, &s, sizeof(s));
 	expect_err(fd, EINVAL);
-	s = (struct vfu_irq_set){ 20, VFU_IRQ_SET_DATA_NONE |
-				  VFU_IRQ_SET_ACTION_MASK, 2, 0xfffffffe, 4 };
-	xsend(fd, VFU_CMD_DEVICE_SET_IRQS, &s, sizeof(s));
+	s = (struct vfw_irq_set){ 20, VFW_IRQ_SET_DATA_NONE |
+				  VFW_IRQ_SET_ACTION_MASK, 2, 0xfffffffe, 4 };
+	xsend(fd, VFW_CMD_DEVICE_SET_IRQS, &s, sizeof(s));
 	expect_err(fd, EINVAL);
-	struct vfu_irq_info ii = { 16, 0, 7, 0 };
-	xsend(fd, VFU_CMD_DEVICE_GET_IRQ_INFO, &ii, sizeof(ii));
+	struct vfw_irq_info ii = { 16, 0, 7, 0 };
+	xsend(fd, VFW_CMD_DEVICE_GET_IRQ_INFO, &ii, sizeof(ii));
 	expect_err(fd, EINVAL);
-	struct vfu_dma_unmap u = { 0, 0, 0x1000, 0x1000 };
-	xsend(fd, VFU_CMD_DMA_UNMAP, &u, sizeof(u));
+	struct vfw_dma_unmap u = { 0, 0, 0x1000, 0x1000 };
+	xsend(fd, VFW_CMD_DMA_UNMAP, &u, sizeof(u));
 	expect_err(fd, EINVAL);
 	uint64_t cnt = 1ull << 60; /* REGION_WRITE_MULTI count overflow */
-	xsend(fd, VFU_CMD_REGION_WRITE_MULTI, &cnt, sizeof(cnt));
+	xsend(fd, VFW_CMD_REGION_WRITE_MULTI, &cnt, sizeof(cnt));
 	expect_err(fd, EINVAL);
-	xsend(fd, VFU_CMD_DEVICE_RESET, "x", 1);
+	xsend(fd, VFW_CMD_DEVICE_RESET, "x", 1);
 	expect_err(fd, EINVAL);
 	get_info(fd);
 	xclose(fd);
@@ -516,16 +516,16 @@ static void test_region_ranges(void **state)
 {
 	(void)state;
 	int fd = handshake();
-	region_err(fd, VFU_CMD_REGION_READ, 0xfffffffffffffff0ull, 0, 32, 0);
-	region_err(fd, VFU_CMD_REGION_READ, 0xfffffffffffffff0ull, 2, 32, 0);
-	region_err(fd, VFU_CMD_REGION_READ, 0, 99, 4, 0);
-	region_err(fd, VFU_CMD_REGION_READ, 0, 6, 4, 0); /* no ROM */
-	region_err(fd, VFU_CMD_REGION_READ, 4090, 7, 16, 0);
-	region_err(fd, VFU_CMD_REGION_READ, 0, 2, 2u << 20, 0);
-	region_err(fd, VFU_CMD_REGION_READ, 0, 0, 4, 4); /* trailing bytes */
-	region_err(fd, VFU_CMD_REGION_WRITE, 0, 0, 32, 4); /* short data */
-	region_err(fd, VFU_CMD_REGION_WRITE, 4096, 0, 0, 0);
-	region_err(fd, VFU_CMD_REGION_READ, 0, 0, 2, 0); /* regs: 4-byte only */
+	region_err(fd, VFW_CMD_REGION_READ, 0xfffffffffffffff0ull, 0, 32, 0);
+	region_err(fd, VFW_CMD_REGION_READ, 0xfffffffffffffff0ull, 2, 32, 0);
+	region_err(fd, VFW_CMD_REGION_READ, 0, 99, 4, 0);
+	region_err(fd, VFW_CMD_REGION_READ, 0, 6, 4, 0); /* no ROM */
+	region_err(fd, VFW_CMD_REGION_READ, 4090, 7, 16, 0);
+	region_err(fd, VFW_CMD_REGION_READ, 0, 2, 2u << 20, 0);
+	region_err(fd, VFW_CMD_REGION_READ, 0, 0, 4, 4); /* trailing bytes */
+	region_err(fd, VFW_CMD_REGION_WRITE, 0, 0, 32, 4); /* short data */
+	region_err(fd, VFW_CMD_REGION_WRITE, 4096, 0, 0, 0);
+	region_err(fd, VFW_CMD_REGION_READ, 0, 0, 2, 0); /* regs: 4-byte only */
 	/* valid accesses still work */
 	assert_int_equal(r32(fd, 0, REG_ID), REGS_MAGIC);
 	assert_int_equal(r32(fd, 7, 0), 0x10001b36);
@@ -534,16 +534,16 @@ static void test_region_ranges(void **state)
 	/* REGION_WRITE_MULTI: two posted writes */
 	uint8_t wm[8 + 48] = { 0 };
 	uint64_t cnt = 2;
-	struct vfu_write_multi_entry e = { 0x14, 0, 4, { 1, 2, 3, 4 } };
+	struct vfw_write_multi_entry e = { 0x14, 0, 4, { 1, 2, 3, 4 } };
 	memcpy(wm, &cnt, 8);
 	memcpy(wm + 8, &e, sizeof(e));
 	e.offset = 0x44; /* doorbell */
 	memcpy(wm + 32, &e, sizeof(e));
 	uint32_t before = r32(fd, 0, 0x40);
-	xsend(fd, VFU_CMD_REGION_WRITE_MULTI, wm, sizeof(wm));
-	struct vfu_msg m;
-	expect_ok(fd, VFU_CMD_REGION_WRITE_MULTI, &m);
-	vfu_msg_release(&m);
+	xsend(fd, VFW_CMD_REGION_WRITE_MULTI, wm, sizeof(wm));
+	struct vfw_msg m;
+	expect_ok(fd, VFW_CMD_REGION_WRITE_MULTI, &m);
+	vfw_msg_release(&m);
 	assert_int_equal(r32(fd, 0, 0x14), 0x04030201);
 	assert_int_equal(r32(fd, 0, 0x40), before + 1);
 	xclose(fd);
@@ -558,16 +558,16 @@ static void test_fds(void **state)
 	for (int i = 0; i < 9; i++)
 		efds[i] = eventfd(0, EFD_CLOEXEC);
 	/* 9 fds: more than the 8 the server advertised */
-	struct vfu_irq_set s = { 20, VFU_IRQ_SET_DATA_EVENTFD |
-				 VFU_IRQ_SET_ACTION_TRIGGER, 2, 0, 4 };
-	xsend_fds(fd, VFU_CMD_DEVICE_SET_IRQS, &s, sizeof(s), efds, 9);
+	struct vfw_irq_set s = { 20, VFW_IRQ_SET_DATA_EVENTFD |
+				 VFW_IRQ_SET_ACTION_TRIGGER, 2, 0, 4 };
+	xsend_fds(fd, VFW_CMD_DEVICE_SET_IRQS, &s, sizeof(s), efds, 9);
 	expect_err(fd, EINVAL);
 	/* an fd where none is expected */
-	struct vfu_device_info info = { .argsz = 16 };
-	xsend_fds(fd, VFU_CMD_DEVICE_GET_INFO, &info, sizeof(info), efds, 1);
+	struct vfw_device_info info = { .argsz = 16 };
+	xsend_fds(fd, VFW_CMD_DEVICE_GET_INFO, &info, sizeof(info), efds, 1);
 	expect_err(fd, EINVAL);
 	/* fd count does not match count */
-	xsend_fds(fd, VFU_CMD_DEVICE_SET_IRQS, &s, sizeof(s), efds, 3);
+	xsend_fds(fd, VFW_CMD_DEVICE_SET_IRQS, &s, sizeof(s), efds, 3);
 	expect_err(fd, EINVAL);
 	get_info(fd);
 	for (int i = 0; i < 9; i++)
@@ -592,12 +592,12 @@ static void test_bad_version(void **state)
 	expect_closed(fd);
 	xclose(fd);
 	fd = conn();
-	struct vfu_device_info info = { .argsz = 16 };
-	xsend(fd, VFU_CMD_DEVICE_GET_INFO, &info, sizeof(info));
+	struct vfw_device_info info = { .argsz = 16 };
+	xsend(fd, VFW_CMD_DEVICE_GET_INFO, &info, sizeof(info));
 	expect_closed(fd);
 	xclose(fd);
 	fd = conn();
-	xsend(fd, VFU_CMD_VERSION, "ab", 2); /* short payload */
+	xsend(fd, VFW_CMD_VERSION, "ab", 2); /* short payload */
 	expect_closed(fd);
 	xclose(fd);
 	fd = handshake();
@@ -632,19 +632,19 @@ static void test_dma_unmapped(void **state)
 	assert_int_equal(ftruncate(mfd, 0x1000), 0);
 	dma_map(fd, 0x400000, 0x2000, mfd, EINVAL);
 	close(mfd);
-	struct vfu_dma_unmap u = { 24, 0, 0x100000, 0x1000 };
-	xsend(fd, VFU_CMD_DMA_UNMAP, &u, sizeof(u));
+	struct vfw_dma_unmap u = { 24, 0, 0x100000, 0x1000 };
+	xsend(fd, VFW_CMD_DMA_UNMAP, &u, sizeof(u));
 	expect_err(fd, ENOENT);
 	u.size = 0x2000;
 	u.flags = 2;
-	xsend(fd, VFU_CMD_DMA_UNMAP, &u, sizeof(u));
+	xsend(fd, VFW_CMD_DMA_UNMAP, &u, sizeof(u));
 	expect_err(fd, EINVAL);
 	u.flags = 0;
-	struct vfu_msg m;
-	xsend(fd, VFU_CMD_DMA_UNMAP, &u, sizeof(u));
-	expect_ok(fd, VFU_CMD_DMA_UNMAP, &m);
+	struct vfw_msg m;
+	xsend(fd, VFW_CMD_DMA_UNMAP, &u, sizeof(u));
+	expect_ok(fd, VFW_CMD_DMA_UNMAP, &m);
 	assert_int_equal(m.len, sizeof(u));
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	xclose(fd);
 	still_serving();
 }
@@ -653,8 +653,8 @@ static void test_dma_messages(void **state)
 {
 	(void)state;
 	int fd = handshake();
-	struct vfu_msg m;
-	struct vfu_dma_access a;
+	struct vfw_msg m;
+	struct vfw_dma_access a;
 	uint8_t data[48];
 
 	dma_map(fd, 0x100000, 0x2000, -1, 0);
@@ -662,50 +662,50 @@ static void test_dma_messages(void **state)
 	dma_program(fd, 0x100010, 48);
 	w32(fd, 0, REG_DMA_PATTERN, 5);
 	uint8_t msg[16 + 4] = { 0 };
-	struct vfu_region_access ra = { REG_DMA_CMD, 0, 4 };
+	struct vfw_region_access ra = { REG_DMA_CMD, 0, 4 };
 	memcpy(msg, &ra, sizeof(ra));
 	msg[16] = 2;
-	xsend(fd, VFU_CMD_REGION_WRITE, msg, sizeof(msg));
+	xsend(fd, VFW_CMD_REGION_WRITE, msg, sizeof(msg));
 	assert_int_equal(xrecv(fd, &m), 0);
-	assert_int_equal(m.hdr.command, VFU_CMD_DMA_WRITE);
+	assert_int_equal(m.hdr.command, VFW_CMD_DMA_WRITE);
 	assert_int_equal(m.len, 16 + 48);
 	memcpy(&a, m.payload, sizeof(a));
 	assert_int_equal(a.address, 0x100010);
 	assert_int_equal(a.count, 48);
 	for (int i = 0; i < 48; i++)
 		assert_int_equal(m.payload[16 + i], (uint8_t)(5 + i));
-	assert_int_equal(vfu_send_reply(fd, &m.hdr, NULL, 0), 0); /* QEMU style */
-	vfu_msg_release(&m);
-	expect_ok(fd, VFU_CMD_REGION_WRITE, &m);
-	vfu_msg_release(&m);
+	assert_int_equal(vfw_send_reply(fd, &m.hdr, NULL, 0), 0); /* QEMU style */
+	vfw_msg_release(&m);
+	expect_ok(fd, VFW_CMD_REGION_WRITE, &m);
+	vfw_msg_release(&m);
 	assert_int_equal(r32(fd, 0, REG_DMA_STATUS), 1);
 	/* checksum: the server sends DMA_READ; pipeline a GET_INFO meanwhile */
 	msg[16] = 1;
-	xsend(fd, VFU_CMD_REGION_WRITE, msg, sizeof(msg));
+	xsend(fd, VFW_CMD_REGION_WRITE, msg, sizeof(msg));
 	assert_int_equal(xrecv(fd, &m), 0);
-	assert_int_equal(m.hdr.command, VFU_CMD_DMA_READ);
-	struct vfu_device_info info = { .argsz = 16 };
-	xsend(fd, VFU_CMD_DEVICE_GET_INFO, &info, sizeof(info));
+	assert_int_equal(m.hdr.command, VFW_CMD_DMA_READ);
+	struct vfw_device_info info = { .argsz = 16 };
+	xsend(fd, VFW_CMD_DEVICE_GET_INFO, &info, sizeof(info));
 	for (int i = 0; i < 48; i++)
 		data[i] = (uint8_t)(i * 7);
 	memcpy(&a, m.payload, sizeof(a));
 	uint8_t rep[16 + 48];
 	memcpy(rep, &a, 16);
 	memcpy(rep + 16, data, 48);
-	assert_int_equal(vfu_send_reply(fd, &m.hdr, rep, sizeof(rep)), 0);
-	vfu_msg_release(&m);
-	expect_ok(fd, VFU_CMD_REGION_WRITE, &m); /* in order */
-	vfu_msg_release(&m);
-	expect_ok(fd, VFU_CMD_DEVICE_GET_INFO, &m);
-	vfu_msg_release(&m);
+	assert_int_equal(vfw_send_reply(fd, &m.hdr, rep, sizeof(rep)), 0);
+	vfw_msg_release(&m);
+	expect_ok(fd, VFW_CMD_REGION_WRITE, &m); /* in order */
+	vfw_msg_release(&m);
+	expect_ok(fd, VFW_CMD_DEVICE_GET_INFO, &m);
+	vfw_msg_release(&m);
 	assert_int_equal(r32(fd, 0, REG_DMA_RESULT), regs_fnv1a(data, 48));
 	/* an error reply to DMA_READ fails the DMA with EIO */
-	xsend(fd, VFU_CMD_REGION_WRITE, msg, sizeof(msg));
+	xsend(fd, VFW_CMD_REGION_WRITE, msg, sizeof(msg));
 	assert_int_equal(xrecv(fd, &m), 0);
-	assert_int_equal(vfu_send_error(fd, &m.hdr, EFAULT), 0);
-	vfu_msg_release(&m);
-	expect_ok(fd, VFU_CMD_REGION_WRITE, &m);
-	vfu_msg_release(&m);
+	assert_int_equal(vfw_send_error(fd, &m.hdr, EFAULT), 0);
+	vfw_msg_release(&m);
+	expect_ok(fd, VFW_CMD_REGION_WRITE, &m);
+	vfw_msg_release(&m);
 	assert_int_equal(r32(fd, 0, REG_DMA_ERROR), EIO);
 	xclose(fd);
 	still_serving();
@@ -716,7 +716,7 @@ static void test_dma_fd_and_mmap(void **state)
 	(void)state;
 	int fd = handshake();
 	int mfd = memfd_create("guest", MFD_CLOEXEC);
-	struct vfu_msg m;
+	struct vfw_msg m;
 
 	assert_int_equal(ftruncate(mfd, 0x4000), 0);
 	uint8_t *g = mmap(NULL, 0x4000, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
@@ -732,21 +732,21 @@ static void test_dma_fd_and_mmap(void **state)
 	assert_int_equal(r32(fd, 0, REG_DMA_RESULT), regs_fnv1a(g + 0x100, 64));
 
 	/* BAR2: truncated region info first, then the full one with an fd */
-	struct vfu_region_info ri = { .argsz = 32, .index = 2 };
-	xsend(fd, VFU_CMD_DEVICE_GET_REGION_INFO, &ri, sizeof(ri));
-	expect_ok(fd, VFU_CMD_DEVICE_GET_REGION_INFO, &m);
+	struct vfw_region_info ri = { .argsz = 32, .index = 2 };
+	xsend(fd, VFW_CMD_DEVICE_GET_REGION_INFO, &ri, sizeof(ri));
+	expect_ok(fd, VFW_CMD_DEVICE_GET_REGION_INFO, &m);
 	assert_int_equal(m.len, 32);
 	memcpy(&ri, m.payload, sizeof(ri));
 	assert_true(ri.argsz > 32);
-	vfu_msg_release(&m);
-	xsend(fd, VFU_CMD_DEVICE_GET_REGION_INFO, &ri, sizeof(ri));
-	expect_ok(fd, VFU_CMD_DEVICE_GET_REGION_INFO, &m);
+	vfw_msg_release(&m);
+	xsend(fd, VFW_CMD_DEVICE_GET_REGION_INFO, &ri, sizeof(ri));
+	expect_ok(fd, VFW_CMD_DEVICE_GET_REGION_INFO, &m);
 	assert_int_equal(m.len, ri.argsz);
 	assert_int_equal(m.nfds, 1);
 	memcpy(&ri, m.payload, sizeof(ri));
-	assert_true(ri.flags & VFU_REGION_INFO_FLAG_MMAP);
-	int bfd = vfu_msg_take_fd(&m, 0);
-	vfu_msg_release(&m);
+	assert_true(ri.flags & VFW_REGION_INFO_FLAG_MMAP);
+	int bfd = vfw_msg_take_fd(&m, 0);
+	vfw_msg_release(&m);
 	uint8_t *bar = mmap(NULL, 0x10000, PROT_READ | PROT_WRITE, MAP_SHARED,
 			    bfd, (off_t)ri.offset);
 	assert_true(bar != MAP_FAILED);
@@ -799,15 +799,15 @@ static void test_msix(void **state)
 	(void)state;
 	int fd = handshake();
 	int efds[4];
-	struct vfu_msg m;
+	struct vfw_msg m;
 
 	for (int i = 0; i < 4; i++)
 		efds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	struct vfu_irq_set s = { 20, VFU_IRQ_SET_DATA_EVENTFD |
-				 VFU_IRQ_SET_ACTION_TRIGGER, 2, 0, 4 };
-	xsend_fds(fd, VFU_CMD_DEVICE_SET_IRQS, &s, sizeof(s), efds, 4);
-	expect_ok(fd, VFU_CMD_DEVICE_SET_IRQS, &m);
-	vfu_msg_release(&m);
+	struct vfw_irq_set s = { 20, VFW_IRQ_SET_DATA_EVENTFD |
+				 VFW_IRQ_SET_ACTION_TRIGGER, 2, 0, 4 };
+	xsend_fds(fd, VFW_CMD_DEVICE_SET_IRQS, &s, sizeof(s), efds, 4);
+	expect_ok(fd, VFW_CMD_DEVICE_SET_IRQS, &m);
+	vfw_msg_release(&m);
 	/* find MSI-X in config space, enable it, unmask vector 1 */
 	uint8_t p = (uint8_t)r32(fd, 7, 0x34);
 	while (p && (r32(fd, 7, p) & 0xff) != 0x11)
@@ -826,22 +826,22 @@ static void test_msix(void **state)
 	assert_true(efd_fired(efds[2]));
 	assert_int_equal(r32(fd, 4, 0x800), 0);
 	/* SET_IRQS MASK holds vector 1; UNMASK delivers */
-	s = (struct vfu_irq_set){ 20, VFU_IRQ_SET_DATA_NONE |
-				  VFU_IRQ_SET_ACTION_MASK, 2, 1, 1 };
-	xsend(fd, VFU_CMD_DEVICE_SET_IRQS, &s, sizeof(s));
-	expect_ok(fd, VFU_CMD_DEVICE_SET_IRQS, &m);
-	vfu_msg_release(&m);
+	s = (struct vfw_irq_set){ 20, VFW_IRQ_SET_DATA_NONE |
+				  VFW_IRQ_SET_ACTION_MASK, 2, 1, 1 };
+	xsend(fd, VFW_CMD_DEVICE_SET_IRQS, &s, sizeof(s));
+	expect_ok(fd, VFW_CMD_DEVICE_SET_IRQS, &m);
+	vfw_msg_release(&m);
 	w32(fd, 0, REG_EVENT, 1);
 	assert_false(efd_fired(efds[1]));
-	s.flags = VFU_IRQ_SET_DATA_NONE | VFU_IRQ_SET_ACTION_UNMASK;
-	xsend(fd, VFU_CMD_DEVICE_SET_IRQS, &s, sizeof(s));
-	expect_ok(fd, VFU_CMD_DEVICE_SET_IRQS, &m);
-	vfu_msg_release(&m);
+	s.flags = VFW_IRQ_SET_DATA_NONE | VFW_IRQ_SET_ACTION_UNMASK;
+	xsend(fd, VFW_CMD_DEVICE_SET_IRQS, &s, sizeof(s));
+	expect_ok(fd, VFW_CMD_DEVICE_SET_IRQS, &m);
+	vfw_msg_release(&m);
 	assert_true(efd_fired(efds[1]));
 	/* reset: MSI-X disabled again, vectors masked */
-	xsend(fd, VFU_CMD_DEVICE_RESET, NULL, 0);
-	expect_ok(fd, VFU_CMD_DEVICE_RESET, &m);
-	vfu_msg_release(&m);
+	xsend(fd, VFW_CMD_DEVICE_RESET, NULL, 0);
+	expect_ok(fd, VFW_CMD_DEVICE_RESET, &m);
+	vfw_msg_release(&m);
 	assert_int_equal(r32(fd, 4, 1 * 16 + 12), 1);
 	assert_int_equal(r32(fd, 0, 0x10), 0);
 	for (int i = 0; i < 4; i++)
@@ -875,7 +875,7 @@ static void test_fd_mode(void **state)
 {
 	int sv[2], status;
 	char num[16];
-	struct vfu_msg m;
+	struct vfw_msg m;
 	pid_t pid;
 
 	(void)state;
@@ -891,8 +891,8 @@ static void test_fd_mode(void **state)
 	}
 	close(sv[1]);
 	send_version(sv[0], 0, NULL);
-	expect_ok(sv[0], VFU_CMD_VERSION, &m);
-	vfu_msg_release(&m);
+	expect_ok(sv[0], VFW_CMD_VERSION, &m);
+	vfw_msg_release(&m);
 	get_info(sv[0]);
 	close(sv[0]); /* client leaves: the device has nothing to accept */
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -902,31 +902,31 @@ static void test_fd_mode(void **state)
 
 /* ---- GET_REGION_INFO as QEMU asks (strict_client.h) ---- */
 
-static int strict_call(void *ctx, const struct vfu_region_info *req,
-		       struct vfu_msg *rep)
+static int strict_call(void *ctx, const struct vfw_region_info *req,
+		       struct vfw_msg *rep)
 {
 	int fd = *(const int *)ctx, err;
 
-	xsend(fd, VFU_CMD_DEVICE_GET_REGION_INFO, req, sizeof(*req));
+	xsend(fd, VFW_CMD_DEVICE_GET_REGION_INFO, req, sizeof(*req));
 	assert_int_equal(xrecv(fd, rep), 0);
-	assert_int_equal(rep->hdr.command, VFU_CMD_DEVICE_GET_REGION_INFO);
-	if (!(rep->hdr.flags & VFU_FLAGS_ERROR))
+	assert_int_equal(rep->hdr.command, VFW_CMD_DEVICE_GET_REGION_INFO);
+	if (!(rep->hdr.flags & VFW_FLAGS_ERROR))
 		return 0;
 	err = (int)rep->hdr.error;
-	vfu_msg_release(rep);
+	vfw_msg_release(rep);
 	return -err;
 }
 
 static uint32_t num_regions(int fd)
 {
-	struct vfu_device_info info = { .argsz = sizeof(info) };
-	struct vfu_msg m;
+	struct vfw_device_info info = { .argsz = sizeof(info) };
+	struct vfw_msg m;
 
-	xsend(fd, VFU_CMD_DEVICE_GET_INFO, &info, sizeof(info));
-	expect_ok(fd, VFU_CMD_DEVICE_GET_INFO, &m);
+	xsend(fd, VFW_CMD_DEVICE_GET_INFO, &info, sizeof(info));
+	expect_ok(fd, VFW_CMD_DEVICE_GET_INFO, &m);
 	assert_int_equal(m.len, sizeof(info));
 	memcpy(&info, m.payload, sizeof(info));
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	return info.num_regions;
 }
 
@@ -937,15 +937,15 @@ static void strict_probe_all(int fd, uint32_t n)
 	struct strict_region s;
 
 	for (uint32_t i = 0; i < n; i++) {
-		bool typed = i >= VFU_PCI_NUM_REGIONS;
+		bool typed = i >= VFW_PCI_NUM_REGIONS;
 		bool mapped = i == REGS_BAR_MEM ||
-			      (typed && i != VFU_DS_REGION_CTL);
+			      (typed && i != VFW_DS_REGION_CTL);
 
 		assert_int_equal(strict_region_info(strict_call, &fd, i, &s), 0);
 		assert_int_equal(s.retried, i == REGS_BAR_MEM || typed);
 		assert_int_equal(s.has_type, typed);
 		assert_int_equal(s.fd >= 0, mapped);
-		assert_int_equal(!!(s.flags & VFU_REGION_INFO_FLAG_MMAP), mapped);
+		assert_int_equal(!!(s.flags & VFW_REGION_INFO_FLAG_MMAP), mapped);
 		if (i == REGS_BAR_MEM) {
 			assert_int_equal(s.nr_areas, 1);
 			assert_int_equal(s.areas[0].offset, 0);
@@ -966,8 +966,8 @@ static void test_strict_region_info(void **state)
 	int fd = handshake();
 
 	(void)state;
-	assert_int_equal(num_regions(fd), VFU_PCI_NUM_REGIONS);
-	strict_probe_all(fd, VFU_PCI_NUM_REGIONS);
+	assert_int_equal(num_regions(fd), VFW_PCI_NUM_REGIONS);
+	strict_probe_all(fd, VFW_PCI_NUM_REGIONS);
 	xclose(fd);
 }
 
@@ -976,7 +976,7 @@ static void test_strict_region_info_iface(void **state)
 {
 	int sv[2], status;
 	char num[16];
-	struct vfu_msg m;
+	struct vfw_msg m;
 	pid_t pid;
 
 	(void)state;
@@ -993,10 +993,10 @@ static void test_strict_region_info_iface(void **state)
 	}
 	close(sv[1]);
 	send_version(sv[0], 0, "{\"capabilities\":{\"max_msg_fds\":8}}");
-	expect_ok(sv[0], VFU_CMD_VERSION, &m);
-	vfu_msg_release(&m);
-	assert_int_equal(num_regions(sv[0]), VFU_DS_NUM_REGIONS);
-	strict_probe_all(sv[0], VFU_DS_NUM_REGIONS);
+	expect_ok(sv[0], VFW_CMD_VERSION, &m);
+	vfw_msg_release(&m);
+	assert_int_equal(num_regions(sv[0]), VFW_DS_NUM_REGIONS);
+	strict_probe_all(sv[0], VFW_DS_NUM_REGIONS);
 	close(sv[0]);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));

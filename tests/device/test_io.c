@@ -53,17 +53,17 @@ static int64_t now_ms(void)
 
 static void send_msg(int fd, uint16_t cmd, const void *p, size_t len)
 {
-	struct vfu_header h = { .msg_id = 1, .command = cmd };
+	struct vfw_header h = { .msg_id = 1, .command = cmd };
 	struct iovec iov = { (void *)p, len };
 
-	assert_int_equal(vfu_msg_send(fd, &h, &iov, len ? 1 : 0, NULL, 0), 0);
+	assert_int_equal(vfw_msg_send(fd, &h, &iov, len ? 1 : 0, NULL, 0), 0);
 }
 
 static void fx_open(struct fx *f)
 {
 	struct vfmig_dev_desc d = { .version = VFMIG_DEV_DESC_VERSION };
-	struct vfu_version v = { 0, 0 };
-	struct vfu_msg m;
+	struct vfw_version v = { 0, 0 };
+	struct vfw_msg m;
 	int sv[2];
 
 	d.bars[0] = (struct vfmig_dev_bar){ .size = BAR_SIZE,
@@ -75,10 +75,10 @@ static void fx_open(struct fx *f)
 	f->fd = sv[0];
 	assert_int_equal(vfmig_dev_get_poll_events(f->dev), POLLIN);
 	assert_int_equal(vfmig_dev_get_poll_timeout(f->dev), -1);
-	send_msg(f->fd, VFU_CMD_VERSION, &v, sizeof(v));
+	send_msg(f->fd, VFW_CMD_VERSION, &v, sizeof(v));
 	assert_int_equal(vfmig_dev_process(f->dev), 1);
-	assert_int_equal(vfu_msg_recv(f->fd, &m, 1 << 22, 16), 0);
-	vfu_msg_release(&m);
+	assert_int_equal(vfw_msg_recv(f->fd, &m, 1 << 22, 16), 0);
+	vfw_msg_release(&m);
 }
 
 static void fx_close(struct fx *f)
@@ -91,12 +91,12 @@ static void fx_close(struct fx *f)
  * tells when its deadline comes. */
 static void test_partial_message(void **state)
 {
-	struct vfu_device_info info = { .argsz = sizeof(info) };
-	struct vfu_header h = { .msg_id = 3,
-				.command = VFU_CMD_DEVICE_GET_INFO,
+	struct vfw_device_info info = { .argsz = sizeof(info) };
+	struct vfw_header h = { .msg_id = 3,
+				.command = VFW_CMD_DEVICE_GET_INFO,
 				.msg_size = sizeof(h) + sizeof(info) };
 	uint8_t msg[sizeof(h) + sizeof(info)];
-	struct vfu_msg m;
+	struct vfw_msg m;
 	struct fx f;
 	int64_t t0;
 	int t;
@@ -110,15 +110,15 @@ static void test_partial_message(void **state)
 	assert_int_equal(vfmig_dev_process(f.dev), 0);
 	assert_true(now_ms() - t0 < 100);
 	t = vfmig_dev_get_poll_timeout(f.dev);
-	assert_true(t > VFU_MSG_PART_TIMEOUT_MS - 1000);
-	assert_true(t <= VFU_MSG_PART_TIMEOUT_MS);
+	assert_true(t > VFW_MSG_PART_TIMEOUT_MS - 1000);
+	assert_true(t <= VFW_MSG_PART_TIMEOUT_MS);
 	assert_int_equal(send(f.fd, msg + 10, sizeof(msg) - 10, 0),
 			 (ssize_t)(sizeof(msg) - 10));
 	assert_int_equal(vfmig_dev_process(f.dev), 1);
-	assert_int_equal(vfu_msg_recv(f.fd, &m, 1 << 22, 16), 0);
+	assert_int_equal(vfw_msg_recv(f.fd, &m, 1 << 22, 16), 0);
 	assert_int_equal(m.hdr.msg_id, 3);
-	assert_false(m.hdr.flags & VFU_FLAGS_ERROR);
-	vfu_msg_release(&m);
+	assert_false(m.hdr.flags & VFW_FLAGS_ERROR);
+	vfw_msg_release(&m);
 	assert_int_equal(vfmig_dev_get_poll_timeout(f.dev), -1);
 	fx_close(&f);
 }
@@ -128,16 +128,16 @@ static void test_partial_message(void **state)
  * as the client reads, the rest goes and the commands are served. */
 static void test_queue_and_backpressure(void **state)
 {
-	struct vfu_region_access a = { 0, 0, BAR_SIZE };
-	uint8_t reqs[8][sizeof(struct vfu_header) + sizeof(a)];
+	struct vfw_region_access a = { 0, 0, BAR_SIZE };
+	uint8_t reqs[8][sizeof(struct vfw_header) + sizeof(a)];
 	int served = 0, got = 0, t;
 	struct fx f;
 
 	(void)state;
 	fx_open(&f);
 	for (int i = 0; i < 8; i++) {
-		struct vfu_header h = { .msg_id = (uint16_t)(100 + i),
-					.command = VFU_CMD_REGION_READ,
+		struct vfw_header h = { .msg_id = (uint16_t)(100 + i),
+					.command = VFW_CMD_REGION_READ,
 					.msg_size = sizeof(reqs[i]) };
 		memcpy(reqs[i], &h, sizeof(h));
 		memcpy(reqs[i] + sizeof(h), &a, sizeof(a));
@@ -154,25 +154,25 @@ static void test_queue_and_backpressure(void **state)
 	assert_int_equal(vfmig_dev_process(f.dev), 0); /* still full */
 	/* Read every reply, in order, a piece at a time on this one thread,
 	 * letting the device go on between the pieces. */
-	struct vfu_rx rx;
-	vfu_rx_init(&rx);
+	struct vfw_rx rx;
+	vfw_rx_init(&rx);
 	t0 = now_ms();
 	while (got < 8) {
-		struct vfu_msg m;
+		struct vfw_msg m;
 		int r;
 
 		assert_true(now_ms() - t0 < 5000);
 		r = vfmig_dev_process(f.dev);
 		assert_true(r >= 0);
 		served += r;
-		r = vfu_rx_poll(f.fd, &rx, 1 << 22, 16, &m);
+		r = vfw_rx_poll(f.fd, &rx, 1 << 22, 16, &m);
 		assert_true(r >= 0);
 		if (r == 0)
 			continue;
 		assert_int_equal(m.hdr.msg_id, 100 + got);
-		assert_false(m.hdr.flags & VFU_FLAGS_ERROR);
+		assert_false(m.hdr.flags & VFW_FLAGS_ERROR);
 		assert_int_equal(m.len, sizeof(a) + BAR_SIZE);
-		vfu_msg_release(&m);
+		vfw_msg_release(&m);
 		got++;
 	}
 	assert_int_equal(served, 8);

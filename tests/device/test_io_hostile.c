@@ -235,32 +235,32 @@ static int conn(void)
 
 static void xsend(int fd, uint16_t cmd, const void *p, size_t len)
 {
-	struct vfu_header h = { .msg_id = next_id++, .command = cmd };
+	struct vfw_header h = { .msg_id = next_id++, .command = cmd };
 	struct iovec iov = { (void *)p, len };
 
-	assert_int_equal(vfu_msg_send(fd, &h, &iov, len ? 1 : 0, NULL, 0), 0);
+	assert_int_equal(vfw_msg_send(fd, &h, &iov, len ? 1 : 0, NULL, 0), 0);
 }
 
-static int xrecv(int fd, struct vfu_msg *m)
+static int xrecv(int fd, struct vfw_msg *m)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 
 	if (poll(&p, 1, 5000) != 1)
 		fail_msg("the device did not answer within 5 s");
-	return vfu_msg_recv(fd, m, 4 * MIB, 16);
+	return vfw_msg_recv(fd, m, 4 * MIB, 16);
 }
 
 static void expect_ok(int fd, uint16_t cmd)
 {
-	struct vfu_msg m;
+	struct vfw_msg m;
 
 	assert_int_equal(xrecv(fd, &m), 0);
 	assert_int_equal(m.hdr.command, cmd);
-	assert_int_equal(m.hdr.flags & VFU_FLAGS_TYPE_MASK,
-			 VFU_FLAGS_TYPE_REPLY);
-	if (m.hdr.flags & VFU_FLAGS_ERROR)
+	assert_int_equal(m.hdr.flags & VFW_FLAGS_TYPE_MASK,
+			 VFW_FLAGS_TYPE_REPLY);
+	if (m.hdr.flags & VFW_FLAGS_ERROR)
 		fail_msg("cmd %u: error reply %u", cmd, m.hdr.error);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 }
 
 /* Connect and negotiate, with our max_data_xfer_size. */
@@ -268,7 +268,7 @@ static int handshake_xfer(unsigned int xfer)
 {
 	char json[128];
 	uint8_t buf[160];
-	struct vfu_version v = { 0, 0 };
+	struct vfw_version v = { 0, 0 };
 	int fd = conn(), n;
 
 	n = snprintf(json, sizeof(json),
@@ -276,8 +276,8 @@ static int handshake_xfer(unsigned int xfer)
 		     "\"max_data_xfer_size\":%u}}", xfer);
 	memcpy(buf, &v, sizeof(v));
 	memcpy(buf + sizeof(v), json, (size_t)n + 1);
-	xsend(fd, VFU_CMD_VERSION, buf, sizeof(v) + (size_t)n + 1);
-	expect_ok(fd, VFU_CMD_VERSION);
+	xsend(fd, VFW_CMD_VERSION, buf, sizeof(v) + (size_t)n + 1);
+	expect_ok(fd, VFW_CMD_VERSION);
 	return fd;
 }
 
@@ -288,41 +288,41 @@ static int handshake(void)
 
 static void w32(int fd, uint64_t off, uint32_t v)
 {
-	uint8_t msg[sizeof(struct vfu_region_access) + 4];
-	struct vfu_region_access a = { off, REGS_BAR_REGS, 4 };
+	uint8_t msg[sizeof(struct vfw_region_access) + 4];
+	struct vfw_region_access a = { off, REGS_BAR_REGS, 4 };
 
 	memcpy(msg, &a, sizeof(a));
 	memcpy(msg + sizeof(a), &v, 4); /* little-endian hosts only */
-	xsend(fd, VFU_CMD_REGION_WRITE, msg, sizeof(msg));
-	expect_ok(fd, VFU_CMD_REGION_WRITE);
+	xsend(fd, VFW_CMD_REGION_WRITE, msg, sizeof(msg));
+	expect_ok(fd, VFW_CMD_REGION_WRITE);
 }
 
 static uint32_t r32(int fd, uint64_t off)
 {
-	struct vfu_region_access a = { off, REGS_BAR_REGS, 4 };
-	struct vfu_msg m;
+	struct vfw_region_access a = { off, REGS_BAR_REGS, 4 };
+	struct vfw_msg m;
 	uint32_t v;
 
-	xsend(fd, VFU_CMD_REGION_READ, &a, sizeof(a));
+	xsend(fd, VFW_CMD_REGION_READ, &a, sizeof(a));
 	assert_int_equal(xrecv(fd, &m), 0);
-	assert_false(m.hdr.flags & VFU_FLAGS_ERROR);
+	assert_false(m.hdr.flags & VFW_FLAGS_ERROR);
 	assert_int_equal(m.len, sizeof(a) + 4);
 	memcpy(&v, m.payload + sizeof(a), 4);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	return v;
 }
 
 static void dma_map(int fd, uint64_t addr, uint64_t size, int mfd)
 {
-	struct vfu_dma_map d = { sizeof(d), VFU_DMA_READABLE | VFU_DMA_WRITEABLE,
+	struct vfw_dma_map d = { sizeof(d), VFW_DMA_READABLE | VFW_DMA_WRITEABLE,
 				 0, addr, size };
-	struct vfu_header h = { .msg_id = next_id++,
-				.command = VFU_CMD_DMA_MAP };
+	struct vfw_header h = { .msg_id = next_id++,
+				.command = VFW_CMD_DMA_MAP };
 	struct iovec iov = { &d, sizeof(d) };
 
-	assert_int_equal(vfu_msg_send(fd, &h, &iov, 1, &mfd, mfd >= 0 ? 1 : 0),
+	assert_int_equal(vfw_msg_send(fd, &h, &iov, 1, &mfd, mfd >= 0 ? 1 : 0),
 			 0);
-	expect_ok(fd, VFU_CMD_DMA_MAP);
+	expect_ok(fd, VFW_CMD_DMA_MAP);
 }
 
 static void dma_program(int fd, uint64_t addr, uint32_t len)
@@ -335,25 +335,25 @@ static void dma_program(int fd, uint64_t addr, uint32_t len)
 /* Start a DMA command whose REGION_WRITE is answered only after the DMA. */
 static void dma_start(int fd, uint32_t cmd)
 {
-	uint8_t msg[sizeof(struct vfu_region_access) + 4];
-	struct vfu_region_access a = { REG_DMA_CMD, REGS_BAR_REGS, 4 };
+	uint8_t msg[sizeof(struct vfw_region_access) + 4];
+	struct vfw_region_access a = { REG_DMA_CMD, REGS_BAR_REGS, 4 };
 
 	memcpy(msg, &a, sizeof(a));
 	memcpy(msg + sizeof(a), &cmd, 4);
-	xsend(fd, VFU_CMD_REGION_WRITE, msg, sizeof(msg));
+	xsend(fd, VFW_CMD_REGION_WRITE, msg, sizeof(msg));
 }
 
 /* A message-based window and a checksum DMA: returns the device's
  * DMA_READ request (release it). */
-static void dma_read_pending(int fd, struct vfu_msg *req)
+static void dma_read_pending(int fd, struct vfw_msg *req)
 {
 	dma_map(fd, 0x100000, 0x2000, -1);
 	dma_program(fd, 0x100000, 48);
 	dma_start(fd, DMA_CMD_CHECKSUM);
 	assert_int_equal(xrecv(fd, req), 0);
-	assert_int_equal(req->hdr.command, VFU_CMD_DMA_READ);
-	assert_int_equal(req->hdr.flags & VFU_FLAGS_TYPE_MASK,
-			 VFU_FLAGS_TYPE_COMMAND);
+	assert_int_equal(req->hdr.command, VFW_CMD_DMA_READ);
+	assert_int_equal(req->hdr.flags & VFW_FLAGS_TYPE_MASK,
+			 VFW_FLAGS_TYPE_COMMAND);
 }
 
 /* Wait up to ms for the device to close its end, without reading (a read
@@ -399,11 +399,11 @@ static void refused_promptly(void)
 
 static void still_serving(void)
 {
-	struct vfu_device_info info = { .argsz = sizeof(info) };
+	struct vfw_device_info info = { .argsz = sizeof(info) };
 	int fd = handshake();
 
-	xsend(fd, VFU_CMD_DEVICE_GET_INFO, &info, sizeof(info));
-	expect_ok(fd, VFU_CMD_DEVICE_GET_INFO);
+	xsend(fd, VFW_CMD_DEVICE_GET_INFO, &info, sizeof(info));
+	expect_ok(fd, VFW_CMD_DEVICE_GET_INFO);
 	close(fd);
 }
 
@@ -412,13 +412,13 @@ static void still_serving(void)
  * takes whole. */
 static void flood_reads(int fd)
 {
-	struct vfu_region_access a = { 0, REGS_BAR_MEM, REGS_BAR_MEM_SIZE };
-	const size_t one = sizeof(struct vfu_header) + sizeof(a);
-	uint8_t msgs[300 * (sizeof(struct vfu_header) + sizeof(a))];
+	struct vfw_region_access a = { 0, REGS_BAR_MEM, REGS_BAR_MEM_SIZE };
+	const size_t one = sizeof(struct vfw_header) + sizeof(a);
+	uint8_t msgs[300 * (sizeof(struct vfw_header) + sizeof(a))];
 
 	for (int i = 0; i < 300; i++) {
-		struct vfu_header h = { .msg_id = next_id++,
-					.command = VFU_CMD_REGION_READ,
+		struct vfw_header h = { .msg_id = next_id++,
+					.command = VFW_CMD_REGION_READ,
 					.msg_size = (uint32_t)one };
 		memcpy(msgs + i * one, &h, sizeof(h));
 		memcpy(msgs + i * one + sizeof(h), &a, sizeof(a));
@@ -473,12 +473,12 @@ static void test_nonreader_dropped(void **state)
 
 static void test_trickle(void **state)
 {
-	uint8_t msg[sizeof(struct vfu_header) + sizeof(struct vfu_region_access)
+	uint8_t msg[sizeof(struct vfw_header) + sizeof(struct vfw_region_access)
 		    + 4];
-	struct vfu_header h = { .msg_id = next_id++,
-				.command = VFU_CMD_REGION_WRITE,
+	struct vfw_header h = { .msg_id = next_id++,
+				.command = VFW_CMD_REGION_WRITE,
 				.msg_size = sizeof(msg) };
-	struct vfu_region_access a = { REG_SCRATCH0, REGS_BAR_REGS, 4 };
+	struct vfw_region_access a = { REG_SCRATCH0, REGS_BAR_REGS, 4 };
 	int fd = handshake(), ms = -1;
 	bool checked = false;
 	int64_t t0;
@@ -511,17 +511,17 @@ static void test_trickle(void **state)
 
 static void test_dma_flood_count(void **state)
 {
-	struct vfu_device_info info = { .argsz = sizeof(info) };
-	uint8_t msg[sizeof(struct vfu_header) + sizeof(info)];
+	struct vfw_device_info info = { .argsz = sizeof(info) };
+	uint8_t msg[sizeof(struct vfw_header) + sizeof(info)];
 	int fd = handshake(), ms;
-	struct vfu_msg req;
+	struct vfw_msg req;
 
 	(void)state;
 	dma_read_pending(fd, &req);
-	vfu_msg_release(&req);
+	vfw_msg_release(&req);
 	for (int i = 0; i < 100; i++) {
-		struct vfu_header h = { .msg_id = next_id++,
-					.command = VFU_CMD_DEVICE_GET_INFO,
+		struct vfw_header h = { .msg_id = next_id++,
+					.command = VFW_CMD_DEVICE_GET_INFO,
 					.msg_size = sizeof(msg) };
 		memcpy(msg, &h, sizeof(h));
 		memcpy(msg + sizeof(h), &info, sizeof(info));
@@ -538,27 +538,27 @@ static void test_dma_flood_count(void **state)
 
 static void test_dma_flood_bytes(void **state)
 {
-	const size_t len = sizeof(struct vfu_header) +
-			   sizeof(struct vfu_region_access) + MIB;
+	const size_t len = sizeof(struct vfw_header) +
+			   sizeof(struct vfw_region_access) + MIB;
 	uint8_t *msg = calloc(1, len);
 	int fd = handshake(), sent = 0;
-	struct vfu_msg req;
+	struct vfw_msg req;
 	bool peak;
 	long before;
 
 	(void)state;
 	assert_non_null(msg);
 	dma_read_pending(fd, &req);
-	vfu_msg_release(&req);
+	vfw_msg_release(&req);
 	peak = reset_peak();
 	before = status_kb("VmRSS:");
 	/* 40 x 1 MiB REGION_WRITEs, as fast as the device takes them. */
 	int64_t end = now_ms() + 5000;
 	while (sent < 40 && now_ms() < end) {
-		struct vfu_header h = { .msg_id = next_id++,
-					.command = VFU_CMD_REGION_WRITE,
+		struct vfw_header h = { .msg_id = next_id++,
+					.command = VFW_CMD_REGION_WRITE,
 					.msg_size = (uint32_t)len };
-		struct vfu_region_access a = { 0, REGS_BAR_MEM, MIB };
+		struct vfw_region_access a = { 0, REGS_BAR_MEM, MIB };
 		size_t off = 0;
 		memcpy(msg, &h, sizeof(h));
 		memcpy(msg + sizeof(h), &a, sizeof(a));
@@ -604,19 +604,19 @@ static void test_dma_slow_pieces(void **state)
 	dma_start(fd, DMA_CMD_CHECKSUM);
 	t0 = now_ms();
 	for (int i = 0; i < 10 && ms < 0; i++) {
-		uint8_t rep[sizeof(struct vfu_dma_access) + 64] = { 0 };
-		struct vfu_msg req;
+		uint8_t rep[sizeof(struct vfw_dma_access) + 64] = { 0 };
+		struct vfw_msg req;
 
 		assert_int_equal(xrecv(fd, &req), 0);
-		assert_int_equal(req.hdr.command, VFU_CMD_DMA_READ);
-		assert_int_equal(req.len, sizeof(struct vfu_dma_access));
-		memcpy(rep, req.payload, sizeof(struct vfu_dma_access));
+		assert_int_equal(req.hdr.command, VFW_CMD_DMA_READ);
+		assert_int_equal(req.len, sizeof(struct vfw_dma_access));
+		memcpy(rep, req.payload, sizeof(struct vfw_dma_access));
 		if (wait_hup(fd, 1500) >= 0)
 			ms = (int)(now_ms() - t0);
 		else
-			assert_int_equal(vfu_send_reply(fd, &req.hdr, rep,
+			assert_int_equal(vfw_send_reply(fd, &req.hdr, rep,
 							sizeof(rep)), 0);
-		vfu_msg_release(&req);
+		vfw_msg_release(&req);
 	}
 	if (ms < 0)
 		ms = wait_hup(fd, PROMPT_MS) < 0 ? -1 : (int)(now_ms() - t0);
@@ -633,15 +633,15 @@ static void test_dma_slow_pieces(void **state)
 
 static void test_unsolicited_reply(void **state)
 {
-	struct vfu_header h = { .msg_id = 999,
-				.command = VFU_CMD_DEVICE_GET_INFO,
-				.flags = VFU_FLAGS_TYPE_REPLY };
+	struct vfw_header h = { .msg_id = 999,
+				.command = VFW_CMD_DEVICE_GET_INFO,
+				.flags = VFW_FLAGS_TYPE_REPLY };
 	int fd = handshake();
-	struct vfu_msg req;
+	struct vfw_msg req;
 
 	(void)state;
 	/* With no request outstanding. */
-	assert_int_equal(vfu_msg_send(fd, &h, NULL, 0, NULL, 0), 0);
+	assert_int_equal(vfw_msg_send(fd, &h, NULL, 0, NULL, 0), 0);
 	if (wait_hup(fd, PROMPT_MS) < 0)
 		fail_msg("an unsolicited reply was not a protocol error");
 	expect_log("to no request");
@@ -649,11 +649,11 @@ static void test_unsolicited_reply(void **state)
 	/* While the device waits for its DMA_READ reply: another id. */
 	fd = handshake();
 	dma_read_pending(fd, &req);
-	h = (struct vfu_header){ .msg_id = (uint16_t)(req.hdr.msg_id + 1),
-				 .command = VFU_CMD_DMA_READ,
-				 .flags = VFU_FLAGS_TYPE_REPLY };
-	vfu_msg_release(&req);
-	assert_int_equal(vfu_msg_send(fd, &h, NULL, 0, NULL, 0), 0);
+	h = (struct vfw_header){ .msg_id = (uint16_t)(req.hdr.msg_id + 1),
+				 .command = VFW_CMD_DMA_READ,
+				 .flags = VFW_FLAGS_TYPE_REPLY };
+	vfw_msg_release(&req);
+	assert_int_equal(vfw_msg_send(fd, &h, NULL, 0, NULL, 0), 0);
 	if (wait_hup(fd, PROMPT_MS) < 0)
 		fail_msg("a stray reply during a DMA wait was not an error");
 	expect_log("while the device waited for its DMA_READ");
@@ -663,9 +663,9 @@ static void test_unsolicited_reply(void **state)
 
 static void test_reply_bigger(void **state)
 {
-	uint8_t rep[sizeof(struct vfu_dma_access) + 4096] = { 0 };
-	struct vfu_dma_access a;
-	struct vfu_msg req;
+	uint8_t rep[sizeof(struct vfw_dma_access) + 4096] = { 0 };
+	struct vfw_dma_access a;
+	struct vfw_msg req;
 	int fd = handshake();
 
 	(void)state;
@@ -674,8 +674,8 @@ static void test_reply_bigger(void **state)
 	memcpy(&a, req.payload, sizeof(a));
 	assert_int_equal(a.count, 48);
 	memcpy(rep, &a, sizeof(a));
-	assert_int_equal(vfu_send_reply(fd, &req.hdr, rep, sizeof(rep)), 0);
-	vfu_msg_release(&req);
+	assert_int_equal(vfw_send_reply(fd, &req.hdr, rep, sizeof(rep)), 0);
+	vfw_msg_release(&req);
 	if (wait_hup(fd, PROMPT_MS) < 0)
 		fail_msg("a DMA_READ reply bigger than asked was accepted");
 	expect_log("more than was asked");
@@ -683,11 +683,11 @@ static void test_reply_bigger(void **state)
 	/* A reply announcing more than any message may carry. */
 	fd = handshake();
 	dma_read_pending(fd, &req);
-	struct vfu_header h = { .msg_id = req.hdr.msg_id,
-				.command = VFU_CMD_DMA_READ,
+	struct vfw_header h = { .msg_id = req.hdr.msg_id,
+				.command = VFW_CMD_DMA_READ,
 				.msg_size = 4 * MIB,
-				.flags = VFU_FLAGS_TYPE_REPLY };
-	vfu_msg_release(&req);
+				.flags = VFW_FLAGS_TYPE_REPLY };
+	vfw_msg_release(&req);
 	assert_int_equal(send_now(fd, &h, sizeof(h)), sizeof(h));
 	if (wait_hup(fd, PROMPT_MS) < 0)
 		fail_msg("an oversized reply header was accepted");
@@ -754,11 +754,11 @@ static void test_truncated_memfd(void **state)
 static void test_dma_wait_sigterm(void **state)
 {
 	int status, fd = handshake();
-	struct vfu_msg req;
+	struct vfw_msg req;
 
 	(void)state;
 	dma_read_pending(fd, &req); /* never answered */
-	vfu_msg_release(&req);
+	vfw_msg_release(&req);
 	sleep_ms(200);
 	kill(srv.pid, SIGTERM);
 	if (!srv_wait(PROMPT_MS, &status))

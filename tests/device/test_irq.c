@@ -89,7 +89,7 @@ static void cfg_w(vfmig_dev *dev, uint32_t off, uint32_t v, size_t len)
 
 	for (size_t i = 0; i < len; i++)
 		b[i] = (uint8_t)(v >> (8 * i));
-	assert_int_equal(dev_region_access(dev, VFU_PCI_CONFIG_REGION, off, b,
+	assert_int_equal(dev_region_access(dev, VFW_PCI_CONFIG_REGION, off, b,
 					   len, true), 0);
 }
 
@@ -198,12 +198,12 @@ struct set_case {
 	int want;
 };
 
-#define DN VFU_IRQ_SET_DATA_NONE
-#define DB VFU_IRQ_SET_DATA_BOOL
-#define DE VFU_IRQ_SET_DATA_EVENTFD
-#define AM VFU_IRQ_SET_ACTION_MASK
-#define AU VFU_IRQ_SET_ACTION_UNMASK
-#define AT VFU_IRQ_SET_ACTION_TRIGGER
+#define DN VFW_IRQ_SET_DATA_NONE
+#define DB VFW_IRQ_SET_DATA_BOOL
+#define DE VFW_IRQ_SET_DATA_EVENTFD
+#define AM VFW_IRQ_SET_ACTION_MASK
+#define AU VFW_IRQ_SET_ACTION_UNMASK
+#define AT VFW_IRQ_SET_ACTION_TRIGGER
 
 static void test_set_irqs_check(void **state)
 {
@@ -239,7 +239,7 @@ static void test_set_irqs_check(void **state)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct set_case *c = &cases[i];
-		struct vfu_irq_set s = { c->argsz, c->flags, c->index,
+		struct vfw_irq_set s = { c->argsz, c->flags, c->index,
 					 c->start, c->count };
 		memcpy(buf, &s, sizeof(s));
 		int r = dev_irq_set_check(dev->irqs, buf, sizeof(s) + c->extra,

@@ -61,17 +61,17 @@ static const struct vfmig_dev_ops ops = {
 static void send_msg(int fd, uint16_t cmd, const void *p, size_t len,
 		     const int *fds, size_t nfds)
 {
-	struct vfu_header h = { .msg_id = 1, .command = cmd };
+	struct vfw_header h = { .msg_id = 1, .command = cmd };
 	struct iovec iov = { (void *)p, len };
-	assert_int_equal(vfu_msg_send(fd, &h, &iov, len ? 1 : 0, fds, nfds), 0);
+	assert_int_equal(vfw_msg_send(fd, &h, &iov, len ? 1 : 0, fds, nfds), 0);
 }
 
 static void reply_ok(int fd)
 {
-	struct vfu_msg m;
-	assert_int_equal(vfu_msg_recv(fd, &m, 1 << 21, 16), 0);
-	assert_false(m.hdr.flags & VFU_FLAGS_ERROR);
-	vfu_msg_release(&m);
+	struct vfw_msg m;
+	assert_int_equal(vfw_msg_recv(fd, &m, 1 << 21, 16), 0);
+	assert_false(m.hdr.flags & VFW_FLAGS_ERROR);
+	vfw_msg_release(&m);
 }
 
 static void test_disconnect_keeps_state(void **state)
@@ -97,24 +97,24 @@ static void test_disconnect_keeps_state(void **state)
 	assert_int_equal(errno, EBADF);
 	assert_int_equal(vfmig_dev_get_poll_fd(dev), sv[1]);
 
-	struct vfu_version v = { 0, 0 };
-	send_msg(sv[0], VFU_CMD_VERSION, &v, sizeof(v), NULL, 0);
+	struct vfw_version v = { 0, 0 };
+	send_msg(sv[0], VFW_CMD_VERSION, &v, sizeof(v), NULL, 0);
 	efd = eventfd(0, EFD_CLOEXEC);
-	struct vfu_irq_set s = { 20, VFU_IRQ_SET_DATA_EVENTFD |
-				 VFU_IRQ_SET_ACTION_TRIGGER, 2, 1, 1 };
-	send_msg(sv[0], VFU_CMD_DEVICE_SET_IRQS, &s, sizeof(s), &efd, 1);
+	struct vfw_irq_set s = { 20, VFW_IRQ_SET_DATA_EVENTFD |
+				 VFW_IRQ_SET_ACTION_TRIGGER, 2, 1, 1 };
+	send_msg(sv[0], VFW_CMD_DEVICE_SET_IRQS, &s, sizeof(s), &efd, 1);
 	mfd = memfd_create("g", MFD_CLOEXEC);
 	assert_int_equal(ftruncate(mfd, 8192), 0);
-	struct vfu_dma_map m = { 32, 3, 0, 0x10000, 8192 };
-	send_msg(sv[0], VFU_CMD_DMA_MAP, &m, sizeof(m), &mfd, 1);
+	struct vfw_dma_map m = { 32, 3, 0, 0x10000, 8192 };
+	send_msg(sv[0], VFW_CMD_DMA_MAP, &m, sizeof(m), &mfd, 1);
 	/* enable MSI-X via config space: state that must survive */
 	uint8_t w[16 + 2];
-	struct vfu_region_access ra = { dev->pci.msix_cap + 2u,
-					VFU_PCI_CONFIG_REGION, 2 };
+	struct vfw_region_access ra = { dev->pci.msix_cap + 2u,
+					VFW_PCI_CONFIG_REGION, 2 };
 	memcpy(w, &ra, sizeof(ra));
 	w[16] = 0x00;
 	w[17] = 0x80;
-	send_msg(sv[0], VFU_CMD_REGION_WRITE, w, sizeof(w), NULL, 0);
+	send_msg(sv[0], VFW_CMD_REGION_WRITE, w, sizeof(w), NULL, 0);
 	assert_int_equal(vfmig_dev_process(dev), 4);
 	for (int i = 0; i < 4; i++)
 		reply_ok(sv[0]);

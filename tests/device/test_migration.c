@@ -85,7 +85,7 @@ static int t_transition(vfmig_dev *dev, void *priv, uint32_t from,
 		t->arcs[t->narcs][1] = to;
 		t->narcs++;
 	}
-	if (vfu_mig_state_saving(to) && !vfu_mig_state_saving(from))
+	if (vfw_mig_state_saving(to) && !vfw_mig_state_saving(from))
 		t->save_pos = 0;
 	if (to == RS_)
 		t->loaded = 0;
@@ -162,13 +162,13 @@ struct fx {
 };
 
 static int call_fds(struct fx *f, uint16_t cmd, const void *p, size_t len,
-		    const int *fds, size_t nfds, struct vfu_msg *rep)
+		    const int *fds, size_t nfds, struct vfw_msg *rep)
 {
 	return raw_call(f->dev, f->fd, cmd, p, len, fds, nfds, rep);
 }
 
 static int call(struct fx *f, uint16_t cmd, const void *p, size_t len,
-		struct vfu_msg *rep)
+		struct vfw_msg *rep)
 {
 	return call_fds(f, cmd, p, len, NULL, 0, rep);
 }
@@ -179,36 +179,36 @@ static int feat(struct fx *f, uint32_t flags, const void *data, size_t len,
 		void *out, size_t cap, size_t *out_len)
 {
 	uint8_t buf[8 + 8192];
-	struct vfu_device_feature h = { (uint32_t)(8 + (len > cap ? len : cap)),
+	struct vfw_device_feature h = { (uint32_t)(8 + (len > cap ? len : cap)),
 					flags };
-	struct vfu_msg m;
+	struct vfw_msg m;
 	int r;
 
 	assert_true(len <= 8192);
 	memcpy(buf, &h, 8);
 	if (len)
 		memcpy(buf + 8, data, len);
-	r = call(f, VFU_CMD_DEVICE_FEATURE, buf, 8 + len, &m);
+	r = call(f, VFW_CMD_DEVICE_FEATURE, buf, 8 + len, &m);
 	if (r < 0)
 		return r;
 	assert_true(m.len >= 8);
 	memcpy(&h, m.payload, 8);
-	if (flags & VFU_FEATURE_GET)
+	if (flags & VFW_FEATURE_GET)
 		assert_int_equal(h.argsz, m.len);
 	if (out)
 		memcpy(out, m.payload + 8, m.len - 8 < cap ? m.len - 8 : cap);
 	if (out_len)
 		*out_len = m.len - 8;
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	return 0;
 }
 
 static uint32_t get_state(struct fx *f)
 {
-	struct vfu_mig_device_state s;
+	struct vfw_mig_device_state s;
 	size_t n;
 
-	assert_int_equal(feat(f, VFU_FEATURE_GET | VFU_FEATURE_MIG_DEVICE_STATE,
+	assert_int_equal(feat(f, VFW_FEATURE_GET | VFW_FEATURE_MIG_DEVICE_STATE,
 			      NULL, 0, &s, sizeof(s), &n), 0);
 	assert_int_equal(n, 8);
 	assert_int_equal(s.device_state, vfmig_dev_mig_state(f->dev));
@@ -217,9 +217,9 @@ static uint32_t get_state(struct fx *f)
 
 static int set_state(struct fx *f, uint32_t to)
 {
-	struct vfu_mig_device_state s = { to, 0xabcdef01u }, o = { 0 };
+	struct vfw_mig_device_state s = { to, 0xabcdef01u }, o = { 0 };
 	size_t n;
-	int r = feat(f, VFU_FEATURE_SET | VFU_FEATURE_MIG_DEVICE_STATE, &s,
+	int r = feat(f, VFW_FEATURE_SET | VFW_FEATURE_MIG_DEVICE_STATE, &s,
 		     sizeof(s), &o, sizeof(o), &n);
 
 	if (r == 0) { /* echo with the resulting state */
@@ -253,16 +253,16 @@ static void fx_open(struct fx *f, const struct vfmig_dev_ops *o,
 		memcpy(v + 4, json, strlen(json) + 1);
 		vlen += strlen(json) + 1;
 	}
-	struct vfu_msg m;
-	struct vfu_caps caps;
+	struct vfw_msg m;
+	struct vfw_caps caps;
 	uint16_t major, minor;
 	char err[128];
-	assert_int_equal(call(f, VFU_CMD_VERSION, v, vlen, &m), 0);
-	assert_int_equal(vfu_version_parse(m.payload, m.len, &major, &minor,
+	assert_int_equal(call(f, VFW_CMD_VERSION, v, vlen, &m), 0);
+	assert_int_equal(vfw_version_parse(m.payload, m.len, &major, &minor,
 					   &caps, err, sizeof(err)), 0);
 	f->echoed = caps.mig_info_version;
 	assert_int_equal(f->echoed, f->dev->mig.info_version);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	f->ram = -1;
 }
 
@@ -276,21 +276,21 @@ static void fx_close(struct fx *f)
 
 static bool arc_in_spec(uint32_t from, uint32_t to, uint64_t flags)
 {
-	if ((flags & VFU_MIGRATION_P2P) &&
+	if ((flags & VFW_MIGRATION_P2P) &&
 	    ((from == R_ && to == S_) || (from == S_ && to == R_) ||
 	     (from == PC_ && to == SC_)))
 		return false;
 	for (size_t i = 0; i < sizeof(spec_arcs) / sizeof(spec_arcs[0]); i++)
 		if (spec_arcs[i][0] == from && spec_arcs[i][1] == to)
-			return vfu_mig_state_supported(from, flags) &&
-			       vfu_mig_state_supported(to, flags);
+			return vfw_mig_state_supported(from, flags) &&
+			       vfw_mig_state_supported(to, flags);
 	return false;
 }
 
 /* Put the device into state `s` from RUNNING (after a reset). */
 static void goto_state(struct fx *f, uint32_t s)
 {
-	assert_int_equal(call(f, VFU_CMD_DEVICE_RESET, NULL, 0, NULL), 0);
+	assert_int_equal(call(f, VFW_CMD_DEVICE_RESET, NULL, 0, NULL), 0);
 	assert_int_equal(get_state(f), R_);
 	assert_int_equal(set_state(f, s), 0);
 	assert_int_equal(get_state(f), s);
@@ -303,10 +303,10 @@ static void all_pairs(uint64_t flags)
 
 	fx_open(&f, &o, NULL);
 	for (uint32_t from = 1; from < 8; from++) {
-		if (!vfu_mig_state_supported(from, flags))
+		if (!vfw_mig_state_supported(from, flags))
 			continue;
 		for (uint32_t to = 0; to < 10; to++) {
-			bool valid = vfu_mig_state_supported(to, flags) &&
+			bool valid = vfw_mig_state_supported(to, flags) &&
 				     !(from == SC_ && (to == PC_ || to == PP_));
 			goto_state(&f, from);
 			f.t.narcs = 0;
@@ -327,11 +327,11 @@ static void all_pairs(uint64_t flags)
 				assert_true(arc_in_spec(cur, f.t.arcs[i][1], flags));
 				cur = f.t.arcs[i][1];
 				if (i + 1 < f.t.narcs)
-					assert_false(vfu_mig_state_saving(cur) &&
-						     !vfu_mig_state_saving(from));
+					assert_false(vfw_mig_state_saving(cur) &&
+						     !vfw_mig_state_saving(from));
 			}
 			assert_int_equal(cur, to);
-			assert_true(f.t.narcs <= ((flags & VFU_MIGRATION_P2P) ? 4 : 3));
+			assert_true(f.t.narcs <= ((flags & VFW_MIGRATION_P2P) ? 4 : 3));
 		}
 	}
 	fx_close(&f);
@@ -340,27 +340,27 @@ static void all_pairs(uint64_t flags)
 static void test_all_pairs_stop_copy(void **state)
 {
 	(void)state;
-	all_pairs(VFU_MIGRATION_STOP_COPY);
+	all_pairs(VFW_MIGRATION_STOP_COPY);
 }
 
 static void test_all_pairs_pre_copy(void **state)
 {
 	(void)state;
-	all_pairs(VFU_MIGRATION_STOP_COPY | VFU_MIGRATION_PRE_COPY);
+	all_pairs(VFW_MIGRATION_STOP_COPY | VFW_MIGRATION_PRE_COPY);
 }
 
 static void test_all_pairs_p2p(void **state)
 {
 	(void)state;
-	all_pairs(VFU_MIGRATION_STOP_COPY | VFU_MIGRATION_P2P);
-	all_pairs(VFU_MIGRATION_STOP_COPY | VFU_MIGRATION_P2P |
-		  VFU_MIGRATION_PRE_COPY);
+	all_pairs(VFW_MIGRATION_STOP_COPY | VFW_MIGRATION_P2P);
+	all_pairs(VFW_MIGRATION_STOP_COPY | VFW_MIGRATION_P2P |
+		  VFW_MIGRATION_PRE_COPY);
 }
 
 static void test_failing_arcs(void **state)
 {
-	struct vfmig_dev_ops o = make_ops(VFU_MIGRATION_STOP_COPY |
-					  VFU_MIGRATION_PRE_COPY);
+	struct vfmig_dev_ops o = make_ops(VFW_MIGRATION_STOP_COPY |
+					  VFW_MIGRATION_PRE_COPY);
 	struct fx f;
 	(void)state;
 
@@ -384,11 +384,11 @@ static void test_failing_arcs(void **state)
 	f.t.fail_from = f.t.fail_to = f.t.fail_from2 = f.t.fail_to2 = 0;
 	for (uint32_t s = 0; s < 8; s++)
 		assert_int_equal(set_state(&f, s), -EINVAL);
-	struct vfu_mig_data md = { 8 + 16, 16 };
-	assert_int_equal(call(&f, VFU_CMD_MIG_DATA_READ, &md, 8, NULL), -EINVAL);
+	struct vfw_mig_data md = { 8 + 16, 16 };
+	assert_int_equal(call(&f, VFW_CMD_MIG_DATA_READ, &md, 8, NULL), -EINVAL);
 	assert_int_equal(get_state(&f), E_);
 	/* Reset leaves ERROR. */
-	assert_int_equal(call(&f, VFU_CMD_DEVICE_RESET, NULL, 0, NULL), 0);
+	assert_int_equal(call(&f, VFW_CMD_DEVICE_RESET, NULL, 0, NULL), 0);
 	assert_int_equal(get_state(&f), R_);
 	assert_int_equal(set_state(&f, S_), 0);
 	/* From PRE_COPY to STOP fails on RUNNING->STOP: the device stays in
@@ -403,14 +403,14 @@ static void test_failing_arcs(void **state)
 	 * still serving; reset brings it back. */
 	goto_state(&f, RS_);
 	uint8_t data[8 + 100] = { 0 };
-	struct vfu_mig_data w = { sizeof(data), 100 };
+	struct vfw_mig_data w = { sizeof(data), 100 };
 	memcpy(data, &w, 8);
-	assert_int_equal(call(&f, VFU_CMD_MIG_DATA_WRITE, data, sizeof(data),
+	assert_int_equal(call(&f, VFW_CMD_MIG_DATA_WRITE, data, sizeof(data),
 			      NULL), 0);
 	f.t.fail_finish = true;
 	assert_int_equal(set_state(&f, R_), -EINVAL);
 	assert_int_equal(get_state(&f), E_);
-	assert_int_equal(call(&f, VFU_CMD_DEVICE_RESET, NULL, 0, NULL), 0);
+	assert_int_equal(call(&f, VFW_CMD_DEVICE_RESET, NULL, 0, NULL), 0);
 	assert_int_equal(get_state(&f), R_);
 	fx_close(&f);
 }
@@ -418,9 +418,9 @@ static void test_failing_arcs(void **state)
 static int read_data(struct fx *f, uint32_t argsz, uint32_t size,
 		     uint8_t *out)
 {
-	struct vfu_mig_data md = { argsz, size };
-	struct vfu_msg m;
-	int r = call(f, VFU_CMD_MIG_DATA_READ, &md, sizeof(md), &m);
+	struct vfw_mig_data md = { argsz, size };
+	struct vfw_msg m;
+	int r = call(f, VFW_CMD_MIG_DATA_READ, &md, sizeof(md), &m);
 
 	if (r < 0)
 		return r;
@@ -431,14 +431,14 @@ static int read_data(struct fx *f, uint32_t argsz, uint32_t size,
 	assert_true(md.size <= size);
 	if (out)
 		memcpy(out, m.payload + 8, md.size);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	return (int)md.size;
 }
 
 static void test_mig_data(void **state)
 {
-	struct vfmig_dev_ops o = make_ops(VFU_MIGRATION_STOP_COPY |
-					  VFU_MIGRATION_PRE_COPY);
+	struct vfmig_dev_ops o = make_ops(VFW_MIGRATION_STOP_COPY |
+					  VFW_MIGRATION_PRE_COPY);
 	uint8_t buf[4096];
 	struct fx f;
 	(void)state;
@@ -461,9 +461,9 @@ static void test_mig_data(void **state)
 	assert_int_equal(read_data(&f, 8 + 1000, 1000, buf), 0); /* end */
 	/* MIG_DATA_WRITE only in RESUMING. */
 	uint8_t w[8 + 64] = { 0 };
-	struct vfu_mig_data md = { sizeof(w), 64 };
+	struct vfw_mig_data md = { sizeof(w), 64 };
 	memcpy(w, &md, 8);
-	assert_int_equal(call(&f, VFU_CMD_MIG_DATA_WRITE, w, sizeof(w), NULL),
+	assert_int_equal(call(&f, VFW_CMD_MIG_DATA_WRITE, w, sizeof(w), NULL),
 			 -EINVAL);
 	/* PRE_COPY: a fresh session, a short read is "nothing for now". */
 	goto_state(&f, PC_);
@@ -477,39 +477,39 @@ static void test_mig_data(void **state)
 	assert_int_equal(read_data(&f, 8 + 16, 16, buf), -EINVAL);
 	md.size = 65; /* more than the payload */
 	memcpy(w, &md, 8);
-	assert_int_equal(call(&f, VFU_CMD_MIG_DATA_WRITE, w, sizeof(w), NULL),
+	assert_int_equal(call(&f, VFW_CMD_MIG_DATA_WRITE, w, sizeof(w), NULL),
 			 -EINVAL);
-	md = (struct vfu_mig_data){ 8 + 63, 64 }; /* argsz too small */
+	md = (struct vfw_mig_data){ 8 + 63, 64 }; /* argsz too small */
 	memcpy(w, &md, 8);
-	assert_int_equal(call(&f, VFU_CMD_MIG_DATA_WRITE, w, sizeof(w), NULL),
+	assert_int_equal(call(&f, VFW_CMD_MIG_DATA_WRITE, w, sizeof(w), NULL),
 			 -EINVAL);
-	md = (struct vfu_mig_data){ sizeof(w), 64 };
+	md = (struct vfw_mig_data){ sizeof(w), 64 };
 	memcpy(w, &md, 8);
 	f.t.load_short = true;
-	assert_int_equal(call(&f, VFU_CMD_MIG_DATA_WRITE, w, sizeof(w), NULL),
+	assert_int_equal(call(&f, VFW_CMD_MIG_DATA_WRITE, w, sizeof(w), NULL),
 			 -EINVAL);
 	f.t.load_short = false;
 	size_t before = f.t.loaded;
-	assert_int_equal(call(&f, VFU_CMD_MIG_DATA_WRITE, w, sizeof(w), NULL), 0);
+	assert_int_equal(call(&f, VFW_CMD_MIG_DATA_WRITE, w, sizeof(w), NULL), 0);
 	assert_int_equal(f.t.loaded, before + 64);
 	fx_close(&f);
 }
 
 static void map_ram(struct fx *f, uint64_t iova, uint64_t size, int expect)
 {
-	struct vfu_dma_map m = { 32, 3, 0, iova, size };
+	struct vfw_dma_map m = { 32, 3, 0, iova, size };
 
 	if (f->ram < 0) {
 		f->ram = memfd_create("ram", MFD_CLOEXEC);
 		assert_int_equal(ftruncate(f->ram, 1 << 20), 0);
 	}
-	assert_int_equal(call_fds(f, VFU_CMD_DMA_MAP, &m, sizeof(m), &f->ram, 1,
+	assert_int_equal(call_fds(f, VFW_CMD_DMA_MAP, &m, sizeof(m), &f->ram, 1,
 				  NULL), expect);
 }
 
 static void test_gating_dma_irq(void **state)
 {
-	struct vfmig_dev_ops o = make_ops(VFU_MIGRATION_STOP_COPY);
+	struct vfmig_dev_ops o = make_ops(VFW_MIGRATION_STOP_COPY);
 	struct fx f;
 	uint8_t b[16] = { 1 };
 	uint64_t cnt;
@@ -518,22 +518,22 @@ static void test_gating_dma_irq(void **state)
 	fx_open(&f, &o, NULL);
 	map_ram(&f, 0x10000, 0x10000, 0);
 	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	struct vfu_irq_set s = { 20, VFU_IRQ_SET_DATA_EVENTFD |
-				 VFU_IRQ_SET_ACTION_TRIGGER, 2, 0, 1 };
-	assert_int_equal(call_fds(&f, VFU_CMD_DEVICE_SET_IRQS, &s, sizeof(s),
+	struct vfw_irq_set s = { 20, VFW_IRQ_SET_DATA_EVENTFD |
+				 VFW_IRQ_SET_ACTION_TRIGGER, 2, 0, 1 };
+	assert_int_equal(call_fds(&f, VFW_CMD_DEVICE_SET_IRQS, &s, sizeof(s),
 				  &efd, 1, NULL), 0);
 	/* enable MSI-X */
 	uint8_t cw[18];
-	struct vfu_region_access ra = { f.dev->pci.msix_cap + 2u,
-					VFU_PCI_CONFIG_REGION, 2 };
+	struct vfw_region_access ra = { f.dev->pci.msix_cap + 2u,
+					VFW_PCI_CONFIG_REGION, 2 };
 	memcpy(cw, &ra, 16);
 	cw[16] = 0;
 	cw[17] = 0x80;
-	assert_int_equal(call(&f, VFU_CMD_REGION_WRITE, cw, sizeof(cw), NULL), 0);
+	assert_int_equal(call(&f, VFW_CMD_REGION_WRITE, cw, sizeof(cw), NULL), 0);
 	uint8_t vw[20] = { 0 }; /* unmask vector 0 in the MSI-X table */
-	struct vfu_region_access va = { 12, 4, 4 };
+	struct vfw_region_access va = { 12, 4, 4 };
 	memcpy(vw, &va, 16);
-	assert_int_equal(call(&f, VFU_CMD_REGION_WRITE, vw, sizeof(vw), NULL), 0);
+	assert_int_equal(call(&f, VFW_CMD_REGION_WRITE, vw, sizeof(vw), NULL), 0);
 	assert_int_equal(vfmig_dev_irq_trigger(f.dev, 2, 0), 1);
 	assert_int_equal(read(efd, &cnt, 8), 8);
 
@@ -542,17 +542,17 @@ static void test_gating_dma_irq(void **state)
 		assert_int_equal(set_state(&f, st), 0); /* no reset: MSI-X on */
 		/* Refused while stopped */
 		map_ram(&f, 0x40000, 0x1000, -EINVAL);
-		assert_int_equal(call_fds(&f, VFU_CMD_DEVICE_SET_IRQS, &s,
+		assert_int_equal(call_fds(&f, VFW_CMD_DEVICE_SET_IRQS, &s,
 					  sizeof(s), &efd, 1, NULL), -EINVAL);
-		struct vfu_dma_unmap u = { 24, 0, 0x10000, 0x10000 };
-		assert_int_equal(call(&f, VFU_CMD_DMA_UNMAP, &u, sizeof(u), NULL),
+		struct vfw_dma_unmap u = { 24, 0, 0x10000, 0x10000 };
+		assert_int_equal(call(&f, VFW_CMD_DMA_UNMAP, &u, sizeof(u), NULL),
 				 -EINVAL);
 		/* Allowed */
-		struct vfu_region_access rr = { 0, 0, 4 };
-		assert_int_equal(call(&f, VFU_CMD_REGION_READ, &rr, sizeof(rr),
+		struct vfw_region_access rr = { 0, 0, 4 };
+		assert_int_equal(call(&f, VFW_CMD_REGION_READ, &rr, sizeof(rr),
 				      NULL), 0);
-		struct vfu_device_info di = { 16 };
-		assert_int_equal(call(&f, VFU_CMD_DEVICE_GET_INFO, &di,
+		struct vfw_device_info di = { 16 };
+		assert_int_equal(call(&f, VFW_CMD_DEVICE_GET_INFO, &di,
 				      sizeof(di), NULL), 0);
 		/* No DMA; interrupts held until RUNNING. */
 		assert_int_equal(vfmig_dev_dma_write(f.dev, 0x10000, b, 4), -EPERM);
@@ -565,9 +565,9 @@ static void test_gating_dma_irq(void **state)
 	}
 	/* RESUMING is not gated (config and SET_IRQS restore), but no DMA. */
 	goto_state(&f, RS_);
-	assert_int_equal(call_fds(&f, VFU_CMD_DEVICE_SET_IRQS, &s, sizeof(s),
+	assert_int_equal(call_fds(&f, VFW_CMD_DEVICE_SET_IRQS, &s, sizeof(s),
 				  &efd, 1, NULL), 0);
-	assert_int_equal(call(&f, VFU_CMD_REGION_WRITE, cw, sizeof(cw), NULL), 0);
+	assert_int_equal(call(&f, VFW_CMD_REGION_WRITE, cw, sizeof(cw), NULL), 0);
 	assert_int_equal(vfmig_dev_dma_write(f.dev, 0x10000, b, 4), -EPERM);
 	assert_int_equal(set_state(&f, R_), 0);
 	assert_int_equal(vfmig_dev_dma_write(f.dev, 0x10000, b, 4), 0);
@@ -576,11 +576,11 @@ static void test_gating_dma_irq(void **state)
 }
 
 static int log_start(struct fx *f, uint64_t pg, uint32_t n,
-		     const struct vfu_dma_logging_range *r, uint32_t claim,
+		     const struct vfw_dma_logging_range *r, uint32_t claim,
 		     uint64_t *chosen)
 {
 	uint8_t buf[16 + 300 * 16];
-	struct vfu_dma_logging_start st = { pg, claim, 0 };
+	struct vfw_dma_logging_start st = { pg, claim, 0 };
 	uint8_t out[sizeof(buf)];
 	size_t len = 16 + (size_t)n * 16, olen;
 	int ret;
@@ -588,7 +588,7 @@ static int log_start(struct fx *f, uint64_t pg, uint32_t n,
 	memcpy(buf, &st, 16);
 	if (n)
 		memcpy(buf + 16, r, (size_t)n * 16);
-	ret = feat(f, VFU_FEATURE_SET | VFU_FEATURE_DMA_LOGGING_START, buf, len,
+	ret = feat(f, VFW_FEATURE_SET | VFW_FEATURE_DMA_LOGGING_START, buf, len,
 		   out, sizeof(out) > 4096 ? 4096 : sizeof(out), &olen);
 	if (ret == 0) {
 		assert_int_equal(olen, len);
@@ -604,10 +604,10 @@ static int log_start(struct fx *f, uint64_t pg, uint32_t n,
 static int log_report(struct fx *f, uint64_t iova, uint64_t len, uint64_t pg,
 		      size_t cap, uint64_t *words, size_t nwords)
 {
-	struct vfu_dma_logging_report rq = { iova, len, pg };
+	struct vfw_dma_logging_report rq = { iova, len, pg };
 	uint8_t out[24 + 4096];
 	size_t olen;
-	int r = feat(f, VFU_FEATURE_GET | VFU_FEATURE_DMA_LOGGING_REPORT, &rq,
+	int r = feat(f, VFW_FEATURE_GET | VFW_FEATURE_DMA_LOGGING_REPORT, &rq,
 		     sizeof(rq), out, cap, &olen);
 
 	if (r < 0)
@@ -622,8 +622,8 @@ static int log_report(struct fx *f, uint64_t iova, uint64_t len, uint64_t pg,
 
 static void test_dma_logging(void **state)
 {
-	struct vfmig_dev_ops o = make_ops(VFU_MIGRATION_STOP_COPY);
-	struct vfu_dma_logging_range rg[300];
+	struct vfmig_dev_ops o = make_ops(VFW_MIGRATION_STOP_COPY);
+	struct vfw_dma_logging_range rg[300];
 	const uint64_t W = 0x100000;
 	uint8_t b[8] = { 9 };
 	uint64_t pg, bm[4];
@@ -632,7 +632,7 @@ static void test_dma_logging(void **state)
 
 	fx_open(&f, &o, NULL);
 	map_ram(&f, W, 0x10000, 0);
-	rg[0] = (struct vfu_dma_logging_range){ W, 0x10000 };
+	rg[0] = (struct vfw_dma_logging_range){ W, 0x10000 };
 	/* Logging off: REPORT fails. */
 	assert_int_equal(log_report(&f, W, 0x10000, 4096, 24 + 8, bm, 1),
 			 -EINVAL);
@@ -640,17 +640,17 @@ static void test_dma_logging(void **state)
 	assert_int_equal(log_start(&f, 1000, 1, rg, 1, NULL), -EINVAL);
 	assert_int_equal(log_start(&f, 2048, 1, rg, 1, NULL), -EINVAL);
 	assert_int_equal(log_start(&f, 4096, 1, rg, 2, NULL), -EINVAL);
-	rg[1] = (struct vfu_dma_logging_range){ W + 0x8000, 0x1000 };
+	rg[1] = (struct vfw_dma_logging_range){ W + 0x8000, 0x1000 };
 	assert_int_equal(log_start(&f, 4096, 2, rg, 2, NULL), -EINVAL); /* overlap */
-	rg[1] = (struct vfu_dma_logging_range){ W + 0x20000, 0x800 };
+	rg[1] = (struct vfw_dma_logging_range){ W + 0x20000, 0x800 };
 	assert_int_equal(log_start(&f, 4096, 2, rg, 2, NULL), -EINVAL); /* align */
-	rg[1] = (struct vfu_dma_logging_range){ UINT64_MAX - 0xfff, 0x2000 };
+	rg[1] = (struct vfw_dma_logging_range){ UINT64_MAX - 0xfff, 0x2000 };
 	assert_int_equal(log_start(&f, 4096, 2, rg, 2, NULL), -EINVAL); /* wrap */
 	for (int i = 0; i < 257; i++)
-		rg[i] = (struct vfu_dma_logging_range){ (uint64_t)i << 20, 4096 };
+		rg[i] = (struct vfw_dma_logging_range){ (uint64_t)i << 20, 4096 };
 	assert_int_equal(log_start(&f, 4096, 257, rg, 257, NULL), -E2BIG);
 	/* A valid START, then a second one is refused. */
-	rg[0] = (struct vfu_dma_logging_range){ W, 0x10000 };
+	rg[0] = (struct vfw_dma_logging_range){ W, 0x10000 };
 	assert_int_equal(log_start(&f, 4096, 1, rg, 1, &pg), 0);
 	assert_int_equal(pg, 4096);
 	assert_int_equal(log_start(&f, 4096, 1, rg, 1, NULL), -EBUSY);
@@ -682,7 +682,7 @@ static void test_dma_logging(void **state)
 	assert_int_equal(log_report(&f, W, 0x10000, 4096, 24 + 8, bm, 1), 8);
 	assert_int_equal(bm[0], (1ull << 1) | (1ull << 15));
 	/* STOP ignores its payload; REPORT is refused afterwards. */
-	assert_int_equal(feat(&f, VFU_FEATURE_SET | VFU_FEATURE_DMA_LOGGING_STOP,
+	assert_int_equal(feat(&f, VFW_FEATURE_SET | VFW_FEATURE_DMA_LOGGING_STOP,
 			      rg, 16, NULL, 0, NULL), 0);
 	assert_int_equal(log_report(&f, W, 0x10000, 4096, 24 + 8, bm, 1),
 			 -EINVAL);
@@ -698,8 +698,8 @@ static void test_dma_logging(void **state)
 	assert_int_equal(log_report(&f, W, 0x10000, 8192, 24 + 8, bm, 1), 8);
 	assert_int_equal(bm[0], 1ull << 3);
 	/* Unmapped while logging: its range is gone, REPORT fails. */
-	struct vfu_dma_unmap u = { 24, 0, 0x200000, 0x4000 };
-	assert_int_equal(call(&f, VFU_CMD_DMA_UNMAP, &u, sizeof(u), NULL), 0);
+	struct vfw_dma_unmap u = { 24, 0, 0x200000, 0x4000 };
+	assert_int_equal(call(&f, VFW_CMD_DMA_UNMAP, &u, sizeof(u), NULL), 0);
 	assert_int_equal(log_report(&f, 0x200000, 0x4000, 4096, 24 + 8, bm, 1),
 			 -EINVAL);
 	/* Neighbouring windows sharing an 8 KiB logging page. */
@@ -710,8 +710,8 @@ static void test_dma_logging(void **state)
 	assert_int_equal(log_report(&f, 0x300000, 0x4000, 4096, 24 + 8, bm, 1),
 			 8);
 	assert_int_equal(bm[0], 0xf); /* two 8 KiB logging pages */
-	u = (struct vfu_dma_unmap){ 24, 0, 0x300000, 0x1000 };
-	assert_int_equal(call(&f, VFU_CMD_DMA_UNMAP, &u, sizeof(u), NULL), 0);
+	u = (struct vfw_dma_unmap){ 24, 0, 0x300000, 0x1000 };
+	assert_int_equal(call(&f, VFW_CMD_DMA_UNMAP, &u, sizeof(u), NULL), 0);
 	assert_int_equal(vfmig_dev_dma_write(f.dev, 0x301000, b, 1), 0);
 	assert_int_equal(log_report(&f, 0x300000, 0x4000, 4096, 24 + 8, bm, 1),
 			 8); /* the shared page stays logged */
@@ -723,10 +723,10 @@ static void test_dma_logging(void **state)
 
 static void test_extension(void **state)
 {
-	struct vfmig_dev_ops o = make_ops(VFU_MIGRATION_STOP_COPY |
-					  VFU_MIGRATION_PRE_COPY);
-	struct vfu_precopy_info pi;
-	struct vfu_mig_data_size ds;
+	struct vfmig_dev_ops o = make_ops(VFW_MIGRATION_STOP_COPY |
+					  VFW_MIGRATION_PRE_COPY);
+	struct vfw_precopy_info pi;
+	struct vfw_mig_data_size ds;
 	struct fx f;
 	size_t n;
 	(void)state;
@@ -734,45 +734,45 @@ static void test_extension(void **state)
 	/* Not proposed: both features are unknown. */
 	fx_open(&f, &o, NULL);
 	assert_int_equal(f.dev->mig.info_version, 0);
-	assert_int_equal(feat(&f, VFU_FEATURE_GET | VFU_FEATURE_MIG_DATA_SIZE,
+	assert_int_equal(feat(&f, VFW_FEATURE_GET | VFW_FEATURE_MIG_DATA_SIZE,
 			      NULL, 0, &ds, 8, &n), -ENOTSUP);
-	assert_int_equal(feat(&f, VFU_FEATURE_GET |
-				      VFU_FEATURE_VFMIG_PRECOPY_INFO,
+	assert_int_equal(feat(&f, VFW_FEATURE_GET |
+				      VFW_FEATURE_VFMIG_PRECOPY_INFO,
 			      NULL, 0, &pi, 16, &n), -ENOTSUP);
 	fx_close(&f);
 
 	/* Proposed with a higher version: we answer 1. */
 	fx_open(&f, &o, "{\"capabilities\":{\"vfmig_mig_info\":{\"version\":9}}}");
 	assert_int_equal(f.dev->mig.info_version, 1);
-	assert_int_equal(feat(&f, VFU_FEATURE_GET | VFU_FEATURE_MIG_DATA_SIZE,
+	assert_int_equal(feat(&f, VFW_FEATURE_GET | VFW_FEATURE_MIG_DATA_SIZE,
 			      NULL, 0, &ds, 8, &n), 0);
 	assert_int_equal(n, 8);
 	assert_int_equal(ds.stop_copy_length, 12345);
-	assert_int_equal(feat(&f, VFU_FEATURE_PROBE | VFU_FEATURE_GET |
-				      VFU_FEATURE_MIG_DATA_SIZE,
+	assert_int_equal(feat(&f, VFW_FEATURE_PROBE | VFW_FEATURE_GET |
+				      VFW_FEATURE_MIG_DATA_SIZE,
 			      NULL, 0, NULL, 0, NULL), 0);
-	assert_int_equal(feat(&f, VFU_FEATURE_PROBE | VFU_FEATURE_SET |
-				      VFU_FEATURE_MIG_DATA_SIZE,
+	assert_int_equal(feat(&f, VFW_FEATURE_PROBE | VFW_FEATURE_SET |
+				      VFW_FEATURE_MIG_DATA_SIZE,
 			      NULL, 0, NULL, 0, NULL), -EINVAL);
-	assert_int_equal(feat(&f, VFU_FEATURE_GET |
-				      VFU_FEATURE_VFMIG_PRECOPY_INFO,
+	assert_int_equal(feat(&f, VFW_FEATURE_GET |
+				      VFW_FEATURE_VFMIG_PRECOPY_INFO,
 			      NULL, 0, &pi, 16, &n), -EINVAL); /* RUNNING */
 	assert_int_equal(set_state(&f, PC_), 0);
-	assert_int_equal(feat(&f, VFU_FEATURE_GET |
-				      VFU_FEATURE_VFMIG_PRECOPY_INFO,
+	assert_int_equal(feat(&f, VFW_FEATURE_GET |
+				      VFW_FEATURE_VFMIG_PRECOPY_INFO,
 			      NULL, 0, &pi, 16, &n), 0);
 	assert_int_equal(n, 16);
 	assert_int_equal(pi.initial_bytes, 3000);
 	assert_int_equal(pi.dirty_bytes, 7);
 	uint8_t buf[1000];
 	assert_int_equal(read_data(&f, 8 + 1000, 1000, buf), 1000);
-	assert_int_equal(feat(&f, VFU_FEATURE_GET |
-				      VFU_FEATURE_VFMIG_PRECOPY_INFO,
+	assert_int_equal(feat(&f, VFW_FEATURE_GET |
+				      VFW_FEATURE_VFMIG_PRECOPY_INFO,
 			      NULL, 0, &pi, 16, &n), 0);
 	assert_int_equal(pi.initial_bytes, 2000);
 	assert_int_equal(set_state(&f, SC_), 0);
-	assert_int_equal(feat(&f, VFU_FEATURE_GET |
-				      VFU_FEATURE_VFMIG_PRECOPY_INFO,
+	assert_int_equal(feat(&f, VFW_FEATURE_GET |
+				      VFW_FEATURE_VFMIG_PRECOPY_INFO,
 			      NULL, 0, &pi, 16, &n), -EINVAL);
 	fx_close(&f);
 
@@ -804,25 +804,25 @@ static void test_ops_v1(void **state)
 		"{\"capabilities\":{\"vfmig_mig_info\":{\"version\":1}}}");
 	free(o1);
 	assert_int_equal(f.dev->mig.info_version, 0);
-	assert_int_equal(feat(&f, VFU_FEATURE_GET | VFU_FEATURE_MIGRATION, NULL,
+	assert_int_equal(feat(&f, VFW_FEATURE_GET | VFW_FEATURE_MIGRATION, NULL,
 			      0, NULL, 8, NULL), -ENOTSUP);
-	assert_int_equal(feat(&f, VFU_FEATURE_SET |
-				      VFU_FEATURE_DMA_LOGGING_START,
+	assert_int_equal(feat(&f, VFW_FEATURE_SET |
+				      VFW_FEATURE_DMA_LOGGING_START,
 			      NULL, 0, NULL, 0, NULL), -ENOTSUP);
 	assert_int_equal(vfmig_dev_mig_state(f.dev), R_);
 	fx_close(&f);
 
 	/* MIGRATION GET reports the flags */
-	struct vfmig_dev_ops o = make_ops(VFU_MIGRATION_STOP_COPY |
-					  VFU_MIGRATION_PRE_COPY);
+	struct vfmig_dev_ops o = make_ops(VFW_MIGRATION_STOP_COPY |
+					  VFW_MIGRATION_PRE_COPY);
 	uint64_t fl = 0;
 	size_t n;
 	fx_open(&f, &o, NULL);
-	assert_int_equal(feat(&f, VFU_FEATURE_GET | VFU_FEATURE_MIGRATION, NULL,
+	assert_int_equal(feat(&f, VFW_FEATURE_GET | VFW_FEATURE_MIGRATION, NULL,
 			      0, &fl, 8, &n), 0);
 	assert_int_equal(n, 8);
-	assert_int_equal(fl, VFU_MIGRATION_STOP_COPY | VFU_MIGRATION_PRE_COPY);
-	assert_int_equal(feat(&f, VFU_FEATURE_GET | VFU_FEATURE_MIGRATION, NULL,
+	assert_int_equal(fl, VFW_MIGRATION_STOP_COPY | VFW_MIGRATION_PRE_COPY);
+	assert_int_equal(feat(&f, VFW_FEATURE_GET | VFW_FEATURE_MIGRATION, NULL,
 			      0, &fl, 4, &n), -EINVAL); /* argsz too small */
 	fx_close(&f);
 }

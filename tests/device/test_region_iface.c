@@ -143,13 +143,13 @@ struct fx {
 };
 
 static int call_fds(struct fx *f, uint16_t cmd, const void *p, size_t len,
-		    const int *fds, size_t nfds, struct vfu_msg *rep)
+		    const int *fds, size_t nfds, struct vfw_msg *rep)
 {
 	return raw_call(f->dev, f->fd, cmd, p, len, fds, nfds, rep);
 }
 
 static int call(struct fx *f, uint16_t cmd, const void *p, size_t len,
-		struct vfu_msg *rep)
+		struct vfw_msg *rep)
 {
 	return call_fds(f, cmd, p, len, NULL, 0, rep);
 }
@@ -162,10 +162,10 @@ static void fx_open(struct fx *f, const struct vfmig_dev_ops *o, bool region)
 				    .vendor_id = 0x1b36,
 				    .device_id = 0x1000 };
 	uint8_t v[4 + sizeof(json)] = { 0 };
-	struct vfu_caps caps;
+	struct vfw_caps caps;
 	uint16_t major, minor;
 	char err[128];
-	struct vfu_msg m;
+	struct vfw_msg m;
 	int sv[2];
 
 	d.bars[0] = (struct vfmig_dev_bar){ .size = 4096 };
@@ -183,11 +183,11 @@ static void fx_open(struct fx *f, const struct vfmig_dev_ops *o, bool region)
 	assert_int_equal(vfmig_dev_attach_fd(f->dev, sv[1]), 0);
 	f->fd = sv[0];
 	memcpy(v + 4, json, sizeof(json));
-	assert_int_equal(call(f, VFU_CMD_VERSION, v, sizeof(v), &m), 0);
-	assert_int_equal(vfu_version_parse(m.payload, m.len, &major, &minor,
+	assert_int_equal(call(f, VFW_CMD_VERSION, v, sizeof(v), &m), 0);
+	assert_int_equal(vfw_version_parse(m.payload, m.len, &major, &minor,
 					   &caps, err, sizeof(err)), 0);
 	f->echoed = caps.mig_info_version;
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 }
 
 static void fx_close(struct fx *f)
@@ -204,29 +204,29 @@ static void fx_close(struct fx *f)
 static int rread(struct fx *f, uint32_t region, uint64_t off, void *buf,
 		 uint32_t len)
 {
-	struct vfu_region_access a = { off, region, len };
-	struct vfu_msg m;
-	int r = call(f, VFU_CMD_REGION_READ, &a, sizeof(a), &m);
+	struct vfw_region_access a = { off, region, len };
+	struct vfw_msg m;
+	int r = call(f, VFW_CMD_REGION_READ, &a, sizeof(a), &m);
 
 	if (r < 0)
 		return r;
 	assert_int_equal(m.len, sizeof(a) + len);
 	memcpy(buf, m.payload + sizeof(a), len);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	return 0;
 }
 
 static int rwrite(struct fx *f, uint32_t region, uint64_t off,
 		  const void *buf, uint32_t len)
 {
-	struct vfu_region_access a = { off, region, len };
+	struct vfw_region_access a = { off, region, len };
 	uint8_t *p = malloc(sizeof(a) + len);
 	int r;
 
 	assert_non_null(p);
 	memcpy(p, &a, sizeof(a));
 	memcpy(p + sizeof(a), buf, len);
-	r = call(f, VFU_CMD_REGION_WRITE, p, sizeof(a) + len, NULL);
+	r = call(f, VFW_CMD_REGION_WRITE, p, sizeof(a) + len, NULL);
 	free(p);
 	return r;
 }
@@ -239,7 +239,7 @@ static int ctl_w(struct fx *f, uint32_t off, uint32_t len, uint64_t v)
 	assert_true(len <= sizeof(b));
 	for (uint32_t i = 0; i < len; i++)
 		b[i] = (uint8_t)(v >> (8 * i));
-	return rwrite(f, VFU_DS_REGION_CTL, off, b, len);
+	return rwrite(f, VFW_DS_REGION_CTL, off, b, len);
 }
 
 static uint64_t ctl_r(struct fx *f, uint32_t off, uint32_t len)
@@ -248,7 +248,7 @@ static uint64_t ctl_r(struct fx *f, uint32_t off, uint32_t len)
 	uint64_t v = 0;
 
 	assert_true(len <= sizeof(b));
-	assert_int_equal(rread(f, VFU_DS_REGION_CTL, off, b, len), 0);
+	assert_int_equal(rread(f, VFW_DS_REGION_CTL, off, b, len), 0);
 	for (uint32_t i = 0; i < len; i++)
 		v |= (uint64_t)b[i] << (8 * i);
 	return v;
@@ -256,22 +256,22 @@ static uint64_t ctl_r(struct fx *f, uint32_t off, uint32_t len)
 
 static int set_ds(struct fx *f, uint32_t v)
 {
-	return ctl_w(f, VFU_DS_OFF_DEVICE_STATE, 4, v);
+	return ctl_w(f, VFW_DS_OFF_DEVICE_STATE, 4, v);
 }
 
 static void reset(struct fx *f)
 {
-	assert_int_equal(call(f, VFU_CMD_DEVICE_RESET, NULL, 0, NULL), 0);
+	assert_int_equal(call(f, VFW_CMD_DEVICE_RESET, NULL, 0, NULL), 0);
 }
 
 /* GET_REGION_INFO with a 64-byte argsz; *fd gets the passed fd or -1. */
 static int region_info(struct fx *f, uint32_t index, uint32_t argsz,
-		       struct vfu_region_info *ri,
-		       struct vfu_region_info_cap_type *cap, int *fd)
+		       struct vfw_region_info *ri,
+		       struct vfw_region_info_cap_type *cap, int *fd)
 {
-	struct vfu_region_info rq = { .argsz = argsz, .index = index };
-	struct vfu_msg m;
-	int r = call(f, VFU_CMD_DEVICE_GET_REGION_INFO, &rq, sizeof(rq), &m);
+	struct vfw_region_info rq = { .argsz = argsz, .index = index };
+	struct vfw_msg m;
+	int r = call(f, VFW_CMD_DEVICE_GET_REGION_INFO, &rq, sizeof(rq), &m);
 
 	*fd = -1;
 	if (r < 0)
@@ -287,19 +287,19 @@ static int region_info(struct fx *f, uint32_t index, uint32_t argsz,
 	if (m.nfds)
 		*fd = m.fds[0];
 	m.nfds = 0; /* ours now */
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	return 0;
 }
 
 static uint32_t num_regions(struct fx *f)
 {
-	struct vfu_device_info di = { sizeof(di) };
-	struct vfu_msg m;
+	struct vfw_device_info di = { sizeof(di) };
+	struct vfw_msg m;
 
-	assert_int_equal(call(f, VFU_CMD_DEVICE_GET_INFO, &di, sizeof(di), &m),
+	assert_int_equal(call(f, VFW_CMD_DEVICE_GET_INFO, &di, sizeof(di), &m),
 			 0);
 	memcpy(&di, m.payload, sizeof(di));
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	return di.num_regions;
 }
 
@@ -318,8 +318,8 @@ static void test_region_info(void **state)
 		{ 12, 4, 4096, true },
 	};
 	struct vfmig_dev_ops o = make_ops(PRE);
-	struct vfu_region_info_cap_type cap;
-	struct vfu_region_info ri;
+	struct vfw_region_info_cap_type cap;
+	struct vfw_region_info ri;
 	struct fx f;
 	int fd;
 	(void)state;
@@ -335,15 +335,15 @@ static void test_region_info(void **state)
 		assert_int_equal(ri.cap_offset, 32);
 		assert_int_equal(ri.offset, 0);
 		assert_int_equal(ri.flags,
-				 VFU_REGION_INFO_FLAG_READ |
-					 VFU_REGION_INFO_FLAG_WRITE |
-					 VFU_REGION_INFO_FLAG_CAPS |
-					 (want[i].mmap ? VFU_REGION_INFO_FLAG_MMAP
+				 VFW_REGION_INFO_FLAG_READ |
+					 VFW_REGION_INFO_FLAG_WRITE |
+					 VFW_REGION_INFO_FLAG_CAPS |
+					 (want[i].mmap ? VFW_REGION_INFO_FLAG_MMAP
 						       : 0));
-		assert_int_equal(cap.header.id, VFU_REGION_INFO_CAP_TYPE);
+		assert_int_equal(cap.header.id, VFW_REGION_INFO_CAP_TYPE);
 		assert_int_equal(cap.header.version, 1);
 		assert_int_equal(cap.header.next, 0);
-		assert_int_equal(cap.type, VFU_REGION_TYPE_DEVICE_STATE);
+		assert_int_equal(cap.type, VFW_REGION_TYPE_DEVICE_STATE);
 		assert_int_equal(cap.subtype, want[i].subtype);
 		assert_int_equal(fd >= 0, want[i].mmap);
 		if (fd < 0)
@@ -372,8 +372,8 @@ static void test_region_info(void **state)
 	assert_int_equal(region_info(&f, 11, 32, &ri, &cap, &fd), 0);
 	assert_int_equal(ri.argsz, 48);
 	assert_int_equal(ri.cap_offset, 0);
-	assert_int_equal(ri.flags, VFU_REGION_INFO_FLAG_READ |
-				   VFU_REGION_INFO_FLAG_WRITE);
+	assert_int_equal(ri.flags, VFW_REGION_INFO_FLAG_READ |
+				   VFW_REGION_INFO_FLAG_WRITE);
 	assert_int_equal(fd, -1);
 	assert_int_equal(region_info(&f, 13, 64, &ri, &cap, &fd), -EINVAL);
 	assert_int_equal(rread(&f, 13, 0, &ri, 4), -EINVAL);
@@ -397,19 +397,19 @@ static void test_ctl_fields(void **state)
 	(void)state;
 
 	fx_open(&f, &o, true);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_VERSION, 4), 1);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_DEVICE_STATE, 4), 0);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_CAPS, 4),
-			 VFU_DS_CAP_DEVICE_MEMORY | VFU_DS_CAP_SYSTEM_MEMORY);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_VERSION, 4), 1);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_DEVICE_STATE, 4), 0);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_CAPS, 4),
+			 VFW_DS_CAP_DEVICE_MEMORY | VFW_DS_CAP_SYSTEM_MEMORY);
 	/* rw fields keep what was written */
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_CONFIG_SIZE, 8, 77), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_MEMORY_SIZE, 8, 1ull << 40), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_MEMORY_POS, 8, 5), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_SYS_START_ADDR, 8, 0x3000), 0);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_CONFIG_SIZE, 8), 77);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_MEMORY_SIZE, 8), 1ull << 40);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_MEMORY_POS, 8), 5);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_SYS_START_ADDR, 8), 0x3000);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_CONFIG_SIZE, 8, 77), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_MEMORY_SIZE, 8, 1ull << 40), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_MEMORY_POS, 8, 5), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_SYS_START_ADDR, 8, 0x3000), 0);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_CONFIG_SIZE, 8), 77);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_MEMORY_SIZE, 8), 1ull << 40);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_MEMORY_POS, 8), 5);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_SYS_START_ADDR, 8), 0x3000);
 	/* Not exactly one field */
 	assert_int_equal(rread(&f, 9, 0, &v, 2), -EINVAL);
 	assert_int_equal(rread(&f, 9, 0, &v, 8), -EINVAL);
@@ -423,41 +423,41 @@ static void test_ctl_fields(void **state)
 	assert_int_equal(rread(&f, 9, UINT64_MAX - 3, &v, 4), -EINVAL);
 	assert_int_equal(rread(&f, 9, 56, b16, 16), -EINVAL); /* write only */
 	/* write-only and read-only fields */
-	assert_int_equal(rread(&f, 9, VFU_DS_OFF_CONFIG_ACTION, &v, 4), -EINVAL);
-	assert_int_equal(rread(&f, 9, VFU_DS_OFF_MEMORY_ACTION, &v, 4), -EINVAL);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_VERSION, 4, 1), -EINVAL);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_CAPS, 4, 3), -EINVAL);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_DEVICE_STATE, 8, 0), -EINVAL);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_CONFIG_SIZE, 4, 0), -EINVAL);
+	assert_int_equal(rread(&f, 9, VFW_DS_OFF_CONFIG_ACTION, &v, 4), -EINVAL);
+	assert_int_equal(rread(&f, 9, VFW_DS_OFF_MEMORY_ACTION, &v, 4), -EINVAL);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_VERSION, 4, 1), -EINVAL);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_CAPS, 4, 3), -EINVAL);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_DEVICE_STATE, 8, 0), -EINVAL);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_CONFIG_SIZE, 4, 0), -EINVAL);
 	assert_int_equal(ctl_w(&f, 72, 8, 0), -EINVAL);
 	assert_int_equal(rwrite(&f, 9, 60, b16, 16), -EINVAL);
 	assert_int_equal(rwrite(&f, 9, 64, b16, 16), -EINVAL);
 	/* Unknown actions and device_state values change nothing. */
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_CONFIG_ACTION, 4, 3), -EINVAL);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_MEMORY_ACTION, 4, 0), -EINVAL);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_CONFIG_ACTION, 4, 3), -EINVAL);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_MEMORY_ACTION, 4, 0), -EINVAL);
 	f.t.narcs = 0;
 	assert_int_equal(set_ds(&f, 4), -EINVAL);
 	assert_int_equal(set_ds(&f, 0x80000001u), -EINVAL);
 	assert_int_equal(f.t.narcs, 0);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_DEVICE_STATE, 4), 0);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_DEVICE_STATE, 4), 0);
 	/* GETs in RUNNING (no LOGGING) are refused. */
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_MEMORY_POS, 8, 0), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_MEMORY_ACTION, 4, 1), -EINVAL);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_CONFIG_ACTION, 4, 1), -EINVAL);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_MEMORY_POS, 8, 0), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_MEMORY_ACTION, 4, 1), -EINVAL);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_CONFIG_ACTION, 4, 1), -EINVAL);
 	fx_close(&f);
 
 	/* No iterative data: no DEVICE_MEMORY cap; RUNNING + LOGGING stays
 	 * in v2 RUNNING and a memory GET gives 0 bytes. */
 	o = make_ops(VFMIG_DEV_MIG_F_STOP_COPY);
 	fx_open(&f, &o, true);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_CAPS, 4), VFU_DS_CAP_SYSTEM_MEMORY);
-	assert_int_equal(set_ds(&f, VFU_DS_STATE_LOGGING), 0);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_CAPS, 4), VFW_DS_CAP_SYSTEM_MEMORY);
+	assert_int_equal(set_ds(&f, VFW_DS_STATE_LOGGING), 0);
 	assert_int_equal(vfmig_dev_mig_state(f.dev), R_);
 	assert_int_equal(f.t.narcs, 0);
 	assert_true(f.dev->dlog.on);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_MEMORY_SIZE, 8, 9), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_MEMORY_ACTION, 4, 1), 0);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_MEMORY_SIZE, 8), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_MEMORY_SIZE, 8, 9), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_MEMORY_ACTION, 4, 1), 0);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_MEMORY_SIZE, 8), 0);
 	fx_close(&f);
 }
 
@@ -474,13 +474,13 @@ static uint32_t v2_of(uint32_t v, uint64_t flags)
 static int v2_set(struct fx *f, uint32_t to)
 {
 	uint8_t buf[16];
-	struct vfu_device_feature h = { 16, VFU_FEATURE_SET |
-					VFU_FEATURE_MIG_DEVICE_STATE };
-	struct vfu_mig_device_state s = { to, 0 };
+	struct vfw_device_feature h = { 16, VFW_FEATURE_SET |
+					VFW_FEATURE_MIG_DEVICE_STATE };
+	struct vfw_mig_device_state s = { to, 0 };
 
 	memcpy(buf, &h, 8);
 	memcpy(buf + 8, &s, 8);
-	return call(f, VFU_CMD_DEVICE_FEATURE, buf, sizeof(buf), NULL);
+	return call(f, VFW_CMD_DEVICE_FEATURE, buf, sizeof(buf), NULL);
 }
 
 static void state_walk(uint64_t flags)
@@ -496,14 +496,14 @@ static void state_walk(uint64_t flags)
 			reset(&rg);
 			reset(&v2);
 			assert_int_equal(set_ds(&rg, from), 0);
-			assert_int_equal(ctl_r(&rg, VFU_DS_OFF_DEVICE_STATE, 4),
+			assert_int_equal(ctl_r(&rg, VFW_DS_OFF_DEVICE_STATE, 4),
 					 from);
 			assert_int_equal(vfmig_dev_mig_state(rg.dev), vf);
 			assert_int_equal(rg.dev->dlog.on, (from & 2) != 0);
 			assert_int_equal(v2_set(&v2, vf), 0);
 			rg.t.narcs = v2.t.narcs = 0;
 			assert_int_equal(set_ds(&rg, to), 0);
-			assert_int_equal(ctl_r(&rg, VFU_DS_OFF_DEVICE_STATE, 4),
+			assert_int_equal(ctl_r(&rg, VFW_DS_OFF_DEVICE_STATE, 4),
 					 to);
 			assert_int_equal(vfmig_dev_mig_state(rg.dev), vt);
 			assert_int_equal(rg.dev->dlog.on, (to & 2) != 0);
@@ -529,9 +529,9 @@ static void state_walk(uint64_t flags)
 	}
 	/* Stopped: region accesses still work, DMA_MAP does not. */
 	assert_int_equal(set_ds(&rg, 1), 0);
-	assert_int_equal(ctl_r(&rg, VFU_DS_OFF_VERSION, 4), 1);
+	assert_int_equal(ctl_r(&rg, VFW_DS_OFF_VERSION, 4), 1);
 	uint8_t z[64] = { 0 };
-	assert_int_equal(rwrite(&rg, VFU_DS_REGION_CONFIG, 0, z, 64), 0);
+	assert_int_equal(rwrite(&rg, VFW_DS_REGION_CONFIG, 0, z, 64), 0);
 	fx_close(&rg);
 	fx_close(&v2);
 }
@@ -546,8 +546,8 @@ static void test_state_walk(void **state)
 /* A mapped data region of a device. */
 static uint8_t *map_region(struct fx *f, uint32_t index)
 {
-	struct vfu_region_info_cap_type cap;
-	struct vfu_region_info ri;
+	struct vfw_region_info_cap_type cap;
+	struct vfw_region_info ri;
 	uint8_t *p;
 	int fd;
 
@@ -560,7 +560,7 @@ static uint8_t *map_region(struct fx *f, uint32_t index)
 }
 
 struct chunk {
-	uint8_t kind; /* VFU_DS_CHUNK_* */
+	uint8_t kind; /* VFW_DS_CHUNK_* */
 	uint64_t off, len; /* in the saved stream */
 };
 
@@ -579,31 +579,31 @@ static void test_save_load(void **state)
 	fx_open(&dst, &o, true);
 	src.t.pre_total = MiB + MiB / 2;
 	src.t.save_total = src.t.pre_total + MiB + 300000;
-	cfg = map_region(&src, VFU_DS_REGION_CONFIG);
-	mem = map_region(&src, VFU_DS_REGION_MEMORY);
+	cfg = map_region(&src, VFW_DS_REGION_CONFIG);
+	mem = map_region(&src, VFW_DS_REGION_MEMORY);
 	/* PRE_COPY: memory chunks, pos checked. */
-	assert_int_equal(set_ds(&src, VFU_DS_STATE_LOGGING), 0);
+	assert_int_equal(set_ds(&src, VFW_DS_STATE_LOGGING), 0);
 	assert_int_equal(vfmig_dev_mig_state(src.dev), PC_);
-	assert_int_equal(ctl_w(&src, VFU_DS_OFF_CONFIG_ACTION, 4, 1), -EINVAL);
+	assert_int_equal(ctl_w(&src, VFW_DS_OFF_CONFIG_ACTION, 4, 1), -EINVAL);
 	for (;;) {
-		assert_int_equal(ctl_w(&src, VFU_DS_OFF_MEMORY_POS, 8,
+		assert_int_equal(ctl_w(&src, VFW_DS_OFF_MEMORY_POS, 8,
 				       fetched + 1), 0);
-		assert_int_equal(ctl_w(&src, VFU_DS_OFF_MEMORY_ACTION, 4, 1),
+		assert_int_equal(ctl_w(&src, VFW_DS_OFF_MEMORY_ACTION, 4, 1),
 				 -EINVAL);
-		assert_int_equal(ctl_w(&src, VFU_DS_OFF_MEMORY_POS, 8, fetched),
+		assert_int_equal(ctl_w(&src, VFW_DS_OFF_MEMORY_POS, 8, fetched),
 				 0);
-		assert_int_equal(ctl_w(&src, VFU_DS_OFF_MEMORY_ACTION, 4, 1), 0);
-		n = ctl_r(&src, VFU_DS_OFF_MEMORY_SIZE, 8);
+		assert_int_equal(ctl_w(&src, VFW_DS_OFF_MEMORY_ACTION, 4, 1), 0);
+		n = ctl_r(&src, VFW_DS_OFF_MEMORY_SIZE, 8);
 		if (!n)
 			break;
 		assert_true(n <= MiB);
 		memcpy(stream + total, mem, n);
 		/* REGION_READ sees the same bytes as the mapping. */
 		uint8_t head[256];
-		assert_int_equal(rread(&src, VFU_DS_REGION_MEMORY, 0, head,
+		assert_int_equal(rread(&src, VFW_DS_REGION_MEMORY, 0, head,
 				       sizeof(head)), 0);
 		assert_memory_equal(head, mem, sizeof(head));
-		ch[nch++] = (struct chunk){ VFU_DS_CHUNK_MEMORY, total, n };
+		ch[nch++] = (struct chunk){ VFW_DS_CHUNK_MEMORY, total, n };
 		total += n;
 		fetched += n;
 	}
@@ -611,19 +611,19 @@ static void test_save_load(void **state)
 	assert_int_equal(nch, 2);
 	/* STOP_COPY: memory gives 0, config chunks until 0. */
 	src.t.narcs = 0;
-	assert_int_equal(set_ds(&src, VFU_DS_STATE_STOP | VFU_DS_STATE_LOGGING),
+	assert_int_equal(set_ds(&src, VFW_DS_STATE_STOP | VFW_DS_STATE_LOGGING),
 			 0);
 	assert_int_equal(src.t.narcs, 1); /* PRE_COPY -> STOP_COPY */
-	assert_int_equal(ctl_w(&src, VFU_DS_OFF_MEMORY_ACTION, 4, 1), 0);
-	assert_int_equal(ctl_r(&src, VFU_DS_OFF_MEMORY_SIZE, 8), 0);
+	assert_int_equal(ctl_w(&src, VFW_DS_OFF_MEMORY_ACTION, 4, 1), 0);
+	assert_int_equal(ctl_r(&src, VFW_DS_OFF_MEMORY_SIZE, 8), 0);
 	for (;;) {
-		assert_int_equal(ctl_w(&src, VFU_DS_OFF_CONFIG_ACTION, 4, 1), 0);
-		n = ctl_r(&src, VFU_DS_OFF_CONFIG_SIZE, 8);
+		assert_int_equal(ctl_w(&src, VFW_DS_OFF_CONFIG_ACTION, 4, 1), 0);
+		n = ctl_r(&src, VFW_DS_OFF_CONFIG_SIZE, 8);
 		if (!n)
 			break;
 		assert_true(n <= MiB);
 		memcpy(stream + total, cfg, n);
-		ch[nch++] = (struct chunk){ VFU_DS_CHUNK_CONFIG, total, n };
+		ch[nch++] = (struct chunk){ VFW_DS_CHUNK_CONFIG, total, n };
 		total += n;
 	}
 	assert_int_equal(total, src.t.save_total);
@@ -632,19 +632,19 @@ static void test_save_load(void **state)
 			fail_msg("saved byte %zu wrong", i);
 
 	/* Destination: a SET while running is refused. */
-	dcfg = map_region(&dst, VFU_DS_REGION_CONFIG);
-	dmem = map_region(&dst, VFU_DS_REGION_MEMORY);
-	assert_int_equal(ctl_w(&dst, VFU_DS_OFF_CONFIG_SIZE, 8, 10), 0);
-	assert_int_equal(ctl_w(&dst, VFU_DS_OFF_CONFIG_ACTION, 4, 2), -EINVAL);
-	assert_int_equal(set_ds(&dst, VFU_DS_STATE_STOP), 0);
+	dcfg = map_region(&dst, VFW_DS_REGION_CONFIG);
+	dmem = map_region(&dst, VFW_DS_REGION_MEMORY);
+	assert_int_equal(ctl_w(&dst, VFW_DS_OFF_CONFIG_SIZE, 8, 10), 0);
+	assert_int_equal(ctl_w(&dst, VFW_DS_OFF_CONFIG_ACTION, 4, 2), -EINVAL);
+	assert_int_equal(set_ds(&dst, VFW_DS_STATE_STOP), 0);
 	/* Oversize: refused, no session started. */
-	assert_int_equal(ctl_w(&dst, VFU_DS_OFF_CONFIG_SIZE, 8, MiB + 1), 0);
-	assert_int_equal(ctl_w(&dst, VFU_DS_OFF_CONFIG_ACTION, 4, 2), -EINVAL);
+	assert_int_equal(ctl_w(&dst, VFW_DS_OFF_CONFIG_SIZE, 8, MiB + 1), 0);
+	assert_int_equal(ctl_w(&dst, VFW_DS_OFF_CONFIG_ACTION, 4, 2), -EINVAL);
 	assert_int_equal(vfmig_dev_mig_state(dst.dev), S_);
 	dst.t.narcs = 0;
 	size_t loaded_mem = 0;
 	for (size_t i = 0; i < nch; i++) {
-		bool is_mem = ch[i].kind == VFU_DS_CHUNK_MEMORY;
+		bool is_mem = ch[i].kind == VFW_DS_CHUNK_MEMORY;
 		uint8_t *reg = is_mem ? dmem : dcfg;
 		/* The first 4 KiB by REGION_WRITE, the rest by the mapping. */
 		memset(reg, 0, 4096);
@@ -653,32 +653,32 @@ static void test_save_load(void **state)
 		memcpy(reg + 4096, stream + ch[i].off + 4096, ch[i].len - 4096);
 		if (is_mem) {
 			if (i == 1) { /* a wrong pos is refused */
-				assert_int_equal(ctl_w(&dst, VFU_DS_OFF_MEMORY_POS,
+				assert_int_equal(ctl_w(&dst, VFW_DS_OFF_MEMORY_POS,
 						       8, loaded_mem - 1), 0);
-				assert_int_equal(ctl_w(&dst, VFU_DS_OFF_MEMORY_SIZE,
+				assert_int_equal(ctl_w(&dst, VFW_DS_OFF_MEMORY_SIZE,
 						       8, ch[i].len), 0);
 				assert_int_equal(ctl_w(&dst,
-						       VFU_DS_OFF_MEMORY_ACTION,
+						       VFW_DS_OFF_MEMORY_ACTION,
 						       4, 2), -EINVAL);
-				assert_int_equal(ctl_w(&dst, VFU_DS_OFF_MEMORY_SIZE,
+				assert_int_equal(ctl_w(&dst, VFW_DS_OFF_MEMORY_SIZE,
 						       8, MiB + 1), 0);
-				assert_int_equal(ctl_w(&dst, VFU_DS_OFF_MEMORY_POS,
+				assert_int_equal(ctl_w(&dst, VFW_DS_OFF_MEMORY_POS,
 						       8, loaded_mem), 0);
 				assert_int_equal(ctl_w(&dst,
-						       VFU_DS_OFF_MEMORY_ACTION,
+						       VFW_DS_OFF_MEMORY_ACTION,
 						       4, 2), -EINVAL);
 			}
-			assert_int_equal(ctl_w(&dst, VFU_DS_OFF_MEMORY_POS, 8,
+			assert_int_equal(ctl_w(&dst, VFW_DS_OFF_MEMORY_POS, 8,
 					       loaded_mem), 0);
-			assert_int_equal(ctl_w(&dst, VFU_DS_OFF_MEMORY_SIZE, 8,
+			assert_int_equal(ctl_w(&dst, VFW_DS_OFF_MEMORY_SIZE, 8,
 					       ch[i].len), 0);
-			assert_int_equal(ctl_w(&dst, VFU_DS_OFF_MEMORY_ACTION,
+			assert_int_equal(ctl_w(&dst, VFW_DS_OFF_MEMORY_ACTION,
 					       4, 2), 0);
 			loaded_mem += ch[i].len;
 		} else {
-			assert_int_equal(ctl_w(&dst, VFU_DS_OFF_CONFIG_SIZE, 8,
+			assert_int_equal(ctl_w(&dst, VFW_DS_OFF_CONFIG_SIZE, 8,
 					       ch[i].len), 0);
-			assert_int_equal(ctl_w(&dst, VFU_DS_OFF_CONFIG_ACTION,
+			assert_int_equal(ctl_w(&dst, VFW_DS_OFF_CONFIG_ACTION,
 					       4, 2), 0);
 		}
 		assert_int_equal(vfmig_dev_mig_state(dst.dev), RS_);
@@ -686,7 +686,7 @@ static void test_save_load(void **state)
 	/* One STOP -> RESUMING arc; the device_state read stays STOP. */
 	assert_int_equal(dst.t.narcs, 1);
 	assert_int_equal(dst.t.arcs[0][1], RS_);
-	assert_int_equal(ctl_r(&dst, VFU_DS_OFF_DEVICE_STATE, 4), 1);
+	assert_int_equal(ctl_r(&dst, VFW_DS_OFF_DEVICE_STATE, 4), 1);
 	assert_int_equal(dst.t.finished, 0);
 	/* RUNNING ends the load, then runs. */
 	assert_int_equal(set_ds(&dst, 0), 0);
@@ -700,12 +700,12 @@ static void test_save_load(void **state)
 	assert_memory_equal(dst.t.loaded, stream, total);
 
 	/* Writing STOP ends a load too (and stays stopped). */
-	assert_int_equal(set_ds(&dst, VFU_DS_STATE_STOP), 0);
-	assert_int_equal(ctl_w(&dst, VFU_DS_OFF_MEMORY_POS, 8, 0), 0);
-	assert_int_equal(ctl_w(&dst, VFU_DS_OFF_MEMORY_SIZE, 8, 100), 0);
-	assert_int_equal(ctl_w(&dst, VFU_DS_OFF_MEMORY_ACTION, 4, 2), 0);
+	assert_int_equal(set_ds(&dst, VFW_DS_STATE_STOP), 0);
+	assert_int_equal(ctl_w(&dst, VFW_DS_OFF_MEMORY_POS, 8, 0), 0);
+	assert_int_equal(ctl_w(&dst, VFW_DS_OFF_MEMORY_SIZE, 8, 100), 0);
+	assert_int_equal(ctl_w(&dst, VFW_DS_OFF_MEMORY_ACTION, 4, 2), 0);
 	assert_int_equal(vfmig_dev_mig_state(dst.dev), RS_);
-	assert_int_equal(set_ds(&dst, VFU_DS_STATE_STOP), 0);
+	assert_int_equal(set_ds(&dst, VFW_DS_STATE_STOP), 0);
 	assert_int_equal(dst.t.finished, 2);
 	assert_int_equal(vfmig_dev_mig_state(dst.dev), S_);
 
@@ -725,11 +725,11 @@ static void test_error_reset(void **state)
 	(void)state;
 
 	fx_open(&f, &o, true);
-	assert_int_equal(set_ds(&f, VFU_DS_STATE_STOP), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_CONFIG_SIZE, 8, 64), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_CONFIG_ACTION, 4, 2), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_MEMORY_POS, 8, 3), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_SYS_START_ADDR, 8, 0x5000), 0);
+	assert_int_equal(set_ds(&f, VFW_DS_STATE_STOP), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_CONFIG_SIZE, 8, 64), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_CONFIG_ACTION, 4, 2), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_MEMORY_POS, 8, 3), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_SYS_START_ADDR, 8, 0x5000), 0);
 	/* The load does not finish: the device's error, then ERROR. */
 	f.t.fail_finish = true;
 	assert_int_equal(set_ds(&f, 0), -EBADMSG);
@@ -737,35 +737,35 @@ static void test_error_reset(void **state)
 	for (uint32_t v = 0; v < 4; v++)
 		assert_int_equal(set_ds(&f, v), -EIO);
 	assert_int_equal(set_ds(&f, 9), -EINVAL);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_VERSION, 4), 1); /* readable */
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_VERSION, 4), 1); /* readable */
 	/* DEVICE_RESET: RUNNING, logging off, every field 0. */
 	reset(&f);
 	assert_int_equal(vfmig_dev_mig_state(f.dev), R_);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_DEVICE_STATE, 4), 0);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_CONFIG_SIZE, 8), 0);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_MEMORY_SIZE, 8), 0);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_MEMORY_POS, 8), 0);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_SYS_START_ADDR, 8), 0);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_SYS_PAGE_NR, 8), 0);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_DEVICE_STATE, 4), 0);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_CONFIG_SIZE, 8), 0);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_MEMORY_SIZE, 8), 0);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_MEMORY_POS, 8), 0);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_SYS_START_ADDR, 8), 0);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_SYS_PAGE_NR, 8), 0);
 	f.t.fail_finish = false;
 	assert_int_equal(set_ds(&f, 2), 0);
 	assert_true(f.dev->dlog.on);
 	reset(&f);
 	assert_false(f.dev->dlog.on);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_SYS_PAGE_NR, 8, 1), -EINVAL);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_SYS_PAGE_NR, 8, 1), -EINVAL);
 	assert_int_equal(set_ds(&f, 3), 0);
 	fx_close(&f);
 }
 
 static void map_ram(struct fx *f, uint64_t iova, uint64_t size)
 {
-	struct vfu_dma_map m = { 32, 3, 0, iova, size };
+	struct vfw_dma_map m = { 32, 3, 0, iova, size };
 
 	if (f->ram < 0) {
 		f->ram = memfd_create("ram", MFD_CLOEXEC);
 		assert_int_equal(ftruncate(f->ram, 1 << 20), 0);
 	}
-	assert_int_equal(call_fds(f, VFU_CMD_DMA_MAP, &m, sizeof(m), &f->ram, 1,
+	assert_int_equal(call_fds(f, VFW_CMD_DMA_MAP, &m, sizeof(m), &f->ram, 1,
 				  NULL), 0);
 }
 
@@ -781,12 +781,12 @@ static void test_dirty_bitmap(void **state)
 
 	fx_open(&f, &o, true);
 	map_ram(&f, W, 256 * 4096);
-	bm = (uint64_t *)map_region(&f, VFU_DS_REGION_BITMAP);
+	bm = (uint64_t *)map_region(&f, VFW_DS_REGION_BITMAP);
 	/* LOGGING off: refused */
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_SYS_START_ADDR, 8, W), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_SYS_PAGE_NR, 8, 256), -EINVAL);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_SYS_START_ADDR, 8, W), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_SYS_PAGE_NR, 8, 256), -EINVAL);
 	assert_int_equal(vfmig_dev_dma_write(f.dev, W, b, 1), 0); /* not logged */
-	assert_int_equal(set_ds(&f, VFU_DS_STATE_LOGGING), 0);
+	assert_int_equal(set_ds(&f, VFW_DS_STATE_LOGGING), 0);
 	/* Pages 1, 3 (and 4: a write across), 64, 200. */
 	assert_int_equal(vfmig_dev_dma_write(f.dev, W + 4096 + 8, b, 8), 0);
 	assert_int_equal(vfmig_dev_dma_write(f.dev, W + 4 * 4096 - 2, b, 4), 0);
@@ -794,8 +794,8 @@ static void test_dirty_bitmap(void **state)
 	assert_int_equal(vfmig_dev_dma_write(f.dev, W + 200 * 4096 + 4095, b,
 					     1), 0);
 	memset(bm, 0xff, 4096);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_SYS_PAGE_NR, 8, 256), 0);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_SYS_PAGE_NR, 8), 256);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_SYS_PAGE_NR, 8, 256), 0);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_SYS_PAGE_NR, 8), 256);
 	/* the bitmap's u64 words are little-endian on any host */
 	assert_int_equal(((uint8_t *)bm)[0], 0x1a);
 	assert_int_equal(((uint8_t *)bm)[8], 0x01);
@@ -807,10 +807,10 @@ static void test_dirty_bitmap(void **state)
 	assert_int_equal(le64toh(words[3]), 1ull << 8);
 	for (int i = 4; i < 512; i++)
 		assert_int_equal(le64toh(words[i]), 0);
-	assert_int_equal(rread(&f, VFU_DS_REGION_BITMAP, 0, rd, sizeof(rd)), 0);
+	assert_int_equal(rread(&f, VFW_DS_REGION_BITMAP, 0, rd, sizeof(rd)), 0);
 	assert_memory_equal(rd, words, sizeof(rd));
 	/* Reported pages are cleared. */
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_SYS_PAGE_NR, 8, 256), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_SYS_PAGE_NR, 8, 256), 0);
 	for (int i = 0; i < 512; i++)
 		assert_int_equal(le64toh(bm[i]), 0);
 	/* The 16-byte write; a range reaching past the window. */
@@ -818,33 +818,33 @@ static void test_dirty_bitmap(void **state)
 	assert_int_equal(vfmig_dev_dma_write(f.dev, W + 255 * 4096, b, 1), 0);
 	uint64_t sp[2] = { htole64(W + 64 * 4096), htole64(32768) };
 	memcpy(w16, sp, 16);
-	assert_int_equal(rwrite(&f, VFU_DS_REGION_CTL, 56, w16, 16), 0);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_SYS_START_ADDR, 8), W + 64 * 4096);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_SYS_PAGE_NR, 8), 32768);
+	assert_int_equal(rwrite(&f, VFW_DS_REGION_CTL, 56, w16, 16), 0);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_SYS_START_ADDR, 8), W + 64 * 4096);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_SYS_PAGE_NR, 8), 32768);
 	assert_int_equal(le64toh(bm[0]), 1ull << 5);
 	assert_int_equal(le64toh(bm[1]), 0);
 	assert_int_equal(le64toh(bm[191 / 64]), 1ull << (191 % 64));
 	assert_int_equal(le64toh(bm[3]), 0); /* past the window: clean */
 	/* Errors change nothing. */
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_SYS_PAGE_NR, 8, 0), -EINVAL);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_SYS_PAGE_NR, 8, 32769), -EINVAL);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_SYS_PAGE_NR, 8), 32768);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_SYS_START_ADDR, 8, W + 1), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_SYS_PAGE_NR, 8, 1), -EINVAL);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_SYS_START_ADDR, 8,
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_SYS_PAGE_NR, 8, 0), -EINVAL);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_SYS_PAGE_NR, 8, 32769), -EINVAL);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_SYS_PAGE_NR, 8), 32768);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_SYS_START_ADDR, 8, W + 1), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_SYS_PAGE_NR, 8, 1), -EINVAL);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_SYS_START_ADDR, 8,
 			       UINT64_MAX - 4095), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_SYS_PAGE_NR, 8, 1), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_SYS_PAGE_NR, 8, 2), -EINVAL);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_SYS_PAGE_NR, 8, 1), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_SYS_PAGE_NR, 8, 2), -EINVAL);
 	sp[0] = htole64(UINT64_MAX - 8191);
 	sp[1] = htole64(3);
 	memcpy(w16, sp, 16);
-	assert_int_equal(rwrite(&f, VFU_DS_REGION_CTL, 56, w16, 16), -EINVAL);
+	assert_int_equal(rwrite(&f, VFW_DS_REGION_CTL, 56, w16, 16), -EINVAL);
 	/* STOP + LOGGING keeps logging; clearing LOGGING stops it. */
-	assert_int_equal(set_ds(&f, VFU_DS_STATE_STOP | VFU_DS_STATE_LOGGING), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_SYS_START_ADDR, 8, W), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_SYS_PAGE_NR, 8, 64), 0);
-	assert_int_equal(set_ds(&f, VFU_DS_STATE_STOP), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_SYS_PAGE_NR, 8, 64), -EINVAL);
+	assert_int_equal(set_ds(&f, VFW_DS_STATE_STOP | VFW_DS_STATE_LOGGING), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_SYS_START_ADDR, 8, W), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_SYS_PAGE_NR, 8, 64), 0);
+	assert_int_equal(set_ds(&f, VFW_DS_STATE_STOP), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_SYS_PAGE_NR, 8, 64), -EINVAL);
 	munmap(bm, 4096);
 	fx_close(&f);
 }
@@ -852,24 +852,24 @@ static void test_dirty_bitmap(void **state)
 static int feature(struct fx *f, uint32_t flags, size_t datalen)
 {
 	uint8_t buf[8 + 64] = { 0 };
-	struct vfu_device_feature h = { (uint32_t)sizeof(buf), flags };
+	struct vfw_device_feature h = { (uint32_t)sizeof(buf), flags };
 
 	memcpy(buf, &h, 8);
-	return call(f, VFU_CMD_DEVICE_FEATURE, buf, 8 + datalen, NULL);
+	return call(f, VFW_CMD_DEVICE_FEATURE, buf, 8 + datalen, NULL);
 }
 
 static void test_v2_refused(void **state)
 {
 	static const uint32_t feats[][2] = {
-		{ VFU_FEATURE_MIGRATION, VFU_FEATURE_GET },
-		{ VFU_FEATURE_MIG_DEVICE_STATE, VFU_FEATURE_GET },
-		{ VFU_FEATURE_MIG_DEVICE_STATE, VFU_FEATURE_SET },
-		{ VFU_FEATURE_DMA_LOGGING_START, VFU_FEATURE_SET },
-		{ VFU_FEATURE_DMA_LOGGING_STOP, VFU_FEATURE_SET },
-		{ VFU_FEATURE_DMA_LOGGING_REPORT, VFU_FEATURE_GET },
-		{ VFU_FEATURE_MIG_DATA_SIZE, VFU_FEATURE_GET },
-		{ VFU_FEATURE_VFMIG_PRECOPY_INFO, VFU_FEATURE_GET },
-		{ VFU_FEATURE_MIGRATION, VFU_FEATURE_GET | VFU_FEATURE_PROBE },
+		{ VFW_FEATURE_MIGRATION, VFW_FEATURE_GET },
+		{ VFW_FEATURE_MIG_DEVICE_STATE, VFW_FEATURE_GET },
+		{ VFW_FEATURE_MIG_DEVICE_STATE, VFW_FEATURE_SET },
+		{ VFW_FEATURE_DMA_LOGGING_START, VFW_FEATURE_SET },
+		{ VFW_FEATURE_DMA_LOGGING_STOP, VFW_FEATURE_SET },
+		{ VFW_FEATURE_DMA_LOGGING_REPORT, VFW_FEATURE_GET },
+		{ VFW_FEATURE_MIG_DATA_SIZE, VFW_FEATURE_GET },
+		{ VFW_FEATURE_VFMIG_PRECOPY_INFO, VFW_FEATURE_GET },
+		{ VFW_FEATURE_MIGRATION, VFW_FEATURE_GET | VFW_FEATURE_PROBE },
 	};
 	struct vfmig_dev_ops o = make_ops(PRE);
 	o.mig_estimate = NULL;
@@ -882,14 +882,14 @@ static void test_v2_refused(void **state)
 		assert_int_equal(feature(&f, feats[i][0] | feats[i][1], 24),
 				 -ENOTSUP);
 	uint8_t md[8 + 16] = { 0 };
-	struct vfu_mig_data d = { 8 + 16, 16 };
+	struct vfw_mig_data d = { 8 + 16, 16 };
 	memcpy(md, &d, 8);
-	assert_int_equal(call(&f, VFU_CMD_MIG_DATA_READ, md, 8, NULL), -ENOTSUP);
-	assert_int_equal(set_ds(&f, VFU_DS_STATE_STOP), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_CONFIG_SIZE, 8, 0), 0);
-	assert_int_equal(ctl_w(&f, VFU_DS_OFF_CONFIG_ACTION, 4, 2), 0);
+	assert_int_equal(call(&f, VFW_CMD_MIG_DATA_READ, md, 8, NULL), -ENOTSUP);
+	assert_int_equal(set_ds(&f, VFW_DS_STATE_STOP), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_CONFIG_SIZE, 8, 0), 0);
+	assert_int_equal(ctl_w(&f, VFW_DS_OFF_CONFIG_ACTION, 4, 2), 0);
 	assert_int_equal(vfmig_dev_mig_state(f.dev), RS_);
-	assert_int_equal(call(&f, VFU_CMD_MIG_DATA_WRITE, md, sizeof(md), NULL),
+	assert_int_equal(call(&f, VFW_CMD_MIG_DATA_WRITE, md, sizeof(md), NULL),
 			 -ENOTSUP);
 	fx_close(&f);
 }
@@ -916,8 +916,8 @@ static void test_extension_not_offered(void **state)
 	fx_close(&f);
 	fx_open(&f, &o, true);
 	assert_int_equal(f.echoed, 0);
-	assert_int_equal(feature(&f, VFU_FEATURE_MIG_DATA_SIZE |
-					     VFU_FEATURE_GET, 0),
+	assert_int_equal(feature(&f, VFW_FEATURE_MIG_DATA_SIZE |
+					     VFW_FEATURE_GET, 0),
 			 -ENOTSUP);
 	fx_close(&f);
 }
@@ -998,7 +998,7 @@ static void test_client_gone(void **state)
 	(void)state;
 
 	fx_open(&f, &o, true);
-	assert_int_equal(set_ds(&f, VFU_DS_STATE_LOGGING), 0);
+	assert_int_equal(set_ds(&f, VFW_DS_STATE_LOGGING), 0);
 	close(f.fd);
 	for (int i = 0; i < 4 && vfmig_dev__process_one(f.dev) >= 0; i++)
 		;
@@ -1008,11 +1008,11 @@ static void test_client_gone(void **state)
 	assert_int_equal(vfmig_dev_attach_fd(f.dev, sv[1]), 0);
 	f.fd = sv[0];
 	uint8_t v[4] = { 0 };
-	assert_int_equal(call(&f, VFU_CMD_VERSION, v, sizeof(v), NULL), 0);
-	assert_int_equal(ctl_r(&f, VFU_DS_OFF_DEVICE_STATE, 4), 0);
+	assert_int_equal(call(&f, VFW_CMD_VERSION, v, sizeof(v), NULL), 0);
+	assert_int_equal(ctl_r(&f, VFW_DS_OFF_DEVICE_STATE, 4), 0);
 	assert_int_equal(vfmig_dev_mig_state(f.dev), PC_);
 	f.t.narcs = 0;
-	assert_int_equal(set_ds(&f, VFU_DS_STATE_LOGGING), 0);
+	assert_int_equal(set_ds(&f, VFW_DS_STATE_LOGGING), 0);
 	assert_int_equal(f.t.narcs, 0); /* still PRE_COPY, logging again */
 	assert_true(f.dev->dlog.on);
 	fx_close(&f);

@@ -115,7 +115,7 @@ static void fx_open(struct fx *f, const struct vfmig_dev_desc *d, bool region)
 	assert_int_equal(vfmig_dev_attach_fd(f->dev, sv[1]), 0);
 	f->fd = sv[0];
 	memcpy(v + 4, json, sizeof(json));
-	assert_int_equal(raw_call(f->dev, f->fd, VFU_CMD_VERSION, v, sizeof(v),
+	assert_int_equal(raw_call(f->dev, f->fd, VFW_CMD_VERSION, v, sizeof(v),
 				  NULL, 0, NULL), 0);
 }
 
@@ -125,39 +125,39 @@ static void fx_close(struct fx *f)
 	close(f->fd);
 }
 
-static int strict_call(void *ctx, const struct vfu_region_info *req,
-		       struct vfu_msg *rep)
+static int strict_call(void *ctx, const struct vfw_region_info *req,
+		       struct vfw_msg *rep)
 {
 	struct fx *f = ctx;
 
-	return raw_call(f->dev, f->fd, VFU_CMD_DEVICE_GET_REGION_INFO, req,
+	return raw_call(f->dev, f->fd, VFW_CMD_DEVICE_GET_REGION_INFO, req,
 			sizeof(*req), NULL, 0, rep);
 }
 
 static uint32_t num_regions(struct fx *f)
 {
-	struct vfu_device_info di = { .argsz = sizeof(di) };
-	struct vfu_msg m;
+	struct vfw_device_info di = { .argsz = sizeof(di) };
+	struct vfw_msg m;
 
-	assert_int_equal(raw_call(f->dev, f->fd, VFU_CMD_DEVICE_GET_INFO, &di,
+	assert_int_equal(raw_call(f->dev, f->fd, VFW_CMD_DEVICE_GET_INFO, &di,
 				  sizeof(di), NULL, 0, &m), 0);
 	memcpy(&di, m.payload, sizeof(di));
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	return di.num_regions;
 }
 
 static void region_read(struct fx *f, uint32_t index, uint64_t off,
 			void *buf, uint32_t len)
 {
-	struct vfu_region_access a = { .offset = off, .region = index,
+	struct vfw_region_access a = { .offset = off, .region = index,
 				       .count = len };
-	struct vfu_msg m;
+	struct vfw_msg m;
 
-	assert_int_equal(raw_call(f->dev, f->fd, VFU_CMD_REGION_READ, &a,
+	assert_int_equal(raw_call(f->dev, f->fd, VFW_CMD_REGION_READ, &a,
 				  sizeof(a), NULL, 0, &m), 0);
 	assert_int_equal(m.len, sizeof(a) + len);
 	memcpy(buf, m.payload + sizeof(a), len);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 }
 
 /* The fd maps [offset + at, + len) of the region: a pattern written
@@ -183,15 +183,15 @@ static void probe(struct fx *f, uint32_t index, struct strict_region *s)
 {
 	assert_int_equal(strict_region_info(strict_call, f, index, s), 0);
 	assert_int_equal(s->fd >= 0,
-			 (s->flags & VFU_REGION_INFO_FLAG_MMAP) != 0);
+			 (s->flags & VFW_REGION_INFO_FLAG_MMAP) != 0);
 	/* Only a region with capabilities needs the second request. */
 	assert_int_equal(s->retried,
-			 (s->flags & VFU_REGION_INFO_FLAG_CAPS) != 0);
+			 (s->flags & VFW_REGION_INFO_FLAG_CAPS) != 0);
 }
 
 static void test_msix_bar(void **state)
 {
-	static const struct vfu_sparse_mmap_area want[] = {
+	static const struct vfw_sparse_mmap_area want[] = {
 		{ 0, 0x2000 }, { 0x4000, 0x4000 }, { 0x9000, 0x7000 },
 	};
 	struct vfmig_dev_desc d = msix_desc();
@@ -200,14 +200,14 @@ static void test_msix_bar(void **state)
 	(void)state;
 
 	fx_open(&f, &d, false);
-	assert_int_equal(num_regions(&f), VFU_PCI_NUM_REGIONS);
-	for (uint32_t i = 0; i < VFU_PCI_NUM_REGIONS; i++) {
+	assert_int_equal(num_regions(&f), VFW_PCI_NUM_REGIONS);
+	for (uint32_t i = 0; i < VFW_PCI_NUM_REGIONS; i++) {
 		probe(&f, i, &s);
 		assert_int_equal(s.retried, i == 2);
 		assert_false(s.has_type);
 		if (i != 2)
 			continue;
-		assert_true(s.flags & VFU_REGION_INFO_FLAG_MMAP);
+		assert_true(s.flags & VFW_REGION_INFO_FLAG_MMAP);
 		assert_int_equal(s.nr_areas, 3);
 		assert_memory_equal(s.areas, want, sizeof(want));
 		for (uint32_t a = 0; a < s.nr_areas; a++)
@@ -226,10 +226,10 @@ static void test_region_interface(void **state)
 	(void)state;
 
 	fx_open(&f, &d, true);
-	assert_int_equal(num_regions(&f), VFU_DS_NUM_REGIONS);
-	for (uint32_t i = 0; i < VFU_DS_NUM_REGIONS; i++) {
+	assert_int_equal(num_regions(&f), VFW_DS_NUM_REGIONS);
+	for (uint32_t i = 0; i < VFW_DS_NUM_REGIONS; i++) {
 		probe(&f, i, &s);
-		if (i < VFU_PCI_NUM_REGIONS) {
+		if (i < VFW_PCI_NUM_REGIONS) {
 			assert_int_equal(s.retried, i == 2);
 			if (s.fd >= 0)
 				close(s.fd);
@@ -237,10 +237,10 @@ static void test_region_interface(void **state)
 		}
 		assert_true(s.retried);
 		assert_true(s.has_type);
-		assert_int_equal(s.type, VFU_REGION_TYPE_DEVICE_STATE);
-		assert_int_equal(s.subtype, i - VFU_DS_REGION_CTL + 1);
+		assert_int_equal(s.type, VFW_REGION_TYPE_DEVICE_STATE);
+		assert_int_equal(s.subtype, i - VFW_DS_REGION_CTL + 1);
 		assert_int_equal(s.nr_areas, 0);
-		assert_int_equal(s.fd >= 0, i != VFU_DS_REGION_CTL);
+		assert_int_equal(s.fd >= 0, i != VFW_DS_REGION_CTL);
 		if (s.fd < 0)
 			continue;
 		check_mapping(&f, i, &s, 0, s.size);

@@ -79,7 +79,7 @@ static void wr(struct side *s, uint32_t bar, uint32_t off, uint32_t v)
 
 static int set_state(struct side *s, uint32_t to)
 {
-	struct vfu_state { uint32_t state, fd; } in = { to, UINT32_MAX }, out;
+	struct vfw_state { uint32_t state, fd; } in = { to, UINT32_MAX }, out;
 	size_t n = 0;
 	int r = vfmig_vmm_dev_feature(s->dev, 2 | VFMIG_VMM_FEATURE_SET, &in,
 				      sizeof(in), &out, sizeof(out), &n);

@@ -68,7 +68,7 @@
 #include "protocol/migfsm.h"
 #include "protocol/proto.h"
 
-#define MAX_MSG (VFU_MAX_DATA_XFER_LIMIT + VFU_MSG_OVERHEAD)
+#define MAX_MSG (VFW_MAX_DATA_XFER_LIMIT + VFW_MSG_OVERHEAD)
 #define MAX_PENDING 64
 #define CONNECT_RETRY_MS 5000
 
@@ -96,7 +96,7 @@ static struct {
 	.log_fd = -1,
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.wlock = PTHREAD_MUTEX_INITIALIZER,
-	.state = VFU_MIG_STATE_RUNNING,
+	.state = VFW_MIG_STATE_RUNNING,
 	.client = -1,
 	.device = -1,
 };
@@ -128,64 +128,64 @@ static void set_state(uint32_t s)
 {
 	if (s == P.state)
 		return;
-	log_line("state %s -> %s", vfu_mig_state_name(P.state),
-		 vfu_mig_state_name(s));
+	log_line("state %s -> %s", vfw_mig_state_name(P.state),
+		 vfw_mig_state_name(s));
 	P.state = s;
 }
 
 static bool allowed(uint32_t state, unsigned int cmd)
 {
-	if (cmd == VFU_CMD_VERSION)
+	if (cmd == VFW_CMD_VERSION)
 		return true;
 	switch (state) {
-	case VFU_MIG_STATE_STOP:
-		return cmd == VFU_CMD_REGION_READ ||
-		       cmd == VFU_CMD_REGION_WRITE ||
-		       cmd == VFU_CMD_DEVICE_FEATURE ||
-		       cmd == VFU_CMD_MIG_DATA_READ;
-	case VFU_MIG_STATE_STOP_COPY:
-		return cmd == VFU_CMD_DEVICE_FEATURE ||
-		       cmd == VFU_CMD_MIG_DATA_READ;
+	case VFW_MIG_STATE_STOP:
+		return cmd == VFW_CMD_REGION_READ ||
+		       cmd == VFW_CMD_REGION_WRITE ||
+		       cmd == VFW_CMD_DEVICE_FEATURE ||
+		       cmd == VFW_CMD_MIG_DATA_READ;
+	case VFW_MIG_STATE_STOP_COPY:
+		return cmd == VFW_CMD_DEVICE_FEATURE ||
+		       cmd == VFW_CMD_MIG_DATA_READ;
 	default:
 		return true;
 	}
 }
 
-static const struct vfu_device_feature *mig_state_feature(const struct vfu_msg *m);
+static const struct vfw_device_feature *mig_state_feature(const struct vfw_msg *m);
 
 /* A --fault refusal of client command m, with P.lock held. */
-static bool faulty(const struct vfu_msg *m)
+static bool faulty(const struct vfw_msg *m)
 {
-	const struct vfu_device_feature *f;
+	const struct vfw_device_feature *f;
 
-	if (P.state != VFU_MIG_STATE_STOP_COPY)
+	if (P.state != VFW_MIG_STATE_STOP_COPY)
 		return false;
-	if (P.stop_copy_read && m->hdr.command == VFU_CMD_MIG_DATA_READ)
+	if (P.stop_copy_read && m->hdr.command == VFW_CMD_MIG_DATA_READ)
 		return true;
 	f = mig_state_feature(m);
-	return P.stuck_in_stop_copy && f && (f->flags & VFU_FEATURE_SET);
+	return P.stuck_in_stop_copy && f && (f->flags & VFW_FEATURE_SET);
 }
 
 /* The feature header of a DEVICE_FEATURE payload naming MIG_DEVICE_STATE
  * with GET or SET (not PROBE), or NULL. */
-static const struct vfu_device_feature *mig_state_feature(const struct vfu_msg *m)
+static const struct vfw_device_feature *mig_state_feature(const struct vfw_msg *m)
 {
-	const struct vfu_device_feature *f = (const void *)m->payload;
+	const struct vfw_device_feature *f = (const void *)m->payload;
 
-	if (m->hdr.command != VFU_CMD_DEVICE_FEATURE || m->len < sizeof(*f))
+	if (m->hdr.command != VFW_CMD_DEVICE_FEATURE || m->len < sizeof(*f))
 		return NULL;
-	if ((f->flags & VFU_FEATURE_MASK) != VFU_FEATURE_MIG_DEVICE_STATE ||
-	    (f->flags & VFU_FEATURE_PROBE) ||
-	    !(f->flags & (VFU_FEATURE_GET | VFU_FEATURE_SET)))
+	if ((f->flags & VFW_FEATURE_MASK) != VFW_FEATURE_MIG_DEVICE_STATE ||
+	    (f->flags & VFW_FEATURE_PROBE) ||
+	    !(f->flags & (VFW_FEATURE_GET | VFW_FEATURE_SET)))
 		return NULL;
 	return f;
 }
 
 /* The device state carried after the feature header, if there is one. */
-static bool payload_state(const struct vfu_msg *m, uint32_t *state)
+static bool payload_state(const struct vfw_msg *m, uint32_t *state)
 {
-	struct vfu_mig_device_state ds;
-	size_t off = sizeof(struct vfu_device_feature);
+	struct vfw_mig_device_state ds;
+	size_t off = sizeof(struct vfw_device_feature);
 
 	if (m->len < off + sizeof(ds))
 		return false;
@@ -196,38 +196,38 @@ static bool payload_state(const struct vfu_msg *m, uint32_t *state)
 
 /* --no-precopy, with P.lock held: remember GET MIGRATION requests; refuse
  * a SET to PRE_COPY (true). */
-static bool hide_precopy_request(const struct vfu_msg *m)
+static bool hide_precopy_request(const struct vfw_msg *m)
 {
-	const struct vfu_device_feature *f = (const void *)m->payload;
+	const struct vfw_device_feature *f = (const void *)m->payload;
 	uint32_t s;
 
-	if (!P.no_precopy || m->hdr.command != VFU_CMD_DEVICE_FEATURE ||
+	if (!P.no_precopy || m->hdr.command != VFW_CMD_DEVICE_FEATURE ||
 	    m->len < sizeof(*f))
 		return false;
-	if ((f->flags & VFU_FEATURE_MASK) == VFU_FEATURE_MIGRATION &&
-	    (f->flags & VFU_FEATURE_GET) && !(f->flags & VFU_FEATURE_PROBE)) {
+	if ((f->flags & VFW_FEATURE_MASK) == VFW_FEATURE_MIGRATION &&
+	    (f->flags & VFW_FEATURE_GET) && !(f->flags & VFW_FEATURE_PROBE)) {
 		P.mig_get[P.nmig_get++ % MAX_PENDING] = m->hdr.msg_id;
 		return false;
 	}
-	return mig_state_feature(m) && (f->flags & VFU_FEATURE_SET) &&
-	       payload_state(m, &s) && s == VFU_MIG_STATE_PRE_COPY;
+	return mig_state_feature(m) && (f->flags & VFW_FEATURE_SET) &&
+	       payload_state(m, &s) && s == VFW_MIG_STATE_PRE_COPY;
 }
 
 /* --no-precopy, with P.lock held: a reply to a GET MIGRATION we saw loses
  * its PRE_COPY bit. */
-static void hide_precopy_reply(struct vfu_msg *m)
+static void hide_precopy_reply(struct vfw_msg *m)
 {
-	size_t off = sizeof(struct vfu_device_feature);
+	size_t off = sizeof(struct vfw_device_feature);
 	uint64_t flags;
 
-	if (!P.no_precopy || m->hdr.command != VFU_CMD_DEVICE_FEATURE ||
-	    (m->hdr.flags & VFU_FLAGS_ERROR) || m->len < off + sizeof(flags))
+	if (!P.no_precopy || m->hdr.command != VFW_CMD_DEVICE_FEATURE ||
+	    (m->hdr.flags & VFW_FLAGS_ERROR) || m->len < off + sizeof(flags))
 		return;
 	for (size_t i = 0; i < MAX_PENDING && i < P.nmig_get; i++) {
 		if (P.mig_get[i] != m->hdr.msg_id)
 			continue;
 		memcpy(&flags, m->payload + off, sizeof(flags));
-		flags &= ~VFU_MIGRATION_PRE_COPY;
+		flags &= ~VFW_MIGRATION_PRE_COPY;
 		memcpy(m->payload + off, &flags, sizeof(flags));
 		P.mig_get[i] = (uint16_t)~m->hdr.msg_id; /* used */
 		return;
@@ -235,9 +235,9 @@ static void hide_precopy_reply(struct vfu_msg *m)
 }
 
 /* Client -> device, with P.lock held: note a state request. */
-static void note_request(const struct vfu_msg *m)
+static void note_request(const struct vfw_msg *m)
 {
-	const struct vfu_device_feature *f = mig_state_feature(m);
+	const struct vfw_device_feature *f = mig_state_feature(m);
 	struct pending *p = NULL;
 
 	if (!f)
@@ -251,22 +251,22 @@ static void note_request(const struct vfu_msg *m)
 		return;
 	}
 	*p = (struct pending){ .used = true, .msg_id = m->hdr.msg_id,
-			       .set = (f->flags & VFU_FEATURE_SET) != 0 };
+			       .set = (f->flags & VFW_FEATURE_SET) != 0 };
 	if (p->set && !payload_state(m, &p->state))
 		p->used = false; /* the device will refuse it */
 }
 
 /* Device -> client, with P.lock held: learn the state from a reply. */
-static void note_reply(const struct vfu_msg *m)
+static void note_reply(const struct vfw_msg *m)
 {
-	bool ok = !(m->hdr.flags & VFU_FLAGS_ERROR);
+	bool ok = !(m->hdr.flags & VFW_FLAGS_ERROR);
 	uint32_t s;
 
-	if (m->hdr.command == VFU_CMD_DEVICE_RESET && ok) {
-		set_state(VFU_MIG_STATE_RUNNING);
+	if (m->hdr.command == VFW_CMD_DEVICE_RESET && ok) {
+		set_state(VFW_MIG_STATE_RUNNING);
 		return;
 	}
-	if (m->hdr.command != VFU_CMD_DEVICE_FEATURE)
+	if (m->hdr.command != VFW_CMD_DEVICE_FEATURE)
 		return;
 	for (size_t i = 0; i < MAX_PENDING; i++) {
 		struct pending *p = &P.pending[i];
@@ -275,26 +275,26 @@ static void note_reply(const struct vfu_msg *m)
 		p->used = false;
 		if (ok && p->set)
 			set_state(p->state);
-		else if (ok && payload_state(m, &s) && s < VFU_MIG_STATE_NUM)
+		else if (ok && payload_state(m, &s) && s < VFW_MIG_STATE_NUM)
 			set_state(s);
 		return;
 	}
 }
 
-static int forward(int to, struct vfu_msg *m)
+static int forward(int to, struct vfw_msg *m)
 {
 	struct iovec iov = { m->payload, m->len };
 
-	return vfu_msg_send(to, &m->hdr, &iov, m->len ? 1 : 0, m->fds, m->nfds);
+	return vfw_msg_send(to, &m->hdr, &iov, m->len ? 1 : 0, m->fds, m->nfds);
 }
 
 /* Forward m to the client, or with refuse_errno answer it with an error. */
-static int to_client(struct vfu_msg *m, int refuse_errno)
+static int to_client(struct vfw_msg *m, int refuse_errno)
 {
 	int r;
 
 	pthread_mutex_lock(&P.wlock);
-	r = refuse_errno ? vfu_send_error(P.client, &m->hdr, refuse_errno)
+	r = refuse_errno ? vfw_send_error(P.client, &m->hdr, refuse_errno)
 			 : forward(P.client, m);
 	pthread_mutex_unlock(&P.wlock);
 	return r;
@@ -310,21 +310,21 @@ static void hang_up(void)
 /* Device -> client, in its own thread. */
 static void *device_to_client(void *arg)
 {
-	struct vfu_msg m;
+	struct vfw_msg m;
 	int r;
 
 	(void)arg;
-	while ((r = vfu_msg_recv(P.device, &m, MAX_MSG, VFU_MAX_FDS_PER_MSG)) == 0) {
+	while ((r = vfw_msg_recv(P.device, &m, MAX_MSG, VFW_MAX_FDS_PER_MSG)) == 0) {
 		/* The state changes before the client sees the reply, so that
 		 * its next command is judged by the new state. */
 		pthread_mutex_lock(&P.lock);
-		if ((m.hdr.flags & VFU_FLAGS_TYPE_MASK) == VFU_FLAGS_TYPE_REPLY) {
+		if ((m.hdr.flags & VFW_FLAGS_TYPE_MASK) == VFW_FLAGS_TYPE_REPLY) {
 			note_reply(&m);
 			hide_precopy_reply(&m);
 		}
 		pthread_mutex_unlock(&P.lock);
 		r = to_client(&m, 0);
-		vfu_msg_release(&m);
+		vfw_msg_release(&m);
 		if (r < 0)
 			break;
 	}
@@ -335,12 +335,12 @@ static void *device_to_client(void *arg)
 /* Client -> device, in the session's main thread. */
 static void client_to_device(void)
 {
-	struct vfu_msg m;
+	struct vfw_msg m;
 	int r;
 
-	while ((r = vfu_msg_recv(P.client, &m, MAX_MSG, VFU_MAX_FDS_PER_MSG)) == 0) {
-		bool command = (m.hdr.flags & VFU_FLAGS_TYPE_MASK) ==
-			       VFU_FLAGS_TYPE_COMMAND;
+	while ((r = vfw_msg_recv(P.client, &m, MAX_MSG, VFW_MAX_FDS_PER_MSG)) == 0) {
+		bool command = (m.hdr.flags & VFW_FLAGS_TYPE_MASK) ==
+			       VFW_FLAGS_TYPE_COMMAND;
 		bool refuse, fault = false;
 		pthread_mutex_lock(&P.lock);
 		refuse = command && !allowed(P.state, m.hdr.command);
@@ -351,16 +351,16 @@ static void client_to_device(void)
 			log_line("refused SET PRE_COPY");
 		} else if (refuse)
 			log_line("%srefused %s in %s", fault ? "fault: " : "",
-				 vfu_command_name(m.hdr.command),
-				 vfu_mig_state_name(P.state));
+				 vfw_command_name(m.hdr.command),
+				 vfw_mig_state_name(P.state));
 		else if (command)
 			note_request(&m);
 		pthread_mutex_unlock(&P.lock);
 		if (!refuse)
 			r = forward(P.device, &m);
-		else if (!(m.hdr.flags & VFU_FLAGS_NO_REPLY))
+		else if (!(m.hdr.flags & VFW_FLAGS_NO_REPLY))
 			r = to_client(&m, fault ? EIO : EINVAL);
-		vfu_msg_release(&m);
+		vfw_msg_release(&m);
 		if (r < 0)
 			break;
 	}
@@ -478,7 +478,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	/* Bound under a temporary name and renamed once listening: whoever
 	 * sees PATH can connect. */
-	lfd = vfu_unix_listen(P.listen_path, 4, 0);
+	lfd = vfw_unix_listen(P.listen_path, 4, 0);
 	if (lfd < 0) {
 		fprintf(stderr, "vfmig-strict-proxy: listening on %s: %s\n",
 			P.listen_path, strerror(-lfd));

@@ -14,10 +14,10 @@
 
 #include "protocol/migfsm.h"
 
-#define NS VFU_MIG_STATE_NUM
-#define F_SC VFU_MIGRATION_STOP_COPY
-#define F_P2P VFU_MIGRATION_P2P
-#define F_PRE VFU_MIGRATION_PRE_COPY
+#define NS VFW_MIG_STATE_NUM
+#define F_SC VFW_MIGRATION_STOP_COPY
+#define F_P2P VFW_MIGRATION_P2P
+#define F_PRE VFW_MIGRATION_PRE_COPY
 
 enum { ER, ST, RU, SC, RE, RP, PC, PP };
 
@@ -115,7 +115,7 @@ static void test_table_matches_bfs(void **state)
 				uint32_t cur = a, next;
 				int steps = 0, r = 0;
 				while (cur != b) {
-					r = vfu_mig_next_state(cur, b, f,
+					r = vfw_mig_next_state(cur, b, f,
 							       &next);
 					if (r < 0)
 						break;
@@ -124,10 +124,10 @@ static void test_table_matches_bfs(void **state)
 							 " hop %s->%s is not an"
 							 " arc",
 							 (unsigned long long)f,
-							 vfu_mig_state_name(a),
-							 vfu_mig_state_name(b),
-							 vfu_mig_state_name(cur),
-							 vfu_mig_state_name(next));
+							 vfw_mig_state_name(a),
+							 vfw_mig_state_name(b),
+							 vfw_mig_state_name(cur),
+							 vfw_mig_state_name(next));
 					cur = next;
 					if (++steps > NS)
 						fail_msg("walk does not end");
@@ -139,7 +139,7 @@ static void test_table_matches_bfs(void **state)
 						continue;
 					assert_true(r < 0 || !state_ok(a, f));
 					assert_int_equal(
-						vfu_mig_next_state(a, b, f,
+						vfw_mig_next_state(a, b, f,
 								   &next),
 						-EINVAL);
 				} else {
@@ -149,8 +149,8 @@ static void test_table_matches_bfs(void **state)
 							 " %d arcs, shortest "
 							 "is %d",
 							 (unsigned long long)f,
-							 vfu_mig_state_name(a),
-							 vfu_mig_state_name(b),
+							 vfw_mig_state_name(a),
+							 vfw_mig_state_name(b),
 							 steps, want);
 				}
 			}
@@ -163,28 +163,28 @@ static void test_known_paths(void **state)
 	uint64_t f = F_SC | F_PRE; /* the vfio-user subset */
 	uint32_t n;
 
-	assert_int_equal(vfu_mig_next_state(RU, SC, f, &n), 0);
+	assert_int_equal(vfw_mig_next_state(RU, SC, f, &n), 0);
 	assert_int_equal(n, ST);
-	assert_int_equal(vfu_mig_next_state(PC, SC, f, &n), 0);
+	assert_int_equal(vfw_mig_next_state(PC, SC, f, &n), 0);
 	assert_int_equal(n, SC);
-	assert_int_equal(vfu_mig_next_state(PC, ST, f, &n), 0);
+	assert_int_equal(vfw_mig_next_state(PC, ST, f, &n), 0);
 	assert_int_equal(n, RU);
-	assert_int_equal(vfu_mig_next_state(RE, RU, f, &n), 0);
+	assert_int_equal(vfw_mig_next_state(RE, RU, f, &n), 0);
 	assert_int_equal(n, ST);
-	assert_int_equal(vfu_mig_next_state(ST, PC, f, &n), 0);
+	assert_int_equal(vfw_mig_next_state(ST, PC, f, &n), 0);
 	assert_int_equal(n, RU);
-	assert_int_equal(vfu_mig_next_state(RU, RU, f, &n), 0);
+	assert_int_equal(vfw_mig_next_state(RU, RU, f, &n), 0);
 	assert_int_equal(n, RU);
-	assert_int_equal(vfu_mig_next_state(SC, PC, f, &n), -EINVAL);
-	assert_int_equal(vfu_mig_next_state(RU, ER, f, &n), -EINVAL);
-	assert_int_equal(vfu_mig_next_state(ER, RU, f, &n), -EINVAL);
-	assert_int_equal(vfu_mig_next_state(RU, RP, f, &n), -EINVAL);
-	assert_int_equal(vfu_mig_next_state(RU, 8, f, &n), -EINVAL);
-	assert_int_equal(vfu_mig_next_state(RU, PC, F_SC, &n), -EINVAL);
-	assert_true(vfu_mig_state_saving(SC));
-	assert_false(vfu_mig_state_saving(RE));
-	assert_string_equal(vfu_mig_state_name(PP), "PRE_COPY_P2P");
-	assert_string_equal(vfu_mig_state_name(99), "INVALID");
+	assert_int_equal(vfw_mig_next_state(SC, PC, f, &n), -EINVAL);
+	assert_int_equal(vfw_mig_next_state(RU, ER, f, &n), -EINVAL);
+	assert_int_equal(vfw_mig_next_state(ER, RU, f, &n), -EINVAL);
+	assert_int_equal(vfw_mig_next_state(RU, RP, f, &n), -EINVAL);
+	assert_int_equal(vfw_mig_next_state(RU, 8, f, &n), -EINVAL);
+	assert_int_equal(vfw_mig_next_state(RU, PC, F_SC, &n), -EINVAL);
+	assert_true(vfw_mig_state_saving(SC));
+	assert_false(vfw_mig_state_saving(RE));
+	assert_string_equal(vfw_mig_state_name(PP), "PRE_COPY_P2P");
+	assert_string_equal(vfw_mig_state_name(99), "INVALID");
 }
 
 int main(void)

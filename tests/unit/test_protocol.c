@@ -37,75 +37,75 @@ static int teardown_pair(void **state)
 static void test_header_check(void **state)
 {
 	(void)state;
-	struct vfu_header h = { .msg_size = 16 };
+	struct vfw_header h = { .msg_size = 16 };
 
-	assert_int_equal(vfu_header_check(&h, 1024), 0);
+	assert_int_equal(vfw_header_check(&h, 1024), 0);
 	h.msg_size = 15;
-	assert_int_equal(vfu_header_check(&h, 1024), -EINVAL);
+	assert_int_equal(vfw_header_check(&h, 1024), -EINVAL);
 	h.msg_size = 1025;
-	assert_int_equal(vfu_header_check(&h, 1024), -EMSGSIZE);
+	assert_int_equal(vfw_header_check(&h, 1024), -EMSGSIZE);
 	h.msg_size = 32;
-	h.flags = VFU_FLAGS_TYPE_REPLY | VFU_FLAGS_ERROR;
-	assert_int_equal(vfu_header_check(&h, 1024), 0);
+	h.flags = VFW_FLAGS_TYPE_REPLY | VFW_FLAGS_ERROR;
+	assert_int_equal(vfw_header_check(&h, 1024), 0);
 	h.flags = 0x2; /* type 2 does not exist */
-	assert_int_equal(vfu_header_check(&h, 1024), -EINVAL);
+	assert_int_equal(vfw_header_check(&h, 1024), -EINVAL);
 	h.flags = 0x40; /* unknown flag bit */
-	assert_int_equal(vfu_header_check(&h, 1024), -EINVAL);
-	h.flags = VFU_FLAGS_NO_REPLY;
-	assert_int_equal(vfu_header_check(&h, 1024), 0);
+	assert_int_equal(vfw_header_check(&h, 1024), -EINVAL);
+	h.flags = VFW_FLAGS_NO_REPLY;
+	assert_int_equal(vfw_header_check(&h, 1024), 0);
 }
 
 static void test_ranges(void **state)
 {
 	(void)state;
-	assert_true(vfu_range_ok(0, 4096, 4096));
-	assert_true(vfu_range_ok(4096, 0, 4096));
-	assert_false(vfu_range_ok(4097, 0, 4096));
-	assert_false(vfu_range_ok(1, 4096, 4096));
-	assert_false(vfu_range_ok(0xfffffffffffffff0ull, 32, 4096));
-	assert_false(vfu_range_ok(16, UINT64_MAX, 4096));
-	assert_true(vfu_range_within(0x1000, 0x10, 0x1000, 0x1000));
-	assert_false(vfu_range_within(0xff0, 0x20, 0x1000, 0x1000));
-	assert_false(vfu_range_within(UINT64_MAX, 2, 0, UINT64_MAX));
-	assert_true(vfu_range_within(UINT64_MAX - 1, 2, UINT64_MAX - 1, 2));
+	assert_true(vfw_range_ok(0, 4096, 4096));
+	assert_true(vfw_range_ok(4096, 0, 4096));
+	assert_false(vfw_range_ok(4097, 0, 4096));
+	assert_false(vfw_range_ok(1, 4096, 4096));
+	assert_false(vfw_range_ok(0xfffffffffffffff0ull, 32, 4096));
+	assert_false(vfw_range_ok(16, UINT64_MAX, 4096));
+	assert_true(vfw_range_within(0x1000, 0x10, 0x1000, 0x1000));
+	assert_false(vfw_range_within(0xff0, 0x20, 0x1000, 0x1000));
+	assert_false(vfw_range_within(UINT64_MAX, 2, 0, UINT64_MAX));
+	assert_true(vfw_range_within(UINT64_MAX - 1, 2, UINT64_MAX - 1, 2));
 }
 
 static void test_send_recv_roundtrip(void **state)
 {
 	(void)state;
-	struct vfu_header h = { .msg_id = 7, .command = VFU_CMD_REGION_WRITE };
+	struct vfw_header h = { .msg_id = 7, .command = VFW_CMD_REGION_WRITE };
 	uint8_t a[3] = { 1, 2, 3 }, b[5] = { 4, 5, 6, 7, 8 };
 	struct iovec iov[2] = { { a, sizeof(a) }, { b, sizeof(b) } };
-	struct vfu_msg m;
+	struct vfw_msg m;
 
-	assert_int_equal(vfu_msg_send(sp[0], &h, iov, 2, NULL, 0), 0);
+	assert_int_equal(vfw_msg_send(sp[0], &h, iov, 2, NULL, 0), 0);
 	assert_int_equal(h.msg_size, 24);
-	assert_int_equal(vfu_msg_recv(sp[1], &m, 4096, 1), 0);
+	assert_int_equal(vfw_msg_recv(sp[1], &m, 4096, 1), 0);
 	assert_int_equal(m.hdr.msg_id, 7);
-	assert_int_equal(m.hdr.command, VFU_CMD_REGION_WRITE);
+	assert_int_equal(m.hdr.command, VFW_CMD_REGION_WRITE);
 	assert_int_equal(m.len, 8);
 	assert_memory_equal(m.payload, "\1\2\3\4\5\6\7\10", 8);
 	assert_int_equal(m.nfds, 0);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 }
 
 static void test_fd_passing(void **state)
 {
 	(void)state;
-	struct vfu_header h = { .command = VFU_CMD_DMA_MAP };
+	struct vfw_header h = { .command = VFW_CMD_DMA_MAP };
 	int pfd[2];
-	struct vfu_msg m;
+	struct vfw_msg m;
 	char c = 0;
 
 	assert_int_equal(pipe(pfd), 0);
-	assert_int_equal(vfu_msg_send(sp[0], &h, NULL, 0, &pfd[1], 1), 0);
+	assert_int_equal(vfw_msg_send(sp[0], &h, NULL, 0, &pfd[1], 1), 0);
 	close(pfd[1]);
-	assert_int_equal(vfu_msg_recv(sp[1], &m, 4096, 1), 0);
+	assert_int_equal(vfw_msg_recv(sp[1], &m, 4096, 1), 0);
 	assert_int_equal(m.nfds, 1);
-	int fd = vfu_msg_take_fd(&m, 0);
+	int fd = vfw_msg_take_fd(&m, 0);
 	assert_true(fd >= 0);
-	assert_int_equal(vfu_msg_take_fd(&m, 0), -1);
-	vfu_msg_release(&m);
+	assert_int_equal(vfw_msg_take_fd(&m, 0), -1);
+	vfw_msg_release(&m);
 	/* The received fd is the pipe's write end: it still works. */
 	assert_int_equal(write(fd, "x", 1), 1);
 	assert_int_equal(read(pfd[0], &c, 1), 1);
@@ -117,25 +117,25 @@ static void test_fd_passing(void **state)
 static void test_too_many_fds_keeps_stream(void **state)
 {
 	(void)state;
-	struct vfu_header h = { .msg_id = 1, .command = VFU_CMD_DMA_MAP };
+	struct vfw_header h = { .msg_id = 1, .command = VFW_CMD_DMA_MAP };
 	uint8_t payload[32] = { 0 };
 	struct iovec iov = { payload, sizeof(payload) };
 	int fds[3];
-	struct vfu_msg m;
+	struct vfw_msg m;
 
 	for (int i = 0; i < 3; i++)
 		fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	assert_int_equal(vfu_msg_send(sp[0], &h, &iov, 1, fds, 3), 0);
+	assert_int_equal(vfw_msg_send(sp[0], &h, &iov, 1, fds, 3), 0);
 	h.msg_id = 2;
-	assert_int_equal(vfu_msg_send(sp[0], &h, NULL, 0, NULL, 0), 0);
-	assert_int_equal(vfu_msg_recv(sp[1], &m, 4096, 1), -EBADMSG);
+	assert_int_equal(vfw_msg_send(sp[0], &h, NULL, 0, NULL, 0), 0);
+	assert_int_equal(vfw_msg_recv(sp[1], &m, 4096, 1), -EBADMSG);
 	assert_int_equal(m.nfds, 0);
 	assert_int_equal(m.hdr.msg_id, 1);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	/* The next message is read cleanly: the stream stayed in step. */
-	assert_int_equal(vfu_msg_recv(sp[1], &m, 4096, 1), 0);
+	assert_int_equal(vfw_msg_recv(sp[1], &m, 4096, 1), 0);
 	assert_int_equal(m.hdr.msg_id, 2);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	for (int i = 0; i < 3; i++)
 		close(fds[i]);
 }
@@ -143,11 +143,11 @@ static void test_too_many_fds_keeps_stream(void **state)
 static void test_oversized_and_torn(void **state)
 {
 	(void)state;
-	struct vfu_header h = { .msg_size = 1u << 30 };
-	struct vfu_msg m;
+	struct vfw_header h = { .msg_size = 1u << 30 };
+	struct vfw_msg m;
 
 	assert_int_equal(write(sp[0], &h, sizeof(h)), sizeof(h));
-	assert_int_equal(vfu_msg_recv(sp[1], &m, 4096, 1), -EMSGSIZE);
+	assert_int_equal(vfw_msg_recv(sp[1], &m, 4096, 1), -EMSGSIZE);
 
 	/* Header promises 100 bytes, 10 arrive, then the peer closes. */
 	h.msg_size = 116;
@@ -155,24 +155,24 @@ static void test_oversized_and_torn(void **state)
 	assert_int_equal(write(sp[0], &h, sizeof(h)), sizeof(h));
 	assert_int_equal(write(sp[0], ten, sizeof(ten)), sizeof(ten));
 	shutdown(sp[0], SHUT_WR);
-	assert_int_equal(vfu_msg_recv(sp[1], &m, 4096, 1), -EPIPE);
+	assert_int_equal(vfw_msg_recv(sp[1], &m, 4096, 1), -EPIPE);
 }
 
 static void test_truncated_header_and_eof(void **state)
 {
 	(void)state;
-	struct vfu_msg m;
+	struct vfw_msg m;
 
 	assert_int_equal(write(sp[0], "abcdef", 6), 6);
 	shutdown(sp[0], SHUT_WR);
-	assert_int_equal(vfu_msg_recv(sp[1], &m, 4096, 1), -EPIPE);
-	assert_int_equal(vfu_msg_recv(sp[1], &m, 4096, 1), -ECONNRESET);
+	assert_int_equal(vfw_msg_recv(sp[1], &m, 4096, 1), -EPIPE);
+	assert_int_equal(vfw_msg_recv(sp[1], &m, 4096, 1), -ECONNRESET);
 }
 
 static void test_caps_defaults_and_parse(void **state)
 {
 	(void)state;
-	struct vfu_caps c;
+	struct vfw_caps c;
 	char err[128];
 	const char *j = "{\"capabilities\":{\"max_msg_fds\":8,"
 			"\"max_data_xfer_size\":65536,\"pgsizes\":4096,"
@@ -180,12 +180,12 @@ static void test_caps_defaults_and_parse(void **state)
 			"true},\"migration\":{\"pgsize\":4096,"
 			"\"max_bitmap_size\":268435456}}}";
 
-	vfu_caps_defaults(&c);
+	vfw_caps_defaults(&c);
 	assert_int_equal(c.max_msg_fds, 1);
 	assert_int_equal(c.max_data_xfer_size, 1 << 20);
 	assert_int_equal(c.max_dma_maps, 65535);
 	assert_int_equal(c.pgsizes, 4096);
-	assert_int_equal(vfu_caps_parse(j, strlen(j), &c, err, sizeof(err)),
+	assert_int_equal(vfw_caps_parse(j, strlen(j), &c, err, sizeof(err)),
 			 0);
 	assert_int_equal(c.max_msg_fds, 8);
 	assert_int_equal(c.max_data_xfer_size, 65536);
@@ -194,18 +194,18 @@ static void test_caps_defaults_and_parse(void **state)
 	assert_int_equal(c.migration_pgsize, 4096);
 
 	/* Empty object and missing "capabilities" keep defaults. */
-	vfu_caps_defaults(&c);
-	assert_int_equal(vfu_caps_parse("{}", 2, &c, err, sizeof(err)), 0);
+	vfw_caps_defaults(&c);
+	assert_int_equal(vfw_caps_parse("{}", 2, &c, err, sizeof(err)), 0);
 	assert_int_equal(c.max_msg_fds, 1);
 }
 
 static void expect_bad_caps(const char *j, const char *needle)
 {
-	struct vfu_caps c;
+	struct vfw_caps c;
 	char err[128] = "";
 
-	vfu_caps_defaults(&c);
-	assert_int_equal(vfu_caps_parse(j, strlen(j), &c, err, sizeof(err)),
+	vfw_caps_defaults(&c);
+	assert_int_equal(vfw_caps_parse(j, strlen(j), &c, err, sizeof(err)),
 			 -EINVAL);
 	if (!strstr(err, needle))
 		fail_msg("error \"%s\" does not name \"%s\"", err, needle);
@@ -240,19 +240,19 @@ static void test_caps_rejects(void **state)
 static void test_version_roundtrip(void **state)
 {
 	(void)state;
-	struct vfu_caps in, out;
+	struct vfw_caps in, out;
 	uint16_t maj, min;
 	size_t len;
 	char err[128];
 
-	vfu_caps_defaults(&in);
+	vfw_caps_defaults(&in);
 	in.max_msg_fds = 16;
 	in.max_data_xfer_size = 4u << 20;
 	in.mig_info_version = 1;
-	uint8_t *p = vfu_version_build(0, 2, &in, true, &len);
+	uint8_t *p = vfw_version_build(0, 2, &in, true, &len);
 	assert_non_null(p);
 	assert_int_equal(p[len - 1], 0);
-	assert_int_equal(vfu_version_parse(p, len, &maj, &min, &out, err,
+	assert_int_equal(vfw_version_parse(p, len, &maj, &min, &out, err,
 					   sizeof(err)),
 			 0);
 	assert_int_equal(maj, 0);
@@ -263,7 +263,7 @@ static void test_version_roundtrip(void **state)
 	assert_int_equal(out.mig_info_version, 1);
 
 	/* Without the NUL terminator: refused. */
-	assert_int_equal(vfu_version_parse(p, len - 1, &maj, &min, &out, err,
+	assert_int_equal(vfw_version_parse(p, len - 1, &maj, &min, &out, err,
 					   sizeof(err)),
 			 -EINVAL);
 	assert_non_null(strstr(err, "NUL"));
@@ -271,17 +271,17 @@ static void test_version_roundtrip(void **state)
 
 	/* Bare 4-byte payload: no JSON, defaults. */
 	uint8_t bare[4] = { 0, 0, 1, 0 };
-	assert_int_equal(vfu_version_parse(bare, 4, &maj, &min, &out, err,
+	assert_int_equal(vfw_version_parse(bare, 4, &maj, &min, &out, err,
 					   sizeof(err)),
 			 0);
 	assert_int_equal(min, 1);
 	assert_int_equal(out.max_msg_fds, 1);
-	assert_int_equal(vfu_version_parse(bare, 3, &maj, &min, &out, err,
+	assert_int_equal(vfw_version_parse(bare, 3, &maj, &min, &out, err,
 					   sizeof(err)),
 			 -EINVAL);
 	/* Data after the NUL: refused. */
 	uint8_t extra[] = { 0, 0, 0, 0, '{', '}', 0, 'x', 0 };
-	assert_int_equal(vfu_version_parse(extra, sizeof(extra), &maj, &min,
+	assert_int_equal(vfw_version_parse(extra, sizeof(extra), &maj, &min,
 					   &out, err, sizeof(err)),
 			 -EINVAL);
 }
@@ -289,11 +289,11 @@ static void test_version_roundtrip(void **state)
 static void test_command_names(void **state)
 {
 	(void)state;
-	assert_string_equal(vfu_command_name(VFU_CMD_MIG_DATA_WRITE),
+	assert_string_equal(vfw_command_name(VFW_CMD_MIG_DATA_WRITE),
 			    "MIG_DATA_WRITE");
-	assert_string_equal(vfu_command_name(14), "UNKNOWN");
-	assert_string_equal(vfu_command_name(0), "UNKNOWN");
-	assert_string_equal(vfu_command_name(60000), "UNKNOWN");
+	assert_string_equal(vfw_command_name(14), "UNKNOWN");
+	assert_string_equal(vfw_command_name(0), "UNKNOWN");
+	assert_string_equal(vfw_command_name(60000), "UNKNOWN");
 }
 
 static int n_logged;
@@ -308,15 +308,15 @@ static void count_log(void *priv, int level, const char *msg)
 static void test_logger_levels(void **state)
 {
 	(void)state;
-	struct vfu_logger lg = { count_log, NULL, VFU_LOG_INFO };
+	struct vfw_logger lg = { count_log, NULL, VFW_LOG_INFO };
 
-	vfu_log(&lg, VFU_LOG_ERR, "hello %d", 42);
-	vfu_log(&lg, VFU_LOG_DEBUG, "hello %d", 42); /* dropped */
-	vfu_log(NULL, VFU_LOG_ERR, "hello %d", 42);  /* no logger: silent */
+	vfw_log(&lg, VFW_LOG_ERR, "hello %d", 42);
+	vfw_log(&lg, VFW_LOG_DEBUG, "hello %d", 42); /* dropped */
+	vfw_log(NULL, VFW_LOG_ERR, "hello %d", 42);  /* no logger: silent */
 	assert_int_equal(n_logged, 1);
 }
 
-/* vfu_unix_listen: connectable as soon as it exists, replaces only a stale
+/* vfw_unix_listen: connectable as soon as it exists, replaces only a stale
  * socket, leaves no temporary file behind. */
 static void test_unix_listen(void **state)
 {
@@ -328,7 +328,7 @@ static void test_unix_listen(void **state)
 
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/s.sock", dir);
-	fd = vfu_unix_listen(path, 1, 0);
+	fd = vfw_unix_listen(path, 1, 0);
 	assert_true(fd >= 0);
 	assert_int_equal(lstat(path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
@@ -337,7 +337,7 @@ static void test_unix_listen(void **state)
 	assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(c);
 	/* A second listener replaces the (now stale) socket file. */
-	fd2 = vfu_unix_listen(path, 1, SOCK_NONBLOCK);
+	fd2 = vfw_unix_listen(path, 1, SOCK_NONBLOCK);
 	assert_true(fd2 >= 0);
 	assert_true(fcntl(fd2, F_GETFL) & O_NONBLOCK);
 	close(fd);
@@ -350,7 +350,7 @@ static void test_unix_listen(void **state)
 	fd = open(path, O_CREAT | O_WRONLY, 0600);
 	assert_true(fd >= 0);
 	close(fd);
-	assert_int_equal(vfu_unix_listen(path, 1, 0), -EADDRINUSE);
+	assert_int_equal(vfw_unix_listen(path, 1, 0), -EADDRINUSE);
 	assert_int_equal(lstat(path, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
 	unlink(path);
@@ -359,9 +359,9 @@ static void test_unix_listen(void **state)
 	memset(longp, 'a', sizeof(longp) - 1);
 	longp[0] = '/';
 	longp[sizeof(longp) - 1] = 0;
-	assert_int_equal(vfu_unix_listen(longp, 1, 0), -EINVAL);
-	assert_int_equal(vfu_unix_listen("", 1, 0), -EINVAL);
-	assert_int_equal(vfu_unix_listen(NULL, 1, 0), -EINVAL);
+	assert_int_equal(vfw_unix_listen(longp, 1, 0), -EINVAL);
+	assert_int_equal(vfw_unix_listen("", 1, 0), -EINVAL);
+	assert_int_equal(vfw_unix_listen(NULL, 1, 0), -EINVAL);
 }
 
 int main(void)

@@ -35,29 +35,29 @@ struct session {
 	int fd; /* client end, until adopted */
 };
 
-static inline void srv_recv(int fd, struct vfu_msg *m, uint16_t cmd)
+static inline void srv_recv(int fd, struct vfw_msg *m, uint16_t cmd)
 {
-	CHECK(vfu_msg_recv(fd, m, SRV_MAX_MSG, 16) == 0);
+	CHECK(vfw_msg_recv(fd, m, SRV_MAX_MSG, 16) == 0);
 	CHECK(m->hdr.command == cmd);
-	CHECK((m->hdr.flags & VFU_FLAGS_TYPE_MASK) == VFU_FLAGS_TYPE_COMMAND);
+	CHECK((m->hdr.flags & VFW_FLAGS_TYPE_MASK) == VFW_FLAGS_TYPE_COMMAND);
 }
 
 /* Answer VERSION with major.minor and caps text (NULL: no JSON). If
  * proposal is not NULL it gets the capabilities the client proposed. */
 static inline void srv_version_caps(int fd, uint16_t major, uint16_t minor,
 				    const char *json, int id_delta,
-				    struct vfu_caps *proposal)
+				    struct vfw_caps *proposal)
 {
-	struct vfu_msg m;
+	struct vfw_msg m;
 	uint8_t buf[512];
-	struct vfu_version v = { major, minor };
+	struct vfw_version v = { major, minor };
 	size_t len = sizeof(v);
 
-	srv_recv(fd, &m, VFU_CMD_VERSION);
+	srv_recv(fd, &m, VFW_CMD_VERSION);
 	if (proposal) {
 		uint16_t ma, mi;
 		char err[128];
-		CHECK(vfu_version_parse(m.payload, m.len, &ma, &mi, proposal,
+		CHECK(vfw_version_parse(m.payload, m.len, &ma, &mi, proposal,
 					err, sizeof(err)) == 0);
 	}
 	memcpy(buf, &v, sizeof(v));
@@ -66,8 +66,8 @@ static inline void srv_version_caps(int fd, uint16_t major, uint16_t minor,
 		len += strlen(json) + 1;
 	}
 	m.hdr.msg_id = (uint16_t)(m.hdr.msg_id + id_delta);
-	CHECK(vfu_send_reply(fd, &m.hdr, buf, len) == 0);
-	vfu_msg_release(&m);
+	CHECK(vfw_send_reply(fd, &m.hdr, buf, len) == 0);
+	vfw_msg_release(&m);
 }
 
 static inline void srv_version_with(int fd, uint16_t major, uint16_t minor,
@@ -87,9 +87,9 @@ static inline void srv_version(int fd)
 /* Expect that the client has closed its end (EOF). */
 static inline void srv_expect_eof(int fd)
 {
-	struct vfu_msg m;
+	struct vfw_msg m;
 
-	CHECK(vfu_msg_recv(fd, &m, SRV_MAX_MSG, 16) == -ECONNRESET);
+	CHECK(vfw_msg_recv(fd, &m, SRV_MAX_MSG, 16) == -ECONNRESET);
 }
 
 static inline struct session start(script_fn script)

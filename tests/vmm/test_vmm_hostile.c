@@ -88,11 +88,11 @@ static void s_version_twin(int fd)
 }
 static void s_version_short(int fd)
 {
-	struct vfu_msg m;
+	struct vfw_msg m;
 
-	srv_recv(fd, &m, VFU_CMD_VERSION);
-	CHECK(vfu_send_reply(fd, &m.hdr, "\0", 1) == 0);
-	vfu_msg_release(&m);
+	srv_recv(fd, &m, VFW_CMD_VERSION);
+	CHECK(vfw_send_reply(fd, &m.hdr, "\0", 1) == 0);
+	vfw_msg_release(&m);
 	srv_expect_eof(fd);
 }
 
@@ -143,96 +143,96 @@ static void test_version_ok(void **state)
 
 static void s_info_wrong_id(int fd)
 {
-	struct vfu_msg m;
-	struct vfu_device_info di = { 16, 0, 9, 5 };
+	struct vfw_msg m;
+	struct vfw_device_info di = { 16, 0, 9, 5 };
 
 	srv_version(fd);
-	srv_recv(fd, &m, VFU_CMD_DEVICE_GET_INFO);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_INFO);
 	m.hdr.msg_id++;
-	CHECK(vfu_send_reply(fd, &m.hdr, &di, sizeof(di)) == 0);
-	vfu_msg_release(&m);
+	CHECK(vfw_send_reply(fd, &m.hdr, &di, sizeof(di)) == 0);
+	vfw_msg_release(&m);
 	srv_expect_eof(fd);
 }
 
 static void s_info_wrong_cmd(int fd)
 {
-	struct vfu_msg m;
+	struct vfw_msg m;
 
 	srv_version(fd);
-	srv_recv(fd, &m, VFU_CMD_DEVICE_GET_INFO);
-	m.hdr.command = VFU_CMD_DEVICE_RESET;
-	CHECK(vfu_send_reply(fd, &m.hdr, NULL, 0) == 0);
-	vfu_msg_release(&m);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_INFO);
+	m.hdr.command = VFW_CMD_DEVICE_RESET;
+	CHECK(vfw_send_reply(fd, &m.hdr, NULL, 0) == 0);
+	vfw_msg_release(&m);
 	srv_expect_eof(fd);
 }
 
 static void s_info_short(int fd)
 {
-	struct vfu_msg m;
+	struct vfw_msg m;
 
 	srv_version(fd);
-	srv_recv(fd, &m, VFU_CMD_DEVICE_GET_INFO);
-	CHECK(vfu_send_reply(fd, &m.hdr, "abc", 3) == 0);
-	vfu_msg_release(&m);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_INFO);
+	CHECK(vfw_send_reply(fd, &m.hdr, "abc", 3) == 0);
+	vfw_msg_release(&m);
 	srv_expect_eof(fd);
 }
 
 static void s_close_before_reply(int fd)
 {
-	struct vfu_msg m;
+	struct vfw_msg m;
 
 	srv_version(fd);
-	srv_recv(fd, &m, VFU_CMD_DEVICE_GET_INFO);
-	vfu_msg_release(&m);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_INFO);
+	vfw_msg_release(&m);
 }
 
 static void s_close_mid_reply(int fd)
 {
-	struct vfu_msg m;
-	struct vfu_header h;
+	struct vfw_msg m;
+	struct vfw_header h;
 
 	srv_version(fd);
-	srv_recv(fd, &m, VFU_CMD_DEVICE_GET_INFO);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_INFO);
 	h = m.hdr;
-	h.flags = VFU_FLAGS_TYPE_REPLY;
+	h.flags = VFW_FLAGS_TYPE_REPLY;
 	h.msg_size = 16 + 16;
 	CHECK(write(fd, &h, sizeof(h)) == sizeof(h));
 	CHECK(write(fd, "12345", 5) == 5);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 }
 
 static void s_huge_msg(int fd)
 {
-	struct vfu_msg m;
-	struct vfu_header h;
+	struct vfw_msg m;
+	struct vfw_header h;
 
 	srv_version(fd);
-	srv_recv(fd, &m, VFU_CMD_DEVICE_GET_INFO);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_INFO);
 	h = m.hdr;
-	h.flags = VFU_FLAGS_TYPE_REPLY;
+	h.flags = VFW_FLAGS_TYPE_REPLY;
 	h.msg_size = 0xffffffffu;
 	CHECK(write(fd, &h, sizeof(h)) == sizeof(h));
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	srv_expect_eof(fd);
 }
 
 static void s_unsolicited_reply(int fd)
 {
-	struct vfu_header h = { .msg_id = 99, .command = 4,
-				.flags = VFU_FLAGS_TYPE_REPLY };
+	struct vfw_header h = { .msg_id = 99, .command = 4,
+				.flags = VFW_FLAGS_TYPE_REPLY };
 
 	srv_version(fd);
-	CHECK(vfu_msg_send(fd, &h, NULL, 0, NULL, 0) == 0);
+	CHECK(vfw_msg_send(fd, &h, NULL, 0, NULL, 0) == 0);
 	srv_expect_eof(fd);
 }
 
 static void s_no_reply(int fd)
 {
-	struct vfu_msg m;
+	struct vfw_msg m;
 
 	srv_version(fd);
-	srv_recv(fd, &m, VFU_CMD_DEVICE_GET_INFO);
-	vfu_msg_release(&m);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_INFO);
+	vfw_msg_release(&m);
 	srv_expect_eof(fd); /* client times out and closes */
 }
 
@@ -305,19 +305,19 @@ static void test_timeout(void **state)
 
 static void s_error_reply(int fd)
 {
-	struct vfu_msg m;
-	struct vfu_device_info di = { 16, VFU_DEVICE_FLAGS_PCI, 9, 5 };
+	struct vfw_msg m;
+	struct vfw_device_info di = { 16, VFW_DEVICE_FLAGS_PCI, 9, 5 };
 
 	srv_version(fd);
-	srv_recv(fd, &m, VFU_CMD_DEVICE_GET_INFO);
-	CHECK(vfu_send_error(fd, &m.hdr, ENODEV) == 0);
-	vfu_msg_release(&m);
-	srv_recv(fd, &m, VFU_CMD_DEVICE_RESET);
-	CHECK(vfu_send_error(fd, &m.hdr, 0) == 0);
-	vfu_msg_release(&m);
-	srv_recv(fd, &m, VFU_CMD_DEVICE_GET_INFO);
-	CHECK(vfu_send_reply(fd, &m.hdr, &di, sizeof(di)) == 0);
-	vfu_msg_release(&m);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_INFO);
+	CHECK(vfw_send_error(fd, &m.hdr, ENODEV) == 0);
+	vfw_msg_release(&m);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_RESET);
+	CHECK(vfw_send_error(fd, &m.hdr, 0) == 0);
+	vfw_msg_release(&m);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_INFO);
+	CHECK(vfw_send_reply(fd, &m.hdr, &di, sizeof(di)) == 0);
+	vfw_msg_release(&m);
 	srv_expect_eof(fd);
 }
 
@@ -341,30 +341,30 @@ static void test_error_reply(void **state)
 
 static void s_region_read(int fd)
 {
-	struct vfu_msg m;
-	struct vfu_region_access a;
+	struct vfw_msg m;
+	struct vfw_region_access a;
 	uint8_t data[4096 + 16];
 
 	srv_version(fd);
 	/* 6000 bytes with max_data_xfer_size 4096: two chunks, answered */
 	for (int i = 0; i < 2; i++) {
-		srv_recv(fd, &m, VFU_CMD_REGION_READ);
+		srv_recv(fd, &m, VFW_CMD_REGION_READ);
 		CHECK(m.len == sizeof(a));
 		memcpy(&a, m.payload, sizeof(a));
 		CHECK(a.region == 2 && a.offset == 100u + i * 4096u);
 		CHECK(a.count == (i == 0 ? 4096u : 6000u - 4096u));
 		memcpy(data, &a, sizeof(a));
 		memset(data + 16, 'a' + i, a.count);
-		CHECK(vfu_send_reply(fd, &m.hdr, data, 16 + a.count) == 0);
-		vfu_msg_release(&m);
+		CHECK(vfw_send_reply(fd, &m.hdr, data, 16 + a.count) == 0);
+		vfw_msg_release(&m);
 	}
 	/* then a reply with a larger count than asked */
-	srv_recv(fd, &m, VFU_CMD_REGION_READ);
+	srv_recv(fd, &m, VFW_CMD_REGION_READ);
 	memcpy(&a, m.payload, sizeof(a));
 	a.count += 8;
 	memcpy(data, &a, sizeof(a));
-	CHECK(vfu_send_reply(fd, &m.hdr, data, 16 + a.count) == 0);
-	vfu_msg_release(&m);
+	CHECK(vfw_send_reply(fd, &m.hdr, data, 16 + a.count) == 0);
+	vfw_msg_release(&m);
 	srv_expect_eof(fd);
 }
 
@@ -390,16 +390,16 @@ static void test_region_read(void **state)
 
 static void s_region_write_bad_echo(int fd)
 {
-	struct vfu_msg m;
-	struct vfu_region_access a;
+	struct vfw_msg m;
+	struct vfw_region_access a;
 
 	srv_version(fd);
-	srv_recv(fd, &m, VFU_CMD_REGION_WRITE);
+	srv_recv(fd, &m, VFW_CMD_REGION_WRITE);
 	CHECK(m.len == sizeof(a) + 8);
 	memcpy(&a, m.payload, sizeof(a));
 	a.offset ^= 1;
-	CHECK(vfu_send_reply(fd, &m.hdr, &a, sizeof(a)) == 0);
-	vfu_msg_release(&m);
+	CHECK(vfw_send_reply(fd, &m.hdr, &a, sizeof(a)) == 0);
+	vfw_msg_release(&m);
 	srv_expect_eof(fd);
 }
 
@@ -417,47 +417,47 @@ static void test_region_write_bad_echo(void **state)
 
 /* ---- region info ---- */
 
-static void send_region_info(int fd, struct vfu_msg *m, uint32_t argsz,
+static void send_region_info(int fd, struct vfw_msg *m, uint32_t argsz,
 			     uint32_t cap_off, uint32_t next, size_t len)
 {
 	uint8_t buf[1024] = { 0 };
-	struct vfu_region_info ri = {
+	struct vfw_region_info ri = {
 		.argsz = argsz,
-		.flags = VFU_REGION_INFO_FLAG_READ | VFU_REGION_INFO_FLAG_CAPS,
+		.flags = VFW_REGION_INFO_FLAG_READ | VFW_REGION_INFO_FLAG_CAPS,
 		.index = 1,
 		.cap_offset = cap_off,
 		.size = 0x10000,
 	};
-	struct vfu_info_cap_header h = { VFU_REGION_INFO_CAP_MSIX_MAPPABLE, 1,
+	struct vfw_info_cap_header h = { VFW_REGION_INFO_CAP_MSIX_MAPPABLE, 1,
 					 next };
 
 	memcpy(buf, &ri, sizeof(ri));
 	memcpy(buf + 32, &h, sizeof(h));
-	CHECK(vfu_send_reply(fd, &m->hdr, buf, len) == 0);
+	CHECK(vfw_send_reply(fd, &m->hdr, buf, len) == 0);
 }
 
 static void s_region_info(int fd)
 {
-	struct vfu_msg m;
-	struct vfu_region_info req;
+	struct vfw_msg m;
+	struct vfw_region_info req;
 
 	srv_version(fd);
 	/* first: claim 800 bytes are needed, send the truncated struct */
-	srv_recv(fd, &m, VFU_CMD_DEVICE_GET_REGION_INFO);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_REGION_INFO);
 	memcpy(&req, m.payload, sizeof(req));
 	CHECK(req.index == 1 && req.argsz == 512);
 	send_region_info(fd, &m, 800, 0, 0, 32);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	/* the retry asks for 800; answer properly */
-	srv_recv(fd, &m, VFU_CMD_DEVICE_GET_REGION_INFO);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_REGION_INFO);
 	memcpy(&req, m.payload, sizeof(req));
 	CHECK(req.argsz == 800);
 	send_region_info(fd, &m, 800, 32, 0, 800);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	/* then a looping chain */
-	srv_recv(fd, &m, VFU_CMD_DEVICE_GET_REGION_INFO);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_REGION_INFO);
 	send_region_info(fd, &m, 40, 32, 32, 40);
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	srv_expect_eof(fd);
 }
 
@@ -487,79 +487,79 @@ static void test_region_info(void **state)
 static void dma_req(int fd, uint16_t id, uint16_t cmd, uint64_t addr,
 		    uint64_t count, const void *data, size_t dlen)
 {
-	struct vfu_dma_access a = { addr, count };
-	struct vfu_header h = { .msg_id = id, .command = cmd };
+	struct vfw_dma_access a = { addr, count };
+	struct vfw_header h = { .msg_id = id, .command = cmd };
 	struct iovec iov[2] = { { &a, sizeof(a) }, { (void *)data, dlen } };
 
-	CHECK(vfu_msg_send(fd, &h, iov, dlen ? 2 : 1, NULL, 0) == 0);
+	CHECK(vfw_msg_send(fd, &h, iov, dlen ? 2 : 1, NULL, 0) == 0);
 }
 
 static void expect_dma_error(int fd, uint16_t id, uint32_t err)
 {
-	struct vfu_msg r;
+	struct vfw_msg r;
 
-	CHECK(vfu_msg_recv(fd, &r, SRV_MAX_MSG, 0) == 0);
+	CHECK(vfw_msg_recv(fd, &r, SRV_MAX_MSG, 0) == 0);
 	CHECK(r.hdr.msg_id == id);
-	CHECK(r.hdr.flags == (VFU_FLAGS_TYPE_REPLY | VFU_FLAGS_ERROR));
+	CHECK(r.hdr.flags == (VFW_FLAGS_TYPE_REPLY | VFW_FLAGS_ERROR));
 	CHECK(r.hdr.error == err);
-	vfu_msg_release(&r);
+	vfw_msg_release(&r);
 }
 
 static void s_dma(int fd)
 {
-	struct vfu_msg m, r;
-	struct vfu_dma_access a;
-	struct vfu_dma_map map;
+	struct vfw_msg m, r;
+	struct vfw_dma_access a;
+	struct vfw_dma_map map;
 
 	srv_version(fd);
-	srv_recv(fd, &m, VFU_CMD_DMA_MAP);
+	srv_recv(fd, &m, VFW_CMD_DMA_MAP);
 	CHECK(m.len == sizeof(map) && m.nfds == 0);
 	memcpy(&map, m.payload, sizeof(map));
 	CHECK(map.address == 0x10000 && map.size == 0x1000);
-	CHECK(map.flags == (VFU_DMA_READABLE | VFU_DMA_WRITEABLE));
-	CHECK(vfu_send_reply(fd, &m.hdr, NULL, 0) == 0);
-	vfu_msg_release(&m);
+	CHECK(map.flags == (VFW_DMA_READABLE | VFW_DMA_WRITEABLE));
+	CHECK(vfw_send_reply(fd, &m.hdr, NULL, 0) == 0);
+	vfw_msg_release(&m);
 
 	/* the client resets; meanwhile we do DMA */
-	srv_recv(fd, &m, VFU_CMD_DEVICE_RESET);
-	dma_req(fd, 500, VFU_CMD_DMA_READ, 0x20000, 8, NULL, 0); /* outside */
+	srv_recv(fd, &m, VFW_CMD_DEVICE_RESET);
+	dma_req(fd, 500, VFW_CMD_DMA_READ, 0x20000, 8, NULL, 0); /* outside */
 	expect_dma_error(fd, 500, EFAULT);
-	dma_req(fd, 501, VFU_CMD_DMA_READ, 0x10ff0, 0x20, NULL, 0); /* spans */
+	dma_req(fd, 501, VFW_CMD_DMA_READ, 0x10ff0, 0x20, NULL, 0); /* spans */
 	expect_dma_error(fd, 501, EFAULT);
-	dma_req(fd, 502, VFU_CMD_DMA_WRITE, 0x10000, 8, "abc", 3); /* count */
+	dma_req(fd, 502, VFW_CMD_DMA_WRITE, 0x10000, 8, "abc", 3); /* count */
 	expect_dma_error(fd, 502, EINVAL);
-	dma_req(fd, 503, VFU_CMD_DMA_READ, 0x10000, 1u << 30, NULL, 0);
+	dma_req(fd, 503, VFW_CMD_DMA_READ, 0x10000, 1u << 30, NULL, 0);
 	expect_dma_error(fd, 503, EINVAL);
-	dma_req(fd, 504, VFU_CMD_DMA_WRITE, 0x10100, 5, "hello", 5);
-	CHECK(vfu_msg_recv(fd, &r, SRV_MAX_MSG, 0) == 0);
+	dma_req(fd, 504, VFW_CMD_DMA_WRITE, 0x10100, 5, "hello", 5);
+	CHECK(vfw_msg_recv(fd, &r, SRV_MAX_MSG, 0) == 0);
 	CHECK(r.hdr.msg_id == 504 && r.len == 16);
 	memcpy(&a, r.payload, sizeof(a));
 	CHECK(a.address == 0x10100 && a.count == 5);
-	vfu_msg_release(&r);
-	dma_req(fd, 505, VFU_CMD_DMA_READ, 0x10100, 5, NULL, 0);
-	CHECK(vfu_msg_recv(fd, &r, SRV_MAX_MSG, 0) == 0);
+	vfw_msg_release(&r);
+	dma_req(fd, 505, VFW_CMD_DMA_READ, 0x10100, 5, NULL, 0);
+	CHECK(vfw_msg_recv(fd, &r, SRV_MAX_MSG, 0) == 0);
 	CHECK(r.hdr.msg_id == 505 && r.len == 16 + 5);
 	CHECK(memcmp(r.payload + 16, "hello", 5) == 0);
-	vfu_msg_release(&r);
+	vfw_msg_release(&r);
 	{ /* an unknown command is refused, not fatal */
-		struct vfu_header h = { .msg_id = 506,
-					.command = VFU_CMD_VERSION };
-		CHECK(vfu_msg_send(fd, &h, NULL, 0, NULL, 0) == 0);
+		struct vfw_header h = { .msg_id = 506,
+					.command = VFW_CMD_VERSION };
+		CHECK(vfw_msg_send(fd, &h, NULL, 0, NULL, 0) == 0);
 		expect_dma_error(fd, 506, EOPNOTSUPP);
 	}
-	CHECK(vfu_send_reply(fd, &m.hdr, NULL, 0) == 0);
-	vfu_msg_release(&m);
+	CHECK(vfw_send_reply(fd, &m.hdr, NULL, 0) == 0);
+	vfw_msg_release(&m);
 
 	/* between calls: a DMA_READ served by process() */
-	dma_req(fd, 600, VFU_CMD_DMA_READ, 0x10000, 4, NULL, 0);
-	CHECK(vfu_msg_recv(fd, &r, SRV_MAX_MSG, 0) == 0);
+	dma_req(fd, 600, VFW_CMD_DMA_READ, 0x10000, 4, NULL, 0);
+	CHECK(vfw_msg_recv(fd, &r, SRV_MAX_MSG, 0) == 0);
 	CHECK(r.hdr.msg_id == 600 && r.len == 20);
 	CHECK(memcmp(r.payload + 16, "init", 4) == 0);
-	vfu_msg_release(&r);
+	vfw_msg_release(&r);
 
-	srv_recv(fd, &m, VFU_CMD_DMA_UNMAP);
-	CHECK(vfu_send_reply(fd, &m.hdr, m.payload, m.len) == 0);
-	vfu_msg_release(&m);
+	srv_recv(fd, &m, VFW_CMD_DMA_UNMAP);
+	CHECK(vfw_send_reply(fd, &m.hdr, m.payload, m.len) == 0);
+	vfw_msg_release(&m);
 	srv_expect_eof(fd);
 }
 
@@ -602,39 +602,39 @@ static void test_dma(void **state)
 static void s_irqs(int fd)
 {
 	static const uint32_t expect[3][2] = { { 3, 2 }, { 5, 2 }, { 7, 1 } };
-	struct vfu_msg m;
-	struct vfu_irq_set set;
+	struct vfw_msg m;
+	struct vfw_irq_set set;
 
 	srv_version(fd);
 	for (int i = 0; i < 3; i++) {
-		srv_recv(fd, &m, VFU_CMD_DEVICE_SET_IRQS);
+		srv_recv(fd, &m, VFW_CMD_DEVICE_SET_IRQS);
 		CHECK(m.len == sizeof(set));
 		memcpy(&set, m.payload, sizeof(set));
-		CHECK(set.flags == (VFU_IRQ_SET_DATA_EVENTFD |
-				    VFU_IRQ_SET_ACTION_TRIGGER));
+		CHECK(set.flags == (VFW_IRQ_SET_DATA_EVENTFD |
+				    VFW_IRQ_SET_ACTION_TRIGGER));
 		CHECK(set.index == 2 && set.start == expect[i][0]);
 		CHECK(set.count == expect[i][1] && m.nfds == expect[i][1]);
 		CHECK(set.argsz == sizeof(set));
 		/* prove the fds work: signal the first one */
 		uint64_t one = 1;
 		CHECK(write(m.fds[0], &one, 8) == 8);
-		CHECK(vfu_send_reply(fd, &m.hdr, NULL, 0) == 0);
-		vfu_msg_release(&m);
+		CHECK(vfw_send_reply(fd, &m.hdr, NULL, 0) == 0);
+		vfw_msg_release(&m);
 	}
-	srv_recv(fd, &m, VFU_CMD_DEVICE_SET_IRQS);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_SET_IRQS);
 	CHECK(m.len == sizeof(set) + 3);
 	memcpy(&set, m.payload, sizeof(set));
-	CHECK(set.flags == (VFU_IRQ_SET_DATA_BOOL | VFU_IRQ_SET_ACTION_MASK));
+	CHECK(set.flags == (VFW_IRQ_SET_DATA_BOOL | VFW_IRQ_SET_ACTION_MASK));
 	CHECK(set.argsz == sizeof(set) + 3 && set.count == 3);
 	CHECK(memcmp(m.payload + sizeof(set), "\1\0\1", 3) == 0);
-	CHECK(vfu_send_reply(fd, &m.hdr, NULL, 0) == 0);
-	vfu_msg_release(&m);
-	srv_recv(fd, &m, VFU_CMD_DEVICE_SET_IRQS);
+	CHECK(vfw_send_reply(fd, &m.hdr, NULL, 0) == 0);
+	vfw_msg_release(&m);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_SET_IRQS);
 	memcpy(&set, m.payload, sizeof(set));
-	CHECK(set.flags == (VFU_IRQ_SET_DATA_NONE | VFU_IRQ_SET_ACTION_TRIGGER));
+	CHECK(set.flags == (VFW_IRQ_SET_DATA_NONE | VFW_IRQ_SET_ACTION_TRIGGER));
 	CHECK(set.count == 0 && set.start == 0 && set.index == 1);
-	CHECK(vfu_send_reply(fd, &m.hdr, NULL, 0) == 0);
-	vfu_msg_release(&m);
+	CHECK(vfw_send_reply(fd, &m.hdr, NULL, 0) == 0);
+	vfw_msg_release(&m);
 	srv_expect_eof(fd);
 }
 
@@ -671,55 +671,55 @@ static void test_irqs(void **state)
 
 static void s_mig(int fd)
 {
-	struct vfu_msg m;
-	struct vfu_mig_data md;
+	struct vfw_msg m;
+	struct vfw_mig_data md;
 	uint8_t buf[8 + 64] = { 0 };
 
 	srv_version(fd);
 	/* GET MIGRATION: reply carries u64 flags */
-	srv_recv(fd, &m, VFU_CMD_DEVICE_FEATURE);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_FEATURE);
 	{
-		struct vfu_device_feature f;
-		uint64_t fl = VFU_MIGRATION_STOP_COPY | VFU_MIGRATION_PRE_COPY;
+		struct vfw_device_feature f;
+		uint64_t fl = VFW_MIGRATION_STOP_COPY | VFW_MIGRATION_PRE_COPY;
 		memcpy(&f, m.payload, sizeof(f));
-		CHECK(f.argsz == 16 && f.flags == (VFU_FEATURE_GET | 1));
+		CHECK(f.argsz == 16 && f.flags == (VFW_FEATURE_GET | 1));
 		memcpy(buf, &f, sizeof(f));
 		memcpy(buf + 8, &fl, 8);
-		CHECK(vfu_send_reply(fd, &m.hdr, buf, 16) == 0);
+		CHECK(vfw_send_reply(fd, &m.hdr, buf, 16) == 0);
 	}
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	/* a GET whose true size exceeds argsz */
-	srv_recv(fd, &m, VFU_CMD_DEVICE_FEATURE);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_FEATURE);
 	{
-		struct vfu_device_feature f = { 8 + 100, VFU_FEATURE_GET | 8 };
-		CHECK(vfu_send_reply(fd, &m.hdr, &f, sizeof(f)) == 0);
+		struct vfw_device_feature f = { 8 + 100, VFW_FEATURE_GET | 8 };
+		CHECK(vfw_send_reply(fd, &m.hdr, &f, sizeof(f)) == 0);
 	}
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	/* MIG_DATA_READ of 64: padded reply, size 10 */
-	srv_recv(fd, &m, VFU_CMD_MIG_DATA_READ);
+	srv_recv(fd, &m, VFW_CMD_MIG_DATA_READ);
 	memcpy(&md, m.payload, sizeof(md));
 	CHECK(md.argsz == 8 + 64 && md.size == 64);
-	md = (struct vfu_mig_data){ 8 + 10, 10 };
+	md = (struct vfw_mig_data){ 8 + 10, 10 };
 	memcpy(buf, &md, sizeof(md));
 	memcpy(buf + 8, "0123456789", 10);
-	CHECK(vfu_send_reply(fd, &m.hdr, buf, sizeof(buf)) == 0);
-	vfu_msg_release(&m);
+	CHECK(vfw_send_reply(fd, &m.hdr, buf, sizeof(buf)) == 0);
+	vfw_msg_release(&m);
 	/* MIG_DATA_WRITE of 5000 with max_xfer 4096: two messages */
 	for (int i = 0; i < 2; i++) {
-		srv_recv(fd, &m, VFU_CMD_MIG_DATA_WRITE);
+		srv_recv(fd, &m, VFW_CMD_MIG_DATA_WRITE);
 		memcpy(&md, m.payload, sizeof(md));
 		uint32_t want = i == 0 ? 4096 : 904;
 		CHECK(md.size == want && md.argsz == 8 + want);
 		CHECK(m.len == 8 + want);
-		CHECK(vfu_send_reply(fd, &m.hdr, NULL, 0) == 0);
-		vfu_msg_release(&m);
+		CHECK(vfw_send_reply(fd, &m.hdr, NULL, 0) == 0);
+		vfw_msg_release(&m);
 	}
 	/* MIG_DATA_READ claiming more than arrived */
-	srv_recv(fd, &m, VFU_CMD_MIG_DATA_READ);
-	md = (struct vfu_mig_data){ 8 + 64, 64 };
+	srv_recv(fd, &m, VFW_CMD_MIG_DATA_READ);
+	md = (struct vfw_mig_data){ 8 + 64, 64 };
 	memcpy(buf, &md, sizeof(md));
-	CHECK(vfu_send_reply(fd, &m.hdr, buf, 8 + 20) == 0);
-	vfu_msg_release(&m);
+	CHECK(vfw_send_reply(fd, &m.hdr, buf, 8 + 20) == 0);
+	vfw_msg_release(&m);
 	srv_expect_eof(fd);
 }
 
@@ -737,7 +737,7 @@ static void test_mig(void **state)
 					       NULL, 0, &fl, sizeof(fl), &got),
 			 0);
 	assert_int_equal(got, 8);
-	assert_int_equal(fl, VFU_MIGRATION_STOP_COPY | VFU_MIGRATION_PRE_COPY);
+	assert_int_equal(fl, VFW_MIGRATION_STOP_COPY | VFW_MIGRATION_PRE_COPY);
 	assert_int_equal(vfmig_vmm_dev_feature(dev, VFMIG_VMM_FEATURE_GET | 8,
 					       NULL, 0, out, 16, &got),
 			 -E2BIG);

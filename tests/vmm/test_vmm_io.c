@@ -83,18 +83,18 @@ static void small_buffers(int fd)
 
 static void s_chatty(int fd)
 {
-	struct vfu_msg m;
-	struct vfu_dma_access a = { 0x1000, 8 };
+	struct vfw_msg m;
+	struct vfw_dma_access a = { 0x1000, 8 };
 
 	srv_version(fd);
-	srv_recv(fd, &m, VFU_CMD_DEVICE_GET_INFO);
-	vfu_msg_release(&m);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_INFO);
+	vfw_msg_release(&m);
 	/* Never answer; keep the client busy for 5 s instead. */
 	for (int i = 0; i < 50; i++) {
-		struct vfu_header h = { .msg_id = (uint16_t)i,
-					.command = VFU_CMD_DMA_READ,
-					.flags = VFU_FLAGS_TYPE_COMMAND };
-		if (vfu_msg_send(fd, &h, &(struct iovec){ &a, sizeof(a) }, 1,
+		struct vfw_header h = { .msg_id = (uint16_t)i,
+					.command = VFW_CMD_DMA_READ,
+					.flags = VFW_FLAGS_TYPE_COMMAND };
+		if (vfw_msg_send(fd, &h, &(struct iovec){ &a, sizeof(a) }, 1,
 				 NULL, 0) < 0)
 			break; /* the client gave up and closed: good */
 		msleep(100);
@@ -122,17 +122,17 @@ static void test_chatty_device(void **state)
 
 static void s_trickle(int fd)
 {
-	struct vfu_msg m;
-	struct vfu_device_info di = { 16, VFU_DEVICE_FLAGS_PCI, 9, 5 };
+	struct vfw_msg m;
+	struct vfw_device_info di = { 16, VFW_DEVICE_FLAGS_PCI, 9, 5 };
 	uint8_t buf[32];
 
 	srv_version(fd);
-	srv_recv(fd, &m, VFU_CMD_DEVICE_GET_INFO);
-	struct vfu_header h = { .msg_id = m.hdr.msg_id,
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_INFO);
+	struct vfw_header h = { .msg_id = m.hdr.msg_id,
 				.command = m.hdr.command,
-				.flags = VFU_FLAGS_TYPE_REPLY,
+				.flags = VFW_FLAGS_TYPE_REPLY,
 				.msg_size = sizeof(buf) };
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	memcpy(buf, &h, sizeof(h));
 	memcpy(buf + sizeof(h), &di, sizeof(di));
 	for (size_t i = 0; i < sizeof(buf); i++) {
@@ -195,32 +195,32 @@ static void test_device_stops_reading(void **state)
 static void s_both_ways(int fd)
 {
 	static uint8_t data[BIG];
-	struct vfu_dma_access a = { 0, BIG };
-	struct vfu_region_access ra;
-	struct vfu_msg m, req;
+	struct vfw_dma_access a = { 0, BIG };
+	struct vfw_region_access ra;
+	struct vfw_msg m, req;
 
 	small_buffers(fd);
 	big_caps(fd);
-	srv_recv(fd, &m, VFU_CMD_DMA_MAP);
-	CHECK(vfu_send_reply(fd, &m.hdr, NULL, 0) == 0);
-	vfu_msg_release(&m);
+	srv_recv(fd, &m, VFW_CMD_DMA_MAP);
+	CHECK(vfw_send_reply(fd, &m.hdr, NULL, 0) == 0);
+	vfw_msg_release(&m);
 	/* Send 1 MiB before reading the client's 1 MiB request. */
 	memset(data, 0x5a, sizeof(data));
-	struct vfu_header h = { .msg_id = 7, .command = VFU_CMD_DMA_WRITE,
-				.flags = VFU_FLAGS_TYPE_COMMAND };
+	struct vfw_header h = { .msg_id = 7, .command = VFW_CMD_DMA_WRITE,
+				.flags = VFW_FLAGS_TYPE_COMMAND };
 	struct iovec iov[2] = { { &a, sizeof(a) }, { data, sizeof(data) } };
-	CHECK(vfu_msg_send(fd, &h, iov, 2, NULL, 0) == 0);
-	srv_recv(fd, &req, VFU_CMD_REGION_WRITE);
+	CHECK(vfw_msg_send(fd, &h, iov, 2, NULL, 0) == 0);
+	srv_recv(fd, &req, VFW_CMD_REGION_WRITE);
 	CHECK(req.len == sizeof(ra) + BIG);
 	memcpy(&ra, req.payload, sizeof(ra));
 	CHECK(req.payload[sizeof(ra)] == 0xa5 && req.payload[req.len - 1] == 0xa5);
 	/* The client answered the DMA_WRITE (it was served meanwhile). */
-	CHECK(vfu_msg_recv(fd, &m, SRV_MAX_MSG, 16) == 0);
-	CHECK((m.hdr.flags & VFU_FLAGS_TYPE_MASK) == VFU_FLAGS_TYPE_REPLY);
-	CHECK(m.hdr.msg_id == 7 && !(m.hdr.flags & VFU_FLAGS_ERROR));
-	vfu_msg_release(&m);
-	CHECK(vfu_send_reply(fd, &req.hdr, &ra, sizeof(ra)) == 0);
-	vfu_msg_release(&req);
+	CHECK(vfw_msg_recv(fd, &m, SRV_MAX_MSG, 16) == 0);
+	CHECK((m.hdr.flags & VFW_FLAGS_TYPE_MASK) == VFW_FLAGS_TYPE_REPLY);
+	CHECK(m.hdr.msg_id == 7 && !(m.hdr.flags & VFW_FLAGS_ERROR));
+	vfw_msg_release(&m);
+	CHECK(vfw_send_reply(fd, &req.hdr, &ra, sizeof(ra)) == 0);
+	vfw_msg_release(&req);
 	srv_expect_eof(fd);
 }
 
@@ -255,14 +255,14 @@ static void test_big_both_ways(void **state)
 
 static void s_slow(int fd)
 {
-	struct vfu_msg m;
-	struct vfu_device_info di = { 16, VFU_DEVICE_FLAGS_PCI, 9, 5 };
+	struct vfw_msg m;
+	struct vfw_device_info di = { 16, VFW_DEVICE_FLAGS_PCI, 9, 5 };
 
 	srv_version(fd);
-	srv_recv(fd, &m, VFU_CMD_DEVICE_GET_INFO);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_INFO);
 	msleep(1000);
-	CHECK(vfu_send_reply(fd, &m.hdr, &di, sizeof(di)) == 0);
-	vfu_msg_release(&m);
+	CHECK(vfw_send_reply(fd, &m.hdr, &di, sizeof(di)) == 0);
+	vfw_msg_release(&m);
 	srv_expect_eof(fd);
 }
 

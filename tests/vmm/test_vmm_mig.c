@@ -45,8 +45,8 @@ static void srv_version_ext(int fd)
 /* ---- server-side DEVICE_FEATURE helpers ---- */
 
 struct feat {
-	struct vfu_msg m;
-	struct vfu_device_feature f;
+	struct vfw_msg m;
+	struct vfw_device_feature f;
 	const uint8_t *data; /* request data after the feature header */
 	size_t len;
 };
@@ -54,7 +54,7 @@ struct feat {
 /* Receive a DEVICE_FEATURE and check its flags. */
 static void srv_feature(int fd, struct feat *q, uint32_t flags)
 {
-	srv_recv(fd, &q->m, VFU_CMD_DEVICE_FEATURE);
+	srv_recv(fd, &q->m, VFW_CMD_DEVICE_FEATURE);
 	CHECK(q->m.len >= sizeof(q->f));
 	memcpy(&q->f, q->m.payload, sizeof(q->f));
 	if (q->f.flags != flags)
@@ -69,35 +69,35 @@ static void srv_feature(int fd, struct feat *q, uint32_t flags)
 static void feat_reply(int fd, struct feat *q, const void *data, size_t len)
 {
 	uint8_t *buf = malloc(sizeof(q->f) + len);
-	struct vfu_device_feature f = { (uint32_t)(sizeof(f) + len),
+	struct vfw_device_feature f = { (uint32_t)(sizeof(f) + len),
 					q->f.flags };
 
 	CHECK(buf);
 	memcpy(buf, &f, sizeof(f));
 	if (len)
 		memcpy(buf + sizeof(f), data, len);
-	CHECK(vfu_send_reply(fd, &q->m.hdr, buf, sizeof(f) + len) == 0);
+	CHECK(vfw_send_reply(fd, &q->m.hdr, buf, sizeof(f) + len) == 0);
 	free(buf);
-	vfu_msg_release(&q->m);
+	vfw_msg_release(&q->m);
 }
 
 static void feat_error(int fd, struct feat *q, int err)
 {
-	CHECK(vfu_send_error(fd, &q->m.hdr, err) == 0);
-	vfu_msg_release(&q->m);
+	CHECK(vfw_send_error(fd, &q->m.hdr, err) == 0);
+	vfw_msg_release(&q->m);
 }
 
-#define GET(feat) (VFU_FEATURE_GET | (feat))
-#define SET(feat) (VFU_FEATURE_SET | (feat))
-#define PROBE(feat, ops) (VFU_FEATURE_PROBE | (ops) | (feat))
+#define GET(feat) (VFW_FEATURE_GET | (feat))
+#define SET(feat) (VFW_FEATURE_SET | (feat))
+#define PROBE(feat, ops) (VFW_FEATURE_PROBE | (ops) | (feat))
 
 /* Expect a GET of MIG_DEVICE_STATE and answer state (and data_fd). */
 static void srv_get_state(int fd, uint32_t state)
 {
 	struct feat q;
-	struct vfu_mig_device_state st = { state, 0xffffffffu };
+	struct vfw_mig_device_state st = { state, 0xffffffffu };
 
-	srv_feature(fd, &q, GET(VFU_FEATURE_MIG_DEVICE_STATE));
+	srv_feature(fd, &q, GET(VFW_FEATURE_MIG_DEVICE_STATE));
 	CHECK(q.f.argsz == 16 && q.len == 0);
 	feat_reply(fd, &q, &st, sizeof(st));
 }
@@ -106,9 +106,9 @@ static void srv_get_state(int fd, uint32_t state)
 static void srv_set_state(int fd, uint32_t want, int err)
 {
 	struct feat q;
-	struct vfu_mig_device_state st;
+	struct vfw_mig_device_state st;
 
-	srv_feature(fd, &q, SET(VFU_FEATURE_MIG_DEVICE_STATE));
+	srv_feature(fd, &q, SET(VFW_FEATURE_MIG_DEVICE_STATE));
 	CHECK(q.len == sizeof(st));
 	memcpy(&st, q.data, sizeof(st));
 	CHECK(st.device_state == want && st.data_fd == 0xffffffffu);
@@ -120,39 +120,39 @@ static void srv_set_state(int fd, uint32_t want, int err)
 
 static void srv_reset(int fd, int err)
 {
-	struct vfu_msg m;
+	struct vfw_msg m;
 
-	srv_recv(fd, &m, VFU_CMD_DEVICE_RESET);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_RESET);
 	CHECK(m.len == 0);
 	if (err)
-		CHECK(vfu_send_error(fd, &m.hdr, err) == 0);
+		CHECK(vfw_send_error(fd, &m.hdr, err) == 0);
 	else
-		CHECK(vfu_send_reply(fd, &m.hdr, NULL, 0) == 0);
-	vfu_msg_release(&m);
+		CHECK(vfw_send_reply(fd, &m.hdr, NULL, 0) == 0);
+	vfw_msg_release(&m);
 }
 
 /* ---- extension negotiation ---- */
 
 static void s_ext_on(int fd)
 {
-	struct vfu_caps proposal;
+	struct vfw_caps proposal;
 	struct feat q;
-	struct vfu_mig_data_size ds = { 12345 };
-	struct vfu_precopy_info pi = { 100, 7 };
+	struct vfw_mig_data_size ds = { 12345 };
+	struct vfw_precopy_info pi = { 100, 7 };
 
 	srv_version_caps(fd, 0, 2, EXT_JSON(1), 0, &proposal);
-	CHECK(proposal.mig_info_version == VFU_MIG_INFO_VERSION);
-	srv_feature(fd, &q, GET(VFU_FEATURE_MIG_DATA_SIZE));
+	CHECK(proposal.mig_info_version == VFW_MIG_INFO_VERSION);
+	srv_feature(fd, &q, GET(VFW_FEATURE_MIG_DATA_SIZE));
 	CHECK(q.f.argsz == 16);
 	feat_reply(fd, &q, &ds, sizeof(ds));
-	srv_feature(fd, &q, GET(VFU_FEATURE_VFMIG_PRECOPY_INFO));
+	srv_feature(fd, &q, GET(VFW_FEATURE_VFMIG_PRECOPY_INFO));
 	CHECK(q.f.argsz == 24);
 	feat_reply(fd, &q, &pi, sizeof(pi));
 	/* not in PRE_COPY: the device refuses, connection stays */
-	srv_feature(fd, &q, GET(VFU_FEATURE_VFMIG_PRECOPY_INFO));
+	srv_feature(fd, &q, GET(VFW_FEATURE_VFMIG_PRECOPY_INFO));
 	feat_error(fd, &q, EINVAL);
 	/* a 16-byte answer to an 8-byte feature */
-	srv_feature(fd, &q, GET(VFU_FEATURE_MIG_DATA_SIZE));
+	srv_feature(fd, &q, GET(VFW_FEATURE_MIG_DATA_SIZE));
 	feat_reply(fd, &q, &pi, sizeof(pi));
 	srv_expect_eof(fd);
 }
@@ -234,7 +234,7 @@ static void srv_migration_flags(int fd, uint64_t flags)
 {
 	struct feat q;
 
-	srv_feature(fd, &q, GET(VFU_FEATURE_MIGRATION));
+	srv_feature(fd, &q, GET(VFW_FEATURE_MIGRATION));
 	CHECK(q.f.argsz == 16 && q.len == 0);
 	feat_reply(fd, &q, &flags, sizeof(flags));
 }
@@ -255,20 +255,20 @@ static void s_disc_refused(int fd)
 {
 	struct feat q;
 
-	struct vfu_msg m;
-	struct vfu_device_info di = { sizeof(di), 0, 9, 5 };
+	struct vfw_msg m;
+	struct vfw_device_info di = { sizeof(di), 0, 9, 5 };
 
 	srv_version(fd);
-	srv_feature(fd, &q, GET(VFU_FEATURE_MIGRATION));
+	srv_feature(fd, &q, GET(VFW_FEATURE_MIGRATION));
 	feat_error(fd, &q, ENOTSUP);
 	/* then the region interface is looked for: no regions past 8 */
-	srv_recv(fd, &m, VFU_CMD_DEVICE_GET_INFO);
-	CHECK(vfu_send_reply(fd, &m.hdr, &di, sizeof(di)) == 0);
-	vfu_msg_release(&m);
-	srv_migration_flags(fd, VFU_MIGRATION_PRE_COPY); /* no STOP_COPY */
-	srv_migration_flags(fd, VFU_MIGRATION_STOP_COPY);
-	srv_probe(fd, VFU_FEATURE_MIG_DEVICE_STATE,
-		  VFU_FEATURE_GET | VFU_FEATURE_SET, EINVAL);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_INFO);
+	CHECK(vfw_send_reply(fd, &m.hdr, &di, sizeof(di)) == 0);
+	vfw_msg_release(&m);
+	srv_migration_flags(fd, VFW_MIGRATION_PRE_COPY); /* no STOP_COPY */
+	srv_migration_flags(fd, VFW_MIGRATION_STOP_COPY);
+	srv_probe(fd, VFW_FEATURE_MIG_DEVICE_STATE,
+		  VFW_FEATURE_GET | VFW_FEATURE_SET, EINVAL);
 	srv_expect_eof(fd);
 }
 
@@ -301,28 +301,28 @@ static void s_disc_full(int fd)
 {
 	srv_version_ext(fd);
 	/* first: everything works */
-	srv_migration_flags(fd, VFU_MIGRATION_STOP_COPY |
-					VFU_MIGRATION_PRE_COPY);
-	srv_probe(fd, VFU_FEATURE_MIG_DEVICE_STATE,
-		  VFU_FEATURE_GET | VFU_FEATURE_SET, 0);
-	srv_probe(fd, VFU_FEATURE_DMA_LOGGING_START, VFU_FEATURE_SET, 0);
-	srv_probe(fd, VFU_FEATURE_DMA_LOGGING_STOP, VFU_FEATURE_SET, 0);
-	srv_probe(fd, VFU_FEATURE_DMA_LOGGING_REPORT, VFU_FEATURE_GET, 0);
-	srv_probe(fd, VFU_FEATURE_MIG_DATA_SIZE, VFU_FEATURE_GET, 0);
-	srv_probe(fd, VFU_FEATURE_VFMIG_PRECOPY_INFO, VFU_FEATURE_GET, 0);
+	srv_migration_flags(fd, VFW_MIGRATION_STOP_COPY |
+					VFW_MIGRATION_PRE_COPY);
+	srv_probe(fd, VFW_FEATURE_MIG_DEVICE_STATE,
+		  VFW_FEATURE_GET | VFW_FEATURE_SET, 0);
+	srv_probe(fd, VFW_FEATURE_DMA_LOGGING_START, VFW_FEATURE_SET, 0);
+	srv_probe(fd, VFW_FEATURE_DMA_LOGGING_STOP, VFW_FEATURE_SET, 0);
+	srv_probe(fd, VFW_FEATURE_DMA_LOGGING_REPORT, VFW_FEATURE_GET, 0);
+	srv_probe(fd, VFW_FEATURE_MIG_DATA_SIZE, VFW_FEATURE_GET, 0);
+	srv_probe(fd, VFW_FEATURE_VFMIG_PRECOPY_INFO, VFW_FEATURE_GET, 0);
 	/* then: no REPORT, no size info; STOP_COPY only (no PRECOPY probe) */
-	srv_migration_flags(fd, VFU_MIGRATION_STOP_COPY);
-	srv_probe(fd, VFU_FEATURE_MIG_DEVICE_STATE,
-		  VFU_FEATURE_GET | VFU_FEATURE_SET, 0);
-	srv_probe(fd, VFU_FEATURE_DMA_LOGGING_START, VFU_FEATURE_SET, 0);
-	srv_probe(fd, VFU_FEATURE_DMA_LOGGING_STOP, VFU_FEATURE_SET, 0);
-	srv_probe(fd, VFU_FEATURE_DMA_LOGGING_REPORT, VFU_FEATURE_GET,
+	srv_migration_flags(fd, VFW_MIGRATION_STOP_COPY);
+	srv_probe(fd, VFW_FEATURE_MIG_DEVICE_STATE,
+		  VFW_FEATURE_GET | VFW_FEATURE_SET, 0);
+	srv_probe(fd, VFW_FEATURE_DMA_LOGGING_START, VFW_FEATURE_SET, 0);
+	srv_probe(fd, VFW_FEATURE_DMA_LOGGING_STOP, VFW_FEATURE_SET, 0);
+	srv_probe(fd, VFW_FEATURE_DMA_LOGGING_REPORT, VFW_FEATURE_GET,
 		  ENOTSUP);
-	srv_probe(fd, VFU_FEATURE_MIG_DATA_SIZE, VFU_FEATURE_GET, ENOTSUP);
+	srv_probe(fd, VFW_FEATURE_MIG_DATA_SIZE, VFW_FEATURE_GET, ENOTSUP);
 	/* then: a GET MIGRATION reply of 4 bytes */
 	{
 		struct feat q;
-		srv_feature(fd, &q, GET(VFU_FEATURE_MIGRATION));
+		srv_feature(fd, &q, GET(VFW_FEATURE_MIGRATION));
 		feat_reply(fd, &q, "\1\0\0\0", 4);
 	}
 	srv_expect_eof(fd);
@@ -360,7 +360,7 @@ static void test_discover_full(void **state)
 static void s_state_lies(int fd)
 {
 	srv_version(fd);
-	srv_get_state(fd, VFU_MIG_STATE_PRE_COPY);
+	srv_get_state(fd, VFW_MIG_STATE_PRE_COPY);
 	srv_get_state(fd, 8); /* out of range: connection dropped */
 	srv_expect_eof(fd);
 }
@@ -368,12 +368,12 @@ static void s_state_lies(int fd)
 static void s_state_wrong_echo(int fd)
 {
 	struct feat q;
-	struct vfu_mig_device_state st;
+	struct vfw_mig_device_state st;
 
 	srv_version(fd);
-	srv_feature(fd, &q, SET(VFU_FEATURE_MIG_DEVICE_STATE));
+	srv_feature(fd, &q, SET(VFW_FEATURE_MIG_DEVICE_STATE));
 	memcpy(&st, q.data, sizeof(st));
-	st.device_state = VFU_MIG_STATE_RUNNING; /* asked STOP */
+	st.device_state = VFW_MIG_STATE_RUNNING; /* asked STOP */
 	feat_reply(fd, &q, &st, sizeof(st));
 	srv_expect_eof(fd);
 }
@@ -383,7 +383,7 @@ static void s_state_short(int fd)
 	struct feat q;
 
 	srv_version(fd);
-	srv_feature(fd, &q, GET(VFU_FEATURE_MIG_DEVICE_STATE));
+	srv_feature(fd, &q, GET(VFW_FEATURE_MIG_DEVICE_STATE));
 	feat_reply(fd, &q, "\2\0\0\0", 4);
 	srv_expect_eof(fd);
 }
@@ -422,25 +422,25 @@ static void s_recovery(int fd)
 {
 	srv_version(fd);
 	/* 1: target works */
-	srv_set_state(fd, VFU_MIG_STATE_STOP_COPY, 0);
+	srv_set_state(fd, VFW_MIG_STATE_STOP_COPY, 0);
 	/* 2: target fails, recover works */
-	srv_set_state(fd, VFU_MIG_STATE_RESUMING, EBUSY);
-	srv_set_state(fd, VFU_MIG_STATE_RUNNING, 0);
+	srv_set_state(fd, VFW_MIG_STATE_RESUMING, EBUSY);
+	srv_set_state(fd, VFW_MIG_STATE_RUNNING, 0);
 	/* 3: target fails, recover fails, reset, GET */
-	srv_set_state(fd, VFU_MIG_STATE_STOP, EIO);
-	srv_set_state(fd, VFU_MIG_STATE_RUNNING, EINVAL);
+	srv_set_state(fd, VFW_MIG_STATE_STOP, EIO);
+	srv_set_state(fd, VFW_MIG_STATE_RUNNING, EINVAL);
 	srv_reset(fd, 0);
-	srv_get_state(fd, VFU_MIG_STATE_RUNNING);
+	srv_get_state(fd, VFW_MIG_STATE_RUNNING);
 	/* 4: recover ERROR: straight to reset, GET */
-	srv_set_state(fd, VFU_MIG_STATE_STOP_COPY, EINVAL);
+	srv_set_state(fd, VFW_MIG_STATE_STOP_COPY, EINVAL);
 	srv_reset(fd, 0);
-	srv_get_state(fd, VFU_MIG_STATE_RUNNING);
+	srv_get_state(fd, VFW_MIG_STATE_RUNNING);
 	/* 5: reset refused: unknown */
-	srv_set_state(fd, VFU_MIG_STATE_PRE_COPY, EINVAL);
-	srv_set_state(fd, VFU_MIG_STATE_RUNNING, EINVAL);
+	srv_set_state(fd, VFW_MIG_STATE_PRE_COPY, EINVAL);
+	srv_set_state(fd, VFW_MIG_STATE_RUNNING, EINVAL);
 	srv_reset(fd, EIO);
 	/* 6: after the reset GET answers garbage */
-	srv_set_state(fd, VFU_MIG_STATE_STOP, EINVAL);
+	srv_set_state(fd, VFW_MIG_STATE_STOP, EINVAL);
 	srv_reset(fd, 0);
 	srv_get_state(fd, 0x1234);
 	srv_expect_eof(fd);
@@ -508,53 +508,53 @@ static void test_recovery(void **state)
 /* Answer one MIG_DATA_READ (asked must be 4096) with n bytes of fill. */
 static void srv_data(int fd, uint32_t n, uint8_t fill)
 {
-	struct vfu_msg m;
-	struct vfu_mig_data md;
+	struct vfw_msg m;
+	struct vfw_mig_data md;
 	static uint8_t buf[8 + 4096];
 
-	srv_recv(fd, &m, VFU_CMD_MIG_DATA_READ);
+	srv_recv(fd, &m, VFW_CMD_MIG_DATA_READ);
 	CHECK(m.len == sizeof(md));
 	memcpy(&md, m.payload, sizeof(md));
 	CHECK(md.size == 4096 && md.argsz == 8 + 4096);
-	md = (struct vfu_mig_data){ 8 + n, n };
+	md = (struct vfw_mig_data){ 8 + n, n };
 	memcpy(buf, &md, sizeof(md));
 	memset(buf + 8, fill, n);
-	CHECK(vfu_send_reply(fd, &m.hdr, buf, 8 + n) == 0);
-	vfu_msg_release(&m);
+	CHECK(vfw_send_reply(fd, &m.hdr, buf, 8 + n) == 0);
+	vfw_msg_release(&m);
 }
 
 static void s_save(int fd)
 {
-	struct vfu_msg m;
+	struct vfw_msg m;
 
 	srv_version(fd);
 	/* STOP_COPY: two full chunks and a short one */
-	srv_get_state(fd, VFU_MIG_STATE_STOP_COPY);
+	srv_get_state(fd, VFW_MIG_STATE_STOP_COPY);
 	srv_data(fd, 4096, 'a');
 	srv_data(fd, 4096, 'b');
 	srv_data(fd, 100, 'c');
 	/* PRE_COPY: nothing now */
-	srv_get_state(fd, VFU_MIG_STATE_PRE_COPY);
+	srv_get_state(fd, VFW_MIG_STATE_PRE_COPY);
 	srv_data(fd, 0, 0);
 	/* PRE_COPY with a budget of 5000: stops after two chunks */
-	srv_get_state(fd, VFU_MIG_STATE_PRE_COPY);
+	srv_get_state(fd, VFW_MIG_STATE_PRE_COPY);
 	srv_data(fd, 4096, 'd');
 	srv_data(fd, 4096, 'e');
 	/* RUNNING: refused before any read */
-	srv_get_state(fd, VFU_MIG_STATE_RUNNING);
+	srv_get_state(fd, VFW_MIG_STATE_RUNNING);
 	/* the sink fails on the first chunk */
-	srv_get_state(fd, VFU_MIG_STATE_STOP_COPY);
+	srv_get_state(fd, VFW_MIG_STATE_STOP_COPY);
 	srv_data(fd, 10, 'f');
 	/* a huge size field */
-	srv_get_state(fd, VFU_MIG_STATE_STOP_COPY);
-	srv_recv(fd, &m, VFU_CMD_MIG_DATA_READ);
+	srv_get_state(fd, VFW_MIG_STATE_STOP_COPY);
+	srv_recv(fd, &m, VFW_CMD_MIG_DATA_READ);
 	{
-		struct vfu_mig_data md = { 0xffffffffu, 0xfffffff0u };
+		struct vfw_mig_data md = { 0xffffffffu, 0xfffffff0u };
 		uint8_t buf[8 + 32] = { 0 };
 		memcpy(buf, &md, sizeof(md));
-		CHECK(vfu_send_reply(fd, &m.hdr, buf, sizeof(buf)) == 0);
+		CHECK(vfw_send_reply(fd, &m.hdr, buf, sizeof(buf)) == 0);
 	}
-	vfu_msg_release(&m);
+	vfw_msg_release(&m);
 	srv_expect_eof(fd);
 }
 
@@ -633,12 +633,12 @@ static void test_save(void **state)
 static void s_log(int fd)
 {
 	struct feat q;
-	struct vfu_dma_logging_start ls;
-	struct vfu_dma_logging_range rg[2];
+	struct vfw_dma_logging_start ls;
+	struct vfw_dma_logging_range rg[2];
 
 	srv_version(fd);
 	/* START with two ranges; the device picks 8 KiB pages */
-	srv_feature(fd, &q, SET(VFU_FEATURE_DMA_LOGGING_START));
+	srv_feature(fd, &q, SET(VFW_FEATURE_DMA_LOGGING_START));
 	CHECK(q.len == sizeof(ls) + sizeof(rg));
 	CHECK(q.f.argsz == 8 + q.len);
 	memcpy(&ls, q.data, sizeof(ls));
@@ -654,7 +654,7 @@ static void s_log(int fd)
 		feat_reply(fd, &q, echo, sizeof(echo));
 	}
 	/* START "all" whose echo changes the range count */
-	srv_feature(fd, &q, SET(VFU_FEATURE_DMA_LOGGING_START));
+	srv_feature(fd, &q, SET(VFW_FEATURE_DMA_LOGGING_START));
 	CHECK(q.len == sizeof(ls));
 	memcpy(&ls, q.data, sizeof(ls));
 	CHECK(ls.num_ranges == 0);
@@ -666,13 +666,13 @@ static void s_log(int fd)
 static void s_report(int fd)
 {
 	struct feat q;
-	struct vfu_dma_logging_report rep;
+	struct vfw_dma_logging_report rep;
 	uint8_t out[24 + 24];
 	uint64_t w[3] = { 0x8000000000000001ull, 0, 0xfffffffffffffffeull };
 
 	srv_version(fd);
 	/* 130 pages: 3 words; the last word has stray bits past page 129 */
-	srv_feature(fd, &q, GET(VFU_FEATURE_DMA_LOGGING_REPORT));
+	srv_feature(fd, &q, GET(VFW_FEATURE_DMA_LOGGING_REPORT));
 	CHECK(q.len == sizeof(rep) && q.f.argsz == 8 + 24 + 24);
 	memcpy(&rep, q.data, sizeof(rep));
 	CHECK(rep.iova == 0x100000 && rep.length == 130 * 4096ull &&
@@ -681,14 +681,14 @@ static void s_report(int fd)
 	memcpy(out + 24, w, sizeof(w));
 	feat_reply(fd, &q, out, sizeof(out));
 	/* STOP */
-	srv_feature(fd, &q, SET(VFU_FEATURE_DMA_LOGGING_STOP));
+	srv_feature(fd, &q, SET(VFW_FEATURE_DMA_LOGGING_STOP));
 	CHECK(q.len == 0);
 	feat_reply(fd, &q, NULL, 0);
 	/* REPORT with logging off: refused */
-	srv_feature(fd, &q, GET(VFU_FEATURE_DMA_LOGGING_REPORT));
+	srv_feature(fd, &q, GET(VFW_FEATURE_DMA_LOGGING_REPORT));
 	feat_error(fd, &q, EINVAL);
 	/* REPORT whose reply is one word short */
-	srv_feature(fd, &q, GET(VFU_FEATURE_DMA_LOGGING_REPORT));
+	srv_feature(fd, &q, GET(VFW_FEATURE_DMA_LOGGING_REPORT));
 	memcpy(out, q.data, sizeof(rep));
 	feat_reply(fd, &q, out, sizeof(out) - 8);
 	srv_expect_eof(fd);
@@ -697,11 +697,11 @@ static void s_report(int fd)
 static void s_report_echo(int fd)
 {
 	struct feat q;
-	struct vfu_dma_logging_report rep;
+	struct vfw_dma_logging_report rep;
 	uint8_t out[24 + 8] = { 0 };
 
 	srv_version(fd);
-	srv_feature(fd, &q, GET(VFU_FEATURE_DMA_LOGGING_REPORT));
+	srv_feature(fd, &q, GET(VFW_FEATURE_DMA_LOGGING_REPORT));
 	memcpy(&rep, q.data, sizeof(rep));
 	rep.iova += 4096;
 	memcpy(out, &rep, sizeof(rep));
@@ -716,12 +716,12 @@ static void s_report_split(int fd)
 {
 	static uint8_t out[24 + (1u << 20)];
 	struct feat q;
-	struct vfu_dma_logging_report rep;
+	struct vfw_dma_logging_report rep;
 	uint64_t one = 1;
 
 	srv_version(fd);
 	for (int i = 0; i < 2; i++) {
-		srv_feature(fd, &q, GET(VFU_FEATURE_DMA_LOGGING_REPORT));
+		srv_feature(fd, &q, GET(VFW_FEATURE_DMA_LOGGING_REPORT));
 		memcpy(&rep, q.data, sizeof(rep));
 		uint64_t pages = i == 0 ? SPLIT_PAGES : 10;
 		CHECK(rep.page_size == 4096);

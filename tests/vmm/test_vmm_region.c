@@ -32,7 +32,7 @@
 
 struct emu_region {
 	bool present;
-	uint32_t flags; /* VFU_REGION_INFO_FLAG_* */
+	uint32_t flags; /* VFW_REGION_INFO_FLAG_* */
 	uint32_t type, subtype;
 	uint64_t size;
 	uint8_t *mem; /* backing store (a memfd mapping when fd >= 0) */
@@ -137,7 +137,7 @@ static int ctl_write(struct emu *e, uint64_t off, const uint8_t *p,
 	uint64_t v = le(p, n);
 
 	switch (off) {
-	case VFU_DS_OFF_DEVICE_STATE:
+	case VFW_DS_OFF_DEVICE_STATE:
 		if (n != 4 || v > 3)
 			return EINVAL;
 		if (e->nstates < MAX_LOG)
@@ -148,10 +148,10 @@ static int ctl_write(struct emu *e, uint64_t off, const uint8_t *p,
 		}
 		e->device_state = (uint32_t)v;
 		return 0;
-	case VFU_DS_OFF_CONFIG_ACTION:
+	case VFW_DS_OFF_CONFIG_ACTION:
 		if (n != 4)
 			return EINVAL;
-		if (v == VFU_DS_ACTION_GET_BUFFER) {
+		if (v == VFW_DS_ACTION_GET_BUFFER) {
 			e->cfg_size = emu_get(e, 1, e->src_cfg, e->src_cfg_len,
 					      &e->cfg_fetched);
 			if (e->lie_cfg_size)
@@ -164,10 +164,10 @@ static int ctl_write(struct emu *e, uint64_t off, const uint8_t *p,
 		       e->cfg_size);
 		e->sets++;
 		return 0;
-	case VFU_DS_OFF_MEMORY_ACTION:
+	case VFW_DS_OFF_MEMORY_ACTION:
 		if (n != 4)
 			return EINVAL;
-		if (v == VFU_DS_ACTION_GET_BUFFER) {
+		if (v == VFW_DS_ACTION_GET_BUFFER) {
 			if (e->mem_pos != e->mem_fetched)
 				return e->bad = true, EINVAL;
 			e->mem_size = emu_get(e, 2, e->src_mem, e->src_mem_len,
@@ -186,16 +186,16 @@ static int ctl_write(struct emu *e, uint64_t off, const uint8_t *p,
 		       e->mem_size);
 		e->sets++;
 		return 0;
-	case VFU_DS_OFF_CONFIG_SIZE:
+	case VFW_DS_OFF_CONFIG_SIZE:
 		return n == 8 ? (e->cfg_size = v, 0) : EINVAL;
-	case VFU_DS_OFF_MEMORY_SIZE:
+	case VFW_DS_OFF_MEMORY_SIZE:
 		return n == 8 ? (e->mem_size = v, 0) : EINVAL;
-	case VFU_DS_OFF_MEMORY_POS:
+	case VFW_DS_OFF_MEMORY_POS:
 		return n == 8 ? (e->mem_pos = v, 0) : EINVAL;
-	case VFU_DS_OFF_SYS_START_ADDR:
+	case VFW_DS_OFF_SYS_START_ADDR:
 		return n == 8 ? (e->start = v, 0) : EINVAL;
-	case VFU_DS_OFF_SYS_PAGE_NR:
-		if (n != 8 || !(e->device_state & VFU_DS_STATE_LOGGING) ||
+	case VFW_DS_OFF_SYS_PAGE_NR:
+		if (n != 8 || !(e->device_state & VFW_DS_STATE_LOGGING) ||
 		    v == 0 || v > e->reg[3].size * 8)
 			return e->bad = true, EINVAL;
 		e->page_nr = v;
@@ -212,9 +212,9 @@ static int ctl_read(struct emu *e, uint64_t off, uint8_t *p, uint32_t n)
 		uint64_t off;
 		uint32_t len;
 	} fields[] = {
-		{ VFU_DS_OFF_VERSION, 4 },     { VFU_DS_OFF_DEVICE_STATE, 4 },
-		{ VFU_DS_OFF_CAPS, 4 },        { VFU_DS_OFF_CONFIG_SIZE, 8 },
-		{ VFU_DS_OFF_MEMORY_SIZE, 8 }, { VFU_DS_OFF_MEMORY_POS, 8 },
+		{ VFW_DS_OFF_VERSION, 4 },     { VFW_DS_OFF_DEVICE_STATE, 4 },
+		{ VFW_DS_OFF_CAPS, 4 },        { VFW_DS_OFF_CONFIG_SIZE, 8 },
+		{ VFW_DS_OFF_MEMORY_SIZE, 8 }, { VFW_DS_OFF_MEMORY_POS, 8 },
 	};
 	const uint64_t vals[] = { e->version, e->device_state, e->caps,
 				  e->cfg_size, e->mem_size, e->mem_pos };
@@ -229,12 +229,12 @@ static int ctl_read(struct emu *e, uint64_t off, uint8_t *p, uint32_t n)
 	return e->bad = true, EINVAL;
 }
 
-static void emu_region_info(struct emu *e, struct vfu_msg *m)
+static void emu_region_info(struct emu *e, struct vfw_msg *m)
 {
-	struct vfu_region_info ri;
+	struct vfw_region_info ri;
 	struct {
-		struct vfu_region_info ri;
-		struct vfu_region_info_cap_type t;
+		struct vfw_region_info ri;
+		struct vfw_region_info_cap_type t;
 	} out;
 	int fd = -1;
 
@@ -245,27 +245,27 @@ static void emu_region_info(struct emu *e, struct vfu_msg *m)
 	out.ri.index = ri.index;
 	if (ri.index >= 9 && ri.index < 9 + NREG && e->reg[ri.index - 9].present) {
 		struct emu_region *r = &e->reg[ri.index - 9];
-		out.ri.flags = r->flags | VFU_REGION_INFO_FLAG_CAPS;
+		out.ri.flags = r->flags | VFW_REGION_INFO_FLAG_CAPS;
 		out.ri.size = r->size;
 		out.ri.cap_offset = sizeof(out.ri);
-		out.t.header.id = VFU_REGION_INFO_CAP_TYPE;
+		out.t.header.id = VFW_REGION_INFO_CAP_TYPE;
 		out.t.header.version = 1;
 		out.t.type = r->type;
 		out.t.subtype = r->subtype;
-		if (r->fd >= 0 && (r->flags & VFU_REGION_INFO_FLAG_MMAP))
+		if (r->fd >= 0 && (r->flags & VFW_REGION_INFO_FLAG_MMAP))
 			fd = r->fd;
 	}
 	struct iovec iov = { &out, sizeof(out) };
-	struct vfu_header h = m->hdr;
-	h.flags = VFU_FLAGS_TYPE_REPLY;
-	assert_int_equal(vfu_msg_send(e->fd, &h, &iov, 1, fd >= 0 ? &fd : NULL,
+	struct vfw_header h = m->hdr;
+	h.flags = VFW_FLAGS_TYPE_REPLY;
+	assert_int_equal(vfw_msg_send(e->fd, &h, &iov, 1, fd >= 0 ? &fd : NULL,
 				      fd >= 0 ? 1 : 0),
 			 0);
 }
 
-static void emu_access(struct emu *e, struct vfu_msg *m, bool wr)
+static void emu_access(struct emu *e, struct vfw_msg *m, bool wr)
 {
-	struct vfu_region_access a;
+	struct vfw_region_access a;
 	uint8_t *buf;
 	int err = 0;
 
@@ -292,9 +292,9 @@ static void emu_access(struct emu *e, struct vfu_msg *m, bool wr)
 		       a.count);
 	}
 	if (err)
-		assert_int_equal(vfu_send_error(e->fd, &m->hdr, err), 0);
+		assert_int_equal(vfw_send_error(e->fd, &m->hdr, err), 0);
 	else
-		assert_int_equal(vfu_send_reply(e->fd, &m->hdr, buf,
+		assert_int_equal(vfw_send_reply(e->fd, &m->hdr, buf,
 						sizeof(a) + (wr ? 0 : a.count)),
 				 0);
 	free(buf);
@@ -303,47 +303,47 @@ static void emu_access(struct emu *e, struct vfu_msg *m, bool wr)
 static void *emu_main(void *arg)
 {
 	struct emu *e = arg;
-	struct vfu_msg m;
+	struct vfw_msg m;
 	char json[128];
 
 	snprintf(json, sizeof(json),
 		 "{\"capabilities\":{\"max_msg_fds\":2,"
 		 "\"max_data_xfer_size\":%u}}",
 		 e->xfer);
-	while (vfu_msg_recv(e->fd, &m, (1u << 20) + 64, 4) == 0) {
+	while (vfw_msg_recv(e->fd, &m, (1u << 20) + 64, 4) == 0) {
 		switch (m.hdr.command) {
-		case VFU_CMD_VERSION: {
+		case VFW_CMD_VERSION: {
 			uint8_t buf[160];
-			struct vfu_version v = { 0, 2 };
+			struct vfw_version v = { 0, 2 };
 			memcpy(buf, &v, sizeof(v));
 			memcpy(buf + sizeof(v), json, strlen(json) + 1);
-			vfu_send_reply(e->fd, &m.hdr, buf,
+			vfw_send_reply(e->fd, &m.hdr, buf,
 				       sizeof(v) + strlen(json) + 1);
 			break;
 		}
-		case VFU_CMD_DEVICE_GET_INFO: {
-			struct vfu_device_info di = { sizeof(di), 3,
+		case VFW_CMD_DEVICE_GET_INFO: {
+			struct vfw_device_info di = { sizeof(di), 3,
 						      e->num_regions, 5 };
-			vfu_send_reply(e->fd, &m.hdr, &di, sizeof(di));
+			vfw_send_reply(e->fd, &m.hdr, &di, sizeof(di));
 			break;
 		}
-		case VFU_CMD_DEVICE_GET_REGION_INFO:
+		case VFW_CMD_DEVICE_GET_REGION_INFO:
 			emu_region_info(e, &m);
 			break;
-		case VFU_CMD_REGION_READ:
-		case VFU_CMD_REGION_WRITE:
-			emu_access(e, &m, m.hdr.command == VFU_CMD_REGION_WRITE);
+		case VFW_CMD_REGION_READ:
+		case VFW_CMD_REGION_WRITE:
+			emu_access(e, &m, m.hdr.command == VFW_CMD_REGION_WRITE);
 			break;
-		case VFU_CMD_DEVICE_RESET:
+		case VFW_CMD_DEVICE_RESET:
 			e->resets++;
 			e->device_state = 0;
-			vfu_send_reply(e->fd, &m.hdr, NULL, 0);
+			vfw_send_reply(e->fd, &m.hdr, NULL, 0);
 			break;
 		default: /* DEVICE_FEATURE, MIG_DATA_*: not this interface */
-			vfu_send_error(e->fd, &m.hdr, ENOTSUP);
+			vfw_send_error(e->fd, &m.hdr, ENOTSUP);
 			break;
 		}
-		vfu_msg_release(&m);
+		vfw_msg_release(&m);
 	}
 	return NULL;
 }
@@ -357,14 +357,14 @@ static void emu_init(struct emu *e, bool fds)
 	e->give_fds = fds;
 	e->num_regions = 13;
 	e->version = 1;
-	e->caps = VFU_DS_CAP_DEVICE_MEMORY | VFU_DS_CAP_SYSTEM_MEMORY;
+	e->caps = VFW_DS_CAP_DEVICE_MEMORY | VFW_DS_CAP_SYSTEM_MEMORY;
 	e->xfer = 4096;
 	for (int i = 0; i < NREG; i++)
 		e->reg[i] = (struct emu_region){
 			true,
-			VFU_REGION_INFO_FLAG_READ | VFU_REGION_INFO_FLAG_WRITE |
-				(i ? VFU_REGION_INFO_FLAG_MMAP : 0),
-			VFU_REGION_TYPE_DEVICE_STATE,
+			VFW_REGION_INFO_FLAG_READ | VFW_REGION_INFO_FLAG_WRITE |
+				(i ? VFW_REGION_INFO_FLAG_MMAP : 0),
+			VFW_REGION_TYPE_DEVICE_STATE,
 			(uint32_t)i + 1,
 			sizes[i],
 			NULL,
@@ -436,11 +436,11 @@ static void discover_ok(struct emu *e, vfmig_vmm_dev *dev)
 	assert_true(mc.migratable);
 	assert_string_equal(mc.blocker, "");
 	assert_int_equal(mc.flags, VFMIG_VMM_MIG_FLAG_STOP_COPY |
-					   ((e->caps & VFU_DS_CAP_DEVICE_MEMORY)
+					   ((e->caps & VFW_DS_CAP_DEVICE_MEMORY)
 						    ? VFMIG_VMM_MIG_FLAG_PRE_COPY
 						    : 0));
 	assert_int_equal(mc.dirty_logging,
-			 !!(e->caps & VFU_DS_CAP_SYSTEM_MEMORY));
+			 !!(e->caps & VFW_DS_CAP_SYSTEM_MEMORY));
 	assert_false(mc.size_info);
 	assert_int_equal(vfmig_vmm_mig_interface(dev),
 			 VFMIG_VMM_MIG_IFACE_REGION);
@@ -490,7 +490,7 @@ static void break_emu(struct emu *e, enum breakage b)
 		e->reg[0].size = 64;
 		break;
 	case B_CTL_RO:
-		e->reg[0].flags = VFU_REGION_INFO_FLAG_READ;
+		e->reg[0].flags = VFW_REGION_INFO_FLAG_READ;
 		break;
 	case B_VERSION:
 		e->version = 2;
@@ -502,7 +502,7 @@ static void break_emu(struct emu *e, enum breakage b)
 		e->reg[1].size = 2048;
 		break;
 	case B_CFG_RO:
-		e->reg[1].flags &= ~VFU_REGION_INFO_FLAG_WRITE;
+		e->reg[1].flags &= ~VFW_REGION_INFO_FLAG_WRITE;
 		break;
 	case B_NO_MEM:
 		e->reg[2].present = false;
@@ -830,7 +830,7 @@ static void test_framing_errors(void **state)
 
 	(void)state;
 	emu_init(&e, false);
-	e.caps = VFU_DS_CAP_SYSTEM_MEMORY; /* no memory region */
+	e.caps = VFW_DS_CAP_SYSTEM_MEMORY; /* no memory region */
 	e.reg[2].present = false;
 	dev = emu_start(&e);
 	discover_ok(&e, dev);

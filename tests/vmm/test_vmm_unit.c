@@ -31,10 +31,10 @@ static void put(struct rbuf *r, size_t off, const void *p, size_t n)
 
 static void put_info(struct rbuf *r, uint32_t cap_offset, uint64_t size)
 {
-	struct vfu_region_info ri = {
+	struct vfw_region_info ri = {
 		.argsz = 0,
-		.flags = VFU_REGION_INFO_FLAG_MMAP |
-			 (cap_offset ? VFU_REGION_INFO_FLAG_CAPS : 0),
+		.flags = VFW_REGION_INFO_FLAG_MMAP |
+			 (cap_offset ? VFW_REGION_INFO_FLAG_CAPS : 0),
 		.cap_offset = cap_offset,
 		.size = size,
 	};
@@ -43,7 +43,7 @@ static void put_info(struct rbuf *r, uint32_t cap_offset, uint64_t size)
 
 static void put_hdr(struct rbuf *r, size_t off, uint16_t id, uint32_t next)
 {
-	struct vfu_info_cap_header h = { id, 1, next };
+	struct vfw_info_cap_header h = { id, 1, next };
 	put(r, off, &h, sizeof(h));
 }
 
@@ -51,13 +51,13 @@ static void put_hdr(struct rbuf *r, size_t off, uint16_t id, uint32_t next)
 static void put_sparse(struct rbuf *r, size_t off, uint32_t n, uint32_t next,
 		       uint32_t nr_claimed)
 {
-	struct vfu_region_info_cap_sparse_mmap sp = {
-		.header = { VFU_REGION_INFO_CAP_SPARSE_MMAP, 1, next },
+	struct vfw_region_info_cap_sparse_mmap sp = {
+		.header = { VFW_REGION_INFO_CAP_SPARSE_MMAP, 1, next },
 		.nr_areas = nr_claimed,
 	};
 	put(r, off, &sp, sizeof(sp));
 	for (uint32_t i = 0; i < n; i++) {
-		struct vfu_sparse_mmap_area a = { i * 0x1000u, 0x1000 };
+		struct vfw_sparse_mmap_area a = { i * 0x1000u, 0x1000 };
 		put(r, off + sizeof(sp) + i * sizeof(a), &a, sizeof(a));
 	}
 }
@@ -76,15 +76,15 @@ static void test_caps_valid_chain(void **state)
 {
 	struct rbuf r = { .len = 0 };
 	struct vfmig_vmm_region_info info;
-	struct vfu_region_info_cap_type t = {
-		{ VFU_REGION_INFO_CAP_TYPE, 1, 96 }, 7, 9
+	struct vfw_region_info_cap_type t = {
+		{ VFW_REGION_INFO_CAP_TYPE, 1, 96 }, 7, 9
 	};
 
 	(void)state;
 	put_info(&r, 32, 0x10000);
 	put_sparse(&r, 32, 2, 80, 2); /* 32 + 16 + 32 = 80 */
 	put(&r, 80, &t, sizeof(t));
-	put_hdr(&r, 96, VFU_REGION_INFO_CAP_MSIX_MAPPABLE, 104);
+	put_hdr(&r, 96, VFW_REGION_INFO_CAP_MSIX_MAPPABLE, 104);
 	put_hdr(&r, 104, 77, 0); /* unknown id: skipped */
 	assert_int_equal(parse(&r, &info), 0);
 	assert_true(info.has_sparse);
@@ -108,7 +108,7 @@ static void test_caps_none(void **state)
 	assert_int_equal(parse(&r, &info), 0);
 	assert_false(info.has_sparse);
 	/* cap_offset set but CAPS flag clear: ignored */
-	struct vfu_region_info ri;
+	struct vfw_region_info ri;
 	memcpy(&ri, r.b, sizeof(ri));
 	ri.cap_offset = 9999;
 	put(&r, 0, &ri, sizeof(ri));
@@ -125,10 +125,10 @@ static void test_caps_loops(void **state)
 
 	(void)state;
 	put_info(&r, 32, 4096);
-	put_hdr(&r, 32, VFU_REGION_INFO_CAP_MSIX_MAPPABLE, 32); /* self */
+	put_hdr(&r, 32, VFW_REGION_INFO_CAP_MSIX_MAPPABLE, 32); /* self */
 	assert_int_equal(parse(&r, &info), -EPROTO);
-	put_hdr(&r, 32, VFU_REGION_INFO_CAP_MSIX_MAPPABLE, 40);
-	put_hdr(&r, 40, VFU_REGION_INFO_CAP_MSIX_MAPPABLE, 32); /* 2-cycle */
+	put_hdr(&r, 32, VFW_REGION_INFO_CAP_MSIX_MAPPABLE, 40);
+	put_hdr(&r, 40, VFW_REGION_INFO_CAP_MSIX_MAPPABLE, 32); /* 2-cycle */
 	assert_int_equal(parse(&r, &info), -EPROTO);
 	vfmig_vmm_region_info_release(&info);
 }
@@ -143,19 +143,19 @@ static void test_caps_bad_offsets(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		r.len = 0;
 		put_info(&r, bad[i], 4096);
-		put_hdr(&r, 32, VFU_REGION_INFO_CAP_MSIX_MAPPABLE, 0);
+		put_hdr(&r, 32, VFW_REGION_INFO_CAP_MSIX_MAPPABLE, 0);
 		assert_int_equal(parse(&r, &info), -EPROTO);
 	}
 	/* header straddling the end */
 	r.len = 0;
 	put_info(&r, 32, 4096);
-	put_hdr(&r, 32, VFU_REGION_INFO_CAP_MSIX_MAPPABLE, 36);
+	put_hdr(&r, 32, VFW_REGION_INFO_CAP_MSIX_MAPPABLE, 36);
 	r.len = 40;
 	assert_int_equal(parse(&r, &info), -EPROTO);
 	/* a TYPE cap cut short */
 	r.len = 0;
 	put_info(&r, 32, 4096);
-	put_hdr(&r, 32, VFU_REGION_INFO_CAP_TYPE, 0);
+	put_hdr(&r, 32, VFW_REGION_INFO_CAP_TYPE, 0);
 	r.len = 44;
 	assert_int_equal(parse(&r, &info), -EPROTO);
 }
@@ -193,7 +193,7 @@ static void test_caps_sparse_bounds(void **state)
 	r.len = 0;
 	put_info(&r, 32, UINT64_MAX);
 	put_sparse(&r, 32, 0, 0, 1);
-	struct vfu_sparse_mmap_area a = { UINT64_MAX - 0xfff, 0x2000 };
+	struct vfw_sparse_mmap_area a = { UINT64_MAX - 0xfff, 0x2000 };
 	put(&r, 48, &a, sizeof(a));
 	assert_int_equal(parse(&r, &info), -EPROTO);
 	vfmig_vmm_region_info_release(&info);
@@ -309,33 +309,33 @@ static void test_window_resolve(void **state)
 
 static void test_reply_check(void **state)
 {
-	struct vfu_header h = {
+	struct vfw_header h = {
 		.msg_id = 7,
-		.command = VFU_CMD_REGION_READ,
+		.command = VFW_CMD_REGION_READ,
 		.msg_size = 16,
-		.flags = VFU_FLAGS_TYPE_REPLY,
+		.flags = VFW_FLAGS_TYPE_REPLY,
 	};
 	int e;
 
 	(void)state;
-	assert_int_equal(vmm_reply_check(7, VFU_CMD_REGION_READ, &h, &e), 0);
+	assert_int_equal(vmm_reply_check(7, VFW_CMD_REGION_READ, &h, &e), 0);
 	assert_int_equal(e, 0);
-	assert_int_equal(vmm_reply_check(8, VFU_CMD_REGION_READ, &h, &e),
+	assert_int_equal(vmm_reply_check(8, VFW_CMD_REGION_READ, &h, &e),
 			 -EPROTO);
-	assert_int_equal(vmm_reply_check(7, VFU_CMD_REGION_WRITE, &h, &e),
+	assert_int_equal(vmm_reply_check(7, VFW_CMD_REGION_WRITE, &h, &e),
 			 -EPROTO);
-	h.flags = VFU_FLAGS_TYPE_COMMAND;
-	assert_int_equal(vmm_reply_check(7, VFU_CMD_REGION_READ, &h, &e),
+	h.flags = VFW_FLAGS_TYPE_COMMAND;
+	assert_int_equal(vmm_reply_check(7, VFW_CMD_REGION_READ, &h, &e),
 			 -EPROTO);
-	h.flags = VFU_FLAGS_TYPE_REPLY | VFU_FLAGS_ERROR;
+	h.flags = VFW_FLAGS_TYPE_REPLY | VFW_FLAGS_ERROR;
 	h.error = EINVAL;
-	assert_int_equal(vmm_reply_check(7, VFU_CMD_REGION_READ, &h, &e), 0);
+	assert_int_equal(vmm_reply_check(7, VFW_CMD_REGION_READ, &h, &e), 0);
 	assert_int_equal(e, -EINVAL);
 	h.error = 0;
-	assert_int_equal(vmm_reply_check(7, VFU_CMD_REGION_READ, &h, &e), 0);
+	assert_int_equal(vmm_reply_check(7, VFW_CMD_REGION_READ, &h, &e), 0);
 	assert_int_equal(e, -EIO);
 	h.error = 0x80000000u; /* nonsense errno: not passed through */
-	assert_int_equal(vmm_reply_check(7, VFU_CMD_REGION_READ, &h, &e), 0);
+	assert_int_equal(vmm_reply_check(7, VFW_CMD_REGION_READ, &h, &e), 0);
 	assert_int_equal(e, -EIO);
 }
 
