@@ -17,6 +17,26 @@
 
 #include "proto.h"
 
+int64_t vfw__msg_vec(struct vfw_header *hdr, const struct iovec *iov,
+		     int iovcnt, size_t nfds, struct iovec vec[8], int *cnt)
+{
+	uint64_t total = sizeof(*hdr);
+
+	if (iovcnt < 0 || iovcnt > 7 || nfds > VFW_MAX_FDS_PER_MSG)
+		return -EINVAL;
+	*cnt = 1;
+	for (int i = 0; i < iovcnt; i++) {
+		total += iov[i].iov_len;
+		if (iov[i].iov_len)
+			vec[(*cnt)++] = iov[i];
+	}
+	if (total > UINT32_MAX)
+		return -EMSGSIZE;
+	hdr->msg_size = (uint32_t)total;
+	vec[0] = (struct iovec){ hdr, sizeof(*hdr) };
+	return (int64_t)total;
+}
+
 int64_t vfw_now_ms(void)
 {
 	struct timespec ts;
@@ -228,9 +248,8 @@ bool vfw_tx_pending(const struct vfw_tx *tx)
 	return tx->head != NULL;
 }
 
-/* sendmsg of [off, len) of data, with fds if off is 0; never waits. */
-static ssize_t send_some(int sock, const struct iovec *iov, int iovcnt,
-			 const int *fds, size_t nfds)
+ssize_t vfw__send_some(int sock, const struct iovec *iov, int iovcnt,
+		       const int *fds, size_t nfds)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * VFW_MAX_FDS_PER_MSG)];
@@ -261,7 +280,7 @@ int vfw_tx_flush(int sock, struct vfw_tx *tx)
 	while (tx->head) {
 		struct vfw_tx_item *it = tx->head;
 		struct iovec iov = { it->bytes + it->off, it->len - it->off };
-		ssize_t n = send_some(sock, &iov, 1, it->fds,
+		ssize_t n = vfw__send_some(sock, &iov, 1, it->fds,
 				      it->off ? 0 : it->nfds);
 		if (n < 0)
 			return (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -333,30 +352,21 @@ int vfw_tx_send(int sock, struct vfw_tx *tx, struct vfw_header *hdr,
 		size_t nfds)
 {
 	struct iovec vec[8];
-	uint64_t total = sizeof(*hdr);
-	int cnt = 1;
+	int cnt;
 	ssize_t n = 0;
+	int64_t total = vfw__msg_vec(hdr, iov, iovcnt, nfds, vec, &cnt);
 
-	if (iovcnt < 0 || iovcnt > 7 || nfds > VFW_MAX_FDS_PER_MSG)
-		return -EINVAL;
-	for (int i = 0; i < iovcnt; i++) {
-		total += iov[i].iov_len;
-		if (iov[i].iov_len)
-			vec[cnt++] = iov[i];
-	}
-	if (total > UINT32_MAX)
-		return -EMSGSIZE;
-	hdr->msg_size = (uint32_t)total;
-	vec[0] = (struct iovec){ hdr, sizeof(*hdr) };
+	if (total < 0)
+		return (int)total;
 	/* Straight to the socket when nothing is queued before it: no copy
 	 * in the common case; only what it cannot take now is queued. */
 	if (!tx->head) {
-		n = send_some(sock, vec, cnt, fds, nfds);
+		n = vfw__send_some(sock, vec, cnt, fds, nfds);
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
 			return -errno;
 		if (n < 0)
 			n = 0;
-		if ((size_t)n == total)
+		if (n == total)
 			return 0;
 	}
 	return queue_rest(tx, vec, cnt, (size_t)total, (size_t)n,

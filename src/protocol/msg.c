@@ -269,44 +269,17 @@ int vfw_msg_send(int sock, struct vfw_header *hdr, const struct iovec *iov,
 {
 	struct iovec vec[8];
 	struct iovec *cur = vec;
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * VFW_MAX_FDS_PER_MSG)];
-		struct cmsghdr align;
-	} ctl;
-	uint64_t total = sizeof(*hdr);
 	int64_t deadline = vfw_deadline_after(VFW_SEND_TIMEOUT_MS);
-	int cnt = 1;
+	int cnt;
+	int64_t total = vfw__msg_vec(hdr, iov, iovcnt, nfds, vec, &cnt);
 	bool fds_sent = false;
 
-	if (iovcnt < 0 || iovcnt > 7 || nfds > VFW_MAX_FDS_PER_MSG)
-		return -EINVAL;
-	for (int i = 0; i < iovcnt; i++) {
-		total += iov[i].iov_len;
-		if (iov[i].iov_len)
-			vec[cnt++] = iov[i];
-	}
-	if (total > UINT32_MAX)
-		return -EMSGSIZE;
-	hdr->msg_size = (uint32_t)total;
-	vec[0].iov_base = hdr;
-	vec[0].iov_len = sizeof(*hdr);
-
+	if (total < 0)
+		return (int)total;
 	while (cnt > 0) {
-		struct msghdr mh = { .msg_iov = cur, .msg_iovlen = (size_t)cnt };
-		if (nfds && !fds_sent) {
-			memset(ctl.buf, 0, sizeof(ctl.buf));
-			mh.msg_control = ctl.buf;
-			mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-			memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-		}
-		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = vfw__send_some(sock, cur, cnt, fds,
+					   fds_sent ? 0 : nfds);
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				struct pollfd p = { .fd = sock,
 						    .events = POLLOUT };

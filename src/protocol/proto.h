@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "wire.h"
@@ -221,6 +222,15 @@ int vfw_tx_send(int sock, struct vfw_tx *tx, struct vfw_header *hdr,
 /* Send what is queued, without waiting: 0 when all went, -EAGAIN when
  * some is left (wait for POLLOUT), or the sendmsg errno. */
 int vfw_tx_flush(int sock, struct vfw_tx *tx);
+
+/* For msg.c and conn.c: lay out header + iov in vec[] (at most 7 pieces),
+ * fill hdr->msg_size; returns the total length or -EINVAL/-EMSGSIZE. And
+ * one sendmsg of iov with nfds fds, never waiting, retrying EINTR (-1 with
+ * errno set, as sendmsg). */
+int64_t vfw__msg_vec(struct vfw_header *hdr, const struct iovec *iov,
+		     int iovcnt, size_t nfds, struct iovec vec[8], int *cnt);
+ssize_t vfw__send_some(int sock, const struct iovec *iov, int iovcnt,
+		       const int *fds, size_t nfds);
 
 /* ------------------------------------------------------------------ */
 /* VERSION and capabilities                                            */

@@ -29,3 +29,13 @@ PY
 }
 # ls_dir DIR: the names in DIR, one line, sorted (sockets included).
 ls_dir() { (cd "$1" && ls -A | sort | tr '\n' ' ' | sed 's/ $//'); }
+# status_is CTL STATE: wait up to 2 s for the VM's run state to be STATE.
+status_is() {
+	for _ in $(seq 100); do
+		ctl "$1" '{"execute":"query-status"}' | grep -q "\"status\": *\"$2\"" && return 0
+		sleep 0.02
+	done
+	return 1
+}
+# verified CTL: after a moment of running, the guest verifier says ok.
+verified() { sleep 0.2; ctl "$1" '{"execute":"query-guest"}' | grep -q '"verified": *true'; }

@@ -3,31 +3,8 @@
 # `vfmig migrate`, `vfmig save` and a restore with `vmm --incoming file:`,
 # and a migration to a destination that is not there (the source must keep
 # running). Usage: cli_migrate.sh VFMIG
-set -u
 V=$1
-D=$(mktemp -d /tmp/vfmig-cli-XXXXXX)
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	for p in $pids; do wait "$p" 2>/dev/null; done
-	rm -rf "$D"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; for f in "$D"/*.log; do echo "== $f"; tail -5 "$f"; done; exit 1; }
-start() { "$@" 2>>"$D/procs.log" & pids="$pids $!"; }
-wait_for() { for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.02; done; fail "no $1"; }
-ctl() { # ctl SOCKET JSON -> the reply line to a command
-	python3 - "$1" "$2" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile()
-f.readline()
-s.sendall((sys.argv[2] + "\n").encode())
-while True:
-    line = json.loads(f.readline())
-    if "event" not in line:
-        print(json.dumps(line)); break
-PY
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 # frozen_destination N: a destination VMM for device N, listening on
 # mig-N.sock, then stopped (SIGSTOP), so that a migration to it stalls in

@@ -4,38 +4,9 @@
 # `vmm --incoming ... --paused` keeps a running one paused), and
 # `migrate --precopy none|ram` migrates with no pre-copy at all or RAM-only
 # pre-copy. Real device and VMM processes. Usage: run_state.sh VFMIG
-set -u
 V=$1
-D=$(mktemp -d /tmp/vfmig-rs-XXXXXX)
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	for p in $pids; do wait "$p" 2>/dev/null; done
-	rm -rf "$D"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; tail -20 "$D/procs.log"; exit 1; }
-start() { "$@" 2>>"$D/procs.log" & pids="$pids $!"; }
-wait_for() { for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.02; done; fail "no $1"; }
-ctl() { # ctl SOCKET JSON -> the reply line to a command
-	python3 - "$1" "$2" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile()
-f.readline()
-s.sendall((sys.argv[2] + "\n").encode())
-while True:
-    line = json.loads(f.readline())
-    if "event" not in line:
-        print(json.dumps(line)); break
-PY
-}
-status_is() { # status_is CTL STATE: wait up to 2 s for the run state
-	for _ in $(seq 100); do
-		ctl "$1" '{"execute":"query-status"}' | grep -q "\"status\": *\"$2\"" && return 0
-		sleep 0.02
-	done
-	return 1
-}
+. "$(dirname "$0")/cli_lib.sh"
+
 # vm NAME [vmm options...]: a regs device and a VMM for it
 vm() {
 	n=$1; shift
@@ -44,7 +15,6 @@ vm() {
 	start "$V" vmm --device "$D/$n.sock" --ram 16M --control "$D/$n.ctl" --quiet "$@"
 	wait_for "$D/$n.ctl"
 }
-verified() { sleep 0.2; ctl "$1" '{"execute":"query-guest"}' | grep -q '"verified": *true'; }
 
 # 1. A paused source arrives paused, its devices in STOP; cont runs it.
 vm a

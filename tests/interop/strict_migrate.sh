@@ -14,14 +14,6 @@ V=$1
 PROXY=$2
 . "$(dirname "$0")/../integration/cli_lib.sh"
 
-status_is() { # status_is CTL STATE: wait up to 2 s for the run state
-	for _ in $(seq 100); do
-		ctl "$1" '{"execute":"query-status"}' | grep -q "\"status\": *\"$2\"" && return 0
-		sleep 0.02
-	done
-	return 1
-}
-verified() { sleep 0.2; ctl "$1" '{"execute":"query-guest"}' | grep -q '"verified": *true'; }
 # strict NAME KIND [proxy options...]: device KIND behind a proxy at NAME.sock
 strict() {
 	n=$1; k=$2; shift 2
