@@ -1,19 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Device-side migration: DEVICE_FEATURE (MIGRATION, MIG_DEVICE_STATE, DMA
- * logging, the size-estimate extension), the v2 state machine walked arc by
- * arc with the shared next-hop table (protocol/migfsm.c), the save and load
- * sessions behind MIG_DATA_READ / MIG_DATA_WRITE, and command gating while
- * the device is stopped.
+ * Device-side migration: the v2 state machine walked arc by arc with the
+ * shared next-hop table (protocol/migfsm.c), the save and load sessions,
+ * command gating while the device is stopped, and the choice of the
+ * device-state interface the client is offered (struct dev_mig_iface,
+ * internal.h): DEVICE_FEATURE, MIG_DATA_*, the size-estimate offer in
+ * VERSION, DEVICE_RESET and teardown call through dev->mig.iface.
  *
  * Sessions (docs/device-migration.md) are tied to the state: a save
  * session opens on entering PRE_COPY or STOP_COPY from outside the saving
  * group and closes on leaving the group; a load session lives exactly while
  * in RESUMING. The device learns both from its mig_transition arcs.
  *
- * The region-based interface (mig_region.c) drives the same machine through
- * dev_mig_goto and the save/load chunk helpers; while it is on, the v2
- * features and MIG_DATA_* are refused here with ENOTSUP.
+ * Both interfaces drive the same machine: the v2 one, dev_mig_v2 at the
+ * end of this file (DEVICE_FEATURE: MIGRATION, MIG_DEVICE_STATE, DMA
+ * logging, the size-estimate extension; MIG_DATA_READ / MIG_DATA_WRITE),
+ * and the region-based one, dev_mig_region in mig_region.c, through
+ * dev_mig_goto and the save/load chunk helpers.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -73,10 +76,9 @@ bool dev_mig_cmd_allowed(const struct vfmig_dev *dev, unsigned int cmd)
 
 uint32_t dev_mig_info_offer(const struct vfmig_dev *dev, uint32_t client)
 {
-	if (!client || !dev_mig_supported(dev) || !dev->ops.mig_estimate ||
-	    dev->ds.on)
-		return 0;
-	return client < VFW_MIG_INFO_VERSION ? client : VFW_MIG_INFO_VERSION;
+	const struct dev_mig_iface *mi = dev->mig.iface;
+
+	return mi->info_offer ? mi->info_offer(dev, client) : 0;
 }
 
 static bool in_session_state(uint32_t s)
@@ -190,21 +192,66 @@ void dev_mig_reset(struct vfmig_dev *dev)
 		set_state(dev, VFW_MIG_STATE_RUNNING);
 	dev->mig.bytes = 0;
 	dev->mig.mem_bytes = 0;
-	dev_ds_reset(dev);
+	if (dev->mig.iface->reset)
+		dev->mig.iface->reset(dev);
+}
+
+void dev_mig_client_gone(struct vfmig_dev *dev)
+{
+	if (dev->mig.iface->client_gone)
+		dev->mig.iface->client_gone(dev);
+}
+
+void dev_mig_fini(struct vfmig_dev *dev)
+{
+	if (dev->mig.iface->fini)
+		dev->mig.iface->fini(dev);
+}
+
+/* ---- choosing the interface ---- */
+
+/* Every interface vfmig_dev_set_mig_interface can pick. */
+static const struct dev_mig_iface *const ifaces[] = {
+	&dev_mig_v2,
+	&dev_mig_region,
+};
+
+static const struct dev_mig_iface *iface_find(int iface)
+{
+	for (size_t i = 0; i < sizeof(ifaces) / sizeof(ifaces[0]); i++)
+		if (ifaces[i]->iface == iface)
+			return ifaces[i];
+	return NULL;
+}
+
+VFMIG_EXPORT int vfmig_dev_set_mig_interface(vfmig_dev *dev,
+					     enum vfmig_dev_mig_interface iface)
+{
+	const struct dev_mig_iface *to, *from;
+	int r;
+
+	to = dev ? iface_find((int)iface) : NULL;
+	if (!to || (to->needs_mig && !dev_mig_supported(dev)))
+		return -EINVAL;
+	if (dev->conn_fd >= 0 || dev->mig.state != VFW_MIG_STATE_RUNNING)
+		return -EBUSY;
+	from = dev->mig.iface;
+	if (to == from)
+		return 0;
+	r = to->init ? to->init(dev) : 0;
+	if (r < 0)
+		return r; /* init left nothing behind; from is still in use */
+	if (from->fini)
+		from->fini(dev);
+	dev->mig.iface = to;
+	DEV_LOG(dev, VFW_LOG_INFO, "migration interface: %s", to->name);
+	return 0;
 }
 
 /* ---- DEVICE_FEATURE ---- */
 
-struct feat_ctx {
-	struct vfmig_dev *dev;
-	struct vfw_msg *msg;
-	struct vfw_device_feature f;
-	const uint8_t *data; /* after the feature header */
-	size_t len;
-};
-
 /* GET reply: header with argsz = total, then data. */
-static int reply_get(struct feat_ctx *c, const void *data, size_t len)
+static int reply_get(struct dev_feat_req *c, const void *data, size_t len)
 {
 	struct vfw_device_feature h = { (uint32_t)(sizeof(h) + len), c->f.flags };
 	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)data, len } };
@@ -215,21 +262,21 @@ static int reply_get(struct feat_ctx *c, const void *data, size_t len)
 }
 
 /* SET reply: the request payload echoed, with data replaced by `data`. */
-static int reply_set(struct feat_ctx *c, const void *data, size_t len)
+static int reply_set(struct dev_feat_req *c, const void *data, size_t len)
 {
 	struct iovec iov[2] = { { &c->f, sizeof(c->f) }, { (void *)data, len } };
 
 	return dev_reply_fds(c->dev, &c->msg->hdr, iov, len ? 2 : 1, NULL, 0);
 }
 
-static int feat_migration(struct feat_ctx *c)
+static int feat_migration(struct dev_feat_req *c)
 {
 	uint64_t flags = c->dev->ops.mig_flags;
 
 	return reply_get(c, &flags, sizeof(flags));
 }
 
-static int feat_state(struct feat_ctx *c)
+static int feat_state(struct dev_feat_req *c)
 {
 	struct vfw_mig_device_state s = { 0 };
 	int r;
@@ -249,7 +296,7 @@ static int feat_state(struct feat_ctx *c)
 	return reply_set(c, &s, sizeof(s)); /* data_fd echoed as it came */
 }
 
-static int feat_log_start(struct feat_ctx *c)
+static int feat_log_start(struct dev_feat_req *c)
 {
 	struct vfw_dma_logging_start st;
 	uint64_t pg;
@@ -272,13 +319,13 @@ static int feat_log_start(struct feat_ctx *c)
 	return r;
 }
 
-static int feat_log_stop(struct feat_ctx *c)
+static int feat_log_stop(struct dev_feat_req *c)
 {
 	dev_dlog_stop(c->dev); /* any payload is ignored (lvu sends one) */
 	return reply_set(c, c->data, c->len);
 }
 
-static int feat_log_report(struct feat_ctx *c)
+static int feat_log_report(struct dev_feat_req *c)
 {
 	struct vfw_dma_logging_report rq;
 	const size_t fixed = sizeof(c->f) + sizeof(rq);
@@ -314,7 +361,7 @@ static int estimate(struct vfmig_dev *dev, struct vfmig_dev_mig_estimate *e)
 	return r < 0 ? r : 0;
 }
 
-static int feat_data_size(struct feat_ctx *c)
+static int feat_data_size(struct dev_feat_req *c)
 {
 	struct vfmig_dev_mig_estimate e;
 	struct vfw_mig_data_size d;
@@ -329,7 +376,7 @@ static int feat_data_size(struct feat_ctx *c)
 	return reply_get(c, &d, sizeof(d));
 }
 
-static int feat_precopy_info(struct feat_ctx *c)
+static int feat_precopy_info(struct dev_feat_req *c)
 {
 	struct vfmig_dev_mig_estimate e;
 	struct vfw_precopy_info d;
@@ -352,7 +399,7 @@ static const struct {
 	uint32_t index;
 	uint32_t ops;
 	bool ext;
-	int (*fn)(struct feat_ctx *c);
+	int (*fn)(struct dev_feat_req *c);
 } features[] = {
 	{ VFW_FEATURE_MIGRATION, VFW_FEATURE_GET, false, feat_migration },
 	{ VFW_FEATURE_MIG_DEVICE_STATE, VFW_FEATURE_GET | VFW_FEATURE_SET,
@@ -366,11 +413,37 @@ static const struct {
 	  feat_precopy_info },
 };
 
+static int v2_feature(struct dev_feat_req *c)
+{
+	const uint32_t gs = VFW_FEATURE_GET | VFW_FEATURE_SET;
+	struct vfmig_dev *dev = c->dev;
+
+	if (!dev_mig_supported(dev)) {
+		DEV_LOG(dev, VFW_LOG_DEBUG,
+			"DEVICE_FEATURE %u: device does not migrate", c->index);
+		return -ENOTSUP;
+	}
+	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
+		if (features[i].index != c->index)
+			continue;
+		if (features[i].ext && !dev->mig.info_version)
+			break;
+		if ((c->f.flags & gs) & ~features[i].ops)
+			return -EINVAL;
+		if (c->f.flags & VFW_FEATURE_PROBE)
+			return reply_set(c, c->data, c->len);
+		return features[i].fn(c);
+	}
+	DEV_LOG(dev, VFW_LOG_DEBUG, "DEVICE_FEATURE %u: not supported",
+		c->index);
+	return -ENOTSUP;
+}
+
 int dev_cmd_feature(struct vfmig_dev *dev, struct vfw_msg *msg)
 {
 	const uint32_t gs = VFW_FEATURE_GET | VFW_FEATURE_SET;
-	struct feat_ctx c = { .dev = dev, .msg = msg };
-	uint32_t index;
+	const struct dev_mig_iface *mi = dev->mig.iface;
+	struct dev_feat_req c = { .dev = dev, .msg = msg };
 
 	memcpy(&c.f, msg->payload, sizeof(c.f));
 	c.data = msg->payload + sizeof(c.f);
@@ -381,31 +454,14 @@ int dev_cmd_feature(struct vfmig_dev *dev, struct vfw_msg *msg)
 		return -EINVAL;
 	if ((c.f.flags & gs) == gs && !(c.f.flags & VFW_FEATURE_PROBE))
 		return -EINVAL;
-	index = c.f.flags & VFW_FEATURE_MASK;
-	if (dev->ds.on) {
-		/* Every feature here belongs to the v2 interface. */
+	c.index = c.f.flags & VFW_FEATURE_MASK;
+	if (!mi->feature) {
 		DEV_LOG(dev, VFW_LOG_DEBUG,
-			"DEVICE_FEATURE %u: region interface in use", index);
+			"DEVICE_FEATURE %u: %s interface in use", c.index,
+			mi->name);
 		return -ENOTSUP;
 	}
-	if (!dev_mig_supported(dev)) {
-		DEV_LOG(dev, VFW_LOG_DEBUG,
-			"DEVICE_FEATURE %u: device does not migrate", index);
-		return -ENOTSUP;
-	}
-	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
-		if (features[i].index != index)
-			continue;
-		if (features[i].ext && !dev->mig.info_version)
-			break;
-		if ((c.f.flags & gs) & ~features[i].ops)
-			return -EINVAL;
-		if (c.f.flags & VFW_FEATURE_PROBE)
-			return reply_set(&c, c.data, c.len);
-		return features[i].fn(&c);
-	}
-	DEV_LOG(dev, VFW_LOG_DEBUG, "DEVICE_FEATURE %u: not supported", index);
-	return -ENOTSUP;
+	return mi->feature(&c);
 }
 
 /* ---- MIG_DATA_READ / MIG_DATA_WRITE ---- */
@@ -489,16 +545,41 @@ static int mig_write(struct vfmig_dev *dev, struct vfw_msg *msg,
 	return r < 0 ? r : dev_reply(dev, &msg->hdr, NULL, 0);
 }
 
-int dev_cmd_mig_data(struct vfmig_dev *dev, struct vfw_msg *msg)
+static int v2_mig_data(struct vfmig_dev *dev, struct vfw_msg *msg)
 {
 	struct vfw_mig_data m;
 
 	memcpy(&m, msg->payload, sizeof(m));
-	if (dev->ds.on)
-		return -ENOTSUP; /* the region interface moves the data */
 	if (!dev_mig_supported(dev))
 		return -EINVAL;
 	if (msg->hdr.command == VFW_CMD_MIG_DATA_READ)
 		return mig_read(dev, msg, m);
 	return mig_write(dev, msg, m);
 }
+
+int dev_cmd_mig_data(struct vfmig_dev *dev, struct vfw_msg *msg)
+{
+	const struct dev_mig_iface *mi = dev->mig.iface;
+
+	if (!mi->mig_data)
+		return -ENOTSUP; /* the interface moves the data elsewhere */
+	return mi->mig_data(dev, msg);
+}
+
+/* ---- the v2 interface ---- */
+
+static uint32_t v2_info_offer(const struct vfmig_dev *dev, uint32_t client)
+{
+	if (!client || !dev_mig_supported(dev) || !dev->ops.mig_estimate)
+		return 0;
+	return client < VFW_MIG_INFO_VERSION ? client : VFW_MIG_INFO_VERSION;
+}
+
+const struct dev_mig_iface dev_mig_v2 = {
+	.iface = VFMIG_DEV_MIG_IFACE_V2,
+	.name = "v2",
+	.num_regions = VFW_PCI_NUM_REGIONS,
+	.feature = v2_feature,
+	.mig_data = v2_mig_data,
+	.info_offer = v2_info_offer,
+};
