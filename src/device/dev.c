@@ -176,6 +176,7 @@ VFMIG_EXPORT int vfmig_dev_create(const struct vfmig_dev_desc *desc,
 	memcpy(&dev->ops, ops, ops->version == 1
 				       ? offsetof(struct vfmig_dev_ops, mig_flags)
 				       : sizeof(*ops));
+	dev->mig.iface = &dev_mig_v2;
 	dev->mig.state = VFW_MIG_STATE_RUNNING;
 	dev->priv = priv;
 	dev->listen_fd = dev->conn_fd = -1;
@@ -186,8 +187,6 @@ VFMIG_EXPORT int vfmig_dev_create(const struct vfmig_dev_desc *desc,
 	vfw_caps_defaults(&dev->peer);
 	for (unsigned int i = 0; i < VFMIG_DEV_MAX_BARS; i++)
 		dev->bars[i].memfd = -1;
-	for (unsigned int i = 0; i < DEV_DS_NDATA; i++)
-		dev->ds.data[i].memfd = -1;
 	dev_pci_init(&dev->pci, &dev->desc);
 	r = dev_msix_init(&dev->msix, &dev->desc);
 	if (r == 0)
@@ -232,7 +231,7 @@ void dev_drop_client(struct vfmig_dev *dev)
 	dev->broken = false;
 	dev_conn_end(dev);
 	dev_dlog_stop(dev); /* the log belongs to the client that started it */
-	dev->ds.device_state &= ~VFW_DS_STATE_LOGGING; /* reads tell so */
+	dev_mig_client_gone(dev);
 	dev_dma_clear(dev);
 	dev_irq_close_all(dev);
 	vfw_caps_defaults(&dev->peer);
@@ -420,7 +419,7 @@ VFMIG_EXPORT void vfmig_dev_destroy(vfmig_dev *dev)
 	dev_dma_clear(dev);
 	dev_irq_fini(dev);
 	dev_msix_fini(&dev->msix);
-	dev_ds_fini(dev);
+	dev_mig_fini(dev);
 	for (unsigned int i = 0; i < VFMIG_DEV_MAX_BARS; i++) {
 		if (dev->bars[i].mem)
 			munmap(dev->bars[i].mem, dev->desc.bars[i].size);

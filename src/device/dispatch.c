@@ -3,7 +3,8 @@
  * Command dispatch: one table indexed by command number gives the handler,
  * the minimum payload and whether fds may come along. The small commands
  * with no other home (VERSION, GET_INFO, RESET) live here too; DEVICE_FEATURE
- * and MIG_DATA_* are in migration.c.
+ * and MIG_DATA_* go to migration.c, which hands them to the migration
+ * interface in use (mig_v2.c or mig_region.c).
  */
 #include <errno.h>
 #include <stdlib.h>

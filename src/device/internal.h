@@ -161,13 +161,89 @@ struct dev_dlog {
 };
 
 /* ---- migration (migration.c) ---- */
+struct dev_mig_iface;
+
 struct dev_mig {
+	/* The device-state interface the client is offered: never NULL,
+	 * &dev_mig_v2 from create, changed by vfmig_dev_set_mig_interface. */
+	const struct dev_mig_iface *iface;
 	uint32_t state;            /* enum vfw_mig_state */
 	uint32_t info_version;     /* negotiated vfmig_mig_info, 0 = off */
 	uint64_t bytes;            /* bytes moved in the current session */
 	uint64_t mem_bytes;        /* region interface: device-memory bytes
 				    * fetched or loaded in this session */
 };
+
+/* A DEVICE_FEATURE request whose header dev_cmd_feature has checked (argsz
+ * covers the header; flags hold only the index, GET, SET and PROBE, at
+ * least one of the three, GET with SET only under PROBE), handed to the
+ * interface's feature operation. */
+struct dev_feat_req {
+	struct vfmig_dev *dev;
+	struct vfw_msg *msg;
+	struct vfw_device_feature f;
+	uint32_t index;      /* f.flags & VFW_FEATURE_MASK */
+	const uint8_t *data; /* after the feature header */
+	size_t len;
+};
+
+/*
+ * One device-state interface the library can serve. Both share the v2
+ * state machine, the sessions and the save/load helpers of migration.c;
+ * an interface is how the client reaches them. vfmig_dev_set_mig_interface
+ * picks one table, and every place where the interfaces differ calls
+ * through dev->mig.iface. A new interface is one new file with one of these
+ * tables, listed in migration.c and named by enum vfmig_dev_mig_interface.
+ * Operations marked "NULL:" may be left out.
+ */
+struct dev_mig_iface {
+	int iface;        /* enum vfmig_dev_mig_interface */
+	const char *name; /* for the log: "migration interface: %s" */
+	bool needs_mig;   /* only for a device that migrates (EINVAL else) */
+	/* Regions the device has with this interface: VFW_PCI_NUM_REGIONS, or
+	 * more when the interface brings its own after the PCI ones. */
+	uint32_t num_regions;
+
+	/* Make the interface usable (allocations, control fields to their
+	 * reset values); on failure it leaves nothing behind and the previous
+	 * interface stays. NULL: nothing to set up. */
+	int (*init)(struct vfmig_dev *dev);
+	/* Free what init made; also called by vfmig_dev_destroy. NULL: none. */
+	void (*fini)(struct vfmig_dev *dev);
+	/* DEVICE_RESET, after the v2 state went back to RUNNING. NULL: no
+	 * state of its own to reset. */
+	void (*reset)(struct vfmig_dev *dev);
+	/* The client went away (dirty logging already stopped). NULL: none. */
+	void (*client_gone)(struct vfmig_dev *dev);
+
+	/* The interface's own regions, VFW_PCI_NUM_REGIONS up to num_regions
+	 * (never called for other indexes); NULL when it has none.
+	 * REGION_READ/WRITE of one of them: 0 or -errno. */
+	int (*region_access)(struct vfmig_dev *dev, uint32_t index,
+			     uint64_t off, void *buf, size_t len,
+			     bool is_write);
+	/* Its region info and TYPE capability; *with_fd: region_fd goes
+	 * along with the reply (dev_region_info_build decides if it may). */
+	void (*region_info)(const struct vfmig_dev *dev, uint32_t index,
+			    struct vfw_region_info *ri,
+			    struct vfw_region_info_cap_type *cap,
+			    bool *with_fd);
+	/* The memfd sent with GET_REGION_INFO, or -1. */
+	int (*region_fd)(const struct vfmig_dev *dev, uint32_t index);
+
+	/* DEVICE_FEATURE, header checked. Returns as a command handler. NULL:
+	 * every feature is ENOTSUP. */
+	int (*feature)(struct dev_feat_req *rq);
+	/* MIG_DATA_READ and MIG_DATA_WRITE (payload at least the
+	 * vfw_mig_data header). NULL: both are ENOTSUP. */
+	int (*mig_data)(struct vfmig_dev *dev, struct vfw_msg *msg);
+	/* VERSION: the size-estimate extension version to echo, given the
+	 * client's (0 = off). NULL: never offered. */
+	uint32_t (*info_offer)(const struct vfmig_dev *dev, uint32_t client);
+};
+
+extern const struct dev_mig_iface dev_mig_v2;     /* mig_v2.c */
+extern const struct dev_mig_iface dev_mig_region; /* mig_region.c */
 
 /* ---- region-based device-state interface (mig_region.c) ---- */
 enum { DEV_DS_CONFIG, DEV_DS_MEMORY, DEV_DS_BITMAP, DEV_DS_NDATA };
@@ -178,8 +254,9 @@ struct dev_ds_data {
 	size_t size;
 };
 
+/* The region interface's state, used while dev->mig.iface is
+ * &dev_mig_region. */
 struct dev_ds {
-	bool on;               /* VFMIG_DEV_MIG_IFACE_REGION */
 	uint32_t device_state; /* last value written (VFW_DS_STATE_*) */
 	uint64_t config_size, memory_size, memory_pos;
 	uint64_t start_addr, page_nr;
@@ -332,10 +409,18 @@ bool dev_mig_supported(const struct vfmig_dev *dev);
 bool dev_mig_cmd_allowed(const struct vfmig_dev *dev, unsigned int cmd);
 /* Device DMA and interrupt delivery allowed (a running state)? */
 bool dev_mig_running(const struct vfmig_dev *dev);
-/* VERSION: the extension version to echo (0 = off), from the client's. */
+/* VERSION: the extension version to echo (0 = off), from the client's;
+ * the interface's info_offer. */
 uint32_t dev_mig_info_offer(const struct vfmig_dev *dev, uint32_t client);
-/* DEVICE_RESET: back to RUNNING, sessions dropped, held IRQs delivered. */
+/* DEVICE_RESET: back to RUNNING, sessions dropped, held IRQs delivered,
+ * then the interface's reset. */
 void dev_mig_reset(struct vfmig_dev *dev);
+/* The client is gone: the interface's client_gone. */
+void dev_mig_client_gone(struct vfmig_dev *dev);
+/* vfmig_dev_destroy: the interface's fini. */
+void dev_mig_fini(struct vfmig_dev *dev);
+/* DEVICE_FEATURE and MIG_DATA_*: common checks, then the interface's
+ * feature and mig_data operations. */
 int dev_cmd_feature(struct vfmig_dev *dev, struct vfw_msg *msg);
 int dev_cmd_mig_data(struct vfmig_dev *dev, struct vfw_msg *msg);
 /* Go to v2 state target as a MIG_DEVICE_STATE SET would (same arcs, same
@@ -348,21 +433,6 @@ int dev_mig_save_chunk(struct vfmig_dev *dev, uint8_t *buf, size_t len,
 /* RESUMING: hand len bytes to mig_load; all must be taken. 0 or -errno. */
 int dev_mig_load_chunk(struct vfmig_dev *dev, const uint8_t *buf,
 		       size_t len);
-
-/* mig_region.c: the region-based interface. */
-int dev_ds_enable(struct vfmig_dev *dev);
-void dev_ds_fini(struct vfmig_dev *dev);
-/* DEVICE_RESET: control fields back to 0 (device_state RUNNING). */
-void dev_ds_reset(struct vfmig_dev *dev);
-/* A REGION_READ/WRITE of region 9..12 (already known to exist). */
-int dev_ds_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
-		  void *buf, size_t len, bool is_write);
-/* The region info and TYPE capability of region 9..12; *with_fd: the
- * region's memfd goes with the reply (dev_region_info_build sends it). */
-void dev_ds_region_info(const struct vfmig_dev *dev, uint32_t index,
-			struct vfw_region_info *ri,
-			struct vfw_region_info_cap_type *cap, bool *with_fd);
-int dev_ds_region_fd(const struct vfmig_dev *dev, uint32_t index);
 
 /* dirty.c */
 int dev_dlog_start(struct vfmig_dev *dev, const uint8_t *data, size_t len,

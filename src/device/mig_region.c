@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The 2019 region-based device-state interface (docs/region-interface.md):
- * regions 9..12 (control, device-config data, device-memory data, dirty
- * bitmap) and the emulation of struct vfio_device_state_ctl in the control
- * region.
+ * The 2019 region-based device-state interface (docs/region-interface.md),
+ * the table dev_mig_region (struct dev_mig_iface, internal.h) that
+ * vfmig_dev_set_mig_interface (migration.c) selects: regions 9..12 (control,
+ * device-config data, device-memory data, dirty bitmap), the emulation of
+ * struct vfio_device_state_ctl in the control region, and the memfds behind
+ * the data regions, made by init and freed by fini. It has no DEVICE_FEATURE
+ * features, no MIG_DATA_* and no size estimates: those are ENOTSUP and the
+ * extension is not offered.
  *
  * Nothing here owns a state machine: a device_state write is mapped onto a
  * v2 target and handed to migration.c (dev_mig_goto), and the data actions
@@ -44,10 +48,13 @@ static const struct {
 static_assert(VFW_DS_REGION_MEMORY == VFW_DS_REGION_CONFIG + DEV_DS_MEMORY &&
 		      VFW_DS_REGION_BITMAP == VFW_DS_REGION_CONFIG + DEV_DS_BITMAP,
 	      "data region indexes follow dev_ds.data");
+static_assert(VFW_DS_REGION_CTL == VFW_PCI_NUM_REGIONS &&
+		      VFW_DS_NUM_REGIONS == VFW_DS_REGION_BITMAP + 1,
+	      "the four regions are the ones after the PCI regions");
 
 /* ---- lifecycle ---- */
 
-void dev_ds_fini(struct vfmig_dev *dev)
+static void ds_fini(struct vfmig_dev *dev)
 {
 	for (unsigned int i = 0; i < DEV_DS_NDATA; i++) {
 		struct dev_ds_data *d = &dev->ds.data[i];
@@ -57,7 +64,6 @@ void dev_ds_fini(struct vfmig_dev *dev)
 			close(d->memfd);
 		*d = (struct dev_ds_data){ .memfd = -1 };
 	}
-	dev->ds.on = false;
 }
 
 static int data_init(struct dev_ds_data *d, unsigned int i)
@@ -73,22 +79,8 @@ static int data_init(struct dev_ds_data *d, unsigned int i)
 	return 0;
 }
 
-int dev_ds_enable(struct vfmig_dev *dev)
-{
-	int r = 0;
-
-	for (unsigned int i = 0; r == 0 && i < DEV_DS_NDATA; i++)
-		r = data_init(&dev->ds.data[i], i);
-	if (r < 0) {
-		dev_ds_fini(dev);
-		return r;
-	}
-	dev->ds.on = true;
-	dev_ds_reset(dev);
-	return 0;
-}
-
-void dev_ds_reset(struct vfmig_dev *dev)
+/* DEVICE_RESET: control fields back to 0 (device_state RUNNING). */
+static void ds_reset(struct vfmig_dev *dev)
 {
 	struct dev_ds *ds = &dev->ds;
 
@@ -97,27 +89,27 @@ void dev_ds_reset(struct vfmig_dev *dev)
 	ds->start_addr = ds->page_nr = 0;
 }
 
-VFMIG_EXPORT int vfmig_dev_set_mig_interface(vfmig_dev *dev,
-					     enum vfmig_dev_mig_interface iface)
+static int ds_init(struct vfmig_dev *dev)
 {
-	if (!dev || (iface != VFMIG_DEV_MIG_IFACE_V2 &&
-		     iface != VFMIG_DEV_MIG_IFACE_REGION))
-		return -EINVAL;
-	if (iface == VFMIG_DEV_MIG_IFACE_REGION && !dev_mig_supported(dev))
-		return -EINVAL;
-	if (dev->conn_fd >= 0 || dev->mig.state != VFW_MIG_STATE_RUNNING)
-		return -EBUSY;
-	if ((iface == VFMIG_DEV_MIG_IFACE_REGION) == dev->ds.on)
-		return 0;
-	if (iface == VFMIG_DEV_MIG_IFACE_V2) {
-		dev_ds_fini(dev);
-		DEV_LOG(dev, VFW_LOG_INFO, "migration interface: v2");
-		return 0;
+	int r = 0;
+
+	for (unsigned int i = 0; i < DEV_DS_NDATA; i++)
+		dev->ds.data[i] = (struct dev_ds_data){ .memfd = -1 };
+	for (unsigned int i = 0; r == 0 && i < DEV_DS_NDATA; i++)
+		r = data_init(&dev->ds.data[i], i);
+	if (r < 0) {
+		ds_fini(dev);
+		return r;
 	}
-	int r = dev_ds_enable(dev);
-	if (r == 0)
-		DEV_LOG(dev, VFW_LOG_INFO, "migration interface: region");
-	return r;
+	ds_reset(dev);
+	return 0;
+}
+
+/* The client took its dirty log along (dev_drop_client): reads of
+ * device_state tell so. */
+static void ds_client_gone(struct vfmig_dev *dev)
+{
+	dev->ds.device_state &= ~VFW_DS_STATE_LOGGING;
 }
 
 /* ---- device_state ---- */
@@ -437,8 +429,9 @@ static int ctl_access(struct vfmig_dev *dev, uint64_t off, uint8_t *buf,
 	return 0;
 }
 
-int dev_ds_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
-		  void *buf, size_t len, bool is_write)
+/* A REGION_READ/WRITE of region 9..12. */
+static int ds_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
+		     void *buf, size_t len, bool is_write)
 {
 	struct dev_ds_data *d;
 
@@ -456,16 +449,16 @@ int dev_ds_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
 
 /* ---- GET_REGION_INFO ---- */
 
-int dev_ds_region_fd(const struct vfmig_dev *dev, uint32_t index)
+static int ds_region_fd(const struct vfmig_dev *dev, uint32_t index)
 {
 	if (index < VFW_DS_REGION_CONFIG || index > VFW_DS_REGION_BITMAP)
 		return -1;
 	return dev->ds.data[index - VFW_DS_REGION_CONFIG].memfd;
 }
 
-void dev_ds_region_info(const struct vfmig_dev *dev, uint32_t index,
-			struct vfw_region_info *ri,
-			struct vfw_region_info_cap_type *cap, bool *with_fd)
+static void ds_region_info(const struct vfmig_dev *dev, uint32_t index,
+			   struct vfw_region_info *ri,
+			   struct vfw_region_info_cap_type *cap, bool *with_fd)
 {
 	*ri = (struct vfw_region_info){
 		.index = index,
@@ -488,3 +481,19 @@ void dev_ds_region_info(const struct vfmig_dev *dev, uint32_t index,
 		*with_fd = true;
 	}
 }
+
+/* No DEVICE_FEATURE, MIG_DATA_* or size estimates: the client reaches the
+ * state machine through the four regions only. */
+const struct dev_mig_iface dev_mig_region = {
+	.iface = VFMIG_DEV_MIG_IFACE_REGION,
+	.name = "region",
+	.needs_mig = true,
+	.num_regions = VFW_DS_NUM_REGIONS,
+	.init = ds_init,
+	.fini = ds_fini,
+	.reset = ds_reset,
+	.client_gone = ds_client_gone,
+	.region_access = ds_access,
+	.region_info = ds_region_info,
+	.region_fd = ds_region_fd,
+};

@@ -1,22 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Device-side migration: DEVICE_FEATURE (MIGRATION, MIG_DEVICE_STATE, DMA
- * logging, the size-estimate extension), the v2 state machine walked arc by
- * arc with the shared next-hop table (protocol/migfsm.c), the save and load
- * sessions behind MIG_DATA_READ / MIG_DATA_WRITE, and command gating while
- * the device is stopped.
+ * Device-side migration, what every device-state interface shares: the v2
+ * state machine walked arc by arc with the shared next-hop table
+ * (protocol/migfsm.c), the save and load sessions with their chunk helpers,
+ * command gating while the device is stopped, and the choice of the
+ * interface the client is offered (vfmig_dev_set_mig_interface).
  *
  * Sessions (docs/device-migration.md) are tied to the state: a save
  * session opens on entering PRE_COPY or STOP_COPY from outside the saving
  * group and closes on leaving the group; a load session lives exactly while
  * in RESUMING. The device learns both from its mig_transition arcs.
  *
- * The region-based interface (mig_region.c) drives the same machine through
- * dev_mig_goto and the save/load chunk helpers; while it is on, the v2
- * features and MIG_DATA_* are refused here with ENOTSUP.
+ * An interface is a const struct dev_mig_iface (internal.h): dev_mig_v2 in
+ * mig_v2.c (DEVICE_FEATURE and MIG_DATA_READ/WRITE) and dev_mig_region in
+ * mig_region.c (regions 9..12). Both drive the machine here through
+ * dev_mig_goto and the chunk helpers. DEVICE_FEATURE (after the header
+ * checks common to all), MIG_DATA_*, the size-estimate offer in VERSION,
+ * DEVICE_RESET, a departing client and teardown call through
+ * dev->mig.iface; regions.c does the same for the regions.
  */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -73,10 +76,9 @@ bool dev_mig_cmd_allowed(const struct vfmig_dev *dev, unsigned int cmd)
 
 uint32_t dev_mig_info_offer(const struct vfmig_dev *dev, uint32_t client)
 {
-	if (!client || !dev_mig_supported(dev) || !dev->ops.mig_estimate ||
-	    dev->ds.on)
-		return 0;
-	return client < VFW_MIG_INFO_VERSION ? client : VFW_MIG_INFO_VERSION;
+	const struct dev_mig_iface *mi = dev->mig.iface;
+
+	return mi->info_offer ? mi->info_offer(dev, client) : 0;
 }
 
 static bool in_session_state(uint32_t s)
@@ -190,187 +192,69 @@ void dev_mig_reset(struct vfmig_dev *dev)
 		set_state(dev, VFW_MIG_STATE_RUNNING);
 	dev->mig.bytes = 0;
 	dev->mig.mem_bytes = 0;
-	dev_ds_reset(dev);
+	if (dev->mig.iface->reset)
+		dev->mig.iface->reset(dev);
 }
 
-/* ---- DEVICE_FEATURE ---- */
+void dev_mig_client_gone(struct vfmig_dev *dev)
+{
+	if (dev->mig.iface->client_gone)
+		dev->mig.iface->client_gone(dev);
+}
 
-struct feat_ctx {
-	struct vfmig_dev *dev;
-	struct vfw_msg *msg;
-	struct vfw_device_feature f;
-	const uint8_t *data; /* after the feature header */
-	size_t len;
+void dev_mig_fini(struct vfmig_dev *dev)
+{
+	if (dev->mig.iface->fini)
+		dev->mig.iface->fini(dev);
+}
+
+/* ---- choosing the interface ---- */
+
+/* Every interface vfmig_dev_set_mig_interface can pick. */
+static const struct dev_mig_iface *const ifaces[] = {
+	&dev_mig_v2,
+	&dev_mig_region,
 };
 
-/* GET reply: header with argsz = total, then data. */
-static int reply_get(struct feat_ctx *c, const void *data, size_t len)
+static const struct dev_mig_iface *iface_find(int iface)
 {
-	struct vfw_device_feature h = { (uint32_t)(sizeof(h) + len), c->f.flags };
-	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)data, len } };
-
-	if (c->f.argsz < sizeof(h) + len)
-		return -EINVAL;
-	return dev_reply_fds(c->dev, &c->msg->hdr, iov, len ? 2 : 1, NULL, 0);
+	for (size_t i = 0; i < sizeof(ifaces) / sizeof(ifaces[0]); i++)
+		if (ifaces[i]->iface == iface)
+			return ifaces[i];
+	return NULL;
 }
 
-/* SET reply: the request payload echoed, with data replaced by `data`. */
-static int reply_set(struct feat_ctx *c, const void *data, size_t len)
+VFMIG_EXPORT int vfmig_dev_set_mig_interface(vfmig_dev *dev,
+					     enum vfmig_dev_mig_interface iface)
 {
-	struct iovec iov[2] = { { &c->f, sizeof(c->f) }, { (void *)data, len } };
-
-	return dev_reply_fds(c->dev, &c->msg->hdr, iov, len ? 2 : 1, NULL, 0);
-}
-
-static int feat_migration(struct feat_ctx *c)
-{
-	uint64_t flags = c->dev->ops.mig_flags;
-
-	return reply_get(c, &flags, sizeof(flags));
-}
-
-static int feat_state(struct feat_ctx *c)
-{
-	struct vfw_mig_device_state s = { 0 };
+	const struct dev_mig_iface *to, *from;
 	int r;
 
-	if (c->f.flags & VFW_FEATURE_GET) {
-		s.device_state = c->dev->mig.state;
-		s.data_fd = UINT32_MAX;
-		return reply_get(c, &s, sizeof(s));
-	}
-	if (c->len < sizeof(s))
+	to = dev ? iface_find((int)iface) : NULL;
+	if (!to || (to->needs_mig && !dev_mig_supported(dev)))
 		return -EINVAL;
-	memcpy(&s, c->data, sizeof(s));
-	r = mig_set_state(c->dev, s.device_state);
+	if (dev->conn_fd >= 0 || dev->mig.state != VFW_MIG_STATE_RUNNING)
+		return -EBUSY;
+	from = dev->mig.iface;
+	if (to == from)
+		return 0;
+	r = to->init ? to->init(dev) : 0;
 	if (r < 0)
-		return r;
-	s.device_state = c->dev->mig.state;
-	return reply_set(c, &s, sizeof(s)); /* data_fd echoed as it came */
+		return r; /* init left nothing behind; from is still in use */
+	if (from->fini)
+		from->fini(dev);
+	dev->mig.iface = to;
+	DEV_LOG(dev, VFW_LOG_INFO, "migration interface: %s", to->name);
+	return 0;
 }
 
-static int feat_log_start(struct feat_ctx *c)
-{
-	struct vfw_dma_logging_start st;
-	uint64_t pg;
-	uint8_t *echo;
-	int r = dev_dlog_start(c->dev, c->data, c->len, &pg);
-
-	if (r < 0)
-		return r;
-	echo = malloc(c->len);
-	if (!echo) {
-		dev_dlog_stop(c->dev);
-		return -ENOMEM;
-	}
-	memcpy(echo, c->data, c->len);
-	memcpy(&st, echo, sizeof(st));
-	st.page_size = pg;
-	memcpy(echo, &st, sizeof(st));
-	r = reply_set(c, echo, c->len);
-	free(echo);
-	return r;
-}
-
-static int feat_log_stop(struct feat_ctx *c)
-{
-	dev_dlog_stop(c->dev); /* any payload is ignored (lvu sends one) */
-	return reply_set(c, c->data, c->len);
-}
-
-static int feat_log_report(struct feat_ctx *c)
-{
-	struct vfw_dma_logging_report rq;
-	const size_t fixed = sizeof(c->f) + sizeof(rq);
-	uint64_t *bm;
-	size_t bytes;
-	int r;
-
-	if (c->len < sizeof(rq) || c->f.argsz < fixed)
-		return -EINVAL;
-	memcpy(&rq, c->data, sizeof(rq));
-	/* The bitmap is bounded by the client's argsz and by our own transfer
-	 * limit (1 MiB: 32 GiB of 4 KiB pages per REPORT). */
-	uint64_t max = c->f.argsz - fixed;
-	if (max > c->dev->max_xfer)
-		max = c->dev->max_xfer;
-	r = dev_dlog_report(c->dev, &rq, max, &bm, &bytes);
-	if (r < 0)
-		return r;
-	struct vfw_device_feature h = { (uint32_t)(fixed + bytes), c->f.flags };
-	struct iovec iov[3] = { { &h, sizeof(h) }, { &rq, sizeof(rq) },
-				{ bm, bytes } };
-	r = dev_reply_fds(c->dev, &c->msg->hdr, iov, 3, NULL, 0);
-	free(bm);
-	return r;
-}
-
-static int estimate(struct vfmig_dev *dev, struct vfmig_dev_mig_estimate *e)
-{
-	int r;
-
-	memset(e, 0, sizeof(*e));
-	r = dev->ops.mig_estimate(dev, dev->priv, e);
-	return r < 0 ? r : 0;
-}
-
-static int feat_data_size(struct feat_ctx *c)
-{
-	struct vfmig_dev_mig_estimate e;
-	struct vfw_mig_data_size d;
-	int r;
-
-	if (c->dev->mig.state == VFW_MIG_STATE_ERROR)
-		return -EINVAL;
-	r = estimate(c->dev, &e);
-	if (r < 0)
-		return r;
-	d.stop_copy_length = e.stop_copy_bytes;
-	return reply_get(c, &d, sizeof(d));
-}
-
-static int feat_precopy_info(struct feat_ctx *c)
-{
-	struct vfmig_dev_mig_estimate e;
-	struct vfw_precopy_info d;
-	uint32_t s = c->dev->mig.state;
-	int r;
-
-	if (s != VFW_MIG_STATE_PRE_COPY && s != VFW_MIG_STATE_PRE_COPY_P2P)
-		return -EINVAL;
-	r = estimate(c->dev, &e);
-	if (r < 0)
-		return r;
-	d.initial_bytes = e.initial_bytes;
-	d.dirty_bytes = e.dirty_bytes;
-	return reply_get(c, &d, sizeof(d));
-}
-
-/* Features, the operations each allows, and whether it needs the
- * negotiated size-estimate extension. */
-static const struct {
-	uint32_t index;
-	uint32_t ops;
-	bool ext;
-	int (*fn)(struct feat_ctx *c);
-} features[] = {
-	{ VFW_FEATURE_MIGRATION, VFW_FEATURE_GET, false, feat_migration },
-	{ VFW_FEATURE_MIG_DEVICE_STATE, VFW_FEATURE_GET | VFW_FEATURE_SET,
-	  false, feat_state },
-	{ VFW_FEATURE_DMA_LOGGING_START, VFW_FEATURE_SET, false, feat_log_start },
-	{ VFW_FEATURE_DMA_LOGGING_STOP, VFW_FEATURE_SET, false, feat_log_stop },
-	{ VFW_FEATURE_DMA_LOGGING_REPORT, VFW_FEATURE_GET, false,
-	  feat_log_report },
-	{ VFW_FEATURE_MIG_DATA_SIZE, VFW_FEATURE_GET, true, feat_data_size },
-	{ VFW_FEATURE_VFMIG_PRECOPY_INFO, VFW_FEATURE_GET, true,
-	  feat_precopy_info },
-};
+/* ---- DEVICE_FEATURE and MIG_DATA_* ---- */
 
 int dev_cmd_feature(struct vfmig_dev *dev, struct vfw_msg *msg)
 {
 	const uint32_t gs = VFW_FEATURE_GET | VFW_FEATURE_SET;
-	struct feat_ctx c = { .dev = dev, .msg = msg };
-	uint32_t index;
+	const struct dev_mig_iface *mi = dev->mig.iface;
+	struct dev_feat_req c = { .dev = dev, .msg = msg };
 
 	memcpy(&c.f, msg->payload, sizeof(c.f));
 	c.data = msg->payload + sizeof(c.f);
@@ -381,34 +265,26 @@ int dev_cmd_feature(struct vfmig_dev *dev, struct vfw_msg *msg)
 		return -EINVAL;
 	if ((c.f.flags & gs) == gs && !(c.f.flags & VFW_FEATURE_PROBE))
 		return -EINVAL;
-	index = c.f.flags & VFW_FEATURE_MASK;
-	if (dev->ds.on) {
-		/* Every feature here belongs to the v2 interface. */
+	c.index = c.f.flags & VFW_FEATURE_MASK;
+	if (!mi->feature) {
 		DEV_LOG(dev, VFW_LOG_DEBUG,
-			"DEVICE_FEATURE %u: region interface in use", index);
+			"DEVICE_FEATURE %u: %s interface in use", c.index,
+			mi->name);
 		return -ENOTSUP;
 	}
-	if (!dev_mig_supported(dev)) {
-		DEV_LOG(dev, VFW_LOG_DEBUG,
-			"DEVICE_FEATURE %u: device does not migrate", index);
-		return -ENOTSUP;
-	}
-	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
-		if (features[i].index != index)
-			continue;
-		if (features[i].ext && !dev->mig.info_version)
-			break;
-		if ((c.f.flags & gs) & ~features[i].ops)
-			return -EINVAL;
-		if (c.f.flags & VFW_FEATURE_PROBE)
-			return reply_set(&c, c.data, c.len);
-		return features[i].fn(&c);
-	}
-	DEV_LOG(dev, VFW_LOG_DEBUG, "DEVICE_FEATURE %u: not supported", index);
-	return -ENOTSUP;
+	return mi->feature(&c);
 }
 
-/* ---- MIG_DATA_READ / MIG_DATA_WRITE ---- */
+int dev_cmd_mig_data(struct vfmig_dev *dev, struct vfw_msg *msg)
+{
+	const struct dev_mig_iface *mi = dev->mig.iface;
+
+	if (!mi->mig_data)
+		return -ENOTSUP; /* the interface moves the data elsewhere */
+	return mi->mig_data(dev, msg);
+}
+
+/* ---- the save and load streams ---- */
 
 int dev_mig_save_chunk(struct vfmig_dev *dev, uint8_t *buf, size_t len,
 		       size_t *got)
@@ -450,55 +326,4 @@ int dev_mig_load_chunk(struct vfmig_dev *dev, const uint8_t *buf,
 	}
 	dev->mig.bytes += len;
 	return 0;
-}
-
-static int mig_read(struct vfmig_dev *dev, struct vfw_msg *msg,
-		    struct vfw_mig_data m)
-{
-	uint8_t *buf;
-	size_t got = 0;
-	int r;
-
-	if (!vfw_mig_state_saving(dev->mig.state) || m.size > dev->max_xfer ||
-	    m.argsz < sizeof(m) + (uint64_t)m.size)
-		return -EINVAL;
-	buf = malloc(m.size ? m.size : 1);
-	if (!buf)
-		return -ENOMEM;
-	r = dev_mig_save_chunk(dev, buf, m.size, &got);
-	if (r == 0) {
-		struct vfw_mig_data h = { (uint32_t)(sizeof(h) + got),
-					  (uint32_t)got };
-		struct iovec iov[2] = { { &h, sizeof(h) }, { buf, got } };
-		r = dev_reply_fds(dev, &msg->hdr, iov, got ? 2 : 1, NULL, 0);
-	}
-	free(buf);
-	return r;
-}
-
-static int mig_write(struct vfmig_dev *dev, struct vfw_msg *msg,
-		     struct vfw_mig_data m)
-{
-	int r;
-
-	if (dev->mig.state != VFW_MIG_STATE_RESUMING ||
-	    m.size != msg->len - sizeof(m) ||
-	    m.argsz < sizeof(m) + (uint64_t)m.size)
-		return -EINVAL;
-	r = dev_mig_load_chunk(dev, msg->payload + sizeof(m), m.size);
-	return r < 0 ? r : dev_reply(dev, &msg->hdr, NULL, 0);
-}
-
-int dev_cmd_mig_data(struct vfmig_dev *dev, struct vfw_msg *msg)
-{
-	struct vfw_mig_data m;
-
-	memcpy(&m, msg->payload, sizeof(m));
-	if (dev->ds.on)
-		return -ENOTSUP; /* the region interface moves the data */
-	if (!dev_mig_supported(dev))
-		return -EINVAL;
-	if (msg->hdr.command == VFW_CMD_MIG_DATA_READ)
-		return mig_read(dev, msg, m);
-	return mig_write(dev, msg, m);
 }

@@ -3,8 +3,10 @@
  * Regions: REGION_READ / REGION_WRITE / REGION_WRITE_MULTI routing (config
  * space, MSI-X table/PBA, mappable BAR memory, the device's callback),
  * GET_REGION_INFO with its sparse-mmap capability, and GET_REGION_IO_FDS.
- * Regions 9..12 of the region-based migration interface are handed to
- * mig_region.c.
+ * How many regions there are, and the ones after the nine PCI regions (9..12
+ * of the region-based migration interface, mig_region.c), belong to the
+ * migration interface in use: num_regions and the region_* operations of
+ * dev->mig.iface (struct dev_mig_iface, internal.h).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -97,13 +99,14 @@ int dev_region_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,
 	if (region < VFMIG_DEV_MAX_BARS)
 		return bar_access(dev, region, off, buf, len, is_write);
 	if (region >= VFW_PCI_NUM_REGIONS && region < dev_num_regions(dev))
-		return dev_ds_access(dev, region, off, buf, len, is_write);
+		return dev->mig.iface->region_access(dev, region, off, buf, len,
+						     is_write);
 	return -EINVAL;
 }
 
 uint32_t dev_num_regions(const struct vfmig_dev *dev)
 {
-	return dev->ds.on ? VFW_DS_NUM_REGIONS : VFW_PCI_NUM_REGIONS;
+	return dev->mig.iface->num_regions;
 }
 
 int dev_region_fd(const struct vfmig_dev *dev, uint32_t index)
@@ -111,7 +114,7 @@ int dev_region_fd(const struct vfmig_dev *dev, uint32_t index)
 	if (index < VFMIG_DEV_MAX_BARS)
 		return dev->bars[index].memfd;
 	if (index >= VFW_PCI_NUM_REGIONS && index < dev_num_regions(dev))
-		return dev_ds_region_fd(dev, index);
+		return dev->mig.iface->region_fd(dev, index);
 	return -1;
 }
 
@@ -258,7 +261,7 @@ int dev_region_info_build(const struct vfmig_dev *dev, uint32_t index,
 	if (index >= VFW_PCI_NUM_REGIONS) {
 		struct vfw_region_info_cap_type type;
 		static_assert(sizeof(type) <= sizeof(caps), "caps buffer");
-		dev_ds_region_info(dev, index, &ri, &type, with_fd);
+		dev->mig.iface->region_info(dev, index, &ri, &type, with_fd);
 		memcpy(caps, &type, sizeof(type));
 		caps_len = sizeof(type);
 	} else {

@@ -984,7 +984,7 @@ static void test_set_interface_errors(void **state)
 			 0);
 	assert_int_equal(vfmig_dev_set_mig_interface(dev, VFMIG_DEV_MIG_IFACE_V2),
 			 0);
-	assert_false(dev->ds.on);
+	assert_ptr_equal(dev->mig.iface, &dev_mig_v2);
 	assert_int_equal(dev->ds.data[0].memfd, -1);
 	vfmig_dev_destroy(dev);
 }
