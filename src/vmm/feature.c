@@ -25,8 +25,8 @@ int vfmig_vmm_dev_reset(vfmig_vmm_dev *dev)
 	if (r < 0)
 		return r;
 	r = vmm_reset_locked(dev);
-	if (r == 0 && vmm_ds_on(dev))
-		vmm_ds_after_reset(dev);
+	if (r == 0 && vmm_mig(dev)->after_reset)
+		vmm_mig(dev)->after_reset(dev);
 	if (r == 0)
 		vmm_shadow_after_reset(dev);
 	vmm_unlock(dev);

@@ -201,6 +201,9 @@ struct vmm_mig_backend {
 	/* GET of a size-estimate feature; -EOPNOTSUPP without one */
 	int (*estimate)(vfmig_vmm_dev *dev, uint32_t feature, void *out,
 			size_t len);
+	/* Optional: a DEVICE_RESET succeeded (state the interface tracks on
+	 * our side goes back to RUNNING). */
+	void (*after_reset)(vfmig_vmm_dev *dev);
 };
 
 extern const struct vmm_mig_backend vmm_mig_v2;     /* mig_v2.c */

@@ -944,4 +944,5 @@ const struct vmm_mig_backend vmm_mig_region = {
 	.log_report = ds_log_report,
 	.log_stop = ds_log_stop,
 	.estimate = ds_estimate,
+	.after_reset = vmm_ds_after_reset,
 };
