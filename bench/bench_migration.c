@@ -30,7 +30,10 @@
  * The vfmig binary is $VFMIG if set, else ../src/cli/vfmig relative to the
  * directory of this executable (the build tree layout).
  *
- * Usage: bench-migration [VRAM MiB, default 256]
+ * Usage: bench-migration [VRAM MiB, default 256] [v2|region, default v2]
+ *                        [all|stream, default all]
+ * "stream" measures only the baseline and the stream-only stage in the
+ * rounds (after the warm-up and one capture), for profiling that stage.
  */
 #include <endian.h>
 #include <errno.h>
@@ -38,6 +41,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -525,15 +529,19 @@ int main(int argc, char **argv)
 
 	if (argc > 2)
 		iface = argv[2];
+	/* Only the baseline and the stream-only stage (for a profile). */
+	bool stream_stage_only = argc > 3 && strcmp(argv[3], "stream") == 0;
 	uint64_t npages, src_csum, dev_bytes = 0, records = 0, sbytes = 0;
 	char vfmig[PATH_MAX + 32];
 	vfmig_vmm_dev *src, *dst;
 	struct capture cap = { 0 };
 
-	if (mib < 1 || mib > 65536 || argc > 3 ||
-	    (strcmp(iface, "v2") && strcmp(iface, "region"))) {
+	if (mib < 1 || mib > 65536 || argc > 4 ||
+	    (strcmp(iface, "v2") && strcmp(iface, "region")) ||
+	    (argc > 3 && !stream_stage_only && strcmp(argv[3], "all"))) {
 		fprintf(stderr, "usage: bench-migration [VRAM MiB, 1..65536, "
-				"default 256] [v2|region, default v2]\n");
+				"default 256] [v2|region, default v2] "
+				"[all|stream, default all]\n");
 		return 2;
 	}
 	npages = mib * MiB / VRAM_PAGE_SIZE;
@@ -574,6 +582,11 @@ int main(int argc, char **argv)
 	 * ratio compares figures taken under the same machine load; the
 	 * report gives the median over the rounds. */
 	double mb[N_TESTS][ROUNDS], ratio[N_TESTS][ROUNDS], base[ROUNDS];
+	if (stream_stage_only) {
+		read_only(src, &cap);
+		if (cap.len != dev_bytes)
+			die("device-data byte count changed after the warm-up", 0);
+	}
 	for (int k = 0; k < ROUNDS; k++) {
 		uint64_t b2, r2, s2;
 		double b = bench_baseline(dev_bytes);
@@ -581,6 +594,11 @@ int main(int argc, char **argv)
 		if (b <= 0)
 			die("baseline", 0);
 		base[k] = b;
+		if (stream_stage_only) {
+			mb[2][k] = bench_mbps(dev_bytes, stream_only(&cap));
+			ratio[2][k] = mb[2][k] / b;
+			continue;
+		}
 		vram_fill(dst, npages, SRC_SEED + 2 + 2 * (uint32_t)k);
 		mb[0][k] = bench_mbps(dev_bytes, pipeline(src, dst, &b2, &r2, &s2));
 		if (b2 != dev_bytes)
@@ -600,6 +618,8 @@ int main(int argc, char **argv)
 	printf("%-34s %9.1f MB/s (median of %d rounds)\n",
 	       "baseline: raw socketpair", bench_median(base, ROUNDS), ROUNDS);
 	for (int t = 0; t < N_TESTS; t++) {
+		if (stream_stage_only && t != 2)
+			continue;
 		double m = bench_median(mb[t], ROUNDS);
 		double lo = ratio[t][0], hi = ratio[t][0];
 		for (int k = 1; k < ROUNDS; k++) {
@@ -610,8 +630,9 @@ int main(int argc, char **argv)
 		       "(rounds %.2f-%.2f)\n",
 		       test_names[t], m, bench_median(ratio[t], ROUNDS), lo, hi);
 	}
-	printf("destination checksum %016llx == source after every load\n",
-	       (unsigned long long)src_csum);
+	if (!stream_stage_only)
+		printf("destination checksum %016llx == source after every "
+		       "load\n", (unsigned long long)src_csum);
 
 	vfmig_vmm_dev_close(src);
 	vfmig_vmm_dev_close(dst);
