@@ -20,6 +20,21 @@ void vfmig__print_hex(FILE *f, const uint8_t *p, size_t len, size_t max);
 /* CRC-32 (zlib) over any length. */
 uint32_t vfmig__crc32(uint32_t crc, const void *p, size_t len);
 
+/* A record checksum being computed, of one algorithm (csum.c). */
+struct vfmig__csum {
+	uint16_t algo;  /* enum vfmig_stream_csum */
+	uint32_t crc;   /* CRC-32: the running value */
+};
+
+/* Sets c up for algo. Returns 0, -EINVAL (unknown algorithm) or -ENOMEM. */
+int vfmig__csum_init(struct vfmig__csum *c, uint16_t algo);
+/* Starts a record: begin, update over its bytes in order, end. */
+void vfmig__csum_begin(struct vfmig__csum *c);
+void vfmig__csum_update(struct vfmig__csum *c, const void *p, size_t len);
+uint32_t vfmig__csum_end(const struct vfmig__csum *c);
+/* Releases what init allocated (c itself is the caller's). */
+void vfmig__csum_free(struct vfmig__csum *c);
+
 /* One entry of the record catalogue. */
 struct vfmig__rec_type {
 	const char *name;
@@ -39,8 +54,8 @@ struct vfmig__frame {
 	uint16_t flags;
 	uint32_t length;
 	const uint8_t *payload;
-	uint32_t crc_stored;
-	uint32_t crc_computed;
+	uint32_t csum_stored;
+	uint32_t csum_computed;
 };
 
 /*

@@ -44,7 +44,7 @@ int vfmig_stream_print(struct vfmig_io *io, FILE *out, char *err, size_t errlen)
 		fprintf(out, "@%-10" PRIu64 " %-12s (type %u) flags 0x%04x%s length %" PRIu32
 			" checksum %s\n", fr.offset, name ? name : "UNKNOWN", fr.type, fr.flags,
 			fr.flags & VFMIG_STREAM_F_MUST_UNDERSTAND ? " (must-understand)" : "",
-			fr.length, fr.crc_stored == fr.crc_computed ? "OK" : "BAD");
+			fr.length, fr.csum_stored == fr.csum_computed ? "OK" : "BAD");
 		rc = vfmig__reader_accept(r, &fr, &rec);
 		if (rc < 0)
 			return print_fail(out, r, rc, err, errlen);

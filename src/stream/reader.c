@@ -17,6 +17,7 @@ struct vfmig_stream_reader {
 	struct vfmig_io *io;
 	uint64_t offset;       /* bytes consumed */
 	uint16_t minor;
+	struct vfmig__csum csum; /* the record checksum the header names */
 	int error;             /* sticky */
 	bool done;             /* END returned */
 	bool have_list;
@@ -105,6 +106,11 @@ int vfmig_stream_reader_open(struct vfmig_stream_reader **out, struct vfmig_io *
 		goto fail;
 	}
 	r->minor = get_be16(h + 10);
+	rc = vfmig__csum_init(&r->csum, VFMIG_STREAM_CSUM_CRC32);
+	if (rc < 0) {
+		rfail(r, rc, "no memory for the record checksum");
+		goto fail;
+	}
 	*out = r;
 	return 0;
 fail:
@@ -159,8 +165,11 @@ int vfmig__reader_frame(struct vfmig_stream_reader *r, struct vfmig__frame *fr)
 	if (rc < 0)
 		return rc;
 	fr->payload = r->buf;
-	fr->crc_stored = get_be32(tail);
-	fr->crc_computed = vfmig__crc32(vfmig__crc32(0, h, sizeof(h)), r->buf, fr->length);
+	fr->csum_stored = get_be32(tail);
+	vfmig__csum_begin(&r->csum);
+	vfmig__csum_update(&r->csum, h, sizeof(h));
+	vfmig__csum_update(&r->csum, r->buf, fr->length);
+	fr->csum_computed = vfmig__csum_end(&r->csum);
 	return 1;
 }
 
@@ -222,11 +231,11 @@ int vfmig__reader_accept(struct vfmig_stream_reader *r, const struct vfmig__fram
 	char derr[240];
 	int rc;
 
-	if (fr->crc_stored != fr->crc_computed)
+	if (fr->csum_stored != fr->csum_computed)
 		return rfail(r, -EBADMSG,
 			     "record at offset %" PRIu64 " (type %u): checksum mismatch (stored 0x%08"
 			     PRIx32 ", computed 0x%08" PRIx32 ")", fr->offset, fr->type,
-			     fr->crc_stored, fr->crc_computed);
+			     fr->csum_stored, fr->csum_computed);
 	if (fr->flags & ~VFMIG_STREAM_F_MUST_UNDERSTAND)
 		return rfail(r, -EOPNOTSUPP,
 			     "record at offset %" PRIu64 " (type %u): unknown flags 0x%04x",
@@ -324,6 +333,7 @@ void vfmig_stream_reader_free(struct vfmig_stream_reader *r)
 	if (!r)
 		return;
 	vfmig_stream_decoded_clear(r->cur_type, &r->cur);
+	vfmig__csum_free(&r->csum);
 	free(r->buf);
 	free(r);
 }

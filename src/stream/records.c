@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <zlib.h>
-
 #include "be.h"
 #include "internal.h"
 
@@ -35,20 +33,6 @@ void vfmig__print_hex(FILE *f, const uint8_t *p, size_t len, size_t max)
 		fprintf(f, " %02x", p[i]);
 	if (len > max)
 		fprintf(f, " ...");
-}
-
-uint32_t vfmig__crc32(uint32_t crc, const void *p, size_t len)
-{
-	const Bytef *b = p;
-
-	while (len) {
-		uInt n = len > 0x40000000u ? 0x40000000u : (uInt)len;
-
-		crc = (uint32_t)crc32(crc, b, n);
-		b += n;
-		len -= n;
-	}
-	return crc;
 }
 
 bool vfmig_stream_str_eq(struct vfmig_stream_str s, const char *c)

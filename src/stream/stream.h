@@ -38,6 +38,11 @@
 #define VFMIG_STREAM_RECORD_HEADER_SIZE 8    /* type, flags, length */
 #define VFMIG_STREAM_MAX_RECORD (64u << 20)  /* payload bytes */
 
+/* Record checksum algorithms. */
+enum vfmig_stream_csum {
+	VFMIG_STREAM_CSUM_CRC32 = 0,  /* zlib crc32(), the only one of 1.0 */
+};
+
 /* Record flags. Bits other than MUST_UNDERSTAND must be zero in 1.0. */
 #define VFMIG_STREAM_F_MUST_UNDERSTAND 0x0001u
 

@@ -16,6 +16,7 @@ struct vfmig_stream_writer {
 	bool switchover;
 	bool ended;
 	uint16_t ndev;
+	struct vfmig__csum csum; /* the record checksum of the header */
 	int error;          /* sticky I/O error */
 	char err[256];
 };
@@ -43,7 +44,6 @@ static int write_parts(struct vfmig_stream_writer *w, uint16_t type, uint16_t fl
 		       const struct part *parts, size_t nparts)
 {
 	uint8_t hdr[VFMIG_STREAM_RECORD_HEADER_SIZE], tail[4];
-	uint32_t crc;
 	size_t i, len = 0;
 	int rc;
 
@@ -62,10 +62,11 @@ static int write_parts(struct vfmig_stream_writer *w, uint16_t type, uint16_t fl
 	put_be16(hdr, type);
 	put_be16(hdr + 2, flags);
 	put_be32(hdr + 4, (uint32_t)len);
-	crc = vfmig__crc32(0, hdr, sizeof(hdr));
+	vfmig__csum_begin(&w->csum);
+	vfmig__csum_update(&w->csum, hdr, sizeof(hdr));
 	for (i = 0; i < nparts; i++)
-		crc = vfmig__crc32(crc, parts[i].p, parts[i].len);
-	put_be32(tail, crc);
+		vfmig__csum_update(&w->csum, parts[i].p, parts[i].len);
+	put_be32(tail, vfmig__csum_end(&w->csum));
 	vfmig_io_write(w->io, hdr, sizeof(hdr));
 	for (i = 0; i < nparts; i++)
 		vfmig_io_write(w->io, parts[i].p, parts[i].len);
@@ -114,6 +115,11 @@ int vfmig_stream_writer_open(struct vfmig_stream_writer **out, struct vfmig_io *
 		return -ENOMEM;
 	w->io = io;
 	w->start = io->bytes_written;
+	rc = vfmig__csum_init(&w->csum, VFMIG_STREAM_CSUM_CRC32);
+	if (rc < 0) {
+		free(w);
+		return rc;
+	}
 	memcpy(hdr, VFMIG_STREAM_MAGIC, 8);
 	put_be16(hdr + 8, VFMIG_STREAM_MAJOR);
 	put_be16(hdr + 10, VFMIG_STREAM_MINOR);
@@ -121,7 +127,7 @@ int vfmig_stream_writer_open(struct vfmig_stream_writer **out, struct vfmig_io *
 	put_be32(hdr + 16, vfmig__crc32(0, hdr, 16));
 	rc = vfmig_io_write(io, hdr, sizeof(hdr));
 	if (rc < 0) {
-		free(w);
+		vfmig_stream_writer_free(w);
 		return rc;
 	}
 	*out = w;
@@ -326,5 +332,8 @@ const char *vfmig_stream_writer_error(const struct vfmig_stream_writer *w)
 
 void vfmig_stream_writer_free(struct vfmig_stream_writer *w)
 {
+	if (!w)
+		return;
+	vfmig__csum_free(&w->csum);
 	free(w);
 }
