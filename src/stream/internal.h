@@ -24,6 +24,7 @@ uint32_t vfmig__crc32(uint32_t crc, const void *p, size_t len);
 struct vfmig__csum {
 	uint16_t algo;  /* enum vfmig_stream_csum */
 	uint32_t crc;   /* CRC-32: the running value */
+	struct XXH3_state_s *xxh; /* XXH3: the streaming state (owned) */
 };
 
 /* Sets c up for algo. Returns 0, -EINVAL (unknown algorithm) or -ENOMEM. */

@@ -34,8 +34,9 @@ int vfmig_stream_print(struct vfmig_io *io, FILE *out, char *err, size_t errlen)
 		vfmig__err(err, errlen, "%s", oerr);
 		return rc;
 	}
-	fprintf(out, "vfmig stream, format %u.%u, header %u bytes, checksum OK\n",
-		VFMIG_STREAM_MAJOR, vfmig_stream_reader_minor(r), VFMIG_STREAM_HEADER_SIZE);
+	fprintf(out, "vfmig stream, format %u.%u, header %u bytes, checksum OK, "
+		"record checksum %s\n", VFMIG_STREAM_MAJOR, vfmig_stream_reader_minor(r),
+		VFMIG_STREAM_HEADER_SIZE, vfmig_stream_csum_name(vfmig_stream_reader_csum(r)));
 	while (!vfmig__reader_done(r)) {
 		rc = vfmig__reader_frame(r, &fr);
 		if (rc < 0)

@@ -69,7 +69,7 @@ int vfmig_stream_reader_open(struct vfmig_stream_reader **out, struct vfmig_io *
 	struct vfmig_stream_reader *r;
 	uint8_t h[VFMIG_STREAM_HEADER_SIZE];
 	uint32_t flags, crc;
-	uint16_t major;
+	uint16_t major, algo;
 	int rc;
 
 	r = calloc(1, sizeof(*r));
@@ -99,14 +99,36 @@ int vfmig_stream_reader_open(struct vfmig_stream_reader **out, struct vfmig_io *
 			   ", computed 0x%08" PRIx32 ")", get_be32(h + 16), crc);
 		goto fail;
 	}
-	flags = get_be32(h + 12);
-	if (flags) {
-		rc = rfail(r, -EOPNOTSUPP,
-			   "offset 12: unknown stream header flags 0x%08" PRIx32, flags);
-		goto fail;
-	}
 	r->minor = get_be16(h + 10);
-	rc = vfmig__csum_init(&r->csum, VFMIG_STREAM_CSUM_CRC32);
+	if (r->minor == 0) {
+		/* 1.0: a u32 of flags, none defined; records carry CRC-32. */
+		flags = get_be32(h + 12);
+		if (flags) {
+			rc = rfail(r, -EOPNOTSUPP,
+				   "offset 12: unknown stream header flags 0x%08" PRIx32, flags);
+			goto fail;
+		}
+		algo = VFMIG_STREAM_CSUM_CRC32;
+	} else {
+		/* 1.1 on: u16 flags (none defined), u16 record checksum. */
+		flags = get_be16(h + 12);
+		if (flags) {
+			rc = rfail(r, -EOPNOTSUPP,
+				   "offset 12: unknown stream header flags 0x%04" PRIx32, flags);
+			goto fail;
+		}
+		algo = get_be16(h + 14);
+		if (!vfmig_stream_csum_name(algo)) {
+			rc = rfail(r, -EOPNOTSUPP,
+				   "offset 14: unknown record checksum algorithm %u (this reader "
+				   "knows %u = %s, %u = %s)", algo, VFMIG_STREAM_CSUM_CRC32,
+				   vfmig_stream_csum_name(VFMIG_STREAM_CSUM_CRC32),
+				   VFMIG_STREAM_CSUM_XXH3,
+				   vfmig_stream_csum_name(VFMIG_STREAM_CSUM_XXH3));
+			goto fail;
+		}
+	}
+	rc = vfmig__csum_init(&r->csum, algo);
 	if (rc < 0) {
 		rfail(r, rc, "no memory for the record checksum");
 		goto fail;
@@ -233,9 +255,10 @@ int vfmig__reader_accept(struct vfmig_stream_reader *r, const struct vfmig__fram
 
 	if (fr->csum_stored != fr->csum_computed)
 		return rfail(r, -EBADMSG,
-			     "record at offset %" PRIu64 " (type %u): checksum mismatch (stored 0x%08"
+			     "record at offset %" PRIu64 " (type %u): checksum mismatch (%s: stored 0x%08"
 			     PRIx32 ", computed 0x%08" PRIx32 ")", fr->offset, fr->type,
-			     fr->csum_stored, fr->csum_computed);
+			     vfmig_stream_csum_name(r->csum.algo), fr->csum_stored,
+			     fr->csum_computed);
 	if (fr->flags & ~VFMIG_STREAM_F_MUST_UNDERSTAND)
 		return rfail(r, -EOPNOTSUPP,
 			     "record at offset %" PRIu64 " (type %u): unknown flags 0x%04x",
@@ -311,6 +334,11 @@ bool vfmig__reader_done(const struct vfmig_stream_reader *r)
 uint16_t vfmig_stream_reader_minor(const struct vfmig_stream_reader *r)
 {
 	return r->minor;
+}
+
+uint16_t vfmig_stream_reader_csum(const struct vfmig_stream_reader *r)
+{
+	return r->csum.algo;
 }
 
 uint32_t vfmig_stream_reader_skipped(const struct vfmig_stream_reader *r)

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The vfmig migration stream, format 1.0 (docs/stream-format.md).
+ * The vfmig migration stream, format 1.1 (docs/stream-format.md).
  *
- * A stream is a header (magic "VFMIGSTR", major 1, minor 0, flags, CRC-32)
- * followed by checksummed type-length-value records, big-endian throughout,
- * the last of which is END. This library writes and reads streams through a
+ * A stream is a header (magic "VFMIGSTR", major 1, minor, flags, the record
+ * checksum algorithm (from 1.1 on), CRC-32 of the header) followed by
+ * checksummed type-length-value records, big-endian throughout, the last of
+ * which is END. This library writes 1.1 with XXH3 record checksums, or 1.0
+ * (CRC-32) on request, and reads both. It writes and reads streams through a
  * struct vfmig_io; it knows records and field tables, not devices or sockets.
  *
  * Errors: functions return 0 (or a count) on success and a negative errno on
@@ -14,7 +16,8 @@
  * reader, the byte offset. Reader errors:
  *   -EBADMSG         bad magic, checksum mismatch, malformed payload
  *   -EPROTONOSUPPORT major version other than 1
- *   -EOPNOTSUPP      unknown header/record flag bits, unknown mandatory record
+ *   -EOPNOTSUPP      unknown header/record flag bits, unknown record checksum
+ *                    algorithm, unknown mandatory record
  *   -EMSGSIZE        record length above VFMIG_STREAM_MAX_RECORD
  *   -ENODATA         stream truncated (including: no END record)
  *   -EPROTO          record order broken (e.g. device record before DEVICE_LIST)
@@ -33,15 +36,24 @@
 
 #define VFMIG_STREAM_MAGIC "VFMIGSTR"        /* 8 bytes, no NUL on the wire */
 #define VFMIG_STREAM_MAJOR 1
-#define VFMIG_STREAM_MINOR 0
+#define VFMIG_STREAM_MINOR 1                 /* what the writer writes by default */
 #define VFMIG_STREAM_HEADER_SIZE 20
 #define VFMIG_STREAM_RECORD_HEADER_SIZE 8    /* type, flags, length */
 #define VFMIG_STREAM_MAX_RECORD (64u << 20)  /* payload bytes */
 
-/* Record checksum algorithms. */
+/*
+ * Record checksum algorithms: the u16 at header offset 14 from 1.1 on. A 1.0
+ * stream's records carry CRC-32. The header's own checksum is CRC-32 in
+ * every 1.x stream.
+ */
 enum vfmig_stream_csum {
 	VFMIG_STREAM_CSUM_CRC32 = 0,  /* zlib crc32(), the only one of 1.0 */
+	VFMIG_STREAM_CSUM_XXH3 = 1,   /* low 32 bits of XXH3-64 (libxxhash) */
 };
+#define VFMIG_STREAM_CSUM_DEFAULT VFMIG_STREAM_CSUM_XXH3
+
+/* The algorithm's name ("crc32", "xxh3"), or NULL if unknown. */
+const char *vfmig_stream_csum_name(uint16_t algo);
 
 /* Record flags. Bits other than MUST_UNDERSTAND must be zero in 1.0. */
 #define VFMIG_STREAM_F_MUST_UNDERSTAND 0x0001u
@@ -195,11 +207,20 @@ void vfmig_stream_decoded_clear(uint16_t type, struct vfmig_stream_decoded *d);
 struct vfmig_stream_writer;
 
 /*
- * Writes the stream header to io and returns a writer in *out. io stays owned
- * by the caller and must outlive the writer. Returns 0, -ENOMEM or the I/O
- * error.
+ * Writes the stream header to io and returns a writer in *out: format 1.1
+ * with record checksums of VFMIG_STREAM_CSUM_DEFAULT. io stays owned by the
+ * caller and must outlive the writer. Returns 0, -ENOMEM or the I/O error.
  */
 int vfmig_stream_writer_open(struct vfmig_stream_writer **out, struct vfmig_io *io);
+
+/*
+ * The same with the record checksum algorithm chosen: VFMIG_STREAM_CSUM_CRC32
+ * writes format 1.0 (byte for byte what a 1.0 writer writes, for a reader
+ * that knows only 1.0); any other known algorithm writes 1.1 naming it.
+ * Also -EINVAL for an unknown algorithm.
+ */
+int vfmig_stream_writer_open_csum(struct vfmig_stream_writer **out, struct vfmig_io *io,
+				  enum vfmig_stream_csum csum);
 
 /*
  * Record writers. Each writes one whole record and returns 0 or a negative
@@ -247,15 +268,18 @@ struct vfmig_stream_reader;
 
 /*
  * Reads and validates the header from io: magic, major == 1 (any minor),
- * checksum, flags == 0. io stays owned by the caller and must outlive the
- * reader. On success returns 0 and *out; on failure returns a negative errno
- * and, if out_err is not NULL, copies the message there (errlen bytes).
+ * checksum, flags == 0 and, from minor 1 on, a known record checksum
+ * algorithm. io stays owned by the caller and must outlive the reader. On
+ * success returns 0 and *out; on failure returns a negative errno and, if
+ * out_err is not NULL, copies the message there (errlen bytes).
  */
 int vfmig_stream_reader_open(struct vfmig_stream_reader **out, struct vfmig_io *io,
 			     char *out_err, size_t errlen);
 
 /* The minor version found in the header. */
 uint16_t vfmig_stream_reader_minor(const struct vfmig_stream_reader *r);
+/* The record checksum algorithm of the stream (enum vfmig_stream_csum). */
+uint16_t vfmig_stream_reader_csum(const struct vfmig_stream_reader *r);
 
 /*
  * Reads the next record, verifies its checksum, flags and payload, checks

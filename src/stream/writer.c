@@ -104,7 +104,8 @@ static int check_dev(struct vfmig_stream_writer *w, uint16_t dev)
 	return 0;
 }
 
-int vfmig_stream_writer_open(struct vfmig_stream_writer **out, struct vfmig_io *io)
+int vfmig_stream_writer_open_csum(struct vfmig_stream_writer **out, struct vfmig_io *io,
+				  enum vfmig_stream_csum csum)
 {
 	struct vfmig_stream_writer *w;
 	uint8_t hdr[VFMIG_STREAM_HEADER_SIZE];
@@ -115,15 +116,18 @@ int vfmig_stream_writer_open(struct vfmig_stream_writer **out, struct vfmig_io *
 		return -ENOMEM;
 	w->io = io;
 	w->start = io->bytes_written;
-	rc = vfmig__csum_init(&w->csum, VFMIG_STREAM_CSUM_CRC32);
+	rc = vfmig__csum_init(&w->csum, (uint16_t)csum);
 	if (rc < 0) {
 		free(w);
 		return rc;
 	}
 	memcpy(hdr, VFMIG_STREAM_MAGIC, 8);
 	put_be16(hdr + 8, VFMIG_STREAM_MAJOR);
-	put_be16(hdr + 10, VFMIG_STREAM_MINOR);
-	put_be32(hdr + 12, 0);
+	/* CRC-32 records are format 1.0, whose u32 of flags is 0; from 1.1 on
+	 * that word is u16 flags (0) and the u16 record checksum algorithm. */
+	put_be16(hdr + 10, csum == VFMIG_STREAM_CSUM_CRC32 ? 0 : VFMIG_STREAM_MINOR);
+	put_be16(hdr + 12, 0);
+	put_be16(hdr + 14, (uint16_t)csum);
 	put_be32(hdr + 16, vfmig__crc32(0, hdr, 16));
 	rc = vfmig_io_write(io, hdr, sizeof(hdr));
 	if (rc < 0) {
@@ -132,6 +136,11 @@ int vfmig_stream_writer_open(struct vfmig_stream_writer **out, struct vfmig_io *
 	}
 	*out = w;
 	return 0;
+}
+
+int vfmig_stream_writer_open(struct vfmig_stream_writer **out, struct vfmig_io *io)
+{
+	return vfmig_stream_writer_open_csum(out, io, VFMIG_STREAM_CSUM_DEFAULT);
 }
 
 int vfmig_stream_write_record(struct vfmig_stream_writer *w, uint16_t type, uint16_t flags,

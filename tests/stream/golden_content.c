@@ -76,7 +76,7 @@ void golden_page(uint8_t *page, unsigned i)
 		page[k] = (uint8_t)(k * 7 + i);
 }
 
-int golden_write(struct vfmig_io *io)
+int golden_write(struct vfmig_io *io, enum vfmig_stream_csum csum)
 {
 	static const struct vfmig_stream_kv info[] = {
 		{ "producer", "vfmig golden generator" },
@@ -103,7 +103,7 @@ int golden_write(struct vfmig_io *io)
 	golden_page(pages + 4096, 1);
 	golden_state0(&s0);
 	golden_state1(&s1);
-	rc = vfmig_stream_writer_open(&w, io);
+	rc = vfmig_stream_writer_open_csum(&w, io, csum);
 	if (rc < 0)
 		return rc;
 	if ((rc = vfmig_stream_write_info(w, info, 2)) < 0 ||

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The content of tests/stream/golden/v1.0.vfmig, written through today's
- * writer. gen_golden writes it once to the checked-in file; test_golden reads
- * the file back (checking every decoded value independently) and also checks
- * that today's writer still produces the same bytes.
+ * The content of the golden streams tests/stream/golden/v1.0.vfmig (CRC-32
+ * records) and v1.1.vfmig (XXH3 records: the same records, other checksums),
+ * written through today's writer. gen_golden writes each once to the
+ * checked-in file; test_golden reads the files back (checking every decoded
+ * value independently) and also checks that today's writer still produces
+ * the same bytes.
  */
 #ifndef VFMIG_TESTS_STREAM_GOLDEN_CONTENT_H
 #define VFMIG_TESTS_STREAM_GOLDEN_CONTENT_H
@@ -37,7 +39,8 @@ void golden_state1(struct golden_state *s);
 /* Fills page i of the RAM_PAGES data run (4096 bytes). */
 void golden_page(uint8_t *page, unsigned i);
 
-/* Writes the golden stream to io. Returns 0 or a negative errno. */
-int golden_write(struct vfmig_io *io);
+/* Writes the golden stream with record checksums of csum to io
+ * (CRC-32: format 1.0, else 1.1). Returns 0 or a negative errno. */
+int golden_write(struct vfmig_io *io, enum vfmig_stream_csum csum);
 
 #endif

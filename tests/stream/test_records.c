@@ -39,7 +39,8 @@ static const struct vfmig_fields_desc st_desc = {
 static uint8_t big[BIG];
 static uint8_t pages[3 * 4096];
 
-static int write_all_types(struct vfmig_io *io)
+/* csum < 0: the writer's default. */
+static int write_all_types_csum(struct vfmig_io *io, int csum)
 {
 	static const struct vfmig_stream_kv kv[] = { { "producer", "test" }, { "empty", "" } };
 	static const struct vfmig_stream_device devs[] = {
@@ -55,7 +56,8 @@ static int write_all_types(struct vfmig_io *io)
 	struct st s = { 0xcafef00d, { 1, 2, 3 } };
 	int rc;
 
-	rc = vfmig_stream_writer_open(&w, io);
+	rc = csum < 0 ? vfmig_stream_writer_open(&w, io) :
+	     vfmig_stream_writer_open_csum(&w, io, (enum vfmig_stream_csum)csum);
 	if (rc < 0)
 		return rc;
 	if ((rc = vfmig_stream_write_info(w, kv, 2)) < 0 ||
@@ -74,6 +76,11 @@ static int write_all_types(struct vfmig_io *io)
 	rc = (int)vfmig_stream_writer_bytes(w);
 	vfmig_stream_writer_free(w);
 	return rc;
+}
+
+static int write_all_types(struct vfmig_io *io)
+{
+	return write_all_types_csum(io, -1);
 }
 
 static void next_is(struct vfmig_stream_reader *r, struct vfmig_stream_record *rec, uint16_t t)
@@ -309,6 +316,99 @@ static void test_writer_checks(void **state)
 	vfmig_io_close(io);
 }
 
+/* Reads a stream to its end; returns the first error (message in msg). */
+static int read_to_end(const uint8_t *p, size_t len, char *msg, size_t msglen)
+{
+	struct vfmig_stream_reader *r;
+	struct vfmig_stream_record rec;
+	struct vfmig_io *io;
+	int rc;
+
+	assert_int_equal(vfmig_io_mem_reader(&io, p, len), 0);
+	rc = vfmig_stream_reader_open(&r, io, msg, msglen);
+	if (rc == 0) {
+		while ((rc = vfmig_stream_next(r, &rec)) == 1)
+			;
+		snprintf(msg, msglen, "%s", vfmig_stream_reader_error(r));
+		vfmig_stream_reader_free(r);
+	}
+	vfmig_io_close(io);
+	return rc;
+}
+
+/*
+ * Each record checksum algorithm round-trips, and its header is what the
+ * format says: the default is 1.1 with XXH3; CRC-32 is written as 1.0.
+ * Flipping one payload bit is caught under each of them.
+ */
+static void test_checksum_algorithms(void **state)
+{
+	static const struct {
+		int csum;              /* -1: the default */
+		const char *header;    /* bytes 8..15 */
+		uint16_t minor, algo;
+		const char *name;
+	} cases[] = {
+		{ -1, "\x00\x01\x00\x01\x00\x00\x00\x01", 1, VFMIG_STREAM_CSUM_XXH3, "xxh3" },
+		{ VFMIG_STREAM_CSUM_XXH3, "\x00\x01\x00\x01\x00\x00\x00\x01", 1,
+		  VFMIG_STREAM_CSUM_XXH3, "xxh3" },
+		{ VFMIG_STREAM_CSUM_CRC32, "\x00\x01\x00\x00\x00\x00\x00\x00", 0,
+		  VFMIG_STREAM_CSUM_CRC32, "crc32" },
+	};
+	struct vfmig_stream_reader *r;
+	struct vfmig_stream_writer *w;
+	struct vfmig_io *io, *in;
+	const uint8_t *p;
+	uint8_t *copy;
+	char err[256];
+	size_t i, len;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(vfmig_io_mem_writer(&io), 0);
+		assert_true(write_all_types_csum(io, cases[i].csum) > (int)BIG);
+		p = vfmig_io_mem_data(io, &len);
+		assert_memory_equal(p, VFMIG_STREAM_MAGIC, 8);
+		assert_memory_equal(p + 8, cases[i].header, 8);
+		assert_int_equal(vfmig_io_mem_reader(&in, p, len), 0);
+		read_all_types(in, len);
+		vfmig_io_close(in);
+		assert_int_equal(vfmig_io_mem_reader(&in, p, len), 0);
+		assert_int_equal(vfmig_stream_reader_open(&r, in, err, sizeof(err)), 0);
+		assert_int_equal(vfmig_stream_reader_minor(r), cases[i].minor);
+		assert_int_equal(vfmig_stream_reader_csum(r), cases[i].algo);
+		vfmig_stream_reader_free(r);
+		vfmig_io_close(in);
+		/* The big DEVICE_DATA record is at 135, after the header (20),
+		 * STREAM_INFO (8 + 27 + 4), DEVICE_LIST (8 + 48 + 4) and
+		 * DEVICE_BEGIN (8 + 4 + 4); its data after its header and the
+		 * device index. */
+		copy = malloc(len);
+		assert_non_null(copy);
+		memcpy(copy, p, len);
+		copy[135 + 8 + 2 + 12345] ^= 0x20;
+		assert_int_equal(read_to_end(copy, len, err, sizeof(err)), -EBADMSG);
+		if (!strstr(err, "record at offset 135 (type 4): checksum mismatch") ||
+		    !strstr(err, cases[i].name))
+			fail_msg("%s: '%s'", cases[i].name, err);
+		free(copy);
+		vfmig_io_close(io);
+	}
+	assert_string_equal(vfmig_stream_csum_name(VFMIG_STREAM_CSUM_CRC32), "crc32");
+	assert_string_equal(vfmig_stream_csum_name(VFMIG_STREAM_CSUM_XXH3), "xxh3");
+	assert_null(vfmig_stream_csum_name(2));
+	assert_int_equal(VFMIG_STREAM_CSUM_DEFAULT, VFMIG_STREAM_CSUM_XXH3);
+	/* An algorithm the writer does not know writes nothing. */
+	assert_int_equal(vfmig_io_mem_writer(&io), 0);
+	w = NULL;
+	assert_int_equal(vfmig_stream_writer_open_csum(&w, io, (enum vfmig_stream_csum)2),
+			 -EINVAL);
+	assert_null(w);
+	vfmig_io_mem_data(io, &len);
+	assert_int_equal(len, 0);
+	vfmig_io_close(io);
+}
+
 static void expect_decode(uint16_t type, const void *p, uint32_t len, int want,
 			  const char *needle)
 {
@@ -377,6 +477,7 @@ int main(void)
 		cmocka_unit_test(test_pipe),
 		cmocka_unit_test(test_sticky_error),
 		cmocka_unit_test(test_writer_checks),
+		cmocka_unit_test(test_checksum_algorithms),
 		cmocka_unit_test(test_decoders_refuse),
 	};
 
