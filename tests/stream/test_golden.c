@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The checked-in golden stream of format 1.0 and corrupt variants derived
- * from its bytes. Expected values are written out here independently of the
- * generator, so a format change breaks the test. Argument: the golden folder.
+ * The checked-in golden streams of formats 1.0 (CRC-32 records) and 1.1
+ * (XXH3 records, same content) and corrupt variants derived from their
+ * bytes. Most tests run on each file. Expected values are written out here
+ * independently of the generator, so a format change breaks the test.
+ * Argument: the golden folder.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,20 +17,47 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <xxhash.h>
 #include <zlib.h>
 
 #include "golden_content.h"
 
 static const char *golden_dir;
-static uint8_t *golden;
-static size_t golden_len;
 
 #define MAXREC 32
-static struct {
+struct rec {
 	uint64_t offset;
 	uint16_t type;
 	uint32_t length;
-} recs[MAXREC];
+};
+
+struct golden_file {
+	const char *name;     /* in the golden folder */
+	const char *format;   /* as the printer names it */
+	const char *header;   /* its first 16 bytes */
+	uint16_t minor;
+	enum vfmig_stream_csum csum;
+	const char *csum_name;
+	uint8_t *data;
+	size_t len;
+	struct rec recs[MAXREC];
+	size_t nrecs;
+};
+
+static struct golden_file files[] = {
+	{ "v1.0.vfmig", "format 1.0", "VFMIGSTR\x00\x01\x00\x00\x00\x00\x00\x00", 0,
+	  VFMIG_STREAM_CSUM_CRC32, "crc32" },
+	{ "v1.1.vfmig", "format 1.1", "VFMIGSTR\x00\x01\x00\x01\x00\x00\x00\x01", 1,
+	  VFMIG_STREAM_CSUM_XXH3, "xxh3" },
+};
+#define V10 (&files[0])
+#define V11 (&files[1])
+
+/* The file the running test works on (use_file() sets them). */
+static const struct golden_file *cur;
+static const uint8_t *golden;
+static size_t golden_len;
+static const struct rec *recs;
 static size_t nrecs;
 
 static uint8_t *read_file(const char *path, size_t *len)
@@ -65,31 +94,64 @@ static void wbe32(uint8_t *p, uint32_t v)
 }
 
 /* Walks the golden bytes by hand (not with the library) to find records. */
-static int setup(void **state)
+static int load(struct golden_file *f)
 {
 	char path[4096];
 	size_t off = 20;
 
-	(void)state;
-	snprintf(path, sizeof(path), "%s/v1.0.vfmig", golden_dir);
-	golden = read_file(path, &golden_len);
-	if (!golden)
+	snprintf(path, sizeof(path), "%s/%s", golden_dir, f->name);
+	f->data = read_file(path, &f->len);
+	if (!f->data)
 		return -1;
-	while (off + 8 <= golden_len && nrecs < MAXREC) {
-		recs[nrecs].offset = off;
-		recs[nrecs].type = be16(golden + off);
-		recs[nrecs].length = be32(golden + off + 4);
-		off += 12 + recs[nrecs].length;
-		nrecs++;
+	while (off + 8 <= f->len && f->nrecs < MAXREC) {
+		f->recs[f->nrecs].offset = off;
+		f->recs[f->nrecs].type = be16(f->data + off);
+		f->recs[f->nrecs].length = be32(f->data + off + 4);
+		off += 12 + f->recs[f->nrecs].length;
+		f->nrecs++;
 	}
-	return off == golden_len ? 0 : -1;
+	return off == f->len ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (load(&files[i]) < 0)
+			return -1;
+	return 0;
 }
 
 static int teardown(void **state)
 {
+	size_t i;
+
 	(void)state;
-	free(golden);
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		free(files[i].data);
 	return 0;
+}
+
+/* Per-test setup: the test's state names the golden file it works on. */
+static int use_file(void **state)
+{
+	cur = *state;
+	golden = cur->data;
+	golden_len = cur->len;
+	recs = cur->recs;
+	nrecs = cur->nrecs;
+	return 0;
+}
+
+/* The record checksum of the algorithm the file's header names, computed
+ * here (not with the library) from the format's definition. */
+static uint32_t record_csum(enum vfmig_stream_csum csum, const uint8_t *p, size_t len)
+{
+	if (csum == VFMIG_STREAM_CSUM_XXH3)
+		return (uint32_t)(XXH3_64bits(p, len) & 0xffffffffu);
+	return (uint32_t)crc32(0, p, (uInt)len);
 }
 
 static size_t find_rec(uint16_t type, unsigned nth)
@@ -121,7 +183,7 @@ static void fix_record_crc(uint8_t *p, uint64_t off)
 {
 	uint32_t len = be32(p + off + 4);
 
-	wbe32(p + off + 8 + len, (uint32_t)crc32(0, p + off, 8 + len));
+	wbe32(p + off + 8 + len, record_csum(cur->csum, p + off, 8 + len));
 }
 
 /* Reads a whole stream; returns the first error or 0, with the message. */
@@ -244,10 +306,11 @@ static void test_golden_content(void **state)
 
 	(void)state;
 	assert_int_equal(golden_len, 8866);
-	assert_memory_equal(golden, "VFMIGSTR\x00\x01\x00\x00\x00\x00\x00\x00", 16);
+	assert_memory_equal(golden, cur->header, 16);
 	assert_int_equal(vfmig_io_mem_reader(&io, golden, golden_len), 0);
 	assert_int_equal(vfmig_stream_reader_open(&r, io, err, sizeof(err)), 0);
-	assert_int_equal(vfmig_stream_reader_minor(r), 0);
+	assert_int_equal(vfmig_stream_reader_minor(r), cur->minor);
+	assert_int_equal(vfmig_stream_reader_csum(r), cur->csum);
 
 	next_ok(r, &rec, VFMIG_REC_STREAM_INFO);
 	assert_int_equal(rec.offset, 20);
@@ -320,7 +383,7 @@ static void test_golden_writer_unchanged(void **state)
 
 	(void)state;
 	assert_int_equal(vfmig_io_mem_writer(&io), 0);
-	assert_int_equal(golden_write(io, VFMIG_STREAM_CSUM_CRC32), 0);
+	assert_int_equal(golden_write(io, cur->csum), 0);
 	p = vfmig_io_mem_data(io, &len);
 	assert_int_equal(len, golden_len);
 	assert_memory_equal(p, golden, len);
@@ -329,11 +392,13 @@ static void test_golden_writer_unchanged(void **state)
 
 static void test_golden_prints(void **state)
 {
-	char *text = NULL;
+	char *text = NULL, line[128];
 
 	(void)state;
 	assert_int_equal(print_to(golden, golden_len, &text), 0);
-	assert_non_null(strstr(text, "format 1.0"));
+	assert_non_null(strstr(text, cur->format));
+	snprintf(line, sizeof(line), "checksum OK, record checksum %s\n", cur->csum_name);
+	assert_non_null(strstr(text, line));
 	assert_non_null(strstr(text, "@20         STREAM_INFO"));
 	assert_non_null(strstr(text, "checksum OK"));
 	assert_null(strstr(text, "checksum BAD"));
@@ -437,6 +502,83 @@ static void test_header_flags(void **state)
 	wbe32(p + 12, 0x4);
 	fix_header_crc(p);
 	expect_fail(p, golden_len, -EOPNOTSUPP, "unknown stream header flags 0x00000004");
+	free(p);
+}
+
+/*
+ * 1.1 is 1.0 with other record checksums: the same records byte for byte,
+ * each tail the low 32 bits of XXH3-64 where 1.0 has CRC-32, and a header
+ * that differs in the minor and the checksum algorithm only. Read as 1.0
+ * reads it (a u32 of flags at 12), that header has flags 0x00000001, which
+ * a 1.0 reader refuses before any record.
+ */
+static void test_v11_is_v10_with_xxh3(void **state)
+{
+	size_t i;
+
+	(void)state;
+	assert_int_equal(V11->len, V10->len);
+	assert_int_equal(V11->nrecs, V10->nrecs);
+	assert_memory_equal(V11->data, V10->data, 10);
+	assert_int_equal(be16(V11->data + 10), 1);
+	assert_int_equal(be16(V11->data + 12), 0);
+	assert_int_equal(be16(V11->data + 14), 1);
+	assert_int_equal(be32(V11->data + 12), 0x00000001);
+	assert_int_equal(be32(V11->data + 16), (uint32_t)crc32(0, V11->data, 16));
+	for (i = 0; i < V10->nrecs; i++) {
+		size_t off = V10->recs[i].offset, n = 8 + V10->recs[i].length;
+
+		assert_int_equal(V11->recs[i].offset, off);
+		assert_memory_equal(V11->data + off, V10->data + off, n);
+		assert_int_equal(be32(V10->data + off + n), (uint32_t)crc32(0, V10->data + off,
+									  (uInt)n));
+		assert_int_equal(be32(V11->data + off + n),
+				 (uint32_t)(XXH3_64bits(V11->data + off, n) & 0xffffffffu));
+	}
+}
+
+/* From 1.1 on the 1.0 flags word is u16 flags and u16 record checksum. */
+static void test_header_v11(void **state)
+{
+	uint8_t *p = dup_golden();
+	char msg[256], needle[80];
+
+	(void)state;
+	wbe16(p + 12, 0x8000);
+	fix_header_crc(p);
+	expect_fail(p, golden_len, -EOPNOTSUPP, "offset 12: unknown stream header flags 0x8000");
+	memcpy(p, golden, golden_len);
+	wbe16(p + 14, 2);
+	fix_header_crc(p);
+	expect_fail(p, golden_len, -EOPNOTSUPP,
+		    "offset 14: unknown record checksum algorithm 2 (this reader knows "
+		    "0 = crc32, 1 = xxh3)");
+	wbe16(p + 14, 0xffff);
+	fix_header_crc(p);
+	expect_fail(p, golden_len, -EOPNOTSUPP, "unknown record checksum algorithm 65535");
+	/* A flipped bit in the algorithm field: the header checksum covers it. */
+	memcpy(p, golden, golden_len);
+	p[15] ^= 0x02;
+	expect_fail(p, golden_len, -EBADMSG, "offset 16: header checksum mismatch");
+	/* ...and only it: with the header checksum fixed, the records are
+	 * checked with CRC-32 and the first one fails. */
+	memcpy(p, golden, golden_len);
+	p[15] ^= 0x01;
+	fix_header_crc(p);
+	expect_fail(p, golden_len, -EBADMSG,
+		    "record at offset 20 (type 1): checksum mismatch (crc32: stored");
+	/* A 1.1 header may name CRC-32: the 1.0 records under it read. */
+	memcpy(p, V10->data, V10->len);
+	wbe16(p + 10, 1);
+	fix_header_crc(p);
+	assert_int_equal(read_all(p, V10->len, msg, sizeof(msg), NULL), 0);
+	/* The mismatch message names the algorithm the header named. */
+	memcpy(p, golden, golden_len);
+	p[recs[1].offset + 9] ^= 0x80;
+	snprintf(needle, sizeof(needle), "record at offset %" PRIu64
+		 " (type 2): checksum mismatch (xxh3: stored 0x%08" PRIx32,
+		 recs[1].offset, be32(golden + recs[1].offset + 8 + recs[1].length));
+	expect_fail(p, golden_len, -EBADMSG, needle);
 	free(p);
 }
 
@@ -559,22 +701,28 @@ static void test_trailing_garbage(void **state)
 	free(p);
 }
 
+/* A test on one golden file (V10, V11), named after both. */
+#define ON(f, file) { #f " " #file, f, use_file, NULL, (void *)(file) }
+#define ON_BOTH(f) ON(f, V10), ON(f, V11)
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_golden_content),
-		cmocka_unit_test(test_golden_writer_unchanged),
-		cmocka_unit_test(test_golden_prints),
-		cmocka_unit_test(test_truncated),
-		cmocka_unit_test(test_flipped_bit),
-		cmocka_unit_test(test_major_minor),
-		cmocka_unit_test(test_header_flags),
-		cmocka_unit_test(test_unknown_records),
-		cmocka_unit_test(test_oversized_length),
-		cmocka_unit_test(test_record_flags),
-		cmocka_unit_test(test_bad_payload_good_crc),
-		cmocka_unit_test(test_dropped_record),
-		cmocka_unit_test(test_trailing_garbage),
+		ON_BOTH(test_golden_content),
+		ON_BOTH(test_golden_writer_unchanged),
+		ON_BOTH(test_golden_prints),
+		ON_BOTH(test_truncated),
+		ON_BOTH(test_flipped_bit),
+		ON_BOTH(test_major_minor),
+		ON(test_header_flags, V10),
+		ON(test_v11_is_v10_with_xxh3, V11),
+		ON(test_header_v11, V11),
+		ON_BOTH(test_unknown_records),
+		ON_BOTH(test_oversized_length),
+		ON_BOTH(test_record_flags),
+		ON_BOTH(test_bad_payload_good_crc),
+		ON_BOTH(test_dropped_record),
+		ON_BOTH(test_trailing_garbage),
 	};
 
 	golden_dir = argc > 1 ? argv[1] : "tests/stream/golden";
