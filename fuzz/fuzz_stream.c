@@ -3,9 +3,12 @@
  * libFuzzer target for the migration stream reader: the bytes are read as a
  * stream (every TYPE_STATE decoded through a made-up description), printed
  * into /dev/null, and also fed directly to the field-table decoder. A copy
- * with every checksum recomputed is read too, so mutations reach the payload
- * decoders instead of stopping at the CRC. Nothing may crash, leak, or read
- * out of bounds.
+ * with every checksum recomputed (the records' with the algorithm the header
+ * names) is read too, so mutations reach the payload decoders instead of
+ * stopping at a checksum, and so is a copy whose header is made a 1.1 one
+ * with XXH3 records, so every input also runs the 1.1 path. The golden
+ * streams of 1.0 and 1.1 are the seeds (fuzz/meson.build). Nothing may
+ * crash, leak, or read out of bounds.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
 #include <zlib.h>
 
 #include "stream/stream.h"
@@ -89,22 +93,39 @@ static void put32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
-/* Recomputes the header and record checksums in place, as far as they go. */
+/*
+ * Recomputes the header and record checksums in place, as far as they go:
+ * the header's CRC-32, the records' with XXH3 where a 1.1 header names it,
+ * else CRC-32 (also for an unknown algorithm, which the reader refuses).
+ */
 static void fix_crcs(uint8_t *p, size_t size)
 {
 	size_t off = VFMIG_STREAM_HEADER_SIZE, len;
+	bool xxh3;
 
 	if (size < off)
 		return;
 	put32(p + 16, (uint32_t)crc32(0, p, 16));
+	xxh3 = (p[10] | p[11]) && (p[14] << 8 | p[15]) == VFMIG_STREAM_CSUM_XXH3;
 	while (size - off >= 12) {
 		len = (size_t)p[off + 4] << 24 | (size_t)p[off + 5] << 16 |
 		      (size_t)p[off + 6] << 8 | p[off + 7];
 		if (len > size - off - 12)
 			break;
-		put32(p + off + 8 + len, (uint32_t)crc32(0, p + off, (uInt)(8 + len)));
+		put32(p + off + 8 + len,
+		      xxh3 ? (uint32_t)XXH3_64bits(p + off, 8 + len) :
+			     (uint32_t)crc32(0, p + off, (uInt)(8 + len)));
 		off += 12 + len;
 	}
+}
+
+/* Makes the header a 1.1 one with XXH3 records (then fix_crcs). */
+static void make_v11(uint8_t *p, size_t size)
+{
+	static const uint8_t v11[8] = { 0, 1, 0, 1, 0, 0, 0, VFMIG_STREAM_CSUM_XXH3 };
+
+	if (size >= VFMIG_STREAM_HEADER_SIZE)
+		memcpy(p + 8, v11, sizeof(v11));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -120,6 +141,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fixed = malloc(size ? size : 1);
 	if (fixed) {
 		memcpy(fixed, data, size);
+		fix_crcs(fixed, size);
+		read_stream(fixed, size);
+		make_v11(fixed, size);
 		fix_crcs(fixed, size);
 		read_stream(fixed, size);
 		free(fixed);
