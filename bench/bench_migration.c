@@ -22,7 +22,8 @@
  *   read only / stream only / write only  each stage alone, to show where
  *             the time goes: a save into memory; that memory as DEVICE_DATA
  *             records through stream writer, socketpair and reader (no
- *             device); a load of that memory
+ *             device), with the default record checksum and again as a
+ *             format 1.0 stream (CRC-32); a load of that memory
  *
  * Before each load the destination VRAM is refilled with another seed, so
  * a load that moved nothing cannot pass the checksum check.
@@ -32,7 +33,7 @@
  *
  * Usage: bench-migration [VRAM MiB, default 256] [v2|region, default v2]
  *                        [all|stream, default all]
- * "stream" measures only the baseline and the stream-only stage in the
+ * "stream" measures only the baseline and the two stream-only stages in the
  * rounds (after the warm-up and one capture), for profiling that stage.
  */
 #include <endian.h>
@@ -442,8 +443,9 @@ static double write_only(vfmig_vmm_dev *dst, const struct capture *c)
 }
 
 /* The stream alone: a captured session as DEVICE_DATA records (in the
- * pump's chunks) through writer, socketpair and reader, no devices. */
-static double stream_only(const struct capture *c)
+ * pump's chunks) through writer, socketpair and reader, no devices, with
+ * record checksums of csum. */
+static double stream_only(const struct capture *c, enum vfmig_stream_csum csum)
 {
 	const struct vfmig_stream_device list[] = {
 		{ .id = "vram0", .type = "vram", .interface = iface },
@@ -467,7 +469,7 @@ static double stream_only(const struct capture *c)
 		die("pthread_create", -r);
 	r = vfmig_io_fd(&io, sv[0], false);
 	if (r == 0)
-		r = vfmig_stream_writer_open(&w, io);
+		r = vfmig_stream_writer_open_csum(&w, io, csum);
 	if (r == 0)
 		r = vfmig_stream_write_device_list(w, list, 1);
 	if (r == 0)
@@ -500,6 +502,20 @@ static double stream_only(const struct capture *c)
 	return t1 - t0;
 }
 
+/* The stream-only stage with the default record checksum and with the
+ * CRC-32 of format 1.0, in MB/s; the order alternates with the round. */
+static void stream_both(const struct capture *c, int round, double *dflt,
+			double *crc32)
+{
+	if (round % 2) {
+		*crc32 = bench_mbps(c->len, stream_only(c, VFMIG_STREAM_CSUM_CRC32));
+		*dflt = bench_mbps(c->len, stream_only(c, VFMIG_STREAM_CSUM_DEFAULT));
+	} else {
+		*dflt = bench_mbps(c->len, stream_only(c, VFMIG_STREAM_CSUM_DEFAULT));
+		*crc32 = bench_mbps(c->len, stream_only(c, VFMIG_STREAM_CSUM_CRC32));
+	}
+}
+
 /* ---- report ---- */
 
 static void check_dst(vfmig_vmm_dev *dst, uint64_t want, const char *what)
@@ -514,13 +530,14 @@ static void check_dst(vfmig_vmm_dev *dst, uint64_t want, const char *what)
 	}
 }
 
-#define N_TESTS 4
+#define N_TESTS 5
 
 static const char *const test_names[N_TESTS] = {
 	"READ -> stream -> socket -> WRITE",
 	"MIG_DATA_READ only (into memory)",
-	"stream only (memory -> reader)",
+	"stream only (memory -> reader)",   /* the default checksum */
 	"MIG_DATA_WRITE only (from memory)",
+	"stream only, format 1.0 (crc32)",
 };
 
 int main(int argc, char **argv)
@@ -595,8 +612,9 @@ int main(int argc, char **argv)
 			die("baseline", 0);
 		base[k] = b;
 		if (stream_stage_only) {
-			mb[2][k] = bench_mbps(dev_bytes, stream_only(&cap));
+			stream_both(&cap, k, &mb[2][k], &mb[4][k]);
 			ratio[2][k] = mb[2][k] / b;
+			ratio[4][k] = mb[4][k] / b;
 			continue;
 		}
 		vram_fill(dst, npages, SRC_SEED + 2 + 2 * (uint32_t)k);
@@ -608,7 +626,7 @@ int main(int argc, char **argv)
 		mb[1][k] = bench_mbps(dev_bytes, read_only(src, &cap));
 		if (cap.len != dev_bytes)
 			die("device-data byte count changed between rounds", 0);
-		mb[2][k] = bench_mbps(dev_bytes, stream_only(&cap));
+		stream_both(&cap, k, &mb[2][k], &mb[4][k]);
 		vram_fill(dst, npages, SRC_SEED + 3 + 2 * (uint32_t)k);
 		mb[3][k] = bench_mbps(dev_bytes, write_only(dst, &cap));
 		check_dst(dst, src_csum, "write only");
@@ -618,7 +636,7 @@ int main(int argc, char **argv)
 	printf("%-34s %9.1f MB/s (median of %d rounds)\n",
 	       "baseline: raw socketpair", bench_median(base, ROUNDS), ROUNDS);
 	for (int t = 0; t < N_TESTS; t++) {
-		if (stream_stage_only && t != 2)
+		if (stream_stage_only && t != 2 && t != 4)
 			continue;
 		double m = bench_median(mb[t], ROUNDS);
 		double lo = ratio[t][0], hi = ratio[t][0];
