@@ -412,7 +412,10 @@ static void *io_main(void *arg)
 			if (busy[i])
 				continue;
 			map[n - 1] = i;
-			p[n++] = (struct pollfd){ .fd = fd, .events = POLLIN };
+			p[n++] = (struct pollfd){
+				.fd = fd,
+				.events = vfmig_vmm_dev_get_poll_events(
+					vm->devs[i].dev) };
 		}
 		if (poll(p, n, any_busy ? BUSY_POLL_MS : IO_POLL_MS) < 0 &&
 		    errno != EINTR)
@@ -422,7 +425,8 @@ static void *io_main(void *arg)
 		for (unsigned int i = 0; i < vm->ndevs; i++)
 			busy[i] = false;
 		for (unsigned int k = 1; k < n; k++) {
-			if (!(p[k].revents & (POLLIN | POLLHUP | POLLERR)))
+			if (!(p[k].revents &
+			      (POLLIN | POLLOUT | POLLHUP | POLLERR)))
 				continue;
 			struct vm_dev *d = &vm->devs[map[k - 1]];
 			int r = vfmig_vmm_dev_process(d->dev);
