@@ -484,6 +484,13 @@ int vfmig_vm_create(const struct vfmig_vm_opts *o, struct vfmig_vm **out,
 		     "to 1 TiB", (unsigned long long)size);
 		return -EINVAL;
 	}
+	if (o->guest_fill > size - VFMIG_GUEST_STAMP_BASE) {
+		ERRF("RAM fill of %llu bytes: only %llu bytes of RAM lie "
+		     "above the guest's first 1 MiB",
+		     (unsigned long long)o->guest_fill,
+		     (unsigned long long)(size - VFMIG_GUEST_STAMP_BASE));
+		return -EINVAL;
+	}
 	vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
@@ -523,6 +530,8 @@ int vfmig_vm_create(const struct vfmig_vm_opts *o, struct vfmig_vm **out,
 	}
 	vm->io_started = true;
 	r = vfmig_guest_create(vm, o->guest_interval_us, o->guest_seed,
+			       (o->guest_fill + VFMIG_VM_PAGE_SIZE - 1) /
+				       VFMIG_VM_PAGE_SIZE,
 			       &vm->guest);
 	if (r < 0) {
 		ERRF("guest driver: %s", strerror(-r));
