@@ -459,6 +459,8 @@ static int map_ram(struct vfmig_vm *vm, uint64_t size)
 	}
 	r = vfmig_ram_init(&vm->ram, VFMIG_VM_RAM_BLOCK, vm->ram_host, size,
 			   VFMIG_VM_PAGE_SIZE);
+	if (r == 0) /* pages in its holes are sent without being touched */
+		vfmig_ram_set_fd(&vm->ram, vm->ram_fd);
 	return r;
 }
 
