@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Guest RAM dirty tracking and RAM_PAGES transfer. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -295,6 +296,31 @@ int vfmig_ram_send(struct vfmig_ram *r, struct vfmig_stream_writer *w,
 	return rc;
 }
 
+/*
+ * Make [off, off + len) read as zero, touching as little of it as
+ * possible: holes of the block's file already are, data there (stale, or
+ * an earlier round's) is punched out of the file, which frees its pages;
+ * only where the file refuses are the bytes written.
+ */
+static void zero_range(struct vfmig_ram *r, uint64_t off, uint64_t len)
+{
+	uint64_t end = off + len, n;
+
+	if (r->fd < 0) {
+		memset(r->host + off, 0, len);
+		return;
+	}
+	for (; off < end; off += n) {
+		int data = vfmig_ram_extent(r, off, &n);
+		if (n > end - off)
+			n = end - off;
+		if (data && fallocate(r->fd, FALLOC_FL_PUNCH_HOLE |
+						     FALLOC_FL_KEEP_SIZE,
+				      (off_t)off, (off_t)n) < 0)
+			memset(r->host + off, 0, n);
+	}
+}
+
 int vfmig_ram_load(struct vfmig_ram *r, const struct vfmig_stream_record *rec,
 		   char *err, size_t errlen)
 {
@@ -331,7 +357,7 @@ int vfmig_ram_load(struct vfmig_ram *r, const struct vfmig_stream_record *rec,
 		const struct vfmig_stream_ram_run *run = &rp->runs[i];
 		size_t len = (size_t)run->npages * r->page_size;
 		if (run->zero)
-			memset(r->host + run->addr, 0, len);
+			zero_range(r, run->addr, len);
 		else
 			memcpy(r->host + run->addr, run->data, len);
 	}

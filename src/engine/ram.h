@@ -110,7 +110,11 @@ int vfmig_ram_send(struct vfmig_ram *r, struct vfmig_stream_writer *w,
 /*
  * Apply one decoded RAM_PAGES record to the block: the block name and page
  * size must match, every run must lie inside the block. Nothing is written
- * unless the whole record is valid. Returns 0 or -EINVAL with a message
+ * unless the whole record is valid. A zero run leaves the holes of the
+ * block's file as they are and punches the data under it out of the file
+ * (FALLOC_FL_PUNCH_HOLE; bytes are cleared only where the file refuses), so
+ * pages that are zero on the source allocate nothing here, and data left
+ * by an earlier load becomes zero. Returns 0 or -EINVAL with a message
  * naming the problem in err.
  */
 int vfmig_ram_load(struct vfmig_ram *r, const struct vfmig_stream_record *rec,

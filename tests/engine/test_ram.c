@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -361,6 +362,59 @@ static void test_write_into_hole_between_rounds(void **state)
 	assert_memory_equal(p->src, p->dst, SIZE);
 }
 
+/*
+ * The destination's side: zero runs over its own holes leave them holes
+ * (nothing allocated), zero runs over data (stale bytes of an earlier
+ * load, say) punch it out, and data pages arrive as data.
+ */
+static void test_load_keeps_holes_and_punches_stale_data(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_ram_stats st = { 0 };
+	uint64_t records;
+
+	for (uint32_t i = 0; i < 10; i++)
+		memset(p->src + (size_t)i * PAGE, 0x5a, PAGE); /* data */
+	memset(p->src + 10 * PAGE, 0, 10 * PAGE); /* zero data pages */
+	/* The destination: stale 0xee below page 512, holes above. */
+	assert_int_equal(fallocate(p->dfd, FALLOC_FL_PUNCH_HOLE |
+						   FALLOC_FL_KEEP_SIZE,
+				   512 * PAGE, SIZE - 512 * PAGE),
+			 0);
+	assert_true(is_hole(p->dfd, 700));
+	assert_false(is_hole(p->dfd, 300));
+	vfmig_ram_mark_all(&p->rs);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	replay(p, &records);
+	for (uint32_t i = 0; i < NPAGES; i++)
+		if (i < 10)
+			assert_false(is_hole(p->dfd, i));
+		else
+			assert_true(is_hole(p->dfd, i));
+	assert_memory_equal(p->src, p->dst, SIZE);
+}
+
+/* A file that cannot tell its holes, nor punch them (a pipe here): the
+ * zero runs are written as zeros. */
+static void test_load_without_holes_writes_zeros(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_ram_stats st = { 0 };
+	uint64_t records;
+	int fds[2];
+
+	assert_int_equal(pipe(fds), 0);
+	vfmig_ram_set_fd(&p->rd, fds[0]);
+	for (uint32_t i = 0; i < NPAGES; i += 5)
+		memset(p->src + (size_t)i * PAGE, 0x66, PAGE);
+	vfmig_ram_mark_all(&p->rs);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	replay(p, &records);
+	assert_memory_equal(p->src, p->dst, SIZE);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 /* A write that fails gives back every page it took, the one it was adding
  * included: a retry sends them all. */
 static void test_failed_write_loses_no_page(void **state)
@@ -415,6 +469,8 @@ int main(void)
 			test_concurrent_writer_loses_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_write_loses_no_page,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_load_without_holes_writes_zeros, setup, teardown),
 		/* The same with memfd-backed blocks that know their fds. */
 		cmocka_unit_test_setup_teardown(test_full_copy_with_zero_pages,
 						setup_fd, teardown),
@@ -427,6 +483,9 @@ int main(void)
 						setup_fd, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_write_into_hole_between_rounds, setup_fd,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_load_keeps_holes_and_punches_stale_data, setup_fd,
 			teardown),
 		cmocka_unit_test(test_init_rejects),
 	};
