@@ -119,7 +119,9 @@ void vfmig_guest_stats(struct vfmig_guest *g, struct vfmig_guest_stats *st);
  * vector received == raised (every interrupt raised arrived, none twice)
  * and no eventfd has an undelivered count (an interrupt nobody raised);
  * every stamp page holds its last stamp, never-stamped pages of the RAM
- * fill hold the fill and all others are zero.
+ * fill hold the fill and all others are zero (a page in a hole of the RAM
+ * memfd is zero, and is compared as such without being read, which would
+ * allocate it: vfmig_ram_extent).
  * For vram: COUNTER equals the commands, the size is the ledger's, and the
  * last CHECKSUM result (register and ledger) equals the checksum that
  * replaying every fill up to it gives.

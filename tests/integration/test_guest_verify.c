@@ -9,6 +9,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -383,6 +384,28 @@ static void test_ram_fill(void **state)
 	f->vm = vm;
 	wait_iterations(vm, 20);
 	assert_int_equal(vfmig_vm_stop(vm, err, sizeof(err)), 0);
+	expect_ok(vm);
+	/* Verifying reads no hole of the RAM memfd (it would allocate it):
+	 * a page after the fill that nothing wrote is still one. */
+	struct vfmig_ram *ram = vfmig_vm_ram(vm);
+	uint64_t hole = 0, len;
+	for (uint64_t off = fill_end; off < RAM && !hole; off += 4096)
+		if (vfmig_ram_extent(ram, off, &len) == 0)
+			hole = off;
+	assert_true(hole != 0);
+	expect_ok(vm);
+	assert_int_equal(vfmig_ram_extent(ram, hole, &len), 0);
+	/* A hole where the fill wrote is a mismatch like any other. */
+	uint8_t saved[4096];
+	uint64_t victim = fill_end - 4096;
+	memcpy(saved, ram->host + victim, sizeof(saved));
+	assert_int_equal(fallocate(vfmig_vm_ram_fd(vm), FALLOC_FL_PUNCH_HOLE |
+							       FALLOC_FL_KEEP_SIZE,
+				   (off_t)victim, 4096),
+			 0);
+	assert_int_equal(vfmig_ram_extent(ram, victim, &len), 0);
+	expect_bad(vm, -EIO, "RAM page");
+	memcpy(ram->host + victim, saved, sizeof(saved));
 	expect_ok(vm);
 	/* No page of the fill is blank; find one after it that is. */
 	const uint8_t *host = vfmig_vm_ram(vm)->host;
