@@ -150,26 +150,34 @@ struct batch {
 	uint32_t nruns;
 	uint64_t data; /* data bytes in the batch */
 	struct vfmig_ram_stats *st;
-	/* [ext_start, ext_end) is a hole (ext_data false) or data, as the
-	 * file said after the dirty bits of its pages were taken. */
-	uint64_t ext_start, ext_end;
-	bool ext_data;
+	/* [hole_start, hole_end) was a hole when the file was asked, after
+	 * the dirty bits of the pages being sent were taken. */
+	uint64_t hole_start, hole_end;
 };
 
-/* Page at addr is in a hole of the block's file (so it is zero). A write
- * into the hole after the file was asked marked the page dirty again. */
+/*
+ * Page at addr is in a hole of the block's file (so it is zero). A hole
+ * counts only if the file said so after the page's dirty bit was taken: a
+ * write into it after the question marked the page dirty again. Data
+ * extents are remembered for good (r->data_start).
+ */
 static bool in_hole(struct batch *b, uint64_t addr)
 {
+	struct vfmig_ram *r = b->r;
 	uint64_t len;
 
-	if (b->r->fd < 0)
+	if (r->fd < 0 || (addr >= r->data_start && addr < r->data_end))
 		return false;
-	if (addr < b->ext_start || addr >= b->ext_end) {
-		b->ext_data = vfmig_ram_extent(b->r, addr, &len) != 0;
-		b->ext_start = addr;
-		b->ext_end = addr + len;
+	if (addr >= b->hole_start && addr < b->hole_end)
+		return true;
+	if (vfmig_ram_extent(r, addr, &len)) {
+		r->data_start = addr;
+		r->data_end = addr + len;
+		return false;
 	}
-	return !b->ext_data;
+	b->hole_start = addr;
+	b->hole_end = addr + len;
+	return true;
 }
 
 static int flush(struct batch *b)
@@ -269,7 +277,7 @@ int vfmig_ram_send(struct vfmig_ram *r, struct vfmig_stream_writer *w,
 		for (k = 0; k < n; k++)
 			bits[k] = atomic_exchange_explicit(&r->dirty[wi + k], 0,
 							   memory_order_acq_rel);
-		b->ext_start = b->ext_end = 0;
+		b->hole_start = b->hole_end = 0;
 		for (k = 0; k < n; k++) {
 			if (budget && st->bytes - start >= budget)
 				break;
@@ -298,27 +306,29 @@ int vfmig_ram_send(struct vfmig_ram *r, struct vfmig_stream_writer *w,
 
 /*
  * Make [off, off + len) read as zero, touching as little of it as
- * possible: holes of the block's file already are, data there (stale, or
- * an earlier round's) is punched out of the file, which frees its pages;
- * only where the file refuses are the bytes written.
+ * possible: a hole of the block's file already does; from the first data
+ * in the range on (stale, or an earlier round's), the range is punched out
+ * of the file, which frees its pages and costs little where it is a hole
+ * already. Bytes are written only where the file refuses. At most two
+ * calls: SEEK_HOLE, which scans a whole data extent, is not asked.
  */
 static void zero_range(struct vfmig_ram *r, uint64_t off, uint64_t len)
 {
-	uint64_t end = off + len, n;
+	uint64_t end = off + len;
+	off_t d;
 
-	if (r->fd < 0) {
-		memset(r->host + off, 0, len);
-		return;
+	if (r->fd >= 0) {
+		d = lseek(r->fd, (off_t)off, SEEK_DATA);
+		if ((d < 0 && errno == ENXIO) || (d >= 0 && (uint64_t)d >= end))
+			return; /* all hole */
+		if (d >= 0 && (uint64_t)d > off)
+			off = (uint64_t)d;
+		r->data_start = r->data_end = 0; /* what send knew is punched */
+		if (fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)off, (off_t)(end - off)) == 0)
+			return;
 	}
-	for (; off < end; off += n) {
-		int data = vfmig_ram_extent(r, off, &n);
-		if (n > end - off)
-			n = end - off;
-		if (data && fallocate(r->fd, FALLOC_FL_PUNCH_HOLE |
-						     FALLOC_FL_KEEP_SIZE,
-				      (off_t)off, (off_t)n) < 0)
-			memset(r->host + off, 0, n);
-	}
+	memset(r->host + off, 0, end - off);
 }
 
 int vfmig_ram_load(struct vfmig_ram *r, const struct vfmig_stream_record *rec,

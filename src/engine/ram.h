@@ -36,6 +36,11 @@ struct vfmig_ram {
 	uint64_t npages;
 	_Atomic uint64_t *dirty;       /* npages bits, LSB-first words */
 	int fd;                        /* backs host from offset 0, or -1 */
+	/* vfmig_ram_send's memory of the file: [data_start, data_end) was
+	 * data when it asked. Data stays data (a page punched since is only
+	 * read, as zero), so this holds across calls; it spares asking again
+	 * with SEEK_HOLE, which scans the whole extent each time. */
+	uint64_t data_start, data_end;
 };
 
 struct vfmig_ram_stats {
