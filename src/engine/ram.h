@@ -75,7 +75,8 @@ void vfmig_ram_set_fd(struct vfmig_ram *r, int fd);
  * included), with *len the bytes from off on that are of the same kind (up
  * to the end of the block). Without a file, or when the file cannot tell,
  * everything is data. A hole can become data at any time (a write); data
- * stays data unless the caller punches it.
+ * stays data unless the caller punches it. Answering for data scans the
+ * whole data extent (SEEK_HOLE): ask once per extent, not per page.
  */
 int vfmig_ram_extent(const struct vfmig_ram *r, uint64_t off, uint64_t *len);
 
