@@ -463,6 +463,8 @@ static int map_ram(struct vfmig_vm *vm, uint64_t size)
 	}
 	r = vfmig_ram_init(&vm->ram, VFMIG_VM_RAM_BLOCK, vm->ram_host, size,
 			   VFMIG_VM_PAGE_SIZE);
+	if (r == 0) /* pages in its holes are sent without being touched */
+		vfmig_ram_set_fd(&vm->ram, vm->ram_fd);
 	return r;
 }
 
@@ -486,6 +488,13 @@ int vfmig_vm_create(const struct vfmig_vm_opts *o, struct vfmig_vm **out,
 	    size > (1ull << 40)) {
 		ERRF("RAM size %llu: must be a multiple of 4 KiB from 2 MiB "
 		     "to 1 TiB", (unsigned long long)size);
+		return -EINVAL;
+	}
+	if (o->guest_fill > size - VFMIG_GUEST_STAMP_BASE) {
+		ERRF("RAM fill of %llu bytes: only %llu bytes of RAM lie "
+		     "above the guest's first 1 MiB",
+		     (unsigned long long)o->guest_fill,
+		     (unsigned long long)(size - VFMIG_GUEST_STAMP_BASE));
 		return -EINVAL;
 	}
 	vm = calloc(1, sizeof(*vm));
@@ -527,6 +536,8 @@ int vfmig_vm_create(const struct vfmig_vm_opts *o, struct vfmig_vm **out,
 	}
 	vm->io_started = true;
 	r = vfmig_guest_create(vm, o->guest_interval_us, o->guest_seed,
+			       (o->guest_fill + VFMIG_VM_PAGE_SIZE - 1) /
+				       VFMIG_VM_PAGE_SIZE,
 			       &vm->guest);
 	if (r < 0) {
 		ERRF("guest driver: %s", strerror(-r));
