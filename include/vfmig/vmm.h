@@ -417,8 +417,15 @@ VFMIG_EXPORT int vfmig_vmm_dev_mig_data_write(vfmig_vmm_dev *dev,
  * for its reply. */
 VFMIG_EXPORT int vfmig_vmm_dev_get_poll_fd(vfmig_vmm_dev *dev);
 
+/* The poll events to wait for on that fd: POLLIN, plus POLLOUT while
+ * bytes wait to be sent (a DMA_READ reply the socket could not take at
+ * once: without POLLOUT the rest would wait for the next call). Takes no
+ * lock. 0 for NULL. */
+VFMIG_EXPORT short vfmig_vmm_dev_get_poll_events(vfmig_vmm_dev *dev);
+
 /*
- * Non-blocking: send what waits to be sent, and serve every DMA_READ /
+ * Non-blocking: send what waits to be sent (call it on POLLOUT too), and
+ * serve every DMA_READ /
  * DMA_WRITE command already received whole (at most 64 a call; a message
  * that is still arriving stays half-read for the next call). Returns how
  * many were served (0 if none), or -EBUSY without doing anything when a

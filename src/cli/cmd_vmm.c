@@ -16,13 +16,17 @@
 #include "cli.h"
 #include "control.h"
 #include "migration.h"
+#include "engine/guest.h"
 #include "engine/vm.h"
 #include "pci/pci_state.h"
 
 #define USAGE                                                                  \
 	"usage: vfmig vmm --device SOCKET [--device SOCKET...] [--ram SIZE]\n" \
 	"                 [--control PATH] [--incoming URI [--paused]]\n"      \
-	"                 [--guest-interval-us N] [--seed N] [--quiet | --verbose]\n"
+	"                 [--guest-interval-us N] [--seed N] [--fill SIZE|all]\n" \
+	"                 [--quiet | --verbose]\n"                              \
+	"--fill: the guest starts by writing SIZE bytes (or all) of its RAM\n"  \
+	"above 1 MiB with pseudo-random data that its verifier checks\n"
 
 struct vmm_args {
 	const char *devices[VFMIG_VM_MAX_DEVICES];
@@ -33,6 +37,8 @@ struct vmm_args {
 	bool paused; /* stay paused after an incoming migration */
 	unsigned int interval_us;
 	uint64_t seed;
+	uint64_t fill;  /* bytes of RAM fill */
+	bool fill_all;  /* --fill all: every page above 1 MiB */
 	int log_level;
 };
 
@@ -143,6 +149,14 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 					v);
 				return -1;
 			}
+		} else if ((v = opt_value(argc, argv, &i, "--fill"))) {
+			a->fill_all = !strcmp(v, "all");
+			a->fill = a->fill_all ? 0 : parse_size(v);
+			if (!a->fill_all && !a->fill) {
+				fprintf(stderr, "vfmig vmm: bad --fill '%s' "
+						"(e.g. 16M, 1G, all)\n", v);
+				return -1;
+			}
 		} else if (!strcmp(argv[i], "--quiet")) {
 			a->log_level = VFMIG_LOG_WARNING;
 		} else if (!strcmp(argv[i], "--verbose")) {
@@ -157,6 +171,15 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 		fprintf(stderr, "vfmig vmm: at least one --device is needed\n");
 		return -1;
 	}
+	if (a->incoming && (a->fill || a->fill_all)) {
+		fprintf(stderr, "vfmig vmm: --fill is for a VM that starts "
+				"here; an incoming VM's RAM comes from the "
+				"migration\n");
+		return -1;
+	}
+	uint64_t ram = a->ram ? a->ram : VFMIG_VM_RAM_DEFAULT;
+	if (a->fill_all && ram > VFMIG_GUEST_STAMP_BASE)
+		a->fill = ram - VFMIG_GUEST_STAMP_BASE; /* else --ram says */
 	return 0;
 }
 
@@ -204,6 +227,7 @@ int cmd_vmm(int argc, char **argv)
 		.incoming = a.incoming != NULL,
 		.guest_interval_us = a.interval_us,
 		.guest_seed = a.seed,
+		.guest_fill = a.fill,
 		.log_fn = log_stderr,
 		.log_level = a.log_level,
 	};

@@ -47,6 +47,18 @@ static uint64_t stamp_word(uint64_t seed, uint64_t n, uint64_t page, uint64_t w)
 	return guest__mix64(seed + n) ^ (page << 16) ^ w;
 }
 
+/* The RAM fill: every word of a page from the page's key, so that words
+ * are independent (the loops over a page pipeline well). */
+static uint64_t fill_key(uint64_t seed, uint64_t page)
+{
+	return guest__mix64(seed ^ 0x46494c4cull ^ (page * 0x9e3779b97f4a7c15ull));
+}
+
+static uint64_t fill_word(uint64_t key, uint64_t w)
+{
+	return guest__mix64(key + w);
+}
+
 /* ---- device access ---- */
 
 int guest__reg_read(struct vfmig_guest *g, struct gdev *d, uint32_t off,
@@ -223,6 +235,12 @@ static int ledger_check(struct vfmig_guest *g)
 			g, "ledger has %llu stamp pages, the RAM %llu",
 			(unsigned long long)guest__lget(&L->stamp_pages),
 			(unsigned long long)g->stamp_pages);
+	if (guest__lget(&L->fill_pages) > g->stamp_pages)
+		return guest__fail(
+			g, "ledger's RAM fill has %llu pages, the RAM %llu "
+			"stamp pages",
+			(unsigned long long)guest__lget(&L->fill_pages),
+			(unsigned long long)g->stamp_pages);
 	for (unsigned int i = 0; i < g->ndevs; i++) {
 		struct gdev *d = &g->devs[i];
 		uint64_t kind = d->drv ? d->drv->kind : KIND_NONE;
@@ -249,6 +267,21 @@ static int ledger_check(struct vfmig_guest *g)
 	return 0;
 }
 
+/* The RAM fill of a fresh ledger: its pages, then its count. */
+static void write_fill(struct vfmig_guest *g)
+{
+	for (uint64_t page = 0; page < g->fill_pages; page++) {
+		uint64_t *p = (uint64_t *)(void *)guest__gpa(
+			g, VFMIG_GUEST_STAMP_BASE + page * VFMIG_VM_PAGE_SIZE);
+		uint64_t key = fill_key(g->seed, page);
+		for (uint64_t w = 0; w < VFMIG_VM_PAGE_SIZE / 8; w++)
+			p[w] = htole64(fill_word(key, w));
+	}
+	vfmig_ram_mark_dirty(g->ram, VFMIG_GUEST_STAMP_BASE,
+			     g->fill_pages * VFMIG_VM_PAGE_SIZE);
+	guest__lset(g, &g->L->fill_pages, g->fill_pages);
+}
+
 static int ledger_fresh(struct vfmig_guest *g)
 {
 	struct ledger *L = g->L;
@@ -259,6 +292,7 @@ static int ledger_fresh(struct vfmig_guest *g)
 	guest__lset(g, &L->ndevs, g->ndevs);
 	guest__lset(g, &L->seed, g->seed);
 	guest__lset(g, &L->stamp_pages, g->stamp_pages);
+	write_fill(g);
 	for (unsigned int i = 0; i < g->ndevs; i++)
 		if (g->devs[i].drv)
 			CHECK(g->devs[i].drv->init(g, &g->devs[i]));
@@ -333,11 +367,16 @@ static void *guest_main(void *arg)
 }
 
 int vfmig_guest_create(struct vfmig_vm *vm, unsigned int interval_us,
-		       uint64_t seed, struct vfmig_guest **out)
+		       uint64_t seed, uint64_t fill_pages,
+		       struct vfmig_guest **out)
 {
-	struct vfmig_guest *g = calloc(1, sizeof(*g));
+	struct vfmig_guest *g;
 
 	*out = NULL;
+	if (fill_pages > (vfmig_vm_ram(vm)->size - VFMIG_GUEST_STAMP_BASE) /
+				 VFMIG_VM_PAGE_SIZE)
+		return -EINVAL;
+	g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
 	g->vm = vm;
@@ -354,6 +393,7 @@ int vfmig_guest_create(struct vfmig_vm *vm, unsigned int interval_us,
 	g->seed = seed;
 	g->stamp_pages =
 		(g->ram->size - VFMIG_GUEST_STAMP_BASE) / VFMIG_VM_PAGE_SIZE;
+	g->fill_pages = fill_pages;
 	g->ndevs = vfmig_vm_ndevs(vm);
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_mutex_init(&g->verify_lock, NULL);
@@ -531,10 +571,16 @@ static int verify_irqs(struct vfmig_guest *g, struct gdev *d)
 	return 0;
 }
 
+/* What a page in a hole of the RAM memfd holds, without reading it. */
+static const uint64_t zero_page[VFMIG_VM_PAGE_SIZE / 8];
+
 static int verify_stamps(struct vfmig_guest *g)
 {
 	uint64_t n_all = guest__lget(&g->L->stamp_writes);
+	uint64_t fill = guest__lget(&g->L->fill_pages);
 	uint64_t *last = calloc(g->stamp_pages, sizeof(uint64_t));
+	uint64_t ext_end = 0, len;
+	bool ext_data = true;
 	int r = 0;
 
 	if (!last)
@@ -542,26 +588,51 @@ static int verify_stamps(struct vfmig_guest *g)
 	for (uint64_t n = 1; n <= n_all; n++)
 		last[stamp_page(g->seed, n, g->stamp_pages)] = n;
 	for (uint64_t page = 0; page < g->stamp_pages && !r; page++) {
-		const uint64_t *p = (const uint64_t *)(const void *)guest__gpa(
-			g, VFMIG_GUEST_STAMP_BASE + page * VFMIG_VM_PAGE_SIZE);
+		uint64_t addr = VFMIG_GUEST_STAMP_BASE +
+				page * VFMIG_VM_PAGE_SIZE;
+		/* A hole reads as zero: compared as such, not read (which
+		 * would allocate and clear a page for it). */
+		if (addr >= ext_end) {
+			ext_data = vfmig_ram_extent(g->ram, addr, &len) != 0;
+			ext_end = addr + len;
+		}
+		bool filled = !last[page] && page < fill;
+		if (!ext_data && !last[page] && !filled)
+			continue; /* zero, as it should be */
+		const uint64_t *p =
+			ext_data ? (const uint64_t *)(const void *)guest__gpa(
+					   g, addr)
+				 : zero_page;
+		uint64_t key = filled ? fill_key(g->seed, page) : 0;
 		for (uint64_t w = 0; w < VFMIG_VM_PAGE_SIZE / 8; w++) {
 			uint64_t want =
 				last[page] ? stamp_word(g->seed, last[page],
 							page, w)
-					   : 0;
-			if (le64toh(p[w]) != want) {
+				: filled ? fill_word(key, w)
+					 : 0;
+			if (le64toh(p[w]) == want)
+				continue;
+			if (filled)
+				r = guest__fail(
+					g,
+					"RAM page 0x%llx word %llu: "
+					"0x%016llx, the RAM fill wrote "
+					"0x%016llx",
+					(unsigned long long)addr,
+					(unsigned long long)w,
+					(unsigned long long)le64toh(p[w]),
+					(unsigned long long)want);
+			else
 				r = guest__fail(
 					g,
 					"RAM page 0x%llx word %llu: "
 					"0x%016llx, stamp %llu wrote 0x%016llx",
-					(unsigned long long)(VFMIG_GUEST_STAMP_BASE +
-							     page * VFMIG_VM_PAGE_SIZE),
+					(unsigned long long)addr,
 					(unsigned long long)w,
 					(unsigned long long)le64toh(p[w]),
 					(unsigned long long)last[page],
 					(unsigned long long)want);
-				break;
-			}
+			break;
 		}
 	}
 	free(last);

@@ -24,6 +24,10 @@
  * Then a few stamp pages: stamp write n (1, 2, ...) fills page
  * pick(seed, n) with words derived from (seed, n, page, word), so every
  * byte of the stamp area follows from the ledger's seed and count alone.
+ * A fresh ledger may start with a RAM fill: the first fill_pages stamp pages
+ * get words derived from (seed, page, word) before the first iteration, so
+ * that a VM can start with a known amount of pseudo-random RAM (no page of
+ * it is all zero) that the verifier can still check byte for byte.
  * Unknown devices are left alone. Pages the device writes by DMA are NOT
  * marked dirty by the driver: that is the device's dirty log's job, so a
  * migration that loses them fails verification.
@@ -50,10 +54,13 @@ struct vfmig_guest;
 
 /*
  * Create the driver of vm (not started). interval_us: sleep between
- * iterations; seed: for a fresh ledger. Returns 0 or -ENOMEM.
+ * iterations; seed and fill_pages (stamp pages to fill, at most as many as
+ * there are): for a fresh ledger. Returns 0, -EINVAL (fill_pages too many)
+ * or -ENOMEM.
  */
 int vfmig_guest_create(struct vfmig_vm *vm, unsigned int interval_us,
-		       uint64_t seed, struct vfmig_guest **out);
+		       uint64_t seed, uint64_t fill_pages,
+		       struct vfmig_guest **out);
 
 /*
  * Start the driver thread. With a valid ledger in RAM (same version and
@@ -111,7 +118,10 @@ void vfmig_guest_stats(struct vfmig_guest *g, struct vfmig_guest_stats *st);
  * generated data and its FNV-1a equals the recorded device result; per
  * vector received == raised (every interrupt raised arrived, none twice)
  * and no eventfd has an undelivered count (an interrupt nobody raised);
- * every stamp page holds its last stamp and never-stamped pages are zero.
+ * every stamp page holds its last stamp, never-stamped pages of the RAM
+ * fill hold the fill and all others are zero (a page in a hole of the RAM
+ * memfd is zero, and is compared as such without being read, which would
+ * allocate it: vfmig_ram_extent).
  * For vram: COUNTER equals the commands, the size is the ledger's, and the
  * last CHECKSUM result (register and ledger) equals the checksum that
  * replaying every fill up to it gives.

@@ -38,7 +38,9 @@ struct ledger_dev {
 
 struct ledger {
 	uint64_t magic, version, ndevs, seed;
-	uint64_t iterations, stamp_writes, stamp_pages, reserved;
+	uint64_t iterations, stamp_writes, stamp_pages;
+	uint64_t fill_pages; /* stamp pages the RAM fill wrote at the start
+			      * (0: none; a reserved zero word before) */
 	struct ledger_dev dev[VFMIG_VM_MAX_DEVICES];
 };
 _Static_assert(sizeof(struct ledger) <= VFMIG_VM_PAGE_SIZE,
@@ -76,6 +78,7 @@ struct vfmig_guest {
 	unsigned int interval_us;
 	uint64_t seed;
 	uint64_t stamp_pages;
+	uint64_t fill_pages; /* for a fresh ledger */
 	struct gdev devs[VFMIG_VM_MAX_DEVICES];
 	unsigned int ndevs;
 	char msg[256]; /* failure text of the running step (one thread) */

@@ -1,16 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /* Guest RAM dirty tracking and RAM_PAGES transfer. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ram.h"
 
 /* Pages per RAM_PAGES record: bounds the staging copy the writer makes. */
 #define RECORD_DATA_MAX (1u << 20)
 #define RECORD_RUNS_MAX 256u
+/* Bitmap words whose bits vfmig_ram_send takes at once (16 MiB of 4 KiB
+ * pages): what the file says about their pages after the take holds for
+ * all of them, so one SEEK_DATA/SEEK_HOLE pair serves a whole extent. */
+#define TAKE_WORDS 64u
 
 static bool pow2(uint64_t v)
 {
@@ -30,6 +36,7 @@ int vfmig_ram_init(struct vfmig_ram *r, const char *name, void *host,
 	if (!r->dirty)
 		return -ENOMEM;
 	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->fd = -1;
 	r->host = host;
 	r->size = size;
 	r->page_size = page_size;
@@ -40,6 +47,32 @@ void vfmig_ram_fini(struct vfmig_ram *r)
 {
 	free((void *)r->dirty);
 	r->dirty = NULL;
+}
+
+void vfmig_ram_set_fd(struct vfmig_ram *r, int fd)
+{
+	r->fd = fd;
+}
+
+int vfmig_ram_extent(const struct vfmig_ram *r, uint64_t off, uint64_t *len)
+{
+	off_t d, h;
+
+	*len = r->size - off;
+	if (r->fd < 0)
+		return 1;
+	d = lseek(r->fd, (off_t)off, SEEK_DATA);
+	if (d < 0)
+		return errno == ENXIO ? 0 : 1; /* no data after off; can't tell */
+	if ((uint64_t)d > off) {
+		if ((uint64_t)d - off < *len)
+			*len = (uint64_t)d - off;
+		return 0;
+	}
+	h = lseek(r->fd, (off_t)off, SEEK_HOLE);
+	if (h > (off_t)off && (uint64_t)h - off < *len)
+		*len = (uint64_t)h - off;
+	return 1;
 }
 
 static void set_pages(struct vfmig_ram *r, uint64_t first, uint64_t last)
@@ -117,7 +150,35 @@ struct batch {
 	uint32_t nruns;
 	uint64_t data; /* data bytes in the batch */
 	struct vfmig_ram_stats *st;
+	/* [hole_start, hole_end) was a hole when the file was asked, after
+	 * the dirty bits of the pages being sent were taken. */
+	uint64_t hole_start, hole_end;
 };
+
+/*
+ * Page at addr is in a hole of the block's file (so it is zero). A hole
+ * counts only if the file said so after the page's dirty bit was taken: a
+ * write into it after the question marked the page dirty again. Data
+ * extents are remembered for good (r->data_start).
+ */
+static bool in_hole(struct batch *b, uint64_t addr)
+{
+	struct vfmig_ram *r = b->r;
+	uint64_t len;
+
+	if (r->fd < 0 || (addr >= r->data_start && addr < r->data_end))
+		return false;
+	if (addr >= b->hole_start && addr < b->hole_end)
+		return true;
+	if (vfmig_ram_extent(r, addr, &len)) {
+		r->data_start = addr;
+		r->data_end = addr + len;
+		return false;
+	}
+	b->hole_start = addr;
+	b->hole_end = addr + len;
+	return true;
+}
 
 static int flush(struct batch *b)
 {
@@ -153,7 +214,8 @@ static int add_page(struct batch *b, uint64_t p)
 {
 	struct vfmig_ram *r = b->r;
 	uint64_t addr = p * r->page_size;
-	bool zero = page_is_zero(r->host + addr, r->page_size);
+	bool hole = in_hole(b, addr);
+	bool zero = hole || page_is_zero(r->host + addr, r->page_size);
 	struct vfmig_stream_ram_run *last =
 		b->nruns ? &b->runs[b->nruns - 1] : NULL;
 	int rc;
@@ -182,6 +244,7 @@ static int add_page(struct batch *b, uint64_t p)
 		};
 	}
 	b->st->pages++;
+	b->st->hole_pages += hole;
 	if (zero) {
 		b->st->zero_pages++;
 	} else {
@@ -195,7 +258,8 @@ int vfmig_ram_send(struct vfmig_ram *r, struct vfmig_stream_writer *w,
 		   uint64_t budget, struct vfmig_ram_stats *st)
 {
 	struct batch *b = calloc(1, sizeof(*b));
-	uint64_t start = st->bytes;
+	uint64_t start = st->bytes, nwords = (r->npages + 63) / 64;
+	uint64_t bits[TAKE_WORDS];
 	int rc = 0;
 
 	if (!b)
@@ -203,27 +267,68 @@ int vfmig_ram_send(struct vfmig_ram *r, struct vfmig_stream_writer *w,
 	b->r = r;
 	b->w = w;
 	b->st = st;
-	for (uint64_t wi = 0; wi < (r->npages + 63) / 64; wi++) {
+	for (uint64_t wi = 0; wi < nwords && rc == 0; wi += TAKE_WORDS) {
+		unsigned n = nwords - wi < TAKE_WORDS ? (unsigned)(nwords - wi)
+						      : TAKE_WORDS, k;
 		if (budget && st->bytes - start >= budget)
 			break;
-		/* Take the word's bits before reading the pages. */
-		uint64_t bits = atomic_exchange_explicit(&r->dirty[wi], 0,
-							 memory_order_acq_rel);
-		while (bits) {
-			unsigned bit = (unsigned)__builtin_ctzll(bits);
-			bits &= bits - 1;
-			rc = add_page(b, wi * 64 + bit);
-			if (rc < 0) {
-				/* Return the untaken bits of this word. */
-				atomic_fetch_or(&r->dirty[wi], bits);
-				goto out;
+		/* Take the words' bits before looking at their pages or at
+		 * the file; what the file said before holds no longer. */
+		for (k = 0; k < n; k++)
+			bits[k] = atomic_exchange_explicit(&r->dirty[wi + k], 0,
+							   memory_order_acq_rel);
+		b->hole_start = b->hole_end = 0;
+		for (k = 0; k < n; k++) {
+			if (budget && st->bytes - start >= budget)
+				break;
+			while (bits[k]) {
+				unsigned bit = (unsigned)__builtin_ctzll(bits[k]);
+				rc = add_page(b, (wi + k) * 64 + bit);
+				if (rc < 0)
+					break; /* the page stays in bits[k] */
+				bits[k] &= bits[k] - 1;
 			}
+			if (rc < 0)
+				break;
 		}
+		/* Give back what was taken and not sent (a budget reached
+		 * or a failed write). */
+		for (; k < n; k++)
+			if (bits[k])
+				atomic_fetch_or_explicit(&r->dirty[wi + k], bits[k],
+							 memory_order_release);
 	}
-	rc = flush(b);
-out:
+	if (rc == 0)
+		rc = flush(b);
 	free(b);
 	return rc;
+}
+
+/*
+ * Make [off, off + len) read as zero, touching as little of it as
+ * possible: a hole of the block's file already does; from the first data
+ * in the range on (stale, or an earlier round's), the range is punched out
+ * of the file, which frees its pages and costs little where it is a hole
+ * already. Bytes are written only where the file refuses. At most two
+ * calls: SEEK_HOLE, which scans a whole data extent, is not asked.
+ */
+static void zero_range(struct vfmig_ram *r, uint64_t off, uint64_t len)
+{
+	uint64_t end = off + len;
+	off_t d;
+
+	if (r->fd >= 0) {
+		d = lseek(r->fd, (off_t)off, SEEK_DATA);
+		if ((d < 0 && errno == ENXIO) || (d >= 0 && (uint64_t)d >= end))
+			return; /* all hole */
+		if (d >= 0 && (uint64_t)d > off)
+			off = (uint64_t)d;
+		r->data_start = r->data_end = 0; /* what send knew is punched */
+		if (fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)off, (off_t)(end - off)) == 0)
+			return;
+	}
+	memset(r->host + off, 0, end - off);
 }
 
 int vfmig_ram_load(struct vfmig_ram *r, const struct vfmig_stream_record *rec,
@@ -262,7 +367,7 @@ int vfmig_ram_load(struct vfmig_ram *r, const struct vfmig_stream_record *rec,
 		const struct vfmig_stream_ram_run *run = &rp->runs[i];
 		size_t len = (size_t)run->npages * r->page_size;
 		if (run->zero)
-			memset(r->host + run->addr, 0, len);
+			zero_range(r, run->addr, len);
 		else
 			memcpy(r->host + run->addr, run->data, len);
 	}

@@ -9,6 +9,13 @@
  * migration thread sends). A page's bit is cleared before its bytes are
  * copied, so a write that races with sending marks it dirty again and it is
  * sent in a later round: nothing is lost.
+ *
+ * A block may name the file that backs its memory (vfmig_ram_set_fd, e.g.
+ * the guest RAM memfd). Pages in a hole of that file were never written
+ * (or were punched out): they read as zero, and reading them would only
+ * make the kernel allocate and clear a page. Sending finds them with
+ * SEEK_DATA/SEEK_HOLE, after taking their dirty bits, and sends them as
+ * zero runs without touching them.
  */
 #ifndef VFMIG_ENGINE_RAM_H
 #define VFMIG_ENGINE_RAM_H
@@ -28,11 +35,18 @@ struct vfmig_ram {
 	uint32_t page_size;            /* power of two, 512 .. 1 GiB */
 	uint64_t npages;
 	_Atomic uint64_t *dirty;       /* npages bits, LSB-first words */
+	int fd;                        /* backs host from offset 0, or -1 */
+	/* vfmig_ram_send's memory of the file: [data_start, data_end) was
+	 * data when it asked. Data stays data (a page punched since is only
+	 * read, as zero), so this holds across calls; it spares asking again
+	 * with SEEK_HOLE, which scans the whole extent each time. */
+	uint64_t data_start, data_end;
 };
 
 struct vfmig_ram_stats {
 	uint64_t pages;      /* pages sent (data + zero) */
 	uint64_t zero_pages; /* of which all-zero, sent without data */
+	uint64_t hole_pages; /* of those, found in holes without reading */
 	uint64_t bytes;      /* page data bytes sent */
 	uint64_t records;    /* RAM_PAGES records written */
 };
@@ -47,6 +61,24 @@ int vfmig_ram_init(struct vfmig_ram *r, const char *name, void *host,
 
 /* Free the bitmap. The host memory is the caller's. */
 void vfmig_ram_fini(struct vfmig_ram *r);
+
+/*
+ * The file mapped at host from its offset 0 (shared, so writes through
+ * host are in the file), or -1 for none; not owned. The file's offset may
+ * be moved (lseek) by the functions below.
+ */
+void vfmig_ram_set_fd(struct vfmig_ram *r, int fd);
+
+/*
+ * What the block holds at off (< size), as its file tells without touching
+ * the pages: 0 for a hole (reads as zero), 1 for data (anything, zero
+ * included), with *len the bytes from off on that are of the same kind (up
+ * to the end of the block). Without a file, or when the file cannot tell,
+ * everything is data. A hole can become data at any time (a write); data
+ * stays data unless the caller punches it. Answering for data scans the
+ * whole data extent (SEEK_HOLE): ask once per extent, not per page.
+ */
+int vfmig_ram_extent(const struct vfmig_ram *r, uint64_t off, uint64_t *len);
 
 /* Mark every page touching [off, off + len) dirty; bytes outside the block
  * are ignored. Thread-safe. */
@@ -73,7 +105,8 @@ uint64_t vfmig_ram_dirty_pages(const struct vfmig_ram *r);
 /*
  * Send dirty pages, clearing their bits, as RAM_PAGES records, until none is
  * left or about budget bytes of page data were sent (0: no budget). Runs of
- * all-zero pages go without data. Adds to *st. Returns 0 or the writer's
+ * all-zero pages go without data; pages in holes of the block's file are
+ * such pages and are not read. Adds to *st. Returns 0 or the writer's
  * negative errno (pages whose bits were taken are marked dirty again, so a
  * retry resends them).
  */
@@ -83,7 +116,11 @@ int vfmig_ram_send(struct vfmig_ram *r, struct vfmig_stream_writer *w,
 /*
  * Apply one decoded RAM_PAGES record to the block: the block name and page
  * size must match, every run must lie inside the block. Nothing is written
- * unless the whole record is valid. Returns 0 or -EINVAL with a message
+ * unless the whole record is valid. A zero run leaves the holes of the
+ * block's file as they are and punches the data under it out of the file
+ * (FALLOC_FL_PUNCH_HOLE; bytes are cleared only where the file refuses), so
+ * pages that are zero on the source allocate nothing here, and data left
+ * by an earlier load becomes zero. Returns 0 or -EINVAL with a message
  * naming the problem in err.
  */
 int vfmig_ram_load(struct vfmig_ram *r, const struct vfmig_stream_record *rec,

@@ -412,7 +412,10 @@ static void *io_main(void *arg)
 			if (busy[i])
 				continue;
 			map[n - 1] = i;
-			p[n++] = (struct pollfd){ .fd = fd, .events = POLLIN };
+			p[n++] = (struct pollfd){
+				.fd = fd,
+				.events = vfmig_vmm_dev_get_poll_events(
+					vm->devs[i].dev) };
 		}
 		if (poll(p, n, any_busy ? BUSY_POLL_MS : IO_POLL_MS) < 0 &&
 		    errno != EINTR)
@@ -422,7 +425,8 @@ static void *io_main(void *arg)
 		for (unsigned int i = 0; i < vm->ndevs; i++)
 			busy[i] = false;
 		for (unsigned int k = 1; k < n; k++) {
-			if (!(p[k].revents & (POLLIN | POLLHUP | POLLERR)))
+			if (!(p[k].revents &
+			      (POLLIN | POLLOUT | POLLHUP | POLLERR)))
 				continue;
 			struct vm_dev *d = &vm->devs[map[k - 1]];
 			int r = vfmig_vmm_dev_process(d->dev);
@@ -459,6 +463,8 @@ static int map_ram(struct vfmig_vm *vm, uint64_t size)
 	}
 	r = vfmig_ram_init(&vm->ram, VFMIG_VM_RAM_BLOCK, vm->ram_host, size,
 			   VFMIG_VM_PAGE_SIZE);
+	if (r == 0) /* pages in its holes are sent without being touched */
+		vfmig_ram_set_fd(&vm->ram, vm->ram_fd);
 	return r;
 }
 
@@ -482,6 +488,13 @@ int vfmig_vm_create(const struct vfmig_vm_opts *o, struct vfmig_vm **out,
 	    size > (1ull << 40)) {
 		ERRF("RAM size %llu: must be a multiple of 4 KiB from 2 MiB "
 		     "to 1 TiB", (unsigned long long)size);
+		return -EINVAL;
+	}
+	if (o->guest_fill > size - VFMIG_GUEST_STAMP_BASE) {
+		ERRF("RAM fill of %llu bytes: only %llu bytes of RAM lie "
+		     "above the guest's first 1 MiB",
+		     (unsigned long long)o->guest_fill,
+		     (unsigned long long)(size - VFMIG_GUEST_STAMP_BASE));
 		return -EINVAL;
 	}
 	vm = calloc(1, sizeof(*vm));
@@ -523,6 +536,8 @@ int vfmig_vm_create(const struct vfmig_vm_opts *o, struct vfmig_vm **out,
 	}
 	vm->io_started = true;
 	r = vfmig_guest_create(vm, o->guest_interval_us, o->guest_seed,
+			       (o->guest_fill + VFMIG_VM_PAGE_SIZE - 1) /
+				       VFMIG_VM_PAGE_SIZE,
 			       &vm->guest);
 	if (r < 0) {
 		ERRF("guest driver: %s", strerror(-r));

@@ -65,6 +65,11 @@ struct vfmig_vm_opts {
 	bool incoming;               /* state INCOMING, guest not started */
 	unsigned int guest_interval_us; /* sleep per guest iteration; 0: 1000 */
 	uint64_t guest_seed;         /* 0: from the clock */
+	/* Bytes of pseudo-random data the guest writes into RAM from
+	 * VFMIG_GUEST_STAMP_BASE on before its first iteration, when it
+	 * starts with a fresh ledger (guest.h, the RAM fill); rounded up to
+	 * whole pages, at most the RAM above that address. 0: none. */
+	uint64_t guest_fill;
 	/* Device types (required): a device's type comes from what it
 	 * reports, its interrupt wiring from the type's irq_wiring hook. The
 	 * registry must outlive the VM. */

@@ -94,6 +94,7 @@ int vmm_send(vfmig_vmm_dev *dev, struct vfw_header *hdr,
 {
 	int r = vfw_tx_send(dev->fd, &dev->tx, hdr, iov, iovcnt, fds, nfds);
 
+	vmm_note_tx(dev);
 	if (r == 0)
 		return 0;
 	if (r == -ENOBUFS)
@@ -117,6 +118,7 @@ static int wait_io(vfmig_vmm_dev *dev, int64_t deadline, const char *what)
 {
 	for (;;) {
 		int r = vfw_tx_flush(dev->fd, &dev->tx);
+		vmm_note_tx(dev);
 		if (r < 0 && r != -EAGAIN) {
 			vfw_log(&dev->log, VFW_LOG_ERR, "sending to the device: %s",
 				vfmig_vmm_strerror(r));
@@ -234,6 +236,13 @@ int vfmig_vmm_dev_get_poll_fd(vfmig_vmm_dev *dev)
 	return fd >= 0 ? fd : -ENOTCONN;
 }
 
+short vfmig_vmm_dev_get_poll_events(vfmig_vmm_dev *dev)
+{
+	if (!dev)
+		return 0;
+	return (short)(POLLIN | (atomic_load(&dev->tx_waiting) ? POLLOUT : 0));
+}
+
 int vfmig_vmm_dev_process(vfmig_vmm_dev *dev)
 {
 	int served = 0, r;
@@ -248,6 +257,7 @@ int vfmig_vmm_dev_process(vfmig_vmm_dev *dev)
 		return -ENOTCONN;
 	}
 	r = vfw_tx_flush(dev->fd, &dev->tx);
+	vmm_note_tx(dev);
 	if (r < 0 && r != -EAGAIN) {
 		vfw_log(&dev->log, VFW_LOG_ERR, "sending to the device: %s",
 			vfmig_vmm_strerror(r));

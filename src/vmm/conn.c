@@ -30,6 +30,7 @@ int vmm_dev_alloc(const struct vfmig_vmm_dev_opts *opts, vfmig_vmm_dev **out)
 	pthread_mutex_init(&dev->lock, NULL);
 	dev->fd = -1;
 	atomic_init(&dev->poll_fd, -1);
+	atomic_init(&dev->tx_waiting, false);
 	vfw_rx_init(&dev->rx);
 	vfw_tx_init(&dev->tx, VMM_TX_LIMIT);
 	dev->next_id = 1;
@@ -68,6 +69,7 @@ void vmm_break(vfmig_vmm_dev *dev)
 	atomic_store(&dev->poll_fd, -1);
 	vfw_rx_reset(&dev->rx);
 	vfw_tx_clear(&dev->tx);
+	vmm_note_tx(dev);
 	if (dev->fd >= 0)
 		close(dev->fd);
 	dev->fd = -1;

@@ -155,6 +155,9 @@ struct vfmig_vmm_dev {
 	/* A copy of fd readable without the lock (the I/O thread's poll):
 	 * one stuck call must not make other devices' service wait. */
 	_Atomic int poll_fd;
+	/* Whether bytes wait in tx: the poll then also wants POLLOUT. Read
+	 * without the lock, like poll_fd. */
+	atomic_bool tx_waiting;
 	struct vfw_rx rx; /* the message being received */
 	struct vfw_tx tx; /* what the socket could not take yet */
 	char *path; /* NULL when adopted */
@@ -258,6 +261,12 @@ int vmm_call(vfmig_vmm_dev *dev, uint16_t cmd, const struct iovec *iov,
  * send errors break the connection. Lock held. */
 int vmm_send(vfmig_vmm_dev *dev, struct vfw_header *hdr,
 	     const struct iovec *iov, int iovcnt, const int *fds, size_t nfds);
+
+/* Publish whether the send queue holds bytes (after every send/flush). */
+static inline void vmm_note_tx(vfmig_vmm_dev *dev)
+{
+	atomic_store(&dev->tx_waiting, vfw_tx_pending(&dev->tx));
+}
 
 /* Log why, break the connection, release reply, return -EPROTO. */
 int vmm_proto_error(vfmig_vmm_dev *dev, struct vfw_msg *reply,

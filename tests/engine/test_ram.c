@@ -10,6 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -25,19 +29,42 @@ static const struct vfmig_stream_device one_dev = {
 	.id = "d0", .type = "pci", .interface = "v2",
 };
 
+/* Source and destination RAM: malloc'd, or (the _fd fixtures) memfds
+ * that the blocks know, the source's all holes at the start. */
 struct pair {
 	uint8_t *src, *dst;
+	int sfd, dfd;
 	struct vfmig_ram rs, rd;
 	struct vfmig_io *wio;
 	struct vfmig_stream_writer *w;
 };
 
-static int setup(void **state)
+static uint8_t *memfd_ram(int *fd)
+{
+	void *p;
+
+	*fd = memfd_create("test-ram", MFD_CLOEXEC);
+	if (*fd < 0 || ftruncate(*fd, SIZE) < 0)
+		return NULL;
+	p = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static int setup_as(void **state, bool fd)
 {
 	struct pair *p = calloc(1, sizeof(*p));
-	p->src = aligned_alloc(PAGE, SIZE);
-	p->dst = aligned_alloc(PAGE, SIZE);
-	memset(p->src, 0, SIZE);
+	p->sfd = p->dfd = -1;
+	if (fd) {
+		p->src = memfd_ram(&p->sfd);
+		p->dst = memfd_ram(&p->dfd);
+	} else {
+		p->src = aligned_alloc(PAGE, SIZE);
+		p->dst = aligned_alloc(PAGE, SIZE);
+	}
+	if (!p->src || !p->dst)
+		return -1;
+	if (!fd)
+		memset(p->src, 0, SIZE);
 	memset(p->dst, 0xee, SIZE);
 	if (vfmig_ram_init(&p->rs, "ram", p->src, SIZE, PAGE) ||
 	    vfmig_ram_init(&p->rd, "ram", p->dst, SIZE, PAGE) ||
@@ -45,8 +72,20 @@ static int setup(void **state)
 	    vfmig_stream_writer_open(&p->w, p->wio) ||
 	    vfmig_stream_write_device_list(p->w, &one_dev, 1))
 		return -1;
+	vfmig_ram_set_fd(&p->rs, p->sfd);
+	vfmig_ram_set_fd(&p->rd, p->dfd);
 	*state = p;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_as(state, false);
+}
+
+static int setup_fd(void **state)
+{
+	return setup_as(state, true);
 }
 
 static int teardown(void **state)
@@ -56,10 +95,24 @@ static int teardown(void **state)
 	vfmig_io_close(p->wio);
 	vfmig_ram_fini(&p->rs);
 	vfmig_ram_fini(&p->rd);
-	free(p->src);
-	free(p->dst);
+	if (p->sfd >= 0) {
+		munmap(p->src, SIZE);
+		munmap(p->dst, SIZE);
+		close(p->sfd);
+		close(p->dfd);
+	} else {
+		free(p->src);
+		free(p->dst);
+	}
 	free(p);
 	return 0;
+}
+
+/* Whether page i of a memfd is still a hole (never touched). */
+static bool is_hole(int fd, uint64_t i)
+{
+	off_t d = lseek(fd, (off_t)(i * PAGE), SEEK_DATA);
+	return d < 0 || (uint64_t)d >= (i + 1) * PAGE;
 }
 
 /* End the stream and load every RAM_PAGES record into the destination. */
@@ -107,6 +160,10 @@ static void test_full_copy_with_zero_pages(void **state)
 	assert_int_equal(st.pages, NPAGES);
 	assert_int_equal(st.zero_pages, NPAGES - (NPAGES + 2) / 3);
 	assert_int_equal(st.bytes, (uint64_t)((NPAGES + 2) / 3) * PAGE);
+	/* With the memfd, the zero pages are its holes and stay holes. */
+	assert_int_equal(st.hole_pages, p->sfd >= 0 ? st.zero_pages : 0);
+	for (uint32_t i = 1; p->sfd >= 0 && i < NPAGES; i += 3)
+		assert_true(is_hole(p->sfd, i));
 	replay(p, &records);
 	assert_int_equal(records, st.records);
 	assert_memory_equal(p->src, p->dst, SIZE);
@@ -243,6 +300,169 @@ static void test_concurrent_writer_loses_nothing(void **state)
 	assert_memory_equal(p->src, p->dst, SIZE);
 }
 
+/*
+ * Holes, data pages and all-zero data pages in one block, with the runs of
+ * each kind crossing bitmap words and the 16 MiB takes of the sender: only
+ * the holes are sent unread, the zero data pages are read and sent as
+ * zero runs, and every byte arrives.
+ */
+static void test_holes_and_zero_data_pages(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_ram_stats st = { 0 };
+	uint64_t records, holes = 0, zeros = 0;
+
+	for (uint32_t i = 0; i < NPAGES; i++) {
+		uint32_t kind = (i * 7 / 61) % 3; /* runs of 8 or 9 pages */
+		if (i >= 500 && i < 700)
+			kind = 0; /* a long hole across words */
+		if (kind == 1)
+			memset(p->src + (size_t)i * PAGE, (int)(i % 251) + 1,
+			       PAGE);
+		else if (kind == 2)
+			memset(p->src + (size_t)i * PAGE, 0, PAGE);
+		holes += kind == 0;
+		zeros += kind != 1;
+	}
+	p->src[777 * PAGE + 4095] = 9; /* a zero page but for its last byte */
+	zeros--;
+	vfmig_ram_mark_all(&p->rs);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	assert_int_equal(st.pages, NPAGES);
+	assert_int_equal(st.zero_pages, zeros);
+	assert_int_equal(st.hole_pages, holes);
+	for (uint32_t i = 500; i < 700; i++)
+		assert_true(is_hole(p->sfd, i));
+	replay(p, &records);
+	assert_memory_equal(p->src, p->dst, SIZE);
+}
+
+/* A hole sent as a zero run and written afterwards (between two calls of
+ * one round, or after the round) is dirty again: the next call reads it
+ * as data, the holes around it still unread. */
+static void test_write_into_hole_between_rounds(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_ram_stats st = { 0 };
+	uint64_t records;
+
+	vfmig_ram_mark_all(&p->rs);
+	/* A budget of one page: the first record only; the rest stays
+	 * dirty while the guest writes into the hole further on. */
+	memset(p->src, 0x31, PAGE);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, PAGE, &st), 0);
+	memset(p->src + 900 * PAGE, 0x32, PAGE);
+	vfmig_ram_mark_dirty(&p->rs, 900 * PAGE, PAGE);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	memset(p->src + 901 * PAGE, 0x33, 10);
+	vfmig_ram_mark_dirty(&p->rs, 901 * PAGE, 10);
+	assert_int_equal(vfmig_ram_dirty_pages(&p->rs), 1);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	replay(p, &records);
+	assert_memory_equal(p->src, p->dst, SIZE);
+}
+
+/*
+ * The destination's side: zero runs over its own holes leave them holes
+ * (nothing allocated), zero runs over data (stale bytes of an earlier
+ * load, say) punch it out, and data pages arrive as data.
+ */
+static void test_load_keeps_holes_and_punches_stale_data(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_ram_stats st = { 0 };
+	uint64_t records;
+
+	for (uint32_t i = 0; i < 10; i++)
+		memset(p->src + (size_t)i * PAGE, 0x5a, PAGE); /* data */
+	memset(p->src + 10 * PAGE, 0, 10 * PAGE); /* zero data pages */
+	/* The destination: stale 0xee below page 512, holes above. */
+	assert_int_equal(fallocate(p->dfd, FALLOC_FL_PUNCH_HOLE |
+						   FALLOC_FL_KEEP_SIZE,
+				   512 * PAGE, SIZE - 512 * PAGE),
+			 0);
+	assert_true(is_hole(p->dfd, 700));
+	assert_false(is_hole(p->dfd, 300));
+	vfmig_ram_mark_all(&p->rs);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	replay(p, &records);
+	for (uint32_t i = 0; i < NPAGES; i++)
+		if (i < 10)
+			assert_false(is_hole(p->dfd, i));
+		else
+			assert_true(is_hole(p->dfd, i));
+	assert_memory_equal(p->src, p->dst, SIZE);
+}
+
+/* The sender remembers data extents across calls; data punched out of the
+ * file since (here by the test, in a VM by no one) is read as what it is
+ * now, zero. */
+static void test_data_punched_between_rounds(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_ram_stats st = { 0 };
+	uint64_t records;
+
+	memset(p->src, 0x7b, SIZE);
+	vfmig_ram_mark_all(&p->rs);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	assert_int_equal(st.zero_pages, 0);
+	assert_int_equal(fallocate(p->sfd, FALLOC_FL_PUNCH_HOLE |
+						   FALLOC_FL_KEEP_SIZE,
+				   100 * PAGE, 50 * PAGE),
+			 0);
+	vfmig_ram_mark_dirty(&p->rs, 90 * PAGE, 70 * PAGE);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	assert_int_equal(st.zero_pages, 50);
+	replay(p, &records);
+	assert_memory_equal(p->src, p->dst, SIZE);
+}
+
+/* A file that cannot tell its holes, nor punch them (a pipe here): the
+ * zero runs are written as zeros. */
+static void test_load_without_holes_writes_zeros(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_ram_stats st = { 0 };
+	uint64_t records;
+	int fds[2];
+
+	assert_int_equal(pipe(fds), 0);
+	vfmig_ram_set_fd(&p->rd, fds[0]);
+	for (uint32_t i = 0; i < NPAGES; i += 5)
+		memset(p->src + (size_t)i * PAGE, 0x66, PAGE);
+	vfmig_ram_mark_all(&p->rs);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	replay(p, &records);
+	assert_memory_equal(p->src, p->dst, SIZE);
+	close(fds[0]);
+	close(fds[1]);
+}
+
+/* A write that fails gives back every page it took, the one it was adding
+ * included: a retry sends them all. */
+static void test_failed_write_loses_no_page(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_ram_stats st = { 0 };
+	struct vfmig_stream_writer *w;
+	struct vfmig_io *io;
+	int fds[2];
+
+	signal(SIGPIPE, SIG_IGN);
+	memset(p->src, 0x44, SIZE);
+	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(vfmig_io_fd(&io, fds[1], true), 0);
+	assert_int_equal(vfmig_stream_writer_open(&w, io), 0);
+	assert_int_equal(vfmig_stream_write_device_list(w, &one_dev, 1), 0);
+	close(fds[0]);
+	vfmig_ram_mark_all(&p->rs);
+	assert_true(vfmig_ram_send(&p->rs, w, 0, &st) < 0);
+	assert_int_equal(vfmig_ram_dirty_pages(&p->rs), NPAGES);
+	vfmig_stream_writer_free(w);
+	vfmig_io_close(io);
+}
+
 static void test_init_rejects(void **state)
 {
 	(void)state;
@@ -271,6 +491,28 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_concurrent_writer_loses_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_write_loses_no_page,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_load_without_holes_writes_zeros, setup, teardown),
+		/* The same with memfd-backed blocks that know their fds. */
+		cmocka_unit_test_setup_teardown(test_full_copy_with_zero_pages,
+						setup_fd, teardown),
+		cmocka_unit_test_setup_teardown(test_dirty_rounds_and_budget,
+						setup_fd, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_concurrent_writer_loses_nothing, setup_fd,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_holes_and_zero_data_pages,
+						setup_fd, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_write_into_hole_between_rounds, setup_fd,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_load_keeps_holes_and_punches_stale_data, setup_fd,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_data_punched_between_rounds,
+						setup_fd, teardown),
 		cmocka_unit_test(test_init_rejects),
 	};
 	return cmocka_run_group_tests_name("ram", tests, NULL, NULL);

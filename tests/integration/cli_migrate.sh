@@ -22,7 +22,10 @@ for n in a b c d e f g; do
 	start "$V" device regs --socket-path "$D/$n.sock" --quiet
 done
 for n in a b c d e f g; do wait_for "$D/$n.sock"; done
-start "$V" vmm --device "$D/a.sock" --ram 16M --control "$D/a.ctl" --quiet
+# The source starts with 4 MiB of RAM fill: the fill moves with RAM through
+# the migration, the save and the restore, and each verifier checks it.
+start "$V" vmm --device "$D/a.sock" --ram 16M --control "$D/a.ctl" --quiet \
+	--fill 4M
 start "$V" vmm --device "$D/b.sock" --ram 16M --control "$D/b.ctl" --quiet \
 	--incoming "unix:$D/mig.sock"
 wait_for "$D/a.ctl"; wait_for "$D/b.ctl"

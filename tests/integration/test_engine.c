@@ -7,6 +7,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -161,6 +162,7 @@ static struct tvm *tvm_new_args(const char *device, bool init,
 	assert_int_equal(vfmig_ram_init(&t->ram, "ram", t->host, RAM_SIZE,
 					4096),
 			 0);
+	vfmig_ram_set_fd(&t->ram, t->ram_fd); /* as the VM does */
 	assert_int_equal(vfmig_vmm_dev_dma_map(t->dev, 0, RAM_SIZE, t->ram_fd,
 					       0, t->host,
 					       VFMIG_VMM_DMA_READ |
@@ -599,6 +601,87 @@ static void test_save_and_restore_file(void **state)
 	tvm_free(b);
 }
 
+/* Page i of a VM's RAM memfd is a hole: never written, or punched. */
+static bool is_hole(struct tvm *t, uint64_t i)
+{
+	off_t d = lseek(t->ram_fd, (off_t)(i * 4096), SEEK_DATA);
+	return d < 0 || (uint64_t)d >= (i + 1) * 4096;
+}
+
+static void punch(struct tvm *t, uint64_t first, uint64_t n)
+{
+	assert_int_equal(fallocate(t->ram_fd, FALLOC_FL_PUNCH_HOLE |
+						      FALLOC_FL_KEEP_SIZE,
+				   (off_t)(first * 4096), (off_t)(n * 4096)),
+			 0);
+}
+
+/*
+ * RAM with holes (never written, and written then punched), all-zero
+ * data pages and data, into a destination that holds stale data from an
+ * earlier incoming attempt that failed at the switchover: every byte
+ * matches, the source read none of its holes, the destination allocated
+ * none for them, and its stale pages under zero runs are gone.
+ */
+static void test_holes_zero_pages_and_stale_data(void **state)
+{
+	(void)state;
+	const char *const fail[] = { "--fail-transition", "STOP_COPY", NULL };
+	struct tvm *a = tvm_new_args("regs", true, fail);
+	struct tvm *b = tvm_new("regs", false);
+	struct tvm *c = tvm_new("regs", true);
+	struct vfmig_mig_report sr, dr;
+	const uint64_t npages = RAM_SIZE / 4096;
+
+	/* The failed attempt: a's RAM is data everywhere; its pre-copy
+	 * reaches b, then a's device refuses STOP_COPY. */
+	for (uint64_t i = 0; i < npages; i++)
+		memset(a->host + i * 4096, (int)(0xa0 | (i & 15)), 4096);
+	assert_true(migrate(a, b, &sr, &dr) < 0);
+	assert_non_null(strstr(sr.error, "refused STOP_COPY"));
+	assert_false(dr.ok);
+	for (uint64_t i = 300; i < npages; i += 400) /* b kept a's pages */
+		assert_int_equal(b->host[i * 4096 + 9], 0xa0 | (i & 15));
+
+	/* c: data, holes [256, 512) and [1500, end), zero data pages
+	 * [512, 768), written and punched [768, 1024), and one page zero
+	 * but for its last byte. */
+	for (uint64_t i = 0; i < npages; i++) {
+		uint8_t *pg = c->host + i * 4096;
+		if ((i >= 256 && i < 512) || i >= 1500)
+			continue;
+		if (i >= 512 && i < 768)
+			memset(pg, 0, 4096);
+		else
+			memset(pg, (int)(0x30 | (i & 15)), 4096);
+	}
+	punch(c, 768, 256);
+	memset(c->host + 1024 * 4096, 0, 4095);
+	c->host[1024 * 4096 + 4095] = 0x77;
+	if (migrate(c, b, &sr, &dr) != 0)
+		fail_msg("migration failed: %s", sr.error);
+	for (uint64_t i = 0; i < npages; i++) {
+		bool hole = (i >= 256 && i < 512) || (i >= 768 && i < 1024) ||
+			    i >= 1500;
+		if (hole && !is_hole(c, i))
+			fail_msg("the source read its hole at page %llu",
+				 (unsigned long long)i);
+		/* The zero pages of c are zero runs: punched out of b. */
+		bool zero = hole || (i >= 512 && i < 768);
+		if (zero && !is_hole(b, i))
+			fail_msg("destination page %llu is data under a zero "
+				 "run", (unsigned long long)i);
+		if (!zero && is_hole(b, i))
+			fail_msg("destination page %llu did not arrive",
+				 (unsigned long long)i);
+	}
+	assert_memory_equal(c->host, b->host, RAM_SIZE);
+	assert_int_equal(rd(b, REG_COUNTER), 0);
+	tvm_free(a);
+	tvm_free(b);
+	tvm_free(c);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -629,6 +712,7 @@ int main(void)
 		cmocka_unit_test(test_save_and_restore_file),
 		cmocka_unit_test(test_region_interface_back_and_forth),
 		cmocka_unit_test(test_interface_mismatch),
+		cmocka_unit_test(test_holes_zero_pages_and_stale_data),
 	};
 	return cmocka_run_group_tests_name("engine", tests, group_setup,
 					   group_teardown);

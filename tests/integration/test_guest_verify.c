@@ -9,6 +9,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -356,6 +357,98 @@ static void test_vram(void **state)
 	assert_int_equal(harness_stop(pid), 0);
 }
 
+/* The RAM fill: pseudo-random pages from 1 MiB on before the first
+ * iteration, checked by the verifier like stamps; a fill that does not fit
+ * the RAM is refused. */
+static void test_ram_fill(void **state)
+{
+	struct fx *f = *state;
+	const char *devs[] = { f->sock };
+	struct vfmig_vm_opts o = {
+		.version = VFMIG_VM_OPTS_VERSION,
+		.devices = devs,
+		.ndevices = 1,
+		.ram_size = RAM,
+		.guest_interval_us = 200,
+		.guest_seed = 4242,
+		.guest_fill = (1u << 20) + 1, /* a page more than 1 MiB */
+		.types = types(),
+	};
+	uint64_t fill_end = VFMIG_GUEST_STAMP_BASE + (1u << 20) + 4096;
+	struct vfmig_vm *vm;
+	char err[256];
+
+	vfmig_vm_destroy(f->vm); /* the fixture's VM: the device is reused */
+	f->vm = NULL;
+	assert_int_equal(vfmig_vm_create(&o, &vm, err, sizeof(err)), 0);
+	f->vm = vm;
+	wait_iterations(vm, 20);
+	assert_int_equal(vfmig_vm_stop(vm, err, sizeof(err)), 0);
+	expect_ok(vm);
+	/* Verifying reads no hole of the RAM memfd (it would allocate it):
+	 * a page after the fill that nothing wrote is still one. */
+	struct vfmig_ram *ram = vfmig_vm_ram(vm);
+	uint64_t hole = 0, len;
+	for (uint64_t off = fill_end; off < RAM && !hole; off += 4096)
+		if (vfmig_ram_extent(ram, off, &len) == 0)
+			hole = off;
+	assert_true(hole != 0);
+	expect_ok(vm);
+	assert_int_equal(vfmig_ram_extent(ram, hole, &len), 0);
+	/* A hole where the fill wrote is a mismatch like any other. */
+	uint8_t saved[4096];
+	uint64_t victim = fill_end - 4096;
+	memcpy(saved, ram->host + victim, sizeof(saved));
+	assert_int_equal(fallocate(vfmig_vm_ram_fd(vm), FALLOC_FL_PUNCH_HOLE |
+							       FALLOC_FL_KEEP_SIZE,
+				   (off_t)victim, 4096),
+			 0);
+	assert_int_equal(vfmig_ram_extent(ram, victim, &len), 0);
+	expect_bad(vm, -EIO, "RAM page");
+	memcpy(ram->host + victim, saved, sizeof(saved));
+	expect_ok(vm);
+	/* No page of the fill is blank; find one after it that is. */
+	const uint8_t *host = vfmig_vm_ram(vm)->host;
+	uint64_t blank = 0;
+	for (uint64_t off = VFMIG_GUEST_STAMP_BASE; off < RAM; off += 4096) {
+		bool zero = true;
+		for (unsigned i = 0; i < 4096 && zero; i++)
+			zero = host[off + i] == 0;
+		if (off < fill_end)
+			assert_false(zero);
+		else if (zero && !blank)
+			blank = off;
+	}
+	assert_true(blank != 0);
+	flip(vm, fill_end - 4096 + 8, "RAM page");
+	flip(vm, blank + 17, "RAM page");
+	/* A byte of a filled page no stamp overwrote is named as the fill's
+	 * (20 iterations stamp at most 80 of the 257 pages). */
+	for (uint64_t off = VFMIG_GUEST_STAMP_BASE;; off += 4096) {
+		uint8_t *p = vfmig_vm_ram(vm)->host + off + 100;
+		char msg[320];
+		assert_true(off < fill_end);
+		*p ^= 0x40;
+		int r = vfmig_guest_verify(vm, msg, sizeof(msg));
+		*p ^= 0x40;
+		assert_int_equal(r, -EIO);
+		if (strstr(msg, "the RAM fill wrote"))
+			break;
+	}
+	expect_ok(vm);
+	vfmig_vm_destroy(vm);
+	f->vm = NULL;
+
+	o.guest_fill = RAM - VFMIG_GUEST_STAMP_BASE + 1;
+	assert_int_equal(vfmig_vm_create(&o, &vm, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "RAM fill"));
+	o.guest_fill = RAM - VFMIG_GUEST_STAMP_BASE; /* all of it fits */
+	assert_int_equal(vfmig_vm_create(&o, &vm, err, sizeof(err)), 0);
+	f->vm = vm;
+	wait_iterations(vm, 5);
+	expect_ok(vm);
+}
+
 /*
  * An earlier client left the device in ERROR (a load it refused). A new VM
  * attaching it resets it, checks it says RUNNING again, and its guest runs
@@ -401,6 +494,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ledger_carries_over, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_vram, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ram_fill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_state_holds_guest,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attach_resets_error,

@@ -647,6 +647,14 @@ static void test_bad_command_line(void **state)
 	snprintf(cmd, sizeof(cmd), "'%s' vmm --device x --ram 12Q 2>/dev/null",
 		 bin);
 	assert_int_equal(WEXITSTATUS(system(cmd)), 2);
+	snprintf(cmd, sizeof(cmd), "'%s' vmm --device x --fill 12Q 2>/dev/null",
+		 bin);
+	assert_int_equal(WEXITSTATUS(system(cmd)), 2);
+	/* An incoming VM's RAM comes from the migration. */
+	snprintf(cmd, sizeof(cmd),
+		 "'%s' vmm --device x --incoming unix:x --fill all 2>/dev/null",
+		 bin);
+	assert_int_equal(WEXITSTATUS(system(cmd)), 2);
 	snprintf(cmd, sizeof(cmd),
 		 "'%s' vmm --device %s 2>/dev/null", bin,
 		 harness_path("missing.sock"));

@@ -13,9 +13,13 @@
  *   - a device that sends a 1 MiB DMA_WRITE while we send a 1 MiB
  *     REGION_WRITE over small socket buffers: no deadlock, both arrive;
  *   - while a call waits, process() answers -EBUSY and get_poll_fd() the
- *     fd at once, so an I/O thread is never stuck behind one device.
+ *     fd at once, so an I/O thread is never stuck behind one device;
+ *   - a 1 MiB DMA_READ reply served between calls that the socket cannot
+ *     take at once is finished by an event loop that polls for the events
+ *     get_poll_events() asks for (POLLOUT while bytes wait).
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -299,6 +303,56 @@ static void test_busy_not_blocking(void **state)
 	finish(&s);
 }
 
+/* ---- a reply served between calls, bigger than the socket ---- */
+
+static void s_dma_read_between_calls(int fd)
+{
+	struct vfw_dma_access a = { 0, BIG };
+	struct vfw_msg m;
+
+	small_buffers(fd);
+	big_caps(fd);
+	srv_recv(fd, &m, VFW_CMD_DMA_MAP);
+	CHECK(vfw_send_reply(fd, &m.hdr, NULL, 0) == 0);
+	vfw_msg_release(&m);
+	struct vfw_header h = { .msg_id = 9, .command = VFW_CMD_DMA_READ,
+				.flags = VFW_FLAGS_TYPE_COMMAND };
+	CHECK(vfw_msg_send(fd, &h, &(struct iovec){ &a, sizeof(a) }, 1, NULL,
+			   0) == 0);
+	CHECK(vfw_msg_recv(fd, &m, SRV_MAX_MSG, 16) == 0);
+	CHECK(m.hdr.msg_id == 9 && !(m.hdr.flags & VFW_FLAGS_ERROR));
+	CHECK(m.len == sizeof(a) + BIG);
+	CHECK(m.payload[sizeof(a)] == 0x3c && m.payload[m.len - 1] == 0x3c);
+	vfw_msg_release(&m);
+	srv_expect_eof(fd);
+}
+
+static void test_reply_between_calls(void **state)
+{
+	static uint8_t mem[BIG];
+	struct session s;
+	vfmig_vmm_dev *dev = open_with(&s, s_dma_read_between_calls, 5000);
+	bool waiting = true;
+
+	(void)state;
+	memset(mem, 0x3c, sizeof(mem));
+	small_buffers(vfmig_vmm_dev_get_poll_fd(dev));
+	assert_int_equal(vfmig_vmm_dev_dma_map(dev, 0, BIG, -1, 0, mem,
+					       VFMIG_VMM_DMA_READ), 0);
+	/* An I/O loop as a VMM would run it, for at most 5 s. */
+	for (int i = 0; i < 500 && waiting; i++) {
+		struct pollfd p = { .fd = vfmig_vmm_dev_get_poll_fd(dev),
+				    .events = vfmig_vmm_dev_get_poll_events(dev) };
+		if (poll(&p, 1, 10) > 0)
+			assert_true(vfmig_vmm_dev_process(dev) >= 0);
+		waiting = (vfmig_vmm_dev_get_poll_events(dev) & POLLOUT) ||
+			  i < 20;
+	}
+	assert_false(vfmig_vmm_dev_get_poll_events(dev) & POLLOUT);
+	vfmig_vmm_dev_close(dev);
+	finish(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -307,6 +361,7 @@ int main(void)
 		cmocka_unit_test(test_device_stops_reading),
 		cmocka_unit_test(test_big_both_ways),
 		cmocka_unit_test(test_busy_not_blocking),
+		cmocka_unit_test(test_reply_between_calls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,794 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench-ram: guest RAM migrated live between two real `vfmig vmm`
+ * processes, beside raw single-stream baselines measured in the same run.
+ *
+ * Each round measures, in this order:
+ *
+ *   (a) raw TCP     one child process writes RAM-size bytes over a loopback
+ *                   TCP connection to this process, 1 MiB per write() and
+ *                   read(), TCP_NODELAY and the kernel's default socket
+ *                   buffers: what vfmig's channel uses (it sets no buffer
+ *                   sizes, the stream's records carry up to 1 MiB of data)
+ *   (b) vfmig TCP   a VM whose guest RAM above 1 MiB is all pseudo-random
+ *                   (`vfmig vmm --fill all`) migrated live over tcp:
+ *   raw UNIX        (a) over a UNIX stream socket
+ *   (c) vfmig UNIX  (b) over unix:
+ *   (d) sparse VM   (b) with only --touched-mib of RAM filled (plus what
+ *                   the guest's stamps and DMA touch before the migration):
+ *                   the rest of RAM was never written
+ *   first touch     one byte written to every page of a fresh RAM-size
+ *                   memfd in this process: what a destination pays at
+ *                   least to receive the RAM (each page is allocated and
+ *                   cleared by the kernel on its first write)
+ *
+ * Every vfmig case runs two `vfmig device regs` processes and two `vfmig
+ * vmm` processes (the destination with --incoming), all started afresh,
+ * and migrates with the control socket's "migrate" command, as a user
+ * does; the destination's verifier checks every RAM byte before the guest
+ * runs there, and the bench fails unless it says "ok". Figures:
+ * the engine's total time (from the migrate command to the destination's
+ * RESUMED, which includes the destination's verification) and downtime,
+ * the bytes on the wire (the stream: page data, device data and
+ * framing), MB/s of those bytes over the total time with the ratio to the
+ * raw stream of the same round, the source and destination VMMs' resident
+ * memory growth across the migration (VmRSS of /proc/PID/status), and how
+ * long a second verification on the destination takes (query-guest), to
+ * show how much of the total the verifier is.
+ *
+ * The vfmig binary is $VFMIG if set, else ../src/cli/vfmig relative to the
+ * directory of this executable (the build tree layout).
+ *
+ * Usage: bench-ram [--ram-mib N] [--touched-mib N] [--rounds N]
+ *                  [--guest-interval-us N] [--cases LETTERS]
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <libgen.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "bench_common.h"
+#include "control_client.h"
+
+#define MAX_ROUNDS 20
+#define MAX_PROCS 4
+#define START_TIMEOUT_S 300 /* a large fill on a busy machine */
+#define MIGRATE_TIMEOUT_S 600
+
+struct opts {
+	uint64_t ram_mib, touched_mib;
+	unsigned rounds, interval_us;
+	bool a, b, c, d;
+};
+
+static char tmpdir[64];
+static char vfmig[PATH_MAX + 32];
+static pid_t procs[MAX_PROCS];
+static const char *proc_names[MAX_PROCS];
+
+/* ---- processes ---- */
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static void stop_procs(void)
+{
+	for (int i = MAX_PROCS - 1; i >= 0; i--)
+		if (procs[i] > 0)
+			kill(procs[i], SIGTERM);
+	for (int i = 0; i < MAX_PROCS; i++) {
+		int k;
+		if (procs[i] <= 0)
+			continue;
+		for (k = 0; k < 1000; k++) {
+			if (waitpid(procs[i], NULL, WNOHANG) == procs[i])
+				break;
+			sleep_ms(10);
+		}
+		if (k == 1000) {
+			kill(procs[i], SIGKILL);
+			waitpid(procs[i], NULL, 0);
+		}
+		procs[i] = 0;
+	}
+}
+
+/* Empty the folder (logs, sockets); remove it too unless keep. */
+static void clear_dir(bool keep)
+{
+	DIR *d = tmpdir[0] ? opendir(tmpdir) : NULL;
+	struct dirent *e;
+	char path[PATH_MAX];
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", tmpdir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	if (!keep)
+		rmdir(tmpdir);
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "bench-ram: FAILED: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (process logs kept in %s)\n", tmpdir);
+	stop_procs();
+	exit(1);
+}
+
+static void find_vfmig(void)
+{
+	const char *env = getenv("VFMIG");
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	if (env && *env) {
+		snprintf(vfmig, sizeof(vfmig), "%s", env);
+	} else {
+		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n < 0) {
+			perror("bench-ram: readlink /proc/self/exe");
+			exit(1);
+		}
+		exe[n] = '\0';
+		snprintf(vfmig, sizeof(vfmig), "%s/../src/cli/vfmig",
+			 dirname(exe));
+	}
+	if (access(vfmig, X_OK) < 0) {
+		fprintf(stderr, "bench-ram: no vfmig binary at %s: %s (build "
+				"src/cli/vfmig or set VFMIG)\n", vfmig,
+			strerror(errno));
+		exit(1);
+	}
+}
+
+static const char *in_dir(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s", tmpdir, name);
+	return buf;
+}
+
+/* Start `vfmig ARGS...` as process slot i, stderr to <name>.log. */
+static void spawn(int i, const char *name, const char *const *args)
+{
+	char log[PATH_MAX], logname[64];
+	const char *argv[24] = { "vfmig" };
+	int n = 1;
+
+	for (; args[n - 1] && n < 23; n++)
+		argv[n] = args[n - 1];
+	argv[n] = NULL;
+	snprintf(logname, sizeof(logname), "%s.log", name);
+	in_dir(log, sizeof(log), logname);
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (!freopen(log, "w", stderr))
+			_exit(127);
+		execv(vfmig, (char *const *)argv);
+		fprintf(stderr, "exec %s: %s\n", vfmig, strerror(errno));
+		_exit(127);
+	}
+	procs[i] = pid;
+	proc_names[i] = name;
+}
+
+/* Wait for a socket that process slot i creates once it is ready. */
+static void wait_path(int i, const char *path)
+{
+	struct stat st;
+
+	for (int k = 0; k < START_TIMEOUT_S * 100; k++) {
+		if (stat(path, &st) == 0)
+			return;
+		if (waitpid(procs[i], NULL, WNOHANG) == procs[i]) {
+			procs[i] = 0;
+			die("%s exited before it created %s", proc_names[i],
+			    path);
+		}
+		sleep_ms(10);
+	}
+	die("%s did not create %s within %d s", proc_names[i], path,
+	    START_TIMEOUT_S);
+}
+
+/* Resident memory of a process in KiB (VmRSS: anonymous, file and
+ * shared memory, e.g. the guest RAM memfd pages it has mapped). */
+static int64_t rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		die("%s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %lld kB", &kib) == 1)
+			break;
+	fclose(f);
+	if (kib < 0)
+		die("no VmRSS in %s", path);
+	return kib;
+}
+
+/* Bytes of memory the kernel could give now without swapping. */
+static uint64_t mem_available(void)
+{
+	char line[256];
+	unsigned long long kib = 0;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kib << 10;
+}
+
+/* ---- control socket ---- */
+
+static struct json_object *ctl(const char *path, const char *cmd,
+			       struct json_object *args)
+{
+	struct ctl_client c;
+	struct json_object *ret = NULL;
+	char err[400];
+
+	if (ctl_client_open(&c, path, err, sizeof(err)) < 0) {
+		json_object_put(args);
+		die("%s: %s", path, err);
+	}
+	if (ctl_client_call(&c, cmd, args, &ret, err, sizeof(err)) < 0)
+		die("%s on %s: %s", cmd, path, err);
+	ctl_client_close(&c);
+	return ret;
+}
+
+static int64_t get_int(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v)
+						     : -1;
+}
+
+static double get_double(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_double(v)
+						     : -1;
+}
+
+static const char *get_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) && v
+		       ? json_object_get_string(v)
+		       : NULL;
+}
+
+/* ---- raw single-stream baselines ---- */
+
+static int tcp_listener(uint16_t *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    getsockname(s, (struct sockaddr *)&sa, &len) < 0)
+		die("TCP socket on loopback: %s", strerror(errno));
+	*port = ntohs(sa.sin_port);
+	return s;
+}
+
+/* A free loopback TCP port (bound, read, released: a small race). */
+static uint16_t free_port(void)
+{
+	uint16_t port;
+
+	close(tcp_listener(&port));
+	return port;
+}
+
+static int connect_to(bool tcp, uint16_t port, const char *path)
+{
+	int s = socket(tcp ? AF_INET : AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1, r;
+
+	if (s < 0)
+		return -1;
+	if (tcp) {
+		struct sockaddr_in sa = {
+			.sin_family = AF_INET,
+			.sin_port = htons(port),
+			.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+		};
+		r = connect(s, (struct sockaddr *)&sa, sizeof(sa));
+		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	} else {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+		r = connect(s, (struct sockaddr *)&sa, sizeof(sa));
+	}
+	if (r < 0) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+/* MB/s of total bytes from a child process to this one over a fresh
+ * loopback TCP or UNIX stream connection, 1 MiB per write() and read(). */
+static double raw_stream(bool tcp, uint64_t total)
+{
+	char path[PATH_MAX] = "";
+	uint16_t port = 0;
+	uint8_t *buf = malloc(MiB);
+	uint64_t got = 0, x = 0x2545f4914f6cdd1dull;
+	int ls, s;
+
+	if (!buf)
+		die("out of memory");
+	for (size_t i = 0; i < MiB / 8; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		memcpy(buf + i * 8, &x, 8);
+	}
+	if (tcp) {
+		ls = tcp_listener(&port);
+	} else {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		in_dir(path, sizeof(path), "raw.sock");
+		unlink(path);
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+		ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (ls < 0 ||
+		    bind(ls, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			die("UNIX socket %s: %s", path, strerror(errno));
+	}
+	if (listen(ls, 1) < 0)
+		die("listen: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int c = connect_to(tcp, port, path);
+		if (c < 0)
+			_exit(1);
+		for (uint64_t sent = 0; sent < total;) {
+			size_t want = total - sent < MiB ? total - sent : MiB;
+			ssize_t n = write(c, buf, want);
+			if (n <= 0)
+				_exit(1);
+			sent += (uint64_t)n;
+		}
+		_exit(0);
+	}
+	s = accept(ls, NULL, NULL);
+	close(ls);
+	if (s < 0)
+		die("accept: %s", strerror(errno));
+	double t0 = bench_now_s();
+	while (got < total) {
+		ssize_t n = read(s, buf, MiB);
+		if (n <= 0)
+			break;
+		got += (uint64_t)n;
+	}
+	double t1 = bench_now_s();
+	close(s);
+	waitpid(pid, NULL, 0);
+	free(buf);
+	if (path[0])
+		unlink(path);
+	if (got != total)
+		die("raw %s stream: %llu of %llu bytes arrived",
+		    tcp ? "TCP" : "UNIX", (unsigned long long)got,
+		    (unsigned long long)total);
+	return bench_mbps(got, t1 - t0);
+}
+
+/* MB/s of RAM-size bytes of a fresh memfd, one write per page. */
+static double first_touch(uint64_t size)
+{
+	int fd = memfd_create("bench-ram-touch", MFD_CLOEXEC);
+	uint8_t *p;
+
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
+		die("memfd of %llu bytes: %s", (unsigned long long)size,
+		    strerror(errno));
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		die("mmap of %llu bytes: %s", (unsigned long long)size,
+		    strerror(errno));
+	double t0 = bench_now_s();
+	for (uint64_t off = 0; off < size; off += 4096)
+		((volatile uint8_t *)p)[off] = 1;
+	double t1 = bench_now_s();
+	munmap(p, size);
+	close(fd);
+	return bench_mbps(size, t1 - t0);
+}
+
+/* ---- one vfmig migration ---- */
+
+struct mig {
+	double total_ms, downtime_ms, wall_ms, verify_ms;
+	uint64_t wire, ram_bytes, stamps;
+	int64_t src_growth_kib, dst_growth_kib;
+	unsigned rounds;
+	double mbps; /* wire bytes over the total time */
+};
+
+enum { P_SRC_DEV, P_DST_DEV, P_DST_VMM, P_SRC_VMM };
+
+static bool finished(const char *status)
+{
+	return status && strcmp(status, "setup") && strcmp(status, "active") &&
+	       strcmp(status, "switchover");
+}
+
+/*
+ * Start the four processes, let the guest run for a moment, migrate over
+ * tcp (else unix) and collect the figures; stop everything. fill is the
+ * source's --fill value.
+ */
+static void run_vfmig(const struct opts *o, bool tcp, const char *fill,
+		      struct mig *m)
+{
+	char src_dev[PATH_MAX], dst_dev[PATH_MAX], src_ctl[PATH_MAX],
+		dst_ctl[PATH_MAX], mig_sock[PATH_MAX], uri[PATH_MAX + 8],
+		ram[32], interval[32];
+	struct json_object *q, *rep = NULL, *args;
+
+	memset(m, 0, sizeof(*m));
+	in_dir(src_dev, sizeof(src_dev), "src-regs.sock");
+	in_dir(dst_dev, sizeof(dst_dev), "dst-regs.sock");
+	in_dir(src_ctl, sizeof(src_ctl), "src.ctl");
+	in_dir(dst_ctl, sizeof(dst_ctl), "dst.ctl");
+	in_dir(mig_sock, sizeof(mig_sock), "mig.sock");
+	if (tcp)
+		snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%u", free_port());
+	else
+		snprintf(uri, sizeof(uri), "unix:%s", mig_sock);
+	snprintf(ram, sizeof(ram), "%lluM", (unsigned long long)o->ram_mib);
+	snprintf(interval, sizeof(interval), "%u", o->interval_us);
+
+	const char *sd[] = { "device", "regs", "--socket-path", src_dev,
+			     "--quiet", NULL };
+	const char *dd[] = { "device", "regs", "--socket-path", dst_dev,
+			     "--quiet", NULL };
+	spawn(P_SRC_DEV, "src-regs", sd);
+	spawn(P_DST_DEV, "dst-regs", dd);
+	wait_path(P_SRC_DEV, src_dev);
+	wait_path(P_DST_DEV, dst_dev);
+	const char *dv[] = { "vmm", "--device", dst_dev, "--ram", ram,
+			     "--control", dst_ctl, "--incoming", uri,
+			     "--guest-interval-us", interval, "--quiet", NULL };
+	const char *sv[] = { "vmm", "--device", src_dev, "--ram", ram,
+			     "--control", src_ctl, "--fill", fill,
+			     "--guest-interval-us", interval, "--quiet", NULL };
+	spawn(P_DST_VMM, "dst-vmm", dv);
+	spawn(P_SRC_VMM, "src-vmm", sv);
+	wait_path(P_DST_VMM, dst_ctl);
+	wait_path(P_SRC_VMM, src_ctl); /* after its fill */
+	sleep_ms(200); /* the guest runs: the VM is live */
+
+	int64_t src0 = rss_kib(procs[P_SRC_VMM]);
+	int64_t dst0 = rss_kib(procs[P_DST_VMM]);
+	args = json_object_new_object();
+	json_object_object_add(args, "uri", json_object_new_string(uri));
+	double t0 = bench_now_s();
+	json_object_put(ctl(src_ctl, "migrate", args));
+	for (int k = 0; !rep; k++) {
+		if (k > MIGRATE_TIMEOUT_S * 100)
+			die("the migration did not end in %d s",
+			    MIGRATE_TIMEOUT_S);
+		q = ctl(src_ctl, "query-migrate", NULL);
+		struct json_object *r;
+		if (finished(get_str(q, "status")) &&
+		    json_object_object_get_ex(q, "report", &r))
+			rep = json_object_get(r);
+		json_object_put(q);
+		if (!rep)
+			sleep_ms(10); /* the engine times itself */
+	}
+	m->wall_ms = (bench_now_s() - t0) * 1e3;
+	const char *err = get_str(rep, "error");
+	if (err)
+		die("migration over %s: %s", uri, err);
+	if (!json_object_get_boolean(json_object_object_get(rep, "verified")))
+		die("destination verification: %s", get_str(rep, "verify"));
+	m->src_growth_kib = rss_kib(procs[P_SRC_VMM]) - src0;
+	m->dst_growth_kib = rss_kib(procs[P_DST_VMM]) - dst0;
+	m->total_ms = get_double(rep, "total_ms");
+	m->downtime_ms = get_double(rep, "downtime_ms");
+	m->rounds = (unsigned)get_int(rep, "rounds");
+	struct json_object *b = json_object_object_get(rep, "bytes");
+	m->ram_bytes = (uint64_t)get_int(b, "ram");
+	m->wire = m->ram_bytes + (uint64_t)get_int(b, "device") +
+		  (uint64_t)get_int(b, "overhead");
+	m->mbps = bench_mbps(m->wire, m->total_ms / 1e3);
+	json_object_put(rep);
+
+	/* What the guest wrote before the switchover: its stamp count. */
+	args = json_object_new_object();
+	json_object_object_add(args, "verify", json_object_new_boolean(false));
+	q = ctl(src_ctl, "query-guest", args);
+	m->stamps = (uint64_t)get_int(q, "ram_stamps");
+	json_object_put(q);
+	/* The same verification again on the destination, timed. */
+	double v0 = bench_now_s();
+	q = ctl(dst_ctl, "query-guest", NULL);
+	m->verify_ms = (bench_now_s() - v0) * 1e3;
+	if (!json_object_get_boolean(json_object_object_get(q, "verified")))
+		die("destination guest after the migration: %s",
+		    get_str(q, "verify"));
+	json_object_put(q);
+	stop_procs();
+	clear_dir(true);
+}
+
+/* ---- report ---- */
+
+static double median(const double *v, unsigned n)
+{
+	double c[MAX_ROUNDS];
+
+	memcpy(c, v, n * sizeof(*v));
+	return bench_median(c, n);
+}
+
+static void range(const double *v, unsigned n, double *lo, double *hi)
+{
+	*lo = *hi = v[0];
+	for (unsigned i = 1; i < n; i++) {
+		if (v[i] < *lo)
+			*lo = v[i];
+		if (v[i] > *hi)
+			*hi = v[i];
+	}
+}
+
+static double mib(uint64_t bytes)
+{
+	return (double)bytes / MiB;
+}
+
+static void print_mig(const char *what, const struct mig *m,
+		      const double *ratio, unsigned n, const char *base)
+{
+	double lo, hi;
+
+	printf("%-36s %8.1f MB/s", what, m->mbps);
+	if (ratio) {
+		range(ratio, n, &lo, &hi);
+		printf("   ratio to %s %.2f (rounds %.2f-%.2f)", base,
+		       median(ratio, n), lo, hi);
+	}
+	printf("\n%-36s total %.1f ms, downtime %.1f ms, %u rounds, wire "
+	       "%.1f MiB (page data %.1f MiB)\n", "", m->total_ms,
+	       m->downtime_ms, m->rounds, mib(m->wire), mib(m->ram_bytes));
+	printf("%-36s RSS growth: source %+.1f MiB, destination %+.1f MiB; "
+	       "a second destination verify %.1f ms\n", "",
+	       m->src_growth_kib / 1024.0, m->dst_growth_kib / 1024.0,
+	       m->verify_ms);
+}
+
+/* The round whose total time is the median, for the other figures. */
+static const struct mig *median_run(const struct mig *runs, unsigned n)
+{
+	double v[MAX_ROUNDS] = { 0 };
+	double med;
+
+	for (unsigned i = 0; i < n; i++)
+		v[i] = runs[i].total_ms;
+	med = median(v, n);
+	for (unsigned i = 0; i < n; i++)
+		if (runs[i].total_ms == med)
+			return &runs[i];
+	return &runs[0];
+}
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: bench-ram [--ram-mib N (default 1024)] "
+		"[--touched-mib N (default 16)]\n"
+		"                 [--rounds N (default 3, at most %d)] "
+		"[--guest-interval-us N (default 20000)]\n"
+		"                 [--cases LETTERS (of abcd, default abcd)]\n",
+		MAX_ROUNDS);
+	return 2;
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	*o = (struct opts){ .ram_mib = 1024, .touched_mib = 16, .rounds = 3,
+			    .interval_us = 20000, .a = true, .b = true,
+			    .c = true, .d = true };
+	for (int i = 1; i < argc; i++) {
+		const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		char *end;
+		unsigned long long n;
+
+		if (!v)
+			return -1;
+		i++;
+		if (!strcmp(k, "--cases")) {
+			o->a = strchr(v, 'a') || strchr(v, 'b') ||
+			       strchr(v, 'd');
+			o->b = strchr(v, 'b');
+			o->c = strchr(v, 'c');
+			o->d = strchr(v, 'd');
+			if (strspn(v, "abcd") != strlen(v) || !*v)
+				return -1;
+			continue;
+		}
+		errno = 0;
+		n = strtoull(v, &end, 10);
+		if (errno || *end || !*v || *v == '-')
+			return -1;
+		if (!strcmp(k, "--ram-mib") && n >= 4 && n <= (1u << 20))
+			o->ram_mib = n;
+		else if (!strcmp(k, "--touched-mib") && n <= (1u << 20))
+			o->touched_mib = n;
+		else if (!strcmp(k, "--rounds") && n >= 1 && n <= MAX_ROUNDS)
+			o->rounds = (unsigned)n;
+		else if (!strcmp(k, "--guest-interval-us") && n >= 1 &&
+			 n <= 10000000)
+			o->interval_us = (unsigned)n;
+		else
+			return -1;
+	}
+	if (o->touched_mib > o->ram_mib - 1)
+		return -1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	static struct mig b[MAX_ROUNDS], c[MAX_ROUNDS], d[MAX_ROUNDS];
+	double a[MAX_ROUNDS], u[MAX_ROUNDS], t[MAX_ROUNDS], rb[MAX_ROUNDS],
+		rc[MAX_ROUNDS], rd[MAX_ROUNDS], rt[MAX_ROUNDS];
+	char touched[32];
+
+	if (parse(argc, argv, &o) < 0)
+		return usage();
+	uint64_t ram = o.ram_mib * MiB;
+	uint64_t need = 2 * ram + (512ull << 20);
+	uint64_t avail = mem_available();
+	if (avail < need) {
+		fprintf(stderr, "bench-ram: a %llu MiB VM needs about %llu MiB "
+				"(source and destination RAM and some room), "
+				"%llu MiB are available\n",
+			(unsigned long long)o.ram_mib,
+			(unsigned long long)(need >> 20),
+			(unsigned long long)(avail >> 20));
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	find_vfmig();
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bench-ram-XXXXXX");
+	if (!mkdtemp(tmpdir)) {
+		perror("bench-ram: mkdtemp");
+		return 1;
+	}
+	snprintf(touched, sizeof(touched), "%lluM",
+		 (unsigned long long)o.touched_mib);
+	printf("bench-ram: %llu MiB guest RAM, sparse VM with %llu MiB "
+	       "filled, %u rounds, guest interval %u us, vfmig %s\n",
+	       (unsigned long long)o.ram_mib,
+	       (unsigned long long)o.touched_mib, o.rounds, o.interval_us,
+	       vfmig);
+	fflush(stdout);
+	for (unsigned r = 0; r < o.rounds; r++) {
+		printf("round %u:", r + 1);
+		if (o.a) {
+			a[r] = raw_stream(true, ram);
+			t[r] = first_touch(ram);
+			rt[r] = t[r] / a[r];
+			printf(" raw TCP %.0f MB/s, first touch %.0f MB/s", a[r],
+			       t[r]);
+		}
+		if (o.b) {
+			run_vfmig(&o, true, "all", &b[r]);
+			rb[r] = b[r].mbps / a[r];
+			printf(", vfmig TCP %.0f MB/s (%.2f)", b[r].mbps, rb[r]);
+		}
+		if (o.c) {
+			u[r] = raw_stream(false, ram);
+			run_vfmig(&o, false, "all", &c[r]);
+			rc[r] = c[r].mbps / u[r];
+			printf(", raw UNIX %.0f MB/s, vfmig UNIX %.0f MB/s "
+			       "(%.2f)", u[r], c[r].mbps, rc[r]);
+		}
+		if (o.d) {
+			run_vfmig(&o, true, touched, &d[r]);
+			rd[r] = bench_mbps(ram, d[r].total_ms / 1e3) / a[r];
+			printf(", sparse %.1f ms %.1f MiB", d[r].total_ms,
+			       mib(d[r].wire));
+		}
+		printf("\n");
+		fflush(stdout);
+	}
+	printf("\nmedians over %u rounds (a vfmig line shows its median "
+	       "round by total time):\n", o.rounds);
+	if (o.a) {
+		double lo, hi;
+		printf("%-36s %8.1f MB/s\n", "(a) raw TCP stream, 1 MiB writes",
+		       median(a, o.rounds));
+		range(rt, o.rounds, &lo, &hi);
+		printf("%-36s %8.1f MB/s   ratio to (a) %.2f (rounds "
+		       "%.2f-%.2f)\n", "first touch of a fresh memfd",
+		       median(t, o.rounds), median(rt, o.rounds), lo, hi);
+	}
+	if (o.b)
+		print_mig("(b) vfmig over TCP, random RAM",
+			  median_run(b, o.rounds), rb, o.rounds, "(a)");
+	if (o.c) {
+		printf("%-36s %8.1f MB/s\n", "raw UNIX stream, 1 MiB writes",
+		       median(u, o.rounds));
+		print_mig("(c) vfmig over UNIX, random RAM",
+			  median_run(c, o.rounds), rc, o.rounds, "raw UNIX");
+	}
+	if (o.d) {
+		const struct mig *m = median_run(d, o.rounds);
+		double lo, hi;
+		char what[64];
+		snprintf(what, sizeof(what), "(d) vfmig TCP, %s of %lluM written",
+			 touched, (unsigned long long)o.ram_mib);
+		print_mig(what, m, NULL, 0, NULL);
+		range(rd, o.rounds, &lo, &hi);
+		printf("%-36s guest stamps before the switchover: %llu pages "
+		       "(%.1f MiB)\n", "", (unsigned long long)m->stamps,
+		       mib(m->stamps * 4096));
+		printf("%-36s RAM size over total time: %.1f MB/s, ratio to "
+		       "(a) %.2f (rounds %.2f-%.2f)\n", "",
+		       bench_mbps(ram, m->total_ms / 1e3), median(rd, o.rounds),
+		       lo, hi);
+	}
+	clear_dir(false);
+	return 0;
+}
