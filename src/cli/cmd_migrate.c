@@ -2,8 +2,10 @@
 /*
  * vfmig migrate --control PATH URI [--downtime-ms N] [--max-rounds N]
  *               [--connect-timeout-ms N] [--precopy all|ram|none]
- *               [--max-stop-copy-bytes N] [--json]
+ *               [--max-stop-copy-bytes N] [--stream-checksum crc32|xxh3]
+ *               [--json]
  * vfmig save --control PATH FILE [--max-stop-copy-bytes N]
+ *            [--stream-checksum crc32|xxh3]
  *
  * Clients of a running VMM's control socket: start a migration, follow it
  * with query-migrate until it ends, print the report. Exit 0 only when the
@@ -29,6 +31,7 @@
 struct mig_opts {
 	long downtime_ms, max_rounds, connect_timeout_ms, max_stop_copy_bytes;
 	const char *precopy; /* NULL: the VMM's default ("all") */
+	const char *csum;    /* NULL: the VMM's default ("xxh3") */
 };
 
 /* Run one migration through the control socket at path. */
@@ -64,6 +67,9 @@ static int run(const char *path, const char *uri, const struct mig_opts *o,
 	if (o->precopy)
 		json_object_object_add(args, "precopy",
 				       json_object_new_string(o->precopy));
+	if (o->csum)
+		json_object_object_add(args, "stream-checksum",
+				       json_object_new_string(o->csum));
 	if (ctl_client_call(&c, "migrate", args, &ret, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vfmig: migrate: %s\n", err);
 		goto out;
@@ -128,13 +134,15 @@ static int usage(const char *cmd)
 {
 	if (!strcmp(cmd, "save"))
 		fprintf(stderr, "usage: vfmig save --control PATH FILE "
-				"[--max-stop-copy-bytes N]\n");
+				"[--max-stop-copy-bytes N]\n"
+				"       [--stream-checksum crc32|xxh3]\n");
 	else
 		fprintf(stderr, "usage: vfmig migrate --control PATH URI "
 				"[--downtime-ms N] [--max-rounds N]\n"
 				"       [--connect-timeout-ms N] "
 				"[--precopy all|ram|none]\n"
-				"       [--max-stop-copy-bytes N] [--json]\n"
+				"       [--max-stop-copy-bytes N] "
+				"[--stream-checksum crc32|xxh3] [--json]\n"
 				"URI: tcp:HOST:PORT | unix:PATH | file:PATH\n");
 	return 2;
 }
@@ -192,6 +200,8 @@ static int migrate_main(int argc, char **argv, bool save)
 			json = true;
 		} else if (!strcmp(a, "--precopy") && !save && i + 1 < argc) {
 			o.precopy = argv[++i];
+		} else if (!strcmp(a, "--stream-checksum") && i + 1 < argc) {
+			o.csum = argv[++i];
 		} else if (!strcmp(a, "--control") && i + 1 < argc) {
 			control = argv[++i];
 		} else if (!strncmp(a, "--control=", 10)) {

@@ -244,12 +244,14 @@ static int cmd_migrate(struct vfmig_control *ctl, void *priv,
 	static const char *const keys[] = { "uri", "downtime-ms",
 					    "max-rounds",
 					    "connect-timeout-ms", "precopy",
-					    "max-stop-copy-bytes", NULL };
+					    "max-stop-copy-bytes",
+					    "stream-checksum", NULL };
 	static const enum json_type types[] = { json_type_string,
 						json_type_int, json_type_int,
 						json_type_int,
 						json_type_string,
-						json_type_int };
+						json_type_int,
+						json_type_string };
 	struct vfmig_migration *m = priv;
 	struct json_object *v;
 	int r;
@@ -324,6 +326,21 @@ static int cmd_migrate(struct vfmig_control *ctl, void *priv,
 		snprintf(err, errlen, "\"precopy\" must be \"all\", \"ram\" "
 			 "or \"none\"");
 		return -EINVAL;
+	}
+	if (json_object_object_get_ex(args, "stream-checksum", &v)) {
+		const char *name = json_object_get_string(v);
+		uint16_t a;
+		for (a = 0; vfmig_stream_csum_name(a); a++)
+			if (!strcmp(name, vfmig_stream_csum_name(a)))
+				break;
+		if (!vfmig_stream_csum_name(a)) {
+			pthread_mutex_unlock(&m->lock);
+			snprintf(err, errlen, "\"stream-checksum\" must be "
+				 "\"crc32\" (format 1.0) or \"xxh3\"");
+			return -EINVAL;
+		}
+		m->params.stream_csum_set = true;
+		m->params.stream_csum = a;
 	}
 	r = start_thread(m, uri, false, err, errlen);
 	pthread_mutex_unlock(&m->lock);
@@ -427,7 +444,8 @@ static const struct vfmig_control_cmd commands[] = {
 	  "migrate live to {\"uri\": \"tcp:H:P|unix:PATH|file:PATH\", "
 	  "\"downtime-ms\": N, \"max-rounds\": N, "
 	  "\"connect-timeout-ms\": N, \"precopy\": \"all|ram|none\", "
-	  "\"max-stop-copy-bytes\": N}" },
+	  "\"max-stop-copy-bytes\": N, "
+	  "\"stream-checksum\": \"crc32|xxh3\"}" },
 	{ "migrate-cancel", cmd_migrate_cancel,
 	  "stop a running migration (also in its stop-copy); the VM keeps "
 	  "running here" },

@@ -339,7 +339,11 @@ static int src_open_stream(struct run *run, const char *uri)
 		return fail(run, r, "setup", "channel %s: %s", uri,
 			    err[0] ? err : strerror(-r));
 	vfmig_chan_set_timeout(run->chan, run->p.timeout_ms);
-	r = vfmig_stream_writer_open(&run->w, vfmig_chan_io(run->chan));
+	r = vfmig_stream_writer_open_csum(&run->w, vfmig_chan_io(run->chan),
+					  run->p.stream_csum_set
+						  ? (enum vfmig_stream_csum)
+							    run->p.stream_csum
+						  : VFMIG_STREAM_CSUM_DEFAULT);
 	if (r < 0)
 		return fail(run, r, "setup", "stream header: %s", strerror(-r));
 	const struct vfmig_stream_kv info[] = {

@@ -118,6 +118,11 @@ struct vfmig_mig_params {
 	uint64_t device_round_budget; /* pre-copy bytes per device per round;
 				       * 0: 64 MiB */
 	enum vfmig_mig_precopy precopy; /* source: what is copied live */
+	/* source: record checksum of the stream (enum vfmig_stream_csum);
+	 * 0 is CRC-32, which writes format 1.0 for destinations older than
+	 * 1.1. stream_csum_set false: VFMIG_STREAM_CSUM_DEFAULT. */
+	bool stream_csum_set;
+	uint16_t stream_csum;
 	uint64_t max_stop_copy_bytes; /* source: stop-copy bytes per device;
 				       * 0: the estimate rule above */
 	bool dst_paused; /* destination: keep the guest paused after it */

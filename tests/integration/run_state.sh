@@ -3,7 +3,8 @@
 # copied live: the run state travels (a paused source arrives paused, and
 # `vmm --incoming ... --paused` keeps a running one paused), and
 # `migrate --precopy none|ram` migrates with no pre-copy at all or RAM-only
-# pre-copy. Real device and VMM processes. Usage: run_state.sh VFMIG
+# pre-copy; `--stream-checksum crc32` writes a stream older readers take.
+# Real device and VMM processes. Usage: run_state.sh VFMIG
 V=$1
 . "$(dirname "$0")/cli_lib.sh"
 
@@ -59,4 +60,19 @@ verified "$D/e.ctl" || fail "guest does not verify after --precopy ram"
 "$V" migrate --control "$D/e.ctl" "unix:$D/x.sock" --precopy some 2>"$D/bad.err" &&
 	fail "--precopy some accepted"
 grep -q 'precopy' "$D/bad.err" || fail "a bad --precopy was not named: $(cat "$D/bad.err")"
+# 5. --stream-checksum crc32 writes format 1.0, which vfmig before 1.1 reads;
+# the default is 1.1 with XXH3. Both restore and verify.
+"$V" save --control "$D/e.ctl" "$D/v10.vfmig" --stream-checksum crc32 >/dev/null ||
+	fail "save --stream-checksum crc32"
+"$V" inspect "$D/v10.vfmig" | head -1 | grep -q "format 1.0,.*record checksum crc32" ||
+	fail "not a 1.0 stream: $("$V" inspect "$D/v10.vfmig" | head -1)"
+vm f --incoming "file:$D/v10.vfmig"
+status_is "$D/f.ctl" running || fail "the 1.0 file did not restore"
+verified "$D/f.ctl" || fail "the VM restored from a 1.0 file does not verify"
+"$V" save --control "$D/f.ctl" "$D/x.vfmig" --stream-checksum md5 2>"$D/bad.err" &&
+	fail "--stream-checksum md5 accepted"
+grep -q "stream-checksum" "$D/bad.err" || fail "a bad --stream-checksum was not named: $(cat "$D/bad.err")"
+"$V" save --control "$D/f.ctl" "$D/v11.vfmig" >/dev/null || fail "save"
+"$V" inspect "$D/v11.vfmig" | head -1 | grep -q "format 1.1,.*record checksum xxh3" ||
+	fail "the default is not 1.1/xxh3: $("$V" inspect "$D/v11.vfmig" | head -1)"
 echo "run-state: all checks passed"
