@@ -871,33 +871,55 @@ static void test_sample_args(void **state)
 	}
 }
 
-static void test_fd_mode(void **state)
+/* Fork the regs sample served on one end of a socketpair (`--fd N`), with
+ * extra arguments (NULL-terminated, at most 4); returns the other end. */
+static int spawn_regs_fd(const char *const *extra, pid_t *pid)
 {
-	int sv[2], status;
+	int sv[2];
 	char num[16];
-	struct vfw_msg m;
-	pid_t pid;
 
-	(void)state;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	snprintf(num, sizeof(num), "%d", sv[1]);
 	fflush(NULL);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char *argv[] = { "regs", "--fd", num, "--quiet", NULL };
+	*pid = fork();
+	assert_true(*pid >= 0);
+	if (*pid == 0) {
+		char *argv[8] = { "regs", "--fd", num };
+		int argc = 3;
+		for (size_t i = 0; extra && extra[i] && argc < 7; i++)
+			argv[argc++] = (char *)extra[i];
+		argv[argc] = NULL;
 		close(sv[0]);
-		exit(vfmig_sample_regs_main(4, argv)); /* exit: LSan checks the server */
+		exit(vfmig_sample_regs_main(argc, argv)); /* exit: LSan checks it */
 	}
 	close(sv[1]);
-	send_version(sv[0], 0, NULL);
-	expect_ok(sv[0], VFW_CMD_VERSION, &m);
-	vfw_msg_release(&m);
-	get_info(sv[0]);
-	close(sv[0]); /* client leaves: the device has nothing to accept */
+	return sv[0];
+}
+
+/* The client closes its end; the sample must then exit 0. */
+static void regs_fd_done(int fd, pid_t pid)
+{
+	int status;
+
+	close(fd); /* client leaves: the device has nothing to accept */
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_fd_mode(void **state)
+{
+	static const char *const extra[] = { "--quiet", NULL };
+	struct vfw_msg m;
+	pid_t pid;
+	int fd = spawn_regs_fd(extra, &pid);
+
+	(void)state;
+	send_version(fd, 0, NULL);
+	expect_ok(fd, VFW_CMD_VERSION, &m);
+	vfw_msg_release(&m);
+	get_info(fd);
+	regs_fd_done(fd, pid);
 }
 
 /* ---- GET_REGION_INFO as QEMU asks (strict_client.h) ---- */
@@ -974,33 +996,19 @@ static void test_strict_region_info(void **state)
 /* The same sample with --interface region, on a socketpair (--fd). */
 static void test_strict_region_info_iface(void **state)
 {
-	int sv[2], status;
-	char num[16];
+	static const char *const extra[] = { "--interface", "region",
+					     "--quiet", NULL };
 	struct vfw_msg m;
 	pid_t pid;
+	int fd = spawn_regs_fd(extra, &pid);
 
 	(void)state;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	snprintf(num, sizeof(num), "%d", sv[1]);
-	fflush(NULL);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char *argv[] = { "regs", "--fd", num, "--interface", "region",
-				 "--quiet", NULL };
-		close(sv[0]);
-		exit(vfmig_sample_regs_main(6, argv)); /* exit: LSan checks it */
-	}
-	close(sv[1]);
-	send_version(sv[0], 0, "{\"capabilities\":{\"max_msg_fds\":8}}");
-	expect_ok(sv[0], VFW_CMD_VERSION, &m);
+	send_version(fd, 0, "{\"capabilities\":{\"max_msg_fds\":8}}");
+	expect_ok(fd, VFW_CMD_VERSION, &m);
 	vfw_msg_release(&m);
-	assert_int_equal(num_regions(sv[0]), VFW_DS_NUM_REGIONS);
-	strict_probe_all(sv[0], VFW_DS_NUM_REGIONS);
-	close(sv[0]);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(num_regions(fd), VFW_DS_NUM_REGIONS);
+	strict_probe_all(fd, VFW_DS_NUM_REGIONS);
+	regs_fd_done(fd, pid);
 }
 
 int main(void)
