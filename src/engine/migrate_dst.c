@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The destination flow of a migration (vfmig_migrate_in): open the
+ * incoming stream, check its device list against this VM, load RAM and
+ * device sections in order, acknowledge switchover, resume and tell the
+ * source; on any failure the guest here never runs.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/migrate_run.h"
+
+/* The device list must match this VM before any device is touched. */
+static int dst_check_list(struct run *run,
+			  const struct vfmig_stream_record *rec)
+{
+	uint16_t n = rec->d.u.device_list.count;
+
+	if (n != run->vm->ndev)
+		return mig_fail(run, -EINVAL, "incoming",
+				"the stream carries %u "
+				"devices, this VM has %zu",
+				n, run->vm->ndev);
+	for (size_t i = 0; i < n; i++) {
+		const struct vfmig_stream_device_view *v =
+			&rec->d.u.device_list.dev[i];
+		struct dev_run *dr = &run->devs[i];
+
+		if (!vfmig_stream_str_eq(v->id, dr->d->id) ||
+		    !vfmig_stream_str_eq(v->type, dr->d->type))
+			return mig_fail(
+				run, -EINVAL, "incoming",
+				"stream device "
+				"%zu is \"%.*s\" of type \"%.*s\", this VM "
+				"has \"%s\" of type \"%s\"",
+				i, v->id.len, v->id.p, v->type.len, v->type.p,
+				dr->d->id, dr->d->type);
+		if (!dr->type)
+			return mig_fail(
+				run, -EOPNOTSUPP, "incoming",
+				"device %s: type \"%s\" is not registered",
+				dr->d->id, dr->d->type);
+		if (v->type_version > dr->type->desc->version ||
+		    v->type_version < dr->type->desc->min_version)
+			return mig_fail(
+				run, -EOPNOTSUPP, "incoming",
+				"device %s: %s state version %u, this VMM "
+				"reads %u..%u",
+				dr->d->id, dr->d->type, v->type_version,
+				dr->type->desc->min_version,
+				dr->type->desc->version);
+		int r = vfmig_vmm_mig_discover(dr->d->dev, &dr->caps);
+		if (r < 0 && mig_dev_lost(run, i, r, "incoming") < 0)
+			return r;
+		if (r < 0 || !dr->caps.migratable)
+			return mig_fail(run, r < 0 ? r : -EOPNOTSUPP,
+					"incoming",
+					"device %s cannot take a migration: %s",
+					dr->d->id, dr->caps.blocker);
+		/* The device data is framed per interface: a v2 stream
+		 * cannot be loaded through the region interface, nor the
+		 * reverse. */
+		const char *mine = mig_iface_name(dr->d->dev);
+		if (!vfmig_stream_str_eq(v->interface, mine))
+			return mig_fail(run, -EOPNOTSUPP, "incoming",
+					"device %s: the stream's interface is "
+					"\"%.*s\", this device speaks %s",
+					dr->d->id, v->interface.len,
+					v->interface.p, mine);
+	}
+	return 0;
+}
+
+static int dst_resuming(struct run *run)
+{
+	for (size_t i = 0; i < run->vm->ndev; i++) {
+		struct dev_run *dr = &run->devs[i];
+		uint32_t final;
+		int r;
+
+		dr->touched = true;
+		r = vfmig_vmm_mig_set_state(dr->d->dev, VFMIG_VMM_MIG_RESUMING,
+					    VFMIG_VMM_MIG_RUNNING, &final);
+		if (r < 0)
+			return mig_fail(run, r, "incoming",
+					"device %s refused RESUMING: %s",
+					dr->d->id, vfmig_vmm_strerror(r));
+	}
+	return 0;
+}
+
+static int dst_record(struct run *run, const struct vfmig_stream_record *rec)
+{
+	char err[256] = "";
+	int r;
+
+	switch (rec->type) {
+	case VFMIG_REC_RAM_PAGES:
+		r = vfmig_ram_load(run->vm->ram, rec, err, sizeof(err));
+		if (r < 0)
+			return mig_fail(run, r, "load", "%s", err);
+		for (uint32_t i = 0; i < rec->d.u.ram_pages.nruns; i++)
+			if (!rec->d.u.ram_pages.runs[i].zero)
+				run->rep->ram_bytes +=
+					(uint64_t)rec->d.u.ram_pages.runs[i]
+						.npages *
+					rec->d.u.ram_pages.page_size;
+		atomic_store(&run->prog->ram_bytes, run->rep->ram_bytes);
+		return 0;
+	case VFMIG_REC_DEVICE_BEGIN:
+		run->cur_dev = rec->d.u.device_begin.dev;
+		return 0;
+	case VFMIG_REC_DEVICE_DATA: {
+		uint16_t i = rec->d.u.device_data.dev;
+		r = vfmig_vmm_dev_mig_data_write(run->devs[i].d->dev,
+						 rec->d.u.device_data.data,
+						 rec->d.u.device_data.len);
+		if (r < 0)
+			return mig_fail(run, r, "load", "device %s refused its "
+					"data: %s", run->devs[i].d->id,
+					vfmig_vmm_strerror(r));
+		run->dev_bytes += rec->d.u.device_data.len;
+		atomic_store(&run->prog->device_bytes, run->dev_bytes);
+		return 0;
+	}
+	case VFMIG_REC_DEVICE_END: {
+		/* Acknowledge each loaded pre-copy section; the source counts
+		 * them to know its initial data has arrived. */
+		struct dev_run *dr = &run->devs[rec->d.u.device_end.dev];
+		dr->sections++;
+		if (run->chan && vfmig_chan_has_return_path(run->chan)) {
+			r = vfmig_chan_rp_ack(run->chan, dr->d->id);
+			if (r < 0)
+				return mig_fail(run, r, "load",
+						"return path: %s",
+						strerror(-r));
+		}
+		return 0;
+	}
+	case VFMIG_REC_TYPE_STATE: {
+		struct dev_run *dr = &run->devs[rec->d.u.type_state.dev];
+		free(dr->type_state);
+		dr->type_state = malloc(rec->d.u.type_state.len);
+		if (!dr->type_state)
+			return mig_fail(run, -ENOMEM, "load", "out of memory");
+		memcpy(dr->type_state, rec->d.u.type_state.state,
+		       rec->d.u.type_state.len);
+		dr->type_state_len = rec->d.u.type_state.len;
+		return 0;
+	}
+	case VFMIG_REC_STREAM_INFO:
+		for (uint16_t k = 0; k < rec->d.u.info.count; k++) {
+			const struct vfmig_stream_kv_view *kv =
+				&rec->d.u.info.kv[k];
+			if (!vfmig_stream_str_eq(kv->key, "run-state"))
+				continue;
+			if (vfmig_stream_str_eq(kv->value, "running"))
+				run->rep->source_running = true;
+			else if (vfmig_stream_str_eq(kv->value, "paused"))
+				run->rep->source_running = false;
+			else
+				return mig_fail(
+					run, -EBADMSG, "load",
+					"run-state "
+					"\"%.*s\" is neither running nor "
+					"paused",
+					kv->value.len, kv->value.p);
+		}
+		return 0;
+	default:
+		return 0; /* SWITCHOVER, END */
+	}
+}
+
+/* Whether the destination starts the guest: only if the source's ran. */
+static bool dst_runs(const struct run *run)
+{
+	return run->rep->source_running && !run->p.dst_paused;
+}
+
+/*
+ * Still in RESUMING (where a device takes config writes and SET_IRQS, as
+ * QEMU's order needs): type state, then interrupts. Then RESUMING -> STOP,
+ * where the device validates what it loaded, and RUNNING. The guest runs
+ * only after the source was told.
+ */
+static int dst_start(struct run *run)
+{
+	for (size_t i = 0; i < run->vm->ndev; i++) {
+		struct dev_run *dr = &run->devs[i];
+		char err[256] = "";
+		uint32_t final;
+		int r;
+
+		if (!dr->type_state)
+			return mig_fail(run, -EBADMSG, "resume",
+					"no %s state for "
+					"device %s in the stream",
+					dr->d->type, dr->d->id);
+		void *state = vfmig_type_state_new(dr->type);
+		if (!state)
+			return mig_fail(run, -ENOMEM, "resume",
+					"out of memory");
+		r = vfmig_type_decode_load(dr->type, dr->d->dev, dr->type_state,
+					   dr->type_state_len, state, err,
+					   sizeof(err));
+		free(state);
+		if (r < 0)
+			return mig_fail(run, r, "resume",
+					"device %s %s state: %s", dr->d->id,
+					dr->d->type,
+					err[0] ? err : strerror(-r));
+		r = run->vm->ops->rewire_irqs(run->vm->vm, i);
+		if (r < 0)
+			return mig_fail(run, r, "resume",
+					"device %s interrupts: %s", dr->d->id,
+					strerror(-r));
+		r = vfmig_vmm_mig_set_state(dr->d->dev, VFMIG_VMM_MIG_STOP,
+					    VFMIG_VMM_MIG_ERROR, &final);
+		if (r < 0)
+			return mig_fail(run, r, "resume",
+					"device %s rejected the "
+					"loaded state: %s",
+					dr->d->id, vfmig_vmm_strerror(r));
+		if (!dst_runs(run))
+			continue; /* a paused VM's devices wait in STOP */
+		r = vfmig_vmm_mig_set_state(dr->d->dev, VFMIG_VMM_MIG_RUNNING,
+					    VFMIG_VMM_MIG_ERROR, &final);
+		if (r < 0)
+			return mig_fail(run, r, "resume", "device %s refused "
+					"RUNNING: %s", dr->d->id,
+					vfmig_vmm_strerror(r));
+	}
+	return 0;
+}
+
+/* The VM's own consistency check, before its guest runs. */
+static void dst_verify(struct run *run)
+{
+	char msg[sizeof(run->rep->verify_msg)] = "";
+
+	if (!run->vm->ops->verify) {
+		snprintf(run->rep->verify_msg, sizeof(run->rep->verify_msg),
+			 "not checked");
+		return;
+	}
+	run->rep->verified = run->vm->ops->verify(run->vm->vm, msg,
+						  sizeof(msg)) == 0;
+	snprintf(run->rep->verify_msg, sizeof(run->rep->verify_msg), "%s",
+		 run->rep->verified ? "ok" : (msg[0] ? msg : "failed"));
+}
+
+static int dst_load(struct run *run)
+{
+	struct vfmig_stream_record rec;
+	bool have_list = false;
+	int r;
+
+	while ((r = vfmig_stream_next(run->r, &rec)) == 1) {
+		if (mig_cancelled(run))
+			return mig_fail(run, -ECANCELED, "load", "cancelled");
+		if (rec.type == VFMIG_REC_DEVICE_LIST) {
+			r = dst_check_list(run, &rec);
+			if (r == 0)
+				r = dst_resuming(run);
+			if (r < 0)
+				return r;
+			have_list = true;
+			mig_set_status(run, VFMIG_MIG_ACTIVE);
+			continue;
+		}
+		if (!have_list && rec.type != VFMIG_REC_STREAM_INFO)
+			return mig_fail(run, -EBADMSG, "incoming",
+					"%s before the "
+					"device list",
+					vfmig_stream_type_name(rec.type));
+		r = dst_record(run, &rec);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return mig_fail(run, r, "load", "%s",
+				vfmig_stream_reader_error(run->r));
+	if (!have_list)
+		return mig_fail(run, -EBADMSG, "incoming", "no device list");
+	return 0;
+}
+
+/* Failure: forget whatever was loaded; the devices come back empty. */
+static void dst_rollback(struct run *run)
+{
+	if (run->chan && vfmig_chan_has_return_path(run->chan))
+		vfmig_chan_rp_failed(run->chan, run->rep->error);
+	for (size_t i = 0; i < run->vm->ndev; i++)
+		if (run->devs[i].touched)
+			mig_rollback_dev(run, i, VFMIG_VMM_MIG_RUNNING);
+}
+
+/* Open the incoming channel: a file at once; a socket by listening and
+ * accepting in short waits, so that a cancel is noticed. */
+static int dst_open(struct run *run, const char *uri)
+{
+	struct vfmig_chan_uri u;
+	struct vfmig_chan_listener *l = NULL;
+	char err[256] = "";
+	double start = mig_mono_ms();
+	int r;
+
+	r = vfmig_chan_parse_uri(uri, &u, err, sizeof(err));
+	if (r == 0 && u.kind == VFMIG_CHAN_FILE)
+		r = vfmig_chan_open_incoming(uri, run->p.timeout_ms, &run->chan,
+					     err, sizeof(err));
+	else if (r == 0)
+		r = vfmig_chan_listen(uri, &l, err, sizeof(err));
+	while (r == 0 && l) {
+		r = vfmig_chan_accept(l, 200, &run->chan, err, sizeof(err));
+		if (r != -ETIMEDOUT)
+			break;
+		if (mig_cancelled(run)) {
+			r = -ECANCELED;
+			snprintf(err, sizeof(err), "cancelled while waiting "
+				 "for the source");
+		} else if (run->p.timeout_ms >= 0 &&
+			   mig_mono_ms() - start > run->p.timeout_ms) {
+			snprintf(err, sizeof(err), "no source connected "
+				 "within %d ms", run->p.timeout_ms);
+		} else {
+			r = 0;
+		}
+	}
+	vfmig_chan_listener_close(l);
+	if (r < 0)
+		return mig_fail(run, r, "incoming", "channel %s: %s", uri,
+				err[0] ? err : strerror(-r));
+	return 0;
+}
+
+int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
+		     const struct vfmig_typereg *reg, const char *uri,
+		     const struct vfmig_mig_params *p,
+		     struct vfmig_mig_progress *progress,
+		     struct vfmig_mig_report *rep)
+{
+	struct run run;
+	char err[256] = "";
+	int r;
+
+	r = mig_run_init(&run, vm, reg, p, progress, rep);
+	mig_set_status(&run, VFMIG_MIG_SETUP);
+	/* A stream without "run-state" (older sources) ran its guest. */
+	rep->source_running = true;
+	if (r < 0)
+		r = mig_fail(&run, r, "incoming", "out of memory");
+	if (r == 0)
+		r = dst_open(&run, uri);
+	rep->channel_opened = run.chan != NULL;
+	if (r == 0) {
+		r = vfmig_stream_reader_open(&run.r, vfmig_chan_io(run.chan),
+					     err, sizeof(err));
+		if (r < 0)
+			r = mig_fail(&run, r, "incoming", "%s", err);
+	}
+	if (r == 0)
+		r = dst_load(&run);
+	if (r == 0)
+		r = dst_start(&run);
+	/* Tell the source before the guest runs here: if it cannot hear it,
+	 * it resumes the VM itself and this side must not run it too. */
+	if (r == 0)
+		dst_verify(&run);
+	if (r == 0 && vfmig_chan_has_return_path(run.chan)) {
+		struct vfmig_rp_msg m = { .type = VFMIG_RP_RESUMED,
+					  .timestamp_ns = mig_real_ns() };
+		snprintf(m.text, sizeof(m.text), "%s", rep->verify_msg);
+		r = vfmig_chan_rp_send(run.chan, &m);
+		if (r < 0)
+			r = mig_fail(&run, r, "completion",
+				     "sending RESUMED: %s", strerror(-r));
+	}
+	if (r == 0 && dst_runs(&run)) {
+		r = vm->ops->resume(vm->vm);
+		if (r < 0)
+			r = mig_fail(&run, r, "resume",
+				     "resuming the guest: %s", strerror(-r));
+	} else if (r == 0 && vm->ops->settle_paused) {
+		r = vm->ops->settle_paused(vm->vm);
+		if (r < 0)
+			r = mig_fail(&run, r, "resume",
+				     "leaving the VM paused: "
+				     "%s",
+				     strerror(-r));
+	}
+	if (r == 0) {
+		mig_set_status(&run, VFMIG_MIG_COMPLETED);
+		rep->ok = true;
+	} else {
+		dst_rollback(&run);
+		mig_set_status(&run, r == -ECANCELED ? VFMIG_MIG_CANCELLED
+						 : VFMIG_MIG_FAILED);
+	}
+	rep->device_bytes = run.dev_bytes;
+	rep->stream_bytes = run.r ? vfmig_stream_reader_offset(run.r) : 0;
+	mig_run_fini(&run);
+	return r;
+}

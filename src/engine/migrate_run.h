@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Inside the migration engine: the state of one run, shared by the source
+ * flow (migrate_src.c), the destination flow (migrate_dst.c) and the
+ * helpers both use (migrate.c). Not installed; nothing outside these three
+ * files includes it.
+ */
+#ifndef VFMIG_ENGINE_MIGRATE_RUN_H
+#define VFMIG_ENGINE_MIGRATE_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/channel.h"
+#include "engine/migrate.h"
+#include "stream/io.h"
+#include "stream/stream.h"
+
+#define DEFAULT_DOWNTIME_MS 300
+#define DEFAULT_MAX_ROUNDS 30
+#define DEFAULT_TIMEOUT_MS 30000
+#define DEFAULT_CONNECT_TIMEOUT_MS 3000
+#define DEFAULT_DEVICE_BUDGET (64ull << 20)
+#define LOG_PAGE 4096u
+/* While only acknowledgements hold a switchover back, each round waits
+ * this long for them on the return path. */
+#define ACK_WAIT_MS 20
+/* RAM at the switchover goes in pieces of this many bytes of page data, so
+ * that a cancel is noticed during a large VM's last copy (or a save). */
+#define SWITCHOVER_RAM_CHUNK (64ull << 20)
+
+/* ------------------------------------------------------------------ */
+/* Shared state of one run                                             */
+/* ------------------------------------------------------------------ */
+
+struct dev_run {
+	const struct vfmig_mig_dev *d;
+	const struct vfmig_type_ops *type;
+	struct vfmig_vmm_mig_caps caps;
+	bool logging;       /* DMA logging started */
+	bool precopy;       /* device is (or was) in PRE_COPY this run */
+	bool touched;       /* state changed by this run */
+	uint32_t initial;   /* source: state before the run (RUNNING/STOP) */
+	unsigned sections;  /* pre-copy sections sent / loaded */
+	unsigned acks;      /* switchover acks received */
+	unsigned init_done; /* section after which the initial data was
+			     * all sent; 0 while it is not */
+	uint64_t last_bytes; /* device data in the last round */
+	uint8_t *type_state; /* destination: TYPE_STATE bytes to apply */
+	size_t type_state_len;
+};
+
+struct run {
+	const struct vfmig_mig_vm *vm;
+	const struct vfmig_typereg *reg;
+	struct vfmig_mig_params p;
+	struct vfmig_mig_progress *prog;
+	struct vfmig_mig_progress local_prog;
+	struct vfmig_mig_report *rep;
+	struct dev_run *devs;
+	struct vfmig_chan *chan;
+	struct vfmig_stream_writer *w;
+	struct vfmig_stream_reader *r;
+	uint64_t *bitmap; /* DMA log report buffer */
+	size_t words;
+	bool paused;      /* we paused the guest */
+	double t0, t_pause;
+	uint64_t pause_realtime_ns;
+	uint16_t cur_dev; /* device of the section being written/read */
+	int sink_err;     /* the stream write that failed a device section */
+	uint64_t dev_bytes;
+};
+
+/* Monotonic clock in ms; CLOCK_REALTIME in ns. */
+double mig_mono_ms(void);
+uint64_t mig_real_ns(void);
+/* Copy a NUL-terminated text, cut to fit. */
+void mig_copy_text(char *dst, size_t size, const char *src);
+
+/* Record the first error of the run as "phase: cause" in the report and
+ * return err (-EIO for an err that is not negative). Later errors are
+ * dropped: the first one says what went wrong. */
+int mig_fail(struct run *run, int err, const char *phase, const char *fmt,
+	     ...) __attribute__((format(printf, 4, 5)));
+/* Put device i into state want after a failure (reset if it refuses); a
+ * failure of that is added to the report and the VM told of the fault. */
+void mig_rollback_dev(struct run *run, size_t i, uint32_t want);
+void mig_set_status(struct run *run, enum vfmig_mig_status s);
+bool mig_cancelled(struct run *run);
+int mig_run_init(struct run *run, const struct vfmig_mig_vm *vm,
+		 const struct vfmig_typereg *reg,
+		 const struct vfmig_mig_params *p,
+		 struct vfmig_mig_progress *prog,
+		 struct vfmig_mig_report *rep);
+void mig_run_fini(struct run *run);
+/* Whether device i's connection works; if not, the cause in cause. */
+bool mig_dev_connected(struct run *run, size_t i, char *cause, size_t len);
+/* The connection to device i is gone: fail the run naming the device and
+ * the cause; 0 when the connection is fine after all. */
+int mig_dev_lost(struct run *run, size_t i, int err, const char *phase);
+/* The device-state interface discovery found, as the stream names it. */
+const char *mig_iface_name(vfmig_vmm_dev *dev);
+
+#endif
