@@ -64,7 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (vfmig_chan_rp_recv(c, &m, 0, err, sizeof(err)) < 0)
 			break;
 		if (m.type != VFMIG_RP_SWITCHOVER_ACK &&
-		    m.type != VFMIG_RP_RESUMED && m.type != VFMIG_RP_FAILED)
+		    m.type != VFMIG_RP_RESUMED && m.type != VFMIG_RP_FAILED &&
+		    m.type != VFMIG_RP_VERIFIED)
 			abort();
 		if (!memchr(m.text, 0, sizeof(m.text)))
 			abort();

@@ -22,11 +22,14 @@
 
 #define USAGE                                                                  \
 	"usage: vfmig vmm --device SOCKET [--device SOCKET...] [--ram SIZE]\n" \
-	"                 [--control PATH] [--incoming URI [--paused]]\n"      \
+	"                 [--control PATH]\n"                                    \
+	"                 [--incoming URI [--paused] [--verify before|after]]\n" \
 	"                 [--guest-interval-us N] [--seed N] [--fill SIZE|all]\n" \
 	"                 [--quiet | --verbose]\n"                              \
 	"--fill: the guest starts by writing SIZE bytes (or all) of its RAM\n"  \
-	"above 1 MiB with pseudo-random data that its verifier checks\n"
+	"above 1 MiB with pseudo-random data that its verifier checks\n"        \
+	"--verify: when an incoming VM is checked: before its guest runs\n"   \
+	"(default; part of the downtime) or right after\n"
 
 struct vmm_args {
 	const char *devices[VFMIG_VM_MAX_DEVICES];
@@ -34,7 +37,7 @@ struct vmm_args {
 	uint64_t ram;
 	const char *control;
 	const char *incoming;
-	bool paused; /* stay paused after an incoming migration */
+	struct vfmig_incoming_opts in; /* --paused, --verify */
 	unsigned int interval_us;
 	uint64_t seed;
 	uint64_t fill;  /* bytes of RAM fill */
@@ -134,7 +137,14 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 		} else if ((v = opt_value(argc, argv, &i, "--incoming"))) {
 			a->incoming = v;
 		} else if (!strcmp(argv[i], "--paused")) {
-			a->paused = true;
+			a->in.paused = true;
+		} else if ((v = opt_value(argc, argv, &i, "--verify"))) {
+			if (strcmp(v, "before") && strcmp(v, "after")) {
+				fprintf(stderr, "vfmig vmm: bad --verify '%s' "
+						"(before or after)\n", v);
+				return -1;
+			}
+			a->in.verify_after = !strcmp(v, "after");
 		} else if ((v = opt_value(argc, argv, &i,
 					   "--guest-interval-us"))) {
 			if (parse_uint(v, 10000000, &u) < 0 || !u) {
@@ -246,7 +256,7 @@ int cmd_vmm(int argc, char **argv)
 	if (r == 0 && a.incoming) {
 		vfmig_vm_log(vm, VFMIG_LOG_INFO, "waiting for a migration on %s",
 			     a.incoming);
-		r = vfmig_migration_incoming(mig, a.incoming, a.paused, err,
+		r = vfmig_migration_incoming(mig, a.incoming, &a.in, err,
 					     sizeof(err));
 	}
 	if (r < 0) {

@@ -365,7 +365,7 @@ static int cmd_migrate_cancel(struct vfmig_control *ctl, void *priv,
 }
 
 static void add_report(struct json_object *o,
-		       const struct vfmig_mig_report *rep)
+		       const struct vfmig_mig_report *rep, bool m_incoming)
 {
 	struct json_object *bytes = json_object_new_object();
 
@@ -390,6 +390,14 @@ static void add_report(struct json_object *o,
 	json_object_object_add(o, "bytes", bytes);
 	json_object_object_add(o, "throughput_mbps",
 			       json_object_new_double(rep->throughput_mbps));
+	if (!m_incoming) {
+		json_object_object_add(o, "downtime_bytes",
+				       json_object_new_uint64(rep->downtime_bytes));
+		json_object_object_add(o, "bandwidth_mbps",
+				       json_object_new_double(rep->bandwidth_mbps));
+		json_object_object_add(o, "downtime_min_ms",
+				       json_object_new_double(rep->downtime_min_ms));
+	}
 	json_object_object_add(o, "error",
 			       rep->error[0] ? json_object_new_string(rep->error)
 					     : NULL);
@@ -431,7 +439,7 @@ static int cmd_query_migrate(struct vfmig_control *ctl, void *priv,
 				       atomic_load(&m->prog.dirty_pages)));
 	if (m->have_report) {
 		struct json_object *rep = json_object_new_object();
-		add_report(rep, &m->rep);
+		add_report(rep, &m->rep, m->incoming);
 		json_object_object_add(o, "report", rep);
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -495,12 +503,14 @@ int vfmig_migration_create(struct vfmig_vm *vm, struct vfmig_control *ctl,
 }
 
 int vfmig_migration_incoming(struct vfmig_migration *m, const char *uri,
-			     bool paused, char *err, size_t errlen)
+			     const struct vfmig_incoming_opts *o, char *err,
+			     size_t errlen)
 {
 	int r;
 
 	memset(&m->params, 0, sizeof(m->params));
-	m->params.dst_paused = paused;
+	m->params.dst_paused = o->paused;
+	m->params.dst_verify_after = o->verify_after;
 	/* Wait for the source as long as it takes. */
 	m->params.timeout_ms = -1;
 	pthread_mutex_lock(&m->lock);

@@ -22,11 +22,20 @@ int vfmig_migration_create(struct vfmig_vm *vm, struct vfmig_control *ctl,
 			   struct vfmig_migration **out, char *err,
 			   size_t errlen);
 
-/* Start receiving a VM from uri in the background (the VM is incoming).
- * The guest then runs if the source's ran, unless paused is set: then it
- * stays paused (devices in STOP) until `cont`. */
+/* How `vfmig vmm --incoming` receives. */
+struct vfmig_incoming_opts {
+	/* The guest runs if the source's ran, unless paused is set: then it
+	 * stays paused (devices in STOP) until `cont`. */
+	bool paused;
+	/* Verify after the guest resumed instead of before (the verdict
+	 * reaches the source in a second message). */
+	bool verify_after;
+};
+
+/* Start receiving a VM from uri in the background (the VM is incoming). */
 int vfmig_migration_incoming(struct vfmig_migration *m, const char *uri,
-			     bool paused, char *err, size_t errlen);
+			     const struct vfmig_incoming_opts *o, char *err,
+			     size_t errlen);
 
 /* Cancel and wait for a running migration; free everything. NULL is ok. */
 void vfmig_migration_destroy(struct vfmig_migration *m);

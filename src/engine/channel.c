@@ -864,6 +864,7 @@ const char *vfmig_rp_type_name(enum vfmig_rp_type t)
 	case VFMIG_RP_SWITCHOVER_ACK: return "SWITCHOVER_ACK";
 	case VFMIG_RP_RESUMED: return "RESUMED";
 	case VFMIG_RP_FAILED: return "FAILED";
+	case VFMIG_RP_VERIFIED: return "VERIFIED";
 	}
 	return "UNKNOWN";
 }
@@ -878,6 +879,7 @@ int vfmig_chan_rp_send(struct vfmig_chan *c, const struct vfmig_rp_msg *m)
 	switch (m->type) {
 	case VFMIG_RP_SWITCHOVER_ACK:
 	case VFMIG_RP_FAILED:
+	case VFMIG_RP_VERIFIED:
 		len = strnlen(m->text, sizeof(m->text));
 		if (len > VFMIG_RP_MAX)
 			return -EINVAL;
@@ -1098,6 +1100,7 @@ int vfmig_chan_rp_recv(struct vfmig_chan *c, struct vfmig_rp_msg *m, int timeout
 	switch (type) {
 	case VFMIG_RP_SWITCHOVER_ACK:
 	case VFMIG_RP_FAILED:
+	case VFMIG_RP_VERIFIED:
 		if (memchr(f + RP_HDR, 0, len)) {
 			msg(err, errlen, "return path: NUL inside a %s message",
 			    vfmig_rp_type_name(m->type));

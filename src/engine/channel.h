@@ -19,6 +19,9 @@
  *   SWITCHOVER_ACK  payload: device id (UTF-8, no NUL; empty: all devices)
  *   RESUMED         payload: u64 destination CLOCK_REALTIME in ns
  *   FAILED          payload: a message (UTF-8, no NUL)
+ *   VERIFIED        payload: the verifier's verdict (UTF-8, no NUL; "ok"
+ *                   when it passed), sent after the guest resumed when the
+ *                   destination verifies then (RESUMED's verdict "pending")
  *
  * No call blocks forever unless asked to: socket I/O waits at most the
  * channel's timeout for progress (vfmig_chan_set_timeout, default 30 s) and
@@ -152,12 +155,14 @@ enum vfmig_rp_type {
 	VFMIG_RP_SWITCHOVER_ACK = 1,
 	VFMIG_RP_RESUMED = 2,
 	VFMIG_RP_FAILED = 3,
+	VFMIG_RP_VERIFIED = 4,
 };
 
 struct vfmig_rp_msg {
 	enum vfmig_rp_type type;
 	char text[VFMIG_RP_MAX + 1]; /* ACK: device id ("" = all); FAILED:
-				      * message; RESUMED: verdict (may be "") */
+				      * message; RESUMED, VERIFIED: verdict
+				      * (may be "") */
 	uint64_t timestamp_ns;       /* RESUMED */
 };
 

@@ -126,6 +126,10 @@ struct vfmig_mig_params {
 	uint64_t max_stop_copy_bytes; /* source: stop-copy bytes per device;
 				       * 0: the estimate rule above */
 	bool dst_paused; /* destination: keep the guest paused after it */
+	/* destination: verify after the guest resumed (RESUMED says
+	 * "pending", VERIFIED follows) instead of before, so that the check
+	 * is not part of the downtime */
+	bool dst_verify_after;
 };
 
 enum vfmig_mig_status {
@@ -168,6 +172,13 @@ struct vfmig_mig_report {
 	uint64_t ram_bytes, device_bytes, overhead_bytes;
 	double throughput_mbps; /* stream bytes over total time */
 	uint64_t stream_bytes;
+	/* Source, live migrations: stream bytes written after the guest was
+	 * paused; the stream's rate during pre-copy in Mbit/s (0: no
+	 * pre-copy to measure); and those bytes at that rate, in ms: the
+	 * least downtime this migration could have had on this channel. */
+	uint64_t downtime_bytes;
+	double bandwidth_mbps;
+	double downtime_min_ms;
 	char error[512];      /* "" on success, else "phase: cause" */
 	/* Destination: the channel was opened (a source connected, or the
 	 * file was opened). False when the run failed while listening or

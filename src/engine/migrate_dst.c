@@ -370,12 +370,14 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 		r = dst_start(&run);
 	/* Tell the source before the guest runs here: if it cannot hear it,
 	 * it resumes the VM itself and this side must not run it too. */
-	if (r == 0)
+	if (r == 0 && !run.p.dst_verify_after)
 		dst_verify(&run);
 	if (r == 0 && vfmig_chan_has_return_path(run.chan)) {
 		struct vfmig_rp_msg m = { .type = VFMIG_RP_RESUMED,
 					  .timestamp_ns = mig_real_ns() };
-		snprintf(m.text, sizeof(m.text), "%s", rep->verify_msg);
+		snprintf(m.text, sizeof(m.text), "%s",
+			 run.p.dst_verify_after ? VERDICT_PENDING
+						: rep->verify_msg);
 		r = vfmig_chan_rp_send(run.chan, &m);
 		if (r < 0)
 			r = mig_fail(&run, r, "completion",
@@ -393,6 +395,17 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 				     "leaving the VM paused: "
 				     "%s",
 				     strerror(-r));
+	}
+	/* The guest runs (or waits paused) here now; the check pauses its
+	 * driver for as long as it takes, outside the downtime. The
+	 * migration is complete whatever it finds. */
+	if (r == 0 && run.p.dst_verify_after) {
+		dst_verify(&run);
+		if (vfmig_chan_has_return_path(run.chan)) {
+			struct vfmig_rp_msg m = { .type = VFMIG_RP_VERIFIED };
+			snprintf(m.text, sizeof(m.text), "%s", rep->verify_msg);
+			vfmig_chan_rp_send(run.chan, &m);
+		}
 	}
 	if (r == 0) {
 		mig_set_status(&run, VFMIG_MIG_COMPLETED);

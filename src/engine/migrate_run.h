@@ -26,6 +26,9 @@
 /* While only acknowledgements hold a switchover back, each round waits
  * this long for them on the return path. */
 #define ACK_WAIT_MS 20
+/* RESUMED's verdict when the destination verifies after the resume; the
+ * verdict follows in a VERIFIED message. */
+#define VERDICT_PENDING "pending"
 /* RAM at the switchover goes in pieces of this many bytes of page data, so
  * that a cancel is noticed during a large VM's last copy (or a save). */
 #define SWITCHOVER_RAM_CHUNK (64ull << 20)
@@ -67,6 +70,12 @@ struct run {
 	bool paused;      /* we paused the guest */
 	double t0, t_pause;
 	uint64_t pause_realtime_ns;
+	/* Source: stream bytes and time when pre-copy began, and the stream
+	 * bytes at the pause; what was sent in between over how long it
+	 * took is the bandwidth the downtime is judged by. */
+	double t_precopy;
+	uint64_t precopy_stream_bytes, pause_stream_bytes;
+	bool verdict_pending; /* source: RESUMED said "pending" */
 	uint16_t cur_dev; /* device of the section being written/read */
 	int sink_err;     /* the stream write that failed a device section */
 	uint64_t dev_bytes;

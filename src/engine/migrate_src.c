@@ -447,6 +447,8 @@ static int src_precopy(struct run *run)
 
 	mig_set_status(run, VFMIG_MIG_ACTIVE);
 	vfmig_ram_mark_all(run->vm->ram);
+	run->t_precopy = mig_mono_ms();
+	run->precopy_stream_bytes = vfmig_stream_writer_bytes(run->w);
 	while (live) {
 		double t = mig_mono_ms(), bytes = 0;
 		int r = src_round(run, &bytes);
@@ -507,6 +509,7 @@ static int src_pause(struct run *run, const char *phase)
 	run->paused = true;
 	run->t_pause = mig_mono_ms();
 	run->pause_realtime_ns = mig_real_ns();
+	run->pause_stream_bytes = vfmig_stream_writer_bytes(run->w);
 	return 0;
 }
 
@@ -646,6 +649,7 @@ static int src_wait_resumed(struct run *run)
 			mig_copy_text(run->rep->verify_msg,
 				      sizeof(run->rep->verify_msg), m.text);
 			run->rep->verified = !strcmp(m.text, "ok");
+			run->verdict_pending = !strcmp(m.text, VERDICT_PENDING);
 			double ms = (double)(int64_t)(m.timestamp_ns -
 						      run->pause_realtime_ns) /
 				    1e6;
@@ -657,6 +661,35 @@ static int src_wait_resumed(struct run *run)
 			return 0;
 		}
 	}
+}
+
+/*
+ * The destination verifies after its guest resumed: the migration is
+ * complete whatever the verdict; wait for it (the channel timeout) so that
+ * the report carries it. No verdict is a failed verification.
+ */
+static void src_wait_verdict(struct run *run)
+{
+	struct vfmig_rp_msg m;
+	char err[256] = "";
+	int r;
+
+	for (;;) {
+		r = vfmig_chan_rp_recv(run->chan, &m, run->p.timeout_ms, err,
+				       sizeof(err));
+		if (r < 0 || m.type != VFMIG_RP_SWITCHOVER_ACK)
+			break;
+	}
+	run->rep->verified = r == 0 && m.type == VFMIG_RP_VERIFIED &&
+			     !strcmp(m.text, "ok");
+	if (r == 0 && m.type == VFMIG_RP_VERIFIED)
+		mig_copy_text(run->rep->verify_msg,
+			      sizeof(run->rep->verify_msg), m.text);
+	else
+		snprintf(run->rep->verify_msg, sizeof(run->rep->verify_msg),
+			 "no verdict from the destination: %s",
+			 r < 0 ? (err[0] ? err : strerror(-r))
+			       : vfmig_rp_type_name(m.type));
 }
 
 /* Success: the VM lives on the destination now. */
@@ -696,6 +729,22 @@ static void src_rollback(struct run *run)
 		run->paused = false;
 }
 
+/* What the downtime of this run could have been at best: the bytes sent
+ * after the pause at the rate pre-copy achieved. */
+static void src_downtime_floor(struct run *run)
+{
+	struct vfmig_mig_report *rep = run->rep;
+	double ms = run->t_pause - run->t_precopy;
+	uint64_t pre = run->pause_stream_bytes - run->precopy_stream_bytes;
+
+	rep->downtime_bytes = rep->stream_bytes - run->pause_stream_bytes;
+	if (!run->t_precopy || ms <= 0 || !pre)
+		return;
+	rep->bandwidth_mbps = (double)pre * 8 / 1e3 / ms;
+	rep->downtime_min_ms =
+		(double)rep->downtime_bytes * 8 / 1e3 / rep->bandwidth_mbps;
+}
+
 int vfmig_migrate_out(const struct vfmig_mig_vm *vm,
 		      const struct vfmig_typereg *reg, const char *uri,
 		      const struct vfmig_mig_params *p,
@@ -728,6 +777,8 @@ int vfmig_migrate_out(const struct vfmig_mig_vm *vm,
 		r = src_wait_resumed(&run);
 	if (r == 0) {
 		src_finish(&run);
+		if (run.verdict_pending)
+			src_wait_verdict(&run);
 		mig_set_status(&run, VFMIG_MIG_COMPLETED);
 		rep->ok = true;
 		if (!vfmig_chan_has_return_path(run.chan))
@@ -741,6 +792,8 @@ int vfmig_migrate_out(const struct vfmig_mig_vm *vm,
 	}
 	rep->device_bytes = run.dev_bytes;
 	rep->stream_bytes = run.w ? vfmig_stream_writer_bytes(run.w) : 0;
+	if (run.paused && run.w)
+		src_downtime_floor(&run);
 	mig_run_fini(&run);
 	if (rep->stream_bytes > rep->ram_bytes + rep->device_bytes)
 		rep->overhead_bytes =

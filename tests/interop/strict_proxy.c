@@ -4,6 +4,7 @@
  *
  *   vfmig-strict-proxy --listen PATH --device PATH [--log FILE]
  *                      [--fault stuck-in-stop-copy] [--fault stop-copy-read]
+ *                      [--fault bad-reads-after-resume]
  *                      [--no-precopy]
  *
  * It listens on PATH and, for each client (one at a time), connects to the
@@ -47,6 +48,12 @@
  *                       device cannot leave STOP_COPY (and the gating above
  *                       refuses the reset a VMM tries next)
  *   stop-copy-read      MIG_DATA_READ in STOP_COPY: the stop-copy fails
+ *   bad-reads-after-resume
+ *                       not a refusal: once the device has come out of
+ *                       RESUMING and runs, every BAR0 read it answers
+ *                       reaches the client with the low bit of its first
+ *                       byte flipped (a device that lost its state in the
+ *                       migration, for tests of a verifier)
  *
  * --no-precopy makes the device one that does not offer PRE_COPY: the
  * PRE_COPY bit is cleared from GET MIGRATION replies, and a SET to
@@ -89,6 +96,8 @@ static struct {
 	struct pending pending[MAX_PENDING];
 	int client, device;
 	bool stuck_in_stop_copy, stop_copy_read; /* --fault */
+	bool bad_reads;                          /* --fault bad-reads-... */
+	bool resumed, was_resuming;              /* for bad_reads */
 	bool no_precopy;                         /* --no-precopy */
 	uint16_t mig_get[MAX_PENDING];           /* GET MIGRATION ids asked */
 	size_t nmig_get;
@@ -130,6 +139,10 @@ static void set_state(uint32_t s)
 		return;
 	log_line("state %s -> %s", vfw_mig_state_name(P.state),
 		 vfw_mig_state_name(s));
+	if (s == VFW_MIG_STATE_RESUMING)
+		P.was_resuming = true;
+	if (s == VFW_MIG_STATE_RUNNING && P.was_resuming)
+		P.resumed = true;
 	P.state = s;
 }
 
@@ -256,6 +269,20 @@ static void note_request(const struct vfw_msg *m)
 		p->used = false; /* the device will refuse it */
 }
 
+/* --fault bad-reads-after-resume, with P.lock held. */
+static void spoil_read_reply(struct vfw_msg *m)
+{
+	struct vfw_region_access a;
+
+	if (!P.bad_reads || !P.resumed ||
+	    m->hdr.command != VFW_CMD_REGION_READ ||
+	    (m->hdr.flags & VFW_FLAGS_ERROR) || m->len <= sizeof(a))
+		return;
+	memcpy(&a, m->payload, sizeof(a));
+	if (a.region == 0 && a.count)
+		((uint8_t *)m->payload)[sizeof(a)] ^= 1;
+}
+
 /* Device -> client, with P.lock held: learn the state from a reply. */
 static void note_reply(const struct vfw_msg *m)
 {
@@ -321,6 +348,7 @@ static void *device_to_client(void *arg)
 		if ((m.hdr.flags & VFW_FLAGS_TYPE_MASK) == VFW_FLAGS_TYPE_REPLY) {
 			note_reply(&m);
 			hide_precopy_reply(&m);
+			spoil_read_reply(&m);
 		}
 		pthread_mutex_unlock(&P.lock);
 		r = to_client(&m, 0);
@@ -429,7 +457,8 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: vfmig-strict-proxy --listen PATH --device PATH "
 			"[--log FILE]\n"
-			"       [--fault stuck-in-stop-copy|stop-copy-read]... "
+			"       [--fault stuck-in-stop-copy|stop-copy-read|"
+			"bad-reads-after-resume]... "
 			"[--no-precopy]\n");
 	return 2;
 }
@@ -451,6 +480,8 @@ int main(int argc, char **argv)
 				P.stuck_in_stop_copy = true;
 			else if (!strcmp(f, "stop-copy-read"))
 				P.stop_copy_read = true;
+			else if (!strcmp(f, "bad-reads-after-resume"))
+				P.bad_reads = true;
 			else
 				return usage();
 			continue;
