@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		if (m.type != VFMIG_RP_SWITCHOVER_ACK &&
 		    m.type != VFMIG_RP_RESUMED && m.type != VFMIG_RP_FAILED &&
-		    m.type != VFMIG_RP_VERIFIED)
+		    m.type != VFMIG_RP_VERIFIED && m.type != VFMIG_RP_SYNCED)
 			abort();
 		if (!memchr(m.text, 0, sizeof(m.text)))
 			abort();

@@ -865,6 +865,7 @@ const char *vfmig_rp_type_name(enum vfmig_rp_type t)
 	case VFMIG_RP_RESUMED: return "RESUMED";
 	case VFMIG_RP_FAILED: return "FAILED";
 	case VFMIG_RP_VERIFIED: return "VERIFIED";
+	case VFMIG_RP_SYNCED: return "SYNCED";
 	}
 	return "UNKNOWN";
 }
@@ -880,6 +881,7 @@ int vfmig_chan_rp_send(struct vfmig_chan *c, const struct vfmig_rp_msg *m)
 	case VFMIG_RP_SWITCHOVER_ACK:
 	case VFMIG_RP_FAILED:
 	case VFMIG_RP_VERIFIED:
+	case VFMIG_RP_SYNCED:
 		len = strnlen(m->text, sizeof(m->text));
 		if (len > VFMIG_RP_MAX)
 			return -EINVAL;
@@ -1101,6 +1103,7 @@ int vfmig_chan_rp_recv(struct vfmig_chan *c, struct vfmig_rp_msg *m, int timeout
 	case VFMIG_RP_SWITCHOVER_ACK:
 	case VFMIG_RP_FAILED:
 	case VFMIG_RP_VERIFIED:
+	case VFMIG_RP_SYNCED:
 		if (memchr(f + RP_HDR, 0, len)) {
 			msg(err, errlen, "return path: NUL inside a %s message",
 			    vfmig_rp_type_name(m->type));

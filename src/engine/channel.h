@@ -22,6 +22,9 @@
  *   VERIFIED        payload: the verifier's verdict (UTF-8, no NUL; "ok"
  *                   when it passed), sent after the guest resumed when the
  *                   destination verifies then (RESUMED's verdict "pending")
+ *   SYNCED          payload: the value of a STREAM_INFO "sync" key the
+ *                   destination has just read: everything before it is
+ *                   applied
  *
  * No call blocks forever unless asked to: socket I/O waits at most the
  * channel's timeout for progress (vfmig_chan_set_timeout, default 30 s) and
@@ -156,13 +159,14 @@ enum vfmig_rp_type {
 	VFMIG_RP_RESUMED = 2,
 	VFMIG_RP_FAILED = 3,
 	VFMIG_RP_VERIFIED = 4,
+	VFMIG_RP_SYNCED = 5,
 };
 
 struct vfmig_rp_msg {
 	enum vfmig_rp_type type;
 	char text[VFMIG_RP_MAX + 1]; /* ACK: device id ("" = all); FAILED:
 				      * message; RESUMED, VERIFIED: verdict
-				      * (may be "") */
+				      * (may be ""); SYNCED: the sync value */
 	uint64_t timestamp_ns;       /* RESUMED */
 };
 

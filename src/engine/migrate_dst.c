@@ -93,6 +93,26 @@ static int dst_resuming(struct run *run)
 	return 0;
 }
 
+/* The source asks whether this side has caught up: everything before the
+ * "sync" key is applied now, so say so with its value. */
+static int dst_synced(struct run *run, const struct vfmig_stream_kv_view *kv)
+{
+	struct vfmig_rp_msg m = { .type = VFMIG_RP_SYNCED };
+	int r;
+
+	if (!vfmig_chan_has_return_path(run->chan))
+		return 0;
+	if (kv->value.len > 20)
+		return mig_fail(run, -EBADMSG, "load",
+				"sync value of %u bytes", kv->value.len);
+	memcpy(m.text, kv->value.p, kv->value.len);
+	r = vfmig_chan_rp_send(run->chan, &m);
+	if (r < 0)
+		return mig_fail(run, r, "load", "return path: %s",
+				strerror(-r));
+	return 0;
+}
+
 static int dst_record(struct run *run, const struct vfmig_stream_record *rec)
 {
 	char err[256] = "";
@@ -156,6 +176,12 @@ static int dst_record(struct run *run, const struct vfmig_stream_record *rec)
 		for (uint16_t k = 0; k < rec->d.u.info.count; k++) {
 			const struct vfmig_stream_kv_view *kv =
 				&rec->d.u.info.kv[k];
+			if (vfmig_stream_str_eq(kv->key, "sync")) {
+				r = dst_synced(run, kv);
+				if (r < 0)
+					return r;
+				continue;
+			}
 			if (!vfmig_stream_str_eq(kv->key, "run-state"))
 				continue;
 			if (vfmig_stream_str_eq(kv->value, "running"))

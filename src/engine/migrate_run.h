@@ -29,6 +29,12 @@
 /* RESUMED's verdict when the destination verifies after the resume; the
  * verdict follows in a VERIFIED message. */
 #define VERDICT_PENDING "pending"
+/* How long the source waits for the destination to catch up with the
+ * stream before the last pre-copy round (a destination that never
+ * answers is older than sync points: the run goes on without). */
+#define SYNC_WAIT_MS 2000
+/* A pre-copy round that sent less than this is not timed on its own. */
+#define SMALL_ROUND_BYTES (1ull << 20)
 /* RAM at the switchover goes in pieces of this many bytes of page data, so
  * that a cancel is noticed during a large VM's last copy (or a save). */
 #define SWITCHOVER_RAM_CHUNK (64ull << 20)
@@ -76,6 +82,11 @@ struct run {
 	double t_precopy;
 	uint64_t precopy_stream_bytes, pause_stream_bytes;
 	bool verdict_pending; /* source: RESUMED said "pending" */
+	/* Source: "sync" points written, the last one the destination
+	 * answered, and whether it does not answer them (older). */
+	uint64_t sync_sent, sync_seen;
+	bool sync_off;
+	bool synced; /* caught up since pre-copy last converged */
 	uint16_t cur_dev; /* device of the section being written/read */
 	int sink_err;     /* the stream write that failed a device section */
 	uint64_t dev_bytes;

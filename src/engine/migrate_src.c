@@ -316,6 +316,18 @@ static int src_poll_return_path(struct run *run, int wait_ms)
 		if (m.type == VFMIG_RP_FAILED)
 			return mig_fail(run, -EIO, "pre-copy",
 					"destination failed: %s", m.text);
+		if (m.type == VFMIG_RP_SYNCED) {
+			unsigned long long v = strtoull(m.text, NULL, 10);
+			if (v > run->sync_sent)
+				return mig_fail(run, -EPROTO, "pre-copy",
+						"SYNCED %s, only %llu sync "
+						"points were sent", m.text,
+						(unsigned long long)
+							run->sync_sent);
+			if (v > run->sync_seen)
+				run->sync_seen = v;
+			continue;
+		}
 		if (m.type != VFMIG_RP_SWITCHOVER_ACK)
 			return mig_fail(run, -EPROTO, "pre-copy",
 					"unexpected %s "
@@ -437,6 +449,46 @@ static bool src_acked(struct run *run)
 	return true;
 }
 
+/*
+ * Pre-copy has converged: before the last round, let the destination
+ * catch up with what the stream carries so far. Otherwise what it has
+ * still to apply (everything in the socket buffers, and what it is
+ * behind beyond them) would be applied inside the downtime, and the
+ * downtime would be that backlog plus the stop-copy. A "sync" point in
+ * the stream, answered by SYNCED on the return path once the destination
+ * has read up to it, tells when. The wait is bounded: a destination that
+ * never answered one is older, and is not asked again.
+ */
+static int src_sync_destination(struct run *run)
+{
+	char v[24];
+	const struct vfmig_stream_kv kv = { "sync", v };
+	double until = mig_mono_ms() + SYNC_WAIT_MS;
+	int r;
+
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)++run->sync_sent);
+	r = vfmig_stream_write_info(run->w, &kv, 1);
+	if (r == 0)
+		r = vfmig_io_flush(vfmig_chan_io(run->chan));
+	if (r < 0)
+		return mig_fail(run, r, "pre-copy", "writing a sync point: %s",
+				strerror(-r));
+	while (run->sync_seen < run->sync_sent) {
+		double left = until - mig_mono_ms();
+		if (left <= 0) {
+			run->sync_off = run->sync_seen == 0;
+			return 0;
+		}
+		r = src_poll_return_path(run, left < 50 ? (int)left + 1 : 50);
+		if (r < 0)
+			return r;
+		if (mig_cancelled(run))
+			return mig_fail(run, -ECANCELED, "pre-copy",
+					"cancelled by request");
+	}
+	return 0;
+}
+
 static int src_precopy(struct run *run)
 {
 	bool live = vfmig_chan_has_return_path(run->chan) &&
@@ -461,15 +513,39 @@ static int src_precopy(struct run *run)
 		if (mig_cancelled(run))
 			return mig_fail(run, -ECANCELED, "pre-copy",
 					"cancelled by request");
-		double ms = mig_mono_ms() - t;
+		double now = mig_mono_ms(), ms = now - t;
 		double bw = bytes / (ms > 0.001 ? ms : 0.001); /* bytes/ms */
-		double predicted = bw > 0 ? src_remaining(run) / bw : 1e9;
+		/* A round too small to time (socket buffers take it at
+		 * memory speed, or it sent nothing) says little of the
+		 * channel: judge by the pre-copy so far instead. */
+		if (bytes < (double)SMALL_ROUND_BYTES)
+			bw = (double)(vfmig_stream_writer_bytes(run->w) -
+				      run->precopy_stream_bytes) /
+			     (now - run->t_precopy > 0.001
+				      ? now - run->t_precopy
+				      : 0.001);
+		uint64_t left = src_remaining(run);
+		/* Nothing left fits whatever the rate (a round that sent
+		 * nothing measured none). */
+		double predicted = !left ? 0 : bw > 0 ? left / bw : 1e9;
 		bool fits = predicted <= (double)run->p.downtime_ms;
 		/* The guest was paused by its user: nothing more will
 		 * converge, so switch as soon as the destination allows. */
 		bool want = fits || atomic_load(&run->prog->user_stopped) ||
 			    run->rep->rounds >= run->p.max_rounds;
+		if (!fits)
+			run->synced = false;
 		if (want && src_acked(run)) {
+			/* Converged: the destination catches up, then one
+			 * more round takes what was dirtied meanwhile. */
+			if (fits && !run->synced && !run->sync_off &&
+			    run->rep->rounds < run->p.max_rounds) {
+				r = src_sync_destination(run);
+				if (r < 0)
+					return r;
+				run->synced = true;
+				continue;
+			}
 			run->rep->converged = fits;
 			break;
 		}

@@ -26,6 +26,10 @@ out=$("$V" migrate --control "$D/a.ctl" "unix:$D/mig-b.sock" --json) || fail "mi
 [ "$(key "$out" verified)" = True ] || fail "not verified: $out"
 [ "$(key "$out" verify)" = ok ] || fail "verdict: $out"
 [ "$(key "$out" downtime_bytes)" -gt 0 ] || fail "downtime_bytes: $out"
+# Converged, the source lets the destination catch up (a sync point) and
+# runs one more round before the switchover.
+[ "$(key "$out" converged)" = True ] || fail "did not converge: $out"
+[ "$(key "$out" rounds)" -ge 2 ] || fail "no round after the sync point: $out"
 python3 -c "import sys; b=float('$(key "$out" bandwidth_mbps)'); m=float('$(key "$out" downtime_min_ms)'); sys.exit(not (b > 0 and m > 0))" ||
 	fail "bandwidth_mbps/downtime_min_ms: $out"
 status_is "$D/b.ctl" running || fail "destination not running"
