@@ -351,6 +351,8 @@ static int src_open_stream(struct run *run, const char *uri)
 		{ "ram", run->vm->ram->name },
 	};
 	r = vfmig_stream_write_info(run->w, info, 2);
+	if (r == 0)
+		r = vfmig_ram_announce(run->vm->ram, run->w);
 	list = calloc(run->vm->ndev ? run->vm->ndev : 1, sizeof(*list));
 	if (!list)
 		return fail(run, -ENOMEM, "setup", "out of memory");
@@ -1153,6 +1155,9 @@ static int dst_record(struct run *run, const struct vfmig_stream_record *rec)
 		for (uint16_t k = 0; k < rec->d.u.info.count; k++) {
 			const struct vfmig_stream_kv_view *kv =
 				&rec->d.u.info.kv[k];
+			r = vfmig_ram_info(run->vm->ram, kv, err, sizeof(err));
+			if (r < 0)
+				return fail(run, r, "load", "%s", err);
 			if (!vfmig_stream_str_eq(kv->key, "run-state"))
 				continue;
 			if (vfmig_stream_str_eq(kv->value, "running"))
