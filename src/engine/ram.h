@@ -123,7 +123,10 @@ int vfmig_ram_send(struct vfmig_ram *r, struct vfmig_stream_writer *w,
  * block's file as they are and punches the data under it out of the file
  * (FALLOC_FL_PUNCH_HOLE; bytes are cleared only where the file refuses), so
  * pages that are zero on the source allocate nothing here, and data left
- * by an earlier load becomes zero. Returns 0 or -EINVAL with a message
+ * by an earlier load becomes zero. Data runs go into the block's file
+ * with pwrite when it has one (no fault, no clearing of a fresh page), else
+ * through the mapping. The record was checked whole (its checksum
+ * included) by the reader before this. Returns 0 or -EINVAL with a message
  * naming the problem in err.
  */
 int vfmig_ram_load(struct vfmig_ram *r, const struct vfmig_stream_record *rec,
