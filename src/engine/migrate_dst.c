@@ -176,6 +176,9 @@ static int dst_record(struct run *run, const struct vfmig_stream_record *rec)
 		for (uint16_t k = 0; k < rec->d.u.info.count; k++) {
 			const struct vfmig_stream_kv_view *kv =
 				&rec->d.u.info.kv[k];
+			r = vfmig_ram_info(run->vm->ram, kv, err, sizeof(err));
+			if (r < 0)
+				return mig_fail(run, r, "load", "%s", err);
 			if (vfmig_stream_str_eq(kv->key, "sync")) {
 				r = dst_synced(run, kv);
 				if (r < 0)

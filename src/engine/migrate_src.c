@@ -77,6 +77,8 @@ static int src_open_stream(struct run *run, const char *uri)
 		{ "ram", run->vm->ram->name },
 	};
 	r = vfmig_stream_write_info(run->w, info, 2);
+	if (r == 0)
+		r = vfmig_ram_announce(run->vm->ram, run->w);
 	list = calloc(run->vm->ndev ? run->vm->ndev : 1, sizeof(*list));
 	if (!list)
 		return mig_fail(run, -ENOMEM, "setup", "out of memory");

@@ -2,6 +2,7 @@
 /* Guest RAM dirty tracking and RAM_PAGES transfer. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,18 @@
  * pages): what the file says about their pages after the take holds for
  * all of them, so one SEEK_DATA/SEEK_HOLE pair serves a whole extent. */
 #define TAKE_WORDS 64u
+/* What the allocating thread asks fallocate for at once: small enough that
+ * a stop is noticed soon and that a pwrite of the receiving thread, which
+ * waits for the file's lock while fallocate holds it, waits little. */
+#define PREALLOC_CHUNK (2ull << 20)
+
+struct vfmig_ram_prealloc {
+	pthread_t thread;
+	atomic_bool stop;
+	int fd;
+	unsigned n;
+	uint64_t ext[][2];
+};
 
 static bool pow2(uint64_t v)
 {
@@ -43,8 +56,22 @@ int vfmig_ram_init(struct vfmig_ram *r, const char *name, void *host,
 	return 0;
 }
 
+static void prealloc_stop(struct vfmig_ram *r, bool wait_only)
+{
+	struct vfmig_ram_prealloc *p = r->prealloc;
+
+	if (!p)
+		return;
+	if (!wait_only)
+		atomic_store(&p->stop, true);
+	pthread_join(p->thread, NULL);
+	free(p);
+	r->prealloc = NULL;
+}
+
 void vfmig_ram_fini(struct vfmig_ram *r)
 {
+	prealloc_stop(r, false);
 	free((void *)r->dirty);
 	r->dirty = NULL;
 }
@@ -331,6 +358,32 @@ static void zero_range(struct vfmig_ram *r, uint64_t off, uint64_t len)
 	memset(r->host + off, 0, end - off);
 }
 
+/*
+ * Put len bytes of page data at off. Into the block's file when it has one:
+ * pwrite allocates each page it covers whole without clearing it first and
+ * without a page fault, where a store through the mapping into a page never
+ * written takes a fault, and the kernel allocates and clears the page before
+ * the copy overwrites it (docs/benchmarks.md, "RAM at line rate"). The
+ * mapping sees the file's pages: it is MAP_SHARED. Through the mapping when
+ * there is no file or the file refuses.
+ */
+static void put_data(struct vfmig_ram *r, uint64_t off, const uint8_t *p,
+		     size_t len)
+{
+	while (r->fd >= 0 && len) {
+		ssize_t n = pwrite(r->fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (uint64_t)n;
+		p += n;
+		len -= (size_t)n;
+	}
+	if (len)
+		memcpy(r->host + off, p, len);
+}
+
 int vfmig_ram_load(struct vfmig_ram *r, const struct vfmig_stream_record *rec,
 		   char *err, size_t errlen)
 {
@@ -369,7 +422,184 @@ int vfmig_ram_load(struct vfmig_ram *r, const struct vfmig_stream_record *rec,
 		if (run->zero)
 			zero_range(r, run->addr, len);
 		else
-			memcpy(r->host + run->addr, run->data, len);
+			put_data(r, run->addr, run->data, len);
 	}
 	return 0;
+}
+
+/* ---- data extents: announced by the source, allocated ahead here ---- */
+
+int vfmig_ram_announce(struct vfmig_ram *r, struct vfmig_stream_writer *w)
+{
+	size_t cap = VFMIG_RAM_NAME_MAX + 1 + VFMIG_RAM_EXTENTS_MAX * 34 + 1;
+	char *val;
+	size_t len;
+	unsigned n = 0;
+	uint64_t off = 0;
+	int rc = 0;
+
+	if (r->fd < 0)
+		return 0;
+	val = malloc(cap);
+	if (!val)
+		return -ENOMEM;
+	len = (size_t)snprintf(val, cap, "%s ", r->name);
+	while (off < r->size && n < VFMIG_RAM_EXTENTS_MAX) {
+		off_t d = lseek(r->fd, (off_t)off, SEEK_DATA), h;
+		uint64_t start, end;
+
+		if (d < 0)
+			break; /* ENXIO: no data after off; else: cannot tell */
+		h = lseek(r->fd, d, SEEK_HOLE);
+		if (h <= d)
+			h = (off_t)r->size;
+		start = (uint64_t)d / r->page_size * r->page_size;
+		end = ((uint64_t)h + r->page_size - 1) / r->page_size *
+		      r->page_size;
+		if (end > r->size)
+			end = r->size;
+		if (start >= end)
+			break;
+		len += (size_t)snprintf(val + len, cap - len, "%s%llx+%llx",
+					n ? "," : "", (unsigned long long)start,
+					(unsigned long long)(end - start));
+		n++;
+		off = end;
+	}
+	if (n) {
+		const struct vfmig_stream_kv kv = { VFMIG_RAM_INFO_EXTENTS, val };
+		rc = vfmig_stream_write_info(w, &kv, 1);
+	}
+	free(val);
+	return rc;
+}
+
+/* A lower-case hex number of 1..16 digits at *p (< end); advances *p. */
+static bool parse_hex(const char **p, const char *end, uint64_t *v)
+{
+	const char *s = *p;
+	uint64_t x = 0;
+
+	while (*p < end && *p - s < 17) {
+		char c = **p;
+		unsigned d;
+		if (c >= '0' && c <= '9')
+			d = (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			d = (unsigned)(c - 'a' + 10);
+		else
+			break;
+		x = x << 4 | d;
+		(*p)++;
+	}
+	*v = x;
+	return *p > s && *p - s <= 16;
+}
+
+int vfmig_ram_parse_extents(const struct vfmig_ram *r, const char *val,
+			    size_t len, uint64_t (*ext)[2], unsigned max,
+			    char *err, size_t errlen)
+{
+	const char *p = val, *end = val + len;
+	const char *sp = len ? memchr(val, ' ', len) : NULL;
+	uint64_t prev_end = 0;
+	unsigned n = 0;
+
+	if (!sp) {
+		snprintf(err, errlen, "%s: no block name", VFMIG_RAM_INFO_EXTENTS);
+		return -EBADMSG;
+	}
+	if ((size_t)(sp - val) != strlen(r->name) ||
+	    memcmp(val, r->name, (size_t)(sp - val)))
+		return -ENOENT;
+	p = sp + 1;
+	while (p < end) {
+		uint64_t off, l;
+		if (n && *p++ != ',')
+			goto bad;
+		if (!parse_hex(&p, end, &off) || p >= end || *p++ != '+' ||
+		    !parse_hex(&p, end, &l))
+			goto bad;
+		if (!l || off % r->page_size || l % r->page_size ||
+		    off < prev_end || off > UINT64_MAX - l) {
+			snprintf(err, errlen, "%s: extent %u (0x%llx+0x%llx) "
+				 "is empty, not page-aligned or out of order",
+				 VFMIG_RAM_INFO_EXTENTS, n,
+				 (unsigned long long)off, (unsigned long long)l);
+			return -EBADMSG;
+		}
+		prev_end = off + l;
+		if (off >= r->size)
+			continue; /* clipped away; what follows is beyond too */
+		if (l > r->size - off)
+			l = r->size - off;
+		if (n == max) {
+			snprintf(err, errlen, "%s: more than %u extents",
+				 VFMIG_RAM_INFO_EXTENTS, max);
+			return -EBADMSG;
+		}
+		ext[n][0] = off;
+		ext[n][1] = l;
+		n++;
+	}
+	return (int)n;
+bad:
+	snprintf(err, errlen, "%s: malformed at byte %zu", VFMIG_RAM_INFO_EXTENTS,
+		 (size_t)(p - val));
+	return -EBADMSG;
+}
+
+static void *prealloc_main(void *arg)
+{
+	struct vfmig_ram_prealloc *p = arg;
+
+	for (unsigned i = 0; i < p->n; i++) {
+		for (uint64_t off = p->ext[i][0], end = off + p->ext[i][1];
+		     off < end; off += PREALLOC_CHUNK) {
+			uint64_t l = end - off < PREALLOC_CHUNK ? end - off
+								: PREALLOC_CHUNK;
+			if (atomic_load(&p->stop))
+				return NULL;
+			/* Pages there already (received first) are left as
+			 * they are; KEEP_SIZE: never grows the file. */
+			if (fallocate(p->fd, FALLOC_FL_KEEP_SIZE, (off_t)off,
+				      (off_t)l) < 0)
+				return NULL; /* a hint: give up quietly */
+		}
+	}
+	return NULL;
+}
+
+int vfmig_ram_info(struct vfmig_ram *r, const struct vfmig_stream_kv_view *kv,
+		   char *err, size_t errlen)
+{
+	struct vfmig_ram_prealloc *p;
+	int n;
+
+	if (!vfmig_stream_str_eq(kv->key, VFMIG_RAM_INFO_EXTENTS))
+		return 0;
+	p = malloc(sizeof(*p) + VFMIG_RAM_EXTENTS_MAX * sizeof(p->ext[0]));
+	if (!p)
+		return -ENOMEM;
+	n = vfmig_ram_parse_extents(r, kv->value.p, kv->value.len, p->ext,
+				    VFMIG_RAM_EXTENTS_MAX, err, errlen);
+	if (n <= 0 || r->fd < 0) {
+		free(p);
+		return n == -ENOENT || n >= 0 ? 0 : n;
+	}
+	prealloc_stop(r, false);
+	atomic_init(&p->stop, false);
+	p->fd = r->fd;
+	p->n = (unsigned)n;
+	if (pthread_create(&p->thread, NULL, prealloc_main, p) != 0) {
+		free(p); /* a hint: the pages are allocated as they come */
+		return 0;
+	}
+	r->prealloc = p;
+	return 0;
+}
+
+void vfmig_ram_prealloc_wait(struct vfmig_ram *r)
+{
+	prealloc_stop(r, true);
 }

@@ -41,6 +41,9 @@ struct vfmig_ram {
 	 * read, as zero), so this holds across calls; it spares asking again
 	 * with SEEK_HOLE, which scans the whole extent each time. */
 	uint64_t data_start, data_end;
+	/* Destination: the thread allocating the data extents the source
+	 * announced (vfmig_ram_info), or NULL. */
+	struct vfmig_ram_prealloc *prealloc;
 };
 
 struct vfmig_ram_stats {
@@ -120,10 +123,66 @@ int vfmig_ram_send(struct vfmig_ram *r, struct vfmig_stream_writer *w,
  * block's file as they are and punches the data under it out of the file
  * (FALLOC_FL_PUNCH_HOLE; bytes are cleared only where the file refuses), so
  * pages that are zero on the source allocate nothing here, and data left
- * by an earlier load becomes zero. Returns 0 or -EINVAL with a message
+ * by an earlier load becomes zero. Data runs go into the block's file
+ * with pwrite when it has one (no fault, no clearing of a fresh page), else
+ * through the mapping. The record was checked whole (its checksum
+ * included) by the reader before this. Returns 0 or -EINVAL with a message
  * naming the problem in err.
  */
 int vfmig_ram_load(struct vfmig_ram *r, const struct vfmig_stream_record *rec,
 		   char *err, size_t errlen);
+
+/*
+ * Data extents: the source tells the destination which parts of the block
+ * hold data, before the first page, so that the destination can allocate
+ * them while the pages are on their way (a page of its memfd allocated
+ * beforehand is only copied into when it arrives, not allocated then).
+ * Holes are not announced, and the destination allocates nothing for them.
+ * The announcement is a STREAM_INFO entry, which a destination that does
+ * not know it ignores:
+ *     key   VFMIG_RAM_INFO_EXTENTS
+ *     value "BLOCK OFF+LEN,OFF+LEN,..." (lower-case hex, no 0x, each a
+ *           page multiple, ascending, not overlapping, inside the block)
+ * At most VFMIG_RAM_EXTENTS_MAX extents are announced (the first ones):
+ * the rest arrive without being allocated ahead, which costs time, not
+ * correctness.
+ */
+#define VFMIG_RAM_INFO_EXTENTS "ram-data-extents"
+#define VFMIG_RAM_EXTENTS_MAX 2048u
+
+/*
+ * Source: write the announcement for r to w, as one STREAM_INFO record.
+ * Nothing for a block without a file (it cannot tell its holes), or without
+ * data. Asks the file SEEK_DATA/SEEK_HOLE once per extent. Returns 0 or the
+ * writer's negative errno.
+ */
+int vfmig_ram_announce(struct vfmig_ram *r, struct vfmig_stream_writer *w);
+
+/*
+ * Destination: one STREAM_INFO entry. Other keys, and announcements of
+ * another block, are ignored (0). An announcement for r starts a thread
+ * that allocates the announced extents in the block's file, in order
+ * (fallocate: the pages are allocated, not cleared, and still read as
+ * zero; the file reports them as holes until written), replacing one that
+ * still runs; without a file nothing happens. The thread stops by itself,
+ * at vfmig_ram_fini, or at the first error of fallocate. Returns 0, or
+ * -EBADMSG with err filled for a malformed announcement, -ENOMEM.
+ */
+int vfmig_ram_info(struct vfmig_ram *r, const struct vfmig_stream_kv_view *kv,
+		   char *err, size_t errlen);
+
+/*
+ * Parse an announcement value (pure; for the above and tests): the block
+ * name must be r's; extents are clipped to the block. Returns the number of
+ * extents stored in ext (pairs off, len; at most max), or -EBADMSG with
+ * err filled, or -ENOENT when the value names another block.
+ */
+int vfmig_ram_parse_extents(const struct vfmig_ram *r, const char *val,
+			    size_t len, uint64_t (*ext)[2], unsigned max,
+			    char *err, size_t errlen);
+
+/* Destination: wait until the allocating thread, if any, has finished (for
+ * tests: what it allocated is then visible in the file). */
+void vfmig_ram_prealloc_wait(struct vfmig_ram *r);
 
 #endif

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -133,6 +134,13 @@ static void replay(struct pair *p, uint64_t *records)
 			 0);
 	*records = 0;
 	while ((rc = vfmig_stream_next(r, &rec)) == 1) {
+		/* Announced data extents: allocated by a thread while the
+		 * pages are loaded, as on a destination. */
+		for (uint16_t k = 0; rec.type == VFMIG_REC_STREAM_INFO &&
+				     k < rec.d.u.info.count; k++)
+			if (vfmig_ram_info(&p->rd, &rec.d.u.info.kv[k], err,
+					   sizeof(err)) != 0)
+				fail_msg("info: %s", err);
 		if (rec.type != VFMIG_REC_RAM_PAGES)
 			continue;
 		if (vfmig_ram_load(&p->rd, &rec, err, sizeof(err)) != 0)
@@ -478,6 +486,204 @@ static void test_init_rejects(void **state)
 			 -EINVAL);
 }
 
+/* Bytes the memfd has allocated. */
+static uint64_t allocated(int fd)
+{
+	struct stat st;
+
+	assert_int_equal(fstat(fd, &st), 0);
+	return (uint64_t)st.st_blocks * 512;
+}
+
+static void punch_all(int fd)
+{
+	assert_int_equal(fallocate(fd, FALLOC_FL_PUNCH_HOLE |
+					       FALLOC_FL_KEEP_SIZE, 0, SIZE),
+			 0);
+}
+
+static void test_parse_extents(void **state)
+{
+	struct pair *p = *state;
+	uint64_t ext[4][2];
+	char err[200];
+	const char *v;
+
+#define PARSE(s, max) \
+	vfmig_ram_parse_extents(&p->rd, s, strlen(s), ext, max, err, sizeof(err))
+	assert_int_equal(PARSE("ram ", 4), 0);
+	assert_int_equal(PARSE("ram 0+1000,3000+2000", 4), 2);
+	assert_int_equal(ext[0][0], 0);
+	assert_int_equal(ext[0][1], 0x1000);
+	assert_int_equal(ext[1][0], 0x3000);
+	assert_int_equal(ext[1][1], 0x2000);
+	/* Clipped to the block: the end, and what starts beyond. */
+	v = "ram 3ff000+2000,402000+1000";
+	assert_int_equal(PARSE(v, 4), 1);
+	assert_int_equal(ext[0][0], SIZE - PAGE);
+	assert_int_equal(ext[0][1], PAGE);
+	/* Another block's announcement is not this one's. */
+	assert_int_equal(PARSE("vram 0+1000", 4), -ENOENT);
+	assert_int_equal(PARSE("ra 0+1000", 4), -ENOENT);
+	/* Malformed. */
+	const char *bad[] = {
+		"", "ram", "ram 0", "ram 0+", "ram +1000", "ram 0+1000,",
+		"ram 0+1000;2000+1000", "ram 0x0+1000", "ram 0+1000 ",
+		"ram 0+0",                         /* empty */
+		"ram 800+1000",                    /* not page-aligned */
+		"ram 0+1800",
+		"ram 2000+1000,1000+1000",         /* out of order */
+		"ram 0+2000,1000+1000",            /* overlapping */
+		"ram 0+1000,1000+1000,2000+1000,3000+1000,4000+1000", /* > max */
+		"ram 11111111111111111+1000",      /* 17 digits */
+		"ram fffffffffffff000+2000",       /* wraps */
+		"ram A000+1000",                   /* upper case */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = 0;
+		if (PARSE(bad[i], 4) != -EBADMSG)
+			fail_msg("\"%s\" accepted", bad[i]);
+		assert_true(err[0] != 0);
+	}
+#undef PARSE
+}
+
+/*
+ * The source announces its data extents; the destination allocates them
+ * (and nothing else) before the pages come, the allocated pages still read
+ * as zero and count as holes, and the pages then load exactly.
+ */
+static void test_announced_extents_preallocated(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_ram_stats st = { 0 };
+	struct vfmig_io *rio;
+	struct vfmig_stream_reader *r;
+	struct vfmig_stream_record rec;
+	const uint8_t *data;
+	size_t len;
+	char err[256];
+	uint64_t records;
+	bool announced = false;
+
+	memset(p->src + 8 * PAGE, 0x11, 8 * PAGE);    /* pages 8..15 */
+	memset(p->src + 500 * PAGE, 0x22, 20 * PAGE); /* pages 500..519 */
+	punch_all(p->dfd);
+	assert_int_equal(allocated(p->dfd), 0);
+	assert_int_equal(vfmig_ram_announce(&p->rs, p->w), 0);
+	vfmig_ram_mark_all(&p->rs);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	assert_int_equal(st.bytes, 28 * PAGE);
+
+	/* First only the announcement (the stream has no END yet): what it
+	 * allocates, and how. */
+	data = vfmig_io_mem_data(p->wio, &len);
+	assert_int_equal(vfmig_io_mem_reader(&rio, data, len), 0);
+	assert_int_equal(vfmig_stream_reader_open(&r, rio, err, sizeof(err)),
+			 0);
+	while (vfmig_stream_next(r, &rec) == 1) {
+		if (rec.type != VFMIG_REC_STREAM_INFO)
+			continue;
+		for (uint16_t k = 0; k < rec.d.u.info.count; k++) {
+			const struct vfmig_stream_kv_view *kv =
+				&rec.d.u.info.kv[k];
+			if (!vfmig_stream_str_eq(kv->key,
+						 VFMIG_RAM_INFO_EXTENTS))
+				continue;
+			assert_true(vfmig_stream_str_eq(
+				kv->value, "ram 8000+8000,1f4000+14000"));
+			assert_int_equal(vfmig_ram_info(&p->rd, kv, err,
+							sizeof(err)),
+					 0);
+			announced = true;
+		}
+	}
+	vfmig_stream_reader_free(r);
+	vfmig_io_close(rio);
+	assert_true(announced);
+	vfmig_ram_prealloc_wait(&p->rd);
+	assert_int_equal(allocated(p->dfd), 28 * PAGE);
+	for (uint32_t i = 0; i < NPAGES; i++) {
+		assert_true(is_hole(p->dfd, i)); /* allocated, not written */
+		assert_int_equal(p->dst[(size_t)i * PAGE + 7], 0);
+	}
+
+	/* Then the whole stream (announcing again, loading the pages). */
+	replay(p, &records);
+	vfmig_ram_prealloc_wait(&p->rd);
+	assert_int_equal(allocated(p->dfd), 28 * PAGE);
+	for (uint32_t i = 0; i < NPAGES; i++)
+		assert_true(is_hole(p->dfd, i) ==
+			    !((i >= 8 && i < 16) || (i >= 500 && i < 520)));
+	assert_memory_equal(p->src, p->dst, SIZE);
+}
+
+/* Without data there is nothing to announce; without a file neither. */
+static void test_announce_nothing(void **state)
+{
+	struct pair *p = *state;
+	size_t before, after;
+
+	vfmig_io_mem_data(p->wio, &before);
+	assert_int_equal(vfmig_ram_announce(&p->rs, p->w), 0);
+	vfmig_io_mem_data(p->wio, &after);
+	assert_int_equal(before, after);
+}
+
+/*
+ * A RAM_PAGES record whose page data was damaged on the way fails its
+ * checksum in the reader, before any of it is loaded: the destination's
+ * RAM is as it was.
+ */
+static void test_corrupt_record_loads_nothing(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_ram_stats st = { 0 };
+	struct vfmig_io *rio;
+	struct vfmig_stream_reader *r;
+	struct vfmig_stream_record rec;
+	uint8_t *copy;
+	const uint8_t *data;
+	size_t len;
+	char err[256];
+	int rc;
+
+	memset(p->src, 0x5a, 64 * PAGE);
+	if (p->dfd >= 0)
+		punch_all(p->dfd);
+	else
+		memset(p->dst, 0, SIZE);
+	vfmig_ram_mark_all(&p->rs);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	assert_int_equal(vfmig_stream_writer_end(p->w), 0);
+	data = vfmig_io_mem_data(p->wio, &len);
+	copy = malloc(len);
+	assert_non_null(copy);
+	memcpy(copy, data, len);
+	/* A byte of page 40's data: the first record's payload holds page 0
+	 * at a known place after the DEVICE_LIST, so look for the page. */
+	uint8_t *hit = memmem(copy, len, p->src, 64);
+	assert_non_null(hit);
+	hit[40 * PAGE + 100] ^= 0x01;
+	assert_int_equal(vfmig_io_mem_reader(&rio, copy, len), 0);
+	assert_int_equal(vfmig_stream_reader_open(&r, rio, err, sizeof(err)),
+			 0);
+	while ((rc = vfmig_stream_next(r, &rec)) == 1)
+		if (rec.type == VFMIG_REC_RAM_PAGES)
+			fail_msg("a damaged RAM_PAGES record was accepted");
+	assert_int_equal(rc, -EBADMSG);
+	assert_non_null(strstr(vfmig_stream_reader_error(r), "checksum"));
+	vfmig_stream_reader_free(r);
+	vfmig_io_close(rio);
+	free(copy);
+	/* (Reading holes through the mapping allocates them: look first.) */
+	if (p->dfd >= 0)
+		assert_int_equal(allocated(p->dfd), 0);
+	for (size_t i = 0; i < SIZE; i++)
+		if (p->dst[i])
+			fail_msg("destination byte %zu written", i);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -513,6 +719,18 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_data_punched_between_rounds,
 						setup_fd, teardown),
+		cmocka_unit_test_setup_teardown(test_parse_extents, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_announced_extents_preallocated, setup_fd, teardown),
+		cmocka_unit_test_setup_teardown(test_announce_nothing, setup_fd,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_announce_nothing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_corrupt_record_loads_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_corrupt_record_loads_nothing, setup_fd, teardown),
 		cmocka_unit_test(test_init_rejects),
 	};
 	return cmocka_run_group_tests_name("ram", tests, NULL, NULL);

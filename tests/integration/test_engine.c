@@ -21,6 +21,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -732,6 +733,55 @@ static void test_save_and_restore_file(void **state)
 	tvm_free(b);
 }
 
+/*
+ * A saved stream with one bit of page data flipped: the restore fails on
+ * that record's checksum, none of the damaged record's pages reach the
+ * destination's RAM, and its guest never runs. (A live migration fails the
+ * same way in the destination's reader; its source then resumes, as for
+ * any FAILED.)
+ */
+static void test_restore_damaged_page_data(void **state)
+{
+	(void)state;
+	struct tvm *a = tvm_new("regs", true), *b = tvm_new("regs", false);
+	struct vfmig_mig_report sr, dr;
+	char uri[300];
+	const char *path = harness_path("damaged.vfmig");
+	uint8_t pattern[64];
+
+	memset(b->host, 0, RAM_SIZE);
+	for (size_t i = 0; i < sizeof(pattern); i++)
+		pattern[i] = (uint8_t)(0xc3 ^ i);
+	for (uint64_t off = 0; off < RAM_SIZE; off += sizeof(pattern))
+		memcpy(a->host + off, pattern, sizeof(pattern));
+	snprintf(uri, sizeof(uri), "file:%s", path);
+	if (vfmig_migrate_out(&a->vm, reg, uri, NULL, NULL, &sr) != 0)
+		fail_msg("save: %s", sr.error);
+	int fd = open(path, O_RDWR);
+	struct stat st;
+	assert_true(fd >= 0 && fstat(fd, &st) == 0);
+	uint8_t *f = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
+			  MAP_SHARED, fd, 0);
+	assert_true(f != MAP_FAILED);
+	uint8_t *hit = memmem(f, (size_t)st.st_size, pattern, sizeof(pattern));
+	assert_non_null(hit);
+	hit[3 * 4096 + 5] ^= 0x10;
+	munmap(f, (size_t)st.st_size);
+	close(fd);
+	assert_int_equal(vfmig_migrate_in(&b->vm, reg, uri, NULL, NULL, &dr),
+			 -EBADMSG);
+	assert_false(dr.ok);
+	assert_non_null(strstr(dr.error, "checksum mismatch"));
+	assert_int_equal(b->resumed, 0);
+	/* The first record was the damaged one: nothing of it arrived. */
+	for (uint64_t i = 0; i < 256; i++)
+		if (b->host[i * 4096] != 0)
+			fail_msg("page %llu of the damaged record was loaded",
+				 (unsigned long long)i);
+	tvm_free(a);
+	tvm_free(b);
+}
+
 /* Page i of a VM's RAM memfd is a hole: never written, or punched. */
 static bool is_hole(struct tvm *t, uint64_t i)
 {
@@ -841,6 +891,7 @@ int main(void)
 		cmocka_unit_test(test_destination_device_refuses_resuming),
 		cmocka_unit_test(test_blocker_names_device),
 		cmocka_unit_test(test_save_and_restore_file),
+		cmocka_unit_test(test_restore_damaged_page_data),
 		cmocka_unit_test(test_region_interface_back_and_forth),
 		cmocka_unit_test(test_interface_mismatch),
 		cmocka_unit_test(test_holes_zero_pages_and_stale_data),
