@@ -185,7 +185,7 @@ void mig_run_fini(struct run *run)
 		free(run->devs[i].type_state);
 	free(run->devs);
 	free(run->bitmap);
-	run->rep->total_ms = mig_mono_ms() - run->t0;
+	run->rep->total_ms = (run->t_end ? run->t_end : mig_mono_ms()) - run->t0;
 }
 
 

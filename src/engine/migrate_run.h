@@ -75,6 +75,7 @@ struct run {
 	size_t words;
 	bool paused;      /* we paused the guest */
 	double t0, t_pause;
+	double t_end; /* the migration was complete (0: at run_fini) */
 	uint64_t pause_realtime_ns;
 	/* Source: stream bytes and time when pre-copy began, and the stream
 	 * bytes at the pause; what was sent in between over how long it

@@ -855,6 +855,8 @@ int vfmig_migrate_out(const struct vfmig_mig_vm *vm,
 		r = src_wait_resumed(&run);
 	if (r == 0) {
 		src_finish(&run);
+		/* Complete: waiting for a verdict is not part of it. */
+		run.t_end = mig_mono_ms();
 		if (run.verdict_pending)
 			src_wait_verdict(&run);
 		mig_set_status(&run, VFMIG_MIG_COMPLETED);
