@@ -126,6 +126,10 @@ struct vfmig_mig_params {
 	uint64_t max_stop_copy_bytes; /* source: stop-copy bytes per device;
 				       * 0: the estimate rule above */
 	bool dst_paused; /* destination: keep the guest paused after it */
+	/* source: RAM page data over this many extra connections to the
+	 * URI, 1..VFMIG_MCHAN_MAX (engine/multichan.h), tcp: and unix:
+	 * only; 0 and 1: RAM goes on the main stream as it always did. */
+	unsigned channels;
 };
 
 enum vfmig_mig_status {
@@ -173,6 +177,8 @@ struct vfmig_mig_report {
 	 * file was opened). False when the run failed while listening or
 	 * waiting: a new attempt on the same URI would fail alike. */
 	bool channel_opened;
+	/* RAM channels the migration used (1: RAM on the main stream). */
+	unsigned channels;
 };
 
 /*

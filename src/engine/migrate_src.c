@@ -58,6 +58,9 @@ static int src_open_stream(struct run *run, const char *uri)
 	char err[256] = "";
 	int r;
 
+	r = mig_mchan_src_setup(run, uri);
+	if (r < 0)
+		return r;
 	r = vfmig_chan_connect(uri, run->p.connect_timeout_ms, &run->chan, err,
 			       sizeof(err));
 	if (r < 0)
@@ -72,11 +75,12 @@ static int src_open_stream(struct run *run, const char *uri)
 	if (r < 0)
 		return mig_fail(run, r, "setup", "stream header: %s",
 				strerror(-r));
-	const struct vfmig_stream_kv info[] = {
+	struct vfmig_stream_kv info[4] = {
 		{ "producer", "vfmig" },
 		{ "ram", run->vm->ram->name },
 	};
-	r = vfmig_stream_write_info(run->w, info, 2);
+	r = vfmig_stream_write_info(run->w, info,
+				    2 + mig_mchan_src_info(run, info + 2));
 	list = calloc(run->vm->ndev ? run->vm->ndev : 1, sizeof(*list));
 	if (!list)
 		return mig_fail(run, -ENOMEM, "setup", "out of memory");
@@ -93,7 +97,7 @@ static int src_open_stream(struct run *run, const char *uri)
 	if (r < 0)
 		return mig_fail(run, r, "setup", "writing the device list: %s",
 				strerror(-r));
-	return 0;
+	return mig_mchan_src_connect(run, uri);
 }
 
 /* DMA logging and PRE_COPY on every device that has them. */
@@ -362,16 +366,15 @@ static int src_round(struct run *run, double *bytes_out)
 {
 	struct vfmig_ram_stats st = { 0 };
 	uint64_t dev_before = run->dev_bytes;
+	bool drained;
 	int r;
 
 	r = src_sync_dirty(run);
 	if (r < 0)
 		return r;
-	r = vfmig_ram_send(run->vm->ram, run->w, 0, &st);
+	r = mig_send_ram(run, 0, &st, &drained, "pre-copy");
 	if (r < 0)
-		return mig_fail(run, r, "pre-copy", "sending RAM: %s",
-				strerror(-r));
-	atomic_fetch_add(&run->prog->ram_bytes, st.bytes);
+		return r;
 	run->rep->ram_bytes += st.bytes;
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		struct dev_run *dr = &run->devs[i];
@@ -565,21 +568,19 @@ static int src_switchover(struct run *run)
 				"writing the switchover: %s", strerror(-r));
 	/* The last RAM, in pieces: a piece that sends less than asked for
 	 * took every dirty page there was (nothing dirties RAM now). */
-	for (;;) {
-		uint64_t before = st.bytes;
+	for (bool drained = false; !drained;) {
 		if (mig_cancelled(run))
 			return mig_fail(run, -ECANCELED, "stop-copy",
 					"cancelled by request");
-		r = vfmig_ram_send(run->vm->ram, run->w, SWITCHOVER_RAM_CHUNK,
-				   &st);
+		r = mig_send_ram(run, SWITCHOVER_RAM_CHUNK, &st, &drained,
+				 "stop-copy");
 		if (r < 0)
-			return mig_fail(run, r, "stop-copy", "sending RAM: %s",
-					strerror(-r));
-		atomic_fetch_add(&run->prog->ram_bytes, st.bytes - before);
-		if (st.bytes - before < SWITCHOVER_RAM_CHUNK)
-			break;
+			return r;
 	}
 	run->rep->ram_bytes += st.bytes;
+	r = mig_mchan_src_end(run);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		r = src_stop_copy_section(run, i);
 		if (r < 0)
@@ -740,7 +741,8 @@ int vfmig_migrate_out(const struct vfmig_mig_vm *vm,
 						 : VFMIG_MIG_FAILED);
 	}
 	rep->device_bytes = run.dev_bytes;
-	rep->stream_bytes = run.w ? vfmig_stream_writer_bytes(run.w) : 0;
+	rep->stream_bytes = (run.w ? vfmig_stream_writer_bytes(run.w) : 0) +
+			    mig_mchan_bytes(&run);
 	mig_run_fini(&run);
 	if (rep->stream_bytes > rep->ram_bytes + rep->device_bytes)
 		rep->overhead_bytes =
