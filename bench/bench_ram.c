@@ -21,6 +21,12 @@
  *                   memfd in this process: what a destination pays at
  *                   least to receive the RAM (each page is allocated and
  *                   cleared by the kernel on its first write)
+ *   (e) channels    for each N of --channels: raw TCP with N connections
+ *                   (N child processes each writing RAM-size / N bytes,
+ *                   N reader threads here), then (b) with `migrate
+ *                   --channels N`, its ratio to the N raw streams, to the
+ *                   single raw stream (a) and to the single vfmig stream
+ *                   (b) of the same round
  *
  * Every vfmig case runs two `vfmig device regs` processes and two `vfmig
  * vmm` processes (the destination with --incoming), all started afresh,
@@ -43,6 +49,7 @@
  *
  * Usage: bench-ram [--ram-mib N] [--touched-mib N] [--rounds N]
  *                  [--guest-interval-us N] [--cases LETTERS]
+ *                  [--channels N[,N...]]
  */
 #include <dirent.h>
 #include <errno.h>
@@ -51,6 +58,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -74,11 +82,14 @@
 #define MAX_PROCS 4
 #define START_TIMEOUT_S 300 /* a large fill on a busy machine */
 #define MIGRATE_TIMEOUT_S 600
+#define MAX_CHANNEL_CASES 4
+#define MAX_CHANNELS 16
 
 struct opts {
 	uint64_t ram_mib, touched_mib;
 	unsigned rounds, interval_us;
-	bool a, b, c, d;
+	bool a, b, c, d, e;
+	unsigned nchan, chans[MAX_CHANNEL_CASES]; /* the (e) cases */
 };
 
 static char tmpdir[64];
@@ -459,6 +470,89 @@ static double raw_stream(bool tcp, uint64_t total)
 	return bench_mbps(got, t1 - t0);
 }
 
+struct raw_reader {
+	int fd;
+	uint64_t got;
+};
+
+static void *raw_read_thread(void *arg)
+{
+	struct raw_reader *rr = arg;
+	uint8_t *buf = malloc(MiB);
+
+	while (buf) {
+		ssize_t n = read(rr->fd, buf, MiB);
+		if (n <= 0)
+			break;
+		rr->got += (uint64_t)n;
+	}
+	free(buf);
+	return NULL;
+}
+
+/* MB/s of total bytes over n loopback TCP connections at once: n child
+ * processes write total / n bytes each (1 MiB writes, TCP_NODELAY), n
+ * threads here read them. Timed from the last accept to the last byte. */
+static double raw_streams(unsigned n, uint64_t total)
+{
+	struct raw_reader rr[MAX_CHANNELS];
+	pthread_t th[MAX_CHANNELS];
+	pid_t pid[MAX_CHANNELS];
+	uint16_t port;
+	uint64_t part = total / n, got = 0;
+	int ls = tcp_listener(&port);
+
+	if (listen(ls, MAX_CHANNELS) < 0)
+		die("listen: %s", strerror(errno));
+	for (unsigned i = 0; i < n; i++) {
+		pid[i] = fork();
+		if (pid[i] < 0)
+			die("fork: %s", strerror(errno));
+		if (pid[i] == 0) {
+			uint8_t *buf = malloc(MiB);
+			uint64_t x = 0x2545f4914f6cdd1dull + i;
+			int c = connect_to(true, port, NULL);
+			if (c < 0 || !buf)
+				_exit(1);
+			for (size_t k = 0; k < MiB / 8; k++) {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				memcpy(buf + k * 8, &x, 8);
+			}
+			for (uint64_t sent = 0; sent < part;) {
+				size_t want = part - sent < MiB ? part - sent
+								: MiB;
+				ssize_t k = write(c, buf, want);
+				if (k <= 0)
+					_exit(1);
+				sent += (uint64_t)k;
+			}
+			_exit(0);
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		rr[i] = (struct raw_reader){ .fd = accept(ls, NULL, NULL) };
+		if (rr[i].fd < 0)
+			die("accept: %s", strerror(errno));
+	}
+	close(ls);
+	double t0 = bench_now_s();
+	for (unsigned i = 0; i < n; i++)
+		if (pthread_create(&th[i], NULL, raw_read_thread, &rr[i]) != 0)
+			die("cannot start a reader thread");
+	for (unsigned i = 0; i < n; i++) {
+		pthread_join(th[i], NULL);
+		close(rr[i].fd);
+		got += rr[i].got;
+	}
+	double t1 = bench_now_s();
+	for (unsigned i = 0; i < n; i++)
+		waitpid(pid[i], NULL, 0);
+	if (got != part * n)
+		die("raw TCP over %u connections: %llu of %llu bytes arrived",
+		    n, (unsigned long long)got, (unsigned long long)(part * n));
+	return bench_mbps(got, t1 - t0);
+}
+
 /* MB/s of RAM-size bytes of a fresh memfd, one write per page. */
 static double first_touch(uint64_t size)
 {
@@ -506,7 +600,7 @@ static bool finished(const char *status)
  * source's --fill value.
  */
 static void run_vfmig(const struct opts *o, bool tcp, const char *fill,
-		      struct mig *m)
+		      unsigned channels, struct mig *m)
 {
 	char src_dev[PATH_MAX], dst_dev[PATH_MAX], src_ctl[PATH_MAX],
 		dst_ctl[PATH_MAX], mig_sock[PATH_MAX], uri[PATH_MAX + 8],
@@ -551,6 +645,9 @@ static void run_vfmig(const struct opts *o, bool tcp, const char *fill,
 	int64_t dst0 = rss_kib(procs[P_DST_VMM]);
 	args = json_object_new_object();
 	json_object_object_add(args, "uri", json_object_new_string(uri));
+	if (channels > 1)
+		json_object_object_add(args, "channels",
+				       json_object_new_int((int)channels));
 	double t0 = bench_now_s();
 	json_object_put(ctl(src_ctl, "migrate", args));
 	for (int k = 0; !rep; k++) {
@@ -673,8 +770,10 @@ static int usage(void)
 		"[--touched-mib N (default 16)]\n"
 		"                 [--rounds N (default 3, at most %d)] "
 		"[--guest-interval-us N (default 20000)]\n"
-		"                 [--cases LETTERS (of abcd, default abcd)]\n",
-		MAX_ROUNDS);
+		"                 [--cases LETTERS (of abcde, default abcd)]\n"
+		"                 [--channels N[,N...] (for e, 2..%d, at most "
+		"%d counts; default 2,4)]\n",
+		MAX_ROUNDS, MAX_CHANNELS, MAX_CHANNEL_CASES);
 	return 2;
 }
 
@@ -682,7 +781,8 @@ static int parse(int argc, char **argv, struct opts *o)
 {
 	*o = (struct opts){ .ram_mib = 1024, .touched_mib = 16, .rounds = 3,
 			    .interval_us = 20000, .a = true, .b = true,
-			    .c = true, .d = true };
+			    .c = true, .d = true, .nchan = 2,
+			    .chans = { 2, 4 } };
 	for (int i = 1; i < argc; i++) {
 		const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		char *end;
@@ -692,12 +792,30 @@ static int parse(int argc, char **argv, struct opts *o)
 			return -1;
 		i++;
 		if (!strcmp(k, "--cases")) {
+			/* (e) compares with (a) and (b) of its round. */
+			o->e = strchr(v, 'e');
 			o->a = strchr(v, 'a') || strchr(v, 'b') ||
-			       strchr(v, 'd');
-			o->b = strchr(v, 'b');
+			       strchr(v, 'd') || o->e;
+			o->b = strchr(v, 'b') || o->e;
 			o->c = strchr(v, 'c');
 			o->d = strchr(v, 'd');
-			if (strspn(v, "abcd") != strlen(v) || !*v)
+			if (strspn(v, "abcde") != strlen(v) || !*v)
+				return -1;
+			continue;
+		}
+		if (!strcmp(k, "--channels")) {
+			const char *p = v;
+			o->nchan = 0;
+			while (*p) {
+				n = strtoull(p, &end, 10);
+				if (end == p || n < 2 || n > MAX_CHANNELS ||
+				    o->nchan == MAX_CHANNEL_CASES ||
+				    (*end && *end != ','))
+					return -1;
+				o->chans[o->nchan++] = (unsigned)n;
+				p = *end ? end + 1 : end;
+			}
+			if (!o->nchan)
 				return -1;
 			continue;
 		}
@@ -726,8 +844,14 @@ int main(int argc, char **argv)
 {
 	struct opts o;
 	static struct mig b[MAX_ROUNDS], c[MAX_ROUNDS], d[MAX_ROUNDS];
+	static struct mig e[MAX_CHANNEL_CASES][MAX_ROUNDS];
 	double a[MAX_ROUNDS], u[MAX_ROUNDS], t[MAX_ROUNDS], rb[MAX_ROUNDS],
 		rc[MAX_ROUNDS], rd[MAX_ROUNDS], rt[MAX_ROUNDS];
+	/* (e): N raw streams, and vfmig's ratios to them, to (a), to (b). */
+	double en[MAX_CHANNEL_CASES][MAX_ROUNDS],
+		ern[MAX_CHANNEL_CASES][MAX_ROUNDS],
+		era[MAX_CHANNEL_CASES][MAX_ROUNDS],
+		erb[MAX_CHANNEL_CASES][MAX_ROUNDS];
 	char touched[32];
 
 	if (parse(argc, argv, &o) < 0)
@@ -769,22 +893,34 @@ int main(int argc, char **argv)
 			       t[r]);
 		}
 		if (o.b) {
-			run_vfmig(&o, true, "all", &b[r]);
+			run_vfmig(&o, true, "all", 1, &b[r]);
 			rb[r] = b[r].mbps / a[r];
 			printf(", vfmig TCP %.0f MB/s (%.2f)", b[r].mbps, rb[r]);
 		}
 		if (o.c) {
 			u[r] = raw_stream(false, ram);
-			run_vfmig(&o, false, "all", &c[r]);
+			run_vfmig(&o, false, "all", 1, &c[r]);
 			rc[r] = c[r].mbps / u[r];
 			printf(", raw UNIX %.0f MB/s, vfmig UNIX %.0f MB/s "
 			       "(%.2f)", u[r], c[r].mbps, rc[r]);
 		}
 		if (o.d) {
-			run_vfmig(&o, true, touched, &d[r]);
+			run_vfmig(&o, true, touched, 1, &d[r]);
 			rd[r] = bench_mbps(ram, d[r].total_ms / 1e3) / a[r];
 			printf(", sparse %.1f ms %.1f MiB", d[r].total_ms,
 			       mib(d[r].wire));
+		}
+		for (unsigned k = 0; o.e && k < o.nchan; k++) {
+			unsigned n = o.chans[k];
+			en[k][r] = raw_streams(n, ram);
+			run_vfmig(&o, true, "all", n, &e[k][r]);
+			ern[k][r] = e[k][r].mbps / en[k][r];
+			era[k][r] = e[k][r].mbps / a[r];
+			erb[k][r] = e[k][r].mbps / b[r].mbps;
+			printf(", raw TCP x%u %.0f MB/s, vfmig --channels %u "
+			       "%.0f MB/s (%.2f of xN, %.2f of vfmig x1)", n,
+			       en[k][r], n, e[k][r].mbps, ern[k][r],
+			       erb[k][r]);
 		}
 		printf("\n");
 		fflush(stdout);
@@ -824,6 +960,23 @@ int main(int argc, char **argv)
 		       "(a) %.2f (rounds %.2f-%.2f)\n", "",
 		       bench_mbps(ram, m->total_ms / 1e3), median(rd, o.rounds),
 		       lo, hi);
+	}
+	for (unsigned k = 0; o.e && k < o.nchan; k++) {
+		char what[64];
+		double lo, hi;
+		snprintf(what, sizeof(what), "raw TCP, %u connections",
+			 o.chans[k]);
+		printf("%-36s %8.1f MB/s\n", what, median(en[k], o.rounds));
+		snprintf(what, sizeof(what), "(e) vfmig TCP --channels %u",
+			 o.chans[k]);
+		print_mig(what, median_run(e[k], o.rounds), ern[k], o.rounds,
+			  "raw xN");
+		range(era[k], o.rounds, &lo, &hi);
+		printf("%-36s ratio to (a) %.2f (rounds %.2f-%.2f)", "",
+		       median(era[k], o.rounds), lo, hi);
+		range(erb[k], o.rounds, &lo, &hi);
+		printf(", to (b) one vfmig stream %.2f (rounds %.2f-%.2f)\n",
+		       median(erb[k], o.rounds), lo, hi);
 	}
 	clear_dir(false);
 	return 0;

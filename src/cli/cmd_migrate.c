@@ -3,7 +3,7 @@
  * vfmig migrate --control PATH URI [--downtime-ms N] [--max-rounds N]
  *               [--connect-timeout-ms N] [--precopy all|ram|none]
  *               [--max-stop-copy-bytes N] [--stream-checksum crc32|xxh3]
- *               [--json]
+ *               [--channels N] [--json]
  * vfmig save --control PATH FILE [--max-stop-copy-bytes N]
  *            [--stream-checksum crc32|xxh3]
  *
@@ -30,6 +30,7 @@
 /* The numeric options of `migrate`; 0: the VMM's default. */
 struct mig_opts {
 	long downtime_ms, max_rounds, connect_timeout_ms, max_stop_copy_bytes;
+	long channels; /* RAM connections; 0: one stream */
 	const char *precopy; /* NULL: the VMM's default ("all") */
 	const char *csum;    /* NULL: the VMM's default ("xxh3") */
 };
@@ -64,6 +65,9 @@ static int run(const char *path, const char *uri, const struct mig_opts *o,
 		json_object_object_add(args, "max-stop-copy-bytes",
 				       json_object_new_int64(
 					       o->max_stop_copy_bytes));
+	if (o->channels > 0)
+		json_object_object_add(args, "channels",
+				       json_object_new_int64(o->channels));
 	if (o->precopy)
 		json_object_object_add(args, "precopy",
 				       json_object_new_string(o->precopy));
@@ -142,8 +146,13 @@ static int usage(const char *cmd)
 				"       [--connect-timeout-ms N] "
 				"[--precopy all|ram|none]\n"
 				"       [--max-stop-copy-bytes N] "
-				"[--stream-checksum crc32|xxh3] [--json]\n"
-				"URI: tcp:HOST:PORT | unix:PATH | file:PATH\n");
+				"[--stream-checksum crc32|xxh3]\n"
+				"       [--channels N] [--json]\n"
+				"URI: tcp:HOST:PORT | unix:PATH | file:PATH\n"
+				"--channels N: RAM pages over N more connections "
+				"to URI (1..16;\n"
+				"tcp: and unix: only), device data on the main "
+				"one; default 1: one stream\n");
 	return 2;
 }
 
@@ -175,6 +184,7 @@ static int migrate_main(int argc, char **argv, bool save)
 		  offsetof(struct mig_opts, connect_timeout_ms), false },
 		{ "--max-stop-copy-bytes",
 		  offsetof(struct mig_opts, max_stop_copy_bytes), true },
+		{ "--channels", offsetof(struct mig_opts, channels), false },
 	};
 	const char *control = NULL, *target = NULL;
 	struct mig_opts o = { 0 };

@@ -9,6 +9,7 @@
 #include "engine/channel.h"
 #include "engine/guest.h"
 #include "engine/migrate.h"
+#include "engine/multichan.h"
 #include "migration.h"
 
 struct vfmig_migration {
@@ -245,13 +246,15 @@ static int cmd_migrate(struct vfmig_control *ctl, void *priv,
 					    "max-rounds",
 					    "connect-timeout-ms", "precopy",
 					    "max-stop-copy-bytes",
-					    "stream-checksum", NULL };
+					    "stream-checksum", "channels",
+					    NULL };
 	static const enum json_type types[] = { json_type_string,
 						json_type_int, json_type_int,
 						json_type_int,
 						json_type_string,
 						json_type_int,
-						json_type_string };
+						json_type_string,
+						json_type_int };
 	struct vfmig_migration *m = priv;
 	struct json_object *v;
 	int r;
@@ -342,6 +345,21 @@ static int cmd_migrate(struct vfmig_control *ctl, void *priv,
 		m->params.stream_csum_set = true;
 		m->params.stream_csum = a;
 	}
+	if (json_object_object_get_ex(args, "channels", &v)) {
+		int64_t n = json_object_get_int64(v);
+		if (n < 1 || n > VFMIG_MCHAN_MAX) {
+			pthread_mutex_unlock(&m->lock);
+			snprintf(err, errlen, "\"channels\" must be 1..%u",
+				 VFMIG_MCHAN_MAX);
+			return -EINVAL;
+		}
+		m->params.channels = (unsigned)n;
+		r = vfmig_mchan_check(m->params.channels, uri, err, errlen);
+		if (r < 0) {
+			pthread_mutex_unlock(&m->lock);
+			return r;
+		}
+	}
 	r = start_thread(m, uri, false, err, errlen);
 	pthread_mutex_unlock(&m->lock);
 	return r;
@@ -388,6 +406,8 @@ static void add_report(struct json_object *o,
 	json_object_object_add(bytes, "overhead",
 			       json_object_new_uint64(rep->overhead_bytes));
 	json_object_object_add(o, "bytes", bytes);
+	json_object_object_add(o, "channels",
+			       json_object_new_int((int)rep->channels));
 	json_object_object_add(o, "throughput_mbps",
 			       json_object_new_double(rep->throughput_mbps));
 	if (!m_incoming) {
@@ -453,7 +473,7 @@ static const struct vfmig_control_cmd commands[] = {
 	  "\"downtime-ms\": N, \"max-rounds\": N, "
 	  "\"connect-timeout-ms\": N, \"precopy\": \"all|ram|none\", "
 	  "\"max-stop-copy-bytes\": N, "
-	  "\"stream-checksum\": \"crc32|xxh3\"}" },
+	  "\"stream-checksum\": \"crc32|xxh3\", \"channels\": N}" },
 	{ "migrate-cancel", cmd_migrate_cancel,
 	  "stop a running migration (also in its stop-copy); the VM keeps "
 	  "running here" },

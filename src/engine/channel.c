@@ -34,6 +34,10 @@ struct sock_io {
 	struct vfmig_chan *c;
 };
 
+/* Room for a source's RAM channels (migrate --channels, up to 16) that
+ * connect right after its main connection, before they are accepted. */
+#define LISTEN_BACKLOG 32
+
 struct vfmig_chan {
 	enum vfmig_chan_kind kind;
 	bool source;
@@ -700,7 +704,7 @@ int vfmig_chan_listen(const char *uri, struct vfmig_chan_listener **out, char *e
 		goto fail;
 	}
 	if (l->uri.kind == VFMIG_CHAN_UNIX) {
-		l->fd = vfw_unix_listen(l->uri.path, 1, 0);
+		l->fd = vfw_unix_listen(l->uri.path, LISTEN_BACKLOG, 0);
 		if (l->fd < 0) {
 			r = l->fd;
 			msg(err, errlen, "listening on \"%s\": %s", uri, strerror(-r));
@@ -721,7 +725,7 @@ int vfmig_chan_listen(const char *uri, struct vfmig_chan_listener **out, char *e
 				continue;
 			}
 			setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-			if (bind(l->fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(l->fd, 1) == 0)
+			if (bind(l->fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(l->fd, LISTEN_BACKLOG) == 0)
 				break;
 			r = -errno;
 			close(l->fd);
@@ -817,6 +821,12 @@ bool vfmig_chan_has_return_path(const struct vfmig_chan *c)
 void vfmig_chan_set_timeout(struct vfmig_chan *c, int timeout_ms)
 {
 	c->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
+}
+
+void vfmig_chan_shutdown(struct vfmig_chan *c, bool read_only)
+{
+	if (c && c->kind != VFMIG_CHAN_FILE && c->fd >= 0)
+		shutdown(c->fd, read_only ? SHUT_RD : SHUT_RDWR);
 }
 
 int vfmig_chan_close(struct vfmig_chan *c)

@@ -141,6 +141,15 @@ void vfmig_chan_set_timeout(struct vfmig_chan *c, int timeout_ms);
 int vfmig_chan_commit(struct vfmig_chan *c, char *err, size_t errlen);
 
 /*
+ * Socket channels: shut the connection down in both directions (or, with
+ * read_only, only for reading: the return path still sends), so that a
+ * thread blocked on it returns at once (end of input, or -EPIPE for a
+ * write) and the peer sees it closed. The one exception to "one thread at
+ * a time": it may be called while another thread uses c. Files: no-op.
+ */
+void vfmig_chan_shutdown(struct vfmig_chan *c, bool read_only);
+
+/*
  * Flushes (source socket) and closes the channel and frees it; a file
  * source that was not committed loses its temporary. Returns the stream
  * I/O's sticky error, else the flush/close result. NULL is fine.

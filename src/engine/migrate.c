@@ -162,6 +162,7 @@ int mig_run_init(struct run *run, const struct vfmig_mig_vm *vm,
 	atomic_store(&run->prog->ram_bytes, 0);
 	atomic_store(&run->prog->device_bytes, 0);
 	run->rep = rep;
+	run->rep->channels = 1;
 	run->t0 = mig_mono_ms();
 	run->devs = calloc(vm->ndev ? vm->ndev : 1, sizeof(*run->devs));
 	run->words = (vm->ram->size / LOG_PAGE + 63) / 64;
@@ -177,6 +178,8 @@ int mig_run_init(struct run *run, const struct vfmig_mig_vm *vm,
 
 void mig_run_fini(struct run *run)
 {
+	vfmig_mchan_free(run->mc);
+	vfmig_chan_listener_close(run->listener);
 	vfmig_stream_writer_free(run->w);
 	vfmig_stream_reader_free(run->r);
 	if (run->chan)

@@ -130,6 +130,10 @@ struct vfmig_mig_params {
 	 * "pending", VERIFIED follows) instead of before, so that the check
 	 * is not part of the downtime */
 	bool dst_verify_after;
+	/* source: RAM page data over this many extra connections to the
+	 * URI, 1..VFMIG_MCHAN_MAX (engine/multichan.h), tcp: and unix:
+	 * only; 0 and 1: RAM goes on the main stream as it always did. */
+	unsigned channels;
 };
 
 enum vfmig_mig_status {
@@ -184,6 +188,8 @@ struct vfmig_mig_report {
 	 * file was opened). False when the run failed while listening or
 	 * waiting: a new attempt on the same URI would fail alike. */
 	bool channel_opened;
+	/* RAM channels the migration used (1: RAM on the main stream). */
+	unsigned channels;
 };
 
 /*

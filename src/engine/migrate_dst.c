@@ -292,6 +292,9 @@ static int dst_load(struct run *run)
 	while ((r = vfmig_stream_next(run->r, &rec)) == 1) {
 		if (mig_cancelled(run))
 			return mig_fail(run, -ECANCELED, "load", "cancelled");
+		r = mig_mchan_dst_record(run, &rec);
+		if (r < 0)
+			return r;
 		if (rec.type == VFMIG_REC_DEVICE_LIST) {
 			r = dst_check_list(run, &rec);
 			if (r == 0)
@@ -316,7 +319,7 @@ static int dst_load(struct run *run)
 				vfmig_stream_reader_error(run->r));
 	if (!have_list)
 		return mig_fail(run, -EBADMSG, "incoming", "no device list");
-	return 0;
+	return mig_mchan_dst_finish(run);
 }
 
 /* Failure: forget whatever was loaded; the devices come back empty. */
@@ -361,10 +364,12 @@ static int dst_open(struct run *run, const char *uri)
 			r = 0;
 		}
 	}
-	vfmig_chan_listener_close(l);
-	if (r < 0)
+	if (r < 0) {
+		vfmig_chan_listener_close(l);
 		return mig_fail(run, r, "incoming", "channel %s: %s", uri,
 				err[0] ? err : strerror(-r));
+	}
+	run->listener = l; /* RAM channels may follow (migrate_mchan.c) */
 	return 0;
 }
 
@@ -440,12 +445,14 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 		mig_set_status(&run, VFMIG_MIG_COMPLETED);
 		rep->ok = true;
 	} else {
+		mig_mchan_dst_blame(&run);
 		dst_rollback(&run);
 		mig_set_status(&run, r == -ECANCELED ? VFMIG_MIG_CANCELLED
 						 : VFMIG_MIG_FAILED);
 	}
 	rep->device_bytes = run.dev_bytes;
-	rep->stream_bytes = run.r ? vfmig_stream_reader_offset(run.r) : 0;
+	rep->stream_bytes = (run.r ? vfmig_stream_reader_offset(run.r) : 0) +
+			    mig_mchan_bytes(&run);
 	mig_run_fini(&run);
 	return r;
 }

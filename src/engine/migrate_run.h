@@ -2,8 +2,8 @@
 /*
  * Inside the migration engine: the state of one run, shared by the source
  * flow (migrate_src.c), the destination flow (migrate_dst.c) and the
- * helpers both use (migrate.c). Not installed; nothing outside these three
- * files includes it.
+ * helpers both use (migrate.c), and the glue to RAM channels
+ * (migrate_mchan.c). Not installed; nothing outside these files includes it.
  */
 #ifndef VFMIG_ENGINE_MIGRATE_RUN_H
 #define VFMIG_ENGINE_MIGRATE_RUN_H
@@ -14,6 +14,7 @@
 
 #include "engine/channel.h"
 #include "engine/migrate.h"
+#include "engine/multichan.h"
 #include "stream/io.h"
 #include "stream/stream.h"
 
@@ -91,6 +92,11 @@ struct run {
 	uint16_t cur_dev; /* device of the section being written/read */
 	int sink_err;     /* the stream write that failed a device section */
 	uint64_t dev_bytes;
+	/* RAM channels (migrate_mchan.c): the group, when there is one; the
+	 * destination's listener, open until the channels are in. */
+	struct vfmig_mchan *mc;
+	struct vfmig_chan_listener *listener;
+	bool mc_decided; /* destination: the main stream's first record seen */
 };
 
 /* Monotonic clock in ms; CLOCK_REALTIME in ns. */
@@ -122,5 +128,33 @@ bool mig_dev_connected(struct run *run, size_t i, char *cause, size_t len);
 int mig_dev_lost(struct run *run, size_t i, int err, const char *phase);
 /* The device-state interface discovery found, as the stream names it. */
 const char *mig_iface_name(vfmig_vmm_dev *dev);
+
+/* ---- RAM channels (migrate_mchan.c) ---- */
+
+/* Source, before the main connection: check p.channels against uri and
+ * make the group. */
+int mig_mchan_src_setup(struct run *run, const char *uri);
+/* The main STREAM_INFO's keys announcing the group (0 without one). */
+size_t mig_mchan_src_info(struct run *run, struct vfmig_stream_kv *kv);
+/* After the main stream's first records: flush them, open the channels. */
+int mig_mchan_src_connect(struct run *run, const char *uri);
+/* Send dirty RAM (up to budget bytes per channel, 0: all) on the main
+ * stream or over the channels; progress and *st grow. *drained: nothing
+ * stopped at the budget. phase names a failure. */
+int mig_send_ram(struct run *run, uint64_t budget, struct vfmig_ram_stats *st,
+		 bool *drained, const char *phase);
+/* Source, before the main END: END on every channel. */
+int mig_mchan_src_end(struct run *run);
+/* Destination, every record of the main stream: the first one decides
+ * whether channels come (and takes them); RAM_PAGES on the main stream of
+ * a group, or a failed channel, fail the run. */
+int mig_mchan_dst_record(struct run *run,
+			 const struct vfmig_stream_record *rec);
+/* Destination, after the main END: every channel at END. */
+int mig_mchan_dst_finish(struct run *run);
+/* Destination failure: a failed channel is the cause to report. */
+void mig_mchan_dst_blame(struct run *run);
+/* Stream bytes of the channels. */
+uint64_t mig_mchan_bytes(const struct run *run);
 
 #endif

@@ -14,6 +14,13 @@
 
 #include "engine/migrate_run.h"
 
+/* Stream bytes written so far: the main stream and every RAM channel. */
+static uint64_t src_stream_bytes(const struct run *run)
+{
+	return (run->w ? vfmig_stream_writer_bytes(run->w) : 0) +
+	       mig_mchan_bytes(run);
+}
+
 /* Capabilities and blockers: nothing is changed when a device can't go. */
 static int src_check_devices(struct run *run)
 {
@@ -58,6 +65,9 @@ static int src_open_stream(struct run *run, const char *uri)
 	char err[256] = "";
 	int r;
 
+	r = mig_mchan_src_setup(run, uri);
+	if (r < 0)
+		return r;
 	r = vfmig_chan_connect(uri, run->p.connect_timeout_ms, &run->chan, err,
 			       sizeof(err));
 	if (r < 0)
@@ -72,11 +82,12 @@ static int src_open_stream(struct run *run, const char *uri)
 	if (r < 0)
 		return mig_fail(run, r, "setup", "stream header: %s",
 				strerror(-r));
-	const struct vfmig_stream_kv info[] = {
+	struct vfmig_stream_kv info[4] = {
 		{ "producer", "vfmig" },
 		{ "ram", run->vm->ram->name },
 	};
-	r = vfmig_stream_write_info(run->w, info, 2);
+	r = vfmig_stream_write_info(run->w, info,
+				    2 + mig_mchan_src_info(run, info + 2));
 	if (r == 0)
 		r = vfmig_ram_announce(run->vm->ram, run->w);
 	list = calloc(run->vm->ndev ? run->vm->ndev : 1, sizeof(*list));
@@ -95,7 +106,7 @@ static int src_open_stream(struct run *run, const char *uri)
 	if (r < 0)
 		return mig_fail(run, r, "setup", "writing the device list: %s",
 				strerror(-r));
-	return 0;
+	return mig_mchan_src_connect(run, uri);
 }
 
 /* DMA logging and PRE_COPY on every device that has them. */
@@ -376,16 +387,15 @@ static int src_round(struct run *run, double *bytes_out)
 {
 	struct vfmig_ram_stats st = { 0 };
 	uint64_t dev_before = run->dev_bytes;
+	bool drained;
 	int r;
 
 	r = src_sync_dirty(run);
 	if (r < 0)
 		return r;
-	r = vfmig_ram_send(run->vm->ram, run->w, 0, &st);
+	r = mig_send_ram(run, 0, &st, &drained, "pre-copy");
 	if (r < 0)
-		return mig_fail(run, r, "pre-copy", "sending RAM: %s",
-				strerror(-r));
-	atomic_fetch_add(&run->prog->ram_bytes, st.bytes);
+		return r;
 	run->rep->ram_bytes += st.bytes;
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		struct dev_run *dr = &run->devs[i];
@@ -502,7 +512,7 @@ static int src_precopy(struct run *run)
 	mig_set_status(run, VFMIG_MIG_ACTIVE);
 	vfmig_ram_mark_all(run->vm->ram);
 	run->t_precopy = mig_mono_ms();
-	run->precopy_stream_bytes = vfmig_stream_writer_bytes(run->w);
+	run->precopy_stream_bytes = src_stream_bytes(run);
 	while (live) {
 		double t = mig_mono_ms(), bytes = 0;
 		int r = src_round(run, &bytes);
@@ -521,7 +531,7 @@ static int src_precopy(struct run *run)
 		 * memory speed, or it sent nothing) says little of the
 		 * channel: judge by the pre-copy so far instead. */
 		if (bytes < (double)SMALL_ROUND_BYTES)
-			bw = (double)(vfmig_stream_writer_bytes(run->w) -
+			bw = (double)(src_stream_bytes(run) -
 				      run->precopy_stream_bytes) /
 			     (now - run->t_precopy > 0.001
 				      ? now - run->t_precopy
@@ -587,7 +597,7 @@ static int src_pause(struct run *run, const char *phase)
 	run->paused = true;
 	run->t_pause = mig_mono_ms();
 	run->pause_realtime_ns = mig_real_ns();
-	run->pause_stream_bytes = vfmig_stream_writer_bytes(run->w);
+	run->pause_stream_bytes = src_stream_bytes(run);
 	return 0;
 }
 
@@ -646,21 +656,19 @@ static int src_switchover(struct run *run)
 				"writing the switchover: %s", strerror(-r));
 	/* The last RAM, in pieces: a piece that sends less than asked for
 	 * took every dirty page there was (nothing dirties RAM now). */
-	for (;;) {
-		uint64_t before = st.bytes;
+	for (bool drained = false; !drained;) {
 		if (mig_cancelled(run))
 			return mig_fail(run, -ECANCELED, "stop-copy",
 					"cancelled by request");
-		r = vfmig_ram_send(run->vm->ram, run->w, SWITCHOVER_RAM_CHUNK,
-				   &st);
+		r = mig_send_ram(run, SWITCHOVER_RAM_CHUNK, &st, &drained,
+				 "stop-copy");
 		if (r < 0)
-			return mig_fail(run, r, "stop-copy", "sending RAM: %s",
-					strerror(-r));
-		atomic_fetch_add(&run->prog->ram_bytes, st.bytes - before);
-		if (st.bytes - before < SWITCHOVER_RAM_CHUNK)
-			break;
+			return r;
 	}
 	run->rep->ram_bytes += st.bytes;
+	r = mig_mchan_src_end(run);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		r = src_stop_copy_section(run, i);
 		if (r < 0)
@@ -871,7 +879,7 @@ int vfmig_migrate_out(const struct vfmig_mig_vm *vm,
 						 : VFMIG_MIG_FAILED);
 	}
 	rep->device_bytes = run.dev_bytes;
-	rep->stream_bytes = run.w ? vfmig_stream_writer_bytes(run.w) : 0;
+	rep->stream_bytes = src_stream_bytes(&run);
 	if (run.paused && run.w)
 		src_downtime_floor(&run);
 	mig_run_fini(&run);

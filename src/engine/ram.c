@@ -331,6 +331,95 @@ int vfmig_ram_send(struct vfmig_ram *r, struct vfmig_stream_writer *w,
 	return rc;
 }
 
+uint64_t vfmig_ram_stripe_pages(uint32_t page_size)
+{
+	return page_size && page_size < VFMIG_RAM_STRIPE_BYTES
+		       ? VFMIG_RAM_STRIPE_BYTES / page_size
+		       : 1;
+}
+
+unsigned vfmig_ram_stripe_of(uint64_t page, uint64_t stripe_pages,
+			     unsigned count)
+{
+	if (count <= 1 || stripe_pages == 0)
+		return 0;
+	return (unsigned)((page / stripe_pages) % count);
+}
+
+int vfmig_ram_send_stripe(struct vfmig_ram *r, struct vfmig_ram_cursor *cur,
+			  struct vfmig_stream_writer *w, uint64_t budget,
+			  unsigned index, unsigned count,
+			  struct vfmig_ram_stats *st)
+{
+	/* The batch code keeps its memory of the file in the block it is
+	 * given: give it a copy holding this sender's cursor. Everything
+	 * else it touches (pages, dirty bits) is shared and safe so. */
+	struct vfmig_ram view = *r;
+	uint64_t sp = vfmig_ram_stripe_pages(r->page_size);
+	uint64_t start = st->bytes, bits[TAKE_WORDS + 2];
+	struct batch *b;
+	int rc = 0;
+
+	if (count == 0)
+		count = 1;
+	if (index >= count)
+		return -EINVAL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	view.data_start = cur->data_start;
+	view.data_end = cur->data_end;
+	b->r = &view;
+	b->w = w;
+	b->st = st;
+	for (uint64_t p0 = (uint64_t)index * sp; p0 < r->npages && rc == 0;
+	     p0 += (uint64_t)count * sp) {
+		uint64_t p1 = p0 + sp < r->npages ? p0 + sp : r->npages;
+		uint64_t w0 = p0 / 64, nw = (p1 - 1) / 64 - w0 + 1, k;
+		if (budget && st->bytes - start >= budget)
+			break;
+		/* Take the stripe's bits (only those: the neighbours of a
+		 * word may be another channel's), then ask the file. */
+		for (k = 0; k < nw && k < TAKE_WORDS + 2; k++) {
+			uint64_t lo = (w0 + k) * 64, mask = ~0ull;
+			if (p0 > lo)
+				mask &= ~0ull << (p0 - lo);
+			if (p1 < lo + 64)
+				mask &= (1ull << (p1 - lo)) - 1;
+			bits[k] = atomic_fetch_and_explicit(&r->dirty[w0 + k],
+							    ~mask,
+							    memory_order_acq_rel) &
+				  mask;
+		}
+		nw = k;
+		b->hole_start = b->hole_end = 0;
+		for (k = 0; k < nw; k++) {
+			if (budget && st->bytes - start >= budget)
+				break;
+			while (bits[k]) {
+				unsigned bit = (unsigned)__builtin_ctzll(bits[k]);
+				rc = add_page(b, (w0 + k) * 64 + bit);
+				if (rc < 0)
+					break;
+				bits[k] &= bits[k] - 1;
+			}
+			if (rc < 0)
+				break;
+		}
+		for (; k < nw; k++)
+			if (bits[k])
+				atomic_fetch_or_explicit(&r->dirty[w0 + k],
+							 bits[k],
+							 memory_order_release);
+	}
+	if (rc == 0)
+		rc = flush(b);
+	cur->data_start = view.data_start;
+	cur->data_end = view.data_end;
+	free(b);
+	return rc;
+}
+
 /*
  * Make [off, off + len) read as zero, touching as little of it as
  * possible: a hole of the block's file already does; from the first data

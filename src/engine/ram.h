@@ -117,6 +117,40 @@ int vfmig_ram_send(struct vfmig_ram *r, struct vfmig_stream_writer *w,
 		   uint64_t budget, struct vfmig_ram_stats *st);
 
 /*
+ * Striping over several channels (migrate --channels N): the block is cut
+ * in stripes of VFMIG_RAM_STRIPE_BYTES (one page when a page is larger),
+ * and stripe s travels on channel s % count, always, in every round. A
+ * page's versions thus keep the order of one connection, and two channels
+ * never carry the same page.
+ */
+#define VFMIG_RAM_STRIPE_BYTES (2u << 20)
+
+/* Pages per stripe for a page size (>= 1). */
+uint64_t vfmig_ram_stripe_pages(uint32_t page_size);
+
+/* The channel (0 .. count - 1) of page; count 0 counts as 1. */
+unsigned vfmig_ram_stripe_of(uint64_t page, uint64_t stripe_pages,
+			     unsigned count);
+
+/* One sender's memory of the block's file, as vfmig_ram_send keeps in
+ * data_start/data_end; each thread sending at once needs its own. Zero it
+ * before the first use. */
+struct vfmig_ram_cursor {
+	uint64_t data_start, data_end;
+};
+
+/*
+ * vfmig_ram_send restricted to the stripes of channel index of count:
+ * only their dirty bits are taken, so count threads, each with its own
+ * writer, cursor and stats, may send the same block at once. The file's
+ * extents are asked per stripe. Same budget and error rules.
+ */
+int vfmig_ram_send_stripe(struct vfmig_ram *r, struct vfmig_ram_cursor *cur,
+			  struct vfmig_stream_writer *w, uint64_t budget,
+			  unsigned index, unsigned count,
+			  struct vfmig_ram_stats *st);
+
+/*
  * Apply one decoded RAM_PAGES record to the block: the block name and page
  * size must match, every run must lie inside the block. Nothing is written
  * unless the whole record is valid. A zero run leaves the holes of the
