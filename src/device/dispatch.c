@@ -80,6 +80,8 @@ static int cmd_version(struct vfmig_dev *dev, struct vfw_msg *msg)
 	ours.twin_socket = false; /* not offered: the mode stays off */
 	ours.write_multiple = caps.write_multiple;
 	ours.mig_info_version = dev_mig_info_offer(dev, caps.mig_info_version);
+	ours.data_channel_version =
+		dev_mig_dc_offer(dev, caps.data_channel_version);
 	buf = vfw_version_build(VFW_VERSION_MAJOR,
 				minor < VFW_VERSION_MINOR ? minor : VFW_VERSION_MINOR,
 				&ours, false, &len);
@@ -88,6 +90,7 @@ static int cmd_version(struct vfmig_dev *dev, struct vfw_msg *msg)
 	dev->peer = caps;
 	dev->negotiated = true;
 	dev->mig.info_version = ours.mig_info_version;
+	dev->mig.dc_version = ours.data_channel_version;
 	DEV_LOG(dev, VFW_LOG_INFO,
 		"client negotiated %u.%u, max_data_xfer_size %llu, max_msg_fds %u",
 		major, minor, (unsigned long long)caps.max_data_xfer_size,
