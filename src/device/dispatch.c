@@ -171,7 +171,8 @@ static const struct cmd_entry cmd_table[VFW_CMD_MAX] = {
 	[VFW_CMD_DMA_WRITE] = { cmd_server_only, 0, false },
 	[VFW_CMD_DEVICE_RESET] = { cmd_reset, 0, false },
 	[VFW_CMD_REGION_WRITE_MULTI] = { dev_cmd_write_multi, sizeof(uint64_t), false },
-	[VFW_CMD_DEVICE_FEATURE] = { dev_cmd_feature, sizeof(struct vfw_device_feature), false },
+	/* fds only with VFMIG_DATA_CHANNEL; dev_cmd_feature checks */
+	[VFW_CMD_DEVICE_FEATURE] = { dev_cmd_feature, sizeof(struct vfw_device_feature), true },
 	[VFW_CMD_MIG_DATA_READ] = { dev_cmd_mig_data, sizeof(struct vfw_mig_data), false },
 	[VFW_CMD_MIG_DATA_WRITE] = { dev_cmd_mig_data, sizeof(struct vfw_mig_data), false },
 };

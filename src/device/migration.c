@@ -278,6 +278,9 @@ int dev_cmd_feature(struct vfmig_dev *dev, struct vfw_msg *msg)
 	if ((c.f.flags & gs) == gs && !(c.f.flags & VFW_FEATURE_PROBE))
 		return -EINVAL;
 	c.index = c.f.flags & VFW_FEATURE_MASK;
+	/* Only the data channel comes with an fd (closed on release). */
+	if (msg->nfds && c.index != VFW_FEATURE_VFMIG_DATA_CHANNEL)
+		return -EINVAL;
 	if (!mi->feature) {
 		DEV_LOG(dev, VFW_LOG_DEBUG,
 			"DEVICE_FEATURE %u: %s interface in use", c.index,
