@@ -56,6 +56,11 @@ static int lost(vfmig_vmm_dev *dev, int err, const char *what)
 		(unsigned long long)c->bytes);
 	close_fd(c);
 	c->err = err;
+	/* A device that died closed both sockets: say so, as a call would. */
+	struct pollfd p = { .fd = dev->fd, .events = POLLIN };
+	if (dev->fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & POLLHUP) &&
+	    vmm_serve_waiting(dev) < 0 && dev->fd < 0)
+		c->err = err = -ECONNRESET;
 	return err;
 }
 

@@ -117,11 +117,12 @@ static int v2_set_state(vfmig_vmm_dev *dev, uint32_t target, uint32_t recover,
 	if (vmm_dc_loading(dev) && target != VFW_MIG_STATE_RESUMING) {
 		r = vmm_dc_finish_load(dev);
 		if (r < 0) {
+			/* As a refused SET: the recovery rule applies. */
 			vfw_log(&dev->log, VFW_LOG_ERR,
 				"load on the data channel failed: %s",
 				vfmig_vmm_strerror(r));
 			if (dev->fd >= 0)
-				*ended = VFW_MIG_STATE_RESUMING;
+				*ended = recover_state(dev, recover);
 			return r;
 		}
 	}
