@@ -12,6 +12,11 @@
  *
  *   baseline  write()/read() of the round's device-data byte count over a
  *             socketpair (1 MiB at a time, 4 MiB socket buffers)
+ * The device stages run twice per round, with the data channel (the
+ * VMM library's default when the device accepts it) and with
+ * VFMIG_VMM_OPT_NO_DATA_CHANNEL (MIG_DATA_READ/WRITE messages), both
+ * devices reconnected between the two; which comes first alternates.
+ *
  *   pipeline  source RUNNING->STOP_COPY, destination RUNNING->RESUMING;
  *             vfmig_vmm_mig_save() into a stream writer over one end of a
  *             socketpair while a thread reads the stream and hands every
@@ -32,9 +37,10 @@
  * directory of this executable (the build tree layout).
  *
  * Usage: bench-migration [VRAM MiB, default 256] [v2|region, default v2]
- *                        [all|stream, default all]
+ *                        [all|stream|read, default all]
  * "stream" measures only the baseline and the two stream-only stages in the
- * rounds (after the warm-up and one capture), for profiling that stage.
+ * rounds (after the warm-up and one capture), for profiling that stage;
+ * "read" only the baseline and the MIG_DATA_READ-only stage.
  */
 #include <endian.h>
 #include <errno.h>
@@ -47,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -120,18 +127,53 @@ static void find_vfmig(char *out, size_t len)
 /* The device-state interface the devices run with: "v2" or "region". */
 static const char *iface = "v2";
 
-static vfmig_vmm_dev *start_vram(int i, const char *vfmig, uint64_t mib)
+/* Connect to device i, with or without the data channel. */
+static vfmig_vmm_dev *connect_vram(int i, bool channel)
 {
 	struct vfmig_vmm_mig_caps caps;
 	struct vfmig_vmm_dev_opts opts = {
 		.version = VFMIG_VMM_OPTS_VERSION,
 		.connect_timeout_ms = 10000,
 		.reply_timeout_ms = 300000, /* FILL/CHECKSUM of large VRAM */
+		.flags = channel ? 0 : VFMIG_VMM_OPT_NO_DATA_CHANNEL,
 	};
-	char size[32];
+	struct vfmig_vmm_caps vc;
 	vfmig_vmm_dev *dev;
-	pid_t pid;
 	int r;
+
+	r = vfmig_vmm_dev_connect(sock_path[i], &opts, &dev);
+	if (r < 0)
+		die(i ? "connect destination" : "connect source", r);
+	r = vfmig_vmm_mig_discover(dev, &caps);
+	if (r < 0 || !caps.migratable) {
+		fprintf(stderr, "bench-migration: device cannot migrate: %s\n",
+			caps.blocker);
+		die("discover", r < 0 ? r : -EOPNOTSUPP);
+	}
+	r = vfmig_vmm_dev_get_caps(dev, &vc);
+	if (r < 0)
+		die("get caps", r);
+	/* The region interface has no data channel. */
+	if (channel && !vc.data_channel_version && !strcmp(iface, "v2"))
+		die("the device did not accept the data channel", 0);
+	return dev;
+}
+
+/* Use the data channel (or not) from now on: reconnect both devices. The
+ * device keeps its state across the reconnect (vfio-user rule). */
+static void use_channel(vfmig_vmm_dev **src, vfmig_vmm_dev **dst,
+			bool channel)
+{
+	vfmig_vmm_dev_close(*src);
+	vfmig_vmm_dev_close(*dst);
+	*src = connect_vram(0, channel);
+	*dst = connect_vram(1, channel);
+}
+
+static vfmig_vmm_dev *start_vram(int i, const char *vfmig, uint64_t mib)
+{
+	char size[32];
+	pid_t pid;
 
 	snprintf(sock_path[i], sizeof(sock_path[i]), "%s/%s.sock", tmpdir,
 		 i ? "dst" : "src");
@@ -148,16 +190,7 @@ static vfmig_vmm_dev *start_vram(int i, const char *vfmig, uint64_t mib)
 		_exit(127);
 	}
 	dev_pid[i] = pid;
-	r = vfmig_vmm_dev_connect(sock_path[i], &opts, &dev);
-	if (r < 0)
-		die(i ? "connect destination" : "connect source", r);
-	r = vfmig_vmm_mig_discover(dev, &caps);
-	if (r < 0 || !caps.migratable) {
-		fprintf(stderr, "bench-migration: device cannot migrate: %s\n",
-			caps.blocker);
-		die("discover", r < 0 ? r : -EOPNOTSUPP);
-	}
-	return dev;
+	return connect_vram(i, true);
 }
 
 /* ---- vram registers and commands ---- */
@@ -530,15 +563,21 @@ static void check_dst(vfmig_vmm_dev *dst, uint64_t want, const char *what)
 	}
 }
 
-#define N_TESTS 5
+#define N_TESTS 8
 
+/* 0, 1, 3 with the data channel; 5, 6, 7 the same with MIG_DATA_*. */
 static const char *const test_names[N_TESTS] = {
-	"READ -> stream -> socket -> WRITE",
-	"MIG_DATA_READ only (into memory)",
+	"save -> stream -> load, channel",
+	"save only, channel (into memory)",
 	"stream only (memory -> reader)",   /* the default checksum */
-	"MIG_DATA_WRITE only (from memory)",
+	"load only, channel (from memory)",
 	"stream only, format 1.0 (crc32)",
+	"READ -> stream -> WRITE, messages",
+	"MIG_DATA_READ only (into memory)",
+	"MIG_DATA_WRITE only (from memory)",
 };
+/* The order of the report: each channel line above its message twin. */
+static const int report_order[N_TESTS] = { 0, 5, 1, 6, 3, 7, 2, 4 };
 
 int main(int argc, char **argv)
 {
@@ -548,6 +587,8 @@ int main(int argc, char **argv)
 		iface = argv[2];
 	/* Only the baseline and the stream-only stage (for a profile). */
 	bool stream_stage_only = argc > 3 && strcmp(argv[3], "stream") == 0;
+	/* Only the baseline and the read-only stage (for a profile). */
+	bool read_stage_only = argc > 3 && strcmp(argv[3], "read") == 0;
 	uint64_t npages, src_csum, dev_bytes = 0, records = 0, sbytes = 0;
 	char vfmig[PATH_MAX + 32];
 	vfmig_vmm_dev *src, *dst;
@@ -555,10 +596,11 @@ int main(int argc, char **argv)
 
 	if (mib < 1 || mib > 65536 || argc > 4 ||
 	    (strcmp(iface, "v2") && strcmp(iface, "region")) ||
-	    (argc > 3 && !stream_stage_only && strcmp(argv[3], "all"))) {
+	    (argc > 3 && !stream_stage_only && !read_stage_only &&
+	     strcmp(argv[3], "all"))) {
 		fprintf(stderr, "usage: bench-migration [VRAM MiB, 1..65536, "
 				"default 256] [v2|region, default v2] "
-				"[all|stream, default all]\n");
+				"[all|stream|read, default all]\n");
 		return 2;
 	}
 	npages = mib * MiB / VRAM_PAGE_SIZE;
@@ -583,9 +625,16 @@ int main(int argc, char **argv)
 	pipeline(src, dst, &dev_bytes, &records, &sbytes);
 	check_dst(dst, src_csum, "warm-up");
 	cap.cap = dev_bytes;
-	cap.buf = malloc(cap.cap);
-	if (!cap.buf)
-		die("malloc", -ENOMEM);
+	/* Not inherited by the baseline's child: a fork would make every
+	 * page copy-on-write, and the read-only stage would then take a
+	 * write fault per page of its capture (a profile showed them as
+	 * almost half of that stage's time in the bench process). */
+	cap.buf = mmap(NULL, cap.cap, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (cap.buf == MAP_FAILED)
+		die("mmap", -errno);
+	if (madvise(cap.buf, cap.cap, MADV_DONTFORK) < 0)
+		die("madvise", -errno);
 	memset(cap.buf, 0, cap.cap); /* no page faults inside the timing */
 
 	printf("bench-migration: vram %llu MiB (FILL seed 0x%x), %s interface, "
@@ -617,26 +666,50 @@ int main(int argc, char **argv)
 			ratio[4][k] = mb[4][k] / b;
 			continue;
 		}
-		vram_fill(dst, npages, SRC_SEED + 2 + 2 * (uint32_t)k);
-		mb[0][k] = bench_mbps(dev_bytes, pipeline(src, dst, &b2, &r2, &s2));
-		if (b2 != dev_bytes)
-			die("device-data byte count changed between rounds", 0);
-		check_dst(dst, src_csum, "pipeline");
-
-		mb[1][k] = bench_mbps(dev_bytes, read_only(src, &cap));
-		if (cap.len != dev_bytes)
-			die("device-data byte count changed between rounds", 0);
+		if (read_stage_only) {
+			for (int m = 0; m < 2; m++) {
+				bool chan = (m + k) % 2 == 0;
+				int t = chan ? 1 : 6;
+				use_channel(&src, &dst, chan);
+				mb[t][k] = bench_mbps(dev_bytes,
+						      read_only(src, &cap));
+				ratio[t][k] = mb[t][k] / b;
+			}
+			continue;
+		}
+		/* The device stages with and without the data channel, in
+		 * an order that alternates with the round. */
+		for (int m = 0; m < 2; m++) {
+			bool chan = (m + k) % 2 == 0;
+			int t0 = chan ? 0 : 5, t1 = chan ? 1 : 6,
+			    t3 = chan ? 3 : 7;
+			use_channel(&src, &dst, chan);
+			vram_fill(dst, npages, SRC_SEED + 2 + 2 * (uint32_t)k);
+			mb[t0][k] = bench_mbps(dev_bytes,
+					       pipeline(src, dst, &b2, &r2, &s2));
+			if (b2 != dev_bytes)
+				die("device-data byte count changed between "
+				    "rounds", 0);
+			check_dst(dst, src_csum, "pipeline");
+			mb[t1][k] = bench_mbps(dev_bytes, read_only(src, &cap));
+			if (cap.len != dev_bytes)
+				die("device-data byte count changed between "
+				    "rounds", 0);
+			vram_fill(dst, npages, SRC_SEED + 3 + 2 * (uint32_t)k);
+			mb[t3][k] = bench_mbps(dev_bytes, write_only(dst, &cap));
+			check_dst(dst, src_csum, "write only");
+		}
 		stream_both(&cap, k, &mb[2][k], &mb[4][k]);
-		vram_fill(dst, npages, SRC_SEED + 3 + 2 * (uint32_t)k);
-		mb[3][k] = bench_mbps(dev_bytes, write_only(dst, &cap));
-		check_dst(dst, src_csum, "write only");
 		for (int t = 0; t < N_TESTS; t++)
 			ratio[t][k] = mb[t][k] / b;
 	}
 	printf("%-34s %9.1f MB/s (median of %d rounds)\n",
 	       "baseline: raw socketpair", bench_median(base, ROUNDS), ROUNDS);
-	for (int t = 0; t < N_TESTS; t++) {
+	for (int o = 0; o < N_TESTS; o++) {
+		int t = report_order[o];
 		if (stream_stage_only && t != 2 && t != 4)
+			continue;
+		if (read_stage_only && t != 1 && t != 6)
 			continue;
 		double m = bench_median(mb[t], ROUNDS);
 		double lo = ratio[t][0], hi = ratio[t][0];
@@ -648,13 +721,13 @@ int main(int argc, char **argv)
 		       "(rounds %.2f-%.2f)\n",
 		       test_names[t], m, bench_median(ratio[t], ROUNDS), lo, hi);
 	}
-	if (!stream_stage_only)
+	if (!stream_stage_only && !read_stage_only)
 		printf("destination checksum %016llx == source after every "
 		       "load\n", (unsigned long long)src_csum);
 
 	vfmig_vmm_dev_close(src);
 	vfmig_vmm_dev_close(dst);
-	free(cap.buf);
+	munmap(cap.buf, cap.cap);
 	free(cap.chunk);
 	cleanup();
 	return 0;

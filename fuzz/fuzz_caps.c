@@ -29,7 +29,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    again.max_data_xfer_size !=
 				    caps.max_data_xfer_size ||
 			    again.max_dma_maps != caps.max_dma_maps ||
-			    again.pgsizes != caps.pgsizes)
+			    again.pgsizes != caps.pgsizes ||
+			    again.mig_info_version != caps.mig_info_version ||
+			    again.data_channel_version !=
+				    caps.data_channel_version)
 				abort();
 			free(p);
 		}

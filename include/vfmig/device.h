@@ -353,6 +353,21 @@ VFMIG_EXPORT int vfmig_dev_get_poll_events(const vfmig_dev *dev);
 VFMIG_EXPORT int vfmig_dev_get_poll_timeout(const vfmig_dev *dev);
 
 /*
+ * The migration data channel (vfmig extension "vfmig_data_channel",
+ * docs/protocol-extensions.md): while a client has attached one for the
+ * current save or load session, its socket and the poll events to wait
+ * for on it (POLLIN, POLLOUT); -ENOENT (events: 0) when none is attached,
+ * -EINVAL for NULL. The library pumps the channel in vfmig_dev_process(),
+ * without ever waiting on it; an event loop of its own should poll this fd
+ * too (vfmig_dev_run() does). A loop that does not still moves the data,
+ * slower: while a channel is attached vfmig_dev_get_poll_timeout() is at
+ * most 10 ms. Ask again each iteration: the fd comes and goes with the
+ * sessions.
+ */
+VFMIG_EXPORT int vfmig_dev_get_data_fd(const vfmig_dev *dev);
+VFMIG_EXPORT int vfmig_dev_get_data_events(const vfmig_dev *dev);
+
+/*
  * Non-blocking step: accept a pending client, or refuse any waiting one
  * (see vfmig_dev_listen), send what output the socket takes, and handle
  * every message that is wholly there from the connected client (at most

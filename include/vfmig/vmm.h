@@ -58,7 +58,7 @@ extern "C" {
 /* Opaque connection to one vfio-user device. */
 typedef struct vfmig_vmm_dev vfmig_vmm_dev;
 
-#define VFMIG_VMM_OPTS_VERSION 1
+#define VFMIG_VMM_OPTS_VERSION 2
 
 /*
  * Connection options; copied by connect/adopt. May be NULL for defaults.
@@ -80,7 +80,13 @@ struct vfmig_vmm_dev_opts {
 	unsigned int connect_timeout_ms;
 	/* Longest wait for one reply. 0: 30000; negative: forever. */
 	int reply_timeout_ms;
+	/* Version 2: VFMIG_VMM_OPT_* (other bits: -EINVAL). */
+	uint32_t flags;
 };
+
+/* Do not propose the data channel (docs/protocol-extensions.md): every
+ * session's data then goes in MIG_DATA_READ/WRITE messages. */
+#define VFMIG_VMM_OPT_NO_DATA_CHANNEL (1u << 0)
 
 /* What VERSION negotiation settled. */
 struct vfmig_vmm_caps {
@@ -94,7 +100,12 @@ struct vfmig_vmm_caps {
 	 * docs/protocol-extensions.md): the version the device accepted, 0
 	 * when it left the key out (extension off). Never above ours. */
 	uint32_t mig_info_version;
-	uint32_t reserved; /* zero */
+	/* vfmig extension "vfmig_data_channel": the version the device
+	 * accepted, 0 when off (left out by the device, or not proposed:
+	 * VFMIG_VMM_OPT_NO_DATA_CHANNEL). When on, the migration driver
+	 * (vmm_mig.h) moves every save and load session on a socket of its
+	 * own. */
+	uint32_t data_channel_version;
 };
 
 /*

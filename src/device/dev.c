@@ -180,6 +180,7 @@ VFMIG_EXPORT int vfmig_dev_create(const struct vfmig_dev_desc *desc,
 	dev->mig.state = VFW_MIG_STATE_RUNNING;
 	dev->priv = priv;
 	dev->listen_fd = dev->conn_fd = -1;
+	dev->dc.fd = -1;
 	dev->max_xfer = DEV_MAX_XFER;
 	vfw_rx_init(&dev->rx);
 	vfw_tx_init(&dev->tx, 0);
@@ -323,9 +324,30 @@ VFMIG_EXPORT int vfmig_dev_get_poll_events(const vfmig_dev *dev)
 
 VFMIG_EXPORT int vfmig_dev_get_poll_timeout(const vfmig_dev *dev)
 {
+	int t;
+
 	if (!dev)
 		return -EINVAL;
-	return dev_transport_timeout(dev);
+	t = dev_transport_timeout(dev);
+	/* A loop that does not poll the data channel still moves it, a
+	 * pump per tick. */
+	if (dev->dc.fd >= 0 && (t < 0 || t > DEV_DC_TICK_MS))
+		t = DEV_DC_TICK_MS;
+	return t;
+}
+
+VFMIG_EXPORT int vfmig_dev_get_data_fd(const vfmig_dev *dev)
+{
+	if (!dev)
+		return -EINVAL;
+	return dev->dc.fd >= 0 ? dev->dc.fd : -ENOENT;
+}
+
+VFMIG_EXPORT int vfmig_dev_get_data_events(const vfmig_dev *dev)
+{
+	if (!dev)
+		return -EINVAL;
+	return dev_dc_events(dev);
 }
 
 int vfmig_dev__process_one(struct vfmig_dev *dev)
@@ -358,6 +380,8 @@ VFMIG_EXPORT int vfmig_dev_process(vfmig_dev *dev)
 			break;
 		count++;
 	}
+	/* The data channel, between two batches of control messages. */
+	dev_dc_pump(dev);
 	/* After the client's input, so that its EOF is seen first. */
 	dev_transport_refuse_extra(dev);
 	return count;
@@ -368,17 +392,18 @@ VFMIG_EXPORT int vfmig_dev_process(vfmig_dev *dev)
  * is attached. 0 or -errno; vfmig_dev_process() is called either way. */
 static int wait_io(const vfmig_dev *dev)
 {
-	struct pollfd p[2] = {
+	struct pollfd p[3] = {
 		{ .fd = vfmig_dev_get_poll_fd(dev),
 		  .events = (short)vfmig_dev_get_poll_events(dev) },
 		{ .fd = dev->conn_fd >= 0 ? dev->listen_fd : -1,
 		  .events = POLLIN },
+		{ .fd = dev->dc.fd, .events = (short)dev_dc_events(dev) },
 	};
 	int t = vfmig_dev_get_poll_timeout(dev);
 
 	if (t < 0 || t > 100)
 		t = 100;
-	if (poll(p, 2, t) < 0 && errno != EINTR)
+	if (poll(p, 3, t) < 0 && errno != EINTR)
 		return -errno;
 	return 0;
 }

@@ -80,6 +80,8 @@ static int cmd_version(struct vfmig_dev *dev, struct vfw_msg *msg)
 	ours.twin_socket = false; /* not offered: the mode stays off */
 	ours.write_multiple = caps.write_multiple;
 	ours.mig_info_version = dev_mig_info_offer(dev, caps.mig_info_version);
+	ours.data_channel_version =
+		dev_mig_dc_offer(dev, caps.data_channel_version);
 	buf = vfw_version_build(VFW_VERSION_MAJOR,
 				minor < VFW_VERSION_MINOR ? minor : VFW_VERSION_MINOR,
 				&ours, false, &len);
@@ -88,6 +90,7 @@ static int cmd_version(struct vfmig_dev *dev, struct vfw_msg *msg)
 	dev->peer = caps;
 	dev->negotiated = true;
 	dev->mig.info_version = ours.mig_info_version;
+	dev->mig.dc_version = ours.data_channel_version;
 	DEV_LOG(dev, VFW_LOG_INFO,
 		"client negotiated %u.%u, max_data_xfer_size %llu, max_msg_fds %u",
 		major, minor, (unsigned long long)caps.max_data_xfer_size,
@@ -168,7 +171,8 @@ static const struct cmd_entry cmd_table[VFW_CMD_MAX] = {
 	[VFW_CMD_DMA_WRITE] = { cmd_server_only, 0, false },
 	[VFW_CMD_DEVICE_RESET] = { cmd_reset, 0, false },
 	[VFW_CMD_REGION_WRITE_MULTI] = { dev_cmd_write_multi, sizeof(uint64_t), false },
-	[VFW_CMD_DEVICE_FEATURE] = { dev_cmd_feature, sizeof(struct vfw_device_feature), false },
+	/* fds only with VFMIG_DATA_CHANNEL; dev_cmd_feature checks */
+	[VFW_CMD_DEVICE_FEATURE] = { dev_cmd_feature, sizeof(struct vfw_device_feature), true },
 	[VFW_CMD_MIG_DATA_READ] = { dev_cmd_mig_data, sizeof(struct vfw_mig_data), false },
 	[VFW_CMD_MIG_DATA_WRITE] = { dev_cmd_mig_data, sizeof(struct vfw_mig_data), false },
 };

@@ -43,6 +43,10 @@
  * within this; the clock starts when the queue becomes non-empty and again
  * each time it is met with bytes still queued. */
 #define DEV_TX_DRAIN_MS 10000
+/* While a data channel is attached, vfmig_dev_get_poll_timeout() is at
+ * most this, so that a loop polling only the control socket still pumps
+ * the channel. */
+#define DEV_DC_TICK_MS 10
 
 /* ---- config space (pci.c) ---- */
 struct dev_pci {
@@ -169,9 +173,23 @@ struct dev_mig {
 	const struct dev_mig_iface *iface;
 	uint32_t state;            /* enum vfw_mig_state */
 	uint32_t info_version;     /* negotiated vfmig_mig_info, 0 = off */
+	uint32_t dc_version;       /* negotiated vfmig_data_channel, 0 = off */
 	uint64_t bytes;            /* bytes moved in the current session */
 	uint64_t mem_bytes;        /* region interface: device-memory bytes
 				    * fetched or loaded in this session */
+};
+
+/* The migration data channel of the current session (datachan.c). */
+struct dev_dchan {
+	int fd;         /* our end of the client's socket; -1: none */
+	bool load;      /* attached in RESUMING: the device reads */
+	uint8_t *buf;   /* one frame header + VFW_DC_FRAME_MAX bytes */
+	size_t len, off; /* bytes staged in buf, and sent of them */
+	bool drained;   /* saving: DRAINED sent, waiting for a poke */
+	bool last;      /* saving: END or ERROR staged; close once sent */
+	bool eof;       /* loading: the client ended its data */
+	int err;        /* the error that stopped the session, or 0 */
+	uint64_t bytes; /* stream bytes moved on the channel */
 };
 
 /* A DEVICE_FEATURE request whose header dev_cmd_feature has checked (argsz
@@ -240,6 +258,9 @@ struct dev_mig_iface {
 	/* VERSION: the size-estimate extension version to echo, given the
 	 * client's (0 = off). NULL: never offered. */
 	uint32_t (*info_offer)(const struct vfmig_dev *dev, uint32_t client);
+	/* VERSION: the data-channel extension version to echo. NULL: never
+	 * offered. */
+	uint32_t (*dc_offer)(const struct vfmig_dev *dev, uint32_t client);
 };
 
 extern const struct dev_mig_iface dev_mig_v2;     /* mig_v2.c */
@@ -300,6 +321,7 @@ struct vfmig_dev {
 	struct dev_mig mig;
 	struct dev_dlog dlog;
 	struct dev_ds ds;
+	struct dev_dchan dc;
 };
 
 /* dev.c */
@@ -412,6 +434,7 @@ bool dev_mig_running(const struct vfmig_dev *dev);
 /* VERSION: the extension version to echo (0 = off), from the client's;
  * the interface's info_offer. */
 uint32_t dev_mig_info_offer(const struct vfmig_dev *dev, uint32_t client);
+uint32_t dev_mig_dc_offer(const struct vfmig_dev *dev, uint32_t client);
 /* DEVICE_RESET: back to RUNNING, sessions dropped, held IRQs delivered,
  * then the interface's reset. */
 void dev_mig_reset(struct vfmig_dev *dev);
@@ -433,6 +456,22 @@ int dev_mig_save_chunk(struct vfmig_dev *dev, uint8_t *buf, size_t len,
 /* RESUMING: hand len bytes to mig_load; all must be taken. 0 or -errno. */
 int dev_mig_load_chunk(struct vfmig_dev *dev, const uint8_t *buf,
 		       size_t len);
+
+/* datachan.c */
+bool dev_dc_active(const struct vfmig_dev *dev);
+/* SET VFMIG_DATA_CHANNEL with fd (always taken) and its payload. */
+int dev_dc_attach(struct vfmig_dev *dev, int fd, const uint8_t *data,
+		  size_t len);
+void dev_dc_close(struct vfmig_dev *dev, const char *why);
+/* Move what the socket takes or has now, never waiting. */
+void dev_dc_pump(struct vfmig_dev *dev);
+/* POLLIN/POLLOUT the channel waits for (0 without one). */
+int dev_dc_events(const struct vfmig_dev *dev);
+/* After every state change: a channel outlives only its own session. */
+void dev_dc_state_changed(struct vfmig_dev *dev, uint32_t from, uint32_t to);
+/* RESUMING->STOP: the client's data must have ended and loaded. 0 or
+ * -errno (the load is then refused). */
+int dev_dc_load_finish(struct vfmig_dev *dev);
 
 /* dirty.c */
 int dev_dlog_start(struct vfmig_dev *dev, const uint8_t *data, size_t len,

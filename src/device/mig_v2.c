@@ -165,24 +165,42 @@ static int feat_precopy_info(struct dev_feat_req *c)
 	return reply_get(c, &d, sizeof(d));
 }
 
-/* Features, the operations each allows, and whether it needs the
- * negotiated size-estimate extension. */
+static int feat_data_channel(struct dev_feat_req *c)
+{
+	int r;
+
+	if (c->msg->nfds != 1)
+		return -EINVAL;
+	r = dev_dc_attach(c->dev, vfw_msg_take_fd(c->msg, 0), c->data, c->len);
+	if (r < 0)
+		return r;
+	return reply_set(c, c->data, c->len);
+}
+
+/* Features, the operations each allows, and which negotiated extension
+ * each needs (EXT_INFO: size estimates, EXT_DC: the data channel). */
+enum { EXT_NONE, EXT_INFO, EXT_DC };
 static const struct {
 	uint32_t index;
 	uint32_t ops;
-	bool ext;
+	int ext;
 	int (*fn)(struct dev_feat_req *c);
 } features[] = {
-	{ VFW_FEATURE_MIGRATION, VFW_FEATURE_GET, false, feat_migration },
+	{ VFW_FEATURE_MIGRATION, VFW_FEATURE_GET, EXT_NONE, feat_migration },
 	{ VFW_FEATURE_MIG_DEVICE_STATE, VFW_FEATURE_GET | VFW_FEATURE_SET,
-	  false, feat_state },
-	{ VFW_FEATURE_DMA_LOGGING_START, VFW_FEATURE_SET, false, feat_log_start },
-	{ VFW_FEATURE_DMA_LOGGING_STOP, VFW_FEATURE_SET, false, feat_log_stop },
-	{ VFW_FEATURE_DMA_LOGGING_REPORT, VFW_FEATURE_GET, false,
+	  EXT_NONE, feat_state },
+	{ VFW_FEATURE_DMA_LOGGING_START, VFW_FEATURE_SET, EXT_NONE,
+	  feat_log_start },
+	{ VFW_FEATURE_DMA_LOGGING_STOP, VFW_FEATURE_SET, EXT_NONE,
+	  feat_log_stop },
+	{ VFW_FEATURE_DMA_LOGGING_REPORT, VFW_FEATURE_GET, EXT_NONE,
 	  feat_log_report },
-	{ VFW_FEATURE_MIG_DATA_SIZE, VFW_FEATURE_GET, true, feat_data_size },
-	{ VFW_FEATURE_VFMIG_PRECOPY_INFO, VFW_FEATURE_GET, true,
+	{ VFW_FEATURE_MIG_DATA_SIZE, VFW_FEATURE_GET, EXT_INFO,
+	  feat_data_size },
+	{ VFW_FEATURE_VFMIG_PRECOPY_INFO, VFW_FEATURE_GET, EXT_INFO,
 	  feat_precopy_info },
+	{ VFW_FEATURE_VFMIG_DATA_CHANNEL, VFW_FEATURE_SET, EXT_DC,
+	  feat_data_channel },
 };
 
 static int v2_feature(struct dev_feat_req *c)
@@ -198,7 +216,8 @@ static int v2_feature(struct dev_feat_req *c)
 	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
 		if (features[i].index != c->index)
 			continue;
-		if (features[i].ext && !dev->mig.info_version)
+		if ((features[i].ext == EXT_INFO && !dev->mig.info_version) ||
+		    (features[i].ext == EXT_DC && !dev->mig.dc_version))
 			break;
 		if ((c->f.flags & gs) & ~features[i].ops)
 			return -EINVAL;
@@ -257,6 +276,11 @@ static int v2_mig_data(struct vfmig_dev *dev, struct vfw_msg *msg)
 	memcpy(&m, msg->payload, sizeof(m));
 	if (!dev_mig_supported(dev))
 		return -EINVAL;
+	if (dev_dc_active(dev)) {
+		DEV_LOG(dev, VFW_LOG_WARNING, "%s while a data channel is "
+			"attached: refused", vfw_command_name(msg->hdr.command));
+		return -EBUSY;
+	}
 	if (msg->hdr.command == VFW_CMD_MIG_DATA_READ)
 		return mig_read(dev, msg, m);
 	return mig_write(dev, msg, m);
@@ -271,6 +295,14 @@ static uint32_t v2_info_offer(const struct vfmig_dev *dev, uint32_t client)
 	return client < VFW_MIG_INFO_VERSION ? client : VFW_MIG_INFO_VERSION;
 }
 
+static uint32_t v2_dc_offer(const struct vfmig_dev *dev, uint32_t client)
+{
+	if (!client || !dev_mig_supported(dev))
+		return 0;
+	return client < VFW_DATA_CHANNEL_VERSION ? client
+						 : VFW_DATA_CHANNEL_VERSION;
+}
+
 const struct dev_mig_iface dev_mig_v2 = {
 	.iface = VFMIG_DEV_MIG_IFACE_V2,
 	.name = "v2",
@@ -278,4 +310,5 @@ const struct dev_mig_iface dev_mig_v2 = {
 	.feature = v2_feature,
 	.mig_data = v2_mig_data,
 	.info_offer = v2_info_offer,
+	.dc_offer = v2_dc_offer,
 };

@@ -81,6 +81,13 @@ uint32_t dev_mig_info_offer(const struct vfmig_dev *dev, uint32_t client)
 	return mi->info_offer ? mi->info_offer(dev, client) : 0;
 }
 
+uint32_t dev_mig_dc_offer(const struct vfmig_dev *dev, uint32_t client)
+{
+	const struct dev_mig_iface *mi = dev->mig.iface;
+
+	return mi->dc_offer ? mi->dc_offer(dev, client) : 0;
+}
+
 static bool in_session_state(uint32_t s)
 {
 	return vfw_mig_state_saving(s) || s == VFW_MIG_STATE_RESUMING;
@@ -103,6 +110,7 @@ static void set_state(struct vfmig_dev *dev, uint32_t to)
 	dev->mig.state = to;
 	DEV_LOG(dev, VFW_LOG_INFO, "migration state %s -> %s",
 		vfw_mig_state_name(from), vfw_mig_state_name(to));
+	dev_dc_state_changed(dev, from, to);
 	if (dev_mig_running(dev))
 		dev_irq_release_held(dev);
 }
@@ -116,7 +124,9 @@ static int do_arc(struct vfmig_dev *dev, uint32_t from, uint32_t to,
 
 	*to_error = false;
 	if (from == VFW_MIG_STATE_RESUMING && to == VFW_MIG_STATE_STOP) {
-		r = dev->ops.mig_load_finish(dev, dev->priv);
+		r = dev_dc_load_finish(dev);
+		if (r == 0)
+			r = dev->ops.mig_load_finish(dev, dev->priv);
 		if (r < 0) {
 			DEV_LOG(dev, VFW_LOG_ERR,
 				"device refused the loaded state: %s",
@@ -192,12 +202,14 @@ void dev_mig_reset(struct vfmig_dev *dev)
 		set_state(dev, VFW_MIG_STATE_RUNNING);
 	dev->mig.bytes = 0;
 	dev->mig.mem_bytes = 0;
+	dev_dc_close(dev, "device reset");
 	if (dev->mig.iface->reset)
 		dev->mig.iface->reset(dev);
 }
 
 void dev_mig_client_gone(struct vfmig_dev *dev)
 {
+	dev_dc_close(dev, "the client went away");
 	if (dev->mig.iface->client_gone)
 		dev->mig.iface->client_gone(dev);
 }
@@ -266,6 +278,9 @@ int dev_cmd_feature(struct vfmig_dev *dev, struct vfw_msg *msg)
 	if ((c.f.flags & gs) == gs && !(c.f.flags & VFW_FEATURE_PROBE))
 		return -EINVAL;
 	c.index = c.f.flags & VFW_FEATURE_MASK;
+	/* Only the data channel comes with an fd (closed on release). */
+	if (msg->nfds && c.index != VFW_FEATURE_VFMIG_DATA_CHANNEL)
+		return -EINVAL;
 	if (!mi->feature) {
 		DEV_LOG(dev, VFW_LOG_DEBUG,
 			"DEVICE_FEATURE %u: %s interface in use", c.index,

@@ -83,6 +83,27 @@ static int get_object(struct json_object *obj, const char *key,
 	return 0;
 }
 
+/* An extension object {"version": 1..65535}; absent: *out untouched. */
+static int get_ext_version(struct json_object *c, const char *key,
+			   uint32_t *out, char *err, size_t errlen)
+{
+	struct json_object *ext;
+	uint64_t v = 0;
+	int r = get_object(c, key, &ext, err, errlen);
+
+	if (r < 0 || !ext)
+		return r;
+	r = get_uint(ext, "version", 1, UINT16_MAX, &v, err, errlen);
+	if (r < 0)
+		return r;
+	if (v == 0) {
+		snprintf(err, errlen, "\"%s\" lacks \"version\"", key);
+		return -EINVAL;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
 static int parse_caps_object(struct json_object *c, struct vfw_caps *caps,
 			     char *err, size_t errlen)
 {
@@ -120,23 +141,15 @@ static int parse_caps_object(struct json_object *c, struct vfw_caps *caps,
 		if (r < 0)
 			return r;
 	}
-	/* vfmig's size-estimate extension. */
-	struct json_object *ext;
-	r = get_object(c, "vfmig_mig_info", &ext, err, errlen);
+	/* vfmig's extensions: the size estimates, the data channel. */
+	r = get_ext_version(c, "vfmig_mig_info", &caps->mig_info_version, err,
+			    errlen);
 	if (r < 0)
 		return r;
-	if (ext) {
-		v = 0;
-		r = get_uint(ext, "version", 1, UINT16_MAX, &v, err, errlen);
-		if (r < 0)
-			return r;
-		if (v == 0) {
-			snprintf(err, errlen,
-				 "\"vfmig_mig_info\" lacks \"version\"");
-			return -EINVAL;
-		}
-		caps->mig_info_version = (uint32_t)v;
-	}
+	r = get_ext_version(c, "vfmig_data_channel",
+			    &caps->data_channel_version, err, errlen);
+	if (r < 0)
+		return r;
 	/* Legacy migration object: tolerated, pgsize remembered. */
 	r = get_object(c, "migration", &mig, err, errlen);
 	if (r < 0)
@@ -211,6 +224,21 @@ static int add_u64(struct json_object *o, const char *key, uint64_t v)
 	return 0;
 }
 
+/* {"version": v} under key, when v is not 0. */
+static int add_ext(struct json_object *c, const char *key, uint32_t v)
+{
+	struct json_object *e;
+
+	if (!v)
+		return 0;
+	e = json_object_new_object();
+	if (!e || json_object_object_add(c, key, e) < 0) {
+		json_object_put(e);
+		return -ENOMEM;
+	}
+	return add_u64(e, "version", v);
+}
+
 char *vfw_caps_format(const struct vfw_caps *caps, bool include_migration)
 {
 	struct json_object *root = json_object_new_object();
@@ -240,15 +268,9 @@ char *vfw_caps_format(const struct vfw_caps *caps, bool include_migration)
 					   json_object_new_boolean(1)) < 0)
 			goto out;
 	}
-	if (caps->mig_info_version) {
-		struct json_object *e = json_object_new_object();
-		if (!e || json_object_object_add(c, "vfmig_mig_info", e) < 0) {
-			json_object_put(e);
-			goto out;
-		}
-		if (add_u64(e, "version", caps->mig_info_version) < 0)
-			goto out;
-	}
+	if (add_ext(c, "vfmig_mig_info", caps->mig_info_version) < 0 ||
+	    add_ext(c, "vfmig_data_channel", caps->data_channel_version) < 0)
+		goto out;
 	if (include_migration) {
 		struct json_object *m = json_object_new_object();
 		if (!m || json_object_object_add(c, "migration", m) < 0) {

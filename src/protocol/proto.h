@@ -248,6 +248,9 @@ struct vfw_caps {
 	/* vfmig extension "vfmig_mig_info": {"version": N}: size estimates
 	 * (docs/protocol-extensions.md). 0 when absent. */
 	uint32_t mig_info_version;
+	/* vfmig extension "vfmig_data_channel": {"version": N}: migration
+	 * data on a socket of its own. 0 when absent. */
+	uint32_t data_channel_version;
 };
 
 /* Fill caps with the specification's defaults for absent keys. */

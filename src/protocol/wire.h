@@ -320,9 +320,40 @@ enum vfw_feature {
 	 * VFIO_MIG_GET_PRECOPY_INFO. */
 	VFW_FEATURE_MIG_DATA_SIZE = 9,
 	VFW_FEATURE_VFMIG_PRECOPY_INFO = 0xf001,
+	/* vfmig extension, only after "vfmig_data_channel" was negotiated:
+	 * SET with one fd, a stream socket that carries the session's
+	 * migration data from then on (docs/protocol-extensions.md). */
+	VFW_FEATURE_VFMIG_DATA_CHANNEL = 0xf002,
 };
 
 #define VFW_MIG_INFO_VERSION 1
+#define VFW_DATA_CHANNEL_VERSION 1
+
+/* The SET payload of VFMIG_DATA_CHANNEL (the fd travels with it). */
+struct vfw_data_channel {
+	uint32_t flags;    /* 0 */
+	uint32_t reserved; /* 0 */
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_data_channel) == 8, "data_channel");
+
+/* What the device sends on a data channel: frames of this header and size
+ * bytes. The VMM sends raw stream bytes while loading, and single poke
+ * bytes while saving in PRE_COPY. */
+struct vfw_dc_frame {
+	uint32_t kind; /* VFW_DC_* */
+	uint32_t size; /* bytes after the header */
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_dc_frame) == 8, "dc_frame");
+
+enum vfw_dc_kind {
+	VFW_DC_DATA = 1,    /* size 1..VFW_DC_FRAME_MAX bytes of the stream */
+	VFW_DC_DRAINED = 2, /* PRE_COPY: nothing more for now (size 0) */
+	VFW_DC_END = 3,     /* STOP_COPY: the stream is complete (size 0) */
+	VFW_DC_DONE = 4,    /* loading: EOF seen, all loaded; u64 byte count */
+	VFW_DC_ERROR = 5,   /* the session failed; u32 positive errno */
+};
+
+#define VFW_DC_FRAME_MAX (1u << 20)
 
 struct vfw_mig_data_size {
 	uint64_t stop_copy_length;

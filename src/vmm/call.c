@@ -224,6 +224,35 @@ int vmm_call(vfmig_vmm_dev *dev, uint16_t cmd, const struct iovec *iov,
 	return wait_reply(dev, hdr.msg_id, cmd, deadline, reply);
 }
 
+int vmm_serve_waiting(vfmig_vmm_dev *dev)
+{
+	int r = vfw_tx_flush(dev->fd, &dev->tx);
+
+	vmm_note_tx(dev);
+	if (r < 0 && r != -EAGAIN) {
+		vfw_log(&dev->log, VFW_LOG_ERR, "sending to the device: %s",
+			vfmig_vmm_strerror(r));
+		vmm_break(dev);
+		return r == -EPIPE ? -ECONNRESET : r;
+	}
+	for (int i = 0; i < VMM_PROCESS_BUDGET; i++) {
+		struct vfw_msg msg;
+
+		r = recv_some(dev, &msg);
+		if (r <= 0)
+			return r;
+		if ((msg.hdr.flags & VFW_FLAGS_TYPE_MASK) !=
+		    VFW_FLAGS_TYPE_COMMAND)
+			return vmm_proto_error(dev, &msg,
+					       "reply with no call outstanding");
+		r = vmm_serve_command(dev, &msg);
+		vfw_msg_release(&msg);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* ---- Serving the device between calls ---- */
 
 int vfmig_vmm_dev_get_poll_fd(vfmig_vmm_dev *dev)

@@ -22,7 +22,8 @@ int vmm_dev_alloc(const struct vfmig_vmm_dev_opts *opts, vfmig_vmm_dev **out)
 {
 	vfmig_vmm_dev *dev;
 
-	if (!out || (opts && opts->version != VFMIG_VMM_OPTS_VERSION))
+	if (!out || (opts && (opts->version < 1 ||
+			      opts->version > VFMIG_VMM_OPTS_VERSION)))
 		return -EINVAL;
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
@@ -45,7 +46,17 @@ int vmm_dev_alloc(const struct vfmig_vmm_dev_opts *opts, vfmig_vmm_dev **out)
 			dev->connect_timeout_ms = opts->connect_timeout_ms;
 		if (opts->reply_timeout_ms)
 			dev->reply_timeout_ms = opts->reply_timeout_ms;
+		/* flags came with version 2 */
+		if (opts->version >= 2) {
+			if (opts->flags & ~VFMIG_VMM_OPT_NO_DATA_CHANNEL) {
+				free(dev);
+				return -EINVAL;
+			}
+			dev->dc_off = opts->flags &
+				      VFMIG_VMM_OPT_NO_DATA_CHANNEL;
+		}
 	}
+	dev->dc.fd = -1;
 	*out = dev;
 	return 0;
 }
@@ -57,6 +68,7 @@ void vmm_dev_free(vfmig_vmm_dev *dev)
 	if (dev->fd >= 0)
 		close(dev->fd);
 	vmm_windows_clear(&dev->win);
+	vmm_dc_close(dev);
 	vmm_ds_forget(dev);
 	vmm_shadow_forget(dev);
 	pthread_mutex_destroy(&dev->lock);
@@ -75,6 +87,7 @@ void vmm_break(vfmig_vmm_dev *dev)
 	dev->fd = -1;
 	vmm_windows_clear(&dev->win);
 	vmm_ds_unmap(dev);
+	vmm_dc_close(dev);
 }
 
 /* ---- VERSION ---- */
@@ -101,6 +114,13 @@ static int check_version(vfmig_vmm_dev *dev, const struct vfw_msg *reply)
 			"device enabled twin_socket, which we did not offer");
 		return -EPROTO;
 	}
+	if (caps.data_channel_version >
+	    (dev->dc_off ? 0u : VFW_DATA_CHANNEL_VERSION)) {
+		vfw_log(&dev->log, VFW_LOG_ERR,
+			"device answered vfmig_data_channel version %u, which "
+			"we did not propose", caps.data_channel_version);
+		return -EPROTO;
+	}
 	if (caps.mig_info_version > VFW_MIG_INFO_VERSION) {
 		vfw_log(&dev->log, VFW_LOG_ERR,
 			"device answered vfmig_mig_info version %u to our %u",
@@ -115,13 +135,14 @@ static int check_version(vfmig_vmm_dev *dev, const struct vfw_msg *reply)
 		.max_dma_maps = caps.max_dma_maps,
 		.pgsizes = caps.pgsizes,
 		.mig_info_version = caps.mig_info_version,
+		.data_channel_version = caps.data_channel_version,
 	};
 	vfw_log(&dev->log, VFW_LOG_INFO,
 		"negotiated vfio-user %u.%u, max_msg_fds %u, max_xfer %llu, "
-		"vfmig_mig_info %u",
+		"vfmig_mig_info %u, vfmig_data_channel %u",
 		major, minor, caps.max_msg_fds,
 		(unsigned long long)caps.max_data_xfer_size,
-		caps.mig_info_version);
+		caps.mig_info_version, caps.data_channel_version);
 	return 0;
 }
 
@@ -137,6 +158,7 @@ int vmm_negotiate(vfmig_vmm_dev *dev)
 	ours.max_msg_fds = VMM_MAX_FDS;
 	ours.max_data_xfer_size = VMM_MAX_XFER;
 	ours.mig_info_version = VFW_MIG_INFO_VERSION;
+	ours.data_channel_version = dev->dc_off ? 0 : VFW_DATA_CHANNEL_VERSION;
 	payload = vfw_version_build(VFW_VERSION_MAJOR, VFW_VERSION_MINOR, &ours,
 				    false, &len);
 	if (!payload)

@@ -174,6 +174,25 @@ int vfmig_vmm_dev_mig_data_read(vfmig_vmm_dev *dev, void *buf, size_t len)
 	r = vmm_lock_live(dev);
 	if (r < 0)
 		return r;
+	if (vmm_dc_saving(dev) && vmm_mig(dev) == &vmm_mig_v2) {
+		/* The session's data is on the channel: a short count is
+		 * "nothing more now" or "end", as with the messages. */
+		size_t got = 0;
+		int status = VMM_DC_MORE;
+		uint32_t st = VFW_MIG_STATE_ERROR;
+		r = vmm_mig_v2.get_state(dev, &st);
+		bool stop_copy = st == VFW_MIG_STATE_STOP_COPY;
+		while (r >= 0 && got < len && status == VMM_DC_MORE) {
+			r = vmm_dc_read(dev, (uint8_t *)buf + got, len - got,
+					stop_copy, &status);
+			if (r > 0)
+				got += (size_t)r;
+		}
+		vmm_unlock(dev);
+		if (r < 0)
+			return r;
+		return got > INT32_MAX ? INT32_MAX : (int)got;
+	}
 	r = vmm_mig_read_msg(dev, len, &reply, &data);
 	if (r >= 0) {
 		if (r)

@@ -147,6 +147,20 @@ void vmm_shadow_after_reset(vfmig_vmm_dev *dev);
 void vmm_shadow_note_write(vfmig_vmm_dev *dev, uint32_t index, uint64_t off,
 			   const uint8_t *buf, size_t len);
 
+/* ---- The migration data channel (datachan.c) ---- */
+
+struct vmm_dchan {
+	int fd;         /* our end; -1: none (or lost: err set) */
+	bool load;      /* attached in RESUMING: we write */
+	uint8_t *buf;   /* saving: one frame, what the pump hands the sink */
+	uint32_t left;  /* saving: bytes of the current DATA frame to come */
+	bool drained;   /* saving: the last frame was DRAINED */
+	bool ended;     /* saving: END seen */
+	int err;        /* the session was lost with this error; sticky
+			 * until the state leaves the session */
+	uint64_t bytes; /* stream bytes moved on the channel */
+};
+
 /* ---- The connection ---- */
 
 struct vfmig_vmm_dev {
@@ -174,6 +188,8 @@ struct vfmig_vmm_dev {
 	const struct vmm_mig_backend *mig;
 	struct vmm_ds ds; /* when mig is &vmm_mig_region */
 	struct vmm_shadow shadow; /* kept across reconnects */
+	bool dc_off; /* VFMIG_VMM_OPT_NO_DATA_CHANNEL */
+	struct vmm_dchan dc;
 };
 
 /*
@@ -308,6 +324,37 @@ int vmm_feature_exact(vfmig_vmm_dev *dev, uint32_t flags, const void *in,
  */
 int vmm_mig_read_msg(vfmig_vmm_dev *dev, size_t len, struct vfw_msg *reply,
 		     const uint8_t **data);
+
+/* call.c: while waiting on something else with the lock held, take
+ * what the control socket has (flush the send queue, serve the device's
+ * commands; a reply here is a protocol error). 0 or a negative errno
+ * (broken). */
+int vmm_serve_waiting(vfmig_vmm_dev *dev);
+
+/* datachan.c, all with dev->lock held. */
+enum { VMM_DC_MORE, VMM_DC_DRAINED, VMM_DC_END };
+/* Forget the channel (closed, error dropped). */
+void vmm_dc_close(vfmig_vmm_dev *dev);
+/* A channel (or a lost one) belongs to this save / load session. */
+bool vmm_dc_saving(const vfmig_vmm_dev *dev);
+bool vmm_dc_loading(const vfmig_vmm_dev *dev);
+/* Make a socketpair and hand one end to the device. 0, the device's
+ * error (connection intact), or a transport error. */
+int vmm_dc_attach(vfmig_vmm_dev *dev, bool load);
+/* Saving: up to cap bytes of the stream into buf; 0 with *status
+ * DRAINED (PRE_COPY, nothing now) or END (STOP_COPY, complete). A
+ * failure loses the session (sticky), not the connection. */
+int vmm_dc_read(vfmig_vmm_dev *dev, void *buf, size_t cap, bool stop_copy,
+		int *status);
+/* Loading: send len bytes. 0 or -errno (the device's ERROR included). */
+int vmm_dc_write(vfmig_vmm_dev *dev, const uint8_t *p, size_t len);
+/* Loading is over: EOF to the device, wait for its DONE with the count
+ * of what we sent. The channel is closed either way. */
+int vmm_dc_finish_load(vfmig_vmm_dev *dev);
+/* After a SET: drop a channel whose session is over; when target was
+ * reached and it opens a session, attach a new channel (a refusal is
+ * logged and the session uses MIG_DATA_*). 0 or a transport error. */
+int vmm_dc_after_set(vfmig_vmm_dev *dev, uint32_t state, bool reached);
 
 /* regions.c, with dev->lock held: DEVICE_GET_INFO; DEVICE_GET_REGION_INFO
  * (info reset first, released on failure); REGION_READ (rbuf) or

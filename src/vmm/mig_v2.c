@@ -104,23 +104,43 @@ static uint32_t recover_state(vfmig_vmm_dev *dev, uint32_t recover)
 	return st;
 }
 
-/* SET target; on failure, the recovery of vfio_migration_set_state. */
+/* SET target; on failure, the recovery of vfio_migration_set_state. A
+ * load on the data channel is finished (EOF, the device's DONE) before
+ * RESUMING is left; a failure there is returned without a SET, the
+ * device still in RESUMING. */
 static int v2_set_state(vfmig_vmm_dev *dev, uint32_t target, uint32_t recover,
 			uint32_t *ended)
 {
-	int r = set_state(dev, target);
+	int r;
 
 	*ended = VFMIG_VMM_MIG_UNKNOWN;
+	if (vmm_dc_loading(dev) && target != VFW_MIG_STATE_RESUMING) {
+		r = vmm_dc_finish_load(dev);
+		if (r < 0) {
+			/* As a refused SET: the recovery rule applies. */
+			vfw_log(&dev->log, VFW_LOG_ERR,
+				"load on the data channel failed: %s",
+				vfmig_vmm_strerror(r));
+			if (dev->fd >= 0)
+				*ended = recover_state(dev, recover);
+			return r;
+		}
+	}
+	r = set_state(dev, target);
 	if (r == 0) {
 		*ended = target;
 		vfw_log(&dev->log, VFW_LOG_INFO, "device now in %s",
 			vfw_mig_state_name(target));
-		return 0;
+		return vmm_dc_after_set(dev, target, true);
 	}
 	vfw_log(&dev->log, VFW_LOG_ERR, "SET %s failed: %s",
 		vfw_mig_state_name(target), vfmig_vmm_strerror(r));
 	if (dev->fd >= 0)
 		*ended = recover_state(dev, recover);
+	if (*ended != VFMIG_VMM_MIG_UNKNOWN)
+		(void)vmm_dc_after_set(dev, *ended, false);
+	else
+		vmm_dc_close(dev);
 	return r;
 }
 
@@ -150,22 +170,73 @@ static int pump_chunk(vfmig_vmm_dev *dev, vfmig_vmm_mig_sink_fn sink,
 	return s < 0 ? s : r;
 }
 
+/* One piece from the data channel with the lock held, handed to the sink
+ * without; 0 with *status DRAINED or END when the stream says so. */
+static int pump_channel(vfmig_vmm_dev *dev, bool stop_copy,
+			vfmig_vmm_mig_sink_fn sink, void *priv, int *status)
+{
+	int r = vmm_lock_live(dev);
+
+	if (r < 0)
+		return r;
+	if (!vmm_dc_saving(dev)) {
+		vmm_unlock(dev);
+		return -ENOTCONN; /* closed meanwhile (a reset) */
+	}
+	uint8_t *buf = dev->dc.buf;
+	r = vmm_dc_read(dev, buf, VFW_DC_FRAME_MAX, stop_copy, status);
+	vmm_unlock(dev);
+	if (r <= 0)
+		return r;
+	int s = sink(priv, buf, (size_t)r);
+	return s < 0 ? s : r;
+}
+
+static int save_channel(vfmig_vmm_dev *dev, uint64_t budget, uint32_t st,
+			vfmig_vmm_mig_sink_fn sink, void *priv,
+			struct vfmig_vmm_mig_save_result *res)
+{
+	bool stop_copy = st == VFW_MIG_STATE_STOP_COPY;
+
+	for (;;) {
+		int status;
+		int r = pump_channel(dev, stop_copy, sink, priv, &status);
+		if (r < 0)
+			return r;
+		res->bytes += (uint64_t)r;
+		if (r == 0) {
+			res->status = status == VMM_DC_END
+					      ? VFMIG_VMM_MIG_SAVE_END
+					      : VFMIG_VMM_MIG_SAVE_DRAINED;
+			return 0;
+		}
+		if (budget && res->bytes >= budget) {
+			res->status = VFMIG_VMM_MIG_SAVE_BUDGET;
+			return 0;
+		}
+	}
+}
+
 static int v2_save(vfmig_vmm_dev *dev, uint64_t budget,
 		   vfmig_vmm_mig_sink_fn sink, void *priv,
 		   struct vfmig_vmm_mig_save_result *res)
 {
 	uint32_t st = VFMIG_VMM_MIG_UNKNOWN;
+	bool chan;
 	int r = vmm_lock_live(dev);
 
 	if (r < 0)
 		return r;
 	r = get_state(dev, &st);
+	chan = vmm_dc_saving(dev);
 	vmm_unlock(dev);
 	if (r < 0)
 		return r;
 	res->state = st;
 	if (!vfw_mig_state_saving(st))
 		return -EINVAL;
+	if (chan)
+		return save_channel(dev, budget, st, sink, priv, res);
 	for (;;) {
 		size_t asked;
 		r = pump_chunk(dev, sink, priv, &asked);
@@ -192,6 +263,8 @@ static int v2_load(vfmig_vmm_dev *dev, const uint8_t *p, size_t len)
 	size_t chunk = vmm_xfer_chunk(dev), done = 0;
 	int r = 0;
 
+	if (vmm_dc_loading(dev))
+		return vmm_dc_write(dev, p, len);
 	while (r == 0 && done < len) {
 		size_t n = len - done < chunk ? len - done : chunk;
 		struct vfw_mig_data m = { (uint32_t)(sizeof(m) + n),
@@ -383,6 +456,12 @@ static int v2_log_stop(vfmig_vmm_dev *dev)
 	return r;
 }
 
+/* A reset ends every session: the device dropped its channel end. */
+static void v2_after_reset(vfmig_vmm_dev *dev)
+{
+	vmm_dc_close(dev);
+}
+
 const struct vmm_mig_backend vmm_mig_v2 = {
 	.iface = VFMIG_VMM_MIG_IFACE_V2,
 	.get_state = get_state,
@@ -393,4 +472,5 @@ const struct vmm_mig_backend vmm_mig_v2 = {
 	.log_report = v2_log_report,
 	.log_stop = v2_log_stop,
 	.estimate = v2_estimate,
+	.after_reset = v2_after_reset,
 };

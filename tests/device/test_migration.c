@@ -783,6 +783,186 @@ static void test_extension(void **state)
 	fx_close(&f);
 }
 
+/* ---- the data channel (vfmig_data_channel) ---- */
+
+#define DC_JSON "{\"capabilities\":{\"vfmig_data_channel\":{\"version\":1}}}"
+
+/* SET VFMIG_DATA_CHANNEL with a fresh socketpair's end (or with the fd
+ * given, when fd >= 0); *mine gets our end. */
+static int dc_attach(struct fx *f, int fd, int *mine)
+{
+	uint8_t buf[16] = { 0 };
+	struct vfw_device_feature h = { 16, VFW_FEATURE_SET |
+						    VFW_FEATURE_VFMIG_DATA_CHANNEL };
+	struct vfw_msg m;
+	int sv[2] = { -1, fd }, r;
+
+	if (fd < 0)
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+					    0, sv), 0);
+	memcpy(buf, &h, sizeof(h));
+	r = call_fds(f, VFW_CMD_DEVICE_FEATURE, buf, sizeof(buf), &sv[1], 1,
+		     &m);
+	close(sv[1]);
+	if (r == 0)
+		vfw_msg_release(&m);
+	if (mine)
+		*mine = sv[0];
+	else if (sv[0] >= 0)
+		close(sv[0]);
+	return r;
+}
+
+/* Read one whole frame from the channel, pumping the device meanwhile;
+ * payload into data (at most cap). Returns the kind, or 0 at EOF. */
+static uint32_t dc_frame(struct fx *f, int fd, void *data, size_t cap,
+			 uint32_t *size)
+{
+	uint8_t buf[8 + 8192];
+	size_t got = 0, want = 8;
+
+	for (int spins = 0; got < want; spins++) {
+		assert_true(spins < 100000);
+		vfmig_dev_process(f->dev);
+		ssize_t n = recv(fd, buf + got, want - got, MSG_DONTWAIT);
+		if (n == 0 && got == 0)
+			return 0;
+		assert_true(n > 0 || errno == EAGAIN);
+		if (n > 0)
+			got += (size_t)n;
+		if (got == 8 && want == 8) {
+			struct vfw_dc_frame h;
+			memcpy(&h, buf, 8);
+			assert_true(h.size <= sizeof(buf) - 8);
+			want = 8 + h.size;
+		}
+	}
+	struct vfw_dc_frame h;
+	memcpy(&h, buf, 8);
+	*size = h.size;
+	assert_true(h.size <= cap);
+	memcpy(data, buf + 8, h.size);
+	return h.kind;
+}
+
+static void test_data_channel(void **state)
+{
+	struct vfmig_dev_ops o = make_ops(VFW_MIGRATION_STOP_COPY |
+					  VFW_MIGRATION_PRE_COPY);
+	uint8_t data[8192];
+	uint32_t size;
+	size_t total = 0;
+	struct fx f;
+	int ch;
+	(void)state;
+
+	/* Not proposed: the feature is unknown, MIG_DATA works. */
+	fx_open(&f, &o, NULL);
+	assert_int_equal(f.dev->mig.dc_version, 0);
+	assert_int_equal(set_state(&f, SC_), 0);
+	assert_int_equal(dc_attach(&f, -1, NULL), -ENOTSUP);
+	fx_close(&f);
+
+	fx_open(&f, &o, DC_JSON);
+	assert_int_equal(f.dev->mig.dc_version, 1);
+	/* In the wrong state, with a pipe, without an fd: EINVAL. */
+	assert_int_equal(dc_attach(&f, -1, NULL), -EINVAL); /* RUNNING */
+	assert_int_equal(vfmig_dev_get_data_fd(f.dev), -ENOENT);
+	assert_int_equal(set_state(&f, PC_), 0);
+	int pp[2];
+	assert_int_equal(pipe(pp), 0);
+	close(pp[0]);
+	assert_int_equal(dc_attach(&f, pp[1], NULL), -EINVAL);
+	{
+		uint8_t buf[16] = { 0 };
+		struct vfw_device_feature h = {
+			16, VFW_FEATURE_SET | VFW_FEATURE_VFMIG_DATA_CHANNEL
+		};
+		memcpy(buf, &h, sizeof(h));
+		assert_int_equal(call(&f, VFW_CMD_DEVICE_FEATURE, buf,
+				      sizeof(buf), NULL), -EINVAL);
+	}
+	/* PRE_COPY: the data, then DRAINED; a poke gives DRAINED again. */
+	assert_int_equal(dc_attach(&f, -1, &ch), 0);
+	assert_true(vfmig_dev_get_data_fd(f.dev) >= 0);
+	assert_int_equal(dc_attach(&f, -1, NULL), -EBUSY);
+	uint8_t rd[1000];
+	assert_int_equal(read_data(&f, 8 + 1000, 1000, rd), -EBUSY);
+	for (;;) {
+		uint32_t k = dc_frame(&f, ch, data, sizeof(data), &size);
+		if (k == VFW_DC_DRAINED)
+			break;
+		assert_int_equal(k, VFW_DC_DATA);
+		for (uint32_t i = 0; i < size; i++)
+			assert_int_equal(data[i], (total + i) % 251);
+		total += size;
+	}
+	assert_int_equal(total, 3000);
+	assert_int_equal(send(ch, "p", 1, 0), 1);
+	assert_int_equal(dc_frame(&f, ch, data, sizeof(data), &size),
+			 VFW_DC_DRAINED);
+	/* STOP_COPY on the same channel: no more data, END, EOF. */
+	assert_int_equal(set_state(&f, SC_), 0);
+	assert_int_equal(dc_frame(&f, ch, data, sizeof(data), &size),
+			 VFW_DC_END);
+	assert_int_equal(dc_frame(&f, ch, data, sizeof(data), &size), 0);
+	close(ch);
+	assert_int_equal(vfmig_dev_get_data_fd(f.dev), -ENOENT);
+	assert_int_equal(set_state(&f, S_), 0);
+
+	/* RESUMING: the raw stream, EOF, DONE with the count, STOP. */
+	assert_int_equal(set_state(&f, RS_), 0);
+	assert_int_equal(dc_attach(&f, -1, &ch), 0);
+	memset(data, 7, sizeof(data));
+	assert_int_equal(send(ch, data, 5000, 0), 5000);
+	assert_int_equal(shutdown(ch, SHUT_WR), 0);
+	assert_int_equal(dc_frame(&f, ch, data, sizeof(data), &size),
+			 VFW_DC_DONE);
+	uint64_t count;
+	assert_int_equal(size, 8);
+	memcpy(&count, data, 8);
+	assert_int_equal(count, 5000);
+	assert_int_equal(f.t.loaded, 5000);
+	assert_int_equal(set_state(&f, S_), 0);
+	close(ch);
+
+	/* RESUMING left before the client's EOF: refused, ERROR. */
+	assert_int_equal(set_state(&f, RS_), 0);
+	assert_int_equal(dc_attach(&f, -1, &ch), 0);
+	assert_int_equal(send(ch, data, 100, 0), 100);
+	assert_int_equal(set_state(&f, S_), -ENODATA);
+	assert_int_equal(get_state(&f), E_);
+	close(ch);
+	assert_int_equal(call(&f, VFW_CMD_DEVICE_RESET, NULL, 0, NULL), 0);
+
+	/* A load the device refuses: ERROR frame with its errno. */
+	f.t.load_short = true;
+	assert_int_equal(set_state(&f, S_), 0);
+	assert_int_equal(set_state(&f, RS_), 0);
+	assert_int_equal(dc_attach(&f, -1, &ch), 0);
+	assert_int_equal(send(ch, data, 100, 0), 100);
+	assert_int_equal(dc_frame(&f, ch, data, sizeof(data), &size),
+			 VFW_DC_ERROR);
+	uint32_t e;
+	memcpy(&e, data, 4);
+	assert_int_equal(e, EINVAL);
+	assert_int_equal(set_state(&f, S_), -EINVAL);
+	close(ch);
+
+	/* A client that closes its end while saving: the device drops the
+	 * channel and stays in its state. */
+	assert_int_equal(call(&f, VFW_CMD_DEVICE_RESET, NULL, 0, NULL), 0);
+	f.t.save_pos = 0;
+	assert_int_equal(set_state(&f, SC_), 0);
+	assert_int_equal(dc_attach(&f, -1, &ch), 0);
+	close(ch);
+	for (int i = 0; i < 10 && vfmig_dev_get_data_fd(f.dev) >= 0; i++)
+		vfmig_dev_process(f.dev);
+	assert_int_equal(vfmig_dev_get_data_fd(f.dev), -ENOENT);
+	assert_int_equal(get_state(&f), SC_);
+	fx_close(&f);
+}
+
 /* A version 1 table (shorter struct) still works: no migration. */
 struct ops_v1 {
 	uint32_t version;
@@ -838,6 +1018,7 @@ int main(void)
 		cmocka_unit_test(test_gating_dma_irq),
 		cmocka_unit_test(test_dma_logging),
 		cmocka_unit_test(test_extension),
+		cmocka_unit_test(test_data_channel),
 		cmocka_unit_test(test_ops_v1),
 	};
 	return cmocka_run_group_tests_name("device-migration", tests, NULL,

@@ -166,6 +166,18 @@ static bool allowed(uint32_t state, unsigned int cmd)
 
 static const struct vfw_device_feature *mig_state_feature(const struct vfw_msg *m);
 
+/* The vfmig data channel is refused (ENOTSUP), as by a server that does
+ * not know the feature: the client then falls back to MIG_DATA_READ/WRITE,
+ * which the gating and the faults see. Not logged as a refusal. */
+static bool data_channel(const struct vfw_msg *m)
+{
+	const struct vfw_device_feature *f = (const void *)m->payload;
+
+	return m->hdr.command == VFW_CMD_DEVICE_FEATURE &&
+	       m->len >= sizeof(*f) &&
+	       (f->flags & VFW_FEATURE_MASK) == VFW_FEATURE_VFMIG_DATA_CHANNEL;
+}
+
 /* A --fault refusal of client command m, with P.lock held. */
 static bool faulty(const struct vfw_msg *m)
 {
@@ -384,7 +396,10 @@ static void client_to_device(void)
 		else if (command)
 			note_request(&m);
 		pthread_mutex_unlock(&P.lock);
-		if (!refuse)
+		if (command && data_channel(&m) &&
+		    !(m.hdr.flags & VFW_FLAGS_NO_REPLY))
+			r = to_client(&m, ENOTSUP);
+		else if (!refuse)
 			r = forward(P.device, &m);
 		else if (!(m.hdr.flags & VFW_FLAGS_NO_REPLY))
 			r = to_client(&m, fault ? EIO : EINVAL);

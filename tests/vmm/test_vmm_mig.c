@@ -830,6 +830,165 @@ static void test_dma_log_report(void **state)
 	finish(&s);
 }
 
+/* ---- the data channel against a hostile device ---- */
+
+#define DC_JSON                                                                \
+	"{\"capabilities\":{\"max_data_xfer_size\":4096,"                    \
+	"\"vfmig_data_channel\":{\"version\":1}}}"
+
+enum dc_mode { DC_EARLY_CLOSE, DC_OVERSIZE, DC_AFTER_END, DC_ERROR };
+static enum dc_mode dc_mode;
+
+/* Send a frame header and n bytes of fill, all in one write. */
+static void dc_send(int ch, uint32_t kind, uint32_t size, size_t n)
+{
+	static uint8_t buf[8 + 8192];
+	struct vfw_dc_frame h = { kind, size };
+
+	CHECK(n <= 8192);
+	memcpy(buf, &h, sizeof(h));
+	memset(buf + 8, 'x', n);
+	CHECK(write(ch, buf, 8 + n) == (ssize_t)(8 + n));
+}
+
+static void s_dc(int fd)
+{
+	struct feat q;
+	int ch;
+
+	srv_version_with(fd, 0, 2, DC_JSON, 0);
+	srv_set_state(fd, VFW_MIG_STATE_STOP_COPY, 0);
+	srv_feature(fd, &q, SET(VFW_FEATURE_VFMIG_DATA_CHANNEL));
+	CHECK(q.m.nfds == 1 && q.len == 8);
+	ch = vfw_msg_take_fd(&q.m, 0);
+	feat_reply(fd, &q, q.data, q.len);
+	srv_get_state(fd, VFW_MIG_STATE_STOP_COPY);
+	switch (dc_mode) {
+	case DC_EARLY_CLOSE: /* announces 4096, sends 100, closes */
+		dc_send(ch, VFW_DC_DATA, 4096, 100);
+		break;
+	case DC_OVERSIZE:
+		dc_send(ch, VFW_DC_DATA, VFW_DC_FRAME_MAX + 1, 0);
+		break;
+	case DC_AFTER_END: { /* 10 bytes, END, then 5 more */
+		uint8_t b[8 + 10 + 8 + 5] = { 0 };
+		struct vfw_dc_frame d = { VFW_DC_DATA, 10 }, e = { VFW_DC_END, 0 };
+		memcpy(b, &d, 8);
+		memcpy(b + 18, &e, 8);
+		CHECK(write(ch, b, sizeof(b)) == (ssize_t)sizeof(b));
+		break;
+	}
+	case DC_ERROR: {
+		uint32_t err = EIO;
+		uint8_t b[12];
+		struct vfw_dc_frame h = { VFW_DC_ERROR, 4 };
+		memcpy(b, &h, 8);
+		memcpy(b + 8, &err, 4);
+		CHECK(write(ch, b, sizeof(b)) == (ssize_t)sizeof(b));
+		break;
+	}
+	}
+	close(ch);
+	srv_get_state(fd, VFW_MIG_STATE_STOP_COPY); /* the second save */
+	/* the source goes back to RUNNING over the intact connection */
+	srv_set_state(fd, VFW_MIG_STATE_RUNNING, 0);
+	srv_expect_eof(fd);
+}
+
+static void test_dc_hostile(void **state)
+{
+	static const int want[] = { -EPIPE, -EPROTO, -EPROTO, -EIO };
+	struct vfmig_vmm_mig_save_result res;
+	static struct sink k;
+	struct vfmig_vmm_caps caps;
+	struct session s;
+	uint32_t fin;
+
+	(void)state;
+	for (int m = DC_EARLY_CLOSE; m <= DC_ERROR; m++) {
+		dc_mode = (enum dc_mode)m;
+		k.len = 0;
+		vfmig_vmm_dev *dev = open_dev(&s, s_dc, 0);
+		assert_int_equal(vfmig_vmm_dev_get_caps(dev, &caps), 0);
+		assert_int_equal(caps.data_channel_version, 1);
+		assert_int_equal(vfmig_vmm_mig_set_state(dev,
+							 VFMIG_VMM_MIG_STOP_COPY,
+							 VFMIG_VMM_MIG_RUNNING,
+							 &fin), 0);
+		assert_int_equal(vfmig_vmm_mig_save(dev, 0, sink_fn, &k, &res),
+				 want[m]);
+		assert_true(vfmig_vmm_dev_connected(dev));
+		/* the session stays lost, without a new request */
+		assert_int_equal(vfmig_vmm_mig_save(dev, 0, sink_fn, &k, &res),
+				 want[m]);
+		assert_int_equal(vfmig_vmm_mig_set_state(dev,
+							 VFMIG_VMM_MIG_RUNNING,
+							 VFMIG_VMM_MIG_ERROR,
+							 &fin), 0);
+		assert_int_equal(fin, VFMIG_VMM_MIG_RUNNING);
+		vfmig_vmm_dev_close(dev);
+		finish(&s);
+	}
+}
+
+/* A device that leaves the key out: no channel, MIG_DATA_READ as ever. */
+static void s_dc_fallback(int fd)
+{
+	struct vfw_caps proposal;
+
+	srv_version_caps(fd, 0, 2,
+			 "{\"capabilities\":{\"max_data_xfer_size\":4096}}",
+			 0, &proposal);
+	CHECK(proposal.data_channel_version == 1);
+	srv_set_state(fd, VFW_MIG_STATE_STOP_COPY, 0);
+	srv_get_state(fd, VFW_MIG_STATE_STOP_COPY);
+	srv_data(fd, 4096, 'a');
+	srv_data(fd, 7, 'b');
+	srv_expect_eof(fd);
+}
+
+/* The opts flag: the key is not even proposed. */
+static void s_dc_off(int fd)
+{
+	struct vfw_caps proposal;
+
+	srv_version_caps(fd, 0, 2, DC_JSON, 0, &proposal);
+	CHECK(proposal.data_channel_version == 0);
+	srv_expect_eof(fd);
+}
+
+static void test_dc_fallback(void **state)
+{
+	struct vfmig_vmm_mig_save_result res;
+	static struct sink k;
+	struct vfmig_vmm_caps caps;
+	struct session s;
+	uint32_t fin;
+
+	(void)state;
+	vfmig_vmm_dev *dev = open_dev(&s, s_dc_fallback, 0);
+	assert_int_equal(vfmig_vmm_dev_get_caps(dev, &caps), 0);
+	assert_int_equal(caps.data_channel_version, 0);
+	assert_int_equal(vfmig_vmm_mig_set_state(dev, VFMIG_VMM_MIG_STOP_COPY,
+						 VFMIG_VMM_MIG_RUNNING, &fin),
+			 0);
+	assert_int_equal(vfmig_vmm_mig_save(dev, 0, sink_fn, &k, &res), 0);
+	assert_int_equal(res.status, VFMIG_VMM_MIG_SAVE_END);
+	assert_int_equal(res.bytes, 4096 + 7);
+	vfmig_vmm_dev_close(dev);
+	finish(&s);
+
+	/* A device that echoes the key unasked is a protocol error. */
+	struct vfmig_vmm_dev_opts off = opts;
+	off.flags = VFMIG_VMM_OPT_NO_DATA_CHANNEL;
+	s = start(s_dc_off);
+	dev = NULL;
+	assert_int_equal(vfmig_vmm_dev_adopt_fd(s.fd, &off, &dev), -EPROTO);
+	finish(&s);
+	off.flags = 1u << 7; /* unknown flag */
+	assert_int_equal(vfmig_vmm_dev_adopt_fd(-1, &off, &dev), -EBADF);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -841,6 +1000,8 @@ int main(void)
 		cmocka_unit_test(test_state_lies),
 		cmocka_unit_test(test_recovery),
 		cmocka_unit_test(test_save),
+		cmocka_unit_test(test_dc_hostile),
+		cmocka_unit_test(test_dc_fallback),
 		cmocka_unit_test(test_dma_log_start),
 		cmocka_unit_test(test_dma_log_report),
 	};
