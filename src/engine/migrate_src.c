@@ -763,7 +763,9 @@ static void src_wait_verdict(struct run *run)
 	for (;;) {
 		r = vfmig_chan_rp_recv(run->chan, &m, run->p.timeout_ms, err,
 				       sizeof(err));
-		if (r < 0 || m.type != VFMIG_RP_SWITCHOVER_ACK)
+		/* Late answers to pre-copy's questions may come first. */
+		if (r < 0 || (m.type != VFMIG_RP_SWITCHOVER_ACK &&
+			      m.type != VFMIG_RP_SYNCED))
 			break;
 	}
 	run->rep->verified = r == 0 && m.type == VFMIG_RP_VERIFIED &&
