@@ -192,29 +192,33 @@ static int pump_channel(vfmig_vmm_dev *dev, bool stop_copy,
 	return s < 0 ? s : r;
 }
 
-static int save_channel(vfmig_vmm_dev *dev, uint64_t budget, uint32_t st,
-			vfmig_vmm_mig_sink_fn sink, void *priv,
-			struct vfmig_vmm_mig_save_result *res)
+/*
+ * One step of the save pump, from the channel when one is attached, else
+ * with a MIG_DATA_READ: the bytes handed to the sink, or a negative errno.
+ * *ended is the status once the session has nothing more (END, or DRAINED
+ * in PRE_COPY), else -1.
+ */
+static int save_step(vfmig_vmm_dev *dev, bool chan, uint32_t st,
+		     vfmig_vmm_mig_sink_fn sink, void *priv, int *ended)
 {
 	bool stop_copy = st == VFW_MIG_STATE_STOP_COPY;
+	size_t asked;
+	int status, r;
 
-	for (;;) {
-		int status;
-		int r = pump_channel(dev, stop_copy, sink, priv, &status);
-		if (r < 0)
-			return r;
-		res->bytes += (uint64_t)r;
-		if (r == 0) {
-			res->status = status == VMM_DC_END
-					      ? VFMIG_VMM_MIG_SAVE_END
-					      : VFMIG_VMM_MIG_SAVE_DRAINED;
-			return 0;
-		}
-		if (budget && res->bytes >= budget) {
-			res->status = VFMIG_VMM_MIG_SAVE_BUDGET;
-			return 0;
-		}
+	*ended = -1;
+	if (chan) {
+		r = pump_channel(dev, stop_copy, sink, priv, &status);
+		if (r == 0)
+			*ended = status == VMM_DC_END
+					 ? VFMIG_VMM_MIG_SAVE_END
+					 : VFMIG_VMM_MIG_SAVE_DRAINED;
+		return r;
 	}
+	r = pump_chunk(dev, sink, priv, &asked);
+	if (r >= 0 && (size_t)r < asked)
+		*ended = stop_copy ? VFMIG_VMM_MIG_SAVE_END
+				   : VFMIG_VMM_MIG_SAVE_DRAINED;
+	return r;
 }
 
 static int v2_save(vfmig_vmm_dev *dev, uint64_t budget,
@@ -235,18 +239,14 @@ static int v2_save(vfmig_vmm_dev *dev, uint64_t budget,
 	res->state = st;
 	if (!vfw_mig_state_saving(st))
 		return -EINVAL;
-	if (chan)
-		return save_channel(dev, budget, st, sink, priv, res);
 	for (;;) {
-		size_t asked;
-		r = pump_chunk(dev, sink, priv, &asked);
+		int ended;
+		r = save_step(dev, chan, st, sink, priv, &ended);
 		if (r < 0)
 			return r;
 		res->bytes += (uint64_t)r;
-		if ((size_t)r < asked) {
-			res->status = st == VFW_MIG_STATE_STOP_COPY
-					      ? VFMIG_VMM_MIG_SAVE_END
-					      : VFMIG_VMM_MIG_SAVE_DRAINED;
+		if (ended >= 0) {
+			res->status = (enum vfmig_vmm_mig_save_status)ended;
 			return 0;
 		}
 		if (budget && res->bytes >= budget) {

@@ -39,3 +39,12 @@ status_is() {
 }
 # verified CTL: after a moment of running, the guest verifier says ok.
 verified() { sleep 0.2; ctl "$1" '{"execute":"query-guest"}' | grep -q '"verified": *true'; }
+# vm NAME [vmm options...]: a regs device NAME.sock and a 16 MiB VMM for it
+# with control socket NAME.ctl (later options win: --ram 32M).
+vm() {
+	n=$1; shift
+	start "$V" device regs --socket-path "$D/$n.sock" --quiet
+	wait_for "$D/$n.sock"
+	start "$V" vmm --device "$D/$n.sock" --ram 16M --control "$D/$n.ctl" --quiet "$@"
+	wait_for "$D/$n.ctl"
+}

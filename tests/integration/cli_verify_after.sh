@@ -8,19 +8,11 @@ V=$1
 PROXY=$2
 . "$(dirname "$0")/cli_lib.sh"
 
-# vm NAME [vmm options...]: a regs device and a VMM for it
-vm() {
-	n=$1; shift
-	start "$V" device regs --socket-path "$D/$n.sock" --quiet
-	wait_for "$D/$n.sock"
-	start "$V" vmm --device "$D/$n.sock" --ram 32M --control "$D/$n.ctl" --quiet "$@"
-	wait_for "$D/$n.ctl"
-}
 key() { echo "$1" | tail -1 | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 
 # 1. Verified after the resume; the downtime keys are there and sane.
-vm a --fill 8M
-vm b --incoming "unix:$D/mig-b.sock" --verify after
+vm a --ram 32M --fill 8M
+vm b --ram 32M --incoming "unix:$D/mig-b.sock" --verify after
 sleep 0.3
 out=$("$V" migrate --control "$D/a.ctl" "unix:$D/mig-b.sock" --json) || fail "migrate: $out"
 [ "$(key "$out" verified)" = True ] || fail "not verified: $out"

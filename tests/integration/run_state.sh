@@ -8,15 +8,6 @@
 V=$1
 . "$(dirname "$0")/cli_lib.sh"
 
-# vm NAME [vmm options...]: a regs device and a VMM for it
-vm() {
-	n=$1; shift
-	start "$V" device regs --socket-path "$D/$n.sock" --quiet
-	wait_for "$D/$n.sock"
-	start "$V" vmm --device "$D/$n.sock" --ram 16M --control "$D/$n.ctl" --quiet "$@"
-	wait_for "$D/$n.ctl"
-}
-
 # 1. A paused source arrives paused, its devices in STOP; cont runs it.
 vm a
 vm b --incoming "unix:$D/mig-b.sock"
