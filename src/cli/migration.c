@@ -383,7 +383,7 @@ static int cmd_migrate_cancel(struct vfmig_control *ctl, void *priv,
 }
 
 static void add_report(struct json_object *o,
-		       const struct vfmig_mig_report *rep, bool m_incoming)
+		       const struct vfmig_mig_report *rep, bool incoming)
 {
 	struct json_object *bytes = json_object_new_object();
 
@@ -410,7 +410,7 @@ static void add_report(struct json_object *o,
 			       json_object_new_int((int)rep->channels));
 	json_object_object_add(o, "throughput_mbps",
 			       json_object_new_double(rep->throughput_mbps));
-	if (!m_incoming) {
+	if (!incoming) {
 		json_object_object_add(o, "downtime_bytes",
 				       json_object_new_uint64(rep->downtime_bytes));
 		json_object_object_add(o, "bandwidth_mbps",

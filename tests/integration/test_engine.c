@@ -49,6 +49,8 @@ struct tvm {
 	struct vfmig_mig_dev mdev;
 	struct vfmig_mig_vm vm;
 	int paused, resumed;
+	int verifies;            /* calls of tvm_verify */
+	int resumed_at_verify;   /* resumed, as the last verify saw it */
 };
 
 static struct vfmig_typereg *reg;
@@ -79,6 +81,22 @@ static int tvm_rewire(void *v, size_t i)
 
 static const struct vfmig_mig_vm_ops tvm_ops = {
 	.pause = tvm_pause, .resume = tvm_resume, .rewire_irqs = tvm_rewire,
+};
+
+/* A verifier that only notes when it ran. */
+static int tvm_verify(void *v, char *msg, size_t len)
+{
+	struct tvm *t = v;
+
+	t->verifies++;
+	t->resumed_at_verify = t->resumed;
+	snprintf(msg, len, "ok");
+	return 0;
+}
+
+static const struct vfmig_mig_vm_ops tvm_verify_ops = {
+	.pause = tvm_pause, .resume = tvm_resume, .rewire_irqs = tvm_rewire,
+	.verify = tvm_verify,
 };
 
 static void on_dma_write(void *priv, uint64_t iova, uint64_t len)
@@ -217,6 +235,7 @@ static uint32_t mig_state(struct tvm *t)
 
 struct incoming {
 	struct tvm *t;
+	bool verify_after;
 	char uri[300];
 	struct vfmig_mig_report rep;
 	int rc;
@@ -225,7 +244,8 @@ struct incoming {
 static void *incoming_run(void *arg)
 {
 	struct incoming *in = arg;
-	struct vfmig_mig_params p = { .timeout_ms = 10000 };
+	struct vfmig_mig_params p = { .timeout_ms = 10000,
+				      .dst_verify_after = in->verify_after };
 
 	in->rc = vfmig_migrate_in(&in->t->vm, reg, in->uri, &p, NULL,
 				  &in->rep);
@@ -497,6 +517,44 @@ static void test_destination_dies_mid_stream(void **state)
 		fail_msg("unexpected error: %s", sr.error);
 	check_source_alive(a, 5);
 	tvm_free(a);
+}
+
+/* The destination verifies before its guest runs, or with --verify after
+ * once it runs; either way the verdict reaches the source's report. */
+static void test_verify_before_and_after_resume(void **state)
+{
+	(void)state;
+	struct tvm *a = tvm_new("regs", true), *b = tvm_new("regs", false);
+	struct vfmig_mig_params p = { .timeout_ms = 10000 };
+	struct vfmig_mig_report sr;
+	pthread_t th;
+
+	b->vm.ops = &tvm_verify_ops;
+	a->vm.ops = &tvm_verify_ops;
+	for (int after = 0; after < 2; after++) {
+		struct tvm *src = after ? b : a, *dst = after ? a : b;
+		struct incoming in = { .t = dst, .verify_after = after };
+
+		snprintf(in.uri, sizeof(in.uri), "unix:%s",
+			 harness_path(after ? "va1.sock" : "va0.sock"));
+		dst->verifies = 0;
+		assert_int_equal(
+			pthread_create(&th, NULL, incoming_run, &in), 0);
+		int rc = vfmig_migrate_out(&src->vm, reg, in.uri, &p, NULL,
+					   &sr);
+		pthread_join(th, NULL);
+		if (rc < 0 || in.rc < 0)
+			fail_msg("source: %s / destination: %s", sr.error,
+				 in.rep.error);
+		assert_int_equal(dst->verifies, 1);
+		/* before: the guest had not been resumed yet; after: it had */
+		assert_int_equal(dst->resumed_at_verify, dst->resumed - !after);
+		assert_true(sr.verified);
+		assert_string_equal(sr.verify_msg, "ok");
+		assert_true(in.rep.verified);
+	}
+	tvm_free(a);
+	tvm_free(b);
 }
 
 /* ---- a destination from before sync points ---- */
@@ -896,6 +954,7 @@ int main(void)
 		cmocka_unit_test(test_interface_mismatch),
 		cmocka_unit_test(test_holes_zero_pages_and_stale_data),
 		cmocka_unit_test(test_older_destination_without_sync),
+		cmocka_unit_test(test_verify_before_and_after_resume),
 	};
 	return cmocka_run_group_tests_name("engine", tests, group_setup,
 					   group_teardown);
