@@ -543,7 +543,11 @@ static int kill_sink(void *priv, const void *buf, size_t len)
 
 static void test_device_dies_during_save(void **state)
 {
-	static const char *const args[] = { "--size", "4M", NULL };
+	/* 64 MiB of data, far more than the data channel's socket buffers
+	 * hold (a few MiB): a device killed at the first chunk cannot have
+	 * written its whole pre-copy data and DRAINED already, which would
+	 * make the save a success. */
+	static const char *const args[] = { "--size", "64M", NULL };
 	struct vfmig_vmm_mig_save_result res;
 	struct proc p;
 	struct killer k = { 0 };
@@ -552,7 +556,7 @@ static void test_device_dies_during_save(void **state)
 
 	(void)state;
 	spawn(&p, "vram", args);
-	vram_fill(p.dev, 0, 1024, 3);
+	vram_fill(p.dev, 0, 16384, 3);
 	set_state(p.dev, VFMIG_VMM_MIG_PRE_COPY, VFMIG_VMM_MIG_RUNNING);
 	k.pid = p.pid;
 	r = vfmig_vmm_mig_save(p.dev, 0, kill_sink, &k, &res);
