@@ -108,6 +108,23 @@ int vmm_send(vfmig_vmm_dev *dev, struct vfw_header *hdr,
 	return r == -EPIPE ? -ECONNRESET : r;
 }
 
+/* Send what is queued, as far as the socket takes it: 0 when all went,
+ * -EAGAIN when some is still queued; any other error breaks the
+ * connection (a peer gone is -ECONNRESET). */
+static int flush_tx(vfmig_vmm_dev *dev)
+{
+	int r = vfw_tx_flush(dev->fd, &dev->tx);
+
+	vmm_note_tx(dev);
+	if (r < 0 && r != -EAGAIN) {
+		vfw_log(&dev->log, VFW_LOG_ERR, "sending to the device: %s",
+			vfmig_vmm_strerror(r));
+		vmm_break(dev);
+		return r == -EPIPE ? -ECONNRESET : r;
+	}
+	return r;
+}
+
 /*
  * Wait until the socket is readable (or writable while something is
  * queued), sending what is queued, until deadline. The deadline is the
@@ -117,14 +134,9 @@ int vmm_send(vfmig_vmm_dev *dev, struct vfw_header *hdr,
 static int wait_io(vfmig_vmm_dev *dev, int64_t deadline, const char *what)
 {
 	for (;;) {
-		int r = vfw_tx_flush(dev->fd, &dev->tx);
-		vmm_note_tx(dev);
-		if (r < 0 && r != -EAGAIN) {
-			vfw_log(&dev->log, VFW_LOG_ERR, "sending to the device: %s",
-				vfmig_vmm_strerror(r));
-			vmm_break(dev);
-			return r == -EPIPE ? -ECONNRESET : r;
-		}
+		int r = flush_tx(dev);
+		if (r < 0 && r != -EAGAIN)
+			return r;
 		int64_t until = vfw_rx_deadline(&dev->rx);
 		if (deadline < until)
 			until = deadline;
@@ -226,15 +238,10 @@ int vmm_call(vfmig_vmm_dev *dev, uint16_t cmd, const struct iovec *iov,
 
 int vmm_serve_waiting(vfmig_vmm_dev *dev)
 {
-	int r = vfw_tx_flush(dev->fd, &dev->tx);
+	int r = flush_tx(dev);
 
-	vmm_note_tx(dev);
-	if (r < 0 && r != -EAGAIN) {
-		vfw_log(&dev->log, VFW_LOG_ERR, "sending to the device: %s",
-			vfmig_vmm_strerror(r));
-		vmm_break(dev);
-		return r == -EPIPE ? -ECONNRESET : r;
-	}
+	if (r < 0 && r != -EAGAIN)
+		return r;
 	for (int i = 0; i < VMM_PROCESS_BUDGET; i++) {
 		struct vfw_msg msg;
 
