@@ -421,6 +421,17 @@ VFMIG_EXPORT int vfmig_vmm_dev_mig_data_read(vfmig_vmm_dev *dev, void *buf,
 VFMIG_EXPORT int vfmig_vmm_dev_mig_data_write(vfmig_vmm_dev *dev,
 					      const void *buf, size_t len);
 
+/*
+ * Return once the device has loaded every byte handed to
+ * vfmig_vmm_dev_mig_data_write() so far. MIG_DATA_WRITE and the region
+ * interface load before they return (0 at once); on a data channel the
+ * bytes may still be in its socket, and a device applies them as it reads:
+ * this asks the device (GET VFMIG_DATA_CHANNEL), which loads what its
+ * socket holds before it answers. Errors: the session's (sticky), -EPROTO
+ * (the device counts other bytes than were sent), transport errors.
+ */
+VFMIG_EXPORT int vfmig_vmm_dev_mig_data_sync(vfmig_vmm_dev *dev);
+
 /* ---- Serving the device between calls ---- */
 
 /* The socket to poll for POLLIN, or -ENOTCONN. It changes on reconnect.

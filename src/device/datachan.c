@@ -288,6 +288,27 @@ void dev_dc_state_changed(struct vfmig_dev *dev, uint32_t from, uint32_t to)
 		c->drained = false; /* produce until END, no poke needed */
 }
 
+int dev_dc_load_sync(struct vfmig_dev *dev, uint64_t *loaded)
+{
+	struct dev_dchan *c = &dev->dc;
+	uint64_t before;
+
+	if (c->fd < 0 || !c->load)
+		return -EINVAL;
+	/* Everything the client wrote before asking is in the socket: load
+	 * until it is empty, past the budget of one pump. */
+	do {
+		before = c->bytes;
+		pump_load(dev);
+		if (c->fd < 0)
+			return -EPIPE;
+		if (c->err)
+			return c->err;
+	} while (c->bytes != before);
+	*loaded = c->bytes;
+	return 0;
+}
+
 int dev_dc_load_finish(struct vfmig_dev *dev)
 {
 	struct dev_dchan *c = &dev->dc;

@@ -472,6 +472,10 @@ void dev_dc_state_changed(struct vfmig_dev *dev, uint32_t from, uint32_t to);
 /* RESUMING->STOP: the client's data must have ended and loaded. 0 or
  * -errno (the load is then refused). */
 int dev_dc_load_finish(struct vfmig_dev *dev);
+/* GET VFMIG_DATA_CHANNEL while loading: load what the socket holds now,
+ * then *loaded is every byte loaded so far. -EINVAL without a loading
+ * channel; the load's error, or -EPIPE when the client's end failed. */
+int dev_dc_load_sync(struct vfmig_dev *dev, uint64_t *loaded);
 
 /* dirty.c */
 int dev_dlog_start(struct vfmig_dev *dev, const uint8_t *data, size_t len,

@@ -167,8 +167,15 @@ static int feat_precopy_info(struct dev_feat_req *c)
 
 static int feat_data_channel(struct dev_feat_req *c)
 {
+	uint64_t loaded;
 	int r;
 
+	if (c->f.flags & VFW_FEATURE_GET) {
+		if (c->msg->nfds)
+			return -EINVAL;
+		r = dev_dc_load_sync(c->dev, &loaded);
+		return r < 0 ? r : reply_get(c, &loaded, sizeof(loaded));
+	}
 	if (c->msg->nfds != 1)
 		return -EINVAL;
 	r = dev_dc_attach(c->dev, vfw_msg_take_fd(c->msg, 0), c->data, c->len);
@@ -199,8 +206,8 @@ static const struct {
 	  feat_data_size },
 	{ VFW_FEATURE_VFMIG_PRECOPY_INFO, VFW_FEATURE_GET, EXT_INFO,
 	  feat_precopy_info },
-	{ VFW_FEATURE_VFMIG_DATA_CHANNEL, VFW_FEATURE_SET, EXT_DC,
-	  feat_data_channel },
+	{ VFW_FEATURE_VFMIG_DATA_CHANNEL, VFW_FEATURE_GET | VFW_FEATURE_SET,
+	  EXT_DC, feat_data_channel },
 };
 
 static int v2_feature(struct dev_feat_req *c)

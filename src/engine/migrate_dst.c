@@ -93,8 +93,10 @@ static int dst_resuming(struct run *run)
 	return 0;
 }
 
-/* The source asks whether this side has caught up: everything before the
- * "sync" key is applied now, so say so with its value. */
+/* The source asks whether this side has caught up: once every device has
+ * loaded the data it was given (a device on a data channel may still be
+ * reading it), everything before the "sync" key is applied; say so with
+ * its value. */
 static int dst_synced(struct run *run, const struct vfmig_stream_kv_view *kv)
 {
 	struct vfmig_rp_msg m = { .type = VFMIG_RP_SYNCED };
@@ -105,6 +107,14 @@ static int dst_synced(struct run *run, const struct vfmig_stream_kv_view *kv)
 	if (kv->value.len > 20)
 		return mig_fail(run, -EBADMSG, "load",
 				"sync value of %u bytes", kv->value.len);
+	for (size_t i = 0; i < run->vm->ndev; i++) {
+		r = vfmig_vmm_dev_mig_data_sync(run->devs[i].d->dev);
+		if (r < 0)
+			return mig_fail(run, r, "load",
+					"device %s loading its data: %s",
+					run->devs[i].d->id,
+					vfmig_vmm_strerror(r));
+	}
 	memcpy(m.text, kv->value.p, kv->value.len);
 	r = vfmig_chan_rp_send(run->chan, &m);
 	if (r < 0)

@@ -335,6 +335,31 @@ int vmm_dc_write(vfmig_vmm_dev *dev, const uint8_t *p, size_t len)
 	return 0;
 }
 
+int vmm_dc_load_sync(vfmig_vmm_dev *dev)
+{
+	struct vmm_dchan *c = &dev->dc;
+	uint64_t loaded;
+	int r;
+
+	if (!vmm_dc_loading(dev))
+		return 0;
+	if (c->err)
+		return c->err;
+	r = vmm_feature_exact(dev,
+			      VFW_FEATURE_GET | VFW_FEATURE_VFMIG_DATA_CHANNEL,
+			      NULL, 0, &loaded, sizeof(loaded));
+	if (r < 0)
+		return r;
+	if (loaded != c->bytes) {
+		vfw_log(&dev->log, VFW_LOG_ERR,
+			"data channel: the device loaded %llu bytes of %llu",
+			(unsigned long long)loaded,
+			(unsigned long long)c->bytes);
+		return lost(dev, -EPROTO, "a wrong loaded count");
+	}
+	return 0;
+}
+
 int vmm_dc_finish_load(vfmig_vmm_dev *dev)
 {
 	struct vmm_dchan *c = &dev->dc;

@@ -218,3 +218,14 @@ int vfmig_vmm_dev_mig_data_write(vfmig_vmm_dev *dev, const void *buf,
 	vmm_unlock(dev);
 	return r;
 }
+
+int vfmig_vmm_dev_mig_data_sync(vfmig_vmm_dev *dev)
+{
+	int r = vmm_lock_live(dev);
+
+	if (r < 0)
+		return r;
+	r = vmm_dc_load_sync(dev);
+	vmm_unlock(dev);
+	return r;
+}

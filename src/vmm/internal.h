@@ -348,6 +348,10 @@ int vmm_dc_read(vfmig_vmm_dev *dev, void *buf, size_t cap, bool stop_copy,
 		int *status);
 /* Loading: send len bytes. 0 or -errno (the device's ERROR included). */
 int vmm_dc_write(vfmig_vmm_dev *dev, const uint8_t *p, size_t len);
+/* Loading: return once the device has loaded every byte sent so far (it
+ * answers GET VFMIG_DATA_CHANNEL after reading its socket empty). 0 at
+ * once without a loading channel. */
+int vmm_dc_load_sync(vfmig_vmm_dev *dev);
 /* Loading is over: EOF to the device, wait for its DONE with the count
  * of what we sent. The channel is closed either way. */
 int vmm_dc_finish_load(vfmig_vmm_dev *dev);

@@ -910,15 +910,30 @@ static void test_data_channel(void **state)
 	assert_int_equal(vfmig_dev_get_data_fd(f.dev), -ENOENT);
 	assert_int_equal(set_state(&f, S_), 0);
 
-	/* RESUMING: the raw stream, EOF, DONE with the count, STOP. */
+	/* RESUMING: the raw stream; GET loads what the socket holds before
+	 * it answers with the count (control messages are handled before
+	 * the channel is pumped, so nothing else loaded it); EOF, DONE with
+	 * the count, STOP. */
+	uint64_t count;
+	size_t got;
+	assert_int_equal(feat(&f, VFW_FEATURE_GET |
+				      VFW_FEATURE_VFMIG_DATA_CHANNEL,
+			      NULL, 0, &count, sizeof(count), &got),
+			 -EINVAL); /* no loading channel */
 	assert_int_equal(set_state(&f, RS_), 0);
 	assert_int_equal(dc_attach(&f, -1, &ch), 0);
 	memset(data, 7, sizeof(data));
 	assert_int_equal(send(ch, data, 5000, 0), 5000);
+	assert_int_equal(feat(&f, VFW_FEATURE_GET |
+				      VFW_FEATURE_VFMIG_DATA_CHANNEL,
+			      NULL, 0, &count, sizeof(count), &got),
+			 0);
+	assert_int_equal(got, 8);
+	assert_int_equal(count, 5000);
+	assert_int_equal(f.t.loaded, 5000);
 	assert_int_equal(shutdown(ch, SHUT_WR), 0);
 	assert_int_equal(dc_frame(&f, ch, data, sizeof(data), &size),
 			 VFW_DC_DONE);
-	uint64_t count;
 	assert_int_equal(size, 8);
 	memcpy(&count, data, 8);
 	assert_int_equal(count, 5000);
