@@ -10,6 +10,7 @@
 #include "engine/guest.h"
 #include "engine/migrate.h"
 #include "engine/multichan.h"
+#include "migrate_info.h"
 #include "migration.h"
 
 struct vfmig_migration {
@@ -20,6 +21,7 @@ struct vfmig_migration {
 	struct vfmig_mig_vm mvm;
 	struct vfmig_mig_params params;
 	struct vfmig_mig_progress prog;
+	struct vfmig_mig_track *track; /* prog.track: rates, timeline */
 
 	pthread_mutex_t lock; /* guards the fields below */
 	bool thread_live;     /* a thread was started and not joined */
@@ -460,8 +462,10 @@ static int cmd_query_migrate(struct vfmig_control *ctl, void *priv,
 	if (m->have_report) {
 		struct json_object *rep = json_object_new_object();
 		add_report(rep, &m->rep, m->incoming);
+		vfmig_migrate_info_timeline(rep, m->track);
 		json_object_object_add(o, "report", rep);
 	}
+	vfmig_migrate_info_add(o, m->track, atomic_load(&m->prog.ram_bytes));
 	pthread_mutex_unlock(&m->lock);
 	*ret = o;
 	return 0;
@@ -495,6 +499,12 @@ int vfmig_migration_create(struct vfmig_vm *vm, struct vfmig_control *ctl,
 	m->vm = vm;
 	m->ctl = ctl;
 	pthread_mutex_init(&m->lock, NULL);
+	if (vfmig_mig_track_create(&m->track) < 0) {
+		pthread_mutex_destroy(&m->lock);
+		free(m);
+		return -ENOMEM;
+	}
+	m->prog.track = m->track;
 	m->reg = vfmig_vm_types(vm);
 	for (unsigned i = 0; i < vfmig_vm_ndevs(vm); i++)
 		m->devs[i] = (struct vfmig_mig_dev){
@@ -547,5 +557,6 @@ void vfmig_migration_destroy(struct vfmig_migration *m)
 	if (m->thread_live)
 		pthread_join(m->thread, NULL);
 	pthread_mutex_destroy(&m->lock);
+	vfmig_mig_track_destroy(m->track);
 	free(m);
 }

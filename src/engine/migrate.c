@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "engine/migrate_run.h"
+#include "engine/progress.h"
 
 static const char *const status_names[] = {
 	[VFMIG_MIG_NONE] = "none",
@@ -128,6 +129,8 @@ void mig_rollback_dev(struct run *run, size_t i, uint32_t want)
 void mig_set_status(struct run *run, enum vfmig_mig_status s)
 {
 	atomic_store(&run->prog->status, (int)s);
+	if (s == VFMIG_MIG_ACTIVE)
+		mig_track_active(run);
 }
 
 bool mig_cancelled(struct run *run)

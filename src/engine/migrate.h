@@ -148,6 +148,8 @@ enum vfmig_mig_status {
 
 const char *vfmig_mig_status_name(enum vfmig_mig_status s);
 
+struct vfmig_mig_track;
+
 /* Live progress, readable from another thread while a migration runs. */
 struct vfmig_mig_progress {
 	_Atomic int status;            /* enum vfmig_mig_status */
@@ -161,6 +163,9 @@ struct vfmig_mig_progress {
 	 * acknowledged the devices' initial data, and a failure leaves the
 	 * VM paused with its devices in STOP instead of running again. */
 	atomic_bool user_stopped;
+	/* Optional: where the engine records rates, per-device bytes and
+	 * the timeline (engine/progress.h); NULL: nowhere. */
+	struct vfmig_mig_track *track;
 };
 
 /* The outcome; the keys of the `migrate --json` report. */

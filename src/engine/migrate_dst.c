@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "engine/migrate_run.h"
+#include "engine/progress.h"
 
 /* The device list must match this VM before any device is touched. */
 static int dst_check_list(struct run *run,
@@ -155,6 +156,7 @@ static int dst_record(struct run *run, const struct vfmig_stream_record *rec)
 					vfmig_vmm_strerror(r));
 		run->dev_bytes += rec->d.u.device_data.len;
 		atomic_store(&run->prog->device_bytes, run->dev_bytes);
+		mig_track_dev(run, i, rec->d.u.device_data.len);
 		return 0;
 	}
 	case VFMIG_REC_DEVICE_END: {
@@ -210,8 +212,11 @@ static int dst_record(struct run *run, const struct vfmig_stream_record *rec)
 					kv->value.len, kv->value.p);
 		}
 		return 0;
+	case VFMIG_REC_SWITCHOVER:
+		mig_track_pause(run);
+		return 0;
 	default:
-		return 0; /* SWITCHOVER, END */
+		return 0; /* END */
 	}
 }
 
@@ -402,6 +407,8 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 	if (r == 0)
 		r = dst_open(&run, uri);
 	rep->channel_opened = run.chan != NULL;
+	if (r == 0) /* the run's times count from the source's arrival */
+		mig_track_begin(&run, false);
 	if (r == 0) {
 		r = vfmig_stream_reader_open(&run.r, vfmig_chan_io(run.chan),
 					     err, sizeof(err));
@@ -463,6 +470,8 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 	rep->device_bytes = run.dev_bytes;
 	rep->stream_bytes = (run.r ? vfmig_stream_reader_offset(run.r) : 0) +
 			    mig_mchan_bytes(&run);
+	if (rep->channel_opened)
+		mig_track_end(&run, 0, -1);
 	mig_run_fini(&run);
 	return r;
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "engine/migrate_run.h"
+#include "engine/progress.h"
 
 /* Stream bytes written so far: the main stream and every RAM channel. */
 static uint64_t src_stream_bytes(const struct run *run)
@@ -191,6 +192,7 @@ static int sink_device_data(void *priv, const void *buf, size_t len)
 	if (r == 0) {
 		run->dev_bytes += len;
 		atomic_fetch_add(&run->prog->device_bytes, len);
+		mig_track_dev(run, run->cur_dev, len);
 	} else {
 		run->sink_err = r; /* the stream failed, not the device */
 	}
@@ -390,9 +392,11 @@ static int src_round(struct run *run, double *bytes_out)
 	bool drained;
 	int r;
 
+	mig_track_round_start(run);
 	r = src_sync_dirty(run);
 	if (r < 0)
 		return r;
+	mig_track_sync(run);
 	r = mig_send_ram(run, 0, &st, &drained, "pre-copy");
 	if (r < 0)
 		return r;
@@ -441,10 +445,11 @@ static uint64_t src_remaining(struct run *run)
 		} else if (dr->precopy && dr->caps.size_info &&
 			   vfmig_vmm_mig_precopy_info(dr->d->dev, &initial,
 						      &dirty) == 0) {
-			left += initial + dirty;
+			left += n = initial + dirty;
 		} else {
-			left += dr->last_bytes;
+			left += n = dr->last_bytes;
 		}
+		mig_track_dev_remaining(run, i, n);
 	}
 	return left;
 }
@@ -541,6 +546,7 @@ static int src_precopy(struct run *run)
 		 * nothing measured none). */
 		double predicted = !left ? 0 : bw > 0 ? left / bw : 1e9;
 		bool fits = predicted <= (double)run->p.downtime_ms;
+		mig_track_round_end(run, predicted, bytes ? bw : 0);
 		/* The guest was paused by its user: nothing more will
 		 * converge, so switch as soon as the destination allows. */
 		bool want = fits || atomic_load(&run->prog->user_stopped) ||
@@ -598,6 +604,7 @@ static int src_pause(struct run *run, const char *phase)
 	run->t_pause = mig_mono_ms();
 	run->pause_realtime_ns = mig_real_ns();
 	run->pause_stream_bytes = src_stream_bytes(run);
+	mig_track_pause(run);
 	return 0;
 }
 
@@ -846,6 +853,8 @@ int vfmig_migrate_out(const struct vfmig_mig_vm *vm,
 	mig_set_status(&run, VFMIG_MIG_SETUP);
 	if (r < 0)
 		r = mig_fail(&run, r, "setup", "out of memory");
+	else
+		mig_track_begin(&run, true);
 	if (r == 0)
 		r = src_check_devices(&run);
 	if (r == 0)
@@ -884,6 +893,7 @@ int vfmig_migrate_out(const struct vfmig_mig_vm *vm,
 	rep->stream_bytes = src_stream_bytes(&run);
 	if (run.paused && run.w)
 		src_downtime_floor(&run);
+	mig_track_end(&run, run.t_end, rep->ok ? rep->downtime_ms : -1);
 	mig_run_fini(&run);
 	if (rep->stream_bytes > rep->ram_bytes + rep->device_bytes)
 		rep->overhead_bytes =
