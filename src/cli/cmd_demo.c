@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "help.h"
 #include "control_client.h"
 
 #define N_PROCS 6
@@ -322,9 +323,7 @@ int cmd_demo(int argc, char **argv)
 	bool verified = false;
 
 	if (parse_args(&d, argc, argv) < 0) {
-		fprintf(stderr, "usage: vfmig demo [--json] [--interface v2|region] "
-				"[--ram SIZE] [--vram-size SIZE] "
-				"[--downtime-ms N]\n");
+		cli_usage(stderr, "demo");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "help.h"
 #include "regs.h"
 #include "vram.h"
 
@@ -24,6 +25,7 @@ int cmd_device(int argc, char **argv)
 		for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++)
 			fprintf(stderr, " %s", samples[i].name);
 		fprintf(stderr, ")\n");
+		cli_usage(stderr, "device");
 		return 2;
 	}
 	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "help.h"
 #include "stream/io.h"
 #include "stream/stream.h"
 
@@ -14,7 +15,7 @@ int cmd_inspect(int argc, char **argv)
 	int r;
 
 	if (argc != 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: vfmig inspect FILE\n");
+		cli_usage(stderr, "inspect");
 		return 2;
 	}
 	r = vfmig_io_path(&io, argv[1], false);

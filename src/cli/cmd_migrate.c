@@ -3,7 +3,7 @@
  * vfmig migrate --control PATH URI [--downtime-ms N] [--max-rounds N]
  *               [--connect-timeout-ms N] [--precopy all|ram|none]
  *               [--max-stop-copy-bytes N] [--stream-checksum crc32|xxh3]
- *               [--channels N] [--json]
+ *               [--channels N] [--report FILE.svg] [--json]
  * vfmig save --control PATH FILE [--max-stop-copy-bytes N]
  *            [--stream-checksum crc32|xxh3]
  *
@@ -26,6 +26,9 @@
 
 #include "cli.h"
 #include "control_client.h"
+#include "help.h"
+#include "progress_line.h"
+#include "report_svg.h"
 
 /* The numeric options of `migrate`; 0: the VMM's default. */
 struct mig_opts {
@@ -33,6 +36,7 @@ struct mig_opts {
 	long channels; /* RAM connections; 0: one stream */
 	const char *precopy; /* NULL: the VMM's default ("all") */
 	const char *csum;    /* NULL: the VMM's default ("xxh3") */
+	const char *report;  /* --report FILE.svg, or NULL */
 };
 
 /* Run one migration through the control socket at path. */
@@ -44,11 +48,22 @@ static int run(const char *path, const char *uri, const struct mig_opts *o,
 	struct json_object *ret = NULL, *rep = NULL, *v;
 	char err[512];
 	const char *status = "";
+	struct report_svg svg = { 0 };
+	bool line = progress_line_wanted(STDERR_FILENO, json);
+	int drawn_round = -1;
 	int rc = 1;
 
+	/* A report that cannot be written fails before the migration. */
+	if (o->report && report_svg_open(&svg, o->report, err,
+					 sizeof(err)) < 0) {
+		fprintf(stderr, "vfmig: %s\n", err);
+		json_object_put(args);
+		return 1;
+	}
 	if (ctl_client_open(&c, path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vfmig: %s\n", err);
 		json_object_put(args);
+		report_svg_abort(&svg);
 		return 1;
 	}
 	json_object_object_add(args, "uri", json_object_new_string(uri));
@@ -90,6 +105,14 @@ static int run(const char *path, const char *uri, const struct mig_opts *o,
 		}
 		if (json_object_object_get_ex(ret, "status", &v))
 			status = json_object_get_string(v);
+		/* Every 100 ms, and whenever a round ended. */
+		int round = json_object_object_get_ex(ret, "rounds", &v)
+				    ? json_object_get_int(v)
+				    : -1;
+		if (line && (i % 5 == 0 || round != drawn_round)) {
+			drawn_round = round;
+			progress_line_draw(stderr, ret);
+		}
 		if (json_object_object_get_ex(ret, "report", &rep) &&
 		    (!strcmp(status, "completed") || !strcmp(status, "failed") ||
 		     !strcmp(status, "cancelled")))
@@ -100,10 +123,13 @@ static int run(const char *path, const char *uri, const struct mig_opts *o,
 		struct timespec ts = { 0, 20 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
+	if (line)
+		progress_line_clear(stderr);
 	if (!rep) {
 		fprintf(stderr, "vfmig: the migration did not end\n");
 		goto out;
 	}
+
 	bool ok = !strcmp(status, "completed");
 	bool verified = json_object_object_get_ex(rep, "verified", &v) &&
 			json_object_get_boolean(v);
@@ -128,7 +154,13 @@ static int run(const char *path, const char *uri, const struct mig_opts *o,
 				       rep, JSON_C_TO_STRING_PLAIN));
 	}
 	rc = ok && (verified || !live) ? 0 : 1;
+	/* The drawing of a failed migration shows how far it got. */
+	if (o->report && report_svg_commit(&svg, rep, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vfmig: %s\n", err);
+		rc = 1;
+	}
 out:
+	report_svg_abort(&svg);
 	json_object_put(ret);
 	ctl_client_close(&c);
 	return rc;
@@ -136,23 +168,7 @@ out:
 
 static int usage(const char *cmd)
 {
-	if (!strcmp(cmd, "save"))
-		fprintf(stderr, "usage: vfmig save --control PATH FILE "
-				"[--max-stop-copy-bytes N]\n"
-				"       [--stream-checksum crc32|xxh3]\n");
-	else
-		fprintf(stderr, "usage: vfmig migrate --control PATH URI "
-				"[--downtime-ms N] [--max-rounds N]\n"
-				"       [--connect-timeout-ms N] "
-				"[--precopy all|ram|none]\n"
-				"       [--max-stop-copy-bytes N] "
-				"[--stream-checksum crc32|xxh3]\n"
-				"       [--channels N] [--json]\n"
-				"URI: tcp:HOST:PORT | unix:PATH | file:PATH\n"
-				"--channels N: RAM pages over N more connections "
-				"to URI (1..16;\n"
-				"tcp: and unix: only), device data on the main "
-				"one; default 1: one stream\n");
+	cli_usage(stderr, cmd);
 	return 2;
 }
 
@@ -210,6 +226,8 @@ static int migrate_main(int argc, char **argv, bool save)
 			json = true;
 		} else if (!strcmp(a, "--precopy") && !save && i + 1 < argc) {
 			o.precopy = argv[++i];
+		} else if (!strcmp(a, "--report") && !save && i + 1 < argc) {
+			o.report = argv[++i];
 		} else if (!strcmp(a, "--stream-checksum") && i + 1 < argc) {
 			o.csum = argv[++i];
 		} else if (!strcmp(a, "--control") && i + 1 < argc) {

@@ -15,21 +15,11 @@
 
 #include "cli.h"
 #include "control.h"
+#include "help.h"
 #include "migration.h"
 #include "engine/guest.h"
 #include "engine/vm.h"
 #include "pci/pci_state.h"
-
-#define USAGE                                                                  \
-	"usage: vfmig vmm --device SOCKET [--device SOCKET...] [--ram SIZE]\n" \
-	"                 [--control PATH]\n"                                    \
-	"                 [--incoming URI [--paused] [--verify before|after]]\n" \
-	"                 [--guest-interval-us N] [--seed N] [--fill SIZE|all]\n" \
-	"                 [--quiet | --verbose]\n"                              \
-	"--fill: the guest starts by writing SIZE bytes (or all) of its RAM\n"  \
-	"above 1 MiB with pseudo-random data that its verifier checks\n"        \
-	"--verify: when an incoming VM is checked: before its guest runs\n"   \
-	"(default; part of the downtime) or right after\n"
 
 struct vmm_args {
 	const char *devices[VFMIG_VM_MAX_DEVICES];
@@ -205,7 +195,7 @@ int cmd_vmm(int argc, char **argv)
 	int sfd, r, status = 1;
 
 	if (parse_args(argc, argv, &a) < 0) {
-		fputs(USAGE, stderr);
+		cli_usage(stderr, "vmm");
 		return 2;
 	}
 	/* Signals arrive on a signalfd; threads started below inherit the

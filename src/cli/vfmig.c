@@ -4,57 +4,54 @@
 #include <string.h>
 
 #include "cli.h"
+#include "help.h"
 
 struct subcommand {
 	const char *name;
 	int (*run)(int argc, char **argv);
-	const char *usage;
 };
 
 static const struct subcommand subcommands[] = {
-	{ "demo", cmd_demo,
-	  "demo [--json] [--interface v2|region] [--downtime-ms N]\n"
-	  "                                migrate sample devices live between two VMMs" },
-	{ "device", cmd_device,
-	  "device NAME (--socket-path PATH | --fd N) [--interface v2|region]\n"
-	  "                                run a sample device (NAME: regs, vram)" },
-	{ "migrate", cmd_migrate,
-	  "migrate --control PATH URI [--downtime-ms N] [--max-rounds N]\n"
-	  "        [--connect-timeout-ms N] [--json]\n"
-	  "                                migrate a running VMM live" },
-	{ "save", cmd_save,
-	  "save --control PATH FILE      stop a VMM and save it to FILE" },
-	{ "inspect", cmd_inspect,
-	  "inspect FILE                  print and verify a migration stream" },
-	{ "vmm", cmd_vmm,
-	  "vmm --device SOCKET... [--ram SIZE] [--control PATH] [--incoming URI]\n"
-	  "                                run a VMM with guest RAM and a guest driver" },
+	{ "demo", cmd_demo },       { "device", cmd_device },
+	{ "migrate", cmd_migrate }, { "save", cmd_save },
+	{ "inspect", cmd_inspect }, { "vmm", cmd_vmm },
 };
 
-static void usage(FILE *out)
+/* `vfmig CMD ... --help`: CMD's usage on stdout. For `device NAME` the
+ * device's own usage, when there is one. */
+static int help(const char *cmd, int argc, char **argv)
 {
-	fprintf(out, "usage: vfmig COMMAND [options]\n\ncommands:\n");
-	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]);
-	     i++)
-		fprintf(out, "  %s\n", subcommands[i].usage);
+	char sub[64];
+
+	if (!strcmp(cmd, "device") && argc > 1 && argv[1][0] != '-' &&
+	    snprintf(sub, sizeof(sub), "device %s", argv[1]) <
+		    (int)sizeof(sub) &&
+	    cli_usage(stdout, sub))
+		return 0;
+	cli_usage(stdout, cmd);
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		usage(stderr);
+		cli_usage(stderr, "vfmig");
 		return 2;
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
 	    !strcmp(argv[1], "help")) {
-		usage(stdout);
+		cli_usage(stdout, "vfmig");
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]);
-	     i++)
-		if (!strcmp(argv[1], subcommands[i].name))
-			return subcommands[i].run(argc - 1, argv + 1);
+	     i++) {
+		if (strcmp(argv[1], subcommands[i].name))
+			continue;
+		if (cli_help_asked(argc - 1, argv + 1))
+			return help(argv[1], argc - 1, argv + 1);
+		return subcommands[i].run(argc - 1, argv + 1);
+	}
 	fprintf(stderr, "vfmig: unknown command '%s'\n", argv[1]);
-	usage(stderr);
+	cli_usage(stderr, "vfmig");
 	return 2;
 }

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/* The live progress line; see progress_line.h. */
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "progress_line.h"
+
+bool progress_line_wanted(int fd, bool json)
+{
+	return !json && isatty(fd);
+}
+
+static int64_t get_int(struct json_object *o, const char *key, int64_t dflt)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) ||
+	    (!json_object_is_type(v, json_type_int) &&
+	     !json_object_is_type(v, json_type_double)))
+		return dflt;
+	return json_object_get_int64(v);
+}
+
+static double get_double(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v))
+		return 0;
+	return json_object_get_double(v);
+}
+
+/* "12.3 MiB" */
+static void human(char *buf, size_t len, double bytes)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	unsigned u = 0;
+
+	while (bytes >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		bytes /= 1024;
+		u++;
+	}
+	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+}
+
+void progress_line_draw(FILE *out, struct json_object *reply)
+{
+	struct json_object *st = NULL, *ram = NULL;
+	char moved[32], total[32], dev[32], line[256];
+	int n;
+
+	json_object_object_get_ex(reply, "status", &st);
+	json_object_object_get_ex(reply, "ram", &ram);
+	human(moved, sizeof(moved), (double)get_int(reply, "ram_bytes", 0));
+	human(total, sizeof(total), (double)get_int(ram, "total", 0));
+	human(dev, sizeof(dev), (double)get_int(reply, "device_bytes", 0));
+	n = snprintf(line, sizeof(line),
+		     "%s: round %lld, RAM %s of %s, devices %s, %.0f Mbit/s, "
+		     "dirty %lld pages/s",
+		     st ? json_object_get_string(st) : "?",
+		     (long long)get_int(reply, "rounds", 0), moved, total, dev,
+		     get_double(ram, "mbps"),
+		     (long long)get_int(ram, "dirty-pages-rate", 0));
+	int64_t exp = get_int(reply, "expected-downtime", -1);
+	if (n > 0 && (size_t)n < sizeof(line) && exp >= 0)
+		snprintf(line + n, sizeof(line) - (size_t)n,
+			 ", expected downtime %lld ms", (long long)exp);
+	/* Back to the start of the line, the text, erase what is left of
+	 * a longer line before. */
+	fprintf(out, "\r%s\033[K", line);
+	fflush(out);
+}
+
+void progress_line_clear(FILE *out)
+{
+	fputs("\r\033[K", out);
+	fflush(out);
+}
