@@ -3,7 +3,7 @@
 # Skips apt when everything is already there, so repeated runs are fast.
 set -euo pipefail
 pkgs=(gcc clang libclang-rt-14-dev meson ninja-build pkg-config
-      libjson-c-dev libcmocka-dev zlib1g-dev libxxhash-dev)
+      libjson-c-dev libcmocka-dev zlib1g-dev libxxhash-dev groff-base)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -1,7 +1,7 @@
 #!/bin/sh
 # `meson install` into a DESTDIR, then check what an outside user gets:
 # the public headers, the pkg-config files, shared libraries that export
-# only vfmig_* symbols, the vfmig command, and a program built from the
+# only vfmig_* symbols, the vfmig command and its man page, and a program built from the
 # installed tree alone that runs a device and a client against each other.
 # Usage: install.sh BUILD_DIR SOURCE_DIR CC
 set -eu
@@ -17,6 +17,18 @@ for h in common.h device.h vmm.h vmm_mig.h; do
 	[ -n "$(find "$T" -path "*/include/vfmig/$h")" ] || fail "no include/vfmig/$h"
 done
 [ -n "$(find "$T" -path '*/bin/vfmig' -type f)" ] || fail "no bin/vfmig"
+# The man page: installed, and rendered without a single warning (groff
+# with every warning on; man-db's own check too where it is installed).
+man1=$(find "$T" -path '*/share/man/man1/vfmig.1' -type f | head -1)
+[ -n "$man1" ] || fail "no share/man/man1/vfmig.1"
+warn=$(groff -man -Tutf8 -ww -z "$man1" 2>&1) || fail "groff failed on vfmig.1: $warn"
+[ -z "$warn" ] || fail "groff warns about vfmig.1: $warn"
+if command -v man >/dev/null; then
+	warn=$(MANWIDTH=80 man --warnings -l "$man1" 2>&1 >"$T/vfmig.1.txt") ||
+		fail "man -l vfmig.1 failed: $warn"
+	[ -z "$warn" ] || fail "man -l warns about vfmig.1: $warn"
+	grep -q 'vfmig migrate' "$T/vfmig.1.txt" || fail "man -l rendered no 'vfmig migrate'"
+fi
 pcdir=$(dirname "$(find "$T" -name vfmig-device.pc | head -1)")
 [ -f "$pcdir/vfmig-vmm.pc" ] || fail "no vfmig-vmm.pc beside vfmig-device.pc"
 
