@@ -53,10 +53,16 @@ void progress_line_draw(FILE *out, struct json_object *reply)
 	json_object_object_get_ex(reply, "status", &st);
 	json_object_object_get_ex(reply, "ram", &ram);
 	human(moved, sizeof(moved), (double)get_int(reply, "ram_bytes", 0));
-	human(total, sizeof(total), (double)get_int(ram, "total", 0));
+	/* Before the engine has started its run the size is not known. */
+	int64_t size = get_int(ram, "total", 0);
+	total[0] = '\0';
+	if (size > 0) {
+		memcpy(total, " of ", 5);
+		human(total + 4, sizeof(total) - 4, (double)size);
+	}
 	human(dev, sizeof(dev), (double)get_int(reply, "device_bytes", 0));
 	n = snprintf(line, sizeof(line),
-		     "%s: round %lld, RAM %s of %s, devices %s, %.0f Mbit/s, "
+		     "%s: round %lld, RAM %s%s, devices %s, %.0f Mbit/s, "
 		     "dirty %lld pages/s",
 		     st ? json_object_get_string(st) : "?",
 		     (long long)get_int(reply, "rounds", 0), moved, total, dev,

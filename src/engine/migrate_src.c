@@ -546,7 +546,7 @@ static int src_precopy(struct run *run)
 		 * nothing measured none). */
 		double predicted = !left ? 0 : bw > 0 ? left / bw : 1e9;
 		bool fits = predicted <= (double)run->p.downtime_ms;
-		mig_track_round_end(run, predicted, bytes ? bw : 0);
+		mig_track_round_end(run, predicted, bw);
 		/* The guest was paused by its user: nothing more will
 		 * converge, so switch as soon as the destination allows. */
 		bool want = fits || atomic_load(&run->prog->user_stopped) ||
