@@ -6,6 +6,8 @@
 # Usage: cli_watch.sh VFMIG
 V=$1
 . "$(dirname "$0")/cli_lib.sh"
+# Killed (a test timeout): still stop every process through the EXIT trap.
+trap 'exit 143' TERM INT HUP
 
 # on_pty OUT CMD...: run CMD with stdin, stdout and stderr on a new
 # pseudo-terminal; what it wrote goes to OUT; its exit status is ours.
