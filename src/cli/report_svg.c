@@ -2,6 +2,7 @@
 /* The migration timeline as an SVG file; see report_svg.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,7 +53,28 @@ static double num(struct json_object *o, const char *key, double dflt)
 	    !(json_object_is_type(v, json_type_int) ||
 	      json_object_is_type(v, json_type_double)))
 		return dflt;
-	return json_object_get_double(v);
+	/* Finite and bounded, so that sums and scales stay finite. */
+	double d = json_object_get_double(v);
+	if (!isfinite(d))
+		return dflt;
+	return d > 1e18 ? 1e18 : d < -1e18 ? -1e18 : d;
+}
+
+static double array_num(struct json_object *a, size_t k)
+{
+	struct json_object *v = json_object_array_get_idx(a, k);
+	double d = v ? json_object_get_double(v) : 0;
+
+	return isfinite(d) && d < 1e18 ? d : 0;
+}
+
+/* A count for the text: the report's, within what an int holds (a
+ * double out of range is no int). */
+static int count(struct json_object *o, const char *key)
+{
+	double v = num(o, key, 0);
+
+	return v > -1e9 && v < 1e9 ? (int)v : 0;
 }
 
 static const char *str(struct json_object *o, const char *key)
@@ -130,7 +152,7 @@ static void load(struct chart *c, struct json_object *rep)
 		if (!o || !json_object_is_type(o, json_type_object))
 			continue;
 		e->stop_copy = phase && !strcmp(phase, "stop-copy");
-		e->round = (int)num(o, "round", 0);
+		e->round = count(o, "round");
 		e->start_ms = num(o, "start_ms", 0);
 		e->end_ms = num(o, "end_ms", e->start_ms);
 		e->bytes[0] = num(o, "ram_bytes", 0);
@@ -139,8 +161,7 @@ static void load(struct chart *c, struct json_object *rep)
 			for (size_t k = 0; k + 1 < c->nser &&
 					   k < json_object_array_length(d);
 			     k++)
-				e->bytes[k + 1] = json_object_get_double(
-					json_object_array_get_idx(d, k));
+				e->bytes[k + 1] = array_num(d, k);
 		for (size_t k = 0; k < c->nser; k++) {
 			if (e->bytes[k] < 0)
 				e->bytes[k] = 0;
@@ -200,7 +221,7 @@ static void draw_header(FILE *out, const struct chart *c,
 	if (dt >= 0)
 		fprintf(out, "downtime %.1f ms, ", dt);
 	fprintf(out, "%d rounds, RAM %s, devices %s, %.0f Mbit/s</text>\n",
-		(int)num(rep, "rounds", 0), ram, dev,
+		count(rep, "rounds"), ram, dev,
 		num(rep, "throughput_mbps", 0));
 	/* The legend: one entry per series, and the dirty-rate line. */
 	double x = PLOT_L;
