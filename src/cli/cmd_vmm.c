@@ -25,11 +25,13 @@
 	"                 [--control PATH]\n"                                    \
 	"                 [--incoming URI [--paused] [--verify before|after]]\n" \
 	"                 [--guest-interval-us N] [--seed N] [--fill SIZE|all]\n" \
-	"                 [--quiet | --verbose]\n"                              \
+	"                 [--no-data-channel] [--quiet | --verbose]\n"          \
 	"--fill: the guest starts by writing SIZE bytes (or all) of its RAM\n"  \
 	"above 1 MiB with pseudo-random data that its verifier checks\n"        \
 	"--verify: when an incoming VM is checked: before its guest runs\n"   \
-	"(default; part of the downtime) or right after\n"
+	"(default; part of the downtime) or right after\n"                    \
+	"--no-data-channel: offer the devices no migration data channel; their\n" \
+	"state moves in MIG_DATA_READ/WRITE messages on the control socket\n"
 
 struct vmm_args {
 	const char *devices[VFMIG_VM_MAX_DEVICES];
@@ -42,6 +44,7 @@ struct vmm_args {
 	uint64_t seed;
 	uint64_t fill;  /* bytes of RAM fill */
 	bool fill_all;  /* --fill all: every page above 1 MiB */
+	bool no_data_channel;
 	int log_level;
 };
 
@@ -167,6 +170,8 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 						"(e.g. 16M, 1G, all)\n", v);
 				return -1;
 			}
+		} else if (!strcmp(argv[i], "--no-data-channel")) {
+			a->no_data_channel = true;
 		} else if (!strcmp(argv[i], "--quiet")) {
 			a->log_level = VFMIG_LOG_WARNING;
 		} else if (!strcmp(argv[i], "--verbose")) {
@@ -240,6 +245,7 @@ int cmd_vmm(int argc, char **argv)
 		.guest_fill = a.fill,
 		.log_fn = log_stderr,
 		.log_level = a.log_level,
+		.no_data_channel = a.no_data_channel,
 	};
 	r = vfmig_vm_create(&o, &vm, err, sizeof(err));
 	if (r < 0) {
