@@ -9,14 +9,14 @@
 V=$1
 . "$(dirname "$0")/cli_lib.sh"
 
-# vvm NAME [vmm options...]: a 16 MiB vram device logging to NAME-dev.log
+# vvm NAME [vmm options...]: an 8 MiB vram device logging to NAME-dev.log
 # and a VMM for it with control socket NAME.ctl.
 vvm() {
 	n=$1; shift
-	"$V" device vram --size 16M --socket-path "$D/$n.sock" 2>"$D/$n-dev.log" &
+	"$V" device vram --size 8M --socket-path "$D/$n.sock" 2>"$D/$n-dev.log" &
 	pids="$pids $!"
 	wait_for "$D/$n.sock"
-	start "$V" vmm --device "$D/$n.sock" --ram 32M --control "$D/$n.ctl" --quiet "$@"
+	start "$V" vmm --device "$D/$n.sock" --ram 16M --control "$D/$n.ctl" --quiet "$@"
 	wait_for "$D/$n.ctl"
 }
 key() { echo "$1" | tail -1 | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
@@ -29,8 +29,8 @@ moved() { grep -q "$1 session closed after [1-9][0-9]* bytes" "$D/$2-dev.log"; }
 # run SRC-FLAG DST-FLAG TAG: a fresh pair, SRC migrated into DST.
 run() {
 	src=s$3 dst=d$3
-	if [ "$1" = off ]; then vvm $src --fill 8M --no-data-channel
-	else vvm $src --fill 8M; fi
+	if [ "$1" = off ]; then vvm $src --fill 4M --no-data-channel
+	else vvm $src --fill 4M; fi
 	if [ "$2" = off ]; then
 		vvm $dst --incoming "unix:$D/mig-$3.sock" --no-data-channel
 	else vvm $dst --incoming "unix:$D/mig-$3.sock"; fi
@@ -39,7 +39,7 @@ run() {
 		fail "$3: migrate: $out"
 	[ "$(key "$out" verified)" = True ] || fail "$3: not verified: $out"
 	dev=$(echo "$out" | tail -1 | python3 -c "import json,sys; print(json.load(sys.stdin)['bytes']['device'])")
-	[ "$dev" -gt 65536 ] || fail "$3: only $dev device bytes moved: $out"
+	[ "$dev" -gt 16384 ] || fail "$3: only $dev device bytes moved: $out"
 	moved save $src || fail "$3: the source device saved nothing"
 	moved load $dst || fail "$3: the destination device loaded nothing"
 	if [ "$1" = off ]; then
