@@ -6,7 +6,9 @@
  * with every checksum recomputed (the records' with the algorithm the header
  * names) is read too, so mutations reach the payload decoders instead of
  * stopping at a checksum, and so is a copy whose header is made a 1.1 one
- * with XXH3 records, so every input also runs the 1.1 path. The golden
+ * with XXH3 records, so every input also runs the 1.1 path. Those two copies
+ * are also read a second time with RAM page data placed (received outside
+ * the reader's buffer), which must give the same records and errors. The golden
  * streams of 1.0 and 1.1 are the seeds (fuzz/meson.build). Nothing may
  * crash, leak, or read out of bounds.
  */
@@ -85,6 +87,77 @@ static void read_stream(const uint8_t *data, size_t size)
 	vfmig_io_close(io);
 }
 
+/* Placement for the second reader below: page data goes one run after
+ * the other into scratch, from its start at each record, while it fits. */
+static uint8_t scratch[1u << 21];
+static size_t scratch_used;
+
+static void *place(void *priv, const struct vfmig_stream_str *block, uint32_t page_size,
+		   uint64_t addr, uint64_t len)
+{
+	(void)priv, (void)block, (void)page_size, (void)addr;
+	if (len > sizeof(scratch) - scratch_used)
+		return NULL;
+	scratch_used += (size_t)len;
+	return scratch + scratch_used - len;
+}
+
+static bool same_ram_pages(const struct vfmig_stream_record *a,
+			   const struct vfmig_stream_record *b)
+{
+	const typeof(a->d.u.ram_pages) *x = &a->d.u.ram_pages, *y = &b->d.u.ram_pages;
+
+	if (x->page_size != y->page_size || x->nruns != y->nruns ||
+	    x->block.len != y->block.len || memcmp(x->block.p, y->block.p, x->block.len))
+		return false;
+	for (uint32_t i = 0; i < x->nruns; i++) {
+		const struct vfmig_stream_ram_run *u = &x->runs[i], *v = &y->runs[i];
+		if (u->addr != v->addr || u->npages != v->npages || u->zero != v->zero ||
+		    (!u->zero && memcmp(u->data, v->data, (size_t)u->npages * x->page_size)))
+			return false;
+	}
+	return true;
+}
+
+/* The same bytes read with and without RAM page placement: the same
+ * records, the same RAM_PAGES content, the same error message. */
+static void read_placed_alike(const uint8_t *data, size_t size)
+{
+	struct vfmig_stream_reader *r[2];
+	struct vfmig_stream_record rec[2];
+	struct vfmig_io *io[2];
+	char err[256];
+	int rc[2];
+
+	if (vfmig_io_mem_reader(&io[0], data, size) < 0)
+		return;
+	if (vfmig_io_mem_reader(&io[1], data, size) < 0) {
+		vfmig_io_close(io[0]);
+		return;
+	}
+	if (vfmig_stream_reader_open(&r[0], io[0], err, sizeof(err)) == 0) {
+		if (vfmig_stream_reader_open(&r[1], io[1], err, sizeof(err)) != 0)
+			abort();
+		vfmig_stream_reader_set_ram_place(r[1], place, NULL);
+		do {
+			scratch_used = 0;
+			rc[0] = vfmig_stream_next(r[0], &rec[0]);
+			rc[1] = vfmig_stream_next(r[1], &rec[1]);
+			if (rc[0] != rc[1] ||
+			    (rc[0] == 1 && rec[0].type != rec[1].type) ||
+			    (rc[0] == 1 && rec[0].type == VFMIG_REC_RAM_PAGES &&
+			     !same_ram_pages(&rec[0], &rec[1])) ||
+			    (rc[0] < 0 && strcmp(vfmig_stream_reader_error(r[0]),
+						 vfmig_stream_reader_error(r[1]))))
+				abort();
+		} while (rc[0] == 1);
+		vfmig_stream_reader_free(r[0]);
+		vfmig_stream_reader_free(r[1]);
+	}
+	vfmig_io_close(io[0]);
+	vfmig_io_close(io[1]);
+}
+
 static void put32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)(v >> 24);
@@ -143,9 +216,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(fixed, data, size);
 		fix_crcs(fixed, size);
 		read_stream(fixed, size);
+		read_placed_alike(fixed, size);
 		make_v11(fixed, size);
 		fix_crcs(fixed, size);
 		read_stream(fixed, size);
+		read_placed_alike(fixed, size);
 		free(fixed);
 	}
 	if (null && vfmig_io_mem_reader(&io, data, size) == 0) {

@@ -32,6 +32,7 @@ struct vmm_args {
 	uint64_t seed;
 	uint64_t fill;  /* bytes of RAM fill */
 	bool fill_all;  /* --fill all: every page above 1 MiB */
+	bool no_data_channel;
 	int log_level;
 };
 
@@ -157,6 +158,8 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 						"(e.g. 16M, 1G, all)\n", v);
 				return -1;
 			}
+		} else if (!strcmp(argv[i], "--no-data-channel")) {
+			a->no_data_channel = true;
 		} else if (!strcmp(argv[i], "--quiet")) {
 			a->log_level = VFMIG_LOG_WARNING;
 		} else if (!strcmp(argv[i], "--verbose")) {
@@ -230,6 +233,7 @@ int cmd_vmm(int argc, char **argv)
 		.guest_fill = a.fill,
 		.log_fn = log_stderr,
 		.log_level = a.log_level,
+		.no_data_channel = a.no_data_channel,
 	};
 	r = vfmig_vm_create(&o, &vm, err, sizeof(err));
 	if (r < 0) {

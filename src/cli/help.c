@@ -71,7 +71,7 @@ static const struct usage usages[] = {
 	  "                 [--incoming URI [--paused] [--verify before|after]]\n"
 	  "                 [--guest-interval-us N] [--seed N] "
 	  "[--fill SIZE|all]\n"
-	  "                 [--quiet | --verbose]\n"
+	  "                 [--no-data-channel] [--quiet | --verbose]\n"
 	  "  --device SOCKET      attach the vfio-user device at SOCKET "
 	  "(up to 8)\n"
 	  "  --ram SIZE           guest RAM (e.g. 64M, 1G)\n"
@@ -89,6 +89,10 @@ static const struct usage usages[] = {
 	  "all)\n"
 	  "                       of its RAM above 1 MiB with pseudo-random "
 	  "data\n"
+	  "  --no-data-channel    offer the devices no migration data "
+	  "channel: their\n"
+	  "                       state moves in MIG_DATA_READ/WRITE "
+	  "messages\n"
 	  "  --quiet, --verbose   log warnings only, or everything\n"
 	  "URI: tcp:HOST:PORT | unix:PATH | file:PATH\n" },
 	{ "migrate",

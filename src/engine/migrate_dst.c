@@ -414,6 +414,9 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 					     err, sizeof(err));
 		if (r < 0)
 			r = mig_fail(&run, r, "incoming", "%s", err);
+		else if (vm->ram) /* its guest runs only once all is read */
+			vfmig_stream_reader_set_ram_place(run.r, vfmig_ram_place,
+							  vm->ram);
 	}
 	if (r == 0)
 		r = dst_load(&run);

@@ -393,6 +393,21 @@ bool vfmig_mchan_runs_in_stripe(const struct vfmig_stream_record *rec,
 	return true;
 }
 
+/* Page data of this channel's stripes is received in place; anything
+ * else is buffered, and receive() refuses its record. */
+static void *place_in_stripe(void *priv, const struct vfmig_stream_str *block,
+			     uint32_t page_size, uint64_t addr, uint64_t len)
+{
+	struct mchan_one *c = priv;
+	uint64_t sp = vfmig_ram_stripe_pages(page_size);
+	uint64_t first = addr / page_size, last = first + len / page_size - 1;
+
+	if (c->g->n > 1 && (!len || first / sp != last / sp ||
+			    vfmig_ram_stripe_of(first, sp, c->g->n) != c->index))
+		return NULL;
+	return vfmig_ram_place(c->g->ram, block, page_size, addr, len);
+}
+
 static int receive(struct mchan_one *c)
 {
 	struct vfmig_mchan *g = c->g;
@@ -547,6 +562,9 @@ static int take_connection(struct vfmig_mchan *g, struct vfmig_chan *chan,
 	}
 	g->ch[idx].chan = chan;
 	g->ch[idx].r = r;
+	/* The guest runs only once every channel's stream was accepted. */
+	if (g->ram)
+		vfmig_stream_reader_set_ram_place(r, place_in_stripe, &g->ch[idx]);
 	return 0;
 }
 

@@ -167,6 +167,20 @@ int vfmig_ram_load(struct vfmig_ram *r, const struct vfmig_stream_record *rec,
 		   char *err, size_t errlen);
 
 /*
+ * Receiving in place (a vfmig_stream_ram_place_fn, priv the block): the
+ * address in the block's mapping of a run of page data that lies inside
+ * it, with the block's name and page size; NULL otherwise (the reader
+ * then buffers the run, and vfmig_ram_load refuses the record). A reader
+ * given this writes page data into guest RAM before the record's checksum
+ * is known: use it only where the guest does not run until the stream has
+ * been accepted (a destination before its switchover), and fail the
+ * migration on any refused record. vfmig_ram_load does not copy data that
+ * is already in place.
+ */
+void *vfmig_ram_place(void *priv, const struct vfmig_stream_str *block,
+		      uint32_t page_size, uint64_t addr, uint64_t len);
+
+/*
  * Data extents: the source tells the destination which parts of the block
  * hold data, before the first page, so that the destination can allocate
  * them while the pages are on their way (a page of its memfd allocated
@@ -196,8 +210,10 @@ int vfmig_ram_announce(struct vfmig_ram *r, struct vfmig_stream_writer *w);
  * Destination: one STREAM_INFO entry. Other keys, and announcements of
  * another block, are ignored (0). An announcement for r starts a thread
  * that allocates the announced extents in the block's file, in order
- * (fallocate: the pages are allocated, not cleared, and still read as
- * zero; the file reports them as holes until written), replacing one that
+ * (fallocate: the pages are allocated, and still read as zero; the file
+ * reports them as holes until written) and maps them in the block
+ * (MADV_POPULATE_WRITE: each is cleared then, off the receiving thread,
+ * so that page data received in place takes no fault), replacing one that
  * still runs; without a file nothing happens. The thread stops by itself,
  * at vfmig_ram_fini, or at the first error of fallocate. Returns 0, or
  * -EBADMSG with err filled for a malformed announcement, -ENOMEM.

@@ -54,6 +54,7 @@ struct vfmig_vm {
 	uint64_t ram_size; /* of the mapping */
 	struct vfmig_ram ram;
 	bool incoming;
+	bool no_data_channel; /* VFMIG_VMM_OPT_NO_DATA_CHANNEL for each device */
 
 	const struct vfmig_typereg *types;
 	struct vm_dev devs[VFMIG_VM_MAX_DEVICES];
@@ -303,6 +304,7 @@ static int attach(struct vfmig_vm *vm, unsigned int i, const char *path,
 							   : VFMIG_LOG_ERR,
 		.on_dma_write = on_dma_write,
 		.priv = vm,
+		.flags = vm->no_data_channel ? VFMIG_VMM_OPT_NO_DATA_CHANNEL : 0,
 	};
 	int r;
 
@@ -503,6 +505,7 @@ int vfmig_vm_create(const struct vfmig_vm_opts *o, struct vfmig_vm **out,
 	vm->log_fn = o->log_fn;
 	vm->log_priv = o->log_priv;
 	vm->log_level = o->log_level;
+	vm->no_data_channel = o->no_data_channel;
 	vm->types = o->types;
 	vm->ram_fd = -1;
 	vm->io_stop_fd = -1;

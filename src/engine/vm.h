@@ -77,6 +77,9 @@ struct vfmig_vm_opts {
 	vfmig_log_fn log_fn;         /* NULL: silent */
 	void *log_priv;
 	int log_level;
+	/* Propose no data channel to the devices (VFMIG_VMM_OPT_NO_DATA_CHANNEL):
+	 * their migration data then goes in MIG_DATA_READ/WRITE messages. */
+	bool no_data_channel;
 };
 
 /*

@@ -57,6 +57,9 @@ struct vfmig__frame {
 	const uint8_t *payload;
 	uint32_t csum_stored;
 	uint32_t csum_computed;
+	/* A RAM_PAGES record read with the reader's placement function: it
+	 * is decoded already (the reader keeps the result), payload is NULL. */
+	bool placed;
 };
 
 /*

@@ -29,6 +29,11 @@ struct vfmig_stream_reader {
 	size_t bufcap;
 	uint16_t cur_type;     /* type whose decoded arrays rec->d may own */
 	struct vfmig_stream_decoded cur;
+	vfmig_stream_ram_place_fn place; /* RAM page data placement, or NULL */
+	void *place_priv;
+	struct vfmig_stream_decoded placed; /* a placed RAM_PAGES, decoded */
+	int placed_rc;         /* its decoding result, message in placed_err */
+	char placed_err[240];
 	char err[320];
 };
 
@@ -141,6 +146,182 @@ fail:
 	return rc;
 }
 
+/* ---- RAM_PAGES with placed page data ----
+ * The payload is read piece by piece, as dec_ram_pages() (records.c) would
+ * walk it: the block name, page size and run count, then each run's
+ * header, and its data where the placement function says (else into the
+ * buffer, after what is there). Every piece goes into the checksum from
+ * where it landed. The rules and messages are dec_ram_pages()'s; once
+ * anything is malformed, the rest of the payload goes into the buffer
+ * unparsed and the record is refused after its checksum check. */
+struct placed_walk {
+	struct vfmig_stream_reader *r;
+	const struct vfmig__frame *fr;
+	uint32_t left; /* payload bytes not yet read */
+	size_t used;   /* of r->buf */
+	size_t pos;    /* payload bytes read */
+};
+
+/* Reads n payload bytes to dst (NULL: the buffer); returns where they are,
+ * or NULL after an I/O error or truncation (the reader's error is set, with
+ * read_exact()'s message for the whole payload). */
+static const uint8_t *walk_read(struct placed_walk *w, uint8_t *dst, size_t n)
+{
+	struct vfmig_stream_reader *r = w->r;
+	uint8_t *p = dst ? dst : r->buf + w->used;
+	ssize_t got = vfmig_io_read(r->io, p, n);
+
+	if (got < 0) {
+		rfail(r, (int)got, "reading record payload at offset %" PRIu64 ": %s",
+		      w->fr->offset, strerror((int)-got));
+		return NULL;
+	}
+	r->offset += (uint64_t)got;
+	if ((size_t)got < n) {
+		rfail(r, -ENODATA, "stream truncated: record payload at offset %" PRIu64
+		      " needs %zu bytes, %zd left", w->fr->offset, (size_t)w->fr->length,
+		      (ssize_t)(w->pos + (size_t)got));
+		return NULL;
+	}
+	vfmig__csum_update(&r->csum, p, n);
+	w->left -= (uint32_t)n;
+	w->pos += n;
+	if (!dst)
+		w->used += n;
+	return p;
+}
+
+static int walk_bad(struct placed_walk *w, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Notes the decoding error and reads the rest of the payload. */
+static int walk_bad(struct placed_walk *w, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(w->r->placed_err, sizeof(w->r->placed_err), fmt, ap);
+	va_end(ap);
+	w->r->placed_rc = rc;
+	if (w->left && !walk_read(w, NULL, w->left))
+		return w->r->error;
+	return 0;
+}
+
+static int walk_truncated(struct placed_walk *w)
+{
+	return walk_bad(w, -EBADMSG, "RAM_PAGES payload truncated or malformed at "
+			"payload byte %zu", w->pos);
+}
+
+static int walk_ram_pages(struct placed_walk *w)
+{
+	struct vfmig_stream_reader *r = w->r;
+	typeof(r->placed.u.ram_pages) *rp = &r->placed.u.ram_pages;
+	const uint8_t *p;
+	uint32_t n, ps;
+
+	if (w->left < 2)
+		return walk_truncated(w);
+	if (!(p = walk_read(w, NULL, 2)))
+		return r->error;
+	rp->block.len = get_be16(p);
+	if (w->left < rp->block.len)
+		return walk_truncated(w);
+	if (!(p = walk_read(w, NULL, rp->block.len)))
+		return r->error;
+	rp->block.p = (const char *)p;
+	if (memchr(p, 0, rp->block.len))
+		return walk_truncated(w);
+	/* page size, run count: the buffer holds them after the name */
+	for (int k = 0; k < 2; k++) {
+		if (w->left < 4)
+			return walk_truncated(w);
+		if (!walk_read(w, NULL, 4))
+			return r->error;
+	}
+	ps = get_be32(p + rp->block.len);
+	n = get_be32(p + rp->block.len + 4);
+	if (ps < 512 || ps > (1u << 30) || (ps & (ps - 1)))
+		return walk_bad(w, -EBADMSG, "RAM_PAGES page size %u is not a "
+				"power of two in 512..1G", ps);
+	if (n > w->left / 13)
+		return walk_bad(w, -EBADMSG, "RAM_PAGES run count %u too large", n);
+	rp->runs = calloc(n ? n : 1, sizeof(*rp->runs));
+	if (!rp->runs)
+		return rfail(r, -ENOMEM, "no memory for %u RAM_PAGES runs", n);
+	rp->page_size = ps;
+	rp->nruns = n;
+	for (uint32_t i = 0; i < n; i++) {
+		struct vfmig_stream_ram_run *run = &rp->runs[i];
+		uint64_t bytes;
+		uint8_t kind;
+		void *dst;
+
+		if (w->left < 13) {
+			/* where the decoder's cursor stops: after addr, after
+			 * npages */
+			w->pos += w->left >= 12 ? 12 : w->left >= 8 ? 8 : 0;
+			return walk_truncated(w);
+		}
+		if (!(p = walk_read(w, NULL, 13)))
+			return r->error;
+		run->addr = get_be64(p);
+		run->npages = get_be32(p + 8);
+		kind = p[12];
+		bytes = (uint64_t)run->npages * ps;
+		if (run->npages == 0 || kind > 1 || run->addr % ps ||
+		    run->addr > UINT64_MAX - bytes)
+			return walk_bad(w, -EBADMSG, "RAM_PAGES run %u: addr 0x%"
+					PRIx64 ", %u pages, kind %u invalid", i,
+					run->addr, run->npages, kind);
+		run->zero = kind == 1;
+		if (run->zero)
+			continue;
+		if (bytes > w->left)
+			return walk_truncated(w);
+		dst = r->place(r->place_priv, &rp->block, ps, run->addr, bytes);
+		if (!(run->data = walk_read(w, dst, (size_t)bytes)))
+			return r->error;
+	}
+	if (w->left)
+		return walk_bad(w, -EBADMSG, "RAM_PAGES payload has %u unexpected "
+				"trailing bytes", w->left);
+	return 0;
+}
+
+static int read_placed(struct vfmig_stream_reader *r, struct vfmig__frame *fr,
+		       const uint8_t *h)
+{
+	struct placed_walk w = { .r = r, .fr = fr, .left = fr->length };
+	uint8_t tail[4];
+	int rc;
+
+	vfmig_stream_decoded_clear(VFMIG_REC_RAM_PAGES, &r->placed);
+	r->placed_rc = 0;
+	r->placed_err[0] = 0;
+	vfmig__csum_begin(&r->csum);
+	vfmig__csum_update(&r->csum, h, VFMIG_STREAM_RECORD_HEADER_SIZE);
+	rc = walk_ram_pages(&w);
+	if (rc < 0)
+		return rc;
+	rc = read_exact(r, tail, sizeof(tail), fr->offset, "record checksum");
+	if (rc < 0)
+		return rc;
+	fr->placed = true;
+	fr->payload = NULL;
+	fr->csum_stored = get_be32(tail);
+	fr->csum_computed = vfmig__csum_end(&r->csum);
+	return 1;
+}
+
+void vfmig_stream_reader_set_ram_place(struct vfmig_stream_reader *r,
+				       vfmig_stream_ram_place_fn fn, void *priv)
+{
+	r->place = fn;
+	r->place_priv = priv;
+}
+
 int vfmig__reader_frame(struct vfmig_stream_reader *r, struct vfmig__frame *fr)
 {
 	uint8_t h[VFMIG_STREAM_RECORD_HEADER_SIZE], tail[4];
@@ -180,6 +361,9 @@ int vfmig__reader_frame(struct vfmig_stream_reader *r, struct vfmig__frame *fr)
 		r->buf = p;
 		r->bufcap = fr->length;
 	}
+	if (fr->type == VFMIG_REC_RAM_PAGES && r->place &&
+	    !(fr->flags & ~VFMIG_STREAM_F_MUST_UNDERSTAND))
+		return read_placed(r, fr, h);
 	rc = read_exact(r, r->buf, fr->length, fr->offset, "record payload");
 	if (rc < 0)
 		return rc;
@@ -276,7 +460,18 @@ int vfmig__reader_accept(struct vfmig_stream_reader *r, const struct vfmig__fram
 	}
 	vfmig_stream_decoded_clear(r->cur_type, &r->cur);
 	derr[0] = 0;
-	rc = vfmig_stream_decode(fr->type, fr->payload, fr->length, &r->cur, derr, sizeof(derr));
+	if (fr->placed) {
+		/* Decoded while read: take it over. */
+		r->cur = r->placed;
+		memset(&r->placed, 0, sizeof(r->placed));
+		rc = r->placed_rc;
+		snprintf(derr, sizeof(derr), "%s", r->placed_err);
+		if (rc < 0)
+			vfmig_stream_decoded_clear(fr->type, &r->cur);
+	} else {
+		rc = vfmig_stream_decode(fr->type, fr->payload, fr->length, &r->cur, derr,
+					 sizeof(derr));
+	}
 	if (rc < 0)
 		return rfail(r, rc, "record at offset %" PRIu64 " (%s): %s", fr->offset, t->name,
 			     derr);
@@ -361,6 +556,7 @@ void vfmig_stream_reader_free(struct vfmig_stream_reader *r)
 	if (!r)
 		return;
 	vfmig_stream_decoded_clear(r->cur_type, &r->cur);
+	vfmig_stream_decoded_clear(VFMIG_REC_RAM_PAGES, &r->placed);
 	vfmig__csum_free(&r->csum);
 	free(r->buf);
 	free(r);

@@ -291,6 +291,27 @@ uint16_t vfmig_stream_reader_csum(const struct vfmig_stream_reader *r);
  */
 int vfmig_stream_next(struct vfmig_stream_reader *r, struct vfmig_stream_record *rec);
 
+/*
+ * Placement of RAM page data (optional; NULL fn: none, the default). For
+ * each data run of a RAM_PAGES record the reader asks fn where to receive
+ * its len bytes (the page data of npages pages of page_size at addr of
+ * block): fn returns memory for exactly those bytes, or NULL to have them
+ * in the reader's buffer as usual. The bytes are read straight there,
+ * before the record's checksum can be checked: fn's memory holds whatever
+ * arrived, also for a record that vfmig_stream_next() then refuses (bad
+ * checksum, malformed), so it must be memory whose content does not count
+ * until the caller accepts what it loads (a destination's guest RAM before
+ * the guest runs). fn is not called for a run that is malformed, nor after
+ * one, nor for a record with unknown flags. A record read this way comes
+ * back with rec->payload NULL and its runs' data pointing where fn said.
+ */
+typedef void *(*vfmig_stream_ram_place_fn)(void *priv,
+					   const struct vfmig_stream_str *block,
+					   uint32_t page_size, uint64_t addr,
+					   uint64_t len);
+void vfmig_stream_reader_set_ram_place(struct vfmig_stream_reader *r,
+				       vfmig_stream_ram_place_fn fn, void *priv);
+
 /* Unknown optional records skipped so far. */
 uint32_t vfmig_stream_reader_skipped(const struct vfmig_stream_reader *r);
 /* Bytes consumed so far (header included) = offset of the next record. */

@@ -549,9 +549,10 @@ static void test_parse_extents(void **state)
 }
 
 /*
- * The source announces its data extents; the destination allocates them
- * (and nothing else) before the pages come, the allocated pages still read
- * as zero and count as holes, and the pages then load exactly.
+ * The source announces its data extents; the destination allocates and
+ * maps them (and nothing else) before the pages come, the allocated pages
+ * read as zero (mapped, they count as data, not holes), and the pages then
+ * load exactly.
  */
 static void test_announced_extents_preallocated(void **state)
 {
@@ -604,7 +605,9 @@ static void test_announced_extents_preallocated(void **state)
 	vfmig_ram_prealloc_wait(&p->rd);
 	assert_int_equal(allocated(p->dfd), 28 * PAGE);
 	for (uint32_t i = 0; i < NPAGES; i++) {
-		assert_true(is_hole(p->dfd, i)); /* allocated, not written */
+		/* allocated and mapped, not written */
+		assert_true(is_hole(p->dfd, i) ==
+			    !((i >= 8 && i < 16) || (i >= 500 && i < 520)));
 		assert_int_equal(p->dst[(size_t)i * PAGE + 7], 0);
 	}
 
