@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dma.h"
 #include "regs.h"
 #include "vram.h"
 
@@ -15,6 +16,7 @@ struct sample {
 static const struct sample samples[] = {
 	{ "regs", vfmig_sample_regs_main },
 	{ "vram", vfmig_sample_vram_main },
+	{ "dma", vfmig_sample_dma_main },
 };
 
 int cmd_device(int argc, char **argv)
