@@ -32,6 +32,7 @@
 
 #define QMAX 8u               /* fetched requests kept inside the engine */
 #define CHUNK (64u << 10)     /* bytes per step of a request */
+#define DMA_RATE_DEFAULT (500ull * 1000000) /* bytes/s: --rate 500 */
 
 struct seg {
 	uint64_t addr, len;
@@ -73,6 +74,8 @@ struct dma {
 	vfmig_dev *dev;
 	pthread_t thread;
 	int verbosity;
+	uint64_t rate;      /* bytes per second the engine moves at most */
+	int64_t next_ns;    /* pacing: when the engine may move more */
 	/* migration session */
 	uint8_t *mig;
 	size_t mig_len, mig_pos, mig_cap;
@@ -207,6 +210,27 @@ static void seg_at(const struct req *r, uint64_t pos, unsigned int *i,
 	*off = pos;
 }
 
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+/* The engine moves at most d->rate bytes/s, as hardware would: n bytes
+ * moved put the next step off until they are paid for (engine_main waits
+ * with the lock released, and fetches meanwhile). So requests take long
+ * enough to be in flight when the VMM stops the device. */
+static void pace(struct dma *d, uint64_t n)
+{
+	int64_t now = mono_ns();
+
+	if (d->next_ns < now)
+		d->next_ns = now;
+	d->next_ns += (int64_t)(n * 1000000000ull / d->rate);
+}
+
 /* One step of request r: at most CHUNK bytes, inside one segment. */
 static int step(struct dma *d, struct req *r, uint8_t *buf)
 {
@@ -239,6 +263,7 @@ static int step(struct dma *d, struct req *r, uint8_t *buf)
 		r->err = (uint32_t)-e;
 	else
 		r->done += n;
+	pace(d, n);
 	return 0;
 }
 
@@ -287,7 +312,26 @@ static bool has_work(const struct dma *d)
 	return s->qn > 0 || s->sq_head != s->sq_tail;
 }
 
-/* One unit of work: fetch, step or complete. -EPERM: DMA refused now. */
+/* Wait on the condition until ns (CLOCK_MONOTONIC) at the latest. */
+static void wait_until(struct dma *d, int64_t ns)
+{
+	int64_t left = ns - mono_ns();
+	struct timespec ts;
+
+	if (left <= 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += left / 1000000000ll;
+	ts.tv_nsec += left % 1000000000ll;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+}
+
+/* One unit of work: fetch (at once), or step or complete (paced).
+ * -EPERM: DMA refused now. 1: not yet, waited for the pace. */
 static int work(struct dma *d, uint8_t *buf)
 {
 	struct dma_state *s = &d->st;
@@ -296,6 +340,10 @@ static int work(struct dma *d, uint8_t *buf)
 		return fetch(d);
 	if (s->qn == 0)
 		return 0;
+	if (mono_ns() < d->next_ns) {
+		wait_until(d, d->next_ns);
+		return 1;
+	}
 	if (s->q[0].err == 0 && s->q[0].done < s->q[0].len)
 		return step(d, &s->q[0], buf);
 	return complete(d);
@@ -312,18 +360,10 @@ static void *engine_main(void *arg)
 			pthread_cond_wait(&d->cond, &d->lock);
 			continue;
 		}
-		if (work(d, buf) == -EPERM) {
-			/* The library left (or has not yet entered) a running
-			 * state: wait for the arc that gets us going again. */
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&d->cond, &d->lock, &ts);
-		}
+		/* -EPERM: the library left (or has not yet entered) a
+		 * running state: wait for the arc that gets us going. */
+		if (work(d, buf) == -EPERM)
+			wait_until(d, mono_ns() + 1000000);
 	}
 	pthread_mutex_unlock(&d->lock);
 	free(buf);
@@ -816,14 +856,30 @@ static const struct vfmig_dev_ops dma_ops = {
 int vfmig_sample_dma_main(int argc, char **argv)
 {
 	static const char *const flags[] = { "--test-skip-dirty-log" };
+	static const char *const extra[] = { "--rate" };
+	const char *rate = NULL;
 	bool skip_log = false;
-	struct dma d = { .running = true };
-	struct sample_cli o = { .name = "dma", .n_flags = 1,
-				.flag_names = flags, .flag_vals = &skip_log };
+	struct dma d = { .running = true, .rate = DMA_RATE_DEFAULT };
+	struct sample_cli o = { .name = "dma", .n_extra = 1,
+				.extra_names = extra, .extra_vals = &rate,
+				.n_flags = 1, .flag_names = flags,
+				.flag_vals = &skip_log };
 	int rc;
 
 	if (sample_cli_parse(&o, argc, argv) < 0)
 		return 2;
+	if (rate) {
+		char *end;
+		unsigned long long mb;
+		errno = 0;
+		mb = strtoull(rate, &end, 10);
+		if (errno || end == rate || *end || mb < 1 || mb > 100000) {
+			fprintf(stderr, "dma: --rate %s: not a number of MB/s "
+					"from 1 to 100000\n", rate);
+			return 2;
+		}
+		d.rate = mb * 1000000ull;
+	}
 	d.verbosity = o.verbosity;
 	/* Tests only: the library's switch (device.h) that leaves this
 	 * device's writes out of the DMA dirty log. */
