@@ -234,6 +234,7 @@ static int submit(struct vfmig_guest *g, struct gdev *d)
 	guest__mark_dirty(g, area + SQ_OFF + slot * DMA_DESC_SIZE,
 			  DMA_DESC_SIZE);
 	guest__lset(g, &d->ld->drv[W_SUBMITTED], n);
+	guest__lset(g, &d->ld->doorbells, n); /* for the stats */
 	return guest__reg_write(g, d, DMA_REG_SQ_TAIL, (uint32_t)n);
 }
 
@@ -324,8 +325,10 @@ static int reap(struct vfmig_guest *g, struct gdev *d)
 							     c).cq],
 			    reaped[req_of(g->seed, d->index, c).cq]);
 		guest__lset(g, &d->ld->drv[W_BYTES], bytes);
-		if (req_of(g->seed, d->index, c).op == DMA_OP_CSUM)
+		if (req_of(g->seed, d->index, c).op == DMA_OP_CSUM) {
 			guest__lset(g, &d->ld->drv[W_CSUMS], lw(d, W_CSUMS) + 1);
+			guest__lset(g, &d->ld->csums, lw(d, W_CSUMS));
+		}
 		guest__lset(g, &d->ld->drv[W_COMPLETED], c);
 		d->drv_local[0] = (uint64_t)now_ns(); /* progress */
 	}
