@@ -45,6 +45,13 @@ out=$("$V" migrate --control "$D/b.ctl" "unix:$D/mig-c.sock" --json) || fail "mi
 sleep 0.3
 verified "$D/c.ctl" || fail "third VM does not verify later"
 
+# 1b. The same through the 2019 region-based interface.
+dmavm r "--interface region"
+dmavm r-dst "--interface region" --incoming "unix:$D/mig-r.sock"
+sleep 0.5
+out=$("$V" migrate --control "$D/r.ctl" "unix:$D/mig-r.sock" --json) || fail "migrate (region): $out"
+[ "$(key "$out" verified)" = True ] || fail "not verified (region): $out"
+
 # 2. and 3.: a migration that loses dirty pages must not verify. The
 # workload makes that certain: the engine rewrites its 6 MiB of results
 # (and its completion rings) many times during a single pass over RAM,
