@@ -27,9 +27,27 @@
  * than 64 commands or 8 MiB during a DMA exchange is dropped with a log
  * line saying why.
  *
- * Threading: a vfmig_dev is not thread-safe. Call every function, including
- * the helpers, from the thread that runs vfmig_dev_process()/vfmig_dev_run(),
- * typically from inside a callback.
+ * Threading: a vfmig_dev is not thread-safe, with one exception. Call every
+ * function from the thread that runs vfmig_dev_process()/vfmig_dev_run(),
+ * typically from inside a callback, except vfmig_dev_dma_read() and
+ * vfmig_dev_dma_write(): a device may call those from its own threads too
+ * (a DMA engine's worker), concurrently with the library's thread. The
+ * library then keeps DMA_MAP/UNMAP, dirty logging and the migration
+ * state consistent with them: a write to a mapped window and its dirty
+ * mark are one step, and a call that finds the device stopped is refused
+ * (-EPERM). The library never calls back into the device while it holds
+ * the lock that takes, so a device may hold its own lock around these
+ * calls, and its mig_transition may wait for its threads to stop using
+ * guest memory (that is how a device makes sure no DMA happens after
+ * STOP). A window the client gave no fd for needs DMA_READ/WRITE messages
+ * on the connection: from a thread other than the one that runs
+ * vfmig_dev_process() the calls give -EAGAIN there. Interrupts
+ * (vfmig_dev_irq_trigger) stay on the library's thread.
+ *
+ * Tests only: with VFMIG_DEV_TEST_SKIP_DIRTY_LOG=1 in the environment when
+ * vfmig_dev_create() runs, that device's writes are not marked in the DMA
+ * dirty log. It exists so that tests can prove that a migration verifier
+ * catches a device that loses its dirty pages; never set it otherwise.
  *
  * Errors: every function returning int returns 0 (or a non-negative count)
  * on success and a negative errno on failure; vfmig_dev_strerror() names it.
@@ -438,7 +456,8 @@ VFMIG_EXPORT int vfmig_dev_irq_trigger(vfmig_dev *dev, unsigned int index,
  * guarded: if the client truncated the file behind it, the call fails with
  * -EFAULT and the window and the client are dropped (see Signals above).
  * Errors: -EFAULT (not inside one window, no permission, or the mapped
- * memory is gone), -ENOTCONN (no client), -EIO (client answered with an
+ * memory is gone), -EAGAIN (a window without an fd, from a thread other
+ * than the library's: see Threading), -ENOTCONN (no client), -EIO (client answered with an
  * error, broke the exchange, missed the deadline or passed the bound; all
  * but an error reply drop the client), -ENOMEM.
  */

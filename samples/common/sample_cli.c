@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <poll.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sample_cli.h"
 
@@ -111,7 +114,59 @@ static void on_signal(int sig)
 	stop_flag = 1;
 }
 
+/* The loop of sample_cli_serve_wake: the device's fds, its data channel
+ * and wake_fd, at most 100 ms per wait so that a signal is seen. */
+static int wake_loop(vfmig_dev *dev, int wake_fd,
+		     void (*on_wake)(vfmig_dev *, void *), void *priv)
+{
+	while (!stop_flag) {
+		struct pollfd p[3] = { { .fd = wake_fd, .events = POLLIN } };
+		int n = 1, t = vfmig_dev_get_poll_timeout(dev);
+		int fd = vfmig_dev_get_poll_fd(dev);
+		uint64_t cnt;
+
+		if (fd < 0)
+			return fd == -ENOTCONN ? 0 : fd;
+		p[n++] = (struct pollfd){ fd, (short)vfmig_dev_get_poll_events(dev), 0 };
+		fd = vfmig_dev_get_data_fd(dev);
+		if (fd >= 0)
+			p[n++] = (struct pollfd){
+				fd, (short)vfmig_dev_get_data_events(dev), 0
+			};
+		if (t < 0 || t > 100)
+			t = 100;
+		if (poll(p, (nfds_t)n, t) < 0 && errno != EINTR)
+			return -errno;
+		if (p[0].revents & POLLIN) {
+			if (read(wake_fd, &cnt, sizeof(cnt)) < 0 &&
+			    errno != EAGAIN)
+				return -errno;
+			on_wake(dev, priv);
+		}
+		int r = vfmig_dev_process(dev);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int serve(vfmig_dev *dev, const struct sample_cli *c, int wake_fd,
+		 void (*on_wake)(vfmig_dev *, void *), void *priv);
+
 int sample_cli_serve(vfmig_dev *dev, const struct sample_cli *c)
+{
+	return serve(dev, c, -1, NULL, NULL);
+}
+
+int sample_cli_serve_wake(vfmig_dev *dev, const struct sample_cli *c,
+			  int wake_fd, void (*on_wake)(vfmig_dev *, void *),
+			  void *priv)
+{
+	return serve(dev, c, wake_fd, on_wake, priv);
+}
+
+static int serve(vfmig_dev *dev, const struct sample_cli *c, int wake_fd,
+		 void (*on_wake)(vfmig_dev *, void *), void *priv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
 	int r, fd;
@@ -145,7 +200,8 @@ int sample_cli_serve(vfmig_dev *dev, const struct sample_cli *c)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	r = vfmig_dev_run(dev, &stop_flag);
+	r = wake_fd >= 0 ? wake_loop(dev, wake_fd, on_wake, priv)
+			 : vfmig_dev_run(dev, &stop_flag);
 	if (r < 0) {
 		fprintf(stderr, "%s: %s\n", c->name, vfmig_dev_strerror(r));
 		return 1;

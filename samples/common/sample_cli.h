@@ -35,4 +35,14 @@ int sample_cli_parse(struct sample_cli *c, int argc, char **argv);
  * SIGINT. Returns the process exit status: 0, 1 (runtime), 2 (usage). */
 int sample_cli_serve(vfmig_dev *dev, const struct sample_cli *c);
 
+/*
+ * As sample_cli_serve, with an event loop of its own (the public poll
+ * API) that also watches wake_fd (an eventfd a device's thread signals):
+ * when it is readable it is drained and on_wake(dev, priv) runs on this
+ * thread, the library's, where interrupts may be raised.
+ */
+int sample_cli_serve_wake(vfmig_dev *dev, const struct sample_cli *c,
+			  int wake_fd, void (*on_wake)(vfmig_dev *, void *),
+			  void *priv);
+
 #endif

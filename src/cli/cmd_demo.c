@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vfmig demo: the main job. Starts two sample devices (regs and vram) for a
- * source and two for a destination, a source VMM whose guest driver works
+ * vfmig demo: the main job. Starts three sample devices (regs, vram and dma;
+ * --no-dma leaves dma out) for a source and three for a destination,
+ * a source VMM whose guest driver works
  * the devices and its RAM, and a destination VMM waiting for a migration;
  * migrates the VM live between the two VMM processes; lets the guest run on
  * the destination and checks every counter, buffer, interrupt and page;
@@ -23,10 +24,11 @@
 #include "help.h"
 #include "control_client.h"
 
-#define N_PROCS 6
+#define N_PROCS 8
 
 struct demo {
 	bool json;
+	bool no_dma; /* --no-dma: regs and vram only */
 	const char *ram, *vram, *downtime;
 	const char *iface; /* device-state interface: "v2" or "region" */
 	char dir[64];
@@ -89,7 +91,7 @@ static int wait_path(const char *path)
 
 static int start_devices(struct demo *d, const char *side)
 {
-	char regs[128], vram[128], name[32], log[32];
+	char regs[128], vram[128], dma[128], name[32], log[32];
 
 	snprintf(name, sizeof(name), "%s-regs.sock", side);
 	path_in(d, name, regs, sizeof(regs));
@@ -105,25 +107,48 @@ static int start_devices(struct demo *d, const char *side)
 			     "--size", d->vram, "--interface", d->iface, NULL };
 	if (spawn(d, log, a2) < 0)
 		return -1;
+	if (!d->no_dma) {
+		snprintf(name, sizeof(name), "%s-dma.sock", side);
+		path_in(d, name, dma, sizeof(dma));
+		snprintf(log, sizeof(log), "%s-dma.log", side);
+		const char *a3[] = { "device", "dma", "--socket-path", dma,
+				     "--interface", d->iface, NULL };
+		if (spawn(d, log, a3) < 0 || wait_path(dma) < 0)
+			return -1;
+	}
 	return wait_path(regs) == 0 && wait_path(vram) == 0 ? 0 : -1;
 }
 
 static int start_vmm(struct demo *d, const char *side, const char *incoming)
 {
-	char regs[128], vram[128], ctl[128], uri[160], name[32], log[32];
+	char regs[128], vram[128], dma[128], ctl[128], uri[160], name[32];
+	char log[32];
 
 	snprintf(name, sizeof(name), "%s-regs.sock", side);
 	path_in(d, name, regs, sizeof(regs));
 	snprintf(name, sizeof(name), "%s-vram.sock", side);
 	path_in(d, name, vram, sizeof(vram));
+	snprintf(name, sizeof(name), "%s-dma.sock", side);
+	path_in(d, name, dma, sizeof(dma));
 	snprintf(name, sizeof(name), "%s.ctl", side);
 	path_in(d, name, ctl, sizeof(ctl));
 	snprintf(log, sizeof(log), "%s-vmm.log", side);
-	const char *args[] = { "vmm", "--device", regs, "--device", vram,
-			       "--ram", d->ram, "--control", ctl,
-			       incoming ? "--incoming" : NULL, uri, NULL };
-	if (incoming)
+	const char *args[16] = { "vmm", "--device", regs, "--device", vram };
+	int n = 5;
+	if (!d->no_dma) {
+		args[n++] = "--device";
+		args[n++] = dma;
+	}
+	args[n++] = "--ram";
+	args[n++] = d->ram;
+	args[n++] = "--control";
+	args[n++] = ctl;
+	if (incoming) {
 		snprintf(uri, sizeof(uri), "%s", incoming);
+		args[n++] = "--incoming";
+		args[n++] = uri;
+	}
+	args[n] = NULL;
 	return spawn(d, log, args);
 }
 
@@ -243,6 +268,10 @@ static int parse_args(struct demo *d, int argc, char **argv)
 		const char **slot = NULL;
 		if (!strcmp(a, "--json")) {
 			d->json = true;
+			continue;
+		}
+		if (!strcmp(a, "--no-dma")) {
+			d->no_dma = true;
 			continue;
 		}
 		if (!strcmp(a, "--ram"))

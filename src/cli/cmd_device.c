@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "help.h"
+#include "dma.h"
 #include "regs.h"
 #include "vram.h"
 
@@ -16,6 +17,7 @@ struct sample {
 static const struct sample samples[] = {
 	{ "regs", vfmig_sample_regs_main },
 	{ "vram", vfmig_sample_vram_main },
+	{ "dma", vfmig_sample_dma_main },
 };
 
 int cmd_device(int argc, char **argv)

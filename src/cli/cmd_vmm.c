@@ -19,6 +19,7 @@
 #include "migration.h"
 #include "engine/guest.h"
 #include "engine/vm.h"
+#include "guest/drivers.h"
 #include "pci/pci_state.h"
 
 struct vmm_args {
@@ -34,6 +35,7 @@ struct vmm_args {
 	bool fill_all;  /* --fill all: every page above 1 MiB */
 	bool no_data_channel;
 	int log_level;
+	bool test_skip_dirty; /* --test-skip-dirty-tracking */
 };
 
 static void log_stderr(void *priv, int level, const char *msg)
@@ -160,6 +162,12 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 			}
 		} else if (!strcmp(argv[i], "--no-data-channel")) {
 			a->no_data_channel = true;
+		} else if (!strcmp(argv[i], "--test-skip-dirty-tracking")) {
+			/* Tests only, not in the usage: the VMM's own writes
+			 * to guest RAM are not tracked, so migrations lose
+			 * them (docs/migration.md, "Proving nothing is
+			 * lost"). */
+			a->test_skip_dirty = true;
 		} else if (!strcmp(argv[i], "--quiet")) {
 			a->log_level = VFMIG_LOG_WARNING;
 		} else if (!strcmp(argv[i], "--verbose")) {
@@ -231,6 +239,8 @@ int cmd_vmm(int argc, char **argv)
 		.guest_interval_us = a.interval_us,
 		.guest_seed = a.seed,
 		.guest_fill = a.fill,
+		.guest_drivers = vfmig_guest_sample_drivers,
+		.test_skip_dirty_tracking = a.test_skip_dirty,
 		.log_fn = log_stderr,
 		.log_level = a.log_level,
 		.no_data_channel = a.no_data_channel,
@@ -241,6 +251,11 @@ int cmd_vmm(int argc, char **argv)
 			err[0] ? err : strerror(-r));
 		goto out;
 	}
+	if (a.test_skip_dirty)
+		vfmig_vm_log(vm, VFMIG_LOG_WARNING,
+			     "--test-skip-dirty-tracking: the VMM's own writes "
+			     "to guest RAM are NOT tracked (tests only: "
+			     "migrations will lose data)");
 	r = vfmig_control_create(vm, a.control, &ctl, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "vfmig vmm: error: %s\n", err);

@@ -17,7 +17,7 @@ static const struct usage usages[] = {
 	  "commands:\n"
 	  "  demo      migrate a VM with sample devices live between two "
 	  "VMMs, report\n"
-	  "  device    run a sample device (regs, vram)\n"
+	  "  device    run a sample device (regs, vram, dma)\n"
 	  "  vmm       run a VMM with guest RAM, devices and a guest driver\n"
 	  "  migrate   migrate a running VMM live, or to a file\n"
 	  "  save      stop a VMM and save it to a file\n"
@@ -26,8 +26,9 @@ static const struct usage usages[] = {
 	  "See vfmig(1).\n" },
 	{ "demo",
 	  "usage: vfmig demo [--json] [--interface v2|region] [--ram SIZE]\n"
-	  "                  [--vram-size SIZE] [--downtime-ms N]\n"
-	  "Start a regs and a vram device and two VMMs, migrate the VM live,\n"
+	  "                  [--vram-size SIZE] [--downtime-ms N] [--no-dma]\n"
+	  "Start a regs, a vram and a dma device and two VMMs, migrate the VM\n"
+	  "live,\n"
 	  "verify it on the destination and print a report.\n"
 	  "  --json                 the report as one JSON object on the "
 	  "last line\n"
@@ -35,12 +36,13 @@ static const struct usage usages[] = {
 	  "(default v2)\n"
 	  "  --ram SIZE             guest RAM (default 64M)\n"
 	  "  --vram-size SIZE       the vram device's memory (default 256M)\n"
-	  "  --downtime-ms N        the downtime limit (default 300)\n" },
+	  "  --downtime-ms N        the downtime limit (default 300)\n"
+	  "  --no-dma               leave the dma device out\n" },
 	{ "device",
 	  "usage: vfmig device NAME (--socket-path PATH | --fd N)\n"
 	  "                    [--interface v2|region] [--quiet | --verbose]\n"
 	  "                    [device options]\n"
-	  "NAME: regs, vram (vfmig device NAME --help: its options).\n"
+	  "NAME: regs, vram, dma (vfmig device NAME --help: its options).\n"
 	  "  --socket-path PATH     listen on a UNIX socket at PATH\n"
 	  "  --fd N                 serve the connected socket N\n"
 	  "  --interface v2|region  offer the v2 state machine (default) or\n"
@@ -65,6 +67,19 @@ static const struct usage usages[] = {
 	  "A device with large memory, migrated in pre-copy rounds.\n"
 	  "  --size SIZE   device memory, 64K..64G in 4 KiB steps "
 	  "(default 256M)\n" },
+	{ "device dma",
+	  "usage: vfmig device dma (--socket-path PATH | --fd N) "
+	  "[--rate MBPS]\n"
+	  "                        [--interface v2|region] "
+	  "[--quiet | --verbose]\n"
+	  "                        [--test-skip-dirty-log]\n"
+	  "A DMA engine driven by a descriptor ring in guest RAM (copy, fill,\n"
+	  "checksum), completions and MSI-X per completion queue.\n"
+	  "  --rate MBPS             the engine's speed, 1..100000 MB/s "
+	  "(default 500)\n"
+	  "  --test-skip-dirty-log   DMA writes are not dirty-logged, for "
+	  "tests\n"
+	  "                          (migrations then lose data)\n" },
 	{ "vmm",
 	  "usage: vfmig vmm --device SOCKET [--device SOCKET...] [--ram SIZE]\n"
 	  "                 [--control PATH]\n"

@@ -157,6 +157,14 @@ static int desc_copy(const struct vfmig_dev_desc *desc,
 	return 0;
 }
 
+/* The test-only switch of device.h ("Tests only"): read once per device. */
+static bool test_skip_dirty_log(void)
+{
+	const char *v = getenv("VFMIG_DEV_TEST_SKIP_DIRTY_LOG");
+
+	return v && !strcmp(v, "1");
+}
+
 VFMIG_EXPORT int vfmig_dev_create(const struct vfmig_dev_desc *desc,
 				  const struct vfmig_dev_ops *ops, void *priv,
 				  vfmig_dev **out)
@@ -171,6 +179,8 @@ VFMIG_EXPORT int vfmig_dev_create(const struct vfmig_dev_desc *desc,
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
+	pthread_mutex_init(&dev->dma_lock, NULL);
+	dev->test_skip_mark = test_skip_dirty_log();
 	dev->desc = d;
 	/* A version 1 table ends at client_changed: copy only that much. */
 	memcpy(&dev->ops, ops, ops->version == 1
@@ -371,6 +381,10 @@ VFMIG_EXPORT int vfmig_dev_process(vfmig_dev *dev)
 		return -EINVAL;
 	if (dev->conn_fd < 0 && dev->listen_fd < 0)
 		return -ENOTCONN;
+	pthread_mutex_lock(&dev->dma_lock);
+	dev->owner = pthread_self();
+	dev->has_owner = true;
+	pthread_mutex_unlock(&dev->dma_lock);
 	while (count < DEV_BATCH) {
 		bool handled;
 		int r = dev_transport_process_one(dev, &handled);
@@ -451,6 +465,7 @@ VFMIG_EXPORT void vfmig_dev_destroy(vfmig_dev *dev)
 		if (dev->bars[i].memfd >= 0)
 			close(dev->bars[i].memfd);
 	}
+	pthread_mutex_destroy(&dev->dma_lock);
 	free(dev);
 }
 

@@ -15,6 +15,11 @@
  * The region-based interface (mig_region.c) uses the same log: LOGGING
  * starts "every window" at 4 KiB (dev_dlog_start_all) and the bitmap
  * region is filled with dev_dlog_fill.
+ *
+ * Locking: the entry points the library thread calls (start, stop,
+ * report, fill) take dev->dma_lock; mark and the window hooks are called
+ * by dma.c with it held, so that a write from a device thread and its
+ * mark are one step that a REPORT cannot fall between.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -130,6 +135,19 @@ static int check_ranges(struct vfw_dma_logging_range *rg, uint32_t n,
 	return 0;
 }
 
+/* START's page size is a hint (vfio-user, like the kernel's uAPI): the
+ * device logs at the nearest size it supports, a power of two from
+ * 4 KiB to 1 GiB (the hint rounded up, or 1 GiB), and the reply names it.
+ * The ranges must be aligned to the size chosen. */
+static uint64_t choose_pgsize(uint64_t hint)
+{
+	uint64_t p = DEV_PAGE_SIZE;
+
+	while (p < hint && p < (1ull << 30))
+		p <<= 1;
+	return p;
+}
+
 /* Turn logging on: the checked, sorted ranges rg, or every window when
  * n is 0. */
 static int start(struct vfmig_dev *dev, uint64_t pgsize,
@@ -155,8 +173,8 @@ static int start(struct vfmig_dev *dev, uint64_t pgsize,
 	return 0;
 }
 
-int dev_dlog_start(struct vfmig_dev *dev, const uint8_t *data, size_t len,
-		   uint64_t *pgsize_out)
+static int start_req(struct vfmig_dev *dev, const uint8_t *data, size_t len,
+		     uint64_t *pgsize_out)
 {
 	struct vfw_dma_logging_start st;
 	struct vfw_dma_logging_range *rg = NULL;
@@ -165,9 +183,7 @@ int dev_dlog_start(struct vfmig_dev *dev, const uint8_t *data, size_t len,
 	if (len < sizeof(st))
 		return -EINVAL;
 	memcpy(&st, data, sizeof(st));
-	if (!pow2(st.page_size) || st.page_size < DEV_PAGE_SIZE ||
-	    st.page_size > (1ull << 30))
-		return -EINVAL;
+	st.page_size = choose_pgsize(st.page_size);
 	if (st.num_ranges > DEV_LOG_MAX_RANGES)
 		return -E2BIG;
 	if (len - sizeof(st) < (size_t)st.num_ranges * sizeof(*rg))
@@ -189,21 +205,41 @@ int dev_dlog_start(struct vfmig_dev *dev, const uint8_t *data, size_t len,
 	return r;
 }
 
+int dev_dlog_start(struct vfmig_dev *dev, const uint8_t *data, size_t len,
+		   uint64_t *pgsize_out)
+{
+	int r;
+
+	pthread_mutex_lock(&dev->dma_lock);
+	r = start_req(dev, data, len, pgsize_out);
+	pthread_mutex_unlock(&dev->dma_lock);
+	return r;
+}
+
 int dev_dlog_start_all(struct vfmig_dev *dev, uint64_t pgsize)
 {
+	int r = -EBUSY;
+
 	if (!pow2(pgsize) || pgsize < DEV_PAGE_SIZE || pgsize > (1ull << 30))
 		return -EINVAL;
-	if (dev->dlog.on)
-		return -EBUSY;
-	return start(dev, pgsize, NULL, 0);
+	pthread_mutex_lock(&dev->dma_lock);
+	if (!dev->dlog.on)
+		r = start(dev, pgsize, NULL, 0);
+	pthread_mutex_unlock(&dev->dma_lock);
+	return r;
 }
 
 void dev_dlog_stop(struct vfmig_dev *dev)
 {
-	if (dev->dlog.on)
-		DEV_LOG(dev, VFW_LOG_INFO, "DMA logging off");
+	bool was;
+
+	pthread_mutex_lock(&dev->dma_lock);
+	was = dev->dlog.on;
 	ranges_free(&dev->dlog);
 	dev->dlog.on = false;
+	pthread_mutex_unlock(&dev->dma_lock);
+	if (was)
+		DEV_LOG(dev, VFW_LOG_INFO, "DMA logging off");
 }
 
 void dev_dlog_mark(struct vfmig_dev *dev, uint64_t iova, uint64_t len)
@@ -312,8 +348,9 @@ static void report_all(struct dev_dlog *l, uint64_t iova, uint64_t end,
 	}
 }
 
-int dev_dlog_report(struct vfmig_dev *dev, const struct vfw_dma_logging_report *rq,
-		    uint64_t max_bytes, uint64_t **bitmap, size_t *bytes)
+static int report_req(struct vfmig_dev *dev,
+		      const struct vfw_dma_logging_report *rq,
+		      uint64_t max_bytes, uint64_t **bitmap, size_t *bytes)
 {
 	struct dev_dlog *l = &dev->dlog;
 	uint64_t end, covered = 0, nbits, nbytes;
@@ -351,14 +388,31 @@ int dev_dlog_report(struct vfmig_dev *dev, const struct vfw_dma_logging_report *
 	return 0;
 }
 
+int dev_dlog_report(struct vfmig_dev *dev, const struct vfw_dma_logging_report *rq,
+		    uint64_t max_bytes, uint64_t **bitmap, size_t *bytes)
+{
+	int r;
+
+	pthread_mutex_lock(&dev->dma_lock);
+	r = report_req(dev, rq, max_bytes, bitmap, bytes);
+	pthread_mutex_unlock(&dev->dma_lock);
+	return r;
+}
+
 int dev_dlog_fill(struct vfmig_dev *dev, uint64_t iova, uint64_t pages,
 		  uint64_t *bm)
 {
 	const uint64_t ps = DEV_PAGE_SIZE;
+	int r = -EINVAL;
 
-	if (!dev->dlog.on || !pages || (iova & (ps - 1)) ||
-	    pages > UINT64_MAX / ps || pages * ps - 1 > UINT64_MAX - iova)
+	if (!pages || (iova & (ps - 1)) || pages > UINT64_MAX / ps ||
+	    pages * ps - 1 > UINT64_MAX - iova)
 		return -EINVAL;
-	report_all(&dev->dlog, iova, iova + (pages * ps - 1), ps, bm);
-	return 0;
+	pthread_mutex_lock(&dev->dma_lock);
+	if (dev->dlog.on) {
+		report_all(&dev->dlog, iova, iova + (pages * ps - 1), ps, bm);
+		r = 0;
+	}
+	pthread_mutex_unlock(&dev->dma_lock);
+	return r;
 }

@@ -11,6 +11,13 @@
  * (memfd, tmpfs) the window is sealed against shrinking when it is mapped;
  * whatever the seals, every copy to or from a mapped window is a guarded
  * copy (guard.c), and a fault drops the window and the client.
+ *
+ * Threads: vfmig_dev_dma_read/write may be called from a device's own
+ * threads. dev->dma_lock guards the window list, the dirty log and the
+ * migration state they check; a copy to a mapped window and its dirty
+ * mark happen under it in one go. DMA_READ/WRITE messages use the
+ * connection, which only the thread running vfmig_dev_process() owns:
+ * other threads get -EAGAIN for a window without an fd.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,10 +49,12 @@ static void window_release(struct dev_dma_window *w)
 
 void dev_dma_clear(struct vfmig_dev *dev)
 {
+	pthread_mutex_lock(&dev->dma_lock);
 	for (size_t i = 0; i < dev->dma.n; i++)
 		window_release(&dev->dma.win[i]);
 	free(dev->dma.win);
 	memset(&dev->dma, 0, sizeof(dev->dma));
+	pthread_mutex_unlock(&dev->dma_lock);
 }
 
 static bool overlaps(const struct dev_dma *dma, uint64_t iova, uint64_t size)
@@ -130,13 +139,15 @@ static int map_check(const struct vfmig_dev *dev, const struct vfw_dma_map *m,
 	return 0;
 }
 
-int dev_cmd_dma_map(struct vfmig_dev *dev, struct vfw_msg *msg)
+static int dma_map_locked(struct vfmig_dev *dev, struct vfw_msg *msg,
+			  struct vfw_dma_map *mp, struct dev_dma_window *wp)
 {
 	struct dev_dma_window w = { 0 };
 	struct vfw_dma_map m;
 	int r;
 
 	memcpy(&m, msg->payload, sizeof(m));
+	*mp = m;
 	r = map_check(dev, &m, msg);
 	if (r < 0)
 		return r;
@@ -162,6 +173,21 @@ int dev_cmd_dma_map(struct vfmig_dev *dev, struct vfw_msg *msg)
 		return r;
 	}
 	dev->dma.win[dev->dma.n++] = w;
+	*wp = w;
+	return 0;
+}
+
+int dev_cmd_dma_map(struct vfmig_dev *dev, struct vfw_msg *msg)
+{
+	struct dev_dma_window w = { 0 };
+	struct vfw_dma_map m;
+	int r;
+
+	pthread_mutex_lock(&dev->dma_lock);
+	r = dma_map_locked(dev, msg, &m, &w);
+	pthread_mutex_unlock(&dev->dma_lock);
+	if (r < 0)
+		return r;
 	DEV_LOG(dev, VFW_LOG_DEBUG, "DMA_MAP 0x%llx+0x%llx prot %u %s",
 		(unsigned long long)m.address, (unsigned long long)m.size,
 		m.flags, w.map ? "mmapped" : "message-based");
@@ -184,18 +210,24 @@ int dev_cmd_dma_unmap(struct vfmig_dev *dev, struct vfw_msg *msg)
 {
 	struct vfw_dma_unmap u;
 
+	bool found = false;
+
 	memcpy(&u, msg->payload, sizeof(u));
 	if (u.argsz < sizeof(u) || u.flags != 0)
 		return -EINVAL;
-	for (size_t i = 0; i < dev->dma.n; i++) {
+	pthread_mutex_lock(&dev->dma_lock);
+	for (size_t i = 0; !found && i < dev->dma.n; i++) {
 		struct dev_dma_window *w = &dev->dma.win[i];
 		if (w->iova != u.address || w->size != u.size)
 			continue;
 		window_remove(dev, i);
-		u.argsz = sizeof(u);
-		return dev_reply(dev, &msg->hdr, &u, sizeof(u));
+		found = true;
 	}
-	return -ENOENT;
+	pthread_mutex_unlock(&dev->dma_lock);
+	if (!found)
+		return -ENOENT;
+	u.argsz = sizeof(u);
+	return dev_reply(dev, &msg->hdr, &u, sizeof(u));
 }
 
 /* A reply that is not what was asked for: the client is broken. */
@@ -302,61 +334,84 @@ static int window_copy(struct vfmig_dev *dev, size_t i, void *dst,
 		"window dropped; closing",
 		(unsigned long long)w->iova, (unsigned long long)w->size);
 	window_remove(dev, i);
-	dev->broken = true;
+	__atomic_store_n(&dev->broken, true, __ATOMIC_RELAXED);
 	return -EFAULT;
+}
+
+/* The one path for device writes to a mapped window: copies and marks
+ * the dirty log under dma_lock, unless a test switched marking off. */
+static int dma_write_window(struct vfmig_dev *dev, size_t i, uint64_t iova,
+			    const void *buf, size_t len)
+{
+	const struct dev_dma_window *w = &dev->dma.win[i];
+	int r = window_copy(dev, i, w->base + (iova - w->iova), buf, len);
+
+	if (r == 0 && !dev->test_skip_mark)
+		dev_dlog_mark(dev, iova, len);
+	return r;
+}
+
+/* May this thread exchange DMA messages? Called with dma_lock held. */
+static bool on_owner(const struct vfmig_dev *dev)
+{
+	return !dev->has_owner || pthread_equal(dev->owner, pthread_self());
+}
+
+/* With dma_lock held: copy through a mapped window, or *by_msg = true
+ * when the window has no fd (done by the caller, outside the lock). */
+static int dma_locked(struct vfmig_dev *dev, bool write, uint64_t iova,
+		      void *buf, size_t len, bool *by_msg)
+{
+	ssize_t i;
+
+	if (!dev_mig_running(dev))
+		return -EPERM; /* stopped for migration: no DMA */
+	if (!len)
+		return 0;
+	i = window_find(dev, iova, len,
+			write ? VFW_DMA_WRITEABLE : VFW_DMA_READABLE);
+	if (i < 0)
+		return -EFAULT;
+	if (!dev->dma.win[i].base) {
+		if (!on_owner(dev))
+			return -EAGAIN;
+		*by_msg = true;
+		return 0;
+	}
+	if (write)
+		return dma_write_window(dev, (size_t)i, iova, buf, len);
+	return window_copy(dev, (size_t)i, buf,
+			   dev->dma.win[i].base + (iova - dev->dma.win[i].iova),
+			   len);
+}
+
+static int dma_access(struct vfmig_dev *dev, bool write, uint64_t iova,
+		      void *buf, size_t len)
+{
+	bool by_msg = false;
+	int r;
+
+	pthread_mutex_lock(&dev->dma_lock);
+	r = dma_locked(dev, write, iova, buf, len, &by_msg);
+	pthread_mutex_unlock(&dev->dma_lock);
+	if (r < 0 || !by_msg)
+		return r;
+	return dma_by_msg(dev, write ? VFW_CMD_DMA_WRITE : VFW_CMD_DMA_READ,
+			  iova, buf, len);
 }
 
 VFMIG_EXPORT int vfmig_dev_dma_read(vfmig_dev *dev, uint64_t iova, void *buf,
 				    size_t len)
 {
-	ssize_t i;
-
 	if (!dev || (!buf && len))
 		return -EINVAL;
-	if (!dev_mig_running(dev))
-		return -EPERM; /* stopped for migration: no DMA */
-	if (!len)
-		return 0;
-	i = window_find(dev, iova, len, VFW_DMA_READABLE);
-	if (i < 0)
-		return -EFAULT;
-	if (dev->dma.win[i].base)
-		return window_copy(dev, (size_t)i, buf,
-				   dev->dma.win[i].base +
-					   (iova - dev->dma.win[i].iova),
-				   len);
-	return dma_by_msg(dev, VFW_CMD_DMA_READ, iova, buf, len);
-}
-
-/* The one path for device writes to guest memory: marks the dirty log. */
-static int dma_write_window(struct vfmig_dev *dev, size_t i, uint64_t iova,
-			    const void *buf, size_t len)
-{
-	const struct dev_dma_window *w = &dev->dma.win[i];
-	int r;
-
-	if (w->base) {
-		r = window_copy(dev, i, w->base + (iova - w->iova), buf, len);
-		if (r == 0)
-			dev_dlog_mark(dev, iova, len);
-		return r;
-	}
-	return dma_by_msg(dev, VFW_CMD_DMA_WRITE, iova, (void *)buf, len);
+	return dma_access(dev, false, iova, buf, len);
 }
 
 VFMIG_EXPORT int vfmig_dev_dma_write(vfmig_dev *dev, uint64_t iova,
 				     const void *buf, size_t len)
 {
-	ssize_t i;
-
 	if (!dev || (!buf && len))
 		return -EINVAL;
-	if (!dev_mig_running(dev))
-		return -EPERM; /* stopped for migration: no DMA */
-	if (!len)
-		return 0;
-	i = window_find(dev, iova, len, VFW_DMA_WRITEABLE);
-	if (i < 0)
-		return -EFAULT;
-	return dma_write_window(dev, (size_t)i, iova, buf, len);
+	return dma_access(dev, true, iova, (void *)buf, len);
 }

@@ -6,6 +6,7 @@
 #ifndef VFMIG_DEVICE_INTERNAL_H
 #define VFMIG_DEVICE_INTERNAL_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -320,6 +321,19 @@ struct vfmig_dev {
 	struct dev_bar bars[VFMIG_DEV_MAX_BARS];
 	struct dev_mig mig;
 	struct dev_dlog dlog;
+	/* Guards dma, dlog and mig.state against a device's own threads:
+	 * vfmig_dev_dma_read/write may run on any thread (device.h,
+	 * Threading). Taken for short, never across a callback or a wait
+	 * for the client; no other lock of the library is taken inside it.
+	 * owner: the thread that last ran vfmig_dev_process() (has_owner
+	 * once one did), the only one that may exchange DMA messages. */
+	pthread_mutex_t dma_lock;
+	/* Test only (VFMIG_DEV_TEST_SKIP_DIRTY_LOG=1 at create): device
+	 * writes are not marked in the DMA dirty log, so that tests can
+	 * prove a migration verifier catches a device that loses them. */
+	bool test_skip_mark;
+	pthread_t owner;
+	bool has_owner;
 	struct dev_ds ds;
 	struct dev_dchan dc;
 };

@@ -107,7 +107,9 @@ static void set_state(struct vfmig_dev *dev, uint32_t to)
 		dev->mig.bytes = 0;
 		dev->mig.mem_bytes = 0;
 	}
+	pthread_mutex_lock(&dev->dma_lock); /* read by DMA on any thread */
 	dev->mig.state = to;
+	pthread_mutex_unlock(&dev->dma_lock);
 	DEV_LOG(dev, VFW_LOG_INFO, "migration state %s -> %s",
 		vfw_mig_state_name(from), vfw_mig_state_name(to));
 	dev_dc_state_changed(dev, from, to);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The guest driver: the thread, the ledger in guest RAM, the RAM stamps,
- * statistics and verification. The device drivers are guest_regs.c and
- * guest_vram.c. */
+ * statistics and verification. The device drivers come from the table the
+ * VM was created with (src/guest has those of the sample devices). */
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -17,11 +17,17 @@
 #define IRQ_TIMEOUT_MS 2000
 #define BAR0 0u /* register BAR of every driven device */
 
+void guest__mark_dirty(struct vfmig_guest *g, uint64_t addr, uint64_t len)
+{
+	if (!g->test_skip_dirty)
+		vfmig_ram_mark_dirty(g->ram, addr, len);
+}
+
 void guest__lset(struct vfmig_guest *g, uint64_t *p, uint64_t v)
 {
 	__atomic_store_n(p, htole64(v), __ATOMIC_RELAXED);
-	vfmig_ram_mark_dirty(g->ram, (uint64_t)((uint8_t *)p - g->ram->host),
-			     sizeof(*p));
+	guest__mark_dirty(g, (uint64_t)((uint8_t *)p - g->ram->host),
+			  sizeof(*p));
 }
 
 int guest__fail(struct vfmig_guest *g, const char *fmt, ...)
@@ -185,10 +191,10 @@ int guest__pci_enable(struct vfmig_guest *g, struct gdev *d, uint32_t msix_bar,
 	return cfg_rw(g, d, true, 4, &cmd, 2);
 }
 
-static const struct driver *const drivers[] = {
-	&guest__regs_driver,
-	&guest__vram_driver,
-};
+bool guest__vm_running(struct vfmig_guest *g)
+{
+	return vfmig_vm_run_state(g->vm) == VFMIG_VM_RUNNING;
+}
 
 /* ---- binding, ledger ---- */
 
@@ -201,10 +207,10 @@ static void bind(struct vfmig_guest *g, struct gdev *d)
 	if (vfmig_vmm_dev_region_read(d->dev, VFMIG_VMM_PCI_CONFIG, 0, ids,
 				      sizeof(ids)) < 0)
 		return;
-	for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
-		if (le16toh(ids[0]) == drivers[i]->vendor &&
-		    le16toh(ids[1]) == drivers[i]->device && d->nirqs >= 1)
-			d->drv = drivers[i];
+	for (size_t i = 0; g->drivers && g->drivers[i]; i++)
+		if (le16toh(ids[0]) == g->drivers[i]->vendor &&
+		    le16toh(ids[1]) == g->drivers[i]->device && d->nirqs >= 1)
+			d->drv = g->drivers[i];
 	vfmig_vm_log(g->vm, VFMIG_LOG_INFO, "guest: dev%u %04x:%04x -> %s",
 		     d->index, le16toh(ids[0]), le16toh(ids[1]),
 		     d->drv ? d->drv->name : "no driver");
@@ -277,7 +283,7 @@ static void write_fill(struct vfmig_guest *g)
 		for (uint64_t w = 0; w < VFMIG_VM_PAGE_SIZE / 8; w++)
 			p[w] = htole64(fill_word(key, w));
 	}
-	vfmig_ram_mark_dirty(g->ram, VFMIG_GUEST_STAMP_BASE,
+	guest__mark_dirty(g, VFMIG_GUEST_STAMP_BASE,
 			     g->fill_pages * VFMIG_VM_PAGE_SIZE);
 	guest__lset(g, &g->L->fill_pages, g->fill_pages);
 }
@@ -287,7 +293,7 @@ static int ledger_fresh(struct vfmig_guest *g)
 	struct ledger *L = g->L;
 
 	memset(L, 0, sizeof(*L));
-	vfmig_ram_mark_dirty(g->ram, VFMIG_GUEST_LEDGER_ADDR, sizeof(*L));
+	guest__mark_dirty(g, VFMIG_GUEST_LEDGER_ADDR, sizeof(*L));
 	guest__lset(g, &L->version, LEDGER_VERSION);
 	guest__lset(g, &L->ndevs, g->ndevs);
 	guest__lset(g, &L->seed, g->seed);
@@ -310,7 +316,7 @@ static void write_stamp(struct vfmig_guest *g, uint64_t n)
 
 	for (uint64_t w = 0; w < VFMIG_VM_PAGE_SIZE / 8; w++)
 		p[w] = htole64(stamp_word(g->seed, n, page, w));
-	vfmig_ram_mark_dirty(g->ram, addr, VFMIG_VM_PAGE_SIZE);
+	guest__mark_dirty(g, addr, VFMIG_VM_PAGE_SIZE);
 }
 
 static int iterate(struct vfmig_guest *g)
@@ -366,9 +372,29 @@ static void *guest_main(void *arg)
 	return NULL;
 }
 
-int vfmig_guest_create(struct vfmig_vm *vm, unsigned int interval_us,
-		       uint64_t seed, uint64_t fill_pages,
-		       struct vfmig_guest **out)
+/* Give each driven device its reserved RAM from the top down; the stamp
+ * pages are what is left. -EINVAL when the RAM is too small for it. */
+static int reserve_ram(struct vfmig_guest *g)
+{
+	uint64_t top = g->ram->size;
+
+	for (unsigned int i = 0; i < g->ndevs; i++) {
+		const struct vfmig_guest_driver *drv = g->devs[i].drv;
+		uint64_t want = drv ? drv->ram_reserve : 0;
+		if (want % VFMIG_VM_PAGE_SIZE ||
+		    want > top - VFMIG_GUEST_STAMP_BASE - VFMIG_VM_PAGE_SIZE)
+			return -EINVAL;
+		top -= want;
+		g->devs[i].ram_base = top;
+	}
+	g->stamp_pages = (top - VFMIG_GUEST_STAMP_BASE) / VFMIG_VM_PAGE_SIZE;
+	return 0;
+}
+
+int vfmig_guest_create(struct vfmig_vm *vm,
+		       const struct vfmig_guest_driver *const *drivers,
+		       unsigned int interval_us, uint64_t seed,
+		       uint64_t fill_pages, struct vfmig_guest **out)
 {
 	struct vfmig_guest *g;
 
@@ -380,6 +406,8 @@ int vfmig_guest_create(struct vfmig_vm *vm, unsigned int interval_us,
 	if (!g)
 		return -ENOMEM;
 	g->vm = vm;
+	g->drivers = drivers;
+	g->test_skip_dirty = vfmig_vm_test_skip_dirty(vm);
 	g->ram = vfmig_vm_ram(vm);
 	g->L = (struct ledger *)(void *)(g->ram->host +
 					 VFMIG_GUEST_LEDGER_ADDR);
@@ -391,8 +419,6 @@ int vfmig_guest_create(struct vfmig_vm *vm, unsigned int interval_us,
 				    (uint64_t)ts.tv_nsec + (uint64_t)getpid());
 	}
 	g->seed = seed;
-	g->stamp_pages =
-		(g->ram->size - VFMIG_GUEST_STAMP_BASE) / VFMIG_VM_PAGE_SIZE;
 	g->fill_pages = fill_pages;
 	g->ndevs = vfmig_vm_ndevs(vm);
 	pthread_mutex_init(&g->lock, NULL);
@@ -407,6 +433,12 @@ int vfmig_guest_create(struct vfmig_vm *vm, unsigned int interval_us,
 		d->ld = &g->L->dev[i];
 		bind(g, d);
 	}
+	if (reserve_ram(g) < 0) {
+		vfmig_guest_destroy(g);
+		return -EINVAL;
+	}
+	if (g->fill_pages > g->stamp_pages)
+		g->fill_pages = g->stamp_pages; /* reserved RAM is not filled */
 	*out = g;
 	return 0;
 }

@@ -45,6 +45,7 @@
 
 struct vfmig_vm;
 struct vfmig_guest;
+struct vfmig_guest_driver; /* guest_drv.h */
 
 #define VFMIG_GUEST_LEDGER_ADDR 0x0ull
 #define VFMIG_GUEST_DMA_BASE 0x10000ull
@@ -53,14 +54,19 @@ struct vfmig_guest;
 #define VFMIG_GUEST_MAX_VECTORS 8u
 
 /*
- * Create the driver of vm (not started). interval_us: sleep between
- * iterations; seed and fill_pages (stamp pages to fill, at most as many as
- * there are): for a fresh ledger. Returns 0, -EINVAL (fill_pages too many)
- * or -ENOMEM.
+ * Create the driver of vm (not started). drivers: the NULL-terminated
+ * table of device drivers (NULL: none; every device is left alone), which
+ * must outlive the guest. interval_us: sleep between iterations; seed and
+ * fill_pages (stamp pages to fill, at most as many as there are): for a
+ * fresh ledger (the RAM drivers reserve at the top is not filled).
+ * Returns 0, -EINVAL (fill_pages more than the RAM above
+ * VFMIG_GUEST_STAMP_BASE, or the RAM too small for what the drivers
+ * reserve) or -ENOMEM.
  */
-int vfmig_guest_create(struct vfmig_vm *vm, unsigned int interval_us,
-		       uint64_t seed, uint64_t fill_pages,
-		       struct vfmig_guest **out);
+int vfmig_guest_create(struct vfmig_vm *vm,
+		       const struct vfmig_guest_driver *const *drivers,
+		       unsigned int interval_us, uint64_t seed,
+		       uint64_t fill_pages, struct vfmig_guest **out);
 
 /*
  * Start the driver thread. With a valid ledger in RAM (same version and

@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal to the guest driver (guest.c, guest_regs.c, guest_vram.c): the
- * ledger's layout in guest RAM, the driver table and shared helpers.
+ * The guest driver's interface for device drivers: the ledger's layout in
+ * guest RAM, the driver table entry and the helpers a driver uses. The
+ * engine (guest.c) runs the thread, the ledger, the RAM stamps and the
+ * verification; the drivers of the sample devices live in their own part
+ * (src/guest), which knows the samples' datasheets. The engine knows the
+ * drivers only through the table a VM is created with
+ * (vfmig_vm_opts.guest_drivers): it never includes a sample header.
  */
 #ifndef VFMIG_ENGINE_GUEST_DRV_H
 #define VFMIG_ENGINE_GUEST_DRV_H
@@ -15,11 +20,10 @@
 #include "engine/vm.h"
 
 #define LEDGER_MAGIC 0x5646474c45444752ull /* "VFGLEDGR" */
-#define LEDGER_VERSION 1u
-#define KIND_NONE 0u
-#define KIND_REGS 1u
-#define KIND_VRAM 2u
+#define LEDGER_VERSION 2u
+#define KIND_NONE 0u /* a device no driver drives */
 #define NSCRATCH 8u
+#define LEDGER_DRV_WORDS 16u
 
 /* Guest memory: every field a little-endian u64. */
 struct ledger_dev {
@@ -34,6 +38,7 @@ struct ledger_dev {
 	uint64_t irq_received[VFMIG_GUEST_MAX_VECTORS];
 	uint64_t vram_pages; /* vram: pages of VRAM */
 	uint64_t csum_fills; /* vram: fills covered by the last checksum */
+	uint64_t drv[LEDGER_DRV_WORDS]; /* the driver's own counters */
 };
 
 struct ledger {
@@ -52,13 +57,24 @@ _Static_assert(VFMIG_GUEST_DMA_BASE +
 
 struct gdev;
 
-/* One entry of the driver's ID table. */
-struct driver {
+/* One entry of the driver table: a driver binds to the devices with its
+ * PCI IDs. kind is the driver's number in the ledger (unique in a table,
+ * never KIND_NONE): a destination whose device gets another driver
+ * refuses the ledger. ram_reserve: bytes of guest RAM the driver wants for
+ * each device it drives (4 KiB multiple), taken from the top of RAM, out of
+ * the stamp area; gdev.ram_base says where. The callbacks return 0 or
+ * -errno after guest__fail(). */
+struct vfmig_guest_driver {
 	const char *name;
 	uint16_t vendor, device;
 	uint32_t kind;
+	uint64_t ram_reserve;
+	/* A fresh ledger: set the device up, fill d->ld. */
 	int (*init)(struct vfmig_guest *g, struct gdev *d);
+	/* One step of the workload (the thread, between pauses). */
 	int (*iterate)(struct vfmig_guest *g, struct gdev *d, uint64_t it);
+	/* Check everything the ledger says about the device and its memory;
+	 * the thread is paused. */
 	int (*verify)(struct vfmig_guest *g, struct gdev *d);
 };
 
@@ -67,12 +83,16 @@ struct gdev {
 	vfmig_vmm_dev *dev;
 	const int *irq_fds;
 	uint32_t nirqs;
-	const struct driver *drv; /* NULL: left alone */
+	const struct vfmig_guest_driver *drv; /* NULL: left alone */
 	struct ledger_dev *ld;
+	uint64_t ram_base; /* the driver's reserved RAM (ram_reserve bytes) */
+	uint64_t drv_local[2]; /* the driver's scratch: not in RAM, not migrated */
 };
 
 struct vfmig_guest {
 	struct vfmig_vm *vm;
+	const struct vfmig_guest_driver *const *drivers; /* NULL-terminated */
+	bool test_skip_dirty; /* tests only: CPU writes are not marked */
 	struct vfmig_ram *ram;
 	struct ledger *L;
 	unsigned int interval_us;
@@ -112,6 +132,11 @@ static inline uint8_t *guest__gpa(struct vfmig_guest *g, uint64_t addr)
 	return g->ram->host + addr;
 }
 
+/* The "CPU" wrote guest RAM [addr, addr + len): mark it dirty. Every
+ * write a driver makes to RAM goes through this (tests may switch it off:
+ * vfmig_vm_opts.test_skip_dirty_tracking). */
+void guest__mark_dirty(struct vfmig_guest *g, uint64_t addr, uint64_t len);
+
 /* Store a ledger field and mark its page dirty (after the store). */
 void guest__lset(struct vfmig_guest *g, uint64_t *p, uint64_t v);
 
@@ -141,7 +166,8 @@ int guest__pci_enable(struct vfmig_guest *g, struct gdev *d, uint32_t msix_bar,
 			return r_;                                             \
 	} while (0)
 
-extern const struct driver guest__regs_driver;
-extern const struct driver guest__vram_driver;
+/* The VM's run state is RUNNING (its devices run): a driver may wait for
+ * them to finish work. */
+bool guest__vm_running(struct vfmig_guest *g);
 
 #endif

@@ -48,6 +48,7 @@ struct vfmig_vm {
 	vfmig_log_fn log_fn;
 	void *log_priv;
 	int log_level;
+	bool test_skip_dirty; /* opts.test_skip_dirty_tracking */
 
 	int ram_fd;
 	uint8_t *ram_host;
@@ -110,6 +111,11 @@ void vfmig_vm_log(struct vfmig_vm *vm, int level, const char *fmt, ...)
 			snprintf(err, errlen, __VA_ARGS__);                    \
 	} while (0)
 
+bool vfmig_vm_test_skip_dirty(const struct vfmig_vm *vm)
+{
+	return vm->test_skip_dirty;
+}
+
 /* ---- devices ---- */
 
 static void on_dma_write(void *priv, uint64_t iova, uint64_t len)
@@ -117,7 +123,8 @@ static void on_dma_write(void *priv, uint64_t iova, uint64_t len)
 	struct vfmig_vm *vm = priv;
 
 	/* The window is RAM at IOVA 0: IOVA is the RAM offset. */
-	vfmig_ram_mark_dirty(&vm->ram, iova, len);
+	if (!vm->test_skip_dirty)
+		vfmig_ram_mark_dirty(&vm->ram, iova, len);
 }
 
 /* The VMM library's messages about one device: named after it, and its
@@ -506,6 +513,7 @@ int vfmig_vm_create(const struct vfmig_vm_opts *o, struct vfmig_vm **out,
 	vm->log_priv = o->log_priv;
 	vm->log_level = o->log_level;
 	vm->no_data_channel = o->no_data_channel;
+	vm->test_skip_dirty = o->test_skip_dirty_tracking;
 	vm->types = o->types;
 	vm->ram_fd = -1;
 	vm->io_stop_fd = -1;
@@ -538,7 +546,8 @@ int vfmig_vm_create(const struct vfmig_vm_opts *o, struct vfmig_vm **out,
 		goto fail;
 	}
 	vm->io_started = true;
-	r = vfmig_guest_create(vm, o->guest_interval_us, o->guest_seed,
+	r = vfmig_guest_create(vm, o->guest_drivers, o->guest_interval_us,
+			       o->guest_seed,
 			       (o->guest_fill + VFMIG_VM_PAGE_SIZE - 1) /
 				       VFMIG_VM_PAGE_SIZE,
 			       &vm->guest);

@@ -80,6 +80,14 @@ struct vfmig_vm_opts {
 	/* Propose no data channel to the devices (VFMIG_VMM_OPT_NO_DATA_CHANNEL):
 	 * their migration data then goes in MIG_DATA_READ/WRITE messages. */
 	bool no_data_channel;
+	/* The guest's device drivers: a NULL-terminated table that must
+	 * outlive the VM (src/guest: vfmig_guest_sample_drivers). NULL: no
+	 * device is driven. */
+	const struct vfmig_guest_driver *const *guest_drivers;
+	/* Tests only: the VMM does not mark its own writes to guest RAM
+	 * dirty (vfmig_ram_mark_dirty does nothing), so that a test can
+	 * prove the migration verifier catches lost pages. */
+	bool test_skip_dirty_tracking;
 };
 
 /*
@@ -190,6 +198,9 @@ void vfmig_vm_resume_guest(struct vfmig_vm *vm);
 
 /* The driver (never NULL after create). */
 struct vfmig_guest *vfmig_vm_guest(struct vfmig_vm *vm);
+
+/* Tests only: opts.test_skip_dirty_tracking of vm. */
+bool vfmig_vm_test_skip_dirty(const struct vfmig_vm *vm);
 
 /* ---- Accessors for the engine ---- */
 

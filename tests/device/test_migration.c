@@ -10,8 +10,10 @@
  * extension's negotiation.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -636,9 +638,26 @@ static void test_dma_logging(void **state)
 	/* Logging off: REPORT fails. */
 	assert_int_equal(log_report(&f, W, 0x10000, 4096, 24 + 8, bm, 1),
 			 -EINVAL);
+	/* START's page size is a hint: the device picks a size it supports
+	 * and says which in the reply (the hint rounded up to a power of two
+	 * from 4 KiB to 1 GiB); the ranges must be aligned to that size. */
+	static const uint64_t hint[][2] = { { 1000, 4096 }, { 2048, 4096 },
+					    { 0, 4096 }, { 12288, 16384 } };
+	for (size_t k = 0; k < sizeof(hint) / sizeof(hint[0]); k++) {
+		assert_int_equal(log_start(&f, hint[k][0], 1, rg, 1, &pg), 0);
+		assert_int_equal(pg, hint[k][1]);
+		assert_int_equal(feat(&f, VFW_FEATURE_SET |
+					      VFW_FEATURE_DMA_LOGGING_STOP,
+				      NULL, 0, NULL, 0, NULL), 0);
+	}
+	/* 1 GiB at most; W is not aligned to it. */
+	assert_int_equal(log_start(&f, 1ull << 40, 1, rg, 1, NULL), -EINVAL);
+	rg[1] = (struct vfw_dma_logging_range){ 1ull << 30, 1ull << 30 };
+	assert_int_equal(log_start(&f, 1ull << 40, 1, rg + 1, 1, &pg), 0);
+	assert_int_equal(pg, 1ull << 30);
+	assert_int_equal(feat(&f, VFW_FEATURE_SET | VFW_FEATURE_DMA_LOGGING_STOP,
+			      NULL, 0, NULL, 0, NULL), 0);
 	/* START checks */
-	assert_int_equal(log_start(&f, 1000, 1, rg, 1, NULL), -EINVAL);
-	assert_int_equal(log_start(&f, 2048, 1, rg, 1, NULL), -EINVAL);
 	assert_int_equal(log_start(&f, 4096, 1, rg, 2, NULL), -EINVAL);
 	rg[1] = (struct vfw_dma_logging_range){ W + 0x8000, 0x1000 };
 	assert_int_equal(log_start(&f, 4096, 2, rg, 2, NULL), -EINVAL); /* overlap */
@@ -697,6 +716,9 @@ static void test_dma_logging(void **state)
 	assert_int_equal(bm[0], 0xc); /* one 8 KiB logging page = 2 bits */
 	assert_int_equal(log_report(&f, W, 0x10000, 8192, 24 + 8, bm, 1), 8);
 	assert_int_equal(bm[0], 1ull << 3);
+	/* A range no window ever covered: REPORT fails. */
+	assert_int_equal(log_report(&f, 0x5000000, 0x4000, 4096, 24 + 8, bm, 1),
+			 -EINVAL);
 	/* Unmapped while logging: its range is gone, REPORT fails. */
 	struct vfw_dma_unmap u = { 24, 0, 0x200000, 0x4000 };
 	assert_int_equal(call(&f, VFW_CMD_DMA_UNMAP, &u, sizeof(u), NULL), 0);
@@ -718,6 +740,87 @@ static void test_dma_logging(void **state)
 	assert_int_equal(bm[0], 0x3);
 	/* A client that goes away takes the log with it. */
 	assert_int_equal(vfmig_dev_dma_write(f.dev, W, b, 1), 0);
+	fx_close(&f);
+}
+
+/* A device's own thread writes guest memory while the library thread
+ * maps and unmaps other windows (the window array moves) and reports the
+ * log (which clears bits the thread sets). Every page the thread wrote
+ * must show up in some REPORT: a write and its mark are one step. */
+#define TW_BASE 0x100000ull
+#define TW_PAGES 64u
+struct twriter {
+	vfmig_dev *dev;
+	atomic_bool stop;
+	uint64_t written[TW_PAGES]; /* writes that succeeded, per page */
+	int err;
+};
+
+static void *twriter_main(void *arg)
+{
+	struct twriter *t = arg;
+	uint64_t v = 1;
+
+	while (!atomic_load(&t->stop) && !t->err)
+		for (unsigned int p = 0; p < TW_PAGES; p++, v++) {
+			int r = vfmig_dev_dma_write(t->dev,
+						    TW_BASE + p * 4096ull +
+							    (v % 512) * 8,
+						    &v, 8);
+			if (r == 0)
+				t->written[p]++;
+			else
+				t->err = r;
+		}
+	return NULL;
+}
+
+static void test_dma_from_thread(void **state)
+{
+	struct vfmig_dev_ops o = make_ops(VFW_MIGRATION_STOP_COPY);
+	uint64_t bm[TW_PAGES / 64], seen[TW_PAGES / 64] = { 0 }, pg;
+	struct twriter t = { 0 };
+	pthread_t th;
+	struct fx f;
+	(void)state;
+
+	fx_open(&f, &o, NULL);
+	map_ram(&f, TW_BASE, TW_PAGES * 4096ull, 0);
+	t.dev = f.dev;
+	assert_int_equal(log_start(&f, 4096, 0, NULL, 0, &pg), 0);
+	assert_int_equal(pthread_create(&th, NULL, twriter_main, &t), 0);
+	for (int round = 0; round < 200; round++) {
+		/* 20 more windows: the array is reallocated under the writer. */
+		for (int k = 0; k < 20; k++)
+			map_ram(&f, 0x200000 + (uint64_t)k * 0x1000, 0x1000, 0);
+		assert_int_equal(log_report(&f, TW_BASE, TW_PAGES * 4096ull,
+					    4096, 24 + 8, bm, 1), 8);
+		seen[0] |= bm[0];
+		for (int k = 0; k < 20; k++) {
+			struct vfw_dma_unmap u = { 24, 0,
+						   0x200000 + (uint64_t)k *
+								      0x1000,
+						   0x1000 };
+			assert_int_equal(call(&f, VFW_CMD_DMA_UNMAP, &u,
+					      sizeof(u), NULL), 0);
+		}
+	}
+	atomic_store(&t.stop, true);
+	pthread_join(th, NULL);
+	assert_int_equal(t.err, 0);
+	/* What the thread wrote after the last report: this one. */
+	assert_int_equal(log_report(&f, TW_BASE, TW_PAGES * 4096ull, 4096,
+				    24 + 8, bm, 1), 8);
+	seen[0] |= bm[0];
+	for (unsigned int p = 0; p < TW_PAGES; p++)
+		if (t.written[p])
+			assert_true(seen[p / 64] & (1ull << (p % 64)));
+	assert_true(t.written[0] > 0); /* the thread did run */
+	/* Stopped: the thread's DMA is refused, not done. */
+	assert_int_equal(set_state(&f, S_), 0);
+	uint64_t v = 0;
+	assert_int_equal(vfmig_dev_dma_write(f.dev, TW_BASE, &v, 8), -EPERM);
+	assert_int_equal(set_state(&f, R_), 0);
 	fx_close(&f);
 }
 
@@ -1032,6 +1135,7 @@ int main(void)
 		cmocka_unit_test(test_mig_data),
 		cmocka_unit_test(test_gating_dma_irq),
 		cmocka_unit_test(test_dma_logging),
+		cmocka_unit_test(test_dma_from_thread),
 		cmocka_unit_test(test_extension),
 		cmocka_unit_test(test_data_channel),
 		cmocka_unit_test(test_ops_v1),

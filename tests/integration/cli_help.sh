@@ -47,7 +47,7 @@ done
 # Help after other options, and a device's own options.
 help vmm --device x --help
 head -1 "$D/help.txt" | grep -q '^usage: vfmig vmm' || fail "vmm --device x --help"
-for dev in regs vram; do
+for dev in regs vram dma; do
 	help device "$dev" --help
 	head -1 "$D/help.txt" | grep -q "^usage: vfmig device $dev" ||
 		fail "device $dev --help: $(head -1 "$D/help.txt")"

@@ -25,6 +25,7 @@
 
 #include "engine/guest.h"
 #include "engine/vm.h"
+#include "guest/drivers.h"
 #include "harness.h"
 #include "pci/pci_state.h"
 
@@ -59,6 +60,7 @@ static int make_vm(const char *sock, bool incoming, uint64_t ram,
 	const char *devs[] = { sock };
 	struct vfmig_vm_opts o = {
 		.version = VFMIG_VM_OPTS_VERSION,
+		.guest_drivers = vfmig_guest_sample_drivers,
 		.devices = devs,
 		.ndevices = 1,
 		.ram_size = ram,
@@ -319,6 +321,7 @@ static void test_vram(void **state)
 	const char *devs[] = { f->sock, path };
 	struct vfmig_vm_opts o = {
 		.version = VFMIG_VM_OPTS_VERSION,
+		.guest_drivers = vfmig_guest_sample_drivers,
 		.devices = devs,
 		.ndevices = 2,
 		.ram_size = RAM,
@@ -366,6 +369,7 @@ static void test_ram_fill(void **state)
 	const char *devs[] = { f->sock };
 	struct vfmig_vm_opts o = {
 		.version = VFMIG_VM_OPTS_VERSION,
+		.guest_drivers = vfmig_guest_sample_drivers,
 		.devices = devs,
 		.ndevices = 1,
 		.ram_size = RAM,

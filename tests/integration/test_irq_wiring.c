@@ -29,6 +29,7 @@
 
 #include "engine/typereg.h"
 #include "engine/vm.h"
+#include "guest/drivers.h"
 #include "harness.h"
 #include "pci/pci_state.h"
 
@@ -108,6 +109,7 @@ static struct vfmig_vm *vm_for(const struct sdev *s)
 	const char *devs[] = { s->path };
 	struct vfmig_vm_opts o = {
 		.version = VFMIG_VM_OPTS_VERSION,
+		.guest_drivers = vfmig_guest_sample_drivers,
 		.devices = devs,
 		.ndevices = 1,
 		.ram_size = 4u << 20,

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/guest_drv.h"
+#include "guest/drivers.h"
 /* The sample's datasheet: a guest driver is written against it. */
-#include "../../samples/vram/vram_hw.h"
+#include "vram/vram_hw.h"
 
 #define VRAM_DRIVE_MAX (1ull << 30) /* larger VRAM is left alone */
 #define VRAM_FILL_MAX 4u	    /* pages per fill */
@@ -213,7 +213,12 @@ static int vram_verify(struct vfmig_guest *g, struct gdev *d)
 	return 0;
 }
 
-const struct driver guest__vram_driver = {
-	"vram",	   VRAM_VENDOR_ID, VRAM_DEVICE_ID, KIND_VRAM,
-	vram_init, vram_iterate,   vram_verify,
+const struct vfmig_guest_driver vfmig_guest_vram_driver = {
+	.name = "vram",
+	.vendor = VRAM_VENDOR_ID,
+	.device = VRAM_DEVICE_ID,
+	.kind = KIND_VRAM,
+	.init = vram_init,
+	.iterate = vram_iterate,
+	.verify = vram_verify,
 };

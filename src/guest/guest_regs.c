@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/guest_drv.h"
+#include "guest/drivers.h"
 /* The sample's datasheet: a guest driver is written against it. */
-#include "../../samples/regs/regs_hw.h"
+#include "regs/regs_hw.h"
 
 #define DMA_LEN 0x4000u	 /* fill and checksum buffers: 4 pages each */
 #define CSUM_OFF 0x8000u /* checksum buffer within the DMA area */
@@ -179,7 +179,7 @@ static int regs_checksum(struct vfmig_guest *g, struct gdev *d)
 	uint32_t sum, want;
 
 	csum_data(g->seed, d->index, c, guest__gpa(g, addr));
-	vfmig_ram_mark_dirty(g->ram, addr, DMA_LEN);
+	guest__mark_dirty(g, addr, DMA_LEN);
 	want = regs_fnv1a(guest__gpa(g, addr), DMA_LEN);
 	CHECK(regs_dma(g, d, addr, DMA_CMD_CHECKSUM));
 	CHECK(guest__reg_read(g, d, REG_DMA_RESULT, &sum));
@@ -308,7 +308,12 @@ static int regs_verify(struct vfmig_guest *g, struct gdev *d)
 	return 0;
 }
 
-const struct driver guest__regs_driver = {
-	"regs",	   REGS_VENDOR_ID, 0x1000,	KIND_REGS,
-	regs_init, regs_iterate,   regs_verify,
+const struct vfmig_guest_driver vfmig_guest_regs_driver = {
+	.name = "regs",
+	.vendor = REGS_VENDOR_ID,
+	.device = 0x1000,
+	.kind = KIND_REGS,
+	.init = regs_init,
+	.iterate = regs_iterate,
+	.verify = regs_verify,
 };

@@ -1,0 +1,925 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sample device "dma", written against the public device API only: a DMA
+ * engine driven by a descriptor ring in guest memory (dma_hw.h, README.md).
+ *
+ * The driver writes descriptors and the ring's tail (the doorbell); the
+ * engine's own thread fetches them into an internal queue, works on the
+ * queue's front request 64 KiB at a time, writes a completion record to
+ * the request's completion queue and asks the library thread (an eventfd)
+ * to raise that queue's MSI-X vector. Requests are in flight while the VMM
+ * stops the device: the STOP arc waits until the thread is between two
+ * chunks (every chunk runs under the device lock, which the arc takes), so
+ * no DMA happens after STOP returns; the half-done request's progress is
+ * part of the migration state and the destination's engine carries on from
+ * there, so it is neither lost nor done twice.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <vfmig/device.h>
+
+#include "dma.h"
+#include "dma_hw.h"
+#include "sample_cli.h"
+
+#define QMAX 8u               /* fetched requests kept inside the engine */
+#define CHUNK (64u << 10)     /* bytes per step of a request */
+#define DMA_RATE_DEFAULT (500ull * 1000000) /* bytes/s: --rate 500 */
+
+struct seg {
+	uint64_t addr, len;
+};
+
+/* A fetched request and its progress. */
+struct req {
+	uint64_t seq, src, len, sgl;
+	uint32_t op;
+	uint16_t cq, nseg;
+	struct seg seg[DMA_MAX_SEGS];
+	uint64_t done; /* bytes of the stream finished */
+	uint64_t acc;  /* CSUM: the checksum of those bytes */
+	uint32_t err;  /* failed (errno): completes with it, no more DMA */
+};
+
+struct cq {
+	uint64_t base;
+	uint32_t size, count;
+	bool irq_pending; /* completed, vector not raised yet (migrated) */
+};
+
+/* Everything migrated, guarded by dma.lock. */
+struct dma_state {
+	uint64_t sq_base;
+	uint32_t sq_size, sq_tail, sq_head, ctrl, status, error, done;
+	struct cq cq[DMA_NCQ];
+	struct req q[QMAX]; /* q[0] is the front */
+	uint32_t qn;
+};
+
+struct dma {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct dma_state st;
+	bool running; /* the engine may do DMA (device RUNNING/PRE_COPY) */
+	bool quit;
+	int wake_fd;  /* the engine asks the library thread to raise IRQs */
+	vfmig_dev *dev;
+	pthread_t thread;
+	int verbosity;
+	uint64_t rate;      /* bytes per second the engine moves at most */
+	int64_t next_ns;    /* pacing: when the engine may move more */
+	/* migration session */
+	uint8_t *mig;
+	size_t mig_len, mig_pos, mig_cap;
+	bool mig_bad;
+};
+
+static void dma_logf(const struct dma *d, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void dma_logf(const struct dma *d, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level > d->verbosity)
+		return;
+	fprintf(stderr, "dma: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void lib_log(void *priv, int level, const char *msg)
+{
+	dma_logf(priv, level, "%s", msg);
+}
+
+static uint64_t le_get(const uint8_t *b, unsigned int n)
+{
+	uint64_t v = 0;
+
+	for (unsigned int i = n; i-- > 0;)
+		v = v << 8 | b[i];
+	return v;
+}
+
+static void le_put(uint8_t *b, uint64_t v, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* ---- the engine (its own thread; every step under d->lock) ---- */
+
+/* Set the ring error: the engine stops until a reset. */
+static void ring_error(struct dma *d, int err, const char *what)
+{
+	d->st.status |= DMA_STATUS_ERROR;
+	d->st.error = (uint32_t)-err;
+	dma_logf(d, VFMIG_LOG_WARNING, "ring error: %s: %s", what,
+		 vfmig_dev_strerror(err));
+}
+
+/* Check a descriptor; 0 or -EINVAL. */
+static int req_check(const struct req *r, const uint8_t *desc)
+{
+	uint64_t sum = 0;
+
+	for (unsigned int i = 40; i < DMA_DESC_SIZE; i++)
+		if (desc[i])
+			return -EINVAL;
+	if (r->op < DMA_OP_COPY || r->op > DMA_OP_CSUM || r->cq >= DMA_NCQ ||
+	    !r->nseg || r->nseg > DMA_MAX_SEGS || !r->len ||
+	    r->len > DMA_MAX_LEN || (r->len & 7))
+		return -EINVAL;
+	for (unsigned int i = 0; i < r->nseg; i++) {
+		if (!r->seg[i].len || (r->seg[i].len & 7) ||
+		    (r->seg[i].addr & 7) || r->seg[i].len > DMA_MAX_LEN)
+			return -EINVAL;
+		sum += r->seg[i].len;
+	}
+	return sum == r->len ? 0 : -EINVAL;
+}
+
+/* Fetch the descriptor at the ring's head into the queue. A descriptor the
+ * device cannot read stops the ring; one it can read but refuses is
+ * completed with EINVAL. -EPERM: the library stopped DMA; try later. */
+static int fetch(struct dma *d)
+{
+	struct dma_state *s = &d->st;
+	uint8_t desc[DMA_DESC_SIZE], sgl[DMA_MAX_SEGS * DMA_SEG_SIZE];
+	uint64_t at = s->sq_base + (uint64_t)(s->sq_head % s->sq_size) *
+					   DMA_DESC_SIZE;
+	struct req *r = &s->q[s->qn];
+	int e = vfmig_dev_dma_read(d->dev, at, desc, sizeof(desc));
+
+	if (e == -EPERM)
+		return e;
+	if (e < 0) {
+		ring_error(d, e, "descriptor read");
+		return e;
+	}
+	memset(r, 0, sizeof(*r));
+	r->seq = le_get(desc + DMA_DESC_SEQ, 8);
+	r->op = (uint32_t)le_get(desc + DMA_DESC_OP, 4);
+	r->cq = (uint16_t)le_get(desc + DMA_DESC_CQ, 2);
+	r->nseg = (uint16_t)le_get(desc + DMA_DESC_NSEG, 2);
+	r->src = le_get(desc + DMA_DESC_SRC, 8);
+	r->len = le_get(desc + DMA_DESC_LEN, 8);
+	r->sgl = le_get(desc + DMA_DESC_SGL, 8);
+	if (r->nseg && r->nseg <= DMA_MAX_SEGS) {
+		e = vfmig_dev_dma_read(d->dev, r->sgl, sgl,
+				       r->nseg * DMA_SEG_SIZE);
+		if (e == -EPERM)
+			return e;
+		for (unsigned int i = 0; e == 0 && i < r->nseg; i++) {
+			r->seg[i].addr = le_get(sgl + i * DMA_SEG_SIZE, 8);
+			r->seg[i].len = le_get(sgl + i * DMA_SEG_SIZE + 8, 8);
+		}
+	}
+	if (e == 0)
+		e = req_check(r, desc);
+	if (e < 0)
+		r->err = (uint32_t)-e;
+	if (r->cq >= DMA_NCQ)
+		r->cq = 0;
+	r->acc = DMA_CSUM_INIT;
+	s->qn++;
+	s->sq_head++;
+	return 0;
+}
+
+/* The segment and offset of stream position pos. */
+static void seg_at(const struct req *r, uint64_t pos, unsigned int *i,
+		   uint64_t *off)
+{
+	*i = 0;
+	while (*i < r->nseg && pos >= r->seg[*i].len) {
+		pos -= r->seg[*i].len;
+		(*i)++;
+	}
+	*off = pos;
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+/* The engine moves at most d->rate bytes/s, as hardware would: n bytes
+ * moved put the next step off until they are paid for (engine_main waits
+ * with the lock released, and fetches meanwhile). So requests take long
+ * enough to be in flight when the VMM stops the device. */
+static void pace(struct dma *d, uint64_t n)
+{
+	int64_t now = mono_ns();
+
+	if (d->next_ns < now)
+		d->next_ns = now;
+	d->next_ns += (int64_t)(n * 1000000000ull / d->rate);
+}
+
+/* One step of request r: at most CHUNK bytes, inside one segment. */
+static int step(struct dma *d, struct req *r, uint8_t *buf)
+{
+	unsigned int i;
+	uint64_t off, n;
+	int e = 0;
+
+	seg_at(r, r->done, &i, &off);
+	n = r->seg[i].len - off;
+	if (n > CHUNK)
+		n = CHUNK;
+	uint64_t at = r->seg[i].addr + off;
+	if (r->op == DMA_OP_COPY) {
+		e = vfmig_dev_dma_read(d->dev, r->src + r->done, buf, n);
+		if (e == 0)
+			e = vfmig_dev_dma_write(d->dev, at, buf, n);
+	} else if (r->op == DMA_OP_FILL) {
+		for (uint64_t w = 0; w < n / 8; w++)
+			le_put(buf + w * 8,
+			       dma_fill_word(r->src, r->done / 8 + w), 8);
+		e = vfmig_dev_dma_write(d->dev, at, buf, n);
+	} else {
+		e = vfmig_dev_dma_read(d->dev, at, buf, n);
+		for (uint64_t w = 0; e == 0 && w < n / 8; w++)
+			r->acc = dma_csum_word(r->acc, le_get(buf + w * 8, 8));
+	}
+	if (e == -EPERM)
+		return e; /* stopped under us: the step is not done */
+	if (e < 0)
+		r->err = (uint32_t)-e;
+	else
+		r->done += n;
+	pace(d, n);
+	return 0;
+}
+
+/* Write r's completion record, then count it; drop r from the queue. */
+static int complete(struct dma *d)
+{
+	struct dma_state *s = &d->st;
+	struct req *r = &s->q[0];
+	struct cq *q = &s->cq[r->cq];
+	uint8_t c[DMA_CPL_SIZE];
+	uint64_t n = (uint64_t)q->count + 1;
+	int e;
+
+	le_put(c + DMA_CPL_SEQ, r->seq, 8);
+	le_put(c + DMA_CPL_INDEX, n, 8);
+	le_put(c + DMA_CPL_STATUS, r->err, 4);
+	le_put(c + DMA_CPL_OP, r->op, 4);
+	le_put(c + DMA_CPL_RESULT, r->op == DMA_OP_CSUM ? r->acc : r->done, 8);
+	e = vfmig_dev_dma_write(d->dev,
+				q->base + ((n - 1) % q->size) * DMA_CPL_SIZE,
+				c, sizeof(c));
+	if (e == -EPERM)
+		return e;
+	if (e < 0) {
+		ring_error(d, e, "completion write");
+		return e;
+	}
+	q->count++;
+	s->done++;
+	q->irq_pending = true;
+	memmove(&s->q[0], &s->q[1], (s->qn - 1) * sizeof(s->q[0]));
+	s->qn--;
+	uint64_t one = 1;
+	if (write(d->wake_fd, &one, sizeof(one)) < 0)
+		dma_logf(d, VFMIG_LOG_ERR, "wake: %s", strerror(errno));
+	return 0;
+}
+
+static bool has_work(const struct dma *d)
+{
+	const struct dma_state *s = &d->st;
+
+	if (!d->running || !(s->ctrl & DMA_CTRL_ENABLE) ||
+	    (s->status & DMA_STATUS_ERROR))
+		return false;
+	return s->qn > 0 || s->sq_head != s->sq_tail;
+}
+
+/* Wait on the condition until ns (CLOCK_MONOTONIC) at the latest. */
+static void wait_until(struct dma *d, int64_t ns)
+{
+	int64_t left = ns - mono_ns();
+	struct timespec ts;
+
+	if (left <= 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += left / 1000000000ll;
+	ts.tv_nsec += left % 1000000000ll;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+}
+
+/* One unit of work: fetch (at once), or step or complete (paced).
+ * -EPERM: DMA refused now. 1: not yet, waited for the pace. */
+static int work(struct dma *d, uint8_t *buf)
+{
+	struct dma_state *s = &d->st;
+
+	if (s->qn < QMAX && s->sq_head != s->sq_tail)
+		return fetch(d);
+	if (s->qn == 0)
+		return 0;
+	if (mono_ns() < d->next_ns) {
+		wait_until(d, d->next_ns);
+		return 1;
+	}
+	if (s->q[0].err == 0 && s->q[0].done < s->q[0].len)
+		return step(d, &s->q[0], buf);
+	return complete(d);
+}
+
+static void *engine_main(void *arg)
+{
+	struct dma *d = arg;
+	uint8_t *buf = malloc(CHUNK);
+
+	pthread_mutex_lock(&d->lock);
+	while (!d->quit && buf) {
+		if (!has_work(d)) {
+			pthread_cond_wait(&d->cond, &d->lock);
+			continue;
+		}
+		/* -EPERM: the library left (or has not yet entered) a
+		 * running state: wait for the arc that gets us going. */
+		if (work(d, buf) == -EPERM)
+			wait_until(d, mono_ns() + 1000000);
+	}
+	pthread_mutex_unlock(&d->lock);
+	free(buf);
+	return NULL;
+}
+
+/* On the library thread: raise the vector of every queue with news. */
+static void on_wake(vfmig_dev *dev, void *priv)
+{
+	struct dma *d = priv;
+	uint32_t st = vfmig_dev_mig_state(dev);
+
+	if (st != VFMIG_DEV_MIG_RUNNING && st != VFMIG_DEV_MIG_PRE_COPY)
+		return; /* kept pending: migrated, raised after resuming */
+	pthread_mutex_lock(&d->lock);
+	for (unsigned int q = 0; q < DMA_NCQ; q++)
+		if (d->st.cq[q].irq_pending) {
+			d->st.cq[q].irq_pending = false;
+			(void)vfmig_dev_irq_trigger(dev, VFMIG_DEV_IRQ_MSIX, q);
+		}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* ---- registers (library thread) ---- */
+
+static uint32_t reg_read(const struct dma_state *s, uint64_t off)
+{
+	if (off >= DMA_REG_CQ0 && off < DMA_REG_CQ0 + DMA_NCQ * 0x10) {
+		const struct cq *q = &s->cq[(off - DMA_REG_CQ0) / 0x10];
+		switch ((off - DMA_REG_CQ0) % 0x10) {
+		case DMA_CQ_BASE_LO: return (uint32_t)q->base;
+		case DMA_CQ_BASE_HI: return (uint32_t)(q->base >> 32);
+		case DMA_CQ_SIZE: return q->size;
+		default: return q->count;
+		}
+	}
+	switch (off) {
+	case DMA_REG_ID: return DMA_MAGIC;
+	case DMA_REG_VERSION: return 1;
+	case DMA_REG_SQ_BASE_LO: return (uint32_t)s->sq_base;
+	case DMA_REG_SQ_BASE_HI: return (uint32_t)(s->sq_base >> 32);
+	case DMA_REG_SQ_SIZE: return s->sq_size;
+	case DMA_REG_SQ_TAIL: return s->sq_tail;
+	case DMA_REG_SQ_HEAD: return s->sq_head;
+	case DMA_REG_CTRL: return s->ctrl;
+	case DMA_REG_STATUS: return s->status;
+	case DMA_REG_ERROR: return s->error;
+	case DMA_REG_DONE: return s->done;
+	default: return 0;
+	}
+}
+
+static bool ring_size_ok(uint32_t n)
+{
+	return n >= 2 && n <= DMA_RING_MAX && !(n & (n - 1));
+}
+
+static void set_lo(uint64_t *v, uint32_t x)
+{
+	*v = (*v & ~0xffffffffull) | x;
+}
+
+static void set_hi(uint64_t *v, uint32_t x)
+{
+	*v = (*v & 0xffffffffull) | (uint64_t)x << 32;
+}
+
+/* Enable: the ring setup must be sane, else the ring error is set. */
+static void ctrl_write(struct dma *d, uint32_t v)
+{
+	struct dma_state *s = &d->st;
+	bool ok = ring_size_ok(s->sq_size) && !(s->sq_base % DMA_DESC_SIZE);
+
+	for (unsigned int q = 0; q < DMA_NCQ; q++)
+		ok = ok && ring_size_ok(s->cq[q].size) &&
+		     !(s->cq[q].base % DMA_CPL_SIZE);
+	s->ctrl = v & DMA_CTRL_ENABLE;
+	s->status &= ~DMA_STATUS_ENABLED;
+	if (!s->ctrl)
+		return;
+	if (!ok) {
+		ring_error(d, -EINVAL, "enable with a bad ring setup");
+		s->ctrl = 0;
+		return;
+	}
+	s->status |= DMA_STATUS_ENABLED;
+}
+
+static void reg_write(struct dma *d, uint64_t off, uint32_t v)
+{
+	struct dma_state *s = &d->st;
+	bool enabled = s->ctrl & DMA_CTRL_ENABLE;
+
+	if (off >= DMA_REG_CQ0 && off < DMA_REG_CQ0 + DMA_NCQ * 0x10) {
+		struct cq *q = &s->cq[(off - DMA_REG_CQ0) / 0x10];
+		if (enabled)
+			return; /* latched while enabled */
+		switch ((off - DMA_REG_CQ0) % 0x10) {
+		case DMA_CQ_BASE_LO: set_lo(&q->base, v); break;
+		case DMA_CQ_BASE_HI: set_hi(&q->base, v); break;
+		case DMA_CQ_SIZE: q->size = v; break;
+		default: break;
+		}
+		return;
+	}
+	switch (off) {
+	case DMA_REG_SQ_BASE_LO: if (!enabled) set_lo(&s->sq_base, v); break;
+	case DMA_REG_SQ_BASE_HI: if (!enabled) set_hi(&s->sq_base, v); break;
+	case DMA_REG_SQ_SIZE: if (!enabled) s->sq_size = v; break;
+	case DMA_REG_CTRL: ctrl_write(d, v); break;
+	case DMA_REG_SQ_TAIL:
+		/* More than a ring ahead of what was fetched: refused. */
+		if (v - s->sq_head > s->sq_size)
+			ring_error(d, -EINVAL, "tail more than a ring ahead");
+		else
+			s->sq_tail = v;
+		break;
+	default: break;
+	}
+}
+
+static int dma_access(vfmig_dev *dev, void *priv, unsigned int bar,
+		      uint64_t off, void *buf, size_t len, bool is_write)
+{
+	struct dma *d = priv;
+	uint32_t st = vfmig_dev_mig_state(dev);
+
+	if (bar != DMA_BAR_REGS || len != 4 || (off & 3))
+		return -EINVAL;
+	if (is_write && st != VFMIG_DEV_MIG_RUNNING &&
+	    st != VFMIG_DEV_MIG_PRE_COPY)
+		return -EBUSY; /* stopped for migration: state is frozen */
+	pthread_mutex_lock(&d->lock);
+	if (is_write) {
+		reg_write(d, off, (uint32_t)le_get(buf, 4));
+		pthread_cond_broadcast(&d->cond);
+	} else {
+		le_put(buf, reg_read(&d->st, off), 4);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+static void mig_reset(struct dma *d)
+{
+	free(d->mig);
+	d->mig = NULL;
+	d->mig_len = d->mig_pos = d->mig_cap = 0;
+	d->mig_bad = false;
+}
+
+static int dma_reset(vfmig_dev *dev, void *priv)
+{
+	struct dma *d = priv;
+
+	(void)dev;
+	pthread_mutex_lock(&d->lock);
+	memset(&d->st, 0, sizeof(d->st));
+	d->running = true;
+	mig_reset(d);
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+/* ---- migration ----
+ *
+ * STOP_COPY only: the state is small. Stream (big-endian):
+ *   0  u32 magic "DMAS", u16 version 1, u16 flags 0, u32 body length
+ *   12 body: u64 sq_base, u32 sq_size, sq_tail, sq_head, ctrl, status,
+ *      error, done; per queue (DMA_NCQ): u64 base, u32 size, count,
+ *      u8 irq_pending; u32 qn; per queued request: u64 seq, src, len,
+ *      sgl, u32 op, u16 cq, nseg, nseg x (u64 addr, u64 len), u64 done,
+ *      acc, u32 err
+ *   then u32 FNV-1a of everything before it.
+ */
+#define DMA_MIG_MAGIC 0x444d4153u
+#define DMA_MIG_VERSION 1u
+#define DMA_MIG_HDR 12u
+#define DMA_MIG_MAX (DMA_MIG_HDR + 64 + DMA_NCQ * 17 + 4 + \
+		     QMAX * (48 + DMA_MAX_SEGS * 16 + 20) + 4)
+
+static uint32_t fnv1a(const uint8_t *p, size_t n)
+{
+	uint32_t h = 0x811c9dc5u;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x01000193u;
+	return h;
+}
+
+static uint8_t *put(uint8_t *p, uint64_t v, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+	return p + n;
+}
+
+static int mig_build(struct dma *d)
+{
+	const struct dma_state *s = &d->st;
+	uint8_t *b = malloc(DMA_MIG_MAX), *p;
+
+	if (!b)
+		return -ENOMEM;
+	p = b + DMA_MIG_HDR;
+	p = put(p, s->sq_base, 8);
+	p = put(p, s->sq_size, 4);
+	p = put(p, s->sq_tail, 4);
+	p = put(p, s->sq_head, 4);
+	p = put(p, s->ctrl, 4);
+	p = put(p, s->status, 4);
+	p = put(p, s->error, 4);
+	p = put(p, s->done, 4);
+	for (unsigned int q = 0; q < DMA_NCQ; q++) {
+		p = put(p, s->cq[q].base, 8);
+		p = put(p, s->cq[q].size, 4);
+		p = put(p, s->cq[q].count, 4);
+		p = put(p, s->cq[q].irq_pending, 1);
+	}
+	p = put(p, s->qn, 4);
+	for (uint32_t i = 0; i < s->qn; i++) {
+		const struct req *r = &s->q[i];
+		p = put(p, r->seq, 8);
+		p = put(p, r->src, 8);
+		p = put(p, r->len, 8);
+		p = put(p, r->sgl, 8);
+		p = put(p, r->op, 4);
+		p = put(p, r->cq, 2);
+		p = put(p, r->nseg, 2);
+		for (unsigned int k = 0; k < r->nseg; k++) {
+			p = put(p, r->seg[k].addr, 8);
+			p = put(p, r->seg[k].len, 8);
+		}
+		p = put(p, r->done, 8);
+		p = put(p, r->acc, 8);
+		p = put(p, r->err, 4);
+	}
+	size_t body = (size_t)(p - b) - DMA_MIG_HDR;
+	put(put(put(b, DMA_MIG_MAGIC, 4), DMA_MIG_VERSION, 2), 0, 2);
+	put(b + 8, body, 4);
+	p = put(p, fnv1a(b, (size_t)(p - b)), 4);
+	mig_reset(d);
+	d->mig = b;
+	d->mig_len = (size_t)(p - b);
+	dma_logf(d, VFMIG_LOG_INFO,
+		 "saved: head %u tail %u, %u request(s) in flight%s", s->sq_head,
+		 s->sq_tail, s->qn,
+		 s->qn && s->q[0].done ? " (the first half done)" : "");
+	return 0;
+}
+
+static int dma_transition(vfmig_dev *dev, void *priv, uint32_t from,
+			  uint32_t to)
+{
+	struct dma *d = priv;
+	int r = 0;
+
+	(void)dev;
+	dma_logf(d, VFMIG_LOG_DEBUG, "migration arc %u -> %u", from, to);
+	/* Taking the lock waits for the engine's current step: after this
+	 * arc to a stopped state no DMA happens. */
+	pthread_mutex_lock(&d->lock);
+	d->running = to == VFMIG_DEV_MIG_RUNNING ||
+		     to == VFMIG_DEV_MIG_PRE_COPY;
+	if (to == VFMIG_DEV_MIG_STOP_COPY)
+		r = mig_build(d);
+	else if (to == VFMIG_DEV_MIG_RESUMING ||
+		 from == VFMIG_DEV_MIG_STOP_COPY ||
+		 from == VFMIG_DEV_MIG_RESUMING)
+		mig_reset(d);
+	if (to == VFMIG_DEV_MIG_RESUMING)
+		memset(&d->st, 0, sizeof(d->st));
+	if (r < 0)
+		d->running = from == VFMIG_DEV_MIG_RUNNING ||
+			     from == VFMIG_DEV_MIG_PRE_COPY;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	if (d->running) {
+		/* Interrupts that were pending when the state was saved. */
+		uint64_t one = 1;
+		if (write(d->wake_fd, &one, sizeof(one)) < 0)
+			return -errno;
+	}
+	return r;
+}
+
+static ssize_t dma_save(vfmig_dev *dev, void *priv, void *buf, size_t len)
+{
+	struct dma *d = priv;
+	size_t n = d->mig_len - d->mig_pos;
+
+	(void)dev;
+	if (n > len)
+		n = len;
+	memcpy(buf, d->mig + d->mig_pos, n);
+	d->mig_pos += n;
+	return (ssize_t)n;
+}
+
+static int dma_estimate(vfmig_dev *dev, void *priv,
+			struct vfmig_dev_mig_estimate *est)
+{
+	(void)dev;
+	(void)priv;
+	est->stop_copy_bytes = DMA_MIG_MAX; /* at most */
+	return 0;
+}
+
+static ssize_t dma_load(vfmig_dev *dev, void *priv, const void *buf,
+			size_t len)
+{
+	struct dma *d = priv;
+
+	(void)dev;
+	if (d->mig_bad)
+		return -EINVAL;
+	if (len > DMA_MIG_MAX - d->mig_len) {
+		dma_logf(d, VFMIG_LOG_ERR, "migration data refused: more than "
+			 "the %u bytes a version %u stream has at most",
+			 DMA_MIG_MAX, DMA_MIG_VERSION);
+		d->mig_bad = true;
+		return -EINVAL;
+	}
+	if (!d->mig) {
+		d->mig = malloc(DMA_MIG_MAX);
+		if (!d->mig)
+			return -ENOMEM;
+	}
+	memcpy(d->mig + d->mig_len, buf, len);
+	d->mig_len += len;
+	return (ssize_t)len;
+}
+
+/* A reader over the loaded stream that refuses to run past its end. */
+struct rd {
+	const uint8_t *p, *end;
+	bool short_;
+};
+
+static uint64_t get(struct rd *r, unsigned int n)
+{
+	uint64_t v = 0;
+
+	if ((size_t)(r->end - r->p) < n) {
+		r->short_ = true;
+		return 0;
+	}
+	for (unsigned int i = 0; i < n; i++)
+		v = v << 8 | r->p[i];
+	r->p += n;
+	return v;
+}
+
+/* Parse the body into n; NULL or why not. */
+static const char *mig_parse(struct rd *r, struct dma_state *n)
+{
+	n->sq_base = get(r, 8);
+	n->sq_size = (uint32_t)get(r, 4);
+	n->sq_tail = (uint32_t)get(r, 4);
+	n->sq_head = (uint32_t)get(r, 4);
+	n->ctrl = (uint32_t)get(r, 4);
+	n->status = (uint32_t)get(r, 4);
+	n->error = (uint32_t)get(r, 4);
+	n->done = (uint32_t)get(r, 4);
+	for (unsigned int q = 0; q < DMA_NCQ; q++) {
+		n->cq[q].base = get(r, 8);
+		n->cq[q].size = (uint32_t)get(r, 4);
+		n->cq[q].count = (uint32_t)get(r, 4);
+		n->cq[q].irq_pending = get(r, 1) != 0;
+		if ((n->ctrl & DMA_CTRL_ENABLE) && !ring_size_ok(n->cq[q].size))
+			return "completion queue size out of range";
+	}
+	if (n->ctrl > DMA_CTRL_ENABLE || n->status > 3 ||
+	    ((n->ctrl & DMA_CTRL_ENABLE) &&
+	     (!ring_size_ok(n->sq_size) ||
+	      n->sq_tail - n->sq_head > n->sq_size)))
+		return "ring registers out of range";
+	n->qn = (uint32_t)get(r, 4);
+	if (n->qn > QMAX)
+		return "more requests in flight than the engine holds";
+	for (uint32_t i = 0; i < n->qn && !r->short_; i++) {
+		struct req *q = &n->q[i];
+		q->seq = get(r, 8);
+		q->src = get(r, 8);
+		q->len = get(r, 8);
+		q->sgl = get(r, 8);
+		q->op = (uint32_t)get(r, 4);
+		q->cq = (uint16_t)get(r, 2);
+		q->nseg = (uint16_t)get(r, 2);
+		if (q->nseg > DMA_MAX_SEGS || q->cq >= DMA_NCQ)
+			return "a request's queue or segment count is out of range";
+		uint64_t sum = 0;
+		for (unsigned int k = 0; k < q->nseg; k++) {
+			q->seg[k].addr = get(r, 8);
+			q->seg[k].len = get(r, 8);
+			sum += q->seg[k].len;
+		}
+		q->done = get(r, 8);
+		q->acc = get(r, 8);
+		q->err = (uint32_t)get(r, 4);
+		if (!q->err && (sum != q->len || q->done > q->len ||
+				(q->done & 7) || !q->nseg ||
+				q->op < DMA_OP_COPY || q->op > DMA_OP_CSUM))
+			return "a request's progress or layout is inconsistent";
+	}
+	if (r->short_ || r->p != r->end)
+		return "body length does not match its contents";
+	return NULL;
+}
+
+static const char *mig_check(struct dma *d, struct dma_state *n)
+{
+	struct rd r = { d->mig, d->mig + d->mig_len, false };
+	uint64_t body;
+
+	if (d->mig_bad)
+		return "an earlier chunk was refused";
+	if (d->mig_len < DMA_MIG_HDR + 4)
+		return "stream shorter than its header";
+	if (get(&r, 4) != DMA_MIG_MAGIC)
+		return "bad magic (not a dma migration stream)";
+	if (get(&r, 2) != DMA_MIG_VERSION)
+		return "unsupported stream version";
+	if (get(&r, 2) != 0)
+		return "unknown flags";
+	body = get(&r, 4);
+	if (body != d->mig_len - DMA_MIG_HDR - 4)
+		return "wrong length";
+	r.end = d->mig + d->mig_len - 4;
+	struct rd c = { r.end, r.end + 4, false };
+	if (get(&c, 4) != fnv1a(d->mig, d->mig_len - 4))
+		return "checksum mismatch (corrupted data)";
+	return mig_parse(&r, n);
+}
+
+static int dma_load_finish(vfmig_dev *dev, void *priv)
+{
+	struct dma *d = priv;
+	struct dma_state n;
+	const char *why;
+
+	(void)dev;
+	memset(&n, 0, sizeof(n));
+	why = mig_check(d, &n);
+	if (why) {
+		dma_logf(d, VFMIG_LOG_ERR, "migration data refused: %s", why);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&d->lock);
+	d->st = n;
+	mig_reset(d);
+	pthread_mutex_unlock(&d->lock);
+	dma_logf(d, VFMIG_LOG_INFO,
+		 "loaded: head %u tail %u, %u request(s) to carry on with",
+		 n.sq_head, n.sq_tail, n.qn);
+	return 0;
+}
+
+static const struct vfmig_dev_desc dma_desc = {
+	.version = VFMIG_DEV_DESC_VERSION,
+	.vendor_id = DMA_VENDOR_ID,
+	.device_id = DMA_DEVICE_ID,
+	.subsys_vendor_id = 0x1b36,
+	.subsys_id = 0x0003,
+	.revision = 1,
+	.class_code = 0x088000, /* system peripheral, other */
+	.bars = {
+		[DMA_BAR_REGS] = { .size = 4096, .flags = VFMIG_DEV_BAR_MEM32 },
+		[DMA_BAR_MSIX] = { .size = 4096, .flags = VFMIG_DEV_BAR_MEM32 },
+	},
+	.msix_vectors = DMA_NCQ,
+	.msix_bar = DMA_BAR_MSIX,
+	.msix_table_offset = 0x000,
+	.msix_pba_offset = 0x800,
+	.pcie = true,
+};
+
+static const struct vfmig_dev_ops dma_ops = {
+	.version = VFMIG_DEV_OPS_VERSION,
+	.region_access = dma_access,
+	.reset = dma_reset,
+	.mig_flags = VFMIG_DEV_MIG_F_STOP_COPY,
+	.mig_transition = dma_transition,
+	.mig_save = dma_save,
+	.mig_estimate = dma_estimate,
+	.mig_load = dma_load,
+	.mig_load_finish = dma_load_finish,
+};
+
+int vfmig_sample_dma_main(int argc, char **argv)
+{
+	static const char *const flags[] = { "--test-skip-dirty-log" };
+	static const char *const extra[] = { "--rate" };
+	const char *rate = NULL;
+	bool skip_log = false;
+	struct dma d = { .running = true, .rate = DMA_RATE_DEFAULT };
+	struct sample_cli o = { .name = "dma", .n_extra = 1,
+				.extra_names = extra, .extra_vals = &rate,
+				.n_flags = 1, .flag_names = flags,
+				.flag_vals = &skip_log };
+	int rc;
+
+	if (sample_cli_parse(&o, argc, argv) < 0)
+		return 2;
+	if (rate) {
+		char *end;
+		unsigned long long mb;
+		errno = 0;
+		mb = strtoull(rate, &end, 10);
+		if (errno || end == rate || *end || mb < 1 || mb > 100000) {
+			fprintf(stderr, "dma: --rate %s: not a number of MB/s "
+					"from 1 to 100000\n", rate);
+			return 2;
+		}
+		d.rate = mb * 1000000ull;
+	}
+	d.verbosity = o.verbosity;
+	/* Tests only: the library's switch (device.h) that leaves this
+	 * device's writes out of the DMA dirty log. */
+	if (skip_log && setenv("VFMIG_DEV_TEST_SKIP_DIRTY_LOG", "1", 1) < 0)
+		return 1;
+	d.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d.wake_fd < 0) {
+		fprintf(stderr, "dma: eventfd: %s\n", strerror(errno));
+		return 1;
+	}
+	pthread_mutex_init(&d.lock, NULL);
+	pthread_cond_init(&d.cond, NULL);
+	rc = vfmig_dev_create(&dma_desc, &dma_ops, &d, &d.dev);
+	if (rc < 0) {
+		fprintf(stderr, "dma: create: %s\n", vfmig_dev_strerror(rc));
+		close(d.wake_fd);
+		return 1;
+	}
+	vfmig_dev_set_log(d.dev, lib_log, &d, o.verbosity);
+	rc = -pthread_create(&d.thread, NULL, engine_main, &d);
+	if (rc < 0) {
+		fprintf(stderr, "dma: engine thread: %s\n", strerror(-rc));
+		vfmig_dev_destroy(d.dev);
+		close(d.wake_fd);
+		return 1;
+	}
+	if (skip_log)
+		dma_logf(&d, VFMIG_LOG_WARNING,
+			 "--test-skip-dirty-log: DMA writes are NOT logged "
+			 "(tests only: migrations will lose data)");
+	rc = sample_cli_serve_wake(d.dev, &o, d.wake_fd, on_wake, &d);
+	pthread_mutex_lock(&d.lock);
+	d.quit = true;
+	pthread_cond_broadcast(&d.cond);
+	pthread_mutex_unlock(&d.lock);
+	pthread_join(d.thread, NULL);
+	vfmig_dev_destroy(d.dev);
+	mig_reset(&d);
+	close(d.wake_fd);
+	pthread_cond_destroy(&d.cond);
+	pthread_mutex_destroy(&d.lock);
+	return rc;
+}
