@@ -316,7 +316,8 @@ static void print_report(struct demo *d, struct json_object *rep,
 
 int cmd_demo(int argc, char **argv)
 {
-	struct demo d = { .ram = "64M", .vram = "256M", .iface = "v2" };
+	struct demo d = { .ram = "64M", .vram = "256M", .iface = "v2",
+			  .downtime = "30" };
 	struct json_object *rep = NULL, *before = NULL, *after = NULL, *v;
 	char uri[128], ctl[128];
 	bool verified = false;

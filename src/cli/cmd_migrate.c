@@ -3,7 +3,10 @@
  * vfmig migrate --control PATH URI [--downtime-ms N] [--max-rounds N]
  *               [--connect-timeout-ms N] [--precopy all|ram|none]
  *               [--max-stop-copy-bytes N] [--stream-checksum crc32|xxh3]
- *               [--channels N] [--json]
+ *               [--channels N] [--max-bandwidth SIZE]
+ *               [--auto-converge off|throttle|force] [--converge-rounds N]
+ *               [--cpu-throttle-initial PCT] [--cpu-throttle-increment PCT]
+ *               [--max-cpu-throttle PCT] [--stall-timeout-ms N] [--json]
  * vfmig save --control PATH FILE [--max-stop-copy-bytes N]
  *            [--stream-checksum crc32|xxh3]
  *
@@ -13,6 +16,7 @@
  */
 #include <errno.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,7 +37,54 @@ struct mig_opts {
 	long channels; /* RAM connections; 0: one stream */
 	const char *precopy; /* NULL: the VMM's default ("all") */
 	const char *csum;    /* NULL: the VMM's default ("xxh3") */
+	/* Convergence (docs/migration.md); 0 / NULL: the VMM's default. */
+	long max_bandwidth, converge_rounds, stall_timeout_ms;
+	long throttle[3]; /* initial, increment, max */
+	const char *auto_converge;
 };
+
+/* The JSON names of the numeric options above that go as they are. */
+static const struct {
+	const char *key;
+	size_t off;
+} conv_nums[] = {
+	{ "max-bandwidth", offsetof(struct mig_opts, max_bandwidth) },
+	{ "converge-rounds", offsetof(struct mig_opts, converge_rounds) },
+	{ "stall-timeout-ms", offsetof(struct mig_opts, stall_timeout_ms) },
+	{ "cpu-throttle-initial", offsetof(struct mig_opts, throttle[0]) },
+	{ "cpu-throttle-increment", offsetof(struct mig_opts, throttle[1]) },
+	{ "max-cpu-throttle", offsetof(struct mig_opts, throttle[2]) },
+};
+
+/* "40M", "1G", "512K", "1000000": bytes (K, M, G: powers of 1024; an
+ * "iB" or "B" may follow). -1 if malformed, zero or too large. */
+static int parse_size(const char *s, long *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	errno = 0;
+	if (!*s || *s == '-')
+		return -1;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	default: break;
+	}
+	if (*end == 'i' && shift)
+		end++;
+	if (*end == 'B')
+		end++;
+	if (*end || !v || v > ((unsigned long long)LONG_MAX >> shift))
+		return -1;
+	*out = (long)(v << shift);
+	return 0;
+}
 
 /* Run one migration through the control socket at path. */
 static int run(const char *path, const char *uri, const struct mig_opts *o,
@@ -74,6 +125,15 @@ static int run(const char *path, const char *uri, const struct mig_opts *o,
 	if (o->csum)
 		json_object_object_add(args, "stream-checksum",
 				       json_object_new_string(o->csum));
+	for (size_t k = 0; k < sizeof(conv_nums) / sizeof(conv_nums[0]); k++) {
+		long n = *(const long *)((const char *)o + conv_nums[k].off);
+		if (n > 0)
+			json_object_object_add(args, conv_nums[k].key,
+					       json_object_new_int64(n));
+	}
+	if (o->auto_converge)
+		json_object_object_add(args, "auto-converge",
+				       json_object_new_string(o->auto_converge));
 	if (ctl_client_call(&c, "migrate", args, &ret, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vfmig: migrate: %s\n", err);
 		goto out;
@@ -123,6 +183,8 @@ static int run(const char *path, const char *uri, const struct mig_opts *o,
 		       d ? json_object_get_double(d) : 0.0);
 		printf("  %s\n", json_object_to_json_string_ext(
 					 b, JSON_C_TO_STRING_PLAIN));
+		if (json_object_object_get_ex(rep, "warning", &v) && v)
+			printf("  warning: %s\n", json_object_get_string(v));
 	} else {
 		printf("%s\n", json_object_to_json_string_ext(
 				       rep, JSON_C_TO_STRING_PLAIN));
@@ -147,12 +209,28 @@ static int usage(const char *cmd)
 				"[--precopy all|ram|none]\n"
 				"       [--max-stop-copy-bytes N] "
 				"[--stream-checksum crc32|xxh3]\n"
-				"       [--channels N] [--json]\n"
+				"       [--channels N] [--max-bandwidth SIZE] "
+				"[--auto-converge off|throttle|force]\n"
+				"       [--converge-rounds N] "
+				"[--cpu-throttle-initial PCT]\n"
+				"       [--cpu-throttle-increment PCT] "
+				"[--max-cpu-throttle PCT]\n"
+				"       [--stall-timeout-ms N] [--json]\n"
 				"URI: tcp:HOST:PORT | unix:PATH | file:PATH\n"
 				"--channels N: RAM pages over N more connections "
 				"to URI (1..16;\n"
 				"tcp: and unix: only), device data on the main "
-				"one; default 1: one stream\n");
+				"one; default 1: one stream\n"
+				"--max-bandwidth SIZE: bytes/s of pre-copy "
+				"(e.g. 40M; K, M, G: 1024^n)\n"
+				"--auto-converge: when the predicted downtime "
+				"stays above the limit for\n"
+				"--converge-rounds rounds (3): throttle the "
+				"guest (20, +10, up to 99 %%)\n"
+				"or switch over anyway (force); off: go on to "
+				"--max-rounds\n"
+				"--stall-timeout-ms N: fail when the "
+				"destination takes nothing for N ms (10000)\n");
 	return 2;
 }
 
@@ -185,6 +263,16 @@ static int migrate_main(int argc, char **argv, bool save)
 		{ "--max-stop-copy-bytes",
 		  offsetof(struct mig_opts, max_stop_copy_bytes), true },
 		{ "--channels", offsetof(struct mig_opts, channels), false },
+		{ "--converge-rounds",
+		  offsetof(struct mig_opts, converge_rounds), false },
+		{ "--stall-timeout-ms",
+		  offsetof(struct mig_opts, stall_timeout_ms), false },
+		{ "--cpu-throttle-initial",
+		  offsetof(struct mig_opts, throttle[0]), false },
+		{ "--cpu-throttle-increment",
+		  offsetof(struct mig_opts, throttle[1]), false },
+		{ "--max-cpu-throttle", offsetof(struct mig_opts, throttle[2]),
+		  false },
 	};
 	const char *control = NULL, *target = NULL;
 	struct mig_opts o = { 0 };
@@ -206,6 +294,16 @@ static int migrate_main(int argc, char **argv, bool save)
 						"number\n", a);
 				return 2;
 			}
+		} else if (!strcmp(a, "--max-bandwidth") && !save) {
+			if (i + 1 >= argc ||
+			    parse_size(argv[++i], &o.max_bandwidth) < 0) {
+				fprintf(stderr, "vfmig: --max-bandwidth takes "
+						"bytes per second (e.g. 40M)\n");
+				return 2;
+			}
+		} else if (!strcmp(a, "--auto-converge") && !save &&
+			   i + 1 < argc) {
+			o.auto_converge = argv[++i];
 		} else if (!strcmp(a, "--json") && !save) {
 			json = true;
 		} else if (!strcmp(a, "--precopy") && !save && i + 1 < argc) {
