@@ -120,7 +120,8 @@ static int start_vmm(struct demo *d, const char *side, const char *incoming)
 	snprintf(log, sizeof(log), "%s-vmm.log", side);
 	const char *args[] = { "vmm", "--device", regs, "--device", vram,
 			       "--ram", d->ram, "--control", ctl,
-			       incoming ? "--incoming" : NULL, uri, NULL };
+			       incoming ? "--incoming" : NULL, uri,
+			       "--verify", "after", NULL };
 	if (incoming)
 		snprintf(uri, sizeof(uri), "%s", incoming);
 	return spawn(d, log, args);
