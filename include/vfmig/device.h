@@ -167,6 +167,12 @@ enum vfmig_dev_mig_state {
 #define VFMIG_DEV_MIG_F_STOP_COPY (1ull << 0) /* required to migrate */
 #define VFMIG_DEV_MIG_F_P2P (1ull << 1)       /* RUNNING_P2P, PRE_COPY_P2P */
 #define VFMIG_DEV_MIG_F_PRE_COPY (1ull << 2)  /* PRE_COPY, iterative data */
+/* The device does not offer DMA dirty logging: DMA_LOGGING_START, STOP and
+ * REPORT are refused as unsupported, and the region interface reports no
+ * system-memory capability. For a device whose writes to guest memory the
+ * library cannot see; a VMM then takes all of guest RAM as dirty at the
+ * switchover. A library flag: never sent on the wire. */
+#define VFMIG_DEV_MIG_F_NO_DIRTY_LOG (1ull << 32)
 
 /* Size estimates a migrating device reports (mig_estimate callback). */
 struct vfmig_dev_mig_estimate {

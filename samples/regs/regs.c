@@ -514,20 +514,28 @@ static int fail_state(const char *name)
 int vfmig_sample_regs_main(int argc, char **argv)
 {
 	static const char *const extra[] = { "--fail-transition" };
-	static const char *const flags[] = { "--endless-stop-copy" };
+	static const char *const flags[] = { "--endless-stop-copy",
+					     "--no-dirty-log" };
 	const char *fail_transition = NULL;
+	bool flag_vals[2] = { false, false };
 	struct regs r = { .fail_to = -1 };
+	struct vfmig_dev_ops ops = regs_ops;
 	struct sample_cli o = { .name = "regs", .n_extra = 1,
 				.extra_names = extra,
 				.extra_vals = &fail_transition,
-				.n_flags = 1, .flag_names = flags,
-				.flag_vals = &r.endless };
+				.n_flags = 2, .flag_names = flags,
+				.flag_vals = flag_vals };
 	vfmig_dev *dev;
 	int rc;
 
 	if (sample_cli_parse(&o, argc, argv) < 0)
 		return 2;
 	r.verbosity = o.verbosity;
+	r.endless = flag_vals[0];
+	/* --no-dirty-log: a device that does not offer DMA dirty logging
+	 * (its DMA is still real: a VMM must take all of RAM as dirty). */
+	if (flag_vals[1])
+		ops.mig_flags |= VFMIG_DEV_MIG_F_NO_DIRTY_LOG;
 	if (fail_transition) {
 		r.fail_to = fail_state(fail_transition);
 		if (r.fail_to < 0) {
@@ -537,7 +545,7 @@ int vfmig_sample_regs_main(int argc, char **argv)
 			return 2;
 		}
 	}
-	rc = vfmig_dev_create(&regs_desc, &regs_ops, &r, &dev);
+	rc = vfmig_dev_create(&regs_desc, &ops, &r, &dev);
 	if (rc < 0) {
 		fprintf(stderr, "regs: create: %s\n", vfmig_dev_strerror(rc));
 		return 1;

@@ -3,7 +3,11 @@
  * vfmig migrate --control PATH URI [--downtime-ms N] [--max-rounds N]
  *               [--connect-timeout-ms N] [--precopy all|ram|none]
  *               [--max-stop-copy-bytes N] [--stream-checksum crc32|xxh3]
- *               [--channels N] [--report FILE.svg] [--json]
+ *               [--channels N] [--max-bandwidth SIZE]
+ *               [--auto-converge off|throttle|force] [--converge-rounds N]
+ *               [--cpu-throttle-initial PCT] [--cpu-throttle-increment PCT]
+ *               [--max-cpu-throttle PCT] [--stall-timeout-ms N] [--report FILE.svg]
+ *               [--json]
  * vfmig save --control PATH FILE [--max-stop-copy-bytes N]
  *            [--stream-checksum crc32|xxh3]
  *
@@ -13,6 +17,7 @@
  */
 #include <errno.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -37,7 +42,54 @@ struct mig_opts {
 	const char *precopy; /* NULL: the VMM's default ("all") */
 	const char *csum;    /* NULL: the VMM's default ("xxh3") */
 	const char *report;  /* --report FILE.svg, or NULL */
+	/* Convergence (docs/migration.md); 0 / NULL: the VMM's default. */
+	long max_bandwidth, converge_rounds, stall_timeout_ms;
+	long throttle[3]; /* initial, increment, max */
+	const char *auto_converge;
 };
+
+/* The JSON names of the numeric options above that go as they are. */
+static const struct {
+	const char *key;
+	size_t off;
+} conv_nums[] = {
+	{ "max-bandwidth", offsetof(struct mig_opts, max_bandwidth) },
+	{ "converge-rounds", offsetof(struct mig_opts, converge_rounds) },
+	{ "stall-timeout-ms", offsetof(struct mig_opts, stall_timeout_ms) },
+	{ "cpu-throttle-initial", offsetof(struct mig_opts, throttle[0]) },
+	{ "cpu-throttle-increment", offsetof(struct mig_opts, throttle[1]) },
+	{ "max-cpu-throttle", offsetof(struct mig_opts, throttle[2]) },
+};
+
+/* "40M", "1G", "512K", "1000000": bytes (K, M, G: powers of 1024; an
+ * "iB" or "B" may follow). -1 if malformed, zero or too large. */
+static int parse_size(const char *s, long *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	errno = 0;
+	if (!*s || *s == '-')
+		return -1;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	default: break;
+	}
+	if (*end == 'i' && shift)
+		end++;
+	if (*end == 'B')
+		end++;
+	if (*end || !v || v > ((unsigned long long)LONG_MAX >> shift))
+		return -1;
+	*out = (long)(v << shift);
+	return 0;
+}
 
 /* Run one migration through the control socket at path. */
 static int run(const char *path, const char *uri, const struct mig_opts *o,
@@ -89,6 +141,15 @@ static int run(const char *path, const char *uri, const struct mig_opts *o,
 	if (o->csum)
 		json_object_object_add(args, "stream-checksum",
 				       json_object_new_string(o->csum));
+	for (size_t k = 0; k < sizeof(conv_nums) / sizeof(conv_nums[0]); k++) {
+		long n = *(const long *)((const char *)o + conv_nums[k].off);
+		if (n > 0)
+			json_object_object_add(args, conv_nums[k].key,
+					       json_object_new_int64(n));
+	}
+	if (o->auto_converge)
+		json_object_object_add(args, "auto-converge",
+				       json_object_new_string(o->auto_converge));
 	if (ctl_client_call(&c, "migrate", args, &ret, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vfmig: migrate: %s\n", err);
 		goto out;
@@ -149,6 +210,8 @@ static int run(const char *path, const char *uri, const struct mig_opts *o,
 		       d ? json_object_get_double(d) : 0.0);
 		printf("  %s\n", json_object_to_json_string_ext(
 					 b, JSON_C_TO_STRING_PLAIN));
+		if (json_object_object_get_ex(rep, "warning", &v) && v)
+			printf("  warning: %s\n", json_object_get_string(v));
 	} else {
 		printf("%s\n", json_object_to_json_string_ext(
 				       rep, JSON_C_TO_STRING_PLAIN));
@@ -201,6 +264,16 @@ static int migrate_main(int argc, char **argv, bool save)
 		{ "--max-stop-copy-bytes",
 		  offsetof(struct mig_opts, max_stop_copy_bytes), true },
 		{ "--channels", offsetof(struct mig_opts, channels), false },
+		{ "--converge-rounds",
+		  offsetof(struct mig_opts, converge_rounds), false },
+		{ "--stall-timeout-ms",
+		  offsetof(struct mig_opts, stall_timeout_ms), false },
+		{ "--cpu-throttle-initial",
+		  offsetof(struct mig_opts, throttle[0]), false },
+		{ "--cpu-throttle-increment",
+		  offsetof(struct mig_opts, throttle[1]), false },
+		{ "--max-cpu-throttle", offsetof(struct mig_opts, throttle[2]),
+		  false },
 	};
 	const char *control = NULL, *target = NULL;
 	struct mig_opts o = { 0 };
@@ -222,6 +295,16 @@ static int migrate_main(int argc, char **argv, bool save)
 						"number\n", a);
 				return 2;
 			}
+		} else if (!strcmp(a, "--max-bandwidth") && !save) {
+			if (i + 1 >= argc ||
+			    parse_size(argv[++i], &o.max_bandwidth) < 0) {
+				fprintf(stderr, "vfmig: --max-bandwidth takes "
+						"bytes per second (e.g. 40M)\n");
+				return 2;
+			}
+		} else if (!strcmp(a, "--auto-converge") && !save &&
+			   i + 1 < argc) {
+			o.auto_converge = argv[++i];
 		} else if (!strcmp(a, "--json") && !save) {
 			json = true;
 		} else if (!strcmp(a, "--precopy") && !save && i + 1 < argc) {

@@ -30,6 +30,7 @@ struct vmm_args {
 	const char *incoming;
 	struct vfmig_incoming_opts in; /* --paused, --verify */
 	unsigned int interval_us;
+	unsigned int dirty_pages; /* 0: the guest's default */
 	uint64_t seed;
 	uint64_t fill;  /* bytes of RAM fill */
 	bool fill_all;  /* --fill all: every page above 1 MiB */
@@ -146,6 +147,16 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 				return -1;
 			}
 			a->interval_us = (unsigned int)u;
+		} else if ((v = opt_value(argc, argv, &i,
+					   "--guest-dirty-pages"))) {
+			if (parse_uint(v, VFMIG_GUEST_STAMPS_MAX, &u) < 0 || !u) {
+				fprintf(stderr, "vfmig vmm: bad "
+						"--guest-dirty-pages '%s' "
+						"(1..%u)\n", v,
+					VFMIG_GUEST_STAMPS_MAX);
+				return -1;
+			}
+			a->dirty_pages = (unsigned int)u;
 		} else if ((v = opt_value(argc, argv, &i, "--seed"))) {
 			if (parse_uint(v, UINT64_MAX, &a->seed) < 0) {
 				fprintf(stderr, "vfmig vmm: bad --seed '%s'\n",
@@ -256,6 +267,8 @@ int cmd_vmm(int argc, char **argv)
 			     "--test-skip-dirty-tracking: the VMM's own writes "
 			     "to guest RAM are NOT tracked (tests only: "
 			     "migrations will lose data)");
+	if (a.dirty_pages && vfmig_vm_guest(vm))
+		vfmig_guest_set_stamps(vfmig_vm_guest(vm), a.dirty_pages);
 	r = vfmig_control_create(vm, a.control, &ctl, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "vfmig vmm: error: %s\n", err);

@@ -175,6 +175,9 @@ static int cmd_query_guest(struct vfmig_control *ctl, void *priv,
 			       json_object_new_uint64(st.iterations));
 	json_object_object_add(o, "ram_stamps",
 			       json_object_new_uint64(st.stamp_writes));
+	json_object_object_add(o, "throttle_percent",
+			       json_object_new_int((int)vfmig_guest_throttle(
+				       vfmig_vm_guest(ctl->vm))));
 	devs = json_object_new_array();
 	for (unsigned int i = 0; i < st.ndevs; i++)
 		json_object_array_add(devs, dev_stats_json(ctl->vm, i,

@@ -12,6 +12,7 @@
 #include "engine/multichan.h"
 #include "migrate_info.h"
 #include "migration.h"
+#include "migration_conv.h"
 
 struct vfmig_migration {
 	struct vfmig_vm *vm;
@@ -22,6 +23,7 @@ struct vfmig_migration {
 	struct vfmig_mig_params params;
 	struct vfmig_mig_progress prog;
 	struct vfmig_mig_track *track; /* prog.track: rates, timeline */
+	struct vfmig_mig_live live; /* migrate-set-parameters */
 
 	pthread_mutex_t lock; /* guards the fields below */
 	bool thread_live;     /* a thread was started and not joined */
@@ -110,6 +112,15 @@ static bool mvm_dev_connected(void *priv, size_t i, char *cause, size_t len)
 	return vfmig_vm_dev_connected(m->vm, (unsigned int)i, cause, len);
 }
 
+/* Auto-converge throttles the source's guest driver. */
+static int mvm_set_throttle(void *priv, unsigned percent)
+{
+	struct vfmig_migration *m = priv;
+	struct vfmig_guest *g = vfmig_vm_guest(m->vm);
+
+	return g ? vfmig_guest_set_throttle(g, percent) : -ENOTSUP;
+}
+
 static const struct vfmig_mig_vm_ops mvm_ops = {
 	.pause = mvm_pause,
 	.resume = mvm_resume,
@@ -119,6 +130,7 @@ static const struct vfmig_mig_vm_ops mvm_ops = {
 	.settle_paused = mvm_settle_paused,
 	.device_fault = mvm_device_fault,
 	.dev_connected = mvm_dev_connected,
+	.set_throttle = mvm_set_throttle,
 };
 
 /* `stop` while a migration runs (vm.c calls this with its lock held). The
@@ -259,11 +271,24 @@ static int cmd_migrate(struct vfmig_control *ctl, void *priv,
 						json_type_int };
 	struct vfmig_migration *m = priv;
 	struct json_object *v;
+	const char *all_keys[32];
+	enum json_type all_types[32];
+	size_t nk = 0;
 	int r;
 
 	(void)ctl;
 	(void)ret;
-	r = vfmig_control_check_args(args, keys, types, err, errlen);
+	/* Ours, then the convergence arguments (migration_conv.c). */
+	for (size_t i = 0; keys[i]; i++, nk++) {
+		all_keys[nk] = keys[i];
+		all_types[nk] = types[i];
+	}
+	for (size_t i = 0; mig_conv_migrate_keys[i]; i++, nk++) {
+		all_keys[nk] = mig_conv_migrate_keys[i];
+		all_types[nk] = mig_conv_migrate_types[i];
+	}
+	all_keys[nk] = NULL;
+	r = vfmig_control_check_args(args, all_keys, all_types, err, errlen);
 	if (r < 0)
 		return r;
 	if (!json_object_object_get_ex(args, "uri", &v)) {
@@ -362,7 +387,37 @@ static int cmd_migrate(struct vfmig_control *ctl, void *priv,
 			return r;
 		}
 	}
+	r = mig_conv_parse_migrate(args, &m->params.conv, err, errlen);
+	if (r < 0) {
+		pthread_mutex_unlock(&m->lock);
+		return r;
+	}
+	vfmig_mig_live_init(&m->live, &m->params.conv, m->params.downtime_ms);
+	m->params.conv.live = &m->live;
 	r = start_thread(m, uri, false, err, errlen);
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+/* The running outgoing migration's parameters (migration_conv.c). */
+static int cmd_migrate_set_parameters(struct vfmig_control *ctl, void *priv,
+				      struct json_object *args,
+				      struct json_object **ret, char *err,
+				      size_t errlen)
+{
+	struct vfmig_migration *m = priv;
+	int r;
+
+	(void)ctl;
+	(void)ret;
+	pthread_mutex_lock(&m->lock);
+	if (!m->busy || m->incoming) {
+		pthread_mutex_unlock(&m->lock);
+		snprintf(err, errlen, "no outgoing migration is running (give "
+			 "the parameters to migrate)");
+		return -EINVAL;
+	}
+	r = mig_conv_set_parameters(args, &m->live, err, errlen);
 	pthread_mutex_unlock(&m->lock);
 	return r;
 }
@@ -419,6 +474,7 @@ static void add_report(struct json_object *o,
 				       json_object_new_double(rep->bandwidth_mbps));
 		json_object_object_add(o, "downtime_min_ms",
 				       json_object_new_double(rep->downtime_min_ms));
+		mig_conv_add_report(o, rep);
 	}
 	json_object_object_add(o, "error",
 			       rep->error[0] ? json_object_new_string(rep->error)
@@ -459,6 +515,8 @@ static int cmd_query_migrate(struct vfmig_control *ctl, void *priv,
 	json_object_object_add(o, "dirty_pages",
 			       json_object_new_uint64(
 				       atomic_load(&m->prog.dirty_pages)));
+	if (!m->incoming && m->busy)
+		mig_conv_add_progress(o, &m->live);
 	if (m->have_report) {
 		struct json_object *rep = json_object_new_object();
 		add_report(rep, &m->rep, m->incoming);
@@ -477,7 +535,16 @@ static const struct vfmig_control_cmd commands[] = {
 	  "\"downtime-ms\": N, \"max-rounds\": N, "
 	  "\"connect-timeout-ms\": N, \"precopy\": \"all|ram|none\", "
 	  "\"max-stop-copy-bytes\": N, "
-	  "\"stream-checksum\": \"crc32|xxh3\", \"channels\": N}" },
+	  "\"stream-checksum\": \"crc32|xxh3\", \"channels\": N, "
+	  "\"max-bandwidth\": N, \"auto-converge\": \"off|throttle|force\", "
+	  "\"converge-rounds\": N, \"cpu-throttle-initial\": N, "
+	  "\"cpu-throttle-increment\": N, \"max-cpu-throttle\": N, "
+	  "\"stall-timeout-ms\": N}" },
+	{ "migrate-set-parameters", cmd_migrate_set_parameters,
+	  "change the running migration: {\"max-bandwidth\": BYTES_PER_S "
+	  "(0: unlimited), \"downtime-limit\": MS, "
+	  "\"cpu-throttle-initial\": PCT, \"cpu-throttle-increment\": PCT, "
+	  "\"max-cpu-throttle\": PCT}" },
 	{ "migrate-cancel", cmd_migrate_cancel,
 	  "stop a running migration (also in its stop-copy); the VM keeps "
 	  "running here" },

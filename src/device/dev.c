@@ -94,7 +94,8 @@ static int check_desc(const struct vfmig_dev_desc *d)
 static int check_ops(const struct vfmig_dev_ops *o)
 {
 	const uint64_t known = VFMIG_DEV_MIG_F_STOP_COPY | VFMIG_DEV_MIG_F_P2P |
-			       VFMIG_DEV_MIG_F_PRE_COPY;
+			       VFMIG_DEV_MIG_F_PRE_COPY |
+			       VFMIG_DEV_MIG_F_NO_DIRTY_LOG;
 
 	if (o->version != 1 && o->version != 2)
 		return -EINVAL;

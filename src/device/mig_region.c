@@ -347,7 +347,9 @@ static uint64_t ctl_get(const struct vfmig_dev *dev, uint64_t off)
 	case VFW_DS_OFF_DEVICE_STATE:
 		return ds->device_state;
 	case VFW_DS_OFF_CAPS:
-		return VFW_DS_CAP_SYSTEM_MEMORY |
+		return ((dev->ops.mig_flags & VFMIG_DEV_MIG_F_NO_DIRTY_LOG)
+				? 0
+				: VFW_DS_CAP_SYSTEM_MEMORY) |
 		       ((dev->ops.mig_flags & VFMIG_DEV_MIG_F_PRE_COPY)
 				? VFW_DS_CAP_DEVICE_MEMORY
 				: 0);

@@ -43,7 +43,10 @@ static int reply_set(struct dev_feat_req *c, const void *data, size_t len)
 
 static int feat_migration(struct dev_feat_req *c)
 {
-	uint64_t flags = c->dev->ops.mig_flags;
+	/* The wire's flags only (VFMIG_DEV_MIG_F_NO_DIRTY_LOG is ours). */
+	uint64_t flags = c->dev->ops.mig_flags &
+			 (VFMIG_DEV_MIG_F_STOP_COPY | VFMIG_DEV_MIG_F_P2P |
+			  VFMIG_DEV_MIG_F_PRE_COPY);
 
 	return reply_get(c, &flags, sizeof(flags));
 }
@@ -224,7 +227,12 @@ static int v2_feature(struct dev_feat_req *c)
 		if (features[i].index != c->index)
 			continue;
 		if ((features[i].ext == EXT_INFO && !dev->mig.info_version) ||
-		    (features[i].ext == EXT_DC && !dev->mig.dc_version))
+		    (features[i].ext == EXT_DC && !dev->mig.dc_version) ||
+		    (features[i].fn == feat_log_start ||
+		     features[i].fn == feat_log_stop ||
+		     features[i].fn == feat_log_report
+			     ? dev->ops.mig_flags & VFMIG_DEV_MIG_F_NO_DIRTY_LOG
+			     : 0))
 			break;
 		if ((c->f.flags & gs) & ~features[i].ops)
 			return -EINVAL;

@@ -21,6 +21,7 @@
 #include <zlib.h>
 
 #include "engine/channel.h"
+#include "engine/converge.h"
 #include "protocol/proto.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
@@ -47,6 +48,10 @@ struct vfmig_chan {
 	struct sock_io sio;
 	uint8_t *wbuf;
 	size_t wlen;
+	/* Source: the bandwidth limit stream writes draw from (may be NULL),
+	 * and whether a send waited the whole timeout for the peer. */
+	struct vfmig_pace *pace;
+	bool stalled;
 	/* File source: the stream is written to tmp and renamed onto path by
 	 * vfmig_chan_commit; tmp is NULL when the file is written in place
 	 * (not a regular file: a FIFO, /dev/null). */
@@ -301,6 +306,8 @@ static int chan_flush_buf(struct vfmig_chan *c)
 	int r = send_all(c->fd, c->wbuf, c->wlen, c->timeout_ms);
 
 	c->wlen = 0;
+	if (r == -ETIMEDOUT)
+		c->stalled = true;
 	return r;
 }
 
@@ -311,6 +318,7 @@ static int sio_write(struct vfmig_io *io, const void *buf, size_t n)
 
 	if (!c->source)
 		return -EBADF;
+	vfmig_pace_take(c->pace, n);
 	if (c->wlen + n <= WBUF_SIZE) {
 		memcpy(c->wbuf + c->wlen, buf, n);
 		c->wlen += n;
@@ -324,7 +332,10 @@ static int sio_write(struct vfmig_io *io, const void *buf, size_t n)
 		c->wlen = n;
 		return 0;
 	}
-	return send_all(c->fd, buf, n, c->timeout_ms);
+	r = send_all(c->fd, buf, n, c->timeout_ms);
+	if (r == -ETIMEDOUT)
+		c->stalled = true;
+	return r;
 }
 
 static ssize_t sio_read(struct vfmig_io *io, void *buf, size_t n)
@@ -821,6 +832,16 @@ bool vfmig_chan_has_return_path(const struct vfmig_chan *c)
 void vfmig_chan_set_timeout(struct vfmig_chan *c, int timeout_ms)
 {
 	c->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
+}
+
+void vfmig_chan_set_pace(struct vfmig_chan *c, struct vfmig_pace *p)
+{
+	c->pace = p;
+}
+
+bool vfmig_chan_stalled(const struct vfmig_chan *c)
+{
+	return c && c->stalled;
 }
 
 void vfmig_chan_shutdown(struct vfmig_chan *c, bool read_only)

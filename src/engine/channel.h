@@ -132,6 +132,18 @@ bool vfmig_chan_has_return_path(const struct vfmig_chan *c);
 void vfmig_chan_set_timeout(struct vfmig_chan *c, int timeout_ms);
 
 /*
+ * Source socket: every stream write first takes its bytes from p (a
+ * bandwidth limit, engine/converge.h; NULL: none), so the channel sends
+ * no faster than p's rate. p must outlive the channel's writes.
+ */
+struct vfmig_pace;
+void vfmig_chan_set_pace(struct vfmig_chan *c, struct vfmig_pace *p);
+
+/* Source socket: a send waited the whole timeout without the peer taking
+ * a byte (the write failed with -ETIMEDOUT). NULL: false. */
+bool vfmig_chan_stalled(const struct vfmig_chan *c);
+
+/*
  * Source: the stream is complete. A file is synced (fsync), closed and
  * renamed onto its path, then its directory is synced; a socket is
  * flushed. Returns 0, the stream I/O's sticky error, or the errno of

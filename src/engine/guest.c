@@ -13,7 +13,6 @@
 
 #include "engine/guest_drv.h"
 
-#define STAMPS_PER_ITER 4u
 #define IRQ_TIMEOUT_MS 2000
 #define BAR0 0u /* register BAR of every driven device */
 
@@ -327,13 +326,22 @@ static int iterate(struct vfmig_guest *g)
 	for (unsigned int i = 0; i < g->ndevs; i++)
 		if (g->devs[i].drv)
 			CHECK(g->devs[i].drv->iterate(g, &g->devs[i], it));
-	for (unsigned int k = 0; k < STAMPS_PER_ITER; k++) {
+	unsigned int stamps = __atomic_load_n(&g->stamps, __ATOMIC_RELAXED);
+	for (unsigned int k = 0; k < stamps; k++) {
 		uint64_t n = guest__lget(&L->stamp_writes) + 1;
 		write_stamp(g, n);
 		guest__lset(g, &L->stamp_writes, n);
 	}
 	guest__lset(g, &L->iterations, it + 1);
 	return 0;
+}
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static void *guest_main(void *arg)
@@ -348,7 +356,9 @@ static void *guest_main(void *arg)
 		}
 		g->busy = true;
 		pthread_mutex_unlock(&g->lock);
+		uint64_t t0 = mono_us();
 		int r = iterate(g);
+		uint64_t spent = mono_us() - t0;
 		pthread_mutex_lock(&g->lock);
 		g->busy = false;
 		if (r < 0) {
@@ -361,8 +371,14 @@ static void *guest_main(void *arg)
 		if (g->interval_us && !g->quit && !g->pause_count &&
 		    !g->hold_count) {
 			struct timespec ts;
+			uint64_t us = g->interval_us;
+			/* Throttled: sleep that share of the whole time. */
+			if (g->throttle_pct)
+				us += (spent + us) * g->throttle_pct /
+				      (100 - g->throttle_pct);
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += (long)g->interval_us * 1000;
+			ts.tv_sec += (time_t)(us / 1000000);
+			ts.tv_nsec += (long)(us % 1000000) * 1000;
 			ts.tv_sec += ts.tv_nsec / 1000000000;
 			ts.tv_nsec %= 1000000000;
 			pthread_cond_timedwait(&g->cond, &g->lock, &ts);
@@ -412,6 +428,7 @@ int vfmig_guest_create(struct vfmig_vm *vm,
 	g->L = (struct ledger *)(void *)(g->ram->host +
 					 VFMIG_GUEST_LEDGER_ADDR);
 	g->interval_us = interval_us ? interval_us : 1000;
+	g->stamps = VFMIG_GUEST_STAMPS_DEFAULT;
 	if (!seed) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -505,6 +522,33 @@ void vfmig_guest_pause(struct vfmig_guest *g)
 void vfmig_guest_resume(struct vfmig_guest *g)
 {
 	release(g, &g->pause_count);
+}
+
+int vfmig_guest_set_throttle(struct vfmig_guest *g, unsigned int percent)
+{
+	if (percent > VFMIG_GUEST_THROTTLE_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&g->lock);
+	g->throttle_pct = percent;
+	pthread_cond_broadcast(&g->cond); /* a lower one applies at once */
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
+unsigned int vfmig_guest_throttle(struct vfmig_guest *g)
+{
+	pthread_mutex_lock(&g->lock);
+	unsigned int pct = g->throttle_pct;
+	pthread_mutex_unlock(&g->lock);
+	return pct;
+}
+
+int vfmig_guest_set_stamps(struct vfmig_guest *g, unsigned int pages)
+{
+	if (!pages || pages > VFMIG_GUEST_STAMPS_MAX)
+		return -EINVAL;
+	__atomic_store_n(&g->stamps, pages, __ATOMIC_RELAXED);
+	return 0;
 }
 
 void vfmig_guest_destroy(struct vfmig_guest *g)

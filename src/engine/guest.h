@@ -21,7 +21,7 @@
  * from (seed, fill number), the first filled page read back through the
  * BAR2 window, COUNTER equal to the commands run, and every 256 fills a
  * CHECKSUM command whose result the verifier recomputes from the ledger.
- * Then a few stamp pages: stamp write n (1, 2, ...) fills page
+ * Then a few stamp pages (4, vfmig_guest_set_stamps): stamp write n (1, 2, ...) fills page
  * pick(seed, n) with words derived from (seed, n, page, word), so every
  * byte of the stamp area follows from the ledger's seed and count alone.
  * A fresh ledger may start with a RAM fill: the first fill_pages stamp pages
@@ -82,6 +82,29 @@ int vfmig_guest_start(struct vfmig_guest *g, char *err, size_t errlen);
 /* Counted pause/resume (vm.h). */
 void vfmig_guest_pause(struct vfmig_guest *g);
 void vfmig_guest_resume(struct vfmig_guest *g);
+
+/*
+ * Throttle (auto-converge, as QEMU's cpu-throttle): after each iteration
+ * the driver also sleeps so that it spends percent % of its time asleep
+ * (the time of the iteration and its interval count as the rest), which
+ * slows the rate at which it dirties RAM and works its devices by that
+ * share. 0 (the start) lifts it. Takes effect from the next iteration.
+ * Returns 0 or -EINVAL (above VFMIG_GUEST_THROTTLE_MAX).
+ */
+#define VFMIG_GUEST_THROTTLE_MAX 99u
+int vfmig_guest_set_throttle(struct vfmig_guest *g, unsigned int percent);
+unsigned int vfmig_guest_throttle(struct vfmig_guest *g);
+
+/*
+ * Stamp pages written per iteration (`vfmig vmm --guest-dirty-pages`): with
+ * the iteration rate, the rate at which the guest dirties its RAM. Default
+ * VFMIG_GUEST_STAMPS_DEFAULT; 1..VFMIG_GUEST_STAMPS_MAX, else -EINVAL. The
+ * verifier needs only the ledger's count of stamps, so it may change at
+ * any time.
+ */
+#define VFMIG_GUEST_STAMPS_DEFAULT 4u
+#define VFMIG_GUEST_STAMPS_MAX 4096u
+int vfmig_guest_set_stamps(struct vfmig_guest *g, unsigned int pages);
 
 /* Stop and join the thread, free. NULL ok. */
 void vfmig_guest_destroy(struct vfmig_guest *g);

@@ -96,6 +96,8 @@ struct vfmig_guest {
 	struct vfmig_ram *ram;
 	struct ledger *L;
 	unsigned int interval_us;
+	unsigned int stamps;       /* stamp pages per iteration (atomic) */
+	unsigned int throttle_pct; /* share of time asleep (lock) */
 	uint64_t seed;
 	uint64_t stamp_pages;
 	uint64_t fill_pages; /* for a fresh ledger */

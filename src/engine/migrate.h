@@ -30,6 +30,7 @@
 
 #include <vfmig/vmm_mig.h>
 
+#include "engine/converge.h"
 #include "engine/ram.h"
 #include "engine/typereg.h"
 
@@ -69,6 +70,10 @@ struct vfmig_mig_vm_ops {
 	 * why it broke, in cause ("" if unknown). Absent: the engine asks
 	 * the VMM library, which knows only that it broke. */
 	bool (*dev_connected)(void *vm, size_t i, char *cause, size_t len);
+	/* Optional, source: let the guest run only (100 - percent) % of its
+	 * time (auto-converge, engine/converge.h); 0 lifts it. The engine
+	 * sets 0 again when the migration ends, however it ends. */
+	int (*set_throttle)(void *vm, unsigned percent);
 };
 
 struct vfmig_mig_vm {
@@ -134,6 +139,8 @@ struct vfmig_mig_params {
 	 * URI, 1..VFMIG_MCHAN_MAX (engine/multichan.h), tcp: and unix:
 	 * only; 0 and 1: RAM goes on the main stream as it always did. */
 	unsigned channels;
+	/* source: bandwidth limit, auto-converge, stall detection */
+	struct vfmig_mig_converge conv;
 };
 
 enum vfmig_mig_status {
@@ -174,7 +181,8 @@ struct vfmig_mig_report {
 	double total_ms;
 	double downtime_ms;   /* guest paused on source to running on destination */
 	unsigned rounds;      /* pre-copy rounds */
-	bool converged;       /* false: switched over after max_rounds */
+	bool converged;       /* the prediction fit and the measured downtime
+			       * kept the limit */
 	bool verified;        /* the destination's verify() passed */
 	bool source_running;  /* the stream says the source guest ran */
 	char verify_msg[256]; /* its verdict: "ok", a mismatch, or "not checked" */
@@ -195,6 +203,15 @@ struct vfmig_mig_report {
 	bool channel_opened;
 	/* RAM channels the migration used (1: RAM on the main stream). */
 	unsigned channels;
+	/* Source, convergence (docs/migration.md, "Convergence"): the
+	 * downtime limit at the switchover, the pre-copy's stream bytes and
+	 * duration, the highest guest throttle applied (percent), and a
+	 * warning when it switched over without converging ("" if none). */
+	uint64_t downtime_limit_ms;
+	uint64_t precopy_bytes;
+	double precopy_ms;
+	unsigned throttle_pct;
+	char warning[256];
 };
 
 /*

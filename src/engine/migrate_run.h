@@ -97,6 +97,15 @@ struct run {
 	struct vfmig_mchan *mc;
 	struct vfmig_chan_listener *listener;
 	bool mc_decided; /* destination: the main stream's first record seen */
+	/* Source, convergence (migrate_conv.c): the bandwidth limit, the
+	 * parameters as they change, the policy's state, the prediction of
+	 * the last round and whether it fit, why it switched over unfit. */
+	struct vfmig_pace *pace;
+	struct vfmig_mig_live *live, local_live;
+	struct vfmig_conv_state conv;
+	double predicted_ms;
+	bool fits;
+	bool forced;
 };
 
 /* Monotonic clock in ms; CLOCK_REALTIME in ns. */
@@ -156,5 +165,27 @@ int mig_mchan_dst_finish(struct run *run);
 void mig_mchan_dst_blame(struct run *run);
 /* Stream bytes of the channels. */
 uint64_t mig_mchan_bytes(const struct run *run);
+
+/* ---- convergence (migrate_conv.c) ---- */
+
+/* Source, once the channel (and its RAM channels) are open: the limit,
+ * stall detection on every connection. */
+int mig_conv_src_setup(struct run *run);
+/* Before each pre-copy round: the current limit takes effect; the most
+ * RAM (per channel) and device data a round may send (0: no bound). */
+void mig_conv_round(struct run *run, uint64_t *ram_budget,
+		    uint64_t *dev_budget);
+/* The downtime limit now (ms). */
+uint64_t mig_conv_downtime_ms(struct run *run);
+/* The bandwidth limit now (bytes/s; 0: none). */
+uint64_t mig_conv_max_bandwidth(struct run *run);
+/* After a round whose prediction (predicted ms) fits or not: throttle the
+ * guest a step, or say to switch over anyway (true). */
+bool mig_conv_after_round(struct run *run, double predicted, bool fits);
+/* The switchover starts: the limit is lifted (the guest is paused). */
+void mig_conv_switchover(struct run *run);
+/* The run ended with r: the throttle goes, the report gets the
+ * convergence keys, and a stalled connection is named as the cause. */
+void mig_conv_finish(struct run *run, int r);
 
 #endif

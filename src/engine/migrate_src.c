@@ -388,16 +388,17 @@ static void src_blame_destination(struct run *run)
 static int src_round(struct run *run, double *bytes_out)
 {
 	struct vfmig_ram_stats st = { 0 };
-	uint64_t dev_before = run->dev_bytes;
+	uint64_t dev_before = run->dev_bytes, ram_budget, dev_budget;
 	bool drained;
 	int r;
 
 	mig_track_round_start(run);
+	mig_conv_round(run, &ram_budget, &dev_budget);
 	r = src_sync_dirty(run);
 	if (r < 0)
 		return r;
 	mig_track_sync(run);
-	r = mig_send_ram(run, 0, &st, &drained, "pre-copy");
+	r = mig_send_ram(run, ram_budget, &st, &drained, "pre-copy");
 	if (r < 0)
 		return r;
 	run->rep->ram_bytes += st.bytes;
@@ -408,8 +409,7 @@ static int src_round(struct run *run, double *bytes_out)
 
 		if (!dr->precopy)
 			continue;
-		r = src_precopy_section(run, i, run->p.device_round_budget,
-					&res);
+		r = src_precopy_section(run, i, dev_budget, &res);
 		if (r < 0)
 			return r;
 		dr->sections++;
@@ -429,12 +429,16 @@ static int src_round(struct run *run, double *bytes_out)
 	return src_poll_return_path(run, 0);
 }
 
-/* Bytes the stop-and-copy phase would still have to send. */
+/* Bytes the stop-and-copy phase would still have to send. A device that
+ * cannot log its DMA makes all of RAM dirty at the switchover. */
 static uint64_t src_remaining(struct run *run)
 {
-	uint64_t left = vfmig_ram_dirty_pages(run->vm->ram) *
-			run->vm->ram->page_size;
+	struct vfmig_ram *ram = run->vm->ram;
+	uint64_t left = vfmig_ram_dirty_pages(ram) * ram->page_size;
 
+	for (size_t i = 0; i < run->vm->ndev; i++)
+		if (!run->devs[i].caps.dirty_logging)
+			left = ram->npages * ram->page_size;
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		struct dev_run *dr = &run->devs[i];
 		uint64_t n, initial, dirty;
@@ -543,20 +547,23 @@ static int src_precopy(struct run *run)
 				      : 0.001);
 		uint64_t left = src_remaining(run);
 		/* Nothing left fits whatever the rate (a round that sent
-		 * nothing measured none). */
-		double predicted = !left ? 0 : bw > 0 ? left / bw : 1e9;
-		bool fits = predicted <= (double)run->p.downtime_ms;
+		 * nothing measured none); a limit caps the rate. */
+		double predicted = vfmig_conv_predict_ms(
+			left, bw, mig_conv_max_bandwidth(run));
+		bool fits = predicted <= (double)mig_conv_downtime_ms(run);
 		mig_track_round_end(run, predicted, bw);
+		bool force = mig_conv_after_round(run, predicted, fits);
 		/* The guest was paused by its user: nothing more will
 		 * converge, so switch as soon as the destination allows. */
-		bool want = fits || atomic_load(&run->prog->user_stopped) ||
+		bool want = fits || force ||
+			    atomic_load(&run->prog->user_stopped) ||
 			    run->rep->rounds >= run->p.max_rounds;
 		if (!fits)
 			run->synced = false;
 		if (want && src_acked(run)) {
 			/* Converged: the destination catches up, then one
 			 * more round takes what was dirtied meanwhile. */
-			if (fits && !run->synced && !run->sync_off &&
+			if (fits && !force && !run->synced && !run->sync_off &&
 			    run->rep->rounds < run->p.max_rounds) {
 				r = src_sync_destination(run);
 				if (r < 0)
@@ -564,7 +571,6 @@ static int src_precopy(struct run *run)
 				run->synced = true;
 				continue;
 			}
-			run->rep->converged = fits;
 			break;
 		}
 		if (!want) {
@@ -627,6 +633,7 @@ static int src_switchover(struct run *run)
 	int r;
 
 	mig_set_status(run, VFMIG_MIG_SWITCHOVER);
+	mig_conv_switchover(run);
 	if (mig_cancelled(run))
 		return mig_fail(run, -ECANCELED, "switchover",
 				"cancelled by request");
@@ -859,6 +866,8 @@ int vfmig_migrate_out(const struct vfmig_mig_vm *vm,
 		r = src_check_devices(&run);
 	if (r == 0)
 		r = src_open_stream(&run, uri);
+	if (r == 0)
+		r = mig_conv_src_setup(&run);
 	/* A file has no return path and no pre-copy: pause first; so does a
 	 * migration asked to copy nothing live. */
 	if (r == 0 && (!vfmig_chan_has_return_path(run.chan) ||
@@ -893,8 +902,10 @@ int vfmig_migrate_out(const struct vfmig_mig_vm *vm,
 	rep->stream_bytes = src_stream_bytes(&run);
 	if (run.paused && run.w)
 		src_downtime_floor(&run);
+	mig_conv_finish(&run, r);
 	mig_track_end(&run, run.t_end, rep->ok ? rep->downtime_ms : -1);
 	mig_run_fini(&run);
+	vfmig_pace_destroy(run.pace);
 	if (rep->stream_bytes > rep->ram_bytes + rep->device_bytes)
 		rep->overhead_bytes =
 			rep->stream_bytes - rep->ram_bytes - rep->device_bytes;

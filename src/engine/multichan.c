@@ -235,6 +235,24 @@ int vfmig_mchan_src_connect(struct vfmig_mchan *g, const char *uri,
 	return 0;
 }
 
+void vfmig_mchan_src_tune(struct vfmig_mchan *g, struct vfmig_pace *p,
+			  int timeout_ms)
+{
+	for (unsigned i = 0; g && i < g->n; i++)
+		if (g->ch[i].chan) {
+			vfmig_chan_set_pace(g->ch[i].chan, p);
+			vfmig_chan_set_timeout(g->ch[i].chan, timeout_ms);
+		}
+}
+
+bool vfmig_mchan_stalled(const struct vfmig_mchan *g)
+{
+	for (unsigned i = 0; g && i < g->n; i++)
+		if (vfmig_chan_stalled(g->ch[i].chan))
+			return true;
+	return false;
+}
+
 static void *send_thread(void *arg)
 {
 	struct mchan_one *c = arg;

@@ -90,6 +90,14 @@ int vfmig_mchan_send_ram(struct vfmig_mchan *g, struct vfmig_ram *ram,
 			 struct vfmig_ram_stats *st, bool *drained, char *err,
 			 size_t errlen);
 
+/* Every connected channel sends through the bandwidth limit p
+ * (vfmig_chan_set_pace) and waits timeout_ms for progress
+ * (vfmig_chan_set_timeout); whether any of them stalled
+ * (vfmig_chan_stalled). g NULL: nothing, false. */
+void vfmig_mchan_src_tune(struct vfmig_mchan *g, struct vfmig_pace *p,
+			  int timeout_ms);
+bool vfmig_mchan_stalled(const struct vfmig_mchan *g);
+
 /* Writes END on every channel and flushes it. */
 int vfmig_mchan_src_end(struct vfmig_mchan *g, char *err, size_t errlen);
 

@@ -523,7 +523,8 @@ static void test_query_commands(void **state)
 	static const char *const want[] = { "query-status", "stop", "cont",
 					    "query-guest", "query-devices",
 					    "query-commands", "quit",
-					    "migrate", "migrate-cancel",
+					    "migrate", "migrate-set-parameters",
+					    "migrate-cancel",
 					    "query-migrate" };
 	struct fx *f = *state;
 	struct json_object *o = call(f, "{\"execute\": \"query-commands\"}");
