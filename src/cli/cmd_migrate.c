@@ -6,8 +6,8 @@
  *               [--channels N] [--max-bandwidth SIZE]
  *               [--auto-converge off|throttle|force] [--converge-rounds N]
  *               [--cpu-throttle-initial PCT] [--cpu-throttle-increment PCT]
- *               [--max-cpu-throttle PCT] [--stall-timeout-ms N] [--report FILE.svg]
- *               [--json]
+ *               [--max-cpu-throttle PCT] [--stall-timeout-ms N]
+ *               [--report FILE.svg] [--json]
  * vfmig save --control PATH FILE [--max-stop-copy-bytes N]
  *            [--stream-checksum crc32|xxh3]
  *
@@ -34,6 +34,7 @@
 #include "help.h"
 #include "progress_line.h"
 #include "report_svg.h"
+#include "units.h"
 
 /* The numeric options of `migrate`; 0: the VMM's default. */
 struct mig_opts {
@@ -65,29 +66,11 @@ static const struct {
  * "iB" or "B" may follow). -1 if malformed, zero or too large. */
 static int parse_size(const char *s, long *out)
 {
-	char *end;
-	unsigned long long v;
-	unsigned shift = 0;
+	uint64_t v;
 
-	errno = 0;
-	if (!*s || *s == '-')
+	if (cli_parse_size(s, &v) < 0 || !v || v > LONG_MAX)
 		return -1;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	default: break;
-	}
-	if (*end == 'i' && shift)
-		end++;
-	if (*end == 'B')
-		end++;
-	if (*end || !v || v > ((unsigned long long)LONG_MAX >> shift))
-		return -1;
-	*out = (long)(v << shift);
+	*out = (long)v;
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "control.h"
 #include "help.h"
+#include "units.h"
 #include "migration.h"
 #include "engine/guest.h"
 #include "engine/vm.h"
@@ -52,29 +53,9 @@ static void log_stderr(void *priv, int level, const char *msg)
 /* "64M", "1G", "4096", "512K": bytes, or 0 if malformed or overflowing. */
 static uint64_t parse_size(const char *s)
 {
-	char *end;
-	unsigned long long v;
-	unsigned int shift = 0;
+	uint64_t v;
 
-	if (!s || !*s || *s == '-')
-		return 0;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return 0;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	default: break;
-	}
-	if (*end == 'i' && shift)
-		end++;
-	if (*end == 'B' || *end == 'b')
-		end++;
-	if (*end || v > (UINT64_MAX >> shift))
-		return 0;
-	return (uint64_t)v << shift;
+	return cli_parse_size(s, &v) < 0 ? 0 : v;
 }
 
 static int parse_uint(const char *s, uint64_t max, uint64_t *out)

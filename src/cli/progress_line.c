@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "progress_line.h"
+#include "units.h"
 
 bool progress_line_wanted(int fd, bool json)
 {
@@ -32,18 +33,6 @@ static double get_double(struct json_object *o, const char *key)
 }
 
 /* "12.3 MiB" */
-static void human(char *buf, size_t len, double bytes)
-{
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	unsigned u = 0;
-
-	while (bytes >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
-		bytes /= 1024;
-		u++;
-	}
-	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
-}
-
 void progress_line_draw(FILE *out, struct json_object *reply)
 {
 	struct json_object *st = NULL, *ram = NULL;
@@ -52,15 +41,17 @@ void progress_line_draw(FILE *out, struct json_object *reply)
 
 	json_object_object_get_ex(reply, "status", &st);
 	json_object_object_get_ex(reply, "ram", &ram);
-	human(moved, sizeof(moved), (double)get_int(reply, "ram_bytes", 0));
+	cli_human_bytes(moved, sizeof(moved),
+			(double)get_int(reply, "ram_bytes", 0));
 	/* Before the engine has started its run the size is not known. */
 	int64_t size = get_int(ram, "total", 0);
 	total[0] = '\0';
 	if (size > 0) {
 		memcpy(total, " of ", 5);
-		human(total + 4, sizeof(total) - 4, (double)size);
+		cli_human_bytes(total + 4, sizeof(total) - 4, (double)size);
 	}
-	human(dev, sizeof(dev), (double)get_int(reply, "device_bytes", 0));
+	cli_human_bytes(dev, sizeof(dev),
+			(double)get_int(reply, "device_bytes", 0));
 	n = snprintf(line, sizeof(line),
 		     "%s: round %lld, RAM %s%s, devices %s, %.0f Mbit/s, "
 		     "dirty %lld pages/s",

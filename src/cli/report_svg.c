@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "report_svg.h"
+#include "units.h"
 
 /* Canvas and plot area, in SVG user units (pixels). */
 #define CANVAS_W 960
@@ -106,18 +107,6 @@ static void xml_escape(FILE *out, const char *s)
 	}
 }
 
-static void human(char *buf, size_t len, double bytes)
-{
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	unsigned u = 0;
-
-	while (bytes >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
-		bytes /= 1024;
-		u++;
-	}
-	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
-}
-
 /* ---- the data ---- */
 
 static void load(struct chart *c, struct json_object *rep)
@@ -203,8 +192,8 @@ static void draw_header(FILE *out, const struct chart *c,
 	double dt = num(rep, "downtime_ms", -1);
 
 	json_object_object_get_ex(rep, "bytes", &bytes);
-	human(ram, sizeof(ram), num(bytes, "ram", 0));
-	human(dev, sizeof(dev), num(bytes, "device", 0));
+	cli_human_bytes(ram, sizeof(ram), num(bytes, "ram", 0));
+	cli_human_bytes(dev, sizeof(dev), num(bytes, "device", 0));
 	fprintf(out, "<text class=\"title\" x=\"%d\" y=\"30\" "
 		     "font-size=\"18\" font-weight=\"bold\">vfmig migration: ",
 		PLOT_L);
@@ -256,7 +245,7 @@ static void draw_axes(FILE *out, const struct chart *c)
 		PLOT_B);
 	for (int k = 0; k <= 4; k++) {
 		double v = c->ymax * k / 4, y = y_bytes(c, v);
-		human(b, sizeof(b), v);
+		cli_human_bytes(b, sizeof(b), v);
 		fprintf(out, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" "
 			     "y2=\"%.1f\" stroke=\"#ddd\"/><text x=\"%d\" "
 			     "y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
@@ -287,7 +276,7 @@ static void draw_entry(FILE *out, const struct chart *c, size_t i)
 		e->stop_copy ? "stop-copy" : "round", e->round, e->start_ms,
 		e->end_ms);
 	for (size_t k = 0; k < c->nser; k++) {
-		human(b, sizeof(b), e->bytes[k]);
+		cli_human_bytes(b, sizeof(b), e->bytes[k]);
 		fputs(", ", out);
 		xml_escape(out, c->series[k]);
 		fprintf(out, " %s", b);
@@ -302,7 +291,7 @@ static void draw_entry(FILE *out, const struct chart *c, size_t i)
 			e->bytes[k], x, base - h, bw, h, colors[k]);
 		base -= h;
 	}
-	human(b, sizeof(b), e->total);
+	cli_human_bytes(b, sizeof(b), e->total);
 	fprintf(out, "<text class=\"bar-label\" x=\"%.1f\" y=\"%.1f\" "
 		     "font-size=\"10\" text-anchor=\"middle\">%s</text>\n",
 		x + bw / 2, base - 4, b);
