@@ -9,8 +9,10 @@
  * with XXH3 records, so every input also runs the 1.1 path. Those two copies
  * are also read a second time with RAM page data placed (received outside
  * the reader's buffer), which must give the same records and errors. The golden
- * streams of 1.0 and 1.1 are the seeds (fuzz/meson.build). Nothing may
- * crash, leak, or read out of bounds.
+ * streams of 1.0 and 1.1 are the seeds (fuzz/meson.build). Every record
+ * read also goes through the multichannel destination's checks
+ * (STREAM_INFO's announcement, RAM stripes). Nothing may crash, leak, or
+ * read out of bounds.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,6 +24,7 @@
 #include <xxhash.h>
 #include <zlib.h>
 
+#include "engine/multichan.h"
 #include "stream/stream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -69,6 +72,32 @@ static void decode_state(const uint8_t *p, size_t len)
 	vfmig_fields_decode(&fz_desc, p, len, &s, err, sizeof(err));
 }
 
+/* What a multichannel destination asks of each record it reads: the
+ * main stream's STREAM_INFO announcement, and which stripes a RAM_PAGES
+ * record's runs fall in (engine/multichan.c). */
+static void mchan_checks(const struct vfmig_stream_record *rec)
+{
+	char id[VFMIG_MCHAN_ID_LEN + 1], err[256] = "";
+	unsigned n = 0;
+	int r = vfmig_mchan_parse_info(rec, &n, id, sizeof(id), err, sizeof(err));
+
+	if (r == 1 && (n < 2 || n > VFMIG_MCHAN_MAX || strlen(id) != VFMIG_MCHAN_ID_LEN))
+		abort();
+	if (r < 0 && !err[0])
+		abort(); /* every refusal names its reason */
+	if (rec->type == VFMIG_REC_RAM_PAGES) {
+		unsigned in = 0;
+		for (unsigned i = 0; i < 3; i++)
+			in += vfmig_mchan_runs_in_stripe(rec, i, 3);
+		/* A record whose runs all lie in one stripe lies in that one
+		 * only; an empty one in all. */
+		if (in > 1 && in != 3)
+			abort();
+		if (in == 3 && rec->d.u.ram_pages.nruns)
+			abort();
+	}
+}
+
 static void read_stream(const uint8_t *data, size_t size)
 {
 	struct vfmig_stream_reader *r;
@@ -79,9 +108,11 @@ static void read_stream(const uint8_t *data, size_t size)
 	if (vfmig_io_mem_reader(&io, data, size) < 0)
 		return;
 	if (vfmig_stream_reader_open(&r, io, err, sizeof(err)) == 0) {
-		while (vfmig_stream_next(r, &rec) == 1)
+		while (vfmig_stream_next(r, &rec) == 1) {
 			if (rec.type == VFMIG_REC_TYPE_STATE)
 				decode_state(rec.d.u.type_state.state, rec.d.u.type_state.len);
+			mchan_checks(&rec);
+		}
 		vfmig_stream_reader_free(r);
 	}
 	vfmig_io_close(io);

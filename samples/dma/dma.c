@@ -28,41 +28,11 @@
 
 #include "dma.h"
 #include "dma_hw.h"
+#include "dma_state.h"
 #include "sample_cli.h"
 
-#define QMAX 8u               /* fetched requests kept inside the engine */
 #define CHUNK (64u << 10)     /* bytes per step of a request */
 #define DMA_RATE_DEFAULT (500ull * 1000000) /* bytes/s: --rate 500 */
-
-struct seg {
-	uint64_t addr, len;
-};
-
-/* A fetched request and its progress. */
-struct req {
-	uint64_t seq, src, len, sgl;
-	uint32_t op;
-	uint16_t cq, nseg;
-	struct seg seg[DMA_MAX_SEGS];
-	uint64_t done; /* bytes of the stream finished */
-	uint64_t acc;  /* CSUM: the checksum of those bytes */
-	uint32_t err;  /* failed (errno): completes with it, no more DMA */
-};
-
-struct cq {
-	uint64_t base;
-	uint32_t size, count;
-	bool irq_pending; /* completed, vector not raised yet (migrated) */
-};
-
-/* Everything migrated, guarded by dma.lock. */
-struct dma_state {
-	uint64_t sq_base;
-	uint32_t sq_size, sq_tail, sq_head, ctrl, status, error, done;
-	struct cq cq[DMA_NCQ];
-	struct req q[QMAX]; /* q[0] is the front */
-	uint32_t qn;
-};
 
 struct dma {
 	pthread_mutex_t lock;
@@ -129,27 +99,6 @@ static void ring_error(struct dma *d, int err, const char *what)
 		 vfmig_dev_strerror(err));
 }
 
-/* Check a descriptor; 0 or -EINVAL. */
-static int req_check(const struct req *r, const uint8_t *desc)
-{
-	uint64_t sum = 0;
-
-	for (unsigned int i = 40; i < DMA_DESC_SIZE; i++)
-		if (desc[i])
-			return -EINVAL;
-	if (r->op < DMA_OP_COPY || r->op > DMA_OP_CSUM || r->cq >= DMA_NCQ ||
-	    !r->nseg || r->nseg > DMA_MAX_SEGS || !r->len ||
-	    r->len > DMA_MAX_LEN || (r->len & 7))
-		return -EINVAL;
-	for (unsigned int i = 0; i < r->nseg; i++) {
-		if (!r->seg[i].len || (r->seg[i].len & 7) ||
-		    (r->seg[i].addr & 7) || r->seg[i].len > DMA_MAX_LEN)
-			return -EINVAL;
-		sum += r->seg[i].len;
-	}
-	return sum == r->len ? 0 : -EINVAL;
-}
-
 /* Fetch the descriptor at the ring's head into the queue. A descriptor the
  * device cannot read stops the ring; one it can read but refuses is
  * completed with EINVAL. -EPERM: the library stopped DMA; try later. */
@@ -159,7 +108,7 @@ static int fetch(struct dma *d)
 	uint8_t desc[DMA_DESC_SIZE], sgl[DMA_MAX_SEGS * DMA_SEG_SIZE];
 	uint64_t at = s->sq_base + (uint64_t)(s->sq_head % s->sq_size) *
 					   DMA_DESC_SIZE;
-	struct req *r = &s->q[s->qn];
+	struct dma_req *r = &s->q[s->qn];
 	int e = vfmig_dev_dma_read(d->dev, at, desc, sizeof(desc));
 
 	if (e == -EPERM)
@@ -168,38 +117,22 @@ static int fetch(struct dma *d)
 		ring_error(d, e, "descriptor read");
 		return e;
 	}
-	memset(r, 0, sizeof(*r));
-	r->seq = le_get(desc + DMA_DESC_SEQ, 8);
-	r->op = (uint32_t)le_get(desc + DMA_DESC_OP, 4);
-	r->cq = (uint16_t)le_get(desc + DMA_DESC_CQ, 2);
-	r->nseg = (uint16_t)le_get(desc + DMA_DESC_NSEG, 2);
-	r->src = le_get(desc + DMA_DESC_SRC, 8);
-	r->len = le_get(desc + DMA_DESC_LEN, 8);
-	r->sgl = le_get(desc + DMA_DESC_SGL, 8);
-	if (r->nseg && r->nseg <= DMA_MAX_SEGS) {
-		e = vfmig_dev_dma_read(d->dev, r->sgl, sgl,
-				       r->nseg * DMA_SEG_SIZE);
+	uint16_t nseg = (uint16_t)le_get(desc + DMA_DESC_NSEG, 2);
+	e = -EINVAL; /* no scatter list to read */
+	if (nseg && nseg <= DMA_MAX_SEGS) {
+		e = vfmig_dev_dma_read(d->dev, le_get(desc + DMA_DESC_SGL, 8),
+				       sgl, nseg * DMA_SEG_SIZE);
 		if (e == -EPERM)
 			return e;
-		for (unsigned int i = 0; e == 0 && i < r->nseg; i++) {
-			r->seg[i].addr = le_get(sgl + i * DMA_SEG_SIZE, 8);
-			r->seg[i].len = le_get(sgl + i * DMA_SEG_SIZE + 8, 8);
-		}
 	}
-	if (e == 0)
-		e = req_check(r, desc);
-	if (e < 0)
-		r->err = (uint32_t)-e;
-	if (r->cq >= DMA_NCQ)
-		r->cq = 0;
-	r->acc = DMA_CSUM_INIT;
+	dma_req_decode(r, desc, e == 0 ? sgl : NULL, e);
 	s->qn++;
 	s->sq_head++;
 	return 0;
 }
 
 /* The segment and offset of stream position pos. */
-static void seg_at(const struct req *r, uint64_t pos, unsigned int *i,
+static void seg_at(const struct dma_req *r, uint64_t pos, unsigned int *i,
 		   uint64_t *off)
 {
 	*i = 0;
@@ -232,7 +165,7 @@ static void pace(struct dma *d, uint64_t n)
 }
 
 /* One step of request r: at most CHUNK bytes, inside one segment. */
-static int step(struct dma *d, struct req *r, uint8_t *buf)
+static int step(struct dma *d, struct dma_req *r, uint8_t *buf)
 {
 	unsigned int i;
 	uint64_t off, n;
@@ -271,8 +204,8 @@ static int step(struct dma *d, struct req *r, uint8_t *buf)
 static int complete(struct dma *d)
 {
 	struct dma_state *s = &d->st;
-	struct req *r = &s->q[0];
-	struct cq *q = &s->cq[r->cq];
+	struct dma_req *r = &s->q[0];
+	struct dma_cq *q = &s->cq[r->cq];
 	uint8_t c[DMA_CPL_SIZE];
 	uint64_t n = (uint64_t)q->count + 1;
 	int e;
@@ -336,7 +269,7 @@ static int work(struct dma *d, uint8_t *buf)
 {
 	struct dma_state *s = &d->st;
 
-	if (s->qn < QMAX && s->sq_head != s->sq_tail)
+	if (s->qn < DMA_QMAX && s->sq_head != s->sq_tail)
 		return fetch(d);
 	if (s->qn == 0)
 		return 0;
@@ -392,7 +325,7 @@ static void on_wake(vfmig_dev *dev, void *priv)
 static uint32_t reg_read(const struct dma_state *s, uint64_t off)
 {
 	if (off >= DMA_REG_CQ0 && off < DMA_REG_CQ0 + DMA_NCQ * 0x10) {
-		const struct cq *q = &s->cq[(off - DMA_REG_CQ0) / 0x10];
+		const struct dma_cq *q = &s->cq[(off - DMA_REG_CQ0) / 0x10];
 		switch ((off - DMA_REG_CQ0) % 0x10) {
 		case DMA_CQ_BASE_LO: return (uint32_t)q->base;
 		case DMA_CQ_BASE_HI: return (uint32_t)(q->base >> 32);
@@ -416,11 +349,6 @@ static uint32_t reg_read(const struct dma_state *s, uint64_t off)
 	}
 }
 
-static bool ring_size_ok(uint32_t n)
-{
-	return n >= 2 && n <= DMA_RING_MAX && !(n & (n - 1));
-}
-
 static void set_lo(uint64_t *v, uint32_t x)
 {
 	*v = (*v & ~0xffffffffull) | x;
@@ -435,10 +363,10 @@ static void set_hi(uint64_t *v, uint32_t x)
 static void ctrl_write(struct dma *d, uint32_t v)
 {
 	struct dma_state *s = &d->st;
-	bool ok = ring_size_ok(s->sq_size) && !(s->sq_base % DMA_DESC_SIZE);
+	bool ok = dma_ring_size_ok(s->sq_size) && !(s->sq_base % DMA_DESC_SIZE);
 
 	for (unsigned int q = 0; q < DMA_NCQ; q++)
-		ok = ok && ring_size_ok(s->cq[q].size) &&
+		ok = ok && dma_ring_size_ok(s->cq[q].size) &&
 		     !(s->cq[q].base % DMA_CPL_SIZE);
 	s->ctrl = v & DMA_CTRL_ENABLE;
 	s->status &= ~DMA_STATUS_ENABLED;
@@ -458,7 +386,7 @@ static void reg_write(struct dma *d, uint64_t off, uint32_t v)
 	bool enabled = s->ctrl & DMA_CTRL_ENABLE;
 
 	if (off >= DMA_REG_CQ0 && off < DMA_REG_CQ0 + DMA_NCQ * 0x10) {
-		struct cq *q = &s->cq[(off - DMA_REG_CQ0) / 0x10];
+		struct dma_cq *q = &s->cq[(off - DMA_REG_CQ0) / 0x10];
 		if (enabled)
 			return; /* latched while enabled */
 		switch ((off - DMA_REG_CQ0) % 0x10) {
@@ -530,84 +458,18 @@ static int dma_reset(vfmig_dev *dev, void *priv)
 
 /* ---- migration ----
  *
- * STOP_COPY only: the state is small. Stream (big-endian):
- *   0  u32 magic "DMAS", u16 version 1, u16 flags 0, u32 body length
- *   12 body: u64 sq_base, u32 sq_size, sq_tail, sq_head, ctrl, status,
- *      error, done; per queue (DMA_NCQ): u64 base, u32 size, count,
- *      u8 irq_pending; u32 qn; per queued request: u64 seq, src, len,
- *      sgl, u32 op, u16 cq, nseg, nseg x (u64 addr, u64 len), u64 done,
- *      acc, u32 err
- *   then u32 FNV-1a of everything before it.
- */
-#define DMA_MIG_MAGIC 0x444d4153u
-#define DMA_MIG_VERSION 1u
-#define DMA_MIG_HDR 12u
-#define DMA_MIG_MAX (DMA_MIG_HDR + 64 + DMA_NCQ * 17 + 4 + \
-		     QMAX * (48 + DMA_MAX_SEGS * 16 + 20) + 4)
-
-static uint32_t fnv1a(const uint8_t *p, size_t n)
-{
-	uint32_t h = 0x811c9dc5u;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 0x01000193u;
-	return h;
-}
-
-static uint8_t *put(uint8_t *p, uint64_t v, unsigned int n)
-{
-	for (unsigned int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-	return p + n;
-}
+ * STOP_COPY only: the state is small. dma_state.h has its stream. */
 
 static int mig_build(struct dma *d)
 {
 	const struct dma_state *s = &d->st;
-	uint8_t *b = malloc(DMA_MIG_MAX), *p;
+	uint8_t *b = malloc(DMA_MIG_MAX);
 
 	if (!b)
 		return -ENOMEM;
-	p = b + DMA_MIG_HDR;
-	p = put(p, s->sq_base, 8);
-	p = put(p, s->sq_size, 4);
-	p = put(p, s->sq_tail, 4);
-	p = put(p, s->sq_head, 4);
-	p = put(p, s->ctrl, 4);
-	p = put(p, s->status, 4);
-	p = put(p, s->error, 4);
-	p = put(p, s->done, 4);
-	for (unsigned int q = 0; q < DMA_NCQ; q++) {
-		p = put(p, s->cq[q].base, 8);
-		p = put(p, s->cq[q].size, 4);
-		p = put(p, s->cq[q].count, 4);
-		p = put(p, s->cq[q].irq_pending, 1);
-	}
-	p = put(p, s->qn, 4);
-	for (uint32_t i = 0; i < s->qn; i++) {
-		const struct req *r = &s->q[i];
-		p = put(p, r->seq, 8);
-		p = put(p, r->src, 8);
-		p = put(p, r->len, 8);
-		p = put(p, r->sgl, 8);
-		p = put(p, r->op, 4);
-		p = put(p, r->cq, 2);
-		p = put(p, r->nseg, 2);
-		for (unsigned int k = 0; k < r->nseg; k++) {
-			p = put(p, r->seg[k].addr, 8);
-			p = put(p, r->seg[k].len, 8);
-		}
-		p = put(p, r->done, 8);
-		p = put(p, r->acc, 8);
-		p = put(p, r->err, 4);
-	}
-	size_t body = (size_t)(p - b) - DMA_MIG_HDR;
-	put(put(put(b, DMA_MIG_MAGIC, 4), DMA_MIG_VERSION, 2), 0, 2);
-	put(b + 8, body, 4);
-	p = put(p, fnv1a(b, (size_t)(p - b)), 4);
 	mig_reset(d);
 	d->mig = b;
-	d->mig_len = (size_t)(p - b);
+	d->mig_len = dma_state_encode(s, b);
 	dma_logf(d, VFMIG_LOG_INFO,
 		 "saved: head %u tail %u, %u request(s) in flight%s", s->sq_head,
 		 s->sq_tail, s->qn,
@@ -697,106 +559,11 @@ static ssize_t dma_load(vfmig_dev *dev, void *priv, const void *buf,
 	return (ssize_t)len;
 }
 
-/* A reader over the loaded stream that refuses to run past its end. */
-struct rd {
-	const uint8_t *p, *end;
-	bool short_;
-};
-
-static uint64_t get(struct rd *r, unsigned int n)
-{
-	uint64_t v = 0;
-
-	if ((size_t)(r->end - r->p) < n) {
-		r->short_ = true;
-		return 0;
-	}
-	for (unsigned int i = 0; i < n; i++)
-		v = v << 8 | r->p[i];
-	r->p += n;
-	return v;
-}
-
-/* Parse the body into n; NULL or why not. */
-static const char *mig_parse(struct rd *r, struct dma_state *n)
-{
-	n->sq_base = get(r, 8);
-	n->sq_size = (uint32_t)get(r, 4);
-	n->sq_tail = (uint32_t)get(r, 4);
-	n->sq_head = (uint32_t)get(r, 4);
-	n->ctrl = (uint32_t)get(r, 4);
-	n->status = (uint32_t)get(r, 4);
-	n->error = (uint32_t)get(r, 4);
-	n->done = (uint32_t)get(r, 4);
-	for (unsigned int q = 0; q < DMA_NCQ; q++) {
-		n->cq[q].base = get(r, 8);
-		n->cq[q].size = (uint32_t)get(r, 4);
-		n->cq[q].count = (uint32_t)get(r, 4);
-		n->cq[q].irq_pending = get(r, 1) != 0;
-		if ((n->ctrl & DMA_CTRL_ENABLE) && !ring_size_ok(n->cq[q].size))
-			return "completion queue size out of range";
-	}
-	if (n->ctrl > DMA_CTRL_ENABLE || n->status > 3 ||
-	    ((n->ctrl & DMA_CTRL_ENABLE) &&
-	     (!ring_size_ok(n->sq_size) ||
-	      n->sq_tail - n->sq_head > n->sq_size)))
-		return "ring registers out of range";
-	n->qn = (uint32_t)get(r, 4);
-	if (n->qn > QMAX)
-		return "more requests in flight than the engine holds";
-	for (uint32_t i = 0; i < n->qn && !r->short_; i++) {
-		struct req *q = &n->q[i];
-		q->seq = get(r, 8);
-		q->src = get(r, 8);
-		q->len = get(r, 8);
-		q->sgl = get(r, 8);
-		q->op = (uint32_t)get(r, 4);
-		q->cq = (uint16_t)get(r, 2);
-		q->nseg = (uint16_t)get(r, 2);
-		if (q->nseg > DMA_MAX_SEGS || q->cq >= DMA_NCQ)
-			return "a request's queue or segment count is out of range";
-		uint64_t sum = 0;
-		for (unsigned int k = 0; k < q->nseg; k++) {
-			q->seg[k].addr = get(r, 8);
-			q->seg[k].len = get(r, 8);
-			sum += q->seg[k].len;
-		}
-		q->done = get(r, 8);
-		q->acc = get(r, 8);
-		q->err = (uint32_t)get(r, 4);
-		if (!q->err && (sum != q->len || q->done > q->len ||
-				(q->done & 7) || !q->nseg ||
-				q->op < DMA_OP_COPY || q->op > DMA_OP_CSUM))
-			return "a request's progress or layout is inconsistent";
-	}
-	if (r->short_ || r->p != r->end)
-		return "body length does not match its contents";
-	return NULL;
-}
-
 static const char *mig_check(struct dma *d, struct dma_state *n)
 {
-	struct rd r = { d->mig, d->mig + d->mig_len, false };
-	uint64_t body;
-
 	if (d->mig_bad)
 		return "an earlier chunk was refused";
-	if (d->mig_len < DMA_MIG_HDR + 4)
-		return "stream shorter than its header";
-	if (get(&r, 4) != DMA_MIG_MAGIC)
-		return "bad magic (not a dma migration stream)";
-	if (get(&r, 2) != DMA_MIG_VERSION)
-		return "unsupported stream version";
-	if (get(&r, 2) != 0)
-		return "unknown flags";
-	body = get(&r, 4);
-	if (body != d->mig_len - DMA_MIG_HDR - 4)
-		return "wrong length";
-	r.end = d->mig + d->mig_len - 4;
-	struct rd c = { r.end, r.end + 4, false };
-	if (get(&c, 4) != fnv1a(d->mig, d->mig_len - 4))
-		return "checksum mismatch (corrupted data)";
-	return mig_parse(&r, n);
+	return dma_state_decode(d->mig, d->mig_len, n);
 }
 
 static int dma_load_finish(vfmig_dev *dev, void *priv)

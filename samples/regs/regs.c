@@ -36,17 +36,10 @@
 #include "regs.h"
 #include "sample_cli.h"
 #include "regs_hw.h"
+#include "regs_state.h"
 
 /* Register offsets, IDs and constants: regs_hw.h, the datasheet shared
  * with the drivers of this device. */
-
-/* All register state, in one place: migration saves it field by field. */
-struct regs_state {
-	uint32_t scratch[8];
-	uint32_t counter;
-	uint64_t dma_addr;
-	uint32_t dma_len, dma_status, dma_error, dma_result, dma_pattern;
-};
 
 /* Migration session buffers (see the stream layout below). */
 struct regs_mig {
@@ -234,43 +227,7 @@ static int regs_reset(vfmig_dev *dev, void *priv)
 }
 
 
-/* ---- migration ----
- *
- * STOP_COPY only: the whole state is small and saved at once. Stream
- * layout (all fields big-endian, docs/device-migration.md):
- *   0  u32 magic   REGS_MIG_MAGIC ("RGMS")
- *   4  u16 version REGS_MIG_VERSION
- *   6  u16 flags   0 (a reader refuses unknown bits)
- *   8  u32 length  bytes of body that follow (REGS_MIG_BODY)
- *   12 body:
- *      u32 scratch[8], u32 counter, u64 dma_addr, u32 dma_len,
- *      u32 dma_status, u32 dma_error, u32 dma_result, u32 dma_pattern,
- *      u32 mem_size (REGS_BAR_MEM_SIZE), mem_size bytes of BAR2
- *   12 + length: u32 FNV-1a of everything before it
- */
-#define REGS_MIG_MAGIC 0x52474d53u
-#define REGS_MIG_VERSION 1u
-#define REGS_MIG_HDR 12u
-#define REGS_MIG_REGS (8 * 4 + 4 + 8 + 5 * 4)
-#define REGS_MIG_BODY (REGS_MIG_REGS + 4 + REGS_BAR_MEM_SIZE)
-#define REGS_MIG_TOTAL (REGS_MIG_HDR + REGS_MIG_BODY + 4)
-
-static uint8_t *put_be(uint8_t *p, uint64_t v, unsigned int bytes)
-{
-	for (unsigned int i = 0; i < bytes; i++)
-		p[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
-	return p + bytes;
-}
-
-static uint64_t get_be(const uint8_t **p, unsigned int bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned int i = 0; i < bytes; i++)
-		v = (v << 8) | (*p)[i];
-	*p += bytes;
-	return v;
-}
+/* ---- migration: the stream is in regs_state.h ---- */
 
 static void mig_reset(struct regs_mig *m)
 {
@@ -281,31 +238,14 @@ static void mig_reset(struct regs_mig *m)
 /* Serialise the state into a new buffer (STOP -> STOP_COPY). */
 static int mig_build(vfmig_dev *dev, struct regs *r)
 {
-	const struct regs_state *s = &r->st;
-	uint8_t *b = malloc(REGS_MIG_TOTAL), *p;
+	uint8_t *b = malloc(REGS_MIG_TOTAL);
 	const void *mem = vfmig_dev_bar_ptr(dev, REGS_BAR_MEM, NULL);
 
 	if (!b || !mem) {
 		free(b);
 		return -ENOMEM;
 	}
-	p = put_be(b, REGS_MIG_MAGIC, 4);
-	p = put_be(p, REGS_MIG_VERSION, 2);
-	p = put_be(p, 0, 2);
-	p = put_be(p, REGS_MIG_BODY, 4);
-	for (int i = 0; i < 8; i++)
-		p = put_be(p, s->scratch[i], 4);
-	p = put_be(p, s->counter, 4);
-	p = put_be(p, s->dma_addr, 8);
-	p = put_be(p, s->dma_len, 4);
-	p = put_be(p, s->dma_status, 4);
-	p = put_be(p, s->dma_error, 4);
-	p = put_be(p, s->dma_result, 4);
-	p = put_be(p, s->dma_pattern, 4);
-	p = put_be(p, REGS_BAR_MEM_SIZE, 4);
-	memcpy(p, mem, REGS_BAR_MEM_SIZE);
-	p += REGS_BAR_MEM_SIZE;
-	put_be(p, regs_fnv1a(b, (unsigned long)(p - b)), 4);
+	regs_state_encode(&r->st, mem, b);
 	mig_reset(&r->mig);
 	r->mig.buf = b;
 	r->mig.len = REGS_MIG_TOTAL;
@@ -392,62 +332,27 @@ static ssize_t regs_load(vfmig_dev *dev, void *priv, const void *buf,
 	return (ssize_t)len;
 }
 
-/* Check a complete stream; NULL if fine, else why not. */
-static const char *mig_check(const struct regs_mig *m)
+/* Check a complete stream into n; NULL if fine, else why not. */
+static const char *mig_check(const struct regs_mig *m, struct regs_state *n)
 {
-	const uint8_t *p = m->buf;
-
 	if (m->bad)
 		return "an earlier chunk was refused";
-	if (m->len < REGS_MIG_HDR)
-		return "stream shorter than its header";
-	if (get_be(&p, 4) != REGS_MIG_MAGIC)
-		return "bad magic (not a regs migration stream)";
-	if (get_be(&p, 2) != REGS_MIG_VERSION)
-		return "unsupported stream version";
-	if (get_be(&p, 2) != 0)
-		return "unknown flags";
-	if (get_be(&p, 4) != REGS_MIG_BODY || m->len != REGS_MIG_TOTAL)
-		return "wrong length";
-	p = m->buf + REGS_MIG_HDR + REGS_MIG_REGS;
-	if (get_be(&p, 4) != REGS_BAR_MEM_SIZE)
-		return "BAR2 size differs";
-	p = m->buf + REGS_MIG_TOTAL - 4;
-	if (get_be(&p, 4) != regs_fnv1a(m->buf, REGS_MIG_TOTAL - 4))
-		return "checksum mismatch (corrupted data)";
-	return NULL;
+	return regs_state_decode(m->buf, m->len, n);
 }
 
 static int regs_load_finish(vfmig_dev *dev, void *priv)
 {
 	struct regs *r = priv;
-	struct regs_state *s = &r->st, n;
-	const char *why = mig_check(&r->mig);
-	const uint8_t *p;
+	struct regs_state n;
+	const char *why = mig_check(&r->mig, &n);
 	void *mem = vfmig_dev_bar_ptr(dev, REGS_BAR_MEM, NULL);
 
 	if (why) {
 		regs_logf(r, VFMIG_LOG_ERR, "migration data refused: %s", why);
 		return -EINVAL;
 	}
-	p = r->mig.buf + REGS_MIG_HDR;
-	for (int i = 0; i < 8; i++)
-		n.scratch[i] = (uint32_t)get_be(&p, 4);
-	n.counter = (uint32_t)get_be(&p, 4);
-	n.dma_addr = get_be(&p, 8);
-	n.dma_len = (uint32_t)get_be(&p, 4);
-	n.dma_status = (uint32_t)get_be(&p, 4);
-	n.dma_error = (uint32_t)get_be(&p, 4);
-	n.dma_result = (uint32_t)get_be(&p, 4);
-	n.dma_pattern = (uint32_t)get_be(&p, 4);
-	if (n.dma_pattern > 0xff || n.dma_status > 3) {
-		regs_logf(r, VFMIG_LOG_ERR,
-			  "migration data refused: register out of range");
-		return -EINVAL;
-	}
-	p += 4;
-	*s = n;
-	memcpy(mem, p, REGS_BAR_MEM_SIZE);
+	r->st = n;
+	memcpy(mem, r->mig.buf + REGS_MIG_MEM_OFF, REGS_BAR_MEM_SIZE);
 	mig_reset(&r->mig);
 	regs_logf(r, VFMIG_LOG_INFO, "migration state loaded");
 	return 0;

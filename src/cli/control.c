@@ -316,31 +316,6 @@ static const struct vfmig_control_cmd builtin[] = {
 
 /* ---- helpers ---- */
 
-int vfmig_control_check_args(struct json_object *args,
-			     const char *const *allowed,
-			     const enum json_type *types, char *err,
-			     size_t errlen)
-{
-	json_object_object_foreach(args, key, val)
-	{
-		size_t i;
-		for (i = 0; allowed[i]; i++)
-			if (!strcmp(key, allowed[i]))
-				break;
-		if (!allowed[i]) {
-			ERRF("unexpected argument '%.64s'", key);
-			return -EINVAL;
-		}
-		if (types && types[i] != json_type_null &&
-		    json_object_get_type(val) != types[i]) {
-			ERRF("argument '%s' must be of type %s", key,
-			     json_type_to_name(types[i]));
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
 struct vfmig_vm *vfmig_control_vm(struct vfmig_control *ctl)
 {
 	return ctl->vm;

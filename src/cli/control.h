@@ -19,6 +19,7 @@
 
 #include <json-c/json.h>
 
+#include "control_parse.h"
 #include "engine/vm.h"
 
 struct vfmig_control;
@@ -80,15 +81,5 @@ int vfmig_control_emit(struct vfmig_control *ctl, const char *name,
 
 /* The VM the control socket drives. */
 struct vfmig_vm *vfmig_control_vm(struct vfmig_control *ctl);
-
-/*
- * Helper for handlers: fail with -EINVAL and a message naming the first key
- * of args that is not in allowed (NULL-terminated), or whose type differs.
- * types[i] is the json_type of allowed[i] (json_type_null: any).
- */
-int vfmig_control_check_args(struct json_object *args,
-			     const char *const *allowed,
-			     const enum json_type *types, char *err,
-			     size_t errlen);
 
 #endif

@@ -100,3 +100,32 @@ void vfmig_control_request_release(struct vfmig_control_request *rq)
 	json_object_put(rq->req);
 	memset(rq, 0, sizeof(*rq));
 }
+
+int vfmig_control_check_args(struct json_object *args,
+			     const char *const *allowed,
+			     const enum json_type *types, char *err,
+			     size_t errlen)
+{
+	json_object_object_foreach(args, key, val)
+	{
+		size_t i;
+		for (i = 0; allowed[i]; i++)
+			if (!strcmp(key, allowed[i]))
+				break;
+		if (!allowed[i]) {
+			if (err && errlen)
+				snprintf(err, errlen,
+					 "unexpected argument '%.64s'", key);
+			return -EINVAL;
+		}
+		if (types && types[i] != json_type_null &&
+		    json_object_get_type(val) != types[i]) {
+			if (err && errlen)
+				snprintf(err, errlen,
+					 "argument '%s' must be of type %s", key,
+					 json_type_to_name(types[i]));
+			return -EINVAL;
+		}
+	}
+	return 0;
+}

@@ -33,4 +33,15 @@ int vfmig_control_parse_request(const char *line, size_t len,
 /* Free what a parse left in rq (safe to call twice). */
 void vfmig_control_request_release(struct vfmig_control_request *rq);
 
+/*
+ * Helper for handlers: fail with -EINVAL and a message naming the first key
+ * of args that is not in allowed (NULL-terminated), or whose type differs.
+ * types[i] is the json_type of allowed[i] (json_type_null: any). Pure too:
+ * the fuzz target of the migration arguments (fuzz_migrate_args.c) uses it.
+ */
+int vfmig_control_check_args(struct json_object *args,
+			     const char *const *allowed,
+			     const enum json_type *types, char *err,
+			     size_t errlen);
+
 #endif

@@ -10,6 +10,7 @@
 #include "engine/guest.h"
 #include "engine/migrate.h"
 #include "engine/multichan.h"
+#include "migrate_args.h"
 #include "migrate_info.h"
 #include "migration.h"
 #include "migration_conv.h"
@@ -256,46 +257,16 @@ static int cmd_migrate(struct vfmig_control *ctl, void *priv,
 		       struct json_object *args, struct json_object **ret,
 		       char *err, size_t errlen)
 {
-	static const char *const keys[] = { "uri", "downtime-ms",
-					    "max-rounds",
-					    "connect-timeout-ms", "precopy",
-					    "max-stop-copy-bytes",
-					    "stream-checksum", "channels",
-					    NULL };
-	static const enum json_type types[] = { json_type_string,
-						json_type_int, json_type_int,
-						json_type_int,
-						json_type_string,
-						json_type_int,
-						json_type_string,
-						json_type_int };
 	struct vfmig_migration *m = priv;
-	struct json_object *v;
-	const char *all_keys[32];
-	enum json_type all_types[32];
-	size_t nk = 0;
+	const char *uri;
 	int r;
 
 	(void)ctl;
 	(void)ret;
-	/* Ours, then the convergence arguments (migration_conv.c). */
-	for (size_t i = 0; keys[i]; i++, nk++) {
-		all_keys[nk] = keys[i];
-		all_types[nk] = types[i];
-	}
-	for (size_t i = 0; mig_conv_migrate_keys[i]; i++, nk++) {
-		all_keys[nk] = mig_conv_migrate_keys[i];
-		all_types[nk] = mig_conv_migrate_types[i];
-	}
-	all_keys[nk] = NULL;
-	r = vfmig_control_check_args(args, all_keys, all_types, err, errlen);
+	/* The arguments' checks: migrate_args.c. */
+	r = vfmig_migrate_args_check(args, &uri, err, errlen);
 	if (r < 0)
 		return r;
-	if (!json_object_object_get_ex(args, "uri", &v)) {
-		snprintf(err, errlen, "missing argument \"uri\"");
-		return -EINVAL;
-	}
-	const char *uri = json_object_get_string(v);
 	pthread_mutex_lock(&m->lock);
 	if (m->busy) {
 		pthread_mutex_unlock(&m->lock);
@@ -309,85 +280,7 @@ static int cmd_migrate(struct vfmig_control *ctl, void *priv,
 			 vfmig_vm_run_state_name(s));
 		return -EINVAL;
 	}
-	memset(&m->params, 0, sizeof(m->params));
-	if (json_object_object_get_ex(args, "downtime-ms", &v)) {
-		int64_t ms = json_object_get_int64(v);
-		if (ms <= 0 || ms > 3600000) {
-			pthread_mutex_unlock(&m->lock);
-			snprintf(err, errlen, "\"downtime-ms\" must be 1.."
-				 "3600000");
-			return -EINVAL;
-		}
-		m->params.downtime_ms = (uint64_t)ms;
-	}
-	if (json_object_object_get_ex(args, "max-rounds", &v)) {
-		int64_t n = json_object_get_int64(v);
-		if (n <= 0 || n > 100000) {
-			pthread_mutex_unlock(&m->lock);
-			snprintf(err, errlen, "\"max-rounds\" must be 1..100000");
-			return -EINVAL;
-		}
-		m->params.max_rounds = (unsigned)n;
-	}
-	if (json_object_object_get_ex(args, "connect-timeout-ms", &v)) {
-		int64_t ms = json_object_get_int64(v);
-		if (ms <= 0 || ms > 3600000) {
-			pthread_mutex_unlock(&m->lock);
-			snprintf(err, errlen, "\"connect-timeout-ms\" must be "
-				 "1..3600000");
-			return -EINVAL;
-		}
-		m->params.connect_timeout_ms = (int)ms;
-	}
-	if (json_object_object_get_ex(args, "max-stop-copy-bytes", &v)) {
-		int64_t n = json_object_get_int64(v);
-		if (n <= 0) {
-			pthread_mutex_unlock(&m->lock);
-			snprintf(err, errlen, "\"max-stop-copy-bytes\" must be "
-				 "a positive number of bytes");
-			return -EINVAL;
-		}
-		m->params.max_stop_copy_bytes = (uint64_t)n;
-	}
-	if (json_object_object_get_ex(args, "precopy", &v) &&
-	    vfmig_mig_precopy_parse(json_object_get_string(v),
-				    &m->params.precopy) < 0) {
-		pthread_mutex_unlock(&m->lock);
-		snprintf(err, errlen, "\"precopy\" must be \"all\", \"ram\" "
-			 "or \"none\"");
-		return -EINVAL;
-	}
-	if (json_object_object_get_ex(args, "stream-checksum", &v)) {
-		const char *name = json_object_get_string(v);
-		uint16_t a;
-		for (a = 0; vfmig_stream_csum_name(a); a++)
-			if (!strcmp(name, vfmig_stream_csum_name(a)))
-				break;
-		if (!vfmig_stream_csum_name(a)) {
-			pthread_mutex_unlock(&m->lock);
-			snprintf(err, errlen, "\"stream-checksum\" must be "
-				 "\"crc32\" (format 1.0) or \"xxh3\"");
-			return -EINVAL;
-		}
-		m->params.stream_csum_set = true;
-		m->params.stream_csum = a;
-	}
-	if (json_object_object_get_ex(args, "channels", &v)) {
-		int64_t n = json_object_get_int64(v);
-		if (n < 1 || n > VFMIG_MCHAN_MAX) {
-			pthread_mutex_unlock(&m->lock);
-			snprintf(err, errlen, "\"channels\" must be 1..%u",
-				 VFMIG_MCHAN_MAX);
-			return -EINVAL;
-		}
-		m->params.channels = (unsigned)n;
-		r = vfmig_mchan_check(m->params.channels, uri, err, errlen);
-		if (r < 0) {
-			pthread_mutex_unlock(&m->lock);
-			return r;
-		}
-	}
-	r = mig_conv_parse_migrate(args, &m->params.conv, err, errlen);
+	r = vfmig_migrate_args_parse(args, uri, &m->params, err, errlen);
 	if (r < 0) {
 		pthread_mutex_unlock(&m->lock);
 		return r;

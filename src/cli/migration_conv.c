@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "control.h"
+#include "control_parse.h"
 #include "migration_conv.h"
 
 /* Upper bounds of what a user may ask. */
