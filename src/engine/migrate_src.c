@@ -545,6 +545,12 @@ static int src_precopy(struct run *run)
 			     (now - run->t_precopy > 0.001
 				      ? now - run->t_precopy
 				      : 0.001);
+		/* What the devices wrote by DMA during the round is dirty
+		 * RAM the switchover sends too: take their logs now, so
+		 * that the prediction counts it (the pages go next round). */
+		r = src_sync_dirty(run);
+		if (r < 0)
+			return r;
 		uint64_t left = src_remaining(run);
 		/* Nothing left fits whatever the rate (a round that sent
 		 * nothing measured none); a limit caps the rate. */
