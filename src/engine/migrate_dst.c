@@ -227,59 +227,65 @@ static bool dst_runs(const struct run *run)
 }
 
 /*
- * Still in RESUMING (where a device takes config writes and SET_IRQS, as
- * QEMU's order needs): type state, then interrupts. Then RESUMING -> STOP,
- * where the device validates what it loaded, and RUNNING. The guest runs
- * only after the source was told.
+ * Device i, still in RESUMING (where a device takes config writes and
+ * SET_IRQS, as QEMU's order needs): type state, then interrupts. Then
+ * RESUMING -> STOP, where the device validates what it loaded, and
+ * RUNNING. A mig_each_dev step: every device does this at once.
  */
+static int dst_start_dev(struct run *run, size_t i, char *err, size_t len)
+{
+	struct dev_run *dr = &run->devs[i];
+	char why[256] = "";
+	uint32_t final;
+	int r;
+
+	if (!dr->type_state) {
+		snprintf(err, len, "no %s state for device %s in the stream",
+			 dr->d->type, dr->d->id);
+		return -EBADMSG;
+	}
+	void *state = vfmig_type_state_new(dr->type);
+	if (!state) {
+		snprintf(err, len, "out of memory");
+		return -ENOMEM;
+	}
+	r = vfmig_type_decode_load(dr->type, dr->d->dev, dr->type_state,
+				   dr->type_state_len, state, why, sizeof(why));
+	free(state);
+	if (r < 0) {
+		snprintf(err, len, "device %s %s state: %s", dr->d->id,
+			 dr->d->type, why[0] ? why : strerror(-r));
+		return r;
+	}
+	r = run->vm->ops->rewire_irqs(run->vm->vm, i);
+	if (r < 0) {
+		snprintf(err, len, "device %s interrupts: %s", dr->d->id,
+			 strerror(-r));
+		return r;
+	}
+	r = vfmig_vmm_mig_set_state(dr->d->dev, VFMIG_VMM_MIG_STOP,
+				    VFMIG_VMM_MIG_ERROR, &final);
+	if (r < 0) {
+		snprintf(err, len, "device %s rejected the loaded state: %s",
+			 dr->d->id, vfmig_vmm_strerror(r));
+		return r;
+	}
+	if (!dst_runs(run))
+		return 0; /* a paused VM's devices wait in STOP */
+	r = vfmig_vmm_mig_set_state(dr->d->dev, VFMIG_VMM_MIG_RUNNING,
+				    VFMIG_VMM_MIG_ERROR, &final);
+	if (r < 0)
+		snprintf(err, len, "device %s refused RUNNING: %s", dr->d->id,
+			 vfmig_vmm_strerror(r));
+	return r;
+}
+
+/* Every device restored and started, all at once: each step is a series
+ * of round trips to the device's own process. The guest runs only after
+ * the source was told. */
 static int dst_start(struct run *run)
 {
-	for (size_t i = 0; i < run->vm->ndev; i++) {
-		struct dev_run *dr = &run->devs[i];
-		char err[256] = "";
-		uint32_t final;
-		int r;
-
-		if (!dr->type_state)
-			return mig_fail(run, -EBADMSG, "resume",
-					"no %s state for "
-					"device %s in the stream",
-					dr->d->type, dr->d->id);
-		void *state = vfmig_type_state_new(dr->type);
-		if (!state)
-			return mig_fail(run, -ENOMEM, "resume",
-					"out of memory");
-		r = vfmig_type_decode_load(dr->type, dr->d->dev, dr->type_state,
-					   dr->type_state_len, state, err,
-					   sizeof(err));
-		free(state);
-		if (r < 0)
-			return mig_fail(run, r, "resume",
-					"device %s %s state: %s", dr->d->id,
-					dr->d->type,
-					err[0] ? err : strerror(-r));
-		r = run->vm->ops->rewire_irqs(run->vm->vm, i);
-		if (r < 0)
-			return mig_fail(run, r, "resume",
-					"device %s interrupts: %s", dr->d->id,
-					strerror(-r));
-		r = vfmig_vmm_mig_set_state(dr->d->dev, VFMIG_VMM_MIG_STOP,
-					    VFMIG_VMM_MIG_ERROR, &final);
-		if (r < 0)
-			return mig_fail(run, r, "resume",
-					"device %s rejected the "
-					"loaded state: %s",
-					dr->d->id, vfmig_vmm_strerror(r));
-		if (!dst_runs(run))
-			continue; /* a paused VM's devices wait in STOP */
-		r = vfmig_vmm_mig_set_state(dr->d->dev, VFMIG_VMM_MIG_RUNNING,
-					    VFMIG_VMM_MIG_ERROR, &final);
-		if (r < 0)
-			return mig_fail(run, r, "resume", "device %s refused "
-					"RUNNING: %s", dr->d->id,
-					vfmig_vmm_strerror(r));
-	}
-	return 0;
+	return mig_each_dev(run, dst_start_dev, "resume");
 }
 
 /* The VM's own consistency check, before its guest runs. */

@@ -114,6 +114,17 @@ uint64_t mig_real_ns(void);
 /* Copy a NUL-terminated text, cut to fit. */
 void mig_copy_text(char *dst, size_t size, const char *src);
 
+/* One device's step of the switchover (migrate_par.c): 0, or a negative
+ * errno with the cause written to err (len bytes). */
+typedef int (*mig_dev_step_fn)(struct run *run, size_t i, char *err,
+			       size_t len);
+/* Run fn for every device at once, each on a thread of its own (the
+ * steps are round trips to separate processes; in a row their latencies
+ * would add up in the downtime). Returns 0, or the first failed device's
+ * error (in device order), recorded with mig_fail as "phase: cause".
+ * Steps must touch only their own device's state. */
+int mig_each_dev(struct run *run, mig_dev_step_fn fn, const char *phase);
+
 /* Record the first error of the run as "phase: cause" in the report and
  * return err (-EIO for an err that is not negative). Later errors are
  * dropped: the first one says what went wrong. */

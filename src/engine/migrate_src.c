@@ -545,6 +545,12 @@ static int src_precopy(struct run *run)
 			     (now - run->t_precopy > 0.001
 				      ? now - run->t_precopy
 				      : 0.001);
+		/* What the devices wrote by DMA during the round is dirty
+		 * RAM the switchover sends too: take their logs now, so
+		 * that the prediction counts it (the pages go next round). */
+		r = src_sync_dirty(run);
+		if (r < 0)
+			return r;
 		uint64_t left = src_remaining(run);
 		/* Nothing left fits whatever the rate (a round that sent
 		 * nothing measured none); a limit caps the rate. */
@@ -627,6 +633,24 @@ static int src_write_run_state(struct run *run)
 	return vfmig_stream_write_info(run->w, &kv, 1);
 }
 
+/* Device i to STOP_COPY (mig_each_dev step). */
+static int src_stop_copy_arc(struct run *run, size_t i, char *err,
+			     size_t len)
+{
+	struct dev_run *dr = &run->devs[i];
+	uint32_t final;
+	int r;
+
+	dr->touched = true;
+	r = vfmig_vmm_mig_set_state(dr->d->dev, VFMIG_VMM_MIG_STOP_COPY,
+				    VFMIG_VMM_MIG_STOP, &final);
+	if (r < 0)
+		snprintf(err, len, "device %s refused STOP_COPY: %s (now %s)",
+			 dr->d->id, vfmig_vmm_strerror(r),
+			 vfmig_vmm_mig_state_name(final));
+	return r;
+}
+
 static int src_switchover(struct run *run)
 {
 	struct vfmig_ram_stats st = { 0 };
@@ -640,20 +664,11 @@ static int src_switchover(struct run *run)
 	r = src_pause(run, "switchover");
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < run->vm->ndev; i++) {
-		struct dev_run *dr = &run->devs[i];
-		uint32_t final;
-
-		dr->touched = true;
-		r = vfmig_vmm_mig_set_state(dr->d->dev, VFMIG_VMM_MIG_STOP_COPY,
-					    VFMIG_VMM_MIG_STOP, &final);
-		if (r < 0)
-			return mig_fail(
-				run, r, "switchover",
-				"device %s refused STOP_COPY: %s (now %s)",
-				dr->d->id, vfmig_vmm_strerror(r),
-				vfmig_vmm_mig_state_name(final));
-	}
+	/* Every device at once: the arcs are round trips to separate
+	 * processes (and the dma device waits for its engine's step). */
+	r = mig_each_dev(run, src_stop_copy_arc, "switchover");
+	if (r < 0)
+		return r;
 	/* Devices are stopped: this log is the last word on their DMA. A
 	 * device that cannot log may have written anywhere. */
 	r = src_sync_dirty(run);
