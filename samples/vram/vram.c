@@ -439,7 +439,9 @@ static void regs_block(const struct vram_regs *r, uint8_t *p)
 	put_be(p, r->counter, 4);
 }
 
-/* Stage the next bytes of the stream; false when there is nothing now. */
+/* Stage the next record: its fixed part in the staging buffer, and for
+ * PAGES the run to copy from VRAM (run_off, run_left); false when there is
+ * nothing now. */
 static bool stage_next(vfmig_dev *dev, struct vram *v)
 {
 	struct vram_save *s = &v->save;
