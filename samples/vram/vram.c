@@ -50,13 +50,16 @@ struct vram_regs {
 	uint64_t csum, dma_addr, vram_off, win_off;
 };
 
-/* Save session: pages still to send, and a staging buffer of records. */
+/* Save session: pages still to send, a staging buffer for the fixed parts
+ * (headers, registers), and the data of the current PAGES run, which is
+ * copied from VRAM straight into the caller's buffer (no staging copy). */
 struct vram_save {
 	bool active, header_sent, final_sent;
 	uint64_t *todo;     /* initial pass: pages not sent yet */
 	uint64_t n_todo, n_dirty, cursor;
 	uint8_t *out;       /* staged bytes */
 	size_t out_len, out_pos;
+	uint64_t run_off, run_left; /* VRAM bytes of the run still to send */
 };
 
 /* Load session: an incremental parser over arbitrary chunk boundaries. */
@@ -356,7 +359,7 @@ static int save_begin(struct vram *v)
 
 	save_end(v);
 	v->save.todo = malloc(words * 8);
-	v->save.out = malloc(VRAM_REC_HDR + VRAM_RUN_MAX * VRAM_PAGE_SIZE);
+	v->save.out = malloc(2 * VRAM_REC_HDR + VRAM_MIG_HDR + VRAM_MIG_REGS);
 	if (!v->save.todo || !v->save.out) {
 		save_end(v);
 		return -ENOMEM;
@@ -436,7 +439,9 @@ static void regs_block(const struct vram_regs *r, uint8_t *p)
 	put_be(p, r->counter, 4);
 }
 
-/* Stage the next bytes of the stream; false when there is nothing now. */
+/* Stage the next record: its fixed part in the staging buffer, and for
+ * PAGES the run to copy from VRAM (run_off, run_left); false when there is
+ * nothing now. */
 static bool stage_next(vfmig_dev *dev, struct vram *v)
 {
 	struct vram_save *s = &v->save;
@@ -462,13 +467,13 @@ static bool stage_next(vfmig_dev *dev, struct vram *v)
 		       pending(v, p + n) && page_zero(v, p + n) == zero)
 			n++;
 		stage_rec(s, zero ? REC_ZERO : REC_PAGES, n, p);
-		for (uint32_t i = 0; i < n; i++) {
-			if (!zero)
-				memcpy(s->out + s->out_len,
-				       v->mem + (p + i) * VRAM_PAGE_SIZE,
-				       VRAM_PAGE_SIZE);
-			s->out_len += zero ? 0 : VRAM_PAGE_SIZE;
+		/* The pages count as sent now; a change before their bytes
+		 * are copied marks them dirty again, so they go once more. */
+		for (uint32_t i = 0; i < n; i++)
 			page_sent(v, p + i);
+		if (!zero) {
+			s->run_off = p * VRAM_PAGE_SIZE;
+			s->run_left = (uint64_t)n * VRAM_PAGE_SIZE;
 		}
 		s->cursor = p + n;
 		return true;
@@ -484,24 +489,40 @@ static bool stage_next(vfmig_dev *dev, struct vram *v)
 	return true;
 }
 
+/* Fill as much of buf as there is data: staged bytes first, then the
+ * current run's pages straight from VRAM, then the next record. */
 static ssize_t vram_save(vfmig_dev *dev, void *priv, void *buf, size_t len)
 {
 	struct vram *v = priv;
 	struct vram_save *s = &v->save;
-	size_t n;
+	uint8_t *dst = buf;
+	size_t done = 0;
 
 	if (!s->active)
 		return -EINVAL;
-	if (s->out_pos == s->out_len && !stage_next(dev, v)) {
-		s->cursor = 0; /* the next round scans from the start */
-		return 0;
+	while (done < len) {
+		size_t n;
+		if (s->out_pos < s->out_len) {
+			n = s->out_len - s->out_pos;
+			if (n > len - done)
+				n = len - done;
+			memcpy(dst + done, s->out + s->out_pos, n);
+			s->out_pos += n;
+		} else if (s->run_left) {
+			n = s->run_left < len - done ? (size_t)s->run_left
+						     : len - done;
+			memcpy(dst + done, v->mem + s->run_off, n);
+			s->run_off += n;
+			s->run_left -= n;
+		} else if (stage_next(dev, v)) {
+			continue;
+		} else {
+			s->cursor = 0; /* the next round scans from the start */
+			break;
+		}
+		done += n;
 	}
-	n = s->out_len - s->out_pos;
-	if (n > len)
-		n = len;
-	memcpy(buf, s->out + s->out_pos, n);
-	s->out_pos += n;
-	return (ssize_t)n;
+	return (ssize_t)done;
 }
 
 static int vram_estimate(vfmig_dev *dev, void *priv,
