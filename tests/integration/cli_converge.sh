@@ -11,14 +11,6 @@
 V=$1
 . "$(dirname "$0")/cli_lib.sh"
 
-# A stuck migration keeps its VMM from exiting on SIGTERM: kill hard.
-fail() {
-	echo "FAIL: $*"
-	for f in "$D"/*.log; do echo "== $f"; tail -5 "$f"; done
-	for p in $pids; do kill -KILL "$p" 2>/dev/null; done
-	exit 1
-}
-
 # pair NAME DEVOPTS SRCOPTS DSTOPTS: a source NAME-a and a destination
 # NAME-b (listening on unix:$D/NAME.mig), each with a regs device.
 pair() {

@@ -12,7 +12,14 @@ cleanup() {
 	rm -rf "$D"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; for f in "$D"/*.log; do echo "== $f"; tail -5 "$f"; done; exit 1; }
+# On failure everything started is killed hard: a stuck migration keeps
+# its VMM from exiting on SIGTERM, and the test must end, not hang.
+fail() {
+	echo "FAIL: $*"
+	for f in "$D"/*.log; do echo "== $f"; tail -5 "$f"; done
+	for p in $pids; do kill -KILL "$p" 2>/dev/null; done
+	exit 1
+}
 start() { "$@" 2>>"$D/procs.log" & pids="$pids $!"; }
 wait_for() { for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.02; done; fail "no $1"; }
 ctl() { # ctl SOCKET JSON -> the reply line to a command

@@ -8,15 +8,6 @@
 V=$1
 . "$(dirname "$0")/cli_lib.sh"
 
-# A stuck migration keeps its VMM from exiting on SIGTERM: kill them all
-# hard on failure, so that the test ends instead of hanging in cleanup.
-fail() {
-	echo "FAIL: $*"
-	for f in "$D"/*.log; do echo "== $f"; tail -5 "$f"; done
-	for p in $pids; do kill -KILL "$p" 2>/dev/null; done
-	exit 1
-}
-
 start "$V" device regs --socket-path "$D/a.sock" --quiet --endless-stop-copy
 start "$V" device regs --socket-path "$D/b.sock" --quiet --endless-stop-copy
 wait_for "$D/a.sock"

@@ -654,40 +654,54 @@ out:
 	return NULL;
 }
 
+/* Migrates a to in's destination through f (listening at harness path
+ * listen_name, forwarding to dest_name, where in waits); joins both. */
+static int migrate_through_filter(struct tvm *a, struct rp_filter *f,
+				  const char *listen_name,
+				  const char *dest_name, struct incoming *in,
+				  const struct vfmig_mig_params *p,
+				  struct vfmig_mig_report *sr)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char uri[300];
+	pthread_t th, fth;
+	int rc;
+
+	snprintf(f->listen_path, sizeof(f->listen_path), "%s",
+		 harness_path(listen_name));
+	snprintf(f->dest_path, sizeof(f->dest_path), "%s",
+		 harness_path(dest_name));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->listen_path);
+	f->ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	unlink(sa.sun_path);
+	assert_int_equal(bind(f->ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(f->ls, 1), 0);
+	snprintf(in->uri, sizeof(in->uri), "unix:%s", f->dest_path);
+	assert_int_equal(pthread_create(&th, NULL, incoming_run, in), 0);
+	assert_int_equal(pthread_create(&fth, NULL, rp_filter_run, f), 0);
+	snprintf(uri, sizeof(uri), "unix:%s", f->listen_path);
+	rc = vfmig_migrate_out(&a->vm, reg, uri, p, NULL, sr);
+	pthread_join(th, NULL);
+	pthread_join(fth, NULL);
+	close(f->ls);
+	return rc;
+}
+
 static void test_older_destination_without_sync(void **state)
 {
 	(void)state;
 	struct tvm *a = tvm_new("regs", true), *b = tvm_new("regs", false);
 	struct vfmig_mig_report sr;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct rp_filter f = { .ls = -1 };
 	struct incoming in = { .t = b };
 	struct vfmig_mig_params p = { .timeout_ms = 10000,
 				      .downtime_ms = 600000 };
-	char uri[300];
-	pthread_t th, fth;
 
 	wr(a, REG_DOORBELL, 1);
 	/* Through a filter that drops SYNCED: the source waits for it a
 	 * bounded time, then switches over without it. (Any predicted
 	 * downtime fits, so that pre-copy converges in the first round.) */
-	snprintf(f.listen_path, sizeof(f.listen_path), "%s",
-		 harness_path("filter.sock"));
-	snprintf(f.dest_path, sizeof(f.dest_path), "%s",
-		 harness_path("behind.sock"));
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f.listen_path);
-	f.ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	unlink(sa.sun_path);
-	assert_int_equal(bind(f.ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(f.ls, 1), 0);
-	snprintf(in.uri, sizeof(in.uri), "unix:%s", f.dest_path);
-	assert_int_equal(pthread_create(&th, NULL, incoming_run, &in), 0);
-	assert_int_equal(pthread_create(&fth, NULL, rp_filter_run, &f), 0);
-	snprintf(uri, sizeof(uri), "unix:%s", f.listen_path);
-	int rc = vfmig_migrate_out(&a->vm, reg, uri, &p, NULL, &sr);
-	pthread_join(th, NULL);
-	pthread_join(fth, NULL);
-	close(f.ls);
+	int rc = migrate_through_filter(a, &f, "filter.sock", "behind.sock", &in, &p, &sr);
 	if (rc < 0)
 		fail_msg("source: %s / destination: %s", sr.error,
 			 in.rep.error);
@@ -860,13 +874,10 @@ static void test_live_damaged_page_data(void **state)
 	(void)state;
 	struct tvm *a = tvm_new("regs", true), *b = tvm_new("regs", false);
 	struct vfmig_mig_report sr, dr;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct rp_filter f = { .ls = -1 };
 	struct incoming in = { .t = b };
 	struct vfmig_mig_params p = { .timeout_ms = 10000 };
 	uint8_t pattern[64];
-	char uri[300];
-	pthread_t th, fth;
 
 	for (size_t i = 0; i < sizeof(pattern); i++)
 		pattern[i] = (uint8_t)(0x5a ^ (i * 7));
@@ -874,23 +885,7 @@ static void test_live_damaged_page_data(void **state)
 		memcpy(a->host + off, pattern, sizeof(pattern));
 	f.flip = pattern;
 	f.flip_len = sizeof(pattern);
-	snprintf(f.listen_path, sizeof(f.listen_path), "%s",
-		 harness_path("flip.sock"));
-	snprintf(f.dest_path, sizeof(f.dest_path), "%s",
-		 harness_path("flipped.sock"));
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f.listen_path);
-	f.ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	unlink(sa.sun_path);
-	assert_int_equal(bind(f.ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(f.ls, 1), 0);
-	snprintf(in.uri, sizeof(in.uri), "unix:%s", f.dest_path);
-	assert_int_equal(pthread_create(&th, NULL, incoming_run, &in), 0);
-	assert_int_equal(pthread_create(&fth, NULL, rp_filter_run, &f), 0);
-	snprintf(uri, sizeof(uri), "unix:%s", f.listen_path);
-	int rc = vfmig_migrate_out(&a->vm, reg, uri, &p, NULL, &sr);
-	pthread_join(th, NULL);
-	pthread_join(fth, NULL);
-	close(f.ls);
+	int rc = migrate_through_filter(a, &f, "flip.sock", "flipped.sock", &in, &p, &sr);
 	assert_true(f.flipped);
 	if (rc == 0 || sr.ok)
 		fail_msg("a damaged migration succeeded (destination: %s)",
