@@ -4,7 +4,7 @@
  * query-migrate reply the VMM sends back (src/cli/progress_line.c). The
  * input is one reply as JSON; whatever types and values its keys have,
  * drawing must neither crash nor write past its line buffer, and the line
- * it prints is one line.
+ * it prints is one line with no control characters in it.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +40,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* "\r", at most 255 bytes of text, "\033[K". */
 	if (n < 0 || n > 1 + 255 + 3 || out[0] != '\r')
 		abort();
+	/* Between the "\r" and the closing "\033[K": no control character,
+	 * whatever the VMM put in its strings. */
+	for (long i = 1; i < n - 3; i++)
+		if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] == 0x7f)
+			abort();
 	json_object_put(o);
 	return 0;
 }

@@ -32,15 +32,30 @@ static double get_double(struct json_object *o, const char *key)
 	return json_object_get_double(v);
 }
 
-/* "12.3 MiB" */
+/*
+ * The status word comes from the VMM, which the terminal must not have to
+ * trust: only printable ASCII is kept (anything else becomes '?', so an
+ * escape sequence cannot move the cursor or retitle the window), and a
+ * word longer than the states vfmig has is cut.
+ */
+static void clean_word(char *dst, size_t cap, const char *src)
+{
+	size_t n = 0;
+
+	for (; src && *src && n + 1 < cap; src++)
+		dst[n++] = (*src >= 0x20 && *src < 0x7f) ? *src : '?';
+	dst[n] = '\0';
+}
+
 void progress_line_draw(FILE *out, struct json_object *reply)
 {
 	struct json_object *st = NULL, *ram = NULL;
-	char moved[32], total[32], dev[32], line[256];
+	char moved[32], total[32], dev[32], word[24], line[256];
 	int n;
 
 	json_object_object_get_ex(reply, "status", &st);
 	json_object_object_get_ex(reply, "ram", &ram);
+	clean_word(word, sizeof(word), st ? json_object_get_string(st) : "?");
 	cli_human_bytes(moved, sizeof(moved),
 			(double)get_int(reply, "ram_bytes", 0));
 	/* Before the engine has started its run the size is not known. */
@@ -55,7 +70,7 @@ void progress_line_draw(FILE *out, struct json_object *reply)
 	n = snprintf(line, sizeof(line),
 		     "%s: round %lld, RAM %s%s, devices %s, %.0f Mbit/s, "
 		     "dirty %lld pages/s",
-		     st ? json_object_get_string(st) : "?",
+		     word,
 		     (long long)get_int(reply, "rounds", 0), moved, total, dev,
 		     get_double(ram, "mbps"),
 		     (long long)get_int(ram, "dirty-pages-rate", 0));

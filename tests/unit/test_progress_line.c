@@ -74,6 +74,21 @@ static void test_odd_values(void **state)
 	free(s);
 }
 
+static void test_hostile_status(void **state)
+{
+	(void)state;
+	/* A VMM's status cannot reach the terminal as control characters,
+	 * nor make the line long: "\033]0;owned\007" would retitle it. */
+	char *s = draw("{\"status\": \"\\u001b]0;owned\\u0007\\r\\nx\"}");
+	assert_string_equal(s, "\r?]0;owned???x: round 0, RAM 0 B, devices 0 B, "
+			       "0 Mbit/s, dirty 0 pages/s\033[K");
+	free(s);
+	s = draw("{\"status\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}");
+	assert_string_equal(s, "\raaaaaaaaaaaaaaaaaaaaaaa: round 0, RAM 0 B, "
+			       "devices 0 B, 0 Mbit/s, dirty 0 pages/s\033[K");
+	free(s);
+}
+
 static void test_clear_and_wanted(void **state)
 {
 	char *buf = NULL;
@@ -100,6 +115,7 @@ int main(void)
 		cmocka_unit_test(test_active_round),
 		cmocka_unit_test(test_no_prediction_yet),
 		cmocka_unit_test(test_odd_values),
+		cmocka_unit_test(test_hostile_status),
 		cmocka_unit_test(test_clear_and_wanted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
