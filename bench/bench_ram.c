@@ -27,6 +27,13 @@
  *                   --channels N`, its ratio to the N raw streams, to the
  *                   single raw stream (a) and to the single vfmig stream
  *                   (b) of the same round
+ *   (q) QEMU        when qemu-system-x86_64 is on PATH (or $QEMU names it):
+ *                   QEMU migrating a paused VM of the same RAM size whose
+ *                   RAM is a shared file of pseudo-random data in /dev/shm,
+ *                   into a destination with preallocated memfd RAM, over
+ *                   loopback TCP with max-bandwidth raised; with (e), also
+ *                   QEMU's multifd with the same N. QEMU's own figures:
+ *                   ram.transferred over total-time
  *
  * Every vfmig case runs two `vfmig device regs` processes and two `vfmig
  * vmm` processes (the destination with --incoming), all started afresh,
@@ -49,7 +56,12 @@
  *
  * Usage: bench-ram [--ram-mib N] [--touched-mib N] [--rounds N]
  *                  [--guest-interval-us N] [--cases LETTERS]
- *                  [--channels N[,N...]]
+ *                  [--channels N[,N...]] [--dst-prealloc]
+ *
+ * --dst-prealloc starts every vfmig destination with `vfmig vmm --prealloc`
+ * (all RAM allocated before the migration, outside its time), which is
+ * how (q)'s QEMU destination runs.
+ * With (q) the bench needs room for a third copy of the RAM in /dev/shm.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -69,6 +81,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -88,12 +101,15 @@
 struct opts {
 	uint64_t ram_mib, touched_mib;
 	unsigned rounds, interval_us;
-	bool a, b, c, d, e;
+	bool a, b, c, d, e, q;
+	bool dst_prealloc; /* the vfmig destinations run with --prealloc */
 	unsigned nchan, chans[MAX_CHANNEL_CASES]; /* the (e) cases */
 };
 
 static char tmpdir[64];
 static char vfmig[PATH_MAX + 32];
+static char qemu[PATH_MAX];          /* "" when there is none */
+static char qemu_ram[64];            /* the source QEMU's RAM file */
 static pid_t procs[MAX_PROCS];
 static const char *proc_names[MAX_PROCS];
 
@@ -158,7 +174,21 @@ static void die(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, " (process logs kept in %s)\n", tmpdir);
 	stop_procs();
+	if (qemu_ram[0])
+		unlink(qemu_ram);
 	exit(1);
+}
+
+/* Ctrl-C or SIGTERM: the children and the 1 GiB QEMU RAM file in
+ * /dev/shm go too (only async-signal-safe calls). */
+static void on_signal(int sig)
+{
+	for (int i = 0; i < MAX_PROCS; i++)
+		if (procs[i] > 0)
+			kill(procs[i], SIGKILL);
+	if (qemu_ram[0])
+		unlink(qemu_ram);
+	_exit(128 + sig);
 }
 
 static void find_vfmig(void)
@@ -193,14 +223,16 @@ static const char *in_dir(char *buf, size_t len, const char *name)
 	return buf;
 }
 
-/* Start `vfmig ARGS...` as process slot i, stderr to <name>.log. */
-static void spawn(int i, const char *name, const char *const *args)
+/* Start PROG ARGS... (argv[0] is NAME) as process slot i, stderr to
+ * <name>.log. */
+static void spawn_prog(int i, const char *name, const char *prog,
+		       const char *const *args)
 {
 	char log[PATH_MAX], logname[64];
-	const char *argv[24] = { "vfmig" };
+	const char *argv[32] = { name };
 	int n = 1;
 
-	for (; args[n - 1] && n < 23; n++)
+	for (; args[n - 1] && n < 31; n++)
 		argv[n] = args[n - 1];
 	argv[n] = NULL;
 	snprintf(logname, sizeof(logname), "%s.log", name);
@@ -211,12 +243,18 @@ static void spawn(int i, const char *name, const char *const *args)
 	if (pid == 0) {
 		if (!freopen(log, "w", stderr))
 			_exit(127);
-		execv(vfmig, (char *const *)argv);
-		fprintf(stderr, "exec %s: %s\n", vfmig, strerror(errno));
+		execv(prog, (char *const *)argv);
+		fprintf(stderr, "exec %s: %s\n", prog, strerror(errno));
 		_exit(127);
 	}
 	procs[i] = pid;
 	proc_names[i] = name;
+}
+
+/* Start `vfmig ARGS...` as process slot i. */
+static void spawn(int i, const char *name, const char *const *args)
+{
+	spawn_prog(i, name, vfmig, args);
 }
 
 /* Wait for a socket that process slot i creates once it is ready. */
@@ -631,7 +669,8 @@ static void run_vfmig(const struct opts *o, bool tcp, const char *fill,
 	const char *dv[] = { "vmm", "--device", dst_dev, "--ram", ram,
 			     "--control", dst_ctl, "--incoming", uri,
 			     "--verify", "after",
-			     "--guest-interval-us", interval, "--quiet", NULL };
+			     "--guest-interval-us", interval, "--quiet",
+			     o->dst_prealloc ? "--prealloc" : NULL, NULL };
 	const char *sv[] = { "vmm", "--device", src_dev, "--ram", ram,
 			     "--control", src_ctl, "--fill", fill,
 			     "--guest-interval-us", interval, "--quiet", NULL };
@@ -696,6 +735,196 @@ static void run_vfmig(const struct opts *o, bool tcp, const char *fill,
 		die("destination guest after the migration: %s",
 		    get_str(q, "verify"));
 	json_object_put(q);
+	stop_procs();
+	clear_dir(true);
+}
+
+/* ---- QEMU, the same RAM migrated by the VMM a user would otherwise pick ---- */
+
+struct qmig {
+	double total_ms, downtime_ms, mbps;
+	uint64_t bytes;
+};
+
+/* $QEMU, or qemu-system-x86_64 on PATH; "" when neither exists. */
+static void find_qemu(void)
+{
+	const char *env = getenv("QEMU"), *path = getenv("PATH");
+	char buf[PATH_MAX];
+
+	if (env && *env) {
+		if (access(env, X_OK) == 0)
+			snprintf(qemu, sizeof(qemu), "%s", env);
+		return;
+	}
+	while (path && *path) {
+		size_t n = strcspn(path, ":");
+		snprintf(buf, sizeof(buf), "%.*s/qemu-system-x86_64", (int)n,
+			 path);
+		if (n && access(buf, X_OK) == 0) {
+			snprintf(qemu, sizeof(qemu), "%s", buf);
+			return;
+		}
+		path += n + (path[n] == ':');
+	}
+}
+
+/* The source QEMU's RAM: a /dev/shm file of pseudo-random words (no page
+ * is zero, as with `vfmig vmm --fill all`), written once per run. */
+static bool make_qemu_ram(uint64_t size)
+{
+	struct statvfs sv;
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	int fd;
+
+	if (statvfs("/dev/shm", &sv) < 0 ||
+	    (uint64_t)sv.f_bavail * sv.f_frsize < size + (64ull << 20)) {
+		printf("QEMU: /dev/shm has no room for %llu MiB of RAM: "
+		       "skipped\n", (unsigned long long)(size >> 20));
+		return false;
+	}
+	snprintf(qemu_ram, sizeof(qemu_ram), "/dev/shm/bench-ram-qemu-XXXXXX");
+	fd = mkstemp(qemu_ram);
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
+		die("QEMU RAM file %s: %s", qemu_ram, strerror(errno));
+	uint64_t *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+			   0);
+	if (p == MAP_FAILED)
+		die("mmap %s: %s", qemu_ram, strerror(errno));
+	for (uint64_t i = 0; i < size / 8; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = x;
+	}
+	munmap(p, size);
+	close(fd);
+	return true;
+}
+
+/* QMP: the greeting, then qmp_capabilities; c stays open. */
+static void qmp_open(struct ctl_client *c, const char *path)
+{
+	struct json_object *ret;
+	char err[400];
+
+	if (ctl_client_open(c, path, err, sizeof(err)) < 0)
+		die("%s: %s", path, err);
+	if (ctl_client_call(c, "qmp_capabilities", NULL, &ret, err,
+			    sizeof(err)) < 0)
+		die("qmp_capabilities on %s: %s", path, err);
+	json_object_put(ret);
+}
+
+static struct json_object *qmp(struct ctl_client *c, const char *cmd,
+			       struct json_object *args)
+{
+	struct json_object *ret;
+	char err[400];
+
+	if (ctl_client_call(c, cmd, args, &ret, err, sizeof(err)) < 0)
+		die("QEMU %s: %s", cmd, err);
+	return ret;
+}
+
+/* multifd with n channels on one side (n > 1). */
+static void qmp_multifd(struct ctl_client *c, unsigned n)
+{
+	struct json_object *caps = json_object_new_array(), *cap, *args;
+
+	cap = json_object_new_object();
+	json_object_object_add(cap, "capability",
+			       json_object_new_string("multifd"));
+	json_object_object_add(cap, "state", json_object_new_boolean(true));
+	json_object_array_add(caps, cap);
+	args = json_object_new_object();
+	json_object_object_add(args, "capabilities", caps);
+	json_object_put(qmp(c, "migrate-set-capabilities", args));
+	args = json_object_new_object();
+	json_object_object_add(args, "multifd-channels",
+			       json_object_new_int((int)n));
+	json_object_put(qmp(c, "migrate-set-parameters", args));
+}
+
+/*
+ * One QEMU migration of the RAM file: a paused source (-S) and a
+ * destination with preallocated RAM, both without devices, TCG (no guest
+ * code runs), over loopback TCP; n > 1 turns multifd on with n channels.
+ */
+static void run_qemu(const struct opts *o, unsigned n, struct qmig *m)
+{
+	char src_qmp[PATH_MAX], dst_qmp[PATH_MAX], q_src[PATH_MAX + 32],
+		q_dst[PATH_MAX + 32], mem_src[PATH_MAX + 96], mem_dst[96],
+		incoming[64], uri[64], size[32];
+	struct ctl_client cs, cd;
+	struct json_object *args, *q = NULL;
+	uint16_t port = free_port();
+
+	memset(m, 0, sizeof(*m));
+	in_dir(src_qmp, sizeof(src_qmp), "src.qmp");
+	in_dir(dst_qmp, sizeof(dst_qmp), "dst.qmp");
+	snprintf(q_src, sizeof(q_src), "unix:%s,server=on,wait=off", src_qmp);
+	snprintf(q_dst, sizeof(q_dst), "unix:%s,server=on,wait=off", dst_qmp);
+	snprintf(size, sizeof(size), "%lluM", (unsigned long long)o->ram_mib);
+	snprintf(mem_src, sizeof(mem_src),
+		 "memory-backend-file,id=ram0,size=%s,mem-path=%s,share=on",
+		 size, qemu_ram);
+	snprintf(mem_dst, sizeof(mem_dst),
+		 "memory-backend-memfd,id=ram0,size=%s,prealloc=on", size);
+	snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%u", port);
+	snprintf(incoming, sizeof(incoming), "%s", uri);
+	const char *dv[] = { "-machine", "pc,accel=tcg,memory-backend=ram0",
+			     "-m", size, "-object", mem_dst, "-nodefaults",
+			     "-display", "none", "-S", "-qmp", q_dst,
+			     "-incoming", incoming, NULL };
+	const char *sv[] = { "-machine", "pc,accel=tcg,memory-backend=ram0",
+			     "-m", size, "-object", mem_src, "-nodefaults",
+			     "-display", "none", "-S", "-qmp", q_src, NULL };
+	spawn_prog(P_DST_VMM, "dst-qemu", qemu, dv);
+	spawn_prog(P_SRC_VMM, "src-qemu", qemu, sv);
+	wait_path(P_DST_VMM, dst_qmp);
+	wait_path(P_SRC_VMM, src_qmp);
+	qmp_open(&cd, dst_qmp);
+	qmp_open(&cs, src_qmp);
+	if (n > 1) {
+		qmp_multifd(&cd, n);
+		qmp_multifd(&cs, n);
+	}
+	/* QEMU's default limit is 32 MiB/s; raise it out of the way. */
+	args = json_object_new_object();
+	json_object_object_add(args, "max-bandwidth",
+			       json_object_new_int64(100ll << 30));
+	json_object_put(qmp(&cs, "migrate-set-parameters", args));
+	args = json_object_new_object();
+	json_object_object_add(args, "uri", json_object_new_string(uri));
+	json_object_put(qmp(&cs, "migrate", args));
+	for (int k = 0;; k++) {
+		if (k > MIGRATE_TIMEOUT_S * 100)
+			die("QEMU's migration did not end in %d s",
+			    MIGRATE_TIMEOUT_S);
+		q = qmp(&cs, "query-migrate", NULL);
+		const char *st = get_str(q, "status");
+		if (st && !strcmp(st, "completed"))
+			break;
+		if (st && (!strcmp(st, "failed") || !strcmp(st, "cancelled")))
+			die("QEMU's migration %s: %s", st,
+			    get_str(q, "error-desc") ? get_str(q, "error-desc")
+						     : "no reason given");
+		json_object_put(q);
+		sleep_ms(10);
+	}
+	m->total_ms = get_double(q, "total-time");
+	m->downtime_ms = get_double(q, "downtime");
+	m->bytes = (uint64_t)get_int(json_object_object_get(q, "ram"),
+				     "transferred");
+	m->mbps = bench_mbps(m->bytes, m->total_ms / 1e3);
+	json_object_put(q);
+	if (m->bytes < o->ram_mib * MiB)
+		die("QEMU moved %llu bytes of a %llu MiB RAM",
+		    (unsigned long long)m->bytes,
+		    (unsigned long long)o->ram_mib);
+	ctl_client_close(&cs);
+	ctl_client_close(&cd);
 	stop_procs();
 	clear_dir(true);
 }
@@ -770,9 +999,12 @@ static int usage(void)
 		"[--touched-mib N (default 16)]\n"
 		"                 [--rounds N (default 3, at most %d)] "
 		"[--guest-interval-us N (default 20000)]\n"
-		"                 [--cases LETTERS (of abcde, default abcd)]\n"
+		"                 [--cases LETTERS (of abcdeq, default abcdq; q "
+		"runs where QEMU is installed)]\n"
 		"                 [--channels N[,N...] (for e, 2..%d, at most "
-		"%d counts; default 2,4)]\n",
+		"%d counts; default 2,4)]\n"
+		"                 [--dst-prealloc (vfmig destinations with "
+		"--prealloc, as QEMU's in q)]\n",
 		MAX_ROUNDS, MAX_CHANNELS, MAX_CHANNEL_CASES);
 	return 2;
 }
@@ -781,25 +1013,30 @@ static int parse(int argc, char **argv, struct opts *o)
 {
 	*o = (struct opts){ .ram_mib = 1024, .touched_mib = 16, .rounds = 3,
 			    .interval_us = 20000, .a = true, .b = true,
-			    .c = true, .d = true, .nchan = 2,
+			    .c = true, .d = true, .q = true, .nchan = 2,
 			    .chans = { 2, 4 } };
 	for (int i = 1; i < argc; i++) {
 		const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		char *end;
 		unsigned long long n;
 
+		if (!strcmp(k, "--dst-prealloc")) {
+			o->dst_prealloc = true;
+			continue;
+		}
 		if (!v)
 			return -1;
 		i++;
 		if (!strcmp(k, "--cases")) {
 			/* (e) compares with (a) and (b) of its round. */
 			o->e = strchr(v, 'e');
+			o->q = strchr(v, 'q');
 			o->a = strchr(v, 'a') || strchr(v, 'b') ||
-			       strchr(v, 'd') || o->e;
+			       strchr(v, 'd') || o->e || o->q;
 			o->b = strchr(v, 'b') || o->e;
 			o->c = strchr(v, 'c');
 			o->d = strchr(v, 'd');
-			if (strspn(v, "abcde") != strlen(v) || !*v)
+			if (strspn(v, "abcdeq") != strlen(v) || !*v)
 				return -1;
 			continue;
 		}
@@ -845,6 +1082,12 @@ int main(int argc, char **argv)
 	struct opts o;
 	static struct mig b[MAX_ROUNDS], c[MAX_ROUNDS], d[MAX_ROUNDS];
 	static struct mig e[MAX_CHANNEL_CASES][MAX_ROUNDS];
+	static struct qmig qm[MAX_ROUNDS], qe[MAX_CHANNEL_CASES][MAX_ROUNDS];
+	/* (q): QEMU's ratio to (a); with (e), QEMU multifd's to raw xN and
+	 * vfmig --channels N's to QEMU multifd with N. */
+	double rq[MAX_ROUNDS], rbq[MAX_ROUNDS],
+		eqn[MAX_CHANNEL_CASES][MAX_ROUNDS],
+		evq[MAX_CHANNEL_CASES][MAX_ROUNDS];
 	double a[MAX_ROUNDS], u[MAX_ROUNDS], t[MAX_ROUNDS], rb[MAX_ROUNDS],
 		rc[MAX_ROUNDS], rd[MAX_ROUNDS], rt[MAX_ROUNDS];
 	/* (e): N raw streams, and vfmig's ratios to them, to (a), to (b). */
@@ -869,7 +1112,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
 	find_vfmig();
+	if (o.q) {
+		find_qemu();
+		if (!qemu[0])
+			printf("QEMU: no qemu-system-x86_64 on PATH and no "
+			       "$QEMU: its cases are skipped\n");
+		o.q = qemu[0] && make_qemu_ram(ram);
+	}
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bench-ram-XXXXXX");
 	if (!mkdtemp(tmpdir)) {
 		perror("bench-ram: mkdtemp");
@@ -878,10 +1130,10 @@ int main(int argc, char **argv)
 	snprintf(touched, sizeof(touched), "%lluM",
 		 (unsigned long long)o.touched_mib);
 	printf("bench-ram: %llu MiB guest RAM, sparse VM with %llu MiB "
-	       "filled, %u rounds, guest interval %u us, vfmig %s\n",
+	       "filled, %u rounds, guest interval %u us, vfmig %s%s\n",
 	       (unsigned long long)o.ram_mib,
 	       (unsigned long long)o.touched_mib, o.rounds, o.interval_us,
-	       vfmig);
+	       vfmig, o.dst_prealloc ? ", destinations --prealloc" : "");
 	fflush(stdout);
 	for (unsigned r = 0; r < o.rounds; r++) {
 		printf("round %u:", r + 1);
@@ -896,6 +1148,13 @@ int main(int argc, char **argv)
 			run_vfmig(&o, true, "all", 1, &b[r]);
 			rb[r] = b[r].mbps / a[r];
 			printf(", vfmig TCP %.0f MB/s (%.2f)", b[r].mbps, rb[r]);
+		}
+		if (o.q) {
+			run_qemu(&o, 1, &qm[r]);
+			rq[r] = qm[r].mbps / a[r];
+			printf(", QEMU TCP %.0f MB/s (%.2f)", qm[r].mbps, rq[r]);
+			if (o.b)
+				rbq[r] = b[r].mbps / qm[r].mbps;
 		}
 		if (o.c) {
 			u[r] = raw_stream(false, ram);
@@ -921,6 +1180,13 @@ int main(int argc, char **argv)
 			       "%.0f MB/s (%.2f of xN, %.2f of vfmig x1)", n,
 			       en[k][r], n, e[k][r].mbps, ern[k][r],
 			       erb[k][r]);
+			if (o.q) {
+				run_qemu(&o, n, &qe[k][r]);
+				eqn[k][r] = qe[k][r].mbps / en[k][r];
+				evq[k][r] = e[k][r].mbps / qe[k][r].mbps;
+				printf(", QEMU multifd %u %.0f MB/s (%.2f of "
+				       "xN)", n, qe[k][r].mbps, eqn[k][r]);
+			}
 		}
 		printf("\n");
 		fflush(stdout);
@@ -939,6 +1205,26 @@ int main(int argc, char **argv)
 	if (o.b)
 		print_mig("(b) vfmig over TCP, random RAM",
 			  median_run(b, o.rounds), rb, o.rounds, "(a)");
+	if (o.q) {
+		double lo, hi, tt[MAX_ROUNDS], dt[MAX_ROUNDS];
+		for (unsigned r = 0; r < o.rounds; r++) {
+			tt[r] = qm[r].total_ms;
+			dt[r] = qm[r].downtime_ms;
+		}
+		range(rq, o.rounds, &lo, &hi);
+		printf("%-36s %8.1f MB/s   ratio to (a) %.2f (rounds "
+		       "%.2f-%.2f)\n", "(q) QEMU over TCP, paused, same RAM",
+		       median(rq, o.rounds) * median(a, o.rounds),
+		       median(rq, o.rounds), lo, hi);
+		printf("%-36s total %.1f ms, downtime %.1f ms (medians)\n", "",
+		       median(tt, o.rounds), median(dt, o.rounds));
+		if (o.b) {
+			range(rbq, o.rounds, &lo, &hi);
+			printf("%-36s (b) vfmig over QEMU: %.2f (rounds "
+			       "%.2f-%.2f)\n", "", median(rbq, o.rounds), lo,
+			       hi);
+		}
+	}
 	if (o.c) {
 		printf("%-36s %8.1f MB/s\n", "raw UNIX stream, 1 MiB writes",
 		       median(u, o.rounds));
@@ -977,7 +1263,24 @@ int main(int argc, char **argv)
 		range(erb[k], o.rounds, &lo, &hi);
 		printf(", to (b) one vfmig stream %.2f (rounds %.2f-%.2f)\n",
 		       median(erb[k], o.rounds), lo, hi);
+		if (o.q) {
+			double v[MAX_ROUNDS];
+			for (unsigned r = 0; r < o.rounds; r++)
+				v[r] = qe[k][r].mbps;
+			snprintf(what, sizeof(what), "(q) QEMU multifd, %u "
+				 "channels", o.chans[k]);
+			range(eqn[k], o.rounds, &lo, &hi);
+			printf("%-36s %8.1f MB/s   ratio to raw xN %.2f (rounds "
+			       "%.2f-%.2f)\n", what, median(v, o.rounds),
+			       median(eqn[k], o.rounds), lo, hi);
+			range(evq[k], o.rounds, &lo, &hi);
+			printf("%-36s vfmig --channels %u over QEMU multifd %u: "
+			       "%.2f (rounds %.2f-%.2f)\n", "", o.chans[k],
+			       o.chans[k], median(evq[k], o.rounds), lo, hi);
+		}
 	}
 	clear_dir(false);
+	if (qemu_ram[0])
+		unlink(qemu_ram);
 	return 0;
 }

@@ -36,6 +36,7 @@ struct vmm_args {
 	uint64_t fill;  /* bytes of RAM fill */
 	bool fill_all;  /* --fill all: every page above 1 MiB */
 	bool no_data_channel;
+	bool prealloc;  /* --prealloc */
 	int log_level;
 	bool test_skip_dirty; /* --test-skip-dirty-tracking */
 };
@@ -154,6 +155,8 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 			}
 		} else if (!strcmp(argv[i], "--no-data-channel")) {
 			a->no_data_channel = true;
+		} else if (!strcmp(argv[i], "--prealloc")) {
+			a->prealloc = true;
 		} else if (!strcmp(argv[i], "--test-skip-dirty-tracking")) {
 			/* Tests only, not in the usage: the VMM's own writes
 			 * to guest RAM are not tracked, so migrations lose
@@ -236,6 +239,7 @@ int cmd_vmm(int argc, char **argv)
 		.log_fn = log_stderr,
 		.log_level = a.log_level,
 		.no_data_channel = a.no_data_channel,
+		.prealloc_ram = a.prealloc,
 	};
 	r = vfmig_vm_create(&o, &vm, err, sizeof(err));
 	if (r < 0) {

@@ -89,7 +89,7 @@ static const struct usage usages[] = {
 	  "                 [--guest-interval-us N] [--seed N] "
 	  "[--fill SIZE|all]\n"
 	  "                 [--guest-dirty-pages N] [--no-data-channel]\n"
-	  "                 [--quiet | --verbose]\n"
+	  "                 [--prealloc] [--quiet | --verbose]\n"
 	  "  --device SOCKET      attach the vfio-user device at SOCKET "
 	  "(up to 8)\n"
 	  "  --ram SIZE           guest RAM (e.g. 64M, 1G)\n"
@@ -113,6 +113,10 @@ static const struct usage usages[] = {
 	  "channel: their\n"
 	  "                       state moves in MIG_DATA_READ/WRITE "
 	  "messages\n"
+	  "  --prealloc           allocate all guest RAM at start (an incoming "
+	  "VM's\n"
+	  "                       pages then exist before the migration "
+	  "arrives)\n"
 	  "  --quiet, --verbose   log warnings only, or everything\n"
 	  "URI: tcp:HOST:PORT | unix:PATH | file:PATH\n" },
 	{ "migrate",

@@ -80,6 +80,8 @@ void vfmig_ram_fini(struct vfmig_ram *r)
 	prealloc_stop(r, false);
 	free((void *)r->dirty);
 	r->dirty = NULL;
+	free((void *)r->written);
+	r->written = NULL;
 }
 
 void vfmig_ram_set_fd(struct vfmig_ram *r, int fd)
@@ -434,11 +436,47 @@ int vfmig_ram_send_stripe(struct vfmig_ram *r, struct vfmig_ram_cursor *cur,
  * already. Bytes are written only where the file refuses. At most two
  * calls: SEEK_HOLE, which scans a whole data extent, is not asked.
  */
+/* A preallocated block: note [off, off + len) as written. */
+static void mark_written(struct vfmig_ram *r, uint64_t off, uint64_t len)
+{
+	uint64_t first = off / r->page_size;
+	uint64_t last = (off + len + r->page_size - 1) / r->page_size;
+
+	for (uint64_t pg = first; pg < last; pg++)
+		atomic_fetch_or_explicit(&r->written[pg / 64], 1ull << (pg % 64),
+					 memory_order_relaxed);
+}
+
+/* A preallocated block keeps its pages: a zero run clears the pages
+ * written since the preallocation (the others are still zero) instead of
+ * punching a hole that would free them. */
+static void zero_written(struct vfmig_ram *r, uint64_t off, uint64_t len)
+{
+	uint64_t first = off / r->page_size, last = (off + len) / r->page_size;
+
+	for (uint64_t pg = first; pg < last; pg++) {
+		uint64_t bit = 1ull << (pg % 64);
+		if (!(pg % 64) && pg + 64 <= last &&
+		    !atomic_load_explicit(&r->written[pg / 64],
+					  memory_order_relaxed)) {
+			pg += 63; /* 64 untouched pages */
+			continue;
+		}
+		if (atomic_fetch_and_explicit(&r->written[pg / 64], ~bit,
+					      memory_order_relaxed) & bit)
+			memset(r->host + pg * r->page_size, 0, r->page_size);
+	}
+}
+
 static void zero_range(struct vfmig_ram *r, uint64_t off, uint64_t len)
 {
 	uint64_t end = off + len;
 	off_t d;
 
+	if (r->written) {
+		zero_written(r, off, len);
+		return;
+	}
 	if (r->fd >= 0) {
 		d = lseek(r->fd, (off_t)off, SEEK_DATA);
 		if ((d < 0 && errno == ENXIO) || (d >= 0 && (uint64_t)d >= end))
@@ -467,6 +505,8 @@ static void put_data(struct vfmig_ram *r, uint64_t off, const uint8_t *p,
 {
 	if (p == r->host + off)
 		return; /* received in place (vfmig_ram_place) */
+	if (r->written)
+		mark_written(r, off, len);
 	while (r->fd >= 0 && len) {
 		ssize_t n = pwrite(r->fd, p, len, (off_t)off);
 		if (n < 0 && errno == EINTR)
@@ -532,6 +572,8 @@ void *vfmig_ram_place(void *priv, const struct vfmig_stream_str *block,
 	if (!vfmig_stream_str_eq(*block, r->name) || page_size != r->page_size ||
 	    addr % page_size || addr >= r->size || len > r->size - addr)
 		return NULL; /* vfmig_ram_load names what is wrong */
+	if (r->written)
+		mark_written(r, addr, len);
 	return r->host + addr;
 }
 
@@ -682,6 +724,41 @@ static void *prealloc_main(void *arg)
 	return NULL;
 }
 
+int vfmig_ram_prealloc_all(struct vfmig_ram *r)
+{
+	off_t d, h;
+	int e;
+
+	if (r->fd < 0)
+		return -EINVAL;
+	if (!r->written)
+		r->written = calloc((size_t)((r->npages + 63) / 64),
+				    sizeof(*r->written));
+	if (!r->written)
+		return -ENOMEM;
+	/* What holds data already may not be zero: a zero run must clear
+	 * it, so it counts as written. */
+	for (d = lseek(r->fd, 0, SEEK_DATA); d >= 0 && (uint64_t)d < r->size;
+	     d = lseek(r->fd, h, SEEK_DATA)) {
+		h = lseek(r->fd, d, SEEK_HOLE);
+		if (h < 0 || (uint64_t)h > r->size)
+			h = (off_t)r->size;
+		mark_written(r, (uint64_t)d, (uint64_t)(h - d));
+	}
+	if (fallocate(r->fd, 0, 0, (off_t)r->size) < 0) {
+		e = -errno;
+		free((void *)r->written);
+		r->written = NULL;
+		return e;
+	}
+	/* Older kernels lack POPULATE_WRITE: the pages are allocated, only
+	 * their first mapping is left to the first access. */
+	if (madvise(r->host, (size_t)r->size, MADV_POPULATE_WRITE) < 0 &&
+	    errno != EINVAL)
+		return -errno;
+	return 0;
+}
+
 int vfmig_ram_info(struct vfmig_ram *r, const struct vfmig_stream_kv_view *kv,
 		   char *err, size_t errlen)
 {
@@ -695,7 +772,8 @@ int vfmig_ram_info(struct vfmig_ram *r, const struct vfmig_stream_kv_view *kv,
 		return -ENOMEM;
 	n = vfmig_ram_parse_extents(r, kv->value.p, kv->value.len, p->ext,
 				    VFMIG_RAM_EXTENTS_MAX, err, errlen);
-	if (n <= 0 || r->fd < 0) {
+	/* A preallocated block has every page already. */
+	if (n <= 0 || r->fd < 0 || r->written) {
 		free(p);
 		return n == -ENOENT || n >= 0 ? 0 : n;
 	}

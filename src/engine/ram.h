@@ -44,6 +44,10 @@ struct vfmig_ram {
 	/* Destination: the thread allocating the data extents the source
 	 * announced (vfmig_ram_info), or NULL. */
 	struct vfmig_ram_prealloc *prealloc;
+	/* After vfmig_ram_prealloc_all: the pages written since (a bit per
+	 * page), so that a zero run clears only those and never punches a
+	 * hole into what was preallocated. NULL otherwise. */
+	_Atomic uint64_t *written;
 };
 
 struct vfmig_ram_stats {
@@ -234,5 +238,16 @@ int vfmig_ram_parse_extents(const struct vfmig_ram *r, const char *val,
 /* Destination: wait until the allocating thread, if any, has finished (for
  * tests: what it allocated is then visible in the file). */
 void vfmig_ram_prealloc_wait(struct vfmig_ram *r);
+
+/*
+ * Allocate and map every page of r now (fallocate over its file, then
+ * MADV_POPULATE_WRITE over its mapping), as QEMU's prealloc=on does: a
+ * migration into it then pays no page allocation, and a guest never waits
+ * for one. Pages that held data before count as written: a zero run
+ * clears them. Only for a block with a file (vfmig_ram_set_fd). Returns 0,
+ * or -errno (-ENOSPC where the memory is not there; what fallocate got so
+ * far stays allocated until the block's file is closed).
+ */
+int vfmig_ram_prealloc_all(struct vfmig_ram *r);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/guest.h"
@@ -527,6 +528,22 @@ int vfmig_vm_create(const struct vfmig_vm_opts *o, struct vfmig_vm **out,
 		ERRF("guest RAM of %llu bytes: %s", (unsigned long long)size,
 		     strerror(-r));
 		goto fail;
+	}
+	if (o->prealloc_ram) {
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		r = vfmig_ram_prealloc_all(&vm->ram);
+		if (r < 0) {
+			ERRF("preallocating %llu MiB of guest RAM: %s",
+			     (unsigned long long)(size >> 20), strerror(-r));
+			goto fail;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		vfmig_vm_log(vm, VFMIG_LOG_INFO,
+			     "guest RAM preallocated: %llu MiB in %.0f ms",
+			     (unsigned long long)(size >> 20),
+			     (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+				     (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	}
 	for (unsigned int i = 0; i < o->ndevices; i++) {
 		vm->ndevs = i + 1;

@@ -88,6 +88,10 @@ struct vfmig_vm_opts {
 	 * dirty (vfmig_ram_mark_dirty does nothing), so that a test can
 	 * prove the migration verifier catches lost pages. */
 	bool test_skip_dirty_tracking;
+	/* Allocate and map all of RAM at creation (vfmig_ram_prealloc_all),
+	 * as QEMU's prealloc=on: an incoming migration then lands in pages
+	 * that exist. Fails the creation where the memory is not there. */
+	bool prealloc_ram;
 };
 
 /*

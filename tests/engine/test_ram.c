@@ -502,6 +502,36 @@ static void punch_all(int fd)
 			 0);
 }
 
+/* A preallocated destination (vmm --prealloc) keeps every page through a
+ * load: zero runs clear what held data (stale bytes from before, here
+ * 0xee everywhere) instead of punching holes. */
+static void test_prealloc_keeps_pages(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_ram_stats st = { 0 };
+	uint64_t records;
+
+	for (uint32_t i = 0; i < 10; i++)
+		memset(p->src + (size_t)i * PAGE, 0x5a, PAGE);
+	/* Stale data on half of the destination, holes on the rest. */
+	assert_int_equal(fallocate(p->dfd, FALLOC_FL_PUNCH_HOLE |
+						   FALLOC_FL_KEEP_SIZE,
+				   SIZE / 2, SIZE / 2),
+			 0);
+	assert_int_equal(vfmig_ram_prealloc_all(&p->rd), 0);
+	assert_int_equal(allocated(p->dfd), SIZE);
+	vfmig_ram_mark_all(&p->rs);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	replay(p, &records);
+	assert_int_equal(allocated(p->dfd), SIZE);
+	assert_memory_equal(p->src, p->dst, SIZE);
+	/* Without a file there is nothing to preallocate. */
+	struct vfmig_ram m;
+	assert_int_equal(vfmig_ram_init(&m, "m", p->src, SIZE, PAGE), 0);
+	assert_int_equal(vfmig_ram_prealloc_all(&m), -EINVAL);
+	vfmig_ram_fini(&m);
+}
+
 static void test_parse_extents(void **state)
 {
 	struct pair *p = *state;
@@ -724,6 +754,8 @@ int main(void)
 						setup_fd, teardown),
 		cmocka_unit_test_setup_teardown(test_parse_extents, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_prealloc_keeps_pages,
+						setup_fd, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_announced_extents_preallocated, setup_fd, teardown),
 		cmocka_unit_test_setup_teardown(test_announce_nothing, setup_fd,
