@@ -21,6 +21,7 @@
 #include "engine/guest.h"
 #include "engine/vm.h"
 #include "guest/drivers.h"
+#include "kvm/kvm.h"
 #include "pci/pci_state.h"
 
 struct vmm_args {
@@ -39,6 +40,8 @@ struct vmm_args {
 	bool prealloc;  /* --prealloc */
 	int log_level;
 	bool test_skip_dirty; /* --test-skip-dirty-tracking */
+	bool kvm;             /* --kvm: a KVM guest instead of the thread */
+	bool test_kvm_no_irqfd; /* --test-kvm-no-irqfd */
 };
 
 static void log_stderr(void *priv, int level, const char *msg)
@@ -153,6 +156,13 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 						"(e.g. 16M, 1G, all)\n", v);
 				return -1;
 			}
+		} else if (!strcmp(argv[i], "--kvm")) {
+			a->kvm = true;
+		} else if (!strcmp(argv[i], "--test-kvm-no-irqfd")) {
+			/* Tests only, not in the usage: the KVM guest's MSI-X
+			 * vectors get no irqfd, so it misses its interrupts
+			 * (docs/kvm.md). */
+			a->test_kvm_no_irqfd = true;
 		} else if (!strcmp(argv[i], "--no-data-channel")) {
 			a->no_data_channel = true;
 		} else if (!strcmp(argv[i], "--prealloc")) {
@@ -183,6 +193,21 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 				"migration\n");
 		return -1;
 	}
+	if (a->kvm && a->incoming) {
+		fprintf(stderr, "vfmig vmm: --kvm cannot take an incoming "
+				"migration yet (a KVM guest does not migrate; "
+				"docs/kvm.md)\n");
+		return -1;
+	}
+	if (a->kvm && (a->fill || a->fill_all || a->interval_us)) {
+		fprintf(stderr, "vfmig vmm: --fill and --guest-interval-us are "
+				"for the built-in driver thread, not --kvm\n");
+		return -1;
+	}
+	if (a->test_kvm_no_irqfd && !a->kvm) {
+		fprintf(stderr, "vfmig vmm: --test-kvm-no-irqfd needs --kvm\n");
+		return -1;
+	}
 	uint64_t ram = a->ram ? a->ram : VFMIG_VM_RAM_DEFAULT;
 	if (a->fill_all && ram > VFMIG_GUEST_STAMP_BASE)
 		a->fill = ram - VFMIG_GUEST_STAMP_BASE; /* else --ram says */
@@ -196,6 +221,7 @@ int cmd_vmm(int argc, char **argv)
 	struct vfmig_control *ctl = NULL;
 	struct vfmig_migration *mig = NULL;
 	struct vfmig_typereg *types = NULL;
+	struct vfmig_kvm *kvm = NULL;
 	char err[512] = "";
 	sigset_t mask;
 	int sfd, r, status = 1;
@@ -224,6 +250,24 @@ int cmd_vmm(int argc, char **argv)
 		fprintf(stderr, "vfmig vmm: device types: %s\n", strerror(-r));
 		goto out;
 	}
+	if (a.kvm) {
+		/* No fallback: whoever asked for a KVM guest gets one or a
+		 * clear error (run without --kvm for the driver thread). */
+		struct vfmig_kvm_opts ko = {
+			.version = VFMIG_KVM_OPTS_VERSION,
+			.seed = a.seed,
+			.stamps_per_iter = a.dirty_pages,
+			.test_no_irqfd = a.test_kvm_no_irqfd,
+		};
+		r = vfmig_kvm_create(&ko, &kvm, err, sizeof(err));
+		if (r < 0) {
+			fprintf(stderr, "vfmig vmm: error: --kvm: %s (KVM is "
+					"not usable here; without --kvm the "
+					"VMM's own driver thread drives the "
+					"devices)\n", err);
+			goto out;
+		}
+	}
 	struct vfmig_vm_opts o = {
 		.version = VFMIG_VM_OPTS_VERSION,
 		.types = types,
@@ -234,7 +278,9 @@ int cmd_vmm(int argc, char **argv)
 		.guest_interval_us = a.interval_us,
 		.guest_seed = a.seed,
 		.guest_fill = a.fill,
-		.guest_drivers = vfmig_guest_sample_drivers,
+		.guest_drivers = kvm ? NULL : vfmig_guest_sample_drivers,
+		.guest_backend = kvm ? &vfmig_kvm_backend : NULL,
+		.guest_backend_priv = kvm,
 		.test_skip_dirty_tracking = a.test_skip_dirty,
 		.log_fn = log_stderr,
 		.log_level = a.log_level,
@@ -252,7 +298,7 @@ int cmd_vmm(int argc, char **argv)
 			     "--test-skip-dirty-tracking: the VMM's own writes "
 			     "to guest RAM are NOT tracked (tests only: "
 			     "migrations will lose data)");
-	if (a.dirty_pages && vfmig_vm_guest(vm))
+	if (a.dirty_pages && !kvm && vfmig_vm_guest(vm))
 		vfmig_guest_set_stamps(vfmig_vm_guest(vm), a.dirty_pages);
 	r = vfmig_control_create(vm, a.control, &ctl, err, sizeof(err));
 	if (r < 0) {
@@ -284,6 +330,7 @@ out:
 	vfmig_migration_destroy(mig);
 	vfmig_control_destroy(ctl);
 	vfmig_vm_destroy(vm);
+	vfmig_kvm_destroy(kvm);
 	vfmig_typereg_destroy(types);
 	close(sfd);
 	return status;

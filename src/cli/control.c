@@ -148,6 +148,9 @@ static struct json_object *dev_stats_json(struct vfmig_vm *vm, unsigned int i,
 			       json_object_new_uint64(d->irq_raised));
 	json_object_object_add(o, "irq_received",
 			       json_object_new_uint64(d->irq_received));
+	json_object_object_add(o, "copies", json_object_new_uint64(d->copies));
+	json_object_object_add(o, "completions",
+			       json_object_new_uint64(d->completions));
 	return o;
 }
 
@@ -173,8 +176,11 @@ static int cmd_query_guest(struct vfmig_control *ctl, void *priv,
 			       vfmig_guest_state_name(st.state)));
 	json_object_object_add(o, "iterations",
 			       json_object_new_uint64(st.iterations));
+	json_object_object_add(o, "engine", json_object_new_string(st.engine));
 	json_object_object_add(o, "ram_stamps",
 			       json_object_new_uint64(st.stamp_writes));
+	json_object_object_add(o, "ram_checks",
+			       json_object_new_uint64(st.stamp_checks));
 	json_object_object_add(o, "throttle_percent",
 			       json_object_new_int((int)vfmig_guest_throttle(
 				       vfmig_vm_guest(ctl->vm))));

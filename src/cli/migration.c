@@ -225,6 +225,12 @@ static void *migration_thread(void *arg)
 static int start_thread(struct vfmig_migration *m, const char *uri,
 			bool incoming, char *err, size_t errlen)
 {
+	const char *blocker =
+		vfmig_guest_migration_blocker(vfmig_vm_guest(m->vm));
+	if (blocker) {
+		snprintf(err, errlen, "setup: %s", blocker);
+		return -ENOTSUP;
+	}
 	if (m->thread_live) {
 		pthread_join(m->thread, NULL);
 		m->thread_live = false;

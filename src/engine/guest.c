@@ -460,12 +460,43 @@ int vfmig_guest_create(struct vfmig_vm *vm,
 	return 0;
 }
 
+int vfmig_guest_set_backend(struct vfmig_guest *g,
+			    const struct vfmig_guest_backend *be, void *priv)
+{
+	if (g->started || !be || be->version != VFMIG_GUEST_BACKEND_VERSION ||
+	    !be->name || !be->start || !be->pause || !be->resume ||
+	    !be->stop || !be->stats || !be->verify)
+		return -EINVAL;
+	g->be = be;
+	g->be_priv = priv;
+	return 0;
+}
+
+const char *vfmig_guest_migration_blocker(struct vfmig_guest *g)
+{
+	return g && g->be ? g->be->migration_blocker : NULL;
+}
+
+static int backend_start(struct vfmig_guest *g, char *err, size_t errlen)
+{
+	int r = g->be->start(g->be_priv, g->vm, err, errlen);
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&g->lock);
+	g->started = true;
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
 int vfmig_guest_start(struct vfmig_guest *g, char *err, size_t errlen)
 {
 	int r;
 
 	if (g->started)
 		return 0;
+	if (g->be)
+		return backend_start(g, err, errlen);
 	if (ledger_present(g)) {
 		r = ledger_check(g);
 		if (r < 0) {
@@ -516,16 +547,24 @@ static void release(struct vfmig_guest *g, unsigned int *count)
 
 void vfmig_guest_pause(struct vfmig_guest *g)
 {
-	quiesce(g, &g->pause_count);
+	if (g->be)
+		g->be->pause(g->be_priv);
+	else
+		quiesce(g, &g->pause_count);
 }
 
 void vfmig_guest_resume(struct vfmig_guest *g)
 {
-	release(g, &g->pause_count);
+	if (g->be)
+		g->be->resume(g->be_priv);
+	else
+		release(g, &g->pause_count);
 }
 
 int vfmig_guest_set_throttle(struct vfmig_guest *g, unsigned int percent)
 {
+	if (g->be)
+		return -ENOTSUP;
 	if (percent > VFMIG_GUEST_THROTTLE_MAX)
 		return -EINVAL;
 	pthread_mutex_lock(&g->lock);
@@ -545,6 +584,8 @@ unsigned int vfmig_guest_throttle(struct vfmig_guest *g)
 
 int vfmig_guest_set_stamps(struct vfmig_guest *g, unsigned int pages)
 {
+	if (g->be)
+		return -ENOTSUP;
 	if (!pages || pages > VFMIG_GUEST_STAMPS_MAX)
 		return -EINVAL;
 	__atomic_store_n(&g->stamps, pages, __ATOMIC_RELAXED);
@@ -555,6 +596,10 @@ void vfmig_guest_destroy(struct vfmig_guest *g)
 {
 	if (!g)
 		return;
+	if (g->be) {
+		g->be->stop(g->be_priv);
+		g->started = false; /* no thread of ours to join */
+	}
 	if (g->started) {
 		pthread_mutex_lock(&g->lock);
 		g->quit = true;
@@ -589,6 +634,12 @@ void vfmig_guest_stats(struct vfmig_guest *g, struct vfmig_guest_stats *st)
 	struct ledger *L = g->L;
 
 	memset(st, 0, sizeof(*st));
+	if (g->be) {
+		g->be->stats(g->be_priv, st);
+		snprintf(st->engine, sizeof(st->engine), "%s", g->be->name);
+		return;
+	}
+	snprintf(st->engine, sizeof(st->engine), "thread");
 	quiesce(g, &g->hold_count); /* a consistent snapshot */
 	pthread_mutex_lock(&g->lock);
 	st->state = !g->started	     ? VFMIG_GUEST_NOT_STARTED
@@ -747,6 +798,8 @@ int vfmig_guest_verify(struct vfmig_vm *vm, char *msg, size_t size)
 	struct vfmig_guest *g = vfmig_vm_guest(vm);
 	int r;
 
+	if (g->be)
+		return g->be->verify(g->be_priv, msg, size);
 	pthread_mutex_lock(&g->verify_lock);
 	quiesce(g, &g->hold_count);
 	r = verify_all(g);

@@ -123,16 +123,53 @@ struct vfmig_guest_dev_stats {
 	uint64_t doorbells; /* regs: DOORBELL writes; vram: commands run */
 	uint64_t fills, checksums, mem_writes;
 	uint64_t irq_raised, irq_received; /* all vectors */
+	uint64_t copies, completions; /* the KVM guest's dma driver */
 };
 
 struct vfmig_guest_stats {
 	enum vfmig_guest_state state;
+	char engine[8];      /* "thread" (this driver) or a backend's name */
 	uint64_t iterations;
 	uint64_t stamp_writes;
+	uint64_t stamp_checks; /* stamp pages the guest re-checked itself */
 	unsigned int ndevs;
 	struct vfmig_guest_dev_stats dev[8];
 	char error[256]; /* the failure, when state is FAILED */
 };
+
+/*
+ * A guest backend runs the workload instead of the driver thread (e.g. a
+ * KVM vCPU running a guest image: src/kvm). The guest object then only
+ * forwards to it: start (at the first start, with the VM; counted pauses
+ * may come before it), pause (returns once the guest is quiescent: no
+ * device access or RAM write in flight) and resume (counted), stop
+ * (before destroy; no call after it), stats and verify (as below, on
+ * the backend's own state). migration_blocker: NULL, or why the VM
+ * cannot migrate (the migration is refused with it). Throttling and the
+ * stamp count are the driver thread's and give -ENOTSUP.
+ */
+#define VFMIG_GUEST_BACKEND_VERSION 1
+struct vfmig_guest_stats;
+struct vfmig_guest_backend {
+	uint32_t version; /* VFMIG_GUEST_BACKEND_VERSION */
+	const char *name; /* short: "kvm" */
+	int (*start)(void *priv, struct vfmig_vm *vm, char *err,
+		     size_t errlen);
+	void (*pause)(void *priv);
+	void (*resume)(void *priv);
+	void (*stop)(void *priv);
+	void (*stats)(void *priv, struct vfmig_guest_stats *st);
+	int (*verify)(void *priv, char *msg, size_t size);
+	const char *migration_blocker;
+};
+
+/* Hand g's workload to be (before the first start). -EINVAL for an
+ * unknown version or a missing callback. */
+int vfmig_guest_set_backend(struct vfmig_guest *g,
+			    const struct vfmig_guest_backend *be, void *priv);
+
+/* NULL, or why the guest's VM cannot migrate (its backend's blocker). */
+const char *vfmig_guest_migration_blocker(struct vfmig_guest *g);
 
 /* A snapshot of the ledger's counters (read from guest RAM), taken with
  * the driver paused for a moment so that they agree with each other. */

@@ -113,6 +113,8 @@ struct vfmig_guest {
 	unsigned int hold_count;     /* stats and verify, not a pause */
 	char error[256];	     /* guarded by lock */
 	pthread_mutex_t verify_lock; /* one verification at a time (msg) */
+	const struct vfmig_guest_backend *be; /* NULL: the thread runs */
+	void *be_priv;
 };
 
 static inline uint64_t guest__mix64(uint64_t z)

@@ -568,6 +568,9 @@ int vfmig_vm_create(const struct vfmig_vm_opts *o, struct vfmig_vm **out,
 			       (o->guest_fill + VFMIG_VM_PAGE_SIZE - 1) /
 				       VFMIG_VM_PAGE_SIZE,
 			       &vm->guest);
+	if (r == 0 && o->guest_backend)
+		r = vfmig_guest_set_backend(vm->guest, o->guest_backend,
+					    o->guest_backend_priv);
 	if (r < 0) {
 		ERRF("guest driver: %s", strerror(-r));
 		goto fail;

@@ -84,6 +84,11 @@ struct vfmig_vm_opts {
 	 * outlive the VM (src/guest: vfmig_guest_sample_drivers). NULL: no
 	 * device is driven. */
 	const struct vfmig_guest_driver *const *guest_drivers;
+	/* A backend that runs the guest instead of the driver thread (guest.h,
+	 * vfmig_guest_set_backend; e.g. src/kvm), with its private pointer;
+	 * it must outlive the VM. NULL: the driver thread. */
+	const struct vfmig_guest_backend *guest_backend;
+	void *guest_backend_priv;
 	/* Tests only: the VMM does not mark its own writes to guest RAM
 	 * dirty (vfmig_ram_mark_dirty does nothing), so that a test can
 	 * prove the migration verifier catches lost pages. */

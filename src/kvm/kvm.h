@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `vfmig vmm --kvm`: the VM's workload is a real guest (the image built
+ * from guest/, kvm_abi.h) on one KVM vCPU instead of the driver thread.
+ * The guest's RAM is the VM's RAM memfd mapping (one memslot at
+ * guest-physical 0, the same memory the devices map for DMA); its port and
+ * MMIO exits to PCI config space and to BARs become vfio-user region
+ * messages (kvm_pci.h); each device's MSI-X vectors are routed through
+ * KVM's in-kernel LAPIC with irqfds on the VM's MSI-X eventfds.
+ *
+ * It plugs into the VM as a guest backend (guest.h): create the KVM object
+ * first (it opens /dev/kvm and makes the KVM VM, so that a machine without
+ * usable KVM fails before any device is touched), hand vfmig_kvm_backend
+ * and it to vfmig_vm_opts, and destroy it after the VM.
+ *
+ * Not yet: migration (the VM carries a migration blocker), KVM's dirty
+ * log, mmap'ed BARs and ioeventfds (the dma device offers neither).
+ *
+ * Errors: negative errno with a message in err naming the step.
+ */
+#ifndef VFMIG_KVM_H
+#define VFMIG_KVM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/guest.h"
+
+struct vfmig_kvm;
+
+#define VFMIG_KVM_OPTS_VERSION 1
+struct vfmig_kvm_opts {
+	uint32_t version;          /* VFMIG_KVM_OPTS_VERSION */
+	uint64_t seed;             /* 0: from the clock */
+	unsigned int stamps_per_iter; /* 0: 4 */
+	/* Tests only: MSI-X vectors are not given irqfds, so no interrupt
+	 * reaches the guest (which then reports the first one it misses). */
+	bool test_no_irqfd;
+};
+
+/*
+ * Open /dev/kvm, check the API version and the capabilities the VMM needs
+ * (in-kernel irqchip, irqfd, GSI routing, immediate_exit, user memory),
+ * create the KVM VM and its irqchip. Errors: the errno of open (-ENOENT:
+ * no /dev/kvm, -EACCES), -ENOTSUP (a capability missing: err names it),
+ * the errno of KVM_CREATE_VM or KVM_CREATE_IRQCHIP; err says which.
+ */
+int vfmig_kvm_create(const struct vfmig_kvm_opts *o, struct vfmig_kvm **out,
+		     char *err, size_t errlen);
+
+/* Stop the vCPU (if the VM did not) and close everything. NULL ok. */
+void vfmig_kvm_destroy(struct vfmig_kvm *k);
+
+/* The guest backend; its priv is the struct vfmig_kvm. */
+extern const struct vfmig_guest_backend vfmig_kvm_backend;
+
+/* Exit counts of the vCPU so far (for the bench and logs). */
+struct vfmig_kvm_exits {
+	uint64_t pio, mmio, pci_cfg, bar, unhandled, intr;
+};
+void vfmig_kvm_exits(struct vfmig_kvm *k, struct vfmig_kvm_exits *e);
+
+#endif
