@@ -174,6 +174,21 @@ __attribute__((noreturn)) static void fail(const char *what, int d,
 		cpu_relax();
 }
 
+/* Give the host CPU back for us microseconds (the VMM sleeps). */
+static void idle(uint32_t us)
+{
+	outl(KG_PORT_IDLE, us);
+}
+
+/* One step of a wait loop: spin a little, then sleep in short naps. */
+static void wait_step(uint32_t *spins)
+{
+	if (++*spins < 256)
+		cpu_relax();
+	else
+		idle(20);
+}
+
 static uint64_t deadline(uint64_t ms)
 {
 	return rdtsc() + boot->tsc_per_ms * ms;
@@ -355,12 +370,13 @@ static uint64_t complete(int d, uint32_t q, uint64_t seq, uint32_t op)
 	volatile uint8_t *rec = (volatile uint8_t *)(g->area + (q ? A_CQ1 : A_CQ0) +
 						     ((n - 1) % RING) * DMA_CPL_SIZE);
 	uint64_t until = deadline(5000);
+	uint32_t spins = 0;
 
 	while (*(volatile uint64_t *)(rec + DMA_CPL_INDEX) != n) {
 		if (rdtsc() > until)
 			fail("no completion within 5 s (index, status)", d, n,
 			     reg_read(d, DMA_REG_STATUS));
-		cpu_relax();
+		wait_step(&spins);
 	}
 	barrier();
 	if (*(volatile uint64_t *)(rec + DMA_CPL_SEQ) != seq)
@@ -379,13 +395,14 @@ static uint64_t complete(int d, uint32_t q, uint64_t seq, uint32_t op)
 static void wait_irq(int d, uint32_t q, uint64_t before)
 {
 	uint64_t until = deadline(5000);
+	uint32_t spins = 0;
 
 	while (*(volatile uint64_t *)&st->dev[d].irqs[q] == before) {
 		if (rdtsc() > until)
 			fail("no MSI-X interrupt within 5 s (vector, count)",
 			     d, KG_VEC_MSI + (uint64_t)d * KG_VEC_PER_DEV + q,
 			     before);
-		cpu_relax();
+		wait_step(&spins);
 	}
 	st->dev[d].irq_waits++;
 }
@@ -495,5 +512,7 @@ void kg_main(void)
 			stamp(st->stamp_writes + 1);
 		recheck(it);
 		st->iterations = it;
+		if (boot->interval_us)
+			idle((uint32_t)boot->interval_us);
 	}
 }

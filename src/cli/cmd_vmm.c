@@ -199,9 +199,9 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 				"docs/kvm.md)\n");
 		return -1;
 	}
-	if (a->kvm && (a->fill || a->fill_all || a->interval_us)) {
-		fprintf(stderr, "vfmig vmm: --fill and --guest-interval-us are "
-				"for the built-in driver thread, not --kvm\n");
+	if (a->kvm && (a->fill || a->fill_all)) {
+		fprintf(stderr, "vfmig vmm: --fill is for the built-in driver "
+				"thread, not --kvm\n");
 		return -1;
 	}
 	if (a->test_kvm_no_irqfd && !a->kvm) {
@@ -209,6 +209,11 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 		return -1;
 	}
 	uint64_t ram = a->ram ? a->ram : VFMIG_VM_RAM_DEFAULT;
+	if (a->kvm && (ram < VFMIG_KVM_RAM_MIN || ram > VFMIG_KVM_RAM_MAX)) {
+		fprintf(stderr, "vfmig vmm: --kvm: the guest needs 8 MiB to "
+				"3584 MiB of --ram\n");
+		return -1;
+	}
 	if (a->fill_all && ram > VFMIG_GUEST_STAMP_BASE)
 		a->fill = ram - VFMIG_GUEST_STAMP_BASE; /* else --ram says */
 	return 0;
@@ -257,6 +262,7 @@ int cmd_vmm(int argc, char **argv)
 			.version = VFMIG_KVM_OPTS_VERSION,
 			.seed = a.seed,
 			.stamps_per_iter = a.dirty_pages,
+			.interval_us = a.interval_us,
 			.test_no_irqfd = a.test_kvm_no_irqfd,
 		};
 		r = vfmig_kvm_create(&ko, &kvm, err, sizeof(err));

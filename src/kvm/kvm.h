@@ -29,11 +29,17 @@
 
 struct vfmig_kvm;
 
+/* The guest's RAM: from 8 MiB (its fixed layout) up to 3.5 GiB (the BARs
+ * and the LAPIC live above). */
+#define VFMIG_KVM_RAM_MIN (8ull << 20)
+#define VFMIG_KVM_RAM_MAX 0xe0000000ull
+
 #define VFMIG_KVM_OPTS_VERSION 1
 struct vfmig_kvm_opts {
 	uint32_t version;          /* VFMIG_KVM_OPTS_VERSION */
 	uint64_t seed;             /* 0: from the clock */
 	unsigned int stamps_per_iter; /* 0: 4 */
+	unsigned int interval_us;  /* idle after each iteration; 0: 1000 */
 	/* Tests only: MSI-X vectors are not given irqfds, so no interrupt
 	 * reaches the guest (which then reports the first one it misses). */
 	bool test_no_irqfd;
@@ -57,7 +63,7 @@ extern const struct vfmig_guest_backend vfmig_kvm_backend;
 
 /* Exit counts of the vCPU so far (for the bench and logs). */
 struct vfmig_kvm_exits {
-	uint64_t pio, mmio, pci_cfg, bar, unhandled, intr;
+	uint64_t pio, mmio, pci_cfg, bar, unhandled, intr, idle;
 };
 void vfmig_kvm_exits(struct vfmig_kvm *k, struct vfmig_kvm_exits *e);
 

@@ -80,6 +80,11 @@
 #define KG_EV_RUNNING 1 /* probed its devices; the work loop runs */
 #define KG_EV_FAILED 2  /* a check failed: status.error says which */
 #define KG_EV_FAULT 3   /* a CPU exception: status.fault_* */
+/* The guest has nothing to do for the value's microseconds (at most
+ * KG_IDLE_MAX_US): the VMM sleeps the vCPU thread (the guest cannot halt
+ * in ring 3), waking early when it wants the vCPU paused. */
+#define KG_PORT_IDLE 0x511
+#define KG_IDLE_MAX_US 100000
 
 /* Byte offsets in the status page, for the ring-0 handlers (assembly);
  * the guest's C code checks them against struct kg_status. */
@@ -118,6 +123,7 @@ struct kg_boot {
 	uint64_t stamps_per_iter;
 	uint64_t flags;       /* KG_BOOT_* */
 	uint64_t tsc_per_ms;  /* for the guest's timeouts */
+	uint64_t interval_us; /* idle time after each iteration */
 };
 
 /* Status page, written by the guest. */

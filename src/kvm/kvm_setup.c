@@ -182,7 +182,7 @@ uint64_t kvm_setup_stamp_pages(uint64_t ram_size)
 
 void kvm_setup_boot(uint8_t *ram, uint64_t ram_size, uint64_t seed,
 		    uint64_t stamps_per_iter, uint64_t flags,
-		    uint64_t tsc_per_ms)
+		    uint64_t tsc_per_ms, uint64_t interval_us)
 {
 	struct kg_boot b = {
 		.magic = htole64(KG_BOOT_MAGIC),
@@ -193,6 +193,7 @@ void kvm_setup_boot(uint8_t *ram, uint64_t ram_size, uint64_t seed,
 		.stamps_per_iter = htole64(stamps_per_iter),
 		.flags = htole64(flags),
 		.tsc_per_ms = htole64(tsc_per_ms),
+		.interval_us = htole64(interval_us),
 	};
 
 	memset(ram + KG_BOOT_ADDR, 0, 4096);

@@ -51,7 +51,7 @@ uint64_t kvm_setup_idt_handler(const uint8_t *ram, unsigned int v,
  * at most KG_STAMP_MAX_PAGES. */
 void kvm_setup_boot(uint8_t *ram, uint64_t ram_size, uint64_t seed,
 		    uint64_t stamps_per_iter, uint64_t flags,
-		    uint64_t tsc_per_ms);
+		    uint64_t tsc_per_ms, uint64_t interval_us);
 uint64_t kvm_setup_stamp_pages(uint64_t ram_size);
 
 #endif

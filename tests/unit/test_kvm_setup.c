@@ -268,7 +268,7 @@ static void test_boot(void **state)
 	assert_int_equal(kvm_setup_stamp_pages(RAM), (RAM - KG_STAMP_ADDR) / 4096);
 	assert_int_equal(kvm_setup_stamp_pages(KG_STAMP_ADDR), 0);
 	assert_int_equal(kvm_setup_stamp_pages(4ull << 30), KG_STAMP_MAX_PAGES);
-	kvm_setup_boot(ram, RAM, 0x1234, 7, KG_BOOT_IRQS, 2000000);
+	kvm_setup_boot(ram, RAM, 0x1234, 7, KG_BOOT_IRQS, 2000000, 500);
 	const struct kg_boot *b = (const void *)(ram + KG_BOOT_ADDR);
 	assert_int_equal(le64toh(b->magic), KG_BOOT_MAGIC);
 	assert_int_equal(le64toh(b->version), KG_BOOT_VERSION);
@@ -278,6 +278,7 @@ static void test_boot(void **state)
 	assert_int_equal(le64toh(b->stamps_per_iter), 7);
 	assert_int_equal(le64toh(b->flags), KG_BOOT_IRQS);
 	assert_int_equal(le64toh(b->tsc_per_ms), 2000000);
+	assert_int_equal(le64toh(b->interval_us), 500);
 	/* Stamp words differ by generation, page and word. */
 	assert_int_not_equal(kg_stamp_word(1, 1, 0, 0), kg_stamp_word(1, 2, 0, 0));
 	assert_int_not_equal(kg_stamp_word(1, 1, 0, 0), kg_stamp_word(1, 1, 1, 0));

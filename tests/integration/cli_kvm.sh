@@ -1,0 +1,132 @@
+#!/bin/sh
+# `vfmig vmm --kvm`: the project's guest image on a KVM vCPU drives two real
+# `vfmig device dma` processes (plus a regs device it must leave alone)
+# through vfio-user: its counters grow, its own checks and the VMM's
+# verifier agree, interrupts arrive on both vectors of each device; stop
+# freezes it and cont resumes it; a migration is refused with the reason.
+# With the MSI-X irqfds withheld (--test-kvm-no-irqfd) the guest must
+# report the interrupt it missed. Skipped (77) where KVM is not usable.
+# Usage: cli_kvm.sh VFMIG
+V=$1
+. "$(dirname "$0")/cli_lib.sh"
+
+if [ ! -e /dev/kvm ]; then
+	echo "SKIP: no /dev/kvm"; exit 77
+fi
+if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+	echo "SKIP: /dev/kvm is not readable and writable for $(id -un)"; exit 77
+fi
+
+# guest CTL EXPR: a Python expression over query-guest's reply (g).
+guest() {
+	ctl "$1" '{"execute":"query-guest"}' |
+		python3 -c "import json,sys; g=json.load(sys.stdin)['return']; print(($2))"
+}
+# expect CTL WHAT EXPR...: one query-guest; every EXPR (Python over its
+# reply g) must hold, else fail naming WHAT, the EXPR and the reply.
+expect() {
+	c=$1; what=$2; shift 2
+	python3 - "$c" "$@" <<'PY' >"$D/expect.txt" 2>&1 || fail "$what: $(cat "$D/expect.txt")"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile()
+f.readline()
+s.sendall(b'{"execute":"query-guest"}\n')
+while True:
+    r = json.loads(f.readline())
+    if "event" not in r:
+        break
+g = r["return"]
+for e in sys.argv[2:]:
+    if not eval(e):
+        print("not %s in %s" % (e, json.dumps(g)))
+        sys.exit(1)
+PY
+}
+
+start "$V" device dma --socket-path "$D/dma0.sock" --quiet
+start "$V" device regs --socket-path "$D/regs.sock" --quiet
+start "$V" device dma --socket-path "$D/dma1.sock" --quiet
+wait_for "$D/dma0.sock"; wait_for "$D/regs.sock"; wait_for "$D/dma1.sock"
+"$V" vmm --kvm --device "$D/dma0.sock" --device "$D/regs.sock" \
+	--device "$D/dma1.sock" --ram 32M --control "$D/a.ctl" \
+	--guest-dirty-pages 8 2>"$D/a.log" &
+vmm=$!; pids="$pids $vmm"
+for _ in $(seq 200); do
+	[ -e "$D/a.ctl" ] && break
+	if ! kill -0 "$vmm" 2>/dev/null; then
+		if grep -q "KVM is not usable" "$D/a.log"; then
+			echo "SKIP: $(grep -m1 'KVM is not usable' "$D/a.log")"; exit 77
+		fi
+		fail "vmm --kvm exited: $(cat "$D/a.log")"
+	fi
+	sleep 0.05
+done
+wait_for "$D/a.ctl"
+
+# Booted, found both dma devices (slots 0 and 2) and left regs alone.
+for _ in $(seq 100); do
+	[ "$(guest "$D/a.ctl" "g['iterations'] > 5")" = True ] && break
+	sleep 0.05
+done
+expect "$D/a.ctl" "boot" "g['engine'] == 'kvm'" \
+	"[d['driver'] for d in g['devices']] == ['kvm-dma', 'none', 'kvm-dma']"
+grep -q "kvm: guest running, 2 dma devices" "$D/a.log" || fail "no boot message"
+
+# Progress: iterations, completions and interrupts grow on both devices.
+# Each round the guest waited for the interrupt of both queues, and each
+# one it waited for was counted by its interrupt handler; its RAM stamps
+# and re-checks go on; its checks and the VMM's verifier agree.
+i0=$(guest "$D/a.ctl" "g['iterations'], g['devices'][0]['completions'], g['devices'][2]['completions']")
+sleep 0.5
+expect "$D/a.ctl" "progress" "g['iterations'] > ($i0)[0]" \
+	"g['devices'][0]['completions'] > ($i0)[1]" \
+	"g['devices'][2]['completions'] > ($i0)[2]" \
+	"all(g['devices'][d]['irq_raised'] >= 2 * g['devices'][d]['checksums'] > 0 for d in (0, 2))" \
+	"all(g['devices'][d]['irq_received'] >= g['devices'][d]['irq_raised'] for d in (0, 2))" \
+	"all(g['devices'][d]['copies'] == g['devices'][d]['fills'] == g['devices'][d]['checksums'] for d in (0, 2))" \
+	"g['ram_checks'] > 0 and g['ram_stamps'] >= 8 * (g['iterations'] - 1)" \
+	"(g['verified'], g['verify'], g['state'], g['error']) == (True, 'ok', 'running', None)"
+
+# stop freezes the vCPU (counters stand still, verification holds), cont
+# lets it go on.
+ctl "$D/a.ctl" '{"execute":"stop"}' | grep -q return || fail "stop"
+p0=$(guest "$D/a.ctl" "g['iterations'], g['ram_stamps']")
+sleep 0.3
+expect "$D/a.ctl" "stopped" "(g['iterations'], g['ram_stamps']) == ($p0)" \
+	"g['state'] == 'paused'" "g['verified']"
+ctl "$D/a.ctl" '{"execute":"cont"}' | grep -q return || fail "cont"
+sleep 0.3
+expect "$D/a.ctl" "after cont" "g['iterations'] > ($p0)[0]" "g['verified']"
+
+# Migration is refused, naming why, and the guest runs on.
+out=$("$V" migrate --control "$D/a.ctl" "file:$D/x.mig" --json 2>&1) &&
+	fail "a --kvm VM migrated: $out"
+echo "$out" | grep -q "cannot migrate yet" || fail "no reason given: $out"
+verified "$D/a.ctl" || fail "does not verify after the refused migration"
+
+# Option errors.
+"$V" vmm --kvm --device "$D/dma0.sock" --incoming "unix:$D/in.sock" \
+	2>"$D/err.txt" && fail "--kvm --incoming accepted"
+grep -q "incoming" "$D/err.txt" || fail "no message: $(cat "$D/err.txt")"
+"$V" vmm --kvm --device "$D/dma0.sock" --fill 1M 2>"$D/err.txt" &&
+	fail "--kvm --fill accepted"
+"$V" vmm --kvm --device "$D/dma0.sock" --ram 4M 2>"$D/err.txt" &&
+	fail "--kvm --ram 4M accepted"
+grep -q "needs 8 MiB to 3584 MiB" "$D/err.txt" || fail "no RAM message: $(cat "$D/err.txt")"
+kill "$vmm"; wait "$vmm" || fail "vmm --kvm did not exit cleanly"
+
+# Without irqfds no interrupt reaches the guest: it must say so, and the
+# verifier must fail with its words.
+start "$V" device dma --socket-path "$D/dma3.sock" --quiet
+wait_for "$D/dma3.sock"
+start "$V" vmm --kvm --device "$D/dma3.sock" --ram 16M --control "$D/b.ctl" \
+	--quiet --test-kvm-no-irqfd
+wait_for "$D/b.ctl"
+for _ in $(seq 150); do
+	[ "$(guest "$D/b.ctl" "g['state']")" = failed ] && break
+	sleep 0.1
+done
+expect "$D/b.ctl" "missing interrupts unnoticed" "g['state'] == 'failed'" \
+	"'no MSI-X interrupt' in g['error']" "not g['verified']" \
+	"'no MSI-X interrupt' in g['verify']"
+echo "PASS"
