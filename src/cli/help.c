@@ -89,7 +89,7 @@ static const struct usage usages[] = {
 	  "                 [--guest-interval-us N] [--seed N] "
 	  "[--fill SIZE|all]\n"
 	  "                 [--guest-dirty-pages N] [--no-data-channel]\n"
-	  "                 [--prealloc] [--quiet | --verbose]\n"
+	  "                 [--prealloc] [--kvm] [--quiet | --verbose]\n"
 	  "  --device SOCKET      attach the vfio-user device at SOCKET "
 	  "(up to 8)\n"
 	  "  --ram SIZE           guest RAM (e.g. 64M, 1G)\n"
@@ -117,6 +117,11 @@ static const struct usage usages[] = {
 	  "VM's\n"
 	  "                       pages then exist before the migration "
 	  "arrives)\n"
+	  "  --kvm                run the project's guest on a KVM vCPU "
+	  "instead of\n"
+	  "                       the driver thread; it drives dma devices "
+	  "(no\n"
+	  "                       migration yet; needs /dev/kvm, RAM 8M..3584M)\n"
 	  "  --quiet, --verbose   log warnings only, or everything\n"
 	  "URI: tcp:HOST:PORT | unix:PATH | file:PATH\n" },
 	{ "migrate",
