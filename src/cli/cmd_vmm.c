@@ -42,6 +42,7 @@ struct vmm_args {
 	bool test_skip_dirty; /* --test-skip-dirty-tracking */
 	bool kvm;             /* --kvm: a KVM guest instead of the thread */
 	bool test_kvm_no_irqfd; /* --test-kvm-no-irqfd */
+	bool test_kvm_bench;    /* --test-kvm-exit-bench */
 };
 
 static void log_stderr(void *priv, int level, const char *msg)
@@ -163,6 +164,11 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 			 * vectors get no irqfd, so it misses its interrupts
 			 * (docs/kvm.md). */
 			a->test_kvm_no_irqfd = true;
+		} else if (!strcmp(argv[i], "--test-kvm-exit-bench")) {
+			/* Benchmarks only, not in the usage: the KVM guest
+			 * times its exits at boot and the VMM logs them
+			 * (bench/bench-kvm-exits.sh). */
+			a->test_kvm_bench = true;
 		} else if (!strcmp(argv[i], "--no-data-channel")) {
 			a->no_data_channel = true;
 		} else if (!strcmp(argv[i], "--prealloc")) {
@@ -204,8 +210,8 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 				"thread, not --kvm\n");
 		return -1;
 	}
-	if (a->test_kvm_no_irqfd && !a->kvm) {
-		fprintf(stderr, "vfmig vmm: --test-kvm-no-irqfd needs --kvm\n");
+	if ((a->test_kvm_no_irqfd || a->test_kvm_bench) && !a->kvm) {
+		fprintf(stderr, "vfmig vmm: --test-kvm-* options need --kvm\n");
 		return -1;
 	}
 	uint64_t ram = a->ram ? a->ram : VFMIG_VM_RAM_DEFAULT;
@@ -264,6 +270,7 @@ int cmd_vmm(int argc, char **argv)
 			.stamps_per_iter = a.dirty_pages,
 			.interval_us = a.interval_us,
 			.test_no_irqfd = a.test_kvm_no_irqfd,
+			.bench_exits = a.test_kvm_bench,
 		};
 		r = vfmig_kvm_create(&ko, &kvm, err, sizeof(err));
 		if (r < 0) {

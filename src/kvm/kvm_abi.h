@@ -85,6 +85,10 @@
  * in ring 3), waking early when it wants the vCPU paused. */
 #define KG_PORT_IDLE 0x511
 #define KG_IDLE_MAX_US 100000
+/* Benchmarks only: a port the VMM does nothing for but count. */
+#define KG_PORT_NOP 0x512
+#define KG_EV_BENCH 4 /* exit timings are in status.bench_* */
+#define KG_BENCH_N 2000
 
 /* Byte offsets in the status page, for the ring-0 handlers (assembly);
  * the guest's C code checks them against struct kg_status. */
@@ -114,6 +118,7 @@ struct kg_header {
 #define KG_BOOT_VERSION 1
 #define KG_BOOT_MAGIC 0x544f4f42474b4656 /* "VFKGBOOT" */
 #define KG_BOOT_IRQS 1 /* MSI-X is wired: the guest waits for interrupts */
+#define KG_BOOT_BENCH 2 /* time exits once at boot (status.bench_*) */
 struct kg_boot {
 	uint64_t magic;
 	uint64_t version;
@@ -153,6 +158,12 @@ struct kg_status {
 	uint64_t fault_vector, fault_rip, fault_code;
 	struct kg_dev_status dev[KG_MAX_DEVS];
 	uint64_t stamp_busy; /* page + 1 while the guest stamps it; else 0 */
+	/* KG_BOOT_BENCH: TSC ticks of KG_BENCH_N port writes to KG_PORT_NOP,
+	 * of as many reads of the first device's ID register, and of as
+	 * many config reads of its vendor/device ID: in all, and the least
+	 * one took (the mean suffers from a busy host, the least does not). */
+	uint64_t bench_pio, bench_mmio, bench_cfg;
+	uint64_t bench_pio_min, bench_mmio_min, bench_cfg_min;
 	char error[256];     /* the failed check, NUL-terminated */
 };
 

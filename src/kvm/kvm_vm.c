@@ -314,6 +314,44 @@ __attribute__((format(printf, 2, 3))) static void vcpu_fail(struct vfmig_kvm *k,
 	vfmig_vm_log(k->vm, VFMIG_LOG_ERR, "kvm: %s", k->error);
 }
 
+static double mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* The guest timed its exits: log them per exit, in microseconds, beside
+ * the same register read made by the VMM itself (no guest, no exit). */
+static void bench_report(struct vfmig_kvm *k, const struct kg_status *st)
+{
+	double us = 1000.0 / (double)k->tsc_khz; /* per TSC tick */
+	double mean = us / KG_BENCH_N;
+	const struct kvm_pci_dev *d = &k->bus.devs[sget(&st->dev[0].slot)];
+	uint32_t id;
+	double least = 1e30, t0 = mono_us();
+
+	for (int i = 0; i < KG_BENCH_N; i++) {
+		double a = mono_us();
+		if (vfmig_vmm_dev_region_read(d->dev, 0, 0, &id, 4) < 0)
+			break;
+		if (mono_us() - a < least)
+			least = mono_us() - a;
+	}
+	double host = (mono_us() - t0) / KG_BENCH_N;
+	vfmig_vm_log(k->vm, VFMIG_LOG_INFO,
+		     "kvm: exit costs in us, least/mean of %d: port write "
+		     "%.2f/%.2f, dma register read %.2f/%.2f, config read "
+		     "%.2f/%.2f; the VMM's own REGION_READ %.2f/%.2f",
+		     KG_BENCH_N, (double)sget(&st->bench_pio_min) * us,
+		     (double)sget(&st->bench_pio) * mean,
+		     (double)sget(&st->bench_mmio_min) * us,
+		     (double)sget(&st->bench_mmio) * mean,
+		     (double)sget(&st->bench_cfg_min) * us,
+		     (double)sget(&st->bench_cfg) * mean, least, host);
+}
+
 static void guest_event(struct vfmig_kvm *k, uint32_t ev)
 {
 	const struct kg_status *st = status(k);
@@ -329,6 +367,9 @@ static void guest_event(struct vfmig_kvm *k, uint32_t ev)
 		memcpy(text, st->error, sizeof(text));
 		text[sizeof(text) - 1] = 0;
 		vcpu_fail(k, "guest check failed: %s", text);
+		break;
+	case KG_EV_BENCH:
+		bench_report(k, st);
 		break;
 	case KG_EV_FAULT:
 		vcpu_fail(k, "guest CPU exception %" PRIu64 " at rip 0x%" PRIx64
@@ -387,6 +428,8 @@ static void on_pio(struct vfmig_kvm *k)
 			guest_event(k, le32toh(ev));
 			continue;
 		}
+		if (run->io.port == KG_PORT_NOP && write)
+			continue;
 		if (run->io.port == KG_PORT_IDLE && write && size == 4) {
 			uint32_t us;
 			memcpy(&us, data, 4);
@@ -630,7 +673,8 @@ static int be_start(void *priv, struct vfmig_vm *vm, char *err,
 	}
 	kvm_setup_boot(k->ram->host, k->ram->size, seed,
 		       k->opts.stamps_per_iter ? k->opts.stamps_per_iter : 4,
-		       KG_BOOT_IRQS, k->tsc_khz,
+		       KG_BOOT_IRQS | (k->opts.bench_exits ? KG_BOOT_BENCH : 0),
+		       k->tsc_khz,
 		       k->opts.interval_us ? k->opts.interval_us : 1000);
 	/* The VMM wrote guest RAM: those pages are dirty. */
 	vfmig_ram_mark_dirty(k->ram, 0, hdr.image_end);
