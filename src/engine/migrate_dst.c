@@ -214,6 +214,7 @@ static int dst_record(struct run *run, const struct vfmig_stream_record *rec)
 		return 0;
 	case VFMIG_REC_SWITCHOVER:
 		mig_track_pause(run);
+		mig_test_hold(run, "load");
 		return 0;
 	default:
 		return 0; /* END */
@@ -428,6 +429,8 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 		r = dst_load(&run);
 	if (r == 0)
 		r = dst_start(&run);
+	if (r == 0)
+		mig_test_hold(&run, "resume");
 	/* Tell the source before the guest runs here: if it cannot hear it,
 	 * it resumes the VM itself and this side must not run it too. */
 	if (r == 0 && !run.p.dst_verify_after)

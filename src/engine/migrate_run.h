@@ -148,6 +148,9 @@ bool mig_dev_connected(struct run *run, size_t i, char *cause, size_t len);
 int mig_dev_lost(struct run *run, size_t i, int err, const char *phase);
 /* The device-state interface discovery found, as the stream names it. */
 const char *mig_iface_name(vfmig_vmm_dev *dev);
+/* Tests: wait at hold point `point` if the run was asked to
+ * (migrate_hold.c, struct vfmig_mig_params.test_hold_*). */
+void mig_test_hold(struct run *run, const char *point);
 
 /* ---- RAM channels (migrate_mchan.c) ---- */
 

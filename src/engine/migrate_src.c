@@ -529,6 +529,8 @@ static int src_precopy(struct run *run)
 			return r;
 		run->rep->rounds++;
 		atomic_store(&run->prog->rounds, run->rep->rounds);
+		if (run->rep->rounds == 1)
+			mig_test_hold(run, "pre-copy");
 		atomic_store(&run->prog->dirty_pages,
 			     vfmig_ram_dirty_pages(run->vm->ram));
 		if (mig_cancelled(run))
@@ -664,6 +666,7 @@ static int src_switchover(struct run *run)
 	r = src_pause(run, "switchover");
 	if (r < 0)
 		return r;
+	mig_test_hold(run, "switchover");
 	/* Every device at once: the arcs are round trips to separate
 	 * processes (and the dma device waits for its engine's step). */
 	r = mig_each_dev(run, src_stop_copy_arc, "switchover");
@@ -683,6 +686,7 @@ static int src_switchover(struct run *run)
 	if (r < 0)
 		return mig_fail(run, r, "stop-copy",
 				"writing the switchover: %s", strerror(-r));
+	mig_test_hold(run, "stop-copy");
 	/* The last RAM, in pieces: a piece that sends less than asked for
 	 * took every dirty page there was (nothing dirties RAM now). */
 	for (bool drained = false; !drained;) {
@@ -883,6 +887,8 @@ int vfmig_migrate_out(const struct vfmig_mig_vm *vm,
 		r = src_open_stream(&run, uri);
 	if (r == 0)
 		r = mig_conv_src_setup(&run);
+	if (r == 0)
+		mig_test_hold(&run, "setup");
 	/* A file has no return path and no pre-copy: pause first; so does a
 	 * migration asked to copy nothing live. */
 	if (r == 0 && (!vfmig_chan_has_return_path(run.chan) ||
