@@ -431,6 +431,12 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 		r = dst_start(&run);
 	if (r == 0)
 		mig_test_hold(&run, "resume");
+	/* RESUMED is the point of no return: the source stops for good once
+	 * it hears it. A device that died since its start would fail the
+	 * guest's resume here after that, and the VM would run nowhere, so
+	 * look once more while the source can still take the VM back. */
+	for (size_t i = 0; r == 0 && i < vm->ndev; i++)
+		r = mig_dev_lost(&run, i, -ENOTCONN, "resume");
 	/* Tell the source before the guest runs here: if it cannot hear it,
 	 * it resumes the VM itself and this side must not run it too. */
 	if (r == 0 && !run.p.dst_verify_after)
