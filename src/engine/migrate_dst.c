@@ -110,6 +110,8 @@ static int dst_synced(struct run *run, const struct vfmig_stream_kv_view *kv)
 				"sync value of %u bytes", kv->value.len);
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		r = vfmig_vmm_dev_mig_data_sync(run->devs[i].d->dev);
+		if (r < 0 && mig_dev_lost(run, i, r, "load") < 0)
+			return r;
 		if (r < 0)
 			return mig_fail(run, r, "load",
 					"device %s loading its data: %s",
@@ -150,6 +152,8 @@ static int dst_record(struct run *run, const struct vfmig_stream_record *rec)
 		r = vfmig_vmm_dev_mig_data_write(run->devs[i].d->dev,
 						 rec->d.u.device_data.data,
 						 rec->d.u.device_data.len);
+		if (r < 0 && mig_dev_lost(run, i, r, "load") < 0)
+			return r;
 		if (r < 0)
 			return mig_fail(run, r, "load", "device %s refused its "
 					"data: %s", run->devs[i].d->id,
