@@ -86,6 +86,8 @@ static int dst_resuming(struct run *run)
 		dr->touched = true;
 		r = vfmig_vmm_mig_set_state(dr->d->dev, VFMIG_VMM_MIG_RESUMING,
 					    VFMIG_VMM_MIG_RUNNING, &final);
+		if (r < 0 && mig_dev_lost(run, i, r, "incoming") < 0)
+			return r;
 		if (r < 0)
 			return mig_fail(run, r, "incoming",
 					"device %s refused RESUMING: %s",
