@@ -295,6 +295,30 @@ static int dst_start(struct run *run)
 	return mig_each_dev(run, dst_start_dev, "resume");
 }
 
+/*
+ * RESUMED is the point of no return: the source stops for good once it
+ * hears it. A device that died since its start would fail the guest's
+ * resume here after that, and the VM would run nowhere, so ask each one
+ * for its state (a round trip: a connection whose peer died only now is
+ * found, not just one already known to be broken) while the source can
+ * still take the VM back.
+ */
+static int dst_check_devices(struct run *run)
+{
+	for (size_t i = 0; i < run->vm->ndev; i++) {
+		uint32_t state;
+		int r = vfmig_vmm_mig_get_state(run->devs[i].d->dev, &state);
+
+		if (r < 0 && mig_dev_lost(run, i, r, "resume") < 0)
+			return r;
+		if (r < 0)
+			return mig_fail(run, r, "resume", "device %s state: %s",
+					run->devs[i].d->id,
+					vfmig_vmm_strerror(r));
+	}
+	return 0;
+}
+
 /* The VM's own consistency check, before its guest runs. */
 static void dst_verify(struct run *run)
 {
@@ -437,12 +461,8 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 		r = dst_start(&run);
 	if (r == 0)
 		mig_test_hold(&run, "resume");
-	/* RESUMED is the point of no return: the source stops for good once
-	 * it hears it. A device that died since its start would fail the
-	 * guest's resume here after that, and the VM would run nowhere, so
-	 * look once more while the source can still take the VM back. */
-	for (size_t i = 0; r == 0 && i < vm->ndev; i++)
-		r = mig_dev_lost(&run, i, -ENOTCONN, "resume");
+	if (r == 0)
+		r = dst_check_devices(&run);
 	/* Tell the source before the guest runs here: if it cannot hear it,
 	 * it resumes the VM itself and this side must not run it too. */
 	if (r == 0 && !run.p.dst_verify_after)
