@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # The fault matrix (docs/reliability.md, "Fault matrix"): runs the cells
-# of one phase (cell.sh, two at a time: most of a cell is waiting), keeps
+# of one phase (cell.sh, two at a time, VFMIG_FAULT_JOBS: most of a cell
+# is waiting), keeps
 # what they found in RESULTS/PHASE.tsv, and checks it against the table
 # committed in the doc, so that the doc cannot go stale; or writes the
 # table into the doc from the results of every phase.
@@ -82,7 +83,8 @@ def doc_cells(doc):
 
 
 def row(vfmig, phase, results, doc):
-    with ThreadPoolExecutor(max_workers=2) as ex:
+    jobs = int(os.environ.get("VFMIG_FAULT_JOBS", "2"))
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
         got = list(ex.map(lambda f: run_cell(vfmig, phase, f[0]), FAULTS))
     os.makedirs(results, exist_ok=True)
     with open(os.path.join(results, phase + ".tsv"), "w") as out:
