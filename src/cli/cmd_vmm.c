@@ -19,6 +19,7 @@
 #include "units.h"
 #include "migration.h"
 #include "engine/guest.h"
+#include "engine/migrate.h"
 #include "engine/vm.h"
 #include "guest/drivers.h"
 #include "kvm/kvm.h"
@@ -43,6 +44,8 @@ struct vmm_args {
 	bool kvm;             /* --kvm: a KVM guest instead of the thread */
 	bool test_kvm_no_irqfd; /* --test-kvm-no-irqfd */
 	bool test_kvm_bench;    /* --test-kvm-exit-bench */
+	char *test_hold;      /* --test-hold POINT:FILE, split at the ':' */
+	const char *test_hold_file;
 };
 
 static void log_stderr(void *priv, int level, const char *msg)
@@ -179,6 +182,24 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 			 * them (docs/migration.md, "Proving nothing is
 			 * lost"). */
 			a->test_skip_dirty = true;
+		} else if ((v = opt_value(argc, argv, &i, "--test-hold"))) {
+			/* Tests only, not in the usage: migrations hold at a
+			 * point until a file is gone (tests/faults). */
+			char *colon = strchr(v, ':');
+			if (!colon || !colon[1]) {
+				fprintf(stderr, "vfmig vmm: bad --test-hold "
+						"'%s' (POINT:FILE)\n", v);
+				return -1;
+			}
+			free(a->test_hold);
+			a->test_hold = strndup(v, (size_t)(colon - v));
+			a->test_hold_file = colon + 1;
+			if (!a->test_hold ||
+			    !vfmig_mig_hold_point_valid(a->test_hold)) {
+				fprintf(stderr, "vfmig vmm: bad --test-hold "
+						"point in '%s'\n", v);
+				return -1;
+			}
 		} else if (!strcmp(argv[i], "--quiet")) {
 			a->log_level = VFMIG_LOG_WARNING;
 		} else if (!strcmp(argv[i], "--verbose")) {
@@ -238,6 +259,7 @@ int cmd_vmm(int argc, char **argv)
 	int sfd, r, status = 1;
 
 	if (parse_args(argc, argv, &a) < 0) {
+		free(a.test_hold);
 		cli_usage(stderr, "vmm");
 		return 2;
 	}
@@ -251,6 +273,7 @@ int cmd_vmm(int argc, char **argv)
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (sfd < 0) {
 		perror("vfmig vmm: signalfd");
+		free(a.test_hold);
 		return 1;
 	}
 
@@ -319,6 +342,9 @@ int cmd_vmm(int argc, char **argv)
 		goto out;
 	}
 	r = vfmig_migration_create(vm, ctl, &mig, err, sizeof(err));
+	if (r == 0 && a.test_hold)
+		vfmig_migration_set_test_hold(mig, a.test_hold,
+					      a.test_hold_file);
 	if (r == 0 && a.incoming) {
 		vfmig_vm_log(vm, VFMIG_LOG_INFO, "waiting for a migration on %s",
 			     a.incoming);
@@ -345,6 +371,7 @@ out:
 	vfmig_vm_destroy(vm);
 	vfmig_kvm_destroy(kvm);
 	vfmig_typereg_destroy(types);
+	free(a.test_hold);
 	close(sfd);
 	return status;
 }

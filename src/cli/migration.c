@@ -35,6 +35,7 @@ struct vfmig_migration {
 	bool have_report;
 	pthread_t thread;
 	enum vfmig_vm_run_state before; /* source run state at the start */
+	const char *hold_point, *hold_file; /* --test-hold */
 };
 
 /* ---- the VM as the engine sees it ---- */
@@ -291,6 +292,8 @@ static int cmd_migrate(struct vfmig_control *ctl, void *priv,
 		pthread_mutex_unlock(&m->lock);
 		return r;
 	}
+	m->params.test_hold_point = m->hold_point;
+	m->params.test_hold_file = m->hold_file;
 	vfmig_mig_live_init(&m->live, &m->params.conv, m->params.downtime_ms);
 	m->params.conv.live = &m->live;
 	r = start_thread(m, uri, false, err, errlen);
@@ -509,10 +512,19 @@ int vfmig_migration_incoming(struct vfmig_migration *m, const char *uri,
 	m->params.dst_verify_after = o->verify_after;
 	/* Wait for the source as long as it takes. */
 	m->params.timeout_ms = -1;
+	m->params.test_hold_point = m->hold_point;
+	m->params.test_hold_file = m->hold_file;
 	pthread_mutex_lock(&m->lock);
 	r = start_thread(m, uri, true, err, errlen);
 	pthread_mutex_unlock(&m->lock);
 	return r;
+}
+
+void vfmig_migration_set_test_hold(struct vfmig_migration *m,
+				   const char *point, const char *file)
+{
+	m->hold_point = point;
+	m->hold_file = file;
 }
 
 void vfmig_migration_destroy(struct vfmig_migration *m)

@@ -37,6 +37,12 @@ int vfmig_migration_incoming(struct vfmig_migration *m, const char *uri,
 			     const struct vfmig_incoming_opts *o, char *err,
 			     size_t errlen);
 
+/* Tests only (vmm --test-hold POINT:FILE): every later migration, in or
+ * out, holds at POINT until FILE is removed (struct vfmig_mig_params,
+ * test_hold_*). The strings must outlive m. */
+void vfmig_migration_set_test_hold(struct vfmig_migration *m,
+				   const char *point, const char *file);
+
 /* Cancel and wait for a running migration; free everything. NULL is ok. */
 void vfmig_migration_destroy(struct vfmig_migration *m);
 

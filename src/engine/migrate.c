@@ -119,9 +119,15 @@ static void rollback_failed(struct run *run, size_t i, uint32_t want,
 void mig_rollback_dev(struct run *run, size_t i, uint32_t want)
 {
 	uint32_t final = VFMIG_VMM_MIG_UNKNOWN;
-	int r = vfmig_vmm_mig_set_state(run->devs[i].d->dev, want,
-					VFMIG_VMM_MIG_ERROR, &final);
+	char cause[200];
+	int r;
 
+	/* A device whose connection is gone has no state to return to; the
+	 * VM shows it lost already (and the error said so if it mattered). */
+	if (!mig_dev_connected(run, i, cause, sizeof(cause)))
+		return;
+	r = vfmig_vmm_mig_set_state(run->devs[i].d->dev, want,
+				    VFMIG_VMM_MIG_ERROR, &final);
 	if (r < 0)
 		rollback_failed(run, i, want, r, final);
 }
@@ -210,19 +216,29 @@ bool mig_dev_connected(struct run *run, size_t i, char *cause, size_t len)
  * of how it broke, else what the library said. Returns 0 if the
  * connection is in fact fine: the caller reports err its own way.
  */
-int mig_dev_lost(struct run *run, size_t i, int err, const char *phase)
+bool mig_dev_lost_text(struct run *run, size_t i, int err, char *buf,
+		       size_t len)
 {
 	const struct vfmig_mig_dev *d = run->devs[i].d;
 	char cause[200];
 
 	if (mig_dev_connected(run, i, cause, sizeof(cause)))
-		return 0;
+		return false;
 	if (!cause[0])
 		snprintf(cause, sizeof(cause), "%s", vfmig_vmm_strerror(err));
-	return mig_fail(run, err < 0 ? err : -ENOTCONN, phase,
-			"device %s%s%s%s: connection lost: %s", d->id,
-			d->path ? " (" : "", d->path ? d->path : "",
-			d->path ? ")" : "", cause);
+	snprintf(buf, len, "device %s%s%s%s: connection lost: %s", d->id,
+		 d->path ? " (" : "", d->path ? d->path : "",
+		 d->path ? ")" : "", cause);
+	return true;
+}
+
+int mig_dev_lost(struct run *run, size_t i, int err, const char *phase)
+{
+	char text[400];
+
+	if (!mig_dev_lost_text(run, i, err, text, sizeof(text)))
+		return 0;
+	return mig_fail(run, err < 0 ? err : -ENOTCONN, phase, "%s", text);
 }
 
 

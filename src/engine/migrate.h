@@ -141,7 +141,28 @@ struct vfmig_mig_params {
 	unsigned channels;
 	/* source: bandwidth limit, auto-converge, stall detection */
 	struct vfmig_mig_converge conv;
+	/* Tests only (`vfmig vmm --test-hold POINT:FILE`, not in the usage):
+	 * on reaching the hold point test_hold_point (one of
+	 * VFMIG_MIG_HOLD_POINTS), the run creates test_hold_file and waits
+	 * until it is removed (at most VFMIG_MIG_HOLD_MAX_MS, a cancel ends
+	 * it), so that a test injects a fault at a known step. NULL: none. */
+	const char *test_hold_point;
+	const char *test_hold_file;
 };
+
+/* The hold points, in the order a run reaches them: the source's
+ * "setup" (channel and RAM channels open, the device list sent, devices
+ * not yet logging or in PRE_COPY), "pre-copy" (after the first round),
+ * "switchover" (guest paused, devices not yet in STOP_COPY), "stop-copy"
+ * (SWITCHOVER written, the last RAM and device data not yet), then the
+ * destination's "load" (the SWITCHOVER record read: the last data comes
+ * next) and "resume" (devices loaded and running, the guest not, RESUMED
+ * not yet sent). */
+#define VFMIG_MIG_HOLD_POINTS                                               \
+	"setup", "pre-copy", "switchover", "stop-copy", "load", "resume"
+#define VFMIG_MIG_HOLD_MAX_MS 30000
+/* Whether name is a hold point. */
+bool vfmig_mig_hold_point_valid(const char *name);
 
 enum vfmig_mig_status {
 	VFMIG_MIG_NONE = 0,

@@ -86,6 +86,8 @@ static int dst_resuming(struct run *run)
 		dr->touched = true;
 		r = vfmig_vmm_mig_set_state(dr->d->dev, VFMIG_VMM_MIG_RESUMING,
 					    VFMIG_VMM_MIG_RUNNING, &final);
+		if (r < 0 && mig_dev_lost(run, i, r, "incoming") < 0)
+			return r;
 		if (r < 0)
 			return mig_fail(run, r, "incoming",
 					"device %s refused RESUMING: %s",
@@ -110,6 +112,8 @@ static int dst_synced(struct run *run, const struct vfmig_stream_kv_view *kv)
 				"sync value of %u bytes", kv->value.len);
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		r = vfmig_vmm_dev_mig_data_sync(run->devs[i].d->dev);
+		if (r < 0 && mig_dev_lost(run, i, r, "load") < 0)
+			return r;
 		if (r < 0)
 			return mig_fail(run, r, "load",
 					"device %s loading its data: %s",
@@ -150,6 +154,8 @@ static int dst_record(struct run *run, const struct vfmig_stream_record *rec)
 		r = vfmig_vmm_dev_mig_data_write(run->devs[i].d->dev,
 						 rec->d.u.device_data.data,
 						 rec->d.u.device_data.len);
+		if (r < 0 && mig_dev_lost(run, i, r, "load") < 0)
+			return r;
 		if (r < 0)
 			return mig_fail(run, r, "load", "device %s refused its "
 					"data: %s", run->devs[i].d->id,
@@ -214,6 +220,7 @@ static int dst_record(struct run *run, const struct vfmig_stream_record *rec)
 		return 0;
 	case VFMIG_REC_SWITCHOVER:
 		mig_track_pause(run);
+		mig_test_hold(run, "load");
 		return 0;
 	default:
 		return 0; /* END */
@@ -286,6 +293,30 @@ static int dst_start_dev(struct run *run, size_t i, char *err, size_t len)
 static int dst_start(struct run *run)
 {
 	return mig_each_dev(run, dst_start_dev, "resume");
+}
+
+/*
+ * RESUMED is the point of no return: the source stops for good once it
+ * hears it. A device that died since its start would fail the guest's
+ * resume here after that, and the VM would run nowhere, so ask each one
+ * for its state (a round trip: a connection whose peer died only now is
+ * found, not just one already known to be broken) while the source can
+ * still take the VM back.
+ */
+static int dst_check_devices(struct run *run)
+{
+	for (size_t i = 0; i < run->vm->ndev; i++) {
+		uint32_t state;
+		int r = vfmig_vmm_mig_get_state(run->devs[i].d->dev, &state);
+
+		if (r < 0 && mig_dev_lost(run, i, r, "resume") < 0)
+			return r;
+		if (r < 0)
+			return mig_fail(run, r, "resume", "device %s state: %s",
+					run->devs[i].d->id,
+					vfmig_vmm_strerror(r));
+	}
+	return 0;
 }
 
 /* The VM's own consistency check, before its guest runs. */
@@ -428,6 +459,10 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 		r = dst_load(&run);
 	if (r == 0)
 		r = dst_start(&run);
+	if (r == 0)
+		mig_test_hold(&run, "resume");
+	if (r == 0)
+		r = dst_check_devices(&run);
 	/* Tell the source before the guest runs here: if it cannot hear it,
 	 * it resumes the VM itself and this side must not run it too. */
 	if (r == 0 && !run.p.dst_verify_after)

@@ -146,8 +146,16 @@ bool mig_dev_connected(struct run *run, size_t i, char *cause, size_t len);
 /* The connection to device i is gone: fail the run naming the device and
  * the cause; 0 when the connection is fine after all. */
 int mig_dev_lost(struct run *run, size_t i, int err, const char *phase);
+/* The same text ("device ID (PATH): connection lost: CAUSE") into buf, for
+ * a step that reports through a buffer (mig_each_dev): true if the
+ * connection is gone, false (buf untouched) if it is fine. */
+bool mig_dev_lost_text(struct run *run, size_t i, int err, char *buf,
+		       size_t len);
 /* The device-state interface discovery found, as the stream names it. */
 const char *mig_iface_name(vfmig_vmm_dev *dev);
+/* Tests: wait at hold point `point` if the run was asked to
+ * (migrate_hold.c, struct vfmig_mig_params.test_hold_*). */
+void mig_test_hold(struct run *run, const char *point);
 
 /* ---- RAM channels (migrate_mchan.c) ---- */
 

@@ -121,6 +121,8 @@ static int src_start_devices(struct run *run)
 		if (dr->caps.dirty_logging) {
 			r = vfmig_vmm_dma_log_start(dr->d->dev, LOG_PAGE, NULL,
 						    0, NULL);
+			if (r < 0 && mig_dev_lost(run, i, r, "setup") < 0)
+				return r;
 			if (r < 0)
 				return mig_fail(
 					run, r, "setup",
@@ -151,8 +153,9 @@ static int src_start_devices(struct run *run)
 	return 0;
 }
 
-/* Merge every device's DMA log into the RAM dirty bitmap. */
-static int src_sync_dirty(struct run *run)
+/* Merge every device's DMA log into the RAM dirty bitmap; phase names a
+ * failure. */
+static int src_sync_dirty(struct run *run, const char *phase)
 {
 	struct vfmig_ram *ram = run->vm->ram;
 
@@ -169,15 +172,17 @@ static int src_sync_dirty(struct run *run)
 		if (r < 0) {
 			/* The report may be partial: all of RAM is suspect. */
 			vfmig_ram_mark_all(ram);
-			return mig_fail(run, r, "dirty sync",
+			if (mig_dev_lost(run, i, r, phase) < 0)
+				return r;
+			return mig_fail(run, r, phase,
 					"device %s: DMA log report: %s",
 					dr->d->id, vfmig_vmm_strerror(r));
 		}
 		r = vfmig_ram_merge_bitmap(ram, 0, LOG_PAGE, run->bitmap,
 					   ram->size / LOG_PAGE);
 		if (r < 0)
-			return mig_fail(run, r, "dirty sync",
-					"merging the log of "
+			return mig_fail(run, r, phase,
+					"merging the DMA log of "
 					"device %s: %s",
 					dr->d->id, strerror(-r));
 	}
@@ -207,6 +212,8 @@ static int device_section_failed(struct run *run, int r, const char *phase,
 	if (run->sink_err && r == run->sink_err)
 		return mig_fail(run, r, phase, "sending device %s data to the "
 				"destination: %s", dr->d->id, strerror(-r));
+	if (mig_dev_lost(run, (size_t)(dr - run->devs), r, phase) < 0)
+		return r;
 	return mig_fail(run, r, phase, "device %s data: %s", dr->d->id,
 			vfmig_vmm_strerror(r));
 }
@@ -325,8 +332,8 @@ static int src_poll_return_path(struct run *run, int wait_ms)
 		wait_ms = 0; /* then only what is there already */
 		if (r == -ETIMEDOUT)
 			return 0;
-		if (r < 0)
-			return mig_fail(run, r, "pre-copy", "return path: %s",
+		if (r < 0) /* the channel's text names the return path */
+			return mig_fail(run, r, "pre-copy", "%s",
 					err[0] ? err : strerror(-r));
 		if (m.type == VFMIG_RP_FAILED)
 			return mig_fail(run, -EIO, "pre-copy",
@@ -394,7 +401,7 @@ static int src_round(struct run *run, double *bytes_out)
 
 	mig_track_round_start(run);
 	mig_conv_round(run, &ram_budget, &dev_budget);
-	r = src_sync_dirty(run);
+	r = src_sync_dirty(run, "pre-copy");
 	if (r < 0)
 		return r;
 	mig_track_sync(run);
@@ -529,6 +536,8 @@ static int src_precopy(struct run *run)
 			return r;
 		run->rep->rounds++;
 		atomic_store(&run->prog->rounds, run->rep->rounds);
+		if (run->rep->rounds == 1)
+			mig_test_hold(run, "pre-copy");
 		atomic_store(&run->prog->dirty_pages,
 			     vfmig_ram_dirty_pages(run->vm->ram));
 		if (mig_cancelled(run))
@@ -548,7 +557,7 @@ static int src_precopy(struct run *run)
 		/* What the devices wrote by DMA during the round is dirty
 		 * RAM the switchover sends too: take their logs now, so
 		 * that the prediction counts it (the pages go next round). */
-		r = src_sync_dirty(run);
+		r = src_sync_dirty(run, "pre-copy");
 		if (r < 0)
 			return r;
 		uint64_t left = src_remaining(run);
@@ -644,7 +653,7 @@ static int src_stop_copy_arc(struct run *run, size_t i, char *err,
 	dr->touched = true;
 	r = vfmig_vmm_mig_set_state(dr->d->dev, VFMIG_VMM_MIG_STOP_COPY,
 				    VFMIG_VMM_MIG_STOP, &final);
-	if (r < 0)
+	if (r < 0 && !mig_dev_lost_text(run, i, r, err, len))
 		snprintf(err, len, "device %s refused STOP_COPY: %s (now %s)",
 			 dr->d->id, vfmig_vmm_strerror(r),
 			 vfmig_vmm_mig_state_name(final));
@@ -664,6 +673,7 @@ static int src_switchover(struct run *run)
 	r = src_pause(run, "switchover");
 	if (r < 0)
 		return r;
+	mig_test_hold(run, "switchover");
 	/* Every device at once: the arcs are round trips to separate
 	 * processes (and the dma device waits for its engine's step). */
 	r = mig_each_dev(run, src_stop_copy_arc, "switchover");
@@ -671,7 +681,7 @@ static int src_switchover(struct run *run)
 		return r;
 	/* Devices are stopped: this log is the last word on their DMA. A
 	 * device that cannot log may have written anywhere. */
-	r = src_sync_dirty(run);
+	r = src_sync_dirty(run, "switchover");
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < run->vm->ndev; i++)
@@ -683,6 +693,7 @@ static int src_switchover(struct run *run)
 	if (r < 0)
 		return mig_fail(run, r, "stop-copy",
 				"writing the switchover: %s", strerror(-r));
+	mig_test_hold(run, "stop-copy");
 	/* The last RAM, in pieces: a piece that sends less than asked for
 	 * took every dirty page there was (nothing dirties RAM now). */
 	for (bool drained = false; !drained;) {
@@ -883,6 +894,8 @@ int vfmig_migrate_out(const struct vfmig_mig_vm *vm,
 		r = src_open_stream(&run, uri);
 	if (r == 0)
 		r = mig_conv_src_setup(&run);
+	if (r == 0)
+		mig_test_hold(&run, "setup");
 	/* A file has no return path and no pre-copy: pause first; so does a
 	 * migration asked to copy nothing live. */
 	if (r == 0 && (!vfmig_chan_has_return_path(run.chan) ||
