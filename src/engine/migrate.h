@@ -141,6 +141,8 @@ struct vfmig_mig_params {
 	unsigned channels;
 	/* source: bandwidth limit, auto-converge, stall detection */
 	struct vfmig_mig_converge conv;
+	/* destination: permission bits of a unix: listening socket; 0: 0600 */
+	unsigned int socket_mode;
 };
 
 enum vfmig_mig_status {
