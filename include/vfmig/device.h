@@ -320,7 +320,9 @@ VFMIG_EXPORT void vfmig_dev_set_log(vfmig_dev *dev, vfmig_log_fn fn,
  * Create a listening UNIX stream socket at path. The file appears only
  * once the socket listens (it is bound under a temporary name in the same
  * directory and renamed), so whoever waits for the file may connect at
- * once. A stale socket file at path is replaced; any other file is not.
+ * once. The file is 0600 whatever the umask, in a directory created 0700
+ * if missing (see vfmig_dev_listen_ex for the mode and the directory
+ * checks). A stale socket file at path is replaced; any other file is not.
  * The device then serves one client at a time: a connection that arrives
  * while a client is attached is accepted and closed at once (the newcomer
  * sees EOF or ECONNRESET) and logged at warning level; the attached client
@@ -331,6 +333,53 @@ VFMIG_EXPORT void vfmig_dev_set_log(vfmig_dev *dev, vfmig_log_fn fn,
  */
 VFMIG_EXPORT int vfmig_dev_listen(vfmig_dev *dev, const char *path);
 
+#define VFMIG_DEV_LISTEN_OPTS_VERSION 1
+
+/*
+ * Options of vfmig_dev_listen_ex(); NULL there means all defaults.
+ * version must be VFMIG_DEV_LISTEN_OPTS_VERSION of the header the caller
+ * was built with; later versions only append.
+ */
+struct vfmig_dev_listen_opts {
+	uint32_t version;
+	/* Permission bits of the socket file, exactly (the umask does not
+	 * apply), e.g. 0660 to let a group connect. 0: 0600. Bits outside
+	 * 0777, or a mode without owner read and write, give -EINVAL. */
+	uint32_t mode;
+};
+
+/*
+ * vfmig_dev_listen() with options. The socket file is never, even for an
+ * instant, wider than its mode (0600 by default). Its directory is
+ * created 0700 (with any missing parent) when it does not exist; an
+ * existing directory that every user may write and that is not sticky is
+ * refused (-EACCES: anyone could put a socket of their own in its place),
+ * one its group may write or that belongs to another user than the caller
+ * or root gives a warning in the log. Every failure is logged with its
+ * reason. vfmig_dev_listen(dev, path) is vfmig_dev_listen_ex(dev, path,
+ * NULL).
+ * Errors: as vfmig_dev_listen, and -EINVAL (unknown opts version, bad
+ * mode), -EACCES (directory open to everyone), -ENOTDIR, or the errno of
+ * mkdir/chmod.
+ */
+VFMIG_EXPORT int vfmig_dev_listen_ex(vfmig_dev *dev, const char *path,
+				     const struct vfmig_dev_listen_opts *opts);
+
+/*
+ * Serve only clients whose uid (SO_PEERCRED, the effective uid of the
+ * process that connected) is one of the n uids; n 0 serves anyone who can
+ * open the socket (the default). The list is copied and replaces any
+ * earlier one; it applies to every client accepted from now on, from
+ * vfmig_dev_listen(_ex) or a listening socket given to
+ * vfmig_dev_attach_fd(), and to a connected socket given to
+ * vfmig_dev_attach_fd() (refused there with -EACCES). A refused client is
+ * closed at accept (it sees EOF or ECONNRESET) and logged at warning level
+ * with its uid and the socket path; the device goes on listening.
+ * Errors: -EINVAL (NULL dev, uids NULL with n > 0, n > 64), -ENOMEM.
+ */
+VFMIG_EXPORT int vfmig_dev_set_allowed_uids(vfmig_dev *dev, const uid_t *uids,
+					    size_t n);
+
 /*
  * Hand the device a socket. The library owns fd from this call on, whatever
  * it returns, as vfmig_vmm_dev_adopt_fd() does: on success it is closed
@@ -340,7 +389,9 @@ VFMIG_EXPORT int vfmig_dev_listen(vfmig_dev *dev, const char *path);
  * to accept clients; any other stream socket is taken as an
  * already-connected client, and made non-blocking.
  * Errors: -EBADF (fd < 0: nothing is closed), -ENOTSOCK, -EINVAL (NULL dev,
- * not a stream socket), -EBUSY (already listening or attached).
+ * not a stream socket), -EBUSY (already listening or attached), -EACCES
+ * (a connected socket whose peer is not an allowed uid, see
+ * vfmig_dev_set_allowed_uids).
  */
 VFMIG_EXPORT int vfmig_dev_attach_fd(vfmig_dev *dev, int fd);
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "sample_cli.h"
+#include "access_opts.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -39,11 +40,13 @@ static int opt_value(const struct sample_cli *c, int argc, char **argv,
 static int match_value(struct sample_cli *c, int argc, char **argv, int *i)
 {
 	static const char *const names[] = { "--socket-path", "--fd",
-					     "--interface" };
-	const char **slots[] = { &c->socket_path, &c->fd, &c->interface };
+					     "--interface", "--socket-mode",
+					     "--allow-uid" };
+	const char **slots[] = { &c->socket_path, &c->fd, &c->interface,
+				 &c->socket_mode, &c->allow_uid };
 	int m = 0;
 
-	for (size_t k = 0; k < 3 && m == 0; k++)
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]) && m == 0; k++)
 		m = opt_value(c, argc, argv, i, names[k], slots[k]);
 	for (size_t k = 0; k < c->n_extra && m == 0; k++)
 		m = opt_value(c, argc, argv, i, c->extra_names[k],
@@ -53,6 +56,8 @@ static int match_value(struct sample_cli *c, int argc, char **argv, int *i)
 
 int sample_cli_parse(struct sample_cli *c, int argc, char **argv)
 {
+	char err[160];
+
 	c->verbosity = VFMIG_LOG_INFO;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--quiet")) {
@@ -84,6 +89,24 @@ int sample_cli_parse(struct sample_cli *c, int argc, char **argv)
 		fprintf(stderr, "%s: give exactly one of --socket-path PATH "
 				"or --fd N (%s)\n",
 			c->name, c->socket_path ? "both given" : "neither given");
+		return -1;
+	}
+	if (c->socket_mode && !c->socket_path) {
+		fprintf(stderr, "%s: --socket-mode is for --socket-path (the "
+				"socket of --fd N is not ours to chmod)\n",
+			c->name);
+		return -1;
+	}
+	if (c->socket_mode &&
+	    access_opts_parse_mode(c->socket_mode, &c->mode, err,
+				   sizeof(err)) < 0) {
+		fprintf(stderr, "%s: --socket-mode: %s\n", c->name, err);
+		return -1;
+	}
+	if (c->allow_uid &&
+	    access_opts_parse_uids(c->allow_uid, c->uids, ACCESS_OPTS_MAX_UIDS,
+				   &c->n_uids, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: --allow-uid: %s\n", c->name, err);
 		return -1;
 	}
 	if (c->interface && strcmp(c->interface, "v2") &&
@@ -179,8 +202,20 @@ static int serve(vfmig_dev *dev, const struct sample_cli *c, int wake_fd,
 			return r == -EINVAL ? 2 : 1;
 		}
 	}
+	if (c->n_uids) {
+		r = vfmig_dev_set_allowed_uids(dev, c->uids, c->n_uids);
+		if (r < 0) {
+			fprintf(stderr, "%s: --allow-uid: %s\n", c->name,
+				vfmig_dev_strerror(r));
+			return 1;
+		}
+	}
 	if (c->socket_path) {
-		r = vfmig_dev_listen(dev, c->socket_path);
+		struct vfmig_dev_listen_opts lo = {
+			.version = VFMIG_DEV_LISTEN_OPTS_VERSION,
+			.mode = c->mode,
+		};
+		r = vfmig_dev_listen_ex(dev, c->socket_path, &lo);
 	} else {
 		fd = parse_fd(c->fd);
 		if (fd < 0) {

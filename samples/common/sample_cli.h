@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What every sample device process does the same way: the vfio-user backend
- * options ((--socket-path PATH | --fd N), --interface, --quiet, --verbose,
+ * options ((--socket-path PATH | --fd N), --interface, --socket-mode,
+ * --allow-uid, --quiet, --verbose,
  * each value option as "--opt VAL" or "--opt=VAL"; a sample's own flags)
  * and serving until SIGTERM or SIGINT. Built on the public device API only.
  */
@@ -12,6 +13,8 @@
 #include <stddef.h>
 
 #include <vfmig/device.h>
+
+#include "access_opts.h"
 
 struct sample_cli {
 	const char *name; /* the sample's name, for messages */
@@ -25,6 +28,10 @@ struct sample_cli {
 	bool *flag_vals;                /* set to true when given */
 	/* Filled by sample_cli_parse(). */
 	const char *socket_path, *fd, *interface;
+	const char *socket_mode, *allow_uid; /* as given, or NULL */
+	unsigned int mode; /* --socket-mode; 0: the library's 0600 */
+	uid_t uids[ACCESS_OPTS_MAX_UIDS]; /* --allow-uid */
+	size_t n_uids;
 	int verbosity; /* enum vfmig_log_level */
 };
 

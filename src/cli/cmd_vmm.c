@@ -13,6 +13,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "access_opts.h"
 #include "cli.h"
 #include "control.h"
 #include "help.h"
@@ -46,6 +47,10 @@ struct vmm_args {
 	bool test_kvm_bench;    /* --test-kvm-exit-bench */
 	char *test_hold;      /* --test-hold POINT:FILE, split at the ':' */
 	const char *test_hold_file;
+	/* --socket-mode (control and unix: incoming sockets), --allow-uid
+	 * (control socket) */
+	struct vfmig_control_access access;
+	uid_t allow_uids[ACCESS_OPTS_MAX_UIDS];
 };
 
 static void log_stderr(void *priv, int level, const char *msg)
@@ -93,6 +98,25 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name)
 	if (argv[*i][n] || *i + 1 >= argc)
 		return NULL;
 	return argv[++*i];
+}
+
+/* The value v of --socket-mode (mode true) or --allow-uid. */
+static int parse_access(bool mode, const char *v, struct vmm_args *a)
+{
+	char err[160];
+	int r;
+
+	if (mode)
+		r = access_opts_parse_mode(v, &a->access.mode, err, sizeof(err));
+	else
+		r = access_opts_parse_uids(v, a->allow_uids,
+					   ACCESS_OPTS_MAX_UIDS,
+					   &a->access.n_uids, err, sizeof(err));
+	if (r < 0)
+		fprintf(stderr, "vfmig vmm: %s: %s\n",
+			mode ? "--socket-mode" : "--allow-uid", err);
+	a->access.uids = a->allow_uids;
+	return r;
 }
 
 static int parse_args(int argc, char **argv, struct vmm_args *a)
@@ -172,6 +196,12 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 			 * times its exits at boot and the VMM logs them
 			 * (bench/bench-kvm-exits.sh). */
 			a->test_kvm_bench = true;
+		} else if ((v = opt_value(argc, argv, &i, "--socket-mode"))) {
+			if (parse_access(true, v, a) < 0)
+				return -1;
+		} else if ((v = opt_value(argc, argv, &i, "--allow-uid"))) {
+			if (parse_access(false, v, a) < 0)
+				return -1;
 		} else if (!strcmp(argv[i], "--no-data-channel")) {
 			a->no_data_channel = true;
 		} else if (!strcmp(argv[i], "--prealloc")) {
@@ -336,7 +366,8 @@ int cmd_vmm(int argc, char **argv)
 			     "migrations will lose data)");
 	if (a.dirty_pages && !kvm && vfmig_vm_guest(vm))
 		vfmig_guest_set_stamps(vfmig_vm_guest(vm), a.dirty_pages);
-	r = vfmig_control_create(vm, a.control, &ctl, err, sizeof(err));
+	r = vfmig_control_create_access(vm, a.control, &a.access, &ctl, err,
+					sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "vfmig vmm: error: %s\n", err);
 		goto out;
@@ -345,6 +376,7 @@ int cmd_vmm(int argc, char **argv)
 	if (r == 0 && a.test_hold)
 		vfmig_migration_set_test_hold(mig, a.test_hold,
 					      a.test_hold_file);
+	a.in.socket_mode = a.access.mode;
 	if (r == 0 && a.incoming) {
 		vfmig_vm_log(vm, VFMIG_LOG_INFO, "waiting for a migration on %s",
 			     a.incoming);

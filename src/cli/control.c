@@ -45,6 +45,8 @@ struct vfmig_control {
 	struct vfmig_vm *vm;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int listen_fd;
+	uid_t allow_uids[VFMIG_CONTROL_MAX_UIDS]; /* none: anyone */
+	size_t n_allow_uids;
 	int wake_fd;
 	struct client clients[MAX_CLIENTS];
 	struct table tables[MAX_TABLES];
@@ -523,12 +525,36 @@ static void greet(struct client *c)
 	json_object_put(o);
 }
 
+/* With --allow-uid: a client whose uid is not listed is closed here, before
+ * it hears a greeting, and logged; the others are served as before. */
+static bool peer_allowed(struct vfmig_control *ctl, int fd)
+{
+	uid_t uid;
+	int r;
+
+	if (!ctl->n_allow_uids)
+		return true;
+	r = vfw_peer_uid(fd, &uid);
+	if (r == 0 && vfw_uid_allowed(ctl->allow_uids, ctl->n_allow_uids, uid))
+		return true;
+	if (r < 0)
+		vfmig_vm_log(ctl->vm, VFMIG_LOG_WARNING, "control socket %s: "
+			     "refused a client: its uid is unknown (%s)",
+			     ctl->path, strerror(-r));
+	else
+		vfmig_vm_log(ctl->vm, VFMIG_LOG_WARNING, "control socket %s: "
+			     "refused a client with uid %u: not an allowed "
+			     "uid", ctl->path, (unsigned int)uid);
+	close(fd);
+	return false;
+}
+
 static void accept_client(struct vfmig_control *ctl)
 {
 	int fd = accept4(ctl->listen_fd, NULL, NULL,
 			 SOCK_CLOEXEC | SOCK_NONBLOCK);
 
-	if (fd < 0)
+	if (fd < 0 || !peer_allowed(ctl, fd))
 		return;
 	for (int i = 0; i < MAX_CLIENTS; i++) {
 		struct client *c = &ctl->clients[i];
@@ -625,25 +651,39 @@ static void on_state(void *priv, enum vfmig_vm_run_state old,
 
 /* ---- lifecycle ---- */
 
-static int listen_on(struct vfmig_control *ctl, const char *path, char *err,
-		     size_t errlen)
+static int listen_on(struct vfmig_control *ctl, const char *path,
+		     unsigned int mode, char *err, size_t errlen)
 {
+	char msg[320];
+
 	if (strlen(path) >= sizeof(ctl->path)) {
 		ERRF("control socket path too long: %s", path);
 		return -EINVAL;
 	}
-	ctl->listen_fd = vfw_unix_listen(path, 8, 0);
+	ctl->listen_fd = vfw_unix_listen_mode(path, 8, 0, mode, msg,
+					      sizeof(msg));
 	if (ctl->listen_fd < 0) {
 		int r = ctl->listen_fd;
-		ERRF("control socket %s: %s", path, strerror(-r));
+		ERRF("control socket %s: %s", path, msg[0] ? msg : strerror(-r));
 		return r;
 	}
+	if (msg[0])
+		vfmig_vm_log(ctl->vm, VFMIG_LOG_WARNING, "control socket: %s",
+			     msg);
 	snprintf(ctl->path, sizeof(ctl->path), "%s", path);
 	return 0;
 }
 
 int vfmig_control_create(struct vfmig_vm *vm, const char *path,
 			 struct vfmig_control **out, char *err, size_t errlen)
+{
+	return vfmig_control_create_access(vm, path, NULL, out, err, errlen);
+}
+
+int vfmig_control_create_access(struct vfmig_vm *vm, const char *path,
+				const struct vfmig_control_access *acc,
+				struct vfmig_control **out, char *err,
+				size_t errlen)
 {
 	struct vfmig_control *ctl = calloc(1, sizeof(*ctl));
 	int r;
@@ -668,8 +708,19 @@ int vfmig_control_create(struct vfmig_vm *vm, const char *path,
 				       NULL);
 	if (r < 0)
 		goto fail;
+	if (acc && acc->n_uids > VFMIG_CONTROL_MAX_UIDS) {
+		ERRF("control socket: more than %u allowed uids",
+		     VFMIG_CONTROL_MAX_UIDS);
+		r = -EINVAL;
+		goto fail;
+	}
+	if (acc && acc->n_uids) {
+		memcpy(ctl->allow_uids, acc->uids,
+		       acc->n_uids * sizeof(acc->uids[0]));
+		ctl->n_allow_uids = acc->n_uids;
+	}
 	if (path) {
-		r = listen_on(ctl, path, err, errlen);
+		r = listen_on(ctl, path, acc ? acc->mode : 0, err, errlen);
 		if (r < 0)
 			goto fail;
 	}

@@ -16,6 +16,7 @@
 #define VFMIG_CLI_CONTROL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <json-c/json.h>
 
@@ -53,6 +54,29 @@ struct vfmig_control_cmd {
  */
 int vfmig_control_create(struct vfmig_vm *vm, const char *path,
 			 struct vfmig_control **out, char *err, size_t errlen);
+
+#define VFMIG_CONTROL_MAX_UIDS 64u
+
+/* Who may use the control socket. */
+struct vfmig_control_access {
+	unsigned int mode; /* the socket file's permission bits; 0: 0600 */
+	/* Serve only peers (SO_PEERCRED) with one of these n uids; 0: anyone
+	 * who can open the socket. At most VFMIG_CONTROL_MAX_UIDS. */
+	const uid_t *uids;
+	size_t n_uids;
+};
+
+/*
+ * vfmig_control_create with access settings (acc NULL: the defaults). The
+ * socket file has exactly acc->mode, in a directory created 0700 when
+ * missing; a directory every user may write (not sticky) is refused
+ * (-EACCES, err says why); a refused peer is closed at accept and logged
+ * with its uid. Errors also -EINVAL (too many uids, bad mode).
+ */
+int vfmig_control_create_access(struct vfmig_vm *vm, const char *path,
+				const struct vfmig_control_access *acc,
+				struct vfmig_control **out, char *err,
+				size_t errlen);
 
 /* Close every client and the socket (removing the file), unsubscribe. */
 void vfmig_control_destroy(struct vfmig_control *ctl);

@@ -510,6 +510,7 @@ int vfmig_migration_incoming(struct vfmig_migration *m, const char *uri,
 	memset(&m->params, 0, sizeof(m->params));
 	m->params.dst_paused = o->paused;
 	m->params.dst_verify_after = o->verify_after;
+	m->params.socket_mode = o->socket_mode;
 	/* Wait for the source as long as it takes. */
 	m->params.timeout_ms = -1;
 	m->params.test_hold_point = m->hold_point;

@@ -30,6 +30,8 @@ struct vfmig_incoming_opts {
 	/* Verify after the guest resumed instead of before (the verdict
 	 * reaches the source in a second message). */
 	bool verify_after;
+	/* Permission bits of a unix: socket it listens on; 0: 0600. */
+	unsigned int socket_mode;
 };
 
 /* Start receiving a VM from uri in the background (the VM is incoming). */

@@ -255,25 +255,7 @@ void dev_drop_client(struct vfmig_dev *dev)
 
 VFMIG_EXPORT int vfmig_dev_listen(vfmig_dev *dev, const char *path)
 {
-	struct sockaddr_un sa;
-	int fd;
-
-	if (!dev || !path || strlen(path) >= sizeof(sa.sun_path) || !*path)
-		return -EINVAL;
-	if (dev->listen_fd >= 0 || dev->conn_fd >= 0)
-		return -EBUSY;
-	dev->sock_path = strdup(path);
-	if (!dev->sock_path)
-		return -ENOMEM;
-	fd = vfw_unix_listen(path, 4, SOCK_NONBLOCK);
-	if (fd < 0) {
-		free(dev->sock_path);
-		dev->sock_path = NULL;
-		return fd;
-	}
-	dev->listen_fd = fd;
-	DEV_LOG(dev, VFW_LOG_INFO, "listening on %s", path);
-	return 0;
+	return vfmig_dev_listen_ex(dev, path, NULL); /* access.c */
 }
 
 /* vfmig_dev_attach_fd() without the close on failure. */
@@ -298,6 +280,8 @@ static int attach_fd(vfmig_dev *dev, int fd)
 		return -errno;
 	if (acc)
 		dev->listen_fd = fd;
+	else if (!dev_peer_allowed(dev, fd, "the attached socket"))
+		return -EACCES;
 	else
 		dev_conn_start(dev, fd);
 	DEV_LOG(dev, VFW_LOG_INFO, "attached fd %d (%s)", fd,
@@ -455,6 +439,7 @@ VFMIG_EXPORT void vfmig_dev_destroy(vfmig_dev *dev)
 	if (dev->sock_path)
 		unlink(dev->sock_path);
 	free(dev->sock_path);
+	free(dev->allow_uids);
 	dev_dlog_stop(dev);
 	dev_dma_clear(dev);
 	dev_irq_fini(dev);

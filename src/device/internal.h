@@ -299,6 +299,8 @@ struct vfmig_dev {
 	int listen_fd; /* -1 if none */
 	int conn_fd;   /* -1 if none */
 	char *sock_path; /* set by vfmig_dev_listen, unlinked at destroy */
+	uid_t *allow_uids; /* vfmig_dev_set_allowed_uids; NULL: anyone */
+	size_t n_allow_uids;
 	bool negotiated; /* VERSION done on conn_fd */
 	struct vfw_caps peer; /* client's capabilities */
 	uint64_t max_xfer;    /* our max_data_xfer_size */
@@ -358,6 +360,12 @@ int dev_reply_fds(struct vfmig_dev *dev, const struct vfw_header *req,
 /* A bad command: answer with err unless No_reply. */
 void dev_reply_error(struct vfmig_dev *dev, const struct vfw_header *req,
 		     int err);
+
+/* access.c */
+/* With allowed uids set: true when the peer of the connected socket fd
+ * is one of them; else false, logged at warning level naming the uid and
+ * where (the socket path). The caller closes a refused fd. */
+bool dev_peer_allowed(struct vfmig_dev *dev, int fd, const char *where);
 
 /* transport.c */
 /* Start and end the connection state for conn_fd (rx, tx, queue). */

@@ -383,8 +383,12 @@ static int accept_client(struct vfmig_dev *dev, bool *handled)
 			return 0;
 		return -errno;
 	}
-	dev_conn_start(dev, fd);
 	*handled = true;
+	if (!dev_peer_allowed(dev, fd, dev->sock_path)) {
+		close(fd);
+		return 0;
+	}
+	dev_conn_start(dev, fd);
 	DEV_LOG(dev, VFW_LOG_INFO, "client connected");
 	return 0;
 }

@@ -437,7 +437,8 @@ static int create_temp(const char *target, char **tmp)
 		if ((n ? asprintf(&t, "%s.tmp.%d.%u", target, (int)getpid(), n)
 		       : asprintf(&t, "%s.tmp.%d", target, (int)getpid())) < 0)
 			return -ENOMEM;
-		fd = open(t, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		/* 0600: a stream holds the guest's memory */
+		fd = open(t, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd >= 0) {
 			*tmp = t;
 			return fd;
@@ -700,6 +701,13 @@ int vfmig_chan_connect(const char *uri, int timeout_ms, struct vfmig_chan **out,
 int vfmig_chan_listen(const char *uri, struct vfmig_chan_listener **out, char *err,
 		      size_t errlen)
 {
+	return vfmig_chan_listen_mode(uri, 0, out, err, errlen);
+}
+
+int vfmig_chan_listen_mode(const char *uri, unsigned int mode,
+			   struct vfmig_chan_listener **out, char *err,
+			   size_t errlen)
+{
 	struct vfmig_chan_listener *l = calloc(1, sizeof(*l));
 	int r;
 
@@ -715,10 +723,13 @@ int vfmig_chan_listen(const char *uri, struct vfmig_chan_listener **out, char *e
 		goto fail;
 	}
 	if (l->uri.kind == VFMIG_CHAN_UNIX) {
-		l->fd = vfw_unix_listen(l->uri.path, LISTEN_BACKLOG, 0);
+		char why[320];
+		l->fd = vfw_unix_listen_mode(l->uri.path, LISTEN_BACKLOG, 0,
+					     mode, why, sizeof(why));
 		if (l->fd < 0) {
 			r = l->fd;
-			msg(err, errlen, "listening on \"%s\": %s", uri, strerror(-r));
+			msg(err, errlen, "listening on \"%s\": %s", uri,
+			    why[0] ? why : strerror(-r));
 			l->fd = -1;
 			goto fail;
 		}

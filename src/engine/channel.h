@@ -95,6 +95,12 @@ int vfmig_chan_connect(const char *uri, int timeout_ms, struct vfmig_chan **out,
  */
 int vfmig_chan_listen(const char *uri, struct vfmig_chan_listener **out,
 		      char *err, size_t errlen);
+/* As vfmig_chan_listen; a unix: socket file gets exactly mode (0: 0600),
+ * in a directory made 0700 when missing (a directory every user may write,
+ * not sticky, is refused: -EACCES). mode does nothing for tcp:. */
+int vfmig_chan_listen_mode(const char *uri, unsigned int mode,
+			   struct vfmig_chan_listener **out, char *err,
+			   size_t errlen);
 /* The bound TCP port (0 for UNIX). */
 uint16_t vfmig_chan_listener_port(const struct vfmig_chan_listener *l);
 /* Waits up to timeout_ms (negative: forever) for one connection. Returns 0

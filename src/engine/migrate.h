@@ -148,6 +148,8 @@ struct vfmig_mig_params {
 	 * it), so that a test injects a fault at a known step. NULL: none. */
 	const char *test_hold_point;
 	const char *test_hold_file;
+	/* destination: permission bits of a unix: listening socket; 0: 0600 */
+	unsigned int socket_mode;
 };
 
 /* The hold points, in the order a run reaches them: the source's

@@ -399,7 +399,8 @@ static int dst_open(struct run *run, const char *uri)
 		r = vfmig_chan_open_incoming(uri, run->p.timeout_ms, &run->chan,
 					     err, sizeof(err));
 	else if (r == 0)
-		r = vfmig_chan_listen(uri, &l, err, sizeof(err));
+		r = vfmig_chan_listen_mode(uri, run->p.socket_mode, &l, err,
+					   sizeof(err));
 	while (r == 0 && l) {
 		r = vfmig_chan_accept(l, 200, &run->chan, err, sizeof(err));
 		if (r != -ETIMEDOUT)

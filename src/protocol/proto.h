@@ -41,6 +41,30 @@
  */
 int vfw_unix_listen(const char *path, int backlog, int type_flags);
 
+/* Permission bits of a listening socket file when the caller gives none. */
+#define VFW_SOCK_MODE_DEFAULT 0600u
+
+/*
+ * As vfw_unix_listen, with the socket file's permission bits: exactly mode
+ * (0: VFW_SOCK_MODE_DEFAULT) whatever the umask, and never wider at any
+ * moment. The directory of path is created (with missing parents) 0700
+ * when it does not exist; one that every user may write and that is not
+ * sticky is refused with -EACCES. msg (may be NULL) gets the reason of a
+ * failure, or on success a warning ("" when none): a directory its group
+ * may write, or owned by another user than us or root. -EINVAL also for
+ * mode bits outside 0777; -ENOTDIR when the directory is a file.
+ * (vfw_unix_listen is this with mode 0 and no msg.)
+ */
+int vfw_unix_listen_mode(const char *path, int backlog, int type_flags,
+			 unsigned int mode, char *msg, size_t msglen);
+
+/* The effective uid of the process at the other end of the connected UNIX
+ * socket fd, from SO_PEERCRED (taken at connect). 0 or -errno. */
+int vfw_peer_uid(int fd, uid_t *uid);
+
+/* True when uid is one of the n uids, or n is 0 (no check). */
+bool vfw_uid_allowed(const uid_t *uids, size_t n, uid_t uid);
+
 /* ------------------------------------------------------------------ */
 /* Logging through the caller                                          */
 /* ------------------------------------------------------------------ */

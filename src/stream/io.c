@@ -287,7 +287,7 @@ int vfmig_io_fd(struct vfmig_io **out, int fd, bool own_fd)
 int vfmig_io_path(struct vfmig_io **out, const char *path, bool write)
 {
 	int flags = write ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY;
-	int fd = open(path, flags | O_CLOEXEC, 0644);
+	int fd = open(path, flags | O_CLOEXEC, 0600); /* guest memory */
 	int rc;
 
 	if (fd < 0)
