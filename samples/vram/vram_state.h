@@ -65,9 +65,15 @@ size_t vram_state_encode(const uint8_t *mem, uint64_t npages,
 enum vram_load_phase { VRAM_L_HDR, VRAM_L_REC, VRAM_L_PAGES, VRAM_L_REGS,
 		       VRAM_L_DONE, VRAM_L_BAD };
 
+/* The largest fixed part the parser gathers: the register block. */
+#define VRAM_LOAD_FIXED_MAX VRAM_MIG_REGS
+_Static_assert(VRAM_LOAD_FIXED_MAX >= VRAM_MIG_HDR &&
+	       VRAM_LOAD_FIXED_MAX >= VRAM_REC_HDR,
+	       "the load buffer holds every fixed part");
+
 struct vram_load {
 	enum vram_load_phase phase;
-	uint8_t hdr[VRAM_MIG_HDR]; /* the fixed part being gathered */
+	uint8_t hdr[VRAM_LOAD_FIXED_MAX]; /* the fixed part being gathered */
 	size_t have, need;         /* bytes of it gathered / wanted */
 	uint64_t data_off;         /* PAGES: VRAM offset of the next byte */
 	uint64_t data_left;
