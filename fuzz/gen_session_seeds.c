@@ -91,6 +91,7 @@ static ssize_t pass(int from, int to, struct rec *r)
 	m.msg_controllen = 0;
 	m.msg_control = NULL;
 	if (nfd) {
+		memset(&ctl, 0, sizeof(ctl)); /* its padding is sent too */
 		m.msg_control = ctl.b;
 		m.msg_controllen = CMSG_SPACE(nfd * sizeof(int));
 		c = CMSG_FIRSTHDR(&m);
