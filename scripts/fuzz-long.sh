@@ -10,8 +10,8 @@
 # seeds meson gives each target's test; later runs start from it. A
 # target that crashes is started again on its corpus until its time is up;
 # each crash input is kept in FUZZ_WORK/crashes/TARGET/. Ends with a table
-# of executions, coverage, corpus size and crashes per target; exits 1 if
-# anything crashed.
+# of executions, coverage, corpus size, crashes and slow inputs per target;
+# exits 1 if anything crashed.
 #   FUZZ_TARGETS="server client"  only these targets
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -85,17 +85,21 @@ export -f run_target
 printf '%s\n' "${targets[@]}" |
 	xargs -P "$jobs" -I{} bash -c 'run_target "$@"' _ {} "$per" "$build" "$work"
 
-printf '\n%-16s %14s %8s %8s %8s\n' target executions cov corpus crashes
+printf '\n%-16s %14s %8s %8s %8s %6s\n' target executions cov corpus crashes slow
 status=0
 for name in "${targets[@]}"; do
 	log=$work/logs/$name.log
 	execs=$(awk '/stat::number_of_executed_units:/ {s += $2} END {print s + 0}' "$log")
 	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | awk '{print $2}')
 	corpus=$(find "$work/corpus/$name" -type f | wc -l)
-	crashes=$(find "$work/crashes/$name" -type f | wc -l)
+	# crash-, leak-, timeout- and oom- inputs are findings; slow-unit-
+	# ones (over 10 s once) are worth a look, on a busy machine at nice
+	# 19 usually the scheduler
+	crashes=$(find "$work/crashes/$name" -type f ! -name 'slow-unit-*' | wc -l)
+	slow=$(find "$work/crashes/$name" -type f -name 'slow-unit-*' | wc -l)
 	((crashes == 0)) || status=1
-	printf '%-16s %14s %8s %8s %8s\n' "fuzz-$name" "$execs" "${cov:--}" \
-		"$corpus" "$crashes"
+	printf '%-16s %14s %8s %8s %8s %6s\n' "fuzz-$name" "$execs" "${cov:--}" \
+		"$corpus" "$crashes" "$slow"
 done
 echo "crash inputs: $work/crashes/TARGET/; logs: $work/logs/"
 exit $status
