@@ -5,6 +5,11 @@
  * (ring enabled, requests in flight, one partly done, one refused), an
  * idle device's, and descriptors as a guest writes them. DIR/regs_state:
  * a whole stream with registers set and BAR2 written, and its start only.
+ * DIR/vram_state: a 16-page VRAM's STOP_COPY session (filled, copied and
+ * zero pages, registers), the same handed over in 7-byte pieces, its
+ * records after the harness's header, a small all-zero session (ZERO runs
+ * to the last page: a count byte away from a run past the end), and a
+ * pre-copy round that sends a page twice and has no END.
  * Usage: gen-sample-seeds DIR (fuzz/seeds).
  */
 #include <stdio.h>
@@ -13,6 +18,7 @@
 
 #include "dma_state.h"
 #include "regs_state.h"
+#include "vram_state.h"
 
 static uint8_t *le(uint8_t *p, uint64_t v, unsigned int n)
 {
@@ -78,6 +84,58 @@ static int regs_seeds(const char *dir)
 	return 0;
 }
 
+#define VRAM_SEED_PAGES 16u /* fuzz-vram_state's VRAM */
+
+static int vram_seeds(const char *dir)
+{
+	static uint8_t mem[VRAM_SEED_PAGES * VRAM_PAGE_SIZE],
+		blob[VRAM_MIG_HDR + sizeof(mem) + 64 * VRAM_REC_HDR +
+		     VRAM_MIG_REGS];
+	const struct vram_regs r = {
+		.fill_start = 2, .fill_count = 5, .fill_seed = 7,
+		.status = VRAM_STATUS_DONE, .counter = 3,
+		.csum = 0x0123456789abcdefull, .dma_addr = 0x100000,
+		.dma_len = 8192, .vram_off = 12 * VRAM_PAGE_SIZE,
+		.win_off = 0x10000,
+	};
+	uint8_t *p;
+	size_t n;
+
+	/* CMD_FILL of pages 2-6, a 2-page CMD_COPY at page 12, the rest 0 */
+	for (uint64_t pg = 2; pg < 7; pg++)
+		for (unsigned int i = 0; i < VRAM_PAGE_SIZE / 8; i++) {
+			uint64_t w = vram_fill_word(7, pg, i);
+			le(mem + pg * VRAM_PAGE_SIZE + 8 * i, w, 8);
+		}
+	memset(mem + 12 * VRAM_PAGE_SIZE, 0xa7, 2 * VRAM_PAGE_SIZE);
+	n = vram_state_encode(mem, VRAM_SEED_PAGES, &r, blob);
+	if (write_file(dir, "vram_state/stop-copy", 0, blob, n) ||
+	    write_file(dir, "vram_state/pieces", 7, blob, n) ||
+	    write_file(dir, "vram_state/records", 0x80, blob + VRAM_MIG_HDR,
+		       n - VRAM_MIG_HDR))
+		return -1;
+	p = vram_state_rec(blob, VRAM_REC_ZERO, 8, 0);
+	p = vram_state_rec(p, VRAM_REC_ZERO, 7, 8);
+	p = vram_state_rec(p, VRAM_REC_ZERO, 1, VRAM_SEED_PAGES - 1);
+	p = vram_state_regs(vram_state_rec(p, VRAM_REC_REGS, VRAM_MIG_REGS, 0),
+			    &r);
+	p = vram_state_rec(p, VRAM_REC_END, 0, 0);
+	if (write_file(dir, "vram_state/zero", 0x80, blob, (size_t)(p - blob)))
+		return -1;
+	/* pre-copy: one page of data, then the same page dirtied and sent
+	 * again, a zero run; no REGS and no END (not loadable yet) */
+	p = vram_state_header(blob, VRAM_SEED_PAGES);
+	p = vram_state_rec(p, VRAM_REC_PAGES, 1, 3);
+	memcpy(p, mem + 3 * VRAM_PAGE_SIZE, VRAM_PAGE_SIZE);
+	p += VRAM_PAGE_SIZE;
+	p = vram_state_rec(p, VRAM_REC_ZERO, 2, 0);
+	p = vram_state_rec(p, VRAM_REC_PAGES, 1, 3);
+	memset(p, 0x5e, VRAM_PAGE_SIZE);
+	p += VRAM_PAGE_SIZE;
+	return write_file(dir, "vram_state/pre-copy", 0, blob,
+			  (size_t)(p - blob));
+}
+
 int main(int argc, char **argv)
 {
 	static const struct { uint32_t op; uint16_t cq, nseg; uint64_t len; }
@@ -97,7 +155,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	memset(&s, 0, sizeof(s));
-	if (regs_seeds(argv[1]))
+	if (regs_seeds(argv[1]) || vram_seeds(argv[1]))
 		return 1;
 	if (write_file(argv[1], "dma_state/idle", 0, blob, dma_state_encode(&s, blob)))
 		return 1;

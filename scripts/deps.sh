@@ -3,7 +3,8 @@
 # Skips apt when everything is already there, so repeated runs are fast.
 set -euo pipefail
 pkgs=(gcc clang libclang-rt-14-dev meson ninja-build pkg-config
-      libjson-c-dev libcmocka-dev zlib1g-dev libxxhash-dev groff-base)
+      libjson-c-dev libcmocka-dev zlib1g-dev libxxhash-dev groff-base
+      valgrind)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -45,10 +45,40 @@ run_suite() {
 	failed=$((failed + ${fail:-0} + ${timeout:-0} + ${unexpected:-0}))
 }
 
+# A short valgrind pass on the gcc build (no sanitizers): the pure unit
+# tests (less the two slowest) and integration tests with real device and
+# VMM processes, each process under memcheck (tests/valgrind/run.sh). The
+# full command is in docs/reliability.md ("Valgrind").
+valgrind_tests=(protocol migfsm progress-line vram-state stream-records
+	stream-place stream-fields stream-golden device-config device-io
+	device-irq device-lifecycle device-region_iface device-region_strict
+	vmm-unit engine-channel engine-pci-type engine-multichan
+	engine-progress engine-converge migration cli-save-enospc)
+run_valgrind() {
+	local log ok bad
+	[ -d build-test-gcc ] || return
+	echo "=== valgrind: ${#valgrind_tests[@]} tests"
+	log=$(mktemp)
+	meson test -C build-test-gcc --setup valgrind --print-errorlogs \
+		--num-processes 2 "${valgrind_tests[@]}" 2>&1 | tee "$log"
+	ok=$(awk '/^Ok:/ {print $2}' "$log")
+	bad=$(awk '/^(Fail|Timeout):/ {s += $2} /^Unexpected Pass:/ {s += $3}
+		END {print s + 0}' "$log")
+	rm -f "$log"
+	if [ -z "$ok" ]; then
+		echo "valgrind: no test summary"
+		failed=$((failed + 1))
+		return
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+}
+
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 
 run_suite gcc gcc
+run_valgrind
 run_suite sanitize clang -Db_sanitize=address,undefined -Db_lundef=false \
 	-Dc_args=-fno-sanitize-recover=all -Dfuzz=enabled
 

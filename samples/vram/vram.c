@@ -8,16 +8,8 @@
  * Every change to VRAM goes through vram_touch(), which marks the pages in
  * the device's dirty bitmap. A save session sends every page once (the
  * "initial" data), then pages dirtied since they were sent; in STOP_COPY it
- * ends with the registers and an END record.
- *
- * Stream layout (big-endian; docs/device-migration.md):
- *   stream header, 24 bytes: u32 magic "VRMS", u16 version 1, u16 flags 0,
- *     u32 page size, u32 reserved 0, u64 number of pages
- *   records, each a 16-byte header u32 type, u32 count, u64 first page:
- *     PAGES (1): count pages of data follow (count*page size bytes)
- *     ZERO  (2): count pages that are all zero; no data
- *     REGS  (3): count = VRAM_MIG_REGS bytes of registers follow
- *     END   (4): count 0, first 0; the last record of a STOP_COPY session
+ * ends with the registers and an END record. The stream's layout, its
+ * encoders and the load parser are in vram_state.[ch].
  */
 #include <errno.h>
 #include <signal.h>
@@ -32,23 +24,10 @@
 #include "sample_cli.h"
 #include "vram.h"
 #include "vram_hw.h"
+#include "vram_state.h"
 
-#define VRAM_MIG_MAGIC 0x56524d53u /* "VRMS" */
-#define VRAM_MIG_VERSION 1u
-#define VRAM_MIG_HDR 24u
-#define VRAM_REC_HDR 16u
-#define VRAM_MIG_REGS 60u
-#define VRAM_RUN_MAX 64u /* pages per PAGES record */
 #define VRAM_MIN_SIZE (16ull * VRAM_PAGE_SIZE)
 #define VRAM_MAX_SIZE (64ull << 30)
-
-enum { REC_PAGES = 1, REC_ZERO = 2, REC_REGS = 3, REC_END = 4 };
-
-struct vram_regs {
-	uint32_t fill_start, fill_count, fill_seed, status, error, dma_len,
-		counter;
-	uint64_t csum, dma_addr, vram_off, win_off;
-};
 
 /* Save session: pages still to send, a staging buffer for the fixed parts
  * (headers, registers), and the data of the current PAGES run, which is
@@ -60,18 +39,6 @@ struct vram_save {
 	uint8_t *out;       /* staged bytes */
 	size_t out_len, out_pos;
 	uint64_t run_off, run_left; /* VRAM bytes of the run still to send */
-};
-
-/* Load session: an incremental parser over arbitrary chunk boundaries. */
-enum load_phase { L_HDR, L_REC, L_PAGES, L_REGS, L_DONE, L_BAD };
-struct vram_load {
-	enum load_phase phase;
-	uint8_t hdr[VRAM_MIG_HDR];
-	size_t have, need;     /* bytes of the fixed part gathered / wanted */
-	uint64_t data_off;     /* L_PAGES: VRAM offset of the next byte */
-	uint64_t data_left;
-	bool regs_seen;
-	struct vram_regs regs;
 };
 
 struct vram {
@@ -310,7 +277,6 @@ static int vram_access(vfmig_dev *dev, void *priv, unsigned int bar,
 }
 
 static void save_end(struct vram *v);
-static void load_reset(struct vram_load *l);
 
 static int vram_reset(vfmig_dev *dev, void *priv)
 {
@@ -321,27 +287,8 @@ static int vram_reset(vfmig_dev *dev, void *priv)
 	memset(v->mem, 0, v->size);
 	memset(v->dirty, 0, (v->npages + 63) / 64 * 8);
 	save_end(v);
-	load_reset(&v->load);
+	vram_load_reset(&v->load);
 	return 0;
-}
-
-/* ---- big-endian helpers ---- */
-
-static uint8_t *put_be(uint8_t *p, uint64_t x, unsigned int bytes)
-{
-	for (unsigned int i = 0; i < bytes; i++)
-		p[i] = (uint8_t)(x >> (8 * (bytes - 1 - i)));
-	return p + bytes;
-}
-
-static uint64_t get_be(const uint8_t **p, unsigned int bytes)
-{
-	uint64_t x = 0;
-
-	for (unsigned int i = 0; i < bytes; i++)
-		x = (x << 8) | (*p)[i];
-	*p += bytes;
-	return x;
 }
 
 /* ---- save ---- */
@@ -373,22 +320,16 @@ static int save_begin(struct vram *v)
 	return 0;
 }
 
-static bool page_zero(const struct vram *v, uint64_t p)
-{
-	const uint8_t *pg = v->mem + p * VRAM_PAGE_SIZE;
-
-	return pg[0] == 0 && !memcmp(pg, pg + 1, VRAM_PAGE_SIZE - 1);
-}
-
 static void stage_rec(struct vram_save *s, uint32_t type, uint32_t count,
 		      uint64_t first)
 {
-	uint8_t *p = s->out + s->out_len;
-
-	p = put_be(p, type, 4);
-	p = put_be(p, count, 4);
-	put_be(p, first, 8);
+	vram_state_rec(s->out + s->out_len, type, count, first);
 	s->out_len += VRAM_REC_HDR;
+}
+
+static bool page_zero(const struct vram *v, uint64_t p)
+{
+	return vram_state_page_zero(v->mem, p);
 }
 
 /* Send page p: clear it from both sets, keeping the counts right. */
@@ -424,21 +365,6 @@ static uint64_t next_pending(struct vram *v)
 	return v->npages;
 }
 
-static void regs_block(const struct vram_regs *r, uint8_t *p)
-{
-	p = put_be(p, r->fill_start, 4);
-	p = put_be(p, r->fill_count, 4);
-	p = put_be(p, r->fill_seed, 4);
-	p = put_be(p, r->status, 4);
-	p = put_be(p, r->error, 4);
-	p = put_be(p, r->csum, 8);
-	p = put_be(p, r->dma_addr, 8);
-	p = put_be(p, r->dma_len, 4);
-	p = put_be(p, r->vram_off, 8);
-	p = put_be(p, r->win_off, 8);
-	put_be(p, r->counter, 4);
-}
-
 /* Stage the next record: its fixed part in the staging buffer, and for
  * PAGES the run to copy from VRAM (run_off, run_left); false when there is
  * nothing now. */
@@ -449,12 +375,7 @@ static bool stage_next(vfmig_dev *dev, struct vram *v)
 
 	s->out_len = s->out_pos = 0;
 	if (!s->header_sent) {
-		uint8_t *q = put_be(s->out, VRAM_MIG_MAGIC, 4);
-		q = put_be(q, VRAM_MIG_VERSION, 2);
-		q = put_be(q, 0, 2);
-		q = put_be(q, VRAM_PAGE_SIZE, 4);
-		q = put_be(q, 0, 4);
-		put_be(q, v->npages, 8);
+		vram_state_header(s->out, v->npages);
 		s->out_len = VRAM_MIG_HDR;
 		s->header_sent = true;
 		return true;
@@ -466,7 +387,7 @@ static bool stage_next(vfmig_dev *dev, struct vram *v)
 		while (p + n < v->npages && n < VRAM_RUN_MAX &&
 		       pending(v, p + n) && page_zero(v, p + n) == zero)
 			n++;
-		stage_rec(s, zero ? REC_ZERO : REC_PAGES, n, p);
+		stage_rec(s, zero ? VRAM_REC_ZERO : VRAM_REC_PAGES, n, p);
 		/* The pages count as sent now; a change before their bytes
 		 * are copied marks them dirty again, so they go once more. */
 		for (uint32_t i = 0; i < n; i++)
@@ -481,10 +402,10 @@ static bool stage_next(vfmig_dev *dev, struct vram *v)
 	if (vfmig_dev_mig_state(dev) != VFMIG_DEV_MIG_STOP_COPY ||
 	    s->final_sent)
 		return false;
-	stage_rec(s, REC_REGS, VRAM_MIG_REGS, 0);
-	regs_block(&v->r, s->out + s->out_len);
+	stage_rec(s, VRAM_REC_REGS, VRAM_MIG_REGS, 0);
+	vram_state_regs(s->out + s->out_len, &v->r);
 	s->out_len += VRAM_MIG_REGS;
-	stage_rec(s, REC_END, 0, 0);
+	stage_rec(s, VRAM_REC_END, 0, 0);
 	s->final_sent = true;
 	return true;
 }
@@ -545,142 +466,18 @@ static int vram_estimate(vfmig_dev *dev, void *priv,
 
 /* ---- load ---- */
 
-static void load_reset(struct vram_load *l)
-{
-	*l = (struct vram_load){ .phase = L_HDR, .need = VRAM_MIG_HDR };
-}
-
-static int load_bad(struct vram *v, const char *why)
-{
-	vlog(v, VFMIG_LOG_ERR, "migration data refused: %s", why);
-	v->load.phase = L_BAD;
-	return -EINVAL;
-}
-
-static int load_header(struct vram *v)
-{
-	const uint8_t *p = v->load.hdr;
-
-	if (get_be(&p, 4) != VRAM_MIG_MAGIC)
-		return load_bad(v, "bad magic (not a vram migration stream)");
-	if (get_be(&p, 2) != VRAM_MIG_VERSION)
-		return load_bad(v, "unsupported stream version");
-	if (get_be(&p, 2) != 0)
-		return load_bad(v, "unknown flags");
-	if (get_be(&p, 4) != VRAM_PAGE_SIZE || get_be(&p, 4) != 0)
-		return load_bad(v, "page size differs");
-	if (get_be(&p, 8) != v->npages)
-		return load_bad(v, "VRAM size differs from this device's");
-	v->load.phase = L_REC;
-	v->load.need = VRAM_REC_HDR;
-	return 0;
-}
-
-static int load_record(struct vram *v)
-{
-	struct vram_load *l = &v->load;
-	const uint8_t *p = l->hdr;
-	uint32_t type = (uint32_t)get_be(&p, 4);
-	uint32_t count = (uint32_t)get_be(&p, 4);
-	uint64_t first = get_be(&p, 8);
-
-	l->need = VRAM_REC_HDR;
-	switch (type) {
-	case REC_PAGES:
-	case REC_ZERO:
-		if (!count || first >= v->npages || count > v->npages - first)
-			return load_bad(v, "page run outside VRAM");
-		if (type == REC_ZERO) {
-			memset(v->mem + first * VRAM_PAGE_SIZE, 0,
-			       (size_t)count * VRAM_PAGE_SIZE);
-			return 0;
-		}
-		l->phase = L_PAGES;
-		l->data_off = first * VRAM_PAGE_SIZE;
-		l->data_left = (uint64_t)count * VRAM_PAGE_SIZE;
-		return 0;
-	case REC_REGS:
-		if (count != VRAM_MIG_REGS || first != 0)
-			return load_bad(v, "register block has the wrong size");
-		l->phase = L_REGS;
-		l->need = VRAM_MIG_REGS;
-		return 0;
-	case REC_END:
-		if (count || first || !l->regs_seen)
-			return load_bad(v, "END record malformed or early");
-		l->phase = L_DONE;
-		return 0;
-	default:
-		return load_bad(v, "unknown record type");
-	}
-}
-
-static int load_regs(struct vram *v)
-{
-	const uint8_t *p = v->load.hdr;
-	struct vram_regs *r = &v->load.regs;
-
-	r->fill_start = (uint32_t)get_be(&p, 4);
-	r->fill_count = (uint32_t)get_be(&p, 4);
-	r->fill_seed = (uint32_t)get_be(&p, 4);
-	r->status = (uint32_t)get_be(&p, 4);
-	r->error = (uint32_t)get_be(&p, 4);
-	r->csum = get_be(&p, 8);
-	r->dma_addr = get_be(&p, 8);
-	r->dma_len = (uint32_t)get_be(&p, 4);
-	r->vram_off = get_be(&p, 8);
-	r->win_off = get_be(&p, 8);
-	r->counter = (uint32_t)get_be(&p, 4);
-	if (r->status > 3)
-		return load_bad(v, "STATUS register out of range");
-	v->load.regs_seen = true;
-	v->load.phase = L_REC;
-	v->load.need = VRAM_REC_HDR;
-	return 0;
-}
-
 static ssize_t vram_load(vfmig_dev *dev, void *priv, const void *buf,
 			 size_t len)
 {
 	struct vram *v = priv;
-	struct vram_load *l = &v->load;
-	const uint8_t *in = buf;
-	size_t left = len;
-	int r = 0;
+	bool was_bad = v->load.phase == VRAM_L_BAD;
+	ssize_t r = vram_load_feed(&v->load, v->mem, v->npages, buf, len);
 
 	(void)dev;
-	while (left && r == 0) {
-		if (l->phase == L_BAD)
-			return -EINVAL;
-		if (l->phase == L_DONE)
-			return load_bad(v, "data after the END record");
-		if (l->phase == L_PAGES) {
-			size_t n = left < l->data_left ? left : (size_t)l->data_left;
-			memcpy(v->mem + l->data_off, in, n);
-			l->data_off += n;
-			l->data_left -= n;
-			in += n;
-			left -= n;
-			if (!l->data_left)
-				l->phase = L_REC;
-			continue;
-		}
-		size_t n = l->need - l->have < left ? l->need - l->have : left;
-		memcpy(l->hdr + l->have, in, n);
-		l->have += n;
-		in += n;
-		left -= n;
-		if (l->have < l->need)
-			break;
-		l->have = 0;
-		if (l->phase == L_HDR)
-			r = load_header(v);
-		else if (l->phase == L_REC)
-			r = load_record(v);
-		else
-			r = load_regs(v);
-	}
-	return r < 0 ? r : (ssize_t)len;
+	if (r < 0 && !was_bad)
+		vlog(v, VFMIG_LOG_ERR, "migration data refused: %s",
+		     v->load.why);
+	return r;
 }
 
 static int vram_load_finish(vfmig_dev *dev, void *priv)
@@ -688,8 +485,8 @@ static int vram_load_finish(vfmig_dev *dev, void *priv)
 	struct vram *v = priv;
 
 	(void)dev;
-	if (v->load.phase != L_DONE) {
-		if (v->load.phase != L_BAD)
+	if (!vram_load_done(&v->load)) {
+		if (v->load.phase != VRAM_L_BAD)
 			vlog(v, VFMIG_LOG_ERR,
 			     "migration data refused: stream incomplete "
 			     "(no END record)");
@@ -717,7 +514,7 @@ static int vram_transition(vfmig_dev *dev, void *priv, uint32_t from,
 	if (was_saving && !saving)
 		save_end(v);
 	if (to == VFMIG_DEV_MIG_RESUMING)
-		load_reset(&v->load);
+		vram_load_reset(&v->load);
 	return 0;
 }
 
@@ -800,7 +597,7 @@ static int vram_init(struct vram *v, uint64_t size)
 	v->dirty = calloc((size_t)((v->npages + 63) / 64), 8);
 	if (!v->dirty)
 		return -ENOMEM;
-	load_reset(&v->load);
+	vram_load_reset(&v->load);
 	return 0;
 }
 

@@ -53,22 +53,30 @@ static const char *path_in(struct demo *d, const char *name, char *buf,
 /* Start `vfmig ARGS...` with stderr to LOG in the demo folder. */
 static int spawn(struct demo *d, const char *log, const char *const *args)
 {
-	char logpath[128];
+	char logpath[128], self[4096];
 	const char *argv[24] = { "vfmig" };
 	int n = 1;
+	ssize_t sl;
 	pid_t pid;
 
 	for (; args[n - 1] && n < 23; n++)
 		argv[n] = args[n - 1];
 	argv[n] = NULL;
 	path_in(d, log, logpath, sizeof(logpath));
+	/* Exec this binary by its path, not as /proc/self/exe: under a
+	 * wrapper that follows execs (valgrind --trace-children) the link
+	 * names the wrapper's own program. */
+	sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (sl <= 0)
+		sl = snprintf(self, sizeof(self), "/proc/self/exe");
+	self[sl] = '\0';
 	pid = fork();
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
 		if (!freopen(logpath, "w", stderr))
 			_exit(127);
-		execv("/proc/self/exe", (char *const *)argv);
+		execv(self, (char *const *)argv);
 		_exit(127);
 	}
 	d->pids[d->npids++] = pid;

@@ -4,6 +4,14 @@
 # function `on_exit` if the script defined one, and removes $D.
 set -u
 D=$(mktemp -d /tmp/vfmig-cli-XXXXXX)
+# Under the valgrind test setup (tests/valgrind/run.sh) every vfmig the
+# script runs is run by tests/valgrind/vfmig.sh under memcheck, and the
+# waits for its sockets and states are ten times as long.
+tries=200
+if [ -n "${VFMIG_VALGRIND_WRAP:-}" ]; then
+	VFMIG_VALGRIND_BIN=$V V=$VFMIG_VALGRIND_WRAP tries=2000
+	export VFMIG_VALGRIND_BIN
+fi
 pids=""
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null; done
@@ -21,7 +29,7 @@ fail() {
 	exit 1
 }
 start() { "$@" 2>>"$D/procs.log" & pids="$pids $!"; }
-wait_for() { for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.02; done; fail "no $1"; }
+wait_for() { for _ in $(seq $tries); do [ -e "$1" ] && return 0; sleep 0.02; done; fail "no $1"; }
 ctl() { # ctl SOCKET JSON -> the reply line to a command
 	python3 - "$1" "$2" <<'PY'
 import json, socket, sys
@@ -38,7 +46,7 @@ PY
 ls_dir() { (cd "$1" && ls -A | sort | tr '\n' ' ' | sed 's/ $//'); }
 # status_is CTL STATE: wait up to 2 s for the VM's run state to be STATE.
 status_is() {
-	for _ in $(seq 100); do
+	for _ in $(seq $((tries / 2))); do
 		ctl "$1" '{"execute":"query-status"}' | grep -q "\"status\": *\"$2\"" && return 0
 		sleep 0.02
 	done

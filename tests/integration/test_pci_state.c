@@ -125,6 +125,7 @@ static bool forward(struct proxy *p, int from, int to)
 	struct msghdr sm = { .msg_iov = &out, .msg_iovlen = 1 };
 	union { char b[CMSG_SPACE(64 * sizeof(int))]; struct cmsghdr align; } sc;
 	if (nfd) {
+		memset(&sc, 0, sizeof(sc)); /* the padding after the fds is sent */
 		sm.msg_control = sc.b;
 		sm.msg_controllen = CMSG_SPACE((size_t)nfd * sizeof(int));
 		struct cmsghdr *h = CMSG_FIRSTHDR(&sm);

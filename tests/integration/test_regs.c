@@ -487,7 +487,7 @@ static void test_reset(void **state)
 static void test_features_refused_cleanly(void **state)
 {
 	struct fx *f = *state;
-	uint8_t out[64];
+	uint8_t out[64] = { 0 }; /* also sent: the data write below */
 	size_t out_len;
 	uint64_t flags;
 

@@ -1,0 +1,41 @@
+#!/bin/sh
+# The valgrind test setup's wrapper (meson test --setup valgrind, see the
+# top meson.build): runs one test with it and every vfmig process it
+# starts under memcheck, then fails the test if any of their reports has
+# an error or a definite leak.
+#   C tests and `vfmig ...` tests: the test runs under vg.sh, which follows
+#   the processes it execs.
+#   Shell tests: sh itself runs as it is; cli_lib.sh replaces $V by
+#   vfmig.sh, so every vfmig the script starts runs under vg.sh.
+# VFMIG_VG_KEEP=1 keeps the reports (their folder is printed).
+here=$(cd "$(dirname "$0")" && pwd)
+VFMIG_VG_LOGS=$(mktemp -d "${TMPDIR:-/tmp}/vfmig-vg-XXXXXX") || exit 1
+VFMIG_VALGRIND_WRAP=$here/vfmig.sh
+export VFMIG_VG_LOGS VFMIG_VALGRIND_WRAP
+case $(basename "$1") in
+sh | bash | dash) "$@" ;;
+*) "$here/vg.sh" "$@" ;;
+esac
+rc=$?
+checked=0 unchecked=0 bad=0
+for f in "$VFMIG_VG_LOGS"/*.log; do
+	[ -e "$f" ] || continue
+	if grep -q "ERROR SUMMARY: [1-9]" "$f"; then
+		bad=$((bad + 1))
+		echo "== valgrind: errors in $(basename "$f" .log):"
+		cat "$f"
+	elif grep -q "ERROR SUMMARY: 0 " "$f"; then
+		checked=$((checked + 1))
+	else
+		unchecked=$((unchecked + 1)) # killed (SIGKILL) before its summary
+	fi
+done
+echo "valgrind: $checked processes clean, $bad with errors," \
+	"$unchecked killed before their summary"
+if [ -n "${VFMIG_VG_KEEP:-}" ]; then
+	echo "valgrind reports in $VFMIG_VG_LOGS"
+else
+	rm -rf "$VFMIG_VG_LOGS"
+fi
+[ "$bad" -eq 0 ] || exit 1
+exit $rc
