@@ -774,8 +774,9 @@ static int src_commit(struct run *run)
 
 /*
  * COMMIT went out: the destination starts its guest and says STARTED
- * (with the time it did: the downtime ends there). A FAILED instead, a
- * close or no word within the timeout: the destination may or may not
+ * (with the time it did: the downtime ends there), or fails and says
+ * FAILED (it did not start it and never will: an ordinary rollback here).
+ * A close or no word within the timeout: the destination may or may not
  * run the VM, and this side must not (it may have read COMMIT). The VM
  * stays paused here, intact, for an operator to decide; the error says so.
  */
@@ -798,13 +799,21 @@ static int src_wait_started(struct run *run)
 		}
 		if (r == 0 && m.type != VFMIG_RP_FAILED)
 			continue; /* late acks */
-		return mig_fail(run, r < 0 ? r : -EIO, "completion",
-				"COMMIT sent, but the destination %s%s; the "
-				"VM stays paused here, as it may run there: "
-				"`cont` it here only if it does not",
-				r < 0 ? "did not confirm its start: "
-				      : "failed after it: ",
-				r < 0 ? (err[0] ? err : strerror(-r)) : m.text);
+		/* FAILED: the destination rolled back (it says so only before
+		 * its guest starts, and then never starts it): the VM is ours
+		 * again. */
+		if (r == 0) {
+			run->commit = false;
+			return mig_fail(run, -EIO, "completion",
+					"destination failed after COMMIT: %s",
+					m.text);
+		}
+		return mig_fail(run, r, "completion",
+				"COMMIT sent, but the destination did not "
+				"confirm its start: %s; the VM stays paused "
+				"here, as it may run there: `cont` it here "
+				"only if it does not",
+				err[0] ? err : strerror(-r));
 	}
 }
 
