@@ -3,8 +3,12 @@
  * libFuzzer target: the return path as the source reads it. The input is
  * what a (hostile) destination sends back; the source's channel reads
  * messages from it until an error, and every message it accepts must be
- * one of the known types with a NUL-terminated text.
+ * one of the known types with a NUL-terminated text. With bit 1 of the
+ * first byte set, the same bytes are what a (hostile) source sends after
+ * the stream's END, read by a destination's channel: only COMMIT may come
+ * out of it.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -58,14 +62,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	close(sv[1]);
-	if (vfmig_chan_adopt_fd(sv[0], true, VFMIG_CHAN_UNIX, &c) < 0)
+	bool source = !(size && (data[0] & 2));
+	if (vfmig_chan_adopt_fd(sv[0], source, VFMIG_CHAN_UNIX, &c) < 0)
 		abort();
 	for (int i = 0; i < 1024; i++) {
 		if (vfmig_chan_rp_recv(c, &m, 0, err, sizeof(err)) < 0)
 			break;
-		if (m.type != VFMIG_RP_SWITCHOVER_ACK &&
+		if (!source && m.type != VFMIG_RP_COMMIT)
+			abort();
+		if (source && m.type != VFMIG_RP_SWITCHOVER_ACK &&
 		    m.type != VFMIG_RP_RESUMED && m.type != VFMIG_RP_FAILED &&
-		    m.type != VFMIG_RP_VERIFIED && m.type != VFMIG_RP_SYNCED)
+		    m.type != VFMIG_RP_VERIFIED && m.type != VFMIG_RP_SYNCED &&
+		    m.type != VFMIG_RP_WAIT_COMMIT &&
+		    m.type != VFMIG_RP_STARTED)
 			abort();
 		if (!memchr(m.text, 0, sizeof(m.text)))
 			abort();

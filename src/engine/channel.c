@@ -908,6 +908,9 @@ const char *vfmig_rp_type_name(enum vfmig_rp_type t)
 	case VFMIG_RP_FAILED: return "FAILED";
 	case VFMIG_RP_VERIFIED: return "VERIFIED";
 	case VFMIG_RP_SYNCED: return "SYNCED";
+	case VFMIG_RP_COMMIT: return "COMMIT";
+	case VFMIG_RP_WAIT_COMMIT: return "WAIT_COMMIT";
+	case VFMIG_RP_STARTED: return "STARTED";
 	}
 	return "UNKNOWN";
 }
@@ -917,9 +920,21 @@ int vfmig_chan_rp_send(struct vfmig_chan *c, const struct vfmig_rp_msg *m)
 	uint8_t f[RP_HDR + VFMIG_RP_MAX + 4];
 	size_t len;
 
-	if (c->kind == VFMIG_CHAN_FILE || c->source)
+	if (c->kind == VFMIG_CHAN_FILE ||
+	    c->source != (m->type == VFMIG_RP_COMMIT))
 		return -ENOTSUP;
 	switch (m->type) {
+	case VFMIG_RP_WAIT_COMMIT:
+		len = 0;
+		break;
+	case VFMIG_RP_COMMIT:
+		len = 0;
+		if (c->wlen) { /* the stream's last bytes go first */
+			int r = chan_flush_buf(c);
+			if (r < 0)
+				return r;
+		}
+		break;
 	case VFMIG_RP_SWITCHOVER_ACK:
 	case VFMIG_RP_FAILED:
 	case VFMIG_RP_VERIFIED:
@@ -930,6 +945,7 @@ int vfmig_chan_rp_send(struct vfmig_chan *c, const struct vfmig_rp_msg *m)
 		memcpy(f + RP_HDR, m->text, len);
 		break;
 	case VFMIG_RP_RESUMED:
+	case VFMIG_RP_STARTED:
 		/* Timestamp, then the destination's optional verdict text. */
 		len = strnlen(m->text, sizeof(m->text));
 		if (len > VFMIG_RP_MAX - 8)
@@ -1024,6 +1040,7 @@ static const char *rp_partial(const struct vfmig_chan *c, size_t need, char *buf
  */
 static int rp_fill(struct vfmig_chan *c, int64_t deadline, char *err, size_t errlen)
 {
+	const char *peer = c->source ? "destination" : "source";
 	char what[96];
 
 	for (;;) {
@@ -1050,12 +1067,12 @@ static int rp_fill(struct vfmig_chan *c, int64_t deadline, char *err, size_t err
 		}
 		if (r == 0) {
 			if (c->rp_len)
-				msg(err, errlen, "return path: the destination closed the "
-				    "connection in the middle of %s",
+				msg(err, errlen, "return path: the %s closed the "
+				    "connection in the middle of %s", peer,
 				    rp_partial(c, need, what, sizeof(what)));
 			else
-				msg(err, errlen, "return path: the destination closed the "
-				    "connection");
+				msg(err, errlen, "return path: the %s closed the "
+				    "connection", peer);
 			return -ECONNRESET;
 		}
 		if (errno == EINTR)
@@ -1109,7 +1126,7 @@ int vfmig_chan_rp_recv(struct vfmig_chan *c, struct vfmig_rp_msg *m, int timeout
 	uint16_t type;
 	int r;
 
-	if (c->kind == VFMIG_CHAN_FILE || !c->source) {
+	if (c->kind == VFMIG_CHAN_FILE) {
 		msg(err, errlen, "no return path to receive from on this channel");
 		return -ENOTSUP;
 	}
@@ -1119,7 +1136,7 @@ int vfmig_chan_rp_recv(struct vfmig_chan *c, struct vfmig_rp_msg *m, int timeout
 	}
 	/* Once sending has failed, what the destination said before it went
 	 * is still worth reading: no flush then. */
-	if (!vfmig_io_error(c->io)) {
+	if (c->source && !vfmig_io_error(c->io)) {
 		r = vfmig_io_flush(c->io);
 		if (r < 0) {
 			msg(err, errlen, "sending the stream: %s", strerror(-r));
@@ -1141,7 +1158,22 @@ int vfmig_chan_rp_recv(struct vfmig_chan *c, struct vfmig_rp_msg *m, int timeout
 	}
 	memset(m, 0, sizeof(*m));
 	m->type = (enum vfmig_rp_type)type;
+	/* Each side reads only what the other one sends. */
+	if (c->source ? type == VFMIG_RP_COMMIT : type != VFMIG_RP_COMMIT) {
+		msg(err, errlen, "return path: a %s message (type %u) from the %s",
+		    vfmig_rp_type_name(m->type), type,
+		    c->source ? "destination" : "source");
+		return -EBADMSG;
+	}
 	switch (type) {
+	case VFMIG_RP_COMMIT:
+	case VFMIG_RP_WAIT_COMMIT:
+		if (len) {
+			msg(err, errlen, "return path: %s with %u bytes, not 0",
+			    vfmig_rp_type_name(m->type), len);
+			return -EBADMSG;
+		}
+		return 0;
 	case VFMIG_RP_SWITCHOVER_ACK:
 	case VFMIG_RP_FAILED:
 	case VFMIG_RP_VERIFIED:
@@ -1154,9 +1186,10 @@ int vfmig_chan_rp_recv(struct vfmig_chan *c, struct vfmig_rp_msg *m, int timeout
 		memcpy(m->text, f + RP_HDR, len);
 		return 0;
 	case VFMIG_RP_RESUMED:
+	case VFMIG_RP_STARTED:
 		if (len < 8 || memchr(f + RP_HDR + 8, 0, len - 8)) {
-			msg(err, errlen, "return path: RESUMED with %u bytes, "
-			    "not 8 plus text", len);
+			msg(err, errlen, "return path: %s with %u bytes, "
+			    "not 8 plus text", vfmig_rp_type_name(m->type), len);
 			return -EBADMSG;
 		}
 		m->timestamp_ns = (uint64_t)get32(f + RP_HDR) << 32 | get32(f + RP_HDR + 4);

@@ -25,6 +25,17 @@
  *   SYNCED          payload: the value of a STREAM_INFO "sync" key the
  *                   destination has just read: everything before it is
  *                   applied
+ *   COMMIT          no payload; the one frame going the OTHER way, source
+ *                   to destination, after the stream's END: the source read
+ *                   RESUMED and will never run the VM again, so the
+ *                   destination may start its guest (docs/migration.md,
+ *                   "Switchover acknowledgement")
+ *   WAIT_COMMIT     no payload: the destination read the source's
+ *                   announcement of COMMIT (STREAM_INFO "resume-commit")
+ *                   and will wait for it; sent only to a source that
+ *                   announced it
+ *   STARTED         payload: u64 destination CLOCK_REALTIME in ns when its
+ *                   guest started (or settled paused) after COMMIT
  *
  * No call blocks forever unless asked to: socket I/O waits at most the
  * channel's timeout for progress (vfmig_chan_set_timeout, default 30 s) and
@@ -187,6 +198,9 @@ enum vfmig_rp_type {
 	VFMIG_RP_FAILED = 3,
 	VFMIG_RP_VERIFIED = 4,
 	VFMIG_RP_SYNCED = 5,
+	VFMIG_RP_COMMIT = 6, /* source -> destination */
+	VFMIG_RP_WAIT_COMMIT = 7,
+	VFMIG_RP_STARTED = 8,
 };
 
 struct vfmig_rp_msg {
@@ -194,11 +208,14 @@ struct vfmig_rp_msg {
 	char text[VFMIG_RP_MAX + 1]; /* ACK: device id ("" = all); FAILED:
 				      * message; RESUMED, VERIFIED: verdict
 				      * (may be ""); SYNCED: the sync value */
-	uint64_t timestamp_ns;       /* RESUMED */
+	uint64_t timestamp_ns;       /* RESUMED, STARTED */
 };
 
-/* Destination: send one message. Returns 0, -ENOTSUP (file channel or a
- * source channel), -EINVAL (unknown type, text too long), or I/O errors. */
+/* Destination: send one message; source: only COMMIT (after the stream's
+ * END; the stream is flushed first). Returns 0 once the whole frame is in
+ * the socket, -ENOTSUP (file channel, or a type the other side sends),
+ * -EINVAL (unknown type, text too long), or I/O errors: then not all of
+ * the frame went out, so the peer cannot read a whole one. */
 int vfmig_chan_rp_send(struct vfmig_chan *c, const struct vfmig_rp_msg *m);
 
 /* Destination helpers building the message. */
@@ -221,14 +238,18 @@ int vfmig_chan_rp_failed(struct vfmig_chan *c, const char *message);
  *                next one can be read), or a length above VFMIG_RP_MAX
  *   -EPROTO      a frame began more than the channel's timeout ago and is
  *                still incomplete: the peer stalls or trickles mid-frame
- *   -ENOTSUP     file or destination channel
+ *   -ENOTSUP     file channel
+ * A destination channel reads the source's frames the same way, after the
+ * stream's END: only COMMIT is valid there (any other type: -EBADMSG), as
+ * COMMIT is not on a source.
  * After a length above the limit or a stalled frame the return path is
  * out of step for good: every later call gives the same error.
  */
 int vfmig_chan_rp_recv(struct vfmig_chan *c, struct vfmig_rp_msg *m,
 		       int timeout_ms, char *err, size_t errlen);
 
-/* "SWITCHOVER_ACK", "RESUMED", "FAILED" or "UNKNOWN". */
+/* "SWITCHOVER_ACK", "RESUMED", "FAILED", "VERIFIED", "SYNCED", "COMMIT"
+ * or "UNKNOWN". */
 const char *vfmig_rp_type_name(enum vfmig_rp_type t);
 
 #endif

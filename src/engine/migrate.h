@@ -161,7 +161,8 @@ struct vfmig_mig_params {
  * next) and "resume" (devices loaded and running, the guest not, RESUMED
  * not yet sent). */
 #define VFMIG_MIG_HOLD_POINTS                                               \
-	"setup", "pre-copy", "switchover", "stop-copy", "load", "resume"
+	"setup", "pre-copy", "switchover", "stop-copy", "load", "resume",   \
+		"commit"
 #define VFMIG_MIG_HOLD_MAX_MS 30000
 /* Whether name is a hold point. */
 bool vfmig_mig_hold_point_valid(const char *name);

@@ -197,6 +197,21 @@ static int dst_record(struct run *run, const struct vfmig_stream_record *rec)
 			r = vfmig_ram_info(run->vm->ram, kv, err, sizeof(err));
 			if (r < 0)
 				return mig_fail(run, r, "load", "%s", err);
+			if (vfmig_stream_str_eq(kv->key, COMMIT_INFO_KEY)) {
+				run->commit = vfmig_stream_str_eq(kv->value, "1") &&
+					      vfmig_chan_has_return_path(run->chan);
+				if (run->commit) {
+					struct vfmig_rp_msg m = {
+						.type = VFMIG_RP_WAIT_COMMIT
+					};
+					r = vfmig_chan_rp_send(run->chan, &m);
+					if (r < 0)
+						return mig_fail(run, r, "load",
+								"return path: %s",
+								strerror(-r));
+				}
+				continue;
+			}
 			if (vfmig_stream_str_eq(kv->key, "sync")) {
 				r = dst_synced(run, kv);
 				if (r < 0)
@@ -316,6 +331,36 @@ static int dst_check_devices(struct run *run)
 					run->devs[i].d->id,
 					vfmig_vmm_strerror(r));
 	}
+	return 0;
+}
+
+/*
+ * RESUMED is out; the guest starts only once the source answers COMMIT:
+ * then it never runs the VM again. If COMMIT does not come (the source
+ * never read RESUMED, timed out and rolled back; the connection broke),
+ * the source may run the VM itself, so this side rolls back. A source
+ * that did not announce COMMIT (older) is not waited for.
+ */
+static int dst_wait_commit(struct run *run)
+{
+	struct vfmig_rp_msg *m;
+	char err[256] = "";
+	int r;
+
+	if (!run->commit)
+		return 0;
+	mig_test_hold(run, "commit");
+	m = malloc(sizeof(*m));
+	if (!m)
+		return mig_fail(run, -ENOMEM, "completion", "out of memory");
+	r = vfmig_chan_rp_recv(run->chan, m, run->p.timeout_ms, err,
+			       sizeof(err));
+	free(m);
+	if (r < 0)
+		return mig_fail(run, r, "completion",
+				"no COMMIT from the source, the guest does "
+				"not start here: %s",
+				err[0] ? err : strerror(-r));
 	return 0;
 }
 
@@ -465,7 +510,8 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 	if (r == 0)
 		r = dst_check_devices(&run);
 	/* Tell the source before the guest runs here: if it cannot hear it,
-	 * it resumes the VM itself and this side must not run it too. */
+	 * it resumes the VM itself and this side must not run it too; the
+	 * guest starts only after the source's COMMIT (dst_wait_commit). */
 	if (r == 0 && !run.p.dst_verify_after)
 		dst_verify(&run);
 	if (r == 0 && vfmig_chan_has_return_path(run.chan)) {
@@ -478,6 +524,8 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 		if (r < 0)
 			r = mig_fail(&run, r, "completion",
 				     "sending RESUMED: %s", strerror(-r));
+		if (r == 0)
+			r = dst_wait_commit(&run);
 	}
 	if (r == 0 && dst_runs(&run)) {
 		r = vm->ops->resume(vm->vm);
@@ -491,6 +539,13 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 				     "leaving the VM paused: "
 				     "%s",
 				     strerror(-r));
+	}
+	/* Tell the source when: its downtime ends here. If it does not hear
+	 * it, it stays paused and says so: nothing to undo here. */
+	if (r == 0 && run.commit) {
+		struct vfmig_rp_msg m = { .type = VFMIG_RP_STARTED,
+					  .timestamp_ns = mig_real_ns() };
+		vfmig_chan_rp_send(run.chan, &m);
 	}
 	/* The guest runs (or waits paused) here now; the check pauses its
 	 * driver for as long as it takes, outside the downtime. The

@@ -30,6 +30,10 @@
 /* RESUMED's verdict when the destination verifies after the resume; the
  * verdict follows in a VERIFIED message. */
 #define VERDICT_PENDING "pending"
+/* STREAM_INFO key by which a source says it answers RESUMED with COMMIT
+ * (value "1"); a destination that did not see it starts its guest once
+ * RESUMED is sent, as before COMMIT existed. */
+#define COMMIT_INFO_KEY "resume-commit"
 /* How long the source waits for the destination to catch up with the
  * stream before the last pre-copy round (a destination that never
  * answers is older than sync points: the run goes on without). */
@@ -84,6 +88,11 @@ struct run {
 	double t_precopy;
 	uint64_t precopy_stream_bytes, pause_stream_bytes;
 	bool verdict_pending; /* source: RESUMED said "pending" */
+	/* Destination: the source announced COMMIT (STREAM_INFO
+	 * COMMIT_INFO_KEY), so the guest here waits for it after RESUMED.
+	 * Source: COMMIT went out; the VM never runs here again. */
+	bool commit;
+	bool dst_commit; /* source: the destination said WAIT_COMMIT */
 	/* Source: "sync" points written, the last one the destination
 	 * answered, and whether it does not answer them (older). */
 	uint64_t sync_sent, sync_seen;

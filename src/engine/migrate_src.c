@@ -338,6 +338,10 @@ static int src_poll_return_path(struct run *run, int wait_ms)
 		if (m.type == VFMIG_RP_FAILED)
 			return mig_fail(run, -EIO, "pre-copy",
 					"destination failed: %s", m.text);
+		if (m.type == VFMIG_RP_WAIT_COMMIT) {
+			run->dst_commit = true;
+			continue;
+		}
 		if (m.type == VFMIG_RP_SYNCED) {
 			unsigned long long v = strtoull(m.text, NULL, 10);
 			if (v > run->sync_sent)
@@ -635,11 +639,14 @@ static int src_write_run_state(struct run *run)
 {
 	bool ran = !run->vm->ops->was_running ||
 		   run->vm->ops->was_running(run->vm->vm);
-	const struct vfmig_stream_kv kv = { "run-state",
-					    ran ? "running" : "paused" };
+	const struct vfmig_stream_kv kv[2] = {
+		{ "run-state", ran ? "running" : "paused" },
+		{ COMMIT_INFO_KEY, "1" }, /* src_commit answers RESUMED */
+	};
 
 	run->rep->source_running = ran;
-	return vfmig_stream_write_info(run->w, &kv, 1);
+	return vfmig_stream_write_info(
+		run->w, kv, vfmig_chan_has_return_path(run->chan) ? 2 : 1);
 }
 
 /* Device i to STOP_COPY (mig_each_dev step). */
@@ -744,6 +751,72 @@ static int src_switchover(struct run *run)
 	return 0;
 }
 
+/*
+ * The destination said RESUMED; its guest starts once it reads COMMIT.
+ * Until COMMIT is wholly in the socket, the destination cannot have it
+ * and rolls back without it: a failed send is an ordinary failure and
+ * this side takes the VM back. From the moment it is sent, this side
+ * never runs the VM again (run->commit), whatever follows.
+ */
+static int src_commit(struct run *run)
+{
+	struct vfmig_rp_msg m = { .type = VFMIG_RP_COMMIT };
+	int r;
+
+	mig_test_hold(run, "commit");
+	r = vfmig_chan_rp_send(run->chan, &m);
+	if (r < 0)
+		return mig_fail(run, r, "completion", "sending COMMIT: %s",
+				strerror(-r));
+	run->commit = true;
+	return 0;
+}
+
+/*
+ * COMMIT went out: the destination starts its guest and says STARTED
+ * (with the time it did: the downtime ends there), or fails and says
+ * FAILED (it did not start it and never will: an ordinary rollback here).
+ * A close or no word within the timeout: the destination may or may not
+ * run the VM, and this side must not (it may have read COMMIT). The VM
+ * stays paused here, intact, for an operator to decide; the error says so.
+ */
+static int src_wait_started(struct run *run)
+{
+	struct vfmig_rp_msg m;
+	char err[256] = "";
+
+	for (;;) {
+		int r = vfmig_chan_rp_recv(run->chan, &m, run->p.timeout_ms,
+					   err, sizeof(err));
+		if (r == 0 && m.type == VFMIG_RP_STARTED) {
+			double ms = (double)(int64_t)(m.timestamp_ns -
+						      run->pause_realtime_ns) /
+				    1e6;
+			double seen = mig_mono_ms() - run->t_pause;
+			run->rep->downtime_ms = (ms > 0 && ms <= seen) ? ms
+								      : seen;
+			return 0;
+		}
+		if (r == 0 && m.type != VFMIG_RP_FAILED)
+			continue; /* late acks */
+		/* FAILED: the destination rolled back (it says so only before
+		 * its guest starts, and then never starts it): the VM is ours
+		 * again. */
+		if (r == 0) {
+			run->commit = false;
+			return mig_fail(run, -EIO, "completion",
+					"destination failed after COMMIT: %s",
+					m.text);
+		}
+		return mig_fail(run, r, "completion",
+				"COMMIT sent, but the destination did not "
+				"confirm its start: %s; the VM stays paused "
+				"here, as it may run there: `cont` it here "
+				"only if it does not",
+				err[0] ? err : strerror(-r));
+	}
+}
+
 /* Wait for the destination to say it runs the VM. */
 static int src_wait_resumed(struct run *run)
 {
@@ -766,7 +839,10 @@ static int src_wait_resumed(struct run *run)
 				run, r, "completion",
 				"no confirmation from the destination: %s",
 				err[0] ? err : strerror(-r));
-		if (m.type == VFMIG_RP_SWITCHOVER_ACK)
+		if (m.type == VFMIG_RP_WAIT_COMMIT)
+			run->dst_commit = true;
+		if (m.type == VFMIG_RP_SWITCHOVER_ACK ||
+		    m.type == VFMIG_RP_WAIT_COMMIT)
 			continue;
 		if (m.type == VFMIG_RP_FAILED)
 			return mig_fail(run, -EIO, "completion",
@@ -784,7 +860,11 @@ static int src_wait_resumed(struct run *run)
 			double seen = mig_mono_ms() - run->t_pause;
 			run->rep->downtime_ms = (ms > 0 && ms <= seen) ? ms
 								      : seen;
-			return 0;
+			/* An older destination ran its guest already. */
+			if (!run->dst_commit)
+				return 0;
+			r = src_commit(run);
+			return r < 0 ? r : src_wait_started(run);
 		}
 	}
 }
@@ -805,7 +885,8 @@ static void src_wait_verdict(struct run *run)
 				       sizeof(err));
 		/* Late answers to pre-copy's questions may come first. */
 		if (r < 0 || (m.type != VFMIG_RP_SWITCHOVER_ACK &&
-			      m.type != VFMIG_RP_SYNCED))
+			      m.type != VFMIG_RP_SYNCED &&
+			      m.type != VFMIG_RP_WAIT_COMMIT))
 			break;
 	}
 	run->rep->verified = r == 0 && m.type == VFMIG_RP_VERIFIED &&
@@ -839,7 +920,10 @@ static void src_finish(struct run *run)
  * meanwhile, it stays paused and its running devices go to STOP. */
 static void src_rollback(struct run *run)
 {
-	bool user_stopped = atomic_load(&run->prog->user_stopped);
+	/* After COMMIT the destination may run the VM: it stays stopped
+	 * here, as if the user had paused it. */
+	bool user_stopped = atomic_load(&run->prog->user_stopped) ||
+			    run->commit;
 
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		struct dev_run *dr = &run->devs[i];
@@ -852,6 +936,11 @@ static void src_rollback(struct run *run)
 		/* initial is 0 (ERROR) when the run never read it. */
 		if (dr->initial && (dr->touched || back != dr->initial))
 			mig_rollback_dev(run, i, back);
+	}
+	if (run->commit) {
+		if (run->paused && run->vm->ops->settle_paused)
+			run->vm->ops->settle_paused(run->vm->vm);
+		return;
 	}
 	if (run->paused && run->vm->ops->resume(run->vm->vm) == 0)
 		run->paused = false;

@@ -208,9 +208,27 @@ static void both_ways(const char *uri)
 	}
 	pthread_join(t, NULL);
 	assert_int_equal(w.r, 0);
-	/* Wrong directions are refused. */
+	/* Wrong directions are refused: only COMMIT goes toward the
+	 * destination, and nothing else. */
 	assert_int_equal(vfmig_chan_rp_ack(p.src, "x"), -ENOTSUP);
-	assert_int_equal(vfmig_chan_rp_recv(p.dst, &m, 10, err, sizeof(err)), -ENOTSUP);
+	m = (struct vfmig_rp_msg){ .type = VFMIG_RP_COMMIT };
+	assert_int_equal(vfmig_chan_rp_send(p.dst, &m), -ENOTSUP);
+	assert_int_equal(vfmig_chan_rp_recv(p.dst, &m, 10, err, sizeof(err)), -ETIMEDOUT);
+	m = (struct vfmig_rp_msg){ .type = VFMIG_RP_COMMIT };
+	assert_int_equal(vfmig_chan_rp_send(p.src, &m), 0);
+	memset(&m, 0xff, sizeof(m));
+	assert_int_equal(vfmig_chan_rp_recv(p.dst, &m, 2000, err, sizeof(err)), 0);
+	assert_int_equal(m.type, VFMIG_RP_COMMIT);
+	assert_string_equal(vfmig_rp_type_name(m.type), "COMMIT");
+	m = (struct vfmig_rp_msg){ .type = VFMIG_RP_WAIT_COMMIT };
+	assert_int_equal(vfmig_chan_rp_send(p.dst, &m), 0);
+	assert_int_equal(vfmig_chan_rp_recv(p.src, &m, 2000, err, sizeof(err)), 0);
+	assert_int_equal(m.type, VFMIG_RP_WAIT_COMMIT);
+	m = (struct vfmig_rp_msg){ .type = VFMIG_RP_STARTED, .timestamp_ns = 77 };
+	assert_int_equal(vfmig_chan_rp_send(p.dst, &m), 0);
+	assert_int_equal(vfmig_chan_rp_recv(p.src, &m, 2000, err, sizeof(err)), 0);
+	assert_int_equal(m.type, VFMIG_RP_STARTED);
+	assert_true(m.timestamp_ns == 77);
 
 	assert_int_equal(vfmig_chan_rp_ack(p.dst, "regs0"), 0);
 	assert_int_equal(vfmig_chan_rp_ack(p.dst, NULL), 0);
@@ -835,6 +853,63 @@ static void test_file_commit(void **state)
 	assert_string_equal(listing(dir), "link.bin vm.bin");
 }
 
+/* A frame with its CRC, as a peer puts it on the wire. */
+static size_t raw_frame(uint8_t *f, uint16_t type, const char *payload)
+{
+	size_t len = strlen(payload);
+	uint32_t crc;
+
+	f[0] = (uint8_t)(type >> 8);
+	f[1] = (uint8_t)type;
+	f[2] = f[3] = f[4] = 0;
+	f[5] = (uint8_t)len;
+	memcpy(f + 6, payload, len);
+	crc = (uint32_t)crc32(0, f, (uInt)(6 + len));
+	for (int i = 0; i < 4; i++)
+		f[6 + len + (size_t)i] = (uint8_t)(crc >> (24 - 8 * i));
+	return 6 + len + 4;
+}
+
+/* Each side reads only the frames the other one may send: a destination
+ * takes COMMIT (empty) and nothing else, a source never takes COMMIT. */
+static void test_commit_direction(void **state)
+{
+	struct vfmig_chan *dst, *src;
+	struct vfmig_rp_msg m;
+	uint8_t f[64];
+	char err[256];
+	int sv[2];
+	(void)state;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(vfmig_chan_adopt_fd(sv[0], false, VFMIG_CHAN_UNIX, &dst), 0);
+	assert_int_equal(write(sv[1], f, raw_frame(f, VFMIG_RP_SWITCHOVER_ACK, "")), 10);
+	assert_int_equal(vfmig_chan_rp_recv(dst, &m, 2000, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "SWITCHOVER_ACK message (type 1) from the source"));
+	assert_int_equal(write(sv[1], f, raw_frame(f, VFMIG_RP_COMMIT, "x")), 11);
+	assert_int_equal(vfmig_chan_rp_recv(dst, &m, 2000, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "COMMIT with 1 bytes"));
+	assert_int_equal(write(sv[1], f, raw_frame(f, VFMIG_RP_COMMIT, "")), 10);
+	assert_int_equal(vfmig_chan_rp_recv(dst, &m, 2000, err, sizeof(err)), 0);
+	assert_int_equal(m.type, VFMIG_RP_COMMIT);
+	/* The source's close: the destination's wait for COMMIT ends. */
+	close(sv[1]);
+	assert_int_equal(vfmig_chan_rp_recv(dst, &m, 2000, err, sizeof(err)), -ECONNRESET);
+	assert_non_null(strstr(err, "the source closed"));
+	vfmig_chan_close(dst);
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(vfmig_chan_adopt_fd(sv[0], true, VFMIG_CHAN_UNIX, &src), 0);
+	assert_int_equal(write(sv[1], f, raw_frame(f, VFMIG_RP_COMMIT, "")), 10);
+	assert_int_equal(vfmig_chan_rp_recv(src, &m, 2000, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "COMMIT message (type 6) from the destination"));
+	assert_int_equal(write(sv[1], f, raw_frame(f, VFMIG_RP_WAIT_COMMIT, "")), 10);
+	assert_int_equal(vfmig_chan_rp_recv(src, &m, 2000, err, sizeof(err)), 0);
+	assert_int_equal(m.type, VFMIG_RP_WAIT_COMMIT);
+	close(sv[1]);
+	vfmig_chan_close(src);
+}
+
 static void test_connect_refused(void **state)
 {
 	struct vfmig_chan *c;
@@ -866,6 +941,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_ipv6),
 		cmocka_unit_test(test_file_round_trip),
 		cmocka_unit_test(test_file_commit),
+		cmocka_unit_test(test_commit_direction),
 		cmocka_unit_test(test_connect_refused),
 	};
 	signal(SIGPIPE, SIG_DFL); /* a SIGPIPE would kill the test: none must come */

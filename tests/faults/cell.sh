@@ -42,7 +42,7 @@ enospc:load | enospc:resume)
 incompatible:setup | incompatible:load) ;;
 incompatible:*)
 	na "a destination is incompatible from the start: found at setup (device list) or in the load (another device in a slot)" ;;
-corrupt-byte:resume | ram-corrupt-byte:resume | ram-corrupt-byte:load)
+ram-corrupt-byte:resume | ram-corrupt-byte:load)
 	na "nothing more flows toward the destination: its stream (or RAM channel) is complete" ;;
 ram-*:setup | ram-*:switchover | ram-*:resume)
 	na "RAM channel cells: pre-copy and stop-copy (and load for a cut or stall), where RAM flows" ;;

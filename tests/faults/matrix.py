@@ -29,15 +29,7 @@ FAULTS = [
 ]
 # Cells that fail for a reason too big to fix with the matrix; each must
 # still fail (a cell that passes again is taken off), and the doc says why.
-SPLIT = ("the destination resumes its guest once RESUMED is written to "
-         "the socket; a source that never reads it times out, rolls back "
-         "and runs too: both run (needs a confirmation of RESUMED before "
-         "the destination's guest starts)")
-KNOWN = {
-    ("load", "channel-stalled"): SPLIT,
-    ("resume", "channel-stalled"): SPLIT,
-    ("resume", "peer-stops-reading"): SPLIT,
-}
+KNOWN = {}
 BEGIN = "<!-- fault-matrix: begin (tests/faults/matrix.py write) -->"
 END = "<!-- fault-matrix: end -->"
 
