@@ -772,6 +772,18 @@ static int src_commit(struct run *run)
 	return 0;
 }
 
+/* The downtime, from the pause to the destination's timestamp (its
+ * realtime clock) in RESUMED or STARTED. Same host: the clocks agree.
+ * Elsewhere, bound it by what this side saw. */
+static void set_downtime(struct run *run, uint64_t timestamp_ns)
+{
+	double ms = (double)(int64_t)(timestamp_ns - run->pause_realtime_ns) /
+		    1e6;
+	double seen = mig_mono_ms() - run->t_pause;
+
+	run->rep->downtime_ms = (ms > 0 && ms <= seen) ? ms : seen;
+}
+
 /*
  * COMMIT went out: the destination starts its guest and says STARTED
  * (with the time it did: the downtime ends there), or fails and says
@@ -789,12 +801,7 @@ static int src_wait_started(struct run *run)
 		int r = vfmig_chan_rp_recv(run->chan, &m, run->p.timeout_ms,
 					   err, sizeof(err));
 		if (r == 0 && m.type == VFMIG_RP_STARTED) {
-			double ms = (double)(int64_t)(m.timestamp_ns -
-						      run->pause_realtime_ns) /
-				    1e6;
-			double seen = mig_mono_ms() - run->t_pause;
-			run->rep->downtime_ms = (ms > 0 && ms <= seen) ? ms
-								      : seen;
+			set_downtime(run, m.timestamp_ns);
 			return 0;
 		}
 		if (r == 0 && m.type != VFMIG_RP_FAILED)
@@ -852,14 +859,7 @@ static int src_wait_resumed(struct run *run)
 				      sizeof(run->rep->verify_msg), m.text);
 			run->rep->verified = !strcmp(m.text, "ok");
 			run->verdict_pending = !strcmp(m.text, VERDICT_PENDING);
-			double ms = (double)(int64_t)(m.timestamp_ns -
-						      run->pause_realtime_ns) /
-				    1e6;
-			/* Same host: the clocks agree. Elsewhere, bound it by
-			 * what this side saw. */
-			double seen = mig_mono_ms() - run->t_pause;
-			run->rep->downtime_ms = (ms > 0 && ms <= seen) ? ms
-								      : seen;
+			set_downtime(run, m.timestamp_ns);
 			/* An older destination ran its guest already. */
 			if (!run->dst_commit)
 				return 0;
