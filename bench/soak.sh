@@ -76,18 +76,7 @@ for path, cmd in zip(a[0::2], a[1::2]):
     s.close()
 PY
 }
-# fds PID: the count of open fds, once two reads 50 ms apart agree (a
-# control connection just closed by us may still be open on its side).
-fds() {
-	a=$(ls /proc/"$1"/fd | wc -l)
-	for _ in $(seq 40); do
-		sleep 0.05
-		b=$(ls /proc/"$1"/fd | wc -l)
-		[ "$a" = "$b" ] && break
-		a=$b
-	done
-	echo "$a"
-}
+. "$(dirname "$0")/../tests/integration/proc_fds.sh" # fds PID
 # rss PID: resident KiB that are the process's own (RssAnon + RssFile):
 # VmRSS less RssShmem, the guest RAM memfd (and mappable BAR memfds) it maps,
 # which grows as the guest touches more of its RAM, migration after

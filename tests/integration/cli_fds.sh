@@ -13,36 +13,11 @@ V=$1
 if [ -x /usr/bin/python3 ]; then
 	mkdir "$D/bin" && ln -s /usr/bin/python3 "$D/bin/python3" && PATH=$D/bin:$PATH
 fi
-# fds PID: the open fds, once two reads 50 ms apart agree (a connection we
-# just closed may still be open on the server's side for a moment).
-fds() {
-	a=$(ls /proc/"$1"/fd | wc -l)
-	for _ in $(seq 40); do
-		sleep 0.05
-		b=$(ls /proc/"$1"/fd | wc -l)
-		[ "$a" = "$b" ] && break
-		a=$b
-	done
-	echo "$a"
-}
+. "$(dirname "$0")/proc_fds.sh"
 # same WHAT BEFORE PID: fail unless PID has BEFORE fds now.
 same() {
 	now=$(fds "$3")
 	[ "$now" = "$2" ] || fail "$1: $2 fds before, $now after: $(ls -l /proc/"$3"/fd)"
-}
-# send_to SOCKET: connect, send garbage, read until the peer closes.
-send_garbage() {
-	python3 - "$1" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(10)
-try:
-    s.sendall(b"this is not a vfmig stream\n" * 100)
-    s.shutdown(socket.SHUT_WR)
-    while s.recv(65536):
-        pass
-except (BrokenPipeError, ConnectionResetError):
-    pass
-PY
 }
 # poke SOCKET N: N connections that are closed at once (refused or not).
 poke() {
@@ -139,9 +114,10 @@ wait_for "$D/dst.ctl"
 wait_for "$D/mig.sock"
 dst=$(echo "$pids" | awk '{ print $NF }')
 sleep 0.2
+for _ in $(seq 100); do echo "this is not a vfmig stream"; done >"$D/garbage"
 t0=$(fds "$dst")
 for i in 1 2 3 4 5; do
-	send_garbage "$D/mig.sock"
+	send_to "$D/mig.sock" "$D/garbage"
 	sleep 0.1
 	wait_for "$D/mig.sock"
 done

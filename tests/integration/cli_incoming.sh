@@ -8,20 +8,6 @@
 V=$1
 . "$(dirname "$0")/cli_lib.sh"
 
-# send_to SOCKET FILE: connect, send FILE, read until the peer closes.
-send_to() {
-	python3 - "$1" "$2" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(10)
-try:
-    s.sendall(open(sys.argv[2], "rb").read())
-    s.shutdown(socket.SHUT_WR)
-    while s.recv(65536):
-        pass
-except (BrokenPipeError, ConnectionResetError):
-    pass
-PY
-}
 # events SOCKET N: print the data of the next N MIGRATION events, one line
 # each, after a first line "ready" once subscribed.
 events() {

@@ -63,3 +63,17 @@ vm() {
 	start "$V" vmm --device "$D/$n.sock" --ram 16M --control "$D/$n.ctl" --quiet "$@"
 	wait_for "$D/$n.ctl"
 }
+# send_to SOCKET FILE: connect, send FILE, read until the peer closes.
+send_to() {
+	python3 - "$1" "$2" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(10)
+try:
+    s.sendall(open(sys.argv[2], "rb").read())
+    s.shutdown(socket.SHUT_WR)
+    while s.recv(65536):
+        pass
+except (BrokenPipeError, ConnectionResetError):
+    pass
+PY
+}
