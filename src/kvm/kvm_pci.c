@@ -80,37 +80,50 @@ static int refresh_bars(struct kvm_pci_dev *d)
 	return 0;
 }
 
-static int find_msix(struct kvm_pci *bus, unsigned int i)
+int kvm_pci_parse_msix(const uint8_t cfg[256],
+		       const uint64_t bar_size[KVM_PCI_NBARS], uint32_t *bar,
+		       uint32_t *off, uint32_t *nvec)
 {
-	struct kvm_pci_dev *d = &bus->devs[i];
-	uint8_t cfg[256];
-	int r = cfg_read(d, 0, cfg, sizeof(cfg));
-
-	if (r < 0)
-		return r;
 	for (unsigned int pos = cfg[CFG_CAP_PTR] & 0xfcu, n = 0;
-	     pos && pos < 0xfc && n < 48; pos = cfg[pos + 1] & 0xfcu, n++) {
-		if (cfg[pos] != CAP_MSIX || pos + 8 > sizeof(cfg))
+	     pos >= 0x40 && pos <= 0xf8 && n < 48;
+	     pos = cfg[pos + 1] & 0xfcu, n++) {
+		if (cfg[pos] != CAP_MSIX)
 			continue;
 		uint16_t ctrl = (uint16_t)(cfg[pos + 2] | cfg[pos + 3] << 8);
 		uint32_t tbl = (uint32_t)cfg[pos + 4] | cfg[pos + 5] << 8 |
 			       cfg[pos + 6] << 16 | (uint32_t)cfg[pos + 7] << 24;
-		uint32_t nvec = (ctrl & 0x7ffu) + 1, bir = tbl & 7u;
-		uint64_t off = tbl & ~7u;
-		if (nvec > KVM_PCI_MAX_VEC || bir >= KVM_PCI_NBARS ||
-		    off + nvec * 16ull > d->bar_size[bir]) {
-			vfmig_vm_log(bus->vm, VFMIG_LOG_WARNING,
-				     "kvm: %s: MSI-X table (BAR %u, offset "
-				     "0x%" PRIx64 ", %u vectors) does not fit; "
-				     "no interrupts",
-				     vfmig_vm_dev_id(bus->vm, i), bir, off,
-				     nvec);
-			return 0;
-		}
-		d->msix_bar = bir;
-		d->msix_off = (uint32_t)off;
-		d->nvec = nvec;
+		*nvec = (ctrl & 0x7ffu) + 1;
+		*bar = tbl & 7u;
+		*off = tbl & ~7u;
+		if (*nvec > KVM_PCI_MAX_VEC || *bar >= KVM_PCI_NBARS ||
+		    *off + *nvec * 16ull > bar_size[*bar])
+			return -ERANGE;
 		return 0;
+	}
+	return -ENOENT;
+}
+
+static int find_msix(struct kvm_pci *bus, unsigned int i)
+{
+	struct kvm_pci_dev *d = &bus->devs[i];
+	uint8_t cfg[256];
+	uint32_t bir, off, nvec;
+	int r = cfg_read(d, 0, cfg, sizeof(cfg));
+
+	if (r < 0)
+		return r;
+	r = kvm_pci_parse_msix(cfg, d->bar_size, &bir, &off, &nvec);
+	if (r == -ERANGE) {
+		vfmig_vm_log(bus->vm, VFMIG_LOG_WARNING,
+			     "kvm: %s: MSI-X table (BAR %u, offset 0x%" PRIx32
+			     ", %u vectors) does not fit; no interrupts",
+			     vfmig_vm_dev_id(bus->vm, i), bir, off, nvec);
+		return 0;
+	}
+	if (r == 0) {
+		d->msix_bar = bir;
+		d->msix_off = off;
+		d->nvec = nvec;
 	}
 	return 0;
 }

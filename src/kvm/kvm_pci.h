@@ -47,6 +47,16 @@ int kvm_pci_cfg_decode(uint32_t cf8, uint16_t port, unsigned int size,
  * the next register's in hi). *is64: a 64-bit BAR. An I/O BAR gives 0. */
 uint64_t kvm_pci_bar_base(uint32_t lo, uint32_t hi, bool *is64);
 
+/* Where a device's MSI-X table is, from its 256 bytes of config space and
+ * its BAR sizes (0: no BAR): *bar, *off (from the BAR's start), *nvec.
+ * The capability list is walked from the pointer at 0x34, at most 48
+ * entries (a list that loops ends there). -ENOENT: no MSI-X capability;
+ * -ERANGE: one that names a BAR that does not exist, more than
+ * KVM_PCI_MAX_VEC vectors, or a table that does not fit in its BAR. */
+int kvm_pci_parse_msix(const uint8_t cfg[256],
+		       const uint64_t bar_size[KVM_PCI_NBARS], uint32_t *bar,
+		       uint32_t *off, uint32_t *nvec);
+
 /* ---- the bus ---- */
 
 struct kvm_pci_msix_entry {

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The pure parts of `vfmig vmm --kvm`: PCI configuration address decoding
- * and BAR bases (kvm_pci.h), and what the VMM writes into guest RAM before
- * the guest starts (kvm_setup.h): page tables walked as the CPU walks them,
+ * The pure parts of `vfmig vmm --kvm`: PCI configuration address decoding,
+ * BAR bases and the MSI-X capability (kvm_pci.h), and what the VMM writes
+ * into guest RAM before the guest starts (kvm_setup.h): page tables walked as the CPU walks them,
  * GDT and TSS descriptors decoded field by field, IDT gates, the image
  * header checks, the boot page.
  */
@@ -78,6 +78,77 @@ static void test_cfg_decode(void **state)
 					    &slot, &off), -EINVAL);
 	assert_int_equal(kvm_pci_cfg_decode(cf8(0, 0, 0, 0), 0xd00, 1, 1,
 					    &slot, &off), -EINVAL);
+}
+
+/* A capability at pos with id and next pointer; MSI-X gets its message
+ * control (vectors - 1) and table word. */
+static void put_cap(uint8_t *cfg, unsigned pos, uint8_t id, uint8_t next,
+		    uint16_t ctrl, uint32_t tbl)
+{
+	cfg[pos] = id;
+	cfg[pos + 1] = next;
+	cfg[pos + 2] = (uint8_t)ctrl;
+	cfg[pos + 3] = (uint8_t)(ctrl >> 8);
+	for (unsigned i = 0; i < 4; i++)
+		cfg[pos + 4 + i] = (uint8_t)(tbl >> (8 * i));
+}
+
+static void test_parse_msix(void **state)
+{
+	uint8_t cfg[256];
+	uint64_t bars[KVM_PCI_NBARS] = { 0x1000, 0, 0x4000 };
+	uint32_t bar = 99, off = 99, nvec = 99;
+	(void)state;
+
+	/* PM at 0x40, then MSI-X at 0x50: 4 vectors in BAR 2 at 0x3000. */
+	memset(cfg, 0, sizeof(cfg));
+	cfg[0x34] = 0x40;
+	put_cap(cfg, 0x40, 0x01, 0x50, 0, 0);
+	put_cap(cfg, 0x50, 0x11, 0x00, 3, 0x3000 | 2);
+	assert_int_equal(kvm_pci_parse_msix(cfg, bars, &bar, &off, &nvec), 0);
+	assert_int_equal(bar, 2);
+	assert_int_equal(off, 0x3000);
+	assert_int_equal(nvec, 4);
+
+	/* The last vector's entry ends exactly at the BAR's end: it fits;
+	 * one more byte of offset does not. */
+	put_cap(cfg, 0x50, 0x11, 0x00, 3, 0x3fc0 | 2);
+	assert_int_equal(kvm_pci_parse_msix(cfg, bars, &bar, &off, &nvec), 0);
+	put_cap(cfg, 0x50, 0x11, 0x00, 3, 0x3fc8 | 2);
+	assert_int_equal(kvm_pci_parse_msix(cfg, bars, &bar, &off, &nvec),
+			 -ERANGE);
+	/* A BAR that does not exist, a BIR past the BARs, too many vectors. */
+	put_cap(cfg, 0x50, 0x11, 0x00, 0, 1);
+	assert_int_equal(kvm_pci_parse_msix(cfg, bars, &bar, &off, &nvec),
+			 -ERANGE);
+	put_cap(cfg, 0x50, 0x11, 0x00, 0, 7);
+	assert_int_equal(kvm_pci_parse_msix(cfg, bars, &bar, &off, &nvec),
+			 -ERANGE);
+	bars[0] = 1u << 20;
+	put_cap(cfg, 0x50, 0x11, 0x00, KVM_PCI_MAX_VEC, 0);
+	assert_int_equal(kvm_pci_parse_msix(cfg, bars, &bar, &off, &nvec),
+			 -ERANGE);
+	put_cap(cfg, 0x50, 0x11, 0x00, KVM_PCI_MAX_VEC - 1, 0);
+	assert_int_equal(kvm_pci_parse_msix(cfg, bars, &bar, &off, &nvec), 0);
+	assert_int_equal(nvec, KVM_PCI_MAX_VEC);
+
+	/* No MSI-X: an empty list, a list that loops, a pointer into the
+	 * header, a capability that would run past config space. */
+	put_cap(cfg, 0x50, 0x05, 0x00, 0, 0);
+	assert_int_equal(kvm_pci_parse_msix(cfg, bars, &bar, &off, &nvec),
+			 -ENOENT);
+	put_cap(cfg, 0x50, 0x05, 0x40, 0, 0);
+	assert_int_equal(kvm_pci_parse_msix(cfg, bars, &bar, &off, &nvec),
+			 -ENOENT);
+	memset(cfg, 0, sizeof(cfg));
+	cfg[0x34] = 0x10;
+	cfg[0x10] = 0x11;
+	assert_int_equal(kvm_pci_parse_msix(cfg, bars, &bar, &off, &nvec),
+			 -ENOENT);
+	cfg[0x34] = 0xfc;
+	cfg[0xfc] = 0x11;
+	assert_int_equal(kvm_pci_parse_msix(cfg, bars, &bar, &off, &nvec),
+			 -ENOENT);
 }
 
 static void test_bar_base(void **state)
@@ -291,6 +362,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cfg_decode),
 		cmocka_unit_test(test_bar_base),
+		cmocka_unit_test(test_parse_msix),
 		cmocka_unit_test(test_paging),
 		cmocka_unit_test(test_gdt_tss),
 		cmocka_unit_test(test_image_and_idt),
