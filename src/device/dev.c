@@ -511,5 +511,6 @@ VFMIG_EXPORT const char *vfmig_dev_strerror(int err)
 	for (size_t i = 0; i < sizeof(errtab) / sizeof(errtab[0]); i++)
 		if (errtab[i].err == err)
 			return errtab[i].text;
-	return "unknown error";
+	const char *d = strerrordesc_np(err);
+	return d ? d : "unknown error";
 }

@@ -115,8 +115,11 @@ static void rollback_failed(struct run *run, size_t i, uint32_t want,
 		run->vm->ops->device_fault(run->vm->vm, i, msg);
 }
 
-/* Put device i into state want after a failure (reset if it refuses). */
-void mig_rollback_dev(struct run *run, size_t i, uint32_t want)
+/* Put device i into state want after a failure (reset if it refuses).
+ * reset_ok: a reset that ends in want is what the caller wants anyway
+ * (a destination dropping what it loaded). */
+void mig_rollback_dev(struct run *run, size_t i, uint32_t want,
+		      bool reset_ok)
 {
 	uint32_t final = VFMIG_VMM_MIG_UNKNOWN;
 	char cause[200];
@@ -128,6 +131,8 @@ void mig_rollback_dev(struct run *run, size_t i, uint32_t want)
 		return;
 	r = vfmig_vmm_mig_set_state(run->devs[i].d->dev, want,
 				    VFMIG_VMM_MIG_ERROR, &final);
+	if (r < 0 && reset_ok && final == want)
+		return;
 	if (r < 0)
 		rollback_failed(run, i, want, r, final);
 }

@@ -292,14 +292,20 @@ static int dst_start_dev(struct run *run, size_t i, char *err, size_t len)
 			 dr->d->id, vfmig_vmm_strerror(r));
 		return r;
 	}
-	if (!dst_runs(run))
-		return 0; /* a paused VM's devices wait in STOP */
-	r = vfmig_vmm_mig_set_state(dr->d->dev, VFMIG_VMM_MIG_RUNNING,
-				    VFMIG_VMM_MIG_ERROR, &final);
-	if (r < 0)
-		snprintf(err, len, "device %s refused RUNNING: %s", dr->d->id,
-			 vfmig_vmm_strerror(r));
-	return r;
+	if (dst_runs(run)) {
+		r = vfmig_vmm_mig_set_state(dr->d->dev, VFMIG_VMM_MIG_RUNNING,
+					    VFMIG_VMM_MIG_ERROR, &final);
+		if (r < 0) {
+			snprintf(err, len, "device %s refused RUNNING: %s",
+				 dr->d->id, vfmig_vmm_strerror(r));
+			return r;
+		}
+	} /* else a paused VM's devices wait in STOP */
+	/* It holds the migrated state: whatever an earlier failed attempt
+	 * reported about it is over. */
+	if (run->vm->ops->device_fault)
+		run->vm->ops->device_fault(run->vm->vm, i, NULL);
+	return 0;
 }
 
 /* Every device restored and started, all at once: each step is a series
@@ -419,14 +425,16 @@ static int dst_load(struct run *run)
 	return mig_mchan_dst_finish(run);
 }
 
-/* Failure: forget whatever was loaded; the devices come back empty. */
+/* Failure: forget whatever was loaded; the devices come back empty. A
+ * device that refuses to leave RESUMING with what it was given (a stream
+ * cut short) is reset, which is that same outcome, not a fault. */
 static void dst_rollback(struct run *run)
 {
 	if (run->chan && vfmig_chan_has_return_path(run->chan))
 		vfmig_chan_rp_failed(run->chan, run->rep->error);
 	for (size_t i = 0; i < run->vm->ndev; i++)
 		if (run->devs[i].touched)
-			mig_rollback_dev(run, i, VFMIG_VMM_MIG_RUNNING);
+			mig_rollback_dev(run, i, VFMIG_VMM_MIG_RUNNING, true);
 }
 
 /* Open the incoming channel: a file at once; a socket by listening and

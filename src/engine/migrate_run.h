@@ -140,8 +140,11 @@ int mig_each_dev(struct run *run, mig_dev_step_fn fn, const char *phase);
 int mig_fail(struct run *run, int err, const char *phase, const char *fmt,
 	     ...) __attribute__((format(printf, 4, 5)));
 /* Put device i into state want after a failure (reset if it refuses); a
- * failure of that is added to the report and the VM told of the fault. */
-void mig_rollback_dev(struct run *run, size_t i, uint32_t want);
+ * failure of that is added to the report and the VM told of the fault.
+ * reset_ok: a reset that ends in want is no failure (the destination,
+ * which drops what it loaded anyway). */
+void mig_rollback_dev(struct run *run, size_t i, uint32_t want,
+		      bool reset_ok);
 void mig_set_status(struct run *run, enum vfmig_mig_status s);
 bool mig_cancelled(struct run *run);
 int mig_run_init(struct run *run, const struct vfmig_mig_vm *vm,

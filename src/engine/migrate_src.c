@@ -935,7 +935,7 @@ static void src_rollback(struct run *run)
 			back = VFMIG_VMM_MIG_STOP;
 		/* initial is 0 (ERROR) when the run never read it. */
 		if (dr->initial && (dr->touched || back != dr->initial))
-			mig_rollback_dev(run, i, back);
+			mig_rollback_dev(run, i, back, false);
 	}
 	if (run->commit) {
 		if (run->paused && run->vm->ops->settle_paused)

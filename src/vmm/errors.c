@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* vfmig_vmm_strerror: static text for the errors this library returns. */
 #include <errno.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -31,6 +32,7 @@ static const char *const messages[] = {
 	[ENOTCONN] = "not connected (connection broken earlier)",
 	[ETIMEDOUT] = "device did not reply in time",
 	[ECONNREFUSED] = "connection refused",
+	[ENODATA] = "migration data incomplete",
 };
 
 const char *vfmig_vmm_strerror(int err)
@@ -41,5 +43,8 @@ const char *vfmig_vmm_strerror(int err)
 		return "success";
 	if (e < sizeof(messages) / sizeof(messages[0]) && messages[e])
 		return messages[e];
-	return "unknown error";
+	/* Another errno (a device may answer with any): the C library's
+	 * text, which is static too. */
+	const char *d = e < 4096 ? strerrordesc_np((int)e) : NULL;
+	return d ? d : "unknown error";
 }

@@ -194,6 +194,7 @@ static void test_api_args(void **state)
 	assert_string_equal(vfmig_dev_strerror(-EFAULT),
 			    "address outside every DMA window");
 	assert_string_equal(vfmig_dev_strerror(-99999), "unknown error");
+	assert_string_equal(vfmig_dev_strerror(-EILSEQ), strerrordesc_np(EILSEQ));
 	vfmig_dev_destroy(dev);
 	vfmig_dev_destroy(NULL);
 }

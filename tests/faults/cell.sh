@@ -9,6 +9,8 @@
 # OUTCOME is "pass", "n/a: WHY" or "fail: WHAT"; exits 0 unless the cell
 # could not be run at all.
 #   cell.sh VFMIG PHASE FAULT
+# FAULT_TRANSPORT=tcp: the migration (and the proxy) over loopback TCP
+# instead of UNIX sockets.
 # PHASE: setup pre-copy switchover stop-copy load resume
 # FAULT: dst-vmm-killed dst-device-killed src-device-killed channel-cut
 #        channel-stalled corrupt-byte incompatible enospc peer-stops-reading
@@ -18,6 +20,12 @@ HERE=$(dirname "$0")
 . "$HERE/../integration/cli_lib.sh"
 PROXY="python3 $HERE/fault_proxy.py"
 STALL_MS=1500
+TRANSPORT=${FAULT_TRANSPORT:-unix}
+case $TRANSPORT in
+unix) IN="unix:$D/dst-mig.sock" ;;
+tcp) PORT=$(free_port) IN="tcp:127.0.0.1:$PORT" ;;
+*) echo "cell.sh: FAULT_TRANSPORT is unix or tcp, not $TRANSPORT" >&2; exit 2 ;;
+esac
 
 ERR="" EXITS="" WHY=""
 result() { # result OUTCOME
@@ -106,27 +114,34 @@ incompatible)
 	if [ "$PHASE" = setup ]; then # one device fewer
 		dev ddma dma
 		wait_for "$D/ddma.sock"
-		vmm dst dst ddma -- --incoming "unix:$D/dst-mig.sock"
+		vmm dst dst ddma -- --incoming "$IN"
 	else # the same two, the other way round
 		dev ddma dma; dev dvram vram
 		wait_for "$D/ddma.sock"; wait_for "$D/dvram.sock"
-		vmm dst dst dvram ddma -- --incoming "unix:$D/dst-mig.sock"
+		vmm dst dst dvram ddma -- --incoming "$IN"
 	fi
 	;;
 *)
 	dev ddma dma; dev dvram vram
 	wait_for "$D/ddma.sock"; wait_for "$D/dvram.sock"
-	vmm dst dst ddma dvram -- --incoming "unix:$D/dst-mig.sock"
+	vmm dst dst ddma dvram -- --incoming "$IN"
 	;;
 esac
 wait_for "$D/src.ctl"
 if [ -z "${MNT:-}" ]; then
-	wait_for "$D/dst.ctl"; wait_for "$D/dst-mig.sock"
-	$PROXY "$D/mig.sock" "$D/dst-mig.sock" "$D/proxy.ctl" 2>>"$D/proxy.log" &
+	wait_for "$D/dst.ctl"
+	if [ "$TRANSPORT" = tcp ]; then
+		wait_listen "$PORT"
+		$PROXY tcp:127.0.0.1:0 "tcp:127.0.0.1:$PORT" "$D/proxy.ctl" \
+			2>>"$D/proxy.log" &
+	else
+		wait_for "$D/dst-mig.sock"
+		$PROXY "$D/mig.sock" "$D/dst-mig.sock" "$D/proxy.ctl" \
+			2>>"$D/proxy.log" &
+	fi
 	pid_proxy=$!
 	pids="$pids $!"
 	wait_for "$D/proxy.ctl"
-	URI="unix:$D/mig.sock"
 	CH="--channels 2"
 else
 	CH=""
@@ -139,6 +154,7 @@ f = s.makefile("rw"); f.write(sys.argv[2] + "\n"); f.flush()
 print(f.readline().strip())
 PY
 }
+[ -z "${MNT:-}" ] && URI=$(proxy addr)
 sleep 0.3
 
 # ---- migrate, hold, fault, release ----
@@ -259,6 +275,9 @@ else
 		b=$(dev_blocker "$D/dst.ctl" dev0)
 		case $b in "connection to the device lost: "?*) ;;
 		*) bad "the destination shows no blocker for its dead dev0: $b" ;; esac
+	else # its devices dropped what they loaded: nothing is wrong
+		echo "$ds" | grep -q '"healthy": *true' ||
+			bad "the destination is not healthy after the failed attempt: $ds"
 	fi
 	kill -TERM $pid_dst
 	wait $pid_dst

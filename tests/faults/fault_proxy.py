@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # The channel between a migration's source and destination, with faults on
-# command (tests/faults). It listens on a UNIX socket, connects every
-# connection it accepts (the main one, then the RAM channels, in the order
-# they come) to the destination's socket, and forwards both ways. A line
+# command (tests/faults). It listens on a UNIX socket or a TCP port,
+# connects every connection it accepts (the main one, then the RAM
+# channels, in the order they come) to the destination's address, and
+# forwards both ways. A line
 # on the control socket changes what it does and is answered "ok" once
 # that holds:
 #   cut [N]     close both sides of connection N (all: every connection)
@@ -11,15 +12,28 @@
 #   flip [N]    invert one byte of the next data toward the destination
 #   release     stalls end: what was held back goes on, then the rest
 #   count       how many connections came so far
+#   addr        the address it listens on, as a migration URI
 # N: 0 for the first connection (the main one), 1.. for the RAM channels
 # in the order they connected; absent: the main one.
 #   fault_proxy.py LISTEN DEST CONTROL
+# LISTEN and DEST: a socket path, or tcp:HOST:PORT (LISTEN's port may be 0:
+# any free one, which `addr` tells).
 import os, signal, socket, sys, threading
 
 lock = threading.Condition()
 conns = []      # [source side, destination side] per connection
 stalled = set()  # indexes of stalled connections
 flips = set()    # indexes with a byte to flip toward the destination
+
+
+def endpoint(spec):
+    """A socket for spec and the address to bind or connect it to."""
+    if spec.startswith("tcp:"):
+        host, port = spec[4:].rsplit(":", 1)
+        s = socket.socket(socket.AF_INET)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s, (host, int(port))
+    return socket.socket(socket.AF_UNIX), spec
 
 
 def pump(i, a, b, to_dst):
@@ -53,9 +67,9 @@ def pump(i, a, b, to_dst):
 def accept_loop(listener, dest):
     while True:
         src, _ = listener.accept()
-        dst = socket.socket(socket.AF_UNIX)
+        dst, where = endpoint(dest)
         try:
-            dst.connect(dest)
+            dst.connect(where)
         except OSError:
             src.close()
             continue
@@ -82,6 +96,8 @@ def command(line):
     with lock:
         if op == "count":
             return str(len(conns))
+        if op == "addr":
+            return listen_uri
         if op == "release":
             stalled.clear()
             lock.notify_all()
@@ -102,12 +118,22 @@ def command(line):
     return "ok"
 
 
+listen_uri = ""
+
+
 def main():
+    global listen_uri
     listen, dest, control = sys.argv[1:4]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    ls = socket.socket(socket.AF_UNIX)
-    ls.bind(listen)
+    ls, where = endpoint(listen)
+    if ls.family == socket.AF_INET:
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(where)
     ls.listen(16)
+    if ls.family == socket.AF_INET:
+        listen_uri = "tcp:%s:%d" % ls.getsockname()
+    else:
+        listen_uri = "unix:" + listen
     cs = socket.socket(socket.AF_UNIX)
     cs.bind(control)
     cs.listen(4)
@@ -126,6 +152,8 @@ def main():
                     f.flush()
     finally:
         for p in (listen, control):
+            if p.startswith("tcp:"):
+                continue
             try:
                 os.unlink(p)
             except OSError:

@@ -8,6 +8,9 @@
 #   matrix.py row VFMIG PHASE RESULTS DOC   run, record, compare (exit 1
 #                                           on a failed cell or a stale doc)
 #   matrix.py write RESULTS DOC             the table from RESULTS into DOC
+#   matrix.py tcp VFMIG RESULTS DOC         the channel faults of two
+#                                           phases over TCP: each cell must
+#                                           end as the doc's (UNIX) cell
 import os, re, subprocess, sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -42,11 +45,21 @@ def kind(outcome):
     return "?"
 
 
-def run_cell(vfmig, phase, fault):
+# The TCP run: the faults that act on the connection, in the phases where
+# data flows over it.
+TCP_PHASES = ["pre-copy", "stop-copy"]
+TCP_FAULTS = ["channel-cut", "channel-stalled", "corrupt-byte",
+              "peer-stops-reading", "ram-channel-cut", "ram-channel-stalled",
+              "ram-corrupt-byte"]
+
+
+def run_cell(vfmig, phase, fault, transport="unix"):
     here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, FAULT_TRANSPORT=transport)
     p = subprocess.run(["sh", os.path.join(here, "cell.sh"), vfmig, phase,
                         fault], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True, timeout=240)
+                       stderr=subprocess.PIPE, text=True, timeout=240,
+                       env=env)
     line = p.stdout.rstrip("\n").splitlines()[-1:] or [""]
     parts = line[0].split("\t")
     if p.returncode != 0 or len(parts) != 5:
@@ -106,6 +119,29 @@ def row(vfmig, phase, results, doc):
     return bad
 
 
+def tcp(vfmig, results, doc):
+    jobs = int(os.environ.get("VFMIG_FAULT_JOBS", "2"))
+    cells = [(ph, f) for ph in TCP_PHASES for f in TCP_FAULTS]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
+        got = list(ex.map(lambda c: run_cell(vfmig, c[0], c[1], "tcp"),
+                          cells))
+    os.makedirs(results, exist_ok=True)
+    with open(os.path.join(results, "tcp.tsv"), "w") as out:
+        for parts in got:
+            out.write("\t".join(parts) + "\n")
+    committed = doc_cells(doc)
+    bad = 0
+    for ph, fault, outcome, err, exits in got:
+        print("%-10s %-20s tcp: %s | %s | %s" % (ph, fault, outcome, err,
+                                                  exits))
+        want = kind(committed.get((ph, fault), "missing"))
+        if kind(outcome) == "fail" or kind(outcome) != want:
+            print("  FAILED cell: over UNIX it is %r" %
+                  committed.get((ph, fault), "nothing"))
+            bad = 1
+    return bad
+
+
 def esc(s):
     return s.replace("|", "\\|")
 
@@ -154,11 +190,13 @@ def write(results, doc):
 def main():
     if len(sys.argv) == 6 and sys.argv[1] == "row":
         sys.exit(row(*sys.argv[2:]))
+    if len(sys.argv) == 5 and sys.argv[1] == "tcp":
+        sys.exit(tcp(*sys.argv[2:]))
     if len(sys.argv) == 4 and sys.argv[1] == "write":
         write(*sys.argv[2:])
         return
     sys.exit(__doc__ or "usage: matrix.py row VFMIG PHASE RESULTS DOC | "
-             "write RESULTS DOC")
+             "write RESULTS DOC | tcp VFMIG RESULTS DOC")
 
 
 if __name__ == "__main__":

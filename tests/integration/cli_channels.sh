@@ -12,9 +12,6 @@ V=$1
 PEER="python3 $(dirname "$0")/mchan_peer.py"
 . "$(dirname "$0")/cli_lib.sh"
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 report() { # report CTL KEY: that key of the last migration's report
 	ctl "$1" '{"execute":"query-migrate"}' |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["return"]["report"]["'"$2"'"])'

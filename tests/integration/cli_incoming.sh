@@ -80,13 +80,15 @@ wait_for "$D/mig.sock"
 last_error "$D/dst.ctl" | grep -q . || fail "no error in the report of the cut stream"
 ctl "$D/dst.ctl" '{"execute":"query-devices"}' | grep -q '"migration_state": *"RUNNING"' ||
 	fail "destination device not reset to RUNNING"
+ctl "$D/dst.ctl" '{"execute":"query-status"}' | grep -q '"healthy": *true' ||
+	fail "the reset after a cut stream counts as a fault: $(ctl "$D/dst.ctl" '{"execute":"query-status"}')"
 
 # 3. A real source VMM migrates to the same URI, and the VM verifies.
 out=$("$V" migrate --control "$D/src.ctl" "unix:$D/mig.sock" --json) ||
 	fail "migration after two failed attempts: $out"
 echo "$out" | tail -1 | grep -q '"verified":true' || fail "not verified: $out"
-ctl "$D/dst.ctl" '{"execute":"query-status"}' | grep -q '"running"' ||
-	fail "destination not running after the migration"
+ctl "$D/dst.ctl" '{"execute":"query-status"}' | grep -q '"running": *true, "healthy": *true' ||
+	fail "destination not running and healthy after the migration: $(ctl "$D/dst.ctl" '{"execute":"query-status"}')"
 [ "$(migrate_status "$D/dst.ctl")" = completed ] || fail "destination status not completed"
 sleep 0.2
 ctl "$D/dst.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||

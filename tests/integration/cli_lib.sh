@@ -30,6 +30,20 @@ fail() {
 }
 start() { "$@" 2>>"$D/procs.log" & pids="$pids $!"; }
 wait_for() { for _ in $(seq $tries); do [ -e "$1" ] && return 0; sleep 0.02; done; fail "no $1"; }
+# A TCP port of 127.0.0.1 that nobody listens on now.
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# wait_listen PORT: until something listens on 127.0.0.1:PORT (read from
+# /proc, so that no connection is made to it).
+wait_listen() {
+	hex=$(printf '0100007F:%04X' "$1")
+	for _ in $(seq $tries); do
+		grep -q " $hex 00000000:0000 0A " /proc/net/tcp && return 0
+		sleep 0.02
+	done
+	fail "nothing listens on 127.0.0.1:$1"
+}
 ctl() { # ctl SOCKET JSON -> the reply line to a command
 	python3 - "$1" "$2" <<'PY'
 import json, socket, sys

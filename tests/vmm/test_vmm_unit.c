@@ -348,6 +348,13 @@ static void test_strerror(void **state)
 			    vfmig_vmm_strerror(EPROTO));
 	assert_string_equal(vfmig_vmm_strerror(-100000), "unknown error");
 	assert_non_null(vfmig_vmm_strerror(-2147483647 - 1));
+	/* What a device library answers when a load is cut short. */
+	assert_string_equal(vfmig_vmm_strerror(-ENODATA),
+			    "migration data incomplete");
+	/* An errno of no table of ours: the C library's words, not
+	 * "unknown error". */
+	assert_string_equal(vfmig_vmm_strerror(-EILSEQ),
+			    strerrordesc_np(EILSEQ));
 }
 
 int main(void)
