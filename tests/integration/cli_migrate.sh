@@ -29,7 +29,7 @@ start "$V" vmm --device "$D/a.sock" --ram 16M --control "$D/a.ctl" --quiet \
 start "$V" vmm --device "$D/b.sock" --ram 16M --control "$D/b.ctl" --quiet \
 	--incoming "unix:$D/mig.sock"
 wait_for "$D/a.ctl"; wait_for "$D/b.ctl"
-sleep 0.3
+nap 0.3
 
 # 1. Nobody listens: the migration fails, names the phase, the VM runs on.
 out=$("$V" migrate --control "$D/a.ctl" "unix:$D/nobody.sock" --connect-timeout-ms 200 --json) &&
@@ -49,14 +49,14 @@ frozen_destination d
 dpid=$fpid
 "$V" migrate --control "$D/a.ctl" "unix:$D/mig-d.sock" --json >"$D/killed.out" &
 mpid=$!
-sleep 0.5
+nap 0.5
 kill -KILL $dpid
 wait $mpid && fail "migration to a killed destination succeeded"
 grep -q '"error":"\(pre-copy\|stop-copy\|completion\|setup\)' "$D/killed.out" ||
 	fail "no phase in the error: $(cat "$D/killed.out")"
 ctl "$D/a.ctl" '{"execute":"query-status"}' | grep -q '"running"' ||
 	fail "source not running after the destination died"
-sleep 0.2
+nap 0.2
 ctl "$D/a.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
 	fail "source guest does not verify after the failed migration"
 
@@ -66,7 +66,7 @@ frozen_destination e
 epid=$fpid
 "$V" migrate --control "$D/a.ctl" "unix:$D/mig-e.sock" --json >"$D/stopped.out" &
 mpid=$!
-sleep 0.5
+nap 0.5
 ctl "$D/a.ctl" '{"execute":"query-migrate"}' | grep -q '"status": *"active"' ||
 	fail "the migration to a frozen destination is not in pre-copy"
 ctl "$D/a.ctl" '{"execute":"stop"}' | grep -q '"return"' ||
@@ -81,7 +81,7 @@ ctl "$D/a.ctl" '{"execute":"query-devices"}' | grep -q '"migration_state": *"STO
 	fail "devices of the stopped VM not in STOP after the failed migration"
 ctl "$D/a.ctl" '{"execute":"cont"}' | grep -q '"return"' ||
 	fail "cont after the failed migration"
-sleep 0.2
+nap 0.2
 ctl "$D/a.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
 	fail "source guest does not verify after stop + failed migration"
 
@@ -91,11 +91,11 @@ start "$V" vmm --device "$D/f.sock" --ram 16M --control "$D/f.ctl" --quiet
 frozen_destination g
 gpid=$fpid
 wait_for "$D/f.ctl"
-sleep 0.2
+nap 0.2
 "$V" migrate --control "$D/f.ctl" "unix:$D/mig-g.sock" --max-rounds 100000 \
 	--json >"$D/stop-go.out" &
 mpid=$!
-sleep 0.5
+nap 0.5
 ctl "$D/f.ctl" '{"execute":"stop"}' | grep -q '"return"' ||
 	fail "stop during pre-copy was refused"
 kill -CONT $gpid
@@ -104,7 +104,7 @@ tail -1 "$D/stop-go.out" | grep -q '"verified":true' ||
 	fail "not verified after stop: $(cat "$D/stop-go.out")"
 ctl "$D/f.ctl" '{"execute":"query-status"}' | grep -q postmigrate ||
 	fail "source not postmigrate after stop + migration"
-sleep 0.2
+nap 0.2
 ctl "$D/g.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
 	fail "destination guest does not verify after stop + migration"
 
@@ -122,7 +122,7 @@ for k in total_ms downtime_ms rounds bytes throughput_mbps error; do
 done
 ctl "$D/a.ctl" '{"execute":"query-status"}' | grep -q postmigrate ||
 	fail "source not postmigrate"
-sleep 0.2
+nap 0.2
 ctl "$D/b.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
 	fail "destination guest does not verify"
 
@@ -134,9 +134,9 @@ start "$V" vmm --device "$D/c.sock" --ram 16M --control "$D/c.ctl" --quiet \
 wait_for "$D/c.ctl"
 for _ in $(seq 100); do
 	ctl "$D/c.ctl" '{"execute":"query-status"}' | grep -q '"running"' && break
-	sleep 0.05
+	nap 0.05
 done
-sleep 0.2
+nap 0.2
 ctl "$D/c.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
 	fail "restored guest does not verify"
 echo "cli-migrate: all checks passed"
