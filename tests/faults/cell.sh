@@ -17,7 +17,7 @@ V=$1 PHASE=$2 FAULT=$3
 HERE=$(dirname "$0")
 . "$HERE/../integration/cli_lib.sh"
 PROXY="python3 $HERE/fault_proxy.py"
-STALL_MS=1500
+STALL_MS=$(slow_ms 1500)
 
 ERR="" EXITS="" WHY=""
 result() { # result OUTCOME
@@ -139,7 +139,7 @@ f = s.makefile("rw"); f.write(sys.argv[2] + "\n"); f.flush()
 print(f.readline().strip())
 PY
 }
-sleep 0.3
+nap 0.3
 
 # ---- migrate, hold, fault, release ----
 if [ -n "${MNT:-}" ]; then
@@ -150,7 +150,7 @@ else
 fi
 pid_mig=$!
 [ "$SIDE" = none ] && touch "$HOLD"
-for _ in $(seq 1000); do
+for _ in $(seq $((1000 * slow))); do
 	[ -e "$HOLD" ] && break
 	alive $pid_mig || break
 	sleep 0.01
@@ -244,7 +244,7 @@ elif [ "$FAULT" = dst-vmm-killed ]; then
 else
 	# It ran no guest, and listens again (or, where a device of it is
 	# dead, shows that); SIGTERM ends it with 0 and its sockets go.
-	for _ in $(seq 100); do
+	for _ in $(seq $((100 * slow))); do
 		st=$(field "$(q "$D/dst.ctl" query-migrate)" "j['return']['status']")
 		case $st in setup | completed) break ;; esac
 		sleep 0.05

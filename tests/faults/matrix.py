@@ -46,7 +46,9 @@ def run_cell(vfmig, phase, fault):
     here = os.path.dirname(os.path.abspath(__file__))
     p = subprocess.run(["sh", os.path.join(here, "cell.sh"), vfmig, phase,
                         fault], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True, timeout=240)
+                       stderr=subprocess.PIPE, text=True,
+                       timeout=240 * int(os.environ.get("VFMIG_TEST_SLOWDOWN",
+                                                        "1")))
     line = p.stdout.rstrip("\n").splitlines()[-1:] or [""]
     parts = line[0].split("\t")
     if p.returncode != 0 or len(parts) != 5:

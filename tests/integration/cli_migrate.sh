@@ -18,6 +18,16 @@ frozen_destination() {
 	kill -STOP $fpid
 }
 
+# in_precopy CTL: wait until the VM's outgoing migration is in pre-copy.
+in_precopy() {
+	for _ in $(seq $tries); do
+		ctl "$1" '{"execute":"query-migrate"}' | grep -q '"status": *"active"' &&
+			return 0
+		sleep 0.02
+	done
+	return 1
+}
+
 for n in a b c d e f g; do
 	start "$V" device regs --socket-path "$D/$n.sock" --quiet
 done
@@ -49,6 +59,7 @@ frozen_destination d
 dpid=$fpid
 "$V" migrate --control "$D/a.ctl" "unix:$D/mig-d.sock" --json >"$D/killed.out" &
 mpid=$!
+in_precopy "$D/a.ctl" || fail "the migration to a frozen destination is not in pre-copy"
 nap 0.5
 kill -KILL $dpid
 wait $mpid && fail "migration to a killed destination succeeded"
@@ -66,9 +77,7 @@ frozen_destination e
 epid=$fpid
 "$V" migrate --control "$D/a.ctl" "unix:$D/mig-e.sock" --json >"$D/stopped.out" &
 mpid=$!
-nap 0.5
-ctl "$D/a.ctl" '{"execute":"query-migrate"}' | grep -q '"status": *"active"' ||
-	fail "the migration to a frozen destination is not in pre-copy"
+in_precopy "$D/a.ctl" || fail "the migration to a frozen destination is not in pre-copy"
 ctl "$D/a.ctl" '{"execute":"stop"}' | grep -q '"return"' ||
 	fail "stop during pre-copy was refused"
 ctl "$D/a.ctl" '{"execute":"query-status"}' | grep -q '"paused"' ||
@@ -95,7 +104,7 @@ nap 0.2
 "$V" migrate --control "$D/f.ctl" "unix:$D/mig-g.sock" --max-rounds 100000 \
 	--json >"$D/stop-go.out" &
 mpid=$!
-nap 0.5
+in_precopy "$D/f.ctl" || fail "the migration to a frozen destination is not in pre-copy"
 ctl "$D/f.ctl" '{"execute":"stop"}' | grep -q '"return"' ||
 	fail "stop during pre-copy was refused"
 kill -CONT $gpid
@@ -137,6 +146,6 @@ for _ in $(seq 100); do
 	nap 0.05
 done
 nap 0.2
-ctl "$D/c.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
-	fail "restored guest does not verify"
+g=$(ctl "$D/c.ctl" '{"execute":"query-guest"}')
+echo "$g" | grep -q '"verified": *true' || fail "restored guest does not verify: $g"
 echo "cli-migrate: all checks passed"
