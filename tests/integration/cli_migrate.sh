@@ -141,10 +141,7 @@ ctl "$D/b.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
 start "$V" vmm --device "$D/c.sock" --ram 16M --control "$D/c.ctl" --quiet \
 	--incoming "file:$D/vm.vfmig"
 wait_for "$D/c.ctl"
-for _ in $(seq 100); do
-	ctl "$D/c.ctl" '{"execute":"query-status"}' | grep -q '"running"' && break
-	nap 0.05
-done
+status_is "$D/c.ctl" running || fail "the restored VM does not run"
 nap 0.2
 g=$(ctl "$D/c.ctl" '{"execute":"query-guest"}')
 echo "$g" | grep -q '"verified": *true' || fail "restored guest does not verify: $g"
