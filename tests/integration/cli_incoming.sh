@@ -46,7 +46,7 @@ start "$V" vmm --device "$D/can.sock" --ram 16M --control "$D/can.ctl" \
 for n in src sav dst can; do wait_for "$D/$n.ctl"; done
 wait_for "$D/mig.sock"
 wait_for "$D/mig-can.sock"
-sleep 0.3
+nap 0.3
 
 # A real stream, cut: header, device list and part of the RAM.
 "$V" save --control "$D/sav.ctl" "$D/whole.vfmig" >/dev/null || fail "save"
@@ -88,7 +88,7 @@ echo "$out" | tail -1 | grep -q '"verified":true' || fail "not verified: $out"
 ctl "$D/dst.ctl" '{"execute":"query-status"}' | grep -q '"running"' ||
 	fail "destination not running after the migration"
 [ "$(migrate_status "$D/dst.ctl")" = completed ] || fail "destination status not completed"
-sleep 0.2
+nap 0.2
 ctl "$D/dst.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
 	fail "destination guest does not verify"
 
@@ -116,7 +116,7 @@ for _ in $(seq 100); do
 done
 [ "$(migrate_status "$D/fil.ctl")" = failed ] || fail "a cut file did not fail"
 last_error "$D/fil.ctl" | grep -q . || fail "no error for the cut file"
-sleep 0.5
+nap 0.5
 [ "$(migrate_status "$D/fil.ctl")" = failed ] || fail "the file was read again"
 ctl "$D/fil.ctl" '{"execute":"query-status"}' | grep -q '"incoming"' ||
 	fail "not incoming after a failed restore"
