@@ -48,9 +48,11 @@ wait_for "$D/mig.sock"
 wait_for "$D/mig-can.sock"
 nap 0.3
 
-# A real stream, cut: header, device list and part of the RAM.
+# A real stream, cut: header, device list and part of the RAM. Cut in half,
+# not at a fixed size: a guest that ran little (a loaded machine, memcheck)
+# leaves a stream shorter than 1 MB, and a cut after its end is no cut.
 "$V" save --control "$D/sav.ctl" "$D/whole.vfmig" >/dev/null || fail "save"
-head -c 1000000 "$D/whole.vfmig" >"$D/half.vfmig"
+head -c $(($(wc -c <"$D/whole.vfmig") / 2)) "$D/whole.vfmig" >"$D/half.vfmig"
 printf 'this is not a vfmig stream, not even close\n' >"$D/garbage"
 
 # 1. Garbage. The attempt fails, MIGRATION says so with the error, and a new
