@@ -60,7 +60,10 @@ printf 'this is not a vfmig stream, not even close\n' >"$D/garbage"
 events "$D/dst.ctl" 2 >"$D/events.out" &
 evpid=$!
 pids="$pids $evpid"
-for _ in $(seq 100); do grep -q ready "$D/events.out" && break; sleep 0.02; done
+# Subscribed before the garbage goes, or the events are missed (a python
+# start on a loaded machine takes seconds).
+for _ in $(seq $((tries * 5))); do grep -q ready "$D/events.out" && break; sleep 0.02; done
+grep -q ready "$D/events.out" || fail "the events client never subscribed"
 send_to "$D/mig.sock" "$D/garbage"
 wait_for "$D/mig.sock"
 wait $evpid || fail "no MIGRATION events: $(cat "$D/events.out")"
