@@ -47,13 +47,16 @@ run_suite() {
 
 # A short valgrind pass on the gcc build (no sanitizers): the pure unit
 # tests (less the two slowest) and integration tests with real device and
-# VMM processes, each process under memcheck (tests/valgrind/run.sh). The
-# full command is in docs/reliability.md ("Valgrind").
+# VMM processes, each process under memcheck (tests/valgrind/run.sh); a
+# `vfmig device` process and the VMM library facing a hostile peer
+# (device-io-unsolicited_reply, vmm-hostile-server). The full command is
+# in docs/reliability.md ("Valgrind").
 valgrind_tests=(protocol migfsm progress-line vram-state stream-records
 	stream-place stream-fields stream-golden device-config device-io
 	device-irq device-lifecycle device-region_iface device-region_strict
 	vmm-unit engine-channel engine-pci-type engine-multichan
-	engine-progress engine-converge migration cli-save-enospc)
+	engine-progress engine-converge migration cli-save-enospc
+	device-io-unsolicited_reply vmm-hostile-server)
 run_valgrind() {
 	local log ok bad
 	[ -d build-test-gcc ] || return

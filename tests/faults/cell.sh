@@ -19,7 +19,7 @@ V=$1 PHASE=$2 FAULT=$3
 HERE=$(dirname "$0")
 . "$HERE/../integration/cli_lib.sh"
 PROXY="python3 $HERE/fault_proxy.py"
-STALL_MS=1500
+STALL_MS=$(slow_ms 1500)
 TRANSPORT=${FAULT_TRANSPORT:-unix}
 case $TRANSPORT in
 unix) IN="unix:$D/dst-mig.sock" ;;
@@ -155,7 +155,7 @@ print(f.readline().strip())
 PY
 }
 [ -z "${MNT:-}" ] && URI=$(proxy addr)
-sleep 0.3
+nap 0.3
 
 # ---- migrate, hold, fault, release ----
 if [ -n "${MNT:-}" ]; then
@@ -166,7 +166,7 @@ else
 fi
 pid_mig=$!
 [ "$SIDE" = none ] && touch "$HOLD"
-for _ in $(seq 1000); do
+for _ in $(seq $((1000 * slow))); do
 	[ -e "$HOLD" ] && break
 	alive $pid_mig || break
 	sleep 0.01
@@ -260,7 +260,7 @@ elif [ "$FAULT" = dst-vmm-killed ]; then
 else
 	# It ran no guest, and listens again (or, where a device of it is
 	# dead, shows that); SIGTERM ends it with 0 and its sockets go.
-	for _ in $(seq 100); do
+	for _ in $(seq $((100 * slow))); do
 		st=$(field "$(q "$D/dst.ctl" query-migrate)" "j['return']['status']")
 		case $st in setup | completed) break ;; esac
 		sleep 0.05

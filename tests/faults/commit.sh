@@ -13,7 +13,7 @@ V=$1
 . "$(dirname "$0")/../integration/cli_lib.sh"
 
 hold_wait() { # hold_wait FILE PID: until the run waits at its hold point
-	for _ in $(seq 1000); do
+	for _ in $(seq $((1000 * slow))); do
 		[ -e "$1" ] && return 0
 		kill -0 "$2" 2>/dev/null || break
 		sleep 0.01
@@ -38,7 +38,7 @@ hold_wait "$D/hold1" $mig
 kill -KILL "$src1"
 wait $mig
 st=""
-for _ in $(seq 200); do
+for _ in $(seq $((200 * slow))); do
 	st=$(mig_status "$D/d1.ctl")
 	[ "$st" = setup ] && break
 	[ "$st" = completed ] && fail "the destination started its guest without COMMIT"
@@ -62,7 +62,7 @@ mig=$!
 hold_wait "$D/hold2" $mig
 # RESUMED is out; the source answers it within microseconds. Give it a
 # generous moment on a loaded machine, then lose the destination.
-sleep 2
+nap 2
 kill -KILL "$dst2"
 wait $mig
 rc=$?

@@ -58,7 +58,9 @@ def run_cell(vfmig, phase, fault, transport="unix"):
     env = dict(os.environ, FAULT_TRANSPORT=transport)
     p = subprocess.run(["sh", os.path.join(here, "cell.sh"), vfmig, phase,
                         fault], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True, timeout=240,
+                       stderr=subprocess.PIPE, text=True,
+                       timeout=240 * int(os.environ.get("VFMIG_TEST_SLOWDOWN",
+                                                        "1")),
                        env=env)
     line = p.stdout.rstrip("\n").splitlines()[-1:] or [""]
     parts = line[0].split("\t")

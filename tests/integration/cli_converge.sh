@@ -23,7 +23,7 @@ pair() {
 		$4 --incoming "unix:$D/$1.mig"
 	wait_for "$D/$1-a.ctl"
 	wait_for "$D/$1-b.ctl"
-	sleep 0.3
+	nap 0.3
 }
 
 # key JSON NAME: the value of "NAME" in a JSON line (number, true, false,
@@ -40,7 +40,9 @@ check() { python3 -c "import sys; sys.exit(0 if ($1) else 1)"; }
 
 # 1. The limit holds: 64 MiB of data at 30 MiB/s take about 2 s; the rate
 # measured over pre-copy stays within 10 % above the limit, and not far
-# below it (a loose bound: the rounds do other work than sending).
+# below it (a loose bound: the rounds do other work than sending; under
+# memcheck the rate is what memcheck allows, far below, and only the limit
+# is checked).
 pair bw "" "--ram 64M --fill all" "--ram 64M"
 LIMIT=31457280
 out=$("$V" migrate --control "$D/bw-a.ctl" "unix:$D/bw.mig" --max-bandwidth 30M \
@@ -51,28 +53,37 @@ check "$b > 60e6 and $ms > 0" || fail "no pre-copy to measure: $rep"
 rate=$(python3 -c "print(int($b / ($ms / 1000)))")
 echo "limit $LIMIT B/s: pre-copy $b bytes in $ms ms = $rate B/s"
 check "$rate <= $LIMIT * 1.10" || fail "the rate $rate is above the limit $LIMIT"
-check "$rate >= $LIMIT * 0.5" || fail "the rate $rate is far below the limit $LIMIT"
+[ "$slow" -gt 1 ] || check "$rate >= $LIMIT * 0.5" ||
+	fail "the rate $rate is far below the limit $LIMIT"
 
 # 2. migrate-set-parameters: refused without a migration; during one it
 # changes the limit (2 MiB/s would take 32 s for 64 MiB; raised to
 # 100 MiB/s after 1 s the pre-copy ends long before, even on a busy machine) and the downtime limit
-# (bad values: in 3, while a migration runs for good).
+# (bad values: in 3, while a migration runs for good). Under memcheck,
+# which sends far below 2 MiB/s, the first limit is 256 KiB/s (256 s for
+# 64 MiB) and the pre-copy must end within 200 s.
 pair sp "" "--ram 64M --fill all" "--ram 64M"
+sp_limit=2M sp_bytes=2097152 sp_ms=20000
+[ "$slow" -gt 1 ] && sp_limit=256K sp_bytes=262144 sp_ms=200000
 r=$(ctl "$D/sp-a.ctl" '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":1}}')
 echo "$r" | grep -q 'no outgoing migration is running' || fail "set-parameters without a migration: $r"
-"$V" migrate --control "$D/sp-a.ctl" "unix:$D/sp.mig" --max-bandwidth 2M \
+"$V" migrate --control "$D/sp-a.ctl" "unix:$D/sp.mig" --max-bandwidth $sp_limit \
 	--json >"$D/sp.out" &
 mpid=$!
-sleep 1
-q=$(ctl "$D/sp-a.ctl" '{"execute":"query-migrate"}')
-[ "$(key "$q" max_bandwidth)" = 2097152 ] || fail "query-migrate does not show the limit: $q"
+nap 1
+for _ in $(seq $tries); do # under memcheck `vfmig migrate` may take longer
+	q=$(ctl "$D/sp-a.ctl" '{"execute":"query-migrate"}')
+	[ "$(key "$q" status)" = none ] || break
+	sleep 0.02
+done
+[ "$(key "$q" max_bandwidth)" = $sp_bytes ] || fail "query-migrate does not show the limit: $q"
 r=$(ctl "$D/sp-a.ctl" '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":104857600,"downtime-limit":250}}')
 echo "$r" | grep -q '"return"' || fail "set-parameters refused: $r"
 wait $mpid || fail "migration after set-parameters failed: $(cat "$D/sp.out")"
 rep=$(tail -1 "$D/sp.out")
 ms=$(key "$rep" precopy_ms)
-echo "2 MiB/s raised to 100 MiB/s after 1 s: pre-copy $ms ms"
-check "$ms < 20000" || fail "the raised limit did not take effect: $rep"
+echo "$sp_limit/s raised to 100 MiB/s after $slow s: pre-copy $ms ms"
+check "$ms < $sp_ms" || fail "the raised limit did not take effect: $rep"
 [ "$(key "$rep" downtime_limit_ms)" = 250 ] || fail "the new downtime limit is not in the report: $rep"
 
 # 3. A guest that dirties ~200 MB/s (64 pages an iteration, no sleep) never
@@ -113,7 +124,7 @@ pair cx "--no-dirty-log" "$hot" "--ram 16M"
 	--downtime-ms 30 --max-rounds 100000 --auto-converge throttle --converge-rounds 1 \
 	--cpu-throttle-initial 60 --max-cpu-throttle 60 --json >"$D/cx.out" &
 mpid=$!
-for _ in $(seq 200); do
+for _ in $(seq $((200 * slow))); do
 	g=$(ctl "$D/cx-a.ctl" '{"execute":"query-guest","arguments":{"verify":false}}')
 	[ "$(key "$g" throttle_percent)" = 60 ] && break
 	sleep 0.05

@@ -29,26 +29,26 @@ dmavm() {
 # 1. Exactly once under load: A -> B -> A, each side running on.
 dmavm a ""
 dmavm b "" --incoming "unix:$D/mig-b.sock"
-sleep 0.5
+nap 0.5
 s0=$(submitted "$D/a.ctl")
 [ "$s0" -gt 20 ] || fail "the guest submitted only $s0 requests"
 out=$("$V" migrate --control "$D/a.ctl" "unix:$D/mig-b.sock" --json) || fail "migrate: $out"
 [ "$(key "$out" verified)" = True ] || fail "not verified: $out"
 status_is "$D/b.ctl" running || fail "destination not running"
-sleep 0.5
+nap 0.5
 s1=$(submitted "$D/b.ctl")
 [ "$s1" -gt "$s0" ] || fail "no requests on the destination ($s0 -> $s1)"
 verified "$D/b.ctl" || fail "destination does not verify later: $(ctl "$D/b.ctl" '{"execute":"query-guest","arguments":{"verify":true}}')"
 dmavm c "" --incoming "unix:$D/mig-c.sock"
 out=$("$V" migrate --control "$D/b.ctl" "unix:$D/mig-c.sock" --json) || fail "migrate back: $out"
 [ "$(key "$out" verified)" = True ] || fail "not verified on the way back: $out"
-sleep 0.3
+nap 0.3
 verified "$D/c.ctl" || fail "third VM does not verify later"
 
 # 1b. The same through the 2019 region-based interface.
 dmavm r "--interface region"
 dmavm r-dst "--interface region" --incoming "unix:$D/mig-r.sock"
-sleep 0.5
+nap 0.5
 out=$("$V" migrate --control "$D/r.ctl" "unix:$D/mig-r.sock" --json) || fail "migrate (region): $out"
 [ "$(key "$out" verified)" = True ] || fail "not verified (region): $out"
 
@@ -59,7 +59,7 @@ out=$("$V" migrate --control "$D/r.ctl" "unix:$D/mig-r.sock" --json) || fail "mi
 pair() { # pair NAME DEVOPT VMMOPT: NAME's VM and a destination for it
 	dmavm "$1" "$2" $3
 	dmavm "$1-dst" "" --incoming "unix:$D/mig-$1.sock"
-	sleep 0.5
+	nap 0.5
 }
 pair d --test-skip-dirty-log ""
 out=$("$V" migrate --control "$D/d.ctl" "unix:$D/mig-d.sock" --json) &&

@@ -6,12 +6,20 @@ set -u
 D=$(mktemp -d /tmp/vfmig-cli-XXXXXX)
 # Under the valgrind test setup (tests/valgrind/run.sh) every vfmig the
 # script runs is run by tests/valgrind/vfmig.sh under memcheck, and the
-# waits for its sockets and states are ten times as long.
-tries=200
+# waits for its sockets and states, and every `nap`, are $slow
+# (VFMIG_TEST_SLOWDOWN) times as long.
+slow=1
 if [ -n "${VFMIG_VALGRIND_WRAP:-}" ]; then
-	VFMIG_VALGRIND_BIN=$V V=$VFMIG_VALGRIND_WRAP tries=2000
+	VFMIG_VALGRIND_BIN=$V V=$VFMIG_VALGRIND_WRAP slow=${VFMIG_TEST_SLOWDOWN:-10}
 	export VFMIG_VALGRIND_BIN
 fi
+tries=$((200 * slow))
+# nap SECONDS: sleep, $slow times as long; for a wait on what a vfmig
+# process does ("let the guest run", "the migration is under way").
+nap() { sleep "$(awk "BEGIN { print $1 * $slow }")"; }
+# slow_ms N: N milliseconds, $slow times as many, for a bound passed to vfmig
+# (a stall or connect timeout) that its own slowness could trip.
+slow_ms() { echo $(($1 * slow)); }
 pids=""
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null; done
@@ -67,7 +75,7 @@ status_is() {
 	return 1
 }
 # verified CTL: after a moment of running, the guest verifier says ok.
-verified() { sleep 0.2; ctl "$1" '{"execute":"query-guest"}' | grep -q '"verified": *true'; }
+verified() { nap 0.2; ctl "$1" '{"execute":"query-guest"}' | grep -q '"verified": *true'; }
 # vm NAME [vmm options...]: a regs device NAME.sock and a 16 MiB VMM for it
 # with control socket NAME.ctl (later options win: --ram 32M).
 vm() {

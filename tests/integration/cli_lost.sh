@@ -43,7 +43,7 @@ dev bpid b
 start "$V" vmm --device "$D/a.sock" --device "$D/b.sock" --ram 16M \
 	--control "$D/src.ctl"
 wait_for "$D/src.ctl"
-sleep 0.2
+nap 0.2
 kill -KILL $bpid
 lost "$D/src.ctl" dev1
 
@@ -96,7 +96,7 @@ wait_for "$D/ok.ctl"
 wait_for "$D/mig.sock"
 kill -KILL $cpid
 lost "$D/dst.ctl" dev0
-sleep 0.2
+nap 0.2
 out=$("$V" migrate --control "$D/ok.ctl" "unix:$D/mig.sock") &&
 	fail "a migration into a dead destination device succeeded"
 echo "$out" | grep -qF "destination failed: incoming: device dev0 ($D/c.sock): connection lost: device closed the connection" ||

@@ -18,6 +18,16 @@ frozen_destination() {
 	kill -STOP $fpid
 }
 
+# in_precopy CTL: wait until the VM's outgoing migration is in pre-copy.
+in_precopy() {
+	for _ in $(seq $tries); do
+		ctl "$1" '{"execute":"query-migrate"}' | grep -q '"status": *"active"' &&
+			return 0
+		sleep 0.02
+	done
+	return 1
+}
+
 for n in a b c d e f g; do
 	start "$V" device regs --socket-path "$D/$n.sock" --quiet
 done
@@ -29,7 +39,7 @@ start "$V" vmm --device "$D/a.sock" --ram 16M --control "$D/a.ctl" --quiet \
 start "$V" vmm --device "$D/b.sock" --ram 16M --control "$D/b.ctl" --quiet \
 	--incoming "unix:$D/mig.sock"
 wait_for "$D/a.ctl"; wait_for "$D/b.ctl"
-sleep 0.3
+nap 0.3
 
 # 1. Nobody listens: the migration fails, names the phase, the VM runs on.
 out=$("$V" migrate --control "$D/a.ctl" "unix:$D/nobody.sock" --connect-timeout-ms 200 --json) &&
@@ -49,14 +59,15 @@ frozen_destination d
 dpid=$fpid
 "$V" migrate --control "$D/a.ctl" "unix:$D/mig-d.sock" --json >"$D/killed.out" &
 mpid=$!
-sleep 0.5
+in_precopy "$D/a.ctl" || fail "the migration to a frozen destination is not in pre-copy"
+nap 0.5
 kill -KILL $dpid
 wait $mpid && fail "migration to a killed destination succeeded"
 grep -q '"error":"\(pre-copy\|stop-copy\|completion\|setup\)' "$D/killed.out" ||
 	fail "no phase in the error: $(cat "$D/killed.out")"
 ctl "$D/a.ctl" '{"execute":"query-status"}' | grep -q '"running"' ||
 	fail "source not running after the destination died"
-sleep 0.2
+nap 0.2
 ctl "$D/a.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
 	fail "source guest does not verify after the failed migration"
 
@@ -66,9 +77,7 @@ frozen_destination e
 epid=$fpid
 "$V" migrate --control "$D/a.ctl" "unix:$D/mig-e.sock" --json >"$D/stopped.out" &
 mpid=$!
-sleep 0.5
-ctl "$D/a.ctl" '{"execute":"query-migrate"}' | grep -q '"status": *"active"' ||
-	fail "the migration to a frozen destination is not in pre-copy"
+in_precopy "$D/a.ctl" || fail "the migration to a frozen destination is not in pre-copy"
 ctl "$D/a.ctl" '{"execute":"stop"}' | grep -q '"return"' ||
 	fail "stop during pre-copy was refused"
 ctl "$D/a.ctl" '{"execute":"query-status"}' | grep -q '"paused"' ||
@@ -81,7 +90,7 @@ ctl "$D/a.ctl" '{"execute":"query-devices"}' | grep -q '"migration_state": *"STO
 	fail "devices of the stopped VM not in STOP after the failed migration"
 ctl "$D/a.ctl" '{"execute":"cont"}' | grep -q '"return"' ||
 	fail "cont after the failed migration"
-sleep 0.2
+nap 0.2
 ctl "$D/a.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
 	fail "source guest does not verify after stop + failed migration"
 
@@ -91,11 +100,11 @@ start "$V" vmm --device "$D/f.sock" --ram 16M --control "$D/f.ctl" --quiet
 frozen_destination g
 gpid=$fpid
 wait_for "$D/f.ctl"
-sleep 0.2
+nap 0.2
 "$V" migrate --control "$D/f.ctl" "unix:$D/mig-g.sock" --max-rounds 100000 \
 	--json >"$D/stop-go.out" &
 mpid=$!
-sleep 0.5
+in_precopy "$D/f.ctl" || fail "the migration to a frozen destination is not in pre-copy"
 ctl "$D/f.ctl" '{"execute":"stop"}' | grep -q '"return"' ||
 	fail "stop during pre-copy was refused"
 kill -CONT $gpid
@@ -104,7 +113,7 @@ tail -1 "$D/stop-go.out" | grep -q '"verified":true' ||
 	fail "not verified after stop: $(cat "$D/stop-go.out")"
 ctl "$D/f.ctl" '{"execute":"query-status"}' | grep -q postmigrate ||
 	fail "source not postmigrate after stop + migration"
-sleep 0.2
+nap 0.2
 ctl "$D/g.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
 	fail "destination guest does not verify after stop + migration"
 
@@ -122,7 +131,7 @@ for k in total_ms downtime_ms rounds bytes throughput_mbps error; do
 done
 ctl "$D/a.ctl" '{"execute":"query-status"}' | grep -q postmigrate ||
 	fail "source not postmigrate"
-sleep 0.2
+nap 0.2
 ctl "$D/b.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
 	fail "destination guest does not verify"
 
@@ -132,11 +141,8 @@ ctl "$D/b.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
 start "$V" vmm --device "$D/c.sock" --ram 16M --control "$D/c.ctl" --quiet \
 	--incoming "file:$D/vm.vfmig"
 wait_for "$D/c.ctl"
-for _ in $(seq 100); do
-	ctl "$D/c.ctl" '{"execute":"query-status"}' | grep -q '"running"' && break
-	sleep 0.05
-done
-sleep 0.2
-ctl "$D/c.ctl" '{"execute":"query-guest"}' | grep -q '"verified": *true' ||
-	fail "restored guest does not verify"
+status_is "$D/c.ctl" running || fail "the restored VM does not run"
+nap 0.2
+g=$(ctl "$D/c.ctl" '{"execute":"query-guest"}')
+echo "$g" | grep -q '"verified": *true' || fail "restored guest does not verify: $g"
 echo "cli-migrate: all checks passed"

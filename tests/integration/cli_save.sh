@@ -70,7 +70,7 @@ mkdir "$out"
 vm bad --fail-transition STOP_COPY
 vm ok
 vm ok2
-sleep 0.2
+nap 0.2
 
 # 1. The device refuses STOP_COPY: the save fails after the stream header,
 # the device list and the guest's RAM were written. Nothing is left.

@@ -17,7 +17,7 @@ start "$V" vmm --device "$D/b.sock" --ram 16M --control "$D/b.ctl" --quiet \
 	--incoming "unix:$D/mig.sock"
 wait_for "$D/a.ctl"
 wait_for "$D/b.ctl"
-sleep 0.2
+nap 0.2
 
 runs() { # runs WHEN: the source VM runs and its guest verifies
 	ctl "$D/a.ctl" '{"execute":"query-status"}' | grep -q '"running"' ||

@@ -34,7 +34,7 @@ dev a-0
 dev a-1 --fail-transition STOP_COPY
 dev a-2 --fail-transition STOP_COPY
 vmm3 a
-sleep 0.2
+nap 0.2
 res=$("$V" save --control "$D/a.ctl" "$D/a.vfmig") &&
 	fail "a save with two devices refusing STOP_COPY succeeded"
 echo "$res" | grep -q "switchover: device dev1 refused STOP_COPY" ||
@@ -51,7 +51,7 @@ dev c-0
 dev c-1 --fail-transition RUNNING
 dev c-2 --fail-transition RUNNING
 vmm3 c --incoming "unix:$D/mig.sock"
-sleep 0.2
+nap 0.2
 res=$("$V" migrate --control "$D/b.ctl" "unix:$D/mig.sock" --json) &&
 	fail "a migration into devices that refuse RUNNING succeeded"
 echo "$res" | grep -q "destination failed: resume: device dev1 refused RUNNING" ||

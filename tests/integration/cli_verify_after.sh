@@ -13,7 +13,7 @@ key() { echo "$1" | tail -1 | python3 -c "import json,sys; print(json.load(sys.s
 # 1. Verified after the resume; the downtime keys are there and sane.
 vm a --ram 32M --fill 8M
 vm b --ram 32M --incoming "unix:$D/mig-b.sock" --verify after
-sleep 0.3
+nap 0.3
 out=$("$V" migrate --control "$D/a.ctl" "unix:$D/mig-b.sock" --json) || fail "migrate: $out"
 [ "$(key "$out" verified)" = True ] || fail "not verified: $out"
 [ "$(key "$out" verify)" = ok ] || fail "verdict: $out"
@@ -39,7 +39,7 @@ wait_for "$D/c.sock"
 start "$V" vmm --device "$D/c.sock" --ram 32M --control "$D/c.ctl" --quiet \
 	--incoming "unix:$D/mig-c.sock" --verify after
 wait_for "$D/c.ctl"
-sleep 0.2
+nap 0.2
 out=$("$V" migrate --control "$D/b.ctl" "unix:$D/mig-c.sock" --json) && fail "a bad VM verified: $out"
 [ "$(key "$out" verified)" = False ] || fail "verified: $out"
 case "$(key "$out" verify)" in ok|pending|"") fail "no mismatch named: $out" ;; esac

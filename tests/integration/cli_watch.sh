@@ -51,7 +51,7 @@ pair() {
 slow="--downtime-ms 1 --max-rounds 12"
 
 pair 1; pair 2 --fill 8M; pair 3 --fill 8M
-sleep 0.3
+nap 0.3
 
 # 0. Before any migration query-migrate has no progress keys; a waiting
 # destination neither.

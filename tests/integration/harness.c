@@ -57,12 +57,12 @@ static void forget_child(pid_t pid)
 			children[i] = 0;
 }
 
-/* How many times longer to wait for children: 10 under the valgrind test
- * setup (tests/valgrind/run.sh sets VFMIG_VG_LOGS), where they run under
- * memcheck and their exit runs its leak check. */
-static int patience(void)
+int harness_patience(void)
 {
-	return getenv("VFMIG_VG_LOGS") ? 10 : 1;
+	const char *s = getenv("VFMIG_TEST_SLOWDOWN");
+	int n = s ? atoi(s) : 1;
+
+	return n > 1 ? n : 1;
 }
 
 pid_t harness_spawn(const char *name, const char *const *argv,
@@ -99,7 +99,7 @@ pid_t harness_spawn(const char *name, const char *const *argv,
 		return pid;
 
 	/* Wait (bounded) for the socket to appear. */
-	for (int i = 0; i < 500 * patience(); i++) {
+	for (int i = 0; i < 500 * harness_patience(); i++) {
 		struct stat st;
 		int status;
 		if (stat(wait_path, &st) == 0 && S_ISSOCK(st.st_mode))
@@ -149,7 +149,7 @@ int harness_stop(pid_t pid)
 	if (pid <= 0)
 		return -1;
 	kill(pid, SIGTERM);
-	for (int i = 0; i < 500 * patience(); i++) {
+	for (int i = 0; i < 500 * harness_patience(); i++) {
 		pid_t r = waitpid(pid, &status, WNOHANG);
 		if (r == pid) {
 			forget_child(pid);

@@ -9,6 +9,12 @@
 
 #include <sys/types.h>
 
+/* How many times longer the tests wait for their children: the valgrind
+ * test setup's VFMIG_TEST_SLOWDOWN (tests/valgrind/run.sh), where they run
+ * under memcheck, else 1. Scale waits and timing bounds by it, never a
+ * check of what a child did. */
+int harness_patience(void);
+
 /* Create the test's temporary folder (once) and return "<dir>/<name>". The
  * string is static storage reused by the next call: copy it if needed. */
 const char *harness_path(const char *name);
@@ -27,7 +33,7 @@ pid_t harness_spawn(const char *name, const char *const *argv,
 pid_t harness_spawn_device(const char *name, const char *path,
 			   const char *const *extra);
 
-/* Send SIGTERM, wait up to 5 s (then SIGKILL). Returns the child's exit
+/* Send SIGTERM, wait up to 5 s times harness_patience() (then SIGKILL). Returns the child's exit
  * status (0..255), 128+signal if it died of a signal, or -1. */
 int harness_stop(pid_t pid);
 

@@ -11,7 +11,7 @@ V=$1
 # 1. A paused source arrives paused, its devices in STOP; cont runs it.
 vm a
 vm b --incoming "unix:$D/mig-b.sock"
-sleep 0.3
+nap 0.3
 ctl "$D/a.ctl" '{"execute":"stop"}' | grep -q '"return"' || fail "stop"
 out=$("$V" migrate --control "$D/a.ctl" "unix:$D/mig-b.sock" --json) || fail "migrate paused: $out"
 echo "$out" | tail -1 | grep -q '"verified":true' || fail "paused migration not verified: $out"
@@ -24,7 +24,7 @@ verified "$D/b.ctl" || fail "destination guest does not verify after cont"
 
 # 2. A running source to a destination started with --paused: paused.
 vm c --incoming "unix:$D/mig-c.sock" --paused
-sleep 0.2
+nap 0.2
 out=$("$V" migrate --control "$D/b.ctl" "unix:$D/mig-c.sock" --json) || fail "migrate to --paused: $out"
 status_is "$D/c.ctl" paused || fail "--paused destination is $(ctl "$D/c.ctl" '{"execute":"query-status"}')"
 ctl "$D/c.ctl" '{"execute":"cont"}' | grep -q '"return"' || fail "cont after --paused"
@@ -33,7 +33,7 @@ verified "$D/c.ctl" || fail "guest does not verify after --paused and cont"
 
 # 3. No pre-copy at all: zero rounds, a running guest arrives running.
 vm d --incoming "unix:$D/mig-d.sock"
-sleep 0.2
+nap 0.2
 out=$("$V" migrate --control "$D/c.ctl" "unix:$D/mig-d.sock" --precopy none --json) ||
 	fail "migrate --precopy none: $out"
 echo "$out" | tail -1 | grep -q '"rounds":0' || fail "--precopy none ran rounds: $out"
@@ -43,7 +43,7 @@ verified "$D/d.ctl" || fail "guest does not verify after --precopy none"
 
 # 4. RAM-only pre-copy.
 vm e --incoming "unix:$D/mig-e.sock"
-sleep 0.2
+nap 0.2
 out=$("$V" migrate --control "$D/d.ctl" "unix:$D/mig-e.sock" --precopy ram --json) ||
 	fail "migrate --precopy ram: $out"
 echo "$out" | tail -1 | grep -q '"verified":true' || fail "--precopy ram not verified: $out"

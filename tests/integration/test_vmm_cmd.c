@@ -61,8 +61,11 @@ static void remember(pid_t pid, bool add)
 		}
 }
 
+/* Sleep ms, times harness_patience(): every wait here is for the VMM and
+ * its guest to get something done. */
 static void msleep(int ms)
 {
+	ms *= harness_patience();
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 	nanosleep(&ts, NULL);
 }
@@ -131,7 +134,8 @@ static pid_t spawn_vmm(struct fx *f, const char *const *extra)
 	return -1;
 }
 
-/* Read one line (without '\n') within 5 s; NULL on timeout/EOF. The
+/* Read one line (without '\n') within 5 s (times harness_patience());
+ * NULL on timeout/EOF. The
  * returned string is valid until the next call. */
 static char *read_line(struct fx *f)
 {
@@ -148,7 +152,7 @@ static char *read_line(struct fx *f)
 			return line;
 		}
 		struct pollfd p = { .fd = f->fd, .events = POLLIN };
-		if (poll(&p, 1, 5000) != 1)
+		if (poll(&p, 1, 5000 * harness_patience()) != 1)
 			return NULL;
 		ssize_t r = read(f->fd, f->buf + f->len, sizeof(f->buf) - f->len);
 		if (r <= 0)

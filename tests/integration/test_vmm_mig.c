@@ -713,5 +713,8 @@ int main(void)
 		cmocka_unit_test(test_concurrent_save),
 		cmocka_unit_test(test_dma_log_regs),
 	};
+
+	/* Under memcheck a 64 MiB vram FILL alone outlasts 20 s. */
+	opts.reply_timeout_ms *= harness_patience();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

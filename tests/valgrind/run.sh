@@ -5,15 +5,23 @@
 # an error or a definite leak.
 #   C tests and `vfmig ...` tests: the test runs under vg.sh, which follows
 #   the processes it execs.
-#   Shell tests: sh itself runs as it is; cli_lib.sh replaces $V by
-#   vfmig.sh, so every vfmig the script starts runs under vg.sh.
+#   Shell (and python) tests: sh itself runs as it is; cli_lib.sh replaces
+#   $V by vfmig.sh, so every vfmig the script starts runs under vg.sh; the
+#   `sh -c` tests put $VFMIG_VG in front of the binary; the fault matrix
+#   (python3 tests/faults/matrix.py) runs cell.sh, which sources cli_lib.sh.
 # VFMIG_VG_KEEP=1 keeps the reports (their folder is printed).
+# VFMIG_TEST_SLOWDOWN (default 10) is how many times longer the tests wait
+# for what the processes under memcheck do: cli_lib.sh and the C tests
+# scale their waits, polls and timing bounds by it, never a check.
+# VFMIG_VG names vg.sh for the `sh -c` tests of meson.build: they run
+# `${VFMIG_VG:-} "$0" ...`, the binary itself outside this setup.
 here=$(cd "$(dirname "$0")" && pwd)
 VFMIG_VG_LOGS=$(mktemp -d "${TMPDIR:-/tmp}/vfmig-vg-XXXXXX") || exit 1
-VFMIG_VALGRIND_WRAP=$here/vfmig.sh
-export VFMIG_VG_LOGS VFMIG_VALGRIND_WRAP
+VFMIG_VALGRIND_WRAP=$here/vfmig.sh VFMIG_VG=$here/vg.sh
+: "${VFMIG_TEST_SLOWDOWN:=10}"
+export VFMIG_VG_LOGS VFMIG_VALGRIND_WRAP VFMIG_VG VFMIG_TEST_SLOWDOWN
 case $(basename "$1") in
-sh | bash | dash) "$@" ;;
+sh | bash | dash | python3*) "$@" ;;
 *) "$here/vg.sh" "$@" ;;
 esac
 rc=$?
