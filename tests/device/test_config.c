@@ -211,7 +211,7 @@ static void test_bad_desc(void **state)
 	vfmig_dev *dev;
 
 	(void)state;
-	o.version = 3;
+	o.version = 4;
 	assert_int_equal(vfmig_dev_create(&d, &o, NULL, &dev), -EINVAL);
 	o.version = 0;
 	assert_int_equal(vfmig_dev_create(&d, &o, NULL, &dev), -EINVAL);
