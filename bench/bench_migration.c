@@ -37,10 +37,11 @@
  * directory of this executable (the build tree layout).
  *
  * Usage: bench-migration [VRAM MiB, default 256] [v2|region, default v2]
- *                        [all|stream|read, default all]
+ *                        [all|stream|read|pipeline, default all]
  * "stream" measures only the baseline and the two stream-only stages in the
  * rounds (after the warm-up and one capture), for profiling that stage;
- * "read" only the baseline and the MIG_DATA_READ-only stage.
+ * "read" only the baseline and the MIG_DATA_READ-only stage; "pipeline"
+ * only the baseline and the whole path, on the channel and with messages.
  */
 #include <endian.h>
 #include <errno.h>
@@ -589,6 +590,8 @@ int main(int argc, char **argv)
 	bool stream_stage_only = argc > 3 && strcmp(argv[3], "stream") == 0;
 	/* Only the baseline and the read-only stage (for a profile). */
 	bool read_stage_only = argc > 3 && strcmp(argv[3], "read") == 0;
+	/* Only the baseline and the two whole-path stages (for a profile). */
+	bool pipeline_only = argc > 3 && strcmp(argv[3], "pipeline") == 0;
 	uint64_t npages, src_csum, dev_bytes = 0, records = 0, sbytes = 0;
 	char vfmig[PATH_MAX + 32];
 	vfmig_vmm_dev *src, *dst;
@@ -597,10 +600,10 @@ int main(int argc, char **argv)
 	if (mib < 1 || mib > 65536 || argc > 4 ||
 	    (strcmp(iface, "v2") && strcmp(iface, "region")) ||
 	    (argc > 3 && !stream_stage_only && !read_stage_only &&
-	     strcmp(argv[3], "all"))) {
+	     !pipeline_only && strcmp(argv[3], "all"))) {
 		fprintf(stderr, "usage: bench-migration [VRAM MiB, 1..65536, "
 				"default 256] [v2|region, default v2] "
-				"[all|stream|read, default all]\n");
+				"[all|stream|read|pipeline, default all]\n");
 		return 2;
 	}
 	npages = mib * MiB / VRAM_PAGE_SIZE;
@@ -647,7 +650,7 @@ int main(int argc, char **argv)
 	/* Each round measures the baseline right before the tests, so a
 	 * ratio compares figures taken under the same machine load; the
 	 * report gives the median over the rounds. */
-	double mb[N_TESTS][ROUNDS], ratio[N_TESTS][ROUNDS], base[ROUNDS];
+	double mb[N_TESTS][ROUNDS] = { { 0 } }, ratio[N_TESTS][ROUNDS], base[ROUNDS];
 	if (stream_stage_only) {
 		read_only(src, &cap);
 		if (cap.len != dev_bytes)
@@ -691,6 +694,8 @@ int main(int argc, char **argv)
 				die("device-data byte count changed between "
 				    "rounds", 0);
 			check_dst(dst, src_csum, "pipeline");
+			if (pipeline_only)
+				continue;
 			mb[t1][k] = bench_mbps(dev_bytes, read_only(src, &cap));
 			if (cap.len != dev_bytes)
 				die("device-data byte count changed between "
@@ -699,7 +704,8 @@ int main(int argc, char **argv)
 			mb[t3][k] = bench_mbps(dev_bytes, write_only(dst, &cap));
 			check_dst(dst, src_csum, "write only");
 		}
-		stream_both(&cap, k, &mb[2][k], &mb[4][k]);
+		if (!pipeline_only)
+			stream_both(&cap, k, &mb[2][k], &mb[4][k]);
 		for (int t = 0; t < N_TESTS; t++)
 			ratio[t][k] = mb[t][k] / b;
 	}
@@ -710,6 +716,8 @@ int main(int argc, char **argv)
 		if (stream_stage_only && t != 2 && t != 4)
 			continue;
 		if (read_stage_only && t != 1 && t != 6)
+			continue;
+		if (pipeline_only && t != 0 && t != 5)
 			continue;
 		double m = bench_median(mb[t], ROUNDS);
 		double lo = ratio[t][0], hi = ratio[t][0];

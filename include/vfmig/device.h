@@ -185,11 +185,11 @@ struct vfmig_dev_mig_estimate {
 	uint64_t stop_copy_bytes;
 };
 
-#define VFMIG_DEV_OPS_VERSION 2
+#define VFMIG_DEV_OPS_VERSION 3
 
 /*
- * Callbacks. version is 1 (no migration: the members up to client_changed)
- * or 2 (adds the migration members). Members are never reordered; a later
+ * Callbacks. version is 1 (no migration: the members up to client_changed),
+ * 2 (adds the migration members) or 3 (adds mig_load_place). Members are never reordered; a later
  * version only appends. Every callback gets the device and the caller's
  * priv pointer. Callbacks run on the thread that calls
  * vfmig_dev_process()/run() and may call the helpers
@@ -290,6 +290,26 @@ struct vfmig_dev_ops {
 	 * DEVICE_RESET). Log why through your own logger.
 	 */
 	int (*mig_load_finish)(vfmig_dev *dev, void *priv);
+
+	/* ---- version 3 ---- */
+
+	/*
+	 * Optional. In RESUMING, on the data channel only, before the library
+	 * receives the next bytes of the load session: if those bytes are
+	 * known to belong at some place in the device's own memory (page data
+	 * whose record header mig_load has already parsed), return that place
+	 * and lower *len (at most 1 MiB on entry) to how many of the next
+	 * bytes belong there; else return NULL. The library then receives up
+	 * to *len bytes straight there and hands them to mig_load as usual,
+	 * with buf pointing at that place: mig_load must treat them exactly as
+	 * if it had copied them there (and not copy them onto themselves).
+	 * Returning NULL, lower *len to how many of the next bytes mig_load
+	 * should see (from the library's buffer) before it may place again,
+	 * e.g. the rest of a record header, so that the data after it is not
+	 * received into the buffer along with it. The client never chooses
+	 * the place: only the device's own parser does.
+	 */
+	void *(*mig_load_place)(vfmig_dev *dev, void *priv, size_t *len);
 };
 
 /*
@@ -297,7 +317,7 @@ struct vfmig_dev_ops {
  * callback and is not touched by the library. On success *out owns the
  * device (free with vfmig_dev_destroy) and mappable BAR memory is zeroed.
  * Errors: -EINVAL (NULL argument, desc->version not one this library knows
- * (1; 0 = unset), ops->version not 1 or 2, region_access
+ * (1; 0 = unset), ops->version not 1, 2 or 3, region_access
  * missing, mig_flags without STOP_COPY or with unknown bits, a required
  * migration callback missing, bad BAR size/flags, MSI/MSI-X layout invalid or overlapping),
  * -ENOMEM, or an errno from memfd_create/ftruncate/mmap.

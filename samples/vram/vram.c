@@ -480,6 +480,15 @@ static ssize_t vram_load(vfmig_dev *dev, void *priv, const void *buf,
 	return r;
 }
 
+/* The data channel receives page data straight into VRAM. */
+static void *vram_load_place_op(vfmig_dev *dev, void *priv, size_t *len)
+{
+	struct vram *v = priv;
+
+	(void)dev;
+	return vram_load_place(&v->load, v->mem, len);
+}
+
 static int vram_load_finish(vfmig_dev *dev, void *priv)
 {
 	struct vram *v = priv;
@@ -550,6 +559,7 @@ static const struct vfmig_dev_ops vram_ops = {
 	.mig_estimate = vram_estimate,
 	.mig_load = vram_load,
 	.mig_load_finish = vram_load_finish,
+	.mig_load_place = vram_load_place_op,
 };
 
 /* ---- command line ---- */

@@ -199,6 +199,22 @@ static int load_regs(struct vram_load *l)
 	return 0;
 }
 
+uint8_t *vram_load_place(const struct vram_load *l, uint8_t *mem, size_t *len)
+{
+	if (l->phase == VRAM_L_HDR || l->phase == VRAM_L_REC ||
+	    l->phase == VRAM_L_REGS) {
+		/* a fixed part: only it, then the next record may be data */
+		if (*len > l->need - l->have)
+			*len = l->need - l->have;
+		return NULL;
+	}
+	if (l->phase != VRAM_L_PAGES || !l->data_left)
+		return NULL;
+	if (*len > l->data_left)
+		*len = (size_t)l->data_left;
+	return mem + l->data_off;
+}
+
 ssize_t vram_load_feed(struct vram_load *l, uint8_t *mem, uint64_t npages,
 		       const void *buf, size_t len)
 {
@@ -214,7 +230,8 @@ ssize_t vram_load_feed(struct vram_load *l, uint8_t *mem, uint64_t npages,
 		if (l->phase == VRAM_L_PAGES) {
 			size_t n = left < l->data_left ? left
 						       : (size_t)l->data_left;
-			memcpy(mem + l->data_off, in, n);
+			if (in != mem + l->data_off) /* else placed there */
+				memcpy(mem + l->data_off, in, n);
 			l->data_off += n;
 			l->data_left -= n;
 			in += n;

@@ -95,6 +95,17 @@ void vram_load_reset(struct vram_load *l);
 ssize_t vram_load_feed(struct vram_load *l, uint8_t *mem, uint64_t npages,
 		       const void *buf, size_t len);
 
+/*
+ * Where the next bytes of the stream go if they are page data: inside a
+ * PAGES record's data, returns mem + the VRAM offset of the next byte and
+ * lowers *len to the bytes left of that record (if fewer). Bytes put there
+ * and then fed with buf pointing at that place are not copied again (the
+ * device's mig_load_place: received straight into VRAM). Else NULL, with
+ * *len lowered to the rest of the fixed part being gathered (header,
+ * record header, registers), after which page data may follow.
+ */
+uint8_t *vram_load_place(const struct vram_load *l, uint8_t *mem, size_t *len);
+
 /* The stream ended with its END record (l->regs holds the registers). */
 static inline bool vram_load_done(const struct vram_load *l)
 {

@@ -157,6 +157,22 @@ static void pump_save(struct vfmig_dev *dev)
 	}
 }
 
+/* Where the device's mig_load_place says the next bytes go, with their
+ * count in *want; else NULL: into the channel's buffer, as many as the
+ * device asked for (*want, at most VFW_DC_FRAME_MAX on entry). */
+static uint8_t *load_place(struct vfmig_dev *dev, size_t *want)
+{
+	size_t len = *want;
+	uint8_t *p;
+
+	if (!dev->ops.mig_load_place || dev->mig.state != VFW_MIG_STATE_RESUMING)
+		return NULL;
+	p = dev->ops.mig_load_place(dev, dev->priv, &len);
+	if (len && len < *want)
+		*want = len;
+	return len ? p : NULL;
+}
+
 static void pump_load(struct vfmig_dev *dev)
 {
 	struct dev_dchan *c = &dev->dc;
@@ -170,7 +186,9 @@ static void pump_load(struct vfmig_dev *dev)
 		}
 		if (c->eof || c->err)
 			return;
-		ssize_t n = recv(c->fd, c->buf, VFW_DC_FRAME_MAX, MSG_DONTWAIT);
+		size_t want = VFW_DC_FRAME_MAX;
+		uint8_t *dst = load_place(dev, &want);
+		ssize_t n = recv(c->fd, dst ? dst : c->buf, want, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -186,7 +204,7 @@ static void pump_load(struct vfmig_dev *dev)
 			stage(c, VFW_DC_DONE, &total, sizeof(total));
 			continue;
 		}
-		int r = dev_mig_load_chunk(dev, c->buf, (size_t)n);
+		int r = dev_mig_load_chunk(dev, dst ? dst : c->buf, (size_t)n);
 		if (r < 0) {
 			DEV_LOG(dev, VFW_LOG_ERR,
 				"data channel: load failed after %llu bytes: %s",

@@ -97,7 +97,7 @@ static int check_ops(const struct vfmig_dev_ops *o)
 			       VFMIG_DEV_MIG_F_PRE_COPY |
 			       VFMIG_DEV_MIG_F_NO_DIRTY_LOG;
 
-	if (o->version != 1 && o->version != 2)
+	if (o->version < 1 || o->version > 3)
 		return -EINVAL;
 	if (!o->region_access)
 		return -EINVAL;
@@ -183,10 +183,13 @@ VFMIG_EXPORT int vfmig_dev_create(const struct vfmig_dev_desc *desc,
 	pthread_mutex_init(&dev->dma_lock, NULL);
 	dev->test_skip_mark = test_skip_dirty_log();
 	dev->desc = d;
-	/* A version 1 table ends at client_changed: copy only that much. */
+	/* A version 1 table ends at client_changed, a version 2 one at
+	 * mig_load_finish: copy only that much. */
 	memcpy(&dev->ops, ops, ops->version == 1
-				       ? offsetof(struct vfmig_dev_ops, mig_flags)
-				       : sizeof(*ops));
+			       ? offsetof(struct vfmig_dev_ops, mig_flags)
+			       : ops->version == 2
+			       ? offsetof(struct vfmig_dev_ops, mig_load_place)
+			       : sizeof(*ops));
 	dev->mig.iface = &dev_mig_v2;
 	dev->mig.state = VFW_MIG_STATE_RUNNING;
 	dev->priv = priv;

@@ -36,6 +36,17 @@ uint32_t vfmig__csum_end(const struct vfmig__csum *c);
 /* Releases what init allocated (c itself is the caller's). */
 void vfmig__csum_free(struct vfmig__csum *c);
 
+/*
+ * Record data is checksummed and moved in pieces of at most this many
+ * bytes: the writer checksums a piece and writes it while it is still in
+ * the cache, the reader checksums each piece right after it has landed,
+ * so a record's data is read from memory once on each side instead of
+ * twice (docs/benchmarks.md, "The stream in cache-sized pieces").
+ * The record checksum covers the same bytes in the same order: the
+ * format does not change.
+ */
+#define VFMIG__STREAM_PIECE (128u << 10)
+
 /* One entry of the record catalogue. */
 struct vfmig__rec_type {
 	const char *name;

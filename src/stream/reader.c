@@ -68,6 +68,30 @@ static int read_exact(struct vfmig_stream_reader *r, void *p, size_t n, uint64_t
 	return 0;
 }
 
+/*
+ * Reads up to n bytes to p in pieces and adds each piece to the record
+ * checksum right after it has landed, while it is in the cache (see
+ * VFMIG__STREAM_PIECE). Returns the count (less than n only at end of
+ * input) or a negative errno from the I/O.
+ */
+static ssize_t read_hashed(struct vfmig_stream_reader *r, uint8_t *p, size_t n)
+{
+	size_t got = 0, want;
+	ssize_t k;
+
+	while (got < n) {
+		want = n - got < VFMIG__STREAM_PIECE ? n - got : VFMIG__STREAM_PIECE;
+		k = vfmig_io_read(r->io, p + got, want);
+		if (k < 0)
+			return k;
+		vfmig__csum_update(&r->csum, p + got, (size_t)k);
+		got += (size_t)k;
+		if ((size_t)k < want)
+			break;
+	}
+	return (ssize_t)got;
+}
+
 int vfmig_stream_reader_open(struct vfmig_stream_reader **out, struct vfmig_io *io,
 			     char *out_err, size_t errlen)
 {
@@ -169,7 +193,7 @@ static const uint8_t *walk_read(struct placed_walk *w, uint8_t *dst, size_t n)
 {
 	struct vfmig_stream_reader *r = w->r;
 	uint8_t *p = dst ? dst : r->buf + w->used;
-	ssize_t got = vfmig_io_read(r->io, p, n);
+	ssize_t got = read_hashed(r, p, n);
 
 	if (got < 0) {
 		rfail(r, (int)got, "reading record payload at offset %" PRIu64 ": %s",
@@ -183,7 +207,6 @@ static const uint8_t *walk_read(struct placed_walk *w, uint8_t *dst, size_t n)
 		      (ssize_t)(w->pos + (size_t)got));
 		return NULL;
 	}
-	vfmig__csum_update(&r->csum, p, n);
 	w->left -= (uint32_t)n;
 	w->pos += n;
 	if (!dst)
@@ -364,17 +387,22 @@ int vfmig__reader_frame(struct vfmig_stream_reader *r, struct vfmig__frame *fr)
 	if (fr->type == VFMIG_REC_RAM_PAGES && r->place &&
 	    !(fr->flags & ~VFMIG_STREAM_F_MUST_UNDERSTAND))
 		return read_placed(r, fr, h);
-	rc = read_exact(r, r->buf, fr->length, fr->offset, "record payload");
-	if (rc < 0)
-		return rc;
+	vfmig__csum_begin(&r->csum);
+	vfmig__csum_update(&r->csum, h, sizeof(h));
+	got = read_hashed(r, r->buf, fr->length);
+	if (got < 0)
+		return rfail(r, (int)got, "reading record payload at offset %" PRIu64 ": %s",
+			     fr->offset, strerror((int)-got));
+	r->offset += (uint64_t)got;
+	if ((size_t)got < fr->length)
+		return rfail(r, -ENODATA,
+			     "stream truncated: record payload at offset %" PRIu64
+			     " needs %zu bytes, %zd left", fr->offset, (size_t)fr->length, got);
 	rc = read_exact(r, tail, sizeof(tail), fr->offset, "record checksum");
 	if (rc < 0)
 		return rc;
 	fr->payload = r->buf;
 	fr->csum_stored = get_be32(tail);
-	vfmig__csum_begin(&r->csum);
-	vfmig__csum_update(&r->csum, h, sizeof(h));
-	vfmig__csum_update(&r->csum, r->buf, fr->length);
 	fr->csum_computed = vfmig__csum_end(&r->csum);
 	return 1;
 }

@@ -39,6 +39,22 @@ struct part {
 	size_t len;
 };
 
+/* Checksums len bytes and writes them, a piece at a time; stops at the
+ * first I/O error (sticky in w->io, reported by the caller). */
+static void write_hashed(struct vfmig_stream_writer *w, const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	size_t n;
+
+	while (len && !vfmig_io_error(w->io)) {
+		n = len < VFMIG__STREAM_PIECE ? len : VFMIG__STREAM_PIECE;
+		vfmig__csum_update(&w->csum, b, n);
+		vfmig_io_write(w->io, b, n);
+		b += n;
+		len -= n;
+	}
+}
+
 /* Frames and writes one record whose payload is the concatenation of parts. */
 static int write_parts(struct vfmig_stream_writer *w, uint16_t type, uint16_t flags,
 		       const struct part *parts, size_t nparts)
@@ -62,14 +78,13 @@ static int write_parts(struct vfmig_stream_writer *w, uint16_t type, uint16_t fl
 	put_be16(hdr, type);
 	put_be16(hdr + 2, flags);
 	put_be32(hdr + 4, (uint32_t)len);
+	/* The checksum is the record's trailer, so each piece can go out
+	 * right after it has been checksummed (see VFMIG__STREAM_PIECE). */
 	vfmig__csum_begin(&w->csum);
-	vfmig__csum_update(&w->csum, hdr, sizeof(hdr));
+	write_hashed(w, hdr, sizeof(hdr));
 	for (i = 0; i < nparts; i++)
-		vfmig__csum_update(&w->csum, parts[i].p, parts[i].len);
+		write_hashed(w, parts[i].p, parts[i].len);
 	put_be32(tail, vfmig__csum_end(&w->csum));
-	vfmig_io_write(w->io, hdr, sizeof(hdr));
-	for (i = 0; i < nparts; i++)
-		vfmig_io_write(w->io, parts[i].p, parts[i].len);
 	rc = vfmig_io_write(w->io, tail, sizeof(tail));
 	if (rc < 0) {
 		w->error = rc;

@@ -211,7 +211,11 @@ static void test_bad_desc(void **state)
 	vfmig_dev *dev;
 
 	(void)state;
-	o.version = 3;
+	for (o.version = 1; o.version <= 3; o.version++) { /* 3 adds mig_load_place */
+		assert_int_equal(vfmig_dev_create(&d, &o, NULL, &dev), 0);
+		vfmig_dev_destroy(dev);
+	}
+	o.version = 4;
 	assert_int_equal(vfmig_dev_create(&d, &o, NULL, &dev), -EINVAL);
 	o.version = 0;
 	assert_int_equal(vfmig_dev_create(&d, &o, NULL, &dev), -EINVAL);

@@ -19,7 +19,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <xxhash.h>
+#include <zlib.h>
 
+#include "stream/internal.h"
 #include "stream/stream.h"
 
 struct st {
@@ -409,6 +412,90 @@ static void test_checksum_algorithms(void **state)
 	vfmig_io_close(io);
 }
 
+/*
+ * Records whose data ends just before, on and after the boundary of the
+ * pieces the writer checksums and writes (and the reader reads and
+ * checksums) one at a time: the stored checksum is the one-pass checksum
+ * of the whole record, the data reads back, and a byte flipped at the end
+ * of the data or at the start of the second piece is caught.
+ */
+static void test_pieces(void **state)
+{
+	static const size_t sizes[] = {
+		1, VFMIG__STREAM_PIECE - 1, VFMIG__STREAM_PIECE, VFMIG__STREAM_PIECE + 1,
+		3 * VFMIG__STREAM_PIECE + 5,
+	};
+	static const struct vfmig_stream_device dev = { "a", "pci", "v2", 0, 1 };
+	static const int algos[] = { VFMIG_STREAM_CSUM_CRC32, VFMIG_STREAM_CSUM_XXH3 };
+	size_t max = 3 * VFMIG__STREAM_PIECE + 5;
+	uint8_t *data = malloc(max);
+	char err[256];
+
+	(void)state;
+	assert_non_null(data);
+	for (size_t i = 0; i < max; i++)
+		data[i] = (uint8_t)((i * 2654435761u) >> 13);
+	for (size_t a = 0; a < 2; a++) {
+		for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+			struct vfmig_stream_writer *w;
+			struct vfmig_stream_reader *r;
+			struct vfmig_stream_record rec;
+			struct vfmig_io *io, *in;
+			size_t n = sizes[k], off, len, at[2];
+			const uint8_t *p, *rp;
+			uint32_t want, stored;
+			uint8_t *copy;
+
+			assert_int_equal(vfmig_io_mem_writer(&io), 0);
+			assert_int_equal(vfmig_stream_writer_open_csum(
+				&w, io, (enum vfmig_stream_csum)algos[a]), 0);
+			assert_int_equal(vfmig_stream_write_device_list(w, &dev, 1), 0);
+			off = (size_t)vfmig_stream_writer_bytes(w);
+			assert_int_equal(vfmig_stream_write_device_data(w, 0, data, n), 0);
+			assert_int_equal(vfmig_stream_writer_end(w), 0);
+			vfmig_stream_writer_free(w);
+			p = vfmig_io_mem_data(io, &len);
+			rp = p + off; /* header 8, device index 2, data, checksum 4 */
+			assert_true(off + 8 + 2 + n + 4 < len);
+			want = algos[a] == VFMIG_STREAM_CSUM_CRC32 ?
+			       (uint32_t)crc32(0, rp, (uInt)(8 + 2 + n)) :
+			       (uint32_t)XXH3_64bits(rp, 8 + 2 + n);
+			stored = (uint32_t)rp[10 + n] << 24 | (uint32_t)rp[11 + n] << 16 |
+				 (uint32_t)rp[12 + n] << 8 | rp[13 + n];
+			if (stored != want)
+				fail_msg("algo %d, %zu bytes: stored 0x%08x, one pass 0x%08x",
+					 algos[a], n, stored, want);
+
+			assert_int_equal(vfmig_io_mem_reader(&in, p, len), 0);
+			assert_int_equal(vfmig_stream_reader_open(&r, in, err, sizeof(err)), 0);
+			next_is(r, &rec, VFMIG_REC_DEVICE_LIST);
+			next_is(r, &rec, VFMIG_REC_DEVICE_DATA);
+			assert_int_equal(rec.d.u.device_data.len, n);
+			assert_memory_equal(rec.d.u.device_data.data, data, n);
+			next_is(r, &rec, VFMIG_REC_END);
+			vfmig_stream_reader_free(r);
+			vfmig_io_close(in);
+
+			at[0] = n - 1;
+			at[1] = n > VFMIG__STREAM_PIECE ? VFMIG__STREAM_PIECE : 0;
+			for (size_t j = 0; j < 2; j++) {
+				copy = malloc(len);
+				assert_non_null(copy);
+				memcpy(copy, p, len);
+				copy[off + 10 + at[j]] ^= 0x01;
+				assert_int_equal(read_to_end(copy, len, err, sizeof(err)),
+						 -EBADMSG);
+				if (!strstr(err, "checksum mismatch"))
+					fail_msg("algo %d, %zu bytes, byte %zu: '%s'", algos[a],
+						 n, at[j], err);
+				free(copy);
+			}
+			vfmig_io_close(io);
+		}
+	}
+	free(data);
+}
+
 static void expect_decode(uint16_t type, const void *p, uint32_t len, int want,
 			  const char *needle)
 {
@@ -478,6 +565,7 @@ int main(void)
 		cmocka_unit_test(test_sticky_error),
 		cmocka_unit_test(test_writer_checks),
 		cmocka_unit_test(test_checksum_algorithms),
+		cmocka_unit_test(test_pieces),
 		cmocka_unit_test(test_decoders_refuse),
 	};
 

@@ -88,6 +88,65 @@ static void test_round_trip_pieces(void **state)
 	}
 }
 
+/*
+ * Loaded as the data channel does with mig_load_place: the bytes the
+ * parser says are page data are put straight where it says (and fed from
+ * there), the rest is fed from the stream. Every data byte is placed, at
+ * its page's offset, never beyond its run, and nothing else is.
+ */
+static void test_placed(void **state)
+{
+	static const size_t pieces[] = { 3 * VRAM_PAGE_SIZE, 4096 + 40, 1000, 1 };
+	size_t n = make();
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(pieces) / sizeof(pieces[0]); k++) {
+		struct vram_load l;
+		size_t placed = 0, len;
+
+		memset(got, 0x5a, sizeof(got));
+		vram_load_reset(&l);
+		len = pieces[k];
+		assert_null(vram_load_place(&l, got, &len)); /* the header */
+		for (size_t o = 0; o < n;) {
+			uint8_t *at;
+			size_t c = n - o < pieces[k] ? n - o : pieces[k];
+
+			len = c;
+			at = vram_load_place(&l, got, &len);
+			assert_true(len >= 1 && len <= c);
+			if (at) {
+				/* stream offsets of the two PAGES runs' data */
+				size_t run1 = VRAM_MIG_HDR + 2 * VRAM_REC_HDR;
+				size_t run2 = run1 + 2 * VRAM_PAGE_SIZE + 2 * VRAM_REC_HDR;
+				size_t want = o < run2 ? VRAM_PAGE_SIZE + (o - run1)
+						       : 5 * VRAM_PAGE_SIZE + (o - run2);
+				size_t end = o < run2 ? run1 + 2 * VRAM_PAGE_SIZE
+						      : run2 + VRAM_PAGE_SIZE;
+
+				assert_true(len >= 1 && len <= c);
+				assert_ptr_equal(at, got + want);
+				assert_true(o + len <= end);
+				memcpy(at, stream + o, len);
+				placed += len;
+				c = len;
+			} else if (len < c) {
+				c = len; /* the rest of a fixed part */
+			}
+			assert_int_equal(vram_load_feed(&l, got, PAGES,
+							at ? at : stream + o, c),
+					 (ssize_t)c);
+			o += c;
+		}
+		assert_true(vram_load_done(&l));
+		len = 1;
+		assert_null(vram_load_place(&l, got, &len));
+		assert_int_equal(placed, 3 * VRAM_PAGE_SIZE);
+		assert_memory_equal(got, mem, SIZE);
+		assert_regs_equal(&l.regs, &regs);
+	}
+}
+
 /* Feed stream (n bytes) with byte off set to val; expect why. */
 static void refused(size_t n, size_t off, uint8_t val, const char *why)
 {
@@ -169,6 +228,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_layout),
 		cmocka_unit_test(test_round_trip_pieces),
+		cmocka_unit_test(test_placed),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_last_page),
 	};
