@@ -228,11 +228,12 @@ static const char *parse_body(struct rd *r, struct dma_state *n)
 const char *dma_state_decode(const uint8_t *buf, size_t len,
 			     struct dma_state *out)
 {
-	struct rd r = { buf, buf + len, false };
+	struct rd r;
 
 	memset(out, 0, sizeof(*out));
-	if (len < DMA_MIG_HDR + 4)
+	if (!buf || len < DMA_MIG_HDR + 4)
 		return "stream shorter than its header";
+	r = (struct rd){ buf, buf + len, false };
 	if (get(&r, 4) != DMA_MIG_MAGIC)
 		return "bad magic (not a dma migration stream)";
 	if (get(&r, 2) != DMA_MIG_VERSION)

@@ -52,6 +52,9 @@ struct vfmig_chan {
 	 * and whether a send waited the whole timeout for the peer. */
 	struct vfmig_pace *pace;
 	bool stalled;
+	/* Destination: the progress counter shared with the other
+	 * connections of the migration (NULL: none). */
+	_Atomic uint64_t *shared;
 	/* File source: the stream is written to tmp and renamed onto path by
 	 * vfmig_chan_commit; tmp is NULL when the file is written in place
 	 * (not a regular file: a FIFO, /dev/null). */
@@ -276,8 +279,11 @@ static int send_all(int fd, const void *buf, size_t n, int timeout_ms)
 
 /* Receives up to n bytes, fewer only at the peer's close. Each wait for
  * data lasts until deadline (absolute ms; -1: none) or, if idle_ms >= 0,
- * at most idle_ms since the last progress. Returns the count or -errno. */
-static ssize_t recv_all(int fd, void *buf, size_t n, int64_t deadline, int idle_ms)
+ * at most idle_ms since the last progress: of this socket, or with shared
+ * (vfmig_chan_share_progress; may be NULL) of any socket that counts into
+ * it. Returns the count or -errno. */
+static ssize_t recv_all(int fd, void *buf, size_t n, int64_t deadline, int idle_ms,
+			_Atomic uint64_t *shared)
 {
 	uint8_t *p = buf;
 	size_t got = 0;
@@ -286,6 +292,9 @@ static ssize_t recv_all(int fd, void *buf, size_t n, int64_t deadline, int idle_
 		ssize_t r = recv(fd, p + got, n - got, MSG_DONTWAIT);
 		if (r > 0) {
 			got += (size_t)r;
+			if (shared)
+				atomic_fetch_add_explicit(shared, (uint64_t)r,
+							  memory_order_relaxed);
 			continue;
 		}
 		if (r == 0)
@@ -294,7 +303,21 @@ static ssize_t recv_all(int fd, void *buf, size_t n, int64_t deadline, int idle_
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -errno;
-		int w = wait_fd(fd, POLLIN, idle_ms >= 0 ? idle_ms : left_ms(deadline));
+		uint64_t seen = shared ? atomic_load_explicit(
+						 shared, memory_order_relaxed)
+				       : 0;
+		int w;
+		do {
+			w = wait_fd(fd, POLLIN,
+				    idle_ms >= 0 ? idle_ms : left_ms(deadline));
+			if (w != -ETIMEDOUT || !shared || idle_ms < 0)
+				break;
+			uint64_t now = atomic_load_explicit(
+				shared, memory_order_relaxed);
+			if (now == seen)
+				break; /* nothing anywhere for idle_ms */
+			seen = now;
+		} while (1);
 		if (w < 0)
 			return w;
 	}
@@ -345,7 +368,7 @@ static ssize_t sio_read(struct vfmig_io *io, void *buf, size_t n)
 	if (c->source)
 		return -EBADF;
 	/* The timeout bounds each wait for progress, not the whole read. */
-	return recv_all(c->fd, buf, n, -1, c->timeout_ms);
+	return recv_all(c->fd, buf, n, -1, c->timeout_ms, c->shared);
 }
 
 static int sio_flush(struct vfmig_io *io)
@@ -843,6 +866,11 @@ bool vfmig_chan_has_return_path(const struct vfmig_chan *c)
 void vfmig_chan_set_timeout(struct vfmig_chan *c, int timeout_ms)
 {
 	c->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
+}
+
+void vfmig_chan_share_progress(struct vfmig_chan *c, _Atomic uint64_t *shared)
+{
+	c->shared = shared;
 }
 
 void vfmig_chan_set_pace(struct vfmig_chan *c, struct vfmig_pace *p)

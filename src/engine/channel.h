@@ -52,6 +52,7 @@
 #ifndef VFMIG_ENGINE_CHANNEL_H
 #define VFMIG_ENGINE_CHANNEL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -147,6 +148,18 @@ bool vfmig_chan_has_return_path(const struct vfmig_chan *c);
 
 /* Timeout for each wait of socket I/O, in ms; negative: none. Default 30000. */
 void vfmig_chan_set_timeout(struct vfmig_chan *c, int timeout_ms);
+
+/*
+ * Destination socket: the stream bytes c receives are added to *shared,
+ * and a read whose wait times out goes on waiting while *shared grew
+ * during that wait. Give the connections of one migration (its main
+ * stream and its RAM channels) the same counter: while RAM flows on its
+ * own connections the main stream may carry nothing for longer than the
+ * timeout (pre-copy at a low bandwidth limit), and that is no stall; the
+ * timeout fires once no connection has received anything for that long.
+ * NULL: off (the default). shared must outlive the channel's reads.
+ */
+void vfmig_chan_share_progress(struct vfmig_chan *c, _Atomic uint64_t *shared);
 
 /*
  * Source socket: every stream write first takes its bytes from p (a

@@ -114,6 +114,7 @@ static int dst_decide(struct run *run, const struct vfmig_stream_record *rec)
 			.timeout_ms = run->p.timeout_ms,
 			.cancel = &run->prog->cancel,
 			.progress = &run->prog->ram_bytes,
+			.shared = &run->rx_shared,
 		};
 		if (!run->listener)
 			return mig_fail(run, -EPROTO, "incoming",

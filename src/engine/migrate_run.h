@@ -106,6 +106,10 @@ struct run {
 	struct vfmig_mchan *mc;
 	struct vfmig_chan_listener *listener;
 	bool mc_decided; /* destination: the main stream's first record seen */
+	/* Destination: bytes received on the main stream and the RAM
+	 * channels together; each connection's read timeout counts from
+	 * the last byte any of them got (vfmig_chan_share_progress). */
+	_Atomic uint64_t rx_shared;
 	/* Source, convergence (migrate_conv.c): the bandwidth limit, the
 	 * parameters as they change, the policy's state, the prediction of
 	 * the last round and whether it fit, why it switched over unfit. */

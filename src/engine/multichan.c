@@ -650,9 +650,12 @@ int vfmig_mchan_dst_accept(struct vfmig_mchan **out,
 	}
 	/* All there: the main stream may stop on a channel's failure. */
 	g->main = cfg->main;
+	if (cfg->shared && cfg->main)
+		vfmig_chan_share_progress(cfg->main, cfg->shared);
 	for (unsigned i = 0; i < g->n; i++) {
 		struct mchan_one *c = &g->ch[i];
 		vfmig_chan_set_timeout(c->chan, DEFAULT_IO_TIMEOUT_MS);
+		vfmig_chan_share_progress(c->chan, cfg->shared);
 		r = pthread_create(&c->thread, NULL, recv_thread, c);
 		if (r != 0) {
 			snprintf(err, errlen, "RAM channel %u: cannot start "

@@ -122,6 +122,10 @@ struct vfmig_mchan_dst_cfg {
 	int timeout_ms;            /* wait for all n; negative: the default */
 	atomic_bool *cancel;       /* checked while waiting; may be NULL */
 	_Atomic uint64_t *progress; /* RAM bytes loaded; may be NULL */
+	/* Shared by the main stream and the channels: none of them times
+	 * out while another receives (vfmig_chan_share_progress); NULL:
+	 * each times out alone. */
+	_Atomic uint64_t *shared;
 };
 
 /*
