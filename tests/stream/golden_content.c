@@ -103,7 +103,9 @@ int golden_write(struct vfmig_io *io, enum vfmig_stream_csum csum)
 	golden_page(pages + 4096, 1);
 	golden_state0(&s0);
 	golden_state1(&s1);
-	rc = vfmig_stream_writer_open_csum(&w, io, csum);
+	/* The released files: 1.0 (CRC-32) and 1.1 (XXH3), not today's 1.2
+	 * header, which golden_write_v12 writes. */
+	rc = vfmig_stream_writer_open_minor(&w, io, csum, csum == VFMIG_STREAM_CSUM_CRC32 ? 0 : 1);
 	if (rc < 0)
 		return rc;
 	if ((rc = vfmig_stream_write_info(w, info, 2)) < 0 ||
