@@ -162,7 +162,15 @@ static int mvm_cpus_loaded(void *priv, char *err, size_t len)
 	return vfmig_guest_cpus_loaded(vfmig_vm_guest(m->vm), err, len);
 }
 
+static void mvm_cpus_forget(void *priv)
+{
+	struct vfmig_migration *m = priv;
+
+	vfmig_guest_forget_cpus(vfmig_vm_guest(m->vm));
+}
+
 static const struct vfmig_mig_vm_ops mvm_ops = {
+	.cpus_forget = mvm_cpus_forget,
 	.cpu_dirty_track = mvm_cpu_dirty_track,
 	.cpu_dirty_sync = mvm_cpu_dirty_sync,
 	.save_cpus = mvm_save_cpus,

@@ -528,6 +528,12 @@ int vfmig_guest_cpus_loaded(struct vfmig_guest *g, char *err, size_t errlen)
 	return g->be->cpus_loaded(g->be_priv, err, errlen);
 }
 
+void vfmig_guest_forget_cpus(struct vfmig_guest *g)
+{
+	if (BE_HOOK(g, forget_cpus))
+		g->be->forget_cpus(g->be_priv);
+}
+
 static int backend_start(struct vfmig_guest *g, char *err, size_t errlen)
 {
 	int r = g->be->start(g->be_priv, g->vm, err, errlen);

@@ -155,7 +155,8 @@ struct vfmig_guest_stats {
  * save_cpus: write the paused guest's VCPU_STATE records; load_cpu: take
  * one on the destination (before start, which then resumes the guest
  * from it instead of booting it); cpus_loaded: the stream ended, say
- * whether it brought what start needs. Each returns 0 or a negative errno
+ * whether it brought what start needs; forget_cpus: an incoming
+ * migration begins, drop what an earlier, failed one loaded. Each returns 0 or a negative errno
  * with err saying why.
  */
 #define VFMIG_GUEST_BACKEND_VERSION 2
@@ -184,6 +185,7 @@ struct vfmig_guest_backend {
 	int (*load_cpu)(void *priv, uint16_t vcpu, const uint8_t *state,
 			size_t len, char *err, size_t errlen);
 	int (*cpus_loaded)(void *priv, char *err, size_t errlen);
+	void (*forget_cpus)(void *priv); /* an incoming migration begins */
 };
 
 /* Hand g's workload to be (before the first start). -EINVAL for an
@@ -210,6 +212,7 @@ int vfmig_guest_load_cpu(struct vfmig_guest *g, uint16_t vcpu,
 			 const uint8_t *state, size_t len, char *err,
 			 size_t errlen);
 int vfmig_guest_cpus_loaded(struct vfmig_guest *g, char *err, size_t errlen);
+void vfmig_guest_forget_cpus(struct vfmig_guest *g);
 
 /* A snapshot of the ledger's counters (read from guest RAM), taken with
  * the driver paused for a moment so that they agree with each other. */

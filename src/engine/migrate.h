@@ -95,6 +95,9 @@ struct vfmig_mig_vm_ops {
 	int (*load_cpu)(void *vm, uint16_t vcpu, const uint8_t *state,
 			size_t len, char *err, size_t errlen);
 	int (*cpus_loaded)(void *vm, char *err, size_t len);
+	/* Optional, destination: an incoming migration begins: drop any vCPU
+	 * state an earlier, failed one left (a stream must bring its own). */
+	void (*cpus_forget)(void *vm);
 };
 
 struct vfmig_mig_vm {

@@ -509,6 +509,8 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 	rep->source_running = true;
 	if (r < 0)
 		r = mig_fail(&run, r, "incoming", "out of memory");
+	if (r == 0 && vm->ops->cpus_forget)
+		vm->ops->cpus_forget(vm->vm);
 	if (r == 0)
 		r = dst_open(&run, uri);
 	rep->channel_opened = run.chan != NULL;

@@ -82,6 +82,7 @@ int kvm__save_cpus(void *priv, struct vfmig_stream_writer *w, char *err,
 int kvm__load_cpu(void *priv, uint16_t vcpu, const uint8_t *state,
 		  size_t len, char *err, size_t errlen);
 int kvm__cpus_loaded(void *priv, char *err, size_t errlen);
+void kvm__forget_cpus(void *priv);
 /* The PCI bus of a restored VM: BARs and MSI-X from the devices' loaded
  * state, the config address latch from the vCPU state. Once. */
 int kvm__restore_bus(struct vfmig_kvm *k, char *err, size_t errlen);

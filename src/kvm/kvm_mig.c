@@ -241,8 +241,7 @@ int kvm__load_cpu(void *priv, uint16_t vcpu, const uint8_t *state,
 		free(s);
 		return r;
 	}
-	/* An earlier, failed incoming migration may have left one. */
-	free(k->restore);
+	free(k->restore); /* none: kvm__forget_cpus at the start */
 	k->restore = s;
 	k->bus_ready = false;
 	return 0;
@@ -258,6 +257,20 @@ int kvm__cpus_loaded(void *priv, char *err, size_t errlen)
 		 "was not a `vfmig vmm --kvm` VM, and the KVM guest cannot "
 		 "take over another guest's RAM");
 	return -EBADMSG;
+}
+
+void kvm__forget_cpus(void *priv)
+{
+	struct vfmig_kvm *k = priv;
+
+	pthread_mutex_lock(&k->lock);
+	bool started = k->started;
+	pthread_mutex_unlock(&k->lock);
+	if (started)
+		return; /* it runs: what it was loaded from is no more use */
+	free(k->restore);
+	k->restore = NULL;
+	k->bus_ready = false;
 }
 
 /* ---- the destination's start ---- */

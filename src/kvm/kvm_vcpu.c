@@ -139,13 +139,26 @@ const char *const kvm_vcpu_msr_name[KVM_VCPU_NMSRS] = {
 	"SYSENTER_ESP", "SYSENTER_EIP", "PAT",
 };
 
-_Static_assert(offsetof(vs, msr_pat) - offsetof(vs, msr_star) ==
-		       (KVM_VCPU_NMSRS - 1) * sizeof(uint64_t),
-	       "the msr_* members follow kvm_vcpu_msr_index[]");
+/* Where MSR i of kvm_vcpu_msr_index[] lives in the state. */
+static const size_t msr_off[KVM_VCPU_NMSRS] = {
+	offsetof(vs, msr_star), offsetof(vs, msr_lstar),
+	offsetof(vs, msr_cstar), offsetof(vs, msr_sfmask),
+	offsetof(vs, msr_kernel_gs_base), offsetof(vs, msr_sysenter_cs),
+	offsetof(vs, msr_sysenter_esp), offsetof(vs, msr_sysenter_eip),
+	offsetof(vs, msr_pat),
+};
 
-static uint64_t *msr_slot(vs *s, unsigned int i)
+static uint64_t msr_get(const vs *s, unsigned int i)
 {
-	return &s->msr_star + i;
+	uint64_t v;
+
+	memcpy(&v, (const uint8_t *)s + msr_off[i], sizeof(v));
+	return v;
+}
+
+static void msr_set(vs *s, unsigned int i, uint64_t v)
+{
+	memcpy((uint8_t *)s + msr_off[i], &v, sizeof(v));
 }
 
 /* ---- checks ---- */
@@ -262,7 +275,7 @@ static int check_msrs_events(const vs *s, char *err, size_t errlen)
 			       KVM_VCPUEVENT_VALID_SMM;
 
 	for (unsigned int i = 0; i < KVM_VCPU_NMSRS; i++) {
-		uint64_t v = *msr_slot((vs *)s, i);
+		uint64_t v = msr_get(s, i);
 		bool addr = i == 1 || i == 2 || i == 4 || i == 6 || i == 7;
 		if (addr && !canonical(v))
 			return bad(err, errlen, "vCPU state: MSR %s 0x%" PRIx64
@@ -434,7 +447,7 @@ static int save_msrs(int fd, vs *s, char *err, size_t errlen)
 		return -ENOTSUP;
 	}
 	for (unsigned int i = 0; i < KVM_VCPU_NMSRS; i++)
-		*msr_slot(s, i) = e[i].data;
+		msr_set(s, i, e[i].data);
 	return 0;
 }
 
@@ -545,7 +558,7 @@ static int load_msrs(int fd, const vs *s, char *err, size_t errlen)
 	b.hdr.nmsrs = KVM_VCPU_NMSRS;
 	for (unsigned int i = 0; i < KVM_VCPU_NMSRS; i++) {
 		e[i].index = kvm_vcpu_msr_index[i];
-		e[i].data = *msr_slot((vs *)s, i);
+		e[i].data = msr_get(s, i);
 	}
 	int n = ioctl(fd, KVM_SET_MSRS, &b);
 	if (n < 0)

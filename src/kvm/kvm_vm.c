@@ -945,6 +945,7 @@ const struct vfmig_guest_backend vfmig_kvm_backend = {
 	.save_cpus = kvm__save_cpus,
 	.load_cpu = kvm__load_cpu,
 	.cpus_loaded = kvm__cpus_loaded,
+	.forget_cpus = kvm__forget_cpus,
 };
 
 void vfmig_kvm_exits(struct vfmig_kvm *k, struct vfmig_kvm_exits *e)
