@@ -435,12 +435,20 @@ int cmd_demo(int argc, char **argv)
 			 "the device and VMM processes (logs in %s)", d.dir);
 		goto out;
 	}
-	/* Let the guest work for a while so there is state to move. */
+	/* Let the guest work for a while so there is state to move; a KVM
+	 * guest must have booted (on a slow machine that takes longer):
+	 * a guest still booting cannot be verified. Up to 30 s. */
 	sleep_ms(500);
-	before = call(&d, "source", "query-guest",
-		      json_object_new_object());
-	if (!before)
-		goto out;
+	for (int i = 0;; i++) {
+		before = call(&d, "source", "query-guest",
+			      json_object_new_object());
+		if (!before)
+			goto out;
+		if (get_int(before, "iterations") > 0 || i >= 300)
+			break;
+		json_object_put(before);
+		sleep_ms(100);
+	}
 	printf("  source guest: %lld iterations, %lld doorbells, %lld DMA "
 	       "fills, %lld interrupts\n",
 	       (long long)get_int(before, "iterations"),
