@@ -26,7 +26,8 @@ static const struct usage usages[] = {
 	  "See vfmig(1).\n" },
 	{ "demo",
 	  "usage: vfmig demo [--json] [--interface v2|region] [--ram SIZE]\n"
-	  "                  [--vram-size SIZE] [--downtime-ms N] [--no-dma]\n"
+	  "                  [--vram-size SIZE] [--downtime-ms N] [--no-dma] "
+	  "[--kvm]\n"
 	  "Start a regs, a vram and a dma device and two VMMs, migrate the VM\n"
 	  "live,\n"
 	  "verify it on the destination and print a report.\n"
@@ -37,7 +38,12 @@ static const struct usage usages[] = {
 	  "  --ram SIZE             guest RAM (default 64M)\n"
 	  "  --vram-size SIZE       the vram device's memory (default 256M)\n"
 	  "  --downtime-ms N        the downtime limit (default 30)\n"
-	  "  --no-dma               leave the dma device out\n" },
+	  "  --no-dma               leave the dma device out\n"
+	  "  --kvm                  the guest is a KVM guest driving the dma "
+	  "device\n"
+	  "                         (regs and dma only; without usable KVM: "
+	  "the\n"
+	  "                         demo without it, saying so)\n" },
 	{ "device",
 	  "usage: vfmig device NAME (--socket-path PATH | --fd N)\n"
 	  "                    [--interface v2|region] [--quiet | --verbose]\n"
@@ -130,8 +136,10 @@ static const struct usage usages[] = {
 	  "  --kvm                run the project's guest on a KVM vCPU "
 	  "instead of\n"
 	  "                       the driver thread; it drives dma devices "
-	  "(no\n"
-	  "                       migration yet; needs /dev/kvm, RAM 8M..3584M)\n"
+	  "and\n"
+	  "                       migrates live (with --incoming: resumes a "
+	  "--kvm\n"
+	  "                       VM's vCPU); needs /dev/kvm, RAM 8M..3584M\n"
 	  "  --socket-mode MODE   mode of the control and unix: incoming "
 	  "sockets\n"
 	  "                       instead of 0600, e.g. 0660\n"

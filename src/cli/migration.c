@@ -123,7 +123,59 @@ static int mvm_set_throttle(void *priv, unsigned percent)
 	return g ? vfmig_guest_set_throttle(g, percent) : -ENOTSUP;
 }
 
+/* A KVM guest's vCPUs: their dirty log and their state (guest.h). */
+static int mvm_cpu_dirty_track(void *priv, bool on, char *err, size_t len)
+{
+	struct vfmig_migration *m = priv;
+
+	return vfmig_guest_cpu_dirty_track(vfmig_vm_guest(m->vm), on, err, len);
+}
+
+static int mvm_cpu_dirty_sync(void *priv, char *err, size_t len)
+{
+	struct vfmig_migration *m = priv;
+
+	return vfmig_guest_cpu_dirty_sync(vfmig_vm_guest(m->vm), err, len);
+}
+
+static int mvm_save_cpus(void *priv, struct vfmig_stream_writer *w, char *err,
+			 size_t len)
+{
+	struct vfmig_migration *m = priv;
+
+	return vfmig_guest_save_cpus(vfmig_vm_guest(m->vm), w, err, len);
+}
+
+static int mvm_load_cpu(void *priv, uint16_t vcpu, const uint8_t *state,
+			size_t len, char *err, size_t errlen)
+{
+	struct vfmig_migration *m = priv;
+
+	return vfmig_guest_load_cpu(vfmig_vm_guest(m->vm), vcpu, state, len,
+				    err, errlen);
+}
+
+static int mvm_cpus_loaded(void *priv, char *err, size_t len)
+{
+	struct vfmig_migration *m = priv;
+
+	return vfmig_guest_cpus_loaded(vfmig_vm_guest(m->vm), err, len);
+}
+
+static void mvm_cpus_forget(void *priv)
+{
+	struct vfmig_migration *m = priv;
+
+	vfmig_guest_forget_cpus(vfmig_vm_guest(m->vm));
+}
+
 static const struct vfmig_mig_vm_ops mvm_ops = {
+	.cpus_forget = mvm_cpus_forget,
+	.cpu_dirty_track = mvm_cpu_dirty_track,
+	.cpu_dirty_sync = mvm_cpu_dirty_sync,
+	.save_cpus = mvm_save_cpus,
+	.load_cpu = mvm_load_cpu,
+	.cpus_loaded = mvm_cpus_loaded,
 	.pause = mvm_pause,
 	.resume = mvm_resume,
 	.rewire_irqs = mvm_rewire,

@@ -460,21 +460,78 @@ int vfmig_guest_create(struct vfmig_vm *vm,
 	return 0;
 }
 
+/* The backend's version 2 hook, or NULL (none, or a version 1 table). */
+#define BE_HOOK(g, hook) \
+	((g) && (g)->be && (g)->be->version >= 2 ? (g)->be->hook : NULL)
+
 int vfmig_guest_set_backend(struct vfmig_guest *g,
 			    const struct vfmig_guest_backend *be, void *priv)
 {
-	if (g->started || !be || be->version != VFMIG_GUEST_BACKEND_VERSION ||
+	if (g->started || !be || !be->version ||
+	    be->version > VFMIG_GUEST_BACKEND_VERSION ||
 	    !be->name || !be->start || !be->pause || !be->resume ||
 	    !be->stop || !be->stats || !be->verify)
 		return -EINVAL;
 	g->be = be;
 	g->be_priv = priv;
+	if (BE_HOOK(g, attach))
+		be->attach(priv, g->vm);
 	return 0;
 }
 
 const char *vfmig_guest_migration_blocker(struct vfmig_guest *g)
 {
 	return g && g->be ? g->be->migration_blocker : NULL;
+}
+
+int vfmig_guest_cpu_dirty_track(struct vfmig_guest *g, bool on, char *err,
+				size_t errlen)
+{
+	if (!BE_HOOK(g, dirty_track))
+		return 0;
+	return g->be->dirty_track(g->be_priv, on, err, errlen);
+}
+
+int vfmig_guest_cpu_dirty_sync(struct vfmig_guest *g, char *err,
+			       size_t errlen)
+{
+	if (!BE_HOOK(g, dirty_sync))
+		return 0;
+	return g->be->dirty_sync(g->be_priv, err, errlen);
+}
+
+int vfmig_guest_save_cpus(struct vfmig_guest *g, struct vfmig_stream_writer *w,
+			  char *err, size_t errlen)
+{
+	if (!BE_HOOK(g, save_cpus))
+		return 0;
+	return g->be->save_cpus(g->be_priv, w, err, errlen);
+}
+
+int vfmig_guest_load_cpu(struct vfmig_guest *g, uint16_t vcpu,
+			 const uint8_t *state, size_t len, char *err,
+			 size_t errlen)
+{
+	if (!BE_HOOK(g, load_cpu)) {
+		snprintf(err, errlen, "this VM's guest has no vCPU to take it "
+			 "(%s; a --kvm VM migrates to `vfmig vmm --kvm`)",
+			 g && g->be ? g->be->name : "the VMM's driver thread");
+		return -EOPNOTSUPP;
+	}
+	return g->be->load_cpu(g->be_priv, vcpu, state, len, err, errlen);
+}
+
+int vfmig_guest_cpus_loaded(struct vfmig_guest *g, char *err, size_t errlen)
+{
+	if (!BE_HOOK(g, cpus_loaded))
+		return 0;
+	return g->be->cpus_loaded(g->be_priv, err, errlen);
+}
+
+void vfmig_guest_forget_cpus(struct vfmig_guest *g)
+{
+	if (BE_HOOK(g, forget_cpus))
+		g->be->forget_cpus(g->be_priv);
 }
 
 static int backend_start(struct vfmig_guest *g, char *err, size_t errlen)

@@ -147,9 +147,21 @@ struct vfmig_guest_stats {
  * the backend's own state). migration_blocker: NULL, or why the VM
  * cannot migrate (the migration is refused with it). Throttling and the
  * stamp count are the driver thread's and give -ENOTSUP.
+ *
+ * Version 2 adds the migration of a guest whose CPUs the engine cannot
+ * see otherwise (all optional; a version 1 table has none of them):
+ * dirty_track/dirty_sync: the RAM the guest's CPUs write, merged into the
+ * VM's RAM dirty bitmap at each sync (migrate.h, cpu_dirty_*);
+ * save_cpus: write the paused guest's VCPU_STATE records; load_cpu: take
+ * one on the destination (before start, which then resumes the guest
+ * from it instead of booting it); cpus_loaded: the stream ended, say
+ * whether it brought what start needs; forget_cpus: an incoming
+ * migration begins, drop what an earlier, failed one loaded. Each returns 0 or a negative errno
+ * with err saying why.
  */
-#define VFMIG_GUEST_BACKEND_VERSION 1
+#define VFMIG_GUEST_BACKEND_VERSION 2
 struct vfmig_guest_stats;
+struct vfmig_stream_writer;
 struct vfmig_guest_backend {
 	uint32_t version; /* VFMIG_GUEST_BACKEND_VERSION */
 	const char *name; /* short: "kvm" */
@@ -161,15 +173,46 @@ struct vfmig_guest_backend {
 	void (*stats)(void *priv, struct vfmig_guest_stats *st);
 	int (*verify)(void *priv, char *msg, size_t size);
 	const char *migration_blocker;
+	/* version 2 */
+	/* Optional: the VM the backend serves, told once when it is handed
+	 * over (before any other call), so that the calls below that come
+	 * before start know it. */
+	void (*attach)(void *priv, struct vfmig_vm *vm);
+	int (*dirty_track)(void *priv, bool on, char *err, size_t errlen);
+	int (*dirty_sync)(void *priv, char *err, size_t errlen);
+	int (*save_cpus)(void *priv, struct vfmig_stream_writer *w,
+			 char *err, size_t errlen);
+	int (*load_cpu)(void *priv, uint16_t vcpu, const uint8_t *state,
+			size_t len, char *err, size_t errlen);
+	int (*cpus_loaded)(void *priv, char *err, size_t errlen);
+	void (*forget_cpus)(void *priv); /* an incoming migration begins */
 };
 
 /* Hand g's workload to be (before the first start). -EINVAL for an
- * unknown version or a missing callback. */
+ * unknown version (1 and 2 are known) or a missing callback. */
 int vfmig_guest_set_backend(struct vfmig_guest *g,
 			    const struct vfmig_guest_backend *be, void *priv);
 
 /* NULL, or why the guest's VM cannot migrate (its backend's blocker). */
 const char *vfmig_guest_migration_blocker(struct vfmig_guest *g);
+
+/*
+ * The backend's migration hooks (version 2, above), for the engine's VM
+ * ops. The driver thread marks its own writes and has no vCPU: track,
+ * sync, save and loaded are 0 for it (and for a backend without the
+ * hook); load_cpu is -EOPNOTSUPP there, with err saying so.
+ */
+int vfmig_guest_cpu_dirty_track(struct vfmig_guest *g, bool on, char *err,
+				size_t errlen);
+int vfmig_guest_cpu_dirty_sync(struct vfmig_guest *g, char *err,
+			       size_t errlen);
+int vfmig_guest_save_cpus(struct vfmig_guest *g, struct vfmig_stream_writer *w,
+			  char *err, size_t errlen);
+int vfmig_guest_load_cpu(struct vfmig_guest *g, uint16_t vcpu,
+			 const uint8_t *state, size_t len, char *err,
+			 size_t errlen);
+int vfmig_guest_cpus_loaded(struct vfmig_guest *g, char *err, size_t errlen);
+void vfmig_guest_forget_cpus(struct vfmig_guest *g);
 
 /* A snapshot of the ledger's counters (read from guest RAM), taken with
  * the driver paused for a moment so that they agree with each other. */

@@ -74,6 +74,30 @@ struct vfmig_mig_vm_ops {
 	 * time (auto-converge, engine/converge.h); 0 lifts it. The engine
 	 * sets 0 again when the migration ends, however it ends. */
 	int (*set_throttle)(void *vm, unsigned percent);
+	/* Optional, source: RAM the guest's CPUs write that no device log
+	 * shows (a KVM vCPU's writes: KVM's dirty log). cpu_dirty_track
+	 * starts (on) tracking them before the first RAM pass and stops it
+	 * when the migration ends, however it ends; cpu_dirty_sync merges
+	 * what they wrote since the last sync into the RAM dirty bitmap
+	 * (with every device log, and once more after the guest paused).
+	 * 0 or a negative errno with err (len bytes) saying why. */
+	int (*cpu_dirty_track)(void *vm, bool on, char *err, size_t len);
+	int (*cpu_dirty_sync)(void *vm, char *err, size_t len);
+	/* Optional, source: write the paused guest's vCPU state records
+	 * (VCPU_STATE) at the end of the stop-and-copy. */
+	int (*save_cpus)(void *vm, struct vfmig_stream_writer *w, char *err,
+			 size_t len);
+	/* Optional, destination: take one VCPU_STATE record (state: its
+	 * field-table bytes, only valid during the call); check it fully
+	 * before keeping it. Absent: a stream with vCPU state is refused.
+	 * cpus_loaded: the stream is read: everything the guest needs came
+	 * (or an error saying what is missing). */
+	int (*load_cpu)(void *vm, uint16_t vcpu, const uint8_t *state,
+			size_t len, char *err, size_t errlen);
+	int (*cpus_loaded)(void *vm, char *err, size_t len);
+	/* Optional, destination: an incoming migration begins: drop any vCPU
+	 * state an earlier, failed one left (a stream must bring its own). */
+	void (*cpus_forget)(void *vm);
 };
 
 struct vfmig_mig_vm {

@@ -233,6 +233,21 @@ static int dst_record(struct run *run, const struct vfmig_stream_record *rec)
 					kv->value.len, kv->value.p);
 		}
 		return 0;
+	case VFMIG_REC_VCPU_STATE:
+		if (!run->vm->ops->load_cpu)
+			return mig_fail(run, -EOPNOTSUPP, "load",
+					"the stream carries vCPU %u's state; "
+					"this VM has no vCPU to take it",
+					rec->d.u.vcpu_state.vcpu);
+		r = run->vm->ops->load_cpu(run->vm->vm, rec->d.u.vcpu_state.vcpu,
+					   rec->d.u.vcpu_state.state,
+					   rec->d.u.vcpu_state.len, err,
+					   sizeof(err));
+		if (r < 0)
+			return mig_fail(run, r, "load", "vCPU %u: %s",
+					rec->d.u.vcpu_state.vcpu,
+					err[0] ? err : strerror(-r));
+		return 0;
 	case VFMIG_REC_SWITCHOVER:
 		mig_track_pause(run);
 		mig_test_hold(run, "load");
@@ -422,6 +437,13 @@ static int dst_load(struct run *run)
 				vfmig_stream_reader_error(run->r));
 	if (!have_list)
 		return mig_fail(run, -EBADMSG, "incoming", "no device list");
+	if (run->vm->ops->cpus_loaded) {
+		char err[256] = "";
+		r = run->vm->ops->cpus_loaded(run->vm->vm, err, sizeof(err));
+		if (r < 0)
+			return mig_fail(run, r, "load", "%s",
+					err[0] ? err : strerror(-r));
+	}
 	return mig_mchan_dst_finish(run);
 }
 
@@ -495,6 +517,8 @@ int vfmig_migrate_in(const struct vfmig_mig_vm *vm,
 	rep->source_running = true;
 	if (r < 0)
 		r = mig_fail(&run, r, "incoming", "out of memory");
+	if (r == 0 && vm->ops->cpus_forget)
+		vm->ops->cpus_forget(vm->vm);
 	if (r == 0)
 		r = dst_open(&run, uri);
 	rep->channel_opened = run.chan != NULL;

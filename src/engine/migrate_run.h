@@ -79,6 +79,7 @@ struct run {
 	uint64_t *bitmap; /* DMA log report buffer */
 	size_t words;
 	bool paused;      /* we paused the guest */
+	bool cpu_logging; /* source: ops->cpu_dirty_track is on */
 	double t0, t_pause;
 	double t_end; /* the migration was complete (0: at run_fini) */
 	uint64_t pause_realtime_ns;

@@ -110,9 +110,31 @@ static int src_open_stream(struct run *run, const char *uri)
 	return mig_mchan_src_connect(run, uri);
 }
 
+/* What the guest's CPUs write (a KVM vCPU's dirty log): on before the
+ * first RAM pass takes its bits, off when the run ends. */
+static int src_cpu_dirty_track(struct run *run, bool on)
+{
+	char err[256] = "";
+	int r;
+
+	if (!run->vm->ops->cpu_dirty_track || run->cpu_logging == on)
+		return 0;
+	r = run->vm->ops->cpu_dirty_track(run->vm->vm, on, err, sizeof(err));
+	if (r == 0)
+		run->cpu_logging = on;
+	if (r < 0 && on)
+		return mig_fail(run, r, "setup", "vCPU dirty log: %s",
+				err[0] ? err : strerror(-r));
+	return 0;
+}
+
 /* DMA logging and PRE_COPY on every device that has them. */
 static int src_start_devices(struct run *run)
 {
+	int r0 = src_cpu_dirty_track(run, true);
+
+	if (r0 < 0)
+		return r0;
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		struct dev_run *dr = &run->devs[i];
 		uint32_t final;
@@ -159,6 +181,16 @@ static int src_sync_dirty(struct run *run, const char *phase)
 {
 	struct vfmig_ram *ram = run->vm->ram;
 
+	if (run->cpu_logging) {
+		char err[256] = "";
+		int r = run->vm->ops->cpu_dirty_sync(run->vm->vm, err,
+						     sizeof(err));
+		if (r < 0) {
+			vfmig_ram_mark_all(ram);
+			return mig_fail(run, r, phase, "vCPU dirty log: %s",
+					err[0] ? err : strerror(-r));
+		}
+	}
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		struct dev_run *dr = &run->devs[i];
 		int r;
@@ -744,6 +776,14 @@ static int src_switchover(struct run *run)
 					dr->type->name,
 					err[0] ? err : strerror(-r));
 	}
+	if (run->vm->ops->save_cpus) {
+		char err[256] = "";
+		r = run->vm->ops->save_cpus(run->vm->vm, run->w, err,
+					    sizeof(err));
+		if (r < 0)
+			return mig_fail(run, r, "stop-copy", "vCPU state: %s",
+					err[0] ? err : strerror(-r));
+	}
 	r = vfmig_stream_writer_end(run->w);
 	if (r < 0)
 		return mig_fail(run, r, "stop-copy", "finishing the stream: %s",
@@ -904,6 +944,7 @@ static void src_wait_verdict(struct run *run)
 /* Success: the VM lives on the destination now. */
 static void src_finish(struct run *run)
 {
+	src_cpu_dirty_track(run, false);
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		struct dev_run *dr = &run->devs[i];
 		uint32_t final;
@@ -925,6 +966,7 @@ static void src_rollback(struct run *run)
 	bool user_stopped = atomic_load(&run->prog->user_stopped) ||
 			    run->commit;
 
+	src_cpu_dirty_track(run, false);
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		struct dev_run *dr = &run->devs[i];
 		uint32_t back = dr->initial;

@@ -43,6 +43,10 @@ struct vfmig_kvm_opts {
 	/* Tests only: MSI-X vectors are not given irqfds, so no interrupt
 	 * reaches the guest (which then reports the first one it misses). */
 	bool test_no_irqfd;
+	/* Tests only: a migration does not track the vCPU's writes (no
+	 * KVM dirty log), so pages it writes after they were sent are lost
+	 * (the test that the dirty log is what saves them). */
+	bool test_no_dirty_log;
 	/* Benchmarks only: the guest times its exits once at boot and the
 	 * VMM logs them beside the same REGION_READ made without a guest
 	 * (bench/bench-kvm-exits.sh). */

@@ -23,39 +23,18 @@
 #include "engine/ram.h"
 #include "engine/vm.h"
 #include "kvm/kvm.h"
+#include "kvm/kvm_internal.h"
 #include "kvm/kvm_image.h"
 #include "kvm/kvm_pci.h"
 #include "kvm/kvm_setup.h"
 
 #define KICK_SIGNAL SIGUSR1
-#define GSI_BASE 24u /* above the IOAPIC's pins */
-#define NGSI (8u * KVM_PCI_MAX_VEC)
-
-struct vfmig_kvm {
-	struct vfmig_kvm_opts opts;
-	struct vfmig_vm *vm;
-	struct vfmig_ram *ram;
-	int kvm_fd, vm_fd, vcpu_fd;
-	struct kvm_run *run;
-	size_t run_size;
-	struct kvm_pci bus;
-	bool irqfd_on[NGSI];
-	uint64_t tsc_khz;
-
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	pthread_t thread;
-	bool started, quit, parked, failed;
-	unsigned int pause_count; /* the VM's pauses */
-	unsigned int hold_count;  /* stats and verify */
-	char error[256];          /* guarded by lock */
-	struct vfmig_kvm_exits exits; /* guarded by lock */
-	pthread_mutex_t verify_lock;
-};
+#define GSI_BASE KVM__GSI_BASE
+#define NGSI KVM__NGSI
 
 /* ---- creation ---- */
 
-static int kvm_ioctl_err(char *err, size_t errlen, const char *what)
+int kvm__ioctl_err(char *err, size_t errlen, const char *what)
 {
 	int r = -errno;
 
@@ -94,7 +73,7 @@ int vfmig_kvm_create(const struct vfmig_kvm_opts *o, struct vfmig_kvm **out,
 	pthread_cond_init(&k->cond, NULL);
 	k->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (k->kvm_fd < 0) {
-		r = kvm_ioctl_err(err, errlen, "cannot open /dev/kvm");
+		r = kvm__ioctl_err(err, errlen, "cannot open /dev/kvm");
 		goto fail;
 	}
 	r = ioctl(k->kvm_fd, KVM_GET_API_VERSION, 0);
@@ -108,7 +87,7 @@ int vfmig_kvm_create(const struct vfmig_kvm_opts *o, struct vfmig_kvm **out,
 		k->vm_fd = ioctl(k->kvm_fd, KVM_CREATE_VM, 0);
 	while (k->vm_fd < 0 && errno == EINTR);
 	if (k->vm_fd < 0) {
-		r = kvm_ioctl_err(err, errlen, "KVM_CREATE_VM");
+		r = kvm__ioctl_err(err, errlen, "KVM_CREATE_VM");
 		goto fail;
 	}
 	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
@@ -119,7 +98,7 @@ int vfmig_kvm_create(const struct vfmig_kvm_opts *o, struct vfmig_kvm **out,
 			goto fail;
 		}
 	if (ioctl(k->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		r = kvm_ioctl_err(err, errlen, "KVM_CREATE_IRQCHIP");
+		r = kvm__ioctl_err(err, errlen, "KVM_CREATE_IRQCHIP");
 		goto fail;
 	}
 	*out = k;
@@ -137,7 +116,7 @@ static uint32_t gsi_of(unsigned int slot, uint32_t vec)
 }
 
 /* The whole routing table: one MSI route per vector the guest aimed. */
-static int set_routes(struct vfmig_kvm *k)
+int kvm__set_routes(struct vfmig_kvm *k)
 {
 	size_t sz = sizeof(struct kvm_irq_routing) +
 		    NGSI * sizeof(struct kvm_irq_routing_entry);
@@ -167,7 +146,7 @@ static int set_routes(struct vfmig_kvm *k)
 }
 
 /* Give vector vec of device slot an irqfd on the VM's MSI-X eventfd. */
-static int wire_irqfd(struct vfmig_kvm *k, unsigned int slot, uint32_t vec)
+int kvm__wire_irqfd(struct vfmig_kvm *k, unsigned int slot, uint32_t vec)
 {
 	uint32_t count = 0, gsi = gsi_of(slot, vec);
 	const int *fds = vfmig_vm_dev_irq_fds(k->vm, slot, VFMIG_VMM_IRQ_MSIX,
@@ -185,16 +164,16 @@ static int wire_irqfd(struct vfmig_kvm *k, unsigned int slot, uint32_t vec)
 
 /* kvm_pci_notify_fn: a config write (MSI-X may have been switched on: the
  * VM binds the device's eventfds) or an MSI-X table write (re-route). */
-static int pci_notify(void *priv, unsigned int slot, uint32_t vec)
+int kvm__pci_notify(void *priv, unsigned int slot, uint32_t vec)
 {
 	struct vfmig_kvm *k = priv;
 	int r;
 
 	if (vec == UINT32_MAX)
 		return vfmig_vm_irq_refresh(k->vm, slot);
-	r = set_routes(k);
+	r = kvm__set_routes(k);
 	if (r == 0)
-		r = wire_irqfd(k, slot, vec);
+		r = kvm__wire_irqfd(k, slot, vec);
 	if (r < 0)
 		vfmig_vm_log(k->vm, VFMIG_LOG_ERR,
 			     "kvm: %s: routing MSI-X vector %u: %s",
@@ -221,34 +200,44 @@ static void set_seg(struct kvm_segment *s, uint16_t sel, uint8_t type,
 		s->db = 1;
 }
 
+/* The vCPU, its kvm_run mapping and the TSC frequency. */
+int kvm__vcpu_create(struct vfmig_kvm *k, char *err, size_t errlen)
+{
+	int sz;
+
+	k->vcpu_fd = ioctl(k->vm_fd, KVM_CREATE_VCPU, 0);
+	if (k->vcpu_fd < 0)
+		return kvm__ioctl_err(err, errlen, "KVM_CREATE_VCPU");
+	sz = ioctl(k->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (sz < (int)sizeof(struct kvm_run))
+		return kvm__ioctl_err(err, errlen, "KVM_GET_VCPU_MMAP_SIZE");
+	k->run = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      k->vcpu_fd, 0);
+	if (k->run == MAP_FAILED) {
+		k->run = NULL;
+		return kvm__ioctl_err(err, errlen, "mmap of kvm_run");
+	}
+	k->run_size = (size_t)sz;
+	int khz = ioctl(k->vcpu_fd, KVM_GET_TSC_KHZ, 0);
+	if (khz <= 0)
+		return kvm__ioctl_err(err, errlen, "KVM_GET_TSC_KHZ");
+	k->tsc_khz = (uint64_t)khz;
+	return 0;
+}
+
+/* The state of the first instruction (docs/kvm.md). */
 static int vcpu_init(struct vfmig_kvm *k, uint64_t entry, char *err,
 		     size_t errlen)
 {
 	struct kvm_sregs sr;
 	struct kvm_regs regs = { 0 };
 	struct kvm_lapic_state la;
-	int sz;
+	int r = kvm__vcpu_create(k, err, errlen);
 
-	k->vcpu_fd = ioctl(k->vm_fd, KVM_CREATE_VCPU, 0);
-	if (k->vcpu_fd < 0)
-		return kvm_ioctl_err(err, errlen, "KVM_CREATE_VCPU");
-	sz = ioctl(k->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (sz < (int)sizeof(struct kvm_run))
-		return kvm_ioctl_err(err, errlen, "KVM_GET_VCPU_MMAP_SIZE");
-	k->run = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      k->vcpu_fd, 0);
-	if (k->run == MAP_FAILED) {
-		k->run = NULL;
-		return kvm_ioctl_err(err, errlen, "mmap of kvm_run");
-	}
-	k->run_size = (size_t)sz;
-	int khz = ioctl(k->vcpu_fd, KVM_GET_TSC_KHZ, 0);
-	if (khz <= 0)
-		return kvm_ioctl_err(err, errlen, "KVM_GET_TSC_KHZ");
-	k->tsc_khz = (uint64_t)khz;
-
+	if (r < 0)
+		return r;
 	if (ioctl(k->vcpu_fd, KVM_GET_SREGS, &sr) < 0)
-		return kvm_ioctl_err(err, errlen, "KVM_GET_SREGS");
+		return kvm__ioctl_err(err, errlen, "KVM_GET_SREGS");
 	/* Long mode straight away, CPL 3: no real-mode code at all. */
 	sr.cr0 = 0x80050033; /* PG WP NE ET MP PE */
 	sr.cr4 = 0x620;	     /* OSXMMEXCPT OSFXSR PAE */
@@ -268,21 +257,21 @@ static int vcpu_init(struct vfmig_kvm *k, uint64_t entry, char *err,
 	sr.idt.base = KG_IDT_ADDR;
 	sr.idt.limit = 256 * 16 - 1;
 	if (ioctl(k->vcpu_fd, KVM_SET_SREGS, &sr) < 0)
-		return kvm_ioctl_err(err, errlen, "KVM_SET_SREGS");
+		return kvm__ioctl_err(err, errlen, "KVM_SET_SREGS");
 	regs.rip = entry;
 	regs.rsp = KG_USTACK_TOP;
 	regs.rflags = 0x3202; /* IOPL 3, IF, reserved bit 1 */
 	if (ioctl(k->vcpu_fd, KVM_SET_REGS, &regs) < 0)
-		return kvm_ioctl_err(err, errlen, "KVM_SET_REGS");
+		return kvm__ioctl_err(err, errlen, "KVM_SET_REGS");
 	/* Software-enable the LAPIC (spurious vector 0xff); TPR 0. */
 	if (ioctl(k->vcpu_fd, KVM_GET_LAPIC, &la) < 0)
-		return kvm_ioctl_err(err, errlen, "KVM_GET_LAPIC");
+		return kvm__ioctl_err(err, errlen, "KVM_GET_LAPIC");
 	uint32_t svr;
 	memcpy(&svr, la.regs + 0xf0, 4);
 	svr = htole32(le32toh(svr) | 0x1ff);
 	memcpy(la.regs + 0xf0, &svr, 4);
 	if (ioctl(k->vcpu_fd, KVM_SET_LAPIC, &la) < 0)
-		return kvm_ioctl_err(err, errlen, "KVM_SET_LAPIC");
+		return kvm__ioctl_err(err, errlen, "KVM_SET_LAPIC");
 	return 0;
 }
 
@@ -608,7 +597,7 @@ static void stop_vcpu_locked(struct vfmig_kvm *k)
 		pthread_cond_wait(&k->cond, &k->lock);
 }
 
-static void hold(struct vfmig_kvm *k, unsigned int *c)
+void kvm__hold(struct vfmig_kvm *k, unsigned int *c)
 {
 	pthread_mutex_lock(&k->lock);
 	(*c)++;
@@ -616,7 +605,7 @@ static void hold(struct vfmig_kvm *k, unsigned int *c)
 	pthread_mutex_unlock(&k->lock);
 }
 
-static void unhold(struct vfmig_kvm *k, unsigned int *c)
+void kvm__unhold(struct vfmig_kvm *k, unsigned int *c)
 {
 	pthread_mutex_lock(&k->lock);
 	if (*c)
@@ -627,12 +616,32 @@ static void unhold(struct vfmig_kvm *k, unsigned int *c)
 
 /* ---- the backend ---- */
 
+static int start_thread(struct vfmig_kvm *k, char *err, size_t errlen);
+
+/* The memslot over the RAM, with KVM's dirty log while a migration
+ * tracks the vCPU's writes. Called at the start and when that changes
+ * (the vCPU then held). */
+int kvm__memslot(struct vfmig_kvm *k, char *err, size_t errlen)
+{
+	struct kvm_userspace_memory_region slot = {
+		.slot = 0,
+		.flags = k->dirty.on ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+		.guest_phys_addr = 0,
+		.memory_size = k->ram->size,
+		.userspace_addr = (uint64_t)(uintptr_t)k->ram->host,
+	};
+
+	if (ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+		return kvm__ioctl_err(err, errlen, "memslot over the RAM memfd");
+	k->slot_set = true;
+	return 0;
+}
+
 static int be_start(void *priv, struct vfmig_vm *vm, char *err,
 		    size_t errlen)
 {
 	struct vfmig_kvm *k = priv;
 	struct kg_header hdr;
-	struct sigaction sa = { .sa_handler = kick_handler };
 	int r;
 
 	k->vm = vm;
@@ -646,14 +655,15 @@ static int be_start(void *priv, struct vfmig_vm *vm, char *err,
 			 KG_RAM_MIN >> 20, (unsigned long long)KG_MMIO_BASE >> 20);
 		return -EINVAL;
 	}
-	struct kvm_userspace_memory_region slot = {
-		.slot = 0,
-		.guest_phys_addr = 0,
-		.memory_size = k->ram->size,
-		.userspace_addr = (uint64_t)(uintptr_t)k->ram->host,
-	};
-	if (ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
-		return kvm_ioctl_err(err, errlen, "memslot over the RAM memfd");
+	r = kvm__memslot(k, err, errlen);
+	if (r < 0)
+		return r;
+	if (k->restore) {
+		r = kvm__restore_start(k, err, errlen);
+		if (r < 0)
+			return r;
+		return start_thread(k, err, errlen);
+	}
 	r = kvm_setup_image(k->ram->host, k->ram->size, vfmig_kvm_guest_image,
 			    vfmig_kvm_guest_image_size, &hdr, err, errlen);
 	if (r < 0)
@@ -678,20 +688,13 @@ static int be_start(void *priv, struct vfmig_vm *vm, char *err,
 		       k->opts.interval_us ? k->opts.interval_us : 1000);
 	/* The VMM wrote guest RAM: those pages are dirty. */
 	vfmig_ram_mark_dirty(k->ram, 0, hdr.image_end);
-	r = kvm_pci_init(&k->bus, vm, pci_notify, k, err, errlen);
+	r = kvm_pci_init(&k->bus, vm, kvm__pci_notify, k, err, errlen);
 	if (r < 0)
 		return r;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(KICK_SIGNAL, &sa, NULL) < 0)
-		return kvm_ioctl_err(err, errlen, "sigaction");
-	r = -pthread_create(&k->thread, NULL, vcpu_main, k);
-	if (r < 0) {
-		snprintf(err, errlen, "KVM: vCPU thread: %s", strerror(-r));
+	k->bus_ready = true;
+	r = start_thread(k, err, errlen);
+	if (r < 0)
 		return r;
-	}
-	pthread_mutex_lock(&k->lock);
-	k->started = true;
-	pthread_mutex_unlock(&k->lock);
 	vfmig_vm_log(vm, VFMIG_LOG_INFO,
 		     "kvm: guest image of %zu bytes at 0x%llx, entry 0x%" PRIx64
 		     ", TSC %" PRIu64 " kHz",
@@ -700,14 +703,42 @@ static int be_start(void *priv, struct vfmig_vm *vm, char *err,
 	return 0;
 }
 
+/* The vCPU thread, with the kick signal's handler in place. */
+static int start_thread(struct vfmig_kvm *k, char *err, size_t errlen)
+{
+	struct sigaction sa = { .sa_handler = kick_handler };
+	int r;
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(KICK_SIGNAL, &sa, NULL) < 0)
+		return kvm__ioctl_err(err, errlen, "sigaction");
+	r = -pthread_create(&k->thread, NULL, vcpu_main, k);
+	if (r < 0) {
+		snprintf(err, errlen, "KVM: vCPU thread: %s", strerror(-r));
+		return r;
+	}
+	pthread_mutex_lock(&k->lock);
+	k->started = true;
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
+static void be_attach(void *priv, struct vfmig_vm *vm)
+{
+	struct vfmig_kvm *k = priv;
+
+	k->vm = vm;
+	k->ram = vfmig_vm_ram(vm);
+}
+
 static void be_pause(void *priv)
 {
-	hold(priv, &((struct vfmig_kvm *)priv)->pause_count);
+	kvm__hold(priv, &((struct vfmig_kvm *)priv)->pause_count);
 }
 
 static void be_resume(void *priv)
 {
-	unhold(priv, &((struct vfmig_kvm *)priv)->pause_count);
+	kvm__unhold(priv, &((struct vfmig_kvm *)priv)->pause_count);
 }
 
 static void be_stop(void *priv)
@@ -744,7 +775,7 @@ static void be_stats(void *priv, struct vfmig_guest_stats *st)
 	if (!started)
 		return;
 	st->ndevs = vfmig_vm_ndevs(k->vm);
-	hold(k, &k->hold_count);
+	kvm__hold(k, &k->hold_count);
 	const struct kg_status *s = status(k);
 	uint64_t n = sget(&s->ndevs);
 	st->iterations = sget(&s->iterations);
@@ -768,7 +799,7 @@ static void be_stats(void *priv, struct vfmig_guest_stats *st)
 		for (unsigned int q = 0; q < KG_VEC_PER_DEV; q++)
 			o->irq_received += sget(&ds->irqs[q]);
 	}
-	unhold(k, &k->hold_count);
+	kvm__unhold(k, &k->hold_count);
 }
 
 /* Each stamp page holds its generation's words; one the guest is writing
@@ -865,12 +896,18 @@ static int be_verify(void *priv, char *msg, size_t size)
 	pthread_mutex_unlock(&k->lock);
 	if (failed)
 		return -EIO;
-	if (!started) {
+	if (!started && !k->restore) {
 		snprintf(msg, size, "the KVM guest has not started");
 		return -EAGAIN;
 	}
+	/* A destination checks what it loaded before the guest runs. */
+	if (!started) {
+		r = kvm__restore_bus(k, msg, size);
+		if (r < 0)
+			return r;
+	}
 	pthread_mutex_lock(&k->verify_lock);
-	hold(k, &k->hold_count);
+	kvm__hold(k, &k->hold_count);
 	const struct kg_status *s = status(k);
 	if (sget(&s->magic) != KG_STATUS_MAGIC ||
 	    sget(&s->state) == KG_STATE_BOOT) {
@@ -885,7 +922,7 @@ static int be_verify(void *priv, char *msg, size_t size)
 		if (r == 0)
 			r = verify_stamps(k, msg, size);
 	}
-	unhold(k, &k->hold_count);
+	kvm__unhold(k, &k->hold_count);
 	pthread_mutex_unlock(&k->verify_lock);
 	if (r == 0)
 		snprintf(msg, size, "ok");
@@ -901,9 +938,14 @@ const struct vfmig_guest_backend vfmig_kvm_backend = {
 	.stop = be_stop,
 	.stats = be_stats,
 	.verify = be_verify,
-	.migration_blocker =
-		"a --kvm VM cannot migrate yet: its vCPU state and KVM's "
-		"dirty log are not part of the migration",
+	.migration_blocker = NULL,
+	.attach = be_attach,
+	.dirty_track = kvm__dirty_track,
+	.dirty_sync = kvm__dirty_sync,
+	.save_cpus = kvm__save_cpus,
+	.load_cpu = kvm__load_cpu,
+	.cpus_loaded = kvm__cpus_loaded,
+	.forget_cpus = kvm__forget_cpus,
 };
 
 void vfmig_kvm_exits(struct vfmig_kvm *k, struct vfmig_kvm_exits *e)
@@ -926,6 +968,8 @@ void vfmig_kvm_destroy(struct vfmig_kvm *k)
 		close(k->vm_fd);
 	if (k->kvm_fd >= 0)
 		close(k->kvm_fd);
+	free(k->dirty.bitmap);
+	free(k->restore);
 	pthread_mutex_destroy(&k->lock);
 	pthread_mutex_destroy(&k->verify_lock);
 	pthread_cond_destroy(&k->cond);

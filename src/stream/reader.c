@@ -22,6 +22,7 @@ struct vfmig_stream_reader {
 	bool done;             /* END returned */
 	bool have_list;
 	bool switchover;
+	uint64_t vcpu_seen[VFMIG_STREAM_MAX_VCPUS / 64]; /* VCPU_STATE indexes */
 	uint16_t ndev;
 	uint32_t nrecords;     /* records read, skipped ones included */
 	uint32_t skipped;
@@ -432,6 +433,25 @@ static int check_order(struct vfmig_stream_reader *r, const struct vfmig__frame 
 	case VFMIG_REC_TYPE_STATE:
 		dev = d->u.type_state.dev;
 		break;
+	case VFMIG_REC_VCPU_STATE:
+		/* A vCPU is saved stopped: after the switchover; and only in
+		 * the minor that defines the record. */
+		if (r->minor < VFMIG_STREAM_MINOR_VCPU)
+			return rfail(r, -EPROTO,
+				     "VCPU_STATE at offset %" PRIu64 " in a 1.%u stream (the "
+				     "record exists from 1.%u on)",
+				     fr->offset, r->minor, VFMIG_STREAM_MINOR_VCPU);
+		if (!r->switchover)
+			return rfail(r, -EPROTO,
+				     "VCPU_STATE at offset %" PRIu64 " before SWITCHOVER",
+				     fr->offset);
+		dev = d->u.vcpu_state.vcpu; /* below the maximum: decoded */
+		if (r->vcpu_seen[dev / 64] & (1ull << (dev % 64)))
+			return rfail(r, -EPROTO,
+				     "VCPU_STATE at offset %" PRIu64 ": second state of vCPU %u",
+				     fr->offset, dev);
+		r->vcpu_seen[dev / 64] |= 1ull << (dev % 64);
+		return 0;
 	case VFMIG_REC_SWITCHOVER:
 		if (r->switchover)
 			return rfail(r, -EPROTO, "record at offset %" PRIu64 ": second SWITCHOVER",

@@ -206,6 +206,31 @@ static int dec_type_state(const uint8_t *p, uint32_t len, struct vfmig_stream_de
 	return rc;
 }
 
+static int dec_vcpu_state(const uint8_t *p, uint32_t len, struct vfmig_stream_decoded *d,
+			  char *err, size_t errlen)
+{
+	char ferr[200];
+	int rc;
+
+	if (len < 2) {
+		vfmig__err(err, errlen, "VCPU_STATE payload of %u bytes, need 2 or more", len);
+		return -EBADMSG;
+	}
+	d->u.vcpu_state.vcpu = get_be16(p);
+	if (d->u.vcpu_state.vcpu >= VFMIG_STREAM_MAX_VCPUS) {
+		vfmig__err(err, errlen, "VCPU_STATE: vCPU index %u not below %u",
+			   d->u.vcpu_state.vcpu, VFMIG_STREAM_MAX_VCPUS);
+		return -EBADMSG;
+	}
+	d->u.vcpu_state.len = len - 2;
+	d->u.vcpu_state.state = p + 2;
+	ferr[0] = 0;
+	rc = vfmig_fields_validate(p + 2, len - 2, ferr, sizeof(ferr));
+	if (rc < 0)
+		vfmig__err(err, errlen, "VCPU_STATE: %s", ferr);
+	return rc;
+}
+
 static int dec_ram_pages(const uint8_t *p, uint32_t len, struct vfmig_stream_decoded *d,
 			 char *err, size_t errlen)
 {
@@ -336,6 +361,12 @@ static void pr_type_state(FILE *f, const struct vfmig_stream_decoded *d)
 {
 	fprintf(f, "device %u, %u bytes of state\n", d->u.type_state.dev, d->u.type_state.len);
 	vfmig_fields_print(f, "      ", d->u.type_state.state, d->u.type_state.len, NULL, 0);
+}
+
+static void pr_vcpu_state(FILE *f, const struct vfmig_stream_decoded *d)
+{
+	fprintf(f, "vCPU %u, %u bytes of state\n", d->u.vcpu_state.vcpu, d->u.vcpu_state.len);
+	vfmig_fields_print(f, "      ", d->u.vcpu_state.state, d->u.vcpu_state.len, NULL, 0);
 }
 
 static void pr_ram_pages(FILE *f, const struct vfmig_stream_decoded *d)

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The vfmig migration stream, format 1.1 (docs/stream-format.md).
+ * The vfmig migration stream, format 1.2 (docs/stream-format.md).
  *
  * A stream is a header (magic "VFMIGSTR", major 1, minor, flags, the record
  * checksum algorithm (from 1.1 on), CRC-32 of the header) followed by
  * checksummed type-length-value records, big-endian throughout, the last of
- * which is END. This library writes 1.1 with XXH3 record checksums, or 1.0
- * (CRC-32) on request, and reads both. It writes and reads streams through a
+ * which is END. This library writes 1.2 (1.1 plus the VCPU_STATE record)
+ * with XXH3 record checksums, 1.1 on request, or 1.0
+ * (CRC-32) on request, and reads all three. It writes and reads streams through a
  * struct vfmig_io; it knows records and field tables, not devices or sockets.
  *
  * Errors: functions return 0 (or a count) on success and a negative errno on
@@ -36,7 +37,8 @@
 
 #define VFMIG_STREAM_MAGIC "VFMIGSTR"        /* 8 bytes, no NUL on the wire */
 #define VFMIG_STREAM_MAJOR 1
-#define VFMIG_STREAM_MINOR 1                 /* what the writer writes by default */
+#define VFMIG_STREAM_MINOR 2                 /* what the writer writes by default */
+#define VFMIG_STREAM_MINOR_VCPU 2            /* VCPU_STATE exists from 1.2 on */
 #define VFMIG_STREAM_HEADER_SIZE 20
 #define VFMIG_STREAM_RECORD_HEADER_SIZE 8    /* type, flags, length */
 #define VFMIG_STREAM_MAX_RECORD (64u << 20)  /* payload bytes */
@@ -61,6 +63,8 @@ const char *vfmig_stream_csum_name(uint16_t algo);
 /* Limits a 1.0 reader enforces inside payloads. */
 #define VFMIG_STREAM_MAX_DEVICES 1024
 #define VFMIG_STREAM_MAX_INFO 1024
+/* vCPU indexes a 1.2 reader takes in VCPU_STATE. */
+#define VFMIG_STREAM_MAX_VCPUS 256
 
 /*
  * The record catalogue, one list for every table derived from it:
@@ -75,7 +79,8 @@ const char *vfmig_stream_csum_name(uint16_t algo);
 	X(TYPE_STATE, 6, true, type_state) \
 	X(RAM_PAGES, 7, true, ram_pages) \
 	X(SWITCHOVER, 8, true, switchover) \
-	X(END, 9, true, end)
+	X(END, 9, true, end) \
+	X(VCPU_STATE, 10, true, vcpu_state)
 
 enum vfmig_stream_type {
 #define X(name, num, mu, low) VFMIG_REC_##name = num,
@@ -176,6 +181,11 @@ struct vfmig_stream_decoded {
 		struct {
 			uint32_t records; /* records before END */
 		} end;
+		struct {
+			uint16_t vcpu;
+			uint32_t len;
+			const uint8_t *state; /* field-table encoding */
+		} vcpu_state;
 	} u;
 };
 
@@ -207,7 +217,7 @@ void vfmig_stream_decoded_clear(uint16_t type, struct vfmig_stream_decoded *d);
 struct vfmig_stream_writer;
 
 /*
- * Writes the stream header to io and returns a writer in *out: format 1.1
+ * Writes the stream header to io and returns a writer in *out: format 1.2
  * with record checksums of VFMIG_STREAM_CSUM_DEFAULT. io stays owned by the
  * caller and must outlive the writer. Returns 0, -ENOMEM or the I/O error.
  */
@@ -216,11 +226,20 @@ int vfmig_stream_writer_open(struct vfmig_stream_writer **out, struct vfmig_io *
 /*
  * The same with the record checksum algorithm chosen: VFMIG_STREAM_CSUM_CRC32
  * writes format 1.0 (byte for byte what a 1.0 writer writes, for a reader
- * that knows only 1.0); any other known algorithm writes 1.1 naming it.
+ * that knows only 1.0); any other known algorithm writes 1.2 naming it.
  * Also -EINVAL for an unknown algorithm.
  */
 int vfmig_stream_writer_open_csum(struct vfmig_stream_writer **out, struct vfmig_io *io,
 				  enum vfmig_stream_csum csum);
+
+/*
+ * The same with the minor version chosen too: 0 with CRC-32 only, 1 or 2
+ * with another algorithm (1.1 for a reader older than 1.2, which refuses
+ * VCPU_STATE as an unknown mandatory record; nothing else differs).
+ * -EINVAL for other combinations.
+ */
+int vfmig_stream_writer_open_minor(struct vfmig_stream_writer **out, struct vfmig_io *io,
+				   enum vfmig_stream_csum csum, uint16_t minor);
 
 /*
  * Record writers. Each writes one whole record and returns 0 or a negative
@@ -244,6 +263,11 @@ int vfmig_stream_write_type_state(struct vfmig_stream_writer *w, uint16_t dev,
 				  const struct vfmig_fields_desc *desc, const void *obj);
 int vfmig_stream_write_ram_pages(struct vfmig_stream_writer *w,
 				 const struct vfmig_stream_ram_pages *rp);
+/* A vCPU's state (from 1.2 on; after SWITCHOVER), encoded through desc.
+ * Also -EINVAL for vcpu >= VFMIG_STREAM_MAX_VCPUS, before SWITCHOVER, or
+ * in a stream of a minor that has no VCPU_STATE (1.0, 1.1). */
+int vfmig_stream_write_vcpu_state(struct vfmig_stream_writer *w, uint16_t vcpu,
+				  const struct vfmig_fields_desc *desc, const void *obj);
 int vfmig_stream_write_switchover(struct vfmig_stream_writer *w);
 /* Writes END and flushes io. No record may follow. */
 int vfmig_stream_writer_end(struct vfmig_stream_writer *w);

@@ -16,6 +16,7 @@ struct vfmig_stream_writer {
 	bool switchover;
 	bool ended;
 	uint16_t ndev;
+	uint16_t minor;     /* of the header */
 	struct vfmig__csum csum; /* the record checksum of the header */
 	int error;          /* sticky I/O error */
 	char err[256];
@@ -119,17 +120,22 @@ static int check_dev(struct vfmig_stream_writer *w, uint16_t dev)
 	return 0;
 }
 
-int vfmig_stream_writer_open_csum(struct vfmig_stream_writer **out, struct vfmig_io *io,
-				  enum vfmig_stream_csum csum)
+int vfmig_stream_writer_open_minor(struct vfmig_stream_writer **out, struct vfmig_io *io,
+				   enum vfmig_stream_csum csum, uint16_t minor)
 {
 	struct vfmig_stream_writer *w;
 	uint8_t hdr[VFMIG_STREAM_HEADER_SIZE];
 	int rc;
 
+	/* CRC-32 records are format 1.0 exactly; the others name their
+	 * algorithm, which 1.0 cannot. */
+	if ((csum == VFMIG_STREAM_CSUM_CRC32) != (minor == 0) || minor > VFMIG_STREAM_MINOR)
+		return -EINVAL;
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	w->io = io;
+	w->minor = minor;
 	w->start = io->bytes_written;
 	rc = vfmig__csum_init(&w->csum, (uint16_t)csum);
 	if (rc < 0) {
@@ -140,7 +146,7 @@ int vfmig_stream_writer_open_csum(struct vfmig_stream_writer **out, struct vfmig
 	put_be16(hdr + 8, VFMIG_STREAM_MAJOR);
 	/* CRC-32 records are format 1.0, whose u32 of flags is 0; from 1.1 on
 	 * that word is u16 flags (0) and the u16 record checksum algorithm. */
-	put_be16(hdr + 10, csum == VFMIG_STREAM_CSUM_CRC32 ? 0 : VFMIG_STREAM_MINOR);
+	put_be16(hdr + 10, minor);
 	put_be16(hdr + 12, 0);
 	put_be16(hdr + 14, (uint16_t)csum);
 	put_be32(hdr + 16, vfmig__crc32(0, hdr, 16));
@@ -151,6 +157,14 @@ int vfmig_stream_writer_open_csum(struct vfmig_stream_writer **out, struct vfmig
 	}
 	*out = w;
 	return 0;
+}
+
+int vfmig_stream_writer_open_csum(struct vfmig_stream_writer **out, struct vfmig_io *io,
+				  enum vfmig_stream_csum csum)
+{
+	return vfmig_stream_writer_open_minor(out, io, csum,
+					      csum == VFMIG_STREAM_CSUM_CRC32 ? 0
+									: VFMIG_STREAM_MINOR);
 }
 
 int vfmig_stream_writer_open(struct vfmig_stream_writer **out, struct vfmig_io *io)
@@ -320,6 +334,34 @@ int vfmig_stream_write_switchover(struct vfmig_stream_writer *w)
 	rc = write_parts(w, VFMIG_REC_SWITCHOVER, VFMIG_STREAM_F_MUST_UNDERSTAND, NULL, 0);
 	if (rc == 0)
 		w->switchover = true;
+	return rc;
+}
+
+int vfmig_stream_write_vcpu_state(struct vfmig_stream_writer *w, uint16_t vcpu,
+				  const struct vfmig_fields_desc *desc, const void *obj)
+{
+	uint8_t p[2];
+	struct part parts[2] = { { p, sizeof(p) }, { NULL, 0 } };
+	uint8_t *state;
+	size_t len;
+	int rc;
+
+	if (w->minor < VFMIG_STREAM_MINOR_VCPU)
+		return wfail(w, -EINVAL, "VCPU_STATE needs format 1.%u; this stream is 1.%u",
+			     VFMIG_STREAM_MINOR_VCPU, w->minor);
+	if (!w->switchover)
+		return wfail(w, -EINVAL, "VCPU_STATE before SWITCHOVER");
+	if (vcpu >= VFMIG_STREAM_MAX_VCPUS)
+		return wfail(w, -EINVAL, "vCPU index %u not below %u", vcpu,
+			     VFMIG_STREAM_MAX_VCPUS);
+	rc = vfmig_fields_encode(desc, obj, &state, &len, w->err, sizeof(w->err));
+	if (rc < 0)
+		return rc;
+	put_be16(p, vcpu);
+	parts[1].p = state;
+	parts[1].len = len;
+	rc = write_parts(w, VFMIG_REC_VCPU_STATE, VFMIG_STREAM_F_MUST_UNDERSTAND, parts, 2);
+	free(state);
 	return rc;
 }
 

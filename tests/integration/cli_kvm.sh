@@ -3,7 +3,8 @@
 # `vfmig device dma` processes (plus a regs device it must leave alone)
 # through vfio-user: its counters grow, its own checks and the VMM's
 # verifier agree, interrupts arrive on both vectors of each device; stop
-# freezes it and cont resumes it; a migration is refused with the reason.
+# freezes it and cont resumes it; saved to a file (vfmig inspect shows its
+# vCPU section by field name) and loaded into a new VMM, it runs on there.
 # With the MSI-X irqfds withheld (--test-kvm-no-irqfd) the guest must
 # report the interrupt it missed. Skipped (77) where KVM is not usable.
 # Usage: cli_kvm.sh VFMIG
@@ -98,16 +99,50 @@ ctl "$D/a.ctl" '{"execute":"cont"}' | grep -q return || fail "cont"
 sleep 0.3
 expect "$D/a.ctl" "after cont" "g['iterations'] > ($p0)[0]" "g['verified']"
 
-# Migration is refused, naming why, and the guest runs on.
-out=$("$V" migrate --control "$D/a.ctl" "file:$D/x.mig" --json 2>&1) &&
-	fail "a --kvm VM migrated: $out"
-echo "$out" | grep -q "cannot migrate yet" || fail "no reason given: $out"
-verified "$D/a.ctl" || fail "does not verify after the refused migration"
+# Saved to a file (the same flow as a migration, paused first), the VM
+# stays paused here; the file's vCPU section prints by field name; loaded
+# into a new VMM with its own devices, the guest goes on from where it was.
+out=$("$V" migrate --control "$D/a.ctl" "file:$D/x.mig" --json 2>&1) ||
+	fail "save: $out"
+s0=$(guest "$D/a.ctl" "g['iterations']")
+"$V" inspect "$D/x.mig" >"$D/inspect.txt" 2>&1 || fail "inspect: $(tail -3 "$D/inspect.txt")"
+for f in "VCPU_STATE" "state 'kvm-vcpu' version 1" "rip (u64)" "cs.l (u8) = 1" \
+	"efer (u64) = 1280" "msr_lstar (u64)" "xsave (bytes)" "lapic (bytes)" \
+	"mp_state (u32)" "pci_cf8 (u32)"; do
+	grep -qF "$f" "$D/inspect.txt" || fail "inspect shows no '$f'"
+done
+start "$V" device dma --socket-path "$D/c0.sock" --quiet
+start "$V" device regs --socket-path "$D/c1.sock" --quiet
+start "$V" device dma --socket-path "$D/c2.sock" --quiet
+wait_for "$D/c0.sock"; wait_for "$D/c1.sock"; wait_for "$D/c2.sock"
+start "$V" vmm --kvm --device "$D/c0.sock" --device "$D/c1.sock" \
+	--device "$D/c2.sock" --ram 32M --control "$D/c.ctl" \
+	--incoming "file:$D/x.mig"
+wait_for "$D/c.ctl"
+status_is "$D/c.ctl" running || fail "the loaded VM does not run"
+sleep 0.5
+expect "$D/c.ctl" "loaded from the file" "g['iterations'] > $s0" \
+	"[d['driver'] for d in g['devices']] == ['kvm-dma', 'none', 'kvm-dma']" \
+	"(g['verified'], g['verify'], g['state'], g['error']) == (True, 'ok', 'running', None)"
+# A file without vCPU state (a driver thread's VM) is refused by name.
+start "$V" device dma --socket-path "$D/t.sock" --quiet
+wait_for "$D/t.sock"
+start "$V" vmm --device "$D/t.sock" --ram 32M --control "$D/t.ctl" --quiet
+wait_for "$D/t.ctl"
+"$V" migrate --control "$D/t.ctl" "file:$D/t.mig" >/dev/null || fail "save t"
+start "$V" device dma --socket-path "$D/u.sock" --quiet
+wait_for "$D/u.sock"
+"$V" vmm --kvm --device "$D/u.sock" --ram 32M --incoming "file:$D/t.mig" \
+	--control "$D/u.ctl" 2>"$D/u.log" &
+u=$!; pids="$pids $u"
+wait_for "$D/u.ctl"
+for _ in $(seq 100); do grep -q "no vCPU state" "$D/u.log" && break; sleep 0.05; done
+grep -q "the stream brought no vCPU state" "$D/u.log" ||
+	fail "a file without vCPU state: $(tail -3 "$D/u.log")"
+ctl "$D/u.ctl" '{"execute":"query-status"}' | grep -q '"status": *"running"' &&
+	fail "ran a guest without its vCPU state"
 
 # Option errors.
-"$V" vmm --kvm --device "$D/dma0.sock" --incoming "unix:$D/in.sock" \
-	2>"$D/err.txt" && fail "--kvm --incoming accepted"
-grep -q "incoming" "$D/err.txt" || fail "no message: $(cat "$D/err.txt")"
 "$V" vmm --kvm --device "$D/dma0.sock" --fill 1M 2>"$D/err.txt" &&
 	fail "--kvm --fill accepted"
 "$V" vmm --kvm --device "$D/dma0.sock" --ram 4M 2>"$D/err.txt" &&

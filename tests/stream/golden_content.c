@@ -78,6 +78,11 @@ void golden_page(uint8_t *page, unsigned i)
 
 int golden_write(struct vfmig_io *io, enum vfmig_stream_csum csum)
 {
+	return golden_write_minor(io, csum, csum == VFMIG_STREAM_CSUM_CRC32 ? 0 : 1);
+}
+
+int golden_write_minor(struct vfmig_io *io, enum vfmig_stream_csum csum, uint16_t minor)
+{
 	static const struct vfmig_stream_kv info[] = {
 		{ "producer", "vfmig golden generator" },
 		{ "time", "2026-01-01T00:00:00Z" },
@@ -103,7 +108,7 @@ int golden_write(struct vfmig_io *io, enum vfmig_stream_csum csum)
 	golden_page(pages + 4096, 1);
 	golden_state0(&s0);
 	golden_state1(&s1);
-	rc = vfmig_stream_writer_open_csum(&w, io, csum);
+	rc = vfmig_stream_writer_open_minor(&w, io, csum, minor);
 	if (rc < 0)
 		return rc;
 	if ((rc = vfmig_stream_write_info(w, info, 2)) < 0 ||
@@ -123,6 +128,8 @@ int golden_write(struct vfmig_io *io, enum vfmig_stream_csum csum)
 	    (rc = vfmig_stream_write_device_begin(w, 1, VFMIG_PHASE_FINAL)) < 0 ||
 	    (rc = vfmig_stream_write_type_state(w, 1, &golden_desc, &s1)) < 0 ||
 	    (rc = vfmig_stream_write_device_end(w, 1)) < 0 ||
+	    /* 1.2: a vCPU's state (the made-up type again) */
+	    (minor >= 2 && (rc = vfmig_stream_write_vcpu_state(w, 0, &golden_desc, &s1)) < 0) ||
 	    (rc = vfmig_stream_writer_end(w)) < 0) {
 		vfmig_stream_writer_free(w);
 		return rc;

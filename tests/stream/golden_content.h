@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The content of the golden streams tests/stream/golden/v1.0.vfmig (CRC-32
- * records) and v1.1.vfmig (XXH3 records: the same records, other checksums),
+ * records), v1.1.vfmig (XXH3 records: the same records, other checksums)
+ * and v1.2.vfmig (v1.1's records and a VCPU_STATE),
  * written through today's writer. gen_golden writes each once to the
  * checked-in file; test_golden reads the files back (checking every decoded
  * value independently) and also checks that today's writer still produces
@@ -42,5 +43,9 @@ void golden_page(uint8_t *page, unsigned i);
 /* Writes the golden stream with record checksums of csum to io
  * (CRC-32: format 1.0, else 1.1). Returns 0 or a negative errno. */
 int golden_write(struct vfmig_io *io, enum vfmig_stream_csum csum);
+
+/* The same in the format 1.minor (0: CRC-32 only; 1; 2: the same records
+ * plus a VCPU_STATE for vCPU 0 carrying golden_state1 before END). */
+int golden_write_minor(struct vfmig_io *io, enum vfmig_stream_csum csum, uint16_t minor);
 
 #endif

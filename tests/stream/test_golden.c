@@ -705,6 +705,57 @@ static void test_trailing_garbage(void **state)
 #define ON(f, file) { #f " " #file, f, use_file, NULL, (void *)(file) }
 #define ON_BOTH(f) ON(f, V10), ON(f, V11)
 
+/* v1.2.vfmig: v1.1's records at the same offsets, a VCPU_STATE for vCPU 0
+ * (golden_state1) before END; today's writer writes the same bytes; the
+ * printer shows the section by field name. */
+static void test_golden_v12(void **state)
+{
+	struct vfmig_stream_reader *r;
+	struct vfmig_stream_record rec;
+	struct golden_state got, want;
+	struct vfmig_io *io;
+	char path[4096], err[256];
+	size_t len, wlen;
+	const uint8_t *w;
+	int n = 0, rc;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/v1.2.vfmig", golden_dir);
+	uint8_t *p = read_file(path, &len);
+	assert_non_null(p);
+	assert_memory_equal(p, "VFMIGSTR\x00\x01\x00\x02\x00\x00\x00\x01", 16);
+	assert_int_equal(be32(p + 16), (uint32_t)crc32(0, p, 16));
+	/* Everything of 1.1 up to its END is there, with XXH3 checksums. */
+	assert_true(len > V11->len);
+	assert_memory_equal(p + 20, V11->data + 20, V11->recs[V11->nrecs - 1].offset - 20);
+	assert_int_equal(vfmig_io_mem_writer(&io), 0);
+	assert_int_equal(golden_write_minor(io, VFMIG_STREAM_CSUM_XXH3, 2), 0);
+	w = vfmig_io_mem_data(io, &wlen);
+	assert_int_equal(wlen, len);
+	assert_memory_equal(w, p, len);
+	vfmig_io_close(io);
+	assert_int_equal(vfmig_io_mem_reader(&io, p, len), 0);
+	assert_int_equal(vfmig_stream_reader_open(&r, io, err, sizeof(err)), 0);
+	assert_int_equal(vfmig_stream_reader_minor(r), 2);
+	while ((rc = vfmig_stream_next(r, &rec)) == 1) {
+		if (rec.type != VFMIG_REC_VCPU_STATE)
+			continue;
+		n++;
+		assert_int_equal(rec.d.u.vcpu_state.vcpu, 0);
+		memset(&got, 0, sizeof(got));
+		assert_int_equal(vfmig_fields_decode(&golden_desc, rec.d.u.vcpu_state.state,
+						     rec.d.u.vcpu_state.len, &got, err,
+						     sizeof(err)), 0);
+		golden_state1(&want);
+		assert_memory_equal(&got, &want, sizeof(got));
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(n, 1);
+	vfmig_stream_reader_free(r);
+	vfmig_io_close(io);
+	free(p);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -717,6 +768,7 @@ int main(int argc, char **argv)
 		ON(test_header_flags, V10),
 		ON(test_v11_is_v10_with_xxh3, V11),
 		ON(test_header_v11, V11),
+		ON(test_golden_v12, V11),
 		ON_BOTH(test_unknown_records),
 		ON_BOTH(test_oversized_length),
 		ON_BOTH(test_record_flags),

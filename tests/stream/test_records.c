@@ -341,7 +341,7 @@ static int read_to_end(const uint8_t *p, size_t len, char *msg, size_t msglen)
 
 /*
  * Each record checksum algorithm round-trips, and its header is what the
- * format says: the default is 1.1 with XXH3; CRC-32 is written as 1.0.
+ * format says: the default is 1.2 with XXH3; CRC-32 is written as 1.0.
  * Flipping one payload bit is caught under each of them.
  */
 static void test_checksum_algorithms(void **state)
@@ -352,8 +352,8 @@ static void test_checksum_algorithms(void **state)
 		uint16_t minor, algo;
 		const char *name;
 	} cases[] = {
-		{ -1, "\x00\x01\x00\x01\x00\x00\x00\x01", 1, VFMIG_STREAM_CSUM_XXH3, "xxh3" },
-		{ VFMIG_STREAM_CSUM_XXH3, "\x00\x01\x00\x01\x00\x00\x00\x01", 1,
+		{ -1, "\x00\x01\x00\x02\x00\x00\x00\x01", 2, VFMIG_STREAM_CSUM_XXH3, "xxh3" },
+		{ VFMIG_STREAM_CSUM_XXH3, "\x00\x01\x00\x02\x00\x00\x00\x01", 2,
 		  VFMIG_STREAM_CSUM_XXH3, "xxh3" },
 		{ VFMIG_STREAM_CSUM_CRC32, "\x00\x01\x00\x00\x00\x00\x00\x00", 0,
 		  VFMIG_STREAM_CSUM_CRC32, "crc32" },
@@ -553,7 +553,142 @@ static void test_decoders_refuse(void **state)
 	expect_decode(200, "", 0, -ENOENT, "unknown record type 200");
 	assert_string_equal(vfmig_stream_type_name(VFMIG_REC_RAM_PAGES), "RAM_PAGES");
 	assert_null(vfmig_stream_type_name(0));
-	assert_null(vfmig_stream_type_name(10));
+	assert_string_equal(vfmig_stream_type_name(VFMIG_REC_VCPU_STATE), "VCPU_STATE");
+	assert_null(vfmig_stream_type_name(11));
+	expect_decode(VFMIG_REC_VCPU_STATE, "\x00", 1, -EBADMSG, "need 2");
+	expect_decode(VFMIG_REC_VCPU_STATE, "\x01\x00\x00\x00\x00\x00", 6, -EBADMSG,
+		      "vCPU index 256 not below 256");
+	expect_decode(VFMIG_REC_VCPU_STATE, "\x00\x00\x00\x00", 4, -EBADMSG,
+		      "type name length 0");
+}
+
+/* Read every record of p; the result of the last vfmig_stream_next. */
+static int read_stream(const uint8_t *p, size_t len, char *err, size_t errlen)
+{
+	struct vfmig_stream_reader *r;
+	struct vfmig_stream_record rec;
+	struct vfmig_io *in;
+	int rc;
+
+	assert_int_equal(vfmig_io_mem_reader(&in, p, len), 0);
+	assert_int_equal(vfmig_stream_reader_open(&r, in, err, errlen), 0);
+	while ((rc = vfmig_stream_next(r, &rec)) == 1)
+		;
+	snprintf(err, errlen, "%s", vfmig_stream_reader_error(r));
+	vfmig_stream_reader_free(r);
+	vfmig_io_close(in);
+	return rc;
+}
+
+/* A stream with VCPU_STATE records for vcpus (n of them), the first
+ * after the switchover unless early; minor as the writer is opened. */
+static uint8_t *vcpu_stream(uint16_t minor, bool early, const uint16_t *vcpus, size_t n,
+			    size_t *len)
+{
+	struct vfmig_stream_writer *w;
+	struct vfmig_io *io;
+	struct st s = { 7, { 1, 2, 3 } };
+	uint8_t state[64], p[2 + sizeof(state)];
+	size_t slen;
+	uint8_t *enc, *out;
+
+	assert_int_equal(vfmig_fields_encode(&st_desc, &s, &enc, &slen, NULL, 0), 0);
+	assert_true(slen <= sizeof(state));
+	memcpy(state, enc, slen);
+	free(enc);
+	assert_int_equal(vfmig_io_mem_writer(&io), 0);
+	assert_int_equal(vfmig_stream_writer_open_minor(&w, io, VFMIG_STREAM_CSUM_XXH3, minor), 0);
+	assert_int_equal(vfmig_stream_write_device_list(w, NULL, 0), 0);
+	for (size_t i = 0; i < n; i++) {
+		if (i == 0 && !early)
+			assert_int_equal(vfmig_stream_write_switchover(w), 0);
+		/* Raw records: the writer would refuse the bad ones. */
+		p[0] = (uint8_t)(vcpus[i] >> 8);
+		p[1] = (uint8_t)vcpus[i];
+		memcpy(p + 2, state, slen);
+		assert_int_equal(vfmig_stream_write_record(w, VFMIG_REC_VCPU_STATE,
+							   VFMIG_STREAM_F_MUST_UNDERSTAND, p,
+							   2 + slen), 0);
+	}
+	assert_int_equal(vfmig_stream_writer_end(w), 0);
+	vfmig_stream_writer_free(w);
+	const uint8_t *d = vfmig_io_mem_data(io, len);
+	out = malloc(*len);
+	assert_non_null(out);
+	memcpy(out, d, *len);
+	vfmig_io_close(io);
+	return out;
+}
+
+/* VCPU_STATE (1.2): written only after SWITCHOVER and only in 1.2; read
+ * only there too, once per vCPU, and printed with its fields. */
+static void test_vcpu_state(void **state)
+{
+	static const uint16_t one[] = { 0 }, two[] = { 0, 3 }, dup[] = { 3, 3 };
+	struct vfmig_stream_writer *w;
+	struct vfmig_io *io;
+	struct st s = { 1, { 0 } };
+	char err[256];
+	uint8_t *p;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(vfmig_io_mem_writer(&io), 0);
+	assert_int_equal(vfmig_stream_writer_open_minor(&w, io, VFMIG_STREAM_CSUM_XXH3, 1), 0);
+	assert_int_equal(vfmig_stream_write_device_list(w, NULL, 0), 0);
+	assert_int_equal(vfmig_stream_write_switchover(w), 0);
+	assert_int_equal(vfmig_stream_write_vcpu_state(w, 0, &st_desc, &s), -EINVAL);
+	assert_string_equal(vfmig_stream_writer_error(w),
+			    "VCPU_STATE needs format 1.2; this stream is 1.1");
+	vfmig_stream_writer_free(w);
+	vfmig_io_close(io);
+	assert_int_equal(vfmig_io_mem_writer(&io), 0);
+	assert_int_equal(vfmig_stream_writer_open(&w, io), 0);
+	assert_int_equal(vfmig_stream_write_device_list(w, NULL, 0), 0);
+	assert_int_equal(vfmig_stream_write_vcpu_state(w, 0, &st_desc, &s), -EINVAL);
+	assert_string_equal(vfmig_stream_writer_error(w), "VCPU_STATE before SWITCHOVER");
+	assert_int_equal(vfmig_stream_write_switchover(w), 0);
+	assert_int_equal(vfmig_stream_write_vcpu_state(w, 256, &st_desc, &s), -EINVAL);
+	assert_int_equal(vfmig_stream_write_vcpu_state(w, 0, &st_desc, &s), 0);
+	vfmig_stream_writer_free(w);
+	vfmig_io_close(io);
+	/* Invalid combinations of algorithm and minor. */
+	assert_int_equal(vfmig_io_mem_writer(&io), 0);
+	assert_int_equal(vfmig_stream_writer_open_minor(&w, io, VFMIG_STREAM_CSUM_CRC32, 2),
+			 -EINVAL);
+	assert_int_equal(vfmig_stream_writer_open_minor(&w, io, VFMIG_STREAM_CSUM_XXH3, 0),
+			 -EINVAL);
+	assert_int_equal(vfmig_stream_writer_open_minor(&w, io, VFMIG_STREAM_CSUM_XXH3, 3),
+			 -EINVAL);
+	vfmig_io_close(io);
+
+	p = vcpu_stream(2, false, two, 2, &len);
+	assert_int_equal(read_stream(p, len, err, sizeof(err)), 0);
+	FILE *f = tmpfile();
+	struct vfmig_io *in;
+	assert_int_equal(vfmig_io_mem_reader(&in, p, len), 0);
+	assert_int_equal(vfmig_stream_print(in, f, err, sizeof(err)), 0);
+	vfmig_io_close(in);
+	char text[4096] = "";
+	rewind(f);
+	assert_true(fread(text, 1, sizeof(text) - 1, f) > 0);
+	fclose(f);
+	assert_non_null(strstr(text, "VCPU_STATE"));
+	assert_non_null(strstr(text, "vCPU 3, "));
+	assert_non_null(strstr(text, "x (u32) = 7 (0x7)"));
+	free(p);
+	p = vcpu_stream(1, false, one, 1, &len);
+	assert_int_equal(read_stream(p, len, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "in a 1.1 stream (the record exists from 1.2 on)"));
+	free(p);
+	p = vcpu_stream(2, true, one, 1, &len);
+	assert_int_equal(read_stream(p, len, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "before SWITCHOVER"));
+	free(p);
+	p = vcpu_stream(2, false, dup, 2, &len);
+	assert_int_equal(read_stream(p, len, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "second state of vCPU 3"));
+	free(p);
 }
 
 int main(void)
@@ -567,6 +702,7 @@ int main(void)
 		cmocka_unit_test(test_checksum_algorithms),
 		cmocka_unit_test(test_pieces),
 		cmocka_unit_test(test_decoders_refuse),
+		cmocka_unit_test(test_vcpu_state),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
