@@ -138,6 +138,13 @@ static int mvm_cpu_dirty_sync(void *priv, char *err, size_t len)
 	return vfmig_guest_cpu_dirty_sync(vfmig_vm_guest(m->vm), err, len);
 }
 
+static bool mvm_has_cpus(void *priv)
+{
+	struct vfmig_migration *m = priv;
+
+	return vfmig_guest_has_cpus(vfmig_vm_guest(m->vm));
+}
+
 static int mvm_save_cpus(void *priv, struct vfmig_stream_writer *w, char *err,
 			 size_t len)
 {
@@ -173,6 +180,7 @@ static const struct vfmig_mig_vm_ops mvm_ops = {
 	.cpus_forget = mvm_cpus_forget,
 	.cpu_dirty_track = mvm_cpu_dirty_track,
 	.cpu_dirty_sync = mvm_cpu_dirty_sync,
+	.has_cpus = mvm_has_cpus,
 	.save_cpus = mvm_save_cpus,
 	.load_cpu = mvm_load_cpu,
 	.cpus_loaded = mvm_cpus_loaded,

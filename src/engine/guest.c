@@ -508,6 +508,11 @@ int vfmig_guest_save_cpus(struct vfmig_guest *g, struct vfmig_stream_writer *w,
 	return g->be->save_cpus(g->be_priv, w, err, errlen);
 }
 
+bool vfmig_guest_has_cpus(struct vfmig_guest *g)
+{
+	return BE_HOOK(g, save_cpus);
+}
+
 int vfmig_guest_load_cpu(struct vfmig_guest *g, uint16_t vcpu,
 			 const uint8_t *state, size_t len, char *err,
 			 size_t errlen)

@@ -208,6 +208,8 @@ int vfmig_guest_cpu_dirty_sync(struct vfmig_guest *g, char *err,
 			       size_t errlen);
 int vfmig_guest_save_cpus(struct vfmig_guest *g, struct vfmig_stream_writer *w,
 			  char *err, size_t errlen);
+/* Whether the guest has vCPU state to migrate (its backend saves it). */
+bool vfmig_guest_has_cpus(struct vfmig_guest *g);
 int vfmig_guest_load_cpu(struct vfmig_guest *g, uint16_t vcpu,
 			 const uint8_t *state, size_t len, char *err,
 			 size_t errlen);

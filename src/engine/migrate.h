@@ -83,8 +83,11 @@ struct vfmig_mig_vm_ops {
 	 * 0 or a negative errno with err (len bytes) saying why. */
 	int (*cpu_dirty_track)(void *vm, bool on, char *err, size_t len);
 	int (*cpu_dirty_sync)(void *vm, char *err, size_t len);
-	/* Optional, source: write the paused guest's vCPU state records
-	 * (VCPU_STATE) at the end of the stop-and-copy. */
+	/* Optional, source: whether the VM has vCPU state to migrate (checked
+	 * at setup: a format that cannot carry it is refused there); write
+	 * the paused guest's vCPU state records (VCPU_STATE) at the end of
+	 * the stop-and-copy. */
+	bool (*has_cpus)(void *vm);
 	int (*save_cpus)(void *vm, struct vfmig_stream_writer *w, char *err,
 			 size_t len);
 	/* Optional, destination: take one VCPU_STATE record (state: its

@@ -64,8 +64,20 @@ static int src_open_stream(struct run *run, const char *uri)
 {
 	struct vfmig_stream_device *list;
 	char err[256] = "";
+	enum vfmig_stream_csum csum =
+		run->p.stream_csum_set
+			? (enum vfmig_stream_csum)run->p.stream_csum
+			: VFMIG_STREAM_CSUM_DEFAULT;
 	int r;
 
+	/* Before anything is connected: a CRC-32 stream is format 1.0,
+	 * which has no VCPU_STATE record. */
+	if (csum == VFMIG_STREAM_CSUM_CRC32 && run->vm->ops->has_cpus &&
+	    run->vm->ops->has_cpus(run->vm->vm))
+		return mig_fail(run, -EOPNOTSUPP, "setup",
+				"stream checksum crc32 writes format 1.0, "
+				"which cannot carry the vCPU state of a --kvm "
+				"VM (use xxh3, the default)");
 	r = mig_mchan_src_setup(run, uri);
 	if (r < 0)
 		return r;
@@ -76,10 +88,7 @@ static int src_open_stream(struct run *run, const char *uri)
 				err[0] ? err : strerror(-r));
 	vfmig_chan_set_timeout(run->chan, run->p.timeout_ms);
 	r = vfmig_stream_writer_open_csum(&run->w, vfmig_chan_io(run->chan),
-					  run->p.stream_csum_set
-						  ? (enum vfmig_stream_csum)
-							    run->p.stream_csum
-						  : VFMIG_STREAM_CSUM_DEFAULT);
+					  csum);
 	if (r < 0)
 		return mig_fail(run, r, "setup", "stream header: %s",
 				strerror(-r));

@@ -99,6 +99,15 @@ ctl "$D/a.ctl" '{"execute":"cont"}' | grep -q return || fail "cont"
 sleep 0.3
 expect "$D/a.ctl" "after cont" "g['iterations'] > ($p0)[0]" "g['verified']"
 
+# A CRC-32 stream (format 1.0) cannot carry the vCPU: refused at setup,
+# before a file is made, and the guest runs on.
+"$V" migrate --control "$D/a.ctl" "file:$D/crc.mig" --stream-checksum crc32 \
+	>"$D/crc.out" 2>&1 && fail "a crc32 stream of a --kvm VM was written"
+grep -q "setup: stream checksum crc32 writes format 1.0" "$D/crc.out" ||
+	fail "the crc32 refusal is unclear: $(cat "$D/crc.out")"
+[ -e "$D/crc.mig" ] && fail "the refused save left a file"
+status_is "$D/a.ctl" running || fail "the guest does not run after the refusal"
+
 # Saved to a file (the same flow as a migration, paused first), the VM
 # stays paused here; the file's vCPU section prints by field name; loaded
 # into a new VMM with its own devices, the guest goes on from where it was.
