@@ -11,18 +11,8 @@
 V=$1
 . "$(dirname "$0")/cli_lib.sh"
 
-if [ ! -e /dev/kvm ]; then
-	echo "SKIP: no /dev/kvm"; exit 77
-fi
-if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	echo "SKIP: /dev/kvm is not readable and writable for $(id -un)"; exit 77
-fi
+need_kvm
 
-# guest CTL EXPR: a Python expression over query-guest's reply (g).
-guest() {
-	ctl "$1" '{"execute":"query-guest"}' |
-		python3 -c "import json,sys; g=json.load(sys.stdin)['return']; print(($2))"
-}
 # expect CTL WHAT EXPR...: one query-guest; every EXPR (Python over its
 # reply g) must hold, else fail naming WHAT, the EXPR and the reply.
 expect() {

@@ -17,18 +17,8 @@
 V=$1
 . "$(dirname "$0")/cli_lib.sh"
 
-if [ ! -e /dev/kvm ]; then
-	echo "SKIP: no /dev/kvm"; exit 77
-fi
-if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	echo "SKIP: /dev/kvm is not readable and writable for $(id -un)"; exit 77
-fi
+need_kvm
 
-# g CTL EXPR: a Python expression over query-guest's reply (g).
-g() {
-	ctl "$1" '{"execute":"query-guest"}' |
-		python3 -c "import json,sys; g=json.load(sys.stdin)['return']; print(($2))"
-}
 # key JSON KEY: a key of a migration report.
 key() { echo "$1" | tail -1 | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 
@@ -57,7 +47,7 @@ kvmvm() {
 # running CTL N: wait until the guest did N iterations.
 running() {
 	for _ in $(seq 100); do
-		[ "$(g "$1" "g['iterations'] >= $2")" = True ] && return 0
+		[ "$(guest "$1" "g['iterations'] >= $2")" = True ] && return 0
 		sleep 0.1
 	done
 	fail "$1: the guest does not get to $2 iterations"
@@ -89,18 +79,18 @@ key "$out" verify | grep -q "RAM stamp page" ||
 
 # 2. Back and forth ten times, from b (running since step 1).
 cur=b
-prev=$(g "$D/b.ctl" "g['iterations'], g['devices'][0]['completions']")
+prev=$(guest "$D/b.ctl" "g['iterations'], g['devices'][0]['completions']")
 for i in 1 2 3 4 5 6 7 8 9 10; do
 	if [ $((i % 2)) = 1 ]; then n=x$i; else n=y$i; fi
 	kvmvm "$n" "" --incoming "unix:$D/mig-$n.sock"
-	[ "$(g "$D/$cur.ctl" "(g['verified'], g['state'], g['error'])")" = \
+	[ "$(guest "$D/$cur.ctl" "(g['verified'], g['state'], g['error'])")" = \
 		"(True, 'running', None)" ] || fail "hop $i: the source $cur is not clean"
 	out=$("$V" migrate --control "$D/$cur.ctl" "unix:$D/mig-$n.sock" --json) ||
 		fail "hop $i ($cur -> $n): $out"
 	echo "$out" | grep -q '"verified":true' || fail "hop $i not verified: $out"
 	sleep 0.3
 	# One look: "ok" (or what is wrong), then the counters.
-	r=$(g "$D/$n.ctl" "('ok' if g['iterations'] > ($prev)[0] and g['devices'][0]['completions'] > ($prev)[1] and (g['verified'], g['state'], g['error']) == (True, 'running', None) else json.dumps(g)) + '|' + repr((g['iterations'], g['devices'][0]['completions']))")
+	r=$(guest "$D/$n.ctl" "('ok' if g['iterations'] > ($prev)[0] and g['devices'][0]['completions'] > ($prev)[1] and (g['verified'], g['state'], g['error']) == (True, 'running', None) else json.dumps(g)) + '|' + repr((g['iterations'], g['devices'][0]['completions']))")
 	[ "${r%%|*}" = ok ] || fail "hop $i: after $prev: ${r%%|*}"
 	prev=${r#*|}
 	eval "kill \$pid_$cur" # done with it: the VM lives on in $n
@@ -118,11 +108,11 @@ n0=$(sed -n 's/.*vCPU state saved.* \([0-9]*\) DMA requests in flight.*/\1/p' "$
 n1=$(sed -n 's/.*resumed from its migrated vCPU state.* \([0-9]*\) DMA requests in flight.*/\1/p' "$D/f.log")
 [ -n "$n0" ] && [ "$n0" -gt 0 ] && [ "$n0" = "$n1" ] ||
 	fail "requests in flight: saved '$n0', resumed '$n1'"
-sub=$(g "$D/e.ctl" "g['devices'][0]['doorbells']")
+sub=$(guest "$D/e.ctl" "g['devices'][0]['doorbells']")
 for _ in $(seq 50); do
-	[ "$(g "$D/f.ctl" "g['devices'][0]['completions'] > $sub")" = True ] && break
+	[ "$(guest "$D/f.ctl" "g['devices'][0]['completions'] > $sub")" = True ] && break
 	sleep 0.1
 done
-[ "$(g "$D/f.ctl" "g['devices'][0]['completions'] > $sub and (g['verified'], g['state'], g['error']) == (True, 'running', None)")" = True ] ||
-	fail "the $n0 requests in flight did not complete cleanly: $(g "$D/f.ctl" "g")"
+[ "$(guest "$D/f.ctl" "g['devices'][0]['completions'] > $sub and (g['verified'], g['state'], g['error']) == (True, 'running', None)")" = True ] ||
+	fail "the $n0 requests in flight did not complete cleanly: $(guest "$D/f.ctl" "g")"
 echo "PASS"

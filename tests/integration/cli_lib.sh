@@ -76,6 +76,21 @@ status_is() {
 }
 # verified CTL: after a moment of running, the guest verifier says ok.
 verified() { nap 0.2; ctl "$1" '{"execute":"query-guest"}' | grep -q '"verified": *true'; }
+# guest CTL EXPR: a Python expression over query-guest's reply (g).
+guest() {
+	ctl "$1" '{"execute":"query-guest"}' |
+		python3 -c "import json,sys; g=json.load(sys.stdin)['return']; print(($2))"
+}
+# need_kvm: exit 77 (skipped) with the reason unless /dev/kvm is there and
+# usable by this user.
+need_kvm() {
+	if [ ! -e /dev/kvm ]; then
+		echo "SKIP: no /dev/kvm"; exit 77
+	fi
+	if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+		echo "SKIP: /dev/kvm is not readable and writable for $(id -un)"; exit 77
+	fi
+}
 # vm NAME [vmm options...]: a regs device NAME.sock and a 16 MiB VMM for it
 # with control socket NAME.ctl (later options win: --ram 32M).
 vm() {
