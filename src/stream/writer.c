@@ -274,26 +274,36 @@ int vfmig_stream_write_device_end(struct vfmig_stream_writer *w, uint16_t dev)
 	return write_parts(w, VFMIG_REC_DEVICE_END, VFMIG_STREAM_F_MUST_UNDERSTAND, &part, 1);
 }
 
-int vfmig_stream_write_type_state(struct vfmig_stream_writer *w, uint16_t dev,
-				  const struct vfmig_fields_desc *desc, const void *obj)
+/* A must-understand record of a u16 index (device or vCPU) and obj
+ * encoded by its field table (TYPE_STATE, VCPU_STATE). */
+static int write_fields_record(struct vfmig_stream_writer *w, uint16_t type,
+			       uint16_t index, const struct vfmig_fields_desc *desc,
+			       const void *obj)
 {
 	uint8_t p[2];
 	struct part parts[2] = { { p, sizeof(p) }, { NULL, 0 } };
 	uint8_t *state;
 	size_t len;
+	int rc = vfmig_fields_encode(desc, obj, &state, &len, w->err, sizeof(w->err));
+
+	if (rc < 0)
+		return rc;
+	put_be16(p, index);
+	parts[1].p = state;
+	parts[1].len = len;
+	rc = write_parts(w, type, VFMIG_STREAM_F_MUST_UNDERSTAND, parts, 2);
+	free(state);
+	return rc;
+}
+
+int vfmig_stream_write_type_state(struct vfmig_stream_writer *w, uint16_t dev,
+				  const struct vfmig_fields_desc *desc, const void *obj)
+{
 	int rc = check_dev(w, dev);
 
 	if (rc < 0)
 		return rc;
-	rc = vfmig_fields_encode(desc, obj, &state, &len, w->err, sizeof(w->err));
-	if (rc < 0)
-		return rc;
-	put_be16(p, dev);
-	parts[1].p = state;
-	parts[1].len = len;
-	rc = write_parts(w, VFMIG_REC_TYPE_STATE, VFMIG_STREAM_F_MUST_UNDERSTAND, parts, 2);
-	free(state);
-	return rc;
+	return write_fields_record(w, VFMIG_REC_TYPE_STATE, dev, desc, obj);
 }
 
 int vfmig_stream_write_ram_pages(struct vfmig_stream_writer *w,
@@ -340,12 +350,6 @@ int vfmig_stream_write_switchover(struct vfmig_stream_writer *w)
 int vfmig_stream_write_vcpu_state(struct vfmig_stream_writer *w, uint16_t vcpu,
 				  const struct vfmig_fields_desc *desc, const void *obj)
 {
-	uint8_t p[2];
-	struct part parts[2] = { { p, sizeof(p) }, { NULL, 0 } };
-	uint8_t *state;
-	size_t len;
-	int rc;
-
 	if (w->minor < VFMIG_STREAM_MINOR_VCPU)
 		return wfail(w, -EINVAL, "VCPU_STATE needs format 1.%u; this stream is 1.%u",
 			     VFMIG_STREAM_MINOR_VCPU, w->minor);
@@ -354,15 +358,7 @@ int vfmig_stream_write_vcpu_state(struct vfmig_stream_writer *w, uint16_t vcpu,
 	if (vcpu >= VFMIG_STREAM_MAX_VCPUS)
 		return wfail(w, -EINVAL, "vCPU index %u not below %u", vcpu,
 			     VFMIG_STREAM_MAX_VCPUS);
-	rc = vfmig_fields_encode(desc, obj, &state, &len, w->err, sizeof(w->err));
-	if (rc < 0)
-		return rc;
-	put_be16(p, vcpu);
-	parts[1].p = state;
-	parts[1].len = len;
-	rc = write_parts(w, VFMIG_REC_VCPU_STATE, VFMIG_STREAM_F_MUST_UNDERSTAND, parts, 2);
-	free(state);
-	return rc;
+	return write_fields_record(w, VFMIG_REC_VCPU_STATE, vcpu, desc, obj);
 }
 
 int vfmig_stream_writer_end(struct vfmig_stream_writer *w)
