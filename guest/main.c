@@ -10,6 +10,8 @@
  *     every byte the device wrote (FILL words, the COPY, the checksum it
  *     computed itself); with KG_BOOT_IRQS it also waits for the interrupt
  *     of each queue it used;
+ *   - writes a pattern into the `regs` device's mappable BAR (if there
+ *     is one) and reads it back;
  *   - stamps a few pages of its RAM with words that follow from (seed,
  *     generation, page, word), recording the generation in the stamp
  *     table, and re-checks one earlier stamped page.
@@ -56,6 +58,7 @@ struct gdev {
 };
 
 static struct gdev devs[KG_MAX_DEVS];
+static volatile uint32_t *mem; /* the regs device's mappable BAR */
 static unsigned int ndevs;
 static const struct kg_boot *boot = (const struct kg_boot *)KG_BOOT_ADDR;
 static struct kg_status *const st = (struct kg_status *)KG_STATUS_ADDR;
@@ -334,6 +337,8 @@ static void dev_init(int d, uint64_t *next)
 		     reg_read(d, DMA_REG_ERROR));
 }
 
+static void mem_init(uint64_t next);
+
 static void probe(void)
 {
 	uint64_t next = KG_MMIO_BASE;
@@ -349,6 +354,90 @@ static void probe(void)
 	}
 	if (!ndevs)
 		fail("no dma device on PCI bus 0", -1, 0, 0);
+	mem_init(next);
+}
+
+/* ---- the regs device's mappable BAR ---- */
+
+static void mem_place(uint32_t slot, uint64_t at)
+{
+	uint32_t reg = 0x10 + KG_REGS_MEM_BAR * 4;
+
+	cfg_write(slot, reg, (uint32_t)at);
+	cfg_write(slot, reg + 4, (uint32_t)(at >> 32));
+	if ((cfg_read(slot, reg) & ~0xfu) != (uint32_t)at)
+		fail("regs BAR did not take its address", -1, slot, at);
+}
+
+static void mem_decode(uint32_t slot, int on)
+{
+	uint32_t cmd = cfg_read(slot, 0x04) & 0xffff;
+
+	cfg_write(slot, 0x04, on ? cmd | 0x2 : cmd & ~0x2u);
+}
+
+/* Size the 64-bit BAR, place it after the dma BARs, and move it once with
+ * decoding on and switch decoding off and on: a word written before must
+ * be there each time (the VMM moves its memory slot along). */
+static void mem_init(uint64_t next)
+{
+	uint32_t slot, reg = 0x10 + KG_REGS_MEM_BAR * 4;
+	uint64_t size, at;
+
+	for (slot = 0; slot < 32; slot++)
+		if (cfg_read(slot, 0) ==
+		    ((uint32_t)KG_REGS_DEVICE << 16 | KG_REGS_VENDOR))
+			break;
+	if (slot == 32)
+		return;
+	uint32_t lo = cfg_read(slot, reg);
+	if ((lo & 7u) != 4u)
+		fail("regs BAR is not a 64-bit memory BAR", -1, slot, lo);
+	cfg_write(slot, reg, 0xffffffffu);
+	cfg_write(slot, reg + 4, 0xffffffffu);
+	size = ~((uint64_t)cfg_read(slot, reg + 4) << 32 |
+		 (cfg_read(slot, reg) & ~0xfu)) + 1;
+	if (size != KG_REGS_MEM_SIZE)
+		fail("regs BAR size", -1, slot, size);
+	at = (next + size - 1) & ~(size - 1);
+	if (at + 2 * size > KG_MMIO_END)
+		fail("regs BAR does not fit the MMIO window", -1, slot, at);
+	mem_place(slot, at);
+	mem_decode(slot, 1);
+	mem = (volatile uint32_t *)at;
+	mem[1] = 0x4d4f5645u; /* "MOVE" */
+	mem_place(slot, at + size);
+	mem = (volatile uint32_t *)(at + size);
+	if (mem[1] != 0x4d4f5645u)
+		fail("regs BAR word lost when the BAR moved", -1, slot, mem[1]);
+	mem_decode(slot, 0);
+	mem_decode(slot, 1);
+	if (mem[1] != 0x4d4f5645u)
+		fail("regs BAR word lost across decoding off and on", -1, slot,
+		     mem[1]);
+	st->mem_bar = at + size;
+	st->mem_slot = slot + 1;
+}
+
+static void mem_round(void)
+{
+	uint64_t r = st->mem_rounds + 1;
+	const uint32_t step = KG_MEM_STRIDE / 4;
+
+	if (!mem)
+		return;
+	st->mem_busy = 1;
+	barrier();
+	for (uint32_t w = 0; w < KG_MEM_WORDS; w++)
+		mem[w * step] = kg_mem_word(boot->seed, r, w);
+	for (uint32_t w = 0; w < KG_MEM_WORDS; w++)
+		if (mem[w * step] != kg_mem_word(boot->seed, r, w))
+			fail("regs BAR word read back (word, value)", -1, w,
+			     mem[w * step]);
+	barrier();
+	st->mem_rounds = r;
+	barrier();
+	st->mem_busy = 0;
 }
 
 /* ---- requests ---- */
@@ -568,6 +657,7 @@ void kg_main(void)
 	for (uint64_t it = 1;; it++) {
 		for (unsigned int d = 0; d < ndevs; d++)
 			work((int)d, it);
+		mem_round();
 		for (uint64_t s = 0; s < boot->stamps_per_iter; s++)
 			stamp(st->stamp_writes + 1);
 		recheck(it);

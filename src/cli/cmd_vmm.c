@@ -46,6 +46,7 @@ struct vmm_args {
 	bool test_kvm_no_irqfd; /* --test-kvm-no-irqfd */
 	bool test_kvm_bench;    /* --test-kvm-exit-bench */
 	bool test_kvm_no_dirty_log; /* --test-kvm-no-dirty-log */
+	bool test_kvm_no_bar_mmap; /* --test-kvm-no-bar-mmap */
 	char *test_hold;      /* --test-hold POINT:FILE, split at the ':' */
 	const char *test_hold_file;
 	/* --socket-mode (control and unix: incoming sockets), --allow-uid
@@ -202,6 +203,11 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 			 * take KVM's dirty log, so the vCPU's writes after a
 			 * page was sent are lost (docs/kvm.md). */
 			a->test_kvm_no_dirty_log = true;
+		} else if (!strcmp(argv[i], "--test-kvm-no-bar-mmap")) {
+			/* Tests only, not in the usage: BARs the device offers
+			 * for mmap stay messages, no memory slots
+			 * (docs/kvm.md). */
+			a->test_kvm_no_bar_mmap = true;
 		} else if ((v = opt_value(argc, argv, &i, "--socket-mode"))) {
 			if (parse_access(true, v, a) < 0)
 				return -1;
@@ -262,7 +268,8 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 		return -1;
 	}
 	if ((a->test_kvm_no_irqfd || a->test_kvm_bench ||
-	     a->test_kvm_no_dirty_log) && !a->kvm) {
+	     a->test_kvm_no_dirty_log || a->test_kvm_no_bar_mmap) &&
+	    !a->kvm) {
 		fprintf(stderr, "vfmig vmm: --test-kvm-* options need --kvm\n");
 		return -1;
 	}
@@ -326,6 +333,7 @@ int cmd_vmm(int argc, char **argv)
 			.test_no_irqfd = a.test_kvm_no_irqfd,
 			.bench_exits = a.test_kvm_bench,
 			.test_no_dirty_log = a.test_kvm_no_dirty_log,
+			.test_no_bar_mmap = a.test_kvm_no_bar_mmap,
 		};
 		r = vfmig_kvm_create(&ko, &kvm, err, sizeof(err));
 		if (r < 0) {

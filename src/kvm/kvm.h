@@ -13,8 +13,9 @@
  * usable KVM fails before any device is touched), hand vfmig_kvm_backend
  * and it to vfmig_vm_opts, and destroy it after the VM.
  *
- * Not yet: migration (the VM carries a migration blocker), KVM's dirty
- * log, mmap'ed BARs and ioeventfds (the dma device offers neither).
+ * BARs the device offers for mmap are KVM memory slots where the guest
+ * placed them (kvm_bar.c). Not yet: ioeventfds (the device library offers
+ * none).
  *
  * Errors: negative errno with a message in err naming the step.
  */
@@ -47,6 +48,9 @@ struct vfmig_kvm_opts {
 	 * KVM dirty log), so pages it writes after they were sent are lost
 	 * (the test that the dirty log is what saves them). */
 	bool test_no_dirty_log;
+	/* Tests only: BARs the device offers for mmap are not mapped, so
+	 * every access to them exits and becomes a message. */
+	bool test_no_bar_mmap;
 	/* Benchmarks only: the guest times its exits once at boot and the
 	 * VMM logs them beside the same REGION_READ made without a guest
 	 * (bench/bench-kvm-exits.sh). */

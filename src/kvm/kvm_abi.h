@@ -90,6 +90,16 @@
 #define KG_EV_BENCH 4 /* exit timings are in status.bench_* */
 #define KG_BENCH_N 2000
 
+/* The `regs` sample's BAR it offers for mmap: the guest writes
+ * KG_MEM_WORDS 32-bit words at KG_MEM_STRIDE apart each round and reads
+ * them back (the VMM makes it a memory slot, kvm_bar.c). */
+#define KG_REGS_VENDOR 0x1b36
+#define KG_REGS_DEVICE 0x1000
+#define KG_REGS_MEM_BAR 2
+#define KG_REGS_MEM_SIZE 0x10000
+#define KG_MEM_WORDS 64
+#define KG_MEM_STRIDE (KG_REGS_MEM_SIZE / KG_MEM_WORDS)
+
 /* Byte offsets in the status page, for the ring-0 handlers (assembly);
  * the guest's C code checks them against struct kg_status. */
 #define KG_ST_STATE 16
@@ -164,6 +174,11 @@ struct kg_status {
 	 * one took (the mean suffers from a busy host, the least does not). */
 	uint64_t bench_pio, bench_mmio, bench_cfg;
 	uint64_t bench_pio_min, bench_mmio_min, bench_cfg_min;
+	/* The regs device's mappable BAR (KG_REGS_MEM_BAR). */
+	uint64_t mem_slot;   /* its PCI slot + 1; 0: no regs device */
+	uint64_t mem_bar;    /* where the guest placed it (for good) */
+	uint64_t mem_rounds; /* rounds written and read back */
+	uint64_t mem_busy;   /* 1 while a round writes round mem_rounds + 1 */
 	char error[256];     /* the failed check, NUL-terminated */
 };
 
@@ -177,6 +192,11 @@ static inline uint64_t kg_stamp_word(uint64_t seed, uint64_t gen, uint64_t p,
 
 	z = (z ^ (z >> 29)) * 0xbf58476d1ce4e5b9ull;
 	return z ^ (z >> 32);
+}
+/* Word w of round r (>= 1) in the regs device's mappable BAR. */
+static inline uint32_t kg_mem_word(uint64_t seed, uint64_t r, uint64_t w)
+{
+	return (uint32_t)kg_stamp_word(seed ^ 0x6d656d424152ull, r, 0, w);
 }
 #endif /* __ASSEMBLER__ */
 

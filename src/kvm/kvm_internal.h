@@ -74,6 +74,14 @@ int kvm__vcpu_create(struct vfmig_kvm *k, char *err, size_t errlen);
 void kvm__hold(struct vfmig_kvm *k, unsigned int *c);
 void kvm__unhold(struct vfmig_kvm *k, unsigned int *c);
 
+/* kvm_bar.c: BARs the device offers for mmap as memory slots. Map them
+ * (after the bus is read), install/move/remove one device's slots after a
+ * config write, unmap all (the VM's slots die with it), log the exits. */
+void kvm__bar_map(struct vfmig_kvm *k);
+void kvm__bar_sync(struct vfmig_kvm *k, unsigned int slot);
+void kvm__bar_unmap(struct vfmig_kvm *k);
+void kvm__bar_report(struct vfmig_kvm *k);
+
 /* kvm_mig.c: the backend's version 2 hooks (guest.h). */
 int kvm__dirty_track(void *priv, bool on, char *err, size_t errlen);
 int kvm__dirty_sync(void *priv, char *err, size_t errlen);

@@ -51,6 +51,34 @@ uint64_t kvm_pci_bar_base(uint32_t lo, uint32_t hi, bool *is64)
 	return lo & ~0xfull;
 }
 
+int kvm_pci_bar_ranges(uint64_t bar_size, bool sparse,
+		       const struct vfmig_vmm_area *areas, uint32_t n,
+		       uint64_t base, struct kvm_pci_range *out)
+{
+	const struct vfmig_vmm_area whole = { 0, bar_size };
+	uint64_t end = 0;
+	int made = 0;
+
+	if (!sparse) {
+		areas = &whole;
+		n = 1;
+	}
+	if (n > KVM_PCI_MAX_AREAS || base % KVM_PCI_PAGE ||
+	    bar_size > (1ull << 52) || base > (1ull << 52) - bar_size)
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t off = areas[i].offset, size = areas[i].size;
+		if (!size)
+			continue;
+		if (off % KVM_PCI_PAGE || size % KVM_PCI_PAGE ||
+		    off > bar_size || size > bar_size - off || off < end)
+			return -EINVAL;
+		end = off + size;
+		out[made++] = (struct kvm_pci_range){ off, size, base + off };
+	}
+	return made;
+}
+
 static int cfg_read(struct kvm_pci_dev *d, uint32_t off, void *buf,
 		    size_t len)
 {

@@ -3,7 +3,8 @@
  * The KVM guest's PCI bus: bus 0, device (slot) i is the VM's device i,
  * function 0. Configuration mechanism #1 (the address at port 0xcf8, data
  * at 0xcfc..0xcff) and accesses to the BARs the guest placed become
- * REGION_READ/REGION_WRITE messages to the vfio-user device. The bus also
+ * REGION_READ/REGION_WRITE messages to the vfio-user device (except in the
+ * parts of a BAR the device offers for mmap: KVM memory slots, kvm_bar.c). The bus also
  * keeps a copy of each device's MSI-X table as the guest writes it, so that
  * the VMM can route each vector to the guest's LAPIC (kvm_vm.c).
  *
@@ -57,6 +58,29 @@ int kvm_pci_parse_msix(const uint8_t cfg[256],
 		       const uint64_t bar_size[KVM_PCI_NBARS], uint32_t *bar,
 		       uint32_t *off, uint32_t *nvec);
 
+/* The parts of a BAR the device offers for mmap that become KVM memory
+ * slots, given the BAR's size and place. */
+#define KVM_PCI_MAX_AREAS 8u
+#define KVM_PCI_PAGE 4096u
+struct kvm_pci_range {
+	uint64_t off;  /* from the BAR's start (and in the mapping) */
+	uint64_t size;
+	uint64_t gpa;  /* base + off */
+};
+
+/*
+ * The slots of a BAR of bar_size at base whose mappable parts are areas
+ * (n of them, offsets from the BAR's start; with sparse false the whole
+ * BAR, areas unused): fills out (up to KVM_PCI_MAX_AREAS) and returns how
+ * many, skipping empty areas. -EINVAL (nothing is mapped): an area, or the
+ * base, not aligned to KVM_PCI_PAGE, a size not a multiple of it, an area
+ * outside the BAR or overlapping the one before it (areas ascend), more
+ * than KVM_PCI_MAX_AREAS areas, or a BAR that would end above 2^52.
+ */
+int kvm_pci_bar_ranges(uint64_t bar_size, bool sparse,
+		       const struct vfmig_vmm_area *areas, uint32_t n,
+		       uint64_t base, struct kvm_pci_range *out);
+
 /* ---- the bus ---- */
 
 struct kvm_pci_msix_entry {
@@ -72,6 +96,15 @@ struct kvm_pci_dev {
 	uint32_t msix_bar, msix_off, nvec;
 	struct kvm_pci_msix_entry msix[KVM_PCI_MAX_VEC];
 	uint64_t cfg_accesses, mmio_accesses;
+	/* BAR b's mmap'ed parts (kvm_bar.c): nmap[b] of them, at host,
+	 * installed as memory slots at slot_base[b] (0: none). */
+	struct {
+		void *host;
+		uint64_t off, size;
+	} map[KVM_PCI_NBARS][KVM_PCI_MAX_AREAS];
+	uint32_t nmap[KVM_PCI_NBARS];
+	uint64_t slot_base[KVM_PCI_NBARS];
+	bool no_map[KVM_PCI_NBARS]; /* refused: left to exits */
 };
 
 /* Told after the guest wrote MSI-X table entry vec of device slot, or after

@@ -169,8 +169,10 @@ int kvm__pci_notify(void *priv, unsigned int slot, uint32_t vec)
 	struct vfmig_kvm *k = priv;
 	int r;
 
-	if (vec == UINT32_MAX)
+	if (vec == UINT32_MAX) {
+		kvm__bar_sync(k, slot);
 		return vfmig_vm_irq_refresh(k->vm, slot);
+	}
 	r = kvm__set_routes(k);
 	if (r == 0)
 		r = kvm__wire_irqfd(k, slot, vec);
@@ -692,6 +694,7 @@ static int be_start(void *priv, struct vfmig_vm *vm, char *err,
 	if (r < 0)
 		return r;
 	k->bus_ready = true;
+	kvm__bar_map(k);
 	r = start_thread(k, err, errlen);
 	if (r < 0)
 		return r;
@@ -757,6 +760,7 @@ static void be_stop(void *priv)
 	pthread_kill(k->thread, KICK_SIGNAL);
 	pthread_join(k->thread, NULL);
 	k->started = false;
+	kvm__bar_report(k);
 }
 
 static void be_stats(void *priv, struct vfmig_guest_stats *st)
@@ -798,6 +802,12 @@ static void be_stats(void *priv, struct vfmig_guest_stats *st)
 		o->irq_raised = sget(&ds->irq_waits);
 		for (unsigned int q = 0; q < KG_VEC_PER_DEV; q++)
 			o->irq_received += sget(&ds->irqs[q]);
+	}
+	uint64_t ms = sget(&s->mem_slot);
+	if (ms && ms <= st->ndevs) {
+		struct vfmig_guest_dev_stats *o = &st->dev[ms - 1];
+		snprintf(o->kind, sizeof(o->kind), "kvm-regs");
+		o->mem_writes = sget(&s->mem_rounds);
 	}
 	kvm__unhold(k, &k->hold_count);
 }
@@ -884,6 +894,53 @@ static int verify_devs(struct vfmig_kvm *k, const struct kg_status *s,
 	return 0;
 }
 
+/* The regs device's mappable BAR, read through the device (REGION_READ,
+ * not the VMM's mapping): it holds the words of the guest's last round
+ * (or, while the guest writes one, of that or the next). */
+static int verify_mem(struct vfmig_kvm *k, const struct kg_status *s,
+		      char *msg, size_t size)
+{
+	uint64_t ms = sget(&s->mem_slot), r = sget(&s->mem_rounds);
+	uint64_t seed = le64toh(((const struct kg_boot *)(const void *)(
+					 k->ram->host + KG_BOOT_ADDR))->seed);
+	bool busy = sget(&s->mem_busy) != 0;
+
+	if (!ms)
+		return 0;
+	if (ms > k->bus.ndevs ||
+	    sget(&s->mem_bar) != k->bus.devs[ms - 1].bar_base[KG_REGS_MEM_BAR]) {
+		snprintf(msg, size, "guest regs BAR at slot %" PRIu64 ", 0x%"
+			 PRIx64 ": not what the VMM decoded", ms - 1,
+			 sget(&s->mem_bar));
+		return -EIO;
+	}
+	if (!r && !busy)
+		return 0;
+	for (uint32_t w = 0; w < KG_MEM_WORDS; w++) {
+		uint32_t v;
+		int e = vfmig_vmm_dev_region_read(k->bus.devs[ms - 1].dev,
+						  KG_REGS_MEM_BAR,
+						  (uint64_t)w * KG_MEM_STRIDE,
+						  &v, sizeof(v));
+		if (e < 0) {
+			snprintf(msg, size, "%s: reading its BAR %u: %s",
+				 vfmig_vm_dev_id(k->vm, (unsigned int)ms - 1),
+				 KG_REGS_MEM_BAR, vfmig_vmm_strerror(e));
+			return e;
+		}
+		v = le32toh(v);
+		if ((r && v == kg_mem_word(seed, r, w)) ||
+		    (busy && v == kg_mem_word(seed, r + 1, w)))
+			continue;
+		snprintf(msg, size, "%s: BAR %u word %u is 0x%08" PRIx32
+			 ", the guest's round %" PRIu64 " wrote 0x%08" PRIx32,
+			 vfmig_vm_dev_id(k->vm, (unsigned int)ms - 1),
+			 KG_REGS_MEM_BAR, w, v, r, kg_mem_word(seed, r, w));
+		return -EIO;
+	}
+	return 0;
+}
+
 static int be_verify(void *priv, char *msg, size_t size)
 {
 	struct vfmig_kvm *k = priv;
@@ -919,6 +976,8 @@ static int be_verify(void *priv, char *msg, size_t size)
 		r = -EIO;
 	} else {
 		r = verify_devs(k, s, msg, size);
+		if (r == 0)
+			r = verify_mem(k, s, msg, size);
 		if (r == 0)
 			r = verify_stamps(k, msg, size);
 	}
@@ -968,6 +1027,7 @@ void vfmig_kvm_destroy(struct vfmig_kvm *k)
 		close(k->vm_fd);
 	if (k->kvm_fd >= 0)
 		close(k->kvm_fd);
+	kvm__bar_unmap(k);
 	free(k->dirty.bitmap);
 	free(k->restore);
 	pthread_mutex_destroy(&k->lock);

@@ -24,7 +24,8 @@ a = r['after_migration']
 ok = (r['verified'] and r['verify'] == 'ok' and r['error'] is None and
       a['engine'] == 'kvm' and a['state'] == 'running' and a['error'] is None and
       a['verified'] and a['iterations'] > 0 and
-      [d['driver'] for d in a['devices']] == ['none', 'kvm-dma'] and
+      [d['driver'] for d in a['devices']] == ['kvm-regs', 'kvm-dma'] and
+      a['devices'][0]['device_memory_writes'] > 0 and
       a['devices'][1]['completions'] > 0)
 sys.exit(0 if ok else 1)" || fail "report: $(tail -1 "$D/out.txt")"
 # The usage error: the KVM guest needs its dma device.

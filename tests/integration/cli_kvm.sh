@@ -1,7 +1,9 @@
 #!/bin/sh
 # `vfmig vmm --kvm`: the project's guest image on a KVM vCPU drives two real
-# `vfmig device dma` processes (plus a regs device it must leave alone)
-# through vfio-user: its counters grow, its own checks and the VMM's
+# `vfmig device dma` processes through vfio-user (and writes and reads back
+# the mappable BAR of a regs device, a KVM memory slot: no exits, and the
+# device reads what it wrote; with --test-kvm-no-bar-mmap the same through
+# exits): its counters grow, its own checks and the VMM's
 # verifier agree, interrupts arrive on both vectors of each device; stop
 # freezes it and cont resumes it; saved to a file (vfmig inspect shows its
 # vCPU section by field name) and loaded into a new VMM, it runs on there.
@@ -54,14 +56,18 @@ for _ in $(seq 200); do
 done
 wait_for "$D/a.ctl"
 
-# Booted, found both dma devices (slots 0 and 2) and left regs alone.
+# Booted, found both dma devices (slots 0 and 2) and the regs device's
+# mappable BAR (slot 1), which became a memory slot where the guest put it
+# (moved once, decoding off and on: the guest checks a word survives).
 for _ in $(seq 100); do
 	[ "$(guest "$D/a.ctl" "g['iterations'] > 5")" = True ] && break
 	sleep 0.05
 done
 expect "$D/a.ctl" "boot" "g['engine'] == 'kvm'" \
-	"[d['driver'] for d in g['devices']] == ['kvm-dma', 'none', 'kvm-dma']"
+	"[d['driver'] for d in g['devices']] == ['kvm-dma', 'kvm-regs', 'kvm-dma']"
 grep -q "kvm: guest running, 2 dma devices" "$D/a.log" || fail "no boot message"
+grep -q "kvm: dev1: BAR 2 at 0xe00[0-9a-f]*: 1 mmap'ed part as memory slot" \
+	"$D/a.log" || fail "no memory slot for the regs BAR: $(grep kvm: "$D/a.log")"
 
 # Progress: iterations, completions and interrupts grow on both devices.
 # Each round the guest waited for the interrupt of both queues, and each
@@ -76,6 +82,7 @@ expect "$D/a.ctl" "progress" "g['iterations'] > ($i0)[0]" \
 	"all(g['devices'][d]['irq_received'] >= g['devices'][d]['irq_raised'] for d in (0, 2))" \
 	"all(g['devices'][d]['copies'] == g['devices'][d]['fills'] == g['devices'][d]['checksums'] for d in (0, 2))" \
 	"g['ram_checks'] > 0 and g['ram_stamps'] >= 8 * (g['iterations'] - 1)" \
+	"g['devices'][1]['device_memory_writes'] >= g['iterations'] - 1 > 0" \
 	"(g['verified'], g['verify'], g['state'], g['error']) == (True, 'ok', 'running', None)"
 
 # stop freezes the vCPU (counters stand still, verification holds), cont
@@ -104,6 +111,7 @@ status_is "$D/a.ctl" running || fail "the guest does not run after the refusal"
 out=$("$V" migrate --control "$D/a.ctl" "file:$D/x.mig" --json 2>&1) ||
 	fail "save: $out"
 s0=$(guest "$D/a.ctl" "g['iterations']")
+m0=$(guest "$D/a.ctl" "g['devices'][1]['device_memory_writes']")
 "$V" inspect "$D/x.mig" >"$D/inspect.txt" 2>&1 || fail "inspect: $(tail -3 "$D/inspect.txt")"
 for f in "VCPU_STATE" "state 'kvm-vcpu' version 1" "rip (u64)" "cs.l (u8) = 1" \
 	"efer (u64) = 1280" "msr_lstar (u64)" "xsave (bytes)" "lapic (bytes)" \
@@ -119,9 +127,13 @@ start "$V" vmm --kvm --device "$D/c0.sock" --device "$D/c1.sock" \
 	--incoming "file:$D/x.mig"
 wait_for "$D/c.ctl"
 status_is "$D/c.ctl" running || fail "the loaded VM does not run"
+# Its regs BAR's memory slot is where the loaded config space put it.
+grep -q "kvm: dev1: BAR 2 at 0xe00[0-9a-f]*: 1 mmap'ed part as memory slot" \
+	"$D/procs.log" || fail "the loaded VM has no memory slot for the regs BAR"
 sleep 0.5
 expect "$D/c.ctl" "loaded from the file" "g['iterations'] > $s0" \
-	"[d['driver'] for d in g['devices']] == ['kvm-dma', 'none', 'kvm-dma']" \
+	"[d['driver'] for d in g['devices']] == ['kvm-dma', 'kvm-regs', 'kvm-dma']" \
+	"g['devices'][1]['device_memory_writes'] > $m0" \
 	"(g['verified'], g['verify'], g['state'], g['error']) == (True, 'ok', 'running', None)"
 # A file without vCPU state (a driver thread's VM) is refused by name.
 start "$V" device dma --socket-path "$D/t.sock" --quiet
@@ -148,6 +160,33 @@ ctl "$D/u.ctl" '{"execute":"query-status"}' | grep -q '"status": *"running"' &&
 	fail "--kvm --ram 4M accepted"
 grep -q "needs 8 MiB to 3584 MiB" "$D/err.txt" || fail "no RAM message: $(cat "$D/err.txt")"
 kill "$vmm"; wait "$vmm" || fail "vmm --kvm did not exit cleanly"
+# The guest's BAR accesses to regs (its only ones) never exited.
+grep -q "kvm: dev1: [0-9]* config and 0 BAR accesses by exit" "$D/a.log" ||
+	fail "regs BAR accesses exited: $(grep 'accesses by exit' "$D/a.log")"
+
+# Without the memory slot the same guest works through exits and messages:
+# every word it writes and reads back is one.
+start "$V" device dma --socket-path "$D/dma4.sock" --quiet
+start "$V" device regs --socket-path "$D/regs4.sock" --quiet
+wait_for "$D/dma4.sock"; wait_for "$D/regs4.sock"
+"$V" vmm --kvm --device "$D/dma4.sock" --device "$D/regs4.sock" --ram 16M \
+	--control "$D/e.ctl" --test-kvm-no-bar-mmap 2>"$D/e.log" &
+e=$!; pids="$pids $e"
+wait_for "$D/e.ctl"
+for _ in $(seq 100); do
+	[ "$(guest "$D/e.ctl" "g['devices'][1]['device_memory_writes'] > 3")" = True ] && break
+	sleep 0.05
+done
+expect "$D/e.ctl" "regs BAR through exits" \
+	"[d['driver'] for d in g['devices']] == ['kvm-dma', 'kvm-regs']" \
+	"g['devices'][1]['device_memory_writes'] > 3" \
+	"(g['verified'], g['verify'], g['state'], g['error']) == (True, 'ok', 'running', None)"
+em=$(guest "$D/e.ctl" "g['devices'][1]['device_memory_writes']")
+kill "$e"; wait "$e" || fail "vmm --kvm --test-kvm-no-bar-mmap did not exit cleanly"
+grep -q "memory slot" "$D/e.log" && fail "--test-kvm-no-bar-mmap made a memory slot"
+n=$(sed -n 's/.*kvm: dev1: [0-9]* config and \([0-9]*\) BAR accesses by exit.*/\1/p' "$D/e.log")
+[ -n "$n" ] && [ "$n" -ge $((2 * 64 * em)) ] ||
+	fail "regs BAR accesses by exit: '$n' for $em rounds of 64 words written and read"
 
 # Without irqfds no interrupt reaches the guest: it must say so, and the
 # verifier must fail with its words.

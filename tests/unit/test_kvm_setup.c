@@ -168,6 +168,71 @@ static void test_bar_base(void **state)
 	assert_int_equal(kvm_pci_bar_base(0xc001u, 0, &is64), 0); /* I/O */
 }
 
+/* Which parts of a BAR become memory slots, and where. */
+static void test_bar_ranges(void **state)
+{
+	struct kvm_pci_range rg[KVM_PCI_MAX_AREAS];
+	struct vfmig_vmm_area a[KVM_PCI_MAX_AREAS + 1] = {
+		{ 0x0000, 0x1000 }, { 0x1000, 0 }, { 0x3000, 0x2000 },
+	};
+	(void)state;
+
+	/* No sparse areas: the whole BAR, at its base. */
+	assert_int_equal(kvm_pci_bar_ranges(0x10000, false, NULL, 0,
+					    0xe0010000u, rg), 1);
+	assert_int_equal(rg[0].off, 0);
+	assert_int_equal(rg[0].size, 0x10000);
+	assert_int_equal(rg[0].gpa, 0xe0010000u);
+	/* Sparse: exactly the areas, empty ones skipped, each at base+off. */
+	assert_int_equal(kvm_pci_bar_ranges(0x8000, true, a, 3, 0x1200000000ull,
+					    rg), 2);
+	assert_int_equal(rg[0].gpa, 0x1200000000ull);
+	assert_int_equal(rg[0].size, 0x1000);
+	assert_int_equal(rg[1].off, 0x3000);
+	assert_int_equal(rg[1].size, 0x2000);
+	assert_int_equal(rg[1].gpa, 0x1200003000ull);
+	/* An area to the BAR's very end is fine; one byte more is not. */
+	a[3] = (struct vfmig_vmm_area){ 0x6000, 0x2000 };
+	assert_int_equal(kvm_pci_bar_ranges(0x8000, true, a, 4, 0, rg), 3);
+	a[3].size = 0x3000;
+	assert_int_equal(kvm_pci_bar_ranges(0x8000, true, a, 4, 0, rg),
+			 -EINVAL);
+	a[3] = (struct vfmig_vmm_area){ 0x9000, 0x1000 }; /* outside */
+	assert_int_equal(kvm_pci_bar_ranges(0x8000, true, a, 4, 0, rg),
+			 -EINVAL);
+	a[3] = (struct vfmig_vmm_area){ UINT64_MAX - 0xfff, 0x1000 };
+	assert_int_equal(kvm_pci_bar_ranges(0x8000, true, a, 4, 0, rg),
+			 -EINVAL);
+	/* Not whole 4 KiB pages: offset, size, or the base. */
+	a[3] = (struct vfmig_vmm_area){ 0x6800, 0x1000 };
+	assert_int_equal(kvm_pci_bar_ranges(0x8000, true, a, 4, 0, rg),
+			 -EINVAL);
+	a[3] = (struct vfmig_vmm_area){ 0x6000, 0x800 };
+	assert_int_equal(kvm_pci_bar_ranges(0x8000, true, a, 4, 0, rg),
+			 -EINVAL);
+	assert_int_equal(kvm_pci_bar_ranges(0x8000, true, a, 1, 0xe0000800u,
+					    rg), -EINVAL);
+	/* A BAR smaller than a page cannot be a slot. */
+	assert_int_equal(kvm_pci_bar_ranges(0x800, false, NULL, 0, 0xe0000000u,
+					    rg), -EINVAL);
+	/* Overlapping or descending areas. */
+	a[3] = (struct vfmig_vmm_area){ 0x4000, 0x1000 };
+	assert_int_equal(kvm_pci_bar_ranges(0x8000, true, a, 4, 0, rg),
+			 -EINVAL);
+	/* More areas than slots per BAR. */
+	for (unsigned int i = 0; i <= KVM_PCI_MAX_AREAS; i++)
+		a[i] = (struct vfmig_vmm_area){ i * 0x1000ull, 0x1000 };
+	assert_int_equal(kvm_pci_bar_ranges(0x10000, true, a,
+					    KVM_PCI_MAX_AREAS, 0, rg),
+			 (int)KVM_PCI_MAX_AREAS);
+	assert_int_equal(kvm_pci_bar_ranges(0x10000, true, a,
+					    KVM_PCI_MAX_AREAS + 1, 0, rg),
+			 -EINVAL);
+	/* A base that would put the BAR past 2^52. */
+	assert_int_equal(kvm_pci_bar_ranges(0x10000, false, NULL, 0,
+					    (1ull << 52) - 0x8000, rg), -EINVAL);
+}
+
 /* Walk the tables as the CPU does for a 2 MiB page. */
 static uint64_t walk(const uint8_t *ram, uint64_t va, uint64_t *flags)
 {
@@ -362,6 +427,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cfg_decode),
 		cmocka_unit_test(test_bar_base),
+		cmocka_unit_test(test_bar_ranges),
 		cmocka_unit_test(test_parse_msix),
 		cmocka_unit_test(test_paging),
 		cmocka_unit_test(test_gdt_tss),
