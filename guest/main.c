@@ -42,6 +42,7 @@ _Static_assert(sizeof(struct kg_status) <= 4096, "one page");
 #define A_CQ0 0x1000u
 #define A_CQ1 0x1800u
 #define A_SGL 0x2000u /* FILL +0x000, COPY +0x100, CSUM +0x200 */
+#define A_TAIL 0x3000u /* the tail shadow (DMA_REG_SQ_SHADOW) */
 #define A_SRC 0x10000u
 #define A_FILL 0x20000u
 #define A_COPY 0x30000u
@@ -324,6 +325,11 @@ static void dev_init(int d, uint64_t *next)
 	reg_write(d, DMA_REG_SQ_BASE_LO, (uint32_t)(g->area + A_SQ));
 	reg_write(d, DMA_REG_SQ_BASE_HI, 0);
 	reg_write(d, DMA_REG_SQ_SIZE, RING);
+	/* The VMM may ring the doorbell through an ioeventfd, which carries
+	 * no value: the device then reads the tail published here. */
+	*(volatile uint32_t *)(g->area + A_TAIL) = 0;
+	reg_write(d, DMA_REG_SQ_SHADOW_LO, (uint32_t)(g->area + A_TAIL));
+	reg_write(d, DMA_REG_SQ_SHADOW_HI, 0);
 	for (uint32_t q = 0; q < DMA_NCQ; q++) {
 		uint32_t cq = DMA_REG_CQ0 + q * 0x10;
 		reg_write(d, cq + DMA_CQ_BASE_LO,
@@ -547,6 +553,9 @@ static void work(int d, uint64_t it)
 	       csum_cuts, 2);
 	irq0 = *(volatile uint64_t *)&st->dev[d].irqs[0];
 	irq1 = *(volatile uint64_t *)&st->dev[d].irqs[1];
+	/* The tail into the shadow first (x86 keeps the two stores in
+	 * order), then the doorbell. */
+	*(volatile uint32_t *)(g->area + A_TAIL) = g->tail;
 	barrier();
 	reg_write(d, DMA_REG_SQ_TAIL, g->tail);
 
