@@ -695,6 +695,7 @@ static int be_start(void *priv, struct vfmig_vm *vm, char *err,
 		return r;
 	k->bus_ready = true;
 	kvm__bar_map(k);
+	kvm__ioefd_fetch(k);
 	r = start_thread(k, err, errlen);
 	if (r < 0)
 		return r;
@@ -1023,6 +1024,7 @@ void vfmig_kvm_destroy(struct vfmig_kvm *k)
 		munmap(k->run, k->run_size);
 	if (k->vcpu_fd >= 0)
 		close(k->vcpu_fd);
+	kvm__ioefd_release(k);
 	if (k->vm_fd >= 0)
 		close(k->vm_fd);
 	if (k->kvm_fd >= 0)
