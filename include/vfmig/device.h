@@ -523,9 +523,10 @@ VFMIG_EXPORT void vfmig_dev_destroy(vfmig_dev *dev);
  * in the eventfd's counter and are served when the device runs again. A
  * kick region_access fails is logged at warning level.
  *
- * Call before a client attaches; the eventfds live until destroy and are
- * offered to every client (to one that takes fds: max_msg_fds >= the
- * count). Returns the ioeventfd's number (0, 1, ..). Errors: -EINVAL
+ * Call before a client attaches. Each client gets eventfds of its own
+ * (offered to one that takes fds: max_msg_fds >= the count): when a
+ * client goes they are replaced, so that it cannot ring the device any
+ * more, and a kick found while no client is attached is dropped. Returns the ioeventfd's number (0, 1, ..). Errors: -EINVAL
  * (NULL dev, bad bar, range or flags, overlap, a mappable or I/O BAR),
  * -ENOSPC (VFMIG_DEV_MAX_IOEVENTFDS already), -EBUSY (a client is
  * attached), or the errno of eventfd().

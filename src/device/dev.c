@@ -249,6 +249,7 @@ void dev_drop_client(struct vfmig_dev *dev)
 	dev_mig_client_gone(dev);
 	dev_dma_clear(dev);
 	dev_irq_close_all(dev);
+	dev_ioefd_renew(dev); /* the client that left keeps the old ones */
 	vfw_caps_defaults(&dev->peer);
 	DEV_LOG(dev, VFW_LOG_INFO, "client disconnected%s",
 		dev->listen_fd >= 0 ? "; listening again" : "");
@@ -408,7 +409,8 @@ static int wait_io(const vfmig_dev *dev)
 
 	/* ioeventfds while the device runs (their kicks wait otherwise). */
 	for (uint32_t i = 0; dev_ioefd_live(dev) && i < dev->n_ioefd; i++)
-		p[n++] = (struct pollfd){ dev->ioefd[i].fd, POLLIN, 0 };
+		if (dev->ioefd[i].fd >= 0)
+			p[n++] = (struct pollfd){ dev->ioefd[i].fd, POLLIN, 0 };
 	if (t < 0 || t > 100)
 		t = 100;
 	if (poll(p, n, t) < 0 && errno != EINTR)

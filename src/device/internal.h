@@ -424,6 +424,10 @@ int dev_cmd_set_irqs(struct vfmig_dev *dev, struct vfw_msg *msg);
 int dev_ioefd_serve(struct vfmig_dev *dev);
 /* Whether the ioeventfds are to be polled now (the device runs). */
 bool dev_ioefd_live(const struct vfmig_dev *dev);
+/* A client went: new eventfds for the next one (the one that left still
+ * holds the old ones, and may not ring the device any more). One that
+ * cannot be made is offered no more (fd -1, logged). */
+void dev_ioefd_renew(struct vfmig_dev *dev);
 void dev_ioefd_fini(struct vfmig_dev *dev);
 
 /* regions.c */

@@ -78,7 +78,8 @@ VFMIG_EXPORT int vfmig_dev_get_ioeventfd_fds(const vfmig_dev *dev, int *fds,
 	if (!dev_ioefd_live(dev))
 		return 0;
 	for (uint32_t i = 0; i < dev->n_ioefd && n < max; i++)
-		fds[n++] = dev->ioefd[i].fd;
+		if (dev->ioefd[i].fd >= 0)
+			fds[n++] = dev->ioefd[i].fd;
 	return (int)n;
 }
 
@@ -98,8 +99,10 @@ int dev_ioefd_serve(struct vfmig_dev *dev)
 		uint8_t buf[8];
 		uint64_t cnt;
 
-		if (read(e->fd, &cnt, sizeof(cnt)) != sizeof(cnt))
+		if (e->fd < 0 || read(e->fd, &cnt, sizeof(cnt)) != sizeof(cnt))
 			continue; /* EAGAIN: not signalled */
+		if (dev->conn_fd < 0 || !dev->negotiated)
+			continue; /* no client: nobody rang; dropped */
 		for (uint32_t b = 0; b < e->size; b++)
 			buf[b] = (uint8_t)(e->datamatch >> (8 * b));
 		dev->in_kick = true;
@@ -115,6 +118,21 @@ int dev_ioefd_serve(struct vfmig_dev *dev)
 		served++;
 	}
 	return served;
+}
+
+void dev_ioefd_renew(struct vfmig_dev *dev)
+{
+	for (uint32_t i = 0; i < dev->n_ioefd; i++) {
+		struct dev_ioefd *e = &dev->ioefd[i];
+		if (e->fd >= 0)
+			close(e->fd);
+		e->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (e->fd < 0)
+			DEV_LOG(dev, VFW_LOG_ERR, "ioeventfd %u (BAR %u offset "
+				"0x%llx): eventfd: %s; not offered any more", i,
+				e->bar, (unsigned long long)e->offset,
+				strerror(errno));
+	}
 }
 
 void dev_ioefd_fini(struct vfmig_dev *dev)
@@ -158,7 +176,7 @@ int dev_cmd_get_region_io_fds(struct vfmig_dev *dev, struct vfw_msg *msg)
 	}
 	for (uint32_t i = 0; i < dev->n_ioefd; i++) {
 		const struct dev_ioefd *e = &dev->ioefd[i];
-		if (e->bar != req.index)
+		if (e->bar != req.index || e->fd < 0)
 			continue;
 		ent[n] = (struct vfw_sub_region_ioeventfd){
 			.offset = e->offset,

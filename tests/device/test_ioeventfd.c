@@ -5,7 +5,8 @@
  * requests, answering a too-small argsz with the count it needs and no
  * fds, a good request with the sub-regions and their fds, and a kick on
  * such an fd reaching region_access as a write of that register (zeros,
- * or the datamatch value) that vfmig_dev_write_is_kick() marks.
+ * or the datamatch value) that vfmig_dev_write_is_kick() marks; a client
+ * that went keeps eventfds that ring nothing, the next gets new ones.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -262,6 +263,26 @@ static void test_message(void **state)
 	/* The fds an event loop polls: both, while running. */
 	int fds[4];
 	assert_int_equal(vfmig_dev_get_ioeventfd_fds(f.dev, fds, 4), 2);
+
+	/* The client goes: the next one gets new eventfds, and the old ones
+	 * ring nothing any more. */
+	close(f.fd);
+	assert_true(vfmig_dev_process(f.dev) >= 0);
+	assert_int_equal(vfmig_dev_get_poll_fd(f.dev), -ENOTCONN);
+	fx_attach(&f);
+	seen.calls = 0;
+	assert_int_equal(write(rep.fds[e[0].fd_index], &one, 8), 8);
+	assert_true(vfmig_dev_process(f.dev) >= 0);
+	assert_int_equal(seen.calls, 0);
+	struct vfw_msg rep2;
+	assert_int_equal(io_fds(&f, 96, 0, 0, 0, &rep2), 0);
+	assert_int_equal(rep2.nfds, 2);
+	memcpy(e, rep2.payload + 16, sizeof(e));
+	assert_int_equal(write(rep2.fds[e[0].fd_index], &one, 8), 8);
+	assert_true(vfmig_dev_process(f.dev) >= 0);
+	assert_int_equal(seen.calls, 1);
+	assert_true(seen.kick);
+	vfw_msg_release(&rep2);
 	vfw_msg_release(&rep);
 	fx_close(&f);
 }
