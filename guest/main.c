@@ -303,6 +303,12 @@ static void dev_init(int d, uint64_t *next)
 	st->dev[d].bar0 = bar0;
 	st->dev[d].bar4 = bar4;
 	cfg_write(g->slot, 0x04, (cfg_read(g->slot, 0x04) & 0xffff) | 0x6);
+	/* Move BAR0 to the top of the BAR window and back with decoding on:
+	 * the VMM's ioeventfd for the doorbell must follow it (kvm.md). */
+	cfg_write(g->slot, 0x10, KG_MMIO_END - 0x1000);
+	if (*(volatile uint32_t *)(uintptr_t)(KG_MMIO_END - 0x1000) != DMA_MAGIC)
+		fail("ID register at the moved BAR0", d, 0, 0);
+	cfg_write(g->slot, 0x10, (uint32_t)bar0);
 	if (!cap)
 		fail("no MSI-X capability", d, 0, 0);
 	tbl = cfg_read(g->slot, cap + 4);
