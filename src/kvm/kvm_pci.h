@@ -4,7 +4,9 @@
  * function 0. Configuration mechanism #1 (the address at port 0xcf8, data
  * at 0xcfc..0xcff) and accesses to the BARs the guest placed become
  * REGION_READ/REGION_WRITE messages to the vfio-user device (except in the
- * parts of a BAR the device offers for mmap: KVM memory slots, kvm_bar.c). The bus also
+ * parts of a BAR the device offers for mmap: KVM memory slots, kvm_bar.c;
+ * and writes to registers it offers an ioeventfd for while those are
+ * registered with KVM, kvm_ioefd.c). The bus also
  * keeps a copy of each device's MSI-X table as the guest writes it, so that
  * the VMM can route each vector to the guest's LAPIC (kvm_vm.c).
  *
