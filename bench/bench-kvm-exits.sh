@@ -4,9 +4,12 @@
 # counts (KVM exit + return), a 32-bit read of a dma device register (MMIO
 # exit, a REGION_READ message to the device process and its reply, the
 # data into the guest's register), and a PCI config read (two port exits,
-# one message). Beside them, in the same run, the VMM times the same
-# REGION_READ made directly, without a guest: the exit path's share is the
-# difference. Real processes: `vfmig device dma` and `vfmig vmm --kvm`.
+# one message), and a doorbell write (SQ_TAIL): each round twice, with the
+# dma device's ioeventfd registered (the write signals the device inside
+# KVM) and with --test-kvm-no-ioeventfd (an MMIO exit and a REGION_WRITE).
+# Beside them, in the same run, the VMM times the same REGION_READ made
+# directly, without a guest: the exit path's share is the difference.
+# Real processes: `vfmig device dma` and `vfmig vmm --kvm`.
 #
 #   bench/bench-kvm-exits.sh [--rounds N] [VFMIG]
 set -u
@@ -19,11 +22,14 @@ stop() { for p in $pids; do kill "$p" 2>/dev/null; done
 	for p in $pids; do wait "$p" 2>/dev/null; done; pids=""; }
 trap 'stop; rm -rf "$D"' EXIT
 for r in $(seq "$rounds"); do
+for mode in ioeventfd no-ioeventfd; do
+	extra=""
+	[ "$mode" = no-ioeventfd ] && extra=--test-kvm-no-ioeventfd
 	rm -f "$D"/*
 	"$V" device dma --socket-path "$D/dma.sock" --quiet & pids="$!"
 	for _ in $(seq 200); do [ -e "$D/dma.sock" ] && break; sleep 0.02; done
-	"$V" vmm --kvm --test-kvm-exit-bench --device "$D/dma.sock" --ram 16M \
-		2>"$D/vmm.log" & pids="$pids $!"
+	"$V" vmm --kvm --test-kvm-exit-bench $extra --device "$D/dma.sock" \
+		--ram 16M 2>"$D/vmm.log" & pids="$pids $!"
 	for _ in $(seq 600); do
 		grep -q "exit costs" "$D/vmm.log" 2>/dev/null && break
 		if grep -q "KVM is not usable" "$D/vmm.log" 2>/dev/null; then
@@ -32,6 +38,7 @@ for r in $(seq "$rounds"); do
 		sleep 0.05
 	done
 	line=$(grep "exit costs" "$D/vmm.log") || { cat "$D/vmm.log"; exit 1; }
-	echo "round $r: ${line#*kvm: }"
+	echo "round $r ($mode): ${line#*kvm: }"
 	stop
+done
 done

@@ -188,5 +188,10 @@ int main(int argc, char **argv)
 		       dma_state_encode(&s, blob)) ||
 	    write_file(argv[1], "dma_state/descriptors", 2, descs, n))
 		return 1;
+	/* The same with a tail shadow (version 2 of the stream). */
+	s.sq_shadow = 0x103000;
+	if (write_file(argv[1], "dma_state/shadow", 0, blob,
+		       dma_state_encode(&s, blob)))
+		return 1;
 	return 0;
 }

@@ -42,6 +42,7 @@ _Static_assert(sizeof(struct kg_status) <= 4096, "one page");
 #define A_CQ0 0x1000u
 #define A_CQ1 0x1800u
 #define A_SGL 0x2000u /* FILL +0x000, COPY +0x100, CSUM +0x200 */
+#define A_TAIL 0x3000u /* the tail shadow (DMA_REG_SQ_SHADOW) */
 #define A_SRC 0x10000u
 #define A_FILL 0x20000u
 #define A_COPY 0x30000u
@@ -302,6 +303,12 @@ static void dev_init(int d, uint64_t *next)
 	st->dev[d].bar0 = bar0;
 	st->dev[d].bar4 = bar4;
 	cfg_write(g->slot, 0x04, (cfg_read(g->slot, 0x04) & 0xffff) | 0x6);
+	/* Move BAR0 to the top of the BAR window and back with decoding on:
+	 * the VMM's ioeventfd for the doorbell must follow it (kvm.md). */
+	cfg_write(g->slot, 0x10, KG_MMIO_END - 0x1000);
+	if (*(volatile uint32_t *)(uintptr_t)(KG_MMIO_END - 0x1000) != DMA_MAGIC)
+		fail("ID register at the moved BAR0", d, 0, 0);
+	cfg_write(g->slot, 0x10, (uint32_t)bar0);
 	if (!cap)
 		fail("no MSI-X capability", d, 0, 0);
 	tbl = cfg_read(g->slot, cap + 4);
@@ -324,6 +331,11 @@ static void dev_init(int d, uint64_t *next)
 	reg_write(d, DMA_REG_SQ_BASE_LO, (uint32_t)(g->area + A_SQ));
 	reg_write(d, DMA_REG_SQ_BASE_HI, 0);
 	reg_write(d, DMA_REG_SQ_SIZE, RING);
+	/* The VMM may ring the doorbell through an ioeventfd, which carries
+	 * no value: the device then reads the tail published here. */
+	*(volatile uint32_t *)(g->area + A_TAIL) = 0;
+	reg_write(d, DMA_REG_SQ_SHADOW_LO, (uint32_t)(g->area + A_TAIL));
+	reg_write(d, DMA_REG_SQ_SHADOW_HI, 0);
 	for (uint32_t q = 0; q < DMA_NCQ; q++) {
 		uint32_t cq = DMA_REG_CQ0 + q * 0x10;
 		reg_write(d, cq + DMA_CQ_BASE_LO,
@@ -547,6 +559,9 @@ static void work(int d, uint64_t it)
 	       csum_cuts, 2);
 	irq0 = *(volatile uint64_t *)&st->dev[d].irqs[0];
 	irq1 = *(volatile uint64_t *)&st->dev[d].irqs[1];
+	/* The tail into the shadow first (x86 keeps the two stores in
+	 * order), then the doorbell. */
+	*(volatile uint32_t *)(g->area + A_TAIL) = g->tail;
 	barrier();
 	reg_write(d, DMA_REG_SQ_TAIL, g->tail);
 
@@ -607,9 +622,9 @@ static void recheck(uint64_t it)
 	st->stamp_checks++;
 }
 
-/* Time the three kinds of exit the work loop makes (KG_BOOT_BENCH):
- * kind 0 a port write the VMM ignores, 1 a register read, 2 a config
- * read. *total gets the ticks of all, *least those of the fastest. */
+/* Time the kinds of exit the work loop makes (KG_BOOT_BENCH): kind 0 a
+ * port write the VMM ignores, 1 a register read, 2 a config read, 3 a
+ * doorbell write (the tail it already has: nothing to fetch). *total gets the ticks of all, *least those of the fastest. */
 static void time_exits(int kind, uint64_t *total, uint64_t *least)
 {
 	uint64_t t0 = rdtsc(), min = ~0ull;
@@ -622,6 +637,8 @@ static void time_exits(int kind, uint64_t *total, uint64_t *least)
 			fail("ID register (bench)", 0, (uint64_t)i, 0);
 		else if (kind == 2)
 			(void)cfg_read(devs[0].slot, 0);
+		else if (kind == 3)
+			reg_write(0, DMA_REG_SQ_TAIL, devs[0].tail);
 		uint64_t t = rdtsc() - a;
 		if (t < min)
 			min = t;
@@ -635,6 +652,7 @@ static void bench(void)
 	time_exits(0, &st->bench_pio, &st->bench_pio_min);
 	time_exits(1, &st->bench_mmio, &st->bench_mmio_min);
 	time_exits(2, &st->bench_cfg, &st->bench_cfg_min);
+	time_exits(3, &st->bench_door, &st->bench_door_min);
 	outl(KG_PORT_EVENT, KG_EV_BENCH);
 }
 

@@ -54,6 +54,7 @@ run_suite() {
 valgrind_tests=(protocol migfsm progress-line vram-state stream-records
 	stream-place stream-fields stream-golden device-config device-io
 	device-irq device-lifecycle device-region_iface device-region_strict
+	device-ioeventfd
 	vmm-unit engine-channel engine-pci-type engine-multichan
 	engine-progress engine-converge migration cli-save-enospc
 	device-io-unsolicited_reply vmm-hostile-server)

@@ -85,6 +85,7 @@ typedef struct vfmig_dev vfmig_dev;
 
 #define VFMIG_DEV_MAX_BARS 6
 #define VFMIG_DEV_MAX_EXCLUDES 4
+#define VFMIG_DEV_MAX_IOEVENTFDS 8
 
 /* BAR flags. A BAR with size 0 is absent. */
 enum vfmig_dev_bar_flags {
@@ -496,6 +497,59 @@ VFMIG_EXPORT int vfmig_dev_run(vfmig_dev *dev, const volatile sig_atomic_t *stop
 /* Close every socket and fd, unmap everything, free the device. NULL ok.
  * A socket file created by vfmig_dev_listen() is unlinked. */
 VFMIG_EXPORT void vfmig_dev_destroy(vfmig_dev *dev);
+
+/*
+ * ioeventfds (vfio-user DEVICE_GET_REGION_IO_FDS). Offer the client an
+ * eventfd for the bytes [offset, offset + size) of BAR bar (size 1, 2, 4
+ * or 8, offset a multiple of size, inside a memory BAR that is not
+ * mappable, not overlapping the MSI-X table, PBA or another ioeventfd).
+ * A client such as a KVM VMM may then have the guest's writes there
+ * signal the eventfd instead of sending REGION_WRITE; it may as well not
+ * (it keeps sending messages, which reach region_access as before), so a
+ * device must handle both.
+ *
+ * With VFMIG_DEV_IOEVENTFD_DATAMATCH only writes of datamatch (size
+ * bytes, little-endian) signal it; other values are written as messages.
+ *
+ * The library reads the eventfd in vfmig_dev_process() and calls
+ * region_access(dev, priv, bar, offset, buf, size, true) once for each
+ * time it finds it signalled (several writes between two looks are one
+ * call: an eventfd counts, it does not queue values). The value written is
+ * not carried: buf holds datamatch with DATAMATCH, else zeros. Inside
+ * that call vfmig_dev_write_is_kick() returns true, so that a doorbell
+ * whose value matters can take it from elsewhere (the dma sample reads the
+ * tail the driver published in guest memory). Kicks are served only while
+ * the migration state is RUNNING or PRE_COPY; in other states they wait
+ * in the eventfd's counter and are served when the device runs again. A
+ * kick region_access fails is logged at warning level.
+ *
+ * Call before a client attaches. Each client gets eventfds of its own
+ * (offered to one that takes fds: max_msg_fds >= the count): when a
+ * client goes they are replaced, so that it cannot ring the device any
+ * more, and a kick found while no client is attached is dropped. Returns the ioeventfd's number (0, 1, ..). Errors: -EINVAL
+ * (NULL dev, bad bar, range or flags, overlap, a mappable or I/O BAR),
+ * -ENOSPC (VFMIG_DEV_MAX_IOEVENTFDS already), -EBUSY (a client is
+ * attached), or the errno of eventfd().
+ */
+#define VFMIG_DEV_IOEVENTFD_DATAMATCH (1u << 0)
+VFMIG_EXPORT int vfmig_dev_add_ioeventfd(vfmig_dev *dev, unsigned int bar,
+					 uint64_t offset, uint32_t size,
+					 uint32_t flags, uint64_t datamatch);
+
+/*
+ * For an event loop of its own: the eventfds to poll for POLLIN now, up
+ * to max of them into fds; returns how many. None (0) while the device is
+ * not RUNNING or PRE_COPY, because their kicks are then left waiting (an
+ * fd that stays readable would make the loop spin). vfmig_dev_run()
+ * polls them itself. -EINVAL for NULL dev (or fds NULL with max > 0).
+ */
+VFMIG_EXPORT int vfmig_dev_get_ioeventfd_fds(const vfmig_dev *dev, int *fds,
+					     unsigned int max);
+
+/* Inside region_access: true when this write is an ioeventfd's kick (its
+ * buf is not what the client wrote, see vfmig_dev_add_ioeventfd); false
+ * for a REGION_WRITE and outside a callback. */
+VFMIG_EXPORT bool vfmig_dev_write_is_kick(const vfmig_dev *dev);
 
 /*
  * Memory of a mappable BAR (owned by the library, valid until destroy);

@@ -222,6 +222,45 @@ VFMIG_EXPORT int vfmig_vmm_dev_get_region_info(vfmig_vmm_dev *dev,
 /* Close info->fd, free info->areas, reset both. NULL is fine. */
 VFMIG_EXPORT void vfmig_vmm_region_info_release(struct vfmig_vmm_region_info *info);
 
+/* One ioeventfd a device offers for a sub-range of a region
+ * (DEVICE_GET_REGION_IO_FDS): writes of size bytes at offset (with
+ * VFMIG_VMM_IOEVENTFD_DATAMATCH only writes of datamatch) may signal fd
+ * instead of being sent as REGION_WRITE. */
+#define VFMIG_VMM_IOEVENTFD_DATAMATCH (1u << 0)
+#define VFMIG_VMM_MAX_IOEVENTFDS 16u
+struct vfmig_vmm_ioeventfd {
+	uint64_t offset;
+	uint32_t size;     /* 1, 2, 4 or 8 */
+	uint32_t flags;    /* VFMIG_VMM_IOEVENTFD_* */
+	uint64_t datamatch;
+	int fd;            /* owned by the caller; one per entry */
+};
+
+/*
+ * DEVICE_GET_REGION_IO_FDS for index, a region of region_size bytes (as
+ * GET_REGION_INFO reported it): up to max ioeventfds into out; returns
+ * how many (0: the device offers none). A reply for our first argsz that
+ * asks for more is fetched again, once, with the argsz it names. Nothing
+ * in the reply is trusted: flags must be 0 and index the one asked for,
+ * argsz the header plus count entries of 40 bytes, each entry an ioeventfd
+ * (type 0) for memory (flags at most DATAMATCH, padding 0), size 1, 2, 4
+ * or 8, inside the region, a datamatch that fits the size, an fd_index
+ * below the fds received, and every fd received named by an entry.
+ * Errors: the device's errno (e.g. -ENOTSUP, -EINVAL: servers that do not
+ * offer the message), -EPROTO (a reply that breaks a rule above; logged
+ * with the rule, the connection stays), -E2BIG (more than max), -ENOMEM.
+ * Release with vfmig_vmm_ioeventfds_release().
+ */
+VFMIG_EXPORT int vfmig_vmm_dev_get_region_io_fds(vfmig_vmm_dev *dev,
+						 uint32_t index,
+						 uint64_t region_size,
+						 struct vfmig_vmm_ioeventfd *out,
+						 size_t max);
+
+/* Close the fds of n entries (those >= 0) and set them to -1. */
+VFMIG_EXPORT void vfmig_vmm_ioeventfds_release(struct vfmig_vmm_ioeventfd *e,
+					       size_t n);
+
 /* One mapping made by vfmig_vmm_region_mmap(). */
 struct vfmig_vmm_mapping {
 	void *addr;

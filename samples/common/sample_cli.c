@@ -143,9 +143,14 @@ static int wake_loop(vfmig_dev *dev, int wake_fd,
 		     void (*on_wake)(vfmig_dev *, void *), void *priv)
 {
 	while (!stop_flag) {
-		struct pollfd p[3] = { { .fd = wake_fd, .events = POLLIN } };
+		struct pollfd p[3 + VFMIG_DEV_MAX_IOEVENTFDS] = {
+			{ .fd = wake_fd, .events = POLLIN }
+		};
 		int n = 1, t = vfmig_dev_get_poll_timeout(dev);
 		int fd = vfmig_dev_get_poll_fd(dev);
+		int iofds[VFMIG_DEV_MAX_IOEVENTFDS];
+		int nio = vfmig_dev_get_ioeventfd_fds(dev, iofds,
+						      VFMIG_DEV_MAX_IOEVENTFDS);
 		uint64_t cnt;
 
 		if (fd < 0)
@@ -156,6 +161,8 @@ static int wake_loop(vfmig_dev *dev, int wake_fd,
 			p[n++] = (struct pollfd){
 				fd, (short)vfmig_dev_get_data_events(dev), 0
 			};
+		for (int i = 0; i < nio; i++)
+			p[n++] = (struct pollfd){ iofds[i], POLLIN, 0 };
 		if (t < 0 || t > 100)
 			t = 100;
 		if (poll(p, (nfds_t)n, t) < 0 && errno != EINTR)

@@ -40,6 +40,10 @@ struct dma {
 	struct dma_state st;
 	bool running; /* the engine may do DMA (device RUNNING/PRE_COPY) */
 	bool quit;
+	/* The doorbell was rung through its ioeventfd (no value): read the
+	 * tail from the shadow before the next fetch. Not migrated: a
+	 * device that starts running re-reads the shadow anyway. */
+	bool kick;
 	int wake_fd;  /* the engine asks the library thread to raise IRQs */
 	vfmig_dev *dev;
 	pthread_t thread;
@@ -242,7 +246,47 @@ static bool has_work(const struct dma *d)
 	if (!d->running || !(s->ctrl & DMA_CTRL_ENABLE) ||
 	    (s->status & DMA_STATUS_ERROR))
 		return false;
-	return s->qn > 0 || s->sq_head != s->sq_tail;
+	return d->kick || s->qn > 0 || s->sq_head != s->sq_tail;
+}
+
+/* A new tail v from the driver (the doorbell's value or the shadow's):
+ * more than a ring ahead of what was fetched is the ring error. */
+static void set_tail(struct dma *d, uint32_t v)
+{
+	struct dma_state *s = &d->st;
+
+	if (v - s->sq_head > s->sq_size)
+		ring_error(d, -EINVAL, "tail more than a ring ahead");
+	else
+		s->sq_tail = v;
+}
+
+/* After a kick: the tail the driver published in its shadow. One behind
+ * SQ_TAIL is stale (a driver that rang with a value since) and changes
+ * nothing. -EPERM: DMA refused now; the kick stays. */
+static int read_shadow(struct dma *d)
+{
+	struct dma_state *s = &d->st;
+	uint8_t b[4];
+	int e;
+
+	if (!s->sq_shadow) {
+		d->kick = false;
+		ring_error(d, -EINVAL, "doorbell kick without a tail shadow");
+		return -EINVAL;
+	}
+	e = vfmig_dev_dma_read(d->dev, s->sq_shadow, b, sizeof(b));
+	if (e == -EPERM)
+		return e;
+	d->kick = false;
+	if (e < 0) {
+		ring_error(d, e, "tail shadow read");
+		return e;
+	}
+	uint32_t v = (uint32_t)le_get(b, 4);
+	if (v - s->sq_head >= s->sq_tail - s->sq_head)
+		set_tail(d, v);
+	return 0;
 }
 
 /* Wait on the condition until ns (CLOCK_MONOTONIC) at the latest. */
@@ -269,6 +313,8 @@ static int work(struct dma *d, uint8_t *buf)
 {
 	struct dma_state *s = &d->st;
 
+	if (d->kick)
+		return read_shadow(d);
 	if (s->qn < DMA_QMAX && s->sq_head != s->sq_tail)
 		return fetch(d);
 	if (s->qn == 0)
@@ -345,6 +391,8 @@ static uint32_t reg_read(const struct dma_state *s, uint64_t off)
 	case DMA_REG_STATUS: return s->status;
 	case DMA_REG_ERROR: return s->error;
 	case DMA_REG_DONE: return s->done;
+	case DMA_REG_SQ_SHADOW_LO: return (uint32_t)s->sq_shadow;
+	case DMA_REG_SQ_SHADOW_HI: return (uint32_t)(s->sq_shadow >> 32);
 	default: return 0;
 	}
 }
@@ -363,7 +411,8 @@ static void set_hi(uint64_t *v, uint32_t x)
 static void ctrl_write(struct dma *d, uint32_t v)
 {
 	struct dma_state *s = &d->st;
-	bool ok = dma_ring_size_ok(s->sq_size) && !(s->sq_base % DMA_DESC_SIZE);
+	bool ok = dma_ring_size_ok(s->sq_size) && !(s->sq_base % DMA_DESC_SIZE) &&
+		  !(s->sq_shadow % 4);
 
 	for (unsigned int q = 0; q < DMA_NCQ; q++)
 		ok = ok && dma_ring_size_ok(s->cq[q].size) &&
@@ -402,13 +451,9 @@ static void reg_write(struct dma *d, uint64_t off, uint32_t v)
 	case DMA_REG_SQ_BASE_HI: if (!enabled) set_hi(&s->sq_base, v); break;
 	case DMA_REG_SQ_SIZE: if (!enabled) s->sq_size = v; break;
 	case DMA_REG_CTRL: ctrl_write(d, v); break;
-	case DMA_REG_SQ_TAIL:
-		/* More than a ring ahead of what was fetched: refused. */
-		if (v - s->sq_head > s->sq_size)
-			ring_error(d, -EINVAL, "tail more than a ring ahead");
-		else
-			s->sq_tail = v;
-		break;
+	case DMA_REG_SQ_SHADOW_LO: if (!enabled) set_lo(&s->sq_shadow, v); break;
+	case DMA_REG_SQ_SHADOW_HI: if (!enabled) set_hi(&s->sq_shadow, v); break;
+	case DMA_REG_SQ_TAIL: set_tail(d, v); break;
 	default: break;
 	}
 }
@@ -425,7 +470,13 @@ static int dma_access(vfmig_dev *dev, void *priv, unsigned int bar,
 	    st != VFMIG_DEV_MIG_PRE_COPY)
 		return -EBUSY; /* stopped for migration: state is frozen */
 	pthread_mutex_lock(&d->lock);
-	if (is_write) {
+	if (is_write && vfmig_dev_write_is_kick(dev)) {
+		/* The doorbell's ioeventfd: no value, the engine reads the
+		 * tail from the shadow (on its thread: a DMA read). */
+		if (off == DMA_REG_SQ_TAIL && (d->st.ctrl & DMA_CTRL_ENABLE))
+			d->kick = true;
+		pthread_cond_broadcast(&d->cond);
+	} else if (is_write) {
 		reg_write(d, off, (uint32_t)le_get(buf, 4));
 		pthread_cond_broadcast(&d->cond);
 	} else {
@@ -451,6 +502,7 @@ static int dma_reset(vfmig_dev *dev, void *priv)
 	pthread_mutex_lock(&d->lock);
 	memset(&d->st, 0, sizeof(d->st));
 	d->running = true;
+	d->kick = false;
 	mig_reset(d);
 	pthread_mutex_unlock(&d->lock);
 	return 0;
@@ -496,11 +548,19 @@ static int dma_transition(vfmig_dev *dev, void *priv, uint32_t from,
 		 from == VFMIG_DEV_MIG_STOP_COPY ||
 		 from == VFMIG_DEV_MIG_RESUMING)
 		mig_reset(d);
-	if (to == VFMIG_DEV_MIG_RESUMING)
+	if (to == VFMIG_DEV_MIG_RESUMING) {
 		memset(&d->st, 0, sizeof(d->st));
+		d->kick = false;
+	}
 	if (r < 0)
 		d->running = from == VFMIG_DEV_MIG_RUNNING ||
 			     from == VFMIG_DEV_MIG_PRE_COPY;
+	/* Running again (a destination after its load, a source whose
+	 * migration failed): a kick may have gone to the source's eventfd
+	 * after its state was saved, or wait in a counter. Read the shadow
+	 * once, as if kicked: nothing is lost, a stale one changes nothing. */
+	if (d->running && d->st.sq_shadow && (d->st.ctrl & DMA_CTRL_ENABLE))
+		d->kick = true;
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
 	if (d->running) {
@@ -666,6 +726,16 @@ int vfmig_sample_dma_main(int argc, char **argv)
 		return 1;
 	}
 	vfmig_dev_set_log(d.dev, lib_log, &d, o.verbosity);
+	/* The doorbell may be rung without a message (its value is then
+	 * read from the tail shadow). */
+	rc = vfmig_dev_add_ioeventfd(d.dev, DMA_BAR_REGS, DMA_REG_SQ_TAIL, 4, 0,
+				     0);
+	if (rc < 0) {
+		fprintf(stderr, "dma: ioeventfd: %s\n", vfmig_dev_strerror(rc));
+		vfmig_dev_destroy(d.dev);
+		close(d.wake_fd);
+		return 1;
+	}
 	rc = -pthread_create(&d.thread, NULL, engine_main, &d);
 	if (rc < 0) {
 		fprintf(stderr, "dma: engine thread: %s\n", strerror(-rc));

@@ -31,6 +31,13 @@ enum dma_reg {
 	DMA_REG_STATUS = 0x028,     /* ro: bit 0 enabled, bit 1 ring error */
 	DMA_REG_ERROR = 0x02c,      /* ro: errno of the ring error */
 	DMA_REG_DONE = 0x030,       /* ro: completions written, all queues */
+	/* Where the driver publishes the tail (a u32 in guest memory, 4-byte
+	 * aligned; 0: nowhere), latched while enabled. A VMM may turn writes
+	 * of SQ_TAIL into ioeventfd kicks that carry no value: the device
+	 * then reads the tail there. So a driver writes it there before it
+	 * rings the doorbell. */
+	DMA_REG_SQ_SHADOW_LO = 0x034,
+	DMA_REG_SQ_SHADOW_HI = 0x038,
 	DMA_REG_CQ0 = 0x040,        /* queue q at DMA_REG_CQ0 + q * 0x10: */
 };
 #define DMA_CQ_BASE_LO 0x0u  /* completion ring, 32-byte aligned */

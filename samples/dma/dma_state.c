@@ -103,6 +103,8 @@ size_t dma_state_encode(const struct dma_state *s, uint8_t *b)
 	p = put(p, s->status, 4);
 	p = put(p, s->error, 4);
 	p = put(p, s->done, 4);
+	if (s->sq_shadow)
+		p = put(p, s->sq_shadow, 8);
 	for (unsigned int q = 0; q < DMA_NCQ; q++) {
 		p = put(p, s->cq[q].base, 8);
 		p = put(p, s->cq[q].size, 4);
@@ -128,7 +130,8 @@ size_t dma_state_encode(const struct dma_state *s, uint8_t *b)
 		p = put(p, r->err, 4);
 	}
 	size_t body = (size_t)(p - b) - DMA_MIG_HDR;
-	put(put(put(b, DMA_MIG_MAGIC, 4), DMA_MIG_VERSION, 2), 0, 2);
+	/* Version 1 while there is no shadow: what older devices read. */
+	put(put(put(b, DMA_MIG_MAGIC, 4), s->sq_shadow ? 2 : 1, 2), 0, 2);
 	put(b + 8, body, 4);
 	p = put(p, fnv1a(b, (size_t)(p - b)), 4);
 	return (size_t)(p - b);
@@ -181,7 +184,8 @@ static const char *parse_req(struct rd *r, struct dma_req *q)
 }
 
 /* The body into n; NULL or why not. */
-static const char *parse_body(struct rd *r, struct dma_state *n)
+static const char *parse_body(struct rd *r, struct dma_state *n,
+			      unsigned int version)
 {
 	const char *why;
 
@@ -193,6 +197,11 @@ static const char *parse_body(struct rd *r, struct dma_state *n)
 	n->status = (uint32_t)get(r, 4);
 	n->error = (uint32_t)get(r, 4);
 	n->done = (uint32_t)get(r, 4);
+	if (version >= 2) {
+		n->sq_shadow = get(r, 8);
+		if (!n->sq_shadow || n->sq_shadow % 4)
+			return "tail shadow address is 0 or not 4-byte aligned";
+	}
 	for (unsigned int q = 0; q < DMA_NCQ; q++) {
 		n->cq[q].base = get(r, 8);
 		n->cq[q].size = (uint32_t)get(r, 4);
@@ -236,7 +245,8 @@ const char *dma_state_decode(const uint8_t *buf, size_t len,
 	r = (struct rd){ buf, buf + len, false };
 	if (get(&r, 4) != DMA_MIG_MAGIC)
 		return "bad magic (not a dma migration stream)";
-	if (get(&r, 2) != DMA_MIG_VERSION)
+	unsigned int version = (unsigned int)get(&r, 2);
+	if (version < 1 || version > DMA_MIG_VERSION)
 		return "unsupported stream version";
 	if (get(&r, 2) != 0)
 		return "unknown flags";
@@ -246,5 +256,5 @@ const char *dma_state_decode(const uint8_t *buf, size_t len,
 	struct rd c = { r.end, r.end + 4, false };
 	if (get(&c, 4) != fnv1a(buf, len - 4))
 		return "checksum mismatch (corrupted data)";
-	return parse_body(&r, out);
+	return parse_body(&r, out, version);
 }

@@ -42,23 +42,24 @@ struct dma_cq {
 struct dma_state {
 	uint64_t sq_base;
 	uint32_t sq_size, sq_tail, sq_head, ctrl, status, error, done;
+	uint64_t sq_shadow; /* DMA_REG_SQ_SHADOW_LO/HI */
 	struct dma_cq cq[DMA_NCQ];
 	struct dma_req q[DMA_QMAX]; /* q[0] is the front */
 	uint32_t qn;
 };
 
 /* Stream (big-endian):
- *   0  u32 magic "DMAS", u16 version 1, u16 flags 0, u32 body length
+ *   0  u32 magic "DMAS", u16 version 1 or 2, u16 flags 0, u32 body length
  *   12 body: u64 sq_base, u32 sq_size, sq_tail, sq_head, ctrl, status,
- *      error, done; per queue (DMA_NCQ): u64 base, u32 size, count,
+ *      error, done; version 2 only: u64 sq_shadow; per queue (DMA_NCQ): u64 base, u32 size, count,
  *      u8 irq_pending (0 or 1); u32 qn; per queued request: u64 seq, src,
  *      len, sgl, u32 op, u16 cq, nseg, nseg x (u64 addr, u64 len),
  *      u64 done, acc, u32 err
  *   then u32 FNV-1a of everything before it. */
 #define DMA_MIG_MAGIC 0x444d4153u
-#define DMA_MIG_VERSION 1u
+#define DMA_MIG_VERSION 2u /* written when sq_shadow is set; else 1 */
 #define DMA_MIG_HDR 12u
-#define DMA_MIG_MAX (DMA_MIG_HDR + 64 + DMA_NCQ * 17 + 4 + \
+#define DMA_MIG_MAX (DMA_MIG_HDR + 64 + 8 + DMA_NCQ * 17 + 4 + \
 		     DMA_QMAX * (48 + DMA_MAX_SEGS * 16 + 20) + 4)
 
 /* A ring size the device accepts: a power of two, 2..DMA_RING_MAX. */

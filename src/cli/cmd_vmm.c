@@ -47,6 +47,7 @@ struct vmm_args {
 	bool test_kvm_bench;    /* --test-kvm-exit-bench */
 	bool test_kvm_no_dirty_log; /* --test-kvm-no-dirty-log */
 	bool test_kvm_no_bar_mmap; /* --test-kvm-no-bar-mmap */
+	bool test_kvm_no_ioeventfd; /* --test-kvm-no-ioeventfd */
 	char *test_hold;      /* --test-hold POINT:FILE, split at the ':' */
 	const char *test_hold_file;
 	/* --socket-mode (control and unix: incoming sockets), --allow-uid
@@ -208,6 +209,11 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 			 * for mmap stay messages, no memory slots
 			 * (docs/kvm.md). */
 			a->test_kvm_no_bar_mmap = true;
+		} else if (!strcmp(argv[i], "--test-kvm-no-ioeventfd")) {
+			/* Tests only, not in the usage: the devices'
+			 * ioeventfds are not registered with KVM, so doorbell
+			 * writes exit and stay messages (docs/kvm.md). */
+			a->test_kvm_no_ioeventfd = true;
 		} else if ((v = opt_value(argc, argv, &i, "--socket-mode"))) {
 			if (parse_access(true, v, a) < 0)
 				return -1;
@@ -268,7 +274,8 @@ static int parse_args(int argc, char **argv, struct vmm_args *a)
 		return -1;
 	}
 	if ((a->test_kvm_no_irqfd || a->test_kvm_bench ||
-	     a->test_kvm_no_dirty_log || a->test_kvm_no_bar_mmap) &&
+	     a->test_kvm_no_dirty_log || a->test_kvm_no_bar_mmap ||
+	     a->test_kvm_no_ioeventfd) &&
 	    !a->kvm) {
 		fprintf(stderr, "vfmig vmm: --test-kvm-* options need --kvm\n");
 		return -1;
@@ -334,6 +341,7 @@ int cmd_vmm(int argc, char **argv)
 			.bench_exits = a.test_kvm_bench,
 			.test_no_dirty_log = a.test_kvm_no_dirty_log,
 			.test_no_bar_mmap = a.test_kvm_no_bar_mmap,
+			.test_no_ioeventfd = a.test_kvm_no_ioeventfd,
 		};
 		r = vfmig_kvm_create(&ko, &kvm, err, sizeof(err));
 		if (r < 0) {

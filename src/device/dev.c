@@ -249,6 +249,7 @@ void dev_drop_client(struct vfmig_dev *dev)
 	dev_mig_client_gone(dev);
 	dev_dma_clear(dev);
 	dev_irq_close_all(dev);
+	dev_ioefd_renew(dev); /* the client that left keeps the old ones */
 	vfw_caps_defaults(&dev->peer);
 	DEV_LOG(dev, VFW_LOG_INFO, "client disconnected%s",
 		dev->listen_fd >= 0 ? "; listening again" : "");
@@ -382,6 +383,8 @@ VFMIG_EXPORT int vfmig_dev_process(vfmig_dev *dev)
 			break;
 		count++;
 	}
+	/* Doorbells rung through ioeventfds. */
+	dev_ioefd_serve(dev);
 	/* The data channel, between two batches of control messages. */
 	dev_dc_pump(dev);
 	/* After the client's input, so that its EOF is seen first. */
@@ -394,7 +397,7 @@ VFMIG_EXPORT int vfmig_dev_process(vfmig_dev *dev)
  * is attached. 0 or -errno; vfmig_dev_process() is called either way. */
 static int wait_io(const vfmig_dev *dev)
 {
-	struct pollfd p[3] = {
+	struct pollfd p[3 + VFMIG_DEV_MAX_IOEVENTFDS] = {
 		{ .fd = vfmig_dev_get_poll_fd(dev),
 		  .events = (short)vfmig_dev_get_poll_events(dev) },
 		{ .fd = dev->conn_fd >= 0 ? dev->listen_fd : -1,
@@ -402,10 +405,15 @@ static int wait_io(const vfmig_dev *dev)
 		{ .fd = dev->dc.fd, .events = (short)dev_dc_events(dev) },
 	};
 	int t = vfmig_dev_get_poll_timeout(dev);
+	nfds_t n = 3;
 
+	/* ioeventfds while the device runs (their kicks wait otherwise). */
+	for (uint32_t i = 0; dev_ioefd_live(dev) && i < dev->n_ioefd; i++)
+		if (dev->ioefd[i].fd >= 0)
+			p[n++] = (struct pollfd){ dev->ioefd[i].fd, POLLIN, 0 };
 	if (t < 0 || t > 100)
 		t = 100;
-	if (poll(p, 3, t) < 0 && errno != EINTR)
+	if (poll(p, n, t) < 0 && errno != EINTR)
 		return -errno;
 	return 0;
 }
@@ -444,6 +452,7 @@ VFMIG_EXPORT void vfmig_dev_destroy(vfmig_dev *dev)
 	free(dev->sock_path);
 	free(dev->allow_uids);
 	dev_dlog_stop(dev);
+	dev_ioefd_fini(dev);
 	dev_dma_clear(dev);
 	dev_irq_fini(dev);
 	dev_msix_fini(&dev->msix);

@@ -290,6 +290,13 @@ struct dev_bar {
 	int memfd;    /* mappable: memfd, else -1 */
 };
 
+/* An ioeventfd the device offers (vfmig_dev_add_ioeventfd). */
+struct dev_ioefd {
+	uint32_t bar, size, flags;
+	uint64_t offset, datamatch;
+	int fd;
+};
+
 struct vfmig_dev {
 	struct vfmig_dev_desc desc;
 	struct vfmig_dev_ops ops;
@@ -338,6 +345,9 @@ struct vfmig_dev {
 	bool has_owner;
 	struct dev_ds ds;
 	struct dev_dchan dc;
+	struct dev_ioefd ioefd[VFMIG_DEV_MAX_IOEVENTFDS];
+	uint32_t n_ioefd;
+	bool in_kick; /* region_access runs for an ioeventfd's kick */
 };
 
 /* dev.c */
@@ -406,6 +416,19 @@ int dev_cmd_region_rw(struct vfmig_dev *dev, struct vfw_msg *msg);
 int dev_cmd_write_multi(struct vfmig_dev *dev, struct vfw_msg *msg);
 int dev_cmd_get_irq_info(struct vfmig_dev *dev, struct vfw_msg *msg);
 int dev_cmd_set_irqs(struct vfmig_dev *dev, struct vfw_msg *msg);
+
+/* ioeventfd.c */
+/* Read every signalled ioeventfd and call region_access for it (only while
+ * RUNNING or PRE_COPY; otherwise the kicks wait in the counters). Returns
+ * how many kicks were served. */
+int dev_ioefd_serve(struct vfmig_dev *dev);
+/* Whether the ioeventfds are to be polled now (the device runs). */
+bool dev_ioefd_live(const struct vfmig_dev *dev);
+/* A client went: new eventfds for the next one (the one that left still
+ * holds the old ones, and may not ring the device any more). One that
+ * cannot be made is offered no more (fd -1, logged). */
+void dev_ioefd_renew(struct vfmig_dev *dev);
+void dev_ioefd_fini(struct vfmig_dev *dev);
 
 /* regions.c */
 int dev_region_access(struct vfmig_dev *dev, uint32_t region, uint64_t off,

@@ -51,7 +51,8 @@ bool dev_mig_running(const struct vfmig_dev *dev)
 /* Commands a stopped device (STOP, STOP_COPY) accepts. lvu allows only the
  * first four; VERSION (a reconnecting client), DEVICE_RESET (the way out of
  * every state) and the read-only info queries change no device state and
- * are allowed too. DMA_MAP/UNMAP, SET_IRQS, REGION_WRITE_MULTI and
+ * (GET_INFO, GET_REGION_INFO, GET_IRQ_INFO, GET_REGION_IO_FDS) are
+ * allowed too. DMA_MAP/UNMAP, SET_IRQS, REGION_WRITE_MULTI and
  * MIG_DATA_WRITE are refused with EINVAL. */
 static const bool stopped_ok[VFW_CMD_MAX] = {
 	[VFW_CMD_REGION_READ] = true,
@@ -63,6 +64,8 @@ static const bool stopped_ok[VFW_CMD_MAX] = {
 	[VFW_CMD_DEVICE_GET_INFO] = true,
 	[VFW_CMD_DEVICE_GET_REGION_INFO] = true,
 	[VFW_CMD_DEVICE_GET_IRQ_INFO] = true,
+	/* read-only too; a destination VMM may ask before its device runs */
+	[VFW_CMD_DEVICE_GET_REGION_IO_FDS] = true,
 };
 
 bool dev_mig_cmd_allowed(const struct vfmig_dev *dev, unsigned int cmd)

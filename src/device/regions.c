@@ -2,7 +2,8 @@
 /*
  * Regions: REGION_READ / REGION_WRITE / REGION_WRITE_MULTI routing (config
  * space, MSI-X table/PBA, mappable BAR memory, the device's callback),
- * GET_REGION_INFO with its sparse-mmap capability, and GET_REGION_IO_FDS.
+ * GET_REGION_INFO with its sparse-mmap capability (GET_REGION_IO_FDS is
+ * ioeventfd.c's).
  * How many regions there are, and the ones after the nine PCI regions (9..12
  * of the region-based migration interface, mig_region.c), belong to the
  * migration interface in use: num_regions and the region_* operations of
@@ -323,18 +324,4 @@ int dev_cmd_get_region_info(struct vfmig_dev *dev, struct vfw_msg *msg)
 			  &fd, with_fd ? 1 : 0);
 	free(buf);
 	return r;
-}
-
-int dev_cmd_get_region_io_fds(struct vfmig_dev *dev, struct vfw_msg *msg)
-{
-	struct vfw_region_io_fds_request req;
-
-	memcpy(&req, msg->payload, sizeof(req));
-	if (req.argsz < sizeof(req) || req.flags != 0 ||
-	    req.index >= dev_num_regions(dev))
-		return -EINVAL;
-	/* No ioeventfds are offered: every access is a message. */
-	req.argsz = sizeof(req);
-	req.count = 0;
-	return dev_reply(dev, &msg->hdr, &req, sizeof(req));
 }

@@ -14,8 +14,9 @@
  * and it to vfmig_vm_opts, and destroy it after the VM.
  *
  * BARs the device offers for mmap are KVM memory slots where the guest
- * placed them (kvm_bar.c). Not yet: ioeventfds (the device library offers
- * none).
+ * placed them (kvm_bar.c). Registers the devices offer ioeventfds for
+ * (a doorbell) are KVM ioeventfds at the BAR's place (kvm_ioefd.c): the
+ * guest's writes there signal the device without an exit.
  *
  * Errors: negative errno with a message in err naming the step.
  */
@@ -51,6 +52,10 @@ struct vfmig_kvm_opts {
 	/* Tests only: BARs the device offers for mmap are not mapped, so
 	 * every access to them exits and becomes a message. */
 	bool test_no_bar_mmap;
+	/* Tests only: the devices' ioeventfds are fetched but not
+	 * registered with KVM, so doorbell writes exit and become messages
+	 * (the count of those exits is what the test compares). */
+	bool test_no_ioeventfd;
 	/* Benchmarks only: the guest times its exits once at boot and the
 	 * VMM logs them beside the same REGION_READ made without a guest
 	 * (bench/bench-kvm-exits.sh). */

@@ -180,6 +180,10 @@ struct kg_status {
 	uint64_t mem_rounds; /* rounds written and read back */
 	uint64_t mem_busy;   /* 1 while a round writes round mem_rounds + 1 */
 	char error[256];     /* the failed check, NUL-terminated */
+	/* KG_BOOT_BENCH: as bench_*, KG_BENCH_N doorbell writes of the first
+	 * device (SQ_TAIL, the tail unchanged): through an ioeventfd when
+	 * the VMM registered one, else an MMIO exit and a REGION_WRITE. */
+	uint64_t bench_door, bench_door_min;
 };
 
 /* Stamp page p, generation gen (>= 1), word w (of 512). Generation 0:

@@ -160,6 +160,8 @@ void kvm__bar_sync(struct vfmig_kvm *k, unsigned int i)
 		if (want)
 			place(k, i, b, want);
 	}
+	/* The ioeventfds follow the same BAR bases. */
+	kvm__ioefd_sync(k, i);
 }
 
 void kvm__bar_unmap(struct vfmig_kvm *k)
@@ -180,8 +182,10 @@ void kvm__bar_report(struct vfmig_kvm *k)
 	for (unsigned int i = 0; k->bus_ready && i < k->bus.ndevs; i++)
 		vfmig_vm_log(k->vm, VFMIG_LOG_INFO,
 			     "kvm: %s: %" PRIu64 " config and %" PRIu64
-			     " BAR accesses by exit",
+			     " BAR accesses by exit, %" PRIu64 " of them "
+			     "writes to its ioeventfd registers",
 			     vfmig_vm_dev_id(k->vm, i),
 			     k->bus.devs[i].cfg_accesses,
-			     k->bus.devs[i].mmio_accesses);
+			     k->bus.devs[i].mmio_accesses,
+			     k->bus.devs[i].io_exits);
 }

@@ -82,6 +82,15 @@ void kvm__bar_sync(struct vfmig_kvm *k, unsigned int slot);
 void kvm__bar_unmap(struct vfmig_kvm *k);
 void kvm__bar_report(struct vfmig_kvm *k);
 
+/* kvm_ioefd.c: the ioeventfds the devices offer for their BARs. Fetch
+ * them (after the bus is read; a device without any, or that refuses the
+ * message, keeps its writes as messages), register/move/remove one
+ * device's with KVM where its BARs are now (kvm__bar_sync calls it), and
+ * deregister and close all. */
+void kvm__ioefd_fetch(struct vfmig_kvm *k);
+void kvm__ioefd_sync(struct vfmig_kvm *k, unsigned int slot);
+void kvm__ioefd_release(struct vfmig_kvm *k);
+
 /* kvm_mig.c: the backend's version 2 hooks (guest.h). */
 int kvm__dirty_track(void *priv, bool on, char *err, size_t errlen);
 int kvm__dirty_sync(void *priv, char *err, size_t errlen);

@@ -305,6 +305,7 @@ int kvm__restore_bus(struct vfmig_kvm *k, char *err, size_t errlen)
 	/* The restored BAR bases and decoding put the mmap'ed BARs' memory
 	 * slots where the source had them. */
 	kvm__bar_map(k);
+	kvm__ioefd_fetch(k);
 	for (unsigned int i = 0; i < k->bus.ndevs; i++)
 		kvm__bar_sync(k, i);
 	return 0;

@@ -297,6 +297,11 @@ int kvm_pci_mmio(struct kvm_pci *bus, uint64_t gpa, bool write,
 			uint64_t off = gpa - base;
 			int r;
 			d->mmio_accesses++;
+			for (uint32_t j = 0; write && j < d->nio; j++)
+				if (d->io[j].bar == b &&
+				    off < d->io[j].off + d->io[j].size &&
+				    d->io[j].off < off + len)
+					d->io_exits++;
 			if (!write)
 				return vfmig_vmm_dev_region_read(d->dev, b, off,
 								 data, len);

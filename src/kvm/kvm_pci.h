@@ -4,7 +4,9 @@
  * function 0. Configuration mechanism #1 (the address at port 0xcf8, data
  * at 0xcfc..0xcff) and accesses to the BARs the guest placed become
  * REGION_READ/REGION_WRITE messages to the vfio-user device (except in the
- * parts of a BAR the device offers for mmap: KVM memory slots, kvm_bar.c). The bus also
+ * parts of a BAR the device offers for mmap: KVM memory slots, kvm_bar.c;
+ * and writes to registers it offers an ioeventfd for while those are
+ * registered with KVM, kvm_ioefd.c). The bus also
  * keeps a copy of each device's MSI-X table as the guest writes it, so that
  * the VMM can route each vector to the guest's LAPIC (kvm_vm.c).
  *
@@ -83,6 +85,16 @@ int kvm_pci_bar_ranges(uint64_t bar_size, bool sparse,
 
 /* ---- the bus ---- */
 
+/* An ioeventfd the device offers in one of its BARs (kvm_ioefd.c):
+ * registered with KVM at gpa (0: not registered). */
+#define KVM_PCI_MAX_IOEFD 8u
+struct kvm_pci_ioefd {
+	uint32_t bar, size, flags; /* flags: VFMIG_VMM_IOEVENTFD_* */
+	uint64_t off, datamatch;
+	uint64_t gpa;
+	int fd;
+};
+
 struct kvm_pci_msix_entry {
 	uint32_t addr_lo, addr_hi, data, ctrl;
 };
@@ -105,6 +117,11 @@ struct kvm_pci_dev {
 	uint32_t nmap[KVM_PCI_NBARS];
 	uint64_t slot_base[KVM_PCI_NBARS];
 	bool no_map[KVM_PCI_NBARS]; /* refused: left to exits */
+	/* ioeventfds (kvm_ioefd.c) and the BAR writes that still exited
+	 * inside their ranges (none while they are registered). */
+	struct kvm_pci_ioefd io[KVM_PCI_MAX_IOEFD];
+	uint32_t nio;
+	uint64_t io_exits;
 };
 
 /* Told after the guest wrote MSI-X table entry vec of device slot, or after

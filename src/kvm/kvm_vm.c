@@ -334,13 +334,17 @@ static void bench_report(struct vfmig_kvm *k, const struct kg_status *st)
 	vfmig_vm_log(k->vm, VFMIG_LOG_INFO,
 		     "kvm: exit costs in us, least/mean of %d: port write "
 		     "%.2f/%.2f, dma register read %.2f/%.2f, config read "
-		     "%.2f/%.2f; the VMM's own REGION_READ %.2f/%.2f",
+		     "%.2f/%.2f, doorbell write (%s) %.2f/%.2f; the VMM's own "
+		     "REGION_READ %.2f/%.2f",
 		     KG_BENCH_N, (double)sget(&st->bench_pio_min) * us,
 		     (double)sget(&st->bench_pio) * mean,
 		     (double)sget(&st->bench_mmio_min) * us,
 		     (double)sget(&st->bench_mmio) * mean,
 		     (double)sget(&st->bench_cfg_min) * us,
-		     (double)sget(&st->bench_cfg) * mean, least, host);
+		     (double)sget(&st->bench_cfg) * mean,
+		     d->nio && d->io[0].gpa ? "ioeventfd" : "exit",
+		     (double)sget(&st->bench_door_min) * us,
+		     (double)sget(&st->bench_door) * mean, least, host);
 }
 
 static void guest_event(struct vfmig_kvm *k, uint32_t ev)
@@ -695,6 +699,7 @@ static int be_start(void *priv, struct vfmig_vm *vm, char *err,
 		return r;
 	k->bus_ready = true;
 	kvm__bar_map(k);
+	kvm__ioefd_fetch(k);
 	r = start_thread(k, err, errlen);
 	if (r < 0)
 		return r;
@@ -1023,6 +1028,7 @@ void vfmig_kvm_destroy(struct vfmig_kvm *k)
 		munmap(k->run, k->run_size);
 	if (k->vcpu_fd >= 0)
 		close(k->vcpu_fd);
+	kvm__ioefd_release(k);
 	if (k->vm_fd >= 0)
 		close(k->vm_fd);
 	if (k->kvm_fd >= 0)

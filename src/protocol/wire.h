@@ -228,6 +228,24 @@ struct vfw_region_io_fds_request {
 	uint32_t count;
 } VFW_PACKED;
 static_assert(sizeof(struct vfw_region_io_fds_request) == 16, "io_fds");
+/* The reply is the request's four fields (argsz: the whole reply's size;
+ * count: how many sub-regions) and count of these; the fds go with it
+ * (SCM_RIGHTS), fd_index naming one. A reply for a too-small argsz has
+ * the four fields only, and no fds. */
+#define VFW_IO_FD_TYPE_IOEVENTFD 0u
+#define VFW_IO_FD_TYPE_IOREGIONFD 1u
+#define VFW_IO_FD_FLAG_DATAMATCH (1u << 0) /* as KVM_IOEVENTFD_FLAG_DATAMATCH */
+#define VFW_IO_FD_FLAG_PIO (1u << 1)       /* as KVM_IOEVENTFD_FLAG_PIO */
+struct vfw_sub_region_ioeventfd {
+	uint64_t offset;
+	uint64_t size;
+	uint32_t fd_index;
+	uint32_t type;
+	uint32_t flags;
+	uint32_t padding;
+	uint64_t datamatch;
+} VFW_PACKED;
+static_assert(sizeof(struct vfw_sub_region_ioeventfd) == 40, "io_fd entry");
 
 /* ---- DEVICE_GET_IRQ_INFO / DEVICE_SET_IRQS ---- */
 #define VFW_IRQ_INFO_EVENTFD (1u << 0)

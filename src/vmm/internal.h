@@ -252,6 +252,19 @@ int vmm_negotiate(vfmig_vmm_dev *dev);
 /* Close the socket, forget windows; later calls give -ENOTCONN. */
 void vmm_break(vfmig_vmm_dev *dev);
 
+/* io_fds.c: the pure check of a DEVICE_GET_REGION_IO_FDS reply (buf, len
+ * bytes; nfds fds came with it) to a request for index with argsz asked,
+ * of a region of region_size bytes. On success returns the count and
+ * fills out[i] (fd = the fd_index, to be turned into an fd by the
+ * caller). -EAGAIN with *need = the argsz the device wants when the
+ * reply is the header of a longer one; -E2BIG when count > max; -EPROTO
+ * with *why for a reply that breaks a rule (vfmig_vmm_dev_get_region_io_fds
+ * lists them). */
+int vmm_parse_io_fds(const uint8_t *buf, size_t len, uint32_t index,
+		     uint32_t asked, uint64_t region_size, size_t nfds,
+		     struct vfmig_vmm_ioeventfd *out, size_t max,
+		     uint32_t *need, const char **why);
+
 /* call.c; all called with dev->lock held. */
 
 /*

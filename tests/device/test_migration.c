@@ -556,6 +556,9 @@ static void test_gating_dma_irq(void **state)
 		struct vfw_device_info di = { 16 };
 		assert_int_equal(call(&f, VFW_CMD_DEVICE_GET_INFO, &di,
 				      sizeof(di), NULL), 0);
+		struct vfw_region_io_fds_request io = { 16, 0, 0, 0 };
+		assert_int_equal(call(&f, VFW_CMD_DEVICE_GET_REGION_IO_FDS, &io,
+				      sizeof(io), NULL), 0);
 		/* No DMA; interrupts held until RUNNING. */
 		assert_int_equal(vfmig_dev_dma_write(f.dev, 0x10000, b, 4), -EPERM);
 		assert_int_equal(vfmig_dev_dma_read(f.dev, 0x10000, b, 4), -EPERM);

@@ -337,6 +337,97 @@ static void test_error_reply(void **state)
 	finish(&s);
 }
 
+/* ---- DEVICE_GET_REGION_IO_FDS: servers that do not offer it, one that
+ * answers badly, one that offers an ioeventfd ---- */
+
+static void io_fds_reply(int fd, struct vfw_msg *m, uint32_t argsz,
+			 uint32_t count, const struct vfw_sub_region_ioeventfd *e,
+			 const int *fds, size_t nfds)
+{
+	struct vfw_region_io_fds_request h = { argsz, 0, 0, count };
+	struct vfw_header hdr = m->hdr;
+	struct iovec iov[2] = { { &h, sizeof(h) },
+				{ (void *)e, e ? count * sizeof(*e) : 0 } };
+
+	hdr.flags = VFW_FLAGS_TYPE_REPLY;
+	CHECK(vfw_msg_send(fd, &hdr, iov, e ? 2 : 1, fds, nfds) == 0);
+}
+
+static void s_io_fds(int fd)
+{
+	struct vfw_msg m;
+	struct vfw_region_io_fds_request req;
+	struct vfw_sub_region_ioeventfd e = {
+		.offset = 0x1c, .size = 4, .fd_index = 0,
+		.type = VFW_IO_FD_TYPE_IOEVENTFD,
+	};
+	int efd = eventfd(0, EFD_CLOEXEC);
+
+	CHECK(efd >= 0);
+	srv_version(fd);
+	/* a server without the message (ENOTSUP), one that refuses it */
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_REGION_IO_FDS);
+	CHECK(vfw_send_error(fd, &m.hdr, ENOTSUP) == 0);
+	vfw_msg_release(&m);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_REGION_IO_FDS);
+	CHECK(vfw_send_error(fd, &m.hdr, EINVAL) == 0);
+	vfw_msg_release(&m);
+	/* an entry outside the 4 KiB region: refused, connection kept */
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_REGION_IO_FDS);
+	memcpy(&req, m.payload, sizeof(req));
+	CHECK(req.argsz == 16 && req.flags == 0 && req.count == 0);
+	io_fds_reply(fd, &m, 56, 1, NULL, NULL, 0);
+	vfw_msg_release(&m);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_REGION_IO_FDS);
+	memcpy(&req, m.payload, sizeof(req));
+	CHECK(req.argsz == 56);
+	e.offset = 4094;
+	io_fds_reply(fd, &m, 56, 1, &e, &efd, 1);
+	vfw_msg_release(&m);
+	/* a good one, the way libvfio-user answers: the header first */
+	e.offset = 0x1c;
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_REGION_IO_FDS);
+	io_fds_reply(fd, &m, 56, 1, NULL, NULL, 0);
+	vfw_msg_release(&m);
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_REGION_IO_FDS);
+	io_fds_reply(fd, &m, 56, 1, &e, &efd, 1);
+	vfw_msg_release(&m);
+	/* still connected: a reply of none */
+	srv_recv(fd, &m, VFW_CMD_DEVICE_GET_REGION_IO_FDS);
+	io_fds_reply(fd, &m, 16, 0, NULL, NULL, 0);
+	vfw_msg_release(&m);
+	close(efd);
+	srv_expect_eof(fd);
+}
+
+static void test_io_fds(void **state)
+{
+	struct session s;
+	struct vfmig_vmm_ioeventfd e[4];
+	vfmig_vmm_dev *dev = open_dev(&s, s_io_fds, 0);
+
+	(void)state;
+	assert_int_equal(vfmig_vmm_dev_get_region_io_fds(dev, 0, 4096, e, 4),
+			 -ENOTSUP);
+	assert_int_equal(vfmig_vmm_dev_get_region_io_fds(dev, 0, 4096, e, 4),
+			 -EINVAL);
+	assert_int_equal(vfmig_vmm_dev_get_region_io_fds(dev, 0, 4096, e, 4),
+			 -EPROTO);
+	assert_int_equal(vfmig_vmm_dev_get_region_io_fds(dev, 0, 4096, e, 4),
+			 1);
+	assert_int_equal(e[0].offset, 0x1c);
+	assert_int_equal(e[0].size, 4);
+	assert_true(e[0].fd >= 0);
+	uint64_t one = 1;
+	assert_int_equal(write(e[0].fd, &one, 8), 8);
+	vfmig_vmm_ioeventfds_release(e, 1);
+	assert_int_equal(e[0].fd, -1);
+	assert_int_equal(vfmig_vmm_dev_get_region_io_fds(dev, 0, 4096, e, 4),
+			 0);
+	vfmig_vmm_dev_close(dev);
+	finish(&s);
+}
+
 /* ---- REGION_READ ---- */
 
 static void s_region_read(int fd)
@@ -777,6 +868,7 @@ int main(void)
 		cmocka_unit_test(test_unsolicited_reply),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_error_reply),
+		cmocka_unit_test(test_io_fds),
 		cmocka_unit_test(test_region_read),
 		cmocka_unit_test(test_region_write_bad_echo),
 		cmocka_unit_test(test_region_info),

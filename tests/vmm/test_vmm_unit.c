@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of the VMM library's pure logic: region-info capability chains,
- * DMA window bookkeeping and lookup, reply header validation.
+ * DMA window bookkeeping and lookup, reply header validation, the check of
+ * a DEVICE_GET_REGION_IO_FDS reply.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -357,6 +358,144 @@ static void test_strerror(void **state)
 			    strerrordesc_np(EILSEQ));
 }
 
+/* ---- DEVICE_GET_REGION_IO_FDS replies ---- */
+
+struct iofds {
+	struct vfw_region_io_fds_request h;
+	struct vfw_sub_region_ioeventfd e[3];
+} __attribute__((packed));
+
+/* A good reply for region 0 (4 KiB): n entries of 4 bytes at 0x1c, 0x20,
+ * 0x28, the last with datamatch 7, fd_index i. */
+static struct iofds good_iofds(uint32_t n)
+{
+	struct iofds r = { .h = { .argsz = 16 + n * 40, .index = 0,
+				  .count = n } };
+
+	for (uint32_t i = 0; i < 3; i++)
+		r.e[i] = (struct vfw_sub_region_ioeventfd){
+			.offset = i == 0 ? 0x1c : i == 1 ? 0x20 : 0x28,
+			.size = 4, .fd_index = i,
+			.type = VFW_IO_FD_TYPE_IOEVENTFD,
+			.flags = i == 2 ? VFW_IO_FD_FLAG_DATAMATCH : 0,
+			.datamatch = i == 2 ? 7 : 0,
+		};
+	return r;
+}
+
+static int parse_iofds(const struct iofds *r, size_t len, uint32_t asked,
+		       size_t nfds, struct vfmig_vmm_ioeventfd *out,
+		       uint32_t *need, const char **why)
+{
+	return vmm_parse_io_fds((const uint8_t *)r, len, 0, asked, 4096, nfds,
+				out, 3, need, why);
+}
+
+static void test_io_fds_valid(void **state)
+{
+	struct vfmig_vmm_ioeventfd out[3];
+	struct iofds r = good_iofds(3);
+	uint32_t need = 0;
+	const char *why;
+
+	(void)state;
+	assert_int_equal(parse_iofds(&r, 16 + 120, 200, 3, out, &need, &why),
+			 3);
+	assert_int_equal(out[0].offset, 0x1c);
+	assert_int_equal(out[0].size, 4);
+	assert_int_equal(out[0].flags, 0);
+	assert_int_equal(out[1].fd, 1);
+	assert_int_equal(out[2].flags, VFMIG_VMM_IOEVENTFD_DATAMATCH);
+	assert_int_equal(out[2].datamatch, 7);
+	/* None offered. */
+	r = good_iofds(0);
+	assert_int_equal(parse_iofds(&r, 16, 16, 0, out, &need, &why), 0);
+	/* Two entries sharing one fd. */
+	r = good_iofds(2);
+	r.e[1].fd_index = 0;
+	assert_int_equal(parse_iofds(&r, 16 + 80, 96, 1, out, &need, &why), 2);
+	assert_int_equal(out[1].fd, 0);
+	/* Asked with argsz 16: the header of the longer reply. */
+	r = good_iofds(3);
+	assert_int_equal(parse_iofds(&r, 16, 16, 0, out, &need, &why), -EAGAIN);
+	assert_int_equal(need, 136);
+	/* More than the caller takes. */
+	assert_int_equal(vmm_parse_io_fds((const uint8_t *)&r, 136, 0, 136,
+					  4096, 3, out, 2, &need, &why),
+			 -E2BIG);
+}
+
+static void expect_refused(const struct iofds *r, size_t len, uint32_t asked,
+			   size_t nfds, const char *what)
+{
+	struct vfmig_vmm_ioeventfd out[3];
+	uint32_t need = 0;
+	const char *why = NULL;
+
+	assert_int_equal(parse_iofds(r, len, asked, nfds, out, &need, &why),
+			 -EPROTO);
+	assert_non_null(why);
+	if (!strstr(why, what))
+		fail_msg("refused with \"%s\", want \"%s\"", why, what);
+}
+
+static void test_io_fds_refused(void **state)
+{
+	struct iofds r;
+
+	(void)state;
+	r = good_iofds(1);
+	expect_refused(&r, 12, 56, 1, "shorter than its 16-byte header");
+	r.h.flags = 1;
+	expect_refused(&r, 56, 56, 1, "flags are not 0");
+	r = good_iofds(1);
+	r.h.index = 2;
+	expect_refused(&r, 56, 56, 1, "index is not the region");
+	r = good_iofds(1);
+	r.h.argsz = 16 + 48; /* entries of another size */
+	expect_refused(&r, 64, 64, 1, "argsz is not 16 + count x 40");
+	r = good_iofds(1);
+	r.h.count = 0xffffffffu;
+	expect_refused(&r, 56, 56, 1, "argsz is not 16 + count x 40");
+	r = good_iofds(2);
+	expect_refused(&r, 56, 96, 2, "length is not its argsz");
+	/* A header beyond our argsz must come alone. */
+	expect_refused(&r, 96, 56, 2, "beyond our argsz");
+	r = good_iofds(1);
+	expect_refused(&r, 56, 56, 0, "fd count does not match");
+	expect_refused(&r, 56, 56, 2, "fd count does not match");
+	r = good_iofds(1);
+	r.e[0].type = VFW_IO_FD_TYPE_IOREGIONFD;
+	expect_refused(&r, 56, 56, 1, "not an ioeventfd");
+	r = good_iofds(1);
+	r.e[0].flags = VFW_IO_FD_FLAG_PIO;
+	expect_refused(&r, 56, 56, 1, "flags other than DATAMATCH");
+	r = good_iofds(1);
+	r.e[0].padding = 1;
+	expect_refused(&r, 56, 56, 1, "padding");
+	static const uint64_t bad_sizes[] = { 0, 3, 16, 1ull << 32 };
+	for (size_t i = 0; i < 4; i++) {
+		r = good_iofds(1);
+		r.e[0].size = bad_sizes[i];
+		expect_refused(&r, 56, 56, 1, "size is not 1, 2, 4 or 8");
+	}
+	r = good_iofds(1);
+	r.e[0].offset = 4094; /* its last bytes beyond the region */
+	expect_refused(&r, 56, 56, 1, "outside the region");
+	r.e[0].offset = UINT64_MAX - 1; /* offset + size wraps */
+	expect_refused(&r, 56, 56, 1, "outside the region");
+	r = good_iofds(1);
+	r.e[0].flags = VFW_IO_FD_FLAG_DATAMATCH;
+	r.e[0].datamatch = 1ull << 32;
+	expect_refused(&r, 56, 56, 1, "datamatch does not fit");
+	r = good_iofds(1);
+	r.e[0].fd_index = 1;
+	expect_refused(&r, 56, 56, 1, "fd_index names no fd");
+	r = good_iofds(2);
+	r.e[1].fd_index = 0; /* fd 1 named by nobody */
+	expect_refused(&r, 96, 96, 2, "named by no sub-region");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -369,6 +508,8 @@ int main(void)
 		cmocka_unit_test(test_window_resolve),
 		cmocka_unit_test(test_reply_check),
 		cmocka_unit_test(test_strerror),
+		cmocka_unit_test(test_io_fds_valid),
+		cmocka_unit_test(test_io_fds_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
