@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of the VMM library's pure logic: region-info capability chains,
- * DMA window bookkeeping and lookup, reply header validation.
+ * DMA window bookkeeping and lookup, reply header validation, the scaled
+ * default reply timeout.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -357,6 +358,24 @@ static void test_strerror(void **state)
 			    strerrordesc_np(EILSEQ));
 }
 
+/*
+ * VFMIG_TIMEOUT_SCALE multiplies the default reply timeout, not one the
+ * caller gives. main() sets it to 4 before anything reads it.
+ */
+static void test_reply_timeout_scaled(void **state)
+{
+	struct vfmig_vmm_dev_opts o = { .version = 1, .reply_timeout_ms = 500 };
+	vfmig_vmm_dev *dev;
+
+	(void)state;
+	assert_int_equal(vmm_dev_alloc(NULL, &dev), 0);
+	assert_int_equal(dev->reply_timeout_ms, 4 * VMM_DEFAULT_REPLY_MS);
+	vmm_dev_free(dev);
+	assert_int_equal(vmm_dev_alloc(&o, &dev), 0);
+	assert_int_equal(dev->reply_timeout_ms, 500);
+	vmm_dev_free(dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -369,6 +388,10 @@ int main(void)
 		cmocka_unit_test(test_window_resolve),
 		cmocka_unit_test(test_reply_check),
 		cmocka_unit_test(test_strerror),
+		cmocka_unit_test(test_reply_timeout_scaled),
 	};
+	/* read once, on first use: before any test */
+	if (setenv(VFW_TIMEOUT_SCALE_ENV, "4", 1))
+		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
