@@ -21,6 +21,9 @@
 # `${VFMIG_VG:-} "$0" ...`, the binary itself outside this setup.
 here=$(cd "$(dirname "$0")" && pwd)
 VFMIG_VG_LOGS=$(mktemp -d "${TMPDIR:-/tmp}/vfmig-vg-XXXXXX") || exit 1
+# Sticky and writable by all: cli-security runs peers as uid 65534, and
+# memcheck refuses to start a process that cannot create its report.
+chmod 1777 "$VFMIG_VG_LOGS" || exit 1
 VFMIG_VALGRIND_WRAP=$here/vfmig.sh VFMIG_VG=$here/vg.sh
 : "${VFMIG_TEST_SLOWDOWN:=10}"
 : "${VFMIG_TIMEOUT_SCALE:=$VFMIG_TEST_SLOWDOWN}"
