@@ -51,7 +51,7 @@ run_suite() {
 # `vfmig device` process and the VMM library facing a hostile peer
 # (device-io-unsolicited_reply, vmm-hostile-server). The full command is
 # in docs/reliability.md ("Valgrind").
-valgrind_tests=(protocol migfsm progress-line vram-state stream-records
+valgrind_tests=(protocol migfsm tscale progress-line vram-state stream-records
 	stream-place stream-fields stream-golden device-config device-io
 	device-irq device-lifecycle device-region_iface device-region_strict
 	device-ioeventfd

@@ -204,7 +204,16 @@ static int step(struct dma *d, struct dma_req *r, uint8_t *buf)
 	return 0;
 }
 
-/* Write r's completion record, then count it; drop r from the queue. */
+/*
+ * Write r's completion record, then count it; drop r from the queue.
+ * INDEX is what a driver polls, so it goes last, in a write of its own:
+ * one write of the whole record may land in any order, and a driver that
+ * saw the new INDEX read the RESULT of the entry's previous use (a KVM
+ * guest polling while the device, under memcheck, was still copying).
+ * First the record with INDEX 0, which no completion has, then INDEX.
+ * Stopped between the two, the completion is not counted and is written
+ * again whole when the device runs.
+ */
 static int complete(struct dma *d)
 {
 	struct dma_state *s = &d->st;
@@ -212,16 +221,21 @@ static int complete(struct dma *d)
 	struct dma_cq *q = &s->cq[r->cq];
 	uint8_t c[DMA_CPL_SIZE];
 	uint64_t n = (uint64_t)q->count + 1;
+	uint64_t at = q->base + ((n - 1) % q->size) * DMA_CPL_SIZE;
 	int e;
 
 	le_put(c + DMA_CPL_SEQ, r->seq, 8);
-	le_put(c + DMA_CPL_INDEX, n, 8);
+	le_put(c + DMA_CPL_INDEX, 0, 8);
 	le_put(c + DMA_CPL_STATUS, r->err, 4);
 	le_put(c + DMA_CPL_OP, r->op, 4);
 	le_put(c + DMA_CPL_RESULT, r->op == DMA_OP_CSUM ? r->acc : r->done, 8);
-	e = vfmig_dev_dma_write(d->dev,
-				q->base + ((n - 1) % q->size) * DMA_CPL_SIZE,
-				c, sizeof(c));
+	e = vfmig_dev_dma_write(d->dev, at, c, sizeof(c));
+	if (e == 0) {
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		le_put(c + DMA_CPL_INDEX, n, 8);
+		e = vfmig_dev_dma_write(d->dev, at + DMA_CPL_INDEX,
+					c + DMA_CPL_INDEX, 8);
+	}
 	if (e == -EPERM)
 		return e;
 	if (e < 0) {

@@ -71,7 +71,10 @@ enum dma_op {
 #define DMA_SEG_SIZE 16u
 
 /* Completion record: 32 bytes, little-endian, at entry (n - 1) % size of
- * its queue for the queue's n-th completion. */
+ * its queue for the queue's n-th completion. The device writes INDEX last,
+ * after the rest of the record is in memory (until then INDEX is 0): a
+ * driver that reads INDEX == n, then the other fields, reads this
+ * completion's. */
 #define DMA_CPL_SIZE 32u
 #define DMA_CPL_SEQ 0u     /* u64: the descriptor's seq */
 #define DMA_CPL_INDEX 8u   /* u64: n, the queue's completion number */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "control_client.h"
+#include "protocol/tscale.h"
 
 #define REPLY_TIMEOUT_MS 30000
 
@@ -35,10 +36,11 @@ static int read_line(struct ctl_client *c, struct json_object **out,
 			return -EPROTO;
 		}
 		struct pollfd p = { .fd = c->fd, .events = POLLIN };
-		int r = poll(&p, 1, REPLY_TIMEOUT_MS);
+		int limit_ms = vfw_scaled_ms(REPLY_TIMEOUT_MS);
+		int r = poll(&p, 1, limit_ms);
 		if (r == 0) {
 			snprintf(err, errlen, "no reply within %d ms",
-				 REPLY_TIMEOUT_MS);
+				 limit_ms);
 			return -ETIMEDOUT;
 		}
 		ssize_t n = r < 0 ? -1

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* vfmig: entry point and subcommand table. */
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "help.h"
+#include "protocol/tscale.h"
 
 struct subcommand {
 	const char *name;
@@ -32,6 +35,22 @@ static int help(const char *cmd, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * The libraries take an invalid VFMIG_TIMEOUT_SCALE for 1; the command
+ * refuses it before it starts anything.
+ */
+static bool timeout_scale_ok(void)
+{
+	char err[128];
+	unsigned v;
+
+	if (vfw_timeout_scale_parse(getenv(VFW_TIMEOUT_SCALE_ENV), &v, err,
+				    sizeof(err)) == 0)
+		return true;
+	fprintf(stderr, "vfmig: %s\n", err);
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -49,6 +68,8 @@ int main(int argc, char **argv)
 			continue;
 		if (cli_help_asked(argc - 1, argv + 1))
 			return help(argv[1], argc - 1, argv + 1);
+		if (!timeout_scale_ok())
+			return 2;
 		return subcommands[i].run(argc - 1, argv + 1);
 	}
 	fprintf(stderr, "vfmig: unknown command '%s'\n", argv[1]);

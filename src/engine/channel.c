@@ -23,6 +23,7 @@
 #include "engine/channel.h"
 #include "engine/converge.h"
 #include "protocol/proto.h"
+#include "protocol/tscale.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
 #define WBUF_SIZE (64u << 10)
@@ -405,7 +406,7 @@ static int chan_new_socket(int fd, bool source, enum vfmig_chan_kind kind,
 	c->kind = kind;
 	c->source = source;
 	c->fd = fd;
-	c->timeout_ms = DEFAULT_TIMEOUT_MS;
+	c->timeout_ms = vfw_scaled_ms(DEFAULT_TIMEOUT_MS);
 	c->sio.io.ops = &sio_ops;
 	c->sio.c = c;
 	c->io = &c->sio.io;
@@ -444,7 +445,7 @@ static int chan_new_file_reader(const char *path, struct vfmig_chan **out,
 	}
 	c->kind = VFMIG_CHAN_FILE;
 	c->fd = -1;
-	c->timeout_ms = DEFAULT_TIMEOUT_MS;
+	c->timeout_ms = vfw_scaled_ms(DEFAULT_TIMEOUT_MS);
 	*out = c;
 	return 0;
 }
@@ -495,7 +496,7 @@ static int chan_new_file_writer(const char *path, struct vfmig_chan **out,
 	c->kind = VFMIG_CHAN_FILE;
 	c->source = true;
 	c->fd = -1;
-	c->timeout_ms = DEFAULT_TIMEOUT_MS;
+	c->timeout_ms = vfw_scaled_ms(DEFAULT_TIMEOUT_MS);
 	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
 		real = realpath(path, NULL); /* NULL if dangling: replace it */
 	c->path = strdup(real ? real : path);

@@ -166,7 +166,7 @@ int mig_run_init(struct run *run, const struct vfmig_mig_vm *vm,
 	if (!run->p.max_rounds)
 		run->p.max_rounds = DEFAULT_MAX_ROUNDS;
 	if (!run->p.timeout_ms)
-		run->p.timeout_ms = DEFAULT_TIMEOUT_MS;
+		run->p.timeout_ms = vfw_scaled_ms(DEFAULT_TIMEOUT_MS);
 	if (!run->p.connect_timeout_ms)
 		run->p.connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
 	if (!run->p.device_round_budget)

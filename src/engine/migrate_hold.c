@@ -40,7 +40,7 @@ void mig_test_hold(struct run *run, const char *point)
 		return; /* the test sees no file and fails on its own */
 	dprintf(fd, "%s\n", point);
 	close(fd);
-	until = mig_mono_ms() + VFMIG_MIG_HOLD_MAX_MS;
+	until = mig_mono_ms() + vfw_scaled_ms(VFMIG_MIG_HOLD_MAX_MS);
 	while (access(file, F_OK) == 0 && mig_mono_ms() < until &&
 	       !mig_cancelled(run))
 		nanosleep(&tick, NULL);

@@ -15,6 +15,7 @@
 #include "engine/channel.h"
 #include "engine/migrate.h"
 #include "engine/multichan.h"
+#include "protocol/tscale.h"
 #include "stream/io.h"
 #include "stream/stream.h"
 

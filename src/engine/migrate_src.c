@@ -567,7 +567,7 @@ static int src_precopy(struct run *run)
 	bool live = vfmig_chan_has_return_path(run->chan) &&
 		    run->p.precopy != VFMIG_MIG_PRECOPY_NONE;
 	int ack_limit_ms = run->p.timeout_ms > 0 ? run->p.timeout_ms
-						 : DEFAULT_TIMEOUT_MS;
+						 : vfw_scaled_ms(DEFAULT_TIMEOUT_MS);
 	double ack_wait_since = 0;
 
 	mig_set_status(run, VFMIG_MIG_ACTIVE);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "engine/multichan.h"
+#include "protocol/tscale.h"
 
 #define DEFAULT_IO_TIMEOUT_MS 30000
 
@@ -654,7 +655,8 @@ int vfmig_mchan_dst_accept(struct vfmig_mchan **out,
 		vfmig_chan_share_progress(cfg->main, cfg->shared);
 	for (unsigned i = 0; i < g->n; i++) {
 		struct mchan_one *c = &g->ch[i];
-		vfmig_chan_set_timeout(c->chan, DEFAULT_IO_TIMEOUT_MS);
+		vfmig_chan_set_timeout(c->chan,
+				       vfw_scaled_ms(DEFAULT_IO_TIMEOUT_MS));
 		vfmig_chan_share_progress(c->chan, cfg->shared);
 		r = pthread_create(&c->thread, NULL, recv_thread, c);
 		if (r != 0) {

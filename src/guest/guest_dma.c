@@ -268,7 +268,12 @@ static int match(struct vfmig_guest *g, struct gdev *d, uint64_t c,
 					      ((idx - 1) % RING) * DMA_CPL_SIZE);
 	uint8_t rec[DMA_CPL_SIZE];
 
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	/* INDEX first: the device writes it after the rest (dma_hw.h), so
+	 * the fields read after a matching INDEX are this completion's. */
+	uint64_t seen = __atomic_load_n((const uint64_t *)(const void *)
+					(e + DMA_CPL_INDEX), __ATOMIC_ACQUIRE);
+	if (le64toh(seen) != idx)
+		return 0;
 	memcpy(rec, e, sizeof(rec));
 	if (get64(rec + DMA_CPL_INDEX) != idx)
 		return 0;

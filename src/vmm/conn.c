@@ -36,7 +36,7 @@ int vmm_dev_alloc(const struct vfmig_vmm_dev_opts *opts, vfmig_vmm_dev **out)
 	vfw_tx_init(&dev->tx, VMM_TX_LIMIT);
 	dev->next_id = 1;
 	dev->connect_timeout_ms = VMM_DEFAULT_CONNECT_MS;
-	dev->reply_timeout_ms = VMM_DEFAULT_REPLY_MS;
+	dev->reply_timeout_ms = vfw_scaled_ms(VMM_DEFAULT_REPLY_MS);
 	if (opts) {
 		dev->log = (struct vfw_logger){ opts->log_fn, opts->log_priv,
 						opts->log_level };

@@ -17,6 +17,7 @@
 #include <vfmig/vmm_mig.h>
 
 #include "protocol/proto.h"
+#include "protocol/tscale.h"
 
 /* Our own transfer limit, advertised in VERSION: the most data we accept in
  * one message, and the most we send regardless of the device's limit. */

@@ -71,6 +71,25 @@ usage_error 'usage: vfmig demo' demo --bogus
 usage_error 'usage: vfmig device' device
 usage_error "unknown device 'nosuch'" device nosuch
 
+# A VFMIG_TIMEOUT_SCALE that is not an integer from 1 to 1000 is refused
+# before the command starts anything; a good one passes on to the command.
+saved_scale=${VFMIG_TIMEOUT_SCALE-unset}
+for bad in 0 1001 -2 +2 10x ' 3' abc ''; do
+	VFMIG_TIMEOUT_SCALE=$bad; export VFMIG_TIMEOUT_SCALE
+	usage_error "VFMIG_TIMEOUT_SCALE='$bad': not an integer from 1 to 1000" \
+		vmm --device "$D/none.sock"
+	usage_error "VFMIG_TIMEOUT_SCALE='$bad'" migrate --control x y
+done
+VFMIG_TIMEOUT_SCALE=5; export VFMIG_TIMEOUT_SCALE
+usage_error 'usage: vfmig vmm' vmm --bogus
+grep -q TIMEOUT_SCALE "$D/err.txt" && fail "a good VFMIG_TIMEOUT_SCALE refused: $(cat "$D/err.txt")"
+if [ "$saved_scale" = unset ]; then
+	unset VFMIG_TIMEOUT_SCALE
+else
+	VFMIG_TIMEOUT_SCALE=$saved_scale
+fi
+grep -q '^\.B VFMIG_TIMEOUT_SCALE' "$MAN" || fail "the man page has no VFMIG_TIMEOUT_SCALE"
+
 # The README's command list names only options the man page describes,
 # and the man page covers every command the README lists.
 sed -n '/^vfmig demo/,/^URI:/p' "$README" >"$D/readme.txt"

@@ -12,14 +12,23 @@
 # VFMIG_VG_KEEP=1 keeps the reports (their folder is printed).
 # VFMIG_TEST_SLOWDOWN (default 10) is how many times longer the tests wait
 # for what the processes under memcheck do: cli_lib.sh and the C tests
-# scale their waits, polls and timing bounds by it, never a check.
+# scale their waits, polls and timing bounds by it, never a check; it is
+# also VFMIG_TIMEOUT_SCALE (unless that is set), which multiplies the
+# product's own fixed waits for a peer (the VMM's 30 s for a device's
+# reply, a migration channel's 30 s read timeout, the source's 30 s waits
+# on the return path) that a starved memcheck process would miss.
 # VFMIG_VG names vg.sh for the `sh -c` tests of meson.build: they run
 # `${VFMIG_VG:-} "$0" ...`, the binary itself outside this setup.
 here=$(cd "$(dirname "$0")" && pwd)
 VFMIG_VG_LOGS=$(mktemp -d "${TMPDIR:-/tmp}/vfmig-vg-XXXXXX") || exit 1
+# Sticky and writable by all: cli-security runs peers as uid 65534, and
+# memcheck refuses to start a process that cannot create its report.
+chmod 1777 "$VFMIG_VG_LOGS" || exit 1
 VFMIG_VALGRIND_WRAP=$here/vfmig.sh VFMIG_VG=$here/vg.sh
 : "${VFMIG_TEST_SLOWDOWN:=10}"
-export VFMIG_VG_LOGS VFMIG_VALGRIND_WRAP VFMIG_VG VFMIG_TEST_SLOWDOWN
+: "${VFMIG_TIMEOUT_SCALE:=$VFMIG_TEST_SLOWDOWN}"
+export VFMIG_VG_LOGS VFMIG_VALGRIND_WRAP VFMIG_VG VFMIG_TEST_SLOWDOWN \
+	VFMIG_TIMEOUT_SCALE
 case $(basename "$1") in
 sh | bash | dash | python3*) "$@" ;;
 *) "$here/vg.sh" "$@" ;;

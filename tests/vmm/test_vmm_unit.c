@@ -2,7 +2,7 @@
 /*
  * Unit tests of the VMM library's pure logic: region-info capability chains,
  * DMA window bookkeeping and lookup, reply header validation, the check of
- * a DEVICE_GET_REGION_IO_FDS reply.
+ * a DEVICE_GET_REGION_IO_FDS reply, the scaled default reply timeout.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -496,6 +496,24 @@ static void test_io_fds_refused(void **state)
 	expect_refused(&r, 96, 96, 2, "named by no sub-region");
 }
 
+/*
+ * VFMIG_TIMEOUT_SCALE multiplies the default reply timeout, not one the
+ * caller gives. main() sets it to 4 before anything reads it.
+ */
+static void test_reply_timeout_scaled(void **state)
+{
+	struct vfmig_vmm_dev_opts o = { .version = 1, .reply_timeout_ms = 500 };
+	vfmig_vmm_dev *dev;
+
+	(void)state;
+	assert_int_equal(vmm_dev_alloc(NULL, &dev), 0);
+	assert_int_equal(dev->reply_timeout_ms, 4 * VMM_DEFAULT_REPLY_MS);
+	vmm_dev_free(dev);
+	assert_int_equal(vmm_dev_alloc(&o, &dev), 0);
+	assert_int_equal(dev->reply_timeout_ms, 500);
+	vmm_dev_free(dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -510,6 +528,10 @@ int main(void)
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_io_fds_valid),
 		cmocka_unit_test(test_io_fds_refused),
+		cmocka_unit_test(test_reply_timeout_scaled),
 	};
+	/* read once, on first use: before any test */
+	if (setenv(VFW_TIMEOUT_SCALE_ENV, "4", 1))
+		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
