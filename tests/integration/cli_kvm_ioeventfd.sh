@@ -19,28 +19,6 @@ need_kvm
 
 key() { echo "$1" | tail -1 | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 
-# kvmvm NAME VMMOPTS...: a dma device and a --kvm VMM (log NAME.log,
-# control NAME.ctl, pid in pid_NAME).
-kvmvm() {
-	n=$1; shift
-	start "$V" device dma --socket-path "$D/$n-dma.sock" --quiet
-	wait_for "$D/$n-dma.sock"
-	"$V" vmm --kvm --device "$D/$n-dma.sock" --ram 16M --control "$D/$n.ctl" \
-		"$@" 2>"$D/$n.log" &
-	last=$!; pids="$pids $last"; eval "pid_$n=$last"
-	for _ in $(seq $tries); do
-		[ -e "$D/$n.ctl" ] && return 0
-		if ! kill -0 "$last" 2>/dev/null; then
-			if grep -q "KVM is not usable" "$D/$n.log"; then
-				echo "SKIP: $(grep -m1 'KVM is not usable' "$D/$n.log")"
-				exit 77
-			fi
-			fail "vmm $n exited: $(tail -3 "$D/$n.log")"
-		fi
-		sleep 0.05
-	done
-	fail "no $D/$n.ctl"
-}
 # running CTL N: wait until the guest did N iterations (fail at once when
 # it reports an error; give up after about 100 looks).
 running() {
@@ -69,7 +47,7 @@ clean() {
 }
 
 # 1. With the ioeventfd.
-kvmvm a
+kvmvm a ""
 running "$D/a.ctl" 20
 grep -q "kvm: dev0: BAR 0 offset 0x1c (4 bytes): ioeventfd offered$" "$D/a.log" ||
 	fail "no ioeventfd offered for the doorbell: $(grep kvm: "$D/a.log")"
@@ -86,7 +64,7 @@ n=$(doorbell_exits a)
 [ "$n" = 0 ] || fail "a: $n doorbell writes exited with the ioeventfd registered"
 
 # 2. Without it: the same guest, through exits.
-kvmvm c --test-kvm-no-ioeventfd
+kvmvm c "" --test-kvm-no-ioeventfd
 running "$D/c.ctl" 20
 grep -q "ioeventfd at" "$D/c.log" && fail "--test-kvm-no-ioeventfd registered one"
 clean "$D/c.ctl"
@@ -97,8 +75,8 @@ n=$(doorbell_exits c)
 	fail "c: '$n' doorbell exits for $rounds rounds without the ioeventfd"
 
 # 3. Live migration, ioeventfds on both sides.
-kvmvm e
-kvmvm f --incoming "unix:$D/mig-f.sock"
+kvmvm e ""
+kvmvm f "" --incoming "unix:$D/mig-f.sock"
 running "$D/e.ctl" 20
 out=$("$V" migrate --control "$D/e.ctl" "unix:$D/mig-f.sock" --json) ||
 	fail "migrate e -> f: $out"

@@ -81,6 +81,29 @@ guest() {
 	ctl "$1" '{"execute":"query-guest"}' |
 		python3 -c "import json,sys; g=json.load(sys.stdin)['return']; print(($2))"
 }
+# kvmvm NAME DEVOPTS VMMOPTS...: a dma device (options DEVOPTS) and a --kvm
+# VMM (log NAME.log, control NAME.ctl, pid in pid_NAME); exits 77 with the
+# reason where KVM is not usable.
+kvmvm() {
+	n=$1; dopt=$2; shift 2
+	start "$V" device dma --socket-path "$D/$n-dma.sock" --quiet $dopt
+	wait_for "$D/$n-dma.sock"
+	"$V" vmm --kvm --device "$D/$n-dma.sock" --ram 16M --control "$D/$n.ctl" \
+		"$@" 2>"$D/$n.log" &
+	last=$!; pids="$pids $last"; eval "pid_$n=$last"
+	for _ in $(seq $tries); do
+		[ -e "$D/$n.ctl" ] && return 0
+		if ! kill -0 "$last" 2>/dev/null; then
+			if grep -q "KVM is not usable" "$D/$n.log"; then
+				echo "SKIP: $(grep -m1 'KVM is not usable' "$D/$n.log")"
+				exit 77
+			fi
+			fail "vmm $n exited: $(tail -3 "$D/$n.log")"
+		fi
+		sleep 0.05
+	done
+	fail "no $D/$n.ctl"
+}
 # need_kvm: exit 77 (skipped) with the reason unless /dev/kvm is there and
 # usable by this user.
 need_kvm() {
