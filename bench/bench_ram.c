@@ -13,6 +13,14 @@
  *   (b) vfmig TCP   a VM whose guest RAM above 1 MiB is all pseudo-random
  *                   (`vfmig vmm --fill all`) migrated live over tcp:
  *   raw UNIX        (a) over a UNIX stream socket
+ *   (m) RAM to RAM  (a) and raw UNIX again, but the child writes from a
+ *                   RAM-size memfd mapping and this process reads into
+ *                   another one, at increasing offsets (both populated
+ *                   before the round, MAP_SHARED as vfmig's guest RAM):
+ *                   a raw stream that moves RAM as a migration must, from
+ *                   memory on one side into memory on the other, where
+ *                   (a) re-sends one 1 MiB buffer that stays in the cache;
+ *                   (b) and (c) are also given as ratios to these
  *   (c) vfmig UNIX  (b) over unix:
  *   (d) sparse VM   (b) with only --touched-mib of RAM filled (plus what
  *                   the guest's stamps and DMA touch before the migration):
@@ -101,7 +109,7 @@
 struct opts {
 	uint64_t ram_mib, touched_mib;
 	unsigned rounds, interval_us;
-	bool a, b, c, d, e, q;
+	bool a, b, c, d, e, m, q;
 	bool dst_prealloc; /* the vfmig destinations run with --prealloc */
 	unsigned nchan, chans[MAX_CHANNEL_CASES]; /* the (e) cases */
 };
@@ -438,9 +446,32 @@ static int connect_to(bool tcp, uint16_t port, const char *path)
 	return s;
 }
 
+/* RAM-size memory for (m): a populated MAP_SHARED memfd mapping, as a
+ * VMM's guest RAM is; a forked child shares it. */
+static uint8_t *ram_region(uint64_t size)
+{
+	int fd = memfd_create("bench-ram-raw", MFD_CLOEXEC);
+	void *p;
+
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
+		die("memfd of %llu bytes: %s", (unsigned long long)size,
+		    strerror(errno));
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (p == MAP_FAILED)
+		die("mmap of %llu bytes: %s", (unsigned long long)size,
+		    strerror(errno));
+	close(fd);
+	return p;
+}
+
 /* MB/s of total bytes from a child process to this one over a fresh
- * loopback TCP or UNIX stream connection, 1 MiB per write() and read(). */
-static double raw_stream(bool tcp, uint64_t total)
+ * loopback TCP or UNIX stream connection, 1 MiB per write() and read().
+ * With from and into (total bytes each), the child writes from from +
+ * the bytes sent so far and this process reads into into + the bytes
+ * received; else both use one 1 MiB buffer over and over. */
+static double raw_stream_mem(bool tcp, uint64_t total, const uint8_t *from,
+			     uint8_t *into)
 {
 	char path[PATH_MAX] = "";
 	uint16_t port = 0;
@@ -477,7 +508,7 @@ static double raw_stream(bool tcp, uint64_t total)
 			_exit(1);
 		for (uint64_t sent = 0; sent < total;) {
 			size_t want = total - sent < MiB ? total - sent : MiB;
-			ssize_t n = write(c, buf, want);
+			ssize_t n = write(c, from ? from + sent : buf, want);
 			if (n <= 0)
 				_exit(1);
 			sent += (uint64_t)n;
@@ -490,7 +521,8 @@ static double raw_stream(bool tcp, uint64_t total)
 		die("accept: %s", strerror(errno));
 	double t0 = bench_now_s();
 	while (got < total) {
-		ssize_t n = read(s, buf, MiB);
+		size_t want = total - got < MiB ? total - got : MiB;
+		ssize_t n = read(s, into ? into + got : buf, want);
 		if (n <= 0)
 			break;
 		got += (uint64_t)n;
@@ -506,6 +538,11 @@ static double raw_stream(bool tcp, uint64_t total)
 		    tcp ? "TCP" : "UNIX", (unsigned long long)got,
 		    (unsigned long long)total);
 	return bench_mbps(got, t1 - t0);
+}
+
+static double raw_stream(bool tcp, uint64_t total)
+{
+	return raw_stream_mem(tcp, total, NULL, NULL);
 }
 
 struct raw_reader {
@@ -1009,7 +1046,7 @@ static int usage(void)
 		"[--touched-mib N (default 16)]\n"
 		"                 [--rounds N (default 3, at most %d)] "
 		"[--guest-interval-us N (default 20000)]\n"
-		"                 [--cases LETTERS (of abcdeq, default abcdq; q "
+		"                 [--cases LETTERS (of abcdemq, default abcdmq; q "
 		"runs where QEMU is installed)]\n"
 		"                 [--channels N[,N...] (for e, 2..%d, at most "
 		"%d counts; default 2,4)]\n"
@@ -1023,7 +1060,8 @@ static int parse(int argc, char **argv, struct opts *o)
 {
 	*o = (struct opts){ .ram_mib = 1024, .touched_mib = 16, .rounds = 3,
 			    .interval_us = 20000, .a = true, .b = true,
-			    .c = true, .d = true, .q = true, .nchan = 2,
+			    .c = true, .d = true, .m = true, .q = true,
+			    .nchan = 2,
 			    .chans = { 2, 4 } };
 	for (int i = 1; i < argc; i++) {
 		const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1040,13 +1078,14 @@ static int parse(int argc, char **argv, struct opts *o)
 		if (!strcmp(k, "--cases")) {
 			/* (e) compares with (a) and (b) of its round. */
 			o->e = strchr(v, 'e');
+			o->m = strchr(v, 'm');
 			o->q = strchr(v, 'q');
 			o->a = strchr(v, 'a') || strchr(v, 'b') ||
-			       strchr(v, 'd') || o->e || o->q;
+			       strchr(v, 'd') || o->e || o->m || o->q;
 			o->b = strchr(v, 'b') || o->e;
 			o->c = strchr(v, 'c');
 			o->d = strchr(v, 'd');
-			if (strspn(v, "abcdeq") != strlen(v) || !*v)
+			if (strspn(v, "abcdemq") != strlen(v) || !*v)
 				return -1;
 			continue;
 		}
@@ -1100,6 +1139,11 @@ int main(int argc, char **argv)
 		evq[MAX_CHANNEL_CASES][MAX_ROUNDS];
 	double a[MAX_ROUNDS], u[MAX_ROUNDS], t[MAX_ROUNDS], rb[MAX_ROUNDS],
 		rc[MAX_ROUNDS], rd[MAX_ROUNDS], rt[MAX_ROUNDS];
+	/* (m): raw TCP and UNIX RAM to RAM, their ratios to the 1 MiB
+	 * streams, and (b)'s and (c)'s ratios to them. */
+	double ma[MAX_ROUNDS], mu[MAX_ROUNDS], rma[MAX_ROUNDS],
+		rmu[MAX_ROUNDS], rbm[MAX_ROUNDS], rcm[MAX_ROUNDS];
+	uint8_t *from = NULL, *into = NULL;
 	/* (e): N raw streams, and vfmig's ratios to them, to (a), to (b). */
 	double en[MAX_CHANNEL_CASES][MAX_ROUNDS],
 		ern[MAX_CHANNEL_CASES][MAX_ROUNDS],
@@ -1112,6 +1156,12 @@ int main(int argc, char **argv)
 	uint64_t ram = o.ram_mib * MiB;
 	uint64_t need = 2 * ram + (512ull << 20);
 	uint64_t avail = mem_available();
+	if (o.m && avail < need + 2 * ram) {
+		printf("(m): no room for two more RAM-size buffers (%llu MiB "
+		       "available): its lines are skipped\n",
+		       (unsigned long long)(avail >> 20));
+		o.m = false;
+	}
 	if (avail < need) {
 		fprintf(stderr, "bench-ram: a %llu MiB VM needs about %llu MiB "
 				"(source and destination RAM and some room), "
@@ -1131,6 +1181,10 @@ int main(int argc, char **argv)
 			printf("QEMU: no qemu-system-x86_64 on PATH and no "
 			       "$QEMU: its cases are skipped\n");
 		o.q = qemu[0] && make_qemu_ram(ram);
+	}
+	if (o.m) {
+		from = ram_region(ram);
+		into = ram_region(ram);
 	}
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bench-ram-XXXXXX");
 	if (!mkdtemp(tmpdir)) {
@@ -1166,12 +1220,31 @@ int main(int argc, char **argv)
 			if (o.b)
 				rbq[r] = b[r].mbps / qm[r].mbps;
 		}
-		if (o.c) {
+		if (o.m) {
+			ma[r] = raw_stream_mem(true, ram, from, into);
+			rma[r] = ma[r] / a[r];
+			if (o.b)
+				rbm[r] = b[r].mbps / ma[r];
+			printf(", raw TCP RAM to RAM %.0f MB/s (%.2f)", ma[r],
+			       rma[r]);
+		}
+		if (o.c || o.m) {
 			u[r] = raw_stream(false, ram);
+			printf(", raw UNIX %.0f MB/s", u[r]);
+		}
+		if (o.m) {
+			mu[r] = raw_stream_mem(false, ram, from, into);
+			rmu[r] = mu[r] / u[r];
+			printf(", raw UNIX RAM to RAM %.0f MB/s (%.2f)", mu[r],
+			       rmu[r]);
+		}
+		if (o.c) {
 			run_vfmig(&o, false, "all", 1, &c[r]);
+			if (o.m)
+				rcm[r] = c[r].mbps / mu[r];
 			rc[r] = c[r].mbps / u[r];
-			printf(", raw UNIX %.0f MB/s, vfmig UNIX %.0f MB/s "
-			       "(%.2f)", u[r], c[r].mbps, rc[r]);
+			printf(", vfmig UNIX %.0f MB/s (%.2f)", c[r].mbps,
+			       rc[r]);
 		}
 		if (o.d) {
 			run_vfmig(&o, true, touched, 1, &d[r]);
@@ -1235,11 +1308,34 @@ int main(int argc, char **argv)
 			       hi);
 		}
 	}
-	if (o.c) {
+	if (o.c || o.m)
 		printf("%-36s %8.1f MB/s\n", "raw UNIX stream, 1 MiB writes",
 		       median(u, o.rounds));
+	if (o.c)
 		print_mig("(c) vfmig over UNIX, random RAM",
 			  median_run(c, o.rounds), rc, o.rounds, "raw UNIX");
+	if (o.m) {
+		double lo, hi;
+		range(rma, o.rounds, &lo, &hi);
+		printf("%-36s %8.1f MB/s   ratio to (a) %.2f (rounds "
+		       "%.2f-%.2f)\n", "(m) raw TCP, RAM to RAM",
+		       median(ma, o.rounds), median(rma, o.rounds), lo, hi);
+		range(rmu, o.rounds, &lo, &hi);
+		printf("%-36s %8.1f MB/s   ratio to raw UNIX %.2f (rounds "
+		       "%.2f-%.2f)\n", "(m) raw UNIX, RAM to RAM",
+		       median(mu, o.rounds), median(rmu, o.rounds), lo, hi);
+		if (o.b) {
+			range(rbm, o.rounds, &lo, &hi);
+			printf("%-36s (b) over raw TCP RAM to RAM: %.2f (rounds "
+			       "%.2f-%.2f)\n", "", median(rbm, o.rounds), lo,
+			       hi);
+		}
+		if (o.c) {
+			range(rcm, o.rounds, &lo, &hi);
+			printf("%-36s (c) over raw UNIX RAM to RAM: %.2f (rounds "
+			       "%.2f-%.2f)\n", "", median(rcm, o.rounds), lo,
+			       hi);
+		}
 	}
 	if (o.d) {
 		const struct mig *m = median_run(d, o.rounds);
