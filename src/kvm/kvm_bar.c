@@ -177,6 +177,15 @@ void kvm__bar_unmap(struct vfmig_kvm *k)
 	}
 }
 
+void kvm__bar_release(struct vfmig_kvm *k)
+{
+	for (unsigned int i = 0; i < k->bus.ndevs; i++)
+		for (uint32_t b = 0; b < KVM_PCI_NBARS; b++)
+			if (k->bus.devs[i].slot_base[b])
+				unplace(k, i, b);
+	kvm__bar_unmap(k);
+}
+
 void kvm__bar_report(struct vfmig_kvm *k)
 {
 	for (unsigned int i = 0; k->bus_ready && i < k->bus.ndevs; i++)

@@ -76,10 +76,13 @@ void kvm__unhold(struct vfmig_kvm *k, unsigned int *c);
 
 /* kvm_bar.c: BARs the device offers for mmap as memory slots. Map them
  * (after the bus is read), install/move/remove one device's slots after a
- * config write, unmap all (the VM's slots die with it), log the exits. */
+ * config write, unmap all (the VM's slots die with it), remove the slots
+ * and unmap all while the VM lives on (before the bus is read again), log
+ * the exits. */
 void kvm__bar_map(struct vfmig_kvm *k);
 void kvm__bar_sync(struct vfmig_kvm *k, unsigned int slot);
 void kvm__bar_unmap(struct vfmig_kvm *k);
+void kvm__bar_release(struct vfmig_kvm *k);
 void kvm__bar_report(struct vfmig_kvm *k);
 
 /* kvm_ioefd.c: the ioeventfds the devices offer for their BARs. Fetch

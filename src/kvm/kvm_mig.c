@@ -281,6 +281,12 @@ int kvm__restore_bus(struct vfmig_kvm *k, char *err, size_t errlen)
 
 	if (k->bus_ready)
 		return 0;
+	/* An earlier incoming attempt that failed after it got here left
+	 * its BAR slots and mappings and its ioeventfds (registered with
+	 * KVM at the same addresses): let them go before the bus is read
+	 * again, or KVM refuses the new ones. */
+	kvm__ioefd_release(k);
+	kvm__bar_release(k);
 	/* BAR bases and memory decoding from the restored config space. */
 	r = kvm_pci_init(&k->bus, k->vm, kvm__pci_notify, k, err, errlen);
 	if (r < 0)

@@ -10,7 +10,13 @@
 #    (the report counts at least one per round) and works as before;
 # 3. a live migration with ioeventfds on both sides: the destination
 #    registers its own device's, the guest goes on there (completions
-#    grow, checks clean, verified) and its doorbells do not exit either.
+#    grow, checks clean, verified) and its doorbells do not exit either;
+# 4. a destination whose first incoming migration fails after it set up
+#    its bus (it verified the guest, sent RESUMED, and the source is lost
+#    before COMMIT) listens again, and the second source's migration gets
+#    the same clean setup: its BAR memory slot and ioeventfd are placed
+#    anew (no warning), the doorbells still do not exit, and the first
+#    attempt's ioeventfd and BAR mappings are not left behind.
 # Skipped (77) where KVM is not usable. Usage: cli_kvm_ioeventfd.sh VFMIG
 V=$1
 . "$(dirname "$0")/cli_lib.sh"
@@ -92,4 +98,55 @@ after=$(guest "$D/f.ctl" "g['devices'][0]['completions']")
 stopvm f
 n=$(doorbell_exits f)
 [ "$n" = 0 ] || fail "f: $n doorbell writes exited on the destination"
+
+# 4. A failed incoming migration after the bus was set up, then another.
+kvmvm g ""
+kvmvm h "" --test-hold "commit:$D/hold-g"
+kvmvm i "" --incoming "unix:$D/mig-i.sock"
+running "$D/g.ctl" 10
+running "$D/h.ctl" 10
+"$V" migrate --control "$D/h.ctl" "unix:$D/mig-i.sock" >"$D/mig-h.out" 2>&1 &
+mig=$!
+for _ in $(seq $((1000 * slow))); do
+	[ -e "$D/hold-g" ] && break
+	sleep 0.01
+done
+[ -e "$D/hold-g" ] || fail "h -> i never reached its commit hold: $(cat "$D/mig-h.out")"
+grep -q "kvm: dev0: BAR 0 offset 0x1c: ioeventfd at 0xe000001c" "$D/i.log" ||
+	fail "i did not set up its bus in the first attempt: $(grep kvm: "$D/i.log")"
+# What one attempt's bus holds: the eventfds (the doorbell's ioeventfd,
+# the guest's irqfds) and mmap'ed BARs' memfd mappings (none for the dma
+# sample today: its BAR is not mappable); the second attempt must end up
+# with no more.
+bar_maps() { grep -c 'memfd:vfmig-bar' /proc/"$pid_i"/maps; }
+eventfds() { ls -l /proc/"$pid_i"/fd | grep -c 'anon_inode:\[eventfd\]'; }
+maps_before=$(bar_maps) efd_before=$(eventfds)
+[ "$efd_before" -ge 1 ] ||
+	fail "i holds $maps_before BAR mappings and $efd_before eventfds in its first attempt"
+kill -KILL "$pid_h"
+wait $mig
+for _ in $(seq $((200 * slow))); do
+	st=$(ctl "$D/i.ctl" '{"execute":"query-migrate"}' |
+		python3 -c "import json,sys; print(json.load(sys.stdin)['return']['status'])")
+	[ "$st" = setup ] && break
+	[ "$st" = completed ] && fail "i started its guest without COMMIT"
+	sleep 0.05
+done
+[ "$st" = setup ] || fail "i is $st after the lost source, not listening again"
+out=$("$V" migrate --control "$D/g.ctl" "unix:$D/mig-i.sock" --json) ||
+	fail "migrate g -> i (second attempt): $out"
+[ "$(key "$out" verified)" = True ] || fail "g -> i not verified: $out"
+[ "$(grep -c "kvm: dev0: BAR 0 offset 0x1c: ioeventfd at 0xe000001c" "$D/i.log")" = 2 ] ||
+	fail "i did not register its ioeventfd once per attempt: $(grep "kvm: dev0" "$D/i.log" | tr "\n" "|")"
+grep "kvm: dev0:.*\(no memory slot\|KVM_IOEVENTFD at\)" "$D/i.log" &&
+	fail "the second attempt's bus setup met the first one's leftovers"
+maps_after=$(bar_maps) efd_after=$(eventfds)
+[ "$maps_after" -le "$maps_before" ] && [ "$efd_after" -le "$efd_before" ] ||
+	fail "i kept the first attempt's BAR mappings or eventfds: $maps_before maps and $efd_before eventfds in the first attempt, $maps_after and $efd_after after the second"
+running "$D/i.ctl" "$(($(guest "$D/i.ctl" "g['iterations']") + 20))"
+clean "$D/i.ctl"
+stopvm i
+n=$(doorbell_exits i)
+[ "$n" = 0 ] || fail "i: $n doorbell writes exited after the second attempt"
+
 echo "ok: 0 doorbell exits with ioeventfds (source and destination), $(doorbell_exits c) for $rounds rounds without"
