@@ -19,7 +19,6 @@ vvm() {
 	start "$V" vmm --device "$D/$n.sock" --ram 16M --control "$D/$n.ctl" --quiet "$@"
 	wait_for "$D/$n.ctl"
 }
-key() { echo "$1" | tail -1 | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 # used NAME WAY: NAME's device log says it took its save or load session
 # (WAY: saving or loading) on the data channel.
 used() { grep -q "data channel attached for $2" "$D/$1-dev.log"; }

@@ -8,7 +8,6 @@
 V=$1
 . "$(dirname "$0")/cli_lib.sh"
 
-key() { echo "$1" | tail -1 | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 # submitted CTL: requests the guest submitted to its dma device (dev0).
 submitted() {
 	ctl "$1" '{"execute":"query-guest"}' |

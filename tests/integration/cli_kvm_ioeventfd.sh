@@ -23,7 +23,6 @@ V=$1
 
 need_kvm
 
-key() { echo "$1" | tail -1 | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 
 # running CTL N: wait until the guest did N iterations (fail at once when
 # it reports an error; give up after about 100 looks).

@@ -20,7 +20,6 @@ V=$1
 need_kvm
 
 # key JSON KEY: a key of a migration report.
-key() { echo "$1" | tail -1 | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 
 # running CTL N: wait until the guest did N iterations.
 running() {

@@ -76,6 +76,9 @@ status_is() {
 }
 # verified CTL: after a moment of running, the guest verifier says ok.
 verified() { nap 0.2; ctl "$1" '{"execute":"query-guest"}' | grep -q '"verified": *true'; }
+# key OUTPUT NAME: member NAME of the JSON object on OUTPUT's last line
+# (a `--json` report), as Python prints it (True, False, None, numbers).
+key() { echo "$1" | tail -1 | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 # guest CTL EXPR: a Python expression over query-guest's reply (g).
 guest() {
 	ctl "$1" '{"execute":"query-guest"}' |

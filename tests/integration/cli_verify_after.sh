@@ -8,7 +8,6 @@ V=$1
 PROXY=$2
 . "$(dirname "$0")/cli_lib.sh"
 
-key() { echo "$1" | tail -1 | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 
 # 1. Verified after the resume; the downtime keys are there and sane.
 vm a --ram 32M --fill 8M
