@@ -12,19 +12,7 @@
 V=$1
 . "$(dirname "$0")/../integration/cli_lib.sh"
 
-hold_wait() { # hold_wait FILE PID: until the run waits at its hold point
-	for _ in $(seq $((1000 * slow))); do
-		[ -e "$1" ] && return 0
-		kill -0 "$2" 2>/dev/null || break
-		sleep 0.01
-	done
-	fail "the run never reached its hold point: $(cat "$D/mig.out")"
-}
 query_migrate() { ctl "$1" '{"execute":"query-migrate"}'; }
-mig_status() {
-	query_migrate "$1" |
-		python3 -c "import json,sys; print(json.load(sys.stdin)['return']['status'])"
-}
 
 # ---- 1: no COMMIT, no guest on the destination ----
 vm s1 --test-hold "commit:$D/hold1"
@@ -34,12 +22,12 @@ wait_for "$D/in1.sock"
 verified "$D/s1.ctl" || fail "the source's guest does not verify before"
 "$V" migrate --control "$D/s1.ctl" "unix:$D/in1.sock" >"$D/mig.out" 2>&1 &
 mig=$!
-hold_wait "$D/hold1" $mig
+hold_wait "$D/hold1" $mig "$D/mig.out"
 kill -KILL "$src1"
 wait $mig
 st=""
 for _ in $(seq $((200 * slow))); do
-	st=$(mig_status "$D/d1.ctl")
+	st=$(migrate_status "$D/d1.ctl")
 	[ "$st" = setup ] && break
 	[ "$st" = completed ] && fail "the destination started its guest without COMMIT"
 	sleep 0.05
@@ -59,7 +47,7 @@ wait_for "$D/in2.sock"
 verified "$D/s2.ctl" || fail "the source's guest does not verify before"
 "$V" migrate --control "$D/s2.ctl" "unix:$D/in2.sock" >"$D/mig.out" 2>&1 &
 mig=$!
-hold_wait "$D/hold2" $mig
+hold_wait "$D/hold2" $mig "$D/mig.out"
 # RESUMED is out; the source answers it within microseconds. Give it a
 # generous moment on a loaded machine, then lose the destination.
 nap 2
@@ -75,7 +63,7 @@ case $out in
 esac
 status_is "$D/s2.ctl" paused ||
 	fail "the source runs after COMMIT: $(ctl "$D/s2.ctl" '{"execute":"query-status"}')"
-[ "$(mig_status "$D/s2.ctl")" = failed ] || fail "query-migrate: $(query_migrate "$D/s2.ctl")"
+[ "$(migrate_status "$D/s2.ctl")" = failed ] || fail "query-migrate: $(query_migrate "$D/s2.ctl")"
 # An operator who knows the destination did not take it runs it here.
 ctl "$D/s2.ctl" '{"execute":"cont"}' | grep -q '"return"' || fail "cont refused"
 status_is "$D/s2.ctl" running || fail "cont did not run the source"

@@ -24,10 +24,6 @@ while n:
         n -= 1
 PY
 }
-migrate_status() {
-	ctl "$1" '{"execute":"query-migrate"}' |
-		python3 -c 'import json,sys; print(json.load(sys.stdin)["return"]["status"])'
-}
 last_error() {
 	ctl "$1" '{"execute":"query-migrate"}' |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["return"]["report"]["error"])'

@@ -79,6 +79,22 @@ verified() { nap 0.2; ctl "$1" '{"execute":"query-guest"}' | grep -q '"verified"
 # key OUTPUT NAME: member NAME of the JSON object on OUTPUT's last line
 # (a `--json` report), as Python prints it (True, False, None, numbers).
 key() { echo "$1" | tail -1 | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
+# migrate_status CTL: the status member of query-migrate's reply.
+migrate_status() {
+	ctl "$1" '{"execute":"query-migrate"}' |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["return"]["status"])'
+}
+# hold_wait FILE PID LOG: until a run started with --test-hold POINT:FILE
+# waits at its hold point (it creates FILE); fail, showing LOG, if PID
+# (the `vfmig migrate` of that run) ends first or it takes too long.
+hold_wait() {
+	for _ in $(seq $((1000 * slow))); do
+		[ -e "$1" ] && return 0
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.01
+	done
+	fail "the run never reached its hold point: $(cat "$3")"
+}
 # guest CTL EXPR: a Python expression over query-guest's reply (g).
 guest() {
 	ctl "$1" '{"execute":"query-guest"}' |
