@@ -25,14 +25,7 @@ mig=$!
 hold_wait "$D/hold1" $mig "$D/mig.out"
 kill -KILL "$src1"
 wait $mig
-st=""
-for _ in $(seq $((200 * slow))); do
-	st=$(migrate_status "$D/d1.ctl")
-	[ "$st" = setup ] && break
-	[ "$st" = completed ] && fail "the destination started its guest without COMMIT"
-	sleep 0.05
-done
-[ "$st" = setup ] || fail "the destination's migration is $st, not waiting again"
+listening_again "$D/d1.ctl"
 status_is "$D/d1.ctl" incoming || fail "the destination left the incoming state"
 q=$(query_migrate "$D/d1.ctl")
 echo "$q" | grep -q "no COMMIT from the source, the guest does not start here" ||

@@ -84,6 +84,19 @@ migrate_status() {
 	ctl "$1" '{"execute":"query-migrate"}' |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["return"]["status"])'
 }
+# listening_again CTL: until the destination CTL, whose source was lost
+# before COMMIT, waits for a source again (query-migrate status setup);
+# fail if it started its guest instead (completed) or does not get there.
+listening_again() {
+	st=""
+	for _ in $(seq $((200 * slow))); do
+		st=$(migrate_status "$1")
+		[ "$st" = setup ] && return 0
+		[ "$st" = completed ] && fail "$1 started its guest without COMMIT"
+		sleep 0.05
+	done
+	fail "$1: the migration is $st, not waiting again"
+}
 # hold_wait FILE PID LOG: until a run started with --test-hold POINT:FILE
 # waits at its hold point (it creates FILE); fail, showing LOG, if PID
 # (the `vfmig migrate` of that run) ends first or it takes too long.
