@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -29,8 +31,51 @@ void bench_grow_socket(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 }
 
+double bench_rusage_s(const struct rusage *ru)
+{
+	return (double)ru->ru_utime.tv_sec + (double)ru->ru_stime.tv_sec +
+	       ((double)ru->ru_utime.tv_usec + (double)ru->ru_stime.tv_usec) / 1e6;
+}
+
+double bench_thread_cpu_s(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_THREAD, &ru) == 0 ? bench_rusage_s(&ru) : 0;
+}
+
+double bench_proc_cpu_s(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long ut, st;
+	const char *p;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* After the command's ")": state is field 3, utime 14, stime 15. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+			 "%llu %llu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 double bench_baseline(uint64_t total)
 {
+	return bench_baseline_cpu(total, NULL);
+}
+
+double bench_baseline_cpu(uint64_t total, double *cpu_s)
+{
+	struct rusage child;
+	double cpu0 = bench_thread_cpu_s();
 	uint8_t *buf = malloc(MiB);
 	int sv[2];
 	pid_t pid;
@@ -66,8 +111,8 @@ double bench_baseline(uint64_t total)
 	}
 	t1 = bench_now_s();
 	close(sv[0]);
-	if (pid > 0)
-		waitpid(pid, NULL, 0);
+	if (pid > 0 && wait4(pid, NULL, 0, &child) == pid && cpu_s)
+		*cpu_s = bench_thread_cpu_s() - cpu0 + bench_rusage_s(&child);
 	free(buf);
 	return got == total ? bench_mbps(got, t1 - t0) : -1;
 }

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define MiB (1u << 20)
 
@@ -20,6 +21,22 @@ void bench_grow_socket(int fd);
 /* MB/s of total bytes written by a child process and read by this one over
  * a fresh UNIX socketpair, 1 MiB per call. Returns -1 on failure. */
 double bench_baseline(uint64_t total);
+
+/* The same; if cpu_s is not NULL, the CPU seconds (user and system) that
+ * the writing child and this thread spent on it go there. */
+double bench_baseline_cpu(uint64_t total, double *cpu_s);
+
+/* CPU seconds (user and system, all threads, ended ones too) process pid
+ * has used so far, from /proc/PID/stat (clock-tick resolution); -1 if it
+ * cannot be read. */
+double bench_proc_cpu_s(pid_t pid);
+
+/* User plus system seconds of ru. */
+struct rusage;
+double bench_rusage_s(const struct rusage *ru);
+
+/* CPU seconds of the calling thread so far. */
+double bench_thread_cpu_s(void);
 
 /* Median of v[0..n) (sorts v). */
 double bench_median(double *v, size_t n);
