@@ -55,9 +55,15 @@
  * the bytes on the wire (the stream: page data, device data and
  * framing), MB/s of those bytes over the total time with the ratio to the
  * raw stream of the same round, the source and destination VMMs' resident
- * memory growth across the migration (VmRSS of /proc/PID/status), and how
+ * memory growth across the migration (VmRSS of /proc/PID/status), how
  * long a second verification on the destination takes (query-guest), to
- * show how much of the total the verifier is.
+ * show how much of the total the verifier is, and the CPU seconds the four
+ * processes used from the migrate command to the report (/proc/PID/stat;
+ * the destination's less what the second verification cost it) per GiB on
+ * the wire, with the average number of busy CPUs. (m) reports its CPU too
+ * (the writing child and the reading thread), and (b) and (c) their CPU
+ * per GiB as a multiple of (m)'s: on a machine whose CPUs are all busy,
+ * that multiple, not the network, bounds their ratio to (m).
  *
  * The vfmig binary is $VFMIG if set, else ../src/cli/vfmig relative to the
  * directory of this executable (the build tree layout).
@@ -91,6 +97,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/un.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -305,6 +312,16 @@ static int64_t rss_kib(pid_t pid)
 	return kib;
 }
 
+/* bench_proc_cpu_s of one of the processes, which must be readable. */
+static double proc_cpu_s(pid_t pid)
+{
+	double s = bench_proc_cpu_s(pid);
+
+	if (s < 0)
+		die("no CPU times in /proc/%d/stat", (int)pid);
+	return s;
+}
+
 /* KiB the guest RAM memfd of a process has allocated (st_blocks of the fd
  * named "memfd:vfmig-guest-ram"): pages allocated in the file but not
  * mapped yet (fallocate'd) count here and not in VmRSS. -1: none found. */
@@ -471,8 +488,10 @@ static uint8_t *ram_region(uint64_t size)
  * the bytes sent so far and this process reads into into + the bytes
  * received; else both use one 1 MiB buffer over and over. */
 static double raw_stream_mem(bool tcp, uint64_t total, const uint8_t *from,
-			     uint8_t *into)
+			     uint8_t *into, double *cpu_s)
 {
+	struct rusage child;
+	double cpu0 = bench_thread_cpu_s();
 	char path[PATH_MAX] = "";
 	uint16_t port = 0;
 	uint8_t *buf = malloc(MiB);
@@ -529,7 +548,11 @@ static double raw_stream_mem(bool tcp, uint64_t total, const uint8_t *from,
 	}
 	double t1 = bench_now_s();
 	close(s);
-	waitpid(pid, NULL, 0);
+	if (wait4(pid, NULL, 0, &child) < 0)
+		die("wait4: %s", strerror(errno));
+	/* The sender's CPU and this (the receiving) thread's. */
+	if (cpu_s)
+		*cpu_s = bench_thread_cpu_s() - cpu0 + bench_rusage_s(&child);
 	free(buf);
 	if (path[0])
 		unlink(path);
@@ -542,7 +565,7 @@ static double raw_stream_mem(bool tcp, uint64_t total, const uint8_t *from,
 
 static double raw_stream(bool tcp, uint64_t total)
 {
-	return raw_stream_mem(tcp, total, NULL, NULL);
+	return raw_stream_mem(tcp, total, NULL, NULL, NULL);
 }
 
 struct raw_reader {
@@ -654,6 +677,10 @@ static double first_touch(uint64_t size)
 
 struct mig {
 	double total_ms, downtime_ms, wall_ms, verify_ms;
+	/* CPU seconds from the migrate command to the report: each VMM
+	 * (the destination's less what one verify of all RAM takes) and
+	 * the two devices. */
+	double cpu_src_s, cpu_dst_s, cpu_dev_s;
 	uint64_t wire, ram_bytes, stamps;
 	int64_t src_growth_kib, dst_growth_kib;
 	int64_t dst_file_kib; /* the destination's RAM memfd after */
@@ -719,6 +746,9 @@ static void run_vfmig(const struct opts *o, bool tcp, const char *fill,
 
 	int64_t src0 = rss_kib(procs[P_SRC_VMM]);
 	int64_t dst0 = rss_kib(procs[P_DST_VMM]);
+	double cs0 = proc_cpu_s(procs[P_SRC_VMM]);
+	double cd0 = proc_cpu_s(procs[P_DST_VMM]);
+	double cv0 = proc_cpu_s(procs[P_SRC_DEV]) + proc_cpu_s(procs[P_DST_DEV]);
 	args = json_object_new_object();
 	json_object_object_add(args, "uri", json_object_new_string(uri));
 	if (channels > 1)
@@ -740,6 +770,10 @@ static void run_vfmig(const struct opts *o, bool tcp, const char *fill,
 			sleep_ms(10); /* the engine times itself */
 	}
 	m->wall_ms = (bench_now_s() - t0) * 1e3;
+	m->cpu_src_s = proc_cpu_s(procs[P_SRC_VMM]) - cs0;
+	m->cpu_dst_s = proc_cpu_s(procs[P_DST_VMM]) - cd0;
+	m->cpu_dev_s = proc_cpu_s(procs[P_SRC_DEV]) +
+		       proc_cpu_s(procs[P_DST_DEV]) - cv0;
 	const char *err = get_str(rep, "error");
 	if (err)
 		die("migration over %s: %s", uri, err);
@@ -765,9 +799,12 @@ static void run_vfmig(const struct opts *o, bool tcp, const char *fill,
 	m->stamps = (uint64_t)get_int(q, "ram_stamps");
 	json_object_put(q);
 	/* The same verification again on the destination, timed. */
-	double v0 = bench_now_s();
+	double v0 = bench_now_s(), vc0 = proc_cpu_s(procs[P_DST_VMM]);
 	q = ctl(dst_ctl, "query-guest", NULL);
 	m->verify_ms = (bench_now_s() - v0) * 1e3;
+	m->cpu_dst_s -= proc_cpu_s(procs[P_DST_VMM]) - vc0;
+	if (m->cpu_dst_s < 0)
+		m->cpu_dst_s = 0;
 	if (!json_object_get_boolean(json_object_object_get(q, "verified")))
 		die("destination guest after the migration: %s",
 		    get_str(q, "verify"));
@@ -780,6 +817,7 @@ static void run_vfmig(const struct opts *o, bool tcp, const char *fill,
 
 struct qmig {
 	double total_ms, downtime_ms, mbps;
+	double cpu_per_gib; /* both QEMUs, migrate command to completion */
 	uint64_t bytes;
 };
 
@@ -935,6 +973,7 @@ static void run_qemu(const struct opts *o, unsigned n, struct qmig *m)
 	args = json_object_new_object();
 	json_object_object_add(args, "uri", json_object_new_string(uri));
 	double t0 = bench_now_s();
+	double qc0 = proc_cpu_s(procs[P_SRC_VMM]) + proc_cpu_s(procs[P_DST_VMM]);
 	json_object_put(qmp(&cs, "migrate", args));
 	for (int k = 0;; k++) {
 		if (k > MIGRATE_TIMEOUT_S * 100)
@@ -952,6 +991,8 @@ static void run_qemu(const struct opts *o, unsigned n, struct qmig *m)
 		sleep_ms(10);
 	}
 	double wall_ms = (bench_now_s() - t0) * 1e3;
+	double qcpu = proc_cpu_s(procs[P_SRC_VMM]) +
+		      proc_cpu_s(procs[P_DST_VMM]) - qc0;
 	m->total_ms = get_double(q, "total-time");
 	if (m->total_ms <= 0) {
 		/* Seen with multifd under load: a completed reply with a
@@ -965,6 +1006,7 @@ static void run_qemu(const struct opts *o, unsigned n, struct qmig *m)
 	m->bytes = (uint64_t)get_int(json_object_object_get(q, "ram"),
 				     "transferred");
 	m->mbps = bench_mbps(m->bytes, m->total_ms / 1e3);
+	m->cpu_per_gib = qcpu / ((double)m->bytes / (double)(1ull << 30));
 	json_object_put(q);
 	if (m->bytes < o->ram_mib * MiB)
 		die("QEMU moved %llu bytes of a %llu MiB RAM",
@@ -1002,6 +1044,15 @@ static double mib(uint64_t bytes)
 	return (double)bytes / MiB;
 }
 
+/* CPU seconds the four processes of a vfmig case used per GiB on the
+ * wire (the destination's verify left out). */
+static double mig_cpu_per_gib(const struct mig *m)
+{
+	double gib = (double)m->wire / (double)(1ull << 30);
+
+	return gib > 0 ? (m->cpu_src_s + m->cpu_dst_s + m->cpu_dev_s) / gib : 0;
+}
+
 static void print_mig(const char *what, const struct mig *m,
 		      const double *ratio, unsigned n, const char *base)
 {
@@ -1022,6 +1073,15 @@ static void print_mig(const char *what, const struct mig *m,
 	       m->verify_ms);
 	printf("%-36s destination RAM memfd allocated %.1f MiB\n", "",
 	       m->dst_file_kib / 1024.0);
+	double busy_s = (m->wall_ms - m->verify_ms) / 1e3;
+	printf("%-36s CPU: source VMM %.2f s, destination VMM %.2f s (less "
+	       "a verify), devices %.2f s; %.2f s per GiB, %.1f of %ld CPUs "
+	       "busy\n", "", m->cpu_src_s, m->cpu_dst_s, m->cpu_dev_s,
+	       mig_cpu_per_gib(m),
+	       busy_s > 0 ? (m->cpu_src_s + m->cpu_dst_s + m->cpu_dev_s) /
+				    busy_s
+			  : 0,
+	       sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 /* The round whose total time is the median, for the other figures. */
@@ -1143,6 +1203,10 @@ int main(int argc, char **argv)
 	 * streams, and (b)'s and (c)'s ratios to them. */
 	double ma[MAX_ROUNDS], mu[MAX_ROUNDS], rma[MAX_ROUNDS],
 		rmu[MAX_ROUNDS], rbm[MAX_ROUNDS], rcm[MAX_ROUNDS];
+	/* (m)'s CPU seconds per GiB, TCP and UNIX, and (b)'s and (c)'s CPU
+	 * per GiB over them. */
+	double mca[MAX_ROUNDS], mcu[MAX_ROUNDS], kbm[MAX_ROUNDS],
+		kcm[MAX_ROUNDS];
 	uint8_t *from = NULL, *into = NULL;
 	/* (e): N raw streams, and vfmig's ratios to them, to (a), to (b). */
 	double en[MAX_CHANNEL_CASES][MAX_ROUNDS],
@@ -1221,10 +1285,13 @@ int main(int argc, char **argv)
 				rbq[r] = b[r].mbps / qm[r].mbps;
 		}
 		if (o.m) {
-			ma[r] = raw_stream_mem(true, ram, from, into);
+			ma[r] = raw_stream_mem(true, ram, from, into, &mca[r]);
+			mca[r] /= (double)ram / (double)(1ull << 30);
 			rma[r] = ma[r] / a[r];
-			if (o.b)
+			if (o.b) {
 				rbm[r] = b[r].mbps / ma[r];
+				kbm[r] = mig_cpu_per_gib(&b[r]) / mca[r];
+			}
 			printf(", raw TCP RAM to RAM %.0f MB/s (%.2f)", ma[r],
 			       rma[r]);
 		}
@@ -1233,15 +1300,18 @@ int main(int argc, char **argv)
 			printf(", raw UNIX %.0f MB/s", u[r]);
 		}
 		if (o.m) {
-			mu[r] = raw_stream_mem(false, ram, from, into);
+			mu[r] = raw_stream_mem(false, ram, from, into, &mcu[r]);
+			mcu[r] /= (double)ram / (double)(1ull << 30);
 			rmu[r] = mu[r] / u[r];
 			printf(", raw UNIX RAM to RAM %.0f MB/s (%.2f)", mu[r],
 			       rmu[r]);
 		}
 		if (o.c) {
 			run_vfmig(&o, false, "all", 1, &c[r]);
-			if (o.m)
+			if (o.m) {
 				rcm[r] = c[r].mbps / mu[r];
+				kcm[r] = mig_cpu_per_gib(&c[r]) / mcu[r];
+			}
 			rc[r] = c[r].mbps / u[r];
 			printf(", vfmig UNIX %.0f MB/s (%.2f)", c[r].mbps,
 			       rc[r]);
@@ -1289,18 +1359,21 @@ int main(int argc, char **argv)
 		print_mig("(b) vfmig over TCP, random RAM",
 			  median_run(b, o.rounds), rb, o.rounds, "(a)");
 	if (o.q) {
-		double lo, hi, tt[MAX_ROUNDS], dt[MAX_ROUNDS];
+		double lo, hi, tt[MAX_ROUNDS], dt[MAX_ROUNDS], qc[MAX_ROUNDS];
 		for (unsigned r = 0; r < o.rounds; r++) {
 			tt[r] = qm[r].total_ms;
 			dt[r] = qm[r].downtime_ms;
+			qc[r] = qm[r].cpu_per_gib;
 		}
 		range(rq, o.rounds, &lo, &hi);
 		printf("%-36s %8.1f MB/s   ratio to (a) %.2f (rounds "
 		       "%.2f-%.2f)\n", "(q) QEMU over TCP, paused, same RAM",
 		       median(rq, o.rounds) * median(a, o.rounds),
 		       median(rq, o.rounds), lo, hi);
-		printf("%-36s total %.1f ms, downtime %.1f ms (medians)\n", "",
-		       median(tt, o.rounds), median(dt, o.rounds));
+		printf("%-36s total %.1f ms, downtime %.1f ms, CPU of both "
+		       "QEMUs %.2f s per GiB (medians)\n", "",
+		       median(tt, o.rounds), median(dt, o.rounds),
+		       median(qc, o.rounds));
 		if (o.b) {
 			range(rbq, o.rounds, &lo, &hi);
 			printf("%-36s (b) vfmig over QEMU: %.2f (rounds "
@@ -1320,20 +1393,36 @@ int main(int argc, char **argv)
 		printf("%-36s %8.1f MB/s   ratio to (a) %.2f (rounds "
 		       "%.2f-%.2f)\n", "(m) raw TCP, RAM to RAM",
 		       median(ma, o.rounds), median(rma, o.rounds), lo, hi);
+		printf("%-36s CPU (sender and receiver) %.2f s per GiB, about "
+		       "%.1f CPUs busy\n", "", median(mca, o.rounds),
+		       median(mca, o.rounds) * median(ma, o.rounds) * 1e6 /
+			       (double)(1ull << 30));
 		range(rmu, o.rounds, &lo, &hi);
 		printf("%-36s %8.1f MB/s   ratio to raw UNIX %.2f (rounds "
 		       "%.2f-%.2f)\n", "(m) raw UNIX, RAM to RAM",
 		       median(mu, o.rounds), median(rmu, o.rounds), lo, hi);
+		printf("%-36s CPU (sender and receiver) %.2f s per GiB, about "
+		       "%.1f CPUs busy\n", "", median(mcu, o.rounds),
+		       median(mcu, o.rounds) * median(mu, o.rounds) * 1e6 /
+			       (double)(1ull << 30));
 		if (o.b) {
 			range(rbm, o.rounds, &lo, &hi);
 			printf("%-36s (b) over raw TCP RAM to RAM: %.2f (rounds "
 			       "%.2f-%.2f)\n", "", median(rbm, o.rounds), lo,
+			       hi);
+			range(kbm, o.rounds, &lo, &hi);
+			printf("%-36s (b)'s CPU per GiB over (m)'s: %.2f (rounds "
+			       "%.2f-%.2f)\n", "", median(kbm, o.rounds), lo,
 			       hi);
 		}
 		if (o.c) {
 			range(rcm, o.rounds, &lo, &hi);
 			printf("%-36s (c) over raw UNIX RAM to RAM: %.2f (rounds "
 			       "%.2f-%.2f)\n", "", median(rcm, o.rounds), lo,
+			       hi);
+			range(kcm, o.rounds, &lo, &hi);
+			printf("%-36s (c)'s CPU per GiB over (m)'s: %.2f (rounds "
+			       "%.2f-%.2f)\n", "", median(kcm, o.rounds), lo,
 			       hi);
 		}
 	}
