@@ -33,6 +33,13 @@
  * Before each load the destination VRAM is refilled with another seed, so
  * a load that moved nothing cannot pass the checksum check.
  *
+ * CPU: the baseline's CPU seconds (writing child and reading thread) and
+ * those of each stage (this process, all its threads, and both device
+ * processes, /proc/PID/stat) are reported per
+ * GiB moved and as a multiple of the baseline's of the same round. Where
+ * every CPU is busy, a stage cannot run faster than the baseline by more
+ * than the baseline's CPU per GiB over its own allows.
+ *
  * The vfmig binary is $VFMIG if set, else ../src/cli/vfmig relative to the
  * directory of this executable (the build tree layout).
  *
@@ -55,6 +62,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -536,17 +544,45 @@ static double stream_only(const struct capture *c, enum vfmig_stream_csum csum)
 	return t1 - t0;
 }
 
+/* CPU seconds used so far by this process (all threads) and both
+ * devices: a stage's CPU is the difference across it. */
+static double all_cpu_s(void)
+{
+	struct rusage ru;
+	double s = 0;
+
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		s += bench_rusage_s(&ru);
+	for (int i = 0; i < 2; i++) {
+		double d = bench_proc_cpu_s(dev_pid[i]);
+
+		if (d > 0)
+			s += d;
+	}
+	return s;
+}
+
+/* One stream-only stage: MB/s into *mbps, CPU seconds into *cpu. */
+static void stream_once(const struct capture *c, enum vfmig_stream_csum csum,
+			double *mbps, double *cpu)
+{
+	double c0 = all_cpu_s();
+
+	*mbps = bench_mbps(c->len, stream_only(c, csum));
+	*cpu = all_cpu_s() - c0;
+}
+
 /* The stream-only stage with the default record checksum and with the
- * CRC-32 of format 1.0, in MB/s; the order alternates with the round. */
+ * CRC-32 of format 1.0; the order alternates with the round. */
 static void stream_both(const struct capture *c, int round, double *dflt,
-			double *crc32)
+			double *crc32, double *dflt_cpu, double *crc32_cpu)
 {
 	if (round % 2) {
-		*crc32 = bench_mbps(c->len, stream_only(c, VFMIG_STREAM_CSUM_CRC32));
-		*dflt = bench_mbps(c->len, stream_only(c, VFMIG_STREAM_CSUM_DEFAULT));
+		stream_once(c, VFMIG_STREAM_CSUM_CRC32, crc32, crc32_cpu);
+		stream_once(c, VFMIG_STREAM_CSUM_DEFAULT, dflt, dflt_cpu);
 	} else {
-		*dflt = bench_mbps(c->len, stream_only(c, VFMIG_STREAM_CSUM_DEFAULT));
-		*crc32 = bench_mbps(c->len, stream_only(c, VFMIG_STREAM_CSUM_CRC32));
+		stream_once(c, VFMIG_STREAM_CSUM_DEFAULT, dflt, dflt_cpu);
+		stream_once(c, VFMIG_STREAM_CSUM_CRC32, crc32, crc32_cpu);
 	}
 }
 
@@ -651,6 +687,9 @@ int main(int argc, char **argv)
 	 * ratio compares figures taken under the same machine load; the
 	 * report gives the median over the rounds. */
 	double mb[N_TESTS][ROUNDS] = { { 0 } }, ratio[N_TESTS][ROUNDS], base[ROUNDS];
+	/* CPU seconds of each stage (this process and both devices) and of
+	 * the baseline (both ends); 0: not measured. */
+	double cpu[N_TESTS][ROUNDS] = { { 0 } }, base_cpu[ROUNDS];
 	if (stream_stage_only) {
 		read_only(src, &cap);
 		if (cap.len != dev_bytes)
@@ -658,13 +697,14 @@ int main(int argc, char **argv)
 	}
 	for (int k = 0; k < ROUNDS; k++) {
 		uint64_t b2, r2, s2;
-		double b = bench_baseline(dev_bytes);
+		double b = bench_baseline_cpu(dev_bytes, &base_cpu[k]);
 
 		if (b <= 0)
 			die("baseline", 0);
 		base[k] = b;
 		if (stream_stage_only) {
-			stream_both(&cap, k, &mb[2][k], &mb[4][k]);
+			stream_both(&cap, k, &mb[2][k], &mb[4][k], &cpu[2][k],
+				    &cpu[4][k]);
 			ratio[2][k] = mb[2][k] / b;
 			ratio[4][k] = mb[4][k] / b;
 			continue;
@@ -688,29 +728,38 @@ int main(int argc, char **argv)
 			    t3 = chan ? 3 : 7;
 			use_channel(&src, &dst, chan);
 			vram_fill(dst, npages, SRC_SEED + 2 + 2 * (uint32_t)k);
+			double c0 = all_cpu_s();
 			mb[t0][k] = bench_mbps(dev_bytes,
 					       pipeline(src, dst, &b2, &r2, &s2));
+			cpu[t0][k] = all_cpu_s() - c0;
 			if (b2 != dev_bytes)
 				die("device-data byte count changed between "
 				    "rounds", 0);
 			check_dst(dst, src_csum, "pipeline");
 			if (pipeline_only)
 				continue;
+			c0 = all_cpu_s();
 			mb[t1][k] = bench_mbps(dev_bytes, read_only(src, &cap));
+			cpu[t1][k] = all_cpu_s() - c0;
 			if (cap.len != dev_bytes)
 				die("device-data byte count changed between "
 				    "rounds", 0);
 			vram_fill(dst, npages, SRC_SEED + 3 + 2 * (uint32_t)k);
+			c0 = all_cpu_s();
 			mb[t3][k] = bench_mbps(dev_bytes, write_only(dst, &cap));
+			cpu[t3][k] = all_cpu_s() - c0;
 			check_dst(dst, src_csum, "write only");
 		}
 		if (!pipeline_only)
-			stream_both(&cap, k, &mb[2][k], &mb[4][k]);
+			stream_both(&cap, k, &mb[2][k], &mb[4][k], &cpu[2][k],
+				    &cpu[4][k]);
 		for (int t = 0; t < N_TESTS; t++)
 			ratio[t][k] = mb[t][k] / b;
 	}
-	printf("%-34s %9.1f MB/s (median of %d rounds)\n",
-	       "baseline: raw socketpair", bench_median(base, ROUNDS), ROUNDS);
+	double gib = (double)dev_bytes / (double)(1ull << 30);
+	printf("%-34s %9.1f MB/s (median of %d rounds), CPU %.2f s per GiB\n",
+	       "baseline: raw socketpair", bench_median(base, ROUNDS), ROUNDS,
+	       bench_median(base_cpu, ROUNDS) / gib);
 	for (int o = 0; o < N_TESTS; o++) {
 		int t = report_order[o];
 		if (stream_stage_only && t != 2 && t != 4)
@@ -728,6 +777,14 @@ int main(int argc, char **argv)
 		printf("%-34s %9.1f MB/s   ratio to baseline %.2f "
 		       "(rounds %.2f-%.2f)\n",
 		       test_names[t], m, bench_median(ratio[t], ROUNDS), lo, hi);
+		if (cpu[t][0] > 0) {
+			double k[ROUNDS];
+			for (int j = 0; j < ROUNDS; j++)
+				k[j] = cpu[t][j] / base_cpu[j];
+			printf("%-34s CPU %.2f s per GiB, %.2f of the "
+			       "baseline's\n", "", bench_median(cpu[t], ROUNDS) / gib,
+			       bench_median(k, ROUNDS));
+		}
 	}
 	if (!stream_stage_only && !read_stage_only)
 		printf("destination checksum %016llx == source after every "
