@@ -8,8 +8,10 @@
  *   (a) raw TCP     one child process writes RAM-size bytes over a loopback
  *                   TCP connection to this process, 1 MiB per write() and
  *                   read(), TCP_NODELAY and the kernel's default socket
- *                   buffers: what vfmig's channel uses (it sets no buffer
- *                   sizes, the stream's records carry up to 1 MiB of data)
+ *                   buffers: what vfmig's TCP channel uses (it sets no
+ *                   buffer sizes, the stream's records carry up to 1 MiB of
+ *                   data); over UNIX, both ends ask for 4 MiB buffers, as
+ *                   vfmig's UNIX channel does
  *   (b) vfmig TCP   a VM whose guest RAM above 1 MiB is all pseudo-random
  *                   (`vfmig vmm --fill all`) migrated live over tcp:
  *   raw UNIX        (a) over a UNIX stream socket
@@ -454,6 +456,7 @@ static int connect_to(bool tcp, uint16_t port, const char *path)
 	} else {
 		struct sockaddr_un sa = { .sun_family = AF_UNIX };
 		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+		bench_grow_socket(s); /* as vfmig's UNIX channel */
 		r = connect(s, (struct sockaddr *)&sa, sizeof(sa));
 	}
 	if (r < 0) {
@@ -538,6 +541,8 @@ static double raw_stream_mem(bool tcp, uint64_t total, const uint8_t *from,
 	close(ls);
 	if (s < 0)
 		die("accept: %s", strerror(errno));
+	if (!tcp)
+		bench_grow_socket(s);
 	double t0 = bench_now_s();
 	while (got < total) {
 		size_t want = total - got < MiB ? total - got : MiB;
