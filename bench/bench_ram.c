@@ -1464,15 +1464,19 @@ int main(int argc, char **argv)
 		printf(", to (b) one vfmig stream %.2f (rounds %.2f-%.2f)\n",
 		       median(erb[k], o.rounds), lo, hi);
 		if (o.q) {
-			double v[MAX_ROUNDS];
-			for (unsigned r = 0; r < o.rounds; r++)
+			double v[MAX_ROUNDS], qc[MAX_ROUNDS];
+			for (unsigned r = 0; r < o.rounds; r++) {
 				v[r] = qe[k][r].mbps;
+				qc[r] = qe[k][r].cpu_per_gib;
+			}
 			snprintf(what, sizeof(what), "(q) QEMU multifd, %u "
 				 "channels", o.chans[k]);
 			range(eqn[k], o.rounds, &lo, &hi);
 			printf("%-36s %8.1f MB/s   ratio to raw xN %.2f (rounds "
 			       "%.2f-%.2f)\n", what, median(v, o.rounds),
 			       median(eqn[k], o.rounds), lo, hi);
+			printf("%-36s CPU of both QEMUs %.2f s per GiB\n", "",
+			       median(qc, o.rounds));
 			range(evq[k], o.rounds, &lo, &hi);
 			printf("%-36s vfmig --channels %u over QEMU multifd %u: "
 			       "%.2f (rounds %.2f-%.2f)\n", "", o.chans[k],
