@@ -35,10 +35,10 @@
  *
  * CPU: the baseline's CPU seconds (writing child and reading thread) and
  * those of each stage (this process, all its threads, and both device
- * processes, /proc/PID/stat) are reported per
- * GiB moved and as a multiple of the baseline's of the same round. Where
- * every CPU is busy, a stage cannot run faster than the baseline by more
- * than the baseline's CPU per GiB over its own allows.
+ * processes, /proc/PID/stat) are reported per GiB moved and as a multiple
+ * of the baseline's of the same round. Where every CPU is busy, a stage
+ * needing K times the baseline's CPU per GiB runs at about 1/K of its
+ * rate at best.
  *
  * The vfmig binary is $VFMIG if set, else ../src/cli/vfmig relative to the
  * directory of this executable (the build tree layout).
