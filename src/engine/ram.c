@@ -28,9 +28,21 @@
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
+/* The pages zero runs left as holes (a bit per page, allocated at the
+ * first run), and untracked when that bitmap could not be had (the
+ * allocating thread then stops); both under mu, which the allocating
+ * thread holds around each piece it allocates and zero_range around its
+ * punch. */
+struct vfmig_ram_zeroed {
+	pthread_mutex_t mu;
+	uint64_t *bits;
+	bool untracked;
+};
+
 struct vfmig_ram_prealloc {
 	pthread_t thread;
 	atomic_bool stop;
+	struct vfmig_ram *r; /* for its zeroed pages and their lock */
 	int fd;
 	uint8_t *host; /* the block's mapping of fd */
 	unsigned n;
@@ -52,8 +64,15 @@ int vfmig_ram_init(struct vfmig_ram *r, const char *name, void *host,
 		return -EINVAL;
 	r->npages = size / page_size;
 	r->dirty = calloc((r->npages + 63) / 64, sizeof(uint64_t));
-	if (!r->dirty)
+	r->zeroed = calloc(1, sizeof(*r->zeroed));
+	if (!r->dirty || !r->zeroed) {
+		free((void *)r->dirty);
+		free(r->zeroed);
+		r->dirty = NULL;
+		r->zeroed = NULL;
 		return -ENOMEM;
+	}
+	pthread_mutex_init(&r->zeroed->mu, NULL);
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	r->fd = -1;
 	r->host = host;
@@ -82,6 +101,12 @@ void vfmig_ram_fini(struct vfmig_ram *r)
 	r->dirty = NULL;
 	free((void *)r->written);
 	r->written = NULL;
+	if (r->zeroed) {
+		pthread_mutex_destroy(&r->zeroed->mu);
+		free(r->zeroed->bits);
+		free(r->zeroed);
+		r->zeroed = NULL;
+	}
 }
 
 void vfmig_ram_set_fd(struct vfmig_ram *r, int fd)
@@ -468,27 +493,58 @@ static void zero_written(struct vfmig_ram *r, uint64_t off, uint64_t len)
 	}
 }
 
+/* Notes [off, off + len) as left to zero runs, for the allocating
+ * thread (under zeroed->mu). */
+static void note_zeroed(struct vfmig_ram *r, uint64_t off, uint64_t len)
+{
+	struct vfmig_ram_zeroed *z = r->zeroed;
+	uint64_t first = off / r->page_size;
+	uint64_t last = (off + len - 1) / r->page_size;
+
+	if (!z->bits && !z->untracked) {
+		z->bits = calloc((size_t)((r->npages + 63) / 64),
+				 sizeof(*z->bits));
+		z->untracked = !z->bits;
+	}
+	if (!z->bits)
+		return;
+	for (uint64_t pg = first; pg <= last; pg++)
+		z->bits[pg / 64] |= 1ull << (pg % 64);
+}
+
+/* The file part of zero_range: whether [off, end) reads as zero now. */
+static bool punch_range(struct vfmig_ram *r, uint64_t off, uint64_t end)
+{
+	off_t d = lseek(r->fd, (off_t)off, SEEK_DATA);
+
+	if ((d < 0 && errno == ENXIO) || (d >= 0 && (uint64_t)d >= end))
+		return true; /* all hole */
+	if (d >= 0 && (uint64_t)d > off)
+		off = (uint64_t)d;
+	r->data_start = r->data_end = 0; /* what send knew is punched */
+	return fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			 (off_t)off, (off_t)(end - off)) == 0;
+}
+
 static void zero_range(struct vfmig_ram *r, uint64_t off, uint64_t len)
 {
 	uint64_t end = off + len;
-	off_t d;
+	bool done = false;
 
 	if (r->written) {
 		zero_written(r, off, len);
 		return;
 	}
 	if (r->fd >= 0) {
-		d = lseek(r->fd, (off_t)off, SEEK_DATA);
-		if ((d < 0 && errno == ENXIO) || (d >= 0 && (uint64_t)d >= end))
-			return; /* all hole */
-		if (d >= 0 && (uint64_t)d > off)
-			off = (uint64_t)d;
-		r->data_start = r->data_end = 0; /* what send knew is punched */
-		if (fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      (off_t)off, (off_t)(end - off)) == 0)
-			return;
+		/* The allocating thread, which may not have reached these
+		 * pages yet, must not bring them back afterwards. */
+		pthread_mutex_lock(&r->zeroed->mu);
+		note_zeroed(r, off, len);
+		done = punch_range(r, off, end);
+		pthread_mutex_unlock(&r->zeroed->mu);
 	}
-	memset(r->host + off, 0, end - off);
+	if (!done)
+		memset(r->host + off, 0, end - off);
 }
 
 /*
@@ -699,26 +755,69 @@ bad:
 	return -EBADMSG;
 }
 
+/* Whether a zero run left the page at addr as a hole (under
+ * zeroed->mu). */
+static bool zeroed_at(const struct vfmig_ram *r, uint64_t addr)
+{
+	const uint64_t *bits = r->zeroed->bits;
+	uint64_t pg = addr / r->page_size;
+
+	return bits && (bits[pg / 64] >> (pg % 64) & 1);
+}
+
+/* Allocates and maps [off, end) but the pages zero runs left as holes
+ * (under zeroed->mu, which the caller holds). Returns false when fallocate
+ * refuses. */
+static bool prealloc_piece(struct vfmig_ram_prealloc *p, uint64_t off,
+			   uint64_t end)
+{
+	const struct vfmig_ram *r = p->r;
+	uint64_t ps = r->page_size, b;
+
+	for (; off < end; off = b) {
+		if (zeroed_at(r, off)) {
+			b = (off / ps + 1) * ps;
+			continue;
+		}
+		for (b = off; b < end && !zeroed_at(r, b);)
+			b = (b / ps + 1) * ps;
+		if (b > end)
+			b = end;
+		/* Pages there already (received first) are left as they
+		 * are; KEEP_SIZE: never grows the file. */
+		if (fallocate(p->fd, FALLOC_FL_KEEP_SIZE, (off_t)off,
+			      (off_t)(b - off)) < 0)
+			return false;
+		/* Map them too (cleared once, here): data received in place
+		 * then lands without a page fault. */
+		(void)madvise(p->host + off, (size_t)(b - off),
+			      MADV_POPULATE_WRITE);
+	}
+	return true;
+}
+
 static void *prealloc_main(void *arg)
 {
 	struct vfmig_ram_prealloc *p = arg;
+	struct vfmig_ram *r = p->r;
 
 	for (unsigned i = 0; i < p->n; i++) {
 		for (uint64_t off = p->ext[i][0], end = off + p->ext[i][1];
 		     off < end; off += PREALLOC_CHUNK) {
 			uint64_t l = end - off < PREALLOC_CHUNK ? end - off
 								: PREALLOC_CHUNK;
+			bool ok;
+
 			if (atomic_load(&p->stop))
 				return NULL;
-			/* Pages there already (received first) are left as
-			 * they are; KEEP_SIZE: never grows the file. */
-			if (fallocate(p->fd, FALLOC_FL_KEEP_SIZE, (off_t)off,
-				      (off_t)l) < 0)
+			pthread_mutex_lock(&r->zeroed->mu);
+			/* Without the map of zeroed pages it could undo a
+			 * zero run: a hint, so stop instead. */
+			ok = !r->zeroed->untracked &&
+			     prealloc_piece(p, off, off + l);
+			pthread_mutex_unlock(&r->zeroed->mu);
+			if (!ok)
 				return NULL; /* a hint: give up quietly */
-			/* Map them too (cleared once, here): data received
-			 * in place then lands without a page fault. */
-			(void)madvise(p->host + off, (size_t)l,
-				      MADV_POPULATE_WRITE);
 		}
 	}
 	return NULL;
@@ -779,6 +878,7 @@ int vfmig_ram_info(struct vfmig_ram *r, const struct vfmig_stream_kv_view *kv,
 	}
 	prealloc_stop(r, false);
 	atomic_init(&p->stop, false);
+	p->r = r;
 	p->fd = r->fd;
 	p->host = r->host;
 	p->n = (unsigned)n;

@@ -48,6 +48,10 @@ struct vfmig_ram {
 	 * page), so that a zero run clears only those and never punches a
 	 * hole into what was preallocated. NULL otherwise. */
 	_Atomic uint64_t *written;
+	/* Destination with a file: the pages zero runs left as holes, which
+	 * the allocating thread must not allocate after them (ram.c). Shared
+	 * by the copies of the block that receiving threads load through. */
+	struct vfmig_ram_zeroed *zeroed;
 };
 
 struct vfmig_ram_stats {

@@ -651,6 +651,70 @@ static void test_announced_extents_preallocated(void **state)
 	assert_memory_equal(p->src, p->dst, SIZE);
 }
 
+/* Reads the stream written so far: with info, hands every STREAM_INFO
+ * entry to vfmig_ram_info and loads nothing; else loads the RAM_PAGES. */
+static void read_back(struct pair *p, bool info)
+{
+	struct vfmig_io *rio;
+	struct vfmig_stream_reader *r;
+	struct vfmig_stream_record rec;
+	const uint8_t *data;
+	size_t len;
+	char err[256];
+
+	data = vfmig_io_mem_data(p->wio, &len);
+	assert_int_equal(vfmig_io_mem_reader(&rio, data, len), 0);
+	assert_int_equal(vfmig_stream_reader_open(&r, rio, err, sizeof(err)),
+			 0);
+	while (vfmig_stream_next(r, &rec) == 1) {
+		for (uint16_t k = 0; info && rec.type == VFMIG_REC_STREAM_INFO &&
+				     k < rec.d.u.info.count; k++)
+			assert_int_equal(vfmig_ram_info(&p->rd, &rec.d.u.info.kv[k],
+							err, sizeof(err)),
+					 0);
+		if (!info && rec.type == VFMIG_REC_RAM_PAGES &&
+		    vfmig_ram_load(&p->rd, &rec, err, sizeof(err)) != 0)
+			fail_msg("load: %s", err);
+	}
+	vfmig_stream_reader_free(r);
+	vfmig_io_close(rio);
+}
+
+/*
+ * The allocating thread may reach an announced extent after a zero run
+ * has punched part of it (a destination that receives faster than it
+ * allocates): it must not allocate those pages again. Here the zero run
+ * is loaded first and the announcement then, the order that race ends in.
+ */
+static void test_prealloc_after_zero_run_keeps_hole(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_ram_stats st = { 0 };
+
+	memset(p->src + 100 * PAGE, 0, 64 * PAGE);    /* zero data 100..163 */
+	memset(p->src + 164 * PAGE, 0x33, 4 * PAGE);  /* data 164..167 */
+	punch_all(p->dfd);
+	memset(p->dst + 90 * PAGE, 0xee, 80 * PAGE);  /* stale 90..169 */
+	assert_int_equal(vfmig_ram_announce(&p->rs, p->w), 0);
+	vfmig_ram_mark_all(&p->rs);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	assert_int_equal(st.bytes, 4 * PAGE);
+
+	read_back(p, false);
+	for (uint32_t i = 100; i < 164; i++)
+		assert_true(is_hole(p->dfd, i));
+	read_back(p, true); /* announces 100..167 */
+	vfmig_ram_prealloc_wait(&p->rd);
+	for (uint32_t i = 100; i < 164; i++)
+		if (!is_hole(p->dfd, i))
+			fail_msg("page %u, left to a zero run, was allocated "
+				 "again", i);
+	for (uint32_t i = 164; i < 168; i++)
+		assert_false(is_hole(p->dfd, i));
+	assert_memory_equal(p->src + 100 * PAGE, p->dst + 100 * PAGE,
+			    68 * PAGE);
+}
+
 /* Without data there is nothing to announce; without a file neither. */
 static void test_announce_nothing(void **state)
 {
@@ -758,6 +822,9 @@ int main(void)
 						setup_fd, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_announced_extents_preallocated, setup_fd, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_prealloc_after_zero_run_keeps_hole, setup_fd,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_announce_nothing, setup_fd,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_announce_nothing, setup,
