@@ -116,11 +116,25 @@ static bool is_hole(int fd, uint64_t i)
 	return d < 0 || (uint64_t)d >= (i + 1) * PAGE;
 }
 
+/* A reader over what the writer has written so far (*rio to close). */
+static struct vfmig_stream_reader *open_back(struct pair *p,
+					     struct vfmig_io **rio)
+{
+	struct vfmig_stream_reader *r;
+	const uint8_t *data;
+	size_t len;
+	char err[256];
+
+	data = vfmig_io_mem_data(p->wio, &len);
+	assert_int_equal(vfmig_io_mem_reader(rio, data, len), 0);
+	if (vfmig_stream_reader_open(&r, *rio, err, sizeof(err)) != 0)
+		fail_msg("reader: %s", err);
+	return r;
+}
+
 /* End the stream and load every RAM_PAGES record into the destination. */
 static void replay(struct pair *p, uint64_t *records)
 {
-	size_t len;
-	const uint8_t *data;
 	struct vfmig_io *rio;
 	struct vfmig_stream_reader *r;
 	struct vfmig_stream_record rec;
@@ -128,10 +142,7 @@ static void replay(struct pair *p, uint64_t *records)
 	int rc;
 
 	assert_int_equal(vfmig_stream_writer_end(p->w), 0);
-	data = vfmig_io_mem_data(p->wio, &len);
-	assert_int_equal(vfmig_io_mem_reader(&rio, data, len), 0);
-	assert_int_equal(vfmig_stream_reader_open(&r, rio, err, sizeof(err)),
-			 0);
+	r = open_back(p, &rio);
 	*records = 0;
 	while ((rc = vfmig_stream_next(r, &rec)) == 1) {
 		/* Announced data extents: allocated by a thread while the
@@ -591,8 +602,6 @@ static void test_announced_extents_preallocated(void **state)
 	struct vfmig_io *rio;
 	struct vfmig_stream_reader *r;
 	struct vfmig_stream_record rec;
-	const uint8_t *data;
-	size_t len;
 	char err[256];
 	uint64_t records;
 	bool announced = false;
@@ -608,10 +617,7 @@ static void test_announced_extents_preallocated(void **state)
 
 	/* First only the announcement (the stream has no END yet): what it
 	 * allocates, and how. */
-	data = vfmig_io_mem_data(p->wio, &len);
-	assert_int_equal(vfmig_io_mem_reader(&rio, data, len), 0);
-	assert_int_equal(vfmig_stream_reader_open(&r, rio, err, sizeof(err)),
-			 0);
+	r = open_back(p, &rio);
 	while (vfmig_stream_next(r, &rec) == 1) {
 		if (rec.type != VFMIG_REC_STREAM_INFO)
 			continue;
@@ -656,16 +662,10 @@ static void test_announced_extents_preallocated(void **state)
 static void read_back(struct pair *p, bool info)
 {
 	struct vfmig_io *rio;
-	struct vfmig_stream_reader *r;
+	struct vfmig_stream_reader *r = open_back(p, &rio);
 	struct vfmig_stream_record rec;
-	const uint8_t *data;
-	size_t len;
 	char err[256];
 
-	data = vfmig_io_mem_data(p->wio, &len);
-	assert_int_equal(vfmig_io_mem_reader(&rio, data, len), 0);
-	assert_int_equal(vfmig_stream_reader_open(&r, rio, err, sizeof(err)),
-			 0);
 	while (vfmig_stream_next(r, &rec) == 1) {
 		for (uint16_t k = 0; info && rec.type == VFMIG_REC_STREAM_INFO &&
 				     k < rec.d.u.info.count; k++)
