@@ -27,13 +27,6 @@
 
 #define DEFAULT_TIMEOUT_MS 30000
 #define WBUF_SIZE (64u << 10)
-/* Socket buffers a UNIX channel asks for, as the VMM library does for its
- * device sockets: the kernel's default (208 KiB) lets a sender get little
- * ahead of a receiver that stops to checksum, and both wake each other far
- * more often (docs/benchmarks.md). The kernel caps the request at
- * net.core.wmem_max / rmem_max. TCP keeps autotuning, which a fixed size
- * would turn off. */
-#define UNIX_SOCK_BUF (4 << 20)
 #define RP_HDR 6u
 _Static_assert(VFMIG_RP_FRAME_MAX == RP_HDR + VFMIG_RP_MAX + 4,
 	       "a frame is its header, the largest payload and the CRC");
@@ -421,9 +414,12 @@ static int chan_new_socket(int fd, bool source, enum vfmig_chan_kind kind,
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	} else if (kind == VFMIG_CHAN_UNIX) {
-		int sz = UNIX_SOCK_BUF;
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+		/* As the VMM library's device sockets: the kernel's default
+		 * (208 KiB) lets a sender get little ahead of a receiver that
+		 * stops to checksum, and both wake each other far more often
+		 * (docs/benchmarks.md). TCP keeps autotuning, which a fixed
+		 * size would turn off. */
+		vfw_grow_socket_buffers(fd);
 	}
 	*out = c;
 	return 0;

@@ -58,6 +58,16 @@ int vfw_unix_listen(const char *path, int backlog, int type_flags);
 int vfw_unix_listen_mode(const char *path, int backlog, int type_flags,
 			 unsigned int mode, char *msg, size_t msglen);
 
+/* Socket buffers asked for on connections that carry bulk data (a VMM's
+ * device socket and data channel, a UNIX migration channel), for
+ * throughput only: the kernel caps the request at net.core.wmem_max and
+ * rmem_max. */
+#define VFW_SOCK_BUF_BYTES (4 << 20)
+
+/* Asks for VFW_SOCK_BUF_BYTES of send and receive buffer on fd (best
+ * effort: a refusal leaves the kernel's defaults). */
+void vfw_grow_socket_buffers(int fd);
+
 /* The effective uid of the process at the other end of the connected UNIX
  * socket fd, from SO_PEERCRED (taken at connect). 0 or -errno. */
 int vfw_peer_uid(int fd, uid_t *uid);

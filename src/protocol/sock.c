@@ -203,3 +203,11 @@ bool vfw_uid_allowed(const uid_t *uids, size_t n, uid_t uid)
 			return true;
 	return false;
 }
+
+void vfw_grow_socket_buffers(int fd)
+{
+	int sz = VFW_SOCK_BUF_BYTES;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+}

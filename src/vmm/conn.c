@@ -16,7 +16,6 @@
 #include "internal.h"
 
 #define CONNECT_RETRY_NS 10000000L /* 10 ms between attempts */
-#define SOCK_BUF_BYTES (4 << 20)
 
 int vmm_dev_alloc(const struct vfmig_vmm_dev_opts *opts, vfmig_vmm_dev **out)
 {
@@ -182,16 +181,6 @@ int vmm_negotiate(vfmig_vmm_dev *dev)
 
 /* ---- Sockets ---- */
 
-static void grow_buffers(int fd)
-{
-	int sz = SOCK_BUF_BYTES;
-
-	/* Best effort, for throughput: a device sending a big DMA_WRITE
-	 * while we send a big request cannot deadlock us anyway (we read
-	 * and queue while our send waits for room). */
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-}
 
 static int64_t now_ms(void)
 {
@@ -246,7 +235,10 @@ static int start(vfmig_vmm_dev *dev, int fd)
 		close(fd);
 		return r;
 	}
-	grow_buffers(fd);
+	/* Best effort, for throughput: a device sending a big DMA_WRITE
+	 * while we send a big request cannot deadlock us anyway (we read
+	 * and queue while our send waits for room). */
+	vfw_grow_socket_buffers(fd);
 	dev->fd = fd;
 	atomic_store(&dev->poll_fd, fd);
 	dev->next_id = 1;

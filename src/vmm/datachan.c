@@ -28,8 +28,6 @@
 #include "internal.h"
 #include "protocol/migfsm.h"
 
-#define DC_SOCK_BUF (4 << 20)
-
 static void close_fd(struct vmm_dchan *c)
 {
 	if (c->fd >= 0)
@@ -83,16 +81,14 @@ int vmm_dc_attach(vfmig_vmm_dev *dev, bool load)
 	struct vfw_data_channel req = { 0 };
 	struct iovec iov[2] = { { &f, sizeof(f) }, { &req, sizeof(req) } };
 	struct vfw_msg reply;
-	int sv[2], sz = DC_SOCK_BUF, r;
+	int sv[2], r;
 
 	vmm_dc_close(dev);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
 		       sv) < 0)
 		return -errno;
-	for (int i = 0; i < 2; i++) {
-		(void)setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-		(void)setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-	}
+	for (int i = 0; i < 2; i++)
+		vfw_grow_socket_buffers(sv[i]);
 	r = vmm_call(dev, VFW_CMD_DEVICE_FEATURE, iov, 2, &sv[1], 1, &reply);
 	close(sv[1]);
 	if (r < 0) {
