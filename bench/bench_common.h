@@ -9,6 +9,12 @@
 
 #define MiB (1u << 20)
 
+/* Bytes as GiB (2^30), for per-GiB figures. */
+static inline double bench_gib(uint64_t bytes)
+{
+	return (double)bytes / (double)(1ull << 30);
+}
+
 /* Monotonic seconds. */
 double bench_now_s(void);
 

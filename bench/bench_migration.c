@@ -756,7 +756,7 @@ int main(int argc, char **argv)
 		for (int t = 0; t < N_TESTS; t++)
 			ratio[t][k] = mb[t][k] / b;
 	}
-	double gib = (double)dev_bytes / (double)(1ull << 30);
+	double gib = bench_gib(dev_bytes);
 	printf("%-34s %9.1f MB/s (median of %d rounds), CPU %.2f s per GiB\n",
 	       "baseline: raw socketpair", bench_median(base, ROUNDS), ROUNDS,
 	       bench_median(base_cpu, ROUNDS) / gib);

@@ -1011,7 +1011,7 @@ static void run_qemu(const struct opts *o, unsigned n, struct qmig *m)
 	m->bytes = (uint64_t)get_int(json_object_object_get(q, "ram"),
 				     "transferred");
 	m->mbps = bench_mbps(m->bytes, m->total_ms / 1e3);
-	m->cpu_per_gib = qcpu / ((double)m->bytes / (double)(1ull << 30));
+	m->cpu_per_gib = qcpu / bench_gib(m->bytes);
 	json_object_put(q);
 	if (m->bytes < o->ram_mib * MiB)
 		die("QEMU moved %llu bytes of a %llu MiB RAM",
@@ -1049,13 +1049,17 @@ static double mib(uint64_t bytes)
 	return (double)bytes / MiB;
 }
 
-/* CPU seconds the four processes of a vfmig case used per GiB on the
- * wire (the destination's verify left out). */
+/* CPU seconds the four processes of a vfmig case used (the
+ * destination's verify left out). */
+static double mig_cpu_s(const struct mig *m)
+{
+	return m->cpu_src_s + m->cpu_dst_s + m->cpu_dev_s;
+}
+
+/* The same per GiB on the wire. */
 static double mig_cpu_per_gib(const struct mig *m)
 {
-	double gib = (double)m->wire / (double)(1ull << 30);
-
-	return gib > 0 ? (m->cpu_src_s + m->cpu_dst_s + m->cpu_dev_s) / gib : 0;
+	return m->wire ? mig_cpu_s(m) / bench_gib(m->wire) : 0;
 }
 
 static void print_mig(const char *what, const struct mig *m,
@@ -1082,10 +1086,7 @@ static void print_mig(const char *what, const struct mig *m,
 	printf("%-36s CPU: source VMM %.2f s, destination VMM %.2f s (less "
 	       "a verify), devices %.2f s; %.2f s per GiB, %.1f of %ld CPUs "
 	       "busy\n", "", m->cpu_src_s, m->cpu_dst_s, m->cpu_dev_s,
-	       mig_cpu_per_gib(m),
-	       busy_s > 0 ? (m->cpu_src_s + m->cpu_dst_s + m->cpu_dev_s) /
-				    busy_s
-			  : 0,
+	       mig_cpu_per_gib(m), busy_s > 0 ? mig_cpu_s(m) / busy_s : 0,
 	       sysconf(_SC_NPROCESSORS_ONLN));
 }
 
@@ -1291,7 +1292,7 @@ int main(int argc, char **argv)
 		}
 		if (o.m) {
 			ma[r] = raw_stream_mem(true, ram, from, into, &mca[r]);
-			mca[r] /= (double)ram / (double)(1ull << 30);
+			mca[r] /= bench_gib(ram);
 			rma[r] = ma[r] / a[r];
 			if (o.b) {
 				rbm[r] = b[r].mbps / ma[r];
@@ -1306,7 +1307,7 @@ int main(int argc, char **argv)
 		}
 		if (o.m) {
 			mu[r] = raw_stream_mem(false, ram, from, into, &mcu[r]);
-			mcu[r] /= (double)ram / (double)(1ull << 30);
+			mcu[r] /= bench_gib(ram);
 			rmu[r] = mu[r] / u[r];
 			printf(", raw UNIX RAM to RAM %.0f MB/s (%.2f)", mu[r],
 			       rmu[r]);
@@ -1400,16 +1401,16 @@ int main(int argc, char **argv)
 		       median(ma, o.rounds), median(rma, o.rounds), lo, hi);
 		printf("%-36s CPU (sender and receiver) %.2f s per GiB, about "
 		       "%.1f CPUs busy\n", "", median(mca, o.rounds),
-		       median(mca, o.rounds) * median(ma, o.rounds) * 1e6 /
-			       (double)(1ull << 30));
+		       median(mca, o.rounds) *
+			       bench_gib((uint64_t)(median(ma, o.rounds) * 1e6)));
 		range(rmu, o.rounds, &lo, &hi);
 		printf("%-36s %8.1f MB/s   ratio to raw UNIX %.2f (rounds "
 		       "%.2f-%.2f)\n", "(m) raw UNIX, RAM to RAM",
 		       median(mu, o.rounds), median(rmu, o.rounds), lo, hi);
 		printf("%-36s CPU (sender and receiver) %.2f s per GiB, about "
 		       "%.1f CPUs busy\n", "", median(mcu, o.rounds),
-		       median(mcu, o.rounds) * median(mu, o.rounds) * 1e6 /
-			       (double)(1ull << 30));
+		       median(mcu, o.rounds) *
+			       bench_gib((uint64_t)(median(mu, o.rounds) * 1e6)));
 		if (o.b) {
 			range(rbm, o.rounds, &lo, &hi);
 			printf("%-36s (b) over raw TCP RAM to RAM: %.2f (rounds "
