@@ -85,7 +85,7 @@ static void mchan_checks(const struct vfmig_stream_record *rec)
 		abort();
 	if (r < 0 && !err[0])
 		abort(); /* every refusal names its reason */
-	if (rec->type == VFMIG_REC_RAM_PAGES) {
+	if (vfmig_stream_is_ram_pages(rec->type)) {
 		unsigned in = 0;
 		for (unsigned i = 0; i < 3; i++)
 			in += vfmig_mchan_runs_in_stripe(rec, i, 3);
@@ -138,7 +138,7 @@ static bool same_ram_pages(const struct vfmig_stream_record *a,
 {
 	const typeof(a->d.u.ram_pages) *x = &a->d.u.ram_pages, *y = &b->d.u.ram_pages;
 
-	if (x->page_size != y->page_size || x->nruns != y->nruns ||
+	if (x->page_size != y->page_size || x->nruns != y->nruns || x->torn != y->torn ||
 	    x->block.len != y->block.len || memcmp(x->block.p, y->block.p, x->block.len))
 		return false;
 	for (uint32_t i = 0; i < x->nruns; i++) {
@@ -176,7 +176,7 @@ static void read_placed_alike(const uint8_t *data, size_t size)
 			rc[1] = vfmig_stream_next(r[1], &rec[1]);
 			if (rc[0] != rc[1] ||
 			    (rc[0] == 1 && rec[0].type != rec[1].type) ||
-			    (rc[0] == 1 && rec[0].type == VFMIG_REC_RAM_PAGES &&
+			    (rc[0] == 1 && vfmig_stream_is_ram_pages(rec[0].type) &&
 			     !same_ram_pages(&rec[0], &rec[1])) ||
 			    (rc[0] < 0 && strcmp(vfmig_stream_reader_error(r[0]),
 						 vfmig_stream_reader_error(r[1]))))

@@ -135,6 +135,7 @@ static int dst_record(struct run *run, const struct vfmig_stream_record *rec)
 
 	switch (rec->type) {
 	case VFMIG_REC_RAM_PAGES:
+	case VFMIG_REC_RAM_PAGES_LIVE:
 		r = vfmig_ram_load(run->vm->ram, rec, err, sizeof(err));
 		if (r < 0)
 			return mig_fail(run, r, "load", "%s", err);

@@ -145,9 +145,9 @@ int mig_mchan_dst_record(struct run *run,
 		return 0;
 	if (vfmig_mchan_dst_failed(run->mc, err, sizeof(err)))
 		return mig_fail(run, -EIO, "load", "%s", err);
-	if (rec->type == VFMIG_REC_RAM_PAGES)
+	if (vfmig_stream_is_ram_pages(rec->type))
 		return mig_fail(run, -EPROTO, "load",
-				"RAM_PAGES at offset %llu of the main stream, "
+				"RAM pages at offset %llu of the main stream, "
 				"which announced RAM channels",
 				(unsigned long long)rec->offset);
 	return 0;

@@ -441,14 +441,15 @@ static int receive(struct mchan_one *c)
 			return -ECANCELED;
 		}
 		switch (rec.type) {
-		case VFMIG_REC_RAM_PAGES: {
+		case VFMIG_REC_RAM_PAGES:
+		case VFMIG_REC_RAM_PAGES_LIVE: {
 			/* A copy of the block keeps vfmig_ram_load's memory
 			 * of the file out of the shared block. */
 			struct vfmig_ram view = *g->ram;
 			uint64_t bytes = 0;
 			if (!vfmig_mchan_runs_in_stripe(&rec, c->index, g->n)) {
 				snprintf(c->err, sizeof(c->err),
-					 "RAM channel %u: RAM_PAGES at offset "
+					 "RAM channel %u: RAM pages at offset "
 					 "%llu carries pages of another channel",
 					 c->index, (unsigned long long)rec.offset);
 				return -EPROTO;

@@ -582,8 +582,8 @@ int vfmig_ram_load(struct vfmig_ram *r, const struct vfmig_stream_record *rec,
 {
 	const typeof(rec->d.u.ram_pages) *rp = &rec->d.u.ram_pages;
 
-	if (rec->type != VFMIG_REC_RAM_PAGES) {
-		snprintf(err, errlen, "record type %u is not RAM_PAGES",
+	if (!vfmig_stream_is_ram_pages(rec->type)) {
+		snprintf(err, errlen, "record type %u is not RAM_PAGES(_LIVE)",
 			 rec->type);
 		return -EINVAL;
 	}

@@ -75,6 +75,13 @@ uint32_t vfmig__csum_end(const struct vfmig__csum *c)
 	return c->xxh ? (uint32_t)XXH3_64bits_digest(c->xxh) : c->crc;
 }
 
+uint32_t vfmig__csum_once(uint16_t algo, const void *p, size_t len)
+{
+	if (algo == VFMIG_STREAM_CSUM_XXH3)
+		return (uint32_t)XXH3_64bits(p, len);
+	return vfmig__crc32(0, p, len);
+}
+
 void vfmig__csum_free(struct vfmig__csum *c)
 {
 	XXH3_freeState(c->xxh);

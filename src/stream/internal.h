@@ -33,6 +33,8 @@ int vfmig__csum_init(struct vfmig__csum *c, uint16_t algo);
 void vfmig__csum_begin(struct vfmig__csum *c);
 void vfmig__csum_update(struct vfmig__csum *c, const void *p, size_t len);
 uint32_t vfmig__csum_end(const struct vfmig__csum *c);
+/* The checksum of one buffer on its own (RAM_PAGES_LIVE's page sums). */
+uint32_t vfmig__csum_once(uint16_t algo, const void *p, size_t len);
 /* Releases what init allocated (c itself is the caller's). */
 void vfmig__csum_free(struct vfmig__csum *c);
 
@@ -68,8 +70,9 @@ struct vfmig__frame {
 	const uint8_t *payload;
 	uint32_t csum_stored;
 	uint32_t csum_computed;
-	/* A RAM_PAGES record read with the reader's placement function: it
-	 * is decoded already (the reader keeps the result), payload is NULL. */
+	/* A RAM_PAGES record read with the reader's placement function, or
+	 * any RAM_PAGES_LIVE: it is decoded already (the reader keeps the
+	 * result), payload is NULL. */
 	bool placed;
 };
 

@@ -17,6 +17,7 @@ struct vfmig_stream_reader {
 	struct vfmig_io *io;
 	uint64_t offset;       /* bytes consumed */
 	uint16_t minor;
+	uint16_t hflags;       /* header flags (1.1 on) */
 	struct vfmig__csum csum; /* the record checksum the header names */
 	int error;             /* sticky */
 	bool done;             /* END returned */
@@ -35,6 +36,25 @@ struct vfmig_stream_reader {
 	struct vfmig_stream_decoded placed; /* a placed RAM_PAGES, decoded */
 	int placed_rc;         /* its decoding result, message in placed_err */
 	char placed_err[240];
+	/* RAM_PAGES_LIVE: the page checksums computed while the data
+	 * arrived, a page above one piece being summed, and the record's
+	 * torn pages (addresses) */
+	uint32_t *sums;
+	size_t sums_cap;
+	struct vfmig__csum page;
+	uint64_t *rtorn;
+	uint32_t nrtorn, rtorn_cap;
+	/* pages torn and not carried again yet, sorted by (block, addr),
+	 * and the names of their blocks */
+	struct torn {
+		uint16_t blk;
+		uint64_t addr;
+		uint64_t rec_off; /* the record it arrived torn in */
+	} *torn;
+	uint32_t ntorn, torn_cap;
+	char *blocks[VFMIG_STREAM_MAX_TORN_BLOCKS];
+	uint16_t nblocks;
+	uint64_t torn_total;
 	char err[320];
 };
 
@@ -140,13 +160,14 @@ int vfmig_stream_reader_open(struct vfmig_stream_reader **out, struct vfmig_io *
 		}
 		algo = VFMIG_STREAM_CSUM_CRC32;
 	} else {
-		/* 1.1 on: u16 flags (none defined), u16 record checksum. */
+		/* 1.1 on: u16 flags (1.3: LIVE), u16 record checksum. */
 		flags = get_be16(h + 12);
-		if (flags) {
+		if (flags & ~(r->minor >= VFMIG_STREAM_MINOR_LIVE ? VFMIG_STREAM_HF_LIVE : 0u)) {
 			rc = rfail(r, -EOPNOTSUPP,
 				   "offset 12: unknown stream header flags 0x%04" PRIx32, flags);
 			goto fail;
 		}
+		r->hflags = (uint16_t)flags;
 		algo = get_be16(h + 14);
 		if (!vfmig_stream_csum_name(algo)) {
 			rc = rfail(r, -EOPNOTSUPP,
@@ -159,6 +180,8 @@ int vfmig_stream_reader_open(struct vfmig_stream_reader **out, struct vfmig_io *
 		}
 	}
 	rc = vfmig__csum_init(&r->csum, algo);
+	if (rc == 0)
+		rc = vfmig__csum_init(&r->page, algo);
 	if (rc < 0) {
 		rfail(r, rc, "no memory for the record checksum");
 		goto fail;
@@ -185,6 +208,10 @@ struct placed_walk {
 	uint32_t left; /* payload bytes not yet read */
 	size_t used;   /* of r->buf */
 	size_t pos;    /* payload bytes read */
+	bool live;     /* RAM_PAGES_LIVE: data outside the record checksum */
+	bool place;    /* the placement function may be asked */
+	const char *name; /* the record type's, for messages */
+	uint32_t nsums; /* RAM_PAGES_LIVE: data pages summed */
 };
 
 /* Reads n payload bytes to dst (NULL: the buffer); returns where they are,
@@ -234,8 +261,113 @@ static int walk_bad(struct placed_walk *w, int rc, const char *fmt, ...)
 
 static int walk_truncated(struct placed_walk *w)
 {
-	return walk_bad(w, -EBADMSG, "RAM_PAGES payload truncated or malformed at "
-			"payload byte %zu", w->pos);
+	return walk_bad(w, -EBADMSG, "%s payload truncated or malformed at "
+			"payload byte %zu", w->name, w->pos);
+}
+
+/*
+ * RAM_PAGES_LIVE page data: n bytes of pages of ps to dst (NULL: the
+ * buffer), read in pieces outside the record checksum; each page's own
+ * checksum goes to r->sums as the page lands. Returns where they are, or
+ * NULL as walk_read().
+ */
+static const uint8_t *walk_data(struct placed_walk *w, uint8_t *dst, size_t n, uint32_t ps)
+{
+	struct vfmig_stream_reader *r = w->r;
+	uint8_t *p = dst ? dst : r->buf + w->used;
+	size_t got = 0, want;
+	ssize_t k;
+
+	while (got < n) {
+		want = n - got < VFMIG__STREAM_PIECE ? n - got : VFMIG__STREAM_PIECE;
+		k = vfmig_io_read(r->io, p + got, want);
+		if (k < 0) {
+			rfail(r, (int)k, "reading record payload at offset %" PRIu64 ": %s",
+			      w->fr->offset, strerror((int)-k));
+			return NULL;
+		}
+		if ((size_t)k < want) {
+			r->offset += got + (size_t)k;
+			rfail(r, -ENODATA, "stream truncated: record payload at offset %" PRIu64
+			      " needs %zu bytes, %zu left", w->fr->offset, (size_t)w->fr->length,
+			      w->pos + got + (size_t)k);
+			return NULL;
+		}
+		/* powers of two: a piece holds whole pages or a page whole
+		 * pieces (walk_ram_pages() checked the room in r->sums) */
+		if (ps <= VFMIG__STREAM_PIECE) {
+			for (size_t off = 0; off < want; off += ps)
+				r->sums[w->nsums++] = vfmig__csum_once(r->csum.algo,
+								       p + got + off, ps);
+		} else {
+			if (got % ps == 0)
+				vfmig__csum_begin(&r->page);
+			vfmig__csum_update(&r->page, p + got, want);
+			if ((got + want) % ps == 0)
+				r->sums[w->nsums++] = vfmig__csum_end(&r->page);
+		}
+		got += want;
+	}
+	r->offset += n;
+	w->left -= (uint32_t)n;
+	w->pos += n;
+	if (!dst)
+		w->used += n;
+	return p;
+}
+
+/* Room in r->sums for every data page the record's length allows. */
+static int sums_room(struct vfmig_stream_reader *r, uint32_t length, uint32_t ps)
+{
+	size_t need = length / ps;
+	void *p;
+
+	if (need <= r->sums_cap)
+		return 0;
+	p = realloc(r->sums, need * sizeof(*r->sums));
+	if (!p)
+		return rfail(r, -ENOMEM, "no memory for %zu page checksums", need);
+	r->sums = p;
+	r->sums_cap = need;
+	return 0;
+}
+
+/* RAM_PAGES_LIVE's table: one stored checksum per data page, compared with
+ * what arrived; the pages that differ are the record's torn pages. */
+static int walk_table(struct placed_walk *w)
+{
+	struct vfmig_stream_reader *r = w->r;
+	typeof(r->placed.u.ram_pages) *rp = &r->placed.u.ram_pages;
+	const uint8_t *t;
+	uint32_t k = 0;
+
+	if (w->left != (uint64_t)w->nsums * 4)
+		return walk_bad(w, -EBADMSG, "RAM_PAGES_LIVE page checksum table has %u bytes, "
+				"%u data pages need %u", w->left, w->nsums, w->nsums * 4);
+	if (!(t = walk_read(w, NULL, w->left)))
+		return r->error;
+	for (uint32_t i = 0; i < rp->nruns; i++) {
+		const struct vfmig_stream_ram_run *run = &rp->runs[i];
+
+		if (run->zero)
+			continue;
+		for (uint32_t j = 0; j < run->npages; j++, k++) {
+			if (get_be32(t + 4 * (size_t)k) == r->sums[k])
+				continue;
+			if (r->nrtorn == r->rtorn_cap) {
+				uint32_t cap = r->rtorn_cap ? 2 * r->rtorn_cap : 64;
+				void *p = realloc(r->rtorn, cap * sizeof(*r->rtorn));
+
+				if (!p)
+					return rfail(r, -ENOMEM, "no memory for torn pages");
+				r->rtorn = p;
+				r->rtorn_cap = cap;
+			}
+			r->rtorn[r->nrtorn++] = run->addr + (uint64_t)j * rp->page_size;
+		}
+	}
+	rp->torn = r->nrtorn;
+	return 0;
 }
 
 static int walk_ram_pages(struct placed_walk *w)
@@ -267,10 +399,12 @@ static int walk_ram_pages(struct placed_walk *w)
 	ps = get_be32(p + rp->block.len);
 	n = get_be32(p + rp->block.len + 4);
 	if (ps < 512 || ps > (1u << 30) || (ps & (ps - 1)))
-		return walk_bad(w, -EBADMSG, "RAM_PAGES page size %u is not a "
-				"power of two in 512..1G", ps);
+		return walk_bad(w, -EBADMSG, "%s page size %u is not a "
+				"power of two in 512..1G", w->name, ps);
 	if (n > w->left / 13)
-		return walk_bad(w, -EBADMSG, "RAM_PAGES run count %u too large", n);
+		return walk_bad(w, -EBADMSG, "%s run count %u too large", w->name, n);
+	if (w->live && sums_room(r, w->fr->length, ps) < 0)
+		return r->error;
 	rp->runs = calloc(n ? n : 1, sizeof(*rp->runs));
 	if (!rp->runs)
 		return rfail(r, -ENOMEM, "no memory for %u RAM_PAGES runs", n);
@@ -296,18 +430,25 @@ static int walk_ram_pages(struct placed_walk *w)
 		bytes = (uint64_t)run->npages * ps;
 		if (run->npages == 0 || kind > 1 || run->addr % ps ||
 		    run->addr > UINT64_MAX - bytes)
-			return walk_bad(w, -EBADMSG, "RAM_PAGES run %u: addr 0x%"
-					PRIx64 ", %u pages, kind %u invalid", i,
+			return walk_bad(w, -EBADMSG, "%s run %u: addr 0x%"
+					PRIx64 ", %u pages, kind %u invalid", w->name, i,
 					run->addr, run->npages, kind);
 		run->zero = kind == 1;
 		if (run->zero)
 			continue;
 		if (bytes > w->left)
 			return walk_truncated(w);
-		dst = r->place(r->place_priv, &rp->block, ps, run->addr, bytes);
-		if (!(run->data = walk_read(w, dst, (size_t)bytes)))
+		dst = w->place ? r->place(r->place_priv, &rp->block, ps, run->addr, bytes)
+			       : NULL;
+		if (w->live)
+			run->data = walk_data(w, dst, (size_t)bytes, ps);
+		else
+			run->data = walk_read(w, dst, (size_t)bytes);
+		if (!run->data)
 			return r->error;
 	}
+	if (w->live)
+		return walk_table(w);
 	if (w->left)
 		return walk_bad(w, -EBADMSG, "RAM_PAGES payload has %u unexpected "
 				"trailing bytes", w->left);
@@ -317,11 +458,17 @@ static int walk_ram_pages(struct placed_walk *w)
 static int read_placed(struct vfmig_stream_reader *r, struct vfmig__frame *fr,
 		       const uint8_t *h)
 {
-	struct placed_walk w = { .r = r, .fr = fr, .left = fr->length };
+	struct placed_walk w = {
+		.r = r, .fr = fr, .left = fr->length,
+		.live = fr->type == VFMIG_REC_RAM_PAGES_LIVE,
+		.place = r->place && !(fr->flags & ~VFMIG_STREAM_F_MUST_UNDERSTAND),
+		.name = vfmig_stream_type_name(fr->type),
+	};
 	uint8_t tail[4];
 	int rc;
 
 	vfmig_stream_decoded_clear(VFMIG_REC_RAM_PAGES, &r->placed);
+	r->nrtorn = 0;
 	r->placed_rc = 0;
 	r->placed_err[0] = 0;
 	vfmig__csum_begin(&r->csum);
@@ -385,8 +532,10 @@ int vfmig__reader_frame(struct vfmig_stream_reader *r, struct vfmig__frame *fr)
 		r->buf = p;
 		r->bufcap = fr->length;
 	}
-	if (fr->type == VFMIG_REC_RAM_PAGES && r->place &&
-	    !(fr->flags & ~VFMIG_STREAM_F_MUST_UNDERSTAND))
+	/* RAM_PAGES_LIVE always: its checksums need the payload's layout. */
+	if ((fr->type == VFMIG_REC_RAM_PAGES && r->place &&
+	     !(fr->flags & ~VFMIG_STREAM_F_MUST_UNDERSTAND)) ||
+	    fr->type == VFMIG_REC_RAM_PAGES_LIVE)
 		return read_placed(r, fr, h);
 	vfmig__csum_begin(&r->csum);
 	vfmig__csum_update(&r->csum, h, sizeof(h));
@@ -406,6 +555,110 @@ int vfmig__reader_frame(struct vfmig_stream_reader *r, struct vfmig__frame *fr)
 	fr->csum_stored = get_be32(tail);
 	fr->csum_computed = vfmig__csum_end(&r->csum);
 	return 1;
+}
+
+/* ---- torn pages (RAM_PAGES_LIVE) ---- */
+
+/* First entry not below (blk, addr). */
+static uint32_t torn_lower(const struct vfmig_stream_reader *r, uint16_t blk, uint64_t addr)
+{
+	uint32_t lo = 0, hi = r->ntorn;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const struct torn *t = &r->torn[mid];
+
+		if (t->blk < blk || (t->blk == blk && t->addr < addr))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The index of the block's name among those with torn pages; adds it when
+ * add is set. -1 when it is not there (or no room, with add). */
+static int torn_block(struct vfmig_stream_reader *r, struct vfmig_stream_str name, bool add)
+{
+	for (uint16_t i = 0; i < r->nblocks; i++)
+		if (vfmig_stream_str_eq(name, r->blocks[i]))
+			return i;
+	if (!add || r->nblocks == VFMIG_STREAM_MAX_TORN_BLOCKS)
+		return -1;
+	r->blocks[r->nblocks] = strndup(name.p, name.len);
+	if (!r->blocks[r->nblocks])
+		return -1;
+	return r->nblocks++;
+}
+
+/* A record of the block covers [addr, addr + len): its pages arrived. */
+static void torn_clear(struct vfmig_stream_reader *r, int blk, uint64_t addr, uint64_t len)
+{
+	uint32_t a = torn_lower(r, (uint16_t)blk, addr), b = a;
+
+	while (b < r->ntorn && r->torn[b].blk == blk && r->torn[b].addr - addr < len)
+		b++;
+	if (b == a)
+		return;
+	memmove(r->torn + a, r->torn + b, (r->ntorn - b) * sizeof(*r->torn));
+	r->ntorn -= b - a;
+}
+
+static int torn_add(struct vfmig_stream_reader *r, const struct vfmig__frame *fr, int blk,
+		    uint64_t addr)
+{
+	uint32_t i = torn_lower(r, (uint16_t)blk, addr);
+
+	if (i < r->ntorn && r->torn[i].blk == blk && r->torn[i].addr == addr) {
+		r->torn[i].rec_off = fr->offset;
+		return 0;
+	}
+	if (r->ntorn == VFMIG_STREAM_MAX_TORN)
+		return rfail(r, -EOVERFLOW,
+			     "RAM_PAGES_LIVE at offset %" PRIu64 ": more than %u torn RAM pages "
+			     "wait to be carried again", fr->offset, VFMIG_STREAM_MAX_TORN);
+	if (r->ntorn == r->torn_cap) {
+		uint32_t cap = r->torn_cap ? 2 * r->torn_cap : 64;
+		void *p = realloc(r->torn, cap * sizeof(*r->torn));
+
+		if (!p)
+			return rfail(r, -ENOMEM, "no memory for torn RAM pages");
+		r->torn = p;
+		r->torn_cap = cap;
+	}
+	memmove(r->torn + i + 1, r->torn + i, (r->ntorn - i) * sizeof(*r->torn));
+	r->torn[i] = (struct torn){ (uint16_t)blk, addr, fr->offset };
+	r->ntorn++;
+	return 0;
+}
+
+/* After an accepted RAM record: the pages it carried are no longer pending,
+ * its own torn pages are. */
+static int torn_update(struct vfmig_stream_reader *r, const struct vfmig__frame *fr,
+		       const struct vfmig_stream_decoded *d)
+{
+	const typeof(d->u.ram_pages) *rp = &d->u.ram_pages;
+	int blk;
+
+	if (r->ntorn && (blk = torn_block(r, rp->block, false)) >= 0)
+		for (uint32_t i = 0; i < rp->nruns; i++)
+			torn_clear(r, blk, rp->runs[i].addr,
+				   (uint64_t)rp->runs[i].npages * rp->page_size);
+	if (!rp->torn)
+		return 0;
+	blk = torn_block(r, rp->block, true);
+	if (blk < 0)
+		return rfail(r, -EOVERFLOW,
+			     "RAM_PAGES_LIVE at offset %" PRIu64 ": torn RAM pages in more "
+			     "than %u blocks", fr->offset, VFMIG_STREAM_MAX_TORN_BLOCKS);
+	for (uint32_t k = 0; k < r->nrtorn; k++) {
+		int rc = torn_add(r, fr, blk, r->rtorn[k]);
+
+		if (rc < 0)
+			return rc;
+	}
+	r->torn_total += r->nrtorn;
+	return 0;
 }
 
 /* Record-order rules of 1.0 (docs/stream-format.md, "Rules for readers"). */
@@ -452,6 +705,18 @@ static int check_order(struct vfmig_stream_reader *r, const struct vfmig__frame 
 				     fr->offset, dev);
 		r->vcpu_seen[dev / 64] |= 1ull << (dev % 64);
 		return 0;
+	case VFMIG_REC_RAM_PAGES_LIVE:
+		if (r->minor < VFMIG_STREAM_MINOR_LIVE)
+			return rfail(r, -EPROTO,
+				     "RAM_PAGES_LIVE at offset %" PRIu64 " in a 1.%u stream (the "
+				     "record exists from 1.%u on)",
+				     fr->offset, r->minor, VFMIG_STREAM_MINOR_LIVE);
+		if (!(r->hflags & VFMIG_STREAM_HF_LIVE))
+			return rfail(r, -EPROTO,
+				     "RAM_PAGES_LIVE at offset %" PRIu64 ", but the header does "
+				     "not announce it (flag 0x%04x)", fr->offset,
+				     VFMIG_STREAM_HF_LIVE);
+		return 0;
 	case VFMIG_REC_SWITCHOVER:
 		if (r->switchover)
 			return rfail(r, -EPROTO, "record at offset %" PRIu64 ": second SWITCHOVER",
@@ -467,6 +732,12 @@ static int check_order(struct vfmig_stream_reader *r, const struct vfmig__frame 
 				     "END at offset %" PRIu64 " counts %" PRIu32
 				     " records, the stream had %" PRIu32, fr->offset,
 				     d->u.end.records, r->nrecords);
+		if (r->ntorn)
+			return rfail(r, -EBADMSG,
+				     "END at offset %" PRIu64 ": %u RAM page(s) arrived torn and "
+				     "were not carried again, the first at 0x%" PRIx64 " of block %s "
+				     "(RAM_PAGES_LIVE at offset %" PRIu64 ")", fr->offset, r->ntorn,
+				     r->torn[0].addr, r->blocks[r->torn[0].blk], r->torn[0].rec_off);
 		return 0;
 	default:
 		return 0;
@@ -527,6 +798,11 @@ int vfmig__reader_accept(struct vfmig_stream_reader *r, const struct vfmig__fram
 	rc = check_order(r, fr, &r->cur);
 	if (rc < 0)
 		return rc;
+	if (vfmig_stream_is_ram_pages(fr->type)) {
+		rc = torn_update(r, fr, &r->cur);
+		if (rc < 0)
+			return rc;
+	}
 	switch (fr->type) {
 	case VFMIG_REC_DEVICE_LIST:
 		r->have_list = true;
@@ -584,6 +860,16 @@ uint16_t vfmig_stream_reader_csum(const struct vfmig_stream_reader *r)
 	return r->csum.algo;
 }
 
+uint64_t vfmig_stream_reader_torn(const struct vfmig_stream_reader *r)
+{
+	return r->torn_total;
+}
+
+uint32_t vfmig_stream_reader_torn_pending(const struct vfmig_stream_reader *r)
+{
+	return r->ntorn;
+}
+
 uint32_t vfmig_stream_reader_skipped(const struct vfmig_stream_reader *r)
 {
 	return r->skipped;
@@ -606,6 +892,12 @@ void vfmig_stream_reader_free(struct vfmig_stream_reader *r)
 	vfmig_stream_decoded_clear(r->cur_type, &r->cur);
 	vfmig_stream_decoded_clear(VFMIG_REC_RAM_PAGES, &r->placed);
 	vfmig__csum_free(&r->csum);
+	vfmig__csum_free(&r->page);
+	free(r->sums);
+	free(r->rtorn);
+	free(r->torn);
+	for (uint16_t i = 0; i < r->nblocks; i++)
+		free(r->blocks[i]);
 	free(r->buf);
 	free(r);
 }

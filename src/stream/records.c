@@ -231,27 +231,31 @@ static int dec_vcpu_state(const uint8_t *p, uint32_t len, struct vfmig_stream_de
 	return rc;
 }
 
-static int dec_ram_pages(const uint8_t *p, uint32_t len, struct vfmig_stream_decoded *d,
-			 char *err, size_t errlen)
+/* RAM_PAGES, and RAM_PAGES_LIVE (live): the same, then a u32 per data
+ * page. Only the reader can compare those with the pages (it knows the
+ * algorithm); here the table's length is checked. */
+static int dec_ram_common(const uint8_t *p, uint32_t len, struct vfmig_stream_decoded *d,
+			  char *err, size_t errlen, bool live)
 {
+	const char *what = live ? "RAM_PAGES_LIVE" : "RAM_PAGES";
 	struct vfmig_stream_ram_run *runs;
 	struct vfmig__cur c;
 	uint32_t i, n, ps;
-	uint64_t bytes;
+	uint64_t bytes, data_pages = 0;
 
 	vfmig__cur_init(&c, p, len);
 	cur_str(&c, &d->u.ram_pages.block);
 	ps = vfmig__cur_u32(&c);
 	n = vfmig__cur_u32(&c);
 	if (c.bad)
-		return finish(&c, "RAM_PAGES", err, errlen);
+		return finish(&c, what, err, errlen);
 	if (ps < 512 || ps > (1u << 30) || (ps & (ps - 1))) {
-		vfmig__err(err, errlen, "RAM_PAGES page size %u is not a power of two in 512..1G",
-			   ps);
+		vfmig__err(err, errlen, "%s page size %u is not a power of two in 512..1G",
+			   what, ps);
 		return -EBADMSG;
 	}
 	if (n > vfmig__cur_left(&c) / 13) {
-		vfmig__err(err, errlen, "RAM_PAGES run count %u too large", n);
+		vfmig__err(err, errlen, "%s run count %u too large", what, n);
 		return -EBADMSG;
 	}
 	runs = calloc(n ? n : 1, sizeof(*runs));
@@ -272,8 +276,8 @@ static int dec_ram_pages(const uint8_t *p, uint32_t len, struct vfmig_stream_dec
 		if (runs[i].npages == 0 || kind > 1 || runs[i].addr % ps ||
 		    runs[i].addr > UINT64_MAX - bytes) {
 			vfmig__err(err, errlen,
-				   "RAM_PAGES run %u: addr 0x%" PRIx64 ", %u pages, kind %u invalid",
-				   i, runs[i].addr, runs[i].npages, kind);
+				   "%s run %u: addr 0x%" PRIx64 ", %u pages, kind %u invalid",
+				   what, i, runs[i].addr, runs[i].npages, kind);
 			return -EBADMSG;
 		}
 		runs[i].zero = kind == 1;
@@ -283,10 +287,33 @@ static int dec_ram_pages(const uint8_t *p, uint32_t len, struct vfmig_stream_dec
 				break;
 			}
 			runs[i].data = vfmig__cur_take(&c, (size_t)bytes);
+			data_pages += runs[i].npages;
 		}
 	}
-	return finish(&c, "RAM_PAGES", err, errlen);
+	if (live && !c.bad && vfmig__cur_left(&c) != data_pages * 4) {
+		vfmig__err(err, errlen, "RAM_PAGES_LIVE page checksum table has %zu bytes, %"
+			   PRIu64 " data pages need %" PRIu64, vfmig__cur_left(&c), data_pages,
+			   data_pages * 4);
+		return -EBADMSG;
+	}
+	if (live)
+		vfmig__cur_take(&c, vfmig__cur_left(&c));
+	return finish(&c, what, err, errlen);
 }
+
+static int dec_ram_pages(const uint8_t *p, uint32_t len, struct vfmig_stream_decoded *d,
+			 char *err, size_t errlen)
+{
+	return dec_ram_common(p, len, d, err, errlen, false);
+}
+
+static int dec_ram_pages_live(const uint8_t *p, uint32_t len, struct vfmig_stream_decoded *d,
+			      char *err, size_t errlen)
+{
+	return dec_ram_common(p, len, d, err, errlen, true);
+}
+
+
 
 static int dec_switchover(const uint8_t *p, uint32_t len, struct vfmig_stream_decoded *d,
 		     char *err, size_t errlen)
@@ -369,7 +396,7 @@ static void pr_vcpu_state(FILE *f, const struct vfmig_stream_decoded *d)
 	vfmig_fields_print(f, "      ", d->u.vcpu_state.state, d->u.vcpu_state.len, NULL, 0);
 }
 
-static void pr_ram_pages(FILE *f, const struct vfmig_stream_decoded *d)
+static void pr_ram_runs(FILE *f, const struct vfmig_stream_decoded *d, const char *end)
 {
 	uint64_t pages = 0, zero = 0;
 	uint32_t i;
@@ -379,9 +406,20 @@ static void pr_ram_pages(FILE *f, const struct vfmig_stream_decoded *d)
 		if (d->u.ram_pages.runs[i].zero)
 			zero += d->u.ram_pages.runs[i].npages;
 	}
-	fprintf(f, "block %.*s page-size %u, %u runs, %" PRIu64 " pages (%" PRIu64 " zero)\n",
+	fprintf(f, "block %.*s page-size %u, %u runs, %" PRIu64 " pages (%" PRIu64 " zero)%s",
 		d->u.ram_pages.block.len, d->u.ram_pages.block.p, d->u.ram_pages.page_size,
-		d->u.ram_pages.nruns, pages, zero);
+		d->u.ram_pages.nruns, pages, zero, end);
+}
+
+static void pr_ram_pages(FILE *f, const struct vfmig_stream_decoded *d)
+{
+	pr_ram_runs(f, d, "\n");
+}
+
+static void pr_ram_pages_live(FILE *f, const struct vfmig_stream_decoded *d)
+{
+	pr_ram_runs(f, d, "");
+	fprintf(f, ", %u torn\n", d->u.ram_pages.torn);
 }
 
 static void pr_switchover(FILE *f, const struct vfmig_stream_decoded *d)
@@ -444,6 +482,7 @@ void vfmig_stream_decoded_clear(uint16_t type, struct vfmig_stream_decoded *d)
 		free(d->u.device_list.dev);
 		break;
 	case VFMIG_REC_RAM_PAGES:
+	case VFMIG_REC_RAM_PAGES_LIVE:
 		free(d->u.ram_pages.runs);
 		break;
 	default:

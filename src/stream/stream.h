@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The vfmig migration stream, format 1.2 (docs/stream-format.md).
+ * The vfmig migration stream, format 1.3 (docs/stream-format.md).
  *
  * A stream is a header (magic "VFMIGSTR", major 1, minor, flags, the record
  * checksum algorithm (from 1.1 on), CRC-32 of the header) followed by
  * checksummed type-length-value records, big-endian throughout, the last of
  * which is END. This library writes 1.2 (1.1 plus the VCPU_STATE record)
- * with XXH3 record checksums, 1.1 on request, or 1.0
- * (CRC-32) on request, and reads all three. It writes and reads streams through a
+ * with XXH3 record checksums by default, 1.3 (RAM_PAGES_LIVE: page data
+ * checked page by page), 1.1 or 1.0 (CRC-32) on request, and reads all four. It writes and reads streams through a
  * struct vfmig_io; it knows records and field tables, not devices or sockets.
  *
  * Errors: functions return 0 (or a count) on success and a negative errno on
@@ -39,6 +39,8 @@
 #define VFMIG_STREAM_MAJOR 1
 #define VFMIG_STREAM_MINOR 2                 /* what the writer writes by default */
 #define VFMIG_STREAM_MINOR_VCPU 2            /* VCPU_STATE exists from 1.2 on */
+#define VFMIG_STREAM_MINOR_LIVE 3            /* RAM_PAGES_LIVE exists from 1.3 on */
+#define VFMIG_STREAM_MINOR_MAX 3             /* the newest minor written and read */
 #define VFMIG_STREAM_HEADER_SIZE 20
 #define VFMIG_STREAM_RECORD_HEADER_SIZE 8    /* type, flags, length */
 #define VFMIG_STREAM_MAX_RECORD (64u << 20)  /* payload bytes */
@@ -57,8 +59,19 @@ enum vfmig_stream_csum {
 /* The algorithm's name ("crc32", "xxh3"), or NULL if unknown. */
 const char *vfmig_stream_csum_name(uint16_t algo);
 
+/* Header flags (the u16 at offset 12, from 1.1 on). LIVE (1.3): the stream
+ * may hold RAM_PAGES_LIVE, whose record checksum leaves the page data out;
+ * a reader older than 1.3 refuses the stream at the header instead of
+ * calling such a record a checksum mismatch. A 1.3 writer always sets it. */
+#define VFMIG_STREAM_HF_LIVE 0x0001u
+
 /* Record flags. Bits other than MUST_UNDERSTAND must be zero in 1.0. */
 #define VFMIG_STREAM_F_MUST_UNDERSTAND 0x0001u
+
+/* Pages a reader keeps that arrived torn in RAM_PAGES_LIVE and must come
+ * again before END, and the RAM blocks they may belong to. */
+#define VFMIG_STREAM_MAX_TORN 65536
+#define VFMIG_STREAM_MAX_TORN_BLOCKS 16
 
 /* Limits a 1.0 reader enforces inside payloads. */
 #define VFMIG_STREAM_MAX_DEVICES 1024
@@ -80,13 +93,20 @@ const char *vfmig_stream_csum_name(uint16_t algo);
 	X(RAM_PAGES, 7, true, ram_pages) \
 	X(SWITCHOVER, 8, true, switchover) \
 	X(END, 9, true, end) \
-	X(VCPU_STATE, 10, true, vcpu_state)
+	X(VCPU_STATE, 10, true, vcpu_state) \
+	X(RAM_PAGES_LIVE, 11, true, ram_pages_live)
 
 enum vfmig_stream_type {
 #define X(name, num, mu, low) VFMIG_REC_##name = num,
 	VFMIG_STREAM_RECORDS(X)
 #undef X
 };
+
+/* RAM page data in either record: RAM_PAGES, or (1.3) RAM_PAGES_LIVE. */
+static inline bool vfmig_stream_is_ram_pages(uint16_t type)
+{
+	return type == VFMIG_REC_RAM_PAGES || type == VFMIG_REC_RAM_PAGES_LIVE;
+}
 
 enum vfmig_stream_phase {
 	VFMIG_PHASE_SETUP = 1,
@@ -172,11 +192,15 @@ struct vfmig_stream_decoded {
 			uint32_t len;
 			const uint8_t *state; /* field-table encoding */
 		} type_state;
-		struct {
+		struct {   /* RAM_PAGES and RAM_PAGES_LIVE */
 			struct vfmig_stream_str block;
 			uint32_t page_size;
 			uint32_t nruns;
 			struct vfmig_stream_ram_run *runs;
+			/* RAM_PAGES_LIVE read by the reader: data pages whose
+			 * own checksum did not match (their bytes are what
+			 * arrived; they must come again before END). */
+			uint32_t torn;
 		} ram_pages;
 		struct {
 			uint32_t records; /* records before END */
@@ -233,10 +257,12 @@ int vfmig_stream_writer_open_csum(struct vfmig_stream_writer **out, struct vfmig
 				  enum vfmig_stream_csum csum);
 
 /*
- * The same with the minor version chosen too: 0 with CRC-32 only, 1 or 2
+ * The same with the minor version chosen too: 0 with CRC-32 only, 1 to 3
  * with another algorithm (1.1 for a reader older than 1.2, which refuses
- * VCPU_STATE as an unknown mandatory record; nothing else differs).
- * -EINVAL for other combinations.
+ * VCPU_STATE as an unknown mandatory record; 1.3 writes RAM page data as
+ * RAM_PAGES_LIVE, straight from the caller's memory, each page with its own
+ * checksum, so memory that changes while it is sent costs a resend, not the
+ * stream). -EINVAL for other combinations.
  */
 int vfmig_stream_writer_open_minor(struct vfmig_stream_writer **out, struct vfmig_io *io,
 				   enum vfmig_stream_csum csum, uint16_t minor);
@@ -261,6 +287,10 @@ int vfmig_stream_write_device_end(struct vfmig_stream_writer *w, uint16_t dev);
 /* Encodes obj through desc (see fields.h); also -ERANGE for an array count. */
 int vfmig_stream_write_type_state(struct vfmig_stream_writer *w, uint16_t dev,
 				  const struct vfmig_fields_desc *desc, const void *obj);
+/* RAM_PAGES, or from 1.3 on RAM_PAGES_LIVE: there the page data is read
+ * only while it is written out (no copy), so it may be guest memory the
+ * guest keeps writing; a page torn that way must be sent again before
+ * END (see vfmig_stream_reader_torn()). */
 int vfmig_stream_write_ram_pages(struct vfmig_stream_writer *w,
 				 const struct vfmig_stream_ram_pages *rp);
 /* A vCPU's state (from 1.2 on; after SWITCHOVER), encoded through desc.
@@ -335,6 +365,21 @@ typedef void *(*vfmig_stream_ram_place_fn)(void *priv,
 					   uint64_t len);
 void vfmig_stream_reader_set_ram_place(struct vfmig_stream_reader *r,
 				       vfmig_stream_ram_place_fn fn, void *priv);
+
+/*
+ * RAM_PAGES_LIVE (1.3): a data page whose own checksum fails was written by
+ * the guest while it was sent, so the source sends it again (its dirty bit
+ * was set after it was taken). The record is accepted, the page counted in
+ * rec->d.u.ram_pages.torn and kept as pending until a later RAM_PAGES or
+ * RAM_PAGES_LIVE record of the same block covers it with a good page or a
+ * zero run; END with a page still pending is refused (-EBADMSG). More than
+ * VFMIG_STREAM_MAX_TORN pending pages (or torn pages in more than
+ * VFMIG_STREAM_MAX_TORN_BLOCKS blocks) is refused with -EOVERFLOW.
+ * torn(): pages that arrived torn so far; torn_pending(): not carried again
+ * yet.
+ */
+uint64_t vfmig_stream_reader_torn(const struct vfmig_stream_reader *r);
+uint32_t vfmig_stream_reader_torn_pending(const struct vfmig_stream_reader *r);
 
 /* Unknown optional records skipped so far. */
 uint32_t vfmig_stream_reader_skipped(const struct vfmig_stream_reader *r);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Stream writer: header, one function per record type, END. */
+#include <endian.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,9 @@ struct vfmig_stream_writer {
 	uint16_t ndev;
 	uint16_t minor;     /* of the header */
 	struct vfmig__csum csum; /* the record checksum of the header */
+	struct vfmig__csum page; /* RAM_PAGES_LIVE: a page above one piece */
+	uint32_t *sums;          /* RAM_PAGES_LIVE: page checksums, big-endian */
+	size_t sums_cap;         /* entries */
 	int error;          /* sticky I/O error */
 	char err[256];
 };
@@ -129,7 +134,7 @@ int vfmig_stream_writer_open_minor(struct vfmig_stream_writer **out, struct vfmi
 
 	/* CRC-32 records are format 1.0 exactly; the others name their
 	 * algorithm, which 1.0 cannot. */
-	if ((csum == VFMIG_STREAM_CSUM_CRC32) != (minor == 0) || minor > VFMIG_STREAM_MINOR)
+	if ((csum == VFMIG_STREAM_CSUM_CRC32) != (minor == 0) || minor > VFMIG_STREAM_MINOR_MAX)
 		return -EINVAL;
 	w = calloc(1, sizeof(*w));
 	if (!w)
@@ -138,6 +143,11 @@ int vfmig_stream_writer_open_minor(struct vfmig_stream_writer **out, struct vfmi
 	w->minor = minor;
 	w->start = io->bytes_written;
 	rc = vfmig__csum_init(&w->csum, (uint16_t)csum);
+	if (rc == 0) {
+		rc = vfmig__csum_init(&w->page, (uint16_t)csum);
+		if (rc < 0)
+			vfmig__csum_free(&w->csum);
+	}
 	if (rc < 0) {
 		free(w);
 		return rc;
@@ -147,7 +157,7 @@ int vfmig_stream_writer_open_minor(struct vfmig_stream_writer **out, struct vfmi
 	/* CRC-32 records are format 1.0, whose u32 of flags is 0; from 1.1 on
 	 * that word is u16 flags (0) and the u16 record checksum algorithm. */
 	put_be16(hdr + 10, minor);
-	put_be16(hdr + 12, 0);
+	put_be16(hdr + 12, minor >= VFMIG_STREAM_MINOR_LIVE ? VFMIG_STREAM_HF_LIVE : 0);
 	put_be16(hdr + 14, (uint16_t)csum);
 	put_be32(hdr + 16, vfmig__crc32(0, hdr, 16));
 	rc = vfmig_io_write(io, hdr, sizeof(hdr));
@@ -306,31 +316,151 @@ int vfmig_stream_write_type_state(struct vfmig_stream_writer *w, uint16_t dev,
 	return write_fields_record(w, VFMIG_REC_TYPE_STATE, dev, desc, obj);
 }
 
+/*
+ * Writes one run's page data straight from where it is, a piece at a time:
+ * each page's own checksum is taken right before its piece goes out (in the
+ * cache, and as close to the send as the guest's writes allow), into
+ * sums. The record checksum does not cover page data in RAM_PAGES_LIVE.
+ */
+static void write_live_pages(struct vfmig_stream_writer *w, const uint8_t *b, uint64_t len,
+			     uint32_t ps, uint32_t *sums)
+{
+	uint64_t done = 0;
+	size_t n, k = 0;
+
+	while (done < len && !vfmig_io_error(w->io)) {
+		n = len - done < VFMIG__STREAM_PIECE ? (size_t)(len - done) : VFMIG__STREAM_PIECE;
+		/* Both are powers of two: a piece holds whole pages, or a page
+		 * whole pieces. */
+		if (ps <= VFMIG__STREAM_PIECE) {
+			for (size_t off = 0; off < n; off += ps)
+				sums[k++] = htobe32(vfmig__csum_once(w->csum.algo, b + off, ps));
+		} else {
+			if (done % ps == 0)
+				vfmig__csum_begin(&w->page);
+			vfmig__csum_update(&w->page, b, n);
+			if ((done + n) % ps == 0)
+				sums[k++] = htobe32(vfmig__csum_end(&w->page));
+		}
+		vfmig_io_write(w->io, b, n);
+		b += n;
+		done += n;
+	}
+}
+
+/* RAM_PAGES_LIVE: the RAM_PAGES payload, then a u32 checksum per data page;
+ * the record checksum covers everything but the page data. */
+static int write_ram_live(struct vfmig_stream_writer *w, const struct vfmig_stream_ram_pages *rp,
+			  uint64_t len, uint64_t data_pages)
+{
+	uint8_t hdr[VFMIG_STREAM_RECORD_HEADER_SIZE], run[13], tail[4];
+	struct vfmig__buf b = { 0 };
+	uint64_t k = 0;
+	int rc;
+
+	if (w->error)
+		return w->error;
+	if (w->ended)
+		return wfail(w, -EINVAL, "record type %u written after END",
+			     VFMIG_REC_RAM_PAGES_LIVE);
+	if (data_pages > w->sums_cap) {
+		uint32_t *p = realloc(w->sums, (size_t)data_pages * sizeof(*p));
+
+		if (!p)
+			return wfail(w, -ENOMEM, "no memory for %" PRIu64 " page checksums",
+				     data_pages);
+		w->sums = p;
+		w->sums_cap = (size_t)data_pages;
+	}
+	vfmig__buf_str(&b, rp->block);
+	vfmig__buf_u32(&b, rp->page_size);
+	vfmig__buf_u32(&b, rp->nruns);
+	if (b.err < 0) {
+		rc = b.err;
+		vfmig__buf_free(&b);
+		return wfail(w, rc, "encoding record type %u: %s", VFMIG_REC_RAM_PAGES_LIVE,
+			     strerror(-rc));
+	}
+	put_be16(hdr, VFMIG_REC_RAM_PAGES_LIVE);
+	put_be16(hdr + 2, VFMIG_STREAM_F_MUST_UNDERSTAND);
+	put_be32(hdr + 4, (uint32_t)len);
+	vfmig__csum_begin(&w->csum);
+	write_hashed(w, hdr, sizeof(hdr));
+	write_hashed(w, b.data, b.len);
+	vfmig__buf_free(&b);
+	for (uint32_t i = 0; i < rp->nruns; i++) {
+		const struct vfmig_stream_ram_run *r = &rp->runs[i];
+
+		put_be64(run, r->addr);
+		put_be32(run + 8, r->npages);
+		run[12] = r->zero ? 1 : 0;
+		write_hashed(w, run, sizeof(run));
+		if (r->zero)
+			continue;
+		write_live_pages(w, r->data, (uint64_t)r->npages * rp->page_size, rp->page_size,
+				 w->sums + k);
+		k += r->npages;
+	}
+	write_hashed(w, w->sums, (size_t)data_pages * sizeof(uint32_t));
+	put_be32(tail, vfmig__csum_end(&w->csum));
+	rc = vfmig_io_write(w->io, tail, sizeof(tail));
+	if (rc < 0) {
+		w->error = rc;
+		return wfail(w, rc, "writing record type %u: %s", VFMIG_REC_RAM_PAGES_LIVE,
+			     strerror(-rc));
+	}
+	w->nrecords++;
+	return 0;
+}
+
 int vfmig_stream_write_ram_pages(struct vfmig_stream_writer *w,
 				 const struct vfmig_stream_ram_pages *rp)
 {
 	struct vfmig__buf b = { 0 };
 	uint32_t i, ps = rp->page_size;
+	uint64_t len, data_pages = 0;
+	bool live;
 
 	if (ps < 512 || ps > (1u << 30) || (ps & (ps - 1)))
 		return wfail(w, -EINVAL, "page size %u is not a power of two in 512..1G", ps);
-	vfmig__buf_str(&b, rp->block);
-	vfmig__buf_u32(&b, ps);
-	vfmig__buf_u32(&b, rp->nruns);
+	if (!rp->block || strlen(rp->block) > UINT16_MAX)
+		return wfail(w, -EINVAL, "RAM block name missing or over 65535 bytes");
+	len = 2 + strlen(rp->block) + 8;
 	for (i = 0; i < rp->nruns; i++) {
 		const struct vfmig_stream_ram_run *r = &rp->runs[i];
 		uint64_t bytes = (uint64_t)r->npages * ps;
 
 		if (r->npages == 0 || r->addr % ps || r->addr > UINT64_MAX - bytes ||
-		    (!r->zero && (!r->data || bytes > VFMIG_STREAM_MAX_RECORD))) {
-			vfmig__buf_free(&b);
+		    (!r->zero && (!r->data || bytes > VFMIG_STREAM_MAX_RECORD)))
 			return wfail(w, -EINVAL, "RAM run %u invalid or too large", i);
+		len += 13;
+		if (!r->zero) {
+			len += bytes;
+			data_pages += r->npages;
 		}
+		if (len > VFMIG_STREAM_MAX_RECORD)
+			break; /* refused below, before any sum can overflow */
+	}
+	live = w->minor >= VFMIG_STREAM_MINOR_LIVE;
+	if (live && len <= VFMIG_STREAM_MAX_RECORD)
+		len += data_pages * 4;
+	if (len > VFMIG_STREAM_MAX_RECORD)
+		return wfail(w, -EMSGSIZE, "record type %u payload above the %u-byte limit",
+			     live ? VFMIG_REC_RAM_PAGES_LIVE : VFMIG_REC_RAM_PAGES,
+			     VFMIG_STREAM_MAX_RECORD);
+	if (live)
+		return write_ram_live(w, rp, len, data_pages);
+	vfmig__buf_str(&b, rp->block);
+	vfmig__buf_u32(&b, ps);
+	vfmig__buf_u32(&b, rp->nruns);
+	for (i = 0; i < rp->nruns; i++) {
+		const struct vfmig_stream_ram_run *r = &rp->runs[i];
+
 		vfmig__buf_u64(&b, r->addr);
 		vfmig__buf_u32(&b, r->npages);
 		vfmig__buf_u8(&b, r->zero ? 1 : 0);
 		if (!r->zero)
-			vfmig__buf_bytes(&b, r->data, (size_t)bytes);
+			vfmig__buf_bytes(&b, r->data, (size_t)r->npages * ps);
 	}
 	return write_buf(w, VFMIG_REC_RAM_PAGES, &b);
 }
@@ -397,5 +527,7 @@ void vfmig_stream_writer_free(struct vfmig_stream_writer *w)
 	if (!w)
 		return;
 	vfmig__csum_free(&w->csum);
+	vfmig__csum_free(&w->page);
+	free(w->sums);
 	free(w);
 }

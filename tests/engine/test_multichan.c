@@ -72,7 +72,7 @@ static uint64_t load_channel(struct vfmig_io *wio, struct vfmig_ram *dst,
 	assert_int_equal(vfmig_io_mem_reader(&rio, bytes, len), 0);
 	assert_int_equal(vfmig_stream_reader_open(&r, rio, err, sizeof(err)), 0);
 	while ((rc = vfmig_stream_next(r, &rec)) == 1) {
-		if (rec.type != VFMIG_REC_RAM_PAGES)
+		if (!vfmig_stream_is_ram_pages(rec.type))
 			continue;
 		assert_true(vfmig_mchan_runs_in_stripe(&rec, index, count));
 		for (uint32_t i = 0; i < rec.d.u.ram_pages.nruns; i++)

@@ -152,7 +152,7 @@ static void replay(struct pair *p, uint64_t *records)
 			if (vfmig_ram_info(&p->rd, &rec.d.u.info.kv[k], err,
 					   sizeof(err)) != 0)
 				fail_msg("info: %s", err);
-		if (rec.type != VFMIG_REC_RAM_PAGES)
+		if (!vfmig_stream_is_ram_pages(rec.type))
 			continue;
 		if (vfmig_ram_load(&p->rd, &rec, err, sizeof(err)) != 0)
 			fail_msg("load: %s", err);
@@ -672,7 +672,7 @@ static void read_back(struct pair *p, bool info)
 			assert_int_equal(vfmig_ram_info(&p->rd, &rec.d.u.info.kv[k],
 							err, sizeof(err)),
 					 0);
-		if (!info && rec.type == VFMIG_REC_RAM_PAGES &&
+		if (!info && vfmig_stream_is_ram_pages(rec.type) &&
 		    vfmig_ram_load(&p->rd, &rec, err, sizeof(err)) != 0)
 			fail_msg("load: %s", err);
 	}

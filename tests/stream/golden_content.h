@@ -2,7 +2,8 @@
 /*
  * The content of the golden streams tests/stream/golden/v1.0.vfmig (CRC-32
  * records), v1.1.vfmig (XXH3 records: the same records, other checksums)
- * and v1.2.vfmig (v1.1's records and a VCPU_STATE),
+ * v1.2.vfmig (v1.1's records and a VCPU_STATE) and v1.3.vfmig (v1.2's
+ * with the RAM pages as RAM_PAGES_LIVE),
  * written through today's writer. gen_golden writes each once to the
  * checked-in file; test_golden reads the files back (checking every decoded
  * value independently) and also checks that today's writer still produces
@@ -45,7 +46,8 @@ void golden_page(uint8_t *page, unsigned i);
 int golden_write(struct vfmig_io *io, enum vfmig_stream_csum csum);
 
 /* The same in the format 1.minor (0: CRC-32 only; 1; 2: the same records
- * plus a VCPU_STATE for vCPU 0 carrying golden_state1 before END). */
+ * plus a VCPU_STATE for vCPU 0 carrying golden_state1 before END; 3: 2's
+ * with RAM_PAGES_LIVE in place of RAM_PAGES). */
 int golden_write_minor(struct vfmig_io *io, enum vfmig_stream_csum csum, uint16_t minor);
 
 #endif

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The checked-in golden streams of formats 1.0 (CRC-32 records) and 1.1
- * (XXH3 records, same content) and corrupt variants derived from their
- * bytes. Most tests run on each file. Expected values are written out here
+ * (XXH3 records, same content), 1.2 and 1.3, and corrupt variants derived
+ * from their bytes. Most tests run on each file. Expected values are written out here
  * independently of the generator, so a format change breaks the test.
  * Argument: the golden folder.
  */
@@ -756,6 +756,142 @@ static void test_golden_v12(void **state)
 	free(p);
 }
 
+/* v1.3.vfmig: v1.2's records, the RAM pages as RAM_PAGES_LIVE (type 11):
+ * RAM_PAGES' payload, then the XXH3 (low 32 bits) of each data page; the
+ * record checksum covers all but the page data. A flipped page byte is a
+ * torn page, refused at END; a flipped table byte a checksum mismatch; the
+ * record in a stream that says 1.2 out of order. */
+static void test_golden_v13(void **state)
+{
+	struct vfmig_stream_reader *r;
+	struct vfmig_stream_record rec;
+	struct vfmig_io *io;
+	char path[4096], err[512];
+	size_t len, len12, wlen;
+	const uint8_t *w;
+	uint8_t page[4096], *q;
+	int rc;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/v1.2.vfmig", golden_dir);
+	uint8_t *v12 = read_file(path, &len12);
+	snprintf(path, sizeof(path), "%s/v1.3.vfmig", golden_dir);
+	uint8_t *p = read_file(path, &len);
+	assert_non_null(v12);
+	assert_non_null(p);
+	assert_memory_equal(p, "VFMIGSTR\x00\x01\x00\x03\x00\x01\x00\x01", 16);
+	assert_int_equal(be32(p + 16), (uint32_t)crc32(0, p, 16));
+	/* Up to the RAM record (offset 213) the same bytes as 1.2. */
+	assert_memory_equal(p + 20, v12 + 20, 213 - 20);
+	assert_int_equal(be16(v12 + 213), VFMIG_REC_RAM_PAGES);
+	uint32_t plen = be32(v12 + 213 + 4);
+	assert_int_equal(be16(p + 213), VFMIG_REC_RAM_PAGES_LIVE);
+	assert_int_equal(be16(p + 215), VFMIG_STREAM_F_MUST_UNDERSTAND);
+	assert_int_equal(be32(p + 217), plen + 8);
+	assert_memory_equal(p + 221, v12 + 221, plen);
+	for (unsigned i = 0; i < 2; i++) {
+		golden_page(page, i);
+		assert_int_equal(be32(p + 221 + plen + 4 * i),
+				 (uint32_t)(XXH3_64bits(page, sizeof(page)) & 0xffffffffu));
+	}
+	/* The record checksum: header, payload but the 8192 page bytes
+	 * (after block "pc.ram", page size, run count and the first run's
+	 * 13-byte header), the table. */
+	size_t pre = 8 + 2 + 6 + 8 + 13, data = 2 * 4096;
+	XXH3_state_t *x = XXH3_createState();
+	XXH3_64bits_reset(x);
+	XXH3_64bits_update(x, p + 213, pre);
+	XXH3_64bits_update(x, p + 213 + pre + data, 8 + plen + 8 - pre - data);
+	assert_int_equal(be32(p + 221 + plen + 8), (uint32_t)(XXH3_64bits_digest(x) & 0xffffffffu));
+	XXH3_freeState(x);
+	/* After it, 1.2's tail. */
+	size_t end13 = 221 + plen + 8 + 4, end12 = 221 + plen + 4;
+	assert_int_equal(len - end13, len12 - end12);
+	assert_memory_equal(p + end13, v12 + end12, len - end13);
+	/* Today's writer writes the same bytes. */
+	assert_int_equal(vfmig_io_mem_writer(&io), 0);
+	assert_int_equal(golden_write_minor(io, VFMIG_STREAM_CSUM_XXH3, 3), 0);
+	w = vfmig_io_mem_data(io, &wlen);
+	assert_int_equal(wlen, len);
+	assert_memory_equal(w, p, len);
+	vfmig_io_close(io);
+	/* Read back: the pages as written, none torn. */
+	assert_int_equal(vfmig_io_mem_reader(&io, p, len), 0);
+	assert_int_equal(vfmig_stream_reader_open(&r, io, err, sizeof(err)), 0);
+	assert_int_equal(vfmig_stream_reader_minor(r), 3);
+	while ((rc = vfmig_stream_next(r, &rec)) == 1) {
+		if (rec.type != VFMIG_REC_RAM_PAGES_LIVE)
+			continue;
+		expect_str(rec.d.u.ram_pages.block, "pc.ram");
+		assert_int_equal(rec.d.u.ram_pages.nruns, 2);
+		assert_int_equal(rec.d.u.ram_pages.runs[0].addr, 0x1000);
+		assert_true(rec.d.u.ram_pages.runs[1].zero);
+		assert_int_equal(rec.d.u.ram_pages.torn, 0);
+		golden_page(page, 1);
+		assert_memory_equal(rec.d.u.ram_pages.runs[0].data + 4096, page, 4096);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(vfmig_stream_reader_torn(r), 0);
+	vfmig_stream_reader_free(r);
+	vfmig_io_close(io);
+
+	q = malloc(len);
+	assert_non_null(q);
+	/* A page byte changed on the way: the record is taken, the page torn,
+	 * and the END refused because nothing carried it again. */
+	memcpy(q, p, len);
+	q[213 + pre + 4096 + 7] ^= 0x20;
+	assert_int_equal(vfmig_io_mem_reader(&io, q, len), 0);
+	assert_int_equal(vfmig_stream_reader_open(&r, io, err, sizeof(err)), 0);
+	while ((rc = vfmig_stream_next(r, &rec)) == 1)
+		if (rec.type == VFMIG_REC_RAM_PAGES_LIVE)
+			assert_int_equal(rec.d.u.ram_pages.torn, 1);
+	assert_int_equal(rc, -EBADMSG);
+	assert_int_equal(vfmig_stream_reader_torn(r), 1);
+	assert_int_equal(vfmig_stream_reader_torn_pending(r), 1);
+	assert_non_null(strstr(vfmig_stream_reader_error(r),
+			       "1 RAM page(s) arrived torn and were not carried again, the "
+			       "first at 0x2000 of block pc.ram (RAM_PAGES_LIVE at offset 213)"));
+	vfmig_stream_reader_free(r);
+	vfmig_io_close(io);
+	/* A table byte changed: covered by the record checksum. */
+	memcpy(q, p, len);
+	q[221 + plen + 2] ^= 0x01;
+	rc = read_all(q, len, err, sizeof(err), NULL);
+	assert_int_equal(rc, -EBADMSG);
+	assert_non_null(strstr(err, "record at offset 213 (type 11): checksum mismatch"));
+	/* A run header byte changed: the same. */
+	memcpy(q, p, len);
+	q[213 + pre - 2] ^= 0x01;
+	rc = read_all(q, len, err, sizeof(err), NULL);
+	assert_int_equal(rc, -EBADMSG);
+	assert_non_null(strstr(err, "checksum mismatch"));
+	/* A reader of 1.2 refuses the header (its flag LIVE), and so does
+	 * today's for a header that says 1.2 with it. */
+	memcpy(q, p, len);
+	q[11] = 2;
+	fix_header_crc(q);
+	rc = read_all(q, len, err, sizeof(err), NULL);
+	assert_int_equal(rc, -EOPNOTSUPP);
+	assert_non_null(strstr(err, "offset 12: unknown stream header flags 0x0001"));
+	/* Without the flag, 1.2: the record is out of its version. */
+	q[13] = 0;
+	fix_header_crc(q);
+	rc = read_all(q, len, err, sizeof(err), NULL);
+	assert_int_equal(rc, -EPROTO);
+	assert_non_null(strstr(err, "RAM_PAGES_LIVE at offset 213 in a 1.2 stream"));
+	/* 1.3 without the flag: not announced. */
+	q[11] = 3;
+	fix_header_crc(q);
+	rc = read_all(q, len, err, sizeof(err), NULL);
+	assert_int_equal(rc, -EPROTO);
+	assert_non_null(strstr(err, "RAM_PAGES_LIVE at offset 213, but the header does not "
+			       "announce it (flag 0x0001)"));
+	free(q);
+	free(p);
+	free(v12);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -769,6 +905,7 @@ int main(int argc, char **argv)
 		ON(test_v11_is_v10_with_xxh3, V11),
 		ON(test_header_v11, V11),
 		ON(test_golden_v12, V11),
+		ON(test_golden_v13, V11),
 		ON_BOTH(test_unknown_records),
 		ON_BOTH(test_oversized_length),
 		ON_BOTH(test_record_flags),

@@ -554,7 +554,8 @@ static void test_decoders_refuse(void **state)
 	assert_string_equal(vfmig_stream_type_name(VFMIG_REC_RAM_PAGES), "RAM_PAGES");
 	assert_null(vfmig_stream_type_name(0));
 	assert_string_equal(vfmig_stream_type_name(VFMIG_REC_VCPU_STATE), "VCPU_STATE");
-	assert_null(vfmig_stream_type_name(11));
+	assert_string_equal(vfmig_stream_type_name(VFMIG_REC_RAM_PAGES_LIVE), "RAM_PAGES_LIVE");
+	assert_null(vfmig_stream_type_name(12));
 	expect_decode(VFMIG_REC_VCPU_STATE, "\x00", 1, -EBADMSG, "need 2");
 	expect_decode(VFMIG_REC_VCPU_STATE, "\x01\x00\x00\x00\x00\x00", 6, -EBADMSG,
 		      "vCPU index 256 not below 256");
@@ -658,7 +659,7 @@ static void test_vcpu_state(void **state)
 			 -EINVAL);
 	assert_int_equal(vfmig_stream_writer_open_minor(&w, io, VFMIG_STREAM_CSUM_XXH3, 0),
 			 -EINVAL);
-	assert_int_equal(vfmig_stream_writer_open_minor(&w, io, VFMIG_STREAM_CSUM_XXH3, 3),
+	assert_int_equal(vfmig_stream_writer_open_minor(&w, io, VFMIG_STREAM_CSUM_XXH3, 4),
 			 -EINVAL);
 	vfmig_io_close(io);
 
