@@ -12,7 +12,8 @@
 
 #include "ram.h"
 
-/* Pages per RAM_PAGES record: bounds the staging copy the writer makes. */
+/* Data bytes per RAM record: bounds what the reader buffers and, in streams
+ * before 1.3 (RAM_PAGES), the staging copy the writer makes. */
 #define RECORD_DATA_MAX (1u << 20)
 #define RECORD_RUNS_MAX 256u
 /* Bitmap words whose bits vfmig_ram_send takes at once (16 MiB of 4 KiB

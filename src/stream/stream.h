@@ -5,9 +5,10 @@
  * A stream is a header (magic "VFMIGSTR", major 1, minor, flags, the record
  * checksum algorithm (from 1.1 on), CRC-32 of the header) followed by
  * checksummed type-length-value records, big-endian throughout, the last of
- * which is END. This library writes 1.2 (1.1 plus the VCPU_STATE record)
- * with XXH3 record checksums by default, 1.3 (RAM_PAGES_LIVE: page data
- * checked page by page), 1.1 or 1.0 (CRC-32) on request, and reads all four. It writes and reads streams through a
+ * which is END. This library writes 1.3 (1.2, which is 1.1 plus the
+ * VCPU_STATE record, plus RAM_PAGES_LIVE: page data checked page by page)
+ * with XXH3 record checksums by default, 1.2, 1.1 or 1.0 (CRC-32) on
+ * request, and reads all four. It writes and reads streams through a
  * struct vfmig_io; it knows records and field tables, not devices or sockets.
  *
  * Errors: functions return 0 (or a count) on success and a negative errno on
@@ -37,7 +38,7 @@
 
 #define VFMIG_STREAM_MAGIC "VFMIGSTR"        /* 8 bytes, no NUL on the wire */
 #define VFMIG_STREAM_MAJOR 1
-#define VFMIG_STREAM_MINOR 2                 /* what the writer writes by default */
+#define VFMIG_STREAM_MINOR 3                 /* what the writer writes by default */
 #define VFMIG_STREAM_MINOR_VCPU 2            /* VCPU_STATE exists from 1.2 on */
 #define VFMIG_STREAM_MINOR_LIVE 3            /* RAM_PAGES_LIVE exists from 1.3 on */
 #define VFMIG_STREAM_MINOR_MAX 3             /* the newest minor written and read */
@@ -250,7 +251,7 @@ int vfmig_stream_writer_open(struct vfmig_stream_writer **out, struct vfmig_io *
 /*
  * The same with the record checksum algorithm chosen: VFMIG_STREAM_CSUM_CRC32
  * writes format 1.0 (byte for byte what a 1.0 writer writes, for a reader
- * that knows only 1.0); any other known algorithm writes 1.2 naming it.
+ * that knows only 1.0); any other known algorithm writes 1.3 naming it.
  * Also -EINVAL for an unknown algorithm.
  */
 int vfmig_stream_writer_open_csum(struct vfmig_stream_writer **out, struct vfmig_io *io,

@@ -728,9 +728,11 @@ static void test_announce_nothing(void **state)
 }
 
 /*
- * A RAM_PAGES record whose page data was damaged on the way fails its
- * checksum in the reader, before any of it is loaded: the destination's
- * RAM is as it was.
+ * A RAM record damaged on the way: a byte of a run's header fails the
+ * record checksum in the reader, before any of it is loaded (the
+ * destination's RAM is as it was); a byte of page data (format 1.3) makes
+ * that page torn, and a stream that never carries it again is refused at
+ * its END.
  */
 static void test_corrupt_record_loads_nothing(void **state)
 {
@@ -765,9 +767,26 @@ static void test_corrupt_record_loads_nothing(void **state)
 	assert_int_equal(vfmig_io_mem_reader(&rio, copy, len), 0);
 	assert_int_equal(vfmig_stream_reader_open(&r, rio, err, sizeof(err)),
 			 0);
+	uint32_t torn = 0;
 	while ((rc = vfmig_stream_next(r, &rec)) == 1)
-		if (rec.type == VFMIG_REC_RAM_PAGES)
-			fail_msg("a damaged RAM_PAGES record was accepted");
+		if (vfmig_stream_is_ram_pages(rec.type))
+			torn += rec.d.u.ram_pages.torn;
+	assert_int_equal(torn, 1);
+	assert_int_equal(rc, -EBADMSG);
+	assert_non_null(strstr(vfmig_stream_reader_error(r),
+			       "1 RAM page(s) arrived torn and were not carried again, "
+			       "the first at 0x28000 of block"));
+	vfmig_stream_reader_free(r);
+	vfmig_io_close(rio);
+	/* The run's header (its page count, just before the data). */
+	hit[40 * PAGE + 100] ^= 0x01;
+	hit[-2] ^= 0x01;
+	assert_int_equal(vfmig_io_mem_reader(&rio, copy, len), 0);
+	assert_int_equal(vfmig_stream_reader_open(&r, rio, err, sizeof(err)),
+			 0);
+	while ((rc = vfmig_stream_next(r, &rec)) == 1)
+		if (vfmig_stream_is_ram_pages(rec.type))
+			fail_msg("a damaged RAM record was accepted");
 	assert_int_equal(rc, -EBADMSG);
 	assert_non_null(strstr(vfmig_stream_reader_error(r), "checksum"));
 	vfmig_stream_reader_free(r);

@@ -52,7 +52,8 @@ verified "$D/e.ctl" || fail "guest does not verify after --precopy ram"
 	fail "--precopy some accepted"
 grep -q 'precopy' "$D/bad.err" || fail "a bad --precopy was not named: $(cat "$D/bad.err")"
 # 5. --stream-checksum crc32 writes format 1.0, which vfmig before 1.1 reads;
-# the default is 1.2 with XXH3. Both restore and verify.
+# the default is 1.3 with XXH3, its RAM in RAM_PAGES_LIVE records, none torn
+# (save stops the guest first). Both restore and verify.
 "$V" save --control "$D/e.ctl" "$D/v10.vfmig" --stream-checksum crc32 >/dev/null ||
 	fail "save --stream-checksum crc32"
 "$V" inspect "$D/v10.vfmig" | head -1 | grep -q "format 1.0,.*record checksum crc32" ||
@@ -63,7 +64,14 @@ verified "$D/f.ctl" || fail "the VM restored from a 1.0 file does not verify"
 "$V" save --control "$D/f.ctl" "$D/x.vfmig" --stream-checksum md5 2>"$D/bad.err" &&
 	fail "--stream-checksum md5 accepted"
 grep -q "stream-checksum" "$D/bad.err" || fail "a bad --stream-checksum was not named: $(cat "$D/bad.err")"
-"$V" save --control "$D/f.ctl" "$D/v12.vfmig" >/dev/null || fail "save"
-"$V" inspect "$D/v12.vfmig" | head -1 | grep -q "format 1.2,.*record checksum xxh3" ||
-	fail "the default is not 1.2/xxh3: $("$V" inspect "$D/v12.vfmig" | head -1)"
+"$V" save --control "$D/f.ctl" "$D/v13.vfmig" >/dev/null || fail "save"
+"$V" inspect "$D/v13.vfmig" >"$D/v13.txt" || fail "inspect of the default stream"
+head -1 "$D/v13.txt" | grep -q "format 1.3,.*record checksum xxh3" ||
+	fail "the default is not 1.3/xxh3: $(head -1 "$D/v13.txt")"
+grep -q "RAM_PAGES_LIVE" "$D/v13.txt" || fail "the default stream has no RAM_PAGES_LIVE"
+grep "RAM_PAGES_LIVE" -A1 "$D/v13.txt" | grep -q ", [1-9][0-9]* torn" &&
+	fail "a saved (stopped) guest's pages arrived torn"
+vm g --incoming "file:$D/v13.vfmig"
+status_is "$D/g.ctl" running || fail "the 1.3 file did not restore"
+verified "$D/g.ctl" || fail "the VM restored from a 1.3 file does not verify"
 echo "run-state: all checks passed"

@@ -48,7 +48,8 @@ static void *place(void *priv, const struct vfmig_stream_str *block, uint32_t pa
 	return ram + addr;
 }
 
-/* A stream with one RAM_PAGES record: data at page 0, a zero run of 3
+/* A 1.2 stream (RAM_PAGES; RAM_PAGES_LIVE has test_live.c) with one
+ * RAM_PAGES record: data at page 0, a zero run of 3
  * pages, 2 data pages at page 5, 1 at page 9. Returns its bytes. */
 static uint8_t *stream_with_pages(size_t *len)
 {
@@ -70,7 +71,7 @@ static uint8_t *stream_with_pages(size_t *len)
 		src[i] = (uint8_t)(x >> 56);
 	}
 	assert_int_equal(vfmig_io_mem_writer(&io), 0);
-	assert_int_equal(vfmig_stream_writer_open(&w, io), 0);
+	assert_int_equal(vfmig_stream_writer_open_minor(&w, io, VFMIG_STREAM_CSUM_XXH3, 2), 0);
 	assert_int_equal(vfmig_stream_write_device_list(w, NULL, 0), 0);
 	assert_int_equal(vfmig_stream_write_ram_pages(w, &rp), 0);
 	assert_int_equal(vfmig_stream_writer_end(w), 0);
@@ -181,7 +182,7 @@ static uint8_t *stream_with_payload(const uint8_t *p, size_t plen, size_t *len)
 	uint8_t *copy;
 
 	assert_int_equal(vfmig_io_mem_writer(&io), 0);
-	assert_int_equal(vfmig_stream_writer_open(&w, io), 0);
+	assert_int_equal(vfmig_stream_writer_open_minor(&w, io, VFMIG_STREAM_CSUM_XXH3, 2), 0);
 	assert_int_equal(vfmig_stream_write_device_list(w, NULL, 0), 0);
 	assert_int_equal(vfmig_stream_write_record(w, VFMIG_REC_RAM_PAGES,
 						   VFMIG_STREAM_F_MUST_UNDERSTAND, p, plen),

@@ -128,7 +128,10 @@ static void read_all_types(struct vfmig_io *io, uint64_t total)
 	assert_int_equal(rec.d.u.device_data.len, 0);
 	next_is(r, &rec, VFMIG_REC_DEVICE_END);
 	assert_int_equal(rec.d.u.device_end.dev, 1);
-	next_is(r, &rec, VFMIG_REC_RAM_PAGES);
+	/* RAM_PAGES_LIVE from 1.3 on: the same runs, none torn */
+	next_is(r, &rec, vfmig_stream_reader_minor(r) >= VFMIG_STREAM_MINOR_LIVE ?
+			 VFMIG_REC_RAM_PAGES_LIVE : VFMIG_REC_RAM_PAGES);
+	assert_int_equal(rec.d.u.ram_pages.torn, 0);
 	assert_true(vfmig_stream_str_eq(rec.d.u.ram_pages.block, "ram0"));
 	assert_int_equal(rec.d.u.ram_pages.nruns, 3);
 	assert_memory_equal(rec.d.u.ram_pages.runs[0].data, pages, 4096);
@@ -341,7 +344,8 @@ static int read_to_end(const uint8_t *p, size_t len, char *msg, size_t msglen)
 
 /*
  * Each record checksum algorithm round-trips, and its header is what the
- * format says: the default is 1.2 with XXH3; CRC-32 is written as 1.0.
+ * format says: the default is 1.3 with XXH3 (flag LIVE); CRC-32 is written as
+ * 1.0.
  * Flipping one payload bit is caught under each of them.
  */
 static void test_checksum_algorithms(void **state)
@@ -352,8 +356,8 @@ static void test_checksum_algorithms(void **state)
 		uint16_t minor, algo;
 		const char *name;
 	} cases[] = {
-		{ -1, "\x00\x01\x00\x02\x00\x00\x00\x01", 2, VFMIG_STREAM_CSUM_XXH3, "xxh3" },
-		{ VFMIG_STREAM_CSUM_XXH3, "\x00\x01\x00\x02\x00\x00\x00\x01", 2,
+		{ -1, "\x00\x01\x00\x03\x00\x01\x00\x01", 3, VFMIG_STREAM_CSUM_XXH3, "xxh3" },
+		{ VFMIG_STREAM_CSUM_XXH3, "\x00\x01\x00\x03\x00\x01\x00\x01", 3,
 		  VFMIG_STREAM_CSUM_XXH3, "xxh3" },
 		{ VFMIG_STREAM_CSUM_CRC32, "\x00\x01\x00\x00\x00\x00\x00\x00", 0,
 		  VFMIG_STREAM_CSUM_CRC32, "crc32" },
