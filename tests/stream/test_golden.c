@@ -705,6 +705,21 @@ static void test_trailing_garbage(void **state)
 #define ON(f, file) { #f " " #file, f, use_file, NULL, (void *)(file) }
 #define ON_BOTH(f) ON(f, V10), ON(f, V11)
 
+/* Today's writer writes exactly the golden bytes p of format 1.minor. */
+static void expect_writer_bytes(uint16_t minor, const uint8_t *p, size_t len)
+{
+	struct vfmig_io *io;
+	const uint8_t *w;
+	size_t wlen;
+
+	assert_int_equal(vfmig_io_mem_writer(&io), 0);
+	assert_int_equal(golden_write_minor(io, VFMIG_STREAM_CSUM_XXH3, minor), 0);
+	w = vfmig_io_mem_data(io, &wlen);
+	assert_int_equal(wlen, len);
+	assert_memory_equal(w, p, len);
+	vfmig_io_close(io);
+}
+
 /* v1.2.vfmig: v1.1's records at the same offsets, a VCPU_STATE for vCPU 0
  * (golden_state1) before END; today's writer writes the same bytes; the
  * printer shows the section by field name. */
@@ -715,8 +730,7 @@ static void test_golden_v12(void **state)
 	struct golden_state got, want;
 	struct vfmig_io *io;
 	char path[4096], err[256];
-	size_t len, wlen;
-	const uint8_t *w;
+	size_t len;
 	int n = 0, rc;
 
 	(void)state;
@@ -728,12 +742,7 @@ static void test_golden_v12(void **state)
 	/* Everything of 1.1 up to its END is there, with XXH3 checksums. */
 	assert_true(len > V11->len);
 	assert_memory_equal(p + 20, V11->data + 20, V11->recs[V11->nrecs - 1].offset - 20);
-	assert_int_equal(vfmig_io_mem_writer(&io), 0);
-	assert_int_equal(golden_write_minor(io, VFMIG_STREAM_CSUM_XXH3, 2), 0);
-	w = vfmig_io_mem_data(io, &wlen);
-	assert_int_equal(wlen, len);
-	assert_memory_equal(w, p, len);
-	vfmig_io_close(io);
+	expect_writer_bytes(2, p, len);
 	assert_int_equal(vfmig_io_mem_reader(&io, p, len), 0);
 	assert_int_equal(vfmig_stream_reader_open(&r, io, err, sizeof(err)), 0);
 	assert_int_equal(vfmig_stream_reader_minor(r), 2);
@@ -767,8 +776,7 @@ static void test_golden_v13(void **state)
 	struct vfmig_stream_record rec;
 	struct vfmig_io *io;
 	char path[4096], err[512];
-	size_t len, len12, wlen;
-	const uint8_t *w;
+	size_t len, len12;
 	uint8_t page[4096], *q;
 	int rc;
 
@@ -809,12 +817,7 @@ static void test_golden_v13(void **state)
 	assert_int_equal(len - end13, len12 - end12);
 	assert_memory_equal(p + end13, v12 + end12, len - end13);
 	/* Today's writer writes the same bytes. */
-	assert_int_equal(vfmig_io_mem_writer(&io), 0);
-	assert_int_equal(golden_write_minor(io, VFMIG_STREAM_CSUM_XXH3, 3), 0);
-	w = vfmig_io_mem_data(io, &wlen);
-	assert_int_equal(wlen, len);
-	assert_memory_equal(w, p, len);
-	vfmig_io_close(io);
+	expect_writer_bytes(3, p, len);
 	/* Read back: the pages as written, none torn. */
 	assert_int_equal(vfmig_io_mem_reader(&io, p, len), 0);
 	assert_int_equal(vfmig_stream_reader_open(&r, io, err, sizeof(err)), 0);
