@@ -4,8 +4,9 @@
 # 1. KVM's dirty log: the guest stamps RAM pages while pre-copy sends them;
 #    the pages it wrote after they were sent are sent again (the verifier
 #    on the destination recomputes every stamp page), and with the vCPU's
-#    dirty log switched off (--test-kvm-no-dirty-log) the verifier must
-#    catch the lost writes;
+#    dirty log switched off (--test-kvm-no-dirty-log) the loss must be
+#    caught: a page torn in flight refused at END, or the verifier's
+#    failed stamp pages;
 # 2. back and forth ten times: on every hop the guest's counters go on
 #    strictly increasing, its own checks stay clean and the verifier
 #    passes on both sides;
@@ -48,11 +49,23 @@ grep -q "VM: running -> finish-migrate" "$D/a.log" || fail "a was not live"
 kvmvm c "" --guest-dirty-pages 32 --test-kvm-no-dirty-log
 kvmvm d "" --incoming "unix:$D/mig-d.sock"
 running "$D/c.ctl" 20
+# In the default format (1.3) a page the vCPU wrote while it was being sent
+# arrives torn, and with no dirty log nothing sends it again: the
+# destination refuses the stream at its END, naming the page, and c runs
+# on. If no page happened to tear, the verifier catches the lost stamps.
 out=$("$V" migrate --control "$D/c.ctl" "unix:$D/mig-d.sock" --json) || true
 [ "$(key "$out" verified)" = False ] ||
 	fail "without the vCPU's dirty log the migration verified: $out"
-key "$out" verify | grep -q "RAM stamp page" ||
-	fail "not caught as lost stamp writes: $(key "$out" verify)"
+case "$(key "$out" error)" in
+None) key "$out" verify | grep -q "RAM stamp page" ||
+	fail "not caught as lost stamp writes: $out"
+	echo "no dirty log: $(key "$out" verify)" ;;
+*"arrived torn and were not carried again"*)
+	[ "$(guest "$D/c.ctl" "g['state']")" = running ] ||
+		fail "c does not run on after the refused stream: $out"
+	echo "no dirty log: $(key "$out" error)" ;;
+*) fail "without the vCPU's dirty log the migration failed otherwise: $out" ;;
+esac
 
 # 2. Back and forth ten times, from b (running since step 1).
 cur=b

@@ -309,7 +309,7 @@ static void test_minor(void **state)
 	struct vfmig_stream_reader *r;
 	struct vfmig_stream_record rec;
 	struct vfmig_io *io, *rio;
-	uint8_t payload[64];
+	uint8_t payload[64] = { 0 };
 	char err[256];
 	size_t len;
 	int rc;
