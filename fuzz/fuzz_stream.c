@@ -4,12 +4,13 @@
  * stream (every TYPE_STATE decoded through a made-up description), printed
  * into /dev/null, and also fed directly to the field-table decoder. A copy
  * with every checksum recomputed (the records' with the algorithm the header
- * names) is read too, so mutations reach the payload decoders instead of
- * stopping at a checksum, and so is a copy whose header is made a 1.1 one
+ * names; a RAM_PAGES_LIVE record's page checksum table and its record
+ * checksum without the page data) is read too, so mutations reach the
+ * payload decoders instead of stopping at a checksum, and so is a copy whose header is made a 1.1 one
  * with XXH3 records, so every input also runs the 1.1 path. Those two copies
  * are also read a second time with RAM page data placed (received outside
  * the reader's buffer), which must give the same records and errors. The golden
- * streams of 1.0 and 1.1 are the seeds (fuzz/meson.build). Every record
+ * streams of 1.0 to 1.3 are the seeds (fuzz/meson.build). Every record
  * read also goes through the multichannel destination's checks
  * (STREAM_INFO's announcement, RAM stripes). Nothing may crash, leak, or
  * read out of bounds.
@@ -197,14 +198,81 @@ static void put32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * A RAM_PAGES_LIVE record (type 11) of len payload bytes at rec: its record
+ * checksum skips the page data, and each data page has its own in the table
+ * after the runs (docs/stream-format.md). If the payload parses that far,
+ * rewrites the table's checksums for the pages as they now are (a table of
+ * the wrong length is left alone, for the reader to refuse) and returns
+ * true with the record checksum in *sum; false: not that shape, checksum
+ * it whole.
+ */
+static bool fix_live(uint8_t *rec, size_t len, uint32_t *sum)
+{
+	const uint8_t *pl = rec + 8;
+	size_t pos, npages = 0, ndata = 0, spans[64][2], nspans = 0;
+	uint32_t ps, nruns;
+	XXH3_state_t *x;
+
+	if (len < 2 || (pos = 2 + ((size_t)pl[0] << 8 | pl[1])) + 8 > len)
+		return false;
+	ps = get32(pl + pos);
+	nruns = get32(pl + pos + 4);
+	pos += 8;
+	if (ps == 0 || (ps & (ps - 1)) || ps > (1u << 20))
+		return false;
+	for (uint32_t i = 0; i < nruns; i++) {
+		if (len - pos < 13 || nspans == 64)
+			return false;
+		npages = get32(pl + pos + 8);
+		bool zero = pl[pos + 12];
+		pos += 13;
+		if (zero)
+			continue;
+		if (npages > (len - pos) / ps)
+			return false;
+		spans[nspans][0] = pos;
+		spans[nspans++][1] = npages * ps;
+		pos += npages * ps;
+		ndata += npages;
+	}
+	if (len - pos == ndata * 4) {
+		size_t t = pos;
+		for (size_t i = 0; i < nspans; i++)
+			for (size_t o = 0; o < spans[i][1]; o += ps, t += 4)
+				put32(rec + 8 + t, (uint32_t)XXH3_64bits(pl + spans[i][0] + o, ps));
+	}
+	x = XXH3_createState();
+	if (!x)
+		return false;
+	XXH3_64bits_reset(x);
+	size_t from = 0;
+	for (size_t i = 0; i < nspans; i++) {
+		XXH3_64bits_update(x, rec + from, 8 + spans[i][0] - from);
+		from = 8 + spans[i][0] + spans[i][1];
+	}
+	XXH3_64bits_update(x, rec + from, 8 + len - from);
+	*sum = (uint32_t)XXH3_64bits_digest(x);
+	XXH3_freeState(x);
+	return true;
+}
+
 /*
  * Recomputes the header and record checksums in place, as far as they go:
- * the header's CRC-32, the records' with XXH3 where a 1.1 header names it,
- * else CRC-32 (also for an unknown algorithm, which the reader refuses).
+ * the header's CRC-32, the records' with XXH3 where a 1.1 header names it
+ * (a RAM_PAGES_LIVE record's without its page data, and its page checksum
+ * table: fix_live()), else CRC-32 (also for an unknown algorithm, which the
+ * reader refuses).
  */
 static void fix_crcs(uint8_t *p, size_t size)
 {
 	size_t off = VFMIG_STREAM_HEADER_SIZE, len;
+	uint32_t sum;
 	bool xxh3;
 
 	if (size < off)
@@ -212,13 +280,14 @@ static void fix_crcs(uint8_t *p, size_t size)
 	put32(p + 16, (uint32_t)crc32(0, p, 16));
 	xxh3 = (p[10] | p[11]) && (p[14] << 8 | p[15]) == VFMIG_STREAM_CSUM_XXH3;
 	while (size - off >= 12) {
-		len = (size_t)p[off + 4] << 24 | (size_t)p[off + 5] << 16 |
-		      (size_t)p[off + 6] << 8 | p[off + 7];
+		len = get32(p + off + 4);
 		if (len > size - off - 12)
 			break;
-		put32(p + off + 8 + len,
-		      xxh3 ? (uint32_t)XXH3_64bits(p + off, 8 + len) :
-			     (uint32_t)crc32(0, p + off, (uInt)(8 + len)));
+		if (!(xxh3 && (p[off] << 8 | p[off + 1]) == VFMIG_REC_RAM_PAGES_LIVE &&
+		      fix_live(p + off, len, &sum)))
+			sum = xxh3 ? (uint32_t)XXH3_64bits(p + off, 8 + len) :
+				     (uint32_t)crc32(0, p + off, (uInt)(8 + len));
+		put32(p + off + 8 + len, sum);
 		off += 12 + len;
 	}
 }
