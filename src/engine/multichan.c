@@ -691,7 +691,7 @@ int vfmig_mchan_dst_wait(struct vfmig_mchan *g,
 		*ram_bytes += c->loaded;
 	}
 	/* Zero runs punched the file: what a sender knew of it is stale. */
-	g->ram->data_start = g->ram->data_end = 0;
+	memset(&g->ram->known, 0, sizeof(g->ram->known));
 	if (first_error(g, err, errlen))
 		return g->ch[atomic_load(&g->first_failed)].rc;
 	if (listener && vfmig_chan_accept(listener, 0, &extra, NULL, 0) == 0) {

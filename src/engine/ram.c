@@ -220,20 +220,32 @@ struct batch {
  * Page at addr is in a hole of the block's file (so it is zero). A hole
  * counts only if the file said so after the page's dirty bit was taken: a
  * write into it after the question marked the page dirty again. Data
- * extents are remembered for good (r->data_start).
+ * extents are remembered for good (r->known): the largest one apart, so
+ * that a few small extents below a large one (a guest's first pages) do
+ * not make every pass ask about the large one again, a scan of all its
+ * pages each time.
  */
 static bool in_hole(struct batch *b, uint64_t addr)
 {
 	struct vfmig_ram *r = b->r;
+	struct vfmig_ram_known *k = &r->known;
 	uint64_t len;
 
-	if (r->fd < 0 || (addr >= r->data_start && addr < r->data_end))
+	if (r->fd < 0 || (addr >= k->big_start && addr < k->big_end) ||
+	    (addr >= k->last_start && addr < k->last_end))
 		return false;
 	if (addr >= b->hole_start && addr < b->hole_end)
 		return true;
 	if (vfmig_ram_extent(r, addr, &len)) {
-		r->data_start = addr;
-		r->data_end = addr + len;
+		if (len > k->big_end - k->big_start) {
+			k->last_start = k->big_start; /* the next largest */
+			k->last_end = k->big_end;
+			k->big_start = addr;
+			k->big_end = addr + len;
+		} else {
+			k->last_start = addr;
+			k->last_end = addr + len;
+		}
 		return false;
 	}
 	b->hole_start = addr;
@@ -401,8 +413,7 @@ int vfmig_ram_send_stripe(struct vfmig_ram *r, struct vfmig_ram_cursor *cur,
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	view.data_start = cur->data_start;
-	view.data_end = cur->data_end;
+	view.known = cur->known;
 	b->r = &view;
 	b->w = w;
 	b->st = st;
@@ -448,8 +459,7 @@ int vfmig_ram_send_stripe(struct vfmig_ram *r, struct vfmig_ram_cursor *cur,
 	}
 	if (rc == 0)
 		rc = flush(b);
-	cur->data_start = view.data_start;
-	cur->data_end = view.data_end;
+	cur->known = view.known;
 	free(b);
 	return rc;
 }
@@ -522,7 +532,7 @@ static bool punch_range(struct vfmig_ram *r, uint64_t off, uint64_t end)
 		return true; /* all hole */
 	if (d >= 0 && (uint64_t)d > off)
 		off = (uint64_t)d;
-	r->data_start = r->data_end = 0; /* what send knew is punched */
+	memset(&r->known, 0, sizeof(r->known)); /* what send knew is punched */
 	return fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			 (off_t)off, (off_t)(end - off)) == 0;
 }
@@ -660,6 +670,12 @@ int vfmig_ram_announce(struct vfmig_ram *r, struct vfmig_stream_writer *w)
 		h = lseek(r->fd, d, SEEK_HOLE);
 		if (h <= d)
 			h = (off_t)r->size;
+		/* vfmig_ram_send need not ask about this extent again (a
+		 * scan of all its pages): data stays data. */
+		if ((uint64_t)(h - d) > r->known.big_end - r->known.big_start) {
+			r->known.big_start = (uint64_t)d;
+			r->known.big_end = (uint64_t)h;
+		}
 		start = (uint64_t)d / r->page_size * r->page_size;
 		end = ((uint64_t)h + r->page_size - 1) / r->page_size *
 		      r->page_size;

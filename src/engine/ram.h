@@ -28,6 +28,14 @@
 
 #define VFMIG_RAM_NAME_MAX 32
 
+/* Two data extents of a block's file: the largest one seen, kept while
+ * smaller ones come and go, and the latest smaller one (or the largest
+ * before it). Zero: none. */
+struct vfmig_ram_known {
+	uint64_t big_start, big_end;
+	uint64_t last_start, last_end;
+};
+
 struct vfmig_ram {
 	char name[VFMIG_RAM_NAME_MAX]; /* block id carried in RAM_PAGES */
 	uint8_t *host;                 /* caller's mapping, not owned */
@@ -36,11 +44,12 @@ struct vfmig_ram {
 	uint64_t npages;
 	_Atomic uint64_t *dirty;       /* npages bits, LSB-first words */
 	int fd;                        /* backs host from offset 0, or -1 */
-	/* vfmig_ram_send's memory of the file: [data_start, data_end) was
-	 * data when it asked. Data stays data (a page punched since is only
-	 * read, as zero), so this holds across calls; it spares asking again
-	 * with SEEK_HOLE, which scans the whole extent each time. */
-	uint64_t data_start, data_end;
+	/* vfmig_ram_send's memory of the file: extents that were data when
+	 * it asked. Data stays data (a page punched since is only read, as
+	 * zero), so this holds across calls; it spares asking again with
+	 * SEEK_HOLE, which scans from where it is asked to the extent's end
+	 * each time. */
+	struct vfmig_ram_known known;
 	/* Destination: the thread allocating the data extents the source
 	 * announced (vfmig_ram_info), or NULL. */
 	struct vfmig_ram_prealloc *prealloc;
@@ -141,10 +150,10 @@ unsigned vfmig_ram_stripe_of(uint64_t page, uint64_t stripe_pages,
 			     unsigned count);
 
 /* One sender's memory of the block's file, as vfmig_ram_send keeps in
- * data_start/data_end; each thread sending at once needs its own. Zero it
- * before the first use. */
+ * known; each thread sending at once needs its own. Zero it before the
+ * first use. */
 struct vfmig_ram_cursor {
-	uint64_t data_start, data_end;
+	struct vfmig_ram_known known;
 };
 
 /*
@@ -209,8 +218,9 @@ void *vfmig_ram_place(void *priv, const struct vfmig_stream_str *block,
 /*
  * Source: write the announcement for r to w, as one STREAM_INFO record.
  * Nothing for a block without a file (it cannot tell its holes), or without
- * data. Asks the file SEEK_DATA/SEEK_HOLE once per extent. Returns 0 or the
- * writer's negative errno.
+ * data. Asks the file SEEK_DATA/SEEK_HOLE once per extent, and keeps the
+ * largest extent in r->known for vfmig_ram_send. Returns 0 or the writer's
+ * negative errno.
  */
 int vfmig_ram_announce(struct vfmig_ram *r, struct vfmig_stream_writer *w);
 

@@ -382,6 +382,66 @@ static void test_write_into_hole_between_rounds(void **state)
 }
 
 /*
+ * What the source remembers of its file: small extents below a large one
+ * (a guest's first pages) do not push the large one out, so a later pass
+ * does not ask about it again (SEEK_HOLE scans all its pages). Every
+ * pass still delivers the same memory.
+ */
+static void test_large_extent_remembered(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_ram_stats st = { 0 };
+	uint64_t records;
+
+	memset(p->src, 0x41, PAGE);                          /* page 0 */
+	memset(p->src + 16 * PAGE, 0x42, 2 * PAGE);          /* 16..17 */
+	memset(p->src + 100 * PAGE, 0x43, (NPAGES - 100) * PAGE); /* 100.. */
+	vfmig_ram_mark_all(&p->rs);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	assert_int_equal(st.hole_pages, 100 - 3);
+	assert_int_equal(p->rs.known.big_start, 100 * PAGE);
+	assert_int_equal(p->rs.known.big_end, SIZE);
+	assert_int_equal(p->rs.known.last_start, 16 * PAGE);
+	assert_int_equal(p->rs.known.last_end, 18 * PAGE);
+
+	/* A second pass over pages of both kinds and a new small extent. */
+	memset(p->src, 0x51, 10);
+	memset(p->src + 50 * PAGE, 0x52, PAGE);
+	memset(p->src + 700 * PAGE, 0x53, 10);
+	vfmig_ram_mark_dirty(&p->rs, 0, 10);
+	vfmig_ram_mark_dirty(&p->rs, 50 * PAGE, PAGE);
+	vfmig_ram_mark_dirty(&p->rs, 700 * PAGE, 10);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	assert_int_equal(p->rs.known.big_start, 100 * PAGE);
+	assert_int_equal(p->rs.known.big_end, SIZE);
+	assert_int_equal(p->rs.known.last_start, 50 * PAGE);
+	assert_int_equal(p->rs.known.last_end, 51 * PAGE);
+	replay(p, &records);
+	assert_memory_equal(p->src, p->dst, SIZE);
+}
+
+/* The announcement's walk leaves the largest extent known. */
+static void test_announce_remembers_large_extent(void **state)
+{
+	struct pair *p = *state;
+	struct vfmig_ram_stats st = { 0 };
+	uint64_t records;
+
+	memset(p->src, 0x41, PAGE);
+	memset(p->src + 100 * PAGE, 0x43, 300 * PAGE); /* 100..399 */
+	memset(p->src + 600 * PAGE, 0x44, 20 * PAGE);  /* 600..619 */
+	assert_int_equal(vfmig_ram_announce(&p->rs, p->w), 0);
+	assert_int_equal(p->rs.known.big_start, 100 * PAGE);
+	assert_int_equal(p->rs.known.big_end, 400 * PAGE);
+	vfmig_ram_mark_all(&p->rs);
+	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
+	assert_int_equal(st.hole_pages, NPAGES - 321);
+	assert_int_equal(p->rs.known.big_start, 100 * PAGE);
+	replay(p, &records);
+	assert_memory_equal(p->src, p->dst, SIZE);
+}
+
+/*
  * The destination's side: zero runs over its own holes leave them holes
  * (nothing allocated), zero runs over data (stale bytes of an earlier
  * load, say) punch it out, and data pages arrive as data.
@@ -829,6 +889,12 @@ int main(void)
 						setup_fd, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_write_into_hole_between_rounds, setup_fd,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_large_extent_remembered, setup_fd,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_announce_remembers_large_extent, setup_fd,
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_load_keeps_holes_and_punches_stale_data, setup_fd,
