@@ -381,6 +381,17 @@ static void test_write_into_hole_between_rounds(void **state)
 	assert_memory_equal(p->src, p->dst, SIZE);
 }
 
+/* The extents r remembers, in pages: the largest [b0, b1), the other
+ * [l0, l1). */
+static void known_is(const struct vfmig_ram *r, uint64_t b0, uint64_t b1, uint64_t l0,
+		     uint64_t l1)
+{
+	assert_int_equal(r->known.big_start, b0 * PAGE);
+	assert_int_equal(r->known.big_end, b1 * PAGE);
+	assert_int_equal(r->known.last_start, l0 * PAGE);
+	assert_int_equal(r->known.last_end, l1 * PAGE);
+}
+
 /*
  * What the source remembers of its file: small extents below a large one
  * (a guest's first pages) do not push the large one out, so a later pass
@@ -399,10 +410,7 @@ static void test_large_extent_remembered(void **state)
 	vfmig_ram_mark_all(&p->rs);
 	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
 	assert_int_equal(st.hole_pages, 100 - 3);
-	assert_int_equal(p->rs.known.big_start, 100 * PAGE);
-	assert_int_equal(p->rs.known.big_end, SIZE);
-	assert_int_equal(p->rs.known.last_start, 16 * PAGE);
-	assert_int_equal(p->rs.known.last_end, 18 * PAGE);
+	known_is(&p->rs, 100, NPAGES, 16, 18);
 
 	/* A second pass over pages of both kinds and a new small extent. */
 	memset(p->src, 0x51, 10);
@@ -412,10 +420,7 @@ static void test_large_extent_remembered(void **state)
 	vfmig_ram_mark_dirty(&p->rs, 50 * PAGE, PAGE);
 	vfmig_ram_mark_dirty(&p->rs, 700 * PAGE, 10);
 	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
-	assert_int_equal(p->rs.known.big_start, 100 * PAGE);
-	assert_int_equal(p->rs.known.big_end, SIZE);
-	assert_int_equal(p->rs.known.last_start, 50 * PAGE);
-	assert_int_equal(p->rs.known.last_end, 51 * PAGE);
+	known_is(&p->rs, 100, NPAGES, 50, 51);
 	replay(p, &records);
 	assert_memory_equal(p->src, p->dst, SIZE);
 }
@@ -431,8 +436,7 @@ static void test_announce_remembers_large_extent(void **state)
 	memset(p->src + 100 * PAGE, 0x43, 300 * PAGE); /* 100..399 */
 	memset(p->src + 600 * PAGE, 0x44, 20 * PAGE);  /* 600..619 */
 	assert_int_equal(vfmig_ram_announce(&p->rs, p->w), 0);
-	assert_int_equal(p->rs.known.big_start, 100 * PAGE);
-	assert_int_equal(p->rs.known.big_end, 400 * PAGE);
+	known_is(&p->rs, 100, 400, 0, 0);
 	vfmig_ram_mark_all(&p->rs);
 	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
 	assert_int_equal(st.hole_pages, NPAGES - 321);
