@@ -6,8 +6,9 @@
  * with every checksum recomputed (the records' with the algorithm the header
  * names; a RAM_PAGES_LIVE record's page checksum table and its record
  * checksum without the page data) is read too, so mutations reach the
- * payload decoders instead of stopping at a checksum, and so is a copy whose header is made a 1.1 one
- * with XXH3 records, so every input also runs the 1.1 path. Those two copies
+ * payload decoders instead of stopping at a checksum, and so is a copy
+ * whose header is made a 1.1 one with XXH3 records, so every input also
+ * runs the 1.1 path. Those two copies
  * are also read a second time with RAM page data placed (received outside
  * the reader's buffer), which must give the same records and errors. The golden
  * streams of 1.0 to 1.3 are the seeds (fuzz/meson.build). Every record
