@@ -287,11 +287,8 @@ int vfmig_mchan_send_ram(struct vfmig_mchan *g, struct vfmig_ram *ram,
 		/* The largest extent the block knows (the announcement's
 		 * walk), so no sender scans it again; read before any thread
 		 * runs, and written by none of them. */
-		struct vfmig_ram_known *k = &c->cur.known;
-		if (ram->known.big_end - ram->known.big_start > k->big_end - k->big_start) {
-			k->big_start = ram->known.big_start;
-			k->big_end = ram->known.big_end;
-		}
+		vfmig_ram_known_note(&c->cur.known, ram->known.big_start,
+				     ram->known.big_end);
 		c->thread_live = pthread_create(&c->thread, NULL, send_thread,
 						c) == 0;
 		if (!c->thread_live)

@@ -136,6 +136,22 @@ int vfmig_ram_extent(const struct vfmig_ram *r, uint64_t off, uint64_t *len)
 	return 1;
 }
 
+void vfmig_ram_known_note(struct vfmig_ram_known *k, uint64_t start,
+			  uint64_t end)
+{
+	if (end <= start || (start == k->big_start && end == k->big_end))
+		return; /* nothing, or known already: keep the other one */
+	if (end - start > k->big_end - k->big_start) {
+		k->last_start = k->big_start;
+		k->last_end = k->big_end;
+		k->big_start = start;
+		k->big_end = end;
+	} else {
+		k->last_start = start;
+		k->last_end = end;
+	}
+}
+
 static void set_pages(struct vfmig_ram *r, uint64_t first, uint64_t last)
 {
 	for (uint64_t p = first; p <= last;) {
@@ -237,15 +253,7 @@ static bool in_hole(struct batch *b, uint64_t addr)
 	if (addr >= b->hole_start && addr < b->hole_end)
 		return true;
 	if (vfmig_ram_extent(r, addr, &len)) {
-		if (len > k->big_end - k->big_start) {
-			k->last_start = k->big_start; /* the next largest */
-			k->last_end = k->big_end;
-			k->big_start = addr;
-			k->big_end = addr + len;
-		} else {
-			k->last_start = addr;
-			k->last_end = addr + len;
-		}
+		vfmig_ram_known_note(k, addr, addr + len);
 		return false;
 	}
 	b->hole_start = addr;
@@ -672,10 +680,7 @@ int vfmig_ram_announce(struct vfmig_ram *r, struct vfmig_stream_writer *w)
 			h = (off_t)r->size;
 		/* vfmig_ram_send need not ask about this extent again (a
 		 * scan of all its pages): data stays data. */
-		if ((uint64_t)(h - d) > r->known.big_end - r->known.big_start) {
-			r->known.big_start = (uint64_t)d;
-			r->known.big_end = (uint64_t)h;
-		}
+		vfmig_ram_known_note(&r->known, (uint64_t)d, (uint64_t)h);
 		start = (uint64_t)d / r->page_size * r->page_size;
 		end = ((uint64_t)h + r->page_size - 1) / r->page_size *
 		      r->page_size;

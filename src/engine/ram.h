@@ -100,6 +100,12 @@ void vfmig_ram_set_fd(struct vfmig_ram *r, int fd);
  */
 int vfmig_ram_extent(const struct vfmig_ram *r, uint64_t off, uint64_t *len);
 
+/* Remember that [start, end) is data: it becomes the largest extent when it
+ * is larger than that one (which then becomes the other), else the other.
+ * An empty range, or the largest one again, changes nothing. */
+void vfmig_ram_known_note(struct vfmig_ram_known *k, uint64_t start,
+			  uint64_t end);
+
 /* Mark every page touching [off, off + len) dirty; bytes outside the block
  * are ignored. Thread-safe. */
 void vfmig_ram_mark_dirty(struct vfmig_ram *r, uint64_t off, uint64_t len);
@@ -219,8 +225,8 @@ void *vfmig_ram_place(void *priv, const struct vfmig_stream_str *block,
  * Source: write the announcement for r to w, as one STREAM_INFO record.
  * Nothing for a block without a file (it cannot tell its holes), or without
  * data. Asks the file SEEK_DATA/SEEK_HOLE once per extent, and keeps the
- * largest extent in r->known for vfmig_ram_send. Returns 0 or the writer's
- * negative errno.
+ * extents it met in r->known (vfmig_ram_known_note) for vfmig_ram_send.
+ * Returns 0 or the writer's negative errno.
  */
 int vfmig_ram_announce(struct vfmig_ram *r, struct vfmig_stream_writer *w);
 

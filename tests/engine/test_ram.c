@@ -425,7 +425,32 @@ static void test_large_extent_remembered(void **state)
 	assert_memory_equal(p->src, p->dst, SIZE);
 }
 
-/* The announcement's walk leaves the largest extent known. */
+/* The rule both remembered extents follow, on its own. */
+static void test_known_note(void **state)
+{
+	struct vfmig_ram_known k = { 0 };
+
+	(void)state;
+	vfmig_ram_known_note(&k, 10, 20); /* first: the largest */
+	assert_int_equal(k.big_start, 10);
+	assert_int_equal(k.big_end, 20);
+	assert_int_equal(k.last_end, 0);
+	vfmig_ram_known_note(&k, 30, 35); /* smaller: the other */
+	assert_int_equal(k.last_start, 30);
+	assert_int_equal(k.last_end, 35);
+	vfmig_ram_known_note(&k, 10, 20); /* the largest again: no change */
+	vfmig_ram_known_note(&k, 40, 40); /* empty: no change */
+	assert_int_equal(k.big_start, 10);
+	assert_int_equal(k.last_start, 30);
+	assert_int_equal(k.last_end, 35);
+	vfmig_ram_known_note(&k, 50, 100); /* larger: the old one is the other */
+	assert_int_equal(k.big_start, 50);
+	assert_int_equal(k.big_end, 100);
+	assert_int_equal(k.last_start, 10);
+	assert_int_equal(k.last_end, 20);
+}
+
+/* The announcement's walk leaves the largest extent and the latest known. */
 static void test_announce_remembers_large_extent(void **state)
 {
 	struct pair *p = *state;
@@ -436,7 +461,7 @@ static void test_announce_remembers_large_extent(void **state)
 	memset(p->src + 100 * PAGE, 0x43, 300 * PAGE); /* 100..399 */
 	memset(p->src + 600 * PAGE, 0x44, 20 * PAGE);  /* 600..619 */
 	assert_int_equal(vfmig_ram_announce(&p->rs, p->w), 0);
-	known_is(&p->rs, 100, 400, 0, 0);
+	known_is(&p->rs, 100, 400, 600, 620);
 	vfmig_ram_mark_all(&p->rs);
 	assert_int_equal(vfmig_ram_send(&p->rs, p->w, 0, &st), 0);
 	assert_int_equal(st.hole_pages, NPAGES - 321);
@@ -894,6 +919,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_write_into_hole_between_rounds, setup_fd,
 			teardown),
+		cmocka_unit_test(test_known_note),
 		cmocka_unit_test_setup_teardown(
 			test_large_extent_remembered, setup_fd,
 			teardown),
