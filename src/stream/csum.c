@@ -11,6 +11,19 @@
 
 #include "internal.h"
 
+/* The XXH3 passes: where libxxhash has them (x86), the entry points that
+ * run the CPU's widest vector code, chosen once at run time; otherwise the
+ * library's portable build. Both give the same hash. */
+#ifdef VFMIG_XXH3_DISPATCH
+#define XXH_DISPATCH_DISABLE_REPLACE
+#include <xxh_x86dispatch.h>
+#define xxh3_update XXH3_64bits_update_dispatch
+#define xxh3_once XXH3_64bits_dispatch
+#else
+#define xxh3_update XXH3_64bits_update
+#define xxh3_once XXH3_64bits
+#endif
+
 const char *vfmig_stream_csum_name(uint16_t algo)
 {
 	switch (algo) {
@@ -64,7 +77,7 @@ void vfmig__csum_begin(struct vfmig__csum *c)
 void vfmig__csum_update(struct vfmig__csum *c, const void *p, size_t len)
 {
 	if (c->xxh)
-		XXH3_64bits_update(c->xxh, p, len);
+		xxh3_update(c->xxh, p, len);
 	else
 		c->crc = vfmig__crc32(c->crc, p, len);
 }
@@ -78,7 +91,7 @@ uint32_t vfmig__csum_end(const struct vfmig__csum *c)
 uint32_t vfmig__csum_once(uint16_t algo, const void *p, size_t len)
 {
 	if (algo == VFMIG_STREAM_CSUM_XXH3)
-		return (uint32_t)XXH3_64bits(p, len);
+		return (uint32_t)xxh3_once(p, len);
 	return vfmig__crc32(0, p, len);
 }
 
