@@ -29,6 +29,13 @@
  *             records through stream writer, socketpair and reader (no
  *             device), with the default record checksum and again as a
  *             format 1.0 stream (CRC-32); a load of that memory
+ *   raw copy  that same memory, in the same chunks, write()n to a
+ *             socketpair and read() into a 1 MiB buffer, with no stream:
+ *             the baseline re-sends one cache-hot 1 MiB buffer, so it
+ *             never reads the round's 256 MiB from memory, which every
+ *             stage must; the stream alone is also given as a ratio to
+ *             this copy, to separate what the stream costs from what
+ *             reading the data costs
  *
  * Before each load the destination VRAM is refilled with another seed, so
  * a load that moved nothing cannot pass the checksum check.
@@ -544,6 +551,64 @@ static double stream_only(const struct capture *c, enum vfmig_stream_csum csum)
 	return t1 - t0;
 }
 
+struct raw_reader {
+	int fd;
+	uint64_t bytes;
+};
+
+static void *raw_read_thread(void *arg)
+{
+	struct raw_reader *rr = arg;
+	uint8_t *buf = malloc(MiB);
+	ssize_t n;
+
+	while (buf && (n = read(rr->fd, buf, MiB)) > 0)
+		rr->bytes += (uint64_t)n;
+	free(buf);
+	return NULL;
+}
+
+/* The captured session's bytes, in the pump's chunks, over a socketpair
+ * with plain write() and read(): what the stream-only stage does minus
+ * the stream. */
+static double raw_copy(const struct capture *c)
+{
+	struct raw_reader rr = { .bytes = 0 };
+	pthread_t th;
+	size_t off = 0;
+	int sv[2], r;
+	double t0, t1;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		die("socketpair", -errno);
+	bench_grow_socket(sv[0]);
+	bench_grow_socket(sv[1]);
+	rr.fd = sv[1];
+	t0 = bench_now_s();
+	r = pthread_create(&th, NULL, raw_read_thread, &rr);
+	if (r != 0)
+		die("pthread_create", -r);
+	for (size_t i = 0; i < c->nchunk; i++) {
+		size_t done = 0;
+
+		while (done < c->chunk[i]) {
+			ssize_t n = write(sv[0], c->buf + off + done, c->chunk[i] - done);
+			if (n <= 0)
+				die("raw copy write", n < 0 ? -errno : -EIO);
+			done += (size_t)n;
+		}
+		off += c->chunk[i];
+	}
+	shutdown(sv[0], SHUT_WR);
+	pthread_join(th, NULL);
+	t1 = bench_now_s();
+	if (rr.bytes != c->len)
+		die("raw copy delivered a different byte count", 0);
+	close(sv[0]);
+	close(sv[1]);
+	return t1 - t0;
+}
+
 /* CPU seconds used so far by this process (all threads) and both
  * devices: a stage's CPU is the difference across it. */
 static double all_cpu_s(void)
@@ -572,11 +637,24 @@ static void stream_once(const struct capture *c, enum vfmig_stream_csum csum,
 	*cpu = all_cpu_s() - c0;
 }
 
-/* The stream-only stage with the default record checksum and with the
- * CRC-32 of format 1.0; the order alternates with the round. */
-static void stream_both(const struct capture *c, int round, double *dflt,
-			double *crc32, double *dflt_cpu, double *crc32_cpu)
+/* The raw copy of the captured bytes: MB/s into *mbps, CPU into *cpu. */
+static void raw_once(const struct capture *c, double *mbps, double *cpu)
 {
+	double c0 = all_cpu_s();
+
+	*mbps = bench_mbps(c->len, raw_copy(c));
+	*cpu = all_cpu_s() - c0;
+}
+
+/* The stream-only stage with the default record checksum and with the
+ * CRC-32 of format 1.0, and the raw copy of the same bytes; the order
+ * alternates with the round. */
+static void stream_both(const struct capture *c, int round, double *dflt,
+			double *crc32, double *dflt_cpu, double *crc32_cpu,
+			double *raw, double *raw_cpu)
+{
+	if (round % 2 == 0)
+		raw_once(c, raw, raw_cpu);
 	if (round % 2) {
 		stream_once(c, VFMIG_STREAM_CSUM_CRC32, crc32, crc32_cpu);
 		stream_once(c, VFMIG_STREAM_CSUM_DEFAULT, dflt, dflt_cpu);
@@ -584,6 +662,8 @@ static void stream_both(const struct capture *c, int round, double *dflt,
 		stream_once(c, VFMIG_STREAM_CSUM_DEFAULT, dflt, dflt_cpu);
 		stream_once(c, VFMIG_STREAM_CSUM_CRC32, crc32, crc32_cpu);
 	}
+	if (round % 2)
+		raw_once(c, raw, raw_cpu);
 }
 
 /* ---- report ---- */
@@ -600,7 +680,7 @@ static void check_dst(vfmig_vmm_dev *dst, uint64_t want, const char *what)
 	}
 }
 
-#define N_TESTS 8
+#define N_TESTS 9
 
 /* 0, 1, 3 with the data channel; 5, 6, 7 the same with MIG_DATA_*. */
 static const char *const test_names[N_TESTS] = {
@@ -612,9 +692,10 @@ static const char *const test_names[N_TESTS] = {
 	"READ -> stream -> WRITE, messages",
 	"MIG_DATA_READ only (into memory)",
 	"MIG_DATA_WRITE only (from memory)",
+	"raw copy of those bytes (no stream)",
 };
 /* The order of the report: each channel line above its message twin. */
-static const int report_order[N_TESTS] = { 0, 5, 1, 6, 3, 7, 2, 4 };
+static const int report_order[N_TESTS] = { 0, 5, 1, 6, 3, 7, 8, 2, 4 };
 
 int main(int argc, char **argv)
 {
@@ -704,9 +785,10 @@ int main(int argc, char **argv)
 		base[k] = b;
 		if (stream_stage_only) {
 			stream_both(&cap, k, &mb[2][k], &mb[4][k], &cpu[2][k],
-				    &cpu[4][k]);
+				    &cpu[4][k], &mb[8][k], &cpu[8][k]);
 			ratio[2][k] = mb[2][k] / b;
 			ratio[4][k] = mb[4][k] / b;
+			ratio[8][k] = mb[8][k] / b;
 			continue;
 		}
 		if (read_stage_only) {
@@ -752,7 +834,7 @@ int main(int argc, char **argv)
 		}
 		if (!pipeline_only)
 			stream_both(&cap, k, &mb[2][k], &mb[4][k], &cpu[2][k],
-				    &cpu[4][k]);
+				    &cpu[4][k], &mb[8][k], &cpu[8][k]);
 		for (int t = 0; t < N_TESTS; t++)
 			ratio[t][k] = mb[t][k] / b;
 	}
@@ -762,7 +844,9 @@ int main(int argc, char **argv)
 	       bench_median(base_cpu, ROUNDS) / gib);
 	for (int o = 0; o < N_TESTS; o++) {
 		int t = report_order[o];
-		if (stream_stage_only && t != 2 && t != 4)
+		if (stream_stage_only && t != 2 && t != 4 && t != 8)
+			continue;
+		if ((read_stage_only || pipeline_only) && t == 8)
 			continue;
 		if (read_stage_only && t != 1 && t != 6)
 			continue;
@@ -784,6 +868,13 @@ int main(int argc, char **argv)
 			printf("%-34s CPU %.2f s per GiB, %.2f of the "
 			       "baseline's\n", "", bench_median(cpu[t], ROUNDS) / gib,
 			       bench_median(k, ROUNDS));
+		}
+		if ((t == 2 || t == 4) && mb[8][0] > 0) {
+			double q[ROUNDS];
+			for (int j = 0; j < ROUNDS; j++)
+				q[j] = mb[t][j] / mb[8][j];
+			printf("%-34s ratio to the raw copy of those bytes %.2f\n", "",
+			       bench_median(q, ROUNDS));
 		}
 	}
 	if (!stream_stage_only && !read_stage_only)
