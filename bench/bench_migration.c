@@ -52,8 +52,9 @@
  *
  * Usage: bench-migration [VRAM MiB, default 256] [v2|region, default v2]
  *                        [all|stream|read|pipeline, default all]
- * "stream" measures only the baseline and the two stream-only stages in the
- * rounds (after the warm-up and one capture), for profiling that stage;
+ * "stream" measures only the baseline, the two stream-only stages and the
+ * raw copy in the rounds (after the warm-up and one capture), for
+ * profiling that stage;
  * "read" only the baseline and the MIG_DATA_READ-only stage; "pipeline"
  * only the baseline and the whole path, on the channel and with messages.
  */
