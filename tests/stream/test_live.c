@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "ram_stream.h"
 #include "stream/stream.h"
 
 #define PS 4096u
@@ -43,30 +44,6 @@ static void *place(void *priv, const struct vfmig_stream_str *block, uint32_t pa
 	if (!vfmig_stream_str_eq(*block, "ram"))
 		return NULL; /* ram holds block "ram" only */
 	return addr + len <= sizeof(ram) ? ram + addr : NULL;
-}
-
-/* A 1.3 stream: the records rp[0..n), then END. Returns its bytes. */
-static uint8_t *stream_of(const struct vfmig_stream_ram_pages *rp, size_t n, uint16_t minor,
-			  size_t *len)
-{
-	struct vfmig_stream_writer *w;
-	struct vfmig_io *io;
-	const uint8_t *p;
-	uint8_t *copy;
-
-	assert_int_equal(vfmig_io_mem_writer(&io), 0);
-	assert_int_equal(vfmig_stream_writer_open_minor(&w, io, VFMIG_STREAM_CSUM_XXH3, minor), 0);
-	assert_int_equal(vfmig_stream_write_device_list(w, NULL, 0), 0);
-	for (size_t i = 0; i < n; i++)
-		assert_int_equal(vfmig_stream_write_ram_pages(w, &rp[i]), 0);
-	assert_int_equal(vfmig_stream_writer_end(w), 0);
-	vfmig_stream_writer_free(w);
-	p = vfmig_io_mem_data(io, len);
-	copy = malloc(*len);
-	assert_non_null(copy);
-	memcpy(copy, p, *len);
-	vfmig_io_close(io);
-	return copy;
 }
 
 /* Where the nth copy (0: first) of len bytes of needle lies in hay. */
@@ -144,7 +121,7 @@ static void test_round_trip(void **state)
 	uint8_t *s;
 
 	fill(src, sizeof(src), 1);
-	s = stream_of(&rp, 1, 3, &len);
+	s = test_ram_stream(3, &rp, 1, &len);
 	for (int placed = 0; placed < 2; placed++) {
 		memset(ram, 0xee, sizeof(ram));
 		read_stream(s, len, placed, &o);
@@ -177,7 +154,7 @@ static void test_torn_then_carried(void **state)
 	uint8_t *s;
 
 	fill(src, sizeof(src), 2);
-	s = stream_of(rp, 2, 3, &len);
+	s = test_ram_stream(3, rp, 2, &len);
 	at5 = find(s, len, src + 5 * PS, PS, 0);
 	at9 = find(s, len, src + 9 * PS, PS, 0);
 	s[at5 + 100] ^= 0x01;
@@ -211,7 +188,7 @@ static void test_torn_not_carried(void **state)
 	uint8_t *s;
 
 	fill(src, sizeof(src), 3);
-	s = stream_of(rp, 2, 3, &len);
+	s = test_ram_stream(3, rp, 2, &len);
 	at = find(s, len, src + 6 * PS, PS, 0); /* the first record's copy */
 	s[at + 7] ^= 0x04;
 	for (int placed = 0; placed < 2; placed++) {
@@ -245,7 +222,7 @@ static void test_big_pages(void **state)
 	fill(big_src, 2 * BIG, 4);
 	r0.data = big_src;
 	rp.runs = &r0;
-	s = stream_of(&rp, 1, 3, &len);
+	s = test_ram_stream(3, &rp, 1, &len);
 	read_stream(s, len, false, &o);
 	assert_int_equal(o.rc, 0);
 	assert_int_equal(o.torn[0], 0);
@@ -315,7 +292,7 @@ static void test_minor(void **state)
 	int rc;
 
 	fill(src, sizeof(src), 5);
-	uint8_t *s = stream_of(&rp, 1, 2, &len);
+	uint8_t *s = test_ram_stream(2, &rp, 1, &len);
 	assert_int_equal(vfmig_io_mem_reader(&rio, s, len), 0);
 	assert_int_equal(vfmig_stream_reader_open(&r, rio, err, sizeof(err)), 0);
 	assert_int_equal(vfmig_stream_next(r, &rec), 1);

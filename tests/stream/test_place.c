@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "ram_stream.h"
 #include "stream/stream.h"
 
 #define PS 4096u
@@ -60,28 +61,13 @@ static uint8_t *stream_with_pages(size_t *len)
 		{ 9 * PS, 1, false, src + 9 * PS },
 	};
 	const struct vfmig_stream_ram_pages rp = { "ram", PS, 4, runs };
-	struct vfmig_stream_writer *w;
-	struct vfmig_io *io;
-	const uint8_t *p;
-	uint8_t *copy;
 
 	uint64_t x = 0x9e3779b97f4a7c15ull; /* no 64 bytes repeat */
 	for (size_t i = 0; i < sizeof(src); i++) {
 		x = x * 6364136223846793005ull + 1442695040888963407ull;
 		src[i] = (uint8_t)(x >> 56);
 	}
-	assert_int_equal(vfmig_io_mem_writer(&io), 0);
-	assert_int_equal(vfmig_stream_writer_open_minor(&w, io, VFMIG_STREAM_CSUM_XXH3, 2), 0);
-	assert_int_equal(vfmig_stream_write_device_list(w, NULL, 0), 0);
-	assert_int_equal(vfmig_stream_write_ram_pages(w, &rp), 0);
-	assert_int_equal(vfmig_stream_writer_end(w), 0);
-	vfmig_stream_writer_free(w);
-	p = vfmig_io_mem_data(io, len);
-	copy = malloc(*len);
-	assert_non_null(copy);
-	memcpy(copy, p, *len);
-	vfmig_io_close(io);
-	return copy;
+	return test_ram_stream(2, &rp, 1, len);
 }
 
 /* Reads the record after the (empty) DEVICE_LIST of bytes with placement

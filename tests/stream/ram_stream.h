@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/* Test helper: a whole stream of RAM page records, written into memory. */
+#ifndef VFMIG_TESTS_RAM_STREAM_H
+#define VFMIG_TESTS_RAM_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stream/stream.h"
+
+/*
+ * Writes a stream of format 1.minor with XXH3 record checksums: an empty
+ * DEVICE_LIST, the records rp[0..n) and END. Returns a malloc'd copy of its
+ * bytes (the caller frees it) and their count in *len; any failure fails
+ * the calling cmocka test.
+ */
+uint8_t *test_ram_stream(uint16_t minor, const struct vfmig_stream_ram_pages *rp, size_t n,
+			 size_t *len);
+
+#endif
