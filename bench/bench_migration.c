@@ -492,6 +492,26 @@ static double write_only(vfmig_vmm_dev *dst, const struct capture *c)
 	return t1 - t0;
 }
 
+/* A socketpair with 4 MiB buffers whose sv[1] a new thread fn(arg)
+ * reads (*reader_fd is set to it first). Returns the start time. */
+static double start_reader(int sv[2], int *reader_fd, void *(*fn)(void *), void *arg,
+			   pthread_t *th)
+{
+	double t0;
+	int r;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		die("socketpair", -errno);
+	bench_grow_socket(sv[0]);
+	bench_grow_socket(sv[1]);
+	*reader_fd = sv[1];
+	t0 = bench_now_s();
+	r = pthread_create(th, NULL, fn, arg);
+	if (r != 0)
+		die("pthread_create", -r);
+	return t0;
+}
+
 /* The stream alone: a captured session as DEVICE_DATA records (in the
  * pump's chunks) through writer, socketpair and reader, no devices, with
  * record checksums of csum. */
@@ -508,15 +528,7 @@ static double stream_only(const struct capture *c, enum vfmig_stream_csum csum)
 	int sv[2], r;
 	double t0, t1;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		die("socketpair", -errno);
-	bench_grow_socket(sv[0]);
-	bench_grow_socket(sv[1]);
-	l.fd = sv[1];
-	t0 = bench_now_s();
-	r = pthread_create(&th, NULL, load_thread, &l);
-	if (r != 0)
-		die("pthread_create", -r);
+	t0 = start_reader(sv, &l.fd, load_thread, &l, &th);
 	r = vfmig_io_fd(&io, sv[0], false);
 	if (r == 0)
 		r = vfmig_stream_writer_open_csum(&w, io, csum);
@@ -577,18 +589,10 @@ static double raw_copy(const struct capture *c)
 	struct raw_reader rr = { .bytes = 0 };
 	pthread_t th;
 	size_t off = 0;
-	int sv[2], r;
+	int sv[2];
 	double t0, t1;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		die("socketpair", -errno);
-	bench_grow_socket(sv[0]);
-	bench_grow_socket(sv[1]);
-	rr.fd = sv[1];
-	t0 = bench_now_s();
-	r = pthread_create(&th, NULL, raw_read_thread, &rr);
-	if (r != 0)
-		die("pthread_create", -r);
+	t0 = start_reader(sv, &rr.fd, raw_read_thread, &rr, &th);
 	for (size_t i = 0; i < c->nchunk; i++) {
 		size_t done = 0;
 

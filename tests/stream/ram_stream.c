@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Test helper: a whole stream of RAM page records, written into memory. */
+/* Test helpers: streams written into memory, and their bytes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,13 +12,23 @@
 #include "ram_stream.h"
 #include "stream/io.h"
 
+uint8_t *test_mem_take(struct vfmig_io *io, size_t *len)
+{
+	const uint8_t *p = vfmig_io_mem_data(io, len);
+	uint8_t *copy = malloc(*len ? *len : 1);
+
+	/* The memory io owns its bytes until close: the caller gets a copy. */
+	assert_non_null(copy);
+	memcpy(copy, p, *len);
+	vfmig_io_close(io);
+	return copy;
+}
+
 uint8_t *test_ram_stream(uint16_t minor, const struct vfmig_stream_ram_pages *rp, size_t n,
 			 size_t *len)
 {
 	struct vfmig_stream_writer *w;
 	struct vfmig_io *io;
-	const uint8_t *p;
-	uint8_t *copy;
 
 	assert_int_equal(vfmig_io_mem_writer(&io), 0);
 	assert_int_equal(vfmig_stream_writer_open_minor(&w, io, VFMIG_STREAM_CSUM_XXH3, minor), 0);
@@ -27,11 +37,5 @@ uint8_t *test_ram_stream(uint16_t minor, const struct vfmig_stream_ram_pages *rp
 		assert_int_equal(vfmig_stream_write_ram_pages(w, &rp[i]), 0);
 	assert_int_equal(vfmig_stream_writer_end(w), 0);
 	vfmig_stream_writer_free(w);
-	/* The memory io owns its bytes until close: the caller gets a copy. */
-	p = vfmig_io_mem_data(io, len);
-	copy = malloc(*len);
-	assert_non_null(copy);
-	memcpy(copy, p, *len);
-	vfmig_io_close(io);
-	return copy;
+	return test_mem_take(io, len);
 }

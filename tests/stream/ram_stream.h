@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Test helper: a whole stream of RAM page records, written into memory. */
+/* Test helpers: streams written into memory, and their bytes. */
 #ifndef VFMIG_TESTS_RAM_STREAM_H
 #define VFMIG_TESTS_RAM_STREAM_H
 
@@ -7,6 +7,12 @@
 #include <stdint.h>
 
 #include "stream/stream.h"
+
+struct vfmig_io;
+
+/* Returns a malloc'd copy of what the memory writer io holds (its count in
+ * *len) and closes io. */
+uint8_t *test_mem_take(struct vfmig_io *io, size_t *len);
 
 /*
  * Writes a stream of format 1.minor with XXH3 record checksums: an empty

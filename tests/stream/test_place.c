@@ -164,8 +164,6 @@ static uint8_t *stream_with_payload(const uint8_t *p, size_t plen, size_t *len)
 {
 	struct vfmig_stream_writer *w;
 	struct vfmig_io *io;
-	const uint8_t *d;
-	uint8_t *copy;
 
 	assert_int_equal(vfmig_io_mem_writer(&io), 0);
 	assert_int_equal(vfmig_stream_writer_open_minor(&w, io, VFMIG_STREAM_CSUM_XXH3, 2), 0);
@@ -175,12 +173,7 @@ static uint8_t *stream_with_payload(const uint8_t *p, size_t plen, size_t *len)
 			 0);
 	assert_int_equal(vfmig_stream_writer_end(w), 0);
 	vfmig_stream_writer_free(w);
-	d = vfmig_io_mem_data(io, len);
-	copy = malloc(*len);
-	assert_non_null(copy);
-	memcpy(copy, d, *len);
-	vfmig_io_close(io);
-	return copy;
+	return test_mem_take(io, len);
 }
 
 static size_t put(uint8_t *p, uint64_t v, unsigned n)
