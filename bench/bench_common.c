@@ -117,6 +117,18 @@ double bench_baseline_cpu(uint64_t total, double *cpu_s)
 	return got == total ? bench_mbps(got, t1 - t0) : -1;
 }
 
+void *bench_drain_thread(void *arg)
+{
+	struct bench_drain *d = arg;
+	uint8_t *buf = malloc(MiB);
+	ssize_t n;
+
+	while (buf && (n = read(d->fd, buf, MiB)) > 0)
+		d->bytes += (uint64_t)n;
+	free(buf);
+	return NULL;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* What the benchmarks share: clocks, the raw-socket baseline, medians. */
+/* What the benchmarks share: clocks, the raw-socket baseline, a reading
+ * thread, medians. */
 #ifndef VFMIG_BENCH_COMMON_H
 #define VFMIG_BENCH_COMMON_H
 
@@ -43,6 +44,15 @@ double bench_rusage_s(const struct rusage *ru);
 
 /* CPU seconds of the calling thread so far. */
 double bench_thread_cpu_s(void);
+
+/* A reading thread (pthread_create(..., bench_drain_thread, d)): reads
+ * fd d->fd 1 MiB at a time until EOF or an error, adding the count to
+ * d->bytes. */
+struct bench_drain {
+	int fd;
+	uint64_t bytes;
+};
+void *bench_drain_thread(void *arg);
 
 /* Median of v[0..n) (sorts v). */
 double bench_median(double *v, size_t n);

@@ -564,35 +564,18 @@ static double stream_only(const struct capture *c, enum vfmig_stream_csum csum)
 	return t1 - t0;
 }
 
-struct raw_reader {
-	int fd;
-	uint64_t bytes;
-};
-
-static void *raw_read_thread(void *arg)
-{
-	struct raw_reader *rr = arg;
-	uint8_t *buf = malloc(MiB);
-	ssize_t n;
-
-	while (buf && (n = read(rr->fd, buf, MiB)) > 0)
-		rr->bytes += (uint64_t)n;
-	free(buf);
-	return NULL;
-}
-
 /* The captured session's bytes, in the pump's chunks, over a socketpair
  * with plain write() and read(): what the stream-only stage does minus
  * the stream. */
 static double raw_copy(const struct capture *c)
 {
-	struct raw_reader rr = { .bytes = 0 };
+	struct bench_drain rr = { .bytes = 0 };
 	pthread_t th;
 	size_t off = 0;
 	int sv[2];
 	double t0, t1;
 
-	t0 = start_reader(sv, &rr.fd, raw_read_thread, &rr, &th);
+	t0 = start_reader(sv, &rr.fd, bench_drain_thread, &rr, &th);
 	for (size_t i = 0; i < c->nchunk; i++) {
 		size_t done = 0;
 

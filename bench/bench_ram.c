@@ -573,32 +573,12 @@ static double raw_stream(bool tcp, uint64_t total)
 	return raw_stream_mem(tcp, total, NULL, NULL, NULL);
 }
 
-struct raw_reader {
-	int fd;
-	uint64_t got;
-};
-
-static void *raw_read_thread(void *arg)
-{
-	struct raw_reader *rr = arg;
-	uint8_t *buf = malloc(MiB);
-
-	while (buf) {
-		ssize_t n = read(rr->fd, buf, MiB);
-		if (n <= 0)
-			break;
-		rr->got += (uint64_t)n;
-	}
-	free(buf);
-	return NULL;
-}
-
 /* MB/s of total bytes over n loopback TCP connections at once: n child
  * processes write total / n bytes each (1 MiB writes, TCP_NODELAY), n
  * threads here read them. Timed from the last accept to the last byte. */
 static double raw_streams(unsigned n, uint64_t total)
 {
-	struct raw_reader rr[MAX_CHANNELS];
+	struct bench_drain rr[MAX_CHANNELS];
 	pthread_t th[MAX_CHANNELS];
 	pid_t pid[MAX_CHANNELS];
 	uint16_t port;
@@ -633,19 +613,19 @@ static double raw_streams(unsigned n, uint64_t total)
 		}
 	}
 	for (unsigned i = 0; i < n; i++) {
-		rr[i] = (struct raw_reader){ .fd = accept(ls, NULL, NULL) };
+		rr[i] = (struct bench_drain){ .fd = accept(ls, NULL, NULL) };
 		if (rr[i].fd < 0)
 			die("accept: %s", strerror(errno));
 	}
 	close(ls);
 	double t0 = bench_now_s();
 	for (unsigned i = 0; i < n; i++)
-		if (pthread_create(&th[i], NULL, raw_read_thread, &rr[i]) != 0)
+		if (pthread_create(&th[i], NULL, bench_drain_thread, &rr[i]) != 0)
 			die("cannot start a reader thread");
 	for (unsigned i = 0; i < n; i++) {
 		pthread_join(th[i], NULL);
 		close(rr[i].fd);
-		got += rr[i].got;
+		got += rr[i].bytes;
 	}
 	double t1 = bench_now_s();
 	for (unsigned i = 0; i < n; i++)
