@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -278,6 +279,40 @@ static int send_all(int fd, const void *buf, size_t n, int timeout_ms)
 	return 0;
 }
 
+/* Sends all of head and then all of body, in one sendmsg() while both
+ * fit (so the few bytes waiting in the write buffer share the large
+ * write's segments rather than going out as a segment of their own);
+ * same waits as send_all. */
+static int send_two(int fd, const void *head, size_t hlen, const void *body,
+		    size_t blen, int timeout_ms)
+{
+	struct iovec iov[2] = { { (void *)head, hlen }, { (void *)body, blen } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+
+	while (iov[0].iov_len + iov[1].iov_len) {
+		mh.msg_iov = iov[0].iov_len ? iov : iov + 1;
+		mh.msg_iovlen = iov[0].iov_len ? 2 : 1;
+		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w > 0) {
+			size_t k = (size_t)w, a = k < iov[0].iov_len ? k : iov[0].iov_len;
+
+			iov[0].iov_base = (uint8_t *)iov[0].iov_base + a;
+			iov[0].iov_len -= a;
+			iov[1].iov_base = (uint8_t *)iov[1].iov_base + (k - a);
+			iov[1].iov_len -= k - a;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		int r = wait_fd(fd, POLLOUT, timeout_ms);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* Receives up to n bytes, fewer only at the peer's close. Each wait for
  * data lasts until deadline (absolute ms; -1: none) or, if idle_ms >= 0,
  * at most idle_ms since the last progress: of this socket, or with shared
@@ -348,15 +383,16 @@ static int sio_write(struct vfmig_io *io, const void *buf, size_t n)
 		c->wlen += n;
 		return 0;
 	}
-	r = chan_flush_buf(c);
-	if (r < 0)
-		return r;
 	if (n <= WBUF_SIZE) {
+		r = chan_flush_buf(c);
+		if (r < 0)
+			return r;
 		memcpy(c->wbuf, buf, n);
 		c->wlen = n;
 		return 0;
 	}
-	r = send_all(c->fd, buf, n, c->timeout_ms);
+	r = send_two(c->fd, c->wbuf, c->wlen, buf, n, c->timeout_ms);
+	c->wlen = 0;
 	if (r == -ETIMEDOUT)
 		c->stalled = true;
 	return r;
