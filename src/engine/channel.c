@@ -256,33 +256,10 @@ static int wait_fd(int fd, short events, int ms)
 	}
 }
 
-/* Sends all of buf, waiting at most timeout_ms for each bit of progress. */
-static int send_all(int fd, const void *buf, size_t n, int timeout_ms)
-{
-	const uint8_t *p = buf;
-
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w > 0) {
-			p += w;
-			n -= (size_t)w;
-			continue;
-		}
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-			return -errno;
-		int r = wait_fd(fd, POLLOUT, timeout_ms);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
 /* Sends all of head and then all of body, in one sendmsg() while both
  * fit (so the few bytes waiting in the write buffer share the large
- * write's segments rather than going out as a segment of their own);
- * same waits as send_all. */
+ * write's segments rather than going out as a segment of their own),
+ * waiting at most timeout_ms for each bit of progress. */
 static int send_two(int fd, const void *head, size_t hlen, const void *body,
 		    size_t blen, int timeout_ms)
 {
@@ -296,8 +273,10 @@ static int send_two(int fd, const void *head, size_t hlen, const void *body,
 		if (w > 0) {
 			size_t k = (size_t)w, a = k < iov[0].iov_len ? k : iov[0].iov_len;
 
-			iov[0].iov_base = (uint8_t *)iov[0].iov_base + a;
-			iov[0].iov_len -= a;
+			if (a) { /* head may be NULL with hlen 0 */
+				iov[0].iov_base = (uint8_t *)iov[0].iov_base + a;
+				iov[0].iov_len -= a;
+			}
 			iov[1].iov_base = (uint8_t *)iov[1].iov_base + (k - a);
 			iov[1].iov_len -= k - a;
 			continue;
@@ -311,6 +290,12 @@ static int send_two(int fd, const void *head, size_t hlen, const void *body,
 			return r;
 	}
 	return 0;
+}
+
+/* Sends all of buf, waiting at most timeout_ms for each bit of progress. */
+static int send_all(int fd, const void *buf, size_t n, int timeout_ms)
+{
+	return send_two(fd, NULL, 0, buf, n, timeout_ms);
 }
 
 /* Receives up to n bytes, fewer only at the peer's close. Each wait for
