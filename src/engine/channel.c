@@ -256,10 +256,10 @@ static int wait_fd(int fd, short events, int ms)
 	}
 }
 
-/* Sends all of head and then all of body, in one sendmsg() while both
- * fit (so the few bytes waiting in the write buffer share the large
- * write's segments rather than going out as a segment of their own),
- * waiting at most timeout_ms for each bit of progress. */
+/* Sends all of head and then all of body, both in each sendmsg() until
+ * head is out (so the few bytes waiting in the write buffer share the
+ * large write's segments rather than going out as a segment of their
+ * own), waiting at most timeout_ms for each bit of progress. */
 static int send_two(int fd, const void *head, size_t hlen, const void *body,
 		    size_t blen, int timeout_ms)
 {

@@ -167,21 +167,44 @@ static uint8_t pattern(size_t i)
 	return (uint8_t)(i * 31 + (i >> 8));
 }
 
+/* Writes of odd sizes, so that they cross the 64 KiB write buffer
+ * unevenly; every third is larger than the buffer and leaves with what
+ * the buffer holds in one send, which a full socket cuts anywhere. */
 static void *stream_writer(void *p)
 {
+	static const size_t sizes[] = { 7919, 7919, 200003 };
 	struct writer_arg *a = p;
-	uint8_t buf[7919]; /* odd size: crosses the write buffer unevenly */
-	size_t off = 0;
+	uint8_t *buf = malloc(sizes[2]);
+	size_t off = 0, k = 0;
 
+	assert_non_null(buf);
 	while (off < a->len) {
-		size_t n = a->len - off < sizeof(buf) ? a->len - off : sizeof(buf);
+		size_t want = sizes[k++ % 3];
+		size_t n = a->len - off < want ? a->len - off : want;
 		for (size_t i = 0; i < n; i++)
 			buf[i] = pattern(off + i);
 		vfmig_io_write(vfmig_chan_io(a->c), buf, n);
 		off += n;
 	}
+	free(buf);
 	a->r = vfmig_io_flush(vfmig_chan_io(a->c));
 	return NULL;
+}
+
+/* Reads len bytes of stream_writer()'s pattern on dst and checks each. */
+static void read_pattern(struct vfmig_chan *dst, size_t len)
+{
+	uint8_t buf[65536];
+	size_t got = 0;
+
+	while (got < len) {
+		size_t n = len - got < sizeof(buf) ? len - got : sizeof(buf);
+		assert_int_equal(vfmig_io_read(vfmig_chan_io(dst), buf, n), (ssize_t)n);
+		for (size_t i = 0; i < n; i++)
+			if (buf[i] != pattern(got + i))
+				fail_msg("byte %zu differs", got + i);
+		got += n;
+	}
 }
 
 /* 3 MiB source -> destination, then every return-path message back. */
@@ -191,21 +214,13 @@ static void both_ways(const char *uri)
 	struct writer_arg w = { .len = 3u << 20 };
 	struct vfmig_rp_msg m;
 	pthread_t t;
-	uint8_t buf[65536];
-	size_t got = 0;
+	uint8_t buf[1];
 	char err[256];
 
 	open_pair(uri, &p);
 	w.c = p.src;
 	assert_int_equal(pthread_create(&t, NULL, stream_writer, &w), 0);
-	while (got < w.len) {
-		size_t n = w.len - got < sizeof(buf) ? w.len - got : sizeof(buf);
-		assert_int_equal(vfmig_io_read(vfmig_chan_io(p.dst), buf, n), (ssize_t)n);
-		for (size_t i = 0; i < n; i++)
-			if (buf[i] != pattern(got + i))
-				fail_msg("byte %zu differs", got + i);
-		got += n;
-	}
+	read_pattern(p.dst, w.len);
 	pthread_join(t, NULL);
 	assert_int_equal(w.r, 0);
 	/* Wrong directions are refused: only COMMIT goes toward the
@@ -269,6 +284,41 @@ static void test_tcp_both_ways(void **state)
 {
 	(void)state;
 	both_ways("tcp:127.0.0.1:0");
+}
+
+/* More than both ends' socket buffers hold, with the reader away at
+ * first: the source's sends fill the socket and then go out in whatever
+ * pieces the kernel takes, cutting the write buffer's bytes and the large
+ * writes after them anywhere; every byte still arrives once, in order. */
+static void full_socket(const char *uri)
+{
+	struct pair p;
+	struct writer_arg w = { .len = 40u << 20 };
+	pthread_t t;
+
+	open_pair(uri, &p);
+	w.c = p.src;
+	assert_int_equal(pthread_create(&t, NULL, stream_writer, &w), 0);
+	usleep(200 * 1000);
+	read_pattern(p.dst, w.len);
+	pthread_join(t, NULL);
+	assert_int_equal(w.r, 0);
+	assert_int_equal(vfmig_chan_close(p.src), 0);
+	assert_int_equal(vfmig_chan_close(p.dst), 0);
+}
+
+static void test_unix_full_socket(void **state)
+{
+	char uri[160];
+	(void)state;
+	snprintf(uri, sizeof(uri), "unix:%s", tmp_path("full.sock"));
+	full_socket(uri);
+}
+
+static void test_tcp_full_socket(void **state)
+{
+	(void)state;
+	full_socket("tcp:127.0.0.1:0");
 }
 
 static void test_return_path_timeout(void **state)
@@ -931,6 +981,8 @@ int main(void)
 		cmocka_unit_test(test_uri_bad),
 		cmocka_unit_test(test_unix_both_ways),
 		cmocka_unit_test(test_tcp_both_ways),
+		cmocka_unit_test(test_unix_full_socket),
+		cmocka_unit_test(test_tcp_full_socket),
 		cmocka_unit_test(test_return_path_timeout),
 		cmocka_unit_test(test_return_path_corrupt),
 		cmocka_unit_test(test_return_path_trickle_unix),
