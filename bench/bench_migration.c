@@ -337,6 +337,26 @@ static void *load_thread(void *arg)
 	return NULL;
 }
 
+/* A socketpair with 4 MiB buffers whose sv[1] a new thread fn(arg)
+ * reads (*reader_fd is set to it first). Returns the start time. */
+static double start_reader(int sv[2], int *reader_fd, void *(*fn)(void *), void *arg,
+			   pthread_t *th)
+{
+	double t0;
+	int r;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		die("socketpair", -errno);
+	bench_grow_socket(sv[0]);
+	bench_grow_socket(sv[1]);
+	*reader_fd = sv[1];
+	t0 = bench_now_s();
+	r = pthread_create(th, NULL, fn, arg);
+	if (r != 0)
+		die("pthread_create", -r);
+	return t0;
+}
+
 /* One migration of the device state; returns the transfer time. */
 static double pipeline(vfmig_vmm_dev *src, vfmig_vmm_dev *dst,
 		       uint64_t *dev_bytes, uint64_t *records,
@@ -353,20 +373,12 @@ static double pipeline(vfmig_vmm_dev *src, vfmig_vmm_dev *dst,
 	int sv[2], r;
 	double t0, t1;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		die("socketpair", -errno);
-	bench_grow_socket(sv[0]);
-	bench_grow_socket(sv[1]);
-	l.fd = sv[1];
 	set_state(src, VFMIG_VMM_MIG_STOP_COPY, VFMIG_VMM_MIG_RUNNING,
 		  "source RUNNING");
 	set_state(dst, VFMIG_VMM_MIG_RESUMING, VFMIG_VMM_MIG_RUNNING,
 		  "destination RUNNING");
 
-	t0 = bench_now_s();
-	r = pthread_create(&th, NULL, load_thread, &l);
-	if (r != 0)
-		die("pthread_create", -r);
+	t0 = start_reader(sv, &l.fd, load_thread, &l, &th);
 	r = vfmig_io_fd(&io, sv[0], false);
 	if (r == 0)
 		r = vfmig_stream_writer_open(&w, io);
@@ -490,26 +502,6 @@ static double write_only(vfmig_vmm_dev *dst, const struct capture *c)
 	set_state(dst, VFMIG_VMM_MIG_RUNNING, VFMIG_VMM_MIG_STOP,
 		  "destination STOP");
 	return t1 - t0;
-}
-
-/* A socketpair with 4 MiB buffers whose sv[1] a new thread fn(arg)
- * reads (*reader_fd is set to it first). Returns the start time. */
-static double start_reader(int sv[2], int *reader_fd, void *(*fn)(void *), void *arg,
-			   pthread_t *th)
-{
-	double t0;
-	int r;
-
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		die("socketpair", -errno);
-	bench_grow_socket(sv[0]);
-	bench_grow_socket(sv[1]);
-	*reader_fd = sv[1];
-	t0 = bench_now_s();
-	r = pthread_create(th, NULL, fn, arg);
-	if (r != 0)
-		die("pthread_create", -r);
-	return t0;
 }
 
 /* The stream alone: a captured session as DEVICE_DATA records (in the
