@@ -24,13 +24,15 @@
  *
  * A third mode has no relay: the source writes straight to the sink's
  * socket, the ceiling of any design that takes the VMMs out of the data
- * path while the devices keep their own copy and checksum passes.
+ * path while the devices keep their own copy and checksum passes. A fourth
+ * splices in the first relay only (the source VMM) and copies in the
+ * second: what splicing on the source's side alone would give.
  *
  * Every frame's XXH3 is compared in the sink, so a mode that loses or
  * reorders a byte fails instead of winning. The baseline is the raw
  * socketpair of bench-migration (a child writing one cached 1 MiB buffer,
  * 4 MiB socket buffers), measured in the same round; each round runs the
- * baseline and the three modes in an order that rotates with the round.
+ * baseline and the four modes in an order that rotates with the round.
  * Figures: MB/s (10^6 bytes/s), median over the rounds, and the median and
  * range of each mode's ratio to its round's baseline.
  *
@@ -58,9 +60,11 @@
 
 #define FRAME MiB
 
-static const char *const names[3] = { "relays copy (read, XXH3, write)",
-				      "relays splice (socket -> pipe -> socket)",
-				      "no relay (source -> sink)" };
+#define MODES 4
+static const char *const names[MODES] = { "relays copy (read, XXH3, write)",
+					  "relays splice (socket -> pipe -> socket)",
+					  "no relay (source -> sink)",
+					  "first relay splices, second copies" };
 
 static void die(const char *what, int err)
 {
@@ -209,7 +213,8 @@ static void pair(int sv[2])
 }
 
 /* One run; MB/s. mode 0: two copying relays, 1: two splicing relays,
- * 2: no relay, the source writing to the sink's socket. */
+ * 2: no relay, the source writing to the sink's socket, 3: the first relay
+ * (the source VMM) splices and the second copies. */
 static double run(int mode)
 {
 	int a[2], b[2], c[2];
@@ -226,8 +231,8 @@ static double run(int mode)
 		pair(b);
 		pair(c);
 		src = (struct hop){ .in = -1, .out = a[0] };
-		r1 = (struct hop){ .in = a[1], .out = b[0], .splice = mode };
-		r2 = (struct hop){ .in = b[1], .out = c[0], .splice = mode };
+		r1 = (struct hop){ .in = a[1], .out = b[0], .splice = mode != 0 };
+		r2 = (struct hop){ .in = b[1], .out = c[0], .splice = mode == 1 };
 		sink = (struct hop){ .in = c[1], .out = -1 };
 	}
 	memset(sums, 0, (total / FRAME) * sizeof(*sums));
@@ -275,7 +280,7 @@ int main(int argc, char **argv)
 {
 	long mib = argc > 1 ? strtol(argv[1], NULL, 10) : 256;
 	int rounds = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 5;
-	double base[64], mbps[3][64], ratio[3][64], gain[64];
+	double base[64], mbps[MODES][64], ratio[MODES][64], gain[64];
 	uint64_t x = 0x9e3779b97f4a7c15ull;
 
 	if (mib < 1 || mib > 16384 || rounds < 1 || rounds > 64) {
@@ -298,9 +303,9 @@ int main(int argc, char **argv)
 
 	printf("bench-hops: %ld MiB per run, %d rounds, 1 MiB frames\n", mib, rounds);
 	for (int r = 0; r < rounds; r++) {
-		/* Rotate the order of the baseline and the three modes. */
-		for (int k = 0; k < 4; k++) {
-			int which = (r + k) % 4;
+		/* Rotate the order of the baseline and the modes. */
+		for (int k = 0; k <= MODES; k++) {
+			int which = (r + k) % (MODES + 1);
 
 			if (which == 0) {
 				base[r] = bench_baseline(total);
@@ -310,14 +315,14 @@ int main(int argc, char **argv)
 				mbps[which - 1][r] = run(which - 1);
 			}
 		}
-		for (int m = 0; m < 3; m++)
+		for (int m = 0; m < MODES; m++)
 			ratio[m][r] = mbps[m][r] / base[r];
 		gain[r] = mbps[1][r] / mbps[0][r];
 	}
 
 	printf("  baseline: raw socketpair                  %8.1f MB/s (median)\n",
 	       bench_median(base, (size_t)rounds));
-	for (int m = 0; m < 3; m++) {
+	for (int m = 0; m < MODES; m++) {
 		double lo, hi, med_mbps, med_ratio;
 
 		range(ratio[m], rounds, &lo, &hi);
