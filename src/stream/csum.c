@@ -5,6 +5,7 @@
  * (docs/stream-format.md, "Checksums").
  */
 #include <errno.h>
+#include <stdlib.h>
 
 #include <xxhash.h>
 #include <zlib.h>
@@ -99,4 +100,62 @@ void vfmig__csum_free(struct vfmig__csum *c)
 {
 	XXH3_freeState(c->xxh);
 	c->xxh = NULL;
+}
+
+/* ---- sealing: DEVICE_DATA's checksum computed by the data's holder ---- */
+
+struct vfmig_stream_seal {
+	XXH3_state_t *st;
+};
+
+int vfmig_stream_seal_new(struct vfmig_stream_seal **out)
+{
+	struct vfmig_stream_seal *s = malloc(sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	s->st = XXH3_createState();
+	if (!s->st) {
+		free(s);
+		return -ENOMEM;
+	}
+	*out = s;
+	return 0;
+}
+
+void vfmig_stream_seal_begin(struct vfmig_stream_seal *s, uint16_t dev, uint32_t len)
+{
+	uint8_t h[VFMIG_STREAM_RECORD_HEADER_SIZE + 2];
+
+	/* What the record checksum covers before the data: the record
+	 * header (type, flags, payload length) and the device index. */
+	h[0] = (uint8_t)(VFMIG_REC_DEVICE_DATA >> 8);
+	h[1] = (uint8_t)VFMIG_REC_DEVICE_DATA;
+	h[2] = (uint8_t)(VFMIG_STREAM_F_MUST_UNDERSTAND >> 8);
+	h[3] = (uint8_t)VFMIG_STREAM_F_MUST_UNDERSTAND;
+	len += 2;
+	for (int i = 0; i < 4; i++)
+		h[4 + i] = (uint8_t)(len >> (24 - 8 * i));
+	h[8] = (uint8_t)(dev >> 8);
+	h[9] = (uint8_t)dev;
+	XXH3_64bits_reset(s->st);
+	xxh3_update(s->st, h, sizeof(h));
+}
+
+void vfmig_stream_seal_update(struct vfmig_stream_seal *s, const void *p, size_t n)
+{
+	xxh3_update(s->st, p, n);
+}
+
+uint32_t vfmig_stream_seal_end(struct vfmig_stream_seal *s)
+{
+	return (uint32_t)XXH3_64bits_digest(s->st);
+}
+
+void vfmig_stream_seal_free(struct vfmig_stream_seal *s)
+{
+	if (!s)
+		return;
+	XXH3_freeState(s->st);
+	free(s);
 }

@@ -77,6 +77,35 @@ int vfmig_io_error(const struct vfmig_io *io)
 	return io->error;
 }
 
+int vfmig_io_raw_fd(struct vfmig_io *io)
+{
+	int rc;
+
+	if (io->error)
+		return io->error;
+	if (!io->ops->fd)
+		return -ENOTSUP;
+	rc = vfmig_io_flush(io);
+	if (rc < 0)
+		return rc;
+	return io->ops->fd(io);
+}
+
+void vfmig_io_moved(struct vfmig_io *io, bool write, uint64_t n)
+{
+	if (write)
+		io->bytes_written += n;
+	else
+		io->bytes_read += n;
+}
+
+int vfmig_io_fail(struct vfmig_io *io, int rc)
+{
+	if (!io->error && rc < 0)
+		io->error = rc;
+	return io->error;
+}
+
 /* ---- memory writer ---- */
 
 struct mem_writer {
@@ -261,11 +290,17 @@ static int fd_close(struct vfmig_io *io)
 	return rc;
 }
 
+static int fd_fd(struct vfmig_io *io)
+{
+	return container_of(io, struct fd_io, io)->fd;
+}
+
 static const struct vfmig_io_ops fd_ops = {
 	.version = VFMIG_IO_OPS_VERSION,
 	.write = fd_write,
 	.read = fd_read,
 	.close = fd_close,
+	.fd = fd_fd,
 };
 
 int vfmig_io_fd(struct vfmig_io **out, int fd, bool own_fd)

@@ -37,6 +37,10 @@ struct vfmig_io_ops {
 	int (*flush)(struct vfmig_io *io);
 	/* Release everything, including io itself. Returns 0 or -errno. */
 	int (*close)(struct vfmig_io *io);
+	/* The file descriptor under io, for bytes that move without passing
+	 * through it (splice): returned only when io buffers nothing between
+	 * its caller and the fd. Optional (NULL: there is none). */
+	int (*fd)(struct vfmig_io *io);
 };
 
 struct vfmig_io {
@@ -70,6 +74,23 @@ int vfmig_io_close(struct vfmig_io *io);
 
 /* Returns the sticky error: 0 or a negative errno. */
 int vfmig_io_error(const struct vfmig_io *io);
+
+/*
+ * The file descriptor under io, after flushing what io buffers: bytes
+ * written to it (or read from it) then follow (or precede) what went
+ * through io, in order. -ENOTSUP when io has no such fd, or the sticky
+ * error. Whoever moves bytes on the fd reports them with vfmig_io_moved()
+ * so that the counters stay right.
+ */
+int vfmig_io_raw_fd(struct vfmig_io *io);
+
+/* Counts n bytes written (write) or read (!write) on the raw fd. */
+void vfmig_io_moved(struct vfmig_io *io, bool write, uint64_t n);
+
+/* Makes rc (a negative errno) io's sticky error unless it has one; returns
+ * the sticky error. For a raw-fd move that failed part way: io's stream is
+ * then broken. */
+int vfmig_io_fail(struct vfmig_io *io, int rc);
 
 /*
  * Memory writer: a growable buffer. Returns 0 and *out, or -ENOMEM.

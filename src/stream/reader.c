@@ -33,6 +33,8 @@ struct vfmig_stream_reader {
 	struct vfmig_stream_decoded cur;
 	vfmig_stream_ram_place_fn place; /* RAM page data placement, or NULL */
 	void *place_priv;
+	vfmig_stream_forward_fn forward; /* device data forwarding, or NULL */
+	void *forward_priv;
 	struct vfmig_stream_decoded placed; /* a placed RAM_PAGES, decoded */
 	int placed_rc;         /* its decoding result, message in placed_err */
 	char placed_err[240];
@@ -493,6 +495,87 @@ void vfmig_stream_reader_set_ram_place(struct vfmig_stream_reader *r,
 	r->place_priv = priv;
 }
 
+void vfmig_stream_reader_set_forward(struct vfmig_stream_reader *r, vfmig_stream_forward_fn fn,
+				     void *priv)
+{
+	r->forward = fn;
+	r->forward_priv = priv;
+}
+
+static bool may_forward(const struct vfmig_stream_reader *r, const struct vfmig__frame *fr)
+{
+	return r->forward && fr->type == VFMIG_REC_DEVICE_DATA &&
+	       fr->flags == VFMIG_STREAM_F_MUST_UNDERSTAND && fr->length > 2 &&
+	       r->csum.algo == VFMIG_STREAM_CSUM_XXH3 && r->have_list && r->io->ops->fd;
+}
+
+/*
+ * A DEVICE_DATA record offered to the forwarding function: the device index
+ * is read here, the data and the checksum by the function (1), or, when it
+ * declines (0) or the index is out of range, by the reader as usual into
+ * the payload buffer (sized by the caller), index first.
+ */
+static int read_forwarded(struct vfmig_stream_reader *r, struct vfmig__frame *fr,
+			  const uint8_t *h)
+{
+	uint32_t len = fr->length - 2;
+	uint8_t tail[4];
+	uint16_t dev;
+	ssize_t got;
+	int rc, fd;
+
+	rc = read_exact(r, r->buf, 2, fr->offset, "device index");
+	if (rc < 0)
+		return rc;
+	dev = get_be16(r->buf);
+	if (dev < r->ndev) {
+		fd = vfmig_io_raw_fd(r->io);
+		rc = fd < 0 ? fd : r->forward(r->forward_priv, dev, len, fd);
+		if (rc < 0) {
+			vfmig_io_fail(r->io, rc);
+			return rfail(r, rc,
+				     "record at offset %" PRIu64 " (DEVICE_DATA): forwarding "
+				     "%" PRIu32 " bytes to device %u: %s", fr->offset, len, dev,
+				     strerror(-rc));
+		}
+		if (rc > 0) {
+			vfmig_io_moved(r->io, false, (uint64_t)len + 4);
+			r->offset += (uint64_t)len + 4;
+			vfmig_stream_decoded_clear(VFMIG_REC_RAM_PAGES, &r->placed);
+			r->placed.u.device_data.dev = dev;
+			r->placed.u.device_data.len = len;
+			r->placed.u.device_data.data = NULL;
+			r->placed.u.device_data.forwarded = true;
+			r->placed_rc = 0;
+			r->placed_err[0] = 0;
+			fr->placed = true;
+			fr->payload = NULL;
+			/* The device checks the checksum: nothing to compare. */
+			fr->csum_stored = fr->csum_computed = 0;
+			return 1;
+		}
+	}
+	vfmig__csum_begin(&r->csum);
+	vfmig__csum_update(&r->csum, h, VFMIG_STREAM_RECORD_HEADER_SIZE);
+	vfmig__csum_update(&r->csum, r->buf, 2);
+	got = read_hashed(r, r->buf + 2, len);
+	if (got < 0)
+		return rfail(r, (int)got, "reading record payload at offset %" PRIu64 ": %s",
+			     fr->offset, strerror((int)-got));
+	r->offset += (uint64_t)got;
+	if ((size_t)got < len)
+		return rfail(r, -ENODATA,
+			     "stream truncated: record payload at offset %" PRIu64
+			     " needs %zu bytes, %zd left", fr->offset, (size_t)fr->length, got + 2);
+	rc = read_exact(r, tail, sizeof(tail), fr->offset, "record checksum");
+	if (rc < 0)
+		return rc;
+	fr->payload = r->buf;
+	fr->csum_stored = get_be32(tail);
+	fr->csum_computed = vfmig__csum_end(&r->csum);
+	return 1;
+}
+
 int vfmig__reader_frame(struct vfmig_stream_reader *r, struct vfmig__frame *fr)
 {
 	uint8_t h[VFMIG_STREAM_RECORD_HEADER_SIZE], tail[4];
@@ -532,6 +615,8 @@ int vfmig__reader_frame(struct vfmig_stream_reader *r, struct vfmig__frame *fr)
 		r->buf = p;
 		r->bufcap = fr->length;
 	}
+	if (may_forward(r, fr))
+		return read_forwarded(r, fr, h);
 	/* RAM_PAGES_LIVE always: its checksums need the payload's layout. */
 	if ((fr->type == VFMIG_REC_RAM_PAGES && r->place &&
 	     !(fr->flags & ~VFMIG_STREAM_F_MUST_UNDERSTAND)) ||

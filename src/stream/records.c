@@ -173,6 +173,7 @@ static int dec_device_data(const uint8_t *p, uint32_t len, struct vfmig_stream_d
 	d->u.device_data.dev = get_be16(p);
 	d->u.device_data.len = len - 2;
 	d->u.device_data.data = p + 2;
+	d->u.device_data.forwarded = false;
 	return 0;
 }
 

@@ -183,7 +183,8 @@ struct vfmig_stream_decoded {
 		struct {
 			uint16_t dev;
 			uint32_t len;
-			const uint8_t *data;
+			const uint8_t *data; /* NULL when forwarded */
+			bool forwarded;      /* vfmig_stream_reader_set_forward */
 		} device_data;
 		struct {
 			uint16_t dev;
@@ -285,6 +286,39 @@ int vfmig_stream_write_device_begin(struct vfmig_stream_writer *w, uint16_t dev,
 int vfmig_stream_write_device_data(struct vfmig_stream_writer *w, uint16_t dev,
 				   const void *data, size_t len);
 int vfmig_stream_write_device_end(struct vfmig_stream_writer *w, uint16_t dev);
+
+/*
+ * Sealed device data: a DEVICE_DATA record whose data and checksum were
+ * made by someone else (the device, on data channel version 2, which
+ * computes the record checksum with vfmig_stream_seal_*): the writer writes
+ * the record header and the device index, then move(priv, fd) must write
+ * exactly len bytes of data followed by the 4-byte record checksum to fd,
+ * the io's raw fd (vfmig_io_raw_fd). The bytes on the wire are those of
+ * vfmig_stream_write_device_data() for the same data. A failed move
+ * breaks the stream (sticky error). -ENOTSUP when the writer cannot take
+ * one (vfmig_stream_writer_can_move() is false); len must be 1 .. the
+ * record limit less 2.
+ */
+typedef int (*vfmig_stream_move_fn)(void *priv, int fd);
+int vfmig_stream_write_device_data_moved(struct vfmig_stream_writer *w, uint16_t dev,
+					 size_t len, vfmig_stream_move_fn move, void *priv);
+/* Whether the writer takes moved records: XXH3 records over an io with a
+ * raw fd. */
+bool vfmig_stream_writer_can_move(const struct vfmig_stream_writer *w);
+
+/*
+ * The record checksum of DEVICE_DATA for device index dev with len bytes
+ * of data, computed piece by piece by whoever holds the data: begin, update
+ * over the data in order, end. XXH3 only (the checksum of 1.1 and later
+ * streams); the result is the record's u32 trailer (vfmig writes it
+ * big-endian). new returns -ENOMEM or 0.
+ */
+struct vfmig_stream_seal;
+int vfmig_stream_seal_new(struct vfmig_stream_seal **out);
+void vfmig_stream_seal_begin(struct vfmig_stream_seal *s, uint16_t dev, uint32_t len);
+void vfmig_stream_seal_update(struct vfmig_stream_seal *s, const void *p, size_t n);
+uint32_t vfmig_stream_seal_end(struct vfmig_stream_seal *s);
+void vfmig_stream_seal_free(struct vfmig_stream_seal *s);
 /* Encodes obj through desc (see fields.h); also -ERANGE for an array count. */
 int vfmig_stream_write_type_state(struct vfmig_stream_writer *w, uint16_t dev,
 				  const struct vfmig_fields_desc *desc, const void *obj);
@@ -366,6 +400,23 @@ typedef void *(*vfmig_stream_ram_place_fn)(void *priv,
 					   uint64_t len);
 void vfmig_stream_reader_set_ram_place(struct vfmig_stream_reader *r,
 				       vfmig_stream_ram_place_fn fn, void *priv);
+
+/*
+ * Forwarding device data unread (the destination of sealed device data):
+ * for a DEVICE_DATA record of an XXH3 stream over an io with a raw fd, with
+ * flags MUST_UNDERSTAND only, at least one byte of data and a device index
+ * below the DEVICE_LIST count, the reader reads the header and the index
+ * and calls fn(priv, dev, len, fd). fn returns 0 to decline (the reader
+ * then reads the record as usual), or 1 after reading exactly len bytes of
+ * data and the 4-byte record checksum from fd and handing them on (to a
+ * device that checks the checksum itself: the reader cannot), or a
+ * negative errno, which breaks the stream. A forwarded record comes back
+ * with rec->payload NULL, d.u.device_data.data NULL and
+ * d.u.device_data.forwarded true.
+ */
+typedef int (*vfmig_stream_forward_fn)(void *priv, uint16_t dev, uint32_t len, int fd);
+void vfmig_stream_reader_set_forward(struct vfmig_stream_reader *r, vfmig_stream_forward_fn fn,
+				     void *priv);
 
 /*
  * RAM_PAGES_LIVE (1.3): a data page whose own checksum fails was written by

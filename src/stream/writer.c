@@ -272,6 +272,48 @@ int vfmig_stream_write_device_data(struct vfmig_stream_writer *w, uint16_t dev,
 	return write_parts(w, VFMIG_REC_DEVICE_DATA, VFMIG_STREAM_F_MUST_UNDERSTAND, parts, 2);
 }
 
+bool vfmig_stream_writer_can_move(const struct vfmig_stream_writer *w)
+{
+	return w->csum.algo == VFMIG_STREAM_CSUM_XXH3 && w->io->ops->fd;
+}
+
+int vfmig_stream_write_device_data_moved(struct vfmig_stream_writer *w, uint16_t dev,
+					 size_t len, vfmig_stream_move_fn move, void *priv)
+{
+	uint8_t hdr[VFMIG_STREAM_RECORD_HEADER_SIZE + 2];
+	int rc = check_dev(w, dev), fd;
+
+	if (rc < 0)
+		return rc;
+	if (w->error)
+		return w->error;
+	if (w->ended)
+		return wfail(w, -EINVAL, "record type %u written after END", VFMIG_REC_DEVICE_DATA);
+	if (!vfmig_stream_writer_can_move(w))
+		return wfail(w, -ENOTSUP, "this writer cannot take moved device data");
+	if (!len || len > VFMIG_STREAM_MAX_RECORD - 2 || !move)
+		return wfail(w, -EINVAL, "moved device data of %zu bytes", len);
+	put_be16(hdr, VFMIG_REC_DEVICE_DATA);
+	put_be16(hdr + 2, VFMIG_STREAM_F_MUST_UNDERSTAND);
+	put_be32(hdr + 4, (uint32_t)(len + 2));
+	put_be16(hdr + 8, dev);
+	rc = vfmig_io_write(w->io, hdr, sizeof(hdr));
+	fd = rc < 0 ? rc : vfmig_io_raw_fd(w->io);
+	if (fd < 0) {
+		w->error = fd;
+		return wfail(w, fd, "writing moved device data: %s", strerror(-fd));
+	}
+	rc = move(priv, fd);
+	if (rc < 0) {
+		/* Part of the record may be out: the stream is broken. */
+		w->error = vfmig_io_fail(w->io, rc);
+		return wfail(w, rc, "moving device data of device %u: %s", dev, strerror(-rc));
+	}
+	vfmig_io_moved(w->io, true, len + 4);
+	w->nrecords++;
+	return 0;
+}
+
 int vfmig_stream_write_device_end(struct vfmig_stream_writer *w, uint16_t dev)
 {
 	uint8_t p[2];
