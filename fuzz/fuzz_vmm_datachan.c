@@ -6,11 +6,15 @@
  * shuts its writing down. The first byte's bit 1 picks loading (the VMM
  * sends a few stream bytes and waits for DONE, reading the device's
  * answers), else saving: frames read with bit 0 saying STOP_COPY, each
- * read into a buffer of 1 to 4096 bytes (bits 2..7 pick the size). What
- * a read hands out must fit its buffer and add up to no more than the
- * device sent; every failure ends the session for good.
+ * read into a buffer of 1 to 3969 bytes (bits 2..6 pick the size). Bit 7
+ * makes the session sealed (version 2): saving, every other SEALED frame
+ * is moved (spliced to /dev/null) instead of read; loading, the bytes go
+ * in DATA frames. What a read hands out must fit its buffer and, with
+ * what was moved, add up to no more than the device sent; every failure
+ * ends the session for good.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +39,7 @@ static vfmig_vmm_dev *channel_only(int fd, bool load)
 	dev->reply_timeout_ms = 1000;
 	dev->dc.fd = fd;
 	dev->dc.load = load; /* dc.buf: the save pump's, not used here */
+	dev->seal_index = -1;
 	return dev;
 }
 
@@ -42,11 +47,27 @@ static void saving(vfmig_vmm_dev *dev, bool stop_copy, size_t cap,
 		   size_t sent)
 {
 	static uint8_t buf[4096];
+	static int null_fd = -1;
 	uint64_t total = 0;
 	int status, r = 0;
 
+	if (null_fd < 0 && (null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0)
+		abort();
 	for (int i = 0; i < 4096; i++) {
-		r = vmm_dc_read(dev, buf, cap, stop_copy, &status);
+		r = vmm_dc_read_sealed(dev, buf, cap, stop_copy, i % 2 == 0,
+				       &status);
+		if (r == 0 && status == VMM_DC_SEALED) {
+			size_t n = dev->dc.left;
+			if (!dev->dc.sealed || !n || n > VFW_DC_FRAME_MAX)
+				abort(); /* only a sealed session's, bounded */
+			r = vmm_dc_move(dev, null_fd);
+			if (r < 0)
+				break;
+			total += n + 4;
+			if (total > sent)
+				abort();
+			continue;
+		}
 		if (r < 0)
 			break;
 		if ((size_t)r > cap)
@@ -79,6 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	bool load = data[0] & 2;
 	vfmig_vmm_dev *dev = channel_only(sv[0], load);
+	dev->dc.sealed = data[0] & 0x80;
 	if (load) {
 		int r = vmm_dc_write(dev, stream, sizeof(stream));
 		int f = vmm_dc_finish_load(dev);
@@ -87,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (dev->dc.fd >= 0)
 			abort(); /* finishing closes the channel */
 	} else {
-		saving(dev, data[0] & 1, 1 + (size_t)(data[0] >> 2) * 64,
+		saving(dev, data[0] & 1, 1 + (size_t)((data[0] >> 2) & 31) * 128,
 		       size - 1);
 	}
 	vmm_dc_close(dev);

@@ -177,6 +177,57 @@ VFMIG_EXPORT int vfmig_vmm_mig_save(vfmig_vmm_dev *dev, uint64_t budget,
 				    vfmig_vmm_mig_sink_fn sink, void *priv,
 				    struct vfmig_vmm_mig_save_result *res);
 
+/*
+ * Sealed device data (vfmig data channel version 2,
+ * docs/protocol-extensions.md, "Sealed sessions"): the device makes the
+ * migration stream's DEVICE_DATA record checksum of each frame itself, so
+ * the VMM moves the data between sockets without reading it.
+ *
+ * vfmig_vmm_dev_set_seal(dev, index) asks for it in every data channel
+ * session attached from then on, saving and loading, with index the
+ * device's index in the stream's DEVICE_LIST (the checksum covers it);
+ * index -1 (the default) turns it off. A device without channel version 2
+ * gets unsealed sessions as before. Errors: -EINVAL (index outside
+ * -1..65535).
+ */
+VFMIG_EXPORT int vfmig_vmm_dev_set_seal(vfmig_vmm_dev *dev, int index);
+
+typedef struct vfmig_vmm_move vfmig_vmm_move;
+
+/*
+ * A SEALED frame of len data bytes waits in the device's channel: the
+ * callee writes whatever comes before it to its output and calls
+ * vfmig_vmm_mig_move(mv, fd) once, which writes the len bytes and their
+ * 4-byte record checksum (big-endian) to fd. Return 0, or a negative errno
+ * to stop the pump (returning without the move loses the session). Runs
+ * without the device mutex held.
+ */
+typedef int (*vfmig_vmm_mig_moved_fn)(void *priv, size_t len,
+				      vfmig_vmm_move *mv);
+
+/*
+ * vfmig_vmm_mig_save(), with each SEALED frame handed to moved instead of
+ * sink (sink still gets everything else). moved NULL: exactly
+ * vfmig_vmm_mig_save() (a SEALED frame is read and given to sink, its
+ * checksum dropped). Errors as vfmig_vmm_mig_save(), and -EPROTO when
+ * moved returned 0 without moving.
+ */
+VFMIG_EXPORT int vfmig_vmm_mig_save_moved(vfmig_vmm_dev *dev, uint64_t budget,
+					  vfmig_vmm_mig_sink_fn sink,
+					  vfmig_vmm_mig_moved_fn moved,
+					  void *priv,
+					  struct vfmig_vmm_mig_save_result *res);
+
+/*
+ * Writes the waiting frame's data and checksum to fd with splice() through
+ * a pipe (no copy through this process), waiting for the device and for
+ * fd as a call waits for its reply (the reply timeout for each bit of
+ * progress, the control socket served meanwhile). fd may be a socket,
+ * pipe or file, blocking or not. 0, or a negative errno: the session is
+ * lost, and part of the data may be on fd. -EINVAL when called twice.
+ */
+VFMIG_EXPORT int vfmig_vmm_mig_move(vfmig_vmm_move *mv, int fd);
+
 /* Loading is vfmig_vmm_dev_mig_data_write(): in RESUMING, hand the bytes of
  * one save session to the device in order, in pieces of any size. */
 

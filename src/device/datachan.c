@@ -15,6 +15,13 @@
  * loads as it reads, and at EOF sends DONE with the byte count, or ERROR
  * as soon as a load fails.
  *
+ * Version 2 adds sealed sessions (VFW_DC_F_SEAL at attach): saving, each
+ * DATA frame becomes a SEALED frame that ends with the migration stream's
+ * DEVICE_DATA record checksum of its data, so the VMM can move it into the
+ * stream without reading it; loading, the client sends DATA and SEALED
+ * frames, and the device checks each SEALED frame's checksum over the
+ * bytes it received (-EBADMSG when it differs).
+ *
  * The socket is used with MSG_DONTWAIT only: nothing here waits. The
  * channel is pumped from vfmig_dev_process() (at most DC_BUDGET bytes per
  * call) and polled through vfmig_dev_get_data_fd()/_events(), so the
@@ -30,6 +37,7 @@
 
 #include "internal.h"
 #include "protocol/migfsm.h"
+#include "stream/stream.h"
 
 #define DC_BUDGET (4u * VFW_DC_FRAME_MAX) /* bytes moved per pump at most */
 #define DC_POKE_READ 256u /* poke bytes taken (and dropped) per pump */
@@ -49,6 +57,7 @@ void dev_dc_close(struct vfmig_dev *dev, const char *why)
 		(unsigned long long)c->bytes, why);
 	close(c->fd);
 	free(c->buf);
+	vfmig_stream_seal_free(c->seal);
 	*c = (struct dev_dchan){ .fd = -1 };
 }
 
@@ -142,6 +151,19 @@ static void pump_save(struct vfmig_dev *dev)
 			DEV_LOG(dev, VFW_LOG_ERR, "data channel: save failed: %s",
 				vfmig_dev_strerror(r));
 			stage_error(c, r);
+		} else if (got && c->sealed) {
+			uint8_t *data = c->buf + sizeof(struct vfw_dc_frame);
+			struct vfw_dc_frame h = { VFW_DC_SEALED, (uint32_t)got + 4 };
+			uint32_t v;
+
+			vfmig_stream_seal_begin(c->seal, c->seal_index, (uint32_t)got);
+			vfmig_stream_seal_update(c->seal, data, got);
+			v = vfmig_stream_seal_end(c->seal);
+			for (int i = 0; i < 4; i++)
+				data[got + (size_t)i] = (uint8_t)(v >> (24 - 8 * i));
+			memcpy(c->buf, &h, sizeof(h));
+			c->len = sizeof(h) + got + 4;
+			c->bytes += got;
 		} else if (got) {
 			struct vfw_dc_frame h = { VFW_DC_DATA, (uint32_t)got };
 			memcpy(c->buf, &h, sizeof(h));
@@ -218,11 +240,165 @@ static void pump_load(struct vfmig_dev *dev)
 	}
 }
 
+/* Sealed loading: fail the session (an ERROR frame goes out). */
+static void load_refuse(struct vfmig_dev *dev, int err, const char *what)
+{
+	DEV_LOG(dev, VFW_LOG_ERR, "data channel: %s after %llu bytes", what,
+		(unsigned long long)dev->dc.bytes);
+	stage_error(&dev->dc, err);
+}
+
+/* Sealed loading: receive into p up to n bytes; the count, 0 when the
+ * socket is empty now, -1 at EOF (*eof set) or when the channel failed. */
+static ssize_t load_recv(struct vfmig_dev *dev, void *p, size_t n, bool *eof)
+{
+	struct dev_dchan *c = &dev->dc;
+
+	for (;;) {
+		ssize_t r = recv(c->fd, p, n, MSG_DONTWAIT);
+		if (r > 0)
+			return r;
+		if (r == 0) {
+			*eof = true;
+			return -1;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		c->err = -EPIPE;
+		dev_dc_close(dev, "the client's end failed");
+		return -1;
+	}
+}
+
+/* A frame header is complete: check it and start the frame. */
+static void load_frame(struct vfmig_dev *dev)
+{
+	struct dev_dchan *c = &dev->dc;
+	struct vfw_dc_frame h;
+
+	memcpy(&h, c->fhdr, sizeof(h));
+	c->fkind = h.kind;
+	if (h.kind == VFW_DC_DATA && h.size >= 1 && h.size <= VFW_DC_FRAME_MAX) {
+		c->fleft = h.size;
+	} else if (h.kind == VFW_DC_SEALED && h.size > 4 &&
+		   h.size <= VFW_DC_FRAME_MAX + 4) {
+		c->fleft = h.size - 4;
+		c->ftlen = 0;
+		vfmig_stream_seal_begin(c->seal, c->seal_index, c->fleft);
+	} else {
+		DEV_LOG(dev, VFW_LOG_ERR,
+			"data channel: frame kind %u of %u bytes while loading",
+			h.kind, h.size);
+		load_refuse(dev, -EPROTO, "a malformed frame");
+	}
+}
+
+/* A SEALED frame's checksum is complete: compare. */
+static void load_check(struct vfmig_dev *dev)
+{
+	struct dev_dchan *c = &dev->dc;
+	uint32_t want = 0, got = vfmig_stream_seal_end(c->seal);
+
+	for (int i = 0; i < 4; i++)
+		want = want << 8 | c->ftail[i];
+	if (want != got) {
+		DEV_LOG(dev, VFW_LOG_ERR,
+			"data channel: sealed frame checksum mismatch (stored "
+			"0x%08x, computed 0x%08x)", want, got);
+		load_refuse(dev, -EBADMSG, "a checksum mismatch");
+	}
+}
+
+/* Loading a sealed session: DATA and SEALED frames. */
+static void pump_load_sealed(struct vfmig_dev *dev)
+{
+	struct dev_dchan *c = &dev->dc;
+	size_t moved = 0;
+	bool eof = false;
+	ssize_t n;
+
+	while (moved < DC_BUDGET) {
+		if (c->len) { /* DONE or ERROR waits to be sent */
+			if (flush(dev) > 0)
+				c->len = c->off = 0;
+			return;
+		}
+		if (c->eof || c->err)
+			return;
+		if (c->fhlen < sizeof(c->fhdr)) {
+			n = load_recv(dev, c->fhdr + c->fhlen,
+				      sizeof(c->fhdr) - c->fhlen, &eof);
+			if (n == 0 || (n < 0 && !eof))
+				return;
+			if (n < 0 && c->fhlen == 0) {
+				uint64_t total = c->bytes;
+				c->eof = true;
+				stage(c, VFW_DC_DONE, &total, sizeof(total));
+				continue;
+			}
+			if (n < 0) {
+				load_refuse(dev, -EPROTO, "EOF inside a frame header");
+				continue;
+			}
+			c->fhlen += (size_t)n;
+			if (c->fhlen == sizeof(c->fhdr))
+				load_frame(dev);
+			continue;
+		}
+		if (c->fleft) {
+			size_t want = c->fleft;
+			uint8_t *dst = load_place(dev, &want);
+			if (!dst && want > VFW_DC_FRAME_MAX)
+				want = VFW_DC_FRAME_MAX;
+			n = load_recv(dev, dst ? dst : c->buf, want, &eof);
+			if (n == 0 || (n < 0 && !eof))
+				return;
+			if (n < 0) {
+				load_refuse(dev, -EPROTO, "EOF inside a frame");
+				continue;
+			}
+			if (c->fkind == VFW_DC_SEALED)
+				vfmig_stream_seal_update(c->seal, dst ? dst : c->buf,
+							 (size_t)n);
+			int r = dev_mig_load_chunk(dev, dst ? dst : c->buf, (size_t)n);
+			if (r < 0) {
+				DEV_LOG(dev, VFW_LOG_ERR, "data channel: load failed: %s",
+					vfmig_dev_strerror(r));
+				stage_error(c, r);
+				continue;
+			}
+			c->fleft -= (uint32_t)n;
+			c->bytes += (uint64_t)n;
+			moved += (size_t)n;
+			if (c->fleft == 0 && c->fkind == VFW_DC_DATA)
+				c->fhlen = 0;
+			continue;
+		}
+		/* A SEALED frame's data is in: its checksum. */
+		n = load_recv(dev, c->ftail + c->ftlen, sizeof(c->ftail) - c->ftlen, &eof);
+		if (n == 0 || (n < 0 && !eof))
+			return;
+		if (n < 0) {
+			load_refuse(dev, -EPROTO, "EOF inside a frame's checksum");
+			continue;
+		}
+		c->ftlen += (size_t)n;
+		if (c->ftlen == sizeof(c->ftail)) {
+			load_check(dev);
+			c->fhlen = 0;
+		}
+	}
+}
+
 void dev_dc_pump(struct vfmig_dev *dev)
 {
 	if (dev->dc.fd < 0)
 		return;
-	if (dev->dc.load)
+	if (dev->dc.load && dev->dc.sealed)
+		pump_load_sealed(dev);
+	else if (dev->dc.load)
 		pump_load(dev);
 	else
 		pump_save(dev);
@@ -258,11 +434,14 @@ int dev_dc_attach(struct vfmig_dev *dev, int fd, const uint8_t *data,
 		return -EINVAL;
 	}
 	memcpy(&req, data, sizeof(req));
-	if (req.flags || req.reserved ||
+	bool seal = req.flags == VFW_DC_F_SEAL && dev->mig.dc_version >= 2 &&
+		    req.seal_algo == VFW_DC_SEAL_XXH3;
+	if ((req.flags && !seal) ||
+	    (!seal && (req.seal_index || req.seal_algo)) ||
 	    (!vfw_mig_state_saving(s) && s != VFW_MIG_STATE_RESUMING)) {
 		DEV_LOG(dev, VFW_LOG_WARNING,
-			"data channel refused in %s (flags 0x%x)",
-			vfw_mig_state_name(s), req.flags);
+			"data channel refused in %s (flags 0x%x, seal algorithm "
+			"%u)", vfw_mig_state_name(s), req.flags, req.seal_algo);
 		close(fd);
 		return -EINVAL;
 	}
@@ -279,15 +458,19 @@ int dev_dc_attach(struct vfmig_dev *dev, int fd, const uint8_t *data,
 		close(fd);
 		return -EBUSY;
 	}
-	c->buf = malloc(sizeof(struct vfw_dc_frame) + VFW_DC_FRAME_MAX);
-	if (!c->buf) {
+	c->buf = malloc(sizeof(struct vfw_dc_frame) + VFW_DC_FRAME_MAX + 4);
+	if (!c->buf || (seal && vfmig_stream_seal_new(&c->seal) < 0)) {
+		free(c->buf);
+		c->buf = NULL;
 		close(fd);
 		return -ENOMEM;
 	}
 	c->fd = fd;
 	c->load = s == VFW_MIG_STATE_RESUMING;
-	DEV_LOG(dev, VFW_LOG_INFO, "data channel attached for %s",
-		c->load ? "loading" : "saving");
+	c->sealed = seal;
+	c->seal_index = seal ? req.seal_index : 0;
+	DEV_LOG(dev, VFW_LOG_INFO, "data channel attached for %s%s",
+		c->load ? "loading" : "saving", seal ? ", sealed" : "");
 	return 0;
 }
 
@@ -317,7 +500,7 @@ int dev_dc_load_sync(struct vfmig_dev *dev, uint64_t *loaded)
 	 * until it is empty, past the budget of one pump. */
 	do {
 		before = c->bytes;
-		pump_load(dev);
+		dev_dc_pump(dev);
 		if (c->fd < 0)
 			return -EPIPE;
 		if (c->err)
@@ -336,7 +519,7 @@ int dev_dc_load_finish(struct vfmig_dev *dev)
 		return 0;
 	/* The client shut its end down before asking for STOP: the rest is
 	 * in the socket already. */
-	pump_load(dev);
+	dev_dc_pump(dev);
 	if (c->fd < 0)
 		r = -EPIPE;
 	else if (c->err)

@@ -191,6 +191,17 @@ struct dev_dchan {
 	bool eof;       /* loading: the client ended its data */
 	int err;        /* the error that stopped the session, or 0 */
 	uint64_t bytes; /* stream bytes moved on the channel */
+	/* Sealed (version 2): frames carry DEVICE_DATA record checksums for
+	 * stream device index seal_index; loading parses frames. */
+	bool sealed;
+	uint16_t seal_index;
+	struct vfmig_stream_seal *seal;
+	uint8_t fhdr[sizeof(struct vfw_dc_frame)]; /* loading: a header */
+	size_t fhlen;       /* bytes of it received */
+	uint32_t fkind;     /* the current frame's kind */
+	uint32_t fleft;     /* its data bytes still to come */
+	uint8_t ftail[4];   /* a SEALED frame's checksum */
+	size_t ftlen;       /* bytes of it received */
 };
 
 /* A DEVICE_FEATURE request whose header dev_cmd_feature has checked (argsz

@@ -345,18 +345,27 @@ enum vfw_feature {
 };
 
 #define VFW_MIG_INFO_VERSION 1
-#define VFW_DATA_CHANNEL_VERSION 1
+/* 2: sealed frames (VFW_DC_F_SEAL, VFW_DC_SEALED). */
+#define VFW_DATA_CHANNEL_VERSION 2
 
 /* The SET payload of VFMIG_DATA_CHANNEL (the fd travels with it). */
 struct vfw_data_channel {
-	uint32_t flags;    /* 0 */
-	uint32_t reserved; /* 0 */
+	uint32_t flags;      /* VFW_DC_F_*; 0 in version 1 */
+	uint16_t seal_index; /* VFW_DC_F_SEAL: the stream's device index */
+	uint16_t seal_algo;  /* VFW_DC_F_SEAL: VFW_DC_SEAL_XXH3; else 0 */
 } VFW_PACKED;
+
+/* Version 2: the session's data goes in SEALED frames, each carrying the
+ * migration stream's DEVICE_DATA record checksum for device seal_index
+ * (docs/protocol-extensions.md, "Sealed frames"). */
+#define VFW_DC_F_SEAL 1u
+#define VFW_DC_SEAL_XXH3 1u
 static_assert(sizeof(struct vfw_data_channel) == 8, "data_channel");
 
 /* What the device sends on a data channel: frames of this header and size
- * bytes. The VMM sends raw stream bytes while loading, and single poke
- * bytes while saving in PRE_COPY. */
+ * bytes. The VMM sends raw stream bytes while loading (DATA and SEALED
+ * frames in a sealed session), and single poke bytes while saving in
+ * PRE_COPY. */
 struct vfw_dc_frame {
 	uint32_t kind; /* VFW_DC_* */
 	uint32_t size; /* bytes after the header */
@@ -369,6 +378,9 @@ enum vfw_dc_kind {
 	VFW_DC_END = 3,     /* STOP_COPY: the stream is complete (size 0) */
 	VFW_DC_DONE = 4,    /* loading: EOF seen, all loaded; u64 byte count */
 	VFW_DC_ERROR = 5,   /* the session failed; u32 positive errno */
+	/* Version 2, sealed sessions, both ways: size 5..VFW_DC_FRAME_MAX + 4,
+	 * the data, then its DEVICE_DATA record checksum (big-endian u32). */
+	VFW_DC_SEALED = 6,
 };
 
 #define VFW_DC_FRAME_MAX (1u << 20)

@@ -56,6 +56,7 @@ int vmm_dev_alloc(const struct vfmig_vmm_dev_opts *opts, vfmig_vmm_dev **out)
 		}
 	}
 	dev->dc.fd = -1;
+	dev->seal_index = -1;
 	*out = dev;
 	return 0;
 }

@@ -17,8 +17,16 @@
  * channel with -EPROTO or -EPIPE. A channel failure loses the session but
  * never the control connection: the caller can still move the device back
  * to RUNNING.
+ *
+ * Version 2's sealed sessions (vfmig_vmm_dev_set_seal): the device's
+ * SEALED frames carry their stream record checksum, so the saving pump can
+ * splice a frame's data and checksum from the channel into the stream's
+ * socket (vmm_dc_move) and the loading side can splice a record's data and
+ * checksum from the stream's socket into a SEALED frame (vmm_dc_forward);
+ * the device checks what it loads. Plain loads then go in DATA frames.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +49,10 @@ void vmm_dc_close(vfmig_vmm_dev *dev)
 
 	close_fd(c);
 	free(c->buf);
+	if (c->have_pipe) {
+		close(c->pipe[0]);
+		close(c->pipe[1]);
+	}
 	*c = (struct vmm_dchan){ .fd = -1 };
 }
 
@@ -62,6 +74,11 @@ static int lost(vfmig_vmm_dev *dev, int err, const char *what)
 	return err;
 }
 
+int vmm_dc_fail(vfmig_vmm_dev *dev, int err, const char *what)
+{
+	return dev->dc.err ? dev->dc.err : lost(dev, err, what);
+}
+
 bool vmm_dc_saving(const vfmig_vmm_dev *dev)
 {
 	return (dev->dc.fd >= 0 || dev->dc.err) && !dev->dc.load;
@@ -80,10 +97,16 @@ int vmm_dc_attach(vfmig_vmm_dev *dev, bool load)
 	};
 	struct vfw_data_channel req = { 0 };
 	struct iovec iov[2] = { { &f, sizeof(f) }, { &req, sizeof(req) } };
+	bool seal = dev->seal_index >= 0 && dev->caps.data_channel_version >= 2;
 	struct vfw_msg reply;
 	int sv[2], r;
 
 	vmm_dc_close(dev);
+	if (seal) {
+		req.flags = VFW_DC_F_SEAL;
+		req.seal_index = (uint16_t)dev->seal_index;
+		req.seal_algo = VFW_DC_SEAL_XXH3;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
 		       sv) < 0)
 		return -errno;
@@ -109,8 +132,9 @@ int vmm_dc_attach(vfmig_vmm_dev *dev, bool load)
 	}
 	dev->dc.fd = sv[0];
 	dev->dc.load = load;
-	vfw_log(&dev->log, VFW_LOG_INFO, "data channel attached for %s",
-		load ? "loading" : "saving");
+	dev->dc.sealed = seal;
+	vfw_log(&dev->log, VFW_LOG_INFO, "data channel attached for %s%s",
+		load ? "loading" : "saving", seal ? ", sealed" : "");
 	return 0;
 }
 
@@ -206,6 +230,12 @@ static int read_error(vfmig_vmm_dev *dev, uint32_t size)
 int vmm_dc_read(vfmig_vmm_dev *dev, void *buf, size_t cap, bool stop_copy,
 		int *status)
 {
+	return vmm_dc_read_sealed(dev, buf, cap, stop_copy, false, status);
+}
+
+int vmm_dc_read_sealed(vfmig_vmm_dev *dev, void *buf, size_t cap,
+		       bool stop_copy, bool want_sealed, int *status)
+{
 	struct vmm_dchan *c = &dev->dc;
 	int r;
 
@@ -243,6 +273,20 @@ int vmm_dc_read(vfmig_vmm_dev *dev, void *buf, size_t cap, bool stop_copy,
 				return lost(dev, -EPROTO, "oversized frame");
 			}
 			c->left = h.size;
+			c->tail = false;
+			break;
+		case VFW_DC_SEALED:
+			if (!c->sealed || h.size <= 4 ||
+			    h.size > VFW_DC_FRAME_MAX + 4) {
+				vfw_log(&dev->log, VFW_LOG_ERR,
+					"data channel: SEALED frame of %u bytes "
+					"(%s)", h.size, c->sealed ?
+					"5 to 1 MiB + 4 allowed" :
+					"the session is not sealed");
+				return lost(dev, -EPROTO, "a bad SEALED frame");
+			}
+			c->left = h.size - 4;
+			c->tail = true;
 			break;
 		case VFW_DC_DRAINED:
 			if (h.size)
@@ -272,6 +316,10 @@ int vmm_dc_read(vfmig_vmm_dev *dev, void *buf, size_t cap, bool stop_copy,
 			return lost(dev, -EPROTO, "unknown frame");
 		}
 	}
+	if (c->tail && want_sealed) {
+		*status = VMM_DC_SEALED; /* vmm_dc_move takes it from here */
+		return 0;
+	}
 	size_t n = c->left < cap ? c->left : cap;
 	r = recv_full(dev, buf, n, "reading a DATA frame");
 	if (r < 0)
@@ -279,7 +327,150 @@ int vmm_dc_read(vfmig_vmm_dev *dev, void *buf, size_t cap, bool stop_copy,
 			    "the device closed the channel inside a frame");
 	c->left -= (uint32_t)n;
 	c->bytes += n;
+	if (c->left == 0 && c->tail) {
+		/* Read here, not moved: the stream writer sums it again. */
+		uint8_t sum[4];
+		r = recv_full(dev, sum, sizeof(sum), "reading a checksum");
+		if (r < 0)
+			return lost(dev, r, "the device closed the channel "
+				    "inside a frame");
+		c->tail = false;
+	}
 	return (int)n;
+}
+
+static int ensure_pipe(struct vmm_dchan *c)
+{
+	if (c->have_pipe)
+		return 0;
+	if (pipe2(c->pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	/* One frame fits; a smaller pipe (the limit is lower) only means
+	 * more rounds. */
+	(void)fcntl(c->pipe[1], F_SETPIPE_SZ, (int)VFW_DC_FRAME_MAX);
+	c->have_pipe = true;
+	return 0;
+}
+
+/*
+ * Wait until fd has events, serving the control socket meanwhile, and,
+ * while loading, watching the channel for the device's ERROR. The
+ * revents of fd; 0 when the loading channel has something to say; or
+ * -ETIMEDOUT or a control-connection error.
+ */
+static int wait_other(vfmig_vmm_dev *dev, int fd, short events,
+		      int64_t deadline, const char *what)
+{
+	for (;;) {
+		struct pollfd p[3] = {
+			{ .fd = fd, .events = events },
+			{ .fd = dev->fd, .events = POLLIN },
+			{ .fd = dev->dc.load ? dev->dc.fd : -1,
+			  .events = POLLIN },
+		};
+		if (vfw_tx_pending(&dev->tx))
+			p[1].events |= POLLOUT;
+		int r = poll(p, 3, vfw_ms_left(deadline));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0) {
+			vfw_log(&dev->log, VFW_LOG_ERR,
+				"data channel: no progress for %d ms while %s",
+				dev->reply_timeout_ms, what);
+			return -ETIMEDOUT;
+		}
+		if (p[1].revents) {
+			r = vmm_serve_waiting(dev);
+			if (r < 0)
+				return r;
+		}
+		if (p[2].revents)
+			return 0;
+		if (p[0].revents)
+			return p[0].revents;
+	}
+}
+
+/*
+ * Move total bytes from in to out through the channel's pipe, without
+ * reading them: splice() in, splice() out. Waits for whichever side holds
+ * things up (the reply timeout for each bit of progress). 0, -EPIPE when
+ * in ended first, 1 when (loading) the device sent a frame meanwhile,
+ * or another negative errno.
+ */
+static int splice_through(vfmig_vmm_dev *dev, int in, int out, size_t total,
+			  const char *what)
+{
+	struct vmm_dchan *c = &dev->dc;
+	int64_t deadline = vfw_deadline_after(dev->reply_timeout_ms);
+	size_t got = 0, done = 0;
+	int r = ensure_pipe(c);
+
+	if (r < 0)
+		return r;
+	while (done < total) {
+		bool moved = false;
+		ssize_t n;
+
+		if (got < total) {
+			n = splice(in, NULL, c->pipe[1], NULL, total - got,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n > 0) {
+				got += (size_t)n;
+				moved = true;
+			} else if (n == 0) {
+				return -EPIPE;
+			} else if (errno != EAGAIN && errno != EINTR) {
+				return -errno;
+			}
+		}
+		if (got > done) {
+			n = splice(c->pipe[0], NULL, out, NULL, got - done,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n > 0) {
+				done += (size_t)n;
+				moved = true;
+			} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+				return -errno;
+			}
+		}
+		if (moved) {
+			deadline = vfw_deadline_after(dev->reply_timeout_ms);
+			continue;
+		}
+		/* Bytes in the pipe wait for out; an empty pipe for in. */
+		r = got > done ? wait_other(dev, out, POLLOUT, deadline, what)
+			       : wait_other(dev, in, POLLIN, deadline, what);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int vmm_dc_move(vfmig_vmm_dev *dev, int fd)
+{
+	struct vmm_dchan *c = &dev->dc;
+	size_t len = c->left;
+	int r;
+
+	if (c->err)
+		return c->err;
+	if (!c->tail || !len)
+		return -EINVAL;
+	r = splice_through(dev, c->fd, fd, len + 4, "moving a sealed frame");
+	if (r == -EPIPE)
+		return lost(dev, r, "the device closed the channel inside a "
+			    "frame");
+	if (r < 0)
+		return lost(dev, r, "moving a sealed frame");
+	c->left = 0;
+	c->tail = false;
+	c->bytes += len;
+	return 0;
 }
 
 /* The device sent something while we load: only ERROR is allowed (and
@@ -300,7 +491,10 @@ static int load_answer(vfmig_vmm_dev *dev)
 	return lost(dev, -EPROTO, "unexpected frame while loading");
 }
 
-int vmm_dc_write(vfmig_vmm_dev *dev, const uint8_t *p, size_t len)
+/* Send len bytes to the loading device; stream bytes (counted) unless
+ * they are a frame header. */
+static int send_load(vfmig_vmm_dev *dev, const uint8_t *p, size_t len,
+		     bool count)
 {
 	struct vmm_dchan *c = &dev->dc;
 	int64_t deadline = vfw_deadline_after(dev->reply_timeout_ms);
@@ -313,7 +507,8 @@ int vmm_dc_write(vfmig_vmm_dev *dev, const uint8_t *p, size_t len)
 				 MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n > 0) {
 			done += (size_t)n;
-			c->bytes += (uint64_t)n;
+			if (count)
+				c->bytes += (uint64_t)n;
 			deadline = vfw_deadline_after(dev->reply_timeout_ms);
 			continue;
 		}
@@ -328,6 +523,50 @@ int vmm_dc_write(vfmig_vmm_dev *dev, const uint8_t *p, size_t len)
 		if (r & (POLLIN | POLLHUP | POLLERR))
 			return load_answer(dev);
 	}
+	return 0;
+}
+
+int vmm_dc_write(vfmig_vmm_dev *dev, const uint8_t *p, size_t len)
+{
+	int r = 0;
+
+	if (!dev->dc.sealed)
+		return send_load(dev, p, len, true);
+	/* A sealed session is framed: the bytes go as DATA frames. */
+	for (size_t done = 0, n; r == 0 && done < len; done += n) {
+		n = len - done < VFW_DC_FRAME_MAX ? len - done
+						  : VFW_DC_FRAME_MAX;
+		struct vfw_dc_frame h = { VFW_DC_DATA, (uint32_t)n };
+		r = send_load(dev, (const uint8_t *)&h, sizeof(h), false);
+		if (r == 0)
+			r = send_load(dev, p + done, n, true);
+	}
+	return r;
+}
+
+int vmm_dc_forward(vfmig_vmm_dev *dev, int fd, size_t len)
+{
+	struct vmm_dchan *c = &dev->dc;
+	struct vfw_dc_frame h = { VFW_DC_SEALED, (uint32_t)len + 4 };
+	int r;
+
+	if (c->err)
+		return c->err;
+	if (!c->sealed || !c->load)
+		return -ENOTSUP;
+	if (!len || len > VFW_DC_FRAME_MAX)
+		return -EINVAL;
+	r = send_load(dev, (const uint8_t *)&h, sizeof(h), false);
+	if (r < 0)
+		return r;
+	r = splice_through(dev, fd, c->fd, len + 4, "forwarding a record");
+	if (r == 1)
+		return load_answer(dev); /* the device said something */
+	if (r == -EPIPE)
+		return lost(dev, r, "the stream ended inside a record");
+	if (r < 0)
+		return lost(dev, r, "forwarding a record");
+	c->bytes += len;
 	return 0;
 }
 

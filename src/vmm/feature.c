@@ -219,6 +219,41 @@ int vfmig_vmm_dev_mig_data_write(vfmig_vmm_dev *dev, const void *buf,
 	return r;
 }
 
+bool vfmig_vmm_dev_mig_data_sealed(vfmig_vmm_dev *dev)
+{
+	bool sealed;
+
+	if (!dev || vmm_lock_live(dev) < 0)
+		return false;
+	sealed = vmm_dc_loading(dev) && dev->dc.sealed && dev->dc.fd >= 0;
+	vmm_unlock(dev);
+	return sealed;
+}
+
+int vfmig_vmm_dev_mig_data_forward(vfmig_vmm_dev *dev, int fd, size_t len)
+{
+	int r;
+
+	if (fd < 0)
+		return -EINVAL;
+	r = vmm_lock_live(dev);
+	if (r < 0)
+		return r;
+	r = vmm_dc_loading(dev) ? vmm_dc_forward(dev, fd, len) : -ENOTSUP;
+	vmm_unlock(dev);
+	return r;
+}
+
+int vfmig_vmm_dev_set_seal(vfmig_vmm_dev *dev, int index)
+{
+	if (!dev || index < -1 || index > 65535)
+		return -EINVAL;
+	pthread_mutex_lock(&dev->lock);
+	dev->seal_index = index;
+	pthread_mutex_unlock(&dev->lock);
+	return 0;
+}
+
 int vfmig_vmm_dev_mig_data_sync(vfmig_vmm_dev *dev)
 {
 	int r = vmm_lock_live(dev);

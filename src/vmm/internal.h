@@ -160,6 +160,11 @@ struct vmm_dchan {
 	int err;        /* the session was lost with this error; sticky
 			 * until the state leaves the session */
 	uint64_t bytes; /* stream bytes moved on the channel */
+	bool sealed;    /* attached with VFW_DC_F_SEAL (version 2) */
+	bool tail;      /* saving: the current frame is SEALED: its 4-byte
+			 * checksum follows the left data bytes */
+	bool have_pipe; /* pipe made (the first splice) */
+	int pipe[2];    /* for splice() */
 };
 
 /* ---- The connection ---- */
@@ -190,6 +195,7 @@ struct vfmig_vmm_dev {
 	struct vmm_ds ds; /* when mig is &vmm_mig_region */
 	struct vmm_shadow shadow; /* kept across reconnects */
 	bool dc_off; /* VFMIG_VMM_OPT_NO_DATA_CHANNEL */
+	int seal_index; /* vfmig_vmm_dev_set_seal; -1: off */
 	struct vmm_dchan dc;
 };
 
@@ -208,8 +214,8 @@ struct vmm_mig_backend {
 	int (*set_state)(vfmig_vmm_dev *dev, uint32_t target,
 			 uint32_t recover, uint32_t *ended);
 	int (*save)(vfmig_vmm_dev *dev, uint64_t budget,
-		    vfmig_vmm_mig_sink_fn sink, void *priv,
-		    struct vfmig_vmm_mig_save_result *res);
+		    vfmig_vmm_mig_sink_fn sink, vfmig_vmm_mig_moved_fn moved,
+		    void *priv, struct vfmig_vmm_mig_save_result *res);
 	int (*load)(vfmig_vmm_dev *dev, const uint8_t *buf, size_t len);
 	int (*log_start)(vfmig_vmm_dev *dev, uint64_t page_size,
 			 const struct vfmig_vmm_dma_range *ranges, uint32_t n,
@@ -346,7 +352,7 @@ int vmm_mig_read_msg(vfmig_vmm_dev *dev, size_t len, struct vfw_msg *reply,
 int vmm_serve_waiting(vfmig_vmm_dev *dev);
 
 /* datachan.c, all with dev->lock held. */
-enum { VMM_DC_MORE, VMM_DC_DRAINED, VMM_DC_END };
+enum { VMM_DC_MORE, VMM_DC_DRAINED, VMM_DC_END, VMM_DC_SEALED };
 /* Forget the channel (closed, error dropped). */
 void vmm_dc_close(vfmig_vmm_dev *dev);
 /* A channel (or a lost one) belongs to this save / load session. */
@@ -360,6 +366,19 @@ int vmm_dc_attach(vfmig_vmm_dev *dev, bool load);
  * failure loses the session (sticky), not the connection. */
 int vmm_dc_read(vfmig_vmm_dev *dev, void *buf, size_t cap, bool stop_copy,
 		int *status);
+/* Saving, sealed: as vmm_dc_read, but a SEALED frame is left in the
+ * socket: 0 with *status SEALED and dev->dc.left its data bytes, for
+ * vmm_dc_move. Without want_sealed a SEALED frame is read like DATA (its
+ * checksum dropped). */
+int vmm_dc_read_sealed(vfmig_vmm_dev *dev, void *buf, size_t cap,
+		       bool stop_copy, bool want_sealed, int *status);
+/* Lose the session with err (sticky, the channel closed). */
+int vmm_dc_fail(vfmig_vmm_dev *dev, int err, const char *what);
+/* Saving: write the waiting SEALED frame's data and checksum to fd. */
+int vmm_dc_move(vfmig_vmm_dev *dev, int fd);
+/* Loading, sealed: one SEALED frame of len data bytes and the checksum
+ * after them, from fd. */
+int vmm_dc_forward(vfmig_vmm_dev *dev, int fd, size_t len);
 /* Loading: send len bytes. 0 or -errno (the device's ERROR included). */
 int vmm_dc_write(vfmig_vmm_dev *dev, const uint8_t *p, size_t len);
 /* Loading: return once the device has loaded every byte sent so far (it

@@ -230,6 +230,14 @@ int vfmig_vmm_mig_save(vfmig_vmm_dev *dev, uint64_t budget,
 		       vfmig_vmm_mig_sink_fn sink, void *priv,
 		       struct vfmig_vmm_mig_save_result *res)
 {
+	return vfmig_vmm_mig_save_moved(dev, budget, sink, NULL, priv, res);
+}
+
+int vfmig_vmm_mig_save_moved(vfmig_vmm_dev *dev, uint64_t budget,
+			     vfmig_vmm_mig_sink_fn sink,
+			     vfmig_vmm_mig_moved_fn moved, void *priv,
+			     struct vfmig_vmm_mig_save_result *res)
+{
 	const struct vmm_mig_backend *b;
 	int r;
 
@@ -244,7 +252,7 @@ int vfmig_vmm_mig_save(vfmig_vmm_dev *dev, uint64_t budget,
 		return r;
 	b = vmm_mig(dev);
 	vmm_unlock(dev);
-	return b->save(dev, budget, sink, priv, res);
+	return b->save(dev, budget, sink, moved, priv, res);
 }
 
 /* ---- size estimates (vfmig extension) ---- */

@@ -631,9 +631,10 @@ static int save_chunk(struct pump *p, uint32_t st, uint32_t *kind,
 }
 
 static int ds_save(vfmig_vmm_dev *dev, uint64_t budget,
-		   vfmig_vmm_mig_sink_fn sink, void *priv,
-		   struct vfmig_vmm_mig_save_result *res)
+		   vfmig_vmm_mig_sink_fn sink, vfmig_vmm_mig_moved_fn moved,
+		   void *priv, struct vfmig_vmm_mig_save_result *res)
 {
+	(void)moved; /* no data channel: nothing is ever sealed */
 	struct pump p = { dev, sink, priv, NULL };
 	uint32_t st, kind = 0;
 	uint64_t size = 0;

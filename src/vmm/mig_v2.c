@@ -170,10 +170,39 @@ static int pump_chunk(vfmig_vmm_dev *dev, vfmig_vmm_mig_sink_fn sink,
 	return s < 0 ? s : r;
 }
 
+/* What vfmig_vmm_mig_move() needs: the device whose SEALED frame waits,
+ * and whether the move happened. */
+struct vfmig_vmm_move {
+	vfmig_vmm_dev *dev;
+	size_t len;
+	bool called;
+};
+
+int vfmig_vmm_mig_move(vfmig_vmm_move *mv, int fd)
+{
+	int r;
+
+	if (!mv || mv->called || fd < 0)
+		return -EINVAL;
+	mv->called = true;
+	r = vmm_lock_live(mv->dev);
+	if (r < 0)
+		return r;
+	if (!vmm_dc_saving(mv->dev) || mv->dev->dc.left != mv->len)
+		r = -ENOTCONN; /* closed meanwhile (a reset) */
+	else
+		r = vmm_dc_move(mv->dev, fd);
+	vmm_unlock(mv->dev);
+	return r;
+}
+
 /* One piece from the data channel with the lock held, handed to the sink
- * without; 0 with *status DRAINED or END when the stream says so. */
+ * (or, a SEALED frame, to moved) without; 0 with *status DRAINED or END
+ * when the stream says so. */
 static int pump_channel(vfmig_vmm_dev *dev, bool stop_copy,
-			vfmig_vmm_mig_sink_fn sink, void *priv, int *status)
+			vfmig_vmm_mig_sink_fn sink,
+			vfmig_vmm_mig_moved_fn moved, void *priv,
+			int *status)
 {
 	int r = vmm_lock_live(dev);
 
@@ -184,7 +213,28 @@ static int pump_channel(vfmig_vmm_dev *dev, bool stop_copy,
 		return -ENOTCONN; /* closed meanwhile (a reset) */
 	}
 	uint8_t *buf = dev->dc.buf;
-	r = vmm_dc_read(dev, buf, VFW_DC_FRAME_MAX, stop_copy, status);
+	r = vmm_dc_read_sealed(dev, buf, VFW_DC_FRAME_MAX, stop_copy,
+			       moved != NULL, status);
+	if (r == 0 && *status == VMM_DC_SEALED) {
+		vfmig_vmm_move mv = { dev, dev->dc.left, false };
+		vmm_unlock(dev);
+		*status = VMM_DC_MORE;
+		int s = moved(priv, mv.len, &mv);
+		if (!mv.called) {
+			/* The frame is still in the socket: nothing after it
+			 * can be read, the session is over. */
+			if (s >= 0)
+				vfw_log(&dev->log, VFW_LOG_ERR, "save pump: the "
+					"sealed frame was not moved");
+			s = s < 0 ? s : -EPROTO;
+			if (vmm_lock_live(dev) == 0) {
+				vmm_dc_fail(dev, s, "a sealed frame left unmoved");
+				vmm_unlock(dev);
+			}
+			return s;
+		}
+		return s < 0 ? s : (int)mv.len;
+	}
 	vmm_unlock(dev);
 	if (r <= 0)
 		return r;
@@ -199,7 +249,8 @@ static int pump_channel(vfmig_vmm_dev *dev, bool stop_copy,
  * in PRE_COPY), else -1.
  */
 static int save_step(vfmig_vmm_dev *dev, bool chan, uint32_t st,
-		     vfmig_vmm_mig_sink_fn sink, void *priv, int *ended)
+		     vfmig_vmm_mig_sink_fn sink, vfmig_vmm_mig_moved_fn moved,
+		     void *priv, int *ended)
 {
 	bool stop_copy = st == VFW_MIG_STATE_STOP_COPY;
 	size_t asked;
@@ -207,8 +258,8 @@ static int save_step(vfmig_vmm_dev *dev, bool chan, uint32_t st,
 
 	*ended = -1;
 	if (chan) {
-		r = pump_channel(dev, stop_copy, sink, priv, &status);
-		if (r == 0)
+		r = pump_channel(dev, stop_copy, sink, moved, priv, &status);
+		if (r == 0 && status != VMM_DC_MORE)
 			*ended = status == VMM_DC_END
 					 ? VFMIG_VMM_MIG_SAVE_END
 					 : VFMIG_VMM_MIG_SAVE_DRAINED;
@@ -222,8 +273,8 @@ static int save_step(vfmig_vmm_dev *dev, bool chan, uint32_t st,
 }
 
 static int v2_save(vfmig_vmm_dev *dev, uint64_t budget,
-		   vfmig_vmm_mig_sink_fn sink, void *priv,
-		   struct vfmig_vmm_mig_save_result *res)
+		   vfmig_vmm_mig_sink_fn sink, vfmig_vmm_mig_moved_fn moved,
+		   void *priv, struct vfmig_vmm_mig_save_result *res)
 {
 	uint32_t st = VFMIG_VMM_MIG_UNKNOWN;
 	bool chan;
@@ -241,7 +292,7 @@ static int v2_save(vfmig_vmm_dev *dev, uint64_t budget,
 		return -EINVAL;
 	for (;;) {
 		int ended;
-		r = save_step(dev, chan, st, sink, priv, &ended);
+		r = save_step(dev, chan, st, sink, moved, priv, &ended);
 		if (r < 0)
 			return r;
 		res->bytes += (uint64_t)r;

@@ -28,6 +28,7 @@
 #include "device/internal.h"
 #include "raw_client.h"
 #include "protocol/migfsm.h"
+#include "stream/stream.h"
 
 enum { E_ = 0, S_ = 1, R_ = 2, SC_ = 3, RS_ = 4, RP_ = 5, PC_ = 6, PP_ = 7 };
 
@@ -1084,6 +1085,177 @@ static void test_data_channel(void **state)
 	fx_close(&f);
 }
 
+#define DC2_JSON "{\"capabilities\":{\"vfmig_data_channel\":{\"version\":2}}}"
+
+/* SET VFMIG_DATA_CHANNEL asking for a seal (flags, index, algorithm). */
+static int dc_attach_seal(struct fx *f, uint32_t flags, uint16_t index,
+			  uint16_t algo, int *mine)
+{
+	struct vfw_data_channel req = { flags, index, algo };
+	uint8_t buf[16];
+	struct vfw_device_feature h = { 16, VFW_FEATURE_SET |
+						    VFW_FEATURE_VFMIG_DATA_CHANNEL };
+	struct vfw_msg m;
+	int sv[2], r;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + 8, &req, sizeof(req));
+	r = call_fds(f, VFW_CMD_DEVICE_FEATURE, buf, sizeof(buf), &sv[1], 1, &m);
+	close(sv[1]);
+	if (r == 0)
+		vfw_msg_release(&m);
+	if (mine)
+		*mine = sv[0];
+	else
+		close(sv[0]);
+	return r;
+}
+
+static uint32_t seal_of(uint16_t index, const uint8_t *p, size_t n)
+{
+	struct vfmig_stream_seal *s;
+	uint32_t v;
+
+	assert_int_equal(vfmig_stream_seal_new(&s), 0);
+	vfmig_stream_seal_begin(s, index, (uint32_t)n);
+	vfmig_stream_seal_update(s, p, n);
+	v = vfmig_stream_seal_end(s);
+	vfmig_stream_seal_free(s);
+	return v;
+}
+
+/* Send a SEALED frame of n bytes of data with checksum sum. */
+static void send_sealed(int ch, const uint8_t *p, size_t n, uint32_t sum)
+{
+	struct vfw_dc_frame h = { VFW_DC_SEALED, (uint32_t)n + 4 };
+	uint8_t t[4] = { (uint8_t)(sum >> 24), (uint8_t)(sum >> 16),
+			 (uint8_t)(sum >> 8), (uint8_t)sum };
+
+	assert_int_equal(send(ch, &h, sizeof(h), 0), (ssize_t)sizeof(h));
+	assert_int_equal(send(ch, p, n, 0), (ssize_t)n);
+	assert_int_equal(send(ch, t, 4, 0), 4);
+}
+
+/* Version 2: sealed sessions. Saving, every data frame is SEALED with the
+ * DEVICE_DATA record checksum for the index asked for; loading, DATA and
+ * SEALED frames are taken, a wrong checksum and a malformed frame are
+ * refused with ERROR. */
+static void test_data_channel_sealed(void **state)
+{
+	struct vfmig_dev_ops o = make_ops(VFW_MIGRATION_STOP_COPY |
+					  VFW_MIGRATION_PRE_COPY);
+	uint8_t data[8192];
+	uint32_t size, e;
+	size_t total = 0;
+	struct fx f;
+	int ch;
+	(void)state;
+
+	/* A version 1 session cannot be sealed. */
+	fx_open(&f, &o, DC_JSON);
+	assert_int_equal(set_state(&f, PC_), 0);
+	assert_int_equal(dc_attach_seal(&f, VFW_DC_F_SEAL, 7, VFW_DC_SEAL_XXH3,
+					NULL), -EINVAL);
+	fx_close(&f);
+
+	fx_open(&f, &o, DC2_JSON);
+	assert_int_equal(f.dev->mig.dc_version, 2);
+	assert_int_equal(set_state(&f, PC_), 0);
+	/* An unknown algorithm, unknown flags, a seal without the flag. */
+	assert_int_equal(dc_attach_seal(&f, VFW_DC_F_SEAL, 7, 2, NULL), -EINVAL);
+	assert_int_equal(dc_attach_seal(&f, 3, 7, VFW_DC_SEAL_XXH3, NULL), -EINVAL);
+	assert_int_equal(dc_attach_seal(&f, 0, 7, 0, NULL), -EINVAL);
+	assert_int_equal(dc_attach_seal(&f, VFW_DC_F_SEAL, 7, VFW_DC_SEAL_XXH3,
+					&ch), 0);
+	for (;;) {
+		uint32_t k = dc_frame(&f, ch, data, sizeof(data), &size);
+		if (k == VFW_DC_DRAINED)
+			break;
+		assert_int_equal(k, VFW_DC_SEALED);
+		assert_true(size > 4);
+		size -= 4;
+		for (uint32_t i = 0; i < size; i++)
+			assert_int_equal(data[i], (total + i) % 251);
+		uint32_t want = seal_of(7, data, size);
+		uint32_t got = (uint32_t)data[size] << 24 | (uint32_t)data[size + 1] << 16 |
+			       (uint32_t)data[size + 2] << 8 | data[size + 3];
+		assert_int_equal(got, want);
+		total += size;
+	}
+	assert_int_equal(total, 3000);
+	assert_int_equal(set_state(&f, SC_), 0);
+	assert_int_equal(dc_frame(&f, ch, data, sizeof(data), &size), VFW_DC_END);
+	close(ch);
+	assert_int_equal(set_state(&f, S_), 0);
+
+	/* Loading: a DATA frame, a SEALED one (split by the socket as it
+	 * may), the count without headers or checksums. */
+	uint64_t count;
+	size_t got;
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7);
+	assert_int_equal(set_state(&f, RS_), 0);
+	assert_int_equal(dc_attach_seal(&f, VFW_DC_F_SEAL, 2, VFW_DC_SEAL_XXH3,
+					&ch), 0);
+	struct vfw_dc_frame d = { VFW_DC_DATA, 100 };
+	assert_int_equal(send(ch, &d, sizeof(d), 0), (ssize_t)sizeof(d));
+	assert_int_equal(send(ch, data, 100, 0), 100);
+	send_sealed(ch, data + 100, 5000, seal_of(2, data + 100, 5000));
+	assert_int_equal(feat(&f, VFW_FEATURE_GET | VFW_FEATURE_VFMIG_DATA_CHANNEL,
+			      NULL, 0, &count, sizeof(count), &got), 0);
+	assert_int_equal(count, 5100);
+	assert_int_equal(f.t.loaded, 5100);
+	assert_int_equal(shutdown(ch, SHUT_WR), 0);
+	assert_int_equal(dc_frame(&f, ch, data, sizeof(data), &size), VFW_DC_DONE);
+	memcpy(&count, data, 8);
+	assert_int_equal(count, 5100);
+	assert_int_equal(set_state(&f, S_), 0);
+	close(ch);
+
+	/* A checksum made for another index: EBADMSG, and STOP refused. */
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7);
+	assert_int_equal(set_state(&f, RS_), 0);
+	assert_int_equal(dc_attach_seal(&f, VFW_DC_F_SEAL, 2, VFW_DC_SEAL_XXH3,
+					&ch), 0);
+	send_sealed(ch, data, 1000, seal_of(3, data, 1000));
+	assert_int_equal(dc_frame(&f, ch, data, sizeof(data), &size), VFW_DC_ERROR);
+	memcpy(&e, data, 4);
+	assert_int_equal(e, EBADMSG);
+	assert_int_equal(set_state(&f, S_), -EBADMSG);
+	close(ch);
+	assert_int_equal(call(&f, VFW_CMD_DEVICE_RESET, NULL, 0, NULL), 0);
+
+	/* Malformed frames: an empty SEALED, an unknown kind, an oversized
+	 * DATA, and EOF inside a frame: EPROTO. */
+	static const struct vfw_dc_frame bad[] = {
+		{ VFW_DC_SEALED, 4 },
+		{ 9, 1 },
+		{ VFW_DC_DATA, VFW_DC_FRAME_MAX + 1 },
+		{ VFW_DC_DATA, 100 },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(set_state(&f, S_), 0);
+		assert_int_equal(set_state(&f, RS_), 0);
+		assert_int_equal(dc_attach_seal(&f, VFW_DC_F_SEAL, 0,
+						VFW_DC_SEAL_XXH3, &ch), 0);
+		assert_int_equal(send(ch, &bad[i], sizeof(bad[i]), 0),
+				 (ssize_t)sizeof(bad[i]));
+		if (i == 3) {
+			assert_int_equal(send(ch, data, 10, 0), 10);
+			assert_int_equal(shutdown(ch, SHUT_WR), 0);
+		}
+		assert_int_equal(dc_frame(&f, ch, data, sizeof(data), &size),
+				 VFW_DC_ERROR);
+		memcpy(&e, data, 4);
+		assert_int_equal(e, EPROTO);
+		close(ch);
+		assert_int_equal(call(&f, VFW_CMD_DEVICE_RESET, NULL, 0, NULL), 0);
+	}
+	fx_close(&f);
+}
+
 /* A version 1 table (shorter struct) still works: no migration. */
 struct ops_v1 {
 	uint32_t version;
@@ -1141,6 +1313,7 @@ int main(void)
 		cmocka_unit_test(test_dma_from_thread),
 		cmocka_unit_test(test_extension),
 		cmocka_unit_test(test_data_channel),
+		cmocka_unit_test(test_data_channel_sealed),
 		cmocka_unit_test(test_ops_v1),
 	};
 	return cmocka_run_group_tests_name("device-migration", tests, NULL,

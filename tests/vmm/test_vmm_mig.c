@@ -860,6 +860,9 @@ static void s_dc(int fd)
 	srv_set_state(fd, VFW_MIG_STATE_STOP_COPY, 0);
 	srv_feature(fd, &q, SET(VFW_FEATURE_VFMIG_DATA_CHANNEL));
 	CHECK(q.m.nfds == 1 && q.len == 8);
+	/* Version 1: no seal, though the client asked for one. */
+	static const uint8_t zero[8];
+	CHECK(memcmp(q.data, zero, 8) == 0);
 	ch = vfw_msg_take_fd(&q.m, 0);
 	feat_reply(fd, &q, q.data, q.len);
 	srv_get_state(fd, VFW_MIG_STATE_STOP_COPY);
@@ -911,6 +914,7 @@ static void test_dc_hostile(void **state)
 		vfmig_vmm_dev *dev = open_dev(&s, s_dc, 0);
 		assert_int_equal(vfmig_vmm_dev_get_caps(dev, &caps), 0);
 		assert_int_equal(caps.data_channel_version, 1);
+		assert_int_equal(vfmig_vmm_dev_set_seal(dev, 5), 0);
 		assert_int_equal(vfmig_vmm_mig_set_state(dev,
 							 VFMIG_VMM_MIG_STOP_COPY,
 							 VFMIG_VMM_MIG_RUNNING,
@@ -931,6 +935,150 @@ static void test_dc_hostile(void **state)
 	}
 }
 
+/* ---- sealed sessions (version 2) against a strict device ---- */
+
+#define DC2_JSON                                                               \
+	"{\"capabilities\":{\"max_data_xfer_size\":4096,"                    \
+	"\"vfmig_data_channel\":{\"version\":2}}}"
+
+enum seal_mode {
+	SEAL_MOVED,    /* a 10-byte frame, moved */
+	SEAL_READ,     /* the same, read by a pump without a moved callback */
+	SEAL_SHORT,    /* size 4: no data */
+	SEAL_OVERSIZE, /* size 1 MiB + 5 */
+	SEAL_NOT_MOVED /* the callback returns 0 without moving */
+};
+static enum seal_mode seal_mode;
+
+static void s_seal(int fd)
+{
+	struct vfw_data_channel req;
+	struct feat q;
+	uint8_t b[8 + 10 + 4 + 8];
+	struct vfw_dc_frame d = { VFW_DC_SEALED, 14 }, e = { VFW_DC_END, 0 };
+	int ch;
+
+	srv_version_with(fd, 0, 2, DC2_JSON, 0);
+	srv_set_state(fd, VFW_MIG_STATE_STOP_COPY, 0);
+	srv_feature(fd, &q, SET(VFW_FEATURE_VFMIG_DATA_CHANNEL));
+	CHECK(q.m.nfds == 1 && q.len == sizeof(req));
+	memcpy(&req, q.data, sizeof(req));
+	CHECK(req.flags == VFW_DC_F_SEAL && req.seal_index == 3 &&
+	      req.seal_algo == VFW_DC_SEAL_XXH3);
+	ch = vfw_msg_take_fd(&q.m, 0);
+	feat_reply(fd, &q, q.data, q.len);
+	srv_get_state(fd, VFW_MIG_STATE_STOP_COPY);
+	if (seal_mode == SEAL_SHORT)
+		d.size = 4;
+	if (seal_mode == SEAL_OVERSIZE)
+		d.size = VFW_DC_FRAME_MAX + 5;
+	memcpy(b, &d, 8);
+	memcpy(b + 8, "0123456789wxyz", 14);
+	memcpy(b + 22, &e, 8);
+	CHECK(write(ch, b, sizeof(b)) == (ssize_t)sizeof(b));
+	close(ch);
+	if (seal_mode != SEAL_MOVED && seal_mode != SEAL_READ)
+		srv_get_state(fd, VFW_MIG_STATE_STOP_COPY); /* the second save */
+	srv_set_state(fd, VFW_MIG_STATE_RUNNING, 0);
+	srv_expect_eof(fd);
+}
+
+struct moved {
+	int fd; /* where the callback moves to; -1: it does not move */
+	size_t len;
+};
+
+static int moved_fn(void *priv, size_t len, vfmig_vmm_move *mv)
+{
+	struct moved *m = priv;
+
+	m->len = len;
+	if (m->fd < 0)
+		return 0;
+	int r = vfmig_vmm_mig_move(mv, m->fd);
+	/* Once only. */
+	assert_int_equal(vfmig_vmm_mig_move(mv, m->fd), -EINVAL);
+	return r;
+}
+
+static int moved_sink(void *priv, const void *buf, size_t len)
+{
+	(void)priv;
+	(void)buf;
+	(void)len;
+	fail_msg("a sealed session's data went to the plain sink");
+	return -EIO;
+}
+
+static void test_dc_sealed(void **state)
+{
+	struct vfmig_vmm_mig_save_result res;
+	static struct sink k;
+	struct vfmig_vmm_caps caps;
+	struct session s;
+	uint32_t fin;
+
+	(void)state;
+	for (int m = SEAL_MOVED; m <= SEAL_NOT_MOVED; m++) {
+		int p[2];
+		struct moved mv = { -1, 0 };
+		uint8_t got[32];
+
+		seal_mode = (enum seal_mode)m;
+		k.len = 0;
+		assert_int_equal(pipe(p), 0);
+		if (m != SEAL_NOT_MOVED)
+			mv.fd = p[1];
+		vfmig_vmm_dev *dev = open_dev(&s, s_seal, 0);
+		assert_int_equal(vfmig_vmm_dev_get_caps(dev, &caps), 0);
+		assert_int_equal(caps.data_channel_version, 2);
+		assert_int_equal(vfmig_vmm_dev_set_seal(dev, 65536), -EINVAL);
+		assert_int_equal(vfmig_vmm_dev_set_seal(dev, 3), 0);
+		assert_int_equal(vfmig_vmm_mig_set_state(dev,
+							 VFMIG_VMM_MIG_STOP_COPY,
+							 VFMIG_VMM_MIG_RUNNING,
+							 &fin), 0);
+		int r = m == SEAL_READ
+				? vfmig_vmm_mig_save(dev, 0, sink_fn, &k, &res)
+				: vfmig_vmm_mig_save_moved(dev, 0, moved_sink,
+							   moved_fn, &mv, &res);
+		switch (m) {
+		case SEAL_MOVED:
+			assert_int_equal(r, 0);
+			assert_int_equal(res.status, VFMIG_VMM_MIG_SAVE_END);
+			assert_int_equal(res.bytes, 10);
+			assert_int_equal(mv.len, 10);
+			/* data and checksum, as they came */
+			assert_int_equal(read(p[0], got, sizeof(got)), 14);
+			assert_memory_equal(got, "0123456789wxyz", 14);
+			break;
+		case SEAL_READ:
+			assert_int_equal(r, 0);
+			assert_int_equal(res.bytes, 10);
+			assert_int_equal(k.len, 10); /* the checksum dropped */
+			assert_memory_equal(k.buf, "0123456789", 10);
+			break;
+		default:
+			assert_int_equal(r, -EPROTO);
+			assert_true(vfmig_vmm_dev_connected(dev));
+			/* the session stays lost */
+			assert_int_equal(vfmig_vmm_mig_save_moved(dev, 0, moved_sink,
+								  moved_fn, &mv,
+								  &res),
+					 -EPROTO);
+			break;
+		}
+		assert_int_equal(vfmig_vmm_mig_set_state(dev,
+							 VFMIG_VMM_MIG_RUNNING,
+							 VFMIG_VMM_MIG_ERROR,
+							 &fin), 0);
+		vfmig_vmm_dev_close(dev);
+		finish(&s);
+		close(p[0]);
+		close(p[1]);
+	}
+}
+
 /* A device that leaves the key out: no channel, MIG_DATA_READ as ever. */
 static void s_dc_fallback(int fd)
 {
@@ -939,7 +1087,7 @@ static void s_dc_fallback(int fd)
 	srv_version_caps(fd, 0, 2,
 			 "{\"capabilities\":{\"max_data_xfer_size\":4096}}",
 			 0, &proposal);
-	CHECK(proposal.data_channel_version == 1);
+	CHECK(proposal.data_channel_version == VFW_DATA_CHANNEL_VERSION);
 	srv_set_state(fd, VFW_MIG_STATE_STOP_COPY, 0);
 	srv_get_state(fd, VFW_MIG_STATE_STOP_COPY);
 	srv_data(fd, 4096, 'a');
@@ -1001,6 +1149,7 @@ int main(void)
 		cmocka_unit_test(test_recovery),
 		cmocka_unit_test(test_save),
 		cmocka_unit_test(test_dc_hostile),
+		cmocka_unit_test(test_dc_sealed),
 		cmocka_unit_test(test_dc_fallback),
 		cmocka_unit_test(test_dma_log_start),
 		cmocka_unit_test(test_dma_log_report),
