@@ -285,14 +285,38 @@ static int sink_stream(void *priv, const void *buf, size_t len)
 	return vfmig_stream_write_device_data(priv, 0, buf, len);
 }
 
+static int move_record(void *priv, int fd)
+{
+	return vfmig_vmm_mig_move(priv, fd);
+}
+
+/* A sealed frame of the source device: into the stream unread. */
+static int moved_stream(void *priv, size_t len, vfmig_vmm_move *mv)
+{
+	return vfmig_stream_write_device_data_moved(priv, 0, len, move_record, mv);
+}
+
 struct loader {
 	vfmig_vmm_dev *dst; /* NULL: decode and discard (stream only) */
+	bool forward;       /* sealed: DEVICE_DATA goes to dst unread */
 	int fd;
 	int err;
 	char msg[256];
 	uint64_t bytes;   /* DEVICE_DATA payload bytes loaded */
 	uint64_t records; /* DEVICE_DATA records */
 };
+
+static int forward_record(void *priv, uint16_t dev, uint32_t len, int fd)
+{
+	struct loader *l = priv;
+	int r;
+
+	(void)dev;
+	r = vfmig_vmm_dev_mig_data_forward(l->dst, fd, len);
+	if (r < 0)
+		snprintf(l->msg, sizeof(l->msg), "forwarding: %s", vfmig_vmm_strerror(r));
+	return r < 0 ? r : 1;
+}
 
 static void *load_thread(void *arg)
 {
@@ -305,6 +329,8 @@ static void *load_thread(void *arg)
 	r = vfmig_io_fd(&io, l->fd, false);
 	if (r == 0)
 		r = vfmig_stream_reader_open(&rd, io, l->msg, sizeof(l->msg));
+	if (r == 0 && l->forward)
+		vfmig_stream_reader_set_forward(rd, forward_record, l);
 	while (r == 0) {
 		r = vfmig_stream_next(rd, &rec);
 		if (r < 0) {
@@ -319,7 +345,7 @@ static void *load_thread(void *arg)
 		r = 0;
 		if (rec.type != VFMIG_REC_DEVICE_DATA)
 			continue;
-		if (l->dst)
+		if (l->dst && !rec.d.u.device_data.forwarded)
 			r = vfmig_vmm_dev_mig_data_write(
 				l->dst, rec.d.u.device_data.data,
 				rec.d.u.device_data.len);
@@ -357,8 +383,10 @@ static double start_reader(int sv[2], int *reader_fd, void *(*fn)(void *), void 
 	return t0;
 }
 
-/* One migration of the device state; returns the transfer time. */
-static double pipeline(vfmig_vmm_dev *src, vfmig_vmm_dev *dst,
+/* One migration of the device state; returns the transfer time. seal:
+ * both devices seal their sessions (data channel version 2), and the data
+ * moves between the sockets unread. */
+static double pipeline(vfmig_vmm_dev *src, vfmig_vmm_dev *dst, bool seal,
 		       uint64_t *dev_bytes, uint64_t *records,
 		       uint64_t *stream_bytes)
 {
@@ -373,10 +401,16 @@ static double pipeline(vfmig_vmm_dev *src, vfmig_vmm_dev *dst,
 	int sv[2], r;
 	double t0, t1;
 
+	if (vfmig_vmm_dev_set_seal(src, seal ? 0 : -1) < 0 ||
+	    vfmig_vmm_dev_set_seal(dst, seal ? 0 : -1) < 0)
+		die("set_seal", -EINVAL);
 	set_state(src, VFMIG_VMM_MIG_STOP_COPY, VFMIG_VMM_MIG_RUNNING,
 		  "source RUNNING");
 	set_state(dst, VFMIG_VMM_MIG_RESUMING, VFMIG_VMM_MIG_RUNNING,
 		  "destination RUNNING");
+	l.forward = seal && vfmig_vmm_dev_mig_data_sealed(dst);
+	if (seal && !l.forward)
+		die("the destination device did not take a sealed session", 0);
 
 	t0 = start_reader(sv, &l.fd, load_thread, &l, &th);
 	r = vfmig_io_fd(&io, sv[0], false);
@@ -387,7 +421,8 @@ static double pipeline(vfmig_vmm_dev *src, vfmig_vmm_dev *dst,
 	if (r == 0)
 		r = vfmig_stream_write_device_begin(w, 0, VFMIG_PHASE_FINAL);
 	if (r == 0) {
-		r = vfmig_vmm_mig_save(src, 0, sink_stream, w, &res);
+		r = vfmig_vmm_mig_save_moved(src, 0, sink_stream,
+					     seal ? moved_stream : NULL, w, &res);
 		if (r == 0 && res.status != VFMIG_VMM_MIG_SAVE_END)
 			r = -EPROTO;
 	}
@@ -660,9 +695,10 @@ static void check_dst(vfmig_vmm_dev *dst, uint64_t want, const char *what)
 	}
 }
 
-#define N_TESTS 9
+#define N_TESTS 10
 
-/* 0, 1, 3 with the data channel; 5, 6, 7 the same with MIG_DATA_*. */
+/* 0, 1, 3 with the data channel; 5, 6, 7 the same with MIG_DATA_*; 9 is 0
+ * with sealed sessions. */
 static const char *const test_names[N_TESTS] = {
 	"save -> stream -> load, channel",
 	"save only, channel (into memory)",
@@ -673,9 +709,10 @@ static const char *const test_names[N_TESTS] = {
 	"MIG_DATA_READ only (into memory)",
 	"MIG_DATA_WRITE only (from memory)",
 	"raw copy of those bytes (no stream)",
+	"save -> stream -> load, sealed",
 };
 /* The order of the report: each channel line above its message twin. */
-static const int report_order[N_TESTS] = { 0, 5, 1, 6, 3, 7, 8, 2, 4 };
+static const int report_order[N_TESTS] = { 9, 0, 5, 1, 6, 3, 7, 8, 2, 4 };
 
 int main(int argc, char **argv)
 {
@@ -722,7 +759,7 @@ int main(int argc, char **argv)
 	vram_fill(dst, npages, SRC_SEED + 1);
 	if (vram_checksum(dst) == src_csum)
 		die("destination checksum equals the source before loading", 0);
-	pipeline(src, dst, &dev_bytes, &records, &sbytes);
+	pipeline(src, dst, false, &dev_bytes, &records, &sbytes);
 	check_dst(dst, src_csum, "warm-up");
 	cap.cap = dev_bytes;
 	/* Not inherited by the baseline's child: a fork would make every
@@ -789,15 +826,25 @@ int main(int argc, char **argv)
 			int t0 = chan ? 0 : 5, t1 = chan ? 1 : 6,
 			    t3 = chan ? 3 : 7;
 			use_channel(&src, &dst, chan);
-			vram_fill(dst, npages, SRC_SEED + 2 + 2 * (uint32_t)k);
-			double c0 = all_cpu_s();
-			mb[t0][k] = bench_mbps(dev_bytes,
-					       pipeline(src, dst, &b2, &r2, &s2));
-			cpu[t0][k] = all_cpu_s() - c0;
-			if (b2 != dev_bytes)
-				die("device-data byte count changed between "
-				    "rounds", 0);
-			check_dst(dst, src_csum, "pipeline");
+			/* On the channel, sealed and not, in an order that
+			 * alternates too. */
+			for (int q = 0; q < (chan ? 2 : 1); q++) {
+				bool seal = chan && (q + k / 2) % 2 == 0;
+				int t = seal ? 9 : t0;
+				vram_fill(dst, npages,
+					  SRC_SEED + 2 + 2 * (uint32_t)k);
+				double c0 = all_cpu_s();
+				mb[t][k] = bench_mbps(
+					dev_bytes,
+					pipeline(src, dst, seal, &b2, &r2, &s2));
+				cpu[t][k] = all_cpu_s() - c0;
+				if (b2 != dev_bytes)
+					die("device-data byte count changed "
+					    "between rounds", 0);
+				check_dst(dst, src_csum, seal ? "sealed pipeline"
+							      : "pipeline");
+			}
+			double c0;
 			if (pipeline_only)
 				continue;
 			c0 = all_cpu_s();
@@ -830,7 +877,7 @@ int main(int argc, char **argv)
 			continue;
 		if (read_stage_only && t != 1 && t != 6)
 			continue;
-		if (pipeline_only && t != 0 && t != 5)
+		if (pipeline_only && t != 0 && t != 5 && t != 9)
 			continue;
 		double m = bench_median(mb[t], ROUNDS);
 		double lo = ratio[t][0], hi = ratio[t][0];

@@ -406,12 +406,20 @@ static int sio_close(struct vfmig_io *io)
 	return 0;
 }
 
+/* The socket, for bytes spliced past the buffer (sealed device data);
+ * vfmig_io_raw_fd() flushes first. */
+static int sio_fd(struct vfmig_io *io)
+{
+	return ((struct sock_io *)io)->c->fd;
+}
+
 static const struct vfmig_io_ops sio_ops = {
 	.version = VFMIG_IO_OPS_VERSION,
 	.write = sio_write,
 	.read = sio_read,
 	.flush = sio_flush,
 	.close = sio_close,
+	.fd = sio_fd,
 };
 
 static int chan_new_socket(int fd, bool source, enum vfmig_chan_kind kind,

@@ -78,12 +78,16 @@ static int dst_check_list(struct run *run,
 
 static int dst_resuming(struct run *run)
 {
+	/* Sealed sessions when the stream's records use XXH3, the
+	 * checksum the devices check. */
+	run->seal = vfmig_stream_reader_csum(run->r) == VFMIG_STREAM_CSUM_XXH3;
 	for (size_t i = 0; i < run->vm->ndev; i++) {
 		struct dev_run *dr = &run->devs[i];
 		uint32_t final;
 		int r;
 
 		dr->touched = true;
+		vfmig_vmm_dev_set_seal(dr->d->dev, run->seal ? (int)i : -1);
 		r = vfmig_vmm_mig_set_state(dr->d->dev, VFMIG_VMM_MIG_RESUMING,
 					    VFMIG_VMM_MIG_RUNNING, &final);
 		if (r < 0 && mig_dev_lost(run, i, r, "incoming") < 0)
@@ -152,9 +156,13 @@ static int dst_record(struct run *run, const struct vfmig_stream_record *rec)
 		return 0;
 	case VFMIG_REC_DEVICE_DATA: {
 		uint16_t i = rec->d.u.device_data.dev;
-		r = vfmig_vmm_dev_mig_data_write(run->devs[i].d->dev,
-						 rec->d.u.device_data.data,
-						 rec->d.u.device_data.len);
+		/* A forwarded record is with the device already. */
+		r = rec->d.u.device_data.forwarded
+			    ? 0
+			    : vfmig_vmm_dev_mig_data_write(
+				      run->devs[i].d->dev,
+				      rec->d.u.device_data.data,
+				      rec->d.u.device_data.len);
 		if (r < 0 && mig_dev_lost(run, i, r, "load") < 0)
 			return r;
 		if (r < 0)
@@ -402,12 +410,35 @@ static void dst_verify(struct run *run)
 		 run->rep->verified ? "ok" : (msg[0] ? msg : "failed"));
 }
 
+/* The reader's forwarding function: a DEVICE_DATA record of a device in a
+ * sealed loading session goes to it unread (the device checks it). */
+static int dst_forward(void *priv, uint16_t dev, uint32_t len, int fd)
+{
+	struct run *run = priv;
+	vfmig_vmm_dev *d;
+	int r;
+
+	if (!run->seal || dev >= run->vm->ndev)
+		return 0;
+	d = run->devs[dev].d->dev;
+	if (!vfmig_vmm_dev_mig_data_sealed(d))
+		return 0;
+	r = vfmig_vmm_dev_mig_data_forward(d, fd, len);
+	if (r < 0) {
+		run->fwd_err = r;
+		run->fwd_dev = dev;
+		return r;
+	}
+	return 1;
+}
+
 static int dst_load(struct run *run)
 {
 	struct vfmig_stream_record rec;
 	bool have_list = false;
 	int r;
 
+	vfmig_stream_reader_set_forward(run->r, dst_forward, run);
 	while ((r = vfmig_stream_next(run->r, &rec)) == 1) {
 		if (mig_cancelled(run))
 			return mig_fail(run, -ECANCELED, "load", "cancelled");
@@ -432,6 +463,15 @@ static int dst_load(struct run *run)
 		r = dst_record(run, &rec);
 		if (r < 0)
 			return r;
+	}
+	if (r < 0 && run->fwd_err) {
+		size_t i = run->fwd_dev;
+		if (mig_dev_lost(run, i, run->fwd_err, "load") < 0)
+			return run->fwd_err;
+		return mig_fail(run, run->fwd_err, "load",
+				"device %s refused its data: %s",
+				run->devs[i].d->id,
+				vfmig_vmm_strerror(run->fwd_err));
 	}
 	if (r < 0)
 		return mig_fail(run, r, "load", "%s",

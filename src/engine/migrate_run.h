@@ -102,6 +102,13 @@ struct run {
 	bool synced; /* caught up since pre-copy last converged */
 	uint16_t cur_dev; /* device of the section being written/read */
 	int sink_err;     /* the stream write that failed a device section */
+	/* Sealed device data (data channel version 2): the source moves it
+	 * from the device's channel into the stream unread, the destination
+	 * forwards it the same way; fwd_err is the device's answer to a
+	 * forward that failed (device fwd_dev), for the report. */
+	bool seal;
+	int fwd_err;
+	uint16_t fwd_dev;
 	uint64_t dev_bytes;
 	/* RAM channels (migrate_mchan.c): the group, when there is one; the
 	 * destination's listener, open until the channels are in. */

@@ -92,6 +92,12 @@ static int src_open_stream(struct run *run, const char *uri)
 	if (r < 0)
 		return mig_fail(run, r, "setup", "stream header: %s",
 				strerror(-r));
+	/* Devices on data channel version 2 seal their data for the
+	 * stream's checksum, so it moves without passing through here. */
+	run->seal = vfmig_stream_writer_can_move(run->w);
+	for (size_t i = 0; i < run->vm->ndev; i++)
+		vfmig_vmm_dev_set_seal(run->devs[i].d->dev,
+				       run->seal ? (int)i : -1);
 	struct vfmig_stream_kv info[4] = {
 		{ "producer", "vfmig" },
 		{ "ram", run->vm->ram->name },
@@ -245,6 +251,39 @@ static int sink_device_data(void *priv, const void *buf, size_t len)
 	return r;
 }
 
+static int move_record(void *priv, int fd)
+{
+	return vfmig_vmm_mig_move(priv, fd);
+}
+
+/* A sealed frame of the device: into the stream without passing through
+ * this process (vfmig_stream_write_device_data_moved). */
+static int sink_moved(void *priv, size_t len, vfmig_vmm_move *mv)
+{
+	struct run *run = priv;
+	int r = vfmig_stream_write_device_data_moved(run->w, run->cur_dev, len,
+						     move_record, mv);
+
+	if (r == 0) {
+		run->dev_bytes += len;
+		atomic_fetch_add(&run->prog->device_bytes, len);
+		mig_track_dev(run, run->cur_dev, len);
+	} else {
+		run->sink_err = r;
+	}
+	return r;
+}
+
+/* The save pump of device i, moving sealed frames when the stream can. */
+static int save_device(struct run *run, size_t i, uint64_t budget,
+		       struct vfmig_vmm_mig_save_result *res)
+{
+	return vfmig_vmm_mig_save_moved(run->devs[i].d->dev, budget,
+					sink_device_data,
+					run->seal ? sink_moved : NULL, run,
+					res);
+}
+
 /* The cause of a failed device section: the stream's (writing to the
  * destination) or the device's, each named as what it is. */
 static int device_section_failed(struct run *run, int r, const char *phase,
@@ -272,8 +311,7 @@ static int src_precopy_section(struct run *run, size_t i, uint64_t budget,
 	r = vfmig_stream_write_device_begin(run->w, (uint16_t)i,
 					    VFMIG_PHASE_PRECOPY);
 	if (r == 0)
-		r = vfmig_vmm_mig_save(dr->d->dev, budget, sink_device_data,
-				       run, res);
+		r = save_device(run, i, budget, res);
 	if (r == 0)
 		r = vfmig_stream_write_device_end(run->w, (uint16_t)i);
 	if (r < 0)
@@ -330,8 +368,7 @@ static int src_stop_copy_section(struct run *run, size_t i)
 		uint64_t budget = limit - sent < VFMIG_MIG_STOP_COPY_CHUNK
 					  ? limit - sent + 1
 					  : VFMIG_MIG_STOP_COPY_CHUNK;
-		r = vfmig_vmm_mig_save(dr->d->dev, budget, sink_device_data,
-				       run, &res);
+		r = save_device(run, i, budget, &res);
 		sent = run->dev_bytes - before;
 		if (r < 0)
 			return device_section_failed(run, r, "stop-copy", dr);
