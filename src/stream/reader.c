@@ -502,6 +502,34 @@ void vfmig_stream_reader_set_forward(struct vfmig_stream_reader *r, vfmig_stream
 	r->forward_priv = priv;
 }
 
+/* The rest of a record's payload (after the first have bytes, already in
+ * r->buf and summed) and its checksum; the record checksum's sum started
+ * with the header. Returns 1 or the reader's error. */
+static int read_payload(struct vfmig_stream_reader *r, struct vfmig__frame *fr, size_t have)
+{
+	uint8_t tail[4];
+	ssize_t got;
+	int rc;
+
+	got = read_hashed(r, r->buf + have, fr->length - have);
+	if (got < 0)
+		return rfail(r, (int)got, "reading record payload at offset %" PRIu64 ": %s",
+			     fr->offset, strerror((int)-got));
+	r->offset += (uint64_t)got;
+	if ((size_t)got < fr->length - have)
+		return rfail(r, -ENODATA,
+			     "stream truncated: record payload at offset %" PRIu64
+			     " needs %zu bytes, %zu left", fr->offset, (size_t)fr->length,
+			     (size_t)got + have);
+	rc = read_exact(r, tail, sizeof(tail), fr->offset, "record checksum");
+	if (rc < 0)
+		return rc;
+	fr->payload = r->buf;
+	fr->csum_stored = get_be32(tail);
+	fr->csum_computed = vfmig__csum_end(&r->csum);
+	return 1;
+}
+
 static bool may_forward(const struct vfmig_stream_reader *r, const struct vfmig__frame *fr)
 {
 	return r->forward && fr->type == VFMIG_REC_DEVICE_DATA &&
@@ -519,9 +547,7 @@ static int read_forwarded(struct vfmig_stream_reader *r, struct vfmig__frame *fr
 			  const uint8_t *h)
 {
 	uint32_t len = fr->length - 2;
-	uint8_t tail[4];
 	uint16_t dev;
-	ssize_t got;
 	int rc, fd;
 
 	rc = read_exact(r, r->buf, 2, fr->offset, "device index");
@@ -558,27 +584,12 @@ static int read_forwarded(struct vfmig_stream_reader *r, struct vfmig__frame *fr
 	vfmig__csum_begin(&r->csum);
 	vfmig__csum_update(&r->csum, h, VFMIG_STREAM_RECORD_HEADER_SIZE);
 	vfmig__csum_update(&r->csum, r->buf, 2);
-	got = read_hashed(r, r->buf + 2, len);
-	if (got < 0)
-		return rfail(r, (int)got, "reading record payload at offset %" PRIu64 ": %s",
-			     fr->offset, strerror((int)-got));
-	r->offset += (uint64_t)got;
-	if ((size_t)got < len)
-		return rfail(r, -ENODATA,
-			     "stream truncated: record payload at offset %" PRIu64
-			     " needs %zu bytes, %zd left", fr->offset, (size_t)fr->length, got + 2);
-	rc = read_exact(r, tail, sizeof(tail), fr->offset, "record checksum");
-	if (rc < 0)
-		return rc;
-	fr->payload = r->buf;
-	fr->csum_stored = get_be32(tail);
-	fr->csum_computed = vfmig__csum_end(&r->csum);
-	return 1;
+	return read_payload(r, fr, 2);
 }
 
 int vfmig__reader_frame(struct vfmig_stream_reader *r, struct vfmig__frame *fr)
 {
-	uint8_t h[VFMIG_STREAM_RECORD_HEADER_SIZE], tail[4];
+	uint8_t h[VFMIG_STREAM_RECORD_HEADER_SIZE];
 	uint8_t *p;
 	ssize_t got;
 	int rc;
@@ -624,22 +635,7 @@ int vfmig__reader_frame(struct vfmig_stream_reader *r, struct vfmig__frame *fr)
 		return read_placed(r, fr, h);
 	vfmig__csum_begin(&r->csum);
 	vfmig__csum_update(&r->csum, h, sizeof(h));
-	got = read_hashed(r, r->buf, fr->length);
-	if (got < 0)
-		return rfail(r, (int)got, "reading record payload at offset %" PRIu64 ": %s",
-			     fr->offset, strerror((int)-got));
-	r->offset += (uint64_t)got;
-	if ((size_t)got < fr->length)
-		return rfail(r, -ENODATA,
-			     "stream truncated: record payload at offset %" PRIu64
-			     " needs %zu bytes, %zd left", fr->offset, (size_t)fr->length, got);
-	rc = read_exact(r, tail, sizeof(tail), fr->offset, "record checksum");
-	if (rc < 0)
-		return rc;
-	fr->payload = r->buf;
-	fr->csum_stored = get_be32(tail);
-	fr->csum_computed = vfmig__csum_end(&r->csum);
-	return 1;
+	return read_payload(r, fr, 0);
 }
 
 /* ---- torn pages (RAM_PAGES_LIVE) ---- */

@@ -139,29 +139,31 @@ int vmm_dc_attach(vfmig_vmm_dev *dev, bool load)
 }
 
 /*
- * Wait for events on the channel until deadline, serving the control
- * socket meanwhile. Returns the channel's revents, or a negative errno:
- * -ETIMEDOUT, or a control-connection failure (broken).
+ * Wait for events on fd until deadline, serving the control socket
+ * meanwhile, and watching also (when >= 0) for POLLIN. The revents of fd;
+ * 0 when also has something to read; or -ETIMEDOUT, or a control-connection
+ * failure (broken).
  */
-static int wait_chan(vfmig_vmm_dev *dev, short events, int64_t deadline,
-		     const char *what)
+static int wait_io(vfmig_vmm_dev *dev, int fd, short events, int also,
+		   int64_t deadline, const char *what)
 {
 	for (;;) {
-		struct pollfd p[2] = {
-			{ .fd = dev->dc.fd, .events = events },
+		struct pollfd p[3] = {
+			{ .fd = fd, .events = events },
 			{ .fd = dev->fd, .events = POLLIN },
+			{ .fd = also, .events = POLLIN },
 		};
 		if (vfw_tx_pending(&dev->tx))
 			p[1].events |= POLLOUT;
-		int r = poll(p, 2, vfw_ms_left(deadline));
+		int r = poll(p, 3, vfw_ms_left(deadline));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			return -errno;
 		if (r == 0) {
 			vfw_log(&dev->log, VFW_LOG_ERR,
-				"data channel: nothing from the device for %d "
-				"ms while %s", dev->reply_timeout_ms, what);
+				"data channel: no progress for %d ms while %s",
+				dev->reply_timeout_ms, what);
 			return -ETIMEDOUT;
 		}
 		if (p[1].revents) {
@@ -169,9 +171,18 @@ static int wait_chan(vfmig_vmm_dev *dev, short events, int64_t deadline,
 			if (r < 0)
 				return r;
 		}
+		if (p[2].revents)
+			return 0;
 		if (p[0].revents)
 			return p[0].revents;
 	}
+}
+
+/* Wait for events on the channel (its revents, or a negative errno). */
+static int wait_chan(vfmig_vmm_dev *dev, short events, int64_t deadline,
+		     const char *what)
+{
+	return wait_io(dev, dev->dc.fd, events, -1, deadline, what);
 }
 
 /* Read exactly len bytes of a frame. -EPIPE when the device closed its
@@ -353,47 +364,6 @@ static int ensure_pipe(struct vmm_dchan *c)
 }
 
 /*
- * Wait until fd has events, serving the control socket meanwhile, and,
- * while loading, watching the channel for the device's ERROR. The
- * revents of fd; 0 when the loading channel has something to say; or
- * -ETIMEDOUT or a control-connection error.
- */
-static int wait_other(vfmig_vmm_dev *dev, int fd, short events,
-		      int64_t deadline, const char *what)
-{
-	for (;;) {
-		struct pollfd p[3] = {
-			{ .fd = fd, .events = events },
-			{ .fd = dev->fd, .events = POLLIN },
-			{ .fd = dev->dc.load ? dev->dc.fd : -1,
-			  .events = POLLIN },
-		};
-		if (vfw_tx_pending(&dev->tx))
-			p[1].events |= POLLOUT;
-		int r = poll(p, 3, vfw_ms_left(deadline));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0) {
-			vfw_log(&dev->log, VFW_LOG_ERR,
-				"data channel: no progress for %d ms while %s",
-				dev->reply_timeout_ms, what);
-			return -ETIMEDOUT;
-		}
-		if (p[1].revents) {
-			r = vmm_serve_waiting(dev);
-			if (r < 0)
-				return r;
-		}
-		if (p[2].revents)
-			return 0;
-		if (p[0].revents)
-			return p[0].revents;
-	}
-}
-
-/*
  * Move total bytes from in to out through the channel's pipe, without
  * reading them: splice() in, splice() out. Waits for whichever side holds
  * things up (the reply timeout for each bit of progress). 0, -EPIPE when
@@ -441,8 +411,10 @@ static int splice_through(vfmig_vmm_dev *dev, int in, int out, size_t total,
 			continue;
 		}
 		/* Bytes in the pipe wait for out; an empty pipe for in. */
-		r = got > done ? wait_other(dev, out, POLLOUT, deadline, what)
-			       : wait_other(dev, in, POLLIN, deadline, what);
+		/* While loading, the device may say why it stops reading. */
+		int also = c->load ? c->fd : -1;
+		r = got > done ? wait_io(dev, out, POLLOUT, also, deadline, what)
+			       : wait_io(dev, in, POLLIN, also, deadline, what);
 		if (r < 0)
 			return r;
 		if (r == 0)

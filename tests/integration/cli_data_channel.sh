@@ -9,16 +9,6 @@
 V=$1
 . "$(dirname "$0")/cli_lib.sh"
 
-# vvm NAME [vmm options...]: an 8 MiB vram device logging to NAME-dev.log
-# and a VMM for it with control socket NAME.ctl.
-vvm() {
-	n=$1; shift
-	"$V" device vram --size 8M --socket-path "$D/$n.sock" 2>"$D/$n-dev.log" &
-	pids="$pids $!"
-	wait_for "$D/$n.sock"
-	start "$V" vmm --device "$D/$n.sock" --ram 16M --control "$D/$n.ctl" --quiet "$@"
-	wait_for "$D/$n.ctl"
-}
 # used NAME WAY: NAME's device log says it took its save or load session
 # (WAY: saving or loading) on the data channel.
 used() { grep -q "data channel attached for $2" "$D/$1-dev.log"; }

@@ -169,3 +169,13 @@ except (BrokenPipeError, ConnectionResetError):
     pass
 PY
 }
+# vvm NAME [vmm options...]: an 8 MiB vram device logging to NAME-dev.log
+# and a VMM for it with control socket NAME.ctl.
+vvm() {
+	n=$1; shift
+	"$V" device vram --size 8M --socket-path "$D/$n.sock" 2>"$D/$n-dev.log" &
+	pids="$pids $!"
+	wait_for "$D/$n.sock"
+	start "$V" vmm --device "$D/$n.sock" --ram 16M --control "$D/$n.ctl" --quiet "$@"
+	wait_for "$D/$n.ctl"
+}

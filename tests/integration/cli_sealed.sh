@@ -15,16 +15,6 @@
 V=$1
 . "$(dirname "$0")/cli_lib.sh"
 
-# vvm NAME [vmm options...]: an 8 MiB vram device logging to NAME-dev.log
-# and a VMM for it with control socket NAME.ctl.
-vvm() {
-	n=$1; shift
-	"$V" device vram --size 8M --socket-path "$D/$n.sock" 2>"$D/$n-dev.log" &
-	pids="$pids $!"
-	wait_for "$D/$n.sock"
-	start "$V" vmm --device "$D/$n.sock" --ram 16M --control "$D/$n.ctl" --quiet "$@"
-	wait_for "$D/$n.ctl"
-}
 last_error() {
 	ctl "$1" '{"execute":"query-migrate"}' |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["return"]["report"]["error"])'
