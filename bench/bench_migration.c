@@ -287,7 +287,7 @@ static int sink_stream(void *priv, const void *buf, size_t len)
 
 static int move_record(void *priv, int fd)
 {
-	return vfmig_vmm_mig_move(priv, fd);
+	return vfmig_vmm_mig_move(priv, fd, 0);
 }
 
 /* A sealed frame of the source device: into the stream unread. */
@@ -312,7 +312,7 @@ static int forward_record(void *priv, uint16_t dev, uint32_t len, int fd)
 	int r;
 
 	(void)dev;
-	r = vfmig_vmm_dev_mig_data_forward(l->dst, fd, len);
+	r = vfmig_vmm_dev_mig_data_forward(l->dst, fd, len, 0);
 	if (r < 0)
 		snprintf(l->msg, sizeof(l->msg), "forwarding: %s", vfmig_vmm_strerror(r));
 	return r < 0 ? r : 1;

@@ -60,7 +60,7 @@ static void saving(vfmig_vmm_dev *dev, bool stop_copy, size_t cap,
 			size_t n = dev->dc.left;
 			if (!dev->dc.sealed || !n || n > VFW_DC_FRAME_MAX)
 				abort(); /* only a sealed session's, bounded */
-			r = vmm_dc_move(dev, null_fd);
+			r = vmm_dc_move(dev, null_fd, 0);
 			if (r < 0)
 				break;
 			total += n + 4;

@@ -481,14 +481,14 @@ VFMIG_EXPORT bool vfmig_vmm_dev_mig_data_sealed(vfmig_vmm_dev *dev);
  * Loading, sealed: the next len bytes on fd are DEVICE_DATA data for this
  * device, followed by the record's 4-byte checksum: hand all len + 4 to
  * the device unread as one SEALED frame (spliced where the kernel can),
- * which checks the checksum itself. Waits on fd and the device as
- * vfmig_vmm_mig_move() does. Errors: -ENOTSUP (no sealed loading session:
+ * which checks the checksum itself. Waits on fd (timeout_ms) and the
+ * device as vfmig_vmm_mig_move() does. Errors: -ENOTSUP (no sealed loading session:
  * nothing read), -EINVAL (len 0 or above 1 MiB), -EPIPE (fd ended early),
  * the session's errors as vfmig_vmm_dev_mig_data_write(); after an error
  * part of fd may be consumed.
  */
 VFMIG_EXPORT int vfmig_vmm_dev_mig_data_forward(vfmig_vmm_dev *dev, int fd,
-						size_t len);
+						size_t len, int timeout_ms);
 
 /* ---- Serving the device between calls ---- */
 

@@ -220,13 +220,17 @@ VFMIG_EXPORT int vfmig_vmm_mig_save_moved(vfmig_vmm_dev *dev, uint64_t budget,
 
 /*
  * Writes the waiting frame's data and checksum to fd with splice() through
- * a pipe (no copy through this process), waiting for the device and for
- * fd as a call waits for its reply (the reply timeout for each bit of
- * progress, the control socket served meanwhile). fd may be a socket,
- * pipe or file, blocking or not. 0, or a negative errno: the session is
- * lost, and part of the data may be on fd. -EINVAL when called twice.
+ * a pipe (no copy through this process), waiting for the device as a call
+ * waits for its reply (the reply timeout for each bit of progress, the
+ * control socket served meanwhile) and for fd at most timeout_ms after the
+ * last progress (0: the reply timeout, negative: no limit), the caller's
+ * own bound for a peer that stops reading. fd may be a socket, pipe or
+ * file, blocking or not. 0, or a negative errno (-ETIMEDOUT for either
+ * wait): the session is lost, and part of the data may be on fd. -EINVAL
+ * when called twice.
  */
-VFMIG_EXPORT int vfmig_vmm_mig_move(vfmig_vmm_move *mv, int fd);
+VFMIG_EXPORT int vfmig_vmm_mig_move(vfmig_vmm_move *mv, int fd,
+				    int timeout_ms);
 
 /* Loading is vfmig_vmm_dev_mig_data_write(): in RESUMING, hand the bytes of
  * one save session to the device in order, in pieces of any size. */

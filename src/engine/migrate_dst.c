@@ -423,7 +423,8 @@ static int dst_forward(void *priv, uint16_t dev, uint32_t len, int fd)
 	d = run->devs[dev].d->dev;
 	if (!vfmig_vmm_dev_mig_data_sealed(d))
 		return 0;
-	r = vfmig_vmm_dev_mig_data_forward(d, fd, len);
+	/* Waits for the stream as long as its channel would. */
+	r = vfmig_vmm_dev_mig_data_forward(d, fd, len, run->p.timeout_ms);
 	if (r < 0) {
 		run->fwd_err = r;
 		run->fwd_dev = dev;

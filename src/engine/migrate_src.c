@@ -251,9 +251,16 @@ static int sink_device_data(void *priv, const void *buf, size_t len)
 	return r;
 }
 
+struct move_ctx {
+	vfmig_vmm_move *mv;
+	int timeout_ms; /* the channel's: a destination that stops reading */
+};
+
 static int move_record(void *priv, int fd)
 {
-	return vfmig_vmm_mig_move(priv, fd);
+	struct move_ctx *m = priv;
+
+	return vfmig_vmm_mig_move(m->mv, fd, m->timeout_ms);
 }
 
 /* A sealed frame of the device: into the stream without passing through
@@ -261,8 +268,9 @@ static int move_record(void *priv, int fd)
 static int sink_moved(void *priv, size_t len, vfmig_vmm_move *mv)
 {
 	struct run *run = priv;
+	struct move_ctx m = { mv, run->p.timeout_ms };
 	int r = vfmig_stream_write_device_data_moved(run->w, run->cur_dev, len,
-						     move_record, mv);
+						     move_record, &m);
 
 	if (r == 0) {
 		run->dev_bytes += len;

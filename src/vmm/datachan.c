@@ -145,7 +145,7 @@ int vmm_dc_attach(vfmig_vmm_dev *dev, bool load)
  * failure (broken).
  */
 static int wait_io(vfmig_vmm_dev *dev, int fd, short events, int also,
-		   int64_t deadline, const char *what)
+		   int64_t deadline, int ms, const char *what)
 {
 	for (;;) {
 		struct pollfd p[3] = {
@@ -163,7 +163,7 @@ static int wait_io(vfmig_vmm_dev *dev, int fd, short events, int also,
 		if (r == 0) {
 			vfw_log(&dev->log, VFW_LOG_ERR,
 				"data channel: no progress for %d ms while %s",
-				dev->reply_timeout_ms, what);
+				ms, what);
 			return -ETIMEDOUT;
 		}
 		if (p[1].revents) {
@@ -182,7 +182,8 @@ static int wait_io(vfmig_vmm_dev *dev, int fd, short events, int also,
 static int wait_chan(vfmig_vmm_dev *dev, short events, int64_t deadline,
 		     const char *what)
 {
-	return wait_io(dev, dev->dc.fd, events, -1, deadline, what);
+	return wait_io(dev, dev->dc.fd, events, -1, deadline,
+		       dev->reply_timeout_ms, what);
 }
 
 /* Read exactly len bytes of a frame. -EPIPE when the device closed its
@@ -298,6 +299,7 @@ int vmm_dc_read_sealed(vfmig_vmm_dev *dev, void *buf, size_t cap,
 			}
 			c->left = h.size - 4;
 			c->tail = true;
+			c->whole = true;
 			break;
 		case VFW_DC_DRAINED:
 			if (h.size)
@@ -327,10 +329,13 @@ int vmm_dc_read_sealed(vfmig_vmm_dev *dev, void *buf, size_t cap,
 			return lost(dev, -EPROTO, "unknown frame");
 		}
 	}
-	if (c->tail && want_sealed) {
+	if (c->tail && c->whole && want_sealed) {
 		*status = VMM_DC_SEALED; /* vmm_dc_move takes it from here */
 		return 0;
 	}
+	/* Its checksum covers the whole frame: once part of it is read, it
+	 * can only be read to its end. */
+	c->whole = false;
 	size_t n = c->left < cap ? c->left : cap;
 	r = recv_full(dev, buf, n, "reading a DATA frame");
 	if (r < 0)
@@ -365,19 +370,23 @@ static int ensure_pipe(struct vmm_dchan *c)
 
 /*
  * Move total bytes from in to out through the channel's pipe, without
- * reading them: splice() in, splice() out. Waits for whichever side holds
- * things up (the reply timeout for each bit of progress). 0, -EPIPE when
- * in ended first, 1 when (loading) the device sent a frame meanwhile,
- * or another negative errno.
+ * reading them: splice() in, splice() out. One of the two is the channel
+ * (in when chan_in); each wait for it lasts at most the reply timeout,
+ * each wait for the other at most fd_ms (0: the reply timeout too, < 0:
+ * no limit), counted from the last progress. 0, -EPIPE when in ended
+ * first, 1 when (loading) the device sent a frame meanwhile, or another
+ * negative errno.
  */
 static int splice_through(vfmig_vmm_dev *dev, int in, int out, size_t total,
-			  const char *what)
+			  bool chan_in, int fd_ms, const char *what)
 {
 	struct vmm_dchan *c = &dev->dc;
-	int64_t deadline = vfw_deadline_after(dev->reply_timeout_ms);
+	int64_t mark = vfw_now_ms();
 	size_t got = 0, done = 0;
 	int r = ensure_pipe(c);
 
+	if (fd_ms == 0)
+		fd_ms = dev->reply_timeout_ms;
 	if (r < 0)
 		return r;
 	while (done < total) {
@@ -407,14 +416,17 @@ static int splice_through(vfmig_vmm_dev *dev, int in, int out, size_t total,
 			}
 		}
 		if (moved) {
-			deadline = vfw_deadline_after(dev->reply_timeout_ms);
+			mark = vfw_now_ms();
 			continue;
 		}
-		/* Bytes in the pipe wait for out; an empty pipe for in. */
-		/* While loading, the device may say why it stops reading. */
-		int also = c->load ? c->fd : -1;
-		r = got > done ? wait_io(dev, out, POLLOUT, also, deadline, what)
-			       : wait_io(dev, in, POLLIN, also, deadline, what);
+		/* Bytes in the pipe wait for out; an empty pipe for in. While
+		 * loading, the device may say why it stops reading. */
+		bool on_out = got > done;
+		int fd = on_out ? out : in;
+		int ms = on_out == chan_in ? fd_ms : dev->reply_timeout_ms;
+		int64_t deadline = ms < 0 ? VFW_FOREVER : mark + ms;
+		r = wait_io(dev, fd, on_out ? POLLOUT : POLLIN,
+			    c->load ? c->fd : -1, deadline, ms, what);
 		if (r < 0)
 			return r;
 		if (r == 0)
@@ -423,7 +435,7 @@ static int splice_through(vfmig_vmm_dev *dev, int in, int out, size_t total,
 	return 0;
 }
 
-int vmm_dc_move(vfmig_vmm_dev *dev, int fd)
+int vmm_dc_move(vfmig_vmm_dev *dev, int fd, int fd_ms)
 {
 	struct vmm_dchan *c = &dev->dc;
 	size_t len = c->left;
@@ -431,9 +443,10 @@ int vmm_dc_move(vfmig_vmm_dev *dev, int fd)
 
 	if (c->err)
 		return c->err;
-	if (!c->tail || !len)
+	if (!c->tail || !c->whole || !len)
 		return -EINVAL;
-	r = splice_through(dev, c->fd, fd, len + 4, "moving a sealed frame");
+	r = splice_through(dev, c->fd, fd, len + 4, true, fd_ms,
+			   "moving a sealed frame");
 	if (r == -EPIPE)
 		return lost(dev, r, "the device closed the channel inside a "
 			    "frame");
@@ -516,7 +529,7 @@ int vmm_dc_write(vfmig_vmm_dev *dev, const uint8_t *p, size_t len)
 	return r;
 }
 
-int vmm_dc_forward(vfmig_vmm_dev *dev, int fd, size_t len)
+int vmm_dc_forward(vfmig_vmm_dev *dev, int fd, size_t len, int fd_ms)
 {
 	struct vmm_dchan *c = &dev->dc;
 	struct vfw_dc_frame h = { VFW_DC_SEALED, (uint32_t)len + 4 };
@@ -531,7 +544,8 @@ int vmm_dc_forward(vfmig_vmm_dev *dev, int fd, size_t len)
 	r = send_load(dev, (const uint8_t *)&h, sizeof(h), false);
 	if (r < 0)
 		return r;
-	r = splice_through(dev, fd, c->fd, len + 4, "forwarding a record");
+	r = splice_through(dev, fd, c->fd, len + 4, false, fd_ms,
+			   "forwarding a record");
 	if (r == 1)
 		return load_answer(dev); /* the device said something */
 	if (r == -EPIPE)

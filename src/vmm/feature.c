@@ -230,7 +230,8 @@ bool vfmig_vmm_dev_mig_data_sealed(vfmig_vmm_dev *dev)
 	return sealed;
 }
 
-int vfmig_vmm_dev_mig_data_forward(vfmig_vmm_dev *dev, int fd, size_t len)
+int vfmig_vmm_dev_mig_data_forward(vfmig_vmm_dev *dev, int fd, size_t len,
+				   int timeout_ms)
 {
 	int r;
 
@@ -239,7 +240,8 @@ int vfmig_vmm_dev_mig_data_forward(vfmig_vmm_dev *dev, int fd, size_t len)
 	r = vmm_lock_live(dev);
 	if (r < 0)
 		return r;
-	r = vmm_dc_loading(dev) ? vmm_dc_forward(dev, fd, len) : -ENOTSUP;
+	r = vmm_dc_loading(dev) ? vmm_dc_forward(dev, fd, len, timeout_ms)
+				: -ENOTSUP;
 	vmm_unlock(dev);
 	return r;
 }

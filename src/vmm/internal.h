@@ -163,6 +163,7 @@ struct vmm_dchan {
 	bool sealed;    /* attached with VFW_DC_F_SEAL (version 2) */
 	bool tail;      /* saving: the current frame is SEALED: its 4-byte
 			 * checksum follows the left data bytes */
+	bool whole;     /* saving: none of that frame's data read yet */
 	bool have_pipe; /* pipe made (the first splice) */
 	int pipe[2];    /* for splice() */
 };
@@ -374,11 +375,12 @@ int vmm_dc_read_sealed(vfmig_vmm_dev *dev, void *buf, size_t cap,
 		       bool stop_copy, bool want_sealed, int *status);
 /* Lose the session with err (sticky, the channel closed). */
 int vmm_dc_fail(vfmig_vmm_dev *dev, int err, const char *what);
-/* Saving: write the waiting SEALED frame's data and checksum to fd. */
-int vmm_dc_move(vfmig_vmm_dev *dev, int fd);
+/* Saving: write the waiting SEALED frame's data and checksum to fd (each
+ * wait for fd at most fd_ms: 0 the reply timeout, < 0 none). */
+int vmm_dc_move(vfmig_vmm_dev *dev, int fd, int fd_ms);
 /* Loading, sealed: one SEALED frame of len data bytes and the checksum
- * after them, from fd. */
-int vmm_dc_forward(vfmig_vmm_dev *dev, int fd, size_t len);
+ * after them, from fd (waits for fd as vmm_dc_move). */
+int vmm_dc_forward(vfmig_vmm_dev *dev, int fd, size_t len, int fd_ms);
 /* Loading: send len bytes. 0 or -errno (the device's ERROR included). */
 int vmm_dc_write(vfmig_vmm_dev *dev, const uint8_t *p, size_t len);
 /* Loading: return once the device has loaded every byte sent so far (it

@@ -178,7 +178,7 @@ struct vfmig_vmm_move {
 	bool called;
 };
 
-int vfmig_vmm_mig_move(vfmig_vmm_move *mv, int fd)
+int vfmig_vmm_mig_move(vfmig_vmm_move *mv, int fd, int timeout_ms)
 {
 	int r;
 
@@ -191,7 +191,7 @@ int vfmig_vmm_mig_move(vfmig_vmm_move *mv, int fd)
 	if (!vmm_dc_saving(mv->dev) || mv->dev->dc.left != mv->len)
 		r = -ENOTCONN; /* closed meanwhile (a reset) */
 	else
-		r = vmm_dc_move(mv->dev, fd);
+		r = vmm_dc_move(mv->dev, fd, timeout_ms);
 	vmm_unlock(mv->dev);
 	return r;
 }

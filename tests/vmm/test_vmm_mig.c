@@ -995,9 +995,9 @@ static int moved_fn(void *priv, size_t len, vfmig_vmm_move *mv)
 	m->len = len;
 	if (m->fd < 0)
 		return 0;
-	int r = vfmig_vmm_mig_move(mv, m->fd);
+	int r = vfmig_vmm_mig_move(mv, m->fd, 0);
 	/* Once only. */
-	assert_int_equal(vfmig_vmm_mig_move(mv, m->fd), -EINVAL);
+	assert_int_equal(vfmig_vmm_mig_move(mv, m->fd, 0), -EINVAL);
 	return r;
 }
 
