@@ -11,7 +11,9 @@
 #      it, and the restoring device refuses the record (checksum mismatch,
 #      EBADMSG), so the restore fails and the VMM stays incoming;
 #   4. a migration with --stream-checksum crc32: no seal either side (the
-#      device could not make those checksums), and it verifies.
+#      device could not make those checksums), and it verifies;
+#   5. over TCP with RAM on two channels (device data on the main one):
+#      sealed both ways, verified.
 V=$1
 . "$(dirname "$0")/cli_lib.sh"
 
@@ -85,4 +87,16 @@ attached s4 saving || fail "4: the source did not use the data channel"
 sealed s4 saving && fail "4: the source sealed for a crc32 stream"
 attached d4 loading || fail "4: the destination did not use the data channel"
 sealed d4 loading && fail "4: the destination sealed for a crc32 stream"
+# 5. TCP, two RAM channels.
+port=$(free_port)
+vvm s5 --fill 4M
+vvm d5 --incoming "tcp:127.0.0.1:$port"
+wait_listen "$port"
+nap 0.4
+out=$("$V" migrate --control "$D/s5.ctl" "tcp:127.0.0.1:$port" --channels 2 --json) ||
+	fail "5: migrate: $out"
+[ "$(key "$out" verified)" = True ] || fail "5: not verified: $out"
+sealed s5 saving || fail "5: the source device did not seal"
+sealed d5 loading || fail "5: the destination device did not take sealed data"
+verified "$D/d5.ctl" || fail "5: destination guest does not verify later"
 echo "cli-sealed: all checks passed"
