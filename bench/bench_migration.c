@@ -312,6 +312,8 @@ static int forward_record(void *priv, uint16_t dev, uint32_t len, int fd)
 	int r;
 
 	(void)dev;
+	if (len > VFMIG_VMM_FORWARD_MAX)
+		return 0; /* the loader reads it */
 	r = vfmig_vmm_dev_mig_data_forward(l->dst, fd, len, 0);
 	if (r < 0)
 		snprintf(l->msg, sizeof(l->msg), "forwarding: %s", vfmig_vmm_strerror(r));

@@ -489,6 +489,9 @@ VFMIG_EXPORT bool vfmig_vmm_dev_mig_data_sealed(vfmig_vmm_dev *dev);
  */
 VFMIG_EXPORT int vfmig_vmm_dev_mig_data_forward(vfmig_vmm_dev *dev, int fd,
 						size_t len, int timeout_ms);
+/* The most data one forward takes (one SEALED frame): larger records are
+ * read and written as usual. */
+#define VFMIG_VMM_FORWARD_MAX (1u << 20)
 
 /* ---- Serving the device between calls ---- */
 

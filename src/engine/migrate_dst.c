@@ -418,8 +418,8 @@ static int dst_forward(void *priv, uint16_t dev, uint32_t len, int fd)
 	vfmig_vmm_dev *d;
 	int r;
 
-	if (!run->seal || dev >= run->vm->ndev)
-		return 0;
+	if (!run->seal || dev >= run->vm->ndev || len > VFMIG_VMM_FORWARD_MAX)
+		return 0; /* read here and written as DATA frames */
 	d = run->devs[dev].d->dev;
 	if (!vfmig_vmm_dev_mig_data_sealed(d))
 		return 0;

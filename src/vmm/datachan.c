@@ -28,6 +28,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -369,6 +371,37 @@ static int ensure_pipe(struct vmm_dchan *c)
 }
 
 /*
+ * splice() from the pipe to out. A splice into a socket whose peer is gone
+ * raises SIGPIPE, and there is no MSG_NOSIGNAL for it: block the signal in
+ * this thread around the call and take away one it raised (not one that
+ * was pending already), so that the caller sees -EPIPE only, as from every
+ * other write here.
+ */
+static ssize_t splice_out(int pipe_rd, int out, size_t n)
+{
+	sigset_t pipe_set, old, pending;
+	bool had;
+	ssize_t r;
+	int e;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigpending(&pending);
+	had = sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	r = splice(pipe_rd, NULL, out, NULL, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	e = errno;
+	if (r < 0 && e == EPIPE && !had) {
+		const struct timespec zero = { 0, 0 };
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return r;
+}
+
+/*
  * Move total bytes from in to out through the channel's pipe, without
  * reading them: splice() in, splice() out. One of the two is the channel
  * (in when chan_in); each wait for it lasts at most the reply timeout,
@@ -406,8 +439,7 @@ static int splice_through(vfmig_vmm_dev *dev, int in, int out, size_t total,
 			}
 		}
 		if (got > done) {
-			n = splice(c->pipe[0], NULL, out, NULL, got - done,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			n = splice_out(c->pipe[0], out, got - done);
 			if (n > 0) {
 				done += (size_t)n;
 				moved = true;
@@ -539,7 +571,7 @@ int vmm_dc_forward(vfmig_vmm_dev *dev, int fd, size_t len, int fd_ms)
 		return c->err;
 	if (!c->sealed || !c->load)
 		return -ENOTSUP;
-	if (!len || len > VFW_DC_FRAME_MAX)
+	if (!len || len > VFMIG_VMM_FORWARD_MAX)
 		return -EINVAL;
 	r = send_load(dev, (const uint8_t *)&h, sizeof(h), false);
 	if (r < 0)

@@ -946,7 +946,9 @@ enum seal_mode {
 	SEAL_READ,     /* the same, read by a pump without a moved callback */
 	SEAL_SHORT,    /* size 4: no data */
 	SEAL_OVERSIZE, /* size 1 MiB + 5 */
-	SEAL_NOT_MOVED /* the callback returns 0 without moving */
+	SEAL_NOT_MOVED, /* the callback returns 0 without moving */
+	SEAL_PEER_GONE  /* moved into a socket whose reader has gone: -EPIPE,
+			 * and no SIGPIPE (this test does not ignore it) */
 };
 static enum seal_mode seal_mode;
 
@@ -977,7 +979,8 @@ static void s_seal(int fd)
 	memcpy(b + 22, &e, 8);
 	CHECK(write(ch, b, sizeof(b)) == (ssize_t)sizeof(b));
 	close(ch);
-	if (seal_mode != SEAL_MOVED && seal_mode != SEAL_READ)
+	if (seal_mode != SEAL_MOVED && seal_mode != SEAL_READ &&
+	    seal_mode != SEAL_PEER_GONE)
 		srv_get_state(fd, VFW_MIG_STATE_STOP_COPY); /* the second save */
 	srv_set_state(fd, VFW_MIG_STATE_RUNNING, 0);
 	srv_expect_eof(fd);
@@ -1019,14 +1022,20 @@ static void test_dc_sealed(void **state)
 	uint32_t fin;
 
 	(void)state;
-	for (int m = SEAL_MOVED; m <= SEAL_NOT_MOVED; m++) {
+	for (int m = SEAL_MOVED; m <= SEAL_PEER_GONE; m++) {
 		int p[2];
 		struct moved mv = { -1, 0 };
 		uint8_t got[32];
 
 		seal_mode = (enum seal_mode)m;
 		k.len = 0;
-		assert_int_equal(pipe(p), 0);
+		if (m == SEAL_PEER_GONE) {
+			assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
+			close(p[0]);
+			p[0] = -1;
+		} else {
+			assert_int_equal(pipe(p), 0);
+		}
 		if (m != SEAL_NOT_MOVED)
 			mv.fd = p[1];
 		vfmig_vmm_dev *dev = open_dev(&s, s_seal, 0);
@@ -1058,6 +1067,10 @@ static void test_dc_sealed(void **state)
 			assert_int_equal(k.len, 10); /* the checksum dropped */
 			assert_memory_equal(k.buf, "0123456789", 10);
 			break;
+		case SEAL_PEER_GONE:
+			assert_int_equal(r, -EPIPE);
+			assert_true(vfmig_vmm_dev_connected(dev));
+			break;
 		default:
 			assert_int_equal(r, -EPROTO);
 			assert_true(vfmig_vmm_dev_connected(dev));
@@ -1074,7 +1087,8 @@ static void test_dc_sealed(void **state)
 							 &fin), 0);
 		vfmig_vmm_dev_close(dev);
 		finish(&s);
-		close(p[0]);
+		if (p[0] >= 0)
+			close(p[0]);
 		close(p[1]);
 	}
 }
