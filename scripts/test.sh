@@ -52,7 +52,7 @@ run_suite() {
 # (device-io-unsolicited_reply, vmm-hostile-server). The full command is
 # in docs/reliability.md ("Valgrind").
 valgrind_tests=(protocol migfsm tscale progress-line vram-state stream-records
-	stream-place stream-live stream-fields stream-golden device-config device-io
+	stream-place stream-live stream-fields stream-golden stream-seal device-config device-io
 	device-irq device-lifecycle device-region_iface device-region_strict
 	device-ioeventfd
 	vmm-unit engine-channel engine-pci-type engine-multichan
