@@ -413,6 +413,19 @@ static int sio_fd(struct vfmig_io *io)
 	return ((struct sock_io *)io)->c->fd;
 }
 
+/* Bytes spliced past the buffer count as the buffer's own would: against
+ * the bandwidth limit (after the fact: the pace then waits off the debt
+ * before the next write) and as progress of the shared receive clock. */
+static void sio_moved(struct vfmig_io *io, bool write, uint64_t n)
+{
+	struct vfmig_chan *c = ((struct sock_io *)io)->c;
+
+	if (write)
+		vfmig_pace_take(c->pace, (size_t)n);
+	else if (c->shared)
+		atomic_fetch_add_explicit(c->shared, n, memory_order_relaxed);
+}
+
 static const struct vfmig_io_ops sio_ops = {
 	.version = VFMIG_IO_OPS_VERSION,
 	.write = sio_write,
@@ -420,6 +433,7 @@ static const struct vfmig_io_ops sio_ops = {
 	.flush = sio_flush,
 	.close = sio_close,
 	.fd = sio_fd,
+	.moved = sio_moved,
 };
 
 static int chan_new_socket(int fd, bool source, enum vfmig_chan_kind kind,

@@ -93,6 +93,8 @@ int vfmig_io_raw_fd(struct vfmig_io *io)
 
 void vfmig_io_moved(struct vfmig_io *io, bool write, uint64_t n)
 {
+	if (io->ops->moved)
+		io->ops->moved(io, write, n);
 	if (write)
 		io->bytes_written += n;
 	else

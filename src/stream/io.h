@@ -41,6 +41,9 @@ struct vfmig_io_ops {
 	 * through it (splice): returned only when io buffers nothing between
 	 * its caller and the fd. Optional (NULL: there is none). */
 	int (*fd)(struct vfmig_io *io);
+	/* n bytes were moved on that fd (written when write): for what io
+	 * does per byte besides counting (pacing, progress). Optional. */
+	void (*moved)(struct vfmig_io *io, bool write, uint64_t n);
 };
 
 struct vfmig_io {

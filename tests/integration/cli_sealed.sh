@@ -13,7 +13,10 @@
 #   4. a migration with --stream-checksum crc32: no seal either side (the
 #      device could not make those checksums), and it verifies;
 #   5. over TCP with RAM on two channels (device data on the main one):
-#      sealed both ways, verified.
+#      sealed both ways, verified;
+#   6. --max-bandwidth holds for device data that is spliced past the
+#      channel's buffer: the pre-copy rate, mostly VRAM, stays within 10 %
+#      above the limit.
 V=$1
 . "$(dirname "$0")/cli_lib.sh"
 
@@ -99,4 +102,22 @@ out=$("$V" migrate --control "$D/s5.ctl" "tcp:127.0.0.1:$port" --channels 2 --js
 sealed s5 saving || fail "5: the source device did not seal"
 sealed d5 loading || fail "5: the destination device did not take sealed data"
 verified "$D/d5.ctl" || fail "5: destination guest does not verify later"
+# 6. The bandwidth limit, with little RAM beside the VRAM data.
+vvm s6 --fill 1M
+vvm d6 --incoming "unix:$D/mig6.sock"
+nap 0.4 # the guest fills VRAM pages meanwhile
+LIMIT=16777216
+out=$("$V" migrate --control "$D/s6.ctl" "unix:$D/mig6.sock" --max-bandwidth 16M --json) ||
+	fail "6: migrate: $out"
+[ "$(key "$out" verified)" = True ] || fail "6: not verified: $out"
+sealed s6 saving || fail "6: the source device did not seal"
+rep=$(echo "$out" | tail -1)
+b=$(key "$rep" precopy_bytes); ms=$(key "$rep" precopy_ms)
+dev=$(echo "$rep" | python3 -c "import json,sys; print(json.load(sys.stdin)['bytes']['device'])")
+python3 -c "import sys; sys.exit(0 if $dev > 1e6 and $ms > 0 else 1)" ||
+	fail "6: too little device data to measure: $rep"
+rate=$(python3 -c "print(int($b / ($ms / 1000)))")
+echo "6: limit $LIMIT B/s: pre-copy $b bytes ($dev of device data) in $ms ms = $rate B/s"
+python3 -c "import sys; sys.exit(0 if $rate <= $LIMIT * 1.10 else 1)" ||
+	fail "6: the rate $rate is above the limit $LIMIT"
 echo "cli-sealed: all checks passed"
