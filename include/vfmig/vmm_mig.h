@@ -225,7 +225,8 @@ VFMIG_EXPORT int vfmig_vmm_mig_save_moved(vfmig_vmm_dev *dev, uint64_t budget,
  * control socket served meanwhile) and for fd at most timeout_ms after the
  * last progress (0: the reply timeout, negative: no limit), the caller's
  * own bound for a peer that stops reading. fd may be a socket, pipe or
- * file, blocking or not. 0, or a negative errno (-ETIMEDOUT for either
+ * file, blocking or not; one that splice() refuses (a file opened
+ * O_APPEND) gets the bytes through a buffer instead. 0, or a negative errno (-ETIMEDOUT for either
  * wait): the session is lost, and part of the data may be on fd. -EINVAL
  * when called twice.
  */

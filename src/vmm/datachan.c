@@ -371,13 +371,14 @@ static int ensure_pipe(struct vmm_dchan *c)
 }
 
 /*
- * splice() from the pipe to out. A splice into a socket whose peer is gone
- * raises SIGPIPE, and there is no MSG_NOSIGNAL for it: block the signal in
- * this thread around the call and take away one it raised (not one that
- * was pending already), so that the caller sees -EPIPE only, as from every
+ * Write n bytes to out: splice() from the pipe, or write() from bounce.
+ * Writing into a socket whose peer is gone raises SIGPIPE, and splice() has
+ * no MSG_NOSIGNAL (write() on a socket neither): block the signal in this
+ * thread around the call and take away one it raised (not one that was
+ * pending already), so that the caller sees -EPIPE only, as from every
  * other write here.
  */
-static ssize_t splice_out(int pipe_rd, int out, size_t n)
+static ssize_t put_out(int pipe_rd, const uint8_t *bounce, int out, size_t n)
 {
 	sigset_t pipe_set, old, pending;
 	bool had;
@@ -389,7 +390,11 @@ static ssize_t splice_out(int pipe_rd, int out, size_t n)
 	sigpending(&pending);
 	had = sigismember(&pending, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-	r = splice(pipe_rd, NULL, out, NULL, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (bounce)
+		r = write(out, bounce, n);
+	else
+		r = splice(pipe_rd, NULL, out, NULL, n,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	e = errno;
 	if (r < 0 && e == EPIPE && !had) {
 		const struct timespec zero = { 0, 0 };
@@ -401,14 +406,31 @@ static ssize_t splice_out(int pipe_rd, int out, size_t n)
 	return r;
 }
 
+/* An fd splice() does not take (EINVAL: a file opened O_APPEND, say): go
+ * on through a buffer of total bytes, taking over what the pipe holds
+ * (bytes done..got). NULL on failure. */
+static uint8_t *to_bounce(struct vmm_dchan *c, size_t total, size_t done,
+			  size_t got)
+{
+	uint8_t *b = malloc(total);
+
+	if (b && got > done &&
+	    read(c->pipe[0], b + done, got - done) != (ssize_t)(got - done)) {
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
 /*
- * Move total bytes from in to out through the channel's pipe, without
- * reading them: splice() in, splice() out. One of the two is the channel
- * (in when chan_in); each wait for it lasts at most the reply timeout,
- * each wait for the other at most fd_ms (0: the reply timeout too, < 0:
- * no limit), counted from the last progress. 0, -EPIPE when in ended
- * first, 1 when (loading) the device sent a frame meanwhile, or another
- * negative errno.
+ * Move total bytes (at most a frame and its checksum) from in to out
+ * without reading them: splice() in to the channel's pipe and out of it,
+ * or, where an fd refuses splice(), read() and write() through a buffer.
+ * One of the two fds is the channel (in when chan_in); each wait for it
+ * lasts at most the reply timeout, each wait for the other at most fd_ms
+ * (0: the reply timeout too, < 0: no limit), counted from the last
+ * progress. 0, -EPIPE when in ended first, 1 when (loading) the device
+ * sent a frame meanwhile, or another negative errno.
  */
 static int splice_through(vfmig_vmm_dev *dev, int in, int out, size_t total,
 			  bool chan_in, int fd_ms, const char *what)
@@ -416,6 +438,7 @@ static int splice_through(vfmig_vmm_dev *dev, int in, int out, size_t total,
 	struct vmm_dchan *c = &dev->dc;
 	int64_t mark = vfw_now_ms();
 	size_t got = 0, done = 0;
+	uint8_t *bounce = NULL; /* bytes done..got are at bounce + done */
 	int r = ensure_pipe(c);
 
 	if (fd_ms == 0)
@@ -427,24 +450,44 @@ static int splice_through(vfmig_vmm_dev *dev, int in, int out, size_t total,
 		ssize_t n;
 
 		if (got < total) {
-			n = splice(in, NULL, c->pipe[1], NULL, total - got,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			n = bounce ? read(in, bounce + got, total - got)
+				   : splice(in, NULL, c->pipe[1], NULL,
+					    total - got,
+					    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n > 0) {
 				got += (size_t)n;
 				moved = true;
 			} else if (n == 0) {
-				return -EPIPE;
+				r = -EPIPE;
+				goto out;
+			} else if (errno == EINVAL && !bounce) {
+				bounce = to_bounce(c, total, done, got);
+				if (!bounce) {
+					r = -ENOMEM;
+					goto out;
+				}
+				continue;
 			} else if (errno != EAGAIN && errno != EINTR) {
-				return -errno;
+				r = -errno;
+				goto out;
 			}
 		}
 		if (got > done) {
-			n = splice_out(c->pipe[0], out, got - done);
+			n = put_out(c->pipe[0], bounce ? bounce + done : NULL,
+				    out, got - done);
 			if (n > 0) {
 				done += (size_t)n;
 				moved = true;
+			} else if (n < 0 && errno == EINVAL && !bounce) {
+				bounce = to_bounce(c, total, done, got);
+				if (!bounce) {
+					r = -ENOMEM;
+					goto out;
+				}
+				continue;
 			} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-				return -errno;
+				r = -errno;
+				goto out;
 			}
 		}
 		if (moved) {
@@ -460,11 +503,16 @@ static int splice_through(vfmig_vmm_dev *dev, int in, int out, size_t total,
 		r = wait_io(dev, fd, on_out ? POLLOUT : POLLIN,
 			    c->load ? c->fd : -1, deadline, ms, what);
 		if (r < 0)
-			return r;
-		if (r == 0)
-			return 1;
+			goto out;
+		if (r == 0) {
+			r = 1;
+			goto out;
+		}
 	}
-	return 0;
+	r = 0;
+out:
+	free(bounce);
+	return r;
 }
 
 int vmm_dc_move(vfmig_vmm_dev *dev, int fd, int fd_ms)

@@ -7,6 +7,7 @@
  * DMA logging, with replies that lie about states, sizes and echoes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -947,8 +948,10 @@ enum seal_mode {
 	SEAL_SHORT,    /* size 4: no data */
 	SEAL_OVERSIZE, /* size 1 MiB + 5 */
 	SEAL_NOT_MOVED, /* the callback returns 0 without moving */
-	SEAL_PEER_GONE  /* moved into a socket whose reader has gone: -EPIPE,
+	SEAL_PEER_GONE, /* moved into a socket whose reader has gone: -EPIPE,
 			 * and no SIGPIPE (this test does not ignore it) */
+	SEAL_APPEND     /* moved into a file opened O_APPEND, which splice()
+			 * refuses: the bytes go through a buffer instead */
 };
 static enum seal_mode seal_mode;
 
@@ -980,7 +983,7 @@ static void s_seal(int fd)
 	CHECK(write(ch, b, sizeof(b)) == (ssize_t)sizeof(b));
 	close(ch);
 	if (seal_mode != SEAL_MOVED && seal_mode != SEAL_READ &&
-	    seal_mode != SEAL_PEER_GONE)
+	    seal_mode != SEAL_PEER_GONE && seal_mode != SEAL_APPEND)
 		srv_get_state(fd, VFW_MIG_STATE_STOP_COPY); /* the second save */
 	srv_set_state(fd, VFW_MIG_STATE_RUNNING, 0);
 	srv_expect_eof(fd);
@@ -1022,7 +1025,7 @@ static void test_dc_sealed(void **state)
 	uint32_t fin;
 
 	(void)state;
-	for (int m = SEAL_MOVED; m <= SEAL_PEER_GONE; m++) {
+	for (int m = SEAL_MOVED; m <= SEAL_APPEND; m++) {
 		int p[2];
 		struct moved mv = { -1, 0 };
 		uint8_t got[32];
@@ -1033,6 +1036,14 @@ static void test_dc_sealed(void **state)
 			assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
 			close(p[0]);
 			p[0] = -1;
+		} else if (m == SEAL_APPEND) {
+			char path[] = "/tmp/vfmig-seal-XXXXXX";
+			p[0] = mkstemp(path);
+			assert_true(p[0] >= 0);
+			p[1] = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+			unlink(path);
+			assert_true(p[1] >= 0);
+			assert_int_equal(write(p[0], "head", 4), 4);
 		} else {
 			assert_int_equal(pipe(p), 0);
 		}
@@ -1070,6 +1081,12 @@ static void test_dc_sealed(void **state)
 		case SEAL_PEER_GONE:
 			assert_int_equal(r, -EPIPE);
 			assert_true(vfmig_vmm_dev_connected(dev));
+			break;
+		case SEAL_APPEND:
+			assert_int_equal(r, 0);
+			assert_int_equal(res.bytes, 10);
+			assert_int_equal(pread(p[0], got, sizeof(got), 0), 18);
+			assert_memory_equal(got, "head0123456789wxyz", 18);
 			break;
 		default:
 			assert_int_equal(r, -EPROTO);
