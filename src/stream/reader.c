@@ -511,7 +511,8 @@ static int read_payload(struct vfmig_stream_reader *r, struct vfmig__frame *fr, 
 	ssize_t got;
 	int rc;
 
-	got = read_hashed(r, r->buf + have, fr->length - have);
+	/* r->buf is NULL until a record has had a payload. */
+	got = read_hashed(r, have ? r->buf + have : r->buf, fr->length - have);
 	if (got < 0)
 		return rfail(r, (int)got, "reading record payload at offset %" PRIu64 ": %s",
 			     fr->offset, strerror((int)-got));
