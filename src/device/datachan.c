@@ -37,6 +37,7 @@
 
 #include "internal.h"
 #include "protocol/migfsm.h"
+#include "stream/be.h"
 #include "stream/stream.h"
 
 #define DC_BUDGET (4u * VFW_DC_FRAME_MAX) /* bytes moved per pump at most */
@@ -159,8 +160,7 @@ static void pump_save(struct vfmig_dev *dev)
 			vfmig_stream_seal_begin(c->seal, c->seal_index, (uint32_t)got);
 			vfmig_stream_seal_update(c->seal, data, got);
 			v = vfmig_stream_seal_end(c->seal);
-			for (int i = 0; i < 4; i++)
-				data[got + (size_t)i] = (uint8_t)(v >> (24 - 8 * i));
+			put_be32(data + got, v);
 			memcpy(c->buf, &h, sizeof(h));
 			c->len = sizeof(h) + got + 4;
 			c->bytes += got;
@@ -299,10 +299,8 @@ static void load_frame(struct vfmig_dev *dev)
 static void load_check(struct vfmig_dev *dev)
 {
 	struct dev_dchan *c = &dev->dc;
-	uint32_t want = 0, got = vfmig_stream_seal_end(c->seal);
+	uint32_t want = get_be32(c->ftail), got = vfmig_stream_seal_end(c->seal);
 
-	for (int i = 0; i < 4; i++)
-		want = want << 8 | c->ftail[i];
 	if (want != got) {
 		DEV_LOG(dev, VFW_LOG_ERR,
 			"data channel: sealed frame checksum mismatch (stored "

@@ -10,6 +10,7 @@
 #include <xxhash.h>
 #include <zlib.h>
 
+#include "be.h"
 #include "internal.h"
 
 /* The XXH3 passes: where libxxhash has them (x86), the entry points that
@@ -123,21 +124,20 @@ int vfmig_stream_seal_new(struct vfmig_stream_seal **out)
 	return 0;
 }
 
+void vfmig__device_data_head(uint8_t *h, uint16_t dev, uint32_t len)
+{
+	put_be16(h, VFMIG_REC_DEVICE_DATA);
+	put_be16(h + 2, VFMIG_STREAM_F_MUST_UNDERSTAND);
+	put_be32(h + 4, len + 2);
+	put_be16(h + 8, dev);
+}
+
 void vfmig_stream_seal_begin(struct vfmig_stream_seal *s, uint16_t dev, uint32_t len)
 {
-	uint8_t h[VFMIG_STREAM_RECORD_HEADER_SIZE + 2];
+	uint8_t h[VFMIG__DEVICE_DATA_HEAD];
 
-	/* What the record checksum covers before the data: the record
-	 * header (type, flags, payload length) and the device index. */
-	h[0] = (uint8_t)(VFMIG_REC_DEVICE_DATA >> 8);
-	h[1] = (uint8_t)VFMIG_REC_DEVICE_DATA;
-	h[2] = (uint8_t)(VFMIG_STREAM_F_MUST_UNDERSTAND >> 8);
-	h[3] = (uint8_t)VFMIG_STREAM_F_MUST_UNDERSTAND;
-	len += 2;
-	for (int i = 0; i < 4; i++)
-		h[4 + i] = (uint8_t)(len >> (24 - 8 * i));
-	h[8] = (uint8_t)(dev >> 8);
-	h[9] = (uint8_t)dev;
+	/* What the record checksum covers before the data. */
+	vfmig__device_data_head(h, dev, len);
 	XXH3_64bits_reset(s->st);
 	xxh3_update(s->st, h, sizeof(h));
 }

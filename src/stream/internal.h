@@ -63,6 +63,12 @@ struct vfmig__rec_type {
 const struct vfmig__rec_type *vfmig__rec_type(uint16_t type);
 
 /* A record as framed on the wire, before any check but the length limit. */
+/* The 10 bytes before the data of a DEVICE_DATA record for device dev with
+ * len bytes of data: record header and device index (writer.c, and the
+ * seal's checksum in csum.c, which covers them). */
+#define VFMIG__DEVICE_DATA_HEAD (VFMIG_STREAM_RECORD_HEADER_SIZE + 2)
+void vfmig__device_data_head(uint8_t *h, uint16_t dev, uint32_t len);
+
 struct vfmig__frame {
 	uint64_t offset;
 	uint16_t type;

@@ -280,7 +280,7 @@ bool vfmig_stream_writer_can_move(const struct vfmig_stream_writer *w)
 int vfmig_stream_write_device_data_moved(struct vfmig_stream_writer *w, uint16_t dev,
 					 size_t len, vfmig_stream_move_fn move, void *priv)
 {
-	uint8_t hdr[VFMIG_STREAM_RECORD_HEADER_SIZE + 2];
+	uint8_t hdr[VFMIG__DEVICE_DATA_HEAD];
 	int rc = check_dev(w, dev), fd;
 
 	if (rc < 0)
@@ -293,10 +293,7 @@ int vfmig_stream_write_device_data_moved(struct vfmig_stream_writer *w, uint16_t
 		return wfail(w, -ENOTSUP, "this writer cannot take moved device data");
 	if (!len || len > VFMIG_STREAM_MAX_RECORD - 2 || !move)
 		return wfail(w, -EINVAL, "moved device data of %zu bytes", len);
-	put_be16(hdr, VFMIG_REC_DEVICE_DATA);
-	put_be16(hdr + 2, VFMIG_STREAM_F_MUST_UNDERSTAND);
-	put_be32(hdr + 4, (uint32_t)(len + 2));
-	put_be16(hdr + 8, dev);
+	vfmig__device_data_head(hdr, dev, (uint32_t)len);
 	rc = vfmig_io_write(w->io, hdr, sizeof(hdr));
 	fd = rc < 0 ? rc : vfmig_io_raw_fd(w->io);
 	if (fd < 0) {
