@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,26 @@ double bench_now_s(void)
 double bench_mbps(uint64_t bytes, double secs)
 {
 	return (double)bytes / 1e6 / secs;
+}
+
+void bench_perf_ctl(const char *cmd)
+{
+	const char *path = getenv("BENCH_PERF_CTL");
+	char line[32];
+	int fd, n;
+
+	if (!path || !*path)
+		return;
+	n = snprintf(line, sizeof(line), "%s\n", cmd);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "bench: BENCH_PERF_CTL %s: %s\n", path,
+			strerror(errno));
+		return;
+	}
+	if (write(fd, line, (size_t)n) != n)
+		fprintf(stderr, "bench: BENCH_PERF_CTL %s: short write\n", path);
+	close(fd);
 }
 
 void bench_grow_socket(int fd)

@@ -54,6 +54,11 @@ struct bench_drain {
 };
 void *bench_drain_thread(void *arg);
 
+/* Profiling only the timed part: when BENCH_PERF_CTL names the fifo given
+ * to `perf record -D -1 --control fifo:PATH`, write cmd ("enable" or
+ * "disable") to it; otherwise nothing. */
+void bench_perf_ctl(const char *cmd);
+
 /* Median of v[0..n) (sorts v). */
 double bench_median(double *v, size_t n);
 

@@ -728,6 +728,8 @@ int main(int argc, char **argv)
 	bool read_stage_only = argc > 3 && strcmp(argv[3], "read") == 0;
 	/* Only the baseline and the two whole-path stages (for a profile). */
 	bool pipeline_only = argc > 3 && strcmp(argv[3], "pipeline") == 0;
+	/* Only the baseline and the sealed whole path (for its profile). */
+	bool sealed_only = argc > 3 && strcmp(argv[3], "sealed") == 0;
 	uint64_t npages, src_csum, dev_bytes = 0, records = 0, sbytes = 0;
 	char vfmig[PATH_MAX + 32];
 	vfmig_vmm_dev *src, *dst;
@@ -736,10 +738,10 @@ int main(int argc, char **argv)
 	if (mib < 1 || mib > 65536 || argc > 4 ||
 	    (strcmp(iface, "v2") && strcmp(iface, "region")) ||
 	    (argc > 3 && !stream_stage_only && !read_stage_only &&
-	     !pipeline_only && strcmp(argv[3], "all"))) {
+	     !pipeline_only && !sealed_only && strcmp(argv[3], "all"))) {
 		fprintf(stderr, "usage: bench-migration [VRAM MiB, 1..65536, "
 				"default 256] [v2|region, default v2] "
-				"[all|stream|read|pipeline, default all]\n");
+				"[all|stream|read|pipeline|sealed, default all]\n");
 		return 2;
 	}
 	npages = mib * MiB / VRAM_PAGE_SIZE;
@@ -823,22 +825,25 @@ int main(int argc, char **argv)
 		}
 		/* The device stages with and without the data channel, in
 		 * an order that alternates with the round. */
-		for (int m = 0; m < 2; m++) {
-			bool chan = (m + k) % 2 == 0;
+		for (int m = 0; m < (sealed_only ? 1 : 2); m++) {
+			bool chan = sealed_only || (m + k) % 2 == 0;
 			int t0 = chan ? 0 : 5, t1 = chan ? 1 : 6,
 			    t3 = chan ? 3 : 7;
 			use_channel(&src, &dst, chan);
 			/* On the channel, sealed and not, in an order that
 			 * alternates too. */
-			for (int q = 0; q < (chan ? 2 : 1); q++) {
-				bool seal = chan && (q + k / 2) % 2 == 0;
+			for (int q = 0; q < (chan && !sealed_only ? 2 : 1); q++) {
+				bool seal = sealed_only ||
+					    (chan && (q + k / 2) % 2 == 0);
 				int t = seal ? 9 : t0;
 				vram_fill(dst, npages,
 					  SRC_SEED + 2 + 2 * (uint32_t)k);
 				double c0 = all_cpu_s();
+				bench_perf_ctl("enable");
 				mb[t][k] = bench_mbps(
 					dev_bytes,
 					pipeline(src, dst, seal, &b2, &r2, &s2));
+				bench_perf_ctl("disable");
 				cpu[t][k] = all_cpu_s() - c0;
 				if (b2 != dev_bytes)
 					die("device-data byte count changed "
@@ -847,7 +852,7 @@ int main(int argc, char **argv)
 							      : "pipeline");
 			}
 			double c0;
-			if (pipeline_only)
+			if (pipeline_only || sealed_only)
 				continue;
 			c0 = all_cpu_s();
 			mb[t1][k] = bench_mbps(dev_bytes, read_only(src, &cap));
@@ -861,7 +866,7 @@ int main(int argc, char **argv)
 			cpu[t3][k] = all_cpu_s() - c0;
 			check_dst(dst, src_csum, "write only");
 		}
-		if (!pipeline_only)
+		if (!pipeline_only && !sealed_only)
 			stream_both(&cap, k, &mb[2][k], &mb[4][k], &cpu[2][k],
 				    &cpu[4][k], &mb[8][k], &cpu[8][k]);
 		for (int t = 0; t < N_TESTS; t++)
@@ -876,6 +881,8 @@ int main(int argc, char **argv)
 		if (stream_stage_only && t != 2 && t != 4 && t != 8)
 			continue;
 		if ((read_stage_only || pipeline_only) && t == 8)
+			continue;
+		if (sealed_only && t != 9)
 			continue;
 		if (read_stage_only && t != 1 && t != 6)
 			continue;
