@@ -328,6 +328,14 @@ int vfmig_stream_write_type_state(struct vfmig_stream_writer *w, uint16_t dev,
  * END (see vfmig_stream_reader_torn()). */
 int vfmig_stream_write_ram_pages(struct vfmig_stream_writer *w,
 				 const struct vfmig_stream_ram_pages *rp);
+/*
+ * RAM_PAGES_LIVE's page checksums taken by a thread of w's own while the
+ * calling thread sends the pages, so that the two passes over them run on
+ * two CPUs (the bytes of the stream do not change). Idempotent; the thread
+ * ends in vfmig_stream_writer_free(). 0 or a negative errno (the writer
+ * then sums on the calling thread as before).
+ */
+int vfmig_stream_writer_sum_aside(struct vfmig_stream_writer *w);
 /* A vCPU's state (from 1.2 on; after SWITCHOVER), encoded through desc.
  * Also -EINVAL for vcpu >= VFMIG_STREAM_MAX_VCPUS, before SWITCHOVER, or
  * in a stream of a minor that has no VCPU_STATE (1.0, 1.1). */

@@ -3,12 +3,30 @@
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "be.h"
 #include "internal.h"
+
+/*
+ * RAM_PAGES_LIVE's page checksums, taken by a thread of their own while the
+ * writer's thread sends the same pages (vfmig_stream_writer_sum_aside()).
+ * One record at a time: the writer posts it (job), writes the page data,
+ * then waits for job to clear before it writes the table.
+ */
+struct page_sums {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	const struct vfmig_stream_ram_pages *rp; /* the posted record */
+	uint32_t *sums;                          /* its table, big-endian */
+	uint16_t algo;
+	bool job;  /* rp posted and not yet summed */
+	bool quit; /* the writer is being freed */
+};
 
 struct vfmig_stream_writer {
 	struct vfmig_io *io;
@@ -23,6 +41,7 @@ struct vfmig_stream_writer {
 	struct vfmig__csum page; /* RAM_PAGES_LIVE: a page above one piece */
 	uint32_t *sums;          /* RAM_PAGES_LIVE: page checksums, big-endian */
 	size_t sums_cap;         /* entries */
+	struct page_sums *aside; /* NULL: the writer's thread sums the pages */
 	int error;          /* sticky I/O error */
 	char err[256];
 };
@@ -387,6 +406,114 @@ static void write_live_pages(struct vfmig_stream_writer *w, const uint8_t *b, ui
 	}
 }
 
+/* Every data page's checksum of rp, in order, into sums. */
+static void sum_runs(uint16_t algo, const struct vfmig_stream_ram_pages *rp, uint32_t *sums)
+{
+	size_t k = 0;
+
+	for (uint32_t i = 0; i < rp->nruns; i++) {
+		const struct vfmig_stream_ram_run *r = &rp->runs[i];
+
+		if (r->zero)
+			continue;
+		for (uint32_t p = 0; p < r->npages; p++)
+			sums[k++] = htobe32(vfmig__csum_once(
+				algo, r->data + (size_t)p * rp->page_size, rp->page_size));
+	}
+}
+
+static void *page_sums_main(void *arg)
+{
+	struct page_sums *s = arg;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (!s->job && !s->quit)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (!s->job)
+			break; /* quit, with nothing posted */
+		pthread_mutex_unlock(&s->mu);
+		sum_runs(s->algo, s->rp, s->sums);
+		pthread_mutex_lock(&s->mu);
+		s->job = false;
+		pthread_cond_broadcast(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+int vfmig_stream_writer_sum_aside(struct vfmig_stream_writer *w)
+{
+	struct page_sums *s;
+	int rc;
+
+	if (w->aside)
+		return 0;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->algo = w->csum.algo;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	rc = pthread_create(&s->th, NULL, page_sums_main, s);
+	if (rc != 0) {
+		pthread_cond_destroy(&s->cv);
+		pthread_mutex_destroy(&s->mu);
+		free(s);
+		return -rc;
+	}
+	w->aside = s;
+	return 0;
+}
+
+static void aside_post(struct page_sums *s, const struct vfmig_stream_ram_pages *rp,
+		       uint32_t *sums)
+{
+	pthread_mutex_lock(&s->mu);
+	s->rp = rp;
+	s->sums = sums;
+	s->job = true;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void aside_wait(struct page_sums *s)
+{
+	pthread_mutex_lock(&s->mu);
+	while (s->job)
+		pthread_cond_wait(&s->cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void aside_free(struct page_sums *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->quit = true;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->th, NULL);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+/* A run's page data as it is, a piece at a time, for a record whose
+ * checksums the aside thread takes. */
+static void write_pages(struct vfmig_stream_writer *w, const uint8_t *b, uint64_t len)
+{
+	uint64_t done = 0;
+
+	while (done < len && !vfmig_io_error(w->io)) {
+		size_t n = len - done < VFMIG__STREAM_PIECE ? (size_t)(len - done)
+							    : VFMIG__STREAM_PIECE;
+
+		vfmig_io_write(w->io, b + done, n);
+		done += n;
+	}
+}
+
 /* RAM_PAGES_LIVE: the RAM_PAGES payload, then a u32 checksum per data page;
  * the record checksum covers everything but the page data. */
 static int write_ram_live(struct vfmig_stream_writer *w, const struct vfmig_stream_ram_pages *rp,
@@ -427,8 +554,14 @@ static int write_ram_live(struct vfmig_stream_writer *w, const struct vfmig_stre
 	write_hashed(w, hdr, sizeof(hdr));
 	write_hashed(w, b.data, b.len);
 	vfmig__buf_free(&b);
+	/* Summed aside, a page's checksum may be taken before or after its
+	 * bytes go out: either way a difference means the guest wrote the
+	 * page after its dirty bit was taken, and it goes again. */
+	if (w->aside && data_pages)
+		aside_post(w->aside, rp, w->sums);
 	for (uint32_t i = 0; i < rp->nruns; i++) {
 		const struct vfmig_stream_ram_run *r = &rp->runs[i];
+		uint64_t bytes = (uint64_t)r->npages * rp->page_size;
 
 		put_be64(run, r->addr);
 		put_be32(run + 8, r->npages);
@@ -436,10 +569,14 @@ static int write_ram_live(struct vfmig_stream_writer *w, const struct vfmig_stre
 		write_hashed(w, run, sizeof(run));
 		if (r->zero)
 			continue;
-		write_live_pages(w, r->data, (uint64_t)r->npages * rp->page_size, rp->page_size,
-				 w->sums + k);
+		if (w->aside)
+			write_pages(w, r->data, bytes);
+		else
+			write_live_pages(w, r->data, bytes, rp->page_size, w->sums + k);
 		k += r->npages;
 	}
+	if (w->aside && data_pages)
+		aside_wait(w->aside); /* also after an error: rp is the caller's */
 	write_hashed(w, w->sums, (size_t)data_pages * sizeof(uint32_t));
 	put_be32(tail, vfmig__csum_end(&w->csum));
 	rc = vfmig_io_write(w->io, tail, sizeof(tail));
@@ -565,6 +702,7 @@ void vfmig_stream_writer_free(struct vfmig_stream_writer *w)
 {
 	if (!w)
 		return;
+	aside_free(w->aside);
 	vfmig__csum_free(&w->csum);
 	vfmig__csum_free(&w->page);
 	free(w->sums);

@@ -3,6 +3,7 @@
 #ifndef VFMIG_TESTS_RAM_STREAM_H
 #define VFMIG_TESTS_RAM_STREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,5 +23,9 @@ uint8_t *test_mem_take(struct vfmig_io *io, size_t *len);
  */
 uint8_t *test_ram_stream(uint16_t minor, const struct vfmig_stream_ram_pages *rp, size_t n,
 			 size_t *len);
+/* The same; aside: the page checksums on the writer's own thread
+ * (vfmig_stream_writer_sum_aside()). */
+uint8_t *test_ram_stream_aside(uint16_t minor, const struct vfmig_stream_ram_pages *rp,
+			       size_t n, size_t *len, bool aside);
 
 #endif

@@ -236,6 +236,48 @@ static void test_big_pages(void **state)
 	free(big_src);
 }
 
+/* Page checksums taken on the writer's own thread: the same bytes as on
+ * the calling thread, for small pages, zero runs, several records of one
+ * writer, a record with no data page, and pages above one piece. */
+static void test_aside(void **state)
+{
+	(void)state;
+	const struct vfmig_stream_ram_run zeros[] = { { 0, 4, true, NULL } };
+	struct vfmig_stream_ram_run bigrun = { 0, 2, false, NULL };
+	const struct vfmig_stream_ram_pages rp[3] = {
+		{ "ram", PS, 4, runs4 }, { "ram", PS, 1, zeros }, { "ram", PS, 4, runs4 },
+	};
+	const struct vfmig_stream_ram_pages bigrp = { "ram", BIG, 1, &bigrun };
+	size_t len0, len1;
+	uint8_t *s0, *s1;
+	struct readout o;
+
+	fill(src, sizeof(src), 5);
+	s0 = test_ram_stream_aside(3, rp, 3, &len0, false);
+	s1 = test_ram_stream_aside(3, rp, 3, &len1, true);
+	assert_int_equal(len0, len1);
+	assert_memory_equal(s0, s1, len0);
+	memset(ram, 0xee, sizeof(ram));
+	read_stream(s1, len1, true, &o);
+	assert_int_equal(o.rc, 0);
+	assert_int_equal(o.torn_total, 0);
+	assert_memory_equal(ram + 5 * PS, src + 5 * PS, 2 * PS);
+	free(s0);
+	free(s1);
+
+	big_src = malloc(2 * BIG);
+	assert_non_null(big_src);
+	fill(big_src, 2 * BIG, 6);
+	bigrun.data = big_src;
+	s0 = test_ram_stream_aside(3, &bigrp, 1, &len0, false);
+	s1 = test_ram_stream_aside(3, &bigrp, 1, &len1, true);
+	assert_int_equal(len0, len1);
+	assert_memory_equal(s0, s1, len0);
+	free(s0);
+	free(s1);
+	free(big_src);
+}
+
 static uint16_t rec_type; /* of the record raw_live() read */
 
 /* A 1.minor stream of the DEVICE_LIST, one RAM_PAGES_LIVE record of payload
@@ -374,6 +416,7 @@ int main(void)
 		cmocka_unit_test(test_torn_then_carried),
 		cmocka_unit_test(test_torn_not_carried),
 		cmocka_unit_test(test_big_pages),
+		cmocka_unit_test(test_aside),
 		cmocka_unit_test(test_minor),
 		cmocka_unit_test(test_decode),
 	};
