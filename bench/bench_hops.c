@@ -26,13 +26,17 @@
  * socket, the ceiling of any design that takes the VMMs out of the data
  * path while the devices keep their own copy and checksum passes. A fourth
  * splices in the first relay only (the source VMM) and copies in the
- * second: what splicing on the source's side alone would give.
+ * second: what splicing on the source's side alone would give. A fifth
+ * has one splicing relay: one VMM taken out of the path, the other still
+ * splicing. A sixth has no relay, but a third thread hands the sink each
+ * frame (a one-byte go before it, a one-byte ack after): a destination VMM
+ * that lets its device read one record at a time from the connection.
  *
  * Every frame's XXH3 is compared in the sink, so a mode that loses or
  * reorders a byte fails instead of winning. The baseline is the raw
  * socketpair of bench-migration (a child writing one cached 1 MiB buffer,
  * 4 MiB socket buffers), measured in the same round; each round runs the
- * baseline and the four modes in an order that rotates with the round.
+ * baseline and the six modes in an order that rotates with the round.
  * Figures: MB/s (10^6 bytes/s), median over the rounds, and the median and
  * range of each mode's ratio to its round's baseline.
  *
@@ -60,11 +64,13 @@
 
 #define FRAME MiB
 
-#define MODES 4
+#define MODES 6
 static const char *const names[MODES] = { "relays copy (read, XXH3, write)",
 					  "relays splice (socket -> pipe -> socket)",
 					  "no relay (source -> sink)",
-					  "first relay splices, second copies" };
+					  "first relay splices, second copies",
+					  "one relay, splicing",
+					  "no relay, a hand-off per frame" };
 
 static void die(const char *what, int err)
 {
@@ -109,6 +115,7 @@ struct hop {
 	int in, out; /* -1 where the role has none */
 	int splice;  /* relays: splice instead of copy */
 	int bad;     /* sink: frames whose XXH3 differed */
+	int ctl;     /* sink: a socket to the hand-off thread, or -1 */
 };
 
 static void *source_thread(void *arg)
@@ -196,11 +203,37 @@ static void *sink_thread(void *arg)
 	struct hop *h = arg;
 
 	for (size_t off = 0; off < total; off += FRAME) {
+		uint8_t b = 0;
+
+		if (h->ctl >= 0)
+			read_all(h->ctl, &b, 1);
 		read_all(h->in, vram_dst + off, FRAME);
 		if (XXH3_64bits(vram_dst + off, FRAME) != sums[off / FRAME])
 			h->bad++;
+		if (h->ctl >= 0)
+			write_all(h->ctl, &b, 1);
 	}
+	if (h->ctl >= 0)
+		close(h->ctl);
 	close(h->in);
+	return NULL;
+}
+
+/* The destination VMM of a design where the device reads its records from
+ * the migration connection itself: the VMM gives the sink one frame at a
+ * time ("load the record whose header I have read") and waits until it
+ * is loaded before it looks at the connection again. */
+static void *hand_thread(void *arg)
+{
+	struct hop *h = arg;
+
+	for (size_t off = 0; off < total; off += FRAME) {
+		uint8_t b = 1;
+
+		write_all(h->out, &b, 1);
+		read_all(h->out, &b, 1);
+	}
+	close(h->out);
 	return NULL;
 }
 
@@ -214,33 +247,47 @@ static void pair(int sv[2])
 
 /* One run; MB/s. mode 0: two copying relays, 1: two splicing relays,
  * 2: no relay, the source writing to the sink's socket, 3: the first relay
- * (the source VMM) splices and the second copies. */
+ * (the source VMM) splices and the second copies, 4: a single relay that
+ * splices (one VMM out of the path, the other splicing), 5: no relay, but
+ * the sink waits for a go from a third thread before each frame and acks
+ * it after (a destination VMM handing the device one record at a time). */
 static double run(int mode)
 {
 	int a[2], b[2], c[2];
 	struct hop src, r1, r2, sink;
 	pthread_t t[4];
 	double t0, secs;
-	int n = mode == 2 ? 2 : 4;
+	int n = mode == 2 ? 2 : mode == 4 || mode == 5 ? 3 : 4;
 
 	pair(a);
-	if (mode == 2) {
+	if (mode == 2 || mode == 5) {
 		src = (struct hop){ .in = -1, .out = a[0] };
-		sink = (struct hop){ .in = a[1], .out = -1 };
+		sink = (struct hop){ .in = a[1], .out = -1, .ctl = -1 };
+		if (mode == 5) {
+			pair(b);
+			sink.ctl = b[1];
+			r2 = (struct hop){ .in = -1, .out = b[0] };
+		}
+	} else if (mode == 4) {
+		pair(b);
+		src = (struct hop){ .in = -1, .out = a[0] };
+		r2 = (struct hop){ .in = a[1], .out = b[0], .splice = 1 };
+		sink = (struct hop){ .in = b[1], .out = -1, .ctl = -1 };
 	} else {
 		pair(b);
 		pair(c);
 		src = (struct hop){ .in = -1, .out = a[0] };
 		r1 = (struct hop){ .in = a[1], .out = b[0], .splice = mode != 0 };
 		r2 = (struct hop){ .in = b[1], .out = c[0], .splice = mode == 1 };
-		sink = (struct hop){ .in = c[1], .out = -1 };
+		sink = (struct hop){ .in = c[1], .out = -1, .ctl = -1 };
 	}
 	memset(sums, 0, (total / FRAME) * sizeof(*sums));
 
 	t0 = bench_now_s();
 	if (pthread_create(&t[0], NULL, sink_thread, &sink) ||
-	    (n == 4 && (pthread_create(&t[2], NULL, relay_thread, &r2) ||
-			pthread_create(&t[3], NULL, relay_thread, &r1))) ||
+	    (n >= 3 && pthread_create(&t[2], NULL, mode == 5 ? hand_thread : relay_thread,
+				      &r2)) ||
+	    (n == 4 && pthread_create(&t[3], NULL, relay_thread, &r1)) ||
 	    pthread_create(&t[1], NULL, source_thread, &src))
 		die("pthread_create", EAGAIN);
 	for (int i = 0; i < n; i++)

@@ -740,6 +740,7 @@ static void run_vfmig(const struct opts *o, bool tcp, const char *fill,
 		json_object_object_add(args, "channels",
 				       json_object_new_int((int)channels));
 	double t0 = bench_now_s();
+	bench_perf_ctl("enable");
 	json_object_put(ctl(src_ctl, "migrate", args));
 	for (int k = 0; !rep; k++) {
 		if (k > MIGRATE_TIMEOUT_S * 100)
@@ -755,6 +756,7 @@ static void run_vfmig(const struct opts *o, bool tcp, const char *fill,
 			sleep_ms(10); /* the engine times itself */
 	}
 	m->wall_ms = (bench_now_s() - t0) * 1e3;
+	bench_perf_ctl("disable");
 	m->cpu_src_s = proc_cpu_s(procs[P_SRC_VMM]) - cs0;
 	m->cpu_dst_s = proc_cpu_s(procs[P_DST_VMM]) - cd0;
 	m->cpu_dev_s = proc_cpu_s(procs[P_SRC_DEV]) +
