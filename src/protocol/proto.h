@@ -68,6 +68,11 @@ int vfw_unix_listen_mode(const char *path, int backlog, int type_flags,
  * effort: a refusal leaves the kernel's defaults). */
 void vfw_grow_socket_buffers(int fd);
 
+/* Writes up to n bytes to out, without blocking and without raising
+ * SIGPIPE: splice()d from pipe_rd, or write()n from bounce when that is
+ * not NULL. The count, or -1 with errno (EPIPE for a peer that is gone). */
+ssize_t vfw_put_nosigpipe(int pipe_rd, const void *bounce, int out, size_t n);
+
 /* The effective uid of the process at the other end of the connected UNIX
  * socket fd, from SO_PEERCRED (taken at connect). 0 or -errno. */
 int vfw_peer_uid(int fd, uid_t *uid);

@@ -17,6 +17,11 @@
  * file: whoever may write it may replace the socket with one of their own.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -210,4 +215,39 @@ void vfw_grow_socket_buffers(int fd)
 
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+}
+
+/*
+ * Writing into a socket whose peer is gone raises SIGPIPE, and splice() has
+ * no MSG_NOSIGNAL (write() on a socket neither): block the signal in this
+ * thread around the call and take away one it raised (not one that was
+ * pending already), so that the caller sees EPIPE only, as from a send()
+ * with MSG_NOSIGNAL.
+ */
+ssize_t vfw_put_nosigpipe(int pipe_rd, const void *bounce, int out, size_t n)
+{
+	sigset_t pipe_set, old, pending;
+	bool had;
+	ssize_t r;
+	int e;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigpending(&pending);
+	had = sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	if (bounce)
+		r = write(out, bounce, n);
+	else
+		r = splice(pipe_rd, NULL, out, NULL, n,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	e = errno;
+	if (r < 0 && e == EPIPE && !had) {
+		const struct timespec zero = { 0, 0 };
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return r;
 }

@@ -370,42 +370,6 @@ static int ensure_pipe(struct vmm_dchan *c)
 	return 0;
 }
 
-/*
- * Write n bytes to out: splice() from the pipe, or write() from bounce.
- * Writing into a socket whose peer is gone raises SIGPIPE, and splice() has
- * no MSG_NOSIGNAL (write() on a socket neither): block the signal in this
- * thread around the call and take away one it raised (not one that was
- * pending already), so that the caller sees -EPIPE only, as from every
- * other write here.
- */
-static ssize_t put_out(int pipe_rd, const uint8_t *bounce, int out, size_t n)
-{
-	sigset_t pipe_set, old, pending;
-	bool had;
-	ssize_t r;
-	int e;
-
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	sigpending(&pending);
-	had = sigismember(&pending, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-	if (bounce)
-		r = write(out, bounce, n);
-	else
-		r = splice(pipe_rd, NULL, out, NULL, n,
-			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-	e = errno;
-	if (r < 0 && e == EPIPE && !had) {
-		const struct timespec zero = { 0, 0 };
-		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
-			;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	errno = e;
-	return r;
-}
-
 /* An fd splice() does not take (EINVAL: a file opened O_APPEND, say): go
  * on through a buffer of total bytes, taking over what the pipe holds
  * (bytes done..got). NULL on failure. */
@@ -473,7 +437,7 @@ static int splice_through(vfmig_vmm_dev *dev, int in, int out, size_t total,
 			}
 		}
 		if (got > done) {
-			n = put_out(c->pipe[0], bounce ? bounce + done : NULL,
+			n = vfw_put_nosigpipe(c->pipe[0], bounce ? bounce + done : NULL,
 				    out, got - done);
 			if (n > 0) {
 				done += (size_t)n;
