@@ -23,6 +23,7 @@
 
 #include "engine/channel.h"
 #include "engine/converge.h"
+#include "stream/stream.h"
 #include "protocol/proto.h"
 #include "protocol/tscale.h"
 
@@ -50,6 +51,9 @@ struct vfmig_chan {
 	struct sock_io sio;
 	uint8_t *wbuf;
 	size_t wlen;
+	/* Source socket: the pipe page data from a file goes through
+	 * (sio_write_file), made on first use; -1 until then. */
+	int pipe[2];
 	/* Source: the bandwidth limit stream writes draw from (may be NULL),
 	 * and whether a send waited the whole timeout for the peer. */
 	struct vfmig_pace *pace;
@@ -426,6 +430,103 @@ static void sio_moved(struct vfmig_io *io, bool write, uint64_t n)
 		atomic_fetch_add_explicit(c->shared, n, memory_order_relaxed);
 }
 
+/* The pipe's size: one stream piece at a time goes through it. */
+#define SPLICE_PIPE_BYTES (512u << 10)
+
+static int chan_pipe(struct vfmig_chan *c)
+{
+	if (c->pipe[0] >= 0)
+		return 0;
+	if (pipe2(c->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		c->pipe[0] = c->pipe[1] = -1;
+		return -errno;
+	}
+	/* A smaller pipe (the system's limit is lower) only means more
+	 * rounds. */
+	(void)fcntl(c->pipe[1], F_SETPIPE_SZ, (int)SPLICE_PIPE_BYTES);
+	return 0;
+}
+
+static void chan_pipe_close(struct vfmig_chan *c)
+{
+	if (c->pipe[0] >= 0) {
+		close(c->pipe[0]);
+		close(c->pipe[1]);
+	}
+	c->pipe[0] = c->pipe[1] = -1;
+}
+
+/*
+ * n bytes of the file fd from off, after the write buffer, spliced through
+ * the channel's pipe into the socket: the kernel takes the file's pages by
+ * reference and this thread copies nothing. Each wait for the socket lasts
+ * at most the timeout, as for sio_write(). -ENOTSUP, with nothing written,
+ * when fd or the pipe cannot splice; on any other error the pipe goes
+ * (what it held is lost with the stream, which the error breaks).
+ */
+static int sio_write_file(struct vfmig_io *io, int fd, uint64_t off, size_t n)
+{
+	struct vfmig_chan *c = ((struct sock_io *)io)->c;
+	loff_t at = (loff_t)off;
+	size_t left = n, held = 0;
+	int r;
+
+	if (!c->source)
+		return -EBADF;
+	if (chan_pipe(c) < 0)
+		return -ENOTSUP;
+	if (c->wlen) {
+		r = chan_flush_buf(c);
+		if (r < 0)
+			return r;
+	}
+	vfmig_pace_take(c->pace, n);
+	while (left || held) {
+		if (left && held < SPLICE_PIPE_BYTES) {
+			size_t want = SPLICE_PIPE_BYTES - held;
+			ssize_t in = splice(fd, &at, c->pipe[1], NULL, left < want ? left : want,
+					    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+			if (in > 0) {
+				left -= (size_t)in;
+				held += (size_t)in;
+			} else if (in == 0) {
+				r = -EIO; /* the file ends before the pages do */
+				goto broken;
+			} else if (errno == EINVAL && left == n && !held) {
+				return -ENOTSUP; /* not a file splice() reads */
+			} else if (errno != EINTR && errno != EAGAIN) {
+				r = -errno;
+				goto broken;
+			}
+		}
+		if (!held)
+			continue;
+		ssize_t w = vfw_put_nosigpipe(c->pipe[0], NULL, c->fd, held);
+
+		if (w > 0) {
+			held -= (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno != EAGAIN) {
+			r = -errno;
+			goto broken;
+		}
+		r = wait_fd(c->fd, POLLOUT, c->timeout_ms);
+		if (r < 0) {
+			if (r == -ETIMEDOUT)
+				c->stalled = true;
+			goto broken;
+		}
+	}
+	return 0;
+broken:
+	chan_pipe_close(c);
+	return r;
+}
+
 static const struct vfmig_io_ops sio_ops = {
 	.version = VFMIG_IO_OPS_VERSION,
 	.write = sio_write,
@@ -434,6 +535,7 @@ static const struct vfmig_io_ops sio_ops = {
 	.close = sio_close,
 	.fd = sio_fd,
 	.moved = sio_moved,
+	.write_file = sio_write_file,
 };
 
 static int chan_new_socket(int fd, bool source, enum vfmig_chan_kind kind,
@@ -449,6 +551,7 @@ static int chan_new_socket(int fd, bool source, enum vfmig_chan_kind kind,
 	c->kind = kind;
 	c->source = source;
 	c->fd = fd;
+	c->pipe[0] = c->pipe[1] = -1;
 	c->timeout_ms = vfw_scaled_ms(DEFAULT_TIMEOUT_MS);
 	c->sio.io.ops = &sio_ops;
 	c->sio.c = c;
@@ -924,6 +1027,19 @@ void vfmig_chan_share_progress(struct vfmig_chan *c, _Atomic uint64_t *shared)
 	c->shared = shared;
 }
 
+/* Over TCP the sending thread is what limits a migration, and the checksum
+ * thread takes a pass off it. Over UNIX that thread loses (the send copy
+ * would read the pages from memory instead of the cache; with splicing,
+ * too, it measured slower), and splicing takes the send copy away; over TCP
+ * splicing measured no better than the copy. */
+void vfmig_chan_tune_writer(const struct vfmig_chan *c, struct vfmig_stream_writer *w)
+{
+	if (c->kind == VFMIG_CHAN_TCP)
+		(void)vfmig_stream_writer_sum_aside(w); /* else: one thread, as before */
+	else if (c->kind == VFMIG_CHAN_UNIX)
+		vfmig_stream_writer_pages_from_file(w, true);
+}
+
 void vfmig_chan_set_pace(struct vfmig_chan *c, struct vfmig_pace *p)
 {
 	c->pace = p;
@@ -963,6 +1079,7 @@ int vfmig_chan_close(struct vfmig_chan *c)
 	sticky = vfmig_io_error(c->io);
 	if (close(c->fd) < 0 && !r)
 		r = -errno;
+	chan_pipe_close(c);
 	free(c->wbuf);
 	free(c);
 	return sticky ? sticky : r;

@@ -144,6 +144,17 @@ int vfmig_chan_adopt_fd(int fd, bool source, enum vfmig_chan_kind kind,
 struct vfmig_io *vfmig_chan_io(struct vfmig_chan *c);
 
 enum vfmig_chan_kind vfmig_chan_kind(const struct vfmig_chan *c);
+
+struct vfmig_stream_writer;
+
+/*
+ * Sets up w, a stream writer on c, for how RAM pages move fastest on c's
+ * kind (docs/benchmarks.md): over TCP, the page checksums on a thread of
+ * the writer's own while the calling thread sends; over UNIX, page data
+ * spliced from the guest's memfd; a file as it is. The bytes of the stream
+ * are the same either way.
+ */
+void vfmig_chan_tune_writer(const struct vfmig_chan *c, struct vfmig_stream_writer *w);
 bool vfmig_chan_has_return_path(const struct vfmig_chan *c);
 
 /* Timeout for each wait of socket I/O, in ms; negative: none. Default 30000. */

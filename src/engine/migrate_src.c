@@ -92,14 +92,7 @@ static int src_open_stream(struct run *run, const char *uri)
 	if (r < 0)
 		return mig_fail(run, r, "setup", "stream header: %s",
 				strerror(-r));
-	/* Over TCP, the RAM pages' checksums on a second CPU while this
-	 * thread sends them: this thread is what limits a TCP migration.
-	 * Over UNIX the send copy would then read the pages from memory
-	 * instead of the cache, and that loses more than the second CPU
-	 * gains (docs/benchmarks.md, "RAM page checksums on a thread of
-	 * their own"). Without the thread, they are taken here as before. */
-	if (vfmig_chan_kind(run->chan) == VFMIG_CHAN_TCP)
-		(void)vfmig_stream_writer_sum_aside(run->w);
+	vfmig_chan_tune_writer(run->chan, run->w);
 	/* Devices on data channel version 2 seal their data for the
 	 * stream's checksum, so it moves without passing through here. */
 	run->seal = vfmig_stream_writer_can_move(run->w);

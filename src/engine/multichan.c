@@ -221,8 +221,8 @@ int vfmig_mchan_src_connect(struct vfmig_mchan *g, const char *uri,
 		};
 		r = vfmig_stream_writer_open_csum(&c->w, vfmig_chan_io(c->chan),
 						  csum);
-		if (r == 0 && vfmig_chan_kind(c->chan) == VFMIG_CHAN_TCP)
-			(void)vfmig_stream_writer_sum_aside(c->w); /* as in migrate_src.c */
+		if (r == 0)
+			vfmig_chan_tune_writer(c->chan, c->w);
 		if (r == 0)
 			r = vfmig_stream_write_info(c->w, info, 4);
 		if (r == 0)

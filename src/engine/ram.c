@@ -268,6 +268,8 @@ static int flush(struct batch *b)
 		.page_size = b->r->page_size,
 		.nruns = b->nruns,
 		.runs = b->runs,
+		.in_file = b->r->fd >= 0,
+		.file_fd = b->r->fd,
 	};
 	int rc;
 

@@ -91,6 +91,25 @@ int vfmig_io_raw_fd(struct vfmig_io *io)
 	return io->ops->fd(io);
 }
 
+int vfmig_io_write_file(struct vfmig_io *io, int fd, uint64_t off, size_t n)
+{
+	int rc;
+
+	if (io->error)
+		return io->error;
+	if (!io->ops->write_file)
+		return -ENOTSUP;
+	rc = io->ops->write_file(io, fd, off, n);
+	if (rc == -ENOTSUP)
+		return rc;
+	if (rc < 0) {
+		io->error = rc;
+		return rc;
+	}
+	io->bytes_written += n;
+	return 0;
+}
+
 void vfmig_io_moved(struct vfmig_io *io, bool write, uint64_t n)
 {
 	if (io->ops->moved)

@@ -44,6 +44,11 @@ struct vfmig_io_ops {
 	/* n bytes were moved on that fd (written when write): for what io
 	 * does per byte besides counting (pacing, progress). Optional. */
 	void (*moved)(struct vfmig_io *io, bool write, uint64_t n);
+	/* Write n bytes of the file fd from offset off, after what io
+	 * buffers, without reading them into memory (splice). 0, a negative
+	 * errno, or -ENOTSUP when io does not take this (nothing written
+	 * then). Optional (NULL: -ENOTSUP). */
+	int (*write_file)(struct vfmig_io *io, int fd, uint64_t off, size_t n);
 };
 
 struct vfmig_io {
@@ -86,6 +91,14 @@ int vfmig_io_error(const struct vfmig_io *io);
  * so that the counters stay right.
  */
 int vfmig_io_raw_fd(struct vfmig_io *io);
+
+/*
+ * Writes n bytes of the file fd from offset off, as vfmig_io_write() would
+ * write them from memory, where io can move them without reading them
+ * (write_file). Returns 0, the sticky error, or -ENOTSUP (nothing written,
+ * no sticky error: write the bytes from memory instead).
+ */
+int vfmig_io_write_file(struct vfmig_io *io, int fd, uint64_t off, size_t n);
 
 /* Counts n bytes written (write) or read (!write) on the raw fd. */
 void vfmig_io_moved(struct vfmig_io *io, bool write, uint64_t n);

@@ -152,6 +152,11 @@ struct vfmig_stream_ram_pages {
 	uint32_t page_size;      /* power of two, 512 .. 1 GiB */
 	uint32_t nruns;
 	const struct vfmig_stream_ram_run *runs;
+	/* in_file: every run's data is also at file offset addr of file_fd
+	 * (the block's memfd), for a writer that sends page data from the
+	 * file (vfmig_stream_writer_pages_from_file()). */
+	bool in_file;
+	int file_fd;
 };
 
 /* ---- decoded records (views into the reader's current record) ---- */
@@ -336,6 +341,16 @@ int vfmig_stream_write_ram_pages(struct vfmig_stream_writer *w,
  * then sums on the calling thread as before).
  */
 int vfmig_stream_writer_sum_aside(struct vfmig_stream_writer *w);
+/*
+ * RAM_PAGES_LIVE page data sent from the block's file (rp->in_file) with
+ * vfmig_io_write_file(), so the sending thread never copies it: the kernel
+ * takes the pages by reference. The page checksums are still taken from
+ * memory right before each piece goes out; a page the guest writes while
+ * its bytes wait in the socket arrives torn and goes again, as it would
+ * from memory. Where io cannot (-ENOTSUP), the writer goes back to
+ * writing from memory for good. The bytes of the stream do not change.
+ */
+void vfmig_stream_writer_pages_from_file(struct vfmig_stream_writer *w, bool on);
 /* A vCPU's state (from 1.2 on; after SWITCHOVER), encoded through desc.
  * Also -EINVAL for vcpu >= VFMIG_STREAM_MAX_VCPUS, before SWITCHOVER, or
  * in a stream of a minor that has no VCPU_STATE (1.0, 1.1). */

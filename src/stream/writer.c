@@ -42,6 +42,7 @@ struct vfmig_stream_writer {
 	uint32_t *sums;          /* RAM_PAGES_LIVE: page checksums, big-endian */
 	size_t sums_cap;         /* entries */
 	struct page_sums *aside; /* NULL: the writer's thread sums the pages */
+	bool from_file;          /* RAM_PAGES_LIVE data with vfmig_io_write_file() */
 	int error;          /* sticky I/O error */
 	char err[256];
 };
@@ -374,6 +375,21 @@ int vfmig_stream_write_type_state(struct vfmig_stream_writer *w, uint16_t dev,
 	return write_fields_record(w, VFMIG_REC_TYPE_STATE, dev, desc, obj);
 }
 
+/* One piece of page data: from the file (*fd, at offset at) where that
+ * works, else from memory (b), and from then on from memory (*fd = -1). */
+static void put_piece(struct vfmig_stream_writer *w, const uint8_t *b, size_t n, int *fd,
+		      uint64_t at)
+{
+	int rc = *fd >= 0 ? vfmig_io_write_file(w->io, *fd, at, n) : -ENOTSUP;
+
+	if (rc != -ENOTSUP)
+		return;
+	if (*fd >= 0)
+		w->from_file = false; /* io cannot: from memory from now on */
+	*fd = -1;
+	vfmig_io_write(w->io, b, n);
+}
+
 /*
  * Writes one run's page data straight from where it is, a piece at a time:
  * each page's own checksum is taken right before its piece goes out (in the
@@ -381,7 +397,7 @@ int vfmig_stream_write_type_state(struct vfmig_stream_writer *w, uint16_t dev,
  * sums. The record checksum does not cover page data in RAM_PAGES_LIVE.
  */
 static void write_live_pages(struct vfmig_stream_writer *w, const uint8_t *b, uint64_t len,
-			     uint32_t ps, uint32_t *sums)
+			     uint32_t ps, uint32_t *sums, int fd, uint64_t at)
 {
 	uint64_t done = 0;
 	size_t n, k = 0;
@@ -400,10 +416,15 @@ static void write_live_pages(struct vfmig_stream_writer *w, const uint8_t *b, ui
 			if ((done + n) % ps == 0)
 				sums[k++] = htobe32(vfmig__csum_end(&w->page));
 		}
-		vfmig_io_write(w->io, b, n);
+		put_piece(w, b, n, &fd, at + done);
 		b += n;
 		done += n;
 	}
+}
+
+void vfmig_stream_writer_pages_from_file(struct vfmig_stream_writer *w, bool on)
+{
+	w->from_file = on;
 }
 
 /* Every data page's checksum of rp, in order, into sums. */
@@ -501,7 +522,8 @@ static void aside_free(struct page_sums *s)
 
 /* A run's page data as it is, a piece at a time, for a record whose
  * checksums the aside thread takes. */
-static void write_pages(struct vfmig_stream_writer *w, const uint8_t *b, uint64_t len)
+static void write_pages(struct vfmig_stream_writer *w, const uint8_t *b, uint64_t len, int fd,
+			uint64_t at)
 {
 	uint64_t done = 0;
 
@@ -509,7 +531,7 @@ static void write_pages(struct vfmig_stream_writer *w, const uint8_t *b, uint64_
 		size_t n = len - done < VFMIG__STREAM_PIECE ? (size_t)(len - done)
 							    : VFMIG__STREAM_PIECE;
 
-		vfmig_io_write(w->io, b + done, n);
+		put_piece(w, b + done, n, &fd, at + done);
 		done += n;
 	}
 }
@@ -522,7 +544,7 @@ static int write_ram_live(struct vfmig_stream_writer *w, const struct vfmig_stre
 	uint8_t hdr[VFMIG_STREAM_RECORD_HEADER_SIZE], run[13], tail[4];
 	struct vfmig__buf b = { 0 };
 	uint64_t k = 0;
-	int rc;
+	int rc, fd;
 
 	if (w->error)
 		return w->error;
@@ -569,10 +591,12 @@ static int write_ram_live(struct vfmig_stream_writer *w, const struct vfmig_stre
 		write_hashed(w, run, sizeof(run));
 		if (r->zero)
 			continue;
+		fd = w->from_file && rp->in_file ? rp->file_fd : -1;
 		if (w->aside)
-			write_pages(w, r->data, bytes);
+			write_pages(w, r->data, bytes, fd, r->addr);
 		else
-			write_live_pages(w, r->data, bytes, rp->page_size, w->sums + k);
+			write_live_pages(w, r->data, bytes, rp->page_size, w->sums + k, fd,
+					 r->addr);
 		k += r->npages;
 	}
 	if (w->aside && data_pages)

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,6 +32,7 @@
 #include <zlib.h>
 
 #include "engine/channel.h"
+#include "stream/stream.h"
 
 static char tmpdir[64];
 
@@ -319,6 +322,256 @@ static void test_tcp_full_socket(void **state)
 {
 	(void)state;
 	full_socket("tcp:127.0.0.1:0");
+}
+
+/* ---- page data spliced from a file (vfmig_io_write_file) ---- */
+
+/* A memfd of len bytes holding pattern(i) at offset i. */
+static int pattern_file(size_t len)
+{
+	int fd = memfd_create("chan-test", MFD_CLOEXEC);
+	uint8_t *buf = malloc(1u << 16);
+
+	assert_true(fd >= 0);
+	assert_non_null(buf);
+	for (size_t off = 0; off < len; off += 1u << 16) {
+		size_t n = len - off < (1u << 16) ? len - off : (1u << 16);
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pattern(off + i);
+		assert_int_equal(pwrite(fd, buf, n, (off_t)off), (ssize_t)n);
+	}
+	free(buf);
+	return fd;
+}
+
+struct file_writer_arg {
+	struct vfmig_chan *c;
+	int fd;
+	size_t len;
+	int r;
+};
+
+/* The pattern again, but most of it spliced from the file: small writes
+ * that stay in the write buffer, pieces above the channel's 512 KiB pipe,
+ * and 3-byte pieces, in turn, so each splice follows buffered bytes. */
+static void *file_writer(void *p)
+{
+	static const size_t sizes[] = { 100, 700001, 3 };
+	struct file_writer_arg *a = p;
+	struct vfmig_io *io = vfmig_chan_io(a->c);
+	uint8_t buf[100];
+	size_t off = 0, k = 0;
+
+	while (off < a->len && a->r == 0) {
+		size_t want = sizes[k % 3];
+		size_t n = a->len - off < want ? a->len - off : want;
+
+		if (k++ % 3 == 0) {
+			for (size_t i = 0; i < n; i++)
+				buf[i] = pattern(off + i);
+			a->r = vfmig_io_write(io, buf, n);
+		} else {
+			a->r = vfmig_io_write_file(io, a->fd, off, n);
+		}
+		off += n;
+	}
+	if (a->r == 0)
+		a->r = vfmig_io_flush(io);
+	return NULL;
+}
+
+/* More than the sockets hold, with the reader away at first: every byte
+ * arrives once and in order, and counts as written. */
+static void write_file_pattern(const char *uri)
+{
+	struct pair p;
+	struct file_writer_arg w = { .len = 24u << 20 };
+	pthread_t t;
+
+	w.fd = pattern_file(w.len);
+	open_pair(uri, &p);
+	w.c = p.src;
+	assert_int_equal(pthread_create(&t, NULL, file_writer, &w), 0);
+	usleep(200 * 1000);
+	read_pattern(p.dst, w.len);
+	pthread_join(t, NULL);
+	assert_int_equal(w.r, 0);
+	assert_true(vfmig_chan_io(p.src)->bytes_written == w.len);
+	assert_int_equal(vfmig_chan_close(p.src), 0);
+	assert_int_equal(vfmig_chan_close(p.dst), 0);
+	close(w.fd);
+}
+
+static void test_unix_write_file(void **state)
+{
+	char uri[160];
+	(void)state;
+	snprintf(uri, sizeof(uri), "unix:%s", tmp_path("file.sock"));
+	write_file_pattern(uri);
+}
+
+static void test_tcp_write_file(void **state)
+{
+	(void)state;
+	write_file_pattern("tcp:127.0.0.1:0");
+}
+
+/* What splice() cannot read is -ENOTSUP with nothing written and no
+ * sticky error; a reader that has gone is -EPIPE (or -ECONNRESET) and no
+ * SIGPIPE (main() leaves it deadly); a reader that reads nothing is
+ * -ETIMEDOUT after the timeout, a stall. */
+static void test_write_file_refusals(void **state)
+{
+	struct pair p;
+	char uri[160];
+	uint8_t b[4];
+	int fd = pattern_file(16u << 20), efd = eventfd(0, EFD_CLOEXEC), r;
+	(void)state;
+
+	assert_true(efd >= 0);
+	snprintf(uri, sizeof(uri), "unix:%s", tmp_path("refuse.sock"));
+	open_pair(uri, &p);
+	struct vfmig_io *io = vfmig_chan_io(p.src);
+	assert_int_equal(vfmig_io_write_file(io, efd, 0, 8), -ENOTSUP);
+	assert_int_equal(vfmig_io_error(io), 0);
+	assert_int_equal(vfmig_io_write_file(io, fd, 1, 3), 0);
+	assert_int_equal(vfmig_io_flush(io), 0);
+	assert_int_equal(vfmig_io_read(vfmig_chan_io(p.dst), b, 3), 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(b[i], pattern((size_t)i + 1));
+	/* Past the file's end: nothing to splice is an error, not a hang. */
+	assert_int_equal(vfmig_io_write_file(io, fd, 16u << 20, 4), -EIO);
+	assert_int_equal(vfmig_chan_close(p.src), -EIO);
+	assert_int_equal(vfmig_chan_close(p.dst), 0);
+
+	open_pair(uri, &p);
+	io = vfmig_chan_io(p.src);
+	assert_int_equal(vfmig_chan_close(p.dst), 0);
+	r = vfmig_io_write_file(io, fd, 0, 16u << 20);
+	assert_true(r == -EPIPE || r == -ECONNRESET);
+	assert_int_equal(vfmig_io_error(io), r);
+	assert_int_equal(vfmig_chan_close(p.src), r);
+
+	open_pair(uri, &p);
+	io = vfmig_chan_io(p.src);
+	vfmig_chan_set_timeout(p.src, 200);
+	assert_int_equal(vfmig_io_write_file(io, fd, 0, 16u << 20), -ETIMEDOUT);
+	assert_true(vfmig_chan_stalled(p.src));
+	assert_int_equal(vfmig_chan_close(p.src), -ETIMEDOUT);
+	assert_int_equal(vfmig_chan_close(p.dst), 0);
+	close(efd);
+	close(fd);
+}
+
+struct drain_arg {
+	struct vfmig_chan *c;
+	uint8_t *buf;
+	size_t cap, len;
+};
+
+/* Everything the channel carries until the source closes. */
+static void *drain(void *p)
+{
+	struct drain_arg *a = p;
+	ssize_t n;
+
+	while ((n = vfmig_io_read(vfmig_chan_io(a->c), a->buf + a->len, a->cap - a->len)) > 0)
+		a->len += (size_t)n;
+	return NULL;
+}
+
+#define FPS 4096u
+#define FPAGES 300u
+
+/* A 1.3 stream of two RAM_PAGES_LIVE records from the pages of a memfd
+ * (data runs, a zero run, a run above one stream piece). */
+static void file_stream(struct vfmig_io *io, int fd, const uint8_t *map, bool from_file,
+			bool aside)
+{
+	const struct vfmig_stream_ram_run runs1[] = {
+		{ 0, 10, false, map },
+		{ 10 * FPS, 3, true, NULL },
+		{ 13 * FPS, 150, false, map + 13 * FPS },
+	};
+	const struct vfmig_stream_ram_run runs2[] = {
+		{ 171 * FPS, 129, false, map + 171 * FPS },
+	};
+	const struct vfmig_stream_ram_pages rp[] = {
+		{ "ram", FPS, 3, runs1, true, fd },
+		{ "ram", FPS, 1, runs2, true, fd },
+	};
+	struct vfmig_stream_writer *w;
+
+	assert_int_equal(vfmig_stream_writer_open_minor(&w, io, VFMIG_STREAM_CSUM_XXH3, 3), 0);
+	vfmig_stream_writer_pages_from_file(w, from_file);
+	if (aside)
+		assert_int_equal(vfmig_stream_writer_sum_aside(w), 0);
+	assert_int_equal(vfmig_stream_write_device_list(w, NULL, 0), 0);
+	for (size_t i = 0; i < 2; i++)
+		assert_int_equal(vfmig_stream_write_ram_pages(w, &rp[i]), 0);
+	assert_int_equal(vfmig_stream_writer_end(w), 0);
+	vfmig_stream_writer_free(w);
+	assert_int_equal(vfmig_io_flush(io), 0);
+}
+
+/* RAM pages spliced from their memfd over a real socket are the very bytes
+ * a writer sends from memory, with and without the checksum thread; a
+ * writer whose io cannot splice (memory) falls back and writes them too. */
+static void test_pages_from_file(void **state)
+{
+	struct vfmig_io *mem;
+	const uint8_t *ref;
+	size_t ref_len;
+	char uri[160];
+	int fd = memfd_create("chan-pages", MFD_CLOEXEC);
+	uint8_t *map;
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	(void)state;
+
+	/* Random bytes: pattern() repeats every 512 KiB, a stream piece. */
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)FPAGES * FPS), 0);
+	map = mmap(NULL, (size_t)FPAGES * FPS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(map != MAP_FAILED);
+	for (size_t i = 0; i < (size_t)FPAGES * FPS; i += 8) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		memcpy(map + i, &x, 8);
+	}
+	assert_int_equal(vfmig_io_mem_writer(&mem), 0);
+	file_stream(mem, fd, map, false, false);
+	ref = vfmig_io_mem_data(mem, &ref_len);
+	assert_true(ref_len > 289u * FPS); /* every data page is in it */
+	snprintf(uri, sizeof(uri), "unix:%s", tmp_path("pages.sock"));
+	for (int aside = 0; aside < 3; aside++) {
+		struct vfmig_io *m2 = NULL;
+		struct drain_arg d = { .cap = ref_len + 1 };
+		struct pair p;
+		pthread_t t;
+
+		d.buf = malloc(d.cap);
+		assert_non_null(d.buf);
+		if (aside == 2) { /* no splice here: from memory */
+			assert_int_equal(vfmig_io_mem_writer(&m2), 0);
+			file_stream(m2, fd, map, true, false);
+			const uint8_t *b = vfmig_io_mem_data(m2, &d.len);
+			memcpy(d.buf, b, d.len < d.cap ? d.len : d.cap);
+			vfmig_io_close(m2);
+		} else {
+			open_pair(uri, &p);
+			d.c = p.dst;
+			assert_int_equal(pthread_create(&t, NULL, drain, &d), 0);
+			file_stream(vfmig_chan_io(p.src), fd, map, true, aside == 1);
+			assert_int_equal(vfmig_chan_close(p.src), 0);
+			pthread_join(t, NULL);
+			assert_int_equal(vfmig_chan_close(p.dst), 0);
+		}
+		assert_int_equal(d.len, ref_len);
+		assert_memory_equal(d.buf, ref, ref_len);
+		free(d.buf);
+	}
+	vfmig_io_close(mem);
+	munmap(map, (size_t)FPAGES * FPS);
+	close(fd);
 }
 
 static void test_return_path_timeout(void **state)
@@ -983,6 +1236,10 @@ int main(void)
 		cmocka_unit_test(test_tcp_both_ways),
 		cmocka_unit_test(test_unix_full_socket),
 		cmocka_unit_test(test_tcp_full_socket),
+		cmocka_unit_test(test_unix_write_file),
+		cmocka_unit_test(test_tcp_write_file),
+		cmocka_unit_test(test_write_file_refusals),
+		cmocka_unit_test(test_pages_from_file),
 		cmocka_unit_test(test_return_path_timeout),
 		cmocka_unit_test(test_return_path_corrupt),
 		cmocka_unit_test(test_return_path_trickle_unix),
