@@ -48,6 +48,15 @@ static const char *tmp_path(const char *name)
 	return p;
 }
 
+/* "unix:" and a socket path in the test's directory. */
+static const char *unix_uri(const char *name)
+{
+	static char uri[160];
+
+	snprintf(uri, sizeof(uri), "unix:%s", tmp_path(name));
+	return uri;
+}
+
 /* ---- URI parsing ---- */
 
 static void test_uri_good(void **state)
@@ -162,6 +171,7 @@ static void open_pair(const char *listen_uri, struct pair *p)
 struct writer_arg {
 	struct vfmig_chan *c;
 	size_t len;
+	int fd; /* file_writer(): the file it splices from */
 	int r;
 };
 
@@ -277,10 +287,8 @@ static void both_ways(const char *uri)
 
 static void test_unix_both_ways(void **state)
 {
-	char uri[160];
 	(void)state;
-	snprintf(uri, sizeof(uri), "unix:%s", tmp_path("both.sock"));
-	both_ways(uri);
+	both_ways(unix_uri("both.sock"));
 }
 
 static void test_tcp_both_ways(void **state)
@@ -293,29 +301,33 @@ static void test_tcp_both_ways(void **state)
  * first: the source's sends fill the socket and then go out in whatever
  * pieces the kernel takes, cutting the write buffer's bytes and the large
  * writes after them anywhere; every byte still arrives once, in order. */
-static void full_socket(const char *uri)
+static void full_socket_by(const char *uri, void *(*writer)(void *), size_t len, int fd)
 {
 	struct pair p;
-	struct writer_arg w = { .len = 40u << 20 };
+	struct writer_arg w = { .len = len, .fd = fd };
 	pthread_t t;
 
 	open_pair(uri, &p);
 	w.c = p.src;
-	assert_int_equal(pthread_create(&t, NULL, stream_writer, &w), 0);
+	assert_int_equal(pthread_create(&t, NULL, writer, &w), 0);
 	usleep(200 * 1000);
 	read_pattern(p.dst, w.len);
 	pthread_join(t, NULL);
 	assert_int_equal(w.r, 0);
+	assert_true(vfmig_chan_io(p.src)->bytes_written == w.len);
 	assert_int_equal(vfmig_chan_close(p.src), 0);
 	assert_int_equal(vfmig_chan_close(p.dst), 0);
 }
 
+static void full_socket(const char *uri)
+{
+	full_socket_by(uri, stream_writer, 40u << 20, -1);
+}
+
 static void test_unix_full_socket(void **state)
 {
-	char uri[160];
 	(void)state;
-	snprintf(uri, sizeof(uri), "unix:%s", tmp_path("full.sock"));
-	full_socket(uri);
+	full_socket(unix_uri("full.sock"));
 }
 
 static void test_tcp_full_socket(void **state)
@@ -344,20 +356,13 @@ static int pattern_file(size_t len)
 	return fd;
 }
 
-struct file_writer_arg {
-	struct vfmig_chan *c;
-	int fd;
-	size_t len;
-	int r;
-};
-
 /* The pattern again, but most of it spliced from the file: small writes
  * that stay in the write buffer, pieces above the channel's 512 KiB pipe,
  * and 3-byte pieces, in turn, so each splice follows buffered bytes. */
 static void *file_writer(void *p)
 {
 	static const size_t sizes[] = { 100, 700001, 3 };
-	struct file_writer_arg *a = p;
+	struct writer_arg *a = p;
 	struct vfmig_io *io = vfmig_chan_io(a->c);
 	uint8_t buf[100];
 	size_t off = 0, k = 0;
@@ -380,40 +385,21 @@ static void *file_writer(void *p)
 	return NULL;
 }
 
-/* More than the sockets hold, with the reader away at first: every byte
- * arrives once and in order, and counts as written. */
+/* As full_socket(), with most of the bytes spliced from a file. */
 static void write_file_pattern(const char *uri)
 {
-	struct pair p;
-	struct file_writer_arg w = { .len = 24u << 20 };
-	pthread_t t;
+	int fd = pattern_file(24u << 20);
 
-	w.fd = pattern_file(w.len);
-	open_pair(uri, &p);
-	w.c = p.src;
-	assert_int_equal(pthread_create(&t, NULL, file_writer, &w), 0);
-	usleep(200 * 1000);
-	read_pattern(p.dst, w.len);
-	pthread_join(t, NULL);
-	assert_int_equal(w.r, 0);
-	assert_true(vfmig_chan_io(p.src)->bytes_written == w.len);
-	assert_int_equal(vfmig_chan_close(p.src), 0);
-	assert_int_equal(vfmig_chan_close(p.dst), 0);
-	close(w.fd);
+	full_socket_by(uri, file_writer, 24u << 20, fd);
+	close(fd);
 }
 
-static void test_unix_write_file(void **state)
+/* State: a tcp: URI, or the name of a UNIX socket to make. */
+static void test_write_file(void **state)
 {
-	char uri[160];
-	(void)state;
-	snprintf(uri, sizeof(uri), "unix:%s", tmp_path("file.sock"));
-	write_file_pattern(uri);
-}
+	const char *where = *state;
 
-static void test_tcp_write_file(void **state)
-{
-	(void)state;
-	write_file_pattern("tcp:127.0.0.1:0");
+	write_file_pattern(strncmp(where, "tcp:", 4) ? unix_uri(where) : where);
 }
 
 /* What splice() cannot read is -ENOTSUP with nothing written and no
@@ -1236,8 +1222,8 @@ int main(void)
 		cmocka_unit_test(test_tcp_both_ways),
 		cmocka_unit_test(test_unix_full_socket),
 		cmocka_unit_test(test_tcp_full_socket),
-		cmocka_unit_test(test_unix_write_file),
-		cmocka_unit_test(test_tcp_write_file),
+		cmocka_unit_test_prestate(test_write_file, "file.sock"),
+		cmocka_unit_test_prestate(test_write_file, "tcp:127.0.0.1:0"),
 		cmocka_unit_test(test_write_file_refusals),
 		cmocka_unit_test(test_pages_from_file),
 		cmocka_unit_test(test_return_path_timeout),
