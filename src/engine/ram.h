@@ -85,7 +85,9 @@ void vfmig_ram_fini(struct vfmig_ram *r);
 /*
  * The file mapped at host from its offset 0 (shared, so writes through
  * host are in the file), or -1 for none; not owned. The file's offset may
- * be moved (lseek) by the functions below.
+ * be moved (lseek) by the functions below. Sending names it in each record
+ * (in_file), so a writer that splices (vfmig_chan_tune_writer, over UNIX)
+ * reads page data from the file at the page's address.
  */
 void vfmig_ram_set_fd(struct vfmig_ram *r, int fd);
 
