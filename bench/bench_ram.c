@@ -740,6 +740,7 @@ static void run_vfmig(const struct opts *o, bool tcp, const char *fill,
 		json_object_object_add(args, "channels",
 				       json_object_new_int((int)channels));
 	double t0 = bench_now_s();
+	bool perf_off = false;
 	bench_perf_ctl("enable");
 	json_object_put(ctl(src_ctl, "migrate", args));
 	for (int k = 0; !rep; k++) {
@@ -748,15 +749,20 @@ static void run_vfmig(const struct opts *o, bool tcp, const char *fill,
 			    MIGRATE_TIMEOUT_S);
 		q = ctl(src_ctl, "query-migrate", NULL);
 		struct json_object *r;
-		if (finished(get_str(q, "status")) &&
-		    json_object_object_get_ex(q, "report", &r))
+		bool done = finished(get_str(q, "status"));
+		/* The profile ends with the migration, before the report
+		 * waits for the destination's verify of all RAM. */
+		if (done && !perf_off) {
+			bench_perf_ctl("disable");
+			perf_off = true;
+		}
+		if (done && json_object_object_get_ex(q, "report", &r))
 			rep = json_object_get(r);
 		json_object_put(q);
 		if (!rep)
 			sleep_ms(10); /* the engine times itself */
 	}
 	m->wall_ms = (bench_now_s() - t0) * 1e3;
-	bench_perf_ctl("disable");
 	m->cpu_src_s = proc_cpu_s(procs[P_SRC_VMM]) - cs0;
 	m->cpu_dst_s = proc_cpu_s(procs[P_DST_VMM]) - cd0;
 	m->cpu_dev_s = proc_cpu_s(procs[P_SRC_DEV]) +
