@@ -750,8 +750,9 @@ static void run_vfmig(const struct opts *o, bool tcp, const char *fill,
 		q = ctl(src_ctl, "query-migrate", NULL);
 		struct json_object *r;
 		bool done = finished(get_str(q, "status"));
-		/* The profile ends with the migration, before the report
-		 * waits for the destination's verify of all RAM. */
+		/* The profile ends at the first finished status. The
+		 * destination's verify after the resume is still inside:
+		 * the status stays "switchover" until its verdict. */
 		if (done && !perf_off) {
 			bench_perf_ctl("disable");
 			perf_off = true;

@@ -155,6 +155,7 @@ struct vfmig_stream_writer;
  * are the same either way.
  */
 void vfmig_chan_tune_writer(const struct vfmig_chan *c, struct vfmig_stream_writer *w);
+
 bool vfmig_chan_has_return_path(const struct vfmig_chan *c);
 
 /* Timeout for each wait of socket I/O, in ms; negative: none. Default 30000. */

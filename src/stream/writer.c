@@ -375,18 +375,16 @@ int vfmig_stream_write_type_state(struct vfmig_stream_writer *w, uint16_t dev,
 	return write_fields_record(w, VFMIG_REC_TYPE_STATE, dev, desc, obj);
 }
 
-/* One piece of page data: from the file (*fd, at offset at) where that
- * works, else from memory (b), and from then on from memory (*fd = -1). */
-static void put_piece(struct vfmig_stream_writer *w, const uint8_t *b, size_t n, int *fd,
+/* One piece of page data: from the file (fd, at offset at; -1: none) while
+ * the writer sends from files and io takes it, else from memory (b). */
+static void put_piece(struct vfmig_stream_writer *w, const uint8_t *b, size_t n, int fd,
 		      uint64_t at)
 {
-	int rc = *fd >= 0 ? vfmig_io_write_file(w->io, *fd, at, n) : -ENOTSUP;
-
-	if (rc != -ENOTSUP)
-		return;
-	if (*fd >= 0)
+	if (fd >= 0 && w->from_file) {
+		if (vfmig_io_write_file(w->io, fd, at, n) != -ENOTSUP)
+			return;
 		w->from_file = false; /* io cannot: from memory from now on */
-	*fd = -1;
+	}
 	vfmig_io_write(w->io, b, n);
 }
 
@@ -416,7 +414,7 @@ static void write_live_pages(struct vfmig_stream_writer *w, const uint8_t *b, ui
 			if ((done + n) % ps == 0)
 				sums[k++] = htobe32(vfmig__csum_end(&w->page));
 		}
-		put_piece(w, b, n, &fd, at + done);
+		put_piece(w, b, n, fd, at + done);
 		b += n;
 		done += n;
 	}
@@ -531,7 +529,7 @@ static void write_pages(struct vfmig_stream_writer *w, const uint8_t *b, uint64_
 		size_t n = len - done < VFMIG__STREAM_PIECE ? (size_t)(len - done)
 							    : VFMIG__STREAM_PIECE;
 
-		put_piece(w, b + done, n, &fd, at + done);
+		put_piece(w, b + done, n, fd, at + done);
 		done += n;
 	}
 }
@@ -591,7 +589,7 @@ static int write_ram_live(struct vfmig_stream_writer *w, const struct vfmig_stre
 		write_hashed(w, run, sizeof(run));
 		if (r->zero)
 			continue;
-		fd = w->from_file && rp->in_file ? rp->file_fd : -1;
+		fd = rp->in_file ? rp->file_fd : -1;
 		if (w->aside)
 			write_pages(w, r->data, bytes, fd, r->addr);
 		else

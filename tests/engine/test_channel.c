@@ -409,13 +409,12 @@ static void test_write_file(void **state)
 static void test_write_file_refusals(void **state)
 {
 	struct pair p;
-	char uri[160];
+	const char *uri = unix_uri("refuse.sock");
 	uint8_t b[4];
 	int fd = pattern_file(16u << 20), efd = eventfd(0, EFD_CLOEXEC), r;
 	(void)state;
 
 	assert_true(efd >= 0);
-	snprintf(uri, sizeof(uri), "unix:%s", tmp_path("refuse.sock"));
 	open_pair(uri, &p);
 	struct vfmig_io *io = vfmig_chan_io(p.src);
 	assert_int_equal(vfmig_io_write_file(io, efd, 0, 8), -ENOTSUP);
@@ -508,7 +507,7 @@ static void test_pages_from_file(void **state)
 	struct vfmig_io *mem;
 	const uint8_t *ref;
 	size_t ref_len;
-	char uri[160];
+	const char *uri = unix_uri("pages.sock");
 	int fd = memfd_create("chan-pages", MFD_CLOEXEC);
 	uint8_t *map;
 	uint64_t x = 0x9e3779b97f4a7c15ull;
@@ -527,7 +526,6 @@ static void test_pages_from_file(void **state)
 	file_stream(mem, fd, map, false, false);
 	ref = vfmig_io_mem_data(mem, &ref_len);
 	assert_true(ref_len > 289u * FPS); /* every data page is in it */
-	snprintf(uri, sizeof(uri), "unix:%s", tmp_path("pages.sock"));
 	for (int aside = 0; aside < 3; aside++) {
 		struct vfmig_io *m2 = NULL;
 		struct drain_arg d = { .cap = ref_len + 1 };
